@@ -1,0 +1,732 @@
+/**
+ * The arena: one SharedArrayBuffer holding a header, a thread table, an fd table and a heap of
+ * size-classed blocks. Every thread attaches its own `Arena` view and gets a thread slot.
+ *
+ * Allocator: blocks are carved from a bump pointer and never split or merged; freed blocks go to
+ * the freeing thread's cache (LIFO, plain reads and writes: only the owner touches it), overflow
+ * moves half a cache to the size class's global free list (under the class's futex word).
+ * A freed block therefore comes back to the very next allocation of its size on that thread —
+ * exactly what makes a borrowed lock in a freed operation dangle into the next operation.
+ */
+import { threadId } from 'node:worker_threads';
+import { Errors, FenceError, UseAfterFreeError, type UseAfterFreeReport } from '../errors.js';
+import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock } from './futex.js';
+import * as L from './layout.js';
+
+const {
+  B_GEN, B_TAG, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, NO_THREAD, STATE_CACHED, STATE_FREE,
+  STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK,
+  TAG_TYPE_MASK, TAG_TYPE_SHIFT,
+} = L;
+
+export interface ArenaOptions {
+  /** Total bytes of the SharedArrayBuffer (default 32 MiB). */
+  bytes?: number;
+  /** Default lock algorithm for fence and SpinLock words (default `'futex'`). */
+  lockKind?: L.LockKind;
+  /** `true`: stale accesses throw UseAfterFreeError; `'count'`: they are recorded and the access goes on. */
+  sanitize?: boolean | 'count';
+  /** Thread slots (default 64, at most 510). */
+  maxThreads?: number;
+  /** Entries of the sync-file fd table (default 4096). */
+  maxFds?: number;
+}
+
+export interface ArenaStats {
+  capacity: number;
+  /** Bytes of live blocks, headers included. */
+  used: number;
+  /** Bytes held by size classes and thread caches (free, reusable for their size). */
+  reserved: number;
+  live: Record<string, number>;
+  allocs: number;
+  frees: number;
+}
+
+export interface LeakReport {
+  ref: number;
+  type: string;
+  bytes: number;
+  generation: number;
+  /** Thread slot that allocated it. */
+  allocatedBy: number;
+}
+
+export interface CheckReport {
+  /** True when the walk found no structural problem (headers, free lists, caches, counters). */
+  ok: boolean;
+  /** Bytes of live blocks (headers included) other than the arena's permanent ones. */
+  leakedBytes: number;
+  leaks: LeakReport[];
+  problems: string[];
+}
+
+/** Clean-up hooks that higher layers (sync files, runtime) register for a reaped thread slot. */
+export type ReapHook = (arena: Arena, slot: number) => void;
+const reapHooks: ReapHook[] = [];
+/** Registers a hook run when a dead thread's slot is reaped (before its caches are flushed). */
+export function onReap(hook: ReapHook): void {
+  if (!reapHooks.includes(hook)) reapHooks.push(hook);
+}
+
+/** Byte size → size class index (classes ≤ 1024 bytes by table). */
+const SMALL_CLASS = new Uint8Array(65);
+{
+  let c = 0;
+  for (let i = 0; i <= 64; i++) {
+    while (L.SIZE_CLASSES[c] < i * 16) c++;
+    SMALL_CLASS[i] = c;
+  }
+}
+export function sizeClassFor(blockBytes: number): number {
+  if (blockBytes <= 1024) return SMALL_CLASS[(blockBytes + 15) >>> 4];
+  for (let c = 0; c < L.NCLASSES; c++) if (L.SIZE_CLASSES[c] >= blockBytes) return c;
+  return -1;
+}
+
+function selfCheck(hw: number): number {
+  return ((hw >>> 2) ^ 0xa5) & 0xff;
+}
+
+const instances = new Map<number, Arena>();
+
+export class Arena {
+  readonly buffer: SharedArrayBuffer;
+  readonly i32: Int32Array;
+  readonly i64: BigInt64Array;
+  /** This thread's slot. */
+  readonly slot: number;
+  /** Owner id written into lock words: slot + 1. */
+  readonly me: number;
+  /** Word index of this thread's slot. */
+  readonly slotBase: number;
+  readonly sanitize: boolean;
+  /** Sanitizer records instead of throwing. */
+  readonly counting: boolean;
+  readonly lockKindId: number;
+  readonly maxThreads: number;
+  readonly capacity: number;
+  /** Stale accesses this thread recorded in counting mode (the arena-wide count is {@link uafCount}). */
+  readonly uafReports: UseAfterFreeReport[] = [];
+  private readonly cacheBase: number;
+  private readonly heapStartW: number;
+  private detached = false;
+
+  private constructor(buffer: SharedArrayBuffer, slot: number) {
+    this.buffer = buffer;
+    this.i32 = new Int32Array(buffer);
+    this.i64 = new BigInt64Array(buffer);
+    const i32 = this.i32;
+    this.slot = slot;
+    this.me = slot + 1;
+    this.slotBase = i32[L.H_THREAD_TABLE] + slot * i32[L.H_THREAD_STRIDE];
+    this.cacheBase = this.slotBase + L.T_CACHE;
+    this.sanitize = (i32[L.H_FLAGS] & L.ARENA_SANITIZE) !== 0;
+    this.counting = (i32[L.H_FLAGS] & L.ARENA_COUNT) !== 0;
+    this.lockKindId = i32[L.H_LOCK_KIND];
+    this.maxThreads = i32[L.H_MAX_THREADS];
+    this.heapStartW = i32[L.H_HEAP_START] >>> 2;
+    this.capacity = i32[L.H_HEAP_END] - i32[L.H_HEAP_START];
+  }
+
+  /**
+   * Creates an arena and registers the calling thread in slot 0.
+   * Throws FenceError EINVAL for impossible options.
+   */
+  static create(options: ArenaOptions = {}): Arena {
+    const bytes = options.bytes ?? 32 * 1024 * 1024;
+    const maxThreads = options.maxThreads ?? 64;
+    const maxFds = options.maxFds ?? 4096;
+    const kind = L.LOCK_KINDS.indexOf(options.lockKind ?? 'futex');
+    if (kind < 0) throw Errors.invalid(`unknown lock kind ${String(options.lockKind)} (one of ${L.LOCK_KINDS.join(', ')})`);
+    if (!Number.isInteger(maxThreads) || maxThreads < 1 || maxThreads > L.MAX_THREADS_LIMIT)
+      throw Errors.invalid(`maxThreads must be an integer in 1..${L.MAX_THREADS_LIMIT}, got ${maxThreads}`);
+    if (!Number.isInteger(maxFds) || maxFds < 1 || maxFds > 1 << 20)
+      throw Errors.invalid(`maxFds must be an integer in 1..${1 << 20}, got ${maxFds}`);
+    if (!Number.isInteger(bytes) || bytes <= 0 || bytes > L.MAX_ARENA_BYTES)
+      throw Errors.invalid(`bytes must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${bytes}`);
+    const tableW = 256;
+    const fdW = tableW + maxThreads * L.THREAD_STRIDE;
+    const heapStart = Math.ceil(((fdW + maxFds * L.FD_STRIDE) * 4) / 64) * 64;
+    const size = Math.floor(bytes / 64) * 64;
+    if (heapStart + 4096 > size)
+      throw Errors.invalid(`bytes ${bytes} too small for ${maxThreads} threads and ${maxFds} fds (need > ${heapStart + 4096})`);
+    const buffer = new SharedArrayBuffer(size);
+    const i32 = new Int32Array(buffer);
+    i32[L.H_MAGIC] = L.MAGIC;
+    i32[L.H_VERSION] = L.LAYOUT_VERSION;
+    i32[L.H_BYTES] = size;
+    i32[L.H_LOCK_KIND] = kind;
+    const sanitize = options.sanitize ?? false;
+    i32[L.H_FLAGS] = (sanitize ? L.ARENA_SANITIZE : 0) | (sanitize === 'count' ? L.ARENA_COUNT : 0);
+    i32[L.H_MAX_THREADS] = maxThreads;
+    i32[L.H_CONTEXT] = 1;
+    i32[L.H_HEAP_START] = heapStart;
+    i32[L.H_HEAP_TOP] = heapStart;
+    i32[L.H_HEAP_END] = size;
+    i32[L.H_THREAD_TABLE] = tableW;
+    i32[L.H_THREAD_STRIDE] = L.THREAD_STRIDE;
+    i32[L.H_FD_TABLE] = fdW;
+    i32[L.H_FD_CAPACITY] = maxFds;
+    i32[L.H_ARENA_ID] = (Math.random() * 0x7fffffff) | 0 || 1;
+    return Arena.register(buffer);
+  }
+
+  /**
+   * Attaches to an arena created in any thread and registers the calling thread (once per thread:
+   * attaching again returns the same view). Throws EINVAL for a buffer that is not a fencelab arena
+   * or has another layout version, EMFILE when the thread table is full.
+   */
+  static attach(buffer: SharedArrayBuffer): Arena {
+    if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < 4096)
+      throw Errors.invalid('not a fencelab arena: expected a SharedArrayBuffer from Arena.create');
+    const i32 = new Int32Array(buffer);
+    if (i32[L.H_MAGIC] !== L.MAGIC) throw Errors.invalid('not a fencelab arena (bad magic)');
+    if (i32[L.H_VERSION] !== L.LAYOUT_VERSION)
+      throw Errors.invalid(`arena layout version ${i32[L.H_VERSION]}, this fencelab reads version ${L.LAYOUT_VERSION}`);
+    if (i32[L.H_BYTES] !== buffer.byteLength) throw Errors.invalid('arena header size does not match the buffer');
+    const known = instances.get(i32[L.H_ARENA_ID]);
+    if (known && !known.detached) return known;
+    return Arena.register(buffer);
+  }
+
+  private static register(buffer: SharedArrayBuffer): Arena {
+    const i32 = new Int32Array(buffer);
+    const max = i32[L.H_MAX_THREADS];
+    const table = i32[L.H_THREAD_TABLE];
+    const stride = i32[L.H_THREAD_STRIDE];
+    for (let s = 0; s < max; s++) {
+      const base = table + s * stride;
+      if (Atomics.compareExchange(i32, base + L.T_STATE, L.SLOT_FREE, L.SLOT_RESERVED) !== L.SLOT_FREE) continue;
+      // A reaped slot comes back zeroed except for what the reaper folded away; clear the rest.
+      i32.fill(0, base + 1, base + stride);
+      i32[base + L.T_THREAD_ID] = threadId;
+      i32[base + L.T_SERIAL] = Atomics.add(i32, L.H_THREAD_SERIAL, 1) + 1;
+      Atomics.store(i32, base + L.T_STATE, L.SLOT_LIVE);
+      const arena = new Arena(buffer, s);
+      instances.set(i32[L.H_ARENA_ID], arena);
+      return arena;
+    }
+    throw Errors.tooManyThreads(max);
+  }
+
+  /** Default lock algorithm of this arena. */
+  get lockKind(): L.LockKind {
+    return L.LOCK_KINDS[this.lockKindId];
+  }
+
+  /** Stale accesses recorded by the sanitizer across all threads (counting mode). */
+  get uafCount(): number {
+    return Atomics.load(this.i32, L.H_UAF_COUNT);
+  }
+
+  /* ───────────── handles ───────────── */
+
+  /** Handle (offset + generation) of the live block whose header is at word `hw`. */
+  handleOf(hw: number): number {
+    return (this.i32[hw + B_GEN] & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
+  }
+
+  /**
+   * Validates a handle and returns its block's header word index.
+   * Throws EBADF (not a handle, out of bounds, misaligned, freed, stale generation) or EINVAL
+   * (a live block of another type). `type` -1 accepts any type.
+   */
+  resolve(handle: number, type: number, what: string): number {
+    if (typeof handle !== 'number' || !Number.isSafeInteger(handle) || handle <= 0)
+      throw Errors.badHandle(what, handle, 'not a handle');
+    const hw = (handle & HANDLE_OFFSET_MASK) * 2;
+    if (hw < this.heapStartW || hw >= Atomics.load(this.i32, L.H_HEAP_TOP) >>> 2)
+      throw Errors.badHandle(what, handle, 'out of the arena heap');
+    if ((hw & 3) !== 0) throw Errors.badHandle(what, handle, 'misaligned');
+    const i32 = this.i32;
+    const tag = i32[hw + B_TAG];
+    const gen = i32[hw + B_GEN];
+    if (gen >>> 24 !== selfCheck(hw) || (tag & TAG_CLASS_MASK) >= L.NCLASSES)
+      throw Errors.badHandle(what, handle, 'does not point at a block');
+    if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE)
+      throw Errors.badHandle(what, handle, 'block was freed');
+    if ((gen & GEN_MASK) !== Math.floor(handle / HANDLE_OFFSET_SCALE))
+      throw Errors.badHandle(what, handle, 'stale generation (the block was freed and reused)');
+    const t = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+    if (type >= 0 && t !== type)
+      throw Errors.invalid(`handle ${handle} is a ${L.BLOCK_TYPE_NAMES[t] ?? t} block, not a ${what}`);
+    return hw;
+  }
+
+  /** Byte size of the payload of the live block at header word `hw`. */
+  payloadBytes(hw: number): number {
+    return L.SIZE_CLASSES[this.i32[hw + B_TAG] & TAG_CLASS_MASK] - L.BLOCK_HEADER_BYTES;
+  }
+
+  /** Generation (low 24 bits) of the block at header word `hw`. */
+  generationAt(hw: number): number {
+    return this.i32[hw + B_GEN] & GEN_MASK;
+  }
+
+  /** True when the block at `hw` is live with generation `gen`. */
+  isLive(hw: number, gen: number): boolean {
+    const i32 = this.i32;
+    return (
+      ((i32[hw + B_TAG] >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) === STATE_LIVE && (i32[hw + B_GEN] & GEN_MASK) === gen
+    );
+  }
+
+  /* ───────────── allocation ───────────── */
+
+  /**
+   * Allocates a zeroed raw block of at least `bytes` payload bytes (a driver's operation struct).
+   * Threads: any attached thread. Returns its handle. Throws EINVAL for a bad size, ENOMEM when
+   * the arena is exhausted (nothing changed).
+   */
+  alloc(bytes: number, type: number = L.BlockType.RAW): number {
+    if (!Number.isInteger(bytes) || bytes <= 0) throw Errors.invalid(`alloc size must be a positive integer, got ${bytes}`);
+    if (!Number.isInteger(type) || type <= 0 || type >= L.NTYPES) throw Errors.invalid(`bad block type ${type}`);
+    const hw = this.allocBlock(bytes + L.BLOCK_HEADER_BYTES, type);
+    this.i32.fill(0, hw + L.BLOCK_HEADER_WORDS, hw + (this.payloadBytes(hw) >>> 2) + L.BLOCK_HEADER_WORDS);
+    return this.handleOf(hw);
+  }
+
+  /**
+   * Frees a block by handle. Throws EBADF for a stale, freed or forged handle (nothing changes).
+   * `type` -1 accepts any type; the typed APIs pass theirs.
+   */
+  free(ref: number, type = -1): void {
+    this.freeBlock(this.resolve(ref, type, 'block'));
+  }
+
+  /**
+   * Hot-path allocation: returns the header word index of a live block of `blockBytes` (header
+   * included) and type `type`. The payload is not cleared (poison in sanitize mode is checked and
+   * cleared). Throws ENOMEM.
+   */
+  allocBlock(blockBytes: number, type: number): number {
+    const cls = sizeClassFor(blockBytes);
+    if (cls < 0) throw Errors.noMemory(blockBytes, this.capacity);
+    const i32 = this.i32;
+    const cb = this.cacheBase + cls * L.CACHE_STRIDE;
+    let n = i32[cb];
+    if (n === 0) n = this.refill(cls, cb, blockBytes);
+    const hw = i32[cb + n];
+    i32[cb] = n - 1;
+    const tag = i32[hw + B_TAG];
+    if (this.sanitize) this.checkPoison(hw, cls);
+    i32[hw + B_TAG] =
+      cls |
+      (type << TAG_TYPE_SHIFT) |
+      (STATE_LIVE << TAG_STATE_SHIFT) |
+      (this.slot << TAG_ALLOC_SHIFT) |
+      (tag & (TAG_THREAD_MASK << TAG_FREE_SHIFT));
+    const g = i32[hw + B_GEN];
+    i32[hw + B_GEN] = (((g & GEN_MASK) + 1) & GEN_MASK || 1) | (g & ~GEN_MASK);
+    const sb = this.slotBase;
+    i32[sb + L.T_ALLOCS]++;
+    i32[sb + L.T_LIVE + type]++;
+    return hw;
+  }
+
+  /** Hot-path free of the live block at header word `hw` (already validated by the caller). */
+  freeBlock(hw: number): void {
+    const i32 = this.i32;
+    const tag = i32[hw + B_TAG];
+    if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE)
+      throw Errors.badHandle('block', hw, 'double free');
+    const cls = tag & TAG_CLASS_MASK;
+    const type = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+    const next =
+      (tag & ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK << TAG_FREE_SHIFT))) |
+      (STATE_CACHED << TAG_STATE_SHIFT) |
+      (this.slot << TAG_FREE_SHIFT);
+    if (this.sanitize) {
+      // Two threads racing to free one block: exactly one wins the compare-exchange.
+      if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) throw Errors.badHandle('block', hw, 'double free');
+      i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
+      Atomics.add(i32, L.H_FREE_SERIAL, 1);
+    } else {
+      i32[hw + B_TAG] = next;
+    }
+    const cb = this.cacheBase + cls * L.CACHE_STRIDE;
+    let n = i32[cb];
+    if (n === L.CACHE_CAP) n = this.flush(cls, cb, L.CACHE_CAP >>> 1);
+    i32[cb + n + 1] = hw;
+    i32[cb] = n + 1;
+    const sb = this.slotBase;
+    i32[sb + L.T_FREES]++;
+    i32[sb + L.T_LIVE + type]--;
+  }
+
+  private checkPoison(hw: number, cls: number): void {
+    const i32 = this.i32;
+    const end = hw + (L.SIZE_CLASSES[cls] >>> 2);
+    // Word 0 of a free payload is the free-list link; the rest must still be poison.
+    for (let w = hw + L.BLOCK_HEADER_WORDS + 1; w < end; w++) {
+      if (i32[w] !== L.POISON && i32[hw + B_GEN] & GEN_MASK) {
+        Atomics.add(i32, L.H_PROBLEMS, 1);
+        break;
+      }
+    }
+  }
+
+  /** Moves up to CACHE_CAP/2 blocks of class `cls` into this thread's cache; returns the new count. */
+  private refill(cls: number, cb: number, blockBytes: number): number {
+    const i32 = this.i32;
+    const cl = L.H_CLASSES + cls * L.CL_STRIDE;
+    let n = 0;
+    if (Atomics.load(i32, cl + L.CL_COUNT) > 0) {
+      this.lockClass(cl);
+      let head = i32[cl + L.CL_HEAD];
+      while (head !== 0 && n < L.CACHE_CAP >>> 1) {
+        i32[cb + ++n] = head;
+        i32[head + B_TAG] = (i32[head + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_CACHED << TAG_STATE_SHIFT);
+        head = i32[head + L.BLOCK_HEADER_WORDS];
+      }
+      i32[cl + L.CL_HEAD] = head;
+      i32[cl + L.CL_COUNT] -= n;
+      futexUnlock(i32, cl + L.CL_LOCK);
+      // Reverse so the most recently freed block is popped first (LIFO across the hand-over).
+      for (let a = cb + 1, b = cb + n; a < b; a++, b--) {
+        const t = i32[a];
+        i32[a] = i32[b];
+        i32[b] = t;
+      }
+    }
+    if (n > 0) {
+      i32[cb] = n;
+      return n;
+    }
+    // Carve fresh blocks from the bump pointer: a batch for small classes amortises the CAS.
+    const size = L.SIZE_CLASSES[cls];
+    const end = i32[L.H_HEAP_END];
+    let want = size <= 256 ? 8 : 1;
+    for (;;) {
+      const top = Atomics.load(i32, L.H_HEAP_TOP);
+      const room = Math.floor((end - top) / size);
+      if (room <= 0) {
+        // Before giving up, see if another thread flushed blocks of this class meanwhile.
+        if (Atomics.load(i32, cl + L.CL_COUNT) > 0) return this.refill(cls, cb, blockBytes);
+        throw Errors.noMemory(blockBytes - L.BLOCK_HEADER_BYTES, this.capacity);
+      }
+      const take = Math.min(want, room);
+      if (Atomics.compareExchange(i32, L.H_HEAP_TOP, top, top + take * size) !== top) continue;
+      for (let k = take - 1; k >= 0; k--) {
+        const hw = (top + k * size) >>> 2;
+        i32[hw + B_TAG] = cls | (STATE_CACHED << TAG_STATE_SHIFT) | (NO_THREAD << TAG_ALLOC_SHIFT) | (NO_THREAD << TAG_FREE_SHIFT);
+        i32[hw + B_GEN] = selfCheck(hw) << 24;
+        if (this.sanitize) i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (size >>> 2));
+        i32[cb + ++n] = hw;
+      }
+      want = 0;
+      i32[cb] = n;
+      return n;
+    }
+  }
+
+  /** Moves the `k` oldest cached blocks of class `cls` to its global free list; returns the new count. */
+  private flush(cls: number, cb: number, k: number): number {
+    const i32 = this.i32;
+    const cl = L.H_CLASSES + cls * L.CL_STRIDE;
+    const n = i32[cb];
+    this.lockClass(cl);
+    let head = i32[cl + L.CL_HEAD];
+    for (let j = 1; j <= k; j++) {
+      const hw = i32[cb + j];
+      i32[hw + B_TAG] = (i32[hw + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_FREE << TAG_STATE_SHIFT);
+      i32[hw + L.BLOCK_HEADER_WORDS] = head;
+      head = hw;
+    }
+    i32[cl + L.CL_HEAD] = head;
+    i32[cl + L.CL_COUNT] += k;
+    futexUnlock(i32, cl + L.CL_LOCK);
+    i32.copyWithin(cb + 1, cb + 1 + k, cb + 1 + n);
+    i32[cb] = n - k;
+    return n - k;
+  }
+
+  private lockClass(cl: number): void {
+    if (futexLock(this.i32, cl + L.CL_LOCK, this.me, Infinity) === ACQ_TIMEOUT)
+      throw Errors.deadlock('allocator class lock taken recursively');
+  }
+
+  /* ───────────── sanitizer ───────────── */
+
+  /**
+   * Sanitizer check at an access: the block at `hw` must be live with generation `gen`.
+   * Returns true when it is. On a stale access: throws UseAfterFreeError, or in counting mode
+   * records it (arena-wide count and this thread's report list) and returns false.
+   */
+  checkAccess(hw: number, gen: number, access: string, fence: number): boolean {
+    const i32 = this.i32;
+    const tag = i32[hw + B_TAG];
+    const state = (tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK;
+    const cur = i32[hw + B_GEN] & GEN_MASK;
+    if (state === STATE_LIVE && cur === gen) return true;
+    const live = state === STATE_LIVE;
+    const report: UseAfterFreeReport = {
+      access,
+      fence,
+      block: hw * 4,
+      takenGeneration: gen,
+      currentGeneration: cur,
+      freedBy: threadField(tag >>> TAG_FREE_SHIFT),
+      nowType: live ? (L.BLOCK_TYPE_NAMES[(tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK] ?? 'unknown') : 'free',
+      nowOwner: live ? threadField(tag >>> TAG_ALLOC_SHIFT) : -1,
+      thread: this.slot,
+    };
+    Atomics.add(i32, L.H_UAF_COUNT, 1);
+    if (!this.counting) throw new UseAfterFreeError(report);
+    if (this.uafReports.length < 1000) this.uafReports.push(report);
+    return false;
+  }
+
+  /* ───────────── contexts ───────────── */
+
+  /** Reserves `n` consecutive fence contexts; returns the first (the first ever is 1). */
+  contextAlloc(n = 1): number {
+    if (!Number.isInteger(n) || n < 1 || n > 1 << 20) throw Errors.invalid(`context count must be in 1..${1 << 20}, got ${n}`);
+    const first = Atomics.add(this.i32, L.H_CONTEXT, n);
+    if (first + n > 0x7fffffff) throw Errors.invalid('fence contexts exhausted');
+    return first;
+  }
+
+  /* ───────────── statistics and consistency ───────────── */
+
+  /** Word index of thread slot `s`. */
+  slotWord(s: number): number {
+    return this.i32[L.H_THREAD_TABLE] + s * this.i32[L.H_THREAD_STRIDE];
+  }
+
+  stats(): ArenaStats {
+    const i32 = this.i32;
+    let allocs = i32[L.H_REAPED_ALLOCS];
+    let frees = i32[L.H_REAPED_FREES];
+    const liveByType = new Array<number>(L.NTYPES).fill(0);
+    for (let t = 0; t < L.NTYPES; t++) liveByType[t] = i32[L.H_REAPED_LIVE + t];
+    for (let s = 0; s < this.maxThreads; s++) {
+      const b = this.slotWord(s);
+      if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
+      allocs += i32[b + L.T_ALLOCS];
+      frees += i32[b + L.T_FREES];
+      for (let t = 0; t < L.NTYPES; t++) liveByType[t] += i32[b + L.T_LIVE + t];
+    }
+    const live: Record<string, number> = {};
+    liveByType.forEach((c, t) => {
+      if (c !== 0) live[L.BLOCK_TYPE_NAMES[t] ?? `type${t}`] = c;
+    });
+    let used = 0;
+    let reserved = 0;
+    this.walk((hw, size, state) => {
+      if (state === STATE_LIVE) used += size;
+      else reserved += size;
+    });
+    return { capacity: this.capacity, used, reserved, live, allocs, frees };
+  }
+
+  /** Calls `fn` for every carved block, in address order. Racy while other threads allocate. */
+  walk(fn: (hw: number, size: number, state: number, type: number) => void): string | null {
+    const i32 = this.i32;
+    const top = Atomics.load(i32, L.H_HEAP_TOP) >>> 2;
+    for (let hw = this.heapStartW; hw < top; ) {
+      const tag = i32[hw + B_TAG];
+      const cls = tag & TAG_CLASS_MASK;
+      if (cls >= L.NCLASSES || i32[hw + B_GEN] >>> 24 !== selfCheck(hw))
+        return `corrupt block header at byte ${hw * 4}: the heap cannot be walked past it`;
+      const size = L.SIZE_CLASSES[cls];
+      fn(hw, size, (tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK, (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK);
+      hw += size >>> 2;
+    }
+    return null;
+  }
+
+  /**
+   * Walks the whole arena: every block header, every free list, every thread cache and the live
+   * counters must agree. Live blocks are reported as leaks (the stub fence excepted).
+   * Threads: call when no other thread is allocating (the walk is not atomic).
+   */
+  check(): CheckReport {
+    const i32 = this.i32;
+    const problems: string[] = [];
+    const leaks: LeakReport[] = [];
+    let leakedBytes = 0;
+    const states = new Map<number, number>();
+    const liveByType = new Array<number>(L.NTYPES).fill(0);
+    const stub = i32[L.H_STUB];
+    const walkError = this.walk((hw, size, state, type) => {
+      states.set(hw, state);
+      if (state === STATE_LIVE) {
+        liveByType[type]++;
+        const payload = hw + L.BLOCK_HEADER_WORDS;
+        if (payload === stub) return;
+        const tag = i32[hw + B_TAG];
+        leakedBytes += size;
+        if (leaks.length < 1000)
+          leaks.push({
+            ref: this.handleOf(hw),
+            type: L.BLOCK_TYPE_NAMES[type] ?? String(type),
+            bytes: size,
+            generation: i32[hw + B_GEN] & GEN_MASK,
+            allocatedBy: threadField(tag >>> TAG_ALLOC_SHIFT),
+          });
+      } else if (state !== STATE_FREE && state !== STATE_CACHED) {
+        problems.push(`block at byte ${hw * 4} has invalid state ${state}`);
+      }
+    });
+    if (walkError) problems.push(walkError);
+    const seen = new Set<number>();
+    for (let cls = 0; cls < L.NCLASSES; cls++) {
+      const cl = L.H_CLASSES + cls * L.CL_STRIDE;
+      if (i32[cl + L.CL_LOCK] & L.LOCK_OWNER_MASK) problems.push(`size class ${cls} lock is held`);
+      let n = 0;
+      for (let hw = i32[cl + L.CL_HEAD]; hw !== 0; hw = i32[hw + L.BLOCK_HEADER_WORDS]) {
+        if (states.get(hw) !== STATE_FREE) {
+          problems.push(`free list of class ${cls} links block at byte ${hw * 4} in state ${states.get(hw) ?? 'none'}`);
+          break;
+        }
+        if ((i32[hw + B_TAG] & TAG_CLASS_MASK) !== cls) problems.push(`block at byte ${hw * 4} on the wrong free list`);
+        if (seen.has(hw)) {
+          problems.push(`block at byte ${hw * 4} appears twice in free lists`);
+          break;
+        }
+        seen.add(hw);
+        n++;
+      }
+      if (n !== i32[cl + L.CL_COUNT]) problems.push(`free list of class ${cls} holds ${n} blocks, count says ${i32[cl + L.CL_COUNT]}`);
+    }
+    for (let s = 0; s < this.maxThreads; s++) {
+      const b = this.slotWord(s);
+      if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
+      for (let cls = 0; cls < L.NCLASSES; cls++) {
+        const cb = b + L.T_CACHE + cls * L.CACHE_STRIDE;
+        const n = i32[cb];
+        if (n < 0 || n > L.CACHE_CAP) {
+          problems.push(`thread ${s} cache of class ${cls} has count ${n}`);
+          continue;
+        }
+        for (let j = 1; j <= n; j++) {
+          const hw = i32[cb + j];
+          if (states.get(hw) !== STATE_CACHED) problems.push(`thread ${s} caches block at byte ${hw * 4} in state ${states.get(hw) ?? 'none'}`);
+          if (seen.has(hw)) problems.push(`block at byte ${hw * 4} is cached twice`);
+          seen.add(hw);
+        }
+      }
+    }
+    for (const [hw, st] of states) if (st !== STATE_LIVE && !seen.has(hw)) problems.push(`free block at byte ${hw * 4} is on no list (lost)`);
+    const counted = this.stats().live;
+    for (let t = 1; t < L.NTYPES; t++) {
+      const name = L.BLOCK_TYPE_NAMES[t] ?? `type${t}`;
+      if ((counted[name] ?? 0) !== liveByType[t]) problems.push(`live ${name} counter says ${counted[name] ?? 0}, walk found ${liveByType[t]}`);
+    }
+    const p = Atomics.load(i32, L.H_PROBLEMS);
+    if (p) problems.push(`${p} freed block(s) were written after free (poison overwritten)`);
+    return { ok: problems.length === 0, leakedBytes, leaks, problems };
+  }
+
+  /* ───────────── thread slots ───────────── */
+
+  /** Thread slots whose occupant has Node threadId `tid` (live ones). */
+  slotsOfThread(tid: number): number[] {
+    const out: number[] = [];
+    for (let s = 0; s < this.maxThreads; s++) {
+      const b = this.slotWord(s);
+      if (Atomics.load(this.i32, b + L.T_STATE) === L.SLOT_LIVE && this.i32[b + L.T_THREAD_ID] === tid) out.push(s);
+    }
+    return out;
+  }
+
+  /**
+   * Reaps a dead thread's slot: releases every lock it held (marked owner-died), runs the higher
+   * layers' hooks (fds, fences, callbacks), returns its cached blocks to the free lists and folds
+   * its statistics into the header. Threads: any live thread except the dead one.
+   */
+  reapSlot(s: number): void {
+    const i32 = this.i32;
+    const b = this.slotWord(s);
+    if (s === this.slot) throw Errors.invalid('a thread cannot reap its own slot');
+    if (Atomics.compareExchange(i32, b + L.T_STATE, L.SLOT_LIVE, L.SLOT_DEAD) !== L.SLOT_LIVE) return;
+    const dead = s + 1;
+    // Locks: the robust list, the one being acquired, and the allocator's own class locks.
+    const pending = i32[b + L.T_ROBUST_PENDING];
+    if (pending > 0) releaseDeadWord(i32, pending, dead);
+    const n = Math.min(i32[b + L.T_ROBUST_COUNT], L.ROBUST_CAP);
+    for (let j = 0; j < n; j++) releaseDeadWord(i32, i32[b + L.T_ROBUST + j], dead);
+    for (let cls = 0; cls < L.NCLASSES; cls++) futexReleaseDead(i32, L.H_CLASSES + cls * L.CL_STRIDE + L.CL_LOCK, dead);
+    for (const hook of reapHooks) hook(this, s);
+    this.releaseSlot(s);
+  }
+
+  /** Flushes slot `s`'s caches to the free lists, folds its counters away and frees the slot. */
+  private releaseSlot(s: number): void {
+    const i32 = this.i32;
+    const b = this.slotWord(s);
+    for (let cls = 0; cls < L.NCLASSES; cls++) {
+      const cb = b + L.T_CACHE + cls * L.CACHE_STRIDE;
+      const n = i32[cb];
+      if (n > 0) {
+        const cl = L.H_CLASSES + cls * L.CL_STRIDE;
+        this.lockClass(cl);
+        let head = i32[cl + L.CL_HEAD];
+        for (let j = 1; j <= n; j++) {
+          const hw = i32[cb + j];
+          i32[hw + B_TAG] = (i32[hw + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_FREE << TAG_STATE_SHIFT);
+          i32[hw + L.BLOCK_HEADER_WORDS] = head;
+          head = hw;
+        }
+        i32[cl + L.CL_HEAD] = head;
+        i32[cl + L.CL_COUNT] += n;
+        futexUnlock(i32, cl + L.CL_LOCK);
+        i32[cb] = 0;
+      }
+    }
+    Atomics.add(i32, L.H_REAPED_ALLOCS, i32[b + L.T_ALLOCS]);
+    Atomics.add(i32, L.H_REAPED_FREES, i32[b + L.T_FREES]);
+    for (let t = 0; t < L.NTYPES; t++) Atomics.add(i32, L.H_REAPED_LIVE + t, i32[b + L.T_LIVE + t]);
+    i32.fill(0, b + 1, b + L.T_CACHE);
+    Atomics.store(i32, b + L.T_STATE, L.SLOT_FREE);
+  }
+
+  /**
+   * Leaves the arena: this thread's caches go back to the free lists and its slot is freed.
+   * Throws EBUSY while this thread still holds locks. The view is unusable afterwards.
+   */
+  detach(): void {
+    if (this.detached) return;
+    if (this.i32[this.slotBase + L.T_ROBUST_COUNT] > 0) throw Errors.busy('detach while holding locks');
+    this.detached = true;
+    instances.delete(this.i32[L.H_ARENA_ID]);
+    for (const hook of reapHooks) hook(this, this.slot);
+    this.releaseSlot(this.slot);
+  }
+
+  /** True once {@link detach} ran. */
+  get isDetached(): boolean {
+    return this.detached;
+  }
+}
+
+function threadField(v: number): number {
+  const t = v & TAG_THREAD_MASK;
+  return t === NO_THREAD ? -1 : t;
+}
+
+/** Releases any kind of lock word held by `dead` (ticket words advance their serving count). */
+export function releaseDeadWord(i32: Int32Array, idx: number, dead: number): void {
+  for (;;) {
+    const old = Atomics.load(i32, idx);
+    if ((old & L.LOCK_OWNER_MASK) !== dead) return;
+    // A held ticket word has next ≠ serving; other kinds keep those bits zero.
+    const isTicket =
+      ((old >>> L.LOCK_TICKET_NEXT_SHIFT) & L.LOCK_TICKET_MASK) !== ((old >>> L.LOCK_TICKET_SERVING_SHIFT) & L.LOCK_TICKET_MASK);
+    const next = (isTicket ? ticketReleased(old) : old & ~L.LOCK_OWNER_MASK) | L.LOCK_DIED;
+    if (Atomics.compareExchange(i32, idx, old, next) === old) {
+      Atomics.notify(i32, idx);
+      return;
+    }
+  }
+}
+
+/** A ticket word with its owner cleared and its serving count advanced. */
+export function ticketReleased(old: number): number {
+  const serving = ((old >>> L.LOCK_TICKET_SERVING_SHIFT) + 1) & L.LOCK_TICKET_MASK;
+  return ((old & ~L.LOCK_OWNER_MASK & 0x00ffffff) | (serving << L.LOCK_TICKET_SERVING_SHIFT)) | 0;
+}
+
+export { FenceError };

@@ -1,0 +1,84 @@
+/**
+ * The owner-recording futex word (Drepper's "mutex 2" with the holder's thread slot in the word).
+ * The arena's internal locks (size-class free lists, stub creation) use it, and so does the
+ * `futex` lock kind in `src/locks/`: one implementation serves both.
+ *
+ * Word: 0 free; otherwise `owner | LOCK_WAITERS? | LOCK_DIED?` with `owner` = thread slot + 1.
+ */
+import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_WAITERS } from './layout.js';
+
+/** Spins before sleeping: tens of µs catch short critical sections without a ~13–120 µs futex wake. */
+export const FUTEX_SPINS = 200;
+
+/** Result of an acquisition: 0 timed out, 1 acquired, 2 acquired from a holder that died. */
+export const ACQ_TIMEOUT = 0;
+export const ACQ_OK = 1;
+export const ACQ_OWNER_DIED = 2;
+
+/**
+ * Acquires the futex word at `idx` for owner `me` (slot + 1).
+ * Threads: any; on Node's main thread a contended wait blocks the event loop.
+ * Returns ACQ_OK, ACQ_OWNER_DIED, or ACQ_TIMEOUT once `deadline` (performance.now() ms) passes.
+ */
+export function futexLock(i32: Int32Array, idx: number, me: number, deadline: number): number {
+  let old = Atomics.compareExchange(i32, idx, 0, me);
+  if (old === 0) return ACQ_OK;
+  for (let spin = 0; spin < FUTEX_SPINS; spin++) {
+    if ((old & LOCK_OWNER_MASK) === 0) {
+      // Keep LOCK_WAITERS if it is set: sleepers may still be queued behind us.
+      const seen = Atomics.compareExchange(i32, idx, old, me | (old & LOCK_WAITERS));
+      if (seen === old) return old & LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
+      old = seen;
+      continue;
+    }
+    old = Atomics.load(i32, idx);
+  }
+  for (;;) {
+    old = Atomics.load(i32, idx);
+    if ((old & LOCK_OWNER_MASK) === 0) {
+      // Taking it after a sleep: we cannot know whether others sleep, so leave the waiters bit set.
+      const seen = Atomics.compareExchange(i32, idx, old, me | LOCK_WAITERS);
+      if (seen === old) return old & LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
+      continue;
+    }
+    if ((old & LOCK_OWNER_MASK) === me) return ACQ_TIMEOUT; // caller checks recursion before us
+    if ((old & LOCK_WAITERS) === 0) {
+      // Publish that we sleep before sleeping: the holder's unlock reads this bit to decide on notify.
+      if (Atomics.compareExchange(i32, idx, old, old | LOCK_WAITERS) !== old) continue;
+      old |= LOCK_WAITERS;
+    }
+    const left = deadline - performance.now();
+    if (left <= 0) return ACQ_TIMEOUT;
+    Atomics.wait(i32, idx, old, left === Infinity ? undefined : left);
+  }
+}
+
+/** Try once: ACQ_OK / ACQ_OWNER_DIED, or ACQ_TIMEOUT when held. */
+export function futexTryLock(i32: Int32Array, idx: number, me: number): number {
+  const old = Atomics.load(i32, idx);
+  if ((old & LOCK_OWNER_MASK) !== 0) return ACQ_TIMEOUT;
+  if (Atomics.compareExchange(i32, idx, old, me | (old & LOCK_WAITERS)) !== old) return ACQ_TIMEOUT;
+  return old & LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
+}
+
+/** Releases a futex word the caller holds (ownership checked by the caller). Wakes one sleeper. */
+export function futexUnlock(i32: Int32Array, idx: number): void {
+  const old = Atomics.exchange(i32, idx, 0);
+  if (old & LOCK_WAITERS) Atomics.notify(i32, idx, 1);
+}
+
+/**
+ * Releases a word held by a dead owner `dead` (slot + 1) and marks it LOCK_DIED so the next
+ * locker is told. Returns true when the word was held by `dead`.
+ */
+export function futexReleaseDead(i32: Int32Array, idx: number, dead: number): boolean {
+  for (;;) {
+    const old = Atomics.load(i32, idx);
+    if ((old & LOCK_OWNER_MASK) !== dead) return false;
+    const next = (old & ~LOCK_OWNER_MASK) | LOCK_DIED;
+    if (Atomics.compareExchange(i32, idx, old, next) === old) {
+      Atomics.notify(i32, idx);
+      return true;
+    }
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The one file that knows where things are in the arena. Every other module reads shared memory
+ * through the named offsets defined here (piscina habit: no bare index into a typed array elsewhere).
+ *
+ * Units: offsets named `H_*`, `T_*`, `F_*`, `CB_*` are Int32 word indices relative to a base word
+ * index; byte offsets are named `...Bytes` or `off`.
+ */
+
+export const MAGIC = 0x46454e43; // 'FENC'
+export const LAYOUT_VERSION = 3;
+
+/* ───────────── arena header (word indices from 0) ───────────── */
+export const H_MAGIC = 0;
+export const H_VERSION = 1;
+export const H_BYTES = 2;
+export const H_LOCK_KIND = 3;
+export const H_FLAGS = 4; // ARENA_SANITIZE | ARENA_COUNT
+export const H_MAX_THREADS = 5;
+export const H_CONTEXT = 6; // next fence context (first is 1; 0 is the stub's)
+export const H_HEAP_START = 7; // bytes
+export const H_HEAP_TOP = 8; // bytes, bump pointer (Atomics)
+export const H_HEAP_END = 9; // bytes
+export const H_UAF_COUNT = 10; // use-after-free accesses recorded by the sanitizer (all threads)
+export const H_STUB = 11; // word index of the permanent stub fence (0 until first use)
+export const H_STUB_LOCK = 12; // spin word guarding stub creation
+export const H_THREAD_TABLE = 13; // word index of the thread table
+export const H_THREAD_STRIDE = 14; // words per thread slot
+export const H_FD_TABLE = 15; // word index of the sync-file fd table
+export const H_FD_CAPACITY = 16;
+export const H_REAPED_ALLOCS = 17; // statistics folded in from reaped thread slots
+export const H_REAPED_FREES = 18;
+export const H_FREE_SERIAL = 19; // counts frees, to name "the free" in sanitizer reports
+export const H_PROBLEMS = 20; // integrity problems seen by the allocator (double free, poison overwritten)
+export const H_THREAD_SERIAL = 21; // incremented on every thread registration
+export const H_REAPED_LIVE = 24; // NTYPES words: live-count deltas folded in from reaped slots
+export const H_CLASSES = 64; // per size class: CL_STRIDE words
+export const CL_LOCK = 0;
+export const CL_HEAD = 1; // word index of first free block header (0 = empty)
+export const CL_COUNT = 2;
+export const CL_STRIDE = 4;
+
+export const ARENA_SANITIZE = 1;
+export const ARENA_COUNT = 2; // sanitizer records instead of throwing
+
+/* ───────────── block header (2 words before every payload) ───────────── */
+export const BLOCK_HEADER_WORDS = 2;
+export const BLOCK_HEADER_BYTES = 8;
+export const B_TAG = 0; // class | type | state | allocThread | freeThread
+export const B_GEN = 1; // generation (low 24 bits) | self-check byte (high 8 bits)
+
+export const TAG_CLASS_MASK = 0x3f;
+export const TAG_TYPE_SHIFT = 6;
+export const TAG_TYPE_MASK = 0x3f;
+export const TAG_STATE_SHIFT = 12;
+export const TAG_STATE_MASK = 0x3;
+export const TAG_ALLOC_SHIFT = 14;
+export const TAG_FREE_SHIFT = 23;
+export const TAG_THREAD_MASK = 0x1ff;
+export const NO_THREAD = 0x1ff;
+
+export const STATE_LIVE = 1;
+export const STATE_FREE = 2; // on a global free list
+export const STATE_CACHED = 3; // in a thread's cache
+
+export const GEN_MASK = 0xffffff;
+export const HANDLE_OFFSET_BITS = 28;
+export const HANDLE_OFFSET_SCALE = 2 ** HANDLE_OFFSET_BITS;
+export const HANDLE_OFFSET_MASK = HANDLE_OFFSET_SCALE - 1;
+export const MAX_ARENA_BYTES = HANDLE_OFFSET_SCALE * 8; // 2 GiB
+
+/** Value written over freed payload words in sanitize mode. */
+export const POISON = 0x5afe_dead | 0;
+
+/** Block types (the type tag in every block header). */
+export const BlockType = {
+  FREE: 0,
+  RAW: 1,
+  LOCK: 2,
+  FENCE: 3,
+  CALLBACK: 4,
+  SLOTS: 5, // child list of a fence array
+  SYNC_FILE: 6,
+  TIMELINE: 7,
+  OPERATION: 8,
+  INTERNAL: 9,
+} as const;
+export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal'];
+export const NTYPES = 16;
+
+/** Block sizes, header included. Multiples of 16 so payloads stay 8-byte aligned. */
+export const SIZE_CLASSES = [
+  16, 32, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 8192, 16384,
+  32768, 65536, 131072, 262144, 524288, 1048576, 2097152, 4194304, 8388608,
+];
+export const NCLASSES = SIZE_CLASSES.length;
+
+/* ───────────── thread slot (T_* relative to the slot's base word) ───────────── */
+export const T_STATE = 0; // SLOT_FREE / SLOT_LIVE / SLOT_DEAD
+export const T_THREAD_ID = 1; // Node threadId of the occupant
+export const T_DOORBELL = 2; // bumped (and notified) when the inbox gets work
+export const T_INBOX = 3; // head of a lock-free stack of callback nodes queued for this thread
+export const T_DISPATCHING = 4; // 1 while a dispatcher listens on the doorbell
+export const T_WAKE = 5; // per-thread wake word for waitAny
+export const T_ALLOCS = 6;
+export const T_FREES = 7;
+export const T_ROBUST_PENDING = 8; // lock word index being acquired (robust-futex "list_op_pending")
+export const T_ROBUST_COUNT = 9;
+export const T_PENDING_CBS = 10; // callbacks owned by this slot not yet run
+export const T_SERIAL = 11; // registration serial of the occupant
+export const T_ROBUST = 16; // ROBUST_CAP lock word indices held, in acquisition order
+export const ROBUST_CAP = 32;
+export const T_LIVE = T_ROBUST + ROBUST_CAP; // NTYPES live-count deltas
+export const T_CACHE = T_LIVE + NTYPES; // per class: [count, CACHE_CAP entries]
+export const CACHE_CAP = 32;
+export const CACHE_STRIDE = CACHE_CAP + 1;
+export const THREAD_STRIDE = T_CACHE + NCLASSES * CACHE_STRIDE;
+
+export const SLOT_FREE = 0;
+export const SLOT_LIVE = 1;
+export const SLOT_DEAD = 2;
+export const SLOT_RESERVED = 3; // claimed, being initialised
+
+/* ───────────── fence (F_* relative to the payload's first word) ───────────── */
+export const F_FLAGS = 0; // flag bits; also the futex word waiters sleep on
+export const F_LOCK = 1; // union: inline lock word, or word index of the borrowed lock
+export const F_LENDER = 2; // word index of the lender block's header (borrowed), 0 inline
+export const F_LENDER_GEN = 3; // generation of the lender block when the fence borrowed it
+export const F_OPS = 4; // ops id (hash of the ops name)
+export const F_CB_HEAD = 5; // word index of the first callback node (0 = none)
+export const F_REFCOUNT = 6;
+export const F_ERROR = 7;
+export const F_CONTEXT = 8;
+export const F_SEQNO_LO = 9;
+export const F_SEQNO_HI = 10;
+export const F_CB_TAIL = 11;
+export const F_TIMESTAMP = 12; // BigInt64 at word 12 (byte 48 of the payload, 8-byte aligned)
+export const FENCE_WORDS = 14;
+export const FENCE_BYTES = FENCE_WORDS * 4; // 56: with the 8-byte header, one 64-byte block
+
+/** Fence flag bits, in the kernel's order, then user bits; WAITERS tells signal() to notify. */
+export const FLAG_INITIALIZED = 1 << 0;
+export const FLAG_INLINE_LOCK = 1 << 1;
+export const FLAG_SEQNO64 = 1 << 2;
+export const FLAG_SIGNALED = 1 << 3;
+export const FLAG_TIMESTAMP = 1 << 4;
+export const FLAG_ENABLE_SIGNAL = 1 << 5;
+export const FLAG_USER_SHIFT = 8;
+export const FLAG_WAITERS = 1 << 30;
+
+/* ───────────── callback node (CB_* relative to payload) ───────────── */
+export const CB_FENCE = 0; // word index of the fence payload
+export const CB_NEXT = 1;
+export const CB_PREV = 2;
+export const CB_OWNER = 3; // thread slot that runs it
+export const CB_TOKEN = 4; // key of the function in the owner's table
+export const CB_STATE = 5; // CBS_*
+export const CB_KIND = 6; // CBK_FN (owner runs a function) or CBK_WAKE (signaler bumps a word)
+export const CB_TARGET = 7; // CBK_WAKE: word index to bump and notify; CBK_FN: owner's registration serial
+export const CB_WORDS = 8;
+export const CBS_PENDING = 1;
+export const CBS_QUEUED = 2; // detached by signal, waiting in the owner's inbox
+export const CBS_DONE = 3;
+export const CBK_FN = 0;
+export const CBK_WAKE = 1;
+
+/* ───────────── lock word bits ───────────── */
+export const LOCK_OWNER_MASK = 0x3ff; // thread slot + 1 of the holder (0 = free)
+export const LOCK_WAITERS = 1 << 10; // futex kind: somebody sleeps on the word
+export const LOCK_DIED = 1 << 11; // the last holder died; the next locker is told (EOWNERDEAD)
+export const LOCK_TICKET_NEXT_SHIFT = 16;
+export const LOCK_TICKET_SERVING_SHIFT = 24;
+export const LOCK_TICKET_MASK = 0xff;
+
+export const MAX_THREADS_LIMIT = 510; // NO_THREAD and the lock owner field bound it
+
+export const H_ARENA_ID = 22; // random id: attach() in a thread that already has this arena returns it
+
+/** Lock algorithms by number (the arena header stores its default). */
+export const LOCK_KINDS = ['tas', 'ttas', 'ticket', 'futex'] as const;
+export type LockKind = (typeof LOCK_KINDS)[number];
+export const LK_TAS = 0;
+export const LK_TTAS = 1;
+export const LK_TICKET = 2;
+export const LK_FUTEX = 3;
+
+/* ───────────── sync-file fd table (FD_* relative to an entry) ───────────── */
+export const FD_STATE = 0; // 0 free, else generation-tagged "in use" (see src/sync)
+export const FD_FENCE = 1; // word index of the fence payload
+export const FD_OWNER = 2; // thread slot that created it
+export const FD_NAME = 3; // word index of a name block, 0 default
+export const FD_STRIDE = 4;

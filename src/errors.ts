@@ -1,0 +1,115 @@
+/**
+ * Errors in one place (piscina habit): every throw in fencelab goes through {@link Errors} so that
+ * messages are consistent and callers match on `code`, never on prose.
+ */
+
+/** Kernel errno values, negative as the kernel passes them (`Errno.EIO === -5`). */
+export const Errno = Object.freeze({
+  EPERM: -1,
+  ENOENT: -2,
+  EINTR: -4,
+  EIO: -5,
+  EBADF: -9,
+  EAGAIN: -11,
+  ENOMEM: -12,
+  EFAULT: -14,
+  EBUSY: -16,
+  EEXIST: -17,
+  EINVAL: -22,
+  EMFILE: -24,
+  ENOSPC: -28,
+  EDEADLK: -35,
+  ENOTRECOVERABLE: -131,
+  EOWNERDEAD: -130,
+  ETIMEDOUT: -110,
+  ECANCELED: -125,
+  ENODEV: -19,
+  ESTALE: -116,
+} as const);
+
+export type ErrnoCode = keyof typeof Errno;
+
+/** Largest magnitude a kernel errno may have (`MAX_ERRNO`). */
+export const MAX_ERRNO = 4095;
+
+const NAMES = new Map<number, ErrnoCode>(
+  (Object.entries(Errno) as [ErrnoCode, number][]).map(([k, v]) => [v, k]),
+);
+
+/** Name of a negative errno (`-5` → `'EIO'`), or `'E<n>'` when it has no name here. */
+export function errnoName(errno: number): string {
+  return NAMES.get(errno) ?? `E${-errno}`;
+}
+
+/** The one error type fencelab throws for misuse or exhaustion: `code` names it, `errno` is negative. */
+export class FenceError extends Error {
+  readonly code: string;
+  readonly errno: number;
+  constructor(code: ErrnoCode, message: string) {
+    super(`${code}: ${message}`);
+    this.name = 'FenceError';
+    this.code = code;
+    this.errno = Errno[code];
+  }
+}
+
+/** What the sanitizer knows about one stale access. */
+export interface UseAfterFreeReport {
+  /** What was accessed: `'fence'`, `'lock'`, `'fence-lock'` (a fence's borrowed lock). */
+  access: string;
+  /** Handle of the fence the access went through, or 0. */
+  fence: number;
+  /** Byte offset of the stale block. */
+  block: number;
+  /** Generation the accessor took the block at. */
+  takenGeneration: number;
+  /** Generation the block has now. */
+  currentGeneration: number;
+  /** Thread slot that freed the block the accessor took (-1 unknown). */
+  freedBy: number;
+  /** `'free'` when nobody reuses the block yet, else the type name of its new owner. */
+  nowType: string;
+  /** Thread slot that allocated the block now living there (-1 when free). */
+  nowOwner: number;
+  /** Thread slot that made the stale access. */
+  thread: number;
+}
+
+/** Raised by the sanitizer (throwing mode) at the moment a stale block is touched. */
+export class UseAfterFreeError extends FenceError {
+  readonly report: UseAfterFreeReport;
+  constructor(report: UseAfterFreeReport) {
+    super('EFAULT', describeUseAfterFree(report));
+    this.name = 'UseAfterFreeError';
+    this.report = report;
+  }
+}
+
+export function describeUseAfterFree(r: UseAfterFreeReport): string {
+  const via = r.fence ? `fence ${r.fence}` : 'a stale reference';
+  const now =
+    r.nowType === 'free'
+      ? 'it is free now'
+      : `it now holds a ${r.nowType} (generation ${r.currentGeneration}) allocated by thread ${r.nowOwner}`;
+  return (
+    `use-after-free: ${r.access} access through ${via} touched block @${r.block} ` +
+    `taken at generation ${r.takenGeneration}, freed by thread ${r.freedBy}; ${now}; accessed by thread ${r.thread}`
+  );
+}
+
+/** Error constructors: the only place messages are written. */
+export const Errors = {
+  badHandle: (what: string, handle: number, why: string) =>
+    new FenceError('EBADF', `invalid ${what} handle ${handle}: ${why}`),
+  invalid: (message: string) => new FenceError('EINVAL', message),
+  noMemory: (bytes: number, capacity: number) =>
+    new FenceError('ENOMEM', `arena exhausted: cannot allocate ${bytes} bytes (capacity ${capacity})`),
+  notOwner: (what: string, owner: number, me: number) =>
+    new FenceError('EPERM', `${what} is held by thread ${owner}, not by the calling thread ${me}`),
+  noEntry: (message: string) => new FenceError('ENOENT', message),
+  deadlock: (message: string) => new FenceError('EDEADLK', message),
+  busy: (message: string) => new FenceError('EBUSY', message),
+  tooManyThreads: (max: number) =>
+    new FenceError('EMFILE', `arena thread table is full (maxThreads ${max})`),
+  tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),
+} as const;

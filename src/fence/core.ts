@@ -1,0 +1,153 @@
+/**
+ * Handle-level fence functions: everything the Fence class and the containers build on. `fw` is
+ * the word index of a fence payload (header at fw - 2). No JS objects are allocated on the hot
+ * paths (init, lock, signal, get/put).
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errors, MAX_ERRNO } from '../errors.js';
+import { ACQ_TIMEOUT, acquireWord, releaseWord } from '../locks/lockword.js';
+
+const {
+  F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO,
+  F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP,
+  FLAG_WAITERS, BLOCK_HEADER_WORDS,
+} = L;
+
+/** Monotonic nanoseconds: CLOCK_MONOTONIC, the same clock in every thread of the process. */
+export function nowNs(): bigint {
+  return process.hrtime.bigint();
+}
+
+export interface InitArgs {
+  opsId: number;
+  context: number;
+  seqno: number;
+  seqno64: boolean;
+  /** Borrowed lock word index, or 0 for the inline lock. */
+  lockIdx: number;
+  /** Header word of the block holding the borrowed lock (0 inline). */
+  lenderHw: number;
+}
+
+/** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
+export function checkContextSeqno(context: number, seqno: number, seqno64: boolean): void {
+  if (!Number.isInteger(context) || context < 0 || context > 0x7fffffff)
+    throw Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${String(context)}`);
+  const max = seqno64 ? Number.MAX_SAFE_INTEGER : 0xffffffff;
+  if (!Number.isInteger(seqno) || seqno < 0 || seqno > max)
+    throw Errors.invalid(`fence seqno must be an integer in 0..${max}${seqno64 ? '' : ' (pass seqno64 for 64-bit)'}, got ${String(seqno)}`);
+}
+
+/** Allocates and initialises a fence block of `blockBytes` (≥ 64); returns its payload word index. */
+export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
+  const hw = arena.allocBlock(blockBytes, L.BlockType.FENCE);
+  const fw = hw + BLOCK_HEADER_WORDS;
+  const i32 = arena.i32;
+  i32[fw + F_LOCK] = a.lockIdx;
+  i32[fw + F_LENDER] = a.lenderHw;
+  i32[fw + F_LENDER_GEN] = a.lenderHw ? arena.generationAt(a.lenderHw) : 0;
+  i32[fw + F_OPS] = a.opsId;
+  i32[fw + F_CB_HEAD] = 0;
+  i32[fw + F_CB_TAIL] = 0;
+  i32[fw + F_REFCOUNT] = 1;
+  i32[fw + F_ERROR] = 0;
+  i32[fw + F_CONTEXT] = a.context;
+  i32[fw + F_SEQNO_LO] = a.seqno | 0;
+  i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
+  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0);
+  return fw;
+}
+
+export function seqnoOf(i32: Int32Array, fw: number): number {
+  return i32[fw + F_SEQNO_HI] * 0x100000000 + (i32[fw + F_SEQNO_LO] >>> 0);
+}
+
+/**
+ * Word index of the fence's lock word: its own (inline), or the borrowed one — which the
+ * sanitizer checks is still inside the live block it was borrowed from.
+ */
+export function fenceLockIndex(arena: Arena, fw: number): number {
+  const i32 = arena.i32;
+  if (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) return fw + F_LOCK;
+  if (arena.sanitize) {
+    arena.checkAccess(i32[fw + F_LENDER], i32[fw + F_LENDER_GEN], 'fence-lock', arena.handleOf(fw - BLOCK_HEADER_WORDS));
+  }
+  return i32[fw + F_LOCK];
+}
+
+/**
+ * Takes the fence lock (kernel dma_fence_lock_irqsave). Returns false on timeout, true otherwise;
+ * `ownerDied` outcomes count as acquired. Throws EDEADLK when the caller already holds it.
+ */
+export function fenceLock(arena: Arena, fw: number, timeoutMs?: number): boolean {
+  return acquireWord(arena, fenceLockIndex(arena, fw), arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
+}
+
+/** Releases the fence lock. Throws EPERM when the caller does not hold it. */
+export function fenceUnlock(arena: Arena, fw: number): void {
+  releaseWord(arena, fenceLockIndex(arena, fw), arena.lockKindId);
+}
+
+/** Throws EPERM unless the calling thread holds the fence lock (kernel dma_fence_assert_held). */
+export function fenceAssertHeld(arena: Arena, fw: number): void {
+  const idx = fenceLockIndex(arena, fw);
+  const owner = (Atomics.load(arena.i32, idx) & L.LOCK_OWNER_MASK) - 1;
+  if (owner !== arena.slot) throw Errors.notOwner('fence lock', owner, arena.slot);
+}
+
+export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
+  return (Atomics.load(i32, fw + F_FLAGS) & FLAG_SIGNALED) !== 0;
+}
+
+/**
+ * Marks the fence signaled with `ts` and detaches its callback list, with the lock held.
+ * Returns the head of the detached callback list (0 none), or -1 when it was already signaled.
+ * The caller runs the list (see callbacks.ts) and must not touch the fence's list afterwards.
+ */
+export function markSignaledLocked(arena: Arena, fw: number, ts: bigint): number {
+  const i32 = arena.i32;
+  if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return -1;
+  arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
+  // Timestamp first, then the flags: a reader that sees TIMESTAMP reads a complete value.
+  const old = Atomics.or(i32, fw + F_FLAGS, FLAG_SIGNALED | FLAG_TIMESTAMP);
+  if (old & FLAG_WAITERS) Atomics.notify(i32, fw + F_FLAGS);
+  const head = i32[fw + F_CB_HEAD];
+  i32[fw + F_CB_HEAD] = 0;
+  i32[fw + F_CB_TAIL] = 0;
+  return head;
+}
+
+/** Sets the error of an unsignaled fence. Throws EINVAL when signaled or errno is not in -4095..-1. */
+export function setErrorChecked(i32: Int32Array, fw: number, errno: number): void {
+  if (!Number.isInteger(errno) || errno >= 0 || errno < -MAX_ERRNO)
+    throw Errors.invalid(`fence error must be a negative errno in -${MAX_ERRNO}..-1, got ${String(errno)}`);
+  if (isSignaledFlag(i32, fw)) throw Errors.invalid('setError on a signaled fence');
+  i32[fw + F_ERROR] = errno;
+}
+
+/** Kernel status: 0 pending, 1 signaled OK, negative errno when signaled with an error. */
+export function statusOf(i32: Int32Array, fw: number): number {
+  if (!isSignaledFlag(i32, fw)) return 0;
+  return i32[fw + F_ERROR] || 1;
+}
+
+export function timestampOf(arena: Arena, fw: number): bigint | undefined {
+  if ((Atomics.load(arena.i32, fw + F_FLAGS) & FLAG_TIMESTAMP) === 0) return undefined;
+  return arena.i64[(fw + F_TIMESTAMP) >>> 1];
+}
+
+/** Takes a reference; throws EBADF when the fence already lost its last one. */
+export function fenceGet(i32: Int32Array, fw: number): void {
+  const old = Atomics.add(i32, fw + F_REFCOUNT, 1);
+  if (old <= 0) {
+    Atomics.sub(i32, fw + F_REFCOUNT, 1);
+    throw Errors.badHandle('fence', fw, `get on a fence with refcount ${old}`);
+  }
+}
+
+/** True when the "a is later than b" in a's ordering (32-bit wrap unless a is 64-bit). */
+export function seqnoLater(i32: Int32Array, fa: number, fb: number): boolean {
+  if (i32[fa + F_FLAGS] & FLAG_SEQNO64) return seqnoOf(i32, fa) > seqnoOf(i32, fb);
+  return ((i32[fa + F_SEQNO_LO] - i32[fb + F_SEQNO_LO]) | 0) > 0;
+}

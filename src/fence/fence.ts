@@ -1,0 +1,644 @@
+/**
+ * The Fence: a view over a fence struct in the arena (kernel `struct dma_fence`), with mainline
+ * semantics: idempotent signal, callbacks exactly once, error only before signal, ops detached on
+ * signal, 32-bit wrap-around ordering unless 64-bit, release of an unsignaled fence with callbacks
+ * → -EDEADLK. The lock is either inline (in the fence, flag INLINE_LOCK) or borrowed from the
+ * exporter's block — the seed's bug when that block is freed first.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errno, Errors } from '../errors.js';
+import { SpinLock } from '../locks/spinlock.js';
+import { linkCallbackLocked, runDetached, setPutHook, unlinkCallbackLocked } from './callbacks.js';
+import {
+  checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked,
+  nowNs, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
+} from './core.js';
+import { aliveHolds, holdAlive, releaseAlive } from './keepalive.js';
+import { defaultOps, findOps, opsById, stubOps, type FenceOps } from './ops.js';
+
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_CB_HEAD, FLAG_SIGNALED, FLAG_INLINE_LOCK, FLAG_ENABLE_SIGNAL,
+  FLAG_SEQNO64, FLAG_WAITERS, BLOCK_HEADER_WORDS, B_TAG, B_GEN, GEN_MASK } = L;
+
+/** Block size of a plain fence: one 64-byte class, header included. */
+export const FENCE_BLOCK = L.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
+
+export interface FenceInit {
+  /** Ops from defineFenceOps; default software ops when absent. */
+  ops?: FenceOps;
+  context: number;
+  seqno: number;
+  /** Borrowed lock: a SpinLock (create/at) or the ref of a lock block / raw block (word at offset 0). Absent → inline lock. */
+  lock?: number | SpinLock;
+  seqno64?: boolean;
+}
+
+/** Returned by addCallback; pass to removeCallback. */
+export interface FenceCallback {
+  readonly fence: Fence;
+  /** Payload word index and generation of the node. */
+  readonly node: number;
+  readonly generation: number;
+}
+
+/** How long a waiter spins before sleeping: catches short operations without a futex wake. */
+let spinMicros = 30;
+
+export class Fence {
+  readonly arena: Arena;
+  /** Word index of the fence payload. */
+  readonly fw: number;
+  private readonly hw: number;
+  private readonly gen: number;
+
+  /** @internal use Fence.create / Fence.fromHandle. */
+  constructor(arena: Arena, fw: number) {
+    this.arena = arena;
+    this.fw = fw;
+    this.hw = fw - BLOCK_HEADER_WORDS;
+    this.gen = arena.i32[this.hw + B_GEN] & GEN_MASK;
+  }
+
+  /* ───────────── construction ───────────── */
+
+  /**
+   * Creates a fence with one reference (kernel dma_fence_init). `lock` given → borrowed lock
+   * (extern); absent → the inline lock and the INLINE_LOCK flag.
+   * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
+   */
+  static create(arena: Arena, init: FenceInit): Fence {
+    if (init === null || typeof init !== 'object') throw Errors.invalid('Fence.create needs { context, seqno }');
+    const seqno64 = init.seqno64 === true;
+    checkContextSeqno(init.context, init.seqno, seqno64);
+    const ops = init.ops ?? defaultOps;
+    if (typeof ops !== 'object' || findOps(ops.id) !== ops) throw Errors.invalid('ops must come from defineFenceOps in this thread');
+    let lockIdx = 0;
+    let lenderHw = 0;
+    if (init.lock !== undefined) {
+      if (init.lock instanceof SpinLock) {
+        if (init.lock.arena.buffer !== arena.buffer) throw Errors.invalid('borrowed lock belongs to another arena');
+        lockIdx = init.lock.index;
+        lenderHw = arena.resolve(init.lock.ref, -1, 'lock');
+      } else {
+        const sl = typeof init.lock === 'number' ? lockFromRef(arena, init.lock) : undefined;
+        if (!sl) throw Errors.invalid('lock must be a SpinLock or a lock/raw block ref');
+        lockIdx = sl.index;
+        lenderHw = arena.resolve(sl.ref, -1, 'lock');
+      }
+    }
+    const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw });
+    return new Fence(arena, fw);
+  }
+
+  /** A view of the fence behind `handle` (takes no reference). Throws EBADF / EINVAL. */
+  static fromHandle(arena: Arena, handle: number): Fence {
+    return new Fence(arena, arena.resolve(handle, L.BlockType.FENCE, 'fence') + BLOCK_HEADER_WORDS);
+  }
+
+  /** Reserves `n` fence contexts; the first ever is 1 (0 belongs to the stub). */
+  static contextAlloc(arena: Arena, n = 1): number {
+    return arena.contextAlloc(n);
+  }
+
+  /**
+   * The arena's permanent signaled stub fence (context 0, seqno 0), with a new reference.
+   * Threads: any; the first call in the arena creates it.
+   */
+  static stub(arena: Arena): Fence {
+    const i32 = arena.i32;
+    let fw = Atomics.load(i32, L.H_STUB);
+    if (fw === 0) {
+      while (Atomics.compareExchange(i32, L.H_STUB_LOCK, 0, 1) !== 0) Atomics.wait(i32, L.H_STUB_LOCK, 1, 1);
+      try {
+        fw = Atomics.load(i32, L.H_STUB);
+        if (fw === 0) {
+          fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context: 0, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
+          markSignaledLocked(arena, fw, nowNs());
+          Atomics.store(i32, L.H_STUB, fw);
+        }
+      } finally {
+        Atomics.store(i32, L.H_STUB_LOCK, 0);
+        Atomics.notify(i32, L.H_STUB_LOCK);
+      }
+    }
+    fenceGet(i32, fw);
+    return new Fence(arena, fw);
+  }
+
+  /** A new signaled fence on its own context (kernel dma_fence_allocate_private_stub). */
+  static privateStub(arena: Arena, timestamp?: bigint): Fence {
+    if (timestamp !== undefined && (typeof timestamp !== 'bigint' || timestamp < 0n))
+      throw Errors.invalid('privateStub timestamp must be a bigint ≥ 0 (ns)');
+    const context = arena.contextAlloc(1);
+    const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
+    markSignaledLocked(arena, fw, timestamp ?? nowNs());
+    return new Fence(arena, fw);
+  }
+
+  /* ───────────── identity and fields ───────────── */
+
+  /**
+   * Validates the view and returns the payload word index. A released fence → EBADF, or in
+   * sanitize mode UseAfterFreeError (counting mode records it and goes on).
+   */
+  private v(): number {
+    const i32 = this.arena.i32;
+    const hw = this.hw;
+    if (
+      (i32[hw + B_GEN] & GEN_MASK) !== this.gen ||
+      ((i32[hw + B_TAG] >>> L.TAG_STATE_SHIFT) & L.TAG_STATE_MASK) !== L.STATE_LIVE
+    ) {
+      if (!this.arena.sanitize || this.arena.checkAccess(hw, this.gen, 'fence', this.gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1)))
+        throw Errors.badHandle('fence', this.gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1), 'the fence was released (last reference put)');
+    }
+    return this.fw;
+  }
+
+  /** Plain-integer handle (offset + generation) to post to other threads. */
+  get handle(): number {
+    return this.gen * L.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
+  }
+  get refcount(): number {
+    return Atomics.load(this.arena.i32, this.v() + F_REFCOUNT);
+  }
+  get error(): number {
+    return this.arena.i32[this.v() + F_ERROR];
+  }
+  get context(): number {
+    return this.arena.i32[this.v() + F_CONTEXT];
+  }
+  get seqno(): number {
+    return seqnoOf(this.arena.i32, this.v());
+  }
+  get flags(): number {
+    return Atomics.load(this.arena.i32, this.v() + F_FLAGS) & ~FLAG_WAITERS;
+  }
+  get seqno64(): boolean {
+    return (this.arena.i32[this.v() + F_FLAGS] & FLAG_SEQNO64) !== 0;
+  }
+  /** True when the fence uses its own lock (INLINE_LOCK flag), false when it borrows one. */
+  get usesInlineLock(): boolean {
+    return (this.arena.i32[this.v() + F_FLAGS] & FLAG_INLINE_LOCK) !== 0;
+  }
+  /** Signal time in monotonic ns, or undefined before signal. */
+  get timestamp(): bigint | undefined {
+    return timestampOf(this.arena, this.v());
+  }
+  /** The ops' driver name; `"detached-driver"` once signaled (ops are detached on signal). */
+  get driverName(): string {
+    const fw = this.v();
+    if (isSignaledFlag(this.arena.i32, fw)) return 'detached-driver';
+    return opsById(this.arena.i32[fw + F_OPS]).table.getDriverName(this);
+  }
+  /** The ops' timeline name; `"signaled-timeline"` once signaled. */
+  get timelineName(): string {
+    const fw = this.v();
+    if (isSignaledFlag(this.arena.i32, fw)) return 'signaled-timeline';
+    return opsById(this.arena.i32[fw + F_OPS]).table.getTimelineName(this);
+  }
+  /** The ops this fence was created with. */
+  get ops(): FenceOps {
+    return opsById(this.arena.i32[this.v() + F_OPS]);
+  }
+  /** Kernel dma_fence_describe: `<driver> <timeline> seq <n> [un]signalled`. */
+  describe(): string {
+    const fw = this.v();
+    const signaled = isSignaledFlag(this.arena.i32, fw);
+    const names = signaled ? 'detached-driver signaled-timeline' : `${this.driverName} ${this.timelineName}`;
+    return `${names} seq ${seqnoOf(this.arena.i32, fw)} ${signaled ? '' : 'un'}signalled`;
+  }
+
+  /* ───────────── references ───────────── */
+
+  /** Takes a reference and returns this fence. Throws EBADF on a released fence. */
+  get(): Fence {
+    fenceGet(this.arena.i32, this.v());
+    return this;
+  }
+
+  /**
+   * Drops a reference; the last one releases the fence: an unsignaled fence with callbacks is
+   * first signaled with -EDEADLK (kernel WARN), then ops.release runs and the block is freed.
+   */
+  put(): void {
+    putFence(this.arena, this.v(), this);
+  }
+
+  /* ───────────── locking ───────────── */
+
+  /** Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held. */
+  lock(timeoutMs?: number): boolean {
+    return fenceLock(this.arena, this.v(), timeoutMs);
+  }
+  /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
+  unlock(): void {
+    fenceUnlock(this.arena, this.v());
+  }
+  /** Throws EPERM unless the calling thread holds the fence lock. */
+  assertHeld(): void {
+    fenceAssertHeld(this.arena, this.v());
+  }
+  /** Runs `fn` under the fence lock (kernel dma_fence_lock_irqsave / unlock_irqrestore). */
+  withLock<T>(fn: () => T): T {
+    const fw = this.v();
+    fenceLock(this.arena, fw);
+    try {
+      return fn();
+    } finally {
+      fenceUnlock(this.arena, fw);
+    }
+  }
+
+  /* ───────────── signaling ───────────── */
+
+  /**
+   * Signals the fence and runs its pending callbacks.
+   * Locking: takes the fence lock; must not be called with it held — use {@link signalLocked}.
+   * Threads: any attached thread. Callbacks of the calling thread run before this returns (after
+   * the lock is dropped); others are queued to their owner's inbox.
+   * Returns nothing; signaling twice is a no-op (see {@link checkAndSignal}).
+   */
+  signal(): void {
+    this.signalAt(nowNs());
+  }
+
+  /** Signals with the given timestamp (monotonic ns). No-op when already signaled. */
+  signalTimestamp(ns: bigint): void {
+    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('signalTimestamp needs a bigint ≥ 0 (ns)');
+    this.signalAt(ns);
+  }
+
+  /** Signals; returns true when the fence was already signaled (kernel dma_fence_check_and_signal). */
+  checkAndSignal(): boolean {
+    return this.signalAt(nowNs());
+  }
+
+  private signalAt(ts: bigint): boolean {
+    const arena = this.arena;
+    const fw = this.v();
+    if (isSignaledFlag(arena.i32, fw)) return true;
+    fenceLock(arena, fw);
+    let head: number;
+    try {
+      head = markSignaledLocked(arena, fw, ts);
+    } finally {
+      fenceUnlock(arena, fw);
+    }
+    if (head > 0) runDetached(arena, head);
+    return head < 0;
+  }
+
+  /**
+   * Signals with the fence lock held by the caller (kernel dma_fence_signal_locked); callbacks run
+   * here, under the lock. Returns true when it was already signaled.
+   */
+  signalLocked(ts: bigint = nowNs()): boolean {
+    const fw = this.v();
+    fenceAssertHeld(this.arena, fw);
+    const head = markSignaledLocked(this.arena, fw, ts);
+    if (head > 0) runDetached(this.arena, head);
+    return head < 0;
+  }
+
+  /** SIGNALED bit only, without asking the ops (kernel dma_fence_test_signaled_flag). */
+  testSignaledFlag(): boolean {
+    return isSignaledFlag(this.arena.i32, this.v());
+  }
+
+  /** Signaled? Asks ops.signaled when the flag is not set yet and signals when it says so. */
+  isSignaled(): boolean {
+    const fw = this.v();
+    if (isSignaledFlag(this.arena.i32, fw)) return true;
+    const t = findOps(this.arena.i32[fw + F_OPS])?.table;
+    if (t?.signaled && t.signaled(this)) {
+      this.signal();
+      return true;
+    }
+    return false;
+  }
+
+  /** 0 pending, 1 signaled, negative errno when signaled with an error. Takes the fence lock. */
+  status(): number {
+    this.isSignaled();
+    const fw = this.v();
+    return this.withLock(() => statusOf(this.arena.i32, fw));
+  }
+
+  /** Sets the error before signaling. Throws EINVAL when signaled or errno is not in -4095..-1. */
+  setError(errno: number): void {
+    setErrorChecked(this.arena.i32, this.v(), errno);
+  }
+
+  /**
+   * Asks the exporter to signal eventually (kernel dma_fence_enable_sw_signaling): calls
+   * ops.enableSignaling once, under the fence lock; false from it signals the fence.
+   */
+  enableSignaling(): void {
+    const fw = this.v();
+    const i32 = this.arena.i32;
+    if (Atomics.load(i32, fw + F_FLAGS) & (FLAG_ENABLE_SIGNAL | FLAG_SIGNALED)) return;
+    fenceLock(this.arena, fw);
+    let head = 0;
+    try {
+      head = this.enableSignalingLocked(fw);
+    } finally {
+      fenceUnlock(this.arena, fw);
+    }
+    if (head > 0) runDetached(this.arena, head);
+  }
+
+  /** With the lock held: sets ENABLE_SIGNAL; returns a detached callback list if it signaled. */
+  private enableSignalingLocked(fw: number): number {
+    const i32 = this.arena.i32;
+    const old = Atomics.or(i32, fw + F_FLAGS, FLAG_ENABLE_SIGNAL);
+    if (old & (FLAG_ENABLE_SIGNAL | FLAG_SIGNALED)) return 0;
+    const t = findOps(i32[fw + F_OPS])?.table;
+    if (t?.enableSignaling && !t.enableSignaling(this)) return Math.max(0, markSignaledLocked(this.arena, fw, nowNs()));
+    return 0;
+  }
+
+  /** Passes a deadline hint to ops.setDeadline (unsignaled fences only). */
+  setDeadline(ns: bigint): void {
+    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('setDeadline needs a bigint ≥ 0 (ns)');
+    const fw = this.v();
+    if (isSignaledFlag(this.arena.i32, fw)) return;
+    findOps(this.arena.i32[fw + F_OPS])?.table.setDeadline?.(this, ns);
+  }
+
+  /* ───────────── callbacks ───────────── */
+
+  /**
+   * Adds a callback that runs exactly once when the fence signals, in the calling thread.
+   * Also enables signaling. Returns null when the fence is already signaled (kernel -ENOENT).
+   * Throws EINVAL (fn not a function), ENOMEM.
+   */
+  addCallback(fn: (fence: Fence) => void): FenceCallback | null {
+    if (typeof fn !== 'function') throw Errors.invalid('addCallback needs a function');
+    return this.addNode(L.CBK_FN, fn, 0);
+  }
+
+  /** @internal A WAKE node: the signaler bumps and notifies word `target`. */
+  addWake(target: number): FenceCallback | null {
+    return this.addNode(L.CBK_WAKE, null, target);
+  }
+
+  private addNode(kind: number, fn: ((f: Fence) => void) | null, target: number): FenceCallback | null {
+    const arena = this.arena;
+    const fw = this.v();
+    if (isSignaledFlag(arena.i32, fw)) return null;
+    fenceLock(arena, fw);
+    let head = 0;
+    let nw = 0;
+    try {
+      if (!isSignaledFlag(arena.i32, fw)) {
+        nw = linkCallbackLocked(arena, fw, kind, fn ? { fn, view: this, fw, arena } : null, target);
+        head = this.enableSignalingLocked(fw);
+      }
+    } finally {
+      fenceUnlock(arena, fw);
+    }
+    if (head > 0) runDetached(arena, head);
+    if (nw === 0) return null;
+    return { fence: this, node: nw, generation: arena.generationAt(nw - BLOCK_HEADER_WORDS) };
+  }
+
+  /** Removes a callback; true only if it was still pending (it will then never run). */
+  removeCallback(cb: FenceCallback): boolean {
+    if (!cb || typeof cb.node !== 'number' || cb.fence?.fw !== this.fw) throw Errors.invalid('callback does not belong to this fence');
+    const arena = this.arena;
+    const fw = this.v();
+    fenceLock(arena, fw);
+    try {
+      return unlinkCallbackLocked(arena, fw, cb.node, cb.generation);
+    } finally {
+      fenceUnlock(arena, fw);
+    }
+  }
+
+  /* ───────────── waiting ───────────── */
+
+  /**
+   * Waits until signaled (kernel dma_fence_wait_timeout): enables signaling, spins briefly, then
+   * sleeps on the flags word. Threads: any; on the main thread it blocks the event loop.
+   * Returns true when signaled, false on timeout.
+   */
+  wait(timeoutMs = Infinity): boolean {
+    checkTimeout(timeoutMs);
+    if (this.isSignaled()) return true;
+    this.enableSignaling();
+    const i32 = this.arena.i32;
+    const idx = this.v() + F_FLAGS;
+    if (spinFor(i32, idx, FLAG_SIGNALED, timeoutMs)) return true;
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const v = Atomics.load(i32, idx);
+      if (v & FLAG_SIGNALED) return true;
+      if (this.isSignaled()) return true;
+      // Publish WAITERS before sleeping on the value that includes it: signal() reads the bit to
+      // decide whether to notify, so a wake-up cannot be lost.
+      if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
+    }
+  }
+
+  /** Like {@link wait} without blocking: the process stays alive while it is pending. */
+  async waitAsync(timeoutMs = Infinity): Promise<boolean> {
+    checkTimeout(timeoutMs);
+    if (this.isSignaled()) return true;
+    this.enableSignaling();
+    const i32 = this.arena.i32;
+    const idx = this.v() + F_FLAGS;
+    const deadline = performance.now() + timeoutMs;
+    holdAlive();
+    try {
+      for (;;) {
+        const v = Atomics.load(i32, idx);
+        if (v & FLAG_SIGNALED) return true;
+        if (this.isSignaled()) return true;
+        if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
+        const left = deadline - performance.now();
+        if (left <= 0) return false;
+        const r = Atomics.waitAsync(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
+        if (r.async) await r.value;
+      }
+    } finally {
+      releaseAlive();
+    }
+  }
+
+  /**
+   * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of
+   * the first signaled one, or -1 on timeout. Blocks the calling thread.
+   */
+  static waitAny(fences: Fence[], timeoutMs = Infinity): number {
+    checkTimeout(timeoutMs);
+    const first = checkAny(fences);
+    if (first >= 0) return first;
+    const arena = fences[0].arena;
+    const wake = arena.slotBase + L.T_WAKE;
+    const i32 = arena.i32;
+    const deadline = performance.now() + timeoutMs;
+    const cbs: (FenceCallback | null)[] = [];
+    try {
+      for (const f of fences) {
+        const cb = f.addWake(wake);
+        cbs.push(cb);
+        if (!cb) break;
+      }
+      for (;;) {
+        const seen = Atomics.load(i32, wake);
+        const i = firstSignaled(fences);
+        if (i >= 0) return i;
+        const left = deadline - performance.now();
+        if (left <= 0) return -1;
+        Atomics.wait(i32, wake, seen, left === Infinity ? undefined : left);
+      }
+    } finally {
+      cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
+    }
+  }
+
+  /** Async {@link waitAny}; keeps the process alive while pending. */
+  static async waitAnyAsync(fences: Fence[], timeoutMs = Infinity): Promise<number> {
+    checkTimeout(timeoutMs);
+    const first = checkAny(fences);
+    if (first >= 0) return first;
+    const arena = fences[0].arena;
+    const wake = arena.slotBase + L.T_WAKE;
+    const i32 = arena.i32;
+    const deadline = performance.now() + timeoutMs;
+    const cbs: (FenceCallback | null)[] = [];
+    holdAlive();
+    try {
+      for (const f of fences) {
+        const cb = f.addWake(wake);
+        cbs.push(cb);
+        if (!cb) break;
+      }
+      for (;;) {
+        const seen = Atomics.load(i32, wake);
+        const i = firstSignaled(fences);
+        if (i >= 0) return i;
+        const left = deadline - performance.now();
+        if (left <= 0) return -1;
+        const r = Atomics.waitAsync(i32, wake, seen, left === Infinity ? undefined : left);
+        if (r.async) await r.value;
+      }
+    } finally {
+      releaseAlive();
+      cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
+    }
+  }
+
+  /** Microseconds a waiter spins before sleeping (default 30). */
+  static get spinMicros(): number {
+    return spinMicros;
+  }
+  static set spinMicros(us: number) {
+    if (!Number.isFinite(us) || us < 0) throw Errors.invalid('spinMicros must be a finite number ≥ 0');
+    spinMicros = us;
+  }
+
+  /** Async waits and waitAny calls of this thread that currently hold the process alive. */
+  static get pendingAsyncWaits(): number {
+    return aliveHolds();
+  }
+
+  /* ───────────── ordering ───────────── */
+
+  /**
+   * True when `a` is later than `b` on their common context (kernel dma_fence_is_later): 32-bit
+   * wrap-around unless `a` is a 64-bit fence. Throws EINVAL for fences of different contexts.
+   */
+  static isLater(a: Fence, b: Fence): boolean {
+    const fa = a.v();
+    const fb = b.v();
+    const i32 = a.arena.i32;
+    if (i32[fa + F_CONTEXT] !== i32[fb + F_CONTEXT]) throw Errors.invalid('isLater: fences of different contexts are not ordered');
+    return seqnoLater(i32, fa, fb);
+  }
+
+  /** The later of two fences of one context, or null when that one is already signaled. */
+  static later(a: Fence, b: Fence): Fence | null {
+    const f = Fence.isLater(a, b) ? a : b;
+    return f.isSignaled() ? null : f;
+  }
+}
+
+function checkTimeout(ms: number): void {
+  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) throw Errors.invalid(`timeout must be a number ≥ 0 (ms), got ${String(ms)}`);
+}
+
+function checkAny(fences: Fence[]): number {
+  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
+  for (const f of fences) {
+    if (!(f instanceof Fence)) throw Errors.invalid('waitAny: every element must be a Fence');
+    if (f.arena !== fences[0].arena) throw Errors.invalid('waitAny: fences of different arenas');
+  }
+  return firstSignaled(fences);
+}
+
+function firstSignaled(fences: Fence[]): number {
+  for (let i = 0; i < fences.length; i++) if (fences[i].isSignaled()) return i;
+  return -1;
+}
+
+/** Spins up to spinMicros (and the timeout) for `bit` in word `idx`. */
+function spinFor(i32: Int32Array, idx: number, bit: number, timeoutMs: number): boolean {
+  if (spinMicros <= 0) return false;
+  const end = performance.now() + Math.min(spinMicros / 1000, timeoutMs);
+  for (;;) {
+    for (let k = 0; k < 64; k++) if (Atomics.load(i32, idx) & bit) return true;
+    if (performance.now() >= end) return false;
+  }
+}
+
+/** Drops one reference on the fence at `fw`; the last one releases it. `view` is reused if given. */
+export function putFence(arena: Arena, fw: number, view?: Fence): void {
+  const i32 = arena.i32;
+  const old = Atomics.sub(i32, fw + F_REFCOUNT, 1);
+  if (old > 1) return;
+  if (old < 1) {
+    Atomics.add(i32, fw + F_REFCOUNT, 1);
+    throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
+  }
+  releaseFence(arena, fw, view ?? new Fence(arena, fw));
+}
+
+function releaseFence(arena: Arena, fw: number, view: Fence): void {
+  const i32 = arena.i32;
+  if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
+    // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
+    // deliveries take references of their own), then drop our reference again.
+    Atomics.store(i32, fw + F_REFCOUNT, 1);
+    if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED)) i32[fw + F_ERROR] = Errno.EDEADLK;
+    try {
+      view.signal();
+    } finally {
+      putFence(arena, fw, view);
+    }
+    return;
+  }
+  if (arena.i32[L.H_STUB] === fw) return; // the stub is permanent
+  try {
+    findOps(i32[fw + F_OPS])?.table.release?.(view);
+  } finally {
+    arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+  }
+}
+
+setPutHook((arena, fw) => putFence(arena, fw));
+
+/** @internal for containers: wraps a payload word index. */
+export function fenceView(arena: Arena, fw: number): Fence {
+  return new Fence(arena, fw);
+}
+
+/** Helper for borrowed locks given as a number: a LOCK block, or word 0 of a raw/operation block. */
+function lockFromRef(arena: Arena, ref: number): SpinLock {
+  const hw = arena.resolve(ref, -1, 'lock');
+  const type = (arena.i32[hw + L.B_TAG] >>> L.TAG_TYPE_SHIFT) & L.TAG_TYPE_MASK;
+  return type === L.BlockType.LOCK ? SpinLock.fromRef(arena, ref) : SpinLock.at(arena, ref, 0);
+}

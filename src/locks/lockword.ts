@@ -1,0 +1,192 @@
+/**
+ * Lock algorithms over one Int32 word, all recording the holder's thread slot (+1) in the word so
+ * that misuse is detected and a dead holder can be recovered (robust-futex style: every holder
+ * lists its words in its thread slot; the reaper releases them with LOCK_DIED set).
+ *
+ * Word layout (see layout.ts): bits 0–9 owner, bit 10 waiters (futex), bit 11 owner died,
+ * bits 16–23 next ticket, bits 24–31 ticket being served (ticket kind only).
+ */
+import type { Arena } from '../arena/arena.js';
+import { ticketReleased } from '../arena/arena.js';
+import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from '../arena/futex.js';
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+
+export { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT };
+
+const OWNER = L.LOCK_OWNER_MASK;
+const TM = L.LOCK_TICKET_MASK;
+const NEXT = L.LOCK_TICKET_NEXT_SHIFT;
+const SERVING = L.LOCK_TICKET_SERVING_SHIFT;
+/** How many spin iterations pass between deadline checks. */
+const CHECK_EVERY = 1024;
+
+function deadlineOf(timeoutMs: number | undefined): number {
+  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
+    throw Errors.invalid(`lock timeout must be a number ≥ 0 (ms), got ${String(timeoutMs)}`);
+  return performance.now() + timeoutMs;
+}
+
+/**
+ * Acquires the lock word at `idx` with algorithm `kind` for the calling thread.
+ * Locking: the caller must not already hold it (EDEADLK is thrown instead of deadlocking).
+ * Threads: any attached thread. Returns ACQ_OK, ACQ_OWNER_DIED (took over from a dead holder) or
+ * ACQ_TIMEOUT when `timeoutMs` passed first.
+ */
+export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?: number): number {
+  const i32 = arena.i32;
+  const me = arena.me;
+  const sb = arena.slotBase;
+  const c = i32[sb + L.T_ROBUST_COUNT];
+  // Publish the word before trying: if we die between the CAS and the count update, the reaper
+  // still finds it (it scans one entry past the count and releases only words we own).
+  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = idx;
+  let r: number;
+  if (kind !== L.LK_TICKET && Atomics.compareExchange(i32, idx, 0, me) === 0) {
+    r = ACQ_OK;
+  } else {
+    const w = Atomics.load(i32, idx);
+    if ((w & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
+    r = acquireSlow(i32, idx, kind, me, deadlineOf(timeoutMs));
+    if (r === ACQ_TIMEOUT) return r;
+  }
+  i32[sb + L.T_ROBUST_COUNT] = c + 1;
+  return r;
+}
+
+/** Tries once; ACQ_TIMEOUT when somebody holds it. */
+export function tryAcquireWord(arena: Arena, idx: number, kind: number): number {
+  const i32 = arena.i32;
+  const me = arena.me;
+  const sb = arena.slotBase;
+  const c = i32[sb + L.T_ROBUST_COUNT];
+  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = idx;
+  let r: number;
+  if (kind === L.LK_TICKET) {
+    const old = Atomics.load(i32, idx);
+    const next = (old >>> NEXT) & TM;
+    if ((old >>> SERVING) & TM ^ next || old & OWNER) return ACQ_TIMEOUT;
+    const taken = ((old & ~(TM << NEXT)) | (((next + 1) & TM) << NEXT) | me) & ~L.LOCK_DIED;
+    if (Atomics.compareExchange(i32, idx, old, taken) !== old) return ACQ_TIMEOUT;
+    r = old & L.LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
+  } else {
+    r = futexTryLock(i32, idx, me);
+    if (r === ACQ_TIMEOUT) return r;
+  }
+  i32[sb + L.T_ROBUST_COUNT] = c + 1;
+  return r;
+}
+
+function acquireSlow(i32: Int32Array, idx: number, kind: number, me: number, deadline: number): number {
+  switch (kind) {
+    case L.LK_FUTEX:
+      return futexLock(i32, idx, me, deadline);
+    case L.LK_TICKET:
+      return ticketLock(i32, idx, me, deadline);
+    default:
+      return spinLock(i32, idx, me, deadline, kind === L.LK_TTAS);
+  }
+}
+
+/** Test-and-set (every attempt a CAS) or test-and-test-and-set with exponential backoff. */
+function spinLock(i32: Int32Array, idx: number, me: number, deadline: number, ttas: boolean): number {
+  let backoff = 1;
+  for (let n = 1; ; n++) {
+    const old = ttas ? Atomics.load(i32, idx) : Atomics.compareExchange(i32, idx, 0, me);
+    if ((old & OWNER) === 0) {
+      if (!ttas && old === 0) return ACQ_OK;
+      if (Atomics.compareExchange(i32, idx, old, me) === old) return old & L.LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
+      if (ttas) {
+        for (let k = 0; k < backoff; k++) Atomics.load(i32, idx);
+        if (backoff < 1024) backoff <<= 1;
+      }
+    }
+    if (n % CHECK_EVERY === 0 && performance.now() >= deadline) return ACQ_TIMEOUT;
+  }
+}
+
+/**
+ * Ticket lock packed in the word: take `next`, wait until `serving` reaches it. A timeout can only
+ * give the ticket back while nobody queued behind it; otherwise we wait for our turn and pass the
+ * lock straight on (the call still returns ACQ_TIMEOUT, late).
+ */
+function ticketLock(i32: Int32Array, idx: number, me: number, deadline: number): number {
+  let mine: number;
+  for (;;) {
+    const old = Atomics.load(i32, idx);
+    mine = (old >>> NEXT) & TM;
+    if ((((mine + 1) & TM) ^ ((old >>> SERVING) & TM)) === 0) throw Errors.busy('ticket lock has 255 waiters');
+    const taken = (old & ~(TM << NEXT)) | (((mine + 1) & TM) << NEXT);
+    if (Atomics.compareExchange(i32, idx, old, taken) === old) break;
+  }
+  let gaveUp = false;
+  for (let n = 1; ; n++) {
+    const w = Atomics.load(i32, idx);
+    if (((w >>> SERVING) & TM) === mine && (w & OWNER) === 0) {
+      // Our turn: nobody else may touch the owner bits now, only `next`.
+      const old = Atomics.add(i32, idx, me);
+      const died = (old & L.LOCK_DIED) !== 0;
+      if (died) Atomics.and(i32, idx, ~L.LOCK_DIED);
+      if (!gaveUp) return died ? ACQ_OWNER_DIED : ACQ_OK;
+      releaseTicket(i32, idx);
+      return ACQ_TIMEOUT;
+    }
+    if (!gaveUp && n % CHECK_EVERY === 0 && performance.now() >= deadline) {
+      const undo = (w & ~(TM << NEXT)) | (mine << NEXT);
+      if (((w >>> NEXT) & TM) === ((mine + 1) & TM) && Atomics.compareExchange(i32, idx, w, undo) === w) return ACQ_TIMEOUT;
+      gaveUp = true;
+    }
+  }
+}
+
+function releaseTicket(i32: Int32Array, idx: number): void {
+  for (;;) {
+    const old = Atomics.load(i32, idx);
+    if (Atomics.compareExchange(i32, idx, old, ticketReleased(old)) === old) return;
+  }
+}
+
+/**
+ * Releases a lock word the calling thread holds. Throws EPERM when another thread (or nobody)
+ * holds it: the word is left untouched.
+ */
+export function releaseWord(arena: Arena, idx: number, kind: number): void {
+  const i32 = arena.i32;
+  const w = Atomics.load(i32, idx);
+  if ((w & OWNER) !== arena.me) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
+  const sb = arena.slotBase;
+  const c = i32[sb + L.T_ROBUST_COUNT] - 1;
+  if (c < L.ROBUST_CAP && i32[sb + L.T_ROBUST + c] === idx) {
+    i32[sb + L.T_ROBUST_COUNT] = c;
+  } else {
+    dropRobust(i32, sb, idx, c);
+  }
+  if (kind === L.LK_FUTEX) futexUnlock(i32, idx);
+  else if (kind === L.LK_TICKET) releaseTicket(i32, idx);
+  else Atomics.store(i32, idx, 0);
+}
+
+/** Out-of-order unlock: remove `idx` from the robust list wherever it is. */
+function dropRobust(i32: Int32Array, sb: number, idx: number, last: number): void {
+  const n = Math.min(last, L.ROBUST_CAP - 1);
+  for (let j = n; j >= 0; j--) {
+    if (i32[sb + L.T_ROBUST + j] === idx) {
+      i32.copyWithin(sb + L.T_ROBUST + j, sb + L.T_ROBUST + j + 1, sb + L.T_ROBUST + n + 1);
+      break;
+    }
+  }
+  i32[sb + L.T_ROBUST_COUNT] = last;
+}
+
+/** Thread slot holding the word, or -1. */
+export function wordOwner(i32: Int32Array, idx: number): number {
+  return (Atomics.load(i32, idx) & OWNER) - 1;
+}
+
+export function lockKindId(kind: L.LockKind | undefined, fallback: number): number {
+  if (kind === undefined) return fallback;
+  const k = L.LOCK_KINDS.indexOf(kind);
+  if (k < 0) throw Errors.invalid(`unknown lock kind ${String(kind)} (one of ${L.LOCK_KINDS.join(', ')})`);
+  return k;
+}

@@ -1,0 +1,126 @@
+/**
+ * SpinLock: a lock word in the arena, either in its own block (`create`) or inside another block
+ * (`at`: an operation lending its lock). Rebuildable in any thread from numbers alone.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
+
+const LOCK_BLOCK_BYTES = 8; // word 0: the lock, word 1: its algorithm
+
+export class SpinLock {
+  /** Payload bytes of a lock's own block. */
+  static readonly SIZE = LOCK_BLOCK_BYTES;
+  readonly arena: Arena;
+  /** Handle of the block holding the word. */
+  readonly ref: number;
+  /** Byte offset of the word in the block's payload. */
+  readonly byteOffset: number;
+  /** Algorithm id (index into LOCK_KINDS). */
+  readonly kindId: number;
+  /** Int32 index of the lock word. */
+  readonly index: number;
+  /** True when the last successful lock()/tryLock() took over from a holder that died (EOWNERDEAD). */
+  ownerDied = false;
+  private readonly hw: number;
+  private readonly gen: number;
+
+  private constructor(arena: Arena, ref: number, hw: number, byteOffset: number, kindId: number) {
+    this.arena = arena;
+    this.ref = ref;
+    this.hw = hw;
+    this.gen = arena.generationAt(hw);
+    this.byteOffset = byteOffset;
+    this.kindId = kindId;
+    this.index = hw + L.BLOCK_HEADER_WORDS + (byteOffset >>> 2);
+  }
+
+  /** Allocates a lock in its own block. Throws EINVAL (bad kind), ENOMEM. */
+  static create(arena: Arena, kind?: L.LockKind): SpinLock {
+    const k = lockKindId(kind, arena.lockKindId);
+    const ref = arena.alloc(LOCK_BLOCK_BYTES, L.BlockType.LOCK);
+    const hw = arena.resolve(ref, L.BlockType.LOCK, 'lock');
+    arena.i32[hw + L.BLOCK_HEADER_WORDS + 1] = k;
+    return new SpinLock(arena, ref, hw, 0, k);
+  }
+
+  /** Rebuilds a lock made by {@link create} from its handle (any thread). Throws EBADF/EINVAL. */
+  static fromRef(arena: Arena, ref: number): SpinLock {
+    const hw = arena.resolve(ref, L.BlockType.LOCK, 'lock');
+    return new SpinLock(arena, ref, hw, 0, arena.i32[hw + L.BLOCK_HEADER_WORDS + 1]);
+  }
+
+  /**
+   * A lock word inside a raw or operation block at `byteOffset` (4-byte aligned, inside the payload).
+   * Throws EBADF (bad handle) or EINVAL (offset, type, kind).
+   */
+  static at(arena: Arena, ref: number, byteOffset = 0, kind?: L.LockKind): SpinLock {
+    const hw = arena.resolve(ref, -1, 'block');
+    const type = (arena.i32[hw + L.B_TAG] >>> L.TAG_TYPE_SHIFT) & L.TAG_TYPE_MASK;
+    if (type !== L.BlockType.RAW && type !== L.BlockType.OPERATION && type !== L.BlockType.LOCK)
+      throw Errors.invalid(`SpinLock.at needs a raw or operation block, got a ${L.BLOCK_TYPE_NAMES[type]} block`);
+    if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0 || byteOffset + 4 > arena.payloadBytes(hw))
+      throw Errors.invalid(`lock offset ${byteOffset} is not a 4-byte aligned offset inside the ${arena.payloadBytes(hw)}-byte block`);
+    return new SpinLock(arena, ref, hw, byteOffset, lockKindId(kind, arena.lockKindId));
+  }
+
+  /** The algorithm's name. */
+  get kind(): L.LockKind {
+    return L.LOCK_KINDS[this.kindId];
+  }
+
+  /** Thread slot of the holder, or -1. */
+  get owner(): number {
+    return wordOwner(this.arena.i32, this.index);
+  }
+
+  private checkLive(): void {
+    if (this.arena.sanitize) this.arena.checkAccess(this.hw, this.gen, 'lock', 0);
+  }
+
+  /**
+   * Acquires the lock. Locking: not re-entrant (EDEADLK if the caller holds it).
+   * Threads: any; on the main thread a contended futex lock blocks the event loop.
+   * Returns true when acquired, false when `timeoutMs` passed first. Sets {@link ownerDied}.
+   */
+  lock(timeoutMs?: number): boolean {
+    this.checkLive();
+    const r = acquireWord(this.arena, this.index, this.kindId, timeoutMs);
+    this.ownerDied = r === ACQ_OWNER_DIED;
+    return r !== ACQ_TIMEOUT;
+  }
+
+  /** Acquires the lock if it is free; returns whether it did. */
+  tryLock(): boolean {
+    this.checkLive();
+    const r = tryAcquireWord(this.arena, this.index, this.kindId);
+    this.ownerDied = r === ACQ_OWNER_DIED;
+    return r !== ACQ_TIMEOUT;
+  }
+
+  /** Releases the lock. Throws EPERM when the calling thread does not hold it. */
+  unlock(): void {
+    this.checkLive();
+    releaseWord(this.arena, this.index, this.kindId);
+  }
+
+  /** Runs `fn` with the lock held; rethrows its error after unlocking. */
+  withLock<T>(fn: () => T): T {
+    this.lock();
+    try {
+      return fn();
+    } finally {
+      this.unlock();
+    }
+  }
+
+  /**
+   * Frees the block holding the lock (for {@link at}, the whole raw/operation block). A fence still
+   * borrowing it now dangles — the seed's bug. Throws EBUSY while the calling thread holds it.
+   */
+  free(): void {
+    if (this.owner === this.arena.slot) throw Errors.busy('free of a lock the calling thread holds');
+    this.arena.free(this.ref);
+  }
+}
