@@ -162,6 +162,7 @@ export const CBS_QUEUED = 2; // detached by signal, waiting in the owner's inbox
 export const CBS_DONE = 3;
 export const CBK_FN = 0;
 export const CBK_WAKE = 1;
+export const CBK_SHARED = 2; // library code run by the signaler: CB_TOKEN = handler id, CB_TARGET = its data word
 
 /* ───────────── lock word bits ───────────── */
 export const LOCK_OWNER_MASK = 0x3ff; // thread slot + 1 of the holder (0 = free)

@@ -23,6 +23,18 @@ export interface CallbackEntry {
 }
 
 const entries = new Map<number, CallbackEntry>();
+
+/**
+ * Handlers for CBK_SHARED nodes: library code (containers, sync files) registered under the same
+ * id in every thread, run by whichever thread signals — like a kernel callback, which runs in the
+ * signaler's context. `data` is the node's CB_TARGET word; `fw` the signaled fence.
+ */
+export type SharedHandler = (arena: Arena, data: number, fw: number) => void;
+const sharedHandlers: SharedHandler[] = [];
+export function defineSharedCallback(id: number, fn: SharedHandler): void {
+  if (!Number.isInteger(id) || id <= 0 || id > 255) throw new RangeError(`shared callback id ${id} not in 1..255`);
+  sharedHandlers[id] = fn;
+}
 let nextToken = 1;
 
 /** Callbacks registered by this thread and not yet run or removed. */
@@ -34,7 +46,13 @@ export function pendingCallbackCount(): number {
  * Appends a node to the fence's list (fence lock held, fence unsignaled). Returns the node's
  * payload word index. Throws ENOMEM (nothing changed).
  */
-export function linkCallbackLocked(arena: Arena, fw: number, kind: number, entry: CallbackEntry | null, target: number): number {
+export function linkCallbackLocked(
+  arena: Arena,
+  fw: number,
+  kind: number,
+  entry: CallbackEntry | number | null,
+  target: number,
+): number {
   const i32 = arena.i32;
   const nw = arena.allocBlock(CB_BLOCK, L.BlockType.CALLBACK) + BLOCK_HEADER_WORDS;
   i32[nw + CB_FENCE] = fw;
@@ -42,7 +60,10 @@ export function linkCallbackLocked(arena: Arena, fw: number, kind: number, entry
   i32[nw + CB_OWNER] = arena.slot;
   i32[nw + CB_STATE] = L.CBS_PENDING;
   i32[nw + CB_KIND] = kind;
-  if (kind === L.CBK_FN && entry) {
+  if (typeof entry === 'number') {
+    i32[nw + CB_TOKEN] = entry; // CBK_SHARED: handler id
+    i32[nw + CB_TARGET] = target;
+  } else if (kind === L.CBK_FN && entry) {
     const token = nextToken++;
     if (nextToken > 0x7fffffff) nextToken = 1;
     entries.set(token, entry);
@@ -100,6 +121,18 @@ export function runDetached(arena: Arena, head: number): void {
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
       Atomics.add(i32, target, 1);
       Atomics.notify(i32, target);
+    } else if (kind === L.CBK_SHARED) {
+      const handler = sharedHandlers[i32[nw + CB_TOKEN]];
+      const data = i32[nw + CB_TARGET];
+      const fw = i32[nw + CB_FENCE];
+      i32[nw + CB_STATE] = L.CBS_DONE;
+      arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+      try {
+        handler(arena, data, fw);
+      } catch (e) {
+        if (!failed) error = e;
+        failed = true;
+      }
     } else if (i32[nw + CB_OWNER] === arena.slot) {
       try {
         runLocal(arena, nw, false);

@@ -382,7 +382,15 @@ export class Fence {
     return this.addNode(L.CBK_WAKE, null, target);
   }
 
-  private addNode(kind: number, fn: ((f: Fence) => void) | null, target: number): FenceCallback | null {
+  /**
+   * @internal A CBK_SHARED node: handler `id` (see defineSharedCallback) runs in the signaling
+   * thread with `data`. Returns null when already signaled.
+   */
+  addShared(id: number, data: number): FenceCallback | null {
+    return this.addNode(L.CBK_SHARED, id, data);
+  }
+
+  private addNode(kind: number, fn: ((f: Fence) => void) | number | null, target: number): FenceCallback | null {
     const arena = this.arena;
     const fw = this.v();
     if (isSignaledFlag(arena.i32, fw)) return null;
@@ -391,7 +399,8 @@ export class Fence {
     let nw = 0;
     try {
       if (!isSignaledFlag(arena.i32, fw)) {
-        nw = linkCallbackLocked(arena, fw, kind, fn ? { fn, view: this, fw, arena } : null, target);
+        const entry = typeof fn === 'function' ? { fn, view: this, fw, arena } : fn;
+        nw = linkCallbackLocked(arena, fw, kind, entry, target);
         head = this.enableSignalingLocked(fw);
       }
     } finally {
