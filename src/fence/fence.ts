@@ -20,6 +20,8 @@ import { defaultOps, findOps, opsById, stubOps, type FenceOps } from './ops.js';
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_CB_HEAD, FLAG_SIGNALED, FLAG_INLINE_LOCK, FLAG_ENABLE_SIGNAL,
   FLAG_SEQNO64, FLAG_WAITERS, BLOCK_HEADER_WORDS, B_TAG, B_GEN, GEN_MASK } = L;
 
+const DEFAULT_OPS_ID = defaultOps.id;
+
 /** Block size of a plain fence: one 64-byte class, header included. */
 export const FENCE_BLOCK = L.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
 
@@ -631,8 +633,14 @@ function releaseFence(arena: Arena, fw: number, view: Fence): void {
     return;
   }
   if (arena.i32[L.H_STUB] === fw) return; // the stub is permanent
+  const id = i32[fw + F_OPS];
+  const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
+  if (release === undefined) {
+    arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+    return;
+  }
   try {
-    findOps(i32[fw + F_OPS])?.table.release?.(view);
+    release(view);
   } finally {
     arena.freeBlock(fw - BLOCK_HEADER_WORDS);
   }

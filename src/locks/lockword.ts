@@ -153,18 +153,19 @@ function releaseTicket(i32: Int32Array, idx: number): void {
  */
 export function releaseWord(arena: Arena, idx: number, kind: number): void {
   const i32 = arena.i32;
-  const w = Atomics.load(i32, idx);
-  if ((w & OWNER) !== arena.me) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
+  const me = arena.me;
   const sb = arena.slotBase;
-  const c = i32[sb + L.T_ROBUST_COUNT] - 1;
-  if (c < L.ROBUST_CAP && i32[sb + L.T_ROBUST + c] === idx) {
-    i32[sb + L.T_ROBUST_COUNT] = c;
-  } else {
-    dropRobust(i32, sb, idx, c);
+  // Fast path: held by us with no waiter bits → one CAS releases it (no separate ownership load).
+  if (kind === L.LK_TICKET || Atomics.compareExchange(i32, idx, me, 0) !== me) {
+    const w = Atomics.load(i32, idx);
+    if ((w & OWNER) !== me) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
+    if (kind === L.LK_FUTEX) futexUnlock(i32, idx);
+    else if (kind === L.LK_TICKET) releaseTicket(i32, idx);
+    else Atomics.store(i32, idx, 0);
   }
-  if (kind === L.LK_FUTEX) futexUnlock(i32, idx);
-  else if (kind === L.LK_TICKET) releaseTicket(i32, idx);
-  else Atomics.store(i32, idx, 0);
+  const c = i32[sb + L.T_ROBUST_COUNT] - 1;
+  if (c < L.ROBUST_CAP && i32[sb + L.T_ROBUST + c] === idx) i32[sb + L.T_ROBUST_COUNT] = c;
+  else dropRobust(i32, sb, idx, c);
 }
 
 /** Out-of-order unlock: remove `idx` from the robust list wherever it is. */
