@@ -158,7 +158,13 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
   // Fast path: held by us with no waiter bits → one CAS releases it (no separate ownership load).
   if (kind === L.LK_TICKET || Atomics.compareExchange(i32, idx, me, 0) !== me) {
     const w = Atomics.load(i32, idx);
-    if ((w & OWNER) !== me) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
+    if ((w & OWNER) !== me) {
+      // We may have held it and lost it (the word was overwritten — a dangling borrowed lock):
+      // forget it so the robust list does not keep a word we no longer own.
+      const c = i32[sb + L.T_ROBUST_COUNT] - 1;
+      if (c >= 0) dropRobust(i32, sb, idx, c);
+      throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
+    }
     if (kind === L.LK_FUTEX) futexUnlock(i32, idx);
     else if (kind === L.LK_TICKET) releaseTicket(i32, idx);
     else Atomics.store(i32, idx, 0);
@@ -168,16 +174,20 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
   else dropRobust(i32, sb, idx, c);
 }
 
-/** Out-of-order unlock: remove `idx` from the robust list wherever it is. */
+/**
+ * Out-of-order unlock: remove `idx` from the robust list wherever it is (`last` = count - 1).
+ * Past ROBUST_CAP nested locks the extra ones were never listed: only the count goes down.
+ */
 function dropRobust(i32: Int32Array, sb: number, idx: number, last: number): void {
-  const n = Math.min(last, L.ROBUST_CAP - 1);
-  for (let j = n; j >= 0; j--) {
+  const listed = Math.min(last, L.ROBUST_CAP - 1);
+  for (let j = listed; j >= 0; j--) {
     if (i32[sb + L.T_ROBUST + j] === idx) {
-      i32.copyWithin(sb + L.T_ROBUST + j, sb + L.T_ROBUST + j + 1, sb + L.T_ROBUST + n + 1);
-      break;
+      i32.copyWithin(sb + L.T_ROBUST + j, sb + L.T_ROBUST + j + 1, sb + L.T_ROBUST + listed + 1);
+      i32[sb + L.T_ROBUST_COUNT] = last;
+      return;
     }
   }
-  i32[sb + L.T_ROBUST_COUNT] = last;
+  if (last >= L.ROBUST_CAP) i32[sb + L.T_ROBUST_COUNT] = last;
 }
 
 /** Thread slot holding the word, or -1. */

@@ -1,0 +1,56 @@
+/**
+ * Option parsing shared by the fencelab commands. Bad options are a `UsageError` (exit code 2) with
+ * a message that names the option and what it accepts.
+ */
+import { InvalidArgumentError } from 'commander';
+import { LOCK_KINDS, type LockKind } from '../arena/layout.js';
+
+/** Parses `60s`, `500ms`, `2m`, `1.5h` or a bare number of seconds into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`"${text}" is not a duration (e.g. 10s, 500ms, 2m)`);
+  const n = Number(m[1]);
+  if (n < 0) throw new InvalidArgumentError(`duration must not be negative, got ${text}`);
+  const unit = m[2] ?? 's';
+  const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  if (!Number.isFinite(ms)) throw new InvalidArgumentError(`duration ${text} is too large`);
+  return ms;
+}
+
+/** Parses a non-negative integer option, bounded by `max`. */
+export function intOption(name: string, min: number, max: number): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (!/^\s*-?\d+\s*$/.test(text) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${text}"`);
+    if (n < min || n > max) throw new InvalidArgumentError(`${name} must be in ${min}..${max}, got ${n}`);
+    return n;
+  };
+}
+
+/** Parses a rate in [0, 1] (a probability per operation). */
+export function rateOption(name: string): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number in 0..1, got "${text}"`);
+    return n;
+  };
+}
+
+export type LockMode = 'borrowed' | 'inline';
+export const LOCK_MODES: readonly LockMode[] = ['borrowed', 'inline'];
+
+export function lockModeOption(text: string): LockMode {
+  if (!LOCK_MODES.includes(text as LockMode)) throw new InvalidArgumentError(`unknown lock mode "${text}" (borrowed or inline)`);
+  return text as LockMode;
+}
+
+export function lockKindOption(text: string): LockKind {
+  if (!LOCK_KINDS.includes(text as LockKind)) throw new InvalidArgumentError(`unknown lock algorithm "${text}" (one of ${LOCK_KINDS.join(', ')})`);
+  return text as LockKind;
+}
+
+export function sanitizeOption(text: string): boolean {
+  if (['on', 'true', '1', 'yes'].includes(text)) return true;
+  if (['off', 'false', '0', 'no'].includes(text)) return false;
+  throw new InvalidArgumentError(`sanitizer must be on or off, got "${text}"`);
+}
