@@ -8,7 +8,7 @@
  * A freed block therefore comes back to the very next allocation of its size on that thread —
  * exactly what makes a borrowed lock in a freed operation dangle into the next operation.
  */
-import { threadId } from 'node:worker_threads';
+import { threadId, type Worker } from 'node:worker_threads';
 import { Errors, FenceError, UseAfterFreeError, type UseAfterFreeReport } from '../errors.js';
 import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock } from './futex.js';
 import * as L from './layout.js';
@@ -630,6 +630,25 @@ export class Arena {
       if (Atomics.load(this.i32, b + L.T_STATE) === L.SLOT_LIVE && this.i32[b + L.T_THREAD_ID] === tid) out.push(s);
     }
     return out;
+  }
+
+  /**
+   * Reaps `worker`'s thread slots when it exits, whatever the cause (`terminate()`, an uncaught
+   * error, out of memory, a normal exit without {@link detach}): its locks are released and marked
+   * owner-died, and the hooks of the higher layers (fds, exported fences, inbox, ledger) run.
+   * The worker's threadId is recorded now: Node resets it to -1 by the time 'exit' fires.
+   * Threads: the thread that created the worker (any attached thread that receives its 'exit').
+   * Returns nothing; watching the same worker twice reaps once. Throws EINVAL for a non-worker.
+   */
+  watch(worker: Worker): void {
+    if (worker === null || typeof worker !== 'object' || typeof worker.once !== 'function' || !Number.isInteger(worker.threadId))
+      throw Errors.invalid('watch needs a Worker');
+    const tid = worker.threadId;
+    if (tid < 0) throw Errors.invalid('watch: the worker has already exited');
+    worker.once('exit', () => {
+      if (this.detached) return;
+      for (const s of this.slotsOfThread(tid)) this.reapSlot(s);
+    });
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 
 export const MAGIC = 0x46454e43; // 'FENC'
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 export const H_MAGIC = 0;
@@ -83,8 +83,9 @@ export const BlockType = {
   TIMELINE: 7,
   OPERATION: 8,
   INTERNAL: 9,
+  DRIVER: 10, // src/driver: a driver's counters and command ring
 } as const;
-export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal'];
+export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver'];
 export const NTYPES = 16;
 
 /** Block sizes, header included. Multiples of 16 so payloads stay 8-byte aligned. */
@@ -185,8 +186,108 @@ export const LK_TICKET = 2;
 export const LK_FUTEX = 3;
 
 /* ───────────── sync-file fd table (FD_* relative to an entry) ───────────── */
-export const FD_STATE = 0; // 0 free, else generation-tagged "in use" (see src/sync)
-export const FD_FENCE = 1; // word index of the fence payload
-export const FD_OWNER = 2; // thread slot that created it
-export const FD_NAME = 3; // word index of a name block, 0 default
-export const FD_STRIDE = 4;
+export const FD_STATE = 0; // (generation << FDS_GEN_SHIFT) | FDS_*: claims are a CAS on this word
+export const FD_FENCE = 1; // word index of the fence payload (the fd holds one reference)
+export const FD_OWNER = 2; // thread slot that created it (its fds are closed when it is reaped)
+export const FD_NAME = 3; // payload word index of a name block, 0 default
+export const FD_LOCK = 4; // robust lock word (futex kind): lookups and close of this entry serialise on it
+export const FD_STRIDE = 5;
+export const FDS_FREE = 0;
+export const FDS_CLAIMED = 1; // being filled in by create: not visible to lookups yet
+export const FDS_LIVE = 2;
+export const FDS_STATE_MASK = 3;
+export const FDS_GEN_SHIFT = 2;
+export const FDS_GEN_MASK = 0x1fffffff; // generation 1..mask, kept across close so a reused entry rejects stale fds
+/** fd = generation * FD_INDEX_SCALE + entry index: a plain integer, never below FD_INDEX_SCALE. */
+export const FD_INDEX_SCALE = 2 ** 20;
+export const H_FD_NEXT = 23; // header word: next-fit cursor of the fd table (Atomics.add)
+
+/* ───────────── sw_sync timeline (TL_* relative to the timeline block's payload; src/sync/timeline.ts) ───────────── */
+export const TL_LOCK = 0; // the timeline lock; its points borrow it as their fence lock (kernel sync_timeline.lock)
+export const TL_KREF = 1; // struct references: 1 while the timeline is open, + 1 per point
+export const TL_FILE_REFS = 2; // open references (create, get); the last close signals the rest with -ENOENT
+export const TL_CONTEXT = 3;
+export const TL_VALUE = 4; // u32 counter, written under the lock, read with Atomics.load
+export const TL_HEAD = 5; // first point (fence payload word) of the list sorted by seqno, 0 empty
+export const TL_TAIL = 6;
+export const TL_CLOSED = 7; // 1 once the last open reference is closed
+export const TL_NAME = 8; // name: [byte length, up to NAME_MAX_BYTES UTF-8 bytes]
+export const NAME_MAX_BYTES = 31; // the kernel's char name[32] with its NUL
+export const NM_LEN = 0; // name words (at TL_NAME, or a sync file's name block): byte length…
+export const NM_BYTES = 1; // …then the UTF-8 bytes
+export const NAME_WORDS = 1 + Math.ceil(NAME_MAX_BYTES / 4);
+export const TL_WORDS = TL_NAME + NAME_WORDS;
+
+/* ───────────── sw_sync point: a fence block with a list link (PT_* relative to the fence payload) ───────────── */
+export const PT_TIMELINE = FENCE_WORDS; // payload word index of the timeline
+export const PT_PREV = FENCE_WORDS + 1;
+export const PT_NEXT = FENCE_WORDS + 2;
+export const PT_LINKED = FENCE_WORDS + 3; // 1 while on the timeline's list
+export const PT_WORDS = FENCE_WORDS + 4;
+
+/* ───────────── runtime: per-slot ledger of what a thread holds (src/runtime/ledger.ts) ───────────── */
+export const T_LEDGER = 12; // thread-slot word: payload word index of the slot's ledger block (0 none)
+export const T_DRAINING = 13; // thread-slot word: inbox list being run by drainInbox, from the running node on (the reaper discards it)
+export const LG_COUNT = 0; // entries in use
+export const LG_CAP = 1; // entries that fit
+export const LG_ENTRIES = 2; // triples [kind, value, generation]
+export const LG_STRIDE = 3;
+
+/* ───────────── driver: operation struct (OP_* relative to payload; src/driver) ───────────── */
+export const OP_LOCK = 0; // the lock an out-fence borrows (word 0: becomes the free-list link once freed)
+export const OP_STATE = 1; // (generation << OPS_GEN_SHIFT) | OPS_*: every transition is a CAS on this word
+export const OP_FENCE = 2; // payload word index of the out-fence (the operation holds one reference)
+export const OP_DRIVER = 3; // payload word index of the driver block
+export const OP_OWNER = 4; // exporter thread slot
+export const OP_ID = 5; // per-driver operation number
+export const OP_DURATION_US = 6; // simulated work
+export const OP_RESULT = 7; // status the out-fence got (1 or negative errno), written by the finisher
+export const OP_PAYLOAD = 8; // first payload word (OP_PAYLOAD_WORDS of user data)
+export const OP_PAYLOAD_WORDS = 8;
+export const OP_WORDS = OP_PAYLOAD + OP_PAYLOAD_WORDS;
+export const OPS_GEN_SHIFT = 3;
+export const OPS_SUBMITTED = 1; // out-fence created, waiting for execute
+export const OPS_RUNNING = 2; // executing
+export const OPS_FINISHING = 3; // claimed by exactly one finisher (complete, cancel, delete or reap)
+
+/* ───────────── driver block (DRV_* relative to payload) ───────────── */
+export const DRV_LOCK = 0; // guards the name block
+export const DRV_CONTEXT = 1; // fence context of the driver's timeline
+export const DRV_SEQNO = 2; // last seqno handed out (Atomics.add)
+export const DRV_OWNER = 3; // exporter thread slot
+export const DRV_NEXT_ID = 4;
+export const DRV_SUBMITTED = 5; // counters (Atomics)
+export const DRV_COMPLETED = 6;
+export const DRV_CANCELED = 7;
+export const DRV_DELETED = 8;
+export const DRV_ABORTED = 9; // finished by the reaper (exporter died)
+export const DRV_FREED = 10;
+export const DRV_CMD_MISSED = 11; // commands that found their operation already finished
+export const DRV_LIVE = 12; // operations allocated and not yet freed
+export const DRV_RING_HEAD = 13; // command ring: consumer position
+export const DRV_RING_TAIL = 14; // producer position (Atomics.add reserves an entry)
+export const DRV_RING_CAP = 15; // entries (power of two)
+export const DRV_RING_BELL = 16; // bumped + notified when a command is posted
+export const DRV_LOCK_MODE = 17; // 0 inline, 1 borrowed
+export const DRV_RING = 20; // ring entries: [sequence, command, operation handle lo, hi]
+export const RING_STRIDE = 4;
+export const RE_SEQ = 0;
+export const RE_CMD = 1;
+export const RE_OP_LO = 2;
+export const RE_OP_HI = 3;
+
+/* ───────────── containers (src/containers): words after a fence's FENCE_WORDS ───────────── */
+/** Fence array (A_* relative to the fence payload word). */
+export const A_NUM = FENCE_WORDS + 0; // number of child fences
+export const A_PENDING = FENCE_WORDS + 1; // children still to signal (signal-on-any: 1); goes ≤ 0 when done
+export const A_SLOTS = FENCE_WORDS + 2; // payload word of the SLOTS block: one child payload word per entry
+export const A_MODE = FENCE_WORDS + 3; // ARRAY_SIGNAL_ANY
+export const ARRAY_WORDS = 4;
+export const ARRAY_SIGNAL_ANY = 1;
+/** Fence chain link (C_* relative to the fence payload word). */
+export const C_PREV = FENCE_WORDS + 0; // payload word of the previous link or plain fence (0 = none); the link holds a reference
+export const C_PREV_LOCK = FENCE_WORDS + 1; // lock word guarding C_PREV (read + get, compare-exchange on GC)
+export const C_FENCE = FENCE_WORDS + 2; // payload word of the contained fence (the link holds a reference)
+export const C_PREV_SEQNO_LO = FENCE_WORDS + 3; // seqno of prev when the context was reused, else 0 (64-bit)
+export const C_PREV_SEQNO_HI = FENCE_WORDS + 4;
+export const CHAIN_WORDS = 6; // 5 used, padded to keep blocks 8-byte multiples

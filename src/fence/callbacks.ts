@@ -43,6 +43,17 @@ export function pendingCallbackCount(): number {
 }
 
 /**
+ * Listener told when this thread's pending function callbacks go from none to some (`true`) and
+ * back (`false`): the runtime holds the process alive and starts the dispatcher on it. Called with
+ * the fence lock held on the way up: it must not block or take locks.
+ */
+export type PendingListener = (arena: Arena, pending: boolean) => void;
+let pendingListener: PendingListener | null = null;
+export function onPendingCallbacks(fn: PendingListener | null): void {
+  pendingListener = fn;
+}
+
+/**
  * Appends a node to the fence's list (fence lock held, fence unsignaled). Returns the node's
  * payload word index. Throws ENOMEM (nothing changed).
  */
@@ -67,6 +78,7 @@ export function linkCallbackLocked(
     const token = nextToken++;
     if (nextToken > 0x7fffffff) nextToken = 1;
     entries.set(token, entry);
+    if (entries.size === 1 && pendingListener) pendingListener(arena, true);
     i32[nw + CB_TOKEN] = token;
     i32[nw + CB_TARGET] = i32[arena.slotBase + L.T_SERIAL];
   } else {
@@ -97,7 +109,8 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   else i32[fw + L.F_CB_HEAD] = next;
   if (next) i32[next + CB_PREV] = prev;
   else i32[fw + L.F_CB_TAIL] = prev;
-  if (i32[nw + CB_KIND] === L.CBK_FN) entries.delete(i32[nw + CB_TOKEN]);
+  if (i32[nw + CB_KIND] === L.CBK_FN && entries.delete(i32[nw + CB_TOKEN]) && entries.size === 0 && pendingListener)
+    pendingListener(arena, false);
   i32[nw + CB_STATE] = L.CBS_DONE;
   arena.freeBlock(hw);
   return true;
@@ -135,7 +148,7 @@ export function runDetached(arena: Arena, head: number): void {
       }
     } else if (i32[nw + CB_OWNER] === arena.slot) {
       try {
-        runLocal(arena, nw, false);
+        runLocal(arena, nw);
       } catch (e) {
         if (!failed) error = e;
         failed = true;
@@ -148,18 +161,42 @@ export function runDetached(arena: Arena, head: number): void {
   if (failed) throw error;
 }
 
-function runLocal(arena: Arena, nw: number, remote: boolean): void {
+/** Runs a node of the calling thread detached by its own signal. */
+function runLocal(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const token = i32[nw + CB_TOKEN];
   const entry = entries.get(token);
-  entries.delete(token);
+  if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   i32[nw + CB_STATE] = L.CBS_DONE;
   arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-  if (!entry) return;
+  if (entry) entry.fn(entry.view as never);
+}
+
+/**
+ * Runs one delivered node at the head of the list being drained (T_DRAINING = nw). The node stays
+ * allocated and QUEUED while its function runs, so a thread terminated inside it leaves node and
+ * delivery reference to its reaper. Order after the function: DONE, put the reference, unlink
+ * (T_DRAINING = next), free. Known window: a death between DONE and the end of the put leaks
+ * that one reference (never a double put).
+ */
+function runRemote(arena: Arena, nw: number, next: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const token = i32[nw + CB_TOKEN];
+  const fw = i32[nw + CB_FENCE];
+  // A node pushed to a slot that died and was taken by a new thread carries the old occupant's
+  // serial: its token means nothing here (and may collide with one of ours).
+  const entry = i32[nw + CB_TARGET] === i32[sb + L.T_SERIAL] ? entries.get(token) : undefined;
+  if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   try {
-    entry.fn(entry.view as never);
+    if (entry) entry.fn(entry.view as never);
   } finally {
-    if (remote) putRef(arena, entry.fw);
+    // DONE before the put: a thread terminated inside the put leaks a reference at worst; the
+    // other order could make the reaper put it twice and free a fence others still hold.
+    i32[nw + CB_STATE] = L.CBS_DONE;
+    putRef(arena, fw);
+    i32[sb + L.T_DRAINING] = next;
+    arena.freeBlock(nw - BLOCK_HEADER_WORDS);
   }
 }
 
@@ -189,6 +226,10 @@ function deliverRemote(arena: Arena, nw: number): void {
   }
   Atomics.add(i32, ob + L.T_DOORBELL, 1);
   Atomics.notify(i32, ob + L.T_DOORBELL);
+  // The owner may have died between our check and the push, and its reaper may already have
+  // emptied the inbox: look again after the push, and if it is gone, discard what is there
+  // ourselves (the reaper's exchange and ours take disjoint sets, so nothing runs or drops twice).
+  if (Atomics.load(i32, ob + L.T_STATE) === L.SLOT_DEAD) discardInbox(arena, owner);
 }
 
 /**
@@ -209,10 +250,14 @@ export function drainInbox(arena: Arena): number {
   let n = 0;
   let error: unknown;
   let failed = false;
+  // The detached list stays reachable from shared memory (T_DRAINING) until each node starts: a
+  // thread terminated mid-drain leaves the rest to its reaper instead of leaking them.
+  const sb = arena.slotBase;
+  i32[sb + L.T_DRAINING] = rev;
   for (nw = rev; nw !== 0; ) {
     const next = i32[nw + CB_NEXT];
     try {
-      runLocal(arena, nw, true);
+      runRemote(arena, nw, next);
     } catch (e) {
       if (!failed) error = e;
       failed = true;
@@ -224,10 +269,31 @@ export function drainInbox(arena: Arena): number {
   return n;
 }
 
-/** Frees every node queued for a dead slot, dropping the fence references they held. */
+/**
+ * Frees every node queued for a dead slot — in its inbox, and the rest of a list it was draining —
+ * dropping the fence references they held (and the one of a callback it died in).
+ */
 export function discardInbox(arena: Arena, slot: number): void {
   const i32 = arena.i32;
-  let nw = Atomics.exchange(i32, arena.slotWord(slot) + L.T_INBOX, 0);
+  const sb = arena.slotWord(slot);
+  if (slot !== arena.slot) {
+    // A dead thread's list in progress: its head may be DONE (reference already put, node not
+    // yet freed); every other node is still QUEUED with its delivery reference.
+    let nw = i32[sb + L.T_DRAINING];
+    i32[sb + L.T_DRAINING] = 0;
+    if (nw !== 0 && i32[nw + CB_STATE] === L.CBS_DONE) {
+      const next = i32[nw + CB_NEXT];
+      arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+      nw = next;
+    }
+    discardList(arena, nw);
+  }
+  discardList(arena, Atomics.exchange(i32, sb + L.T_INBOX, 0));
+}
+
+function discardList(arena: Arena, head: number): void {
+  const i32 = arena.i32;
+  let nw = head;
   while (nw !== 0) {
     const next = i32[nw + CB_NEXT];
     const fw = i32[nw + CB_FENCE];

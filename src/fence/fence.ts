@@ -77,16 +77,20 @@ export class Fence {
     let lockIdx = 0;
     let lenderHw = 0;
     if (init.lock !== undefined) {
+      let sl: SpinLock | undefined;
       if (init.lock instanceof SpinLock) {
         if (init.lock.arena.buffer !== arena.buffer) throw Errors.invalid('borrowed lock belongs to another arena');
-        lockIdx = init.lock.index;
-        lenderHw = arena.resolve(init.lock.ref, -1, 'lock');
+        sl = init.lock;
       } else {
-        const sl = typeof init.lock === 'number' ? lockFromRef(arena, init.lock) : undefined;
+        sl = typeof init.lock === 'number' ? lockFromRef(arena, init.lock) : undefined;
         if (!sl) throw Errors.invalid('lock must be a SpinLock or a lock/raw block ref');
-        lockIdx = sl.index;
-        lenderHw = arena.resolve(sl.ref, -1, 'lock');
       }
+      // The fence takes its lock with the arena's algorithm: one word, one algorithm, or the
+      // two would corrupt each other's bits (a ticket word taken by a futex CAS, and so on).
+      if (sl.kindId !== arena.lockKindId)
+        throw Errors.invalid(`borrowed lock is a ${sl.kind} lock; fences of this arena lock with ${arena.lockKind}`);
+      lockIdx = sl.index;
+      lenderHw = arena.resolve(sl.ref, -1, 'lock');
     }
     const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw });
     return new Fence(arena, fw);
@@ -181,6 +185,15 @@ export class Fence {
   /** True when the fence uses its own lock (INLINE_LOCK flag), false when it borrows one. */
   get usesInlineLock(): boolean {
     return (this.arena.i32[this.v() + F_FLAGS] & FLAG_INLINE_LOCK) !== 0;
+  }
+  /**
+   * Int32 word index of the lock word this fence takes (its own, or the borrowed one), without
+   * the sanitizer's check: for tools that watch lock words (the demo's mutual-exclusion guard).
+   */
+  get lockWordIndex(): number {
+    const fw = this.v();
+    const i32 = this.arena.i32;
+    return i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + L.F_LOCK : i32[fw + L.F_LOCK];
   }
   /** Signal time in monotonic ns, or undefined before signal. */
   get timestamp(): bigint | undefined {

@@ -35,6 +35,8 @@ function deadlineOf(timeoutMs: number | undefined): number {
  * ACQ_TIMEOUT when `timeoutMs` passed first.
  */
 export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?: number): number {
+  // Validate before the fast path: a bad timeout is misuse whether or not the lock is free.
+  if (timeoutMs !== undefined && !(timeoutMs >= 0)) deadlineOf(timeoutMs);
   const i32 = arena.i32;
   const me = arena.me;
   const sb = arena.slotBase;

@@ -1,0 +1,130 @@
+/**
+ * Shared helpers of the core suites (arena, locks, fence, sanitizer, seed scenario): bounded worker
+ * messaging and the two assertions every test makes — a rejected call leaves the arena consistent,
+ * and a finished test leaves nothing allocated.
+ */
+import { Worker } from 'node:worker_threads';
+import { expect } from 'vitest';
+import { FenceError, type Arena } from '../../src/index.js';
+
+/** Asserts `fn` throws a FenceError with `code`, then that the arena is still consistent. */
+export function rejects(arena: Arena, fn: () => unknown, code: string): FenceError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(caught, `expected FenceError ${code}`).toBeInstanceOf(FenceError);
+  const err = caught as FenceError;
+  expect(err.code).toBe(code);
+  expect(err.errno).toBeLessThan(0);
+  const report = arena.check();
+  expect(report.problems).toEqual([]);
+  expect(report.ok).toBe(true);
+  return err;
+}
+
+/** Asserts the arena is consistent and holds no live block besides its permanent stub. */
+export function expectClean(arena: Arena): void {
+  const report = arena.check();
+  expect(report.problems).toEqual([]);
+  expect(report.ok).toBe(true);
+  expect(report.leaks).toEqual([]);
+  expect(report.leakedBytes).toBe(0);
+}
+
+/** URL of a compiled worker fixture (`workers/<name>.ts` → `dist/workers/<name>.js`). */
+export function fixture(name: string): URL {
+  return new URL(`../../dist/workers/${name}.js`, import.meta.url);
+}
+
+export interface Msg {
+  type: string;
+  [k: string]: unknown;
+}
+
+/**
+ * A worker with a queue of its messages: `next(type)` waits (bounded) for the next message of that
+ * type; an 'error' message or an uncaught error fails the wait instead of hanging.
+ */
+export class TestWorker {
+  readonly worker: Worker;
+  readonly messages: Msg[] = [];
+  private waiters: (() => void)[] = [];
+  error: Error | undefined;
+  exitCode: number | undefined;
+
+  constructor(name: string, workerData: unknown) {
+    this.worker = new Worker(fixture(name), { workerData });
+    this.worker.on('message', (m: Msg) => {
+      this.messages.push(m);
+      this.wake();
+    });
+    this.worker.on('error', (e) => {
+      this.error = e;
+      this.wake();
+    });
+    this.worker.on('exit', (code) => {
+      this.exitCode = code;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  post(m: Msg): void {
+    this.worker.postMessage(m);
+  }
+
+  /** Next message of `type` (removed from the queue). Rejects on timeout, worker error or exit. */
+  async next(type: string, timeoutMs = 10_000): Promise<Msg> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.messages.findIndex((m) => m.type === type || m.type === 'error');
+      if (i >= 0) {
+        const [m] = this.messages.splice(i, 1);
+        if (m.type === 'error' && type !== 'error') throw new Error(`worker reported: ${String(m.message)}`);
+        return m;
+      }
+      if (this.error) throw this.error;
+      if (this.exitCode !== undefined) throw new Error(`worker exited (${this.exitCode}) before sending '${type}'`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for '${type}' from the worker`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Sends `m` and waits for the reply of type `reply`. */
+  async ask(m: Msg, reply: string, timeoutMs = 10_000): Promise<Msg> {
+    this.post(m);
+    return this.next(reply, timeoutMs);
+  }
+
+  /** Waits (bounded) for the worker to exit on its own; terminates it when the wait runs out. */
+  async exited(timeoutMs = 10_000): Promise<number> {
+    if (this.exitCode !== undefined) return this.exitCode;
+    const code = await new Promise<number | undefined>((resolve) => {
+      const t = setTimeout(() => resolve(undefined), timeoutMs);
+      this.worker.once('exit', (c) => {
+        clearTimeout(t);
+        resolve(c);
+      });
+    });
+    if (code === undefined) {
+      await this.worker.terminate();
+      throw new Error(`worker did not exit within ${timeoutMs} ms`);
+    }
+    return code;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Worker fixture: takes and holds one lock on command, so that the main thread can meet a lock held
+ * by another thread (timeouts, EPERM on a non-owner unlock).
+ *
+ * workerData: { buffer }. Messages in: { type: 'lock', ref, byteOffset?, kind? } (a SpinLock made by
+ * create when byteOffset is absent, else SpinLock.at) → 'locked'; { type: 'unlock' } → 'unlocked';
+ * { type: 'exit' } → detaches, 'bye'. Failures come back as { type: 'error', code, message }.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Arena, SpinLock, type LockKind } from '../src/index.js';
+
+const arena = Arena.attach((workerData as { buffer: SharedArrayBuffer }).buffer);
+let held: SpinLock | undefined;
+
+parentPort!.on('message', (m: { type: string; ref?: number; byteOffset?: number; kind?: LockKind }) => {
+  try {
+    if (m.type === 'lock') {
+      held = m.byteOffset === undefined ? SpinLock.fromRef(arena, m.ref!) : SpinLock.at(arena, m.ref!, m.byteOffset, m.kind);
+      if (!held.lock(10_000)) throw new Error('lock-holder could not take the lock');
+      parentPort!.postMessage({ type: 'locked', slot: arena.slot });
+    } else if (m.type === 'unlock') {
+      held!.unlock();
+      held = undefined;
+      parentPort!.postMessage({ type: 'unlocked' });
+    } else if (m.type === 'exit') {
+      arena.detach();
+      parentPort!.postMessage({ type: 'bye' });
+      parentPort!.close();
+    }
+  } catch (e) {
+    parentPort!.postMessage({ type: 'error', code: (e as { code?: string }).code, message: String((e as Error)?.message ?? e) });
+  }
+});
+parentPort!.postMessage({ type: 'ready', slot: arena.slot });
