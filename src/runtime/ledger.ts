@@ -1,0 +1,177 @@
+/**
+ * The ledger: what a thread holds that nobody else could give back if it died — fence references,
+ * operations it exports. One block per thread slot (T_LEDGER), entries `[kind, value, generation]`.
+ * Only the owner writes it; the reaper reads it once the owner is dead (Arena.watch → reapSlot →
+ * the hook below), so no lock is needed. Entries may go stale (an operation finished by another
+ * thread): the generation tells, and {@link ledgerCompact} drops them.
+ *
+ * Kinds are registered per thread like shared callbacks: the reaping thread must have loaded the
+ * module that defines a kind (the runtime defines FENCE_REF; the driver defines OPERATION).
+ */
+import { onReap, type Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import { Fence, putFence } from '../fence/fence.js';
+
+const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, T_LEDGER, BLOCK_HEADER_WORDS } = L;
+
+/** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
+export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
+
+export const LedgerKind = { FENCE_REF: 1, OPERATION: 2 } as const;
+
+const reapers: LedgerReaper[] = [];
+/** Registers the reaper of ledger kind `kind` (1..63) in this thread. */
+export function defineLedgerKind(kind: number, reaper: LedgerReaper): void {
+  if (!Number.isInteger(kind) || kind < 1 || kind > 63) throw Errors.invalid(`ledger kind ${kind} not in 1..63`);
+  reapers[kind] = reaper;
+}
+
+const FIRST_CAP = 20;
+
+/** Records `[kind, value, gen]` for the calling thread. Throws ENOMEM (nothing recorded). */
+export function ledgerAdd(arena: Arena, kind: number, value: number, gen: number): void {
+  const i32 = arena.i32;
+  const sw = arena.slotBase + T_LEDGER;
+  let lw = i32[sw];
+  if (lw === 0) {
+    lw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + FIRST_CAP * LG_STRIDE) * 4, L.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+    i32[lw + LG_COUNT] = 0;
+    i32[lw + LG_CAP] = Math.floor((arena.payloadBytes(lw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
+    i32[sw] = lw;
+  }
+  let n = i32[lw + LG_COUNT];
+  if (n === i32[lw + LG_CAP]) {
+    n = ledgerCompact(arena);
+    if (n > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, n);
+  }
+  const e = lw + LG_ENTRIES + n * LG_STRIDE;
+  i32[e] = kind;
+  i32[e + 1] = value;
+  i32[e + 2] = gen;
+  i32[lw + LG_COUNT] = n + 1;
+}
+
+function grow(arena: Arena, lw: number, n: number): number {
+  const i32 = arena.i32;
+  const cap = i32[lw + LG_CAP] * 2;
+  const nw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + cap * LG_STRIDE) * 4, L.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+  i32.copyWithin(nw + LG_ENTRIES, lw + LG_ENTRIES, lw + LG_ENTRIES + n * LG_STRIDE);
+  i32[nw + LG_COUNT] = n;
+  i32[nw + LG_CAP] = Math.floor((arena.payloadBytes(nw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
+  // Publish the new block before freeing the old one: the slot word must never name freed memory.
+  i32[arena.slotBase + T_LEDGER] = nw;
+  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  return nw;
+}
+
+/**
+ * Removes the most recent entry equal to `[kind, value, gen]` (the calling thread's). Returns
+ * whether it was there. The ledger block is freed when it empties (so `arena.check()` sees no
+ * leak once a thread holds nothing).
+ */
+export function ledgerRemove(arena: Arena, kind: number, value: number, gen: number): boolean {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  if (lw === 0) return false;
+  const n = i32[lw + LG_COUNT];
+  for (let j = n - 1; j >= 0; j--) {
+    const e = lw + LG_ENTRIES + j * LG_STRIDE;
+    if (i32[e] === kind && i32[e + 1] === value && i32[e + 2] === gen) {
+      const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
+      i32[e] = i32[last];
+      i32[e + 1] = i32[last + 1];
+      i32[e + 2] = i32[last + 2];
+      i32[lw + LG_COUNT] = n - 1;
+      if (n === 1) release(arena, lw);
+      return true;
+    }
+  }
+  return false;
+}
+
+function release(arena: Arena, lw: number): void {
+  arena.i32[arena.slotBase + T_LEDGER] = 0;
+  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+}
+
+/**
+ * Drops entries whose block (payload word `value`) is no longer live at `generation` — objects
+ * finished by other threads. Returns the number of entries left.
+ */
+export function ledgerCompact(arena: Arena): number {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  if (lw === 0) return 0;
+  let n = i32[lw + LG_COUNT];
+  for (let j = n - 1; j >= 0; j--) {
+    const e = lw + LG_ENTRIES + j * LG_STRIDE;
+    if (arena.isLive(i32[e + 1] - BLOCK_HEADER_WORDS, i32[e + 2])) continue;
+    const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
+    i32.copyWithin(e, last, last + LG_STRIDE);
+    n--;
+  }
+  i32[lw + LG_COUNT] = n;
+  return n;
+}
+
+/** Entries in the calling thread's ledger (stale ones included until compacted). */
+export function ledgerSize(arena: Arena): number {
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
+  return lw === 0 ? 0 : arena.i32[lw + LG_COUNT];
+}
+
+/**
+ * Records that the calling thread holds one reference on `fence` (one it got from create, get or
+ * SyncFile.getFence): if the thread dies, the reaper puts it. Returns the fence.
+ * Threads: the holder. Throws EBADF on a released fence, ENOMEM.
+ */
+export function trackRef(fence: Fence): Fence {
+  const arena = fence.arena;
+  const fw = fence.fw;
+  fence.refcount; // validates the view (EBADF on a released fence)
+  ledgerAdd(arena, LedgerKind.FENCE_REF, fw, arena.generationAt(fw - BLOCK_HEADER_WORDS));
+  return fence;
+}
+
+/**
+ * Puts a reference recorded by {@link trackRef} and forgets it. Threads: the holder.
+ * Throws EINVAL when the calling thread recorded no reference on `fence` (nothing is put).
+ */
+export function putTracked(fence: Fence): void {
+  const arena = fence.arena;
+  const fw = fence.fw;
+  if (!ledgerRemove(arena, LedgerKind.FENCE_REF, fw, arena.generationAt(fw - BLOCK_HEADER_WORDS)))
+    throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
+  fence.put();
+}
+
+defineLedgerKind(LedgerKind.FENCE_REF, (arena, fw, gen) => {
+  // The dead thread held a reference, so the fence cannot have been released: still check.
+  if (arena.isLive(fw - BLOCK_HEADER_WORDS, gen)) putFence(arena, fw);
+});
+
+onReap((arena, slot) => {
+  const i32 = arena.i32;
+  const sw = arena.slotWord(slot) + T_LEDGER;
+  const lw = i32[sw];
+  if (lw === 0) return;
+  i32[sw] = 0;
+  const n = i32[lw + LG_COUNT];
+  let error: unknown;
+  let failed = false;
+  for (let j = 0; j < n; j++) {
+    const e = lw + LG_ENTRIES + j * LG_STRIDE;
+    const reaper = reapers[i32[e]];
+    try {
+      reaper?.(arena, i32[e + 1], i32[e + 2], slot);
+    } catch (err) {
+      if (!failed) error = err;
+      failed = true;
+    }
+  }
+  // The dead thread allocated the block; freeing it from here counts it in our slot's stats,
+  // which the arena folds together, so the live counters stay right.
+  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  if (failed) throw error;
+});

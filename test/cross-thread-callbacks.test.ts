@@ -1,0 +1,172 @@
+/**
+ * Cross-thread callbacks (DESIGN.md §4): a callback added by thread B on a fence that thread A
+ * signals runs exactly once, in B; removeCallback racing signal yields exactly one of "removed" or
+ * "ran". Real workers, exact counts, bounded waits.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Arena, Fence, pendingCallbacks } from '../src/index.js';
+import { expectClean, TestWorker } from './support/core.js';
+
+const workers: TestWorker[] = [];
+function spawn(data: unknown): TestWorker {
+  const w = new TestWorker('callback-probe', data);
+  workers.push(w);
+  return w;
+}
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.worker.terminate()));
+});
+
+async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return true;
+}
+
+describe('cross-thread callbacks', () => {
+  it('B adds, A signals: every callback runs once, in B (3 workers × 200 fences, signaled by the main thread and by a worker)', async () => {
+    const arena = Arena.create({ bytes: 4 << 20 });
+    const N = 200;
+    const B = 3;
+    const ctx = Fence.contextAlloc(arena);
+    const fences = Array.from({ length: N }, (_, i) => Fence.create(arena, { context: ctx, seqno: i + 1 }));
+    const tally = new SharedArrayBuffer(B * 2 * N * 4);
+    const t = new Int32Array(tally);
+    const bs = Array.from({ length: B }, () => spawn({ buffer: arena.buffer, tally }));
+    const ready = await Promise.all(bs.map((w) => w.next('ready')));
+    for (const w of bs) arena.watch(w.worker);
+    // Each B adds one callback per fence; the sender takes the receiver's reference.
+    await Promise.all(
+      bs.map((w, b) => {
+        for (const f of fences) f.get();
+        return w.ask({ type: 'add', handles: fences.map((f) => f.handle), base: b * 2 * N }, 'added');
+      }),
+    );
+    // Main also adds its own callbacks: these run in the main thread whoever signals.
+    const mine = new Array<number>(N).fill(0);
+    fences.forEach((f, i) => f.addCallback(() => mine[i]++));
+    // The first half signaled here, the second half by the first worker (A = B there: its own
+    // callbacks run synchronously in it, the others go to inboxes).
+    for (const f of fences.slice(0, N / 2)) f.signal();
+    await bs[0].ask({ type: 'signal', handles: fences.slice(N / 2).map((f) => f.handle) }, 'signaled');
+    const total = () => {
+      let s = 0;
+      for (let b = 0; b < B; b++) for (let i = 0; i < N; i++) s += t[b * 2 * N + i];
+      return s;
+    };
+    expect(await until(() => total() === B * N && mine.every((c) => c === 1))).toBe(true);
+    await new Promise((r) => setTimeout(r, 30)); // a second run would land by now
+    for (let b = 0; b < B; b++)
+      for (let i = 0; i < N; i++) {
+        expect(t[b * 2 * N + i]).toBe(1);
+        expect(t[b * 2 * N + N + i]).toBe(ready[b].threadId);
+      }
+    expect(mine.every((c) => c === 1)).toBe(true);
+    expect(pendingCallbacks()).toBe(0);
+    for (const w of bs) {
+      const p = await w.ask({ type: 'pending' }, 'pending');
+      expect(p.callbacks).toBe(0);
+    }
+    for (const w of bs) await w.ask({ type: 'exit' }, 'bye');
+    for (const f of fences) expect(f.refcount).toBe(1);
+    for (const f of fences) f.put();
+    expectClean(arena);
+  });
+
+  it('callbacks on an already signaled fence are refused (null) and never run', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    f.signal();
+    const tally = new SharedArrayBuffer(8);
+    const w = spawn({ buffer: arena.buffer, tally });
+    await w.next('ready');
+    f.get();
+    const r = await w.ask({ type: 'add', handles: [f.handle], base: 0 }, 'added');
+    expect(r.results).toEqual([0]); // refused; the probe counts the refusal itself, once
+    expect(new Int32Array(tally)[0]).toBe(1);
+    await w.ask({ type: 'exit' }, 'bye');
+    f.put();
+    expectClean(arena);
+  });
+
+  it('removeCallback racing signal: exactly one of "removed" or "ran" (300 rounds)', async () => {
+    const arena = Arena.create({ bytes: 2 << 20 });
+    const R = 300;
+    const tally = new SharedArrayBuffer((R + 1) * 4);
+    const t = new Int32Array(tally);
+    const w = spawn({ buffer: arena.buffer, tally });
+    await w.next('ready');
+    arena.watch(w.worker);
+    const ctx = Fence.contextAlloc(arena);
+    const outcomes: boolean[] = [];
+    for (let r = 0; r < R; r++) {
+      const f = Fence.create(arena, { context: ctx, seqno: r + 1 });
+      const flag = 0;
+      Atomics.store(t, flag, 0);
+      f.get();
+      const reply = w.ask({ type: 'race', handle: f.handle, flag, index: r + 1 }, 'raced');
+      // Wait (bounded) for the probe to have added its callback, then release it and signal at once.
+      const res = Atomics.wait(t, flag, 0, 5000);
+      expect(res === 'ok' || Atomics.load(t, flag) === 1).toBe(true);
+      // Sweep who goes first: signal before the release, or from 0 to ~1 ms after it (a busy
+      // 2-core machine preempts spinning threads for that long), so the removal lands before,
+      // during and after the signal.
+      if (r % 4 === 0) {
+        f.signal();
+        Atomics.store(t, flag, 2);
+      } else {
+        Atomics.store(t, flag, 2);
+        const spinUntil = performance.now() + (r % 11) ** 3 * 0.001;
+        while (performance.now() < spinUntil);
+        f.signal();
+      }
+      const m = await reply;
+      expect(m.added).toBe(true);
+      outcomes.push(m.removed as boolean);
+      f.put();
+    }
+    // Let every delivered callback run in the probe.
+    expect(await until(() => {
+      let ran = 0;
+      for (let r = 0; r < R; r++) ran += t[r + 1];
+      return ran === outcomes.filter((x) => !x).length;
+    })).toBe(true);
+    const p = await w.ask({ type: 'pending' }, 'pending');
+    expect(p.callbacks).toBe(0);
+    await new Promise((r) => setTimeout(r, 30));
+    for (let r = 0; r < R; r++) expect(t[r + 1] + (outcomes[r] ? 1 : 0)).toBe(1);
+    await w.ask({ type: 'exit' }, 'bye');
+    expectClean(arena);
+    // Both outcomes must actually occur, or the race was not exercised.
+    expect(outcomes.some((x) => x)).toBe(true);
+    expect(outcomes.some((x) => !x)).toBe(true);
+  });
+
+  it('a dead owner\'s callbacks are dropped, not run elsewhere, and leak nothing', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const ctx = Fence.contextAlloc(arena);
+    const fences = Array.from({ length: 20 }, (_, i) => Fence.create(arena, { context: ctx, seqno: i + 1 }));
+    const tally = new SharedArrayBuffer(40 * 4);
+    const w = spawn({ buffer: arena.buffer, tally });
+    await w.next('ready');
+    arena.watch(w.worker);
+    for (const f of fences) f.get();
+    await w.ask({ type: 'add', handles: fences.map((f) => f.handle), base: 0 }, 'added');
+    // Half signaled while it lives (queued or run), then it dies, then the rest are signaled.
+    for (const f of fences.slice(0, 10)) f.signal();
+    const exited = new Promise((r) => w.worker.once('exit', r));
+    await w.worker.terminate();
+    await exited;
+    for (const f of fences.slice(10)) f.signal();
+    const t = new Int32Array(tally);
+    for (let i = 10; i < 20; i++) expect(t[i]).toBe(0);
+    for (let i = 0; i < 10; i++) expect(t[i]).toBeLessThanOrEqual(1);
+    const bad = fences.map((f, i) => [i, f.refcount, t[i]]).filter((x) => x[1] !== 1);
+    expect(bad).toEqual([]); // the dead worker's references were put by the reaper
+    for (const f of fences) f.put();
+    expectClean(arena);
+  });
+});

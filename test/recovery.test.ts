@@ -1,0 +1,194 @@
+/**
+ * Dead-worker recovery (DESIGN.md §5, §6): a worker that exits for any reason — terminate() in the
+ * middle of a critical section, out of memory — is reaped by the watching thread: its locks are
+ * released and marked owner-died, its fds closed, its unsignaled exported fences signaled with
+ * -ENODEV, its operations and tracked references freed. Nobody else hangs; arena.check() is clean.
+ */
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Arena, Errno, Fence, SpinLock, SyncFile } from '../src/index.js';
+import { expectClean, fixture, TestWorker } from './support/core.js';
+import {
+  finishImporters, startScenario, terminateAll, STRIDE, T_EXP_CB, T_IMP_CB, T_IMPORTS, T_REFUSED, T_REMOVED, T_STATUS,
+  type Scenario,
+} from './support/threads.js';
+
+const workers: TestWorker[] = [];
+let scenario: Scenario | undefined;
+function probe(arena: Arena): TestWorker {
+  const w = new TestWorker('callback-probe', { buffer: arena.buffer });
+  workers.push(w);
+  arena.watch(w.worker);
+  return w;
+}
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.worker.terminate()));
+  await terminateAll(scenario);
+  scenario = undefined;
+});
+
+function exitOf(w: Worker): Promise<number> {
+  return new Promise((r) => w.once('exit', r));
+}
+
+describe('dead-worker recovery', () => {
+  it('terminate() mid-critical-section: the thread waiting on the lock gets it, told the owner died', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const lock = SpinLock.create(arena);
+    const a = probe(arena);
+    const b = probe(arena);
+    await Promise.all([a.next('ready'), b.next('ready')]);
+    await a.ask({ type: 'lock', ref: lock.ref }, 'locked');
+    await a.ask({ type: 'spin' }, 'spinning');
+    b.post({ type: 'lock', ref: lock.ref }); // blocks in B until A is reaped
+    await new Promise((r) => setTimeout(r, 20));
+    expect(b.messages.some((m) => m.type === 'locked')).toBe(false);
+    const gone = exitOf(a.worker);
+    await a.worker.terminate();
+    await gone;
+    const got = await b.next('locked', 5000);
+    expect(got.ownerDied).toBe(true);
+    // B still holds it (detach would refuse with EBUSY): it dies too, and the lock comes back here.
+    const gone2 = exitOf(b.worker);
+    await b.worker.terminate();
+    await gone2;
+    expect(lock.lock(2000)).toBe(true);
+    expect(lock.ownerDied).toBe(true);
+    lock.unlock();
+    lock.free();
+    expectClean(arena);
+  });
+
+  it('a fence lock held by a terminated worker: signal() from another thread completes', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    const w = probe(arena);
+    await w.next('ready');
+    await w.ask({ type: 'fence-lock', handle: f.handle }, 'locked');
+    expect(f.lock(20)).toBe(false);
+    const gone = exitOf(w.worker);
+    await w.worker.terminate();
+    await gone;
+    expect(f.lock(2000)).toBe(true);
+    f.unlock();
+    f.signal();
+    expect(f.status()).toBe(1);
+    f.put();
+    expectClean(arena);
+  });
+
+  it('out of memory (resourceLimits) while holding a lock and references: reaped like any death', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const lock = SpinLock.create(arena);
+    const ctx = Fence.contextAlloc(arena);
+    const fences = Array.from({ length: 8 }, (_, i) => Fence.create(arena, { context: ctx, seqno: i + 1 }));
+    const w = new Worker(fixture('callback-probe'), {
+      workerData: { buffer: arena.buffer },
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+    });
+    arena.watch(w);
+    const errors: Error[] = [];
+    w.on('error', (e) => errors.push(e));
+    const gone = exitOf(w);
+    const next = (type: string) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timeout waiting for ${type}`)), 10_000);
+        const on = (m: Record<string, unknown>) => {
+          if (m.type !== type) return;
+          clearTimeout(t);
+          w.off('message', on);
+          resolve(m);
+        };
+        w.on('message', on);
+      });
+    await next('ready');
+    w.postMessage({ type: 'lock', ref: lock.ref });
+    await next('locked');
+    for (const f of fences) f.get();
+    w.postMessage({ type: 'hold', handles: fences.map((f) => f.handle) });
+    await next('held');
+    w.postMessage({ type: 'oom' });
+    const code = await Promise.race([gone, new Promise<string>((r) => setTimeout(() => r('timeout'), 20_000))]);
+    expect(code).not.toBe('timeout');
+    expect(errors.some((e) => (e as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY')).toBe(true);
+    expect(lock.lock(2000)).toBe(true);
+    expect(lock.ownerDied).toBe(true);
+    lock.unlock();
+    lock.free();
+    for (const f of fences) expect(f.refcount).toBe(1);
+    for (const f of fences) f.put();
+    expectClean(arena);
+  }, 30_000);
+
+  it('an exporter terminated with operations in flight: its fences get -ENODEV, its fds close, nothing leaks', async () => {
+    const K = 40;
+    const s = (scenario = await startScenario({
+      n: 2, m: 2, k: K, seed: 'dead-exporter', hang: [0], cancelRate: 0, removeRate: 0.2, holdMaxMs: 15, minUs: 0, maxUs: 200,
+    }));
+    const submitted = await s.exporters[0].next('submitted', 10_000);
+    const doneLive = await s.exporters[1].next('done', 30_000);
+    const gone = exitOf(s.exporters[0].worker);
+    await s.exporters[0].worker.terminate();
+    await gone;
+    const stats = await finishImporters(s, [submitted.sent as number[], doneLive.sent as number[]]);
+    s.exporters[1].post({ type: 'exit' });
+    for (const w of [s.exporters[1], ...s.importers]) expect(await w.exited(10_000)).toBe(0);
+    const dead = s.drivers[0].counters;
+    expect(dead.submitted).toBe(K);
+    expect(dead.aborted).toBe(K);
+    expect(dead.completed + dead.canceled + dead.deleted).toBe(0);
+    expect(dead.live).toBe(0);
+    expect(dead.freed).toBe(K);
+    const live = s.drivers[1].counters;
+    expect(live.completed).toBe(K);
+    const t = s.tally;
+    let imported = 0;
+    for (let k = 0; k < K; k++) {
+      const b = k * STRIDE; // exporter 0's fences
+      expect(t[b + T_EXP_CB]).toBe(0); // its owner died: its callbacks are dropped, never run elsewhere
+      if (t[b + T_IMPORTS] === 1) {
+        imported++;
+        expect(t[b + T_STATUS]).toBe(Errno.ENODEV);
+        expect(t[b + T_IMP_CB] + t[b + T_REMOVED] + t[b + T_REFUSED]).toBe(1);
+      }
+    }
+    const badFd = stats.reduce((a, x) => a + x.badFd, 0);
+    expect(imported + badFd).toBe(K); // each fd was either imported before the death or closed by the reaper
+    for (let k = K; k < 2 * K; k++) expect(t[k * STRIDE + T_STATUS]).toBe(1);
+    expect(stats.reduce((a, x) => a + x.timeouts, 0)).toBe(0);
+    expect(SyncFile.openCount(s.arena)).toBe(0);
+    for (const d of s.drivers) d.destroy();
+    expectClean(s.arena);
+  }, 60_000);
+
+  it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', async () => {
+    const K = 60;
+    const s = (scenario = await startScenario({
+      n: 2, m: 3, k: K, seed: 'dead-importers', cancelRate: 0.2, removeRate: 0, holdMaxMs: 30, minUs: 100, maxUs: 2000,
+    }));
+    await new Promise((r) => setTimeout(r, 30));
+    const victims = s.importers.slice(0, 2);
+    await Promise.all(victims.map(async (w) => {
+      const gone = exitOf(w.worker);
+      await w.worker.terminate();
+      await gone;
+    }));
+    const done = await Promise.all(s.exporters.map((w) => w.next('done', 30_000)));
+    const survivor = s.importers[2];
+    const expected = done.reduce((a, d) => a + (d.sent as number[])[2], 0);
+    survivor.post({ type: 'finish', expected });
+    await survivor.next('done', 30_000);
+    for (const w of s.exporters) w.post({ type: 'exit' });
+    for (const w of [...s.exporters, survivor]) expect(await w.exited(10_000)).toBe(0);
+    for (const d of s.drivers) {
+      const c = d.counters;
+      expect(c.completed + c.canceled + c.deleted).toBe(K);
+      expect(c.live).toBe(0);
+    }
+    // Every exporter callback still ran exactly once, in its exporter.
+    for (let i = 0; i < 2 * K; i++) expect(s.tally[i * STRIDE + T_EXP_CB]).toBe(1);
+    expect(SyncFile.openCount(s.arena)).toBe(0);
+    for (const d of s.drivers) d.destroy();
+    expectClean(s.arena);
+  }, 60_000);
+});
