@@ -1,0 +1,358 @@
+/**
+ * sw_sync (kernel drivers/dma-buf/sw_sync.c): a software timeline with a 32-bit counter. Points are
+ * fences on the timeline's context that borrow the timeline's lock — as the kernel's sync_pt does —
+ * and keep the timeline struct alive with a reference each, so the borrowed lock never dangles.
+ * Points wait on a list sorted by seqno (32-bit wrap-around order); `inc` advances the counter and
+ * signals, in order, every point it reached; closing the last open reference signals the rest with
+ * -ENOENT.
+ *
+ * Layout: a TIMELINE block (TL_*) and point blocks (a fence plus PT_* list words), all in the arena.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errno, Errors } from '../errors.js';
+import { runDetached } from '../fence/callbacks.js';
+import { fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
+import { putFence, type Fence } from '../fence/fence.js';
+import { defineFenceOps } from '../fence/ops.js';
+import { acquireWord, releaseWord } from '../locks/lockword.js';
+import { threadId } from 'node:worker_threads';
+import { checkName, readName, writeName } from './names.js';
+import { syncFileInstall } from './syncfile.js';
+
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV,
+  PT_NEXT, PT_LINKED, F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED, BLOCK_HEADER_WORDS } = L;
+
+const TL_BLOCK = L.BLOCK_HEADER_BYTES + L.TL_WORDS * 4;
+const PT_BLOCK = L.BLOCK_HEADER_BYTES + L.PT_WORDS * 4;
+
+/** "a is not later than value" in 32-bit wrap-around order (kernel timeline_fence_signaled). */
+function reached(seqno: number, value: number): boolean {
+  return ((seqno - value) | 0) <= 0;
+}
+
+/** Takes a reference unless the point already lost its last one (kernel dma_fence_get_rcu). */
+function tryGet(i32: Int32Array, fw: number): boolean {
+  for (;;) {
+    const old = Atomics.load(i32, fw + F_REFCOUNT);
+    if (old <= 0) return false;
+    if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1) === old) return true;
+  }
+}
+
+function lockTimeline(arena: Arena, tw: number): void {
+  acquireWord(arena, tw + TL_LOCK, arena.lockKindId);
+}
+
+function unlockTimeline(arena: Arena, tw: number): void {
+  releaseWord(arena, tw + TL_LOCK, arena.lockKindId);
+}
+
+/** Drops a struct reference; the last one frees the timeline block. */
+function timelinePut(arena: Arena, tw: number): void {
+  if (Atomics.sub(arena.i32, tw + TL_KREF, 1) === 1) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
+}
+
+/** Removes point `p` from its timeline's list (timeline lock held). */
+function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
+  const prev = i32[p + PT_PREV];
+  const next = i32[p + PT_NEXT];
+  if (prev) i32[prev + PT_NEXT] = next;
+  else i32[tw + TL_HEAD] = next;
+  if (next) i32[next + PT_PREV] = prev;
+  else i32[tw + TL_TAIL] = prev;
+  i32[p + PT_PREV] = 0;
+  i32[p + PT_NEXT] = 0;
+  i32[p + PT_LINKED] = 0;
+}
+
+/**
+ * Ops of sw_sync points, registered in every thread that loads this module. `release` unlinks the
+ * point under the timeline lock and drops its timeline reference (kernel timeline_fence_release).
+ */
+const swSyncOps = defineFenceOps('sw_sync', {
+  getDriverName: () => 'sw_sync',
+  getTimelineName: (f: Fence) => readName(f.arena, f.arena.i32[f.fw + PT_TIMELINE] + TL_NAME),
+  signaled: (f: Fence) => {
+    const i32 = f.arena.i32;
+    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, i32[f.fw + PT_TIMELINE] + TL_VALUE));
+  },
+  release: (f: Fence) => {
+    const arena = f.arena;
+    const i32 = arena.i32;
+    const tw = i32[f.fw + PT_TIMELINE];
+    lockTimeline(arena, tw);
+    try {
+      if (i32[f.fw + PT_LINKED]) unlinkLocked(i32, tw, f.fw);
+    } finally {
+      unlockTimeline(arena, tw);
+    }
+    timelinePut(arena, tw);
+  },
+});
+
+/**
+ * Signals, in list order, the points that `stop` accepts, with the timeline lock held; returns the
+ * [point, callback list] pairs to run after the lock is dropped (each point with a reference that
+ * keeps it alive until its callbacks ran), or null when no callbacks are pending.
+ */
+function signalLocked(arena: Arena, tw: number, value: number, all: boolean, error: number): number[] | null {
+  const i32 = arena.i32;
+  const ts = nowNs();
+  let run: number[] | null = null;
+  for (let p = i32[tw + TL_HEAD]; p !== 0; ) {
+    if (!all && !reached(i32[p + F_SEQNO_LO], value)) break;
+    const next = i32[p + PT_NEXT];
+    unlinkLocked(i32, tw, p);
+    if (error && !(i32[p + F_FLAGS] & FLAG_SIGNALED)) i32[p + F_ERROR] = error;
+    const head = markSignaledLocked(arena, p, ts);
+    if (head > 0) {
+      // Like the kernel, hold a reference while the callbacks run outside the lock: the last holder
+      // may put the point as soon as it sees it signaled. A point whose last reference is already
+      // gone (a caller that dropped it with callbacks still pending) gets its callbacks run anyway.
+      (run ??= []).push(tryGet(i32, p) ? p : 0, head);
+    }
+    p = next;
+  }
+  return run;
+}
+
+/** Runs what {@link signalLocked} collected, then drops the references it took. */
+function runCollected(arena: Arena, run: number[] | null): void {
+  if (!run) return;
+  let error: unknown;
+  let failed = false;
+  for (let i = 0; i < run.length; i += 2) {
+    try {
+      runDetached(arena, run[i + 1]);
+    } catch (e) {
+      if (!failed) error = e;
+      failed = true;
+    }
+    if (run[i]) putFence(arena, run[i]);
+  }
+  if (failed) throw error;
+}
+
+/**
+ * A software timeline (kernel sw_sync): `createFence(value)` → an fd whose fence signals once the
+ * counter reaches `value`; `inc(n)` advances the counter. A view over a TIMELINE block: rebuild it
+ * in another worker with {@link SwTimeline.fromHandle}.
+ */
+export class SwTimeline {
+  readonly arena: Arena;
+  /** Plain-integer handle of the timeline block, to post to other workers. */
+  readonly handle: number;
+  private readonly tw: number;
+  private closedHere = false;
+
+  private constructor(arena: Arena, hw: number) {
+    this.arena = arena;
+    this.tw = hw + BLOCK_HEADER_WORDS;
+    this.handle = arena.handleOf(hw);
+  }
+
+  /**
+   * Creates a timeline on a new fence context, counter 0, with one open reference (the caller's).
+   * `name` (default `thread-<threadId>`, like the kernel's task name) is cut to 31 UTF-8 bytes.
+   * Threads: any attached thread. Throws EINVAL (name not a string), ENOMEM.
+   */
+  static create(arena: Arena, name?: string): SwTimeline {
+    if (arena === null || typeof arena !== 'object' || !(arena.i32 instanceof Int32Array)) throw Errors.invalid('expected an Arena');
+    checkName(name, 'timeline');
+    const context = arena.contextAlloc(1);
+    const hw = arena.allocBlock(TL_BLOCK, L.BlockType.TIMELINE);
+    const tw = hw + BLOCK_HEADER_WORDS;
+    const i32 = arena.i32;
+    i32.fill(0, tw, tw + L.TL_WORDS);
+    i32[tw + TL_KREF] = 1;
+    i32[tw + TL_FILE_REFS] = 1;
+    i32[tw + TL_CONTEXT] = context;
+    writeName(arena, tw + TL_NAME, name ?? `thread-${threadId}`);
+    return new SwTimeline(arena, hw);
+  }
+
+  /**
+   * A view of the timeline behind `handle` (takes no reference: the sender takes one with
+   * {@link get} for the receiver, who {@link close}s it). Throws EBADF (stale, freed, forged) or
+   * EINVAL (another block type).
+   */
+  static fromHandle(arena: Arena, handle: number): SwTimeline {
+    return new SwTimeline(arena, arena.resolve(handle, L.BlockType.TIMELINE, 'timeline'));
+  }
+
+  /** Validates the view; returns the payload word index. Throws EBADF once closed or freed. */
+  private v(): number {
+    if (this.closedHere) throw Errors.badHandle('timeline', this.handle, 'this view was closed');
+    const tw = this.arena.resolve(this.handle, L.BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+    if (Atomics.load(this.arena.i32, tw + TL_CLOSED)) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
+    return tw;
+  }
+
+  /** The counter (u32). Throws EBADF once closed. */
+  get value(): number {
+    return Atomics.load(this.arena.i32, this.v() + TL_VALUE) >>> 0;
+  }
+
+  /** The fence context of every point of this timeline. */
+  get context(): number {
+    return this.arena.i32[this.v() + TL_CONTEXT];
+  }
+
+  /** The timeline's name (the timeline name of its unsignaled points). */
+  get name(): string {
+    return readName(this.arena, this.v() + TL_NAME);
+  }
+
+  /** Points waiting on the list (unsignaled and not yet released). Takes the timeline lock. */
+  get pending(): number {
+    const tw = this.v();
+    const i32 = this.arena.i32;
+    lockTimeline(this.arena, tw);
+    try {
+      let n = 0;
+      for (let p = i32[tw + TL_HEAD]; p !== 0; p = i32[p + PT_NEXT]) n++;
+      return n;
+    } finally {
+      unlockTimeline(this.arena, tw);
+    }
+  }
+
+  /**
+   * Takes another open reference (for a worker the handle is posted to; it calls {@link close}).
+   * Returns this. Throws EBADF once closed.
+   */
+  get(): SwTimeline {
+    const i32 = this.arena.i32;
+    const tw = this.v();
+    for (;;) {
+      const old = Atomics.load(i32, tw + TL_FILE_REFS);
+      if (old <= 0) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
+      if (Atomics.compareExchange(i32, tw + TL_FILE_REFS, old, old + 1) === old) return this;
+    }
+  }
+
+  /**
+   * Creates a point at `value` and returns a sync-file fd for it (kernel SW_SYNC_IOC_CREATE_FENCE).
+   * An unsignaled point with the same value is reused; a value the counter already reached gives
+   * an fd that is signaled at once. `name` names the sync file (the kernel ignores it).
+   * Locking: takes the timeline lock. Threads: any attached thread; the fd belongs to it and the
+   * caller closes it with SyncFile.close.
+   * Throws EINVAL (value not a u32, name not a string), EBADF (closed timeline), EMFILE, ENOMEM.
+   */
+  createFence(value: number, name?: string): number {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
+      throw Errors.invalid(`sw_sync point value must be an integer in 0..2^32-1, got ${String(value)}`);
+    checkName(name, 'sync_file');
+    const arena = this.arena;
+    const i32 = arena.i32;
+    const tw = this.v();
+    const seq = value | 0;
+    let fw = 0;
+    lockTimeline(arena, tw);
+    try {
+      if (i32[tw + TL_CLOSED]) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
+      // The last point not later than `value`: the list is sorted, new points usually go last.
+      let at = i32[tw + TL_TAIL];
+      while (at !== 0 && ((seq - i32[at + F_SEQNO_LO]) | 0) < 0) at = i32[at + PT_PREV];
+      // Same value: reuse it unless it is being released (then insert before it, as the kernel does).
+      while (at !== 0 && i32[at + F_SEQNO_LO] === seq) {
+        if (tryGet(i32, at)) {
+          fw = at;
+          break;
+        }
+        at = i32[at + PT_PREV];
+      }
+      if (fw === 0) {
+        fw = fenceAlloc(arena, PT_BLOCK, {
+          opsId: swSyncOps.id, context: i32[tw + TL_CONTEXT], seqno: value, seqno64: false,
+          lockIdx: tw + TL_LOCK, lenderHw: tw - BLOCK_HEADER_WORDS,
+        });
+        i32[fw + PT_TIMELINE] = tw;
+        i32[fw + PT_PREV] = 0;
+        i32[fw + PT_NEXT] = 0;
+        i32[fw + PT_LINKED] = 0;
+        Atomics.add(i32, tw + TL_KREF, 1);
+        if (reached(seq, i32[tw + TL_VALUE])) {
+          markSignaledLocked(arena, fw, nowNs()); // a new point has no callbacks yet
+        } else {
+          const next = at === 0 ? i32[tw + TL_HEAD] : i32[at + PT_NEXT];
+          i32[fw + PT_PREV] = at;
+          i32[fw + PT_NEXT] = next;
+          if (at) i32[at + PT_NEXT] = fw;
+          else i32[tw + TL_HEAD] = fw;
+          if (next) i32[next + PT_PREV] = fw;
+          else i32[tw + TL_TAIL] = fw;
+          i32[fw + PT_LINKED] = 1;
+        }
+      }
+    } finally {
+      unlockTimeline(arena, tw);
+    }
+    try {
+      return syncFileInstall(arena, fw, name);
+    } finally {
+      putFence(arena, fw);
+    }
+  }
+
+  /**
+   * Advances the counter by `n` and signals, in order, every point it reached (kernel
+   * SW_SYNC_IOC_INC; steps above 2^31-1 are split like the kernel splits them).
+   * Locking: takes the timeline lock; callbacks run after it is dropped (those of the calling
+   * thread here, others in their owners' threads). Throws EINVAL (n not a u32), EBADF (closed).
+   */
+  inc(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+      throw Errors.invalid(`sw_sync increment must be an integer in 0..2^32-1, got ${String(n)}`);
+    const tw = this.v();
+    while (n > 0x7fffffff) {
+      this.step(tw, 0x7fffffff);
+      n -= 0x7fffffff;
+    }
+    this.step(tw, n);
+  }
+
+  private step(tw: number, inc: number): void {
+    const arena = this.arena;
+    const i32 = arena.i32;
+    let run: number[] | null;
+    lockTimeline(arena, tw);
+    try {
+      if (i32[tw + TL_CLOSED]) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
+      const value = (i32[tw + TL_VALUE] + inc) | 0;
+      Atomics.store(i32, tw + TL_VALUE, value);
+      run = signalLocked(arena, tw, value, false, 0);
+    } finally {
+      unlockTimeline(arena, tw);
+    }
+    runCollected(arena, run);
+  }
+
+  /**
+   * Closes this view's open reference. The last one (kernel sw_sync release) signals every point
+   * still waiting with -ENOENT, and the timeline is freed once its last point is released.
+   * Using this view afterwards (createFence, inc, a second close) throws EBADF.
+   * Locking: takes the timeline lock. Threads: any attached thread.
+   */
+  close(): void {
+    const arena = this.arena;
+    const i32 = arena.i32;
+    const tw = this.v();
+    this.closedHere = true;
+    if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) !== 1) return;
+    let run: number[] | null;
+    lockTimeline(arena, tw);
+    try {
+      Atomics.store(i32, tw + TL_CLOSED, 1);
+      run = signalLocked(arena, tw, 0, true, Errno.ENOENT);
+    } finally {
+      unlockTimeline(arena, tw);
+    }
+    try {
+      runCollected(arena, run);
+    } finally {
+      timelinePut(arena, tw);
+    }
+  }
+}
