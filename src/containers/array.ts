@@ -1,0 +1,240 @@
+/**
+ * Fence array (kernel `dma_fence_array`): one fence standing for several, signaled when all of
+ * them have (or any, with `signalOnAny`). The array block is a FENCE block with the A_* words after
+ * the fence; the child list lives in a SLOTS block (one child payload word per entry). The array
+ * owns one reference on every child.
+ *
+ * Signaling is armed lazily, like the kernel: enabling signaling (wait, addCallback, a chain
+ * watching the array) adds one shared callback per child. Each callback holds an array reference
+ * and runs in the thread that signals the child: it propagates the child's error (first one wins)
+ * and counts A_PENDING down; the one that reaches zero signals the array.
+ *
+ * Lock order: child → array only. The array's lock is its own inline word (its own lock class);
+ * `ops.enableSignaling` is entered with it held and drops it while it takes the children's locks,
+ * so a child callback running under a child's lock (signalLocked, a sw_sync timeline) can take the
+ * array's lock without an ABBA with an enabler.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import { defineSharedCallback } from '../fence/callbacks.js';
+import { checkContextSeqno, fenceAlloc, fenceGet, fenceLock, fenceLockIndex, fenceUnlock } from '../fence/core.js';
+import { FENCE_BLOCK, type Fence, fenceView, putFence } from '../fence/fence.js';
+import { defineFenceOps } from '../fence/ops.js';
+import { isChainFw } from './chain.js';
+import { CB_ARRAY_CHILD, defer, fenceArg, isSignaledFw } from './common.js';
+
+const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY, F_ERROR, F_FLAGS, F_REFCOUNT, FLAG_ENABLE_SIGNAL, BLOCK_HEADER_WORDS } = L;
+
+/** Block size of an array fence: the fence plus the A_* words. */
+const ARRAY_BLOCK = FENCE_BLOCK + L.ARRAY_WORDS * 4;
+
+export interface FenceArrayOptions {
+  /** Fence context of the array (e.g. from Fence.contextAlloc). */
+  context: number;
+  /** Sequence number (32-bit; larger values make a 64-bit fence). */
+  seqno: number;
+  /** Signal when any child signals instead of all of them (kernel `signal_on_any`). */
+  signalOnAny?: boolean;
+}
+
+/** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
+export const arrayOps = defineFenceOps('fencelab:dma_fence_array', {
+  getDriverName: () => 'dma_fence_array',
+  getTimelineName: () => 'unbound',
+  enableSignaling: (f) => enableArray(f.arena, f.fw),
+  signaled: (f) => arraySignaled(f.arena, f.fw),
+  release: (f) => releaseArray(f.arena, f.fw),
+});
+
+/** True when the fence at payload word `fw` is a fence array. */
+export function isArrayFw(i32: Int32Array, fw: number): boolean {
+  return i32[fw + L.F_OPS] === arrayOps.id;
+}
+
+/** Number of children of the array at `fw`. */
+export function arrayCount(i32: Int32Array, fw: number): number {
+  return i32[fw + A_NUM];
+}
+
+/** Payload word of child `i` of the array at `fw`. */
+export function arrayChild(i32: Int32Array, fw: number, i: number): number {
+  return i32[i32[fw + A_SLOTS] + i];
+}
+
+/** First child error (kernel dma_fence_array_set_pending_error): only while no error is set. */
+function propagateError(i32: Int32Array, afw: number, cfw: number): void {
+  const err = i32[cfw + F_ERROR];
+  if (err < 0) Atomics.compareExchange(i32, afw + F_ERROR, 0, err);
+}
+
+/**
+ * ops.enableSignaling: arms one shared callback per child. Entered with the array lock held (core
+ * enableSignalingLocked); drops it while arming (see the lock-order note above) and takes it again
+ * before returning. Returns false when every child (any child, signal-on-any) already signaled.
+ */
+function enableArray(arena: Arena, fw: number): boolean {
+  const i32 = arena.i32;
+  fenceUnlock(arena, fw);
+  try {
+    const n = i32[fw + A_NUM];
+    for (let i = 0; i < n; i++) {
+      const c = arrayChild(i32, fw, i);
+      // The callback holds an array reference: the array may be reported signaled (and put by its
+      // last user) before every callback has run.
+      fenceGet(i32, fw);
+      let armed: unknown;
+      try {
+        armed = fenceView(arena, c).addShared(CB_ARRAY_CHILD, fw);
+      } catch (e) {
+        Atomics.sub(i32, fw + F_REFCOUNT, 1);
+        throw e;
+      }
+      if (armed === null) {
+        // Already signaled: count it here. Never the last reference: the enabler holds one.
+        propagateError(i32, fw, c);
+        Atomics.sub(i32, fw + F_REFCOUNT, 1);
+        if (Atomics.sub(i32, fw + A_PENDING, 1) === 1) return false;
+      }
+    }
+    return true;
+  } finally {
+    fenceLock(arena, fw);
+  }
+}
+
+/**
+ * Shared callback CB_ARRAY_CHILD, run by the thread that signals child `cfw` of array `afw`;
+ * consumes the array reference the callback held.
+ */
+function onArrayChild(arena: Arena, afw: number, cfw: number): void {
+  const i32 = arena.i32;
+  propagateError(i32, afw, cfw);
+  if (Atomics.sub(i32, afw + A_PENDING, 1) !== 1) {
+    putFence(arena, afw);
+    return;
+  }
+  // Taking the array lock is safe unless this very thread holds it (a user's withLock around a
+  // child signal): then the signal waits until the lock is dropped.
+  const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & L.LOCK_OWNER_MASK;
+  if (owner === arena.me) defer(arena, afw, signalAndPut);
+  else signalAndPut(arena, afw);
+}
+
+function signalAndPut(arena: Arena, fw: number): void {
+  try {
+    fenceView(arena, fw).signal();
+  } finally {
+    putFence(arena, fw);
+  }
+}
+
+/**
+ * ops.signaled (polled without the lock). Done once A_PENDING reached zero. While signaling is not
+ * enabled nobody counts down, so the children are asked directly (as mainline does since v6.11).
+ */
+function arraySignaled(arena: Arena, fw: number): boolean {
+  const i32 = arena.i32;
+  if (Atomics.load(i32, fw + A_PENDING) <= 0) return true;
+  if (Atomics.load(i32, fw + F_FLAGS) & FLAG_ENABLE_SIGNAL) return false;
+  const any = (i32[fw + A_MODE] & ARRAY_SIGNAL_ANY) !== 0;
+  const n = i32[fw + A_NUM];
+  for (let i = 0; i < n; i++) {
+    const c = arrayChild(i32, fw, i);
+    if (isSignaledFw(arena, c)) {
+      propagateError(i32, fw, c);
+      if (any) return true;
+    } else if (!any) {
+      return false;
+    }
+  }
+  return !any;
+}
+
+/** ops.release: drops the children's references and frees the child list. */
+function releaseArray(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  const n = i32[fw + A_NUM];
+  const sw = i32[fw + A_SLOTS];
+  let failed = false;
+  let error: unknown;
+  for (let i = 0; i < n; i++) {
+    try {
+      putFence(arena, i32[sw + i]);
+    } catch (e) {
+      if (!failed) error = e;
+      failed = true;
+    }
+  }
+  arena.freeBlock(sw - BLOCK_HEADER_WORDS);
+  if (failed) throw error;
+}
+
+defineSharedCallback(CB_ARRAY_CHILD, onArrayChild);
+
+/** Fence arrays (kernel dma-fence-array.c). All methods are static; arrays are plain {@link Fence}s. */
+export class FenceArray {
+  private constructor() {}
+
+  /**
+   * Creates an array fence over `fences` (kernel dma_fence_array_create) and takes over the
+   * caller's reference on each (a fence may appear twice if the caller passes two references).
+   * Signals when all children have signaled (any child with `signalOnAny`); its error is the first
+   * child error, visible in `status()` once the array signals.
+   * Locking: none held; the array gets an inline lock of its own.
+   * Threads: any attached thread; threads that wait on, or signal children of, the array must
+   * import fencelab (the array's ops and child callback are registered at module load).
+   * Returns the array with one reference. Throws EINVAL (empty list, not Fences, other arena, a
+   * container as child, bad context/seqno), EBADF (a released child), ENOMEM; on a throw no
+   * reference was taken over.
+   */
+  static create(arena: Arena, fences: Fence[], options: FenceArrayOptions): Fence {
+    if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.create needs a non-empty array of fences');
+    if (options === null || typeof options !== 'object') throw Errors.invalid('FenceArray.create needs { context, seqno }');
+    const { context, seqno } = options;
+    const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
+    checkContextSeqno(context, seqno, seqno64);
+    const i32 = arena.i32;
+    const n = fences.length;
+    const children: number[] = new Array<number>(n);
+    for (let i = 0; i < n; i++) {
+      const c = fenceArg(arena, fences[i], `fences[${i}]`);
+      if (isArrayFw(i32, c) || isChainFw(i32, c)) throw Errors.invalid(`fences[${i}] is a container: arrays hold plain fences only (unwrap it first)`);
+      children[i] = c;
+    }
+    const sw = arena.allocBlock(L.BLOCK_HEADER_BYTES + n * 4, L.BlockType.SLOTS) + BLOCK_HEADER_WORDS;
+    let fw: number;
+    try {
+      fw = fenceAlloc(arena, ARRAY_BLOCK, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
+    } catch (e) {
+      arena.freeBlock(sw - BLOCK_HEADER_WORDS);
+      throw e;
+    }
+    for (let i = 0; i < n; i++) i32[sw + i] = children[i];
+    const any = options.signalOnAny === true;
+    i32[fw + A_NUM] = n;
+    i32[fw + A_PENDING] = any ? 1 : n;
+    i32[fw + A_SLOTS] = sw;
+    i32[fw + A_MODE] = any ? ARRAY_SIGNAL_ANY : 0;
+    return fenceView(arena, fw);
+  }
+
+  /** True when `f` is a fence array (kernel dma_fence_is_array). Throws EBADF on a released fence. */
+  static isArray(f: Fence): boolean {
+    return isArrayFw(f.arena.i32, fenceArg(f.arena, f, 'fence'));
+  }
+
+  /**
+   * The children of an array, in order, as views without references of their own (valid while the
+   * array is held). Throws EINVAL when `f` is not an array, EBADF when it was released.
+   */
+  static fences(f: Fence): Fence[] {
+    const arena = f.arena;
+    const fw = fenceArg(arena, f, 'fence');
+    if (!isArrayFw(arena.i32, fw)) throw Errors.invalid('FenceArray.fences: not a fence array');
+    const n = arena.i32[fw + A_NUM];
+    const out: Fence[] = new Array<Fence>(n);
+    for (let i = 0; i < n; i++) out[i] = fenceView(arena, arrayChild(arena.i32, fw, i));
+    return out;
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * Fence chain (kernel `dma_fence_chain`): a timeline of links, each holding one fence (C_FENCE)
+ * and a reference on the previous link or plain fence (C_PREV). A link is signaled when its fence
+ * and every earlier one are. Seqnos are always 64-bit.
+ *
+ * C_PREV changes under garbage collection: walking replaces a signaled predecessor by its own
+ * predecessor with a compare-exchange. The kernel reads `prev` under RCU and relies on
+ * type-stable memory; arena blocks are reused as anything, so here reading `prev` and taking a
+ * reference on it, and the compare-exchange, both happen under the link's small C_PREV_LOCK word
+ * (a robust lock: a worker dying inside it cannot wedge the chain). While a link holds its
+ * reference on `prev`, `prev` cannot be freed, so the reference taken under the lock is safe.
+ *
+ * Signaling: enabling arms one shared callback on the fence of the first unsignaled link (from
+ * the head down); when it fires — in whichever thread signals that fence — it walks again and
+ * re-arms, or signals the chain when nothing is left. The callback holds a chain reference.
+ *
+ * Release is iterative: releasing a link queues its predecessor instead of putting it from inside
+ * the release, so a 100,000-link chain is freed in constant stack depth.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import { defineSharedCallback } from '../fence/callbacks.js';
+import { fenceAlloc, fenceGet, fenceLock, fenceUnlock, seqnoOf } from '../fence/core.js';
+import { FENCE_BLOCK, type Fence, fenceView, putFence } from '../fence/fence.js';
+import { defineFenceOps } from '../fence/ops.js';
+import { acquireWord, releaseWord } from '../locks/lockword.js';
+import { CB_CHAIN_LINK, fenceArg, flushDeferred, isSignaledFw, runOrDefer } from './common.js';
+
+const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, F_CONTEXT, F_REFCOUNT } = L;
+
+/** Block size of a chain link: the fence plus the C_* words. */
+const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
+
+/** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
+export const chainOps = defineFenceOps('fencelab:dma_fence_chain', {
+  getDriverName: () => 'dma_fence_chain',
+  getTimelineName: () => 'unbound',
+  enableSignaling: (f) => enableChain(f.arena, f.fw),
+  signaled: (f) => chainSignaled(f.arena, f.fw),
+  release: (f) => releaseChain(f.arena, f.fw),
+});
+
+/** True when the fence at payload word `fw` is a chain link. */
+export function isChainFw(i32: Int32Array, fw: number): boolean {
+  return i32[fw + L.F_OPS] === chainOps.id;
+}
+
+/** Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. */
+export function containedFw(i32: Int32Array, fw: number): number {
+  return isChainFw(i32, fw) ? i32[fw + C_FENCE] : fw;
+}
+
+/** Seqno of the predecessor when the link reused its context, else 0. */
+export function prevSeqnoOf(i32: Int32Array, fw: number): number {
+  return i32[fw + C_PREV_SEQNO_HI] * 0x100000000 + (i32[fw + C_PREV_SEQNO_LO] >>> 0);
+}
+
+/** The predecessor of link `fw` with a new reference, or 0 (kernel dma_fence_chain_get_prev). */
+export function chainGetPrev(arena: Arena, fw: number): number {
+  const i32 = arena.i32;
+  acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
+  const p = i32[fw + C_PREV];
+  // The link's own reference keeps p alive while we hold the lock: a plain increment is safe.
+  if (p !== 0) Atomics.add(i32, p + F_REFCOUNT, 1);
+  releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
+  return p;
+}
+
+/**
+ * Kernel dma_fence_chain_walk: consumes one reference on `fw`, returns the next link (or the
+ * plain fence at the end) with a reference, or 0 at the end. Garbage-collects: predecessors whose
+ * fence signaled are unlinked with a compare-exchange of C_PREV (under the link's prev lock).
+ * Threads: any, concurrently with other walkers and signalers.
+ */
+export function chainWalk(arena: Arena, fw: number): number {
+  const i32 = arena.i32;
+  if (!isChainFw(i32, fw)) {
+    putFence(arena, fw);
+    return 0;
+  }
+  let prev: number;
+  while ((prev = chainGetPrev(arena, fw)) !== 0) {
+    let replacement: number;
+    if (isChainFw(i32, prev)) {
+      if (!isSignaledFw(arena, i32[prev + C_FENCE])) break;
+      replacement = chainGetPrev(arena, prev);
+    } else {
+      if (!isSignaledFw(arena, prev)) break;
+      replacement = 0;
+    }
+    acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
+    const swapped = i32[fw + C_PREV] === prev;
+    // The link takes over our reference on the replacement, and its old one on prev is ours to drop.
+    if (swapped) i32[fw + C_PREV] = replacement;
+    releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
+    if (swapped) putFence(arena, prev);
+    else if (replacement !== 0) putFence(arena, replacement);
+    putFence(arena, prev);
+  }
+  putFence(arena, fw);
+  return prev;
+}
+
+/**
+ * Arms the chain callback on the fence of the first unsignaled link from `head` down (kernel
+ * dma_fence_chain_enable_signaling). Returns false when everything is signaled. Must not be
+ * called with the head's fence lock held.
+ */
+function armChain(arena: Arena, head: number): boolean {
+  const i32 = arena.i32;
+  fenceGet(i32, head); // the callback's reference
+  fenceGet(i32, head); // the walk's reference
+  let f = head;
+  try {
+    while (f !== 0) {
+      const c = containedFw(i32, f);
+      if (!isSignaledFw(arena, c) && fenceView(arena, c).addShared(CB_CHAIN_LINK, head) !== null) {
+        putFence(arena, f);
+        return true;
+      }
+      f = chainWalk(arena, f);
+    }
+  } catch (e) {
+    if (f !== 0) putFence(arena, f);
+    Atomics.sub(i32, head + F_REFCOUNT, 1);
+    throw e;
+  }
+  // Never the last reference: the caller holds one.
+  Atomics.sub(i32, head + F_REFCOUNT, 1);
+  return false;
+}
+
+/** ops.enableSignaling: entered with the chain lock held; dropped while the links' fences are locked. */
+function enableChain(arena: Arena, fw: number): boolean {
+  fenceUnlock(arena, fw);
+  try {
+    flushDeferred(arena);
+    return armChain(arena, fw);
+  } finally {
+    fenceLock(arena, fw);
+  }
+}
+
+/** Deferred part of CB_CHAIN_LINK: re-arm or signal, then drop the callback's reference. */
+function rearm(arena: Arena, head: number): void {
+  try {
+    if (!armChain(arena, head)) fenceView(arena, head).signal();
+  } finally {
+    putFence(arena, head);
+  }
+}
+
+/**
+ * Shared callback CB_CHAIN_LINK, run by the thread that signals the armed fence. Re-arming takes
+ * other fences' locks, so it runs at once only when this thread holds no lock (kernel: irq_work).
+ */
+function onChainLink(arena: Arena, head: number): void {
+  runOrDefer(arena, head, rearm);
+}
+
+/** ops.signaled: every link's fence signaled (walks and garbage-collects). */
+function chainSignaled(arena: Arena, fw: number): boolean {
+  const i32 = arena.i32;
+  flushDeferred(arena);
+  fenceGet(i32, fw);
+  let f = fw;
+  while (f !== 0) {
+    if (!isSignaledFw(arena, containedFw(i32, f))) {
+      putFence(arena, f);
+      return false;
+    }
+    f = chainWalk(arena, f);
+  }
+  return true;
+}
+
+/* Iterative release: a release nested in another release of this thread queues instead of recursing. */
+let releasing: Arena | null = null;
+const releaseQueue: number[] = [];
+
+/** ops.release: drops the link's references on its fence and its predecessor. */
+function releaseChain(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  const prev = i32[fw + C_PREV];
+  const c = i32[fw + C_FENCE];
+  if (releasing === arena) {
+    if (prev !== 0) releaseQueue.push(prev);
+    releaseQueue.push(c);
+    return;
+  }
+  const outer = releasing;
+  const depth = releaseQueue.length;
+  releasing = arena;
+  let failed = false;
+  let error: unknown;
+  if (prev !== 0) releaseQueue.push(prev);
+  releaseQueue.push(c);
+  try {
+    // LIFO: the link's fence first, then its predecessor, whose release queues the next pair.
+    while (releaseQueue.length > depth) {
+      const x = releaseQueue.pop() as number;
+      try {
+        putFence(arena, x);
+      } catch (e) {
+        if (!failed) error = e;
+        failed = true;
+      }
+    }
+  } finally {
+    releasing = outer;
+  }
+  if (failed) throw error;
+}
+
+defineSharedCallback(CB_CHAIN_LINK, onChainLink);
+
+/** Fence chains (kernel dma-fence-chain.c). All methods are static; links are plain {@link Fence}s. */
+export class FenceChain {
+  private constructor() {}
+
+  /**
+   * Creates a chain link (kernel dma_fence_chain_init) and takes over the caller's references on
+   * `prev` and `fence`. When `prev` is a link and `seqno` is later than its seqno, the link reuses
+   * prev's context (and remembers prev's seqno for findSeqno); otherwise it gets a new context and
+   * the seqno `max(prev.seqno, seqno)` when prev is a link. Seqnos are 64-bit.
+   * Locking: none. Threads: any attached thread (others that use the chain import fencelab).
+   * Returns the link with one reference. Throws EINVAL (`fence` is a chain, not Fences, other
+   * arena, seqno not an integer in 0..2^53-1), EBADF (released fence), ENOMEM; on a throw no
+   * reference was taken over.
+   */
+  static create(arena: Arena, prev: Fence | null, fence: Fence, seqno: number): Fence {
+    const i32 = arena.i32;
+    const cfw = fenceArg(arena, fence, 'fence');
+    if (isChainFw(i32, cfw)) throw Errors.invalid('FenceChain.create: the fence of a link cannot be a chain');
+    const pfw = prev === null || prev === undefined ? 0 : fenceArg(arena, prev, 'prev');
+    if (!Number.isSafeInteger(seqno) || seqno < 0)
+      throw Errors.invalid(`chain seqno must be an integer in 0..2^53-1, got ${String(seqno)}`);
+    const prevIsChain = pfw !== 0 && isChainFw(i32, pfw);
+    let context: number;
+    let prevSeqno = 0;
+    if (prevIsChain && seqno > seqnoOf(i32, pfw)) {
+      context = i32[pfw + F_CONTEXT];
+      prevSeqno = seqnoOf(i32, pfw);
+    } else {
+      context = arena.contextAlloc(1);
+      // Always a valid seqno: never behind the chain it extends.
+      if (prevIsChain) seqno = Math.max(seqnoOf(i32, pfw), seqno);
+    }
+    const fw = fenceAlloc(arena, CHAIN_BLOCK, { opsId: chainOps.id, context, seqno, seqno64: true, lockIdx: 0, lenderHw: 0 });
+    i32[fw + C_PREV] = pfw;
+    i32[fw + C_PREV_LOCK] = 0;
+    i32[fw + C_FENCE] = cfw;
+    i32[fw + C_PREV_SEQNO_LO] = prevSeqno | 0;
+    i32[fw + C_PREV_SEQNO_HI] = Math.floor(prevSeqno / 0x100000000);
+    return fenceView(arena, fw);
+  }
+
+  /** True when `f` is a chain link. Throws EBADF on a released fence. */
+  static isChain(f: Fence): boolean {
+    return isChainFw(f.arena.i32, fenceArg(f.arena, f, 'fence'));
+  }
+
+  /**
+   * The fence a link holds, or `f` itself when it is no link (kernel dma_fence_chain_contained);
+   * a view without a reference of its own, valid while `f` is held.
+   */
+  static contained(f: Fence): Fence {
+    const arena = f.arena;
+    const fw = fenceArg(arena, f, 'fence');
+    const c = containedFw(arena.i32, fw);
+    return c === fw ? f : fenceView(arena, c);
+  }
+
+  /**
+   * One step down the chain (kernel dma_fence_chain_walk): consumes the caller's reference on `f`
+   * and returns the next unsignaled predecessor with a new reference, or null at the end (also
+   * when `f` is no link). Garbage-collects signaled links on the way.
+   * Threads: any, concurrently with other walkers and signalers. Throws EBADF on a released fence.
+   */
+  static walk(f: Fence): Fence | null {
+    const arena = f.arena;
+    const next = chainWalk(arena, fenceArg(arena, f, 'fence'));
+    return next === 0 ? null : fenceView(arena, next);
+  }
+
+  /**
+   * Finds the link that signals `seqno` (kernel dma_fence_chain_find_seqno), walking (and
+   * garbage-collecting) from `chain` down. `seqno` 0 → `chain` itself. Returns a new reference the
+   * caller puts, or null when everything up to `seqno` already signaled.
+   * Throws EINVAL when `chain` is not a link or `chain.seqno < seqno` (not reached yet), or seqno
+   * is not an integer in 0..2^53-1; EBADF on a released fence.
+   * Threads: any, while other threads signal and walk the same chain.
+   */
+  static findSeqno(chain: Fence, seqno: number): Fence | null {
+    const arena = chain.arena;
+    const i32 = arena.i32;
+    const fw = fenceArg(arena, chain, 'chain');
+    if (!Number.isSafeInteger(seqno) || seqno < 0)
+      throw Errors.invalid(`findSeqno: seqno must be an integer in 0..2^53-1, got ${String(seqno)}`);
+    flushDeferred(arena);
+    if (seqno === 0) return chain.get();
+    if (!isChainFw(i32, fw)) throw Errors.invalid('findSeqno: not a fence chain');
+    if (seqnoOf(i32, fw) < seqno) throw Errors.invalid(`findSeqno: seqno ${seqno} is later than the chain's ${seqnoOf(i32, fw)}`);
+    const context = i32[fw + F_CONTEXT];
+    fenceGet(i32, fw);
+    let f = fw;
+    while (f !== 0) {
+      if (i32[f + F_CONTEXT] !== context || !isChainFw(i32, f) || prevSeqnoOf(i32, f) < seqno) break;
+      f = chainWalk(arena, f);
+    }
+    return f === 0 ? null : fenceView(arena, f);
+  }
+}

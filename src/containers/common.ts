@@ -1,0 +1,150 @@
+/**
+ * What the fence array and the fence chain share: the ids of their shared callbacks, handle-level
+ * helpers, and the per-thread deferred-work queue that plays the kernel's `irq_work`.
+ *
+ * Why a deferred queue: a container's child callback runs in whichever thread signals the child,
+ * and that thread may hold locks at that moment (`signalLocked`, a sw_sync timeline signaling its
+ * points under the timeline lock). The kernel never takes a container's locks from a fence
+ * callback; it queues an irq_work. Here the work runs at once when the signaling thread holds no
+ * lock, and otherwise as soon as it does not: at the next container entry point of this thread
+ * (see {@link flushDeferred}) or in a microtask, whichever comes first.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import { isSignaledFlag } from '../fence/core.js';
+import { Fence, fenceView } from '../fence/fence.js';
+import { findOps } from '../fence/ops.js';
+
+/** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
+export const CB_ARRAY_CHILD = 1;
+export const CB_CHAIN_LINK = 2;
+
+/**
+ * Validates a Fence argument of a container function: a live fence of `arena`'s buffer. Returns its
+ * payload word index. Throws EINVAL (not a Fence, other arena) or EBADF (released).
+ */
+export function fenceArg(arena: Arena, f: unknown, what: string): number {
+  if (!(f instanceof Fence)) throw Errors.invalid(`${what} must be a Fence`);
+  if (f.arena.buffer !== arena.buffer) throw Errors.invalid(`${what} belongs to another arena`);
+  return arena.resolve(f.handle, L.BlockType.FENCE, what) + L.BLOCK_HEADER_WORDS;
+}
+
+/** True when the calling thread holds any robust lock word (fence locks, SpinLocks, chain prev locks). */
+export function holdsLocks(arena: Arena): boolean {
+  return arena.i32[arena.slotBase + L.T_ROBUST_COUNT] > 0;
+}
+
+/**
+ * Kernel dma_fence_is_signaled on a payload word: the SIGNALED flag, else the ops' `signaled`
+ * poll (which signals the fence when it says so). Allocates a view only for ops that poll.
+ */
+export function isSignaledFw(arena: Arena, fw: number): boolean {
+  const i32 = arena.i32;
+  if (isSignaledFlag(i32, fw)) return true;
+  if (!findOps(i32[fw + L.F_OPS])?.table.signaled) return false;
+  return fenceView(arena, fw).isSignaled();
+}
+
+/** Deferred work: `fn(arena, fw)` consumes the reference the queue holds on `fw`. */
+export type DeferredWork = (arena: Arena, fw: number) => void;
+
+const qArena: Arena[] = [];
+const qFw: number[] = [];
+const qFn: DeferredWork[] = [];
+let qHead = 0;
+let running = false;
+let scheduled = false;
+
+/**
+ * Runs `fn(arena, fw)` now when the calling thread holds no lock and is not already running
+ * deferred container work; otherwise queues it (it then runs after the current work, or once the
+ * thread's locks are dropped). The caller hands over one reference on `fw`, which `fn` drops.
+ * Threads: any; the work runs in the calling thread either way.
+ */
+export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork): void {
+  if (running || holdsLocks(arena)) {
+    defer(arena, fw, fn);
+    return;
+  }
+  running = true;
+  try {
+    fn(arena, fw);
+    drainQueue();
+  } finally {
+    running = false;
+  }
+}
+
+/**
+ * Queues `fn(arena, fw)` unconditionally (it runs after the current container work, at the next
+ * {@link flushDeferred}, or in a microtask). The caller hands over one reference on `fw`.
+ */
+export function defer(arena: Arena, fw: number, fn: DeferredWork): void {
+  qArena.push(arena);
+  qFw.push(fw);
+  qFn.push(fn);
+  if (!running && !scheduled) {
+    scheduled = true;
+    queueMicrotask(drainLater);
+  }
+}
+
+/** Runs queued work when the calling thread holds no lock. Returns how many items ran. */
+export function flushDeferred(arena: Arena): number {
+  if (qHead === qFw.length || running || holdsLocks(arena)) return 0;
+  running = true;
+  try {
+    return drainQueue();
+  } finally {
+    running = false;
+  }
+}
+
+/** Items waiting in this thread's deferred queue (tests, diagnostics). */
+export function deferredCount(): number {
+  return qFw.length - qHead;
+}
+
+function drainQueue(): number {
+  let n = 0;
+  let failed = false;
+  let error: unknown;
+  while (qHead < qFw.length) {
+    const arena = qArena[qHead];
+    const fw = qFw[qHead];
+    const fn = qFn[qHead];
+    qHead++;
+    n++;
+    try {
+      fn(arena, fw);
+    } catch (e) {
+      if (!failed) error = e;
+      failed = true;
+    }
+  }
+  qArena.length = qFw.length = qFn.length = 0;
+  qHead = 0;
+  if (failed) throw error;
+  return n;
+}
+
+function drainLater(): void {
+  scheduled = false;
+  if (qHead === qFw.length) return;
+  if (running || holdsLocks(qArena[qHead])) {
+    // Still under a lock (held across an await): try again after the event loop turns.
+    scheduled = true;
+    setImmediate(drainLater);
+    return;
+  }
+  running = true;
+  try {
+    drainQueue();
+  } catch (e) {
+    // Nobody is on the stack to receive it: report instead of crashing the thread.
+    process.emitWarning(e instanceof Error ? e : String(e), { code: 'FENCELAB_CONTAINER_CALLBACK' });
+  } finally {
+    running = false;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Unwrap and merge (kernel dma-fence-unwrap.c): iterate the plain fences inside containers
+ * (chain → array → leaf) and merge several fences into one flat array of the unsignaled ones,
+ * newest per context, sorted by context. `SyncFile.merge` is built on {@link mergeFences}.
+ */
+import type { Arena } from '../arena/arena.js';
+import { Errors } from '../errors.js';
+import { fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
+import { Fence, fenceView, putFence } from '../fence/fence.js';
+import * as L from '../arena/layout.js';
+import { arrayChild, arrayCount, FenceArray, isArrayFw } from './array.js';
+import { chainWalk, containedFw } from './chain.js';
+import { fenceArg, flushDeferred, isSignaledFw } from './common.js';
+
+/**
+ * Calls `visit(leaf)` for every plain fence inside `fw` (kernel dma_fence_unwrap_for_each): the
+ * link's fence for every link of a chain (walking, so signaled links are garbage-collected),
+ * every child of an array, or `fw` itself. A reference on the current link is held during
+ * `visit`, so the leaf is alive then.
+ */
+export function forEachLeaf(arena: Arena, fw: number, visit: (leaf: number) => void): void {
+  const i32 = arena.i32;
+  fenceGet(i32, fw);
+  let link = fw;
+  try {
+    while (link !== 0) {
+      const c = containedFw(i32, link);
+      if (isArrayFw(i32, c)) {
+        const n = arrayCount(i32, c);
+        for (let i = 0; i < n; i++) visit(arrayChild(i32, c, i));
+      } else {
+        visit(c);
+      }
+      const cur = link;
+      link = 0; // chainWalk consumes the reference even when it throws part-way
+      link = chainWalk(arena, cur);
+    }
+  } finally {
+    if (link !== 0) putFence(arena, link);
+  }
+}
+
+/**
+ * The plain fences inside `f` (chain → array → leaf), in iteration order, as views without
+ * references of their own: valid while `f` is held (a concurrent walk may still release a
+ * signaled link and, with it, its fence). A plain fence unwraps to itself.
+ * Threads: any. Throws EINVAL (not a Fence), EBADF (released).
+ */
+export function unwrapFences(f: Fence): Fence[] {
+  const arena = f.arena;
+  const fw = fenceArg(arena, f, 'fence');
+  flushDeferred(arena);
+  const out: Fence[] = [];
+  forEachLeaf(arena, fw, (leaf) => out.push(leaf === fw ? f : fenceView(arena, leaf)));
+  return out;
+}
+
+/**
+ * Merges `fences` (kernel dma_fence_unwrap_merge): unwraps them all and keeps the unsignaled
+ * leaves. None left → a new private stub signaled with the latest timestamp seen; one → that
+ * fence; otherwise a new {@link FenceArray} (new context, seqno 1) over them sorted by context
+ * ascending, with only the latest fence of each context. The inputs are not consumed.
+ * Threads: any. Returns a new reference the caller puts. Throws EINVAL (empty list, not Fences,
+ * other arena), EBADF (released input), ENOMEM (no reference leaks on a throw).
+ */
+export function mergeFences(arena: Arena, fences: Fence[]): Fence {
+  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('mergeFences needs a non-empty array of fences');
+  const i32 = arena.i32;
+  const heads = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
+  flushDeferred(arena);
+  const picked: number[] = [];
+  let latest = 0n;
+  try {
+    for (const fw of heads) {
+      forEachLeaf(arena, fw, (leaf) => {
+        if (isSignaledFw(arena, leaf)) {
+          const ts = timestampOf(arena, leaf);
+          if (ts !== undefined && ts > latest) latest = ts;
+        } else {
+          fenceGet(i32, leaf); // alive: the walk holds its link
+          picked.push(leaf);
+        }
+      });
+    }
+  } catch (e) {
+    for (const x of picked) putFence(arena, x);
+    throw e;
+  }
+  if (picked.length === 0) return Fence.privateStub(arena, latest);
+  // Context ascending; within a context the latest first, so the dedup below keeps it.
+  picked.sort((a, b) => {
+    const d = i32[a + L.F_CONTEXT] - i32[b + L.F_CONTEXT];
+    if (d !== 0) return d;
+    if (seqnoLater(i32, a, b)) return -1;
+    return seqnoLater(i32, b, a) ? 1 : 0;
+  });
+  let kept = 0;
+  for (let i = 0; i < picked.length; i++) {
+    const x = picked[i];
+    if (kept > 0 && i32[picked[kept - 1] + L.F_CONTEXT] === i32[x + L.F_CONTEXT]) putFence(arena, x);
+    else picked[kept++] = x;
+  }
+  picked.length = kept;
+  if (kept === 1) return fenceView(arena, picked[0]);
+  try {
+    return FenceArray.create(
+      arena,
+      picked.map((x) => fenceView(arena, x)),
+      { context: arena.contextAlloc(1), seqno: 1 },
+    );
+  } catch (e) {
+    for (const x of picked) putFence(arena, x);
+    throw e;
+  }
+}
