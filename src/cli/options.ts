@@ -54,3 +54,12 @@ export function sanitizeOption(text: string): boolean {
   if (['off', 'false', '0', 'no'].includes(text)) return false;
   throw new InvalidArgumentError(`sanitizer must be on or off, got "${text}"`);
 }
+
+/** Parses a number in [0, max] (e.g. a rate per second). */
+export function numberOption(name: string, max: number): (text: string) => number {
+  return (text) => {
+    const n = Number(text);
+    if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new InvalidArgumentError(`${name} must be a number in 0..${max}, got "${text}"`);
+    return n;
+  };
+}

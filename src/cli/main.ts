@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/**
+ * The `fencelab` command: `demo` (what `npm start` runs) and `stress`. Exit codes: 0 clean,
+ * 1 a violation (inline demo run, or any stress invariant), 2 bad usage.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { randomBytes } from 'node:crypto';
+import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
+import { intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption } from './options.js';
+import { createProgress } from './progress.js';
+import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
+
+const program = new Command();
+program
+  .name('fencelab')
+  .description('Linux DMA fences for Node.js worker threads: the borrowed-lock use-after-free, live, and its fix')
+  .exitOverride()
+  .configureOutput({ outputError: (str, write) => write(str) });
+
+program
+  .command('demo', { isDefault: true })
+  .description('run the seed scenario with borrowed and inline locks, with and without the sanitizer, side by side')
+  .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
+  .option('--seed <seed>', 'seed of the workload choices', 'fencelab')
+  .option('--json', 'print the report as JSON on stdout', false)
+  .action(async (o: { ops: number; seed: string; json: boolean }) => {
+    const progress = createProgress('demo', 4 * o.ops, { quiet: o.json });
+    const report = await runDemo(o, progress);
+    if (o.json) console.log(JSON.stringify(report, null, 2));
+    else console.log(renderDemo(report));
+    process.exitCode = report.inlineClean ? 0 : 1;
+  });
+
+program
+  .command('stress')
+  .description('hammer fences across exporter and importer workers, checking every invariant; exits 1 on a violation')
+  .addOption(new Option('--duration <time>', 'how long to run (e.g. 10s, 2m)').argParser(parseDuration).default(STRESS_DEFAULTS.durationMs, '10s'))
+  .addOption(new Option('--ops <n>', 'operations per exporter instead of a duration').argParser(intOption('--ops', 1, 1e9)))
+  .addOption(new Option('--exporters <n>', 'exporter workers').argParser(intOption('--exporters', 1, 32)).default(STRESS_DEFAULTS.exporters))
+  .addOption(new Option('--importers <n>', 'importer workers').argParser(intOption('--importers', 1, 32)).default(STRESS_DEFAULTS.importers))
+  .addOption(new Option('--lock-mode <mode>', 'borrowed or inline fence locks').argParser(lockModeOption).default('inline'))
+  .addOption(new Option('--lock <kind>', 'lock algorithm: tas, ttas, ticket, futex').argParser(lockKindOption).default('futex'))
+  .addOption(new Option('--sanitizer <on|off>', 'arena sanitizer (counts stale accesses)').argParser(sanitizeOption).default(true, 'on'))
+  .addOption(new Option('--cancel-rate <p>', 'probability an operation is cancelled (-ECANCELED)').argParser(rateOption('--cancel-rate')).default(STRESS_DEFAULTS.cancelRate))
+  .addOption(new Option('--kill-rate <per-second>', 'importer workers terminated per second (then replaced)').argParser(numberOption('--kill-rate', 50)).default(STRESS_DEFAULTS.killRate))
+  .addOption(new Option('--callback-rate <p>', 'probability an importer adds a callback').argParser(rateOption('--callback-rate')).default(STRESS_DEFAULTS.callbackRate))
+  .addOption(new Option('--jitter <p>', 'relative jitter of work and critical-section times').argParser(rateOption('--jitter')).default(STRESS_DEFAULTS.jitter))
+  .addOption(new Option('--work-us <µs>', 'simulated work per operation').argParser(intOption('--work-us', 0, 1_000_000)).default(STRESS_DEFAULTS.workUs))
+  .addOption(new Option('--cs-us <µs>', 'time spent inside each critical section').argParser(intOption('--cs-us', 0, 100_000)).default(STRESS_DEFAULTS.csUs))
+  .option('--seed <seed>', 'seed of the workload choices (printed; pass it back to replay)')
+  .option('--json', 'print the report as JSON on stdout', false)
+  .action(async (o: StressOptions & { ops?: number }) => {
+    if (o.exporters + o.importers > MAX_STRESS_WORKERS)
+      program.error(`error: ${o.exporters} exporters + ${o.importers} importers is more workers than the arena allows (at most ${MAX_STRESS_WORKERS})`, { exitCode: 2, code: 'fencelab.tooManyWorkers' });
+    const seed = o.seed ?? randomBytes(4).toString('hex');
+    const opts = { ...o, seed };
+    const total = o.ops !== undefined ? o.ops * o.exporters : o.duration;
+    const progress = createProgress('stress', total, { quiet: o.json });
+    const report = await runStress(opts, progress);
+    if (o.json) console.log(JSON.stringify(report, null, 2));
+    else console.log(renderStress(report));
+    process.exitCode = report.violations.length === 0 ? 0 : 1;
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    // --help and --version end with code 0; every other usage error is exit code 2.
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+    process.exitCode = 1;
+  }
+}

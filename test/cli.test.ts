@@ -1,0 +1,113 @@
+/**
+ * The fencelab command as a child process: exit codes, JSON shape, and counts that are real
+ * (the sanitizer's use-after-free count equals the stale accesses the scenario itself made).
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+
+function run(args: string[], timeoutMs = 120_000) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('fencelab demo', () => {
+  it('reproduces the bug with borrowed locks and is clean with inline locks (JSON)', () => {
+    const r = run(['demo', '--json', '--ops', '400', '--seed', 'cli-test']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.runs.map((x: { label: string }) => x.label)).toEqual(['borrowed + sanitizer', 'borrowed', 'inline + sanitizer', 'inline']);
+    const [bs, b, is, i] = report.runs;
+    for (const x of report.runs) {
+      expect(x.ops).toBe(400);
+      expect(x.fences).toBe(400);
+      expect(x.signaled).toBe(400);
+    }
+    // Every importer lock through a borrowed fence happened after its operation was freed: the
+    // sanitizer must have caught each one, and nothing else.
+    expect(bs.staleAccesses).toBe(400);
+    expect(bs.uafCaught).toBe(bs.staleAccesses);
+    expect(b.staleAccesses).toBe(400);
+    expect(b.uafCaught).toBe(0); // sanitizer off
+    for (const x of [is, i]) {
+      expect(x.staleAccesses).toBe(0);
+      expect(x.uafCaught).toBe(0);
+      expect(x.meViolations).toBe(0);
+      expect(x.hangs).toBe(0);
+      expect(x.lockErrors).toBe(0);
+      expect(x.leakedBytes).toBe(0);
+      expect(x.checkProblems).toEqual([]);
+      expect(x.violations).toEqual([]);
+      expect(x.wakeP50Us).toBeGreaterThan(0);
+    }
+    expect(report.inlineClean).toBe(true);
+  }, 180_000);
+
+  it('prints the side-by-side table and the explanation', () => {
+    const r = run(['demo', '--ops', '200']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('borrowed + sanitizer');
+    expect(r.stdout).toContain('use-after-free caught');
+    expect(r.stdout).toContain('What happened');
+  }, 180_000);
+});
+
+describe('fencelab stress', () => {
+  it('runs clean with inline locks, sanitizer, cancels and callbacks; a seed replays the same choices', () => {
+    const args = ['stress', '--ops', '3000', '--exporters', '2', '--importers', '2', '--kill-rate', '0', '--seed', 'replay-me', '--json'];
+    const a = run(args);
+    expect(a.code, a.stderr).toBe(0);
+    const ra = JSON.parse(a.stdout);
+    expect(ra.violations).toEqual([]);
+    expect(ra.fenceLifecycles).toBe(6000);
+    expect(ra.leakedBytes).toBe(0);
+    expect(ra.seed).toBe('replay-me');
+    expect(ra.cancelled).toBeGreaterThan(0);
+    const rb = JSON.parse(run(args).stdout);
+    expect(rb.cancelled).toBe(ra.cancelled); // cancel decisions come from the seeded PRNG
+  });
+
+  it('survives importer kills: locks recovered, references dropped, nothing leaked', () => {
+    const r = run(['stress', '--duration', '3s', '--kill-rate', '4', '--seed', 'kills', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.kills).toBeGreaterThan(0);
+    expect(rep.violations).toEqual([]);
+    expect(rep.leakedBytes).toBe(0);
+  });
+
+  it('exits 1 and prints the seed and a replay line when an invariant breaks (borrowed locks)', () => {
+    const r = run(['stress', '--ops', '2000', '--exporters', '1', '--importers', '1', '--lock-mode', 'borrowed', '--kill-rate', '0', '--seed', 'broken']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('VIOLATIONS');
+    expect(r.stdout).toContain('--seed broken');
+  });
+
+  it('rejects bad options with exit code 2 and a clear message', () => {
+    const cases: [string[], RegExp][] = [
+      [['stress', '--lock-mode', 'shared'], /unknown lock mode "shared"/],
+      [['stress', '--duration', '-5s'], /must not be negative/],
+      [['stress', '--lock', 'mcs'], /unknown lock algorithm "mcs"/],
+      [['stress', '--exporters', '30', '--importers', '30'], /more workers than the arena allows/],
+      [['stress', '--cancel-rate', '2'], /--cancel-rate must be a number in 0..1/],
+      [['stress', '--bogus'], /unknown option/],
+      [['frobnicate'], /unknown command|too many arguments/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(args, 20_000);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+  });
+
+  it('has --help for every command', () => {
+    for (const args of [['--help'], ['demo', '--help'], ['stress', '--help']]) {
+      const r = run(args, 20_000);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Usage: fencelab/);
+    }
+    expect(run(['stress', '--help']).stdout).toContain('--kill-rate');
+  });
+});

@@ -1,0 +1,252 @@
+/**
+ * The seed scenario's workers (demo and stress). One file, two roles:
+ * - exporter: allocates an operation struct that owns a lock, creates its out-fence (borrowing that
+ *   lock, or with the inline lock), hands the fence to an importer, executes, signals, frees the
+ *   operation — exactly the RFC's driver;
+ * - importer: takes fences, waits for them (signal→wake latency), optionally adds/removes a
+ *   callback, and — after the operation is gone — takes the fence lock again, as importers do.
+ * Every critical section is watched by the board's guard, so broken mutual exclusion is counted,
+ * not guessed. All randomness comes from the worker's seeded PRNG.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import seedrandom from 'seedrandom';
+import { Arena, BlockType, Errno, Fence, FenceError, SpinLock, drainInbox } from '../src/index.js';
+import {
+  C, DONE, EMPTY, FILLING, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_CB, S_EXPECT, S_FREED, S_STATE, S_STRIDE, takenBy,
+  boardOf, bump, guardEnter, guardExit, ringChanged, waitRing,
+} from '../src/cli/board.js';
+import { T_DOORBELL } from '../src/arena/layout.js';
+
+export interface SeedWorkerData {
+  role: 'exporter' | 'importer';
+  index: number;
+  arena: SharedArrayBuffer;
+  board: SharedArrayBuffer;
+  guard: SharedArrayBuffer;
+  lockMode: 'borrowed' | 'inline';
+  /** Operations this exporter runs; 0 = until the board says stop. */
+  ops: number;
+  context: number;
+  workUs: number;
+  csUs: number;
+  jitter: number;
+  cancelRate: number;
+  callbackRate: number;
+  waitTimeoutMs: number;
+  lockTimeoutMs: number;
+  /** Published-but-unconsumed fences allowed (small: importers wait before the signal). */
+  maxInflight: number;
+  seed: string;
+}
+
+const cfg = workerData as SeedWorkerData;
+const arena = Arena.attach(cfg.arena);
+const board = boardOf(cfg.board, cfg.guard);
+const rng = seedrandom(`${cfg.seed}:${cfg.role}:${cfg.index}`);
+const b32 = board.i32;
+/** An operation struct: its lock in word 0, then state and payload (a 96-byte block: ops reuse ops). */
+const OP_BYTES = 88;
+
+function spinMicros(us: number): void {
+  if (us <= 0) return;
+  const end = performance.now() + us / 1000;
+  while (performance.now() < end);
+}
+
+function jittered(us: number): number {
+  return us * (1 - cfg.jitter + 2 * cfg.jitter * rng());
+}
+
+function stopping(): boolean {
+  return Atomics.load(b32, C.STOP) !== 0;
+}
+
+function slotWord(i: number, field: number): number {
+  return RING + i * S_STRIDE + field;
+}
+
+/** A critical section on a lock word, watched by the guard. Counts hangs, lost words, owner deaths. */
+function critical(lockFn: (ms: number) => boolean, unlockFn: () => void, idx: number, holdUs: number, ownerDied = () => false): void {
+  if (!lockFn(cfg.lockTimeoutMs)) {
+    bump(board, C.HANGS);
+    return;
+  }
+  if (ownerDied()) bump(board, C.OWNER_DIED);
+  guardEnter(board, idx, cfg.index);
+  spinMicros(holdUs);
+  guardExit(board, idx, cfg.index);
+  try {
+    unlockFn();
+  } catch (e) {
+    if (e instanceof FenceError && e.code === 'EPERM') bump(board, C.LOCK_ERRORS);
+    else throw e;
+  }
+}
+
+function runExporter(): void {
+  let cursor = 0;
+  let seqno = 0;
+  for (let n = 0; cfg.ops === 0 || n < cfg.ops; n++) {
+    // Claim an empty ring slot (bounded: the board's stop flag ends the wait).
+    let slot = -1;
+    while (slot < 0) {
+      if (stopping()) return;
+      const seen = Atomics.load(b32, C.SEQ);
+      if (Atomics.load(b32, C.INFLIGHT) >= cfg.maxInflight) {
+        waitRing(board, seen, 5);
+        continue;
+      }
+      for (let k = 0; k < RING_SLOTS; k++) {
+        const i = (cursor + k) % RING_SLOTS;
+        const w = slotWord(i, S_STATE);
+        if (Atomics.compareExchange(b32, w, EMPTY, FILLING) === EMPTY) {
+          slot = i;
+        } else if (Atomics.compareExchange(b32, w, DONE, FILLING) === DONE) {
+          // The importer's reference came back with the slot: drop it.
+          Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).put();
+          slot = i;
+        } else {
+          continue;
+        }
+        cursor = i + 1;
+        break;
+      }
+      if (slot < 0) waitRing(board, seen, 5);
+    }
+    const op = arena.alloc(OP_BYTES, BlockType.OPERATION);
+    const opLock = SpinLock.at(arena, op, 0);
+    // The driver sets its operation up under the operation's own lock.
+    critical((ms) => opLock.lock(ms), () => opLock.unlock(), opLock.index, jittered(cfg.csUs) / 2, () => opLock.ownerDied);
+    const f = Fence.create(arena, { context: cfg.context, seqno: ++seqno, lock: cfg.lockMode === 'borrowed' ? opLock : undefined });
+    bump(board, C.FENCES);
+    // A driver that always signals: enabling now means importers never need the lock for it.
+    f.enableSignaling();
+    const cancel = rng() < cfg.cancelRate;
+    Atomics.store(b32, slotWord(slot, S_EXPECT), cancel ? Errno.ECANCELED : 1);
+    Atomics.store(b32, slotWord(slot, S_FREED), 0);
+    f.get(); // the importer's reference
+    board.f64[HANDLES_F64 + slot] = f.handle;
+    Atomics.add(b32, C.INFLIGHT, 1);
+    Atomics.store(b32, slotWord(slot, S_STATE), PUBLISHED);
+    ringChanged(board);
+    // Execute: part of the work under the operation's lock, like a driver updating its state.
+    critical((ms) => opLock.lock(ms), () => opLock.unlock(), opLock.index, jittered(cfg.csUs), () => opLock.ownerDied);
+    spinMicros(jittered(cfg.workUs));
+    if (cancel) {
+      f.setError(Errno.ECANCELED);
+      bump(board, C.CANCELLED);
+    }
+    if (f.checkAndSignal()) bump(board, C.DOUBLE_SIGNALS);
+    else bump(board, C.SIGNALS);
+    // The seed: the operation — and the lock its fence borrowed — is freed once it signaled.
+    arena.free(op);
+    Atomics.store(b32, slotWord(slot, S_FREED), 1);
+    ringChanged(board);
+    f.put();
+    bump(board, C.OPS);
+  }
+}
+
+function runImporter(): number[] {
+  const latencies: number[] = [];
+  const doorbell = arena.slotBase + T_DOORBELL;
+  let cursor = 0;
+  for (;;) {
+    let slot = -1;
+    const seen = Atomics.load(b32, C.SEQ);
+    for (let k = 0; k < RING_SLOTS; k++) {
+      const i = (cursor + k) % RING_SLOTS;
+      if (Atomics.load(b32, slotWord(i, S_STATE)) !== PUBLISHED) continue;
+      if (Atomics.compareExchange(b32, slotWord(i, S_STATE), PUBLISHED, takenBy(arena.me)) === PUBLISHED) {
+        slot = i;
+        cursor = i + 1;
+        break;
+      }
+    }
+    if (slot < 0) {
+      if (stopping() || Atomics.load(b32, C.EXPORTERS_LEFT) === 0) return latencies;
+      waitRing(board, seen, 5);
+      continue;
+    }
+    const f = Fence.fromHandle(arena, board.f64[HANDLES_F64 + slot]);
+    // Optional callback, sometimes removed again: it must run exactly once, or never if removed.
+    let ran = 0;
+    let expectRun = false;
+    if (rng() < cfg.callbackRate) {
+      const cb = f.addCallback(() => {
+        ran++;
+      });
+      bump(board, C.CB_ADDED);
+      if (cb === null) {
+        bump(board, C.CB_LATE); // already signaled: never added, nothing to run
+      } else if (rng() < 0.3 && f.removeCallback(cb)) {
+        bump(board, C.CB_REMOVED);
+      } else {
+        expectRun = true;
+        Atomics.store(b32, slotWord(slot, S_CB), 1);
+      }
+    }
+    const early = !f.testSignaledFlag();
+    if (f.wait(cfg.waitTimeoutMs)) {
+      const ts = f.timestamp;
+      // Only a wait that began before the signal measures signal→wake, not queueing.
+      if (early && ts !== undefined) {
+        latencies.push(Number(process.hrtime.bigint() - ts) / 1000);
+        bump(board, C.WAKES);
+      }
+      const expect = Atomics.load(b32, slotWord(slot, S_EXPECT));
+      const status = f.error || 1;
+      if (status !== expect) bump(board, C.STATUS_MISMATCH);
+    } else {
+      bump(board, C.HANGS);
+    }
+    if (expectRun) {
+      // The exporter pushes our callback to our inbox right after it signals; run it here.
+      const deadline = performance.now() + cfg.waitTimeoutMs;
+      for (;;) {
+        const bell = Atomics.load(arena.i32, doorbell);
+        drainInbox(arena);
+        if (ran > 0 || performance.now() > deadline) break;
+        Atomics.wait(arena.i32, doorbell, bell, 1);
+      }
+      drainInbox(arena);
+      if (ran === 1) bump(board, C.CB_RAN);
+      else if (ran > 1) bump(board, C.CB_DOUBLE);
+      else bump(board, C.HANGS);
+    } else if (ran !== 0) {
+      bump(board, C.CB_DOUBLE);
+    }
+    // Importers keep using the fence after the exporter is done with it: wait for the free...
+    const freedBy = performance.now() + cfg.waitTimeoutMs;
+    while (Atomics.load(b32, slotWord(slot, S_FREED)) === 0) {
+      if (performance.now() > freedBy) break;
+      waitRing(board, Atomics.load(b32, C.SEQ), 1);
+    }
+    // ...then take the fence lock, as any importer may (status queries, dma_fence_lock_irqsave).
+    if (!f.usesInlineLock) bump(board, C.STALE);
+    critical((ms) => f.lock(ms), () => f.unlock(), f.lockWordIndex, jittered(cfg.csUs));
+    Atomics.store(b32, slotWord(slot, S_CB), 0);
+    Atomics.sub(b32, C.INFLIGHT, 1);
+    // One store hands slot and reference back (see board.ts): the reclaiming exporter puts it.
+    Atomics.store(b32, slotWord(slot, S_STATE), DONE);
+    ringChanged(board);
+    bump(board, C.CONSUMED);
+  }
+}
+
+let latencies: number[] = [];
+try {
+  parentPort!.postMessage({ type: 'ready', slot: arena.slot });
+  if (cfg.role === 'exporter') runExporter();
+  else latencies = runImporter();
+} catch (e) {
+  bump(board, C.ERRORS);
+  parentPort!.postMessage({ type: 'error', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+} finally {
+  if (cfg.role === 'exporter') {
+    Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
+    ringChanged(board);
+  }
+}
+parentPort!.postMessage({ type: 'done', latencies: Float64Array.from(latencies), uafReports: arena.uafReports.length });
+arena.detach();
