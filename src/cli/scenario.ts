@@ -179,14 +179,6 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
     }
     if (elapsed > stopSeenAt + STOP_GRACE_MS) {
       workerErrors.push(`${running.size} worker(s) still running ${STOP_GRACE_MS} ms after the stop: terminated (hang)`);
-      if (process.env.FENCELAB_DEBUG) {
-        for (const r of running) {
-          const sb = arena.slotWord(r.slot);
-          const n = arena.i32[sb + 9];
-          const words = Array.from(arena.i32.subarray(sb + 16, sb + 16 + Math.min(n + 1, 32)));
-          console.error(r.role, r.index, 'slot', r.slot, 'robust', n, words.map((w) => `${w}=${arena.i32[w]?.toString(16)}`).join(' '));
-        }
-      }
       for (const r of running) {
         await r.worker.terminate();
         await r.exited;
@@ -223,12 +215,6 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
     }
   }
   const report = arena.check();
-  if (process.env.FENCELAB_DEBUG && report.leaks.length) {
-    for (const l of report.leaks.slice(0, 10)) {
-      const hw = (l.ref % 2 ** 28) * 2;
-      console.error('leak', l, Array.from(arena.i32.subarray(hw, hw + 16)));
-    }
-  }
   const all = new Float64Array(latencies.reduce((n, l) => n + l.length, 0));
   let at = 0;
   for (const l of latencies) {
