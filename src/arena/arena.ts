@@ -308,9 +308,10 @@ export class Arena {
     let n = i32[cb];
     if (n === 0) n = this.refill(cls, cb, blockBytes);
     const hw = i32[cb + n];
+    if (this.sanitize) this.checkPoison(hw, cls);
+    // No call from the pop to the LIVE tag: a terminated thread cannot strand the block between.
     i32[cb] = n - 1;
     const tag = i32[hw + B_TAG];
-    if (this.sanitize) this.checkPoison(hw, cls);
     i32[hw + B_TAG] =
       cls |
       (type << TAG_TYPE_SHIFT) |
@@ -338,9 +339,9 @@ export class Arena {
       (STATE_CACHED << TAG_STATE_SHIFT) |
       (this.slot << TAG_FREE_SHIFT);
     if (this.sanitize) {
+      i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
       // Two threads racing to free one block: exactly one wins the compare-exchange.
       if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) throw Errors.badHandle('block', hw, 'double free');
-      i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
       Atomics.add(i32, L.H_FREE_SERIAL, 1);
     } else {
       i32[hw + B_TAG] = next;

@@ -75,21 +75,26 @@ export function linkCallbackLocked(
     i32[nw + CB_TOKEN] = entry; // CBK_SHARED: handler id
     i32[nw + CB_TARGET] = target;
   } else if (kind === L.CBK_FN && entry) {
-    const token = nextToken++;
-    if (nextToken > 0x7fffffff) nextToken = 1;
-    entries.set(token, entry);
-    if (entries.size === 1 && pendingListener) pendingListener(arena, true);
-    i32[nw + CB_TOKEN] = token;
+    i32[nw + CB_TOKEN] = nextToken;
     i32[nw + CB_TARGET] = i32[arena.slotBase + L.T_SERIAL];
   } else {
     i32[nw + CB_TOKEN] = 0;
     i32[nw + CB_TARGET] = target;
   }
+  // From allocBlock's return to here there is no call, so worker.terminate() (which lands only at
+  // calls and loop back-edges) cannot leave the node allocated but unreachable: it is linked first,
+  // the thread-local bookkeeping comes after (a dead owner's linked node is freed at signal).
   const tail = i32[fw + L.F_CB_TAIL];
   i32[nw + CB_PREV] = tail;
   if (tail) i32[tail + CB_NEXT] = nw;
   else i32[fw + L.F_CB_HEAD] = nw;
   i32[fw + L.F_CB_TAIL] = nw;
+  if (kind === L.CBK_FN && entry && typeof entry !== 'number') {
+    const token = nextToken++;
+    if (nextToken > 0x7fffffff) nextToken = 1;
+    entries.set(token, entry);
+    if (entries.size === 1 && pendingListener) pendingListener(arena, true);
+  }
   return nw;
 }
 
@@ -109,10 +114,12 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   else i32[fw + L.F_CB_HEAD] = next;
   if (next) i32[next + CB_PREV] = prev;
   else i32[fw + L.F_CB_TAIL] = prev;
-  if (i32[nw + CB_KIND] === L.CBK_FN && entries.delete(i32[nw + CB_TOKEN]) && entries.size === 0 && pendingListener)
-    pendingListener(arena, false);
+  // Free before the thread-local bookkeeping (calls): a kill in between must not strand the node.
+  const fn = i32[nw + CB_KIND] === L.CBK_FN;
+  const token = i32[nw + CB_TOKEN];
   i32[nw + CB_STATE] = L.CBS_DONE;
   arena.freeBlock(hw);
+  if (fn && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   return true;
 }
 
@@ -165,10 +172,10 @@ export function runDetached(arena: Arena, head: number): void {
 function runLocal(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const token = i32[nw + CB_TOKEN];
-  const entry = entries.get(token);
-  if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   i32[nw + CB_STATE] = L.CBS_DONE;
   arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+  const entry = entries.get(token);
+  if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   if (entry) entry.fn(entry.view as never);
 }
 
