@@ -322,7 +322,6 @@ export class Arena {
     i32[hw + B_GEN] = (((g & GEN_MASK) + 1) & GEN_MASK || 1) | (g & ~GEN_MASK);
     const sb = this.slotBase;
     i32[sb + L.T_ALLOCS]++;
-    i32[sb + L.T_LIVE + type]++;
     return hw;
   }
 
@@ -333,7 +332,6 @@ export class Arena {
     if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE)
       throw Errors.badHandle('block', hw, 'double free');
     const cls = tag & TAG_CLASS_MASK;
-    const type = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
     const next =
       (tag & ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK << TAG_FREE_SHIFT))) |
       (STATE_CACHED << TAG_STATE_SHIFT) |
@@ -353,7 +351,6 @@ export class Arena {
     i32[cb] = n + 1;
     const sb = this.slotBase;
     i32[sb + L.T_FREES]++;
-    i32[sb + L.T_LIVE + type]--;
   }
 
   private checkPoison(hw: number, cls: number): void {
@@ -500,24 +497,25 @@ export class Arena {
     const i32 = this.i32;
     let allocs = i32[L.H_REAPED_ALLOCS];
     let frees = i32[L.H_REAPED_FREES];
-    const liveByType = new Array<number>(L.NTYPES).fill(0);
-    for (let t = 0; t < L.NTYPES; t++) liveByType[t] = i32[L.H_REAPED_LIVE + t];
     for (let s = 0; s < this.maxThreads; s++) {
       const b = this.slotWord(s);
       if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
       allocs += i32[b + L.T_ALLOCS];
       frees += i32[b + L.T_FREES];
-      for (let t = 0; t < L.NTYPES; t++) liveByType[t] += i32[b + L.T_LIVE + t];
     }
+    // Live blocks by type come from the walk, so the hot paths keep no per-type counters.
+    const liveByType = new Array<number>(L.NTYPES).fill(0);
+    let used = 0;
+    let reserved = 0;
+    this.walk((hw, size, state, type) => {
+      if (state === STATE_LIVE) {
+        used += size;
+        liveByType[type]++;
+      } else reserved += size;
+    });
     const live: Record<string, number> = {};
     liveByType.forEach((c, t) => {
       if (c !== 0) live[L.BLOCK_TYPE_NAMES[t] ?? `type${t}`] = c;
-    });
-    let used = 0;
-    let reserved = 0;
-    this.walk((hw, size, state) => {
-      if (state === STATE_LIVE) used += size;
-      else reserved += size;
     });
     return { capacity: this.capacity, used, reserved, live, allocs, frees };
   }
@@ -611,11 +609,9 @@ export class Arena {
       }
     }
     for (const [hw, st] of states) if (st !== STATE_LIVE && !seen.has(hw)) problems.push(`free block at byte ${hw * 4} is on no list (lost)`);
-    const counted = this.stats().live;
-    for (let t = 1; t < L.NTYPES; t++) {
-      const name = L.BLOCK_TYPE_NAMES[t] ?? `type${t}`;
-      if ((counted[name] ?? 0) !== liveByType[t]) problems.push(`live ${name} counter says ${counted[name] ?? 0}, walk found ${liveByType[t]}`);
-    }
+    const { allocs, frees } = this.stats();
+    const liveCount = liveByType.reduce((a, b) => a + b, 0);
+    if (allocs - frees !== liveCount) problems.push(`${allocs} allocations - ${frees} frees = ${allocs - frees}, but the walk found ${liveCount} live blocks`);
     const p = Atomics.load(i32, L.H_PROBLEMS);
     if (p) problems.push(`${p} freed block(s) were written after free (poison overwritten)`);
     return { ok: problems.length === 0, leakedBytes, leaks, problems };
@@ -698,7 +694,6 @@ export class Arena {
     }
     Atomics.add(i32, L.H_REAPED_ALLOCS, i32[b + L.T_ALLOCS]);
     Atomics.add(i32, L.H_REAPED_FREES, i32[b + L.T_FREES]);
-    for (let t = 0; t < L.NTYPES; t++) Atomics.add(i32, L.H_REAPED_LIVE + t, i32[b + L.T_LIVE + t]);
     i32.fill(0, b + 1, b + L.T_CACHE);
     Atomics.store(i32, b + L.T_STATE, L.SLOT_FREE);
   }

@@ -32,7 +32,7 @@ export const H_REAPED_FREES = 18;
 export const H_FREE_SERIAL = 19; // counts frees, to name "the free" in sanitizer reports
 export const H_PROBLEMS = 20; // integrity problems seen by the allocator (double free, poison overwritten)
 export const H_THREAD_SERIAL = 21; // incremented on every thread registration
-export const H_REAPED_LIVE = 24; // NTYPES words: live-count deltas folded in from reaped slots
+export const H_REAPED_LIVE = 24; // NTYPES words, reserved
 export const H_CLASSES = 64; // per size class: CL_STRIDE words
 export const CL_LOCK = 0;
 export const CL_HEAD = 1; // word index of first free block header (0 = empty)
@@ -110,7 +110,7 @@ export const T_PENDING_CBS = 10; // callbacks owned by this slot not yet run
 export const T_SERIAL = 11; // registration serial of the occupant
 export const T_ROBUST = 16; // ROBUST_CAP lock word indices held, in acquisition order
 export const ROBUST_CAP = 32;
-export const T_LIVE = T_ROBUST + ROBUST_CAP; // NTYPES live-count deltas
+export const T_LIVE = T_ROBUST + ROBUST_CAP; // NTYPES words, reserved (live counts now come from the heap walk)
 export const T_CACHE = T_LIVE + NTYPES; // per class: [count, CACHE_CAP entries]
 export const CACHE_CAP = 32;
 export const CACHE_STRIDE = CACHE_CAP + 1;
