@@ -1,8 +1,8 @@
 /**
  * The seed scenario's workers (demo and stress). One file, two roles:
- * - exporter: allocates an operation struct that owns a lock, creates its out-fence (borrowing that
- *   lock, or with the inline lock), hands the fence to an importer, executes, signals, frees the
- *   operation — exactly the RFC's driver;
+ * - exporter: runs a Driver (src/driver): submits an operation that owns a lock, whose out-fence
+ *   borrows that lock or has the inline lock, hands the fence to an importer, executes (or cancels
+ *   through the ioctl), which signals and frees the operation — exactly the RFC's driver;
  * - importer: takes fences, waits for them (signal→wake latency), optionally adds/removes a
  *   callback, and — after the operation is gone — takes the fence lock again, as importers do.
  * Every critical section is watched by the board's guard, so broken mutual exclusion is counted,
@@ -10,12 +10,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
-import { Arena, BlockType, Errno, Fence, FenceError, SpinLock, drainInbox } from '../src/index.js';
+import { Arena, Driver, Errno, Fence, FenceError, SpinLock, drainInbox } from '../src/index.js';
 import {
   C, DONE, EMPTY, FILLING, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_CB, S_EXPECT, S_FREED, S_STATE, S_STRIDE, takenBy,
   boardOf, bump, guardEnter, guardExit, ringChanged, waitRing,
 } from '../src/cli/board.js';
-import { T_DOORBELL } from '../src/arena/layout.js';
+import { OP_LOCK, T_DOORBELL } from '../src/arena/layout.js';
 
 export interface SeedWorkerData {
   role: 'exporter' | 'importer';
@@ -26,7 +26,6 @@ export interface SeedWorkerData {
   lockMode: 'borrowed' | 'inline';
   /** Operations this exporter runs; 0 = until the board says stop. */
   ops: number;
-  context: number;
   workUs: number;
   csUs: number;
   jitter: number;
@@ -44,8 +43,6 @@ const arena = Arena.attach(cfg.arena);
 const board = boardOf(cfg.board, cfg.guard);
 const rng = seedrandom(`${cfg.seed}:${cfg.role}:${cfg.index}`);
 const b32 = board.i32;
-/** An operation struct: its lock in word 0, then state and payload (a 96-byte block: ops reuse ops). */
-const OP_BYTES = 88;
 
 function spinMicros(us: number): void {
   if (us <= 0) return;
@@ -84,8 +81,16 @@ function critical(lockFn: (ms: number) => boolean, unlockFn: () => void, idx: nu
 }
 
 function runExporter(): void {
+  const drv = Driver.create(arena, { lockMode: cfg.lockMode });
+  try {
+    produce(drv);
+  } finally {
+    drv.destroy();
+  }
+}
+
+function produce(drv: Driver): void {
   let cursor = 0;
-  let seqno = 0;
   for (let n = 0; cfg.ops === 0 || n < cfg.ops; n++) {
     // Claim an empty ring slot (bounded: the board's stop flag ends the wait).
     let slot = -1;
@@ -113,36 +118,32 @@ function runExporter(): void {
       }
       if (slot < 0) waitRing(board, seen, 5);
     }
-    const op = arena.alloc(OP_BYTES, BlockType.OPERATION);
-    const opLock = SpinLock.at(arena, op, 0);
+    // Submit: the driver allocates the operation (its lock word at OP_LOCK) and creates its
+    // out-fence — borrowing that lock, or with the inline lock, per the driver's lock mode.
+    const op = drv.submit({ durationUs: Math.round(jittered(cfg.workUs)) });
+    const opLock = SpinLock.at(arena, op.handle, OP_LOCK * 4);
     // The driver sets its operation up under the operation's own lock.
     critical((ms) => opLock.lock(ms), () => opLock.unlock(), opLock.index, jittered(cfg.csUs) / 2, () => opLock.ownerDied);
-    const f = Fence.create(arena, { context: cfg.context, seqno: ++seqno, lock: cfg.lockMode === 'borrowed' ? opLock : undefined });
     bump(board, C.FENCES);
     // A driver that always signals: enabling now means importers never need the lock for it.
-    f.enableSignaling();
+    op.fence.enableSignaling();
     const cancel = rng() < cfg.cancelRate;
     Atomics.store(b32, slotWord(slot, S_EXPECT), cancel ? Errno.ECANCELED : 1);
     Atomics.store(b32, slotWord(slot, S_FREED), 0);
-    f.get(); // the importer's reference
-    board.f64[HANDLES_F64 + slot] = f.handle;
+    board.f64[HANDLES_F64 + slot] = op.exportHandle(); // a reference for the importer
     Atomics.add(b32, C.INFLIGHT, 1);
     Atomics.store(b32, slotWord(slot, S_STATE), PUBLISHED);
     ringChanged(board);
-    // Execute: part of the work under the operation's lock, like a driver updating its state.
+    // Part of the execution under the operation's lock, like a driver updating its state.
     critical((ms) => opLock.lock(ms), () => opLock.unlock(), opLock.index, jittered(cfg.csUs), () => opLock.ownerDied);
-    spinMicros(jittered(cfg.workUs));
-    if (cancel) {
-      f.setError(Errno.ECANCELED);
-      bump(board, C.CANCELLED);
-    }
-    if (f.checkAndSignal()) bump(board, C.DOUBLE_SIGNALS);
-    else bump(board, C.SIGNALS);
-    // The seed: the operation — and the lock its fence borrowed — is freed once it signaled.
-    arena.free(op);
+    // Cancel (the ioctl, in the caller's context) or execute: either signals the out-fence and
+    // then frees the operation — and the lock its fence borrowed with it. That is the seed.
+    const ended = cancel ? drv.cancel(op.handle) : drv.execute(op) === 1;
+    if (ended) bump(board, C.SIGNALS);
+    else bump(board, C.STATUS_MISMATCH);
+    if (cancel) bump(board, C.CANCELLED);
     Atomics.store(b32, slotWord(slot, S_FREED), 1);
     ringChanged(board);
-    f.put();
     bump(board, C.OPS);
   }
 }

@@ -95,7 +95,6 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
   const guardBuf = new SharedArrayBuffer(arena.buffer.byteLength);
   const board = boardOf(boardBuf, guardBuf);
   const b32 = board.i32;
-  const context = arena.contextAlloc(cfg.exporters);
   const rng = seedrandom(`${cfg.seed}:main`);
   const latencies: Float64Array[] = [];
   const workerErrors: string[] = [];
@@ -104,13 +103,13 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
   const freeIndices: number[] = []; // worker words of exited workers, reused by replacements
   let kills = 0;
 
-  const spawn = (role: 'exporter' | 'importer', ordinal: number): Running => {
+  const spawn = (role: 'exporter' | 'importer'): Running => {
     const index = freeIndices.pop() ?? nextIndex++;
     if (index >= MAX_WORKERS) throw new RangeError(`more than ${MAX_WORKERS - 1} workers at once`);
     const worker = new Worker(WORKER_URL, {
       workerData: {
         role, index, arena: arena.buffer, board: boardBuf, guard: guardBuf, lockMode: cfg.lockMode,
-        ops: cfg.opsPerExporter, context: context + (role === 'exporter' ? ordinal : 0), workUs: cfg.workUs, csUs: cfg.csUs,
+        ops: cfg.opsPerExporter, workUs: cfg.workUs, csUs: cfg.csUs,
         jitter: cfg.jitter, cancelRate: cfg.cancelRate, callbackRate: cfg.callbackRate, waitTimeoutMs: cfg.waitTimeoutMs,
         lockTimeoutMs: cfg.lockTimeoutMs, maxInflight: cfg.maxInflight, seed: `${cfg.seed}:${index}`,
       },
@@ -153,8 +152,8 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
 
   Atomics.store(b32, C.EXPORTERS_LEFT, cfg.exporters);
   const started = performance.now();
-  for (let i = 0; i < cfg.exporters; i++) spawn('exporter', i);
-  for (let i = 0; i < cfg.importers; i++) spawn('importer', i);
+  for (let i = 0; i < cfg.exporters; i++) spawn('exporter');
+  for (let i = 0; i < cfg.importers; i++) spawn('importer');
 
   const timed = cfg.opsPerExporter === 0;
   // Bounds: the whole run, and the grace workers get to finish once asked to stop. A worker still
@@ -197,7 +196,7 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
         await v.exited;
         recover(v);
         kills++;
-        spawn('importer', 0);
+        spawn('importer');
       }
     }
   }
