@@ -419,7 +419,10 @@ export class Arena {
     }
   }
 
-  /** Moves the `k` oldest cached blocks of class `cls` to its global free list; returns the new count. */
+  /**
+   * Moves the `k` oldest blocks of the cache at word `cb` (this thread's, or a reaped slot's) to the
+   * global free list of class `cls`; returns the cache's new count.
+   */
   private flush(cls: number, cb: number, k: number): number {
     const i32 = this.i32;
     const cl = L.H_CLASSES + cls * L.CL_STRIDE;
@@ -675,22 +678,7 @@ export class Arena {
     const b = this.slotWord(s);
     for (let cls = 0; cls < L.NCLASSES; cls++) {
       const cb = b + L.T_CACHE + cls * L.CACHE_STRIDE;
-      const n = i32[cb];
-      if (n > 0) {
-        const cl = L.H_CLASSES + cls * L.CL_STRIDE;
-        this.lockClass(cl);
-        let head = i32[cl + L.CL_HEAD];
-        for (let j = 1; j <= n; j++) {
-          const hw = i32[cb + j];
-          i32[hw + B_TAG] = (i32[hw + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_FREE << TAG_STATE_SHIFT);
-          i32[hw + L.BLOCK_HEADER_WORDS] = head;
-          head = hw;
-        }
-        i32[cl + L.CL_HEAD] = head;
-        i32[cl + L.CL_COUNT] += n;
-        futexUnlock(i32, cl + L.CL_LOCK);
-        i32[cb] = 0;
-      }
+      if (i32[cb] > 0) this.flush(cls, cb, i32[cb]);
     }
     Atomics.add(i32, L.H_REAPED_ALLOCS, i32[b + L.T_ALLOCS]);
     Atomics.add(i32, L.H_REAPED_FREES, i32[b + L.T_FREES]);

@@ -500,17 +500,8 @@ export class Fence {
     checkTimeout(timeoutMs);
     const first = checkAny(fences);
     if (first >= 0) return first;
-    const arena = fences[0].arena;
-    const wake = arena.slotBase + L.T_WAKE;
-    const i32 = arena.i32;
-    const deadline = performance.now() + timeoutMs;
-    const cbs: (FenceCallback | null)[] = [];
+    const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
     try {
-      for (const f of fences) {
-        const cb = f.addWake(wake);
-        cbs.push(cb);
-        if (!cb) break;
-      }
       for (;;) {
         const seen = Atomics.load(i32, wake);
         const i = firstSignaled(fences);
@@ -520,7 +511,7 @@ export class Fence {
         Atomics.wait(i32, wake, seen, left === Infinity ? undefined : left);
       }
     } finally {
-      cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
+      disarmWakes(fences, cbs);
     }
   }
 
@@ -529,18 +520,9 @@ export class Fence {
     checkTimeout(timeoutMs);
     const first = checkAny(fences);
     if (first >= 0) return first;
-    const arena = fences[0].arena;
-    const wake = arena.slotBase + L.T_WAKE;
-    const i32 = arena.i32;
-    const deadline = performance.now() + timeoutMs;
-    const cbs: (FenceCallback | null)[] = [];
+    const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
     holdAlive();
     try {
-      for (const f of fences) {
-        const cb = f.addWake(wake);
-        cbs.push(cb);
-        if (!cb) break;
-      }
       for (;;) {
         const seen = Atomics.load(i32, wake);
         const i = firstSignaled(fences);
@@ -552,7 +534,7 @@ export class Fence {
       }
     } finally {
       releaseAlive();
-      cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
+      disarmWakes(fences, cbs);
     }
   }
 
@@ -602,6 +584,31 @@ function checkAny(fences: Fence[]): number {
     if (f.arena !== fences[0].arena) throw Errors.invalid('waitAny: fences of different arenas');
   }
   return firstSignaled(fences);
+}
+
+/**
+ * Arms a WAKE node on each fence that bumps this thread's wake word when it signals (stopping at
+ * the first fence already signaled). The caller waits on the word and disarms in `finally`.
+ */
+function armWakes(fences: Fence[], timeoutMs: number) {
+  const arena = fences[0].arena;
+  const wake = arena.slotBase + L.T_WAKE;
+  const cbs: (FenceCallback | null)[] = [];
+  try {
+    for (const f of fences) {
+      const cb = f.addWake(wake);
+      cbs.push(cb);
+      if (!cb) break;
+    }
+  } catch (e) {
+    disarmWakes(fences, cbs);
+    throw e;
+  }
+  return { i32: arena.i32, wake, deadline: performance.now() + timeoutMs, cbs };
+}
+
+function disarmWakes(fences: Fence[], cbs: (FenceCallback | null)[]): void {
+  cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
 }
 
 function firstSignaled(fences: Fence[]): number {
