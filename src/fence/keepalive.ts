@@ -1,6 +1,6 @@
 /**
  * A pending Atomics.waitAsync does not keep Node alive. While this thread has async waits (or
- * callbacks awaiting delivery) pending, we hold one ref'd timer; it goes when the count drops to 0.
+ * callbacks awaiting delivery) pending, one timer is ref'd; it is unref'd when the count drops to 0.
  *
  * The timer is created once per thread and then only ref'd / unref'd: creating and clearing an
  * interval on every wait cost ~0.3–0.6 µs on the wake path of `waitAsync` (releaseAlive runs
