@@ -8,10 +8,11 @@
 import type { Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errno, Errors } from '../errors.js';
+import { ACQ_TIMEOUT, acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { linkCallbackLocked, runDetached, setPutHook, unlinkCallbackLocked } from './callbacks.js';
 import {
-  checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked,
+  checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isSignaledFlag, markSignaledLocked,
   nowNs, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
 } from './core.js';
 import { aliveHolds, holdAlive, releaseAlive } from './keepalive.js';
@@ -243,11 +244,18 @@ export class Fence {
 
   /** Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held. */
   lock(timeoutMs?: number): boolean {
-    return fenceLock(this.arena, this.v(), timeoutMs);
+    const fw = this.v();
+    const arena = this.arena;
+    // The inline word is found without a call: this is the hot path the RFC's fix puts everyone on.
+    const idx = arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + L.F_LOCK : fenceLockIndex(arena, fw);
+    return acquireWord(arena, idx, arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {
-    fenceUnlock(this.arena, this.v());
+    const fw = this.v();
+    const arena = this.arena;
+    const idx = arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + L.F_LOCK : fenceLockIndex(arena, fw, false);
+    releaseWord(arena, idx, arena.lockKindId);
   }
   /** Throws EPERM unless the calling thread holds the fence lock. */
   assertHeld(): void {
