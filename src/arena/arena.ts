@@ -301,7 +301,7 @@ export class Arena {
    * cleared). Throws ENOMEM.
    */
   allocBlock(blockBytes: number, type: number): number {
-    const cls = sizeClassFor(blockBytes);
+    const cls = blockBytes <= 1024 ? SMALL_CLASS[(blockBytes + 15) >>> 4] : sizeClassFor(blockBytes);
     if (cls < 0) throw Errors.noMemory(blockBytes, this.capacity);
     const i32 = this.i32;
     const cb = this.cacheBase + cls * L.CACHE_STRIDE;
