@@ -161,6 +161,8 @@ export const CB_WORDS = 8;
 export const CBS_PENDING = 1;
 export const CBS_QUEUED = 2; // detached by signal, waiting in the owner's inbox
 export const CBS_DONE = 3;
+/** Set by the owner just before it frees its own node: a reaper frees FREEING nodes of a dead owner. */
+export const CBS_FREEING = 4;
 export const CBK_FN = 0;
 export const CBK_WAKE = 1;
 export const CBK_SHARED = 2; // library code run by the signaler: CB_TOKEN = handler id, CB_TARGET = its data word

@@ -5,7 +5,7 @@
  * owner's dispatcher after an inbox push and a doorbell ring); CBK_WAKE — the signaler bumps and
  * notifies a word (waitAny, poll), no function involved.
  */
-import type { Arena } from '../arena/arena.js';
+import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { fenceGet } from './core.js';
 
@@ -117,7 +117,8 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   // Free before the thread-local bookkeeping (calls): a kill in between must not strand the node.
   const fn = i32[nw + CB_KIND] === L.CBK_FN;
   const token = i32[nw + CB_TOKEN];
-  i32[nw + CB_STATE] = L.CBS_DONE;
+  // FREEING, not DONE: if the owner dies right here (at the freeBlock call), its reaper frees it.
+  i32[nw + CB_STATE] = i32[nw + CB_OWNER] === arena.slot ? L.CBS_FREEING : L.CBS_DONE;
   arena.freeBlock(hw);
   if (fn && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   return true;
@@ -172,7 +173,7 @@ export function runDetached(arena: Arena, head: number): void {
 function runLocal(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const token = i32[nw + CB_TOKEN];
-  i32[nw + CB_STATE] = L.CBS_DONE;
+  i32[nw + CB_STATE] = L.CBS_FREEING; // our own node: see freeOrphanedNodes
   arena.freeBlock(nw - BLOCK_HEADER_WORDS);
   const entry = entries.get(token);
   if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
@@ -310,3 +311,22 @@ function discardList(arena: Arena, head: number): void {
     nw = next;
   }
 }
+
+/**
+ * A thread killed between marking one of its own nodes FREEING and freeing it (worker.terminate()
+ * lands at the freeBlock call) leaves the node unreachable. Only the owner marks FREEING, and the
+ * owner is dead when its slot is reaped, so freeing those nodes here cannot race anyone.
+ * The walk skips blocks being carved concurrently (it stops at a header not yet written).
+ */
+function freeOrphanedNodes(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: a live thread has no half-freed node
+  const i32 = arena.i32;
+  const orphans: number[] = [];
+  arena.walk((hw, _size, state, type) => {
+    const nw = hw + BLOCK_HEADER_WORDS;
+    if (state === L.STATE_LIVE && type === L.BlockType.CALLBACK && i32[nw + CB_OWNER] === slot && i32[nw + CB_STATE] === L.CBS_FREEING)
+      orphans.push(hw);
+  });
+  for (const hw of orphans) arena.freeBlock(hw);
+}
+onReap(freeOrphanedNodes);
