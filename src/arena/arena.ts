@@ -336,6 +336,11 @@ export class Arena {
       (tag & ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK << TAG_FREE_SHIFT))) |
       (STATE_CACHED << TAG_STATE_SHIFT) |
       (this.slot << TAG_FREE_SHIFT);
+    // Room first (flush is a call): from the state change to the push there must be no call, or a
+    // terminated thread could leave a block marked cached in no cache.
+    const cb = this.cacheBase + cls * L.CACHE_STRIDE;
+    let n = i32[cb];
+    if (n === L.CACHE_CAP) n = this.flush(cls, cb, L.CACHE_CAP >>> 1);
     if (this.sanitize) {
       i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
       // Two threads racing to free one block: exactly one wins the compare-exchange.
@@ -344,9 +349,6 @@ export class Arena {
     } else {
       i32[hw + B_TAG] = next;
     }
-    const cb = this.cacheBase + cls * L.CACHE_STRIDE;
-    let n = i32[cb];
-    if (n === L.CACHE_CAP) n = this.flush(cls, cb, L.CACHE_CAP >>> 1);
     i32[cb + n + 1] = hw;
     i32[cb] = n + 1;
     const sb = this.slotBase;
@@ -365,63 +367,62 @@ export class Arena {
     }
   }
 
-  /** Moves up to CACHE_CAP/2 blocks of class `cls` into this thread's cache; returns the new count. */
+  /**
+   * Moves up to CACHE_CAP/2 blocks of class `cls` into this thread's cache (or carves one fresh
+   * block); returns the new count.
+   *
+   * Termination safety: worker.terminate() lands only at calls and loop back-edges, so every step
+   * that moves blocks between a list and a cache is a run of plain writes with no call or loop in
+   * it. Loops only write where nobody reads yet (cache cells past the count, links of blocks we
+   * own) or normalise states, which the reaper's flush of a dead thread's cache redoes.
+   */
   private refill(cls: number, cb: number, blockBytes: number): number {
     const i32 = this.i32;
     const cl = L.H_CLASSES + cls * L.CL_STRIDE;
-    let n = 0;
     if (Atomics.load(i32, cl + L.CL_COUNT) > 0) {
       this.lockClass(cl);
+      let n = 0;
       let head = i32[cl + L.CL_HEAD];
-      while (head !== 0 && n < L.CACHE_CAP >>> 1) {
-        i32[cb + ++n] = head;
-        i32[head + B_TAG] = (i32[head + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_CACHED << TAG_STATE_SHIFT);
+      for (let h = head; h !== 0 && n < L.CACHE_CAP >>> 1; h = i32[h + L.BLOCK_HEADER_WORDS]) n++;
+      // Most recently freed first out: the list head goes to the top of the cache (cell n).
+      for (let j = n; j >= 1; j--) {
+        i32[cb + j] = head;
         head = i32[head + L.BLOCK_HEADER_WORDS];
       }
       i32[cl + L.CL_HEAD] = head;
       i32[cl + L.CL_COUNT] -= n;
-      futexUnlock(i32, cl + L.CL_LOCK);
-      // Reverse so the most recently freed block is popped first (LIFO across the hand-over).
-      for (let a = cb + 1, b = cb + n; a < b; a++, b--) {
-        const t = i32[a];
-        i32[a] = i32[b];
-        i32[b] = t;
-      }
-    }
-    if (n > 0) {
       i32[cb] = n;
-      return n;
+      futexUnlock(i32, cl + L.CL_LOCK);
+      for (let j = 1; j <= n; j++) {
+        const hw = i32[cb + j];
+        i32[hw + B_TAG] = (i32[hw + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_CACHED << TAG_STATE_SHIFT);
+      }
+      if (n > 0) return n;
     }
-    // Carve fresh blocks from the bump pointer: a batch for small classes amortises the CAS.
+    // Carve one fresh block from the bump pointer (never used: no poison to lay or check).
     const size = L.SIZE_CLASSES[cls];
     const end = i32[L.H_HEAP_END];
-    let want = size <= 256 ? 8 : 1;
     for (;;) {
       const top = Atomics.load(i32, L.H_HEAP_TOP);
-      const room = Math.floor((end - top) / size);
-      if (room <= 0) {
+      if (end - top < size) {
         // Before giving up, see if another thread flushed blocks of this class meanwhile.
         if (Atomics.load(i32, cl + L.CL_COUNT) > 0) return this.refill(cls, cb, blockBytes);
         throw Errors.noMemory(blockBytes - L.BLOCK_HEADER_BYTES, this.capacity);
       }
-      const take = Math.min(want, room);
-      if (Atomics.compareExchange(i32, L.H_HEAP_TOP, top, top + take * size) !== top) continue;
-      for (let k = take - 1; k >= 0; k--) {
-        const hw = (top + k * size) >>> 2;
-        i32[hw + B_TAG] = cls | (STATE_CACHED << TAG_STATE_SHIFT) | (NO_THREAD << TAG_ALLOC_SHIFT) | (NO_THREAD << TAG_FREE_SHIFT);
-        i32[hw + B_GEN] = selfCheck(hw) << 24;
-        if (this.sanitize) i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (size >>> 2));
-        i32[cb + ++n] = hw;
-      }
-      want = 0;
-      i32[cb] = n;
-      return n;
+      if (Atomics.compareExchange(i32, L.H_HEAP_TOP, top, top + size) !== top) continue;
+      const hw = top >>> 2;
+      i32[hw + B_TAG] = cls | (STATE_CACHED << TAG_STATE_SHIFT) | (NO_THREAD << TAG_ALLOC_SHIFT) | (NO_THREAD << TAG_FREE_SHIFT);
+      i32[hw + B_GEN] = selfCheck(hw) << 24;
+      i32[cb + 1] = hw;
+      i32[cb] = 1;
+      return 1;
     }
   }
 
   /**
-   * Moves the `k` oldest blocks of the cache at word `cb` (this thread's, or a reaped slot's) to the
-   * global free list of class `cls`; returns the cache's new count.
+   * Moves the `k` most recent blocks of the cache at word `cb` (this thread's, or a reaped slot's)
+   * to the global free list of class `cls`; returns the cache's new count. The caller pushes the
+   * block being freed after this, so LIFO reuse of the very last free is kept.
    */
   private flush(cls: number, cb: number, k: number): number {
     const i32 = this.i32;
@@ -429,17 +430,17 @@ export class Arena {
     const n = i32[cb];
     this.lockClass(cl);
     let head = i32[cl + L.CL_HEAD];
-    for (let j = 1; j <= k; j++) {
+    for (let j = n - k + 1; j <= n; j++) {
       const hw = i32[cb + j];
       i32[hw + B_TAG] = (i32[hw + B_TAG] & ~(TAG_STATE_MASK << TAG_STATE_SHIFT)) | (STATE_FREE << TAG_STATE_SHIFT);
       i32[hw + L.BLOCK_HEADER_WORDS] = head;
       head = hw;
     }
+    // One run of plain writes: the blocks leave the cache and join the list together.
     i32[cl + L.CL_HEAD] = head;
     i32[cl + L.CL_COUNT] += k;
-    futexUnlock(i32, cl + L.CL_LOCK);
-    i32.copyWithin(cb + 1, cb + 1 + k, cb + 1 + n);
     i32[cb] = n - k;
+    futexUnlock(i32, cl + L.CL_LOCK);
     return n - k;
   }
 
