@@ -27,6 +27,7 @@
  * [--seed S] [--main-spin] [--samples]` (default 20,000 rounds per variant, ~10 s).
  * JSON → bench/results/wake.json.
  */
+import seedrandom from 'seedrandom';
 import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -64,15 +65,10 @@ const GOAL_SPIN_P50_NS = 2000;
 const GOAL_SPIN_VS_PM = 10;
 const GOAL_ASYNC_RATIO = 1.15;
 
-/** xorshift32: the delay schedule is reproducible from --seed. */
-let rng = SEED >>> 0 || 1;
+/** The delay schedule is reproducible from --seed. */
+const rng = seedrandom(String(SEED));
 function nextDelayNs(minUs: number, spanUs: number): number {
-  rng ^= rng << 13;
-  rng >>>= 0;
-  rng ^= rng >>> 17;
-  rng ^= rng << 5;
-  rng >>>= 0;
-  return Math.round((minUs + (rng / 0x100000000) * spanUs) * 1000);
+  return Math.round((minUs + rng() * spanUs) * 1000);
 }
 
 /* ───────────── shared state ───────────── */

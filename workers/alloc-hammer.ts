@@ -8,6 +8,7 @@
  * laid out as [head, tail, producerDone] Int32 words followed by RING_CAP Float64 handle slots.
  * Posts { type: 'done', allocs, frees, corrupt, handedOver, received } after detaching.
  */
+import seedrandom from 'seedrandom';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena } from '../src/index.js';
 
@@ -36,13 +37,10 @@ const { buffer, id, iterations, seed, outRing, inRing } = workerData as {
   inRing: SharedArrayBuffer;
 };
 
-let state = seed >>> 0 || 1;
+const rng = seedrandom(String(seed));
+/** A seeded integer in 0..n-1: a failing run replays from its seed. */
 function rand(n: number): number {
-  // xorshift32: deterministic per seed, no allocation.
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return (state >>> 0) % n;
+  return Math.floor(rng() * n);
 }
 
 const arena = Arena.attach(buffer);

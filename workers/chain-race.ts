@@ -7,6 +7,7 @@
  * references for the whole run. Posts { type: 'done', cycles, found, nulls, selfFinds } or
  * { type: 'error', message }.
  */
+import seedrandom from 'seedrandom';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena, Fence, FenceChain } from '../src/index.js';
 
@@ -18,13 +19,10 @@ const { buffer, tail, fences, durationMs, seed } = workerData as {
   seed: number;
 };
 
-/** xorshift32: a seeded PRNG, so a failing run can be replayed. */
-let state = seed | 0 || 1;
+const rng = seedrandom(String(seed));
+/** A seeded integer in 0..n-1, so a failing run can be replayed. */
 function rand(n: number): number {
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return (state >>> 0) % n;
+  return Math.floor(rng() * n);
 }
 
 try {

@@ -6,6 +6,7 @@
  * workerData: { buffer, tail, fences: number[] (to signal, in order), chainLength, seed } — handles;
  * the parent holds the references. Posts { type: 'done', finds } or { type: 'error', message }.
  */
+import seedrandom from 'seedrandom';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena, Fence, FenceChain } from '../src/index.js';
 
@@ -17,12 +18,10 @@ const { buffer, tail, fences, chainLength, seed } = workerData as {
   seed: number;
 };
 
-let state = seed | 0 || 1;
+const rng = seedrandom(String(seed));
+/** A seeded integer in 0..n-1, so a failing run can be replayed. */
 function rand(n: number): number {
-  state ^= state << 13;
-  state ^= state >>> 17;
-  state ^= state << 5;
-  return (state >>> 0) % n;
+  return Math.floor(rng() * n);
 }
 
 try {
