@@ -288,11 +288,16 @@ export class Arena {
   }
 
   /**
-   * Frees a block by handle. Throws EBADF for a stale, freed or forged handle (nothing changes).
-   * `type` -1 accepts any type; the typed APIs pass theirs.
+   * Frees a raw, operation or lock block by handle. Throws EBADF for a stale, freed or forged
+   * handle, EINVAL for a block that has a lifetime of its own (a fence is released by its last
+   * put(), a sync file by close()): nothing changes either way.
    */
-  free(ref: number, type = -1): void {
-    this.freeBlock(this.resolve(ref, type, 'block'));
+  free(ref: number): void {
+    const hw = this.resolve(ref, -1, 'block');
+    const type = (this.i32[hw + B_TAG] >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+    if (type !== L.BlockType.RAW && type !== L.BlockType.OPERATION && type !== L.BlockType.LOCK)
+      throw Errors.invalid(`arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close)`);
+    this.freeBlock(hw);
   }
 
   /**
