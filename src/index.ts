@@ -1,6 +1,7 @@
 /** fencelab: Linux DMA fences for Node.js worker threads. Public API (DESIGN.md §8). */
 export { Arena, onReap } from './arena/arena.js';
-export type { ArenaOptions, ArenaStats, CheckReport, LeakReport } from './arena/arena.js';
+export type { ArenaOptions } from './arena/arena.js';
+export type { ArenaStats, CheckReport, LeakReport } from './arena/check.js';
 export { BlockType, LOCK_KINDS } from './arena/layout.js';
 export type { LockKind } from './arena/layout.js';
 export { Errno, FenceError, UseAfterFreeError, errnoName } from './errors.js';

@@ -10,8 +10,10 @@
  */
 import { threadId, type Worker } from 'node:worker_threads';
 import { Errors, FenceError, UseAfterFreeError, type UseAfterFreeReport } from '../errors.js';
-import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock } from './futex.js';
+import { checkArena, arenaStats, threadField, walkArena, type ArenaStats, type CheckReport } from './check.js';
+import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock, releaseDeadWord } from './futex.js';
 import * as L from './layout.js';
+import { selfCheck } from './layout.js';
 
 const {
   B_GEN, B_TAG, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, NO_THREAD, STATE_CACHED, STATE_FREE,
@@ -30,35 +32,6 @@ export interface ArenaOptions {
   maxThreads?: number;
   /** Entries of the sync-file fd table (default 4096). */
   maxFds?: number;
-}
-
-export interface ArenaStats {
-  capacity: number;
-  /** Bytes of live blocks, headers included. */
-  used: number;
-  /** Bytes held by size classes and thread caches (free, reusable for their size). */
-  reserved: number;
-  live: Record<string, number>;
-  allocs: number;
-  frees: number;
-}
-
-export interface LeakReport {
-  ref: number;
-  type: string;
-  bytes: number;
-  generation: number;
-  /** Thread slot that allocated it. */
-  allocatedBy: number;
-}
-
-export interface CheckReport {
-  /** True when the walk found no structural problem (headers, free lists, caches, counters). */
-  ok: boolean;
-  /** Bytes of live blocks (headers included) other than the arena's permanent ones. */
-  leakedBytes: number;
-  leaks: LeakReport[];
-  problems: string[];
 }
 
 /** Clean-up hooks that higher layers (sync files, runtime) register for a reaped thread slot. */
@@ -84,9 +57,6 @@ export function sizeClassFor(blockBytes: number): number {
   return -1;
 }
 
-function selfCheck(hw: number): number {
-  return ((hw >>> 2) ^ 0xa5) & 0xff;
-}
 
 const instances = new Map<number, Arena>();
 
@@ -109,7 +79,8 @@ export class Arena {
   /** Stale accesses this thread recorded in counting mode (the arena-wide count is {@link uafCount}). */
   readonly uafReports: UseAfterFreeReport[] = [];
   private readonly cacheBase: number;
-  private readonly heapStartW: number;
+  /** Word index of the first block of the heap. */
+  readonly heapStartW: number;
   private detached = false;
 
   private constructor(buffer: SharedArrayBuffer, slot: number) {
@@ -502,128 +473,23 @@ export class Arena {
     return this.i32[L.H_THREAD_TABLE] + s * this.i32[L.H_THREAD_STRIDE];
   }
 
+  /** Capacity, bytes used and reserved, live blocks by type, allocations and frees (walks the heap). */
   stats(): ArenaStats {
-    const i32 = this.i32;
-    let allocs = i32[L.H_REAPED_ALLOCS];
-    let frees = i32[L.H_REAPED_FREES];
-    for (let s = 0; s < this.maxThreads; s++) {
-      const b = this.slotWord(s);
-      if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
-      allocs += i32[b + L.T_ALLOCS];
-      frees += i32[b + L.T_FREES];
-    }
-    // Live blocks by type come from the walk, so the hot paths keep no per-type counters.
-    const liveByType = new Array<number>(L.NTYPES).fill(0);
-    let used = 0;
-    let reserved = 0;
-    this.walk((hw, size, state, type) => {
-      if (state === STATE_LIVE) {
-        used += size;
-        liveByType[type]++;
-      } else reserved += size;
-    });
-    const live: Record<string, number> = {};
-    liveByType.forEach((c, t) => {
-      if (c !== 0) live[L.BLOCK_TYPE_NAMES[t] ?? `type${t}`] = c;
-    });
-    return { capacity: this.capacity, used, reserved, live, allocs, frees };
+    return arenaStats(this);
   }
 
   /** Calls `fn` for every carved block, in address order. Racy while other threads allocate. */
   walk(fn: (hw: number, size: number, state: number, type: number) => void): string | null {
-    const i32 = this.i32;
-    const top = Atomics.load(i32, L.H_HEAP_TOP) >>> 2;
-    for (let hw = this.heapStartW; hw < top; ) {
-      const tag = i32[hw + B_TAG];
-      const cls = tag & TAG_CLASS_MASK;
-      if (cls >= L.NCLASSES || i32[hw + B_GEN] >>> 24 !== selfCheck(hw))
-        return `corrupt block header at byte ${hw * 4}: the heap cannot be walked past it`;
-      const size = L.SIZE_CLASSES[cls];
-      fn(hw, size, (tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK, (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK);
-      hw += size >>> 2;
-    }
-    return null;
+    return walkArena(this, fn);
   }
 
   /**
-   * Walks the whole arena: every block header, every free list, every thread cache and the live
-   * counters must agree. Live blocks are reported as leaks (the stub fence excepted).
+   * Walks the whole arena: every block header, every free list, every thread cache and the
+   * allocation counters must agree. Live blocks are reported as leaks (the stub fence excepted).
    * Threads: call when no other thread is allocating (the walk is not atomic).
    */
   check(): CheckReport {
-    const i32 = this.i32;
-    const problems: string[] = [];
-    const leaks: LeakReport[] = [];
-    let leakedBytes = 0;
-    const states = new Map<number, number>();
-    const liveByType = new Array<number>(L.NTYPES).fill(0);
-    const stub = i32[L.H_STUB];
-    const walkError = this.walk((hw, size, state, type) => {
-      states.set(hw, state);
-      if (state === STATE_LIVE) {
-        liveByType[type]++;
-        const payload = hw + L.BLOCK_HEADER_WORDS;
-        if (payload === stub) return;
-        const tag = i32[hw + B_TAG];
-        leakedBytes += size;
-        if (leaks.length < 1000)
-          leaks.push({
-            ref: this.handleOf(hw),
-            type: L.BLOCK_TYPE_NAMES[type] ?? String(type),
-            bytes: size,
-            generation: i32[hw + B_GEN] & GEN_MASK,
-            allocatedBy: threadField(tag >>> TAG_ALLOC_SHIFT),
-          });
-      } else if (state !== STATE_FREE && state !== STATE_CACHED) {
-        problems.push(`block at byte ${hw * 4} has invalid state ${state}`);
-      }
-    });
-    if (walkError) problems.push(walkError);
-    const seen = new Set<number>();
-    for (let cls = 0; cls < L.NCLASSES; cls++) {
-      const cl = L.H_CLASSES + cls * L.CL_STRIDE;
-      if (i32[cl + L.CL_LOCK] & L.LOCK_OWNER_MASK) problems.push(`size class ${cls} lock is held`);
-      let n = 0;
-      for (let hw = i32[cl + L.CL_HEAD]; hw !== 0; hw = i32[hw + L.BLOCK_HEADER_WORDS]) {
-        if (states.get(hw) !== STATE_FREE) {
-          problems.push(`free list of class ${cls} links block at byte ${hw * 4} in state ${states.get(hw) ?? 'none'}`);
-          break;
-        }
-        if ((i32[hw + B_TAG] & TAG_CLASS_MASK) !== cls) problems.push(`block at byte ${hw * 4} on the wrong free list`);
-        if (seen.has(hw)) {
-          problems.push(`block at byte ${hw * 4} appears twice in free lists`);
-          break;
-        }
-        seen.add(hw);
-        n++;
-      }
-      if (n !== i32[cl + L.CL_COUNT]) problems.push(`free list of class ${cls} holds ${n} blocks, count says ${i32[cl + L.CL_COUNT]}`);
-    }
-    for (let s = 0; s < this.maxThreads; s++) {
-      const b = this.slotWord(s);
-      if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
-      for (let cls = 0; cls < L.NCLASSES; cls++) {
-        const cb = b + L.T_CACHE + cls * L.CACHE_STRIDE;
-        const n = i32[cb];
-        if (n < 0 || n > L.CACHE_CAP) {
-          problems.push(`thread ${s} cache of class ${cls} has count ${n}`);
-          continue;
-        }
-        for (let j = 1; j <= n; j++) {
-          const hw = i32[cb + j];
-          if (states.get(hw) !== STATE_CACHED) problems.push(`thread ${s} caches block at byte ${hw * 4} in state ${states.get(hw) ?? 'none'}`);
-          if (seen.has(hw)) problems.push(`block at byte ${hw * 4} is cached twice`);
-          seen.add(hw);
-        }
-      }
-    }
-    for (const [hw, st] of states) if (st !== STATE_LIVE && !seen.has(hw)) problems.push(`free block at byte ${hw * 4} is on no list (lost)`);
-    const { allocs, frees } = this.stats();
-    const liveCount = liveByType.reduce((a, b) => a + b, 0);
-    if (allocs - frees !== liveCount) problems.push(`${allocs} allocations - ${frees} frees = ${allocs - frees}, but the walk found ${liveCount} live blocks`);
-    const p = Atomics.load(i32, L.H_PROBLEMS);
-    if (p) problems.push(`${p} freed block(s) were written after free (poison overwritten)`);
-    return { ok: problems.length === 0, leakedBytes, leaks, problems };
+    return checkArena(this);
   }
 
   /* ───────────── thread slots ───────────── */
@@ -709,33 +575,6 @@ export class Arena {
   get isDetached(): boolean {
     return this.detached;
   }
-}
-
-function threadField(v: number): number {
-  const t = v & TAG_THREAD_MASK;
-  return t === NO_THREAD ? -1 : t;
-}
-
-/** Releases any kind of lock word held by `dead` (ticket words advance their serving count). */
-export function releaseDeadWord(i32: Int32Array, idx: number, dead: number): void {
-  for (;;) {
-    const old = Atomics.load(i32, idx);
-    if ((old & L.LOCK_OWNER_MASK) !== dead) return;
-    // A held ticket word has next ≠ serving; other kinds keep those bits zero.
-    const isTicket =
-      ((old >>> L.LOCK_TICKET_NEXT_SHIFT) & L.LOCK_TICKET_MASK) !== ((old >>> L.LOCK_TICKET_SERVING_SHIFT) & L.LOCK_TICKET_MASK);
-    const next = (isTicket ? ticketReleased(old) : old & ~L.LOCK_OWNER_MASK) | L.LOCK_DIED;
-    if (Atomics.compareExchange(i32, idx, old, next) === old) {
-      Atomics.notify(i32, idx);
-      return;
-    }
-  }
-}
-
-/** A ticket word with its owner cleared and its serving count advanced. */
-export function ticketReleased(old: number): number {
-  const serving = ((old >>> L.LOCK_TICKET_SERVING_SHIFT) + 1) & L.LOCK_TICKET_MASK;
-  return ((old & ~L.LOCK_OWNER_MASK & 0x00ffffff) | (serving << L.LOCK_TICKET_SERVING_SHIFT)) | 0;
 }
 
 export { FenceError };

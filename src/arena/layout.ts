@@ -69,6 +69,13 @@ export const HANDLE_OFFSET_MASK = HANDLE_OFFSET_SCALE - 1;
 export const MAX_ARENA_BYTES = HANDLE_OFFSET_SCALE * 8; // 2 GiB
 
 /** Value written over freed payload words in sanitize mode. */
+/* ───────────── helpers over the layout ───────────── */
+
+/** The self-check byte a block header at word `hw` carries (a forged handle rarely matches it). */
+export function selfCheck(hw: number): number {
+  return ((hw >>> 2) ^ 0xa5) & 0xff;
+}
+
 export const POISON = 0x5afe_dead | 0;
 
 /** Block types (the type tag in every block header). */

@@ -7,7 +7,7 @@
  * bits 16–23 next ticket, bits 24–31 ticket being served (ticket kind only).
  */
 import type { Arena } from '../arena/arena.js';
-import { ticketReleased } from '../arena/arena.js';
+import { ticketReleased } from '../arena/futex.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from '../arena/futex.js';
 import * as L from '../arena/layout.js';
 import { Errors } from '../errors.js';
