@@ -15,7 +15,8 @@ import {
   checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isSignaledFlag, markSignaledLocked,
   nowNs, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
 } from './core.js';
-import { aliveHolds, holdAlive, releaseAlive } from './keepalive.js';
+import { aliveHolds } from './keepalive.js';
+import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
 import { defaultOps, findOps, opsById, stubOps, type FenceOps } from './ops.js';
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_CB_HEAD, FLAG_SIGNALED, FLAG_INLINE_LOCK, FLAG_ENABLE_SIGNAL,
@@ -43,9 +44,6 @@ export interface FenceCallback {
   readonly node: number;
   readonly generation: number;
 }
-
-/** How long a waiter spins before sleeping: catches short operations without a futex wake. */
-let spinMicros = 30;
 
 export class Fence {
   readonly arena: Arena;
@@ -452,52 +450,20 @@ export class Fence {
   /**
    * Waits until signaled (kernel dma_fence_wait_timeout): enables signaling, spins briefly, then
    * sleeps on the flags word. Threads: any; on the main thread it blocks the event loop.
-   * Returns true when signaled, false on timeout.
+   * Returns true when signaled, false on timeout. Throws EINVAL for a bad timeout.
    */
   wait(timeoutMs = Infinity): boolean {
-    checkTimeout(timeoutMs);
-    if (this.isSignaled()) return true;
-    this.enableSignaling();
-    const i32 = this.arena.i32;
-    const idx = this.v() + F_FLAGS;
-    if (spinFor(i32, idx, FLAG_SIGNALED, timeoutMs)) return true;
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const v = Atomics.load(i32, idx);
-      if (v & FLAG_SIGNALED) return true;
-      if (this.isSignaled()) return true;
-      // Publish WAITERS before sleeping on the value that includes it: signal() reads the bit to
-      // decide whether to notify, so a wake-up cannot be lost.
-      if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      Atomics.wait(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
-    }
+    return waitFence(this, timeoutMs);
   }
 
   /** Like {@link wait} without blocking: the process stays alive while it is pending. */
-  async waitAsync(timeoutMs = Infinity): Promise<boolean> {
-    checkTimeout(timeoutMs);
-    if (this.isSignaled()) return true;
-    this.enableSignaling();
-    const i32 = this.arena.i32;
-    const idx = this.v() + F_FLAGS;
-    const deadline = performance.now() + timeoutMs;
-    holdAlive();
-    try {
-      for (;;) {
-        const v = Atomics.load(i32, idx);
-        if (v & FLAG_SIGNALED) return true;
-        if (this.isSignaled()) return true;
-        if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
-        const left = deadline - performance.now();
-        if (left <= 0) return false;
-        const r = Atomics.waitAsync(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
-        if (r.async) await r.value;
-      }
-    } finally {
-      releaseAlive();
-    }
+  waitAsync(timeoutMs = Infinity): Promise<boolean> {
+    return waitFenceAsync(this, timeoutMs);
+  }
+
+  /** @internal Word index of the flags word (the futex word waiters sleep on); validates the view. */
+  get flagsIndex(): number {
+    return this.v() + F_FLAGS;
   }
 
   /**
@@ -505,54 +471,20 @@ export class Fence {
    * the first signaled one, or -1 on timeout. Blocks the calling thread.
    */
   static waitAny(fences: Fence[], timeoutMs = Infinity): number {
-    checkTimeout(timeoutMs);
-    const first = checkAny(fences);
-    if (first >= 0) return first;
-    const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
-    try {
-      for (;;) {
-        const seen = Atomics.load(i32, wake);
-        const i = firstSignaled(fences);
-        if (i >= 0) return i;
-        const left = deadline - performance.now();
-        if (left <= 0) return -1;
-        Atomics.wait(i32, wake, seen, left === Infinity ? undefined : left);
-      }
-    } finally {
-      disarmWakes(fences, cbs);
-    }
+    return waitAnyFence(fences, timeoutMs);
   }
 
   /** Async {@link waitAny}; keeps the process alive while pending. */
-  static async waitAnyAsync(fences: Fence[], timeoutMs = Infinity): Promise<number> {
-    checkTimeout(timeoutMs);
-    const first = checkAny(fences);
-    if (first >= 0) return first;
-    const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
-    holdAlive();
-    try {
-      for (;;) {
-        const seen = Atomics.load(i32, wake);
-        const i = firstSignaled(fences);
-        if (i >= 0) return i;
-        const left = deadline - performance.now();
-        if (left <= 0) return -1;
-        const r = Atomics.waitAsync(i32, wake, seen, left === Infinity ? undefined : left);
-        if (r.async) await r.value;
-      }
-    } finally {
-      releaseAlive();
-      disarmWakes(fences, cbs);
-    }
+  static waitAnyAsync(fences: Fence[], timeoutMs = Infinity): Promise<number> {
+    return waitAnyFenceAsync(fences, timeoutMs);
   }
 
   /** Microseconds a waiter spins before sleeping (default 30). */
   static get spinMicros(): number {
-    return spinMicros;
+    return getSpinMicros();
   }
   static set spinMicros(us: number) {
-    if (!Number.isFinite(us) || us < 0) throw Errors.invalid('spinMicros must be a finite number ≥ 0');
-    spinMicros = us;
+    setSpinMicros(us);
   }
 
   /** Async waits and waitAny calls of this thread that currently hold the process alive. */
@@ -578,59 +510,6 @@ export class Fence {
   static later(a: Fence, b: Fence): Fence | null {
     const f = Fence.isLater(a, b) ? a : b;
     return f.isSignaled() ? null : f;
-  }
-}
-
-function checkTimeout(ms: number): void {
-  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) throw Errors.invalid(`timeout must be a number ≥ 0 (ms), got ${String(ms)}`);
-}
-
-function checkAny(fences: Fence[]): number {
-  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
-  for (const f of fences) {
-    if (!(f instanceof Fence)) throw Errors.invalid('waitAny: every element must be a Fence');
-    if (f.arena !== fences[0].arena) throw Errors.invalid('waitAny: fences of different arenas');
-  }
-  return firstSignaled(fences);
-}
-
-/**
- * Arms a WAKE node on each fence that bumps this thread's wake word when it signals (stopping at
- * the first fence already signaled). The caller waits on the word and disarms in `finally`.
- */
-function armWakes(fences: Fence[], timeoutMs: number) {
-  const arena = fences[0].arena;
-  const wake = arena.slotBase + L.T_WAKE;
-  const cbs: (FenceCallback | null)[] = [];
-  try {
-    for (const f of fences) {
-      const cb = f.addWake(wake);
-      cbs.push(cb);
-      if (!cb) break;
-    }
-  } catch (e) {
-    disarmWakes(fences, cbs);
-    throw e;
-  }
-  return { i32: arena.i32, wake, deadline: performance.now() + timeoutMs, cbs };
-}
-
-function disarmWakes(fences: Fence[], cbs: (FenceCallback | null)[]): void {
-  cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
-}
-
-function firstSignaled(fences: Fence[]): number {
-  for (let i = 0; i < fences.length; i++) if (fences[i].isSignaled()) return i;
-  return -1;
-}
-
-/** Spins up to spinMicros (and the timeout) for `bit` in word `idx`. */
-function spinFor(i32: Int32Array, idx: number, bit: number, timeoutMs: number): boolean {
-  if (spinMicros <= 0) return false;
-  const end = performance.now() + Math.min(spinMicros / 1000, timeoutMs);
-  for (;;) {
-    for (let k = 0; k < 64; k++) if (Atomics.load(i32, idx) & bit) return true;
-    if (performance.now() >= end) return false;
   }
 }
 

@@ -1,0 +1,177 @@
+/**
+ * Waiting for fences: one fence (sync and async) and any of several. A waiter spins briefly, then
+ * sleeps on the fence's flags word (the futex word) after publishing FLAG_WAITERS, which signal()
+ * reads to decide whether to notify. waitAny arms a WAKE node per fence that bumps the calling
+ * thread's wake word.
+ */
+import * as L from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import type { Fence, FenceCallback } from './fence.js';
+import { holdAlive, releaseAlive } from './keepalive.js';
+
+const { FLAG_SIGNALED, FLAG_WAITERS } = L;
+
+/** How long a waiter spins before sleeping: catches short operations without a futex wake. */
+let spinMicros = 30;
+
+export function getSpinMicros(): number {
+  return spinMicros;
+}
+
+/** Sets the spin (µs, ≥ 0; 0 sleeps at once). Throws EINVAL. */
+export function setSpinMicros(us: number): void {
+  if (!Number.isFinite(us) || us < 0) throw Errors.invalid('spinMicros must be a finite number ≥ 0');
+  spinMicros = us;
+}
+
+/**
+ * Waits until signaled (kernel dma_fence_wait_timeout): enables signaling, spins briefly, then
+ * sleeps on the flags word. Threads: any; on the main thread it blocks the event loop.
+ * Returns true when signaled, false on timeout.
+ */
+export function waitFence(f: Fence, timeoutMs: number): boolean {
+  checkTimeout(timeoutMs);
+  if (f.isSignaled()) return true;
+  f.enableSignaling();
+  const i32 = f.arena.i32;
+  const idx = f.flagsIndex;
+  if (spinFor(i32, idx, FLAG_SIGNALED, timeoutMs)) return true;
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = Atomics.load(i32, idx);
+    if (v & FLAG_SIGNALED) return true;
+    if (f.isSignaled()) return true;
+    // Publish WAITERS before sleeping on the value that includes it: signal() reads the bit to
+    // decide whether to notify, so a wake-up cannot be lost.
+    if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
+    const left = deadline - performance.now();
+    if (left <= 0) return false;
+    Atomics.wait(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
+  }
+}
+
+/** Like {@link waitFence} without blocking: the process stays alive while it is pending. */
+export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boolean> {
+  checkTimeout(timeoutMs);
+  if (f.isSignaled()) return true;
+  f.enableSignaling();
+  const i32 = f.arena.i32;
+  const idx = f.flagsIndex;
+  const deadline = performance.now() + timeoutMs;
+  holdAlive();
+  try {
+    for (;;) {
+      const v = Atomics.load(i32, idx);
+      if (v & FLAG_SIGNALED) return true;
+      if (f.isSignaled()) return true;
+      if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const r = Atomics.waitAsync(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
+      if (r.async) await r.value;
+    }
+  } finally {
+    releaseAlive();
+  }
+}
+
+/**
+ * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of
+ * the first signaled one, or -1 on timeout. Blocks the calling thread.
+ */
+export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
+  checkTimeout(timeoutMs);
+  const first = checkAny(fences);
+  if (first >= 0) return first;
+  const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
+  try {
+    for (;;) {
+      const seen = Atomics.load(i32, wake);
+      const i = firstSignaled(fences);
+      if (i >= 0) return i;
+      const left = deadline - performance.now();
+      if (left <= 0) return -1;
+      Atomics.wait(i32, wake, seen, left === Infinity ? undefined : left);
+    }
+  } finally {
+    disarmWakes(fences, cbs);
+  }
+}
+
+/** Async {@link waitAnyFence}; keeps the process alive while pending. */
+export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number): Promise<number> {
+  checkTimeout(timeoutMs);
+  const first = checkAny(fences);
+  if (first >= 0) return first;
+  const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
+  holdAlive();
+  try {
+    for (;;) {
+      const seen = Atomics.load(i32, wake);
+      const i = firstSignaled(fences);
+      if (i >= 0) return i;
+      const left = deadline - performance.now();
+      if (left <= 0) return -1;
+      const r = Atomics.waitAsync(i32, wake, seen, left === Infinity ? undefined : left);
+      if (r.async) await r.value;
+    }
+  } finally {
+    releaseAlive();
+    disarmWakes(fences, cbs);
+  }
+}
+
+
+function checkTimeout(ms: number): void {
+  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) throw Errors.invalid(`timeout must be a number ≥ 0 (ms), got ${String(ms)}`);
+}
+
+function checkAny(fences: Fence[]): number {
+  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
+  for (const f of fences) {
+    if (typeof f?.addWake !== 'function') throw Errors.invalid('waitAny: every element must be a Fence');
+    if (f.arena !== fences[0].arena) throw Errors.invalid('waitAny: fences of different arenas');
+  }
+  return firstSignaled(fences);
+}
+
+/**
+ * Arms a WAKE node on each fence that bumps this thread's wake word when it signals (stopping at
+ * the first fence already signaled). The caller waits on the word and disarms in `finally`.
+ */
+function armWakes(fences: Fence[], timeoutMs: number) {
+  const arena = fences[0].arena;
+  const wake = arena.slotBase + L.T_WAKE;
+  const cbs: (FenceCallback | null)[] = [];
+  try {
+    for (const f of fences) {
+      const cb = f.addWake(wake);
+      cbs.push(cb);
+      if (!cb) break;
+    }
+  } catch (e) {
+    disarmWakes(fences, cbs);
+    throw e;
+  }
+  return { i32: arena.i32, wake, deadline: performance.now() + timeoutMs, cbs };
+}
+
+function disarmWakes(fences: Fence[], cbs: (FenceCallback | null)[]): void {
+  cbs.forEach((cb, i) => cb && fences[i].removeCallback(cb));
+}
+
+function firstSignaled(fences: Fence[]): number {
+  for (let i = 0; i < fences.length; i++) if (fences[i].isSignaled()) return i;
+  return -1;
+}
+
+/** Spins up to spinMicros (and the timeout) for `bit` in word `idx`. */
+function spinFor(i32: Int32Array, idx: number, bit: number, timeoutMs: number): boolean {
+  if (spinMicros <= 0) return false;
+  const end = performance.now() + Math.min(spinMicros / 1000, timeoutMs);
+  for (;;) {
+    for (let k = 0; k < 64; k++) if (Atomics.load(i32, idx) & bit) return true;
+    if (performance.now() >= end) return false;
+  }
+}
+
