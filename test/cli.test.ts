@@ -94,6 +94,7 @@ describe('fencelab stress', () => {
       [['stress', '--cancel-rate', '2'], /--cancel-rate must be a number in 0..1/],
       [['stress', '--bogus'], /unknown option/],
       [['frobnicate'], /unknown command|too many arguments/],
+      [['bench', '--suite', 'nope'], /Allowed choices are core, wake, chain, contention, all/],
     ];
     for (const [args, message] of cases) {
       const r = run(args, 20_000);
@@ -103,7 +104,7 @@ describe('fencelab stress', () => {
   });
 
   it('has --help for every command', () => {
-    for (const args of [['--help'], ['demo', '--help'], ['stress', '--help']]) {
+    for (const args of [['--help'], ['demo', '--help'], ['stress', '--help'], ['bench', '--help']]) {
       const r = run(args, 20_000);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: fencelab/);

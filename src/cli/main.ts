@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `fencelab` command: `demo` (what `npm start` runs) and `stress`. Exit codes: 0 clean,
+ * The `fencelab` command: `demo` (what `npm start` runs), `stress` and `bench`. Exit codes: 0 clean,
  * 1 a violation (inline demo run, or any stress invariant), 2 bad usage.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption } from './options.js';
 import { createProgress } from './progress.js';
@@ -60,6 +62,23 @@ program
     if (o.json) console.log(JSON.stringify(report, null, 2));
     else console.log(renderStress(report));
     process.exitCode = report.violations.length === 0 ? 0 : 1;
+  });
+
+const SUITES = ['core', 'wake', 'chain', 'contention'] as const;
+program
+  .command('bench')
+  .description('run the benchmark suites (ratios against baselines measured in the same run; JSON in bench/results/)')
+  .addOption(new Option('--suite <name>', 'which suite').choices([...SUITES, 'all']).default('all'))
+  .action((o: { suite: string }) => {
+    const suites = o.suite === 'all' ? SUITES : [o.suite];
+    for (const suite of suites) {
+      const file = fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
+      const r = spawnSync(process.execPath, [file], { stdio: 'inherit' });
+      if (r.status !== 0) {
+        process.exitCode = 1;
+        return;
+      }
+    }
   });
 
 try {
