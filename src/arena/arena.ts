@@ -537,7 +537,8 @@ export class Arena {
     // Locks: the robust list, the one being acquired, and the allocator's own class locks.
     const pending = i32[b + L.T_ROBUST_PENDING];
     if (pending > 0) releaseDeadWord(i32, pending, dead);
-    const n = Math.min(i32[b + L.T_ROBUST_COUNT], L.ROBUST_CAP);
+    // One entry past the count: a word published just before its CAS (see acquireWord).
+    const n = Math.min(i32[b + L.T_ROBUST_COUNT] + 1, L.ROBUST_CAP);
     for (let j = 0; j < n; j++) releaseDeadWord(i32, i32[b + L.T_ROBUST + j], dead);
     for (let cls = 0; cls < L.NCLASSES; cls++) futexReleaseDead(i32, L.H_CLASSES + cls * L.CL_STRIDE + L.CL_LOCK, dead);
     for (const hook of reapHooks) hook(this, s);
