@@ -48,14 +48,14 @@ describe('throwing mode', () => {
     const arena = arenaWith(true);
     const { op, fence } = danglingFence(arena);
     const gen = Math.floor(op / OFFSET);
-    // Freed, not reused yet.
+    // Freed, not reused yet (a free moves the generation on too).
     let err = uaf(arena, () => fence.lock(10));
     expect(err.report).toEqual<UseAfterFreeReport>({
       access: 'fence-lock',
       fence: fence.handle,
       block: blockByte(op),
       takenGeneration: gen,
-      currentGeneration: gen,
+      currentGeneration: gen + 1,
       freedBy: arena.slot,
       nowType: 'free',
       nowOwner: -1,
@@ -74,12 +74,12 @@ describe('throwing mode', () => {
       fence: fence.handle,
       block: blockByte(op),
       takenGeneration: gen,
-      currentGeneration: gen + 1,
+      currentGeneration: Math.floor(op2 / OFFSET),
       freedBy: arena.slot,
       nowType: 'operation',
       nowOwner: arena.slot,
     });
-    expect(err.message).toContain(`it now holds a operation (generation ${gen + 1}) allocated by thread ${arena.slot}`);
+    expect(err.message).toContain(`it now holds a operation (generation ${Math.floor(op2 / OFFSET)}) allocated by thread ${arena.slot}`);
     // Every path that takes the fence lock is checked; nothing was acquired behind our back.
     uaf(arena, () => fence.status());
     uaf(arena, () => fence.assertHeld());

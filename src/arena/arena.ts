@@ -78,6 +78,8 @@ export class Arena {
   readonly capacity: number;
   /** Stale accesses this thread recorded in counting mode (the arena-wide count is {@link uafCount}). */
   readonly uafReports: UseAfterFreeReport[] = [];
+  /** Fence inline lock words this thread holds (they are not robust-listed; see acquireInline). */
+  inlineLocksHeld = 0;
   private readonly cacheBase: number;
   /** Word index of the first block of the heap. */
   readonly heapStartW: number;
@@ -325,6 +327,10 @@ export class Arena {
     } else {
       i32[hw + B_TAG] = next;
     }
+    // The generation moves on free too, so a view that remembers (block, generation) can tell a
+    // freed block from a live one with a single compare (Fence's hot-path check relies on it).
+    const g = i32[hw + B_GEN];
+    i32[hw + B_GEN] = (((g & GEN_MASK) + 1) & GEN_MASK || 1) | (g & ~GEN_MASK);
     i32[cb + n + 1] = hw;
     i32[cb] = n + 1;
     const sb = this.slotBase;
@@ -541,6 +547,13 @@ export class Arena {
     const n = Math.min(i32[b + L.T_ROBUST_COUNT] + 1, L.ROBUST_CAP);
     for (let j = 0; j < n; j++) releaseDeadWord(i32, i32[b + L.T_ROBUST + j], dead);
     for (let cls = 0; cls < L.NCLASSES; cls++) futexReleaseDead(i32, L.H_CLASSES + cls * L.CL_STRIDE + L.CL_LOCK, dead);
+    // Fence inline locks are not robust-listed (their hot path is one CAS): they sit at a known
+    // place in every fence block, so walk the heap for the ones the dead thread held.
+    this.walk((hw, _size, state, type) => {
+      const fw = hw + L.BLOCK_HEADER_WORDS;
+      if (state === STATE_LIVE && type === L.BlockType.FENCE && i32[fw + L.F_FLAGS] & L.FLAG_INLINE_LOCK)
+        releaseDeadWord(i32, fw + L.F_LOCK, dead);
+    });
     for (const hook of reapHooks) hook(this, s);
     this.releaseSlot(s);
   }
@@ -565,7 +578,7 @@ export class Arena {
    */
   detach(): void {
     if (this.detached) return;
-    if (this.i32[this.slotBase + L.T_ROBUST_COUNT] > 0) throw Errors.busy('detach while holding locks');
+    if (this.i32[this.slotBase + L.T_ROBUST_COUNT] > 0 || this.inlineLocksHeld > 0) throw Errors.busy('detach while holding locks');
     this.detached = true;
     instances.delete(this.i32[L.H_ARENA_ID]);
     for (const hook of reapHooks) hook(this, this.slot);

@@ -9,6 +9,7 @@
  * lock, and otherwise as soon as it does not: at the next container entry point of this thread
  * (see {@link flushDeferred}) or in a microtask, whichever comes first.
  */
+import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errors } from '../errors.js';
@@ -30,9 +31,9 @@ export function fenceArg(arena: Arena, f: unknown, what: string): number {
   return arena.resolve(f.handle, L.BlockType.FENCE, what) + L.BLOCK_HEADER_WORDS;
 }
 
-/** True when the calling thread holds any robust lock word (fence locks, SpinLocks, chain prev locks). */
+/** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
 export function holdsLocks(arena: Arena): boolean {
-  return arena.i32[arena.slotBase + L.T_ROBUST_COUNT] > 0;
+  return heldLockCount(arena) > 0;
 }
 
 /**

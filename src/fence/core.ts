@@ -6,7 +6,7 @@
 import type { Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errors, MAX_ERRNO } from '../errors.js';
-import { ACQ_TIMEOUT, acquireWord, releaseWord } from '../locks/lockword.js';
+import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 
 const {
   F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO,
@@ -81,11 +81,13 @@ export function fenceLockIndex(arena: Arena, fw: number, check = true): number {
  * `ownerDied` outcomes count as acquired. Throws EDEADLK when the caller already holds it.
  */
 export function fenceLock(arena: Arena, fw: number, timeoutMs?: number): boolean {
+  if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) return acquireInline(arena, fw + F_LOCK, arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
   return acquireWord(arena, fenceLockIndex(arena, fw), arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
 }
 
 /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
 export function fenceUnlock(arena: Arena, fw: number): void {
+  if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) return releaseInline(arena, fw + F_LOCK, arena.lockKindId);
   // The sanitizer checked this word when it was acquired; one stale critical section is one report.
   releaseWord(arena, fenceLockIndex(arena, fw, false), arena.lockKindId);
 }

@@ -8,11 +8,10 @@
 import type { Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errno, Errors } from '../errors.js';
-import { ACQ_TIMEOUT, acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { linkCallbackLocked, runDetached, setPutHook, unlinkCallbackLocked } from './callbacks.js';
 import {
-  checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isSignaledFlag, markSignaledLocked,
+  checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked,
   nowNs, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
 } from './core.js';
 import { aliveHolds } from './keepalive.js';
@@ -144,15 +143,13 @@ export class Fence {
 
   /**
    * Validates the view and returns the payload word index. A released fence → EBADF, or in
-   * sanitize mode UseAfterFreeError (counting mode records it and goes on).
+   * sanitize mode UseAfterFreeError (counting mode records it and goes on). One compare suffices:
+   * the generation moves on free as well as on allocation.
    */
   private v(): number {
     const i32 = this.arena.i32;
     const hw = this.hw;
-    if (
-      (i32[hw + B_GEN] & GEN_MASK) !== this.gen ||
-      ((i32[hw + B_TAG] >>> L.TAG_STATE_SHIFT) & L.TAG_STATE_MASK) !== L.STATE_LIVE
-    ) {
+    if ((i32[hw + B_GEN] & GEN_MASK) !== this.gen) {
       if (!this.arena.sanitize || this.arena.checkAccess(hw, this.gen, 'fence', this.gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1)))
         throw Errors.badHandle('fence', this.gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1), 'the fence was released (last reference put)');
     }
@@ -242,18 +239,11 @@ export class Fence {
 
   /** Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held. */
   lock(timeoutMs?: number): boolean {
-    const fw = this.v();
-    const arena = this.arena;
-    // The inline word is found without a call: this is the hot path the RFC's fix puts everyone on.
-    const idx = arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + L.F_LOCK : fenceLockIndex(arena, fw);
-    return acquireWord(arena, idx, arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
+    return fenceLock(this.arena, this.v(), timeoutMs);
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {
-    const fw = this.v();
-    const arena = this.arena;
-    const idx = arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + L.F_LOCK : fenceLockIndex(arena, fw, false);
-    releaseWord(arena, idx, arena.lockKindId);
+    fenceUnlock(this.arena, this.v());
   }
   /** Throws EPERM unless the calling thread holds the fence lock. */
   assertHeld(): void {
