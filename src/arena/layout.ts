@@ -241,6 +241,9 @@ export const LG_COUNT = 0; // entries in use
 export const LG_CAP = 1; // entries that fit
 export const LG_ENTRIES = 2; // triples [kind, value, generation]
 export const LG_STRIDE = 3;
+export const LE_KIND = 0; // fields of a ledger entry
+export const LE_VALUE = 1;
+export const LE_GEN = 2;
 
 /* ───────────── driver: operation struct (OP_* relative to payload; src/driver) ───────────── */
 export const OP_LOCK = 0; // the lock an out-fence borrows (word 0: becomes the free-list link once freed)

@@ -13,7 +13,7 @@ import * as L from '../arena/layout.js';
 import { Errors } from '../errors.js';
 import { Fence, putFence } from '../fence/fence.js';
 
-const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, T_LEDGER, BLOCK_HEADER_WORDS } = L;
+const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, BLOCK_HEADER_WORDS } = L;
 
 /** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
 export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
@@ -46,9 +46,9 @@ export function ledgerAdd(arena: Arena, kind: number, value: number, gen: number
     if (n > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, n);
   }
   const e = lw + LG_ENTRIES + n * LG_STRIDE;
-  i32[e] = kind;
-  i32[e + 1] = value;
-  i32[e + 2] = gen;
+  i32[e + LE_KIND] = kind;
+  i32[e + LE_VALUE] = value;
+  i32[e + LE_GEN] = gen;
   i32[lw + LG_COUNT] = n + 1;
 }
 
@@ -77,11 +77,11 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
   const n = i32[lw + LG_COUNT];
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
-    if (i32[e] === kind && i32[e + 1] === value && i32[e + 2] === gen) {
+    if (i32[e + LE_KIND] === kind && i32[e + LE_VALUE] === value && i32[e + LE_GEN] === gen) {
       const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
-      i32[e] = i32[last];
-      i32[e + 1] = i32[last + 1];
-      i32[e + 2] = i32[last + 2];
+      i32[e + LE_KIND] = i32[last + LE_KIND];
+      i32[e + LE_VALUE] = i32[last + LE_VALUE];
+      i32[e + LE_GEN] = i32[last + LE_GEN];
       i32[lw + LG_COUNT] = n - 1;
       if (n === 1) release(arena, lw);
       return true;
@@ -106,7 +106,7 @@ export function ledgerCompact(arena: Arena): number {
   let n = i32[lw + LG_COUNT];
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
-    if (arena.isLive(i32[e + 1] - BLOCK_HEADER_WORDS, i32[e + 2])) continue;
+    if (arena.isLive(i32[e + LE_VALUE] - BLOCK_HEADER_WORDS, i32[e + LE_GEN])) continue;
     const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
     i32.copyWithin(e, last, last + LG_STRIDE);
     n--;
@@ -162,9 +162,9 @@ onReap((arena, slot) => {
   let failed = false;
   for (let j = 0; j < n; j++) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
-    const reaper = reapers[i32[e]];
+    const reaper = reapers[i32[e + LE_KIND]];
     try {
-      reaper?.(arena, i32[e + 1], i32[e + 2], slot);
+      reaper?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
     } catch (err) {
       if (!failed) error = err;
       failed = true;
