@@ -515,6 +515,14 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
   releaseFence(arena, fw, view ?? new Fence(arena, fw));
 }
 
+/**
+ * Releases a fence whose last reference the caller has just dropped with its own Atomics.sub
+ * (the runtime's ledger does, to keep no call between forgetting a reference and dropping it).
+ */
+export function releaseFenceAt(arena: Arena, fw: number, view?: Fence): void {
+  releaseFence(arena, fw, view ?? new Fence(arena, fw));
+}
+
 function releaseFence(arena: Arena, fw: number, view: Fence): void {
   const i32 = arena.i32;
   if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {

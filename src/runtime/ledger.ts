@@ -11,7 +11,7 @@
 import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errors } from '../errors.js';
-import { Fence, putFence } from '../fence/fence.js';
+import { Fence, putFence, releaseFenceAt } from '../fence/fence.js';
 
 const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, BLOCK_HEADER_WORDS } = L;
 
@@ -141,9 +141,33 @@ export function trackRef(fence: Fence): Fence {
 export function putTracked(fence: Fence): void {
   const arena = fence.arena;
   const fw = fence.fw;
-  if (!ledgerRemove(arena, LedgerKind.FENCE_REF, fw, arena.generationAt(fw - BLOCK_HEADER_WORDS)))
-    throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
-  fence.put();
+  const i32 = arena.i32;
+  fence.refcount; // validates the view (EBADF on a released fence)
+  const gen = arena.generationAt(fw - BLOCK_HEADER_WORDS);
+  const lw = i32[arena.slotBase + T_LEDGER];
+  const n = lw === 0 ? 0 : i32[lw + LG_COUNT];
+  let j = n - 1;
+  for (; j >= 0; j--) {
+    const e = lw + LG_ENTRIES + j * LG_STRIDE;
+    if (i32[e + LE_KIND] === LedgerKind.FENCE_REF && i32[e + LE_VALUE] === fw && i32[e + LE_GEN] === gen) break;
+  }
+  if (j < 0) throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
+  // From forgetting the entry to dropping the reference there is no call or loop, so
+  // worker.terminate() (which lands only at those) cannot leave the reference neither recorded
+  // nor dropped: it stops before (the reaper puts it) or after (it is gone).
+  const e = lw + LG_ENTRIES + j * LG_STRIDE;
+  const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
+  i32[e + LE_KIND] = i32[last + LE_KIND];
+  i32[e + LE_VALUE] = i32[last + LE_VALUE];
+  i32[e + LE_GEN] = i32[last + LE_GEN];
+  i32[lw + LG_COUNT] = n - 1;
+  const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
+  if (n === 1) release(arena, lw);
+  if (old === 1) releaseFenceAt(arena, fw, fence);
+  else if (old < 1) {
+    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
+    throw Errors.badHandle('fence', fence.handle, `putTracked on a fence with refcount ${old}`);
+  }
 }
 
 defineLedgerKind(LedgerKind.FENCE_REF, (arena, fw, gen) => {
