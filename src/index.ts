@@ -16,7 +16,7 @@ export { SyncFile } from './sync/syncfile.js';
 export type { SyncFileInfo, SyncFenceInfo } from './sync/syncfile.js';
 export { SwTimeline } from './sync/timeline.js';
 export { Dispatcher, startDispatcher, stopDispatcher, dispatcherOf, setAutoDispatch, drain, waitInbox, pendingCallbacks } from './runtime/dispatcher.js';
-export { trackRef, putTracked, ledgerSize, ledgerCompact } from './runtime/ledger.js';
+export { trackRef, putTracked, importFd, ledgerSize, ledgerCompact } from './runtime/ledger.js';
 export { runWithFence, fenceTask, watchPool, signalError } from './runtime/piscina.js';
 export type { FenceTaskMessage, FenceTaskContext, PoolLike } from './runtime/piscina.js';
 export { Driver, Operation, DriverCmd } from './driver/driver.js';

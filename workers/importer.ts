@@ -17,7 +17,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
 import {
-  Arena, Driver, DriverCmd, Fence, FenceError, SyncFile, pendingCallbacks, putTracked, trackRef,
+  Arena, Driver, DriverCmd, Fence, FenceError, SyncFile, importFd, pendingCallbacks, putTracked, trackRef,
 } from '../src/index.js';
 
 interface Data {
@@ -78,7 +78,8 @@ function importOne(m: FenceMsg): Fence | null {
   if (m.fd !== undefined) {
     let f: Fence | null;
     try {
-      f = SyncFile.getFence(arena, m.fd);
+      // Taken and recorded in one step: a terminate() here cannot leak the reference.
+      f = importFd(arena, m.fd);
     } catch (e) {
       // The exporter died and its fds were closed by the reaper: nothing to import.
       if (e instanceof FenceError && e.code === 'EBADF') {
@@ -87,8 +88,6 @@ function importOne(m: FenceMsg): Fence | null {
       }
       throw e;
     }
-    if (!f) return null;
-    trackRef(f);
     SyncFile.close(arena, m.fd);
     return f;
   }

@@ -244,6 +244,8 @@ export const LG_STRIDE = 3;
 export const LE_KIND = 0; // fields of a ledger entry
 export const LE_VALUE = 1;
 export const LE_GEN = 2;
+/** Ledger entry kind of a fence reference (written by sync/ too, for tracked imports). */
+export const LGK_FENCE_REF = 1;
 
 /* ───────────── driver: operation struct (OP_* relative to payload; src/driver) ───────────── */
 export const OP_LOCK = 0; // the lock an out-fence borrows (word 0: becomes the free-list link once freed)

@@ -184,8 +184,8 @@ function runLocal(arena: Arena, nw: number): void {
  * Runs one delivered node at the head of the list being drained (T_DRAINING = nw). The node stays
  * allocated and QUEUED while its function runs, so a thread terminated inside it leaves node and
  * delivery reference to its reaper. Order after the function: DONE, put the reference, unlink
- * (T_DRAINING = next), free. Known window: a death between DONE and the end of the put leaks
- * that one reference (never a double put).
+ * (T_DRAINING = next), free — each step a run of plain writes and Atomics ops, so a thread killed
+ * anywhere leaves what its reaper can finish exactly (see the comments below).
  */
 function runRemote(arena: Arena, nw: number, next: number): void {
   const i32 = arena.i32;
@@ -201,17 +201,26 @@ function runRemote(arena: Arena, nw: number, next: number): void {
   } finally {
     // DONE before the put: a thread terminated inside the put leaks a reference at worst; the
     // other order could make the reaper put it twice and free a fence others still hold.
+    // DONE and the decrement with no call between: DONE means "delivery reference dropped", so a
+    // terminate() anywhere leaves either a QUEUED node with its reference (discardInbox puts it)
+    // or a DONE one without (discardInbox only frees it).
     i32[nw + CB_STATE] = L.CBS_DONE;
-    putRef(arena, fw);
+    const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
+    if (old === 1) releaseLast(arena, fw);
+    // FREEING with the hand-over of the list head, in one run of plain writes: a terminate() at
+    // the freeBlock call leaves a node only freeOrphanedNodes claims (discardInbox takes DONE heads).
+    i32[nw + CB_STATE] = L.CBS_FREEING;
     i32[sb + L.T_DRAINING] = next;
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
   }
 }
 
-/** Hook installed by fence.ts: drops the reference a remote delivery held. */
+/** Hooks installed by fence.ts: drop a reference (putRef), release after the last one (releaseLast). */
 let putRef: (arena: Arena, fw: number) => void = () => {};
-export function setPutHook(fn: (arena: Arena, fw: number) => void): void {
-  putRef = fn;
+let releaseLast: (arena: Arena, fw: number) => void = () => {};
+export function setPutHook(put: (arena: Arena, fw: number) => void, release: (arena: Arena, fw: number) => void): void {
+  putRef = put;
+  releaseLast = release;
 }
 
 function deliverRemote(arena: Arena, nw: number): void {

@@ -551,7 +551,10 @@ function releaseFence(arena: Arena, fw: number, view: Fence): void {
   }
 }
 
-setPutHook((arena, fw) => putFence(arena, fw));
+setPutHook(
+  (arena, fw) => putFence(arena, fw),
+  (arena, fw) => releaseFenceAt(arena, fw),
+);
 
 /** @internal for containers: wraps a payload word index. */
 export function fenceView(arena: Arena, fw: number): Fence {

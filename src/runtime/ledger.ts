@@ -11,14 +11,15 @@
 import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errors } from '../errors.js';
-import { Fence, putFence, releaseFenceAt } from '../fence/fence.js';
+import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
+import { syncFileFence } from '../sync/syncfile.js';
 
 const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, BLOCK_HEADER_WORDS } = L;
 
 /** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
 export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
 
-export const LedgerKind = { FENCE_REF: 1, OPERATION: 2 } as const;
+export const LedgerKind = { FENCE_REF: L.LGK_FENCE_REF, OPERATION: 2 } as const;
 
 const reapers: LedgerReaper[] = [];
 /** Registers the reaper of ledger kind `kind` (1..63) in this thread. */
@@ -32,6 +33,22 @@ const FIRST_CAP = 20;
 /** Records `[kind, value, gen]` for the calling thread. Throws ENOMEM (nothing recorded). */
 export function ledgerAdd(arena: Arena, kind: number, value: number, gen: number): void {
   const i32 = arena.i32;
+  const lw = ledgerReserve(arena);
+  const n = i32[lw + LG_COUNT];
+  const e = lw + LG_ENTRIES + n * LG_STRIDE;
+  i32[e + LE_KIND] = kind;
+  i32[e + LE_VALUE] = value;
+  i32[e + LE_GEN] = gen;
+  i32[lw + LG_COUNT] = n + 1;
+}
+
+/**
+ * Makes room for one more entry in the calling thread's ledger (allocating or growing it) and
+ * returns its payload word index: a caller can then record an entry with plain writes only.
+ * Throws ENOMEM.
+ */
+export function ledgerReserve(arena: Arena): number {
+  const i32 = arena.i32;
   const sw = arena.slotBase + T_LEDGER;
   let lw = i32[sw];
   if (lw === 0) {
@@ -40,16 +57,23 @@ export function ledgerAdd(arena: Arena, kind: number, value: number, gen: number
     i32[lw + LG_CAP] = Math.floor((arena.payloadBytes(lw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
     i32[sw] = lw;
   }
-  let n = i32[lw + LG_COUNT];
+  const n = i32[lw + LG_COUNT];
   if (n === i32[lw + LG_CAP]) {
-    n = ledgerCompact(arena);
-    if (n > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, n);
+    const left = ledgerCompact(arena);
+    if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
   }
-  const e = lw + LG_ENTRIES + n * LG_STRIDE;
-  i32[e + LE_KIND] = kind;
-  i32[e + LE_VALUE] = value;
-  i32[e + LE_GEN] = gen;
-  i32[lw + LG_COUNT] = n + 1;
+  return lw;
+}
+
+/**
+ * Imports a sync-file fd as a tracked reference: SyncFile.getFence and trackRef in one step, with
+ * the ledger entry written right after the refcount increment (no call between), so a thread
+ * terminated at any point either holds no reference or one its reaper will drop.
+ * Threads: the importer. Returns the fence (put it with putTracked). Throws EBADF (fd not open), ENOMEM.
+ */
+export function importFd(arena: Arena, fd: number): Fence {
+  ledgerReserve(arena);
+  return fenceView(arena, syncFileFence(arena, fd, true));
 }
 
 function grow(arena: Arena, lw: number, n: number): number {

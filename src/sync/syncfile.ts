@@ -15,7 +15,7 @@ import * as L from '../arena/layout.js';
 import { mergeFences, unwrapFences } from '../containers/unwrap.js';
 import { Errors, FenceError } from '../errors.js';
 import { fenceGet, seqnoOf } from '../fence/core.js';
-import { Fence, fenceView, putFence } from '../fence/fence.js';
+import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { checkName, readName, writeName } from './names.js';
 
@@ -82,7 +82,7 @@ function openLocked(i32: Int32Array, e: number, gen: number): boolean {
  * Locking: takes and drops the entry lock. Threads: any attached thread.
  * Throws EBADF for a closed, stale or forged fd (nothing changes).
  */
-export function syncFileFence(arena: Arena, fd: number): number {
+export function syncFileFence(arena: Arena, fd: number, track = false): number {
   const e = entryOf(arena, fd, genScratch);
   const gen = genScratch[0];
   const i32 = arena.i32;
@@ -92,6 +92,17 @@ export function syncFileFence(arena: Arena, fd: number): number {
     if (openLocked(i32, e, gen)) {
       fw = i32[e + FD_FENCE];
       fenceGet(i32, fw);
+      // Tracked import: record the reference in the thread's ledger (room reserved by the caller)
+      // with no call after the increment, so a terminate() cannot land between taking and recording.
+      if (track) {
+        const lw = i32[arena.slotBase + L.T_LEDGER];
+        const n = i32[lw + L.LG_COUNT];
+        const le = lw + L.LG_ENTRIES + n * L.LG_STRIDE;
+        i32[le + L.LE_KIND] = L.LGK_FENCE_REF;
+        i32[le + L.LE_VALUE] = fw;
+        i32[le + L.LE_GEN] = i32[fw - L.BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+        i32[lw + L.LG_COUNT] = n + 1;
+      }
     }
   } finally {
     unlockEntry(arena, e);
@@ -153,6 +164,7 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
   const i32 = arena.i32;
   let fw = 0;
   let nameW = 0;
+  let last = false;
   lockEntry(arena, e);
   try {
     if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner)) return false;
@@ -161,13 +173,16 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
     i32[e + FD_FENCE] = 0;
     i32[e + FD_NAME] = 0;
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
+    // The fd's reference goes with no call after the entry is freed: a terminate() cannot leave a
+    // closed fd whose reference nobody will drop.
+    last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
   } finally {
     unlockEntry(arena, e);
   }
   try {
     if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
   } finally {
-    putFence(arena, fw);
+    if (last) releaseFenceAt(arena, fw);
   }
   return true;
 }
