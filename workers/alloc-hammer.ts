@@ -8,7 +8,7 @@
  * laid out as [head, tail, producerDone] Int32 words followed by RING_CAP Float64 handle slots.
  * Posts { type: 'done', allocs, frees, corrupt, handedOver, received } after detaching.
  */
-import seedrandom from 'seedrandom';
+import { seededInt } from './seeded.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena } from '../src/index.js';
 
@@ -37,11 +37,7 @@ const { buffer, id, iterations, seed, outRing, inRing } = workerData as {
   inRing: SharedArrayBuffer;
 };
 
-const rng = seedrandom(String(seed));
-/** A seeded integer in 0..n-1: a failing run replays from its seed. */
-function rand(n: number): number {
-  return Math.floor(rng() * n);
-}
+const rand = seededInt(seed);
 
 const arena = Arena.attach(buffer);
 const out = ring(outRing);

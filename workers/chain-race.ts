@@ -7,7 +7,7 @@
  * references for the whole run. Posts { type: 'done', cycles, found, nulls, selfFinds } or
  * { type: 'error', message }.
  */
-import seedrandom from 'seedrandom';
+import { seededInt } from './seeded.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena, Fence, FenceChain } from '../src/index.js';
 
@@ -19,11 +19,7 @@ const { buffer, tail, fences, durationMs, seed } = workerData as {
   seed: number;
 };
 
-const rng = seedrandom(String(seed));
-/** A seeded integer in 0..n-1, so a failing run can be replayed. */
-function rand(n: number): number {
-  return Math.floor(rng() * n);
-}
+const rand = seededInt(seed);
 
 try {
   const arena = Arena.attach(buffer);

@@ -6,7 +6,7 @@
  * workerData: { buffer, tail, fences: number[] (to signal, in order), chainLength, seed } — handles;
  * the parent holds the references. Posts { type: 'done', finds } or { type: 'error', message }.
  */
-import seedrandom from 'seedrandom';
+import { seededInt } from './seeded.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena, Fence, FenceChain } from '../src/index.js';
 
@@ -18,11 +18,7 @@ const { buffer, tail, fences, chainLength, seed } = workerData as {
   seed: number;
 };
 
-const rng = seedrandom(String(seed));
-/** A seeded integer in 0..n-1, so a failing run can be replayed. */
-function rand(n: number): number {
-  return Math.floor(rng() * n);
-}
+const rand = seededInt(seed);
 
 try {
   const arena = Arena.attach(buffer);
