@@ -30,49 +30,64 @@ export function setSpinMicros(us: number): void {
  * Returns true when signaled, false on timeout.
  */
 export function waitFence(f: Fence, timeoutMs: number): boolean {
-  checkTimeout(timeoutMs);
-  if (f.isSignaled()) return true;
-  f.enableSignaling();
+  const idx = beginWait(f, timeoutMs);
+  if (idx < 0) return true;
   const i32 = f.arena.i32;
-  const idx = f.flagsIndex;
   if (spinFor(i32, idx, FLAG_SIGNALED, timeoutMs)) return true;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const v = Atomics.load(i32, idx);
-    if (v & FLAG_SIGNALED) return true;
-    if (f.isSignaled()) return true;
-    // Publish WAITERS before sleeping on the value that includes it: signal() reads the bit to
-    // decide whether to notify, so a wake-up cannot be lost.
-    if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
+    const v = sleepValue(f, i32, idx);
+    if (v === SIGNALED) return true;
+    if (v === RETRY) continue;
     const left = deadline - performance.now();
     if (left <= 0) return false;
-    Atomics.wait(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
+    Atomics.wait(i32, idx, v, left === Infinity ? undefined : left);
   }
 }
 
 /** Like {@link waitFence} without blocking: the process stays alive while it is pending. */
 export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boolean> {
-  checkTimeout(timeoutMs);
-  if (f.isSignaled()) return true;
-  f.enableSignaling();
+  const idx = beginWait(f, timeoutMs);
+  if (idx < 0) return true;
   const i32 = f.arena.i32;
-  const idx = f.flagsIndex;
   const deadline = performance.now() + timeoutMs;
   holdAlive();
   try {
     for (;;) {
-      const v = Atomics.load(i32, idx);
-      if (v & FLAG_SIGNALED) return true;
-      if (f.isSignaled()) return true;
-      if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) continue;
+      const v = sleepValue(f, i32, idx);
+      if (v === SIGNALED) return true;
+      if (v === RETRY) continue;
       const left = deadline - performance.now();
       if (left <= 0) return false;
-      const r = Atomics.waitAsync(i32, idx, v | FLAG_WAITERS, left === Infinity ? undefined : left);
+      const r = Atomics.waitAsync(i32, idx, v, left === Infinity ? undefined : left);
       if (r.async) await r.value;
     }
   } finally {
     releaseAlive();
   }
+}
+
+const SIGNALED = -1;
+const RETRY = 0;
+
+/** Validates the timeout and enables signaling; returns the flags word index, or -1 when signaled. */
+function beginWait(f: Fence, timeoutMs: number): number {
+  checkTimeout(timeoutMs);
+  if (f.isSignaled()) return -1;
+  f.enableSignaling();
+  return f.flagsIndex;
+}
+
+/**
+ * One step of a wait: SIGNALED, RETRY (the word changed under us), or the flags value to sleep on.
+ * WAITERS is published before sleeping on the value that includes it: signal() reads the bit to
+ * decide whether to notify, so a wake-up cannot be lost.
+ */
+function sleepValue(f: Fence, i32: Int32Array, idx: number): number {
+  const v = Atomics.load(i32, idx);
+  if (v & FLAG_SIGNALED || f.isSignaled()) return SIGNALED;
+  if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) return RETRY;
+  return v | FLAG_WAITERS; // never 0 or -1: bit 30 is set and bit 31 never is
 }
 
 /**
