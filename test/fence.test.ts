@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, FenceError, SpinLock, defineFenceOps, drainInbox, type FenceCallback } from '../src/index.js';
+import { Arena, Errno, Fence, FenceError, LOCK_KINDS, SpinLock, defineFenceOps, drainInbox, type FenceCallback, type LockKind } from '../src/index.js';
 import { TestWorker, expectClean, rejects } from './support/core.js';
 
 const arenas: Arena[] = [];
@@ -585,6 +585,64 @@ describe('locking', () => {
     const leak = arena.check().leaks.find((l) => l.ref === f.handle)!;
     expect(leak.bytes).toBeLessThanOrEqual(64);
     f.put();
+    g.put();
+  });
+});
+
+describe.each(LOCK_KINDS.map((k) => [k]))('fence lock() / unlock() in a %s arena', (kind: LockKind) => {
+  it('takes and drops the inline lock; every refusal leaves the lock as it was', async () => {
+    const arena = Arena.create({ bytes: 1 << 20, maxThreads: 4, maxFds: 16, lockKind: kind });
+    arenas.push(arena);
+    const f = fence(arena);
+    const held = (x: Fence) => {
+      try {
+        x.assertHeld();
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(f.lock()).toBe(true);
+    expect(held(f)).toBe(true);
+    rejects(arena, () => f.lock(), 'EDEADLK');
+    rejects(arena, () => f.lock(50), 'EDEADLK');
+    f.unlock();
+    expect(held(f)).toBe(false);
+    rejects(arena, () => f.unlock(), 'EPERM');
+    // A bad timeout is refused even though the lock is free.
+    for (const t of [-1, NaN, '5' as never]) rejects(arena, () => f.lock(t), 'EINVAL');
+    expect(held(f)).toBe(false);
+    expect(f.lock(0)).toBe(true);
+    f.unlock();
+
+    // Held by another thread: no fast path may take it or drop it.
+    const holder = new TestWorker('lock-holder', { buffer: arena.buffer });
+    try {
+      await holder.next('ready');
+      await holder.ask({ type: 'lockFence', handle: f.handle }, 'locked');
+      expect(f.lock(0)).toBe(false);
+      expect(f.lock(5)).toBe(false);
+      const word = Atomics.load(arena.i32, f.lockWordIndex);
+      rejects(arena, () => f.unlock(), 'EPERM');
+      expect(Atomics.load(arena.i32, f.lockWordIndex)).toBe(word);
+      await holder.ask({ type: 'unlock' }, 'unlocked');
+      expect(f.lock()).toBe(true);
+      f.unlock();
+      await holder.ask({ type: 'exit' }, 'bye');
+      await holder.exited();
+    } finally {
+      await holder.worker.terminate();
+    }
+
+    // A stale view: the fence released and its block handed to a new fence (LIFO reuse).
+    f.put();
+    const g = fence(arena);
+    expect(g.fw).toBe(f.fw);
+    rejects(arena, () => f.lock(), 'EBADF');
+    expect(g.lock()).toBe(true);
+    rejects(arena, () => f.unlock(), 'EBADF'); // must not drop g's lock through the old view
+    expect(held(g)).toBe(true);
+    g.unlock();
     g.put();
   });
 });

@@ -171,6 +171,7 @@ describe('SpinLock construction', () => {
       const lock = SpinLock.create(arena, kind);
       rejects(arena, () => lock.lock(-1), 'EINVAL');
       rejects(arena, () => lock.lock(NaN), 'EINVAL');
+      rejects(arena, () => lock.lock('5' as never), 'EINVAL'); // not a number, though '5' >= 0
       expect(lock.owner).toBe(-1);
       lock.free();
     }

@@ -1,30 +1,33 @@
 /**
- * Worker fixture: hammers one SpinLock. Each of `iterations` rounds takes the lock (lock() with a
- * bounded timeout, or a tryLock() spin every 8th round), increments a NON-atomic counter with a
- * read–pause–write sequence (lost updates show when mutual exclusion breaks) and checks that it is
- * alone in the critical section.
+ * Worker fixture: hammers one SpinLock, or one fence's lock. Each of `iterations` rounds takes the
+ * lock (lock() with a bounded timeout, or a tryLock() spin every 8th round; a fence mostly with
+ * lock() and no timeout, its fast path), increments a NON-atomic counter with a read–pause–write
+ * sequence (lost updates show when mutual exclusion breaks) and checks that it is alone in the
+ * critical section.
  *
- * workerData: { buffer, ref, iterations, shared } — `shared` is an Int32Array SAB:
+ * workerData: { buffer, ref, iterations, shared, fence? } — `fence`: a fence handle to hammer the
+ * lock of instead of the SpinLock `ref`; `shared` is an Int32Array SAB:
  * [0] counter (plain reads/writes), [1] threads inside the critical section, [2] start barrier.
  * Posts { type: 'done', rounds, violations, timeouts } after detaching.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Arena, SpinLock } from '../src/index.js';
+import { Arena, Fence, SpinLock } from '../src/index.js';
 
 const COUNTER = 0;
 const INSIDE = 1;
 const START = 2;
 
-const { buffer, ref, iterations, shared } = workerData as {
+const { buffer, ref, iterations, shared, fence } = workerData as {
   buffer: SharedArrayBuffer;
   ref: number;
+  fence?: number;
   iterations: number;
   shared: SharedArrayBuffer;
 };
 
 try {
   const arena = Arena.attach(buffer);
-  const lock = SpinLock.fromRef(arena, ref);
+  const lock = fence === undefined ? SpinLock.fromRef(arena, ref) : fenceLock(Fence.fromHandle(arena, fence));
   const s = new Int32Array(shared);
   let violations = 0;
   let timeouts = 0;
@@ -59,4 +62,22 @@ try {
   parentPort!.postMessage({ type: 'done', rounds, violations, timeouts, sink: sink & 1 });
 } catch (e) {
   parentPort!.postMessage({ type: 'error', message: String((e as Error)?.stack ?? e), code: (e as { code?: string }).code });
+}
+
+/** The fence's lock with the SpinLock calls the loop makes; 7 of 8 rounds take the fast path. */
+function fenceLock(f: Fence): Pick<SpinLock, 'lock' | 'tryLock' | 'unlock' | 'owner'> {
+  let n = 0;
+  return {
+    lock: (timeoutMs?: number) => ((++n & 7) === 3 ? f.lock(timeoutMs) : f.lock()),
+    tryLock: () => f.lock(0),
+    unlock: () => f.unlock(),
+    get owner() {
+      try {
+        f.assertHeld();
+        return f.arena.slot;
+      } catch {
+        return -1; // held by another thread or free: all the loop asks is "is it mine?"
+      }
+    },
+  };
 }

@@ -4,19 +4,25 @@
  *
  * workerData: { buffer }. Messages in: { type: 'lock', ref, byteOffset?, kind? } (a SpinLock made by
  * create when byteOffset is absent, else SpinLock.at) → 'locked'; { type: 'unlock' } → 'unlocked';
- * { type: 'exit' } → detaches, 'bye'. Failures come back as { type: 'error', code, message }.
+ * { type: 'lockFence', handle } takes a fence's lock → 'locked'; { type: 'exit' } → detaches, 'bye'. Failures come back as { type: 'error', code, message }.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Arena, SpinLock, type LockKind } from '../src/index.js';
+import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
 
 const arena = Arena.attach((workerData as { buffer: SharedArrayBuffer }).buffer);
-let held: SpinLock | undefined;
+let held: Pick<SpinLock, 'unlock'> | undefined;
 
-parentPort!.on('message', (m: { type: string; ref?: number; byteOffset?: number; kind?: LockKind }) => {
+parentPort!.on('message', (m: { type: string; ref?: number; byteOffset?: number; kind?: LockKind; handle?: number }) => {
   try {
-    if (m.type === 'lock') {
-      held = m.byteOffset === undefined ? SpinLock.fromRef(arena, m.ref!) : SpinLock.at(arena, m.ref!, m.byteOffset, m.kind);
-      if (!held.lock(10_000)) throw new Error('lock-holder could not take the lock');
+    if (m.type === 'lockFence') {
+      const f = Fence.fromHandle(arena, m.handle!);
+      if (!f.lock(10_000)) throw new Error('lock-holder could not take the fence lock');
+      held = f;
+      parentPort!.postMessage({ type: 'locked', slot: arena.slot });
+    } else if (m.type === 'lock') {
+      const lock = m.byteOffset === undefined ? SpinLock.fromRef(arena, m.ref!) : SpinLock.at(arena, m.ref!, m.byteOffset, m.kind);
+      if (!lock.lock(10_000)) throw new Error('lock-holder could not take the lock');
+      held = lock;
       parentPort!.postMessage({ type: 'locked', slot: arena.slot });
     } else if (m.type === 'unlock') {
       held!.unlock();

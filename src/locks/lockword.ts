@@ -39,7 +39,7 @@ export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?:
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const c = i32[sb + L.T_ROBUST_COUNT];
-  if (kind !== L.LK_TICKET && c < L.ROBUST_CAP && (timeoutMs === undefined || timeoutMs >= 0)) {
+  if (kind !== L.LK_TICKET && c < L.ROBUST_CAP && (timeoutMs === undefined || (typeof timeoutMs === 'number' && timeoutMs >= 0))) {
     // Publish the word before trying: if we die between the CAS and the count update, the reaper
     // still finds it (it scans one entry past the count and releases only words we own).
     i32[sb + L.T_ROBUST + c] = idx;
@@ -194,7 +194,7 @@ export function heldLockCount(arena: Arena): number {
  * the hot path is one CAS. Same results and errors as acquireWord.
  */
 export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs?: number): number {
-  if (kind !== L.LK_TICKET && (timeoutMs === undefined || timeoutMs >= 0) && Atomics.compareExchange(arena.i32, idx, 0, arena.me) === 0) {
+  if (kind !== L.LK_TICKET && (timeoutMs === undefined || (typeof timeoutMs === 'number' && timeoutMs >= 0)) && Atomics.compareExchange(arena.i32, idx, 0, arena.me) === 0) {
     arena.inlineLocksHeld++;
     return ACQ_OK;
   }
