@@ -6,7 +6,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, SpinLock, SyncFile } from '../src/index.js';
+import { Arena, Driver, Errno, Fence, SpinLock, SyncFile, defineFenceOps, drainInbox } from '../src/index.js';
+import * as L from '../src/arena/layout.js';
 import { expectClean, fixture, TestWorker } from './support/core.js';
 import {
   finishImporters, startScenario, terminateAll, STRIDE, T_EXP_CB, T_IMP_CB, T_IMPORTS, T_REFUSED, T_REMOVED, T_STATUS,
@@ -25,6 +26,16 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.worker.terminate()));
   await terminateAll(scenario);
   scenario = undefined;
+});
+
+/** Same name as the probe's ops, whose release blocks there; here it counts its calls. */
+let stuckReleases = 0;
+const stuckOps = defineFenceOps('test:stuck-release', {
+  getDriverName: () => 'test',
+  getTimelineName: () => 'stuck-release',
+  release: () => {
+    stuckReleases++;
+  },
 });
 
 function exitOf(w: Worker): Promise<number> {
@@ -165,7 +176,7 @@ describe('dead-worker recovery', () => {
   // ops (importFd, putTracked, runRemote, SyncFile.close). One known window remains: a terminate()
   // inside the release of a fence whose last reference the victim just dropped (not seen in 55 runs).
   // One retry keeps CI from failing on it; every attempt asserts exact counts and zero leaks.
-  it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', { retry: 1, timeout: 60_000 }, async () => {
+  it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', { timeout: 60_000 }, async () => {
     const K = 60;
     const s = (scenario = await startScenario({
       n: 2, m: 3, k: K, seed: 'dead-importers', cancelRate: 0.2, removeRate: 0, holdMaxMs: 30, minUs: 100, maxUs: 2000,
@@ -194,5 +205,98 @@ describe('dead-worker recovery', () => {
     expect(SyncFile.openCount(s.arena)).toBe(0);
     for (const d of s.drivers) d.destroy();
     expectClean(s.arena);
+  });
+});
+
+describe('a worker terminated inside the release of a fence whose last reference it dropped', () => {
+  it('inside ops.release: the reaper frees the block and does not call release again', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const f = Fence.create(arena, { ops: stuckOps, context: Fence.contextAlloc(arena), seqno: 1 });
+    f.signal();
+    const w = probe(arena);
+    await w.next('ready');
+    stuckReleases = 0;
+    w.post({ type: 'put-in-release', handle: f.handle }); // our reference goes with it
+    await w.next('releasing');
+    const gone = exitOf(w.worker);
+    await w.worker.terminate();
+    await gone;
+    expect(stuckReleases).toBe(0);
+    expect(arena.stats().live.fence ?? 0).toBe(0);
+    expectClean(arena);
+  });
+
+  it('inside the -EDEADLK signal of the release: remote callbacks still run once, then the fence is freed', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    const seen: number[] = [];
+    expect(f.addCallback((x) => seen.push(x.status()))).not.toBeNull();
+    const w = probe(arena);
+    await w.next('ready');
+    w.post({ type: 'put-in-callback', handle: f.handle }); // the last reference: unsignaled, with callbacks
+    await w.next('in-callback');
+    const gone = exitOf(w.worker);
+    await w.worker.terminate();
+    await gone;
+    drainInbox(arena); // our callback was delivered to this thread's inbox, with a reference
+    expect(seen).toEqual([Errno.EDEADLK]);
+    expectClean(arena);
+  });
+
+  it('between the drop and the release (state forged in its slot): the reaper runs the release, once', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const f = Fence.create(arena, { ops: stuckOps, context: Fence.contextAlloc(arena), seqno: 1 });
+    f.signal();
+    const w = probe(arena);
+    const slot = (await w.next('ready')).slot as number;
+    // What a thread terminated right after its last put leaves: refcount 0, the record, no free.
+    const b = arena.slotWord(slot);
+    const i32 = arena.i32;
+    i32[b + L.T_RELEASE] = f.fw;
+    i32[b + L.T_RELEASE + 1] = i32[f.fw - L.BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+    i32[b + L.T_RELEASE_DEPTH] = 1;
+    Atomics.store(i32, f.fw + L.F_REFCOUNT, 0);
+    stuckReleases = 0;
+    const gone = exitOf(w.worker);
+    await w.worker.terminate();
+    await gone;
+    expect(stuckReleases).toBe(1); // ops.release ran here, in the reaping thread
+    expectClean(arena);
+  });
+});
+
+describe('a worker terminated between claiming a driver operation and freeing it', () => {
+  it.each([['claimed'], ['claimed and signaled']])('%s (state forged in its slot): the reaper ends it exactly once', async (stage) => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const d = Driver.create(arena);
+    const op = d.submit();
+    const f = op.fence.get();
+    const w = probe(arena);
+    const slot = (await w.next('ready')).slot as number;
+    // What finishOp leaves right after winning its CAS (and, later, after signaling).
+    const i32 = arena.i32;
+    const b = arena.slotWord(slot);
+    const finishing = (op.gen << L.OPS_GEN_SHIFT) | L.OPS_FINISHING;
+    Atomics.store(i32, op.ow + L.OP_STATE, finishing);
+    i32[op.ow + L.OP_RESULT] = Errno.ECANCELED;
+    i32[b + L.T_FINISHING_STATE] = finishing;
+    i32[b + L.T_FINISHING_COUNTER] = L.DRV_CANCELED;
+    i32[b + L.T_FINISHING] = op.ow;
+    if (stage !== 'claimed') {
+      f.setError(Errno.ECANCELED);
+      f.signal();
+    }
+    expect(d.cancel(op.handle)).toBe(false); // claimed: nobody else may end it
+    const gone = exitOf(w.worker);
+    await w.worker.terminate();
+    await gone;
+    expect(f.status()).toBe(Errno.ECANCELED);
+    expect(d.counters).toMatchObject({ submitted: 1, completed: 0, canceled: 1, deleted: 0, freed: 1, live: 0 });
+    expect(op.live).toBe(false);
+    expect(d.execute(op)).toBe(Errno.ECANCELED); // the submitter learns it ended (and forgets it)
+    expect(f.refcount).toBe(1); // the operation's reference went, ours is left
+    f.put();
+    d.destroy();
+    expectClean(arena);
   });
 });

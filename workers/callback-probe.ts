@@ -15,18 +15,37 @@
  *  - { type: 'fence-lock', handle } — takes a fence's lock → 'locked'.
  *  - { type: 'signal', handles } — signals each fence (no references involved) → 'signaled'.
  *  - { type: 'hold', handles } — tracks references handed over (sender took them) → 'held'.
+ *  - { type: 'put-in-release', handle } — the sender handed over the last reference of a fence
+ *    with ops 'test:stuck-release'; puts it, and that release (here) says 'releasing' and blocks
+ *    forever (terminate me inside a release).
+ *  - { type: 'put-in-callback', handle } — the sender handed over the last reference of an
+ *    unsignaled fence; adds a callback that says 'in-callback' and blocks forever, then puts: the
+ *    release signals with -EDEADLK and runs it (terminate me inside that signal).
  *  - { type: 'oom' } — allocates until the worker's resourceLimits kill it.
  *  - { type: 'spin' } — blocks forever in a critical-section-like loop (terminate me).
  *  - { type: 'pending' } → 'pending' { callbacks, dispatching }.
  *  - { type: 'exit' } — puts the references 'add' kept, detaches → 'bye'.
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads';
-import { Arena, Fence, SpinLock, dispatcherOf, pendingCallbacks, putTracked, trackRef } from '../src/index.js';
+import { Arena, Fence, SpinLock, defineFenceOps, dispatcherOf, pendingCallbacks, putTracked, trackRef } from '../src/index.js';
 
 const wd = workerData as { buffer: SharedArrayBuffer; tally?: SharedArrayBuffer };
 const arena = Arena.attach(wd.buffer);
 const tally = wd.tally ? new Int32Array(wd.tally) : new Int32Array(1);
 const held: unknown[] = [];
+const never = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this thread until it is terminated (bounded, so a test bug cannot hang the run). */
+function stuck(type: string): void {
+  parentPort!.postMessage({ type });
+  Atomics.wait(never, 0, 0, 60_000);
+}
+
+defineFenceOps('test:stuck-release', {
+  getDriverName: () => 'test',
+  getTimelineName: () => 'stuck-release',
+  release: () => stuck('releasing'),
+});
 const tracked: Fence[] = [];
 
 type Msg = { type: string; handles?: number[]; handle?: number; base?: number; flag?: number; index?: number; ref?: number };
@@ -96,6 +115,15 @@ parentPort!.on('message', (m: Msg) => {
       case 'spin':
         parentPort!.postMessage({ type: 'spinning' });
         for (;;) Atomics.load(tally, 0);
+      case 'put-in-release':
+        Fence.fromHandle(arena, m.handle!).put();
+        throw new Error('the stuck release returned');
+      case 'put-in-callback': {
+        const f = Fence.fromHandle(arena, m.handle!);
+        f.addCallback(() => stuck('in-callback'));
+        f.put();
+        throw new Error('the stuck callback returned');
+      }
       case 'oom': {
         // Grow the heap until resourceLimits kill the worker (with whatever it holds).
         const hog: unknown[] = [];

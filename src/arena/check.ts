@@ -144,6 +144,9 @@ export function checkArena(arena: Arena): CheckReport {
   for (let s = 0; s < arena.maxThreads; s++) {
     const b = arena.slotWord(s);
     if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
+    // The calling thread is between calls: no release of its own can be in flight (others may be).
+    const releases = i32[b + L.T_RELEASE_DEPTH];
+    if (releases < 0 || (s === arena.slot && releases !== 0)) problems.push(`thread ${s} has ${releases} fence releases in flight`);
     for (let cls = 0; cls < L.NCLASSES; cls++) {
       const cb = b + L.T_CACHE + cls * L.CACHE_STRIDE;
       const n = i32[cb];

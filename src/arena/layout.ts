@@ -7,7 +7,7 @@
  */
 
 export const MAGIC = 0x46454e43; // 'FENC'
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 export const H_MAGIC = 0;
@@ -117,8 +117,24 @@ export const T_PENDING_CBS = 10; // callbacks owned by this slot not yet run
 export const T_SERIAL = 11; // registration serial of the occupant
 export const T_ROBUST = 16; // ROBUST_CAP lock word indices held, in acquisition order
 export const ROBUST_CAP = 32;
-export const T_LIVE = T_ROBUST + ROBUST_CAP; // NTYPES words, reserved (live counts now come from the heap walk)
-export const T_CACHE = T_LIVE + NTYPES; // per class: [count, CACHE_CAP entries]
+/**
+ * Release records (src/fence/fence.ts): a stack of the fences whose last reference this thread has
+ * dropped and whose release it has not finished, so that the reaper can finish the release of a
+ * thread terminated inside it. Entry: [payload word index, generation | REL_* state bits].
+ */
+export const T_RELEASE_DEPTH = 14;
+export const T_RELEASE = T_ROBUST + ROBUST_CAP;
+export const RELEASE_CAP = 7; // deeper nested releases are counted, not recorded
+export const REL_RESURRECTED = 1 << 24; // holds the reference the -EDEADLK signal runs under
+export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reaper does not call it again)
+/**
+ * The driver operation this thread has claimed (won the CAS to OPS_FINISHING) and not yet freed
+ * (src/driver/driver.ts): payload word, the FINISHING state word it set, and the counter to bump.
+ */
+export const T_FINISHING = 15;
+export const T_FINISHING_STATE = T_RELEASE + 2 * RELEASE_CAP;
+export const T_FINISHING_COUNTER = T_FINISHING_STATE + 1;
+export const T_CACHE = T_FINISHING_COUNTER + 1; // per class: [count, CACHE_CAP entries]
 export const CACHE_CAP = 32;
 export const CACHE_STRIDE = CACHE_CAP + 1;
 export const THREAD_STRIDE = T_CACHE + NCLASSES * CACHE_STRIDE;

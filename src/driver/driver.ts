@@ -18,10 +18,11 @@
  * like an ioctl executed in the caller's context). CANCEL ends an operation that has not started
  * executing; DELETE ends it in any state. Both signal the out-fence with -ECANCELED and free it.
  */
-import type { Arena } from '../arena/arena.js';
+import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errno, Errors } from '../errors.js';
-import { Fence, putFence } from '../fence/fence.js';
+import { isSignaledFlag, pushRelease } from '../fence/core.js';
+import { Fence, releaseFenceAt } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { defineLedgerKind, ledgerAdd, ledgerRemove, LedgerKind } from '../runtime/ledger.js';
@@ -153,42 +154,90 @@ function stateOf(arena: Arena, ow: number, gen: number): number {
  * `counter`, drops the operation's fence reference and frees the block. Returns whether this call
  * ended it. Threads: any attached thread. Locks: takes the out-fence's lock (the operation's own
  * word when borrowed — still live here, since only the winner frees it).
+ * Recovery: the claim is recorded in the caller's thread slot (T_FINISHING) in the same run as
+ * the CAS, so a thread terminated anywhere before the free leaves its reaper able to finish the
+ * end (see finishDeadOps).
  */
 function finishOp(arena: Arena, ow: number, gen: number, status: number, counter: number, allowRunning: boolean): boolean {
   const i32 = arena.i32;
+  const sb = arena.slotBase;
   const hw = ow - BLOCK_HEADER_WORDS;
+  const finishing = (gen << OPS_GEN_SHIFT) | OPS_FINISHING;
   for (;;) {
     if (!arena.isLive(hw, gen)) return false;
     const s = Atomics.load(i32, ow + OP_STATE);
     if (s >>> OPS_GEN_SHIFT !== gen) return false;
     const st = s & ((1 << OPS_GEN_SHIFT) - 1);
     if (st !== OPS_SUBMITTED && !(st === OPS_RUNNING && allowRunning)) return false;
-    if (Atomics.compareExchange(i32, ow + OP_STATE, s, (gen << OPS_GEN_SHIFT) | OPS_FINISHING) === s) break;
+    if (Atomics.compareExchange(i32, ow + OP_STATE, s, finishing) === s) {
+      i32[ow + OP_RESULT] = status;
+      i32[sb + L.T_FINISHING_STATE] = finishing;
+      i32[sb + L.T_FINISHING_COUNTER] = counter;
+      i32[sb + L.T_FINISHING] = ow;
+      break;
+    }
   }
   // From here on this thread alone owns the operation.
-  const fw = i32[ow + OP_FENCE];
   // The submitter's ledger names it; only the submitter may edit its ledger (others leave a stale
   // entry that the submitter's execute or compaction drops).
   if (i32[ow + OP_OWNER] === arena.slot) ledgerRemove(arena, LedgerKind.OPERATION, ow, gen);
+  completeOp(arena, ow, counter, sb);
+  return true;
+}
+
+/**
+ * The end of a claimed operation, from wherever its finisher got to: signal the out-fence with
+ * OP_RESULT (unless it is signaled), then — in one run of plain writes and Atomics ops — count it,
+ * mark it ended (state 0) and drop its fence reference; free the block; clear the finisher's
+ * record at `recordBase` (a thread slot). Threads: the finisher, or the reaper of a dead one.
+ */
+function completeOp(arena: Arena, ow: number, counter: number, recordBase: number): void {
+  const i32 = arena.i32;
+  const fw = i32[ow + OP_FENCE];
   const dw = i32[ow + OP_DRIVER];
-  const fence = new Fence(arena, fw);
-  i32[ow + OP_RESULT] = status;
   try {
-    if (status < 0) fence.setError(status);
-    fence.signal();
+    if (Atomics.load(i32, ow + OP_STATE) !== 0 && !isSignaledFlag(i32, fw)) {
+      const fence = new Fence(arena, fw);
+      const status = i32[ow + OP_RESULT];
+      if (status < 0) fence.setError(status);
+      fence.signal();
+    }
   } finally {
-    Atomics.add(i32, dw + counter, 1);
-    putFence(arena, fw);
-    Atomics.store(i32, ow + OP_STATE, 0);
-    arena.freeBlock(hw);
-    Atomics.sub(i32, dw + DRV_LIVE, 1);
-    Atomics.add(i32, dw + DRV_FREED, 1);
+    if (Atomics.load(i32, ow + OP_STATE) !== 0) {
+      const d = pushRelease(arena, fw);
+      Atomics.add(i32, dw + counter, 1);
+      Atomics.sub(i32, dw + DRV_LIVE, 1);
+      Atomics.add(i32, dw + DRV_FREED, 1);
+      Atomics.store(i32, ow + OP_STATE, 0);
+      const last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
+      if (!last) i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
+      else releaseFenceAt(arena, fw, d);
+    }
+    arena.freeBlock(ow - BLOCK_HEADER_WORDS);
+    i32[recordBase + L.T_FINISHING] = 0;
     // Wake exporters sleeping in execute(): one of their operations may be the one that ended.
     Atomics.add(i32, dw + DRV_RING_BELL, 1);
     Atomics.notify(i32, dw + DRV_RING_BELL);
   }
-  return true;
 }
+
+/**
+ * Reap hook: a thread terminated between claiming an operation and freeing it leaves the claim in
+ * its slot; finish it here. The record is ours to act on only while the block is still that
+ * allocation (generation) in that thread's FINISHING state, or in state 0 (ended, not yet freed).
+ */
+function finishDeadOps(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: never inside finishOp
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const ow = i32[b + L.T_FINISHING];
+  if (ow === 0) return;
+  const finishing = i32[b + L.T_FINISHING_STATE];
+  if (!arena.isLive(ow - BLOCK_HEADER_WORDS, finishing >>> OPS_GEN_SHIFT)) return;
+  const s = Atomics.load(i32, ow + OP_STATE);
+  if (s === finishing || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
+}
+onReap(finishDeadOps);
 
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
 export class Driver {

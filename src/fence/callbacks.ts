@@ -7,7 +7,7 @@
  */
 import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
-import { fenceGet } from './core.js';
+import { fenceGet, pushRelease } from './core.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET, BLOCK_HEADER_WORDS } = L;
 const CB_BLOCK = BLOCK_HEADER_WORDS * 4 + L.CB_WORDS * 4;
@@ -204,9 +204,12 @@ function runRemote(arena: Arena, nw: number, next: number): void {
     // DONE and the decrement with no call between: DONE means "delivery reference dropped", so a
     // terminate() anywhere leaves either a QUEUED node with its reference (discardInbox puts it)
     // or a DONE one without (discardInbox only frees it).
+    // The release record goes first (see pushRelease): a last reference dropped here is released
+    // by the reaper if we die before the release is done.
+    const d = pushRelease(arena, fw);
     i32[nw + CB_STATE] = L.CBS_DONE;
-    const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
-    if (old === 1) releaseLast(arena, fw);
+    if (Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1) releaseLast(arena, fw, d);
+    else i32[sb + L.T_RELEASE_DEPTH] = d;
     // FREEING with the hand-over of the list head, in one run of plain writes: a terminate() at
     // the freeBlock call leaves a node only freeOrphanedNodes claims (discardInbox takes DONE heads).
     i32[nw + CB_STATE] = L.CBS_FREEING;
@@ -215,10 +218,13 @@ function runRemote(arena: Arena, nw: number, next: number): void {
   }
 }
 
-/** Hooks installed by fence.ts: drop a reference (putRef), release after the last one (releaseLast). */
+/**
+ * Hooks installed by fence.ts: drop a reference (putRef), release after the last one was dropped
+ * under release record `depth` (releaseLast).
+ */
 let putRef: (arena: Arena, fw: number) => void = () => {};
-let releaseLast: (arena: Arena, fw: number) => void = () => {};
-export function setPutHook(put: (arena: Arena, fw: number) => void, release: (arena: Arena, fw: number) => void): void {
+let releaseLast: (arena: Arena, fw: number, depth: number) => void = () => {};
+export function setPutHook(put: (arena: Arena, fw: number) => void, release: (arena: Arena, fw: number, depth: number) => void): void {
   putRef = put;
   releaseLast = release;
 }

@@ -149,6 +149,26 @@ export function fenceGet(i32: Int32Array, fw: number): void {
   }
 }
 
+/**
+ * Pushes a release record for `fw` on the calling thread's stack (layout T_RELEASE) and returns
+ * its depth. Protocol of every site that drops a fence reference: call this first, then, with no
+ * call or loop in between, the site's own bookkeeping and `Atomics.sub` of the refcount; if that
+ * was not the last reference, pop (`i32[slotBase + T_RELEASE_DEPTH] = depth`) in the same run;
+ * otherwise the release (see releaseFence in fence.ts) pops it when the block is freed. A thread
+ * terminated anywhere in between leaves either no drop or a record the reaper finishes.
+ */
+export function pushRelease(arena: Arena, fw: number): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const d = i32[sb + L.T_RELEASE_DEPTH];
+  if (d < L.RELEASE_CAP) {
+    i32[sb + L.T_RELEASE + 2 * d] = fw;
+    i32[sb + L.T_RELEASE + 2 * d + 1] = i32[fw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+  }
+  i32[sb + L.T_RELEASE_DEPTH] = d + 1;
+  return d;
+}
+
 /** True when the "a is later than b" in a's ordering (32-bit wrap unless a is 64-bit). */
 export function seqnoLater(i32: Int32Array, fa: number, fb: number): boolean {
   if (i32[fa + F_FLAGS] & FLAG_SEQNO64) return seqnoOf(i32, fa) > seqnoOf(i32, fb);

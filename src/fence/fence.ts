@@ -5,14 +5,14 @@
  * → -EDEADLK. The lock is either inline (in the fence, flag INLINE_LOCK) or borrowed from the
  * exporter's block — the seed's bug when that block is freed first.
  */
-import type { Arena } from '../arena/arena.js';
+import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errno, Errors } from '../errors.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { linkCallbackLocked, runDetached, setPutHook, unlinkCallbackLocked } from './callbacks.js';
 import {
   checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked,
-  nowNs, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
+  nowNs, pushRelease, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
 } from './core.js';
 import { aliveHolds } from './keepalive.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
@@ -543,54 +543,111 @@ export class Fence {
 /** Drops one reference on the fence at `fw`; the last one releases it. `view` is reused if given. */
 export function putFence(arena: Arena, fw: number, view?: Fence): void {
   const i32 = arena.i32;
+  const d = pushRelease(arena, fw);
   const old = Atomics.sub(i32, fw + F_REFCOUNT, 1);
-  if (old > 1) return;
+  if (old > 1) {
+    i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
+    return;
+  }
   if (old < 1) {
     Atomics.add(i32, fw + F_REFCOUNT, 1);
+    i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
     throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
   }
-  releaseFence(arena, fw, view ?? new Fence(arena, fw));
+  releaseFence(arena, fw, view ?? new Fence(arena, fw), d);
 }
 
 /**
  * Releases a fence whose last reference the caller has just dropped with its own Atomics.sub
- * (the runtime's ledger does, to keep no call between forgetting a reference and dropping it).
+ * after pushRelease returned `depth` (the runtime's ledger and sync files do, to keep no call
+ * between forgetting a reference and dropping it).
  */
-export function releaseFenceAt(arena: Arena, fw: number, view?: Fence): void {
-  releaseFence(arena, fw, view ?? new Fence(arena, fw));
+export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: Fence): void {
+  releaseFence(arena, fw, view ?? new Fence(arena, fw), depth);
 }
 
-function releaseFence(arena: Arena, fw: number, view: Fence): void {
+/**
+ * The release after the last put, under release record `d` (see pushRelease), which it pops when
+ * the block is freed: kernel dma_fence_release. An unsignaled fence with callbacks is resurrected
+ * and signaled with -EDEADLK first; then ops.release runs and the block is freed.
+ */
+function releaseFence(arena: Arena, fw: number, view: Fence, d: number): void {
   const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const state = d < L.RELEASE_CAP ? sb + L.T_RELEASE + 2 * d + 1 : 0;
   if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
     // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
     // deliveries take references of their own), then drop our reference again.
+    if (state) i32[state] |= L.REL_RESURRECTED;
     Atomics.store(i32, fw + F_REFCOUNT, 1);
     if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED)) i32[fw + F_ERROR] = Errno.EDEADLK;
     try {
       view.signal();
     } finally {
-      putFence(arena, fw, view);
+      // The flag and the drop in one run: the reaper sees either our reference or a plain drop.
+      if (state) i32[state] &= ~L.REL_RESURRECTED;
+      if (Atomics.sub(i32, fw + F_REFCOUNT, 1) === 1) freeFence(arena, fw, view, d, state);
+      else i32[sb + L.T_RELEASE_DEPTH] = d;
     }
     return;
   }
-  if (arena.i32[L.H_STUB] === fw) return; // the stub is permanent
-  const id = i32[fw + F_OPS];
-  const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
-  if (release === undefined) {
-    arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+  freeFence(arena, fw, view, d, state);
+}
+
+/** ops.release, then the block goes back to the allocator and release record `d` is popped. */
+function freeFence(arena: Arena, fw: number, view: Fence, d: number, state: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  if (i32[L.H_STUB] === fw) {
+    i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
+  const id = i32[fw + F_OPS];
+  const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
   try {
-    release(view);
+    if (release !== undefined) {
+      if (state) i32[state] |= L.REL_IN_RELEASE;
+      release(view);
+    }
   } finally {
+    // A terminate() between the free and the pop leaves a record whose generation has moved on.
     arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+    i32[sb + L.T_RELEASE_DEPTH] = d;
   }
 }
 
+/**
+ * Reap hook: finishes the releases a dead thread had in flight, innermost first. A dropped last
+ * reference → the release runs here; the -EDEADLK signal's reference → signal (if the dead thread
+ * had not got that far) and put; ops.release already called → the block is freed without calling
+ * it again (what it had not released yet stays allocated, and `arena.check()` reports it).
+ */
+function finishDeadReleases(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: a thread detaches between calls, not inside a release
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const n = Math.min(i32[b + L.T_RELEASE_DEPTH], L.RELEASE_CAP);
+  for (let j = n - 1; j >= 0; j--) {
+    const fw = i32[b + L.T_RELEASE + 2 * j];
+    const gs = i32[b + L.T_RELEASE + 2 * j + 1];
+    if (!arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK)) continue; // freed before it died
+    if (gs & L.REL_IN_RELEASE) {
+      arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+    } else if (gs & L.REL_RESURRECTED) {
+      const view = new Fence(arena, fw);
+      if (!isSignaledFlag(i32, fw)) view.signal();
+      putFence(arena, fw, view);
+    } else if (Atomics.load(i32, fw + F_REFCOUNT) === 0) {
+      releaseFence(arena, fw, new Fence(arena, fw), pushRelease(arena, fw));
+    }
+  }
+  i32[b + L.T_RELEASE_DEPTH] = 0;
+}
+onReap(finishDeadReleases);
+
 setPutHook(
   (arena, fw) => putFence(arena, fw),
-  (arena, fw) => releaseFenceAt(arena, fw),
+  (arena, fw, depth) => releaseFenceAt(arena, fw, depth),
 );
 
 /** @internal for containers: wraps a payload word index. */

@@ -11,6 +11,7 @@
 import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errors } from '../errors.js';
+import { pushRelease } from '../fence/core.js';
 import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
 import { syncFileFence } from '../sync/syncfile.js';
 
@@ -178,7 +179,9 @@ export function putTracked(fence: Fence): void {
   if (j < 0) throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
   // From forgetting the entry to dropping the reference there is no call or loop, so
   // worker.terminate() (which lands only at those) cannot leave the reference neither recorded
-  // nor dropped: it stops before (the reaper puts it) or after (it is gone).
+  // nor dropped: it stops before (the reaper puts it) or after (it is gone). The release record
+  // is pushed before (see pushRelease), so a last reference dropped here is released either way.
+  const d = pushRelease(arena, fw);
   const e = lw + LG_ENTRIES + j * LG_STRIDE;
   const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
   i32[e + LE_KIND] = i32[last + LE_KIND];
@@ -186,8 +189,9 @@ export function putTracked(fence: Fence): void {
   i32[e + LE_GEN] = i32[last + LE_GEN];
   i32[lw + LG_COUNT] = n - 1;
   const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
+  if (old !== 1) i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
   if (n === 1) release(arena, lw);
-  if (old === 1) releaseFenceAt(arena, fw, fence);
+  if (old === 1) releaseFenceAt(arena, fw, d, fence);
   else if (old < 1) {
     Atomics.add(i32, fw + L.F_REFCOUNT, 1);
     throw Errors.badHandle('fence', fence.handle, `putTracked on a fence with refcount ${old}`);

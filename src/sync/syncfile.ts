@@ -14,7 +14,7 @@ import { onReap } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { mergeFences, unwrapFences } from '../containers/unwrap.js';
 import { Errors, FenceError } from '../errors.js';
-import { fenceGet, seqnoOf } from '../fence/core.js';
+import { fenceGet, pushRelease, seqnoOf } from '../fence/core.js';
 import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { checkName, readName, writeName } from './names.js';
@@ -165,24 +165,27 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
   let fw = 0;
   let nameW = 0;
   let last = false;
+  let depth = 0;
   lockEntry(arena, e);
   try {
     if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner)) return false;
     fw = i32[e + FD_FENCE];
     nameW = i32[e + FD_NAME];
+    depth = pushRelease(arena, fw); // before the entry is freed: see pushRelease
     i32[e + FD_FENCE] = 0;
     i32[e + FD_NAME] = 0;
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
     // The fd's reference goes with no call after the entry is freed: a terminate() cannot leave a
     // closed fd whose reference nobody will drop.
     last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
+    if (!last) i32[arena.slotBase + L.T_RELEASE_DEPTH] = depth;
   } finally {
     unlockEntry(arena, e);
   }
   try {
     if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
   } finally {
-    if (last) releaseFenceAt(arena, fw);
+    if (last) releaseFenceAt(arena, fw, depth);
   }
   return true;
 }
