@@ -6,7 +6,7 @@
  * `npx tsc -p . && node dist/bench/chain.bench.js`. JSON → bench/results/chain.json.
  */
 import { Arena, Fence, FenceChain } from '../src/index.js';
-import { measure, printTable, row, writeResults, type Row } from './util.js';
+import { measure, printTable, row, runInfo, writeResults, type Row } from './util.js';
 
 const N = 1000;
 const CHAIN = 4096;
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
     row(results, 'armed chain signaled backward (signal + re-arm), per link', base),
   ];
   printTable(`fence chain (single thread; findSeqno walks ${walked.toFixed(0)} links on average)`, rows);
-  const file = writeResults('chain', { when: new Date().toISOString(), node: process.version, chainLength: CHAIN, rows });
+  const file = writeResults('chain', { ...runInfo(), chainLength: CHAIN, rows });
   console.log(`\nwrote ${file}`);
 }
 

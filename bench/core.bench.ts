@@ -12,7 +12,7 @@ import { MemPool } from '@thi.ng/malloc';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
-import { measure, printTable, row, writeResults, type Row } from './util.js';
+import { measure, printTable, row, runInfo, writeResults, type Row } from './util.js';
 
 const N = 1000;
 type Task = [string, () => void];
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
   const live = r('allocLive');
   rows.push(row(live, 'arena allocBlock+freeBlock 64 B, 1000 live', '@thi.ng/malloc alloc+free 64 B, 1000 live', { max: 1.0 }));
   printTable('fencelab core — single thread (ns per operation; ratio = task / baseline, measured side by side)', rows);
-  console.log(`\nresults: ${writeResults('core', { date: new Date().toISOString(), node: process.version, rows })}`);
+  console.log(`\nresults: ${writeResults('core', { ...runInfo(), rows })}`);
 }
 
 if (process.argv[2] === '--group') await child(process.argv[3]);

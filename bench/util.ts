@@ -1,22 +1,16 @@
 /**
  * Shared bench plumbing: tinybench tasks that run an inner loop (so a ~20 ns operation is not
  * drowned by the harness's per-call cost), a ratio table against baselines measured in the same
- * run, and JSON output under bench/results/.
+ * run, goals, and JSON output under bench/results/ in the format of src/cli/results.ts (which the
+ * HTML report reads).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { Bench } from 'tinybench';
+import { RESULTS_DIR, type Goal, type Row, type RunInfo, type SuiteResults } from '../src/cli/results.js';
 
-export interface Row {
-  name: string;
-  nsPerOp: number;
-  opsPerSec: number;
-  baseline?: string;
-  ratio?: number;
-  target?: string;
-  met?: boolean;
-}
+export type { Goal, Row };
 
 /** Runs each `[name, fn]` where fn performs `inner` operations; returns ns per operation. */
 export async function measure(tasks: [string, () => void][], inner: number, timeMs = 400): Promise<Map<string, number>> {
@@ -43,10 +37,12 @@ export function row(results: Map<string, number>, name: string, baseline?: strin
   }
   if (target?.max !== undefined && r.ratio !== undefined) {
     r.target = `≤ ${target.max}×`;
+    r.targetMaxRatio = target.max;
     r.met = r.ratio <= target.max;
   }
   if (target?.minOpsPerSec !== undefined) {
     r.target = `≥ ${(target.minOpsPerSec / 1e6).toFixed(1)} M/s`;
+    r.targetMinOpsPerSec = target.minOpsPerSec;
     r.met = r.opsPerSec >= target.minOpsPerSec;
   }
   return r;
@@ -71,13 +67,20 @@ export function printTable(title: string, rows: Row[]): void {
   for (const l of lines) console.log(fmt(l));
 }
 
-/** Writes `data` to bench/results/<name>.json (next to the sources, whether run from dist or not). */
-export function writeResults(name: string, data: unknown): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = here.includes(`${join('dist', 'bench')}`) ? join(here, '..', '..') : join(here, '..');
-  const dir = join(root, 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify(data, (_, v) => (typeof v === 'bigint' ? String(v) : v), 2));
+/** A goal on a derived figure, checked: `measured op target`. */
+export function goal(name: string, measured: number, unit: Goal['unit'], op: Goal['op'], target: number): Goal {
+  return { name, measured, unit, op, target, met: op === '≤' ? measured <= target : measured >= target };
+}
+
+/** Where and when this run happened, for the results file. */
+export function runInfo(): Required<RunInfo> {
+  return { date: new Date().toISOString(), node: process.version, cores: availableParallelism() };
+}
+
+/** Writes `data` to bench/results/<suite>.json (next to the sources, whether run from dist or not). */
+export function writeResults<S extends keyof SuiteResults>(suite: S, data: SuiteResults[S]): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${suite}.json`);
+  writeFileSync(file, JSON.stringify(data, null, 2));
   return file;
 }

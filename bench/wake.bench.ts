@@ -33,7 +33,8 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Arena, Fence } from '../src/index.js';
 import { F_FLAGS, FLAG_WAITERS } from '../src/arena/layout.js';
-import { writeResults } from './util.js';
+import type { LatencyStat } from '../src/cli/results.js';
+import { goal, runInfo, writeResults, type Goal } from './util.js';
 import * as P from './wake-protocol.js';
 
 /* ───────────── configuration ───────────── */
@@ -150,17 +151,7 @@ class Samples {
   constructor(readonly name: string) {}
 }
 
-interface Stat {
-  n: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  mean: number;
-  min: number;
-  max: number;
-}
-
-function stat(xs: number[]): Stat {
+function stat(xs: number[]): LatencyStat {
   const s = xs.slice().sort((a, b) => a - b);
   const n = s.length;
   const q = (p: number) => s[Math.max(0, Math.ceil(p * n) - 1)];
@@ -301,19 +292,6 @@ function printGrid(title: string, head: string[], lines: string[][]): void {
   for (const l of lines) console.log(fmt(l));
 }
 
-interface Goal {
-  name: string;
-  measured: number;
-  unit: '×' | 'µs';
-  op: '≤' | '≥';
-  target: number;
-  met: boolean;
-}
-
-function goal(name: string, measured: number, unit: '×' | 'µs', op: '≤' | '≥', target: number): Goal {
-  return { name, measured, unit, op, target, met: op === '≤' ? measured <= target : measured >= target };
-}
-
 /* ───────────── main ───────────── */
 
 async function main(): Promise<void> {
@@ -430,9 +408,7 @@ async function main(): Promise<void> {
   );
 
   const file = writeResults('wake', {
-    when: new Date().toISOString(),
-    node: process.version,
-    cores: availableParallelism(),
+    ...runInfo(),
     rounds: ROUNDS,
     warmup: WARMUP,
     seed: SEED,

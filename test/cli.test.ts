@@ -95,6 +95,8 @@ describe('fencelab stress', () => {
       [['stress', '--bogus'], /unknown option/],
       [['frobnicate'], /unknown command|too many arguments/],
       [['bench', '--suite', 'nope'], /Allowed choices are core, wake, chain, contention, all/],
+      [['report', '--dir'], /argument missing/],
+      [['report', '--bogus'], /unknown option/],
     ];
     for (const [args, message] of cases) {
       const r = run(args, 20_000);
@@ -104,7 +106,7 @@ describe('fencelab stress', () => {
   });
 
   it('has --help for every command', () => {
-    for (const args of [['--help'], ['demo', '--help'], ['stress', '--help'], ['bench', '--help']]) {
+    for (const args of [['--help'], ['demo', '--help'], ['stress', '--help'], ['bench', '--help'], ['report', '--help']]) {
       const r = run(args, 20_000);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: fencelab/);

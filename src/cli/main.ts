@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `fencelab` command: `demo` (what `npm start` runs), `stress` and `bench`. Exit codes: 0 clean,
- * 1 a violation (inline demo run, or any stress invariant), 2 bad usage.
+ * The `fencelab` command: `demo` (what `npm start` runs), `stress`, `bench` and `report`. Exit codes:
+ * 0 clean, 1 a violation (inline demo run, or any stress invariant) or a failed bench suite, 2 bad usage.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { spawnSync } from 'node:child_process';
@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption } from './options.js';
 import { createProgress } from './progress.js';
+import { writeReport } from './report.js';
+import { RESULTS_DIR, SUITES, readResults, type BenchResults } from './results.js';
 import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
 
 const program = new Command();
@@ -64,10 +66,9 @@ program
     process.exitCode = report.violations.length === 0 ? 0 : 1;
   });
 
-const SUITES = ['core', 'wake', 'chain', 'contention'] as const;
 program
   .command('bench')
-  .description('run the benchmark suites (ratios against baselines measured in the same run; JSON in bench/results/)')
+  .description('run the benchmark suites (ratios against baselines measured in the same run), then write JSON and an HTML report to bench/results/')
   .addOption(new Option('--suite <name>', 'which suite').choices([...SUITES, 'all']).default('all'))
   .action((o: { suite: string }) => {
     const suites = o.suite === 'all' ? SUITES : [o.suite];
@@ -79,7 +80,36 @@ program
         return;
       }
     }
+    // From every suite's latest results, not only this run's: the page shows all that was measured.
+    console.log();
+    report(RESULTS_DIR);
   });
+
+program
+  .command('report')
+  .description('write the HTML report from the benchmark JSON already in the results directory, running nothing')
+  .addOption(new Option('--dir <path>', 'results directory (report.html is written there)').default(RESULTS_DIR, 'bench/results'))
+  .action((o: { dir: string }) => report(o.dir));
+
+/**
+ * Writes report.html from the results in `dir` and prints its path and the suites it lacks. A
+ * results file that cannot be read is exit code 1, with its name; no results at all is bad usage.
+ */
+function report(dir: string): void {
+  let results: BenchResults;
+  try {
+    results = readResults(dir);
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 1;
+    return;
+  }
+  if (Object.keys(results).length === 0)
+    program.error(`error: no benchmark results in ${dir} (run fencelab bench first)`, { exitCode: 2, code: 'fencelab.noResults' });
+  console.log(`report: ${writeReport(dir, results)}`);
+  const notRun = SUITES.filter((suite) => results[suite] === undefined);
+  if (notRun.length > 0) console.log(`not run (no JSON): ${notRun.join(', ')}`);
+}
 
 try {
   await program.parseAsync(process.argv);
