@@ -76,6 +76,7 @@ program
       const file = fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
       const r = spawnSync(process.execPath, [file], { stdio: 'inherit' });
       if (r.status !== 0) {
+        console.error(`error: bench suite ${suite} failed (${r.error?.message ?? (r.signal ? `signal ${r.signal}` : `exit code ${r.status}`)}); report not refreshed`);
         process.exitCode = 1;
         return;
       }
