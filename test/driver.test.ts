@@ -120,5 +120,24 @@ describe('Driver', () => {
     d.destroy();
     expectClean(arena);
   });
+
+  it('an operation on a reused block starts clean: free lock word, zeroed payload, state submitted', () => {
+    for (const sanitize of [false, true]) {
+      const arena = Arena.create({ bytes: 1 << 20, sanitize });
+      const d = Driver.create(arena, { lockMode: 'borrowed' });
+      const a = d.submit({ payload: [1, 2, 3, 4, 5, 6, 7, 8] });
+      expect(d.execute(a)).toBe(1);
+      const b = d.submit(); // LIFO: a's block
+      expect(b.ow).toBe(a.ow);
+      expect(b.state).toBe('submitted');
+      for (let i = 0; i < 8; i++) expect(b.payload(i)).toBe(0);
+      expect(b.fence.lock(1000)).toBe(true); // the borrowed word is free (bounded: a dirty word fails, not hangs)
+      b.fence.unlock();
+      expect(d.counters).toMatchObject({ submitted: 2, completed: 1, freed: 1, live: 1 });
+      expect(d.execute(b)).toBe(1);
+      d.destroy();
+      expectClean(arena);
+    }
+  });
 });
 

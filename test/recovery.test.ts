@@ -172,10 +172,9 @@ describe('dead-worker recovery', () => {
     expectClean(s.arena);
   }, 60_000);
 
-  // Every reference hand-off this test kills into is now a single run of plain writes and Atomics
-  // ops (importFd, putTracked, runRemote, SyncFile.close). One known window remains: a terminate()
-  // inside the release of a fence whose last reference the victim just dropped (not seen in 55 runs).
-  // One retry keeps CI from failing on it; every attempt asserts exact counts and zero leaks.
+  // Every reference hand-off this test kills into is a single run of plain writes and Atomics ops
+  // (importFd, putTracked, runRemote, SyncFile.close), and a release or operation end the victim
+  // had begun is finished by its reaper (release records, T_FINISHING): no retry.
   it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', { timeout: 60_000 }, async () => {
     const K = 60;
     const s = (scenario = await startScenario({
@@ -253,7 +252,7 @@ describe('a worker terminated inside the release of a fence whose last reference
     const b = arena.slotWord(slot);
     const i32 = arena.i32;
     i32[b + L.T_RELEASE] = f.fw;
-    i32[b + L.T_RELEASE + 1] = i32[f.fw - L.BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+    i32[b + L.T_RELEASE + 1] = (i32[f.fw - L.BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK) | L.REL_DROPPED;
     i32[b + L.T_RELEASE_DEPTH] = 1;
     Atomics.store(i32, f.fw + L.F_REFCOUNT, 0);
     stuckReleases = 0;
@@ -261,6 +260,25 @@ describe('a worker terminated inside the release of a fence whose last reference
     await w.worker.terminate();
     await gone;
     expect(stuckReleases).toBe(1); // ops.release ran here, in the reaping thread
+    expectClean(arena);
+  });
+
+  it('before the drop (an intent record, forged): the reaper leaves the fence to its holders', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    const w = probe(arena);
+    const slot = (await w.next('ready')).slot as number;
+    // terminate() landed at the Atomics.sub: the record was pushed, the reference not dropped.
+    const b = arena.slotWord(slot);
+    const i32 = arena.i32;
+    i32[b + L.T_RELEASE] = f.fw;
+    i32[b + L.T_RELEASE + 1] = i32[f.fw - L.BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+    i32[b + L.T_RELEASE_DEPTH] = 1;
+    const gone = exitOf(w.worker);
+    await w.worker.terminate();
+    await gone;
+    expect(f.refcount).toBe(1);
+    f.put();
     expectClean(arena);
   });
 });
@@ -299,4 +317,28 @@ describe('a worker terminated between claiming a driver operation and freeing it
     d.destroy();
     expectClean(arena);
   });
+});
+
+describe('an exporter terminated at random moments of a submit / export / execute loop', () => {
+  it('every operation it submitted ends exactly once, its fds close, nothing leaks (20 kills)', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const d = Driver.create(arena);
+    for (let round = 0; round < 20; round++) {
+      const w = probe(arena);
+      await w.next('ready');
+      await w.ask({ type: 'submit-loop', driver: d.handle }, 'looping');
+      await new Promise((r) => setTimeout(r, 2 + ((round * 7) % 13)));
+      const gone = exitOf(w.worker);
+      await w.worker.terminate();
+      await gone;
+      const c = d.counters;
+      expect(c.live).toBe(0);
+      expect(c.completed + c.canceled + c.aborted).toBe(c.submitted);
+      expect(c.freed).toBe(c.submitted);
+      expect(SyncFile.openCount(arena)).toBe(0);
+      expect(arena.check().leaks.map((l) => l.type)).toEqual(['driver']); // the driver, ours: nothing else
+    }
+    d.destroy();
+    expectClean(arena);
+  }, 60_000);
 });

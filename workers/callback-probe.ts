@@ -21,13 +21,16 @@
  *  - { type: 'put-in-callback', handle } — the sender handed over the last reference of an
  *    unsignaled fence; adds a callback that says 'in-callback' and blocks forever, then puts: the
  *    release signals with -EDEADLK and runs it (terminate me inside that signal).
+ *  - { type: 'submit-loop', driver } — says 'looping', then submits operations to that driver
+ *    forever, exporting some as fds (closed again) and cancelling or executing each (terminate me
+ *    anywhere in a submission).
  *  - { type: 'oom' } — allocates until the worker's resourceLimits kill it.
  *  - { type: 'spin' } — blocks forever in a critical-section-like loop (terminate me).
  *  - { type: 'pending' } → 'pending' { callbacks, dispatching }.
  *  - { type: 'exit' } — puts the references 'add' kept, detaches → 'bye'.
  */
 import { parentPort, threadId, workerData } from 'node:worker_threads';
-import { Arena, Fence, SpinLock, defineFenceOps, dispatcherOf, pendingCallbacks, putTracked, trackRef } from '../src/index.js';
+import { Arena, Driver, Fence, SpinLock, SyncFile, defineFenceOps, dispatcherOf, pendingCallbacks, putTracked, trackRef } from '../src/index.js';
 
 const wd = workerData as { buffer: SharedArrayBuffer; tally?: SharedArrayBuffer };
 const arena = Arena.attach(wd.buffer);
@@ -48,7 +51,7 @@ defineFenceOps('test:stuck-release', {
 });
 const tracked: Fence[] = [];
 
-type Msg = { type: string; handles?: number[]; handle?: number; base?: number; flag?: number; index?: number; ref?: number };
+type Msg = { type: string; handles?: number[]; handle?: number; base?: number; flag?: number; index?: number; ref?: number; driver?: number };
 
 parentPort!.on('message', (m: Msg) => {
   try {
@@ -123,6 +126,16 @@ parentPort!.on('message', (m: Msg) => {
         f.addCallback(() => stuck('in-callback'));
         f.put();
         throw new Error('the stuck callback returned');
+      }
+      case 'submit-loop': {
+        const d = Driver.fromHandle(arena, m.driver!);
+        parentPort!.postMessage({ type: 'looping' });
+        for (let n = 0; ; n++) {
+          const op = d.submit({ durationUs: n % 3 });
+          if (n % 4 === 0) SyncFile.close(arena, op.exportFd());
+          if (n % 5 === 0) d.cancel(op.handle);
+          d.execute(op);
+        }
       }
       case 'oom': {
         // Grow the heap until resourceLimits kill the worker (with whatever it holds).

@@ -124,9 +124,10 @@ export const ROBUST_CAP = 32;
  */
 export const T_RELEASE_DEPTH = 14;
 export const T_RELEASE = T_ROBUST + ROBUST_CAP;
-export const RELEASE_CAP = 7; // deeper nested releases are counted, not recorded
+export const RELEASE_CAP = 6; // deeper nested releases are counted, not recorded
 export const REL_RESURRECTED = 1 << 24; // holds the reference the -EDEADLK signal runs under
 export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reaper does not call it again)
+export const REL_DROPPED = 1 << 26; // the last reference is gone (without it the record is an intent only)
 /**
  * The driver operation this thread has claimed (won the CAS to OPS_FINISHING) and not yet freed
  * (src/driver/driver.ts): payload word, the FINISHING state word it set, and the counter to bump.
@@ -134,7 +135,14 @@ export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reape
 export const T_FINISHING = 15;
 export const T_FINISHING_STATE = T_RELEASE + 2 * RELEASE_CAP;
 export const T_FINISHING_COUNTER = T_FINISHING_STATE + 1;
-export const T_CACHE = T_FINISHING_COUNTER + 1; // per class: [count, CACHE_CAP entries]
+/**
+ * A ledger block being installed (grown into) or retired (src/runtime/ledger.ts): payload word and
+ * generation, so that a thread terminated between the allocation or the unlinking and the end of
+ * the move leaves its reaper the block to free.
+ */
+export const T_LEDGER_SPARE = T_FINISHING_COUNTER + 1;
+export const T_LEDGER_SPARE_GEN = T_LEDGER_SPARE + 1;
+export const T_CACHE = T_LEDGER_SPARE_GEN + 1; // per class: [count, CACHE_CAP entries]
 export const CACHE_CAP = 32;
 export const CACHE_STRIDE = CACHE_CAP + 1;
 export const THREAD_STRIDE = T_CACHE + NCLASSES * CACHE_STRIDE;
@@ -279,6 +287,8 @@ export const OPS_GEN_SHIFT = 3;
 export const OPS_SUBMITTED = 1; // out-fence created, waiting for execute
 export const OPS_RUNNING = 2; // executing
 export const OPS_FINISHING = 3; // claimed by exactly one finisher (complete, cancel, delete or reap)
+export const OPS_NEW = 4; // allocated and recorded by its submitter, not yet published
+export const OPS_COUNTED = 5; // finishing: its end counted, its fence reference not yet dropped
 
 /* ───────────── driver block (DRV_* relative to payload) ───────────── */
 export const DRV_LOCK = 0; // guards the name block
@@ -291,9 +301,9 @@ export const DRV_COMPLETED = 6;
 export const DRV_CANCELED = 7;
 export const DRV_DELETED = 8;
 export const DRV_ABORTED = 9; // finished by the reaper (exporter died)
-export const DRV_FREED = 10;
+export const DRV_FREED = 10; // unused (derived: the sum of the end counters)
 export const DRV_CMD_MISSED = 11; // commands that found their operation already finished
-export const DRV_LIVE = 12; // operations allocated and not yet freed
+export const DRV_LIVE = 12; // unused (derived: submitted minus ended)
 export const DRV_RING_HEAD = 13; // command ring: consumer position
 export const DRV_RING_TAIL = 14; // producer position (Atomics.add reserves an entry)
 export const DRV_RING_CAP = 15; // entries (power of two)

@@ -22,16 +22,16 @@ import { onReap, type Arena } from '../arena/arena.js';
 import * as L from '../arena/layout.js';
 import { Errno, Errors } from '../errors.js';
 import { isSignaledFlag, pushRelease } from '../fence/core.js';
-import { Fence, releaseFenceAt } from '../fence/fence.js';
+import { Fence, createFence, releaseFenceAt } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { SpinLock } from '../locks/spinlock.js';
-import { defineLedgerKind, ledgerAdd, ledgerRemove, LedgerKind } from '../runtime/ledger.js';
+import { defineLedgerKind, ledgerRemove, ledgerReserve, LedgerKind } from '../runtime/ledger.js';
 import { SyncFile } from '../sync/syncfile.js';
 
 const {
   OP_LOCK, OP_STATE, OP_FENCE, OP_DRIVER, OP_OWNER, OP_ID, OP_DURATION_US, OP_RESULT, OP_PAYLOAD, OP_PAYLOAD_WORDS,
   OP_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, OPS_FINISHING, DRV_CONTEXT, DRV_SEQNO, DRV_OWNER, DRV_NEXT_ID,
-  DRV_SUBMITTED, DRV_COMPLETED, DRV_CANCELED, DRV_DELETED, DRV_ABORTED, DRV_FREED, DRV_CMD_MISSED, DRV_LIVE,
+  DRV_SUBMITTED, DRV_COMPLETED, DRV_CANCELED, DRV_DELETED, DRV_ABORTED, DRV_CMD_MISSED,
   DRV_RING_HEAD, DRV_RING_TAIL, DRV_RING_CAP, DRV_RING_BELL, DRV_LOCK_MODE, DRV_RING, RING_STRIDE, RE_SEQ, RE_CMD,
   RE_OP_LO, RE_OP_HI, BLOCK_HEADER_WORDS,
 } = L;
@@ -49,10 +49,11 @@ export interface DriverCounters {
   deleted: number;
   /** Ended by the reaper because their exporter died (-ENODEV). */
   aborted: number;
+  /** Operations ended (completed + canceled + deleted + aborted); each block is freed right after its end. */
   freed: number;
   /** Commands that found their operation already ended (or running, for CANCEL). */
   missed: number;
-  /** Operations allocated and not yet freed. */
+  /** Operations submitted and not yet ended. */
   live: number;
 }
 
@@ -110,7 +111,7 @@ export class Operation {
 
   /** 'submitted' | 'running' | 'finishing' | 'ended'. */
   get state(): string {
-    return ['ended', 'submitted', 'running', 'finishing'][stateOf(this.driver.arena, this.ow, this.gen)];
+    return ['ended', 'submitted', 'running', 'finishing', 'new', 'finishing'][stateOf(this.driver.arena, this.ow, this.gen)];
   }
 
   /** Payload word `i` (0 ≤ i < OP_PAYLOAD_WORDS). Throws EBADF once the operation ended. */
@@ -187,31 +188,39 @@ function finishOp(arena: Arena, ow: number, gen: number, status: number, counter
 
 /**
  * The end of a claimed operation, from wherever its finisher got to: signal the out-fence with
- * OP_RESULT (unless it is signaled), then — in one run of plain writes and Atomics ops — count it,
- * mark it ended (state 0) and drop its fence reference; free the block; clear the finisher's
- * record at `recordBase` (a thread slot). Threads: the finisher, or the reaper of a dead one.
+ * OP_RESULT (unless it is signaled); count it (the counter add, then state COUNTED, in one run);
+ * drop its fence reference (the drop, then state 0, in one run: see pushRelease); free the block;
+ * clear the finisher's record at `recordBase` (a thread slot). Each step happens exactly once
+ * whoever finishes. Threads: the finisher, or the reaper of a dead one.
  */
 function completeOp(arena: Arena, ow: number, counter: number, recordBase: number): void {
   const i32 = arena.i32;
   const fw = i32[ow + OP_FENCE];
   const dw = i32[ow + OP_DRIVER];
+  const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
+  const finishing = (gen << OPS_GEN_SHIFT) | OPS_FINISHING;
+  const counted = (gen << OPS_GEN_SHIFT) | L.OPS_COUNTED;
   try {
-    if (Atomics.load(i32, ow + OP_STATE) !== 0 && !isSignaledFlag(i32, fw)) {
+    if (Atomics.load(i32, ow + OP_STATE) === finishing && !isSignaledFlag(i32, fw)) {
       const fence = new Fence(arena, fw);
       const status = i32[ow + OP_RESULT];
       if (status < 0) fence.setError(status);
       fence.signal();
     }
   } finally {
-    if (Atomics.load(i32, ow + OP_STATE) !== 0) {
-      const d = pushRelease(arena, fw);
+    if (Atomics.load(i32, ow + OP_STATE) === finishing) {
       Atomics.add(i32, dw + counter, 1);
-      Atomics.sub(i32, dw + DRV_LIVE, 1);
-      Atomics.add(i32, dw + DRV_FREED, 1);
-      Atomics.store(i32, ow + OP_STATE, 0);
+      i32[ow + OP_STATE] = counted;
+    }
+    if (Atomics.load(i32, ow + OP_STATE) === counted) {
+      const d = pushRelease(arena, fw);
       const last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
+      i32[ow + OP_STATE] = 0;
       if (!last) i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
-      else releaseFenceAt(arena, fw, d);
+      else {
+        if (d < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
+        releaseFenceAt(arena, fw, d);
+      }
     }
     arena.freeBlock(ow - BLOCK_HEADER_WORDS);
     i32[recordBase + L.T_FINISHING] = 0;
@@ -235,7 +244,8 @@ function finishDeadOps(arena: Arena, slot: number): void {
   const finishing = i32[b + L.T_FINISHING_STATE];
   if (!arena.isLive(ow - BLOCK_HEADER_WORDS, finishing >>> OPS_GEN_SHIFT)) return;
   const s = Atomics.load(i32, ow + OP_STATE);
-  if (s === finishing || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
+  const counted = (finishing & ~((1 << OPS_GEN_SHIFT) - 1)) | L.OPS_COUNTED;
+  if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
 }
 onReap(finishDeadOps);
 
@@ -305,16 +315,20 @@ export class Driver {
   get counters(): DriverCounters {
     const i32 = this.arena.i32;
     const dw = this.check();
-    return {
+    const c = {
       submitted: Atomics.load(i32, dw + DRV_SUBMITTED),
       completed: Atomics.load(i32, dw + DRV_COMPLETED),
       canceled: Atomics.load(i32, dw + DRV_CANCELED),
       deleted: Atomics.load(i32, dw + DRV_DELETED),
       aborted: Atomics.load(i32, dw + DRV_ABORTED),
-      freed: Atomics.load(i32, dw + DRV_FREED),
+      freed: 0,
       missed: Atomics.load(i32, dw + DRV_CMD_MISSED),
-      live: Atomics.load(i32, dw + DRV_LIVE),
+      live: 0,
     };
+    // Derived, not kept: one counter add per end is what a terminated finisher cannot split.
+    c.freed = c.completed + c.canceled + c.deleted + c.aborted;
+    c.live = c.submitted - c.freed;
+    return c;
   }
 
   /**
@@ -333,36 +347,44 @@ export class Driver {
     const payload = options.payload;
     if (payload !== undefined && (typeof payload.length !== 'number' || payload.length > OP_PAYLOAD_WORDS))
       throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
-    const ref = arena.alloc(OP_WORDS * 4, L.BlockType.OPERATION);
-    const hw = arena.resolve(ref, L.BlockType.OPERATION, 'operation');
+    // Room in our ledger first, so that the operation is recorded with plain writes in the same
+    // run as its allocation: a terminate() anywhere after leaves the reaper an operation to end
+    // (published) or to free with its out-fence (not yet published; see the OPERATION kind below).
+    const lw = ledgerReserve(arena);
+    const hw = arena.allocBlock(OP_WORDS * 4 + BLOCK_HEADER_WORDS * 4, L.BlockType.OPERATION);
     const ow = hw + BLOCK_HEADER_WORDS;
-    const gen = arena.generationAt(hw);
+    const gen = i32[hw + L.B_GEN] & L.GEN_MASK;
+    i32[ow + OP_LOCK] = 0; // held the free-list link
+    i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | L.OPS_NEW;
+    i32[ow + OP_FENCE] = 0;
+    const n = i32[lw + L.LG_COUNT];
+    const e = lw + L.LG_ENTRIES + n * L.LG_STRIDE;
+    i32[e + L.LE_KIND] = LedgerKind.OPERATION;
+    i32[e + L.LE_VALUE] = ow;
+    i32[e + L.LE_GEN] = gen;
+    i32[lw + L.LG_COUNT] = n + 1;
+    i32.fill(0, ow + OP_FENCE + 1, ow + OP_WORDS);
+    const ref = arena.handleOf(hw);
     let fence: Fence;
     try {
       const seqno = (Atomics.add(i32, dw + DRV_SEQNO, 1) + 1) >>> 0;
       const lock = i32[dw + DRV_LOCK_MODE] ? SpinLock.at(arena, ref, OP_LOCK * 4) : undefined;
-      fence = Fence.create(arena, { ops: driverOps, context: i32[dw + DRV_CONTEXT], seqno, lock });
+      // The fence lands in OP_FENCE as it is allocated: the reaper of an unpublished operation frees both.
+      fence = createFence(arena, { ops: driverOps, context: i32[dw + DRV_CONTEXT], seqno, lock }, ow + OP_FENCE);
     } catch (e) {
-      arena.free(ref);
+      arena.freeBlock(hw); // first: a stale ledger entry is skipped, a lost block would leak
+      ledgerRemove(arena, LedgerKind.OPERATION, ow, gen);
       throw e;
     }
-    i32[ow + OP_FENCE] = fence.fw;
     i32[ow + OP_DRIVER] = dw;
     i32[ow + OP_OWNER] = arena.slot;
     i32[ow + OP_ID] = Atomics.add(i32, dw + DRV_NEXT_ID, 1) + 1;
     i32[ow + OP_DURATION_US] = dur;
     if (payload) for (let k = 0; k < payload.length; k++) i32[ow + OP_PAYLOAD + k] = payload[k] | 0;
-    try {
-      ledgerAdd(arena, LedgerKind.OPERATION, ow, gen);
-    } catch (e) {
-      fence.put();
-      arena.free(ref);
-      throw e;
-    }
-    Atomics.add(i32, dw + DRV_LIVE, 1);
+    // Publish last, counted in the same run (the add is a full barrier: the fields above are
+    // visible before the state): from here on cancel/delete/reap can end the operation.
     Atomics.add(i32, dw + DRV_SUBMITTED, 1);
-    // Publish last: from this store on, cancel/delete/reap can end the operation.
-    Atomics.store(i32, ow + OP_STATE, (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED);
+    i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED;
     return new Operation(this, ow, gen, fence);
   }
 
@@ -536,7 +558,8 @@ export class Driver {
   destroy(): void {
     const i32 = this.arena.i32;
     const dw = this.check();
-    if (Atomics.load(i32, dw + DRV_LIVE) !== 0) throw Errors.busy(`driver has ${Atomics.load(i32, dw + DRV_LIVE)} live operations`);
+    const live = this.counters.live;
+    if (live !== 0) throw Errors.busy(`driver has ${live} live operations`);
     this.processCommands();
     this.arena.freeBlock(dw - BLOCK_HEADER_WORDS);
   }
@@ -544,5 +567,18 @@ export class Driver {
 
 // A dead exporter's operations: like a GPU reset, their out-fences get -ENODEV and they are freed.
 defineLedgerKind(LedgerKind.OPERATION, (arena, ow, gen) => {
-  finishOp(arena, ow, gen, Errno.ENODEV, DRV_ABORTED, true);
+  const i32 = arena.i32;
+  const hw = ow - BLOCK_HEADER_WORDS;
+  if (!arena.isLive(hw, gen)) return; // ended and freed
+  if (Atomics.load(i32, ow + OP_STATE) !== ((gen << OPS_GEN_SHIFT) | L.OPS_NEW)) {
+    finishOp(arena, ow, gen, Errno.ENODEV, DRV_ABORTED, true); // published: end it (unless ending already)
+    return;
+  }
+  // Never published (its submitter died inside submit): nobody else knows the operation or its
+  // fence, which may be half initialised; free both blocks as they are.
+  const fw = i32[ow + OP_FENCE];
+  const fhw = fw - BLOCK_HEADER_WORDS;
+  // Any generation: a fence nobody else ever saw was not freed or reused by anybody.
+  if (fw !== 0 && arena.isLive(fhw, arena.generationAt(fhw))) arena.freeBlock(fhw);
+  arena.freeBlock(hw);
 });

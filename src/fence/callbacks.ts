@@ -199,17 +199,18 @@ function runRemote(arena: Arena, nw: number, next: number): void {
   try {
     if (entry) entry.fn(entry.view as never);
   } finally {
-    // DONE before the put: a thread terminated inside the put leaks a reference at worst; the
-    // other order could make the reaper put it twice and free a fence others still hold.
-    // DONE and the decrement with no call between: DONE means "delivery reference dropped", so a
-    // terminate() anywhere leaves either a QUEUED node with its reference (discardInbox puts it)
-    // or a DONE one without (discardInbox only frees it).
-    // The release record goes first (see pushRelease): a last reference dropped here is released
-    // by the reaper if we die before the release is done.
+    // DONE means "delivery reference dropped": discardInbox puts a QUEUED node's reference and
+    // only frees a DONE one. The drop, then DONE and the release record, in one run (see pushRelease): a terminate()
+    // leaves a QUEUED node with its reference or a DONE one without, and a dropped last
+    // reference is released by the reaper if we die before the release is done.
     const d = pushRelease(arena, fw);
+    const last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
     i32[nw + CB_STATE] = L.CBS_DONE;
-    if (Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1) releaseLast(arena, fw, d);
-    else i32[sb + L.T_RELEASE_DEPTH] = d;
+    if (!last) i32[sb + L.T_RELEASE_DEPTH] = d;
+    else {
+      if (d < L.RELEASE_CAP) i32[sb + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
+      releaseLast(arena, fw, d);
+    }
     // FREEING with the hand-over of the list head, in one run of plain writes: a terminate() at
     // the freeBlock call leaves a node only freeOrphanedNodes claims (discardInbox takes DONE heads).
     i32[nw + CB_STATE] = L.CBS_FREEING;

@@ -78,31 +78,7 @@ export class Fence {
    * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
    */
   static create(arena: Arena, init: FenceInit): Fence {
-    if (init === null || typeof init !== 'object') throw Errors.invalid('Fence.create needs { context, seqno }');
-    const seqno64 = init.seqno64 === true;
-    checkContextSeqno(init.context, init.seqno, seqno64);
-    const ops = init.ops ?? defaultOps;
-    if (typeof ops !== 'object' || findOps(ops.id) !== ops) throw Errors.invalid('ops must come from defineFenceOps in this thread');
-    let lockIdx = 0;
-    let lenderHw = 0;
-    if (init.lock !== undefined) {
-      let sl: SpinLock | undefined;
-      if (init.lock instanceof SpinLock) {
-        if (init.lock.arena.buffer !== arena.buffer) throw Errors.invalid('borrowed lock belongs to another arena');
-        sl = init.lock;
-      } else {
-        sl = typeof init.lock === 'number' ? lockFromRef(arena, init.lock) : undefined;
-        if (!sl) throw Errors.invalid('lock must be a SpinLock or a lock/raw block ref');
-      }
-      // The fence takes its lock with the arena's algorithm: one word, one algorithm, or the
-      // two would corrupt each other's bits (a ticket word taken by a futex CAS, and so on).
-      if (sl.kindId !== arena.lockKindId)
-        throw Errors.invalid(`borrowed lock is a ${sl.kind} lock; fences of this arena lock with ${arena.lockKind}`);
-      lockIdx = sl.index;
-      lenderHw = arena.resolve(sl.ref, -1, 'lock');
-    }
-    const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw });
-    return new Fence(arena, fw);
+    return createFence(arena, init, 0);
   }
 
   /** A view of the fence behind `handle` (takes no reference). Throws EBADF / EINVAL. */
@@ -545,7 +521,9 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
   const i32 = arena.i32;
   const d = pushRelease(arena, fw);
   const old = Atomics.sub(i32, fw + F_REFCOUNT, 1);
-  if (old > 1) {
+  if (old === 1) {
+    if (d < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
+  } else if (old > 1) {
     i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
     return;
   }
@@ -584,9 +562,10 @@ function releaseFence(arena: Arena, fw: number, view: Fence, d: number): void {
     try {
       view.signal();
     } finally {
-      // The flag and the drop in one run: the reaper sees either our reference or a plain drop.
+      // The drop, then the flag, in one run (see pushRelease): the reaper sees our reference or a drop.
+      const last = Atomics.sub(i32, fw + F_REFCOUNT, 1) === 1;
       if (state) i32[state] &= ~L.REL_RESURRECTED;
-      if (Atomics.sub(i32, fw + F_REFCOUNT, 1) === 1) freeFence(arena, fw, view, d, state);
+      if (last) freeFence(arena, fw, view, d, state);
       else i32[sb + L.T_RELEASE_DEPTH] = d;
     }
     return;
@@ -630,6 +609,7 @@ function finishDeadReleases(arena: Arena, slot: number): void {
   for (let j = n - 1; j >= 0; j--) {
     const fw = i32[b + L.T_RELEASE + 2 * j];
     const gs = i32[b + L.T_RELEASE + 2 * j + 1];
+    if (!(gs & L.REL_DROPPED)) continue; // an intent: it died before its drop
     if (!arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK)) continue; // freed before it died
     if (gs & L.REL_IN_RELEASE) {
       arena.freeBlock(fw - BLOCK_HEADER_WORDS);
@@ -637,13 +617,47 @@ function finishDeadReleases(arena: Arena, slot: number): void {
       const view = new Fence(arena, fw);
       if (!isSignaledFlag(i32, fw)) view.signal();
       putFence(arena, fw, view);
-    } else if (Atomics.load(i32, fw + F_REFCOUNT) === 0) {
-      releaseFence(arena, fw, new Fence(arena, fw), pushRelease(arena, fw));
+    } else {
+      const d = pushRelease(arena, fw);
+      if (d < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
+      releaseFence(arena, fw, new Fence(arena, fw), d);
     }
   }
   i32[b + L.T_RELEASE_DEPTH] = 0;
 }
 onReap(finishDeadReleases);
+
+/**
+ * Fence.create; `recordAt` (0 none) is a word that receives the fence's payload word index in the
+ * same run as its allocation (see InitArgs.recordAt): the driver's submit records its out-fence so.
+ */
+export function createFence(arena: Arena, init: FenceInit, recordAt: number): Fence {
+  if (init === null || typeof init !== 'object') throw Errors.invalid('Fence.create needs { context, seqno }');
+  const seqno64 = init.seqno64 === true;
+  checkContextSeqno(init.context, init.seqno, seqno64);
+  const ops = init.ops ?? defaultOps;
+  if (typeof ops !== 'object' || findOps(ops.id) !== ops) throw Errors.invalid('ops must come from defineFenceOps in this thread');
+  let lockIdx = 0;
+  let lenderHw = 0;
+  if (init.lock !== undefined) {
+    let sl: SpinLock | undefined;
+    if (init.lock instanceof SpinLock) {
+      if (init.lock.arena.buffer !== arena.buffer) throw Errors.invalid('borrowed lock belongs to another arena');
+      sl = init.lock;
+    } else {
+      sl = typeof init.lock === 'number' ? lockFromRef(arena, init.lock) : undefined;
+      if (!sl) throw Errors.invalid('lock must be a SpinLock or a lock/raw block ref');
+    }
+    // The fence takes its lock with the arena's algorithm: one word, one algorithm, or the
+    // two would corrupt each other's bits (a ticket word taken by a futex CAS, and so on).
+    if (sl.kindId !== arena.lockKindId)
+      throw Errors.invalid(`borrowed lock is a ${sl.kind} lock; fences of this arena lock with ${arena.lockKind}`);
+    lockIdx = sl.index;
+    lenderHw = arena.resolve(sl.ref, -1, 'lock');
+  }
+  const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt });
+  return new Fence(arena, fw);
+}
 
 setPutHook(
   (arena, fw) => putFence(arena, fw),

@@ -54,9 +54,11 @@ export function ledgerReserve(arena: Arena): number {
   let lw = i32[sw];
   if (lw === 0) {
     lw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + FIRST_CAP * LG_STRIDE) * 4, L.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+    // Installed in the run that allocated it (no call between): a reaper always finds it.
     i32[lw + LG_COUNT] = 0;
-    i32[lw + LG_CAP] = Math.floor((arena.payloadBytes(lw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
+    i32[lw + LG_CAP] = 0;
     i32[sw] = lw;
+    i32[lw + LG_CAP] = capacityOf(arena, lw);
   }
   const n = i32[lw + LG_COUNT];
   if (n === i32[lw + LG_CAP]) {
@@ -77,16 +79,31 @@ export function importFd(arena: Arena, fd: number): Fence {
   return fenceView(arena, syncFileFence(arena, fd, true));
 }
 
+/** Entries that fit in ledger block `lw`. */
+function capacityOf(arena: Arena, lw: number): number {
+  return Math.floor((arena.payloadBytes(lw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
+}
+
+/**
+ * Moves the ledger to a block twice as large. Each block in flight sits in the slot's spare word
+ * from the run that allocates or unlinks it to its end, so a terminate() anywhere leaks neither.
+ */
 function grow(arena: Arena, lw: number, n: number): number {
   const i32 = arena.i32;
+  const sb = arena.slotBase;
   const cap = i32[lw + LG_CAP] * 2;
   const nw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + cap * LG_STRIDE) * 4, L.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+  i32[sb + L.T_LEDGER_SPARE_GEN] = i32[nw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+  i32[sb + L.T_LEDGER_SPARE] = nw;
   i32.copyWithin(nw + LG_ENTRIES, lw + LG_ENTRIES, lw + LG_ENTRIES + n * LG_STRIDE);
   i32[nw + LG_COUNT] = n;
-  i32[nw + LG_CAP] = Math.floor((arena.payloadBytes(nw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
-  // Publish the new block before freeing the old one: the slot word must never name freed memory.
-  i32[arena.slotBase + T_LEDGER] = nw;
+  i32[nw + LG_CAP] = capacityOf(arena, nw);
+  // Swap in one run: the slot names the new block, the spare the old one.
+  i32[sb + L.T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+  i32[sb + L.T_LEDGER_SPARE] = lw;
+  i32[sb + T_LEDGER] = nw;
   arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  i32[sb + L.T_LEDGER_SPARE] = 0;
   return nw;
 }
 
@@ -115,9 +132,15 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
   return false;
 }
 
+/** Frees the calling thread's emptied ledger block (via the spare word, see grow). */
 function release(arena: Arena, lw: number): void {
-  arena.i32[arena.slotBase + T_LEDGER] = 0;
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  i32[sb + L.T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+  i32[sb + L.T_LEDGER_SPARE] = lw;
+  i32[sb + T_LEDGER] = 0;
   arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  i32[sb + L.T_LEDGER_SPARE] = 0;
 }
 
 /**
@@ -177,25 +200,26 @@ export function putTracked(fence: Fence): void {
     if (i32[e + LE_KIND] === LedgerKind.FENCE_REF && i32[e + LE_VALUE] === fw && i32[e + LE_GEN] === gen) break;
   }
   if (j < 0) throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
-  // From forgetting the entry to dropping the reference there is no call or loop, so
-  // worker.terminate() (which lands only at those) cannot leave the reference neither recorded
-  // nor dropped: it stops before (the reaper puts it) or after (it is gone). The release record
-  // is pushed before (see pushRelease), so a last reference dropped here is released either way.
+  // The drop first, then forgetting the entry, in one run (see pushRelease: terminate() can land
+  // at the Atomics call, not after it): a thread terminated here still records a reference it
+  // holds (the reaper puts it), or neither records nor holds it.
   const d = pushRelease(arena, fw);
+  const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
+  if (old < 1) {
+    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
+    i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
+    throw Errors.badHandle('fence', fence.handle, `putTracked on a fence with refcount ${old}`);
+  }
   const e = lw + LG_ENTRIES + j * LG_STRIDE;
   const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
   i32[e + LE_KIND] = i32[last + LE_KIND];
   i32[e + LE_VALUE] = i32[last + LE_VALUE];
   i32[e + LE_GEN] = i32[last + LE_GEN];
   i32[lw + LG_COUNT] = n - 1;
-  const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
   if (old !== 1) i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
+  else if (d < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
   if (n === 1) release(arena, lw);
   if (old === 1) releaseFenceAt(arena, fw, d, fence);
-  else if (old < 1) {
-    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
-    throw Errors.badHandle('fence', fence.handle, `putTracked on a fence with refcount ${old}`);
-  }
 }
 
 defineLedgerKind(LedgerKind.FENCE_REF, (arena, fw, gen) => {
@@ -205,7 +229,13 @@ defineLedgerKind(LedgerKind.FENCE_REF, (arena, fw, gen) => {
 
 onReap((arena, slot) => {
   const i32 = arena.i32;
-  const sw = arena.slotWord(slot) + T_LEDGER;
+  const b = arena.slotWord(slot);
+  // A block the dead thread was installing or retiring (see grow): not the ledger, just memory.
+  const spare = i32[b + L.T_LEDGER_SPARE];
+  if (spare !== 0 && slot !== arena.slot && arena.isLive(spare - BLOCK_HEADER_WORDS, i32[b + L.T_LEDGER_SPARE_GEN]))
+    arena.freeBlock(spare - BLOCK_HEADER_WORDS);
+  i32[b + L.T_LEDGER_SPARE] = 0;
+  const sw = b + T_LEDGER;
   const lw = i32[sw];
   if (lw === 0) return;
   i32[sw] = 0;

@@ -72,9 +72,12 @@ function unlockEntry(arena: Arena, e: number): void {
   releaseWord(arena, e + FD_LOCK, ENTRY_LOCK);
 }
 
-/** With the entry lock held: is generation `gen` open in entry `e`? */
+/**
+ * With the entry lock held: is generation `gen` open in entry `e`? A LIVE entry without a fence
+ * is half closed (its closer died after dropping the reference; see finishHalfClosed).
+ */
 function openLocked(i32: Int32Array, e: number, gen: number): boolean {
-  return Atomics.load(i32, e + FD_STATE) === ((gen << FDS_GEN_SHIFT) | FDS_LIVE);
+  return Atomics.load(i32, e + FD_STATE) === ((gen << FDS_GEN_SHIFT) | FDS_LIVE) && i32[e + FD_FENCE] !== 0;
 }
 
 /**
@@ -123,12 +126,10 @@ function install(arena: Arena, fw: number, name: string | undefined): number {
     nameW = arena.allocBlock(NAME_BLOCK, L.BlockType.SYNC_FILE) + BLOCK_HEADER_WORDS;
     writeName(arena, nameW, name);
   }
-  // The fd's own reference, taken before an entry is claimed: a claimed entry is never abandoned.
-  try {
-    fenceGet(i32, fw);
-  } catch (e) {
+  // The caller holds a reference (so it stays ≥ 1 while we look): refuse a released fence now.
+  if (Atomics.load(i32, fw + L.F_REFCOUNT) <= 0) {
     if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
-    throw e;
+    throw Errors.badHandle('fence', fw, 'the fence was released');
   }
   const cap = i32[L.H_FD_CAPACITY];
   const table = i32[L.H_FD_TABLE];
@@ -142,16 +143,21 @@ function install(arena: Arena, fw: number, name: string | undefined): number {
     if ((w & FDS_STATE_MASK) !== FDS_FREE) continue;
     let gen = (w >>> FDS_GEN_SHIFT) + 1;
     if (gen > FDS_GEN_MASK) gen = 1;
+    // Each Atomics op starts a run of plain writes that records what it did (see pushRelease in
+    // fence/core.ts): the claim names its owner, the reference names its fence and the name block.
+    // A claimer terminated before LIVE leaves a CLAIMED entry its reaper can undo (closeFdsOf).
     if (Atomics.compareExchange(i32, e + FD_STATE, w, (gen << FDS_GEN_SHIFT) | FDS_CLAIMED) !== w) continue;
-    i32[e + FD_FENCE] = fw;
     i32[e + FD_OWNER] = arena.slot;
+    i32[e + FD_FENCE] = 0;
+    i32[e + FD_NAME] = 0;
+    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
+    i32[e + FD_FENCE] = fw;
     i32[e + FD_NAME] = nameW;
     // Publish last: a lookup that sees LIVE reads the fields written above.
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_LIVE);
     return gen * FD_INDEX_SCALE + index;
   }
   if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
-  putFence(arena, fw);
   throw Errors.tooManyFiles(cap);
 }
 
@@ -171,14 +177,15 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
     if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner)) return false;
     fw = i32[e + FD_FENCE];
     nameW = i32[e + FD_NAME];
-    depth = pushRelease(arena, fw); // before the entry is freed: see pushRelease
-    i32[e + FD_FENCE] = 0;
-    i32[e + FD_NAME] = 0;
-    Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
-    // The fd's reference goes with no call after the entry is freed: a terminate() cannot leave a
-    // closed fd whose reference nobody will drop.
+    // The drop, then the entry's fence cleared, in one run (see pushRelease): a closer terminated
+    // before the entry is freed leaves it half closed, which the reaper finishes.
+    depth = pushRelease(arena, fw);
     last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
+    i32[e + FD_FENCE] = 0;
     if (!last) i32[arena.slotBase + L.T_RELEASE_DEPTH] = depth;
+    else if (depth < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * depth + 1] |= L.REL_DROPPED;
+    Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
+    i32[e + FD_NAME] = 0;
   } finally {
     unlockEntry(arena, e);
   }
@@ -202,14 +209,52 @@ export function closeFdsOf(arena: Arena, slot: number): number {
   for (let index = 0; index < cap; index++) {
     const e = table + index * FD_STRIDE;
     const w = Atomics.load(i32, e + FD_STATE);
-    if ((w & FDS_STATE_MASK) !== FDS_LIVE || i32[e + FD_OWNER] !== slot) continue;
-    if (closeEntry(arena, e, w >>> FDS_GEN_SHIFT, slot)) n++;
+    if (i32[e + FD_OWNER] !== slot) continue;
+    if ((w & FDS_STATE_MASK) === FDS_LIVE) {
+      if (closeEntry(arena, e, w >>> FDS_GEN_SHIFT, slot)) n++;
+    } else if ((w & FDS_STATE_MASK) === FDS_CLAIMED && slot !== arena.slot) {
+      // Claimed by the dead thread inside install and never published: undo it.
+      const fw = i32[e + FD_FENCE];
+      const nameW = i32[e + FD_NAME];
+      i32[e + FD_FENCE] = 0;
+      i32[e + FD_NAME] = 0;
+      Atomics.store(i32, e + FD_STATE, (w & ~FDS_STATE_MASK) | FDS_FREE);
+      if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
+      if (fw) putFence(arena, fw);
+    }
   }
   return n;
 }
 
+/**
+ * Frees the entries left half closed (LIVE, fence reference already dropped) by closers that died
+ * before freeing them. Under each entry's lock: a live closer holds it until the entry is free.
+ */
+function finishHalfClosed(arena: Arena): void {
+  const i32 = arena.i32;
+  const cap = i32[L.H_FD_CAPACITY];
+  const table = i32[L.H_FD_TABLE];
+  for (let index = 0; index < cap; index++) {
+    const e = table + index * FD_STRIDE;
+    const w = Atomics.load(i32, e + FD_STATE);
+    if ((w & FDS_STATE_MASK) !== FDS_LIVE || i32[e + FD_FENCE] !== 0) continue;
+    let nameW = 0;
+    lockEntry(arena, e);
+    try {
+      if (Atomics.load(i32, e + FD_STATE) !== w || i32[e + FD_FENCE] !== 0) continue;
+      nameW = i32[e + FD_NAME];
+      Atomics.store(i32, e + FD_STATE, (w & ~FDS_STATE_MASK) | FDS_FREE);
+      i32[e + FD_NAME] = 0;
+    } finally {
+      unlockEntry(arena, e);
+    }
+    if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
+  }
+}
+
 onReap((arena, slot) => {
   closeFdsOf(arena, slot);
+  if (slot !== arena.slot) finishHalfClosed(arena);
 });
 
 /* ───────────── public API ───────────── */
