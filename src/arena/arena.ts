@@ -321,9 +321,10 @@ export class Arena {
     if (n === L.CACHE_CAP) n = this.flush(cls, cb, L.CACHE_CAP >>> 1);
     if (this.sanitize) {
       i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
-      // Two threads racing to free one block: exactly one wins the compare-exchange.
-      if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) throw Errors.badHandle('block', hw, 'double free');
       Atomics.add(i32, L.H_FREE_SERIAL, 1);
+      // Two threads racing to free one block: exactly one wins the compare-exchange. It is the
+      // last Atomics call before the push: terminate() can land at an Atomics call, not after it.
+      if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) throw Errors.badHandle('block', hw, 'double free');
     } else {
       i32[hw + B_TAG] = next;
     }

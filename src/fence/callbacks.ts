@@ -81,8 +81,9 @@ export function linkCallbackLocked(
     i32[nw + CB_TOKEN] = 0;
     i32[nw + CB_TARGET] = target;
   }
-  // From allocBlock's return to here there is no call, so worker.terminate() (which lands only at
-  // calls and loop back-edges) cannot leave the node allocated but unreachable: it is linked first,
+  // From allocBlock's return to here there is no call or Atomics op, so worker.terminate() (which
+  // lands at calls, Atomics calls and loop back-edges) cannot leave the node allocated but
+  // unreachable: it is linked first,
   // the thread-local bookkeeping comes after (a dead owner's linked node is freed at signal).
   const tail = i32[fw + L.F_CB_TAIL];
   i32[nw + CB_PREV] = tail;
@@ -183,9 +184,9 @@ function runLocal(arena: Arena, nw: number): void {
 /**
  * Runs one delivered node at the head of the list being drained (T_DRAINING = nw). The node stays
  * allocated and QUEUED while its function runs, so a thread terminated inside it leaves node and
- * delivery reference to its reaper. Order after the function: DONE, put the reference, unlink
- * (T_DRAINING = next), free — each step a run of plain writes and Atomics ops, so a thread killed
- * anywhere leaves what its reaper can finish exactly (see the comments below).
+ * delivery reference to its reaper. Order after the function: drop the reference and mark DONE,
+ * unlink (T_DRAINING = next), free — each step at most one Atomics op followed by plain writes,
+ * so a thread killed anywhere leaves what its reaper can finish exactly (see the comments below).
  */
 function runRemote(arena: Arena, nw: number, next: number): void {
   const i32 = arena.i32;
