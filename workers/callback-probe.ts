@@ -21,7 +21,8 @@
  *  - { type: 'put-in-callback', handle } — the sender handed over the last reference of an
  *    unsignaled fence; adds a callback that says 'in-callback' and blocks forever, then puts: the
  *    release signals with -EDEADLK and runs it (terminate me inside that signal).
- *  - { type: 'submit-loop', driver } — says 'looping', then submits operations to that driver
+ *  - { type: 'submit-loop', driver } — says 'looping', then submits operations to that driver (0:
+ *    a driver it creates)
  *    forever, exporting some as fds (closed again) and cancelling or executing each (terminate me
  *    anywhere in a submission).
  *  - { type: 'oom' } — allocates until the worker's resourceLimits kill it.
@@ -128,7 +129,7 @@ parentPort!.on('message', (m: Msg) => {
         throw new Error('the stuck callback returned');
       }
       case 'submit-loop': {
-        const d = Driver.fromHandle(arena, m.driver!);
+        const d = m.driver ? Driver.fromHandle(arena, m.driver) : Driver.create(arena);
         parentPort!.postMessage({ type: 'looping' });
         for (let n = 0; ; n++) {
           const op = d.submit({ durationUs: n % 3 });

@@ -249,6 +249,21 @@ function finishDeadOps(arena: Arena, slot: number): void {
 }
 onReap(finishDeadOps);
 
+// A dead creator's driver: destroyed once its operations ended (the ledger is reaped newest first,
+// so the creator's own operations end before this runs); one still used by operations another
+// thread submitted stays (arena.check() reports it).
+defineLedgerKind(LedgerKind.DRIVER, (arena, dw, gen, slot) => {
+  const hw = dw - BLOCK_HEADER_WORDS;
+  if (!arena.isLive(hw, gen)) return;
+  finishDeadOps(arena, slot); // an operation the creator was ending counts as live until then
+  if (arena.i32[dw + DRV_RING_CAP] === 0) {
+    arena.freeBlock(hw); // it died inside create
+    return;
+  }
+  const d = Driver.fromHandle(arena, arena.handleOf(hw));
+  if (d.counters.live === 0) d.destroy();
+});
+
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
 export class Driver {
   readonly arena: Arena;
@@ -277,14 +292,25 @@ export class Driver {
     if (!Number.isInteger(cap) || cap < 2 || cap > 1 << 16 || (cap & (cap - 1)) !== 0)
       throw Errors.invalid(`ringSize must be a power of two in 2..65536, got ${String(cap)}`);
     const context = arena.contextAlloc(1);
-    const ref = arena.alloc((DRV_RING + cap * RING_STRIDE) * 4, L.BlockType.DRIVER);
-    const dw = arena.resolve(ref, L.BlockType.DRIVER, 'driver') + BLOCK_HEADER_WORDS;
+    // Recorded in our ledger in the run that allocates it (room reserved first): if this thread
+    // dies, its reaper destroys the driver after ending its operations (see the DRIVER kind).
+    const lw = ledgerReserve(arena);
+    const hw = arena.allocBlock((DRV_RING + cap * RING_STRIDE) * 4 + BLOCK_HEADER_WORDS * 4, L.BlockType.DRIVER);
+    const dw = hw + BLOCK_HEADER_WORDS;
     const i32 = arena.i32;
+    i32[dw + DRV_RING_CAP] = 0; // not initialised yet
+    const n = i32[lw + L.LG_COUNT];
+    const e = lw + L.LG_ENTRIES + n * L.LG_STRIDE;
+    i32[e + L.LE_KIND] = LedgerKind.DRIVER;
+    i32[e + L.LE_VALUE] = dw;
+    i32[e + L.LE_GEN] = i32[hw + L.B_GEN] & L.GEN_MASK;
+    i32[lw + L.LG_COUNT] = n + 1;
+    i32.fill(0, dw, dw + DRV_RING + cap * RING_STRIDE);
     i32[dw + DRV_CONTEXT] = context;
     i32[dw + DRV_OWNER] = arena.slot;
-    i32[dw + DRV_RING_CAP] = cap;
     i32[dw + DRV_LOCK_MODE] = mode === 'borrowed' ? 1 : 0;
     for (let k = 0; k < cap; k++) i32[dw + DRV_RING + k * RING_STRIDE + RE_SEQ] = k;
+    i32[dw + DRV_RING_CAP] = cap; // last: initialised
     return new Driver(arena, dw);
   }
 
@@ -561,7 +587,9 @@ export class Driver {
     const live = this.counters.live;
     if (live !== 0) throw Errors.busy(`driver has ${live} live operations`);
     this.processCommands();
+    // Freed first: a stale ledger entry (in the creator's ledger, if another thread destroys) is skipped.
     this.arena.freeBlock(dw - BLOCK_HEADER_WORDS);
+    ledgerRemove(this.arena, LedgerKind.DRIVER, dw, this.gen);
   }
 }
 

@@ -20,7 +20,7 @@ const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LE
 /** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
 export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
 
-export const LedgerKind = { FENCE_REF: L.LGK_FENCE_REF, OPERATION: 2 } as const;
+export const LedgerKind = { FENCE_REF: L.LGK_FENCE_REF, OPERATION: 2, DRIVER: 3 } as const;
 
 const reapers: LedgerReaper[] = [];
 /** Registers the reaper of ledger kind `kind` (1..63) in this thread. */
@@ -242,7 +242,9 @@ onReap((arena, slot) => {
   const n = i32[lw + LG_COUNT];
   let error: unknown;
   let failed = false;
-  for (let j = 0; j < n; j++) {
+  // Newest first, like unwinding: what a thread made last (an operation) goes before what it
+  // made it with (its driver).
+  for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     const reaper = reapers[i32[e + LE_KIND]];
     try {
