@@ -12,10 +12,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
 import { Arena, Driver, Errno, Fence, FenceError, SpinLock, drainInbox } from '../src/index.js';
 import {
-  C, DONE, EMPTY, FILLING, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_CB, S_EXPECT, S_FREED, S_STATE, S_STRIDE, takenBy,
+  C, DONE, EMPTY, EX_DONE, EX_SLOT, EX_STAGE, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_CB, S_EXPECT, S_EXPECT_ALT, S_FREED, S_OWNER, S_STATE,
+  S_STRIDE, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_IDLE, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SUBMITTING, fillingBy, takenBy,
   boardOf, bump, guardEnter, guardExit, ringChanged, waitRing,
 } from '../src/cli/board.js';
-import { OP_LOCK, T_DOORBELL } from '../src/arena/layout.js';
+import { F_REFCOUNT, OP_LOCK, REL_DROPPED, RELEASE_CAP, T_DOORBELL, T_RELEASE, T_RELEASE_DEPTH } from '../src/arena/layout.js';
+import { pushRelease } from '../src/fence/core.js';
+import { releaseFenceAt } from '../src/fence/fence.js';
 
 export interface SeedWorkerData {
   role: 'exporter' | 'importer';
@@ -92,7 +95,8 @@ function runExporter(): void {
 function produce(drv: Driver): void {
   let cursor = 0;
   for (let n = 0; cfg.ops === 0 || n < cfg.ops; n++) {
-    // Claim an empty ring slot (bounded: the board's stop flag ends the wait).
+    // Claim an empty ring slot (bounded: the board's stop flag ends the wait). Each step below
+    // records itself in EX_STAGE in the run of its Atomics op (see board.ts), for our recovery.
     let slot = -1;
     while (slot < 0) {
       if (stopping()) return;
@@ -104,12 +108,15 @@ function produce(drv: Driver): void {
       for (let k = 0; k < RING_SLOTS; k++) {
         const i = (cursor + k) % RING_SLOTS;
         const w = slotWord(i, S_STATE);
-        if (Atomics.compareExchange(b32, w, EMPTY, FILLING) === EMPTY) {
+        if (Atomics.compareExchange(b32, w, EMPTY, fillingBy(cfg.index)) === EMPTY) {
+          b32[EX_SLOT + cfg.index] = i;
+          b32[EX_STAGE + cfg.index] = STAGE_CLAIMED;
           slot = i;
-        } else if (Atomics.compareExchange(b32, w, DONE, FILLING) === DONE) {
-          // The importer's reference came back with the slot: drop it.
-          Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).put();
+        } else if (Atomics.compareExchange(b32, w, DONE, fillingBy(cfg.index)) === DONE) {
+          b32[EX_SLOT + cfg.index] = i;
+          b32[EX_STAGE + cfg.index] = STAGE_CLAIMED;
           slot = i;
+          dropSlotReference(i); // the importer's reference came back with the slot
         } else {
           continue;
         }
@@ -118,33 +125,61 @@ function produce(drv: Driver): void {
       }
       if (slot < 0) waitRing(board, seen, 5);
     }
+    b32[slotWord(slot, S_OWNER)] = cfg.index;
     // Submit: the driver allocates the operation (its lock word at OP_LOCK) and creates its
     // out-fence — borrowing that lock, or with the inline lock, per the driver's lock mode.
+    b32[EX_STAGE + cfg.index] = STAGE_SUBMITTING;
     const op = drv.submit({ durationUs: Math.round(jittered(cfg.workUs)) });
     const opLock = SpinLock.at(arena, op.handle, OP_LOCK * 4);
     // The driver sets its operation up under the operation's own lock.
     critical((ms) => opLock.lock(ms), () => opLock.unlock(), opLock.index, jittered(cfg.csUs) / 2, () => opLock.ownerDied);
     bump(board, C.FENCES);
+    b32[EX_STAGE + cfg.index] = STAGE_COUNTED;
     // A driver that always signals: enabling now means importers never need the lock for it.
     op.fence.enableSignaling();
     const cancel = rng() < cfg.cancelRate;
     Atomics.store(b32, slotWord(slot, S_EXPECT), cancel ? Errno.ECANCELED : 1);
+    Atomics.store(b32, slotWord(slot, S_EXPECT_ALT), 0);
     Atomics.store(b32, slotWord(slot, S_FREED), 0);
-    board.f64[HANDLES_F64 + slot] = op.exportHandle(); // a reference for the importer
+    // A reference for the importer, written into the slot in the run that takes it.
+    const handle = op.fence.handle;
+    Atomics.add(arena.i32, op.fence.fw + F_REFCOUNT, 1);
+    board.f64[HANDLES_F64 + slot] = handle;
     Atomics.add(b32, C.INFLIGHT, 1);
+    b32[EX_STAGE + cfg.index] = STAGE_INFLIGHT;
     Atomics.store(b32, slotWord(slot, S_STATE), PUBLISHED);
+    b32[EX_STAGE + cfg.index] = STAGE_PUBLISHED;
     ringChanged(board);
     // Part of the execution under the operation's lock, like a driver updating its state.
     critical((ms) => opLock.lock(ms), () => opLock.unlock(), opLock.index, jittered(cfg.csUs), () => opLock.ownerDied);
     // Cancel (the ioctl, in the caller's context) or execute: either signals the out-fence and
     // then frees the operation — and the lock its fence borrowed with it. That is the seed.
     const ended = cancel ? drv.cancel(op.handle) : drv.execute(op) === 1;
-    if (ended) bump(board, C.SIGNALS);
-    else bump(board, C.STATUS_MISMATCH);
     if (cancel) bump(board, C.CANCELLED);
+    bump(board, ended ? C.SIGNALS : C.STATUS_MISMATCH);
+    b32[EX_STAGE + cfg.index] = STAGE_ENDED;
     Atomics.store(b32, slotWord(slot, S_FREED), 1);
     ringChanged(board);
     bump(board, C.OPS);
+    b32[EX_DONE + cfg.index]++;
+    b32[EX_STAGE + cfg.index] = STAGE_IDLE;
+  }
+}
+
+/**
+ * Drops the reference a claimed slot carries and clears its handle in the run of the drop (see
+ * board.ts): a killed exporter's recovery puts the handle only if it is still there.
+ */
+function dropSlotReference(i: number): void {
+  const fw = Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).fw;
+  const i32 = arena.i32;
+  const d = pushRelease(arena, fw);
+  const last = Atomics.sub(i32, fw + F_REFCOUNT, 1) === 1;
+  board.f64[HANDLES_F64 + i] = 0;
+  if (!last) i32[arena.slotBase + T_RELEASE_DEPTH] = d;
+  else {
+    if (d < RELEASE_CAP) i32[arena.slotBase + T_RELEASE + 2 * d + 1] |= REL_DROPPED;
+    releaseFenceAt(arena, fw, d);
   }
 }
 
@@ -196,8 +231,9 @@ function runImporter(): number[] {
         bump(board, C.WAKES);
       }
       const expect = Atomics.load(b32, slotWord(slot, S_EXPECT));
+      const alt = Atomics.load(b32, slotWord(slot, S_EXPECT_ALT)); // -ENODEV once its exporter died
       const status = f.error || 1;
-      if (status !== expect) bump(board, C.STATUS_MISMATCH);
+      if (status !== expect && (alt === 0 || status !== alt)) bump(board, C.STATUS_MISMATCH);
     } else {
       bump(board, C.HANGS);
     }

@@ -9,7 +9,11 @@
  * exporter that reclaims the slot drops that reference. Handing the reference back with one store
  * leaves no window where a killed importer has dropped it but not said so: a slot still TAKEN by a
  * dead importer still holds its reference, and the main thread drops it during recovery.
- * FREED says the exporter has freed the operation behind the fence.
+ * A non-zero handle in a FILLING slot is a reference the slot carries (the importer's, until the
+ * exporter drops it; then the one it exports): the exporter writes and clears it in the same run
+ * as the Atomics op that takes or drops it, so the recovery of a dead exporter puts exactly those.
+ * FILLING and TAKEN carry the claimer in the state itself. FREED says the exporter has freed the
+ * operation behind the fence.
  */
 
 /** Counters (Int32 indices). */
@@ -44,12 +48,12 @@ export const RING_SLOTS = 256;
 export const RING = C.COUNT; // first slot word
 export const S_STATE = 0;
 export const S_FREED = 1;
-export const S_SPARE = 2;
+export const S_OWNER = 2; // the exporter (worker index) that filled the slot last
 export const S_EXPECT = 3; // status the exporter decided: 1 ok, or negative errno
 export const S_CB = 4; // callbacks that must run for this fence (set by importer), checked at consume
+export const S_EXPECT_ALT = 5; // another acceptable status (set by the recovery of a killed exporter: -ENODEV), or 0
 export const S_STRIDE = 8;
 export const EMPTY = 0;
-export const FILLING = 1;
 export const PUBLISHED = 2;
 export const DONE = 4;
 /** TAKEN carries the taker (thread slot + 1) in the state itself: claimed and attributed in one CAS. */
@@ -57,11 +61,31 @@ export const TAKEN_BASE = 16;
 export function takenBy(me: number): number {
   return TAKEN_BASE + me;
 }
+/** FILLING likewise carries the exporter (its worker index). */
+export const FILLING_BASE = 4096;
+export function fillingBy(worker: number): number {
+  return FILLING_BASE + worker;
+}
 
 /** Per-worker words: the guard index a worker is inside (so a killed worker's guard can be undone). */
 export const WORKER_WORDS = RING + RING_SLOTS * S_STRIDE;
 export const MAX_WORKERS = 64;
-export const BOARD_WORDS = WORKER_WORDS + MAX_WORKERS;
+/**
+ * Per-exporter progress through its current operation (plain writes, each in the run of the step
+ * it records): the recovery of a killed exporter reads what it had done. EX_SLOT: ring slot held.
+ */
+export const EX_STAGE = WORKER_WORDS + MAX_WORKERS;
+export const EX_SLOT = EX_STAGE + MAX_WORKERS;
+/** Operations an exporter finished (its replacement runs the rest in --ops mode). */
+export const EX_DONE = EX_SLOT + MAX_WORKERS;
+export const STAGE_IDLE = 0;
+export const STAGE_CLAIMED = 1; // FILLING slot held (its handle, if any, is a reference to drop)
+export const STAGE_SUBMITTING = 2; // an operation may exist (the driver's reaper ends or frees it)
+export const STAGE_COUNTED = 3; // C.FENCES counted it
+export const STAGE_INFLIGHT = 4; // C.INFLIGHT counted it (the slot's handle carries the export reference)
+export const STAGE_PUBLISHED = 5; // the slot is PUBLISHED
+export const STAGE_ENDED = 6; // C.SIGNALS counted its end
+export const BOARD_WORDS = EX_DONE + MAX_WORKERS;
 /** Float64 index where the fence handles of the ring start (8-byte aligned after the words). */
 export const HANDLES_F64 = Math.ceil(BOARD_WORDS / 2);
 export const BOARD_BYTES = (HANDLES_F64 + RING_SLOTS) * 8;

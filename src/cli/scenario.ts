@@ -8,9 +8,16 @@ import { Worker } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
 // Through the package entry: it also registers the runtime's reap hooks (inbox, ledger, fds).
 import { Arena, Fence } from '../index.js';
-import { C, bump, DONE, EMPTY, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_STATE, S_STRIDE, takenBy, WORKER_WORDS, BOARD_BYTES, MAX_WORKERS, boardOf, ringChanged } from './board.js';
+import {
+  C, bump, DONE, EMPTY, EX_DONE, EX_SLOT, EX_STAGE, FILLING_BASE, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_EXPECT_ALT, S_FREED, S_OWNER,
+  S_STATE, S_STRIDE, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_IDLE, STAGE_INFLIGHT, STAGE_PUBLISHED, TAKEN_BASE, takenBy,
+  WORKER_WORDS, BOARD_BYTES, MAX_WORKERS, boardOf, ringChanged,
+} from './board.js';
+import { Errno } from '../errors.js';
 import type { LockKind } from '../arena/layout.js';
 import type { LockMode } from './options.js';
+
+export type KillTarget = 'importers' | 'exporters' | 'both';
 
 export interface ScenarioConfig {
   lockMode: LockMode;
@@ -26,8 +33,10 @@ export interface ScenarioConfig {
   jitter: number;
   cancelRate: number;
   callbackRate: number;
-  /** Importer kills per second (seeded Poisson-ish schedule); killed importers are replaced. */
+  /** Worker kills per second (seeded Poisson-ish schedule); killed workers are replaced. */
   killRate: number;
+  /** Which workers the kills pick from (default importers). */
+  killTarget?: KillTarget;
   seed: string;
   arenaBytes: number;
   waitTimeoutMs: number;
@@ -60,7 +69,11 @@ export interface ScenarioResult {
   statusMismatches: number;
   workerErrors: string[];
   kills: number;
+  /** Of those, exporters (their operations end with -ENODEV, their drivers are destroyed). */
+  exporterKills: number;
   leakedBytes: number;
+  /** The first leaked blocks, as "type (bytes B, allocated by thread n)". */
+  leaks: string[];
   checkProblems: string[];
   elapsedMs: number;
   opsPerSec: number;
@@ -103,13 +116,17 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
   const freeIndices: number[] = []; // worker words of exited workers, reused by replacements
   let kills = 0;
 
-  const spawn = (role: 'exporter' | 'importer'): Running => {
+  let exporterKills = 0;
+
+  const spawn = (role: 'exporter' | 'importer', ops = cfg.opsPerExporter): Running => {
     const index = freeIndices.pop() ?? nextIndex++;
     if (index >= MAX_WORKERS) throw new RangeError(`more than ${MAX_WORKERS - 1} workers at once`);
+    b32[EX_STAGE + index] = STAGE_IDLE;
+    b32[EX_DONE + index] = 0;
     const worker = new Worker(WORKER_URL, {
       workerData: {
         role, index, arena: arena.buffer, board: boardBuf, guard: guardBuf, lockMode: cfg.lockMode,
-        ops: cfg.opsPerExporter, workUs: cfg.workUs, csUs: cfg.csUs,
+        ops, workUs: cfg.workUs, csUs: cfg.csUs,
         jitter: cfg.jitter, cancelRate: cfg.cancelRate, callbackRate: cfg.callbackRate, waitTimeoutMs: cfg.waitTimeoutMs,
         lockTimeoutMs: cfg.lockTimeoutMs, maxInflight: cfg.maxInflight, seed: `${cfg.seed}:${index}`,
       },
@@ -142,12 +159,51 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
         if (Atomics.load(b32, base + S_STATE) === takenBy(r.slot + 1)) {
           // Its reference dies with it: drop it on its behalf, like the kernel closing a dead process's fds.
           Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).put();
+          board.f64[HANDLES_F64 + i] = 0;
           Atomics.store(b32, base + S_STATE, EMPTY);
           Atomics.sub(b32, C.INFLIGHT, 1);
         }
       }
       ringChanged(board);
     }
+  };
+
+  /**
+   * After an exporter was killed: undo its guard, then from what its stage says it had done (see
+   * board.ts) give back the slot it was filling, expect -ENODEV where the reaper will end its
+   * published operation, reap it (operations end, driver destroyed) and count the end it did not.
+   * Returns the operations it finished.
+   */
+  const recoverExporter = (r: Running): number => {
+    const inGuard = Atomics.exchange(b32, WORKER_WORDS + r.index, 0);
+    if (inGuard) Atomics.sub(board.guard, inGuard, 1);
+    const stage = b32[EX_STAGE + r.index];
+    const base = RING + b32[EX_SLOT + r.index] * S_STRIDE;
+    const h = HANDLES_F64 + b32[EX_SLOT + r.index];
+    if (stage >= STAGE_CLAIMED && stage <= STAGE_INFLIGHT) {
+      // Still FILLING: a handle there is a reference it holds (the importer's, or its export).
+      if (board.f64[h] !== 0) Fence.fromHandle(arena, board.f64[h]).put();
+      board.f64[h] = 0;
+      if (stage === STAGE_INFLIGHT) Atomics.sub(b32, C.INFLIGHT, 1);
+      Atomics.store(b32, base + S_STATE, EMPTY);
+    } else if (stage === STAGE_PUBLISHED) {
+      const st = Atomics.load(b32, base + S_STATE);
+      const ours = b32[base + S_OWNER] === r.index && (st === PUBLISHED || (st >= TAKEN_BASE && st < FILLING_BASE));
+      // The reaper ends it with -ENODEV, or with the exporter's own status if it was ending it.
+      if (ours && !Fence.fromHandle(arena, board.f64[h]).testSignaledFlag()) Atomics.store(b32, base + S_EXPECT_ALT, Errno.ENODEV);
+    }
+    if (r.slot >= 0) arena.reapSlot(r.slot);
+    // Counted as a fence, never counted as signaled: it was, by the exporter or by the reaper.
+    if (stage >= STAGE_COUNTED && stage <= STAGE_PUBLISHED) bump(board, C.SIGNALS);
+    if (stage === STAGE_PUBLISHED || stage === STAGE_ENDED) Atomics.store(b32, base + S_FREED, 1);
+    let done = b32[EX_DONE + r.index];
+    if (stage === STAGE_ENDED) {
+      bump(board, C.OPS);
+      done++;
+    }
+    Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
+    ringChanged(board);
+    return done;
   };
 
   Atomics.store(b32, C.EXPORTERS_LEFT, cfg.exporters);
@@ -182,21 +238,33 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
         await r.worker.terminate();
         await r.exited;
         if (r.role === 'importer') recover(r);
-        else if (r.slot >= 0) arena.reapSlot(r.slot);
+        else recoverExporter(r);
       }
       bump(board, C.HANGS);
       break;
     }
     if (now >= nextKill && Atomics.load(b32, C.STOP) === 0) {
       nextKill = now + (-Math.log(1 - rng()) / cfg.killRate) * 1000;
-      const victims = [...running].filter((r) => r.role === 'importer' && r.slot >= 0);
+      const target = cfg.killTarget ?? 'importers';
+      const victims = [...running].filter((r) => r.slot >= 0 && (target === 'both' || `${r.role}s` === target));
       if (victims.length > 0 && Atomics.load(b32, C.EXPORTERS_LEFT) > 0) {
         const v = victims[Math.floor(rng() * victims.length)];
         await v.worker.terminate();
         await v.exited;
-        recover(v);
         kills++;
-        spawn('importer');
+        if (v.role === 'importer') {
+          recover(v);
+          spawn('importer');
+        } else {
+          exporterKills++;
+          // Count its replacement in before the dead one goes out: importers stop at zero.
+          Atomics.add(b32, C.EXPORTERS_LEFT, 1);
+          const done = recoverExporter(v);
+          const left = cfg.opsPerExporter - done;
+          // Its replacement runs what it had left (the rest of the run, when timed).
+          if (cfg.opsPerExporter === 0 || left > 0) spawn('exporter', left > 0 ? left : 0);
+          else Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
+        }
       }
     }
   }
@@ -209,6 +277,7 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
     const state = Atomics.load(b32, base + S_STATE);
     if (state === PUBLISHED || state === DONE) {
       Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).put();
+      board.f64[HANDLES_F64 + i] = 0;
       Atomics.store(b32, base + S_STATE, EMPTY);
       if (state === PUBLISHED) Atomics.sub(b32, C.INFLIGHT, 1);
     }
@@ -240,7 +309,9 @@ export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> 
     statusMismatches: get(C.STATUS_MISMATCH),
     workerErrors,
     kills,
+    exporterKills,
     leakedBytes: report.leakedBytes,
+    leaks: report.leaks.slice(0, 5).map((l) => `${l.type} (${l.bytes} B, allocated by thread ${l.allocatedBy})`),
     checkProblems: report.problems,
     elapsedMs,
     opsPerSec: (get(C.OPS) * 1000) / elapsedMs,
@@ -275,7 +346,7 @@ export function violationsOf(r: ScenarioResult): string[] {
   if (r.callbacks.added !== r.callbacks.ran + r.callbacks.removed + r.callbacks.late && r.kills === 0)
     v.push(`${r.callbacks.added} callbacks added but ${r.callbacks.ran} ran, ${r.callbacks.removed} removed, ${r.callbacks.late} refused`);
   if (r.callbacks.double) v.push(`${r.callbacks.double} callbacks ran more than once (or after removal)`);
-  if (r.leakedBytes) v.push(`${r.leakedBytes} bytes leaked in the arena`);
+  if (r.leakedBytes) v.push(`${r.leakedBytes} bytes leaked in the arena: ${r.leaks.join(', ')}${r.leaks.length < 5 ? '' : ', …'}`);
   if (r.checkProblems.length) v.push(`arena check: ${r.checkProblems.slice(0, 3).join('; ')}`);
   for (const e of r.workerErrors) v.push(`worker error: ${e}`);
   return v;

@@ -6,7 +6,7 @@ import type { LockKind } from '../arena/layout.js';
 import { MAX_WORKERS } from './board.js';
 import type { LockMode } from './options.js';
 import type { Progress } from './progress.js';
-import { runScenario, type ScenarioResult } from './scenario.js';
+import { runScenario, type KillTarget, type ScenarioResult } from './scenario.js';
 import { fmtMicros, renderTable } from './table.js';
 
 export interface StressOptions {
@@ -19,6 +19,7 @@ export interface StressOptions {
   sanitizer: boolean;
   cancelRate: number;
   killRate: number;
+  kill: KillTarget;
   callbackRate: number;
   jitter: number;
   workUs: number;
@@ -33,6 +34,7 @@ export const STRESS_DEFAULTS = {
   importers: 2,
   cancelRate: 0.05,
   killRate: 0.5,
+  kill: 'importers',
   callbackRate: 0.5,
   jitter: 0.5,
   workUs: 0,
@@ -67,6 +69,7 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
     cancelRate: o.cancelRate,
     callbackRate: o.callbackRate,
     killRate: o.killRate,
+    killTarget: o.kill,
     seed: o.seed,
     arenaBytes: 32 << 20,
     waitTimeoutMs: 5000,
@@ -79,7 +82,7 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
   const flags = [
     counted ? `--ops ${o.ops}` : `--duration ${o.duration}ms`,
     `--exporters ${o.exporters} --importers ${o.importers} --lock-mode ${o.lockMode} --lock ${o.lock}`,
-    `--sanitizer ${o.sanitizer ? 'on' : 'off'} --cancel-rate ${o.cancelRate} --kill-rate ${o.killRate}`,
+    `--sanitizer ${o.sanitizer ? 'on' : 'off'} --cancel-rate ${o.cancelRate} --kill-rate ${o.killRate} --kill ${o.kill}`,
     `--callback-rate ${o.callbackRate} --jitter ${o.jitter} --work-us ${o.workUs} --cs-us ${o.csUs} --seed ${o.seed}`,
   ];
   return { ...result, seed: o.seed, fenceLifecycles: result.signaled, replay: `fencelab stress ${flags.join(' ')}` };
@@ -92,7 +95,7 @@ export function renderStress(r: StressReport): string {
     ['operations / s', Math.round(r.opsPerSec)],
     ['cancelled (-ECANCELED)', r.cancelled],
     ['callbacks ran / removed / refused', `${r.callbacks.ran} / ${r.callbacks.removed} / ${r.callbacks.late}`],
-    ['importer workers killed', r.kills],
+    ['workers killed (importers / exporters)', `${r.kills - r.exporterKills} / ${r.exporterKills}`],
     ['locks taken over from a dead holder', r.ownerDied],
     ['use-after-free caught', r.config.sanitize ? r.uafCaught : 'off'],
     ['broken mutual exclusion', r.meViolations],
