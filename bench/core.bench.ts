@@ -7,7 +7,7 @@
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
  * process would slow the plain fence path for reasons no single-arena application has.
- * Each group runs in RUNS processes and every task keeps its best: on this 2-core VM about 4 in 10
+ * Each group runs in RUNS processes and every task keeps its best: on this 2-core VM 2 to 5 in 10
  * unpinned processes land in a slow mode (~1.6x on everything, for the whole process; none when
  * pinned to one core), which is the machine, not the code.
  */
@@ -123,7 +123,7 @@ async function child(group: string): Promise<void> {
 }
 
 /** Processes per group; each task keeps its fastest (see the header). */
-const RUNS = 3;
+const RUNS = 5;
 
 function runGroup(group: string): Map<string, number> {
   const best = new Map<string, number>();
