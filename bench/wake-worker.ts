@@ -12,7 +12,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Arena, Fence } from '../src/index.js';
-import { F_FLAGS, FLAG_WAITERS } from '../src/arena/layout.js';
+import { F_FLAGS, FLAG_WAITERS } from '../src/fence/layout.js';
 import * as P from './wake-protocol.js';
 
 const { role, buffer, ctl: ctlBuf, times: timesBuf, spinMicros } = workerData as {

@@ -32,7 +32,7 @@ import { once } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { Arena, Fence } from '../src/index.js';
-import { F_FLAGS, FLAG_WAITERS } from '../src/arena/layout.js';
+import { F_FLAGS, FLAG_WAITERS } from '../src/fence/layout.js';
 import type { LatencyStat } from '../src/cli/results.js';
 import { goal, runInfo, writeResults, type Goal } from './util.js';
 import * as P from './wake-protocol.js';

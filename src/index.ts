@@ -1,9 +1,10 @@
 /** fencelab: Linux DMA fences for Node.js worker threads. Public API (DESIGN.md §8). */
-export { Arena, onReap } from './arena/arena.js';
+export { Arena } from './arena/arena.js';
 export type { ArenaOptions } from './arena/arena.js';
 export type { ArenaStats, CheckReport, LeakReport } from './arena/check.js';
-export { BlockType, LOCK_KINDS } from './arena/layout.js';
-export type { LockKind } from './arena/layout.js';
+export { BlockType } from './arena/layout.js';
+export { LOCK_KINDS } from './locks/layout.js';
+export type { LockKind } from './locks/layout.js';
 export { Errno, FenceError, UseAfterFreeError, errnoName } from './errors.js';
 export type { UseAfterFreeReport } from './errors.js';
 export { SpinLock } from './locks/spinlock.js';

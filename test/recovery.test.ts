@@ -7,7 +7,11 @@
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Driver, Errno, Fence, SpinLock, SyncFile, defineFenceOps, drainInbox } from '../src/index.js';
-import * as L from '../src/arena/layout.js';
+import * as A from '../src/arena/layout.js';
+import * as DR from '../src/driver/layout.js';
+import * as FL from '../src/fence/layout.js';
+
+const L = { ...A, ...FL, ...DR };
 import { expectClean, fixture, TestWorker } from './support/core.js';
 import {
   finishImporters, startScenario, terminateAll, STRIDE, T_EXP_CB, T_IMP_CB, T_IMPORTS, T_REFUSED, T_REMOVED, T_STATUS,

@@ -16,7 +16,8 @@ import {
   S_STRIDE, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_IDLE, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SUBMITTING, fillingBy, takenBy,
   boardOf, bump, guardEnter, guardExit, ringChanged, waitRing,
 } from '../src/cli/board.js';
-import { F_REFCOUNT, OP_LOCK, REL_DROPPED, RELEASE_CAP, T_DOORBELL, T_RELEASE, T_RELEASE_DEPTH } from '../src/arena/layout.js';
+import { F_REFCOUNT, REL_DROPPED, RELEASE_CAP, T_DOORBELL, T_RELEASE, T_RELEASE_DEPTH } from '../src/fence/layout.js';
+import { OP_LOCK } from '../src/driver/layout.js';
 import { pushRelease } from '../src/fence/core.js';
 import { releaseFenceAt } from '../src/fence/fence.js';
 

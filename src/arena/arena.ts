@@ -11,21 +11,19 @@
 import { threadId, type Worker } from 'node:worker_threads';
 import { Errors, FenceError, UseAfterFreeError, type UseAfterFreeReport } from '../errors.js';
 import { checkArena, arenaStats, threadField, walkArena, type ArenaStats, type CheckReport } from './check.js';
-import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock, releaseDeadWord } from './futex.js';
+import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock } from '../locks/futex.js';
 import * as L from './layout.js';
+import * as K from '../locks/layout.js';
+import { detachRefusal, runReapHooks } from './hooks.js';
 import { selfCheck } from './layout.js';
 
-const {
-  B_GEN, B_TAG, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, NO_THREAD, STATE_CACHED, STATE_FREE,
-  STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK,
-  TAG_TYPE_MASK, TAG_TYPE_SHIFT,
-} = L;
+const { B_GEN, B_TAG, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
 
 export interface ArenaOptions {
   /** Total bytes of the SharedArrayBuffer (default 32 MiB). */
   bytes?: number;
   /** Default lock algorithm for fence and SpinLock words (default `'futex'`). */
-  lockKind?: L.LockKind;
+  lockKind?: K.LockKind;
   /** `true`: stale accesses throw UseAfterFreeError; `'count'`: they are recorded and the access goes on. */
   sanitize?: boolean | 'count';
   /** Thread slots (default 64, at most 510). */
@@ -34,13 +32,6 @@ export interface ArenaOptions {
   maxFds?: number;
 }
 
-/** Clean-up hooks that higher layers (sync files, runtime) register for a reaped thread slot. */
-export type ReapHook = (arena: Arena, slot: number) => void;
-const reapHooks: ReapHook[] = [];
-/** Registers a hook run when a dead thread's slot is reaped (before its caches are flushed). */
-export function onReap(hook: ReapHook): void {
-  if (!reapHooks.includes(hook)) reapHooks.push(hook);
-}
 
 /** Byte size → size class index (classes ≤ 1024 bytes by table). */
 const SMALL_CLASS = new Uint8Array(65);
@@ -110,8 +101,8 @@ export class Arena {
     const bytes = options.bytes ?? 32 * 1024 * 1024;
     const maxThreads = options.maxThreads ?? 64;
     const maxFds = options.maxFds ?? 4096;
-    const kind = L.LOCK_KINDS.indexOf(options.lockKind ?? 'futex');
-    if (kind < 0) throw Errors.invalid(`unknown lock kind ${String(options.lockKind)} (one of ${L.LOCK_KINDS.join(', ')})`);
+    const kind = K.LOCK_KINDS.indexOf(options.lockKind ?? 'futex');
+    if (kind < 0) throw Errors.invalid(`unknown lock kind ${String(options.lockKind)} (one of ${K.LOCK_KINDS.join(', ')})`);
     if (!Number.isInteger(maxThreads) || maxThreads < 1 || maxThreads > L.MAX_THREADS_LIMIT)
       throw Errors.invalid(`maxThreads must be an integer in 1..${L.MAX_THREADS_LIMIT}, got ${maxThreads}`);
     if (!Number.isInteger(maxFds) || maxFds < 1 || maxFds > 1 << 20)
@@ -120,7 +111,7 @@ export class Arena {
       throw Errors.invalid(`bytes must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${bytes}`);
     const tableW = 256;
     const fdW = tableW + maxThreads * L.THREAD_STRIDE;
-    const heapStart = Math.ceil(((fdW + maxFds * L.FD_STRIDE) * 4) / 64) * 64;
+    const heapStart = Math.ceil(((fdW + maxFds * L.TABLE_ENTRY_WORDS) * 4) / 64) * 64;
     const size = Math.floor(bytes / 64) * 64;
     if (heapStart + 4096 > size)
       throw Errors.invalid(`bytes ${bytes} too small for ${maxThreads} threads and ${maxFds} fds (need > ${heapStart + 4096})`);
@@ -133,14 +124,13 @@ export class Arena {
     const sanitize = options.sanitize ?? false;
     i32[L.H_FLAGS] = (sanitize ? L.ARENA_SANITIZE : 0) | (sanitize === 'count' ? L.ARENA_COUNT : 0);
     i32[L.H_MAX_THREADS] = maxThreads;
-    i32[L.H_CONTEXT] = 1;
     i32[L.H_HEAP_START] = heapStart;
     i32[L.H_HEAP_TOP] = heapStart;
     i32[L.H_HEAP_END] = size;
     i32[L.H_THREAD_TABLE] = tableW;
     i32[L.H_THREAD_STRIDE] = L.THREAD_STRIDE;
-    i32[L.H_FD_TABLE] = fdW;
-    i32[L.H_FD_CAPACITY] = maxFds;
+    i32[L.H_TABLE] = fdW;
+    i32[L.H_TABLE_ENTRIES] = maxFds;
     i32[L.H_ARENA_ID] = (Math.random() * 0x7fffffff) | 0 || 1;
     return Arena.register(buffer);
   }
@@ -184,8 +174,8 @@ export class Arena {
   }
 
   /** Default lock algorithm of this arena. */
-  get lockKind(): L.LockKind {
-    return L.LOCK_KINDS[this.lockKindId];
+  get lockKind(): K.LockKind {
+    return K.LOCK_KINDS[this.lockKindId];
   }
 
   /** Stale accesses recorded by the sanitizer across all threads (counting mode). */
@@ -463,16 +453,6 @@ export class Arena {
     return false;
   }
 
-  /* ───────────── contexts ───────────── */
-
-  /** Reserves `n` consecutive fence contexts; returns the first (the first ever is 1). */
-  contextAlloc(n = 1): number {
-    if (!Number.isInteger(n) || n < 1 || n > 1 << 20) throw Errors.invalid(`context count must be in 1..${1 << 20}, got ${n}`);
-    const first = Atomics.add(this.i32, L.H_CONTEXT, n);
-    if (first + n > 0x7fffffff) throw Errors.invalid('fence contexts exhausted');
-    return first;
-  }
-
   /* ───────────── statistics and consistency ───────────── */
 
   /** Word index of thread slot `s`. */
@@ -541,21 +521,9 @@ export class Arena {
     if (s === this.slot) throw Errors.invalid('a thread cannot reap its own slot');
     if (Atomics.compareExchange(i32, b + L.T_STATE, L.SLOT_LIVE, L.SLOT_DEAD) !== L.SLOT_LIVE) return;
     const dead = s + 1;
-    // Locks: the robust list, the one being acquired, and the allocator's own class locks.
-    const pending = i32[b + L.T_ROBUST_PENDING];
-    if (pending > 0) releaseDeadWord(i32, pending, dead);
-    // One entry past the count: a word published just before its CAS (see acquireWord).
-    const n = Math.min(i32[b + L.T_ROBUST_COUNT] + 1, L.ROBUST_CAP);
-    for (let j = 0; j < n; j++) releaseDeadWord(i32, i32[b + L.T_ROBUST + j], dead);
+    // The allocator's own class locks; the layers above release theirs in their reap hooks.
     for (let cls = 0; cls < L.NCLASSES; cls++) futexReleaseDead(i32, L.H_CLASSES + cls * L.CL_STRIDE + L.CL_LOCK, dead);
-    // Fence inline locks are not robust-listed (their hot path is one CAS): they sit at a known
-    // place in every fence block, so walk the heap for the ones the dead thread held.
-    this.walk((hw, _size, state, type) => {
-      const fw = hw + L.BLOCK_HEADER_WORDS;
-      if (state === STATE_LIVE && type === L.BlockType.FENCE && i32[fw + L.F_FLAGS] & L.FLAG_INLINE_LOCK)
-        releaseDeadWord(i32, fw + L.F_LOCK, dead);
-    });
-    for (const hook of reapHooks) hook(this, s);
+    runReapHooks(this, s);
     this.releaseSlot(s);
   }
 
@@ -579,10 +547,11 @@ export class Arena {
    */
   detach(): void {
     if (this.detached) return;
-    if (this.i32[this.slotBase + L.T_ROBUST_COUNT] > 0 || this.inlineLocksHeld > 0) throw Errors.busy('detach while holding locks');
+    const refusal = detachRefusal(this);
+    if (refusal !== null) throw Errors.busy(refusal);
     this.detached = true;
     instances.delete(this.i32[L.H_ARENA_ID]);
-    for (const hook of reapHooks) hook(this, this.slot);
+    runReapHooks(this, this.slot);
     this.releaseSlot(this.slot);
   }
 

@@ -5,12 +5,11 @@
  */
 import type { Arena } from './arena.js';
 import * as L from './layout.js';
+import * as K from '../locks/layout.js';
+import { runCheckHooks } from './hooks.js';
 import { selfCheck } from './layout.js';
 
-const {
-  B_GEN, B_TAG, GEN_MASK, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_STATE_MASK,
-  TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_MASK, TAG_TYPE_SHIFT,
-} = L;
+const { B_GEN, B_TAG, GEN_MASK, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
 
 export interface ArenaStats {
   capacity: number;
@@ -99,13 +98,14 @@ export function checkArena(arena: Arena): CheckReport {
   let leakedBytes = 0;
   const states = new Map<number, number>();
   const liveByType = new Array<number>(L.NTYPES).fill(0);
-  const stub = i32[L.H_STUB];
+  const layers = runCheckHooks(arena);
+  problems.push(...layers.problems);
   const walkError = arena.walk((hw, size, state, type) => {
     states.set(hw, state);
     if (state === STATE_LIVE) {
       liveByType[type]++;
       const payload = hw + L.BLOCK_HEADER_WORDS;
-      if (payload === stub) return;
+      if (layers.permanent.has(payload)) return;
       const tag = i32[hw + B_TAG];
       leakedBytes += size;
       if (leaks.length < 1000)
@@ -124,7 +124,7 @@ export function checkArena(arena: Arena): CheckReport {
   const seen = new Set<number>();
   for (let cls = 0; cls < L.NCLASSES; cls++) {
     const cl = L.H_CLASSES + cls * L.CL_STRIDE;
-    if (i32[cl + L.CL_LOCK] & L.LOCK_OWNER_MASK) problems.push(`size class ${cls} lock is held`);
+    if (i32[cl + L.CL_LOCK] & K.LOCK_OWNER_MASK) problems.push(`size class ${cls} lock is held`);
     let n = 0;
     for (let hw = i32[cl + L.CL_HEAD]; hw !== 0; hw = i32[hw + L.BLOCK_HEADER_WORDS]) {
       if (states.get(hw) !== STATE_FREE) {
@@ -144,9 +144,6 @@ export function checkArena(arena: Arena): CheckReport {
   for (let s = 0; s < arena.maxThreads; s++) {
     const b = arena.slotWord(s);
     if (i32[b + L.T_STATE] === L.SLOT_FREE) continue;
-    // The calling thread is between calls: no release of its own can be in flight (others may be).
-    const releases = i32[b + L.T_RELEASE_DEPTH];
-    if (releases < 0 || (s === arena.slot && releases !== 0)) problems.push(`thread ${s} has ${releases} fence releases in flight`);
     for (let cls = 0; cls < L.NCLASSES; cls++) {
       const cb = b + L.T_CACHE + cls * L.CACHE_STRIDE;
       const n = i32[cb];

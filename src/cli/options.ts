@@ -3,7 +3,7 @@
  * a message that names the option and what it accepts.
  */
 import { InvalidArgumentError } from 'commander';
-import { LOCK_KINDS, type LockKind } from '../arena/layout.js';
+import { LOCK_KINDS, type LockKind } from '../locks/layout.js';
 
 /** Parses `60s`, `500ms`, `2m`, `1.5h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string): number {

@@ -14,7 +14,7 @@ import {
   WORKER_WORDS, BOARD_BYTES, MAX_WORKERS, boardOf, ringChanged,
 } from './board.js';
 import { Errno } from '../errors.js';
-import type { LockKind } from '../arena/layout.js';
+import type { LockKind } from '../locks/layout.js';
 import type { LockMode } from './options.js';
 
 export type KillTarget = 'importers' | 'exporters' | 'both';

@@ -2,7 +2,7 @@
  * `fencelab stress`: the seed scenario as a concurrency stress test — seeded, time- or
  * count-bounded, with cancels, callbacks and importer kills, stopping at the first violation.
  */
-import type { LockKind } from '../arena/layout.js';
+import type { LockKind } from '../locks/layout.js';
 import { MAX_WORKERS } from './board.js';
 import type { LockMode } from './options.js';
 import type { Progress } from './progress.js';

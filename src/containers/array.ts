@@ -15,7 +15,10 @@
  * array's lock without an ABBA with an enabler.
  */
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as A from '../arena/layout.js';
+import * as K from '../locks/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceAlloc, fenceGet, fenceLock, fenceLockIndex, fenceUnlock } from '../fence/core.js';
@@ -24,7 +27,9 @@ import { defineFenceOps } from '../fence/ops.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, fenceArg, isSignaledFw } from './common.js';
 
-const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY, F_ERROR, F_FLAGS, F_REFCOUNT, FLAG_ENABLE_SIGNAL, BLOCK_HEADER_WORDS } = L;
+const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
+const { F_ERROR, F_FLAGS, F_REFCOUNT, FLAG_ENABLE_SIGNAL } = FL;
+const { BLOCK_HEADER_WORDS } = A;
 
 /** Block size of an array fence: the fence plus the A_* words. */
 const ARRAY_BLOCK = FENCE_BLOCK + L.ARRAY_WORDS * 4;
@@ -49,7 +54,7 @@ export const arrayOps = defineFenceOps('fencelab:dma_fence_array', {
 
 /** True when the fence at payload word `fw` is a fence array. */
 export function isArrayFw(i32: Int32Array, fw: number): boolean {
-  return i32[fw + L.F_OPS] === arrayOps.id;
+  return i32[fw + FL.F_OPS] === arrayOps.id;
 }
 
 /** Number of children of the array at `fw`. */
@@ -116,7 +121,7 @@ function onArrayChild(arena: Arena, afw: number, cfw: number): void {
   }
   // Taking the array lock is safe unless this very thread holds it (a user's withLock around a
   // child signal): then the signal waits until the lock is dropped.
-  const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & L.LOCK_OWNER_MASK;
+  const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & K.LOCK_OWNER_MASK;
   if (owner === arena.me) defer(arena, afw, signalAndPut);
   else signalAndPut(arena, afw);
 }
@@ -202,7 +207,7 @@ export class FenceArray {
       if (isArrayFw(i32, c) || isChainFw(i32, c)) throw Errors.invalid(`fences[${i}] is a container: arrays hold plain fences only (unwrap it first)`);
       children[i] = c;
     }
-    const sw = arena.allocBlock(L.BLOCK_HEADER_BYTES + n * 4, L.BlockType.SLOTS) + BLOCK_HEADER_WORDS;
+    const sw = arena.allocBlock(A.BLOCK_HEADER_BYTES + n * 4, A.BlockType.SLOTS) + BLOCK_HEADER_WORDS;
     let fw: number;
     try {
       fw = fenceAlloc(arena, ARRAY_BLOCK, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });

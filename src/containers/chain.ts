@@ -18,16 +18,18 @@
  * the release, so a 100,000-link chain is freed in constant stack depth.
  */
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { fenceAlloc, fenceGet, fenceLock, fenceUnlock, seqnoOf } from '../fence/core.js';
+import { contextAlloc, fenceAlloc, fenceGet, fenceLock, fenceUnlock, seqnoOf } from '../fence/core.js';
 import { FENCE_BLOCK, type Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { CB_CHAIN_LINK, fenceArg, flushDeferred, isSignaledFw, runOrDefer } from './common.js';
 
-const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, F_CONTEXT, F_REFCOUNT } = L;
+const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
+const { F_CONTEXT, F_REFCOUNT } = FL;
 
 /** Block size of a chain link: the fence plus the C_* words. */
 const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
@@ -43,7 +45,7 @@ export const chainOps = defineFenceOps('fencelab:dma_fence_chain', {
 
 /** True when the fence at payload word `fw` is a chain link. */
 export function isChainFw(i32: Int32Array, fw: number): boolean {
-  return i32[fw + L.F_OPS] === chainOps.id;
+  return i32[fw + FL.F_OPS] === chainOps.id;
 }
 
 /** Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. */
@@ -243,7 +245,7 @@ export class FenceChain {
       context = i32[pfw + F_CONTEXT];
       prevSeqno = seqnoOf(i32, pfw);
     } else {
-      context = arena.contextAlloc(1);
+      context = contextAlloc(arena, 1);
       // Always a valid seqno: never behind the chain it extends.
       if (prevIsChain) seqno = Math.max(seqnoOf(i32, pfw), seqno);
     }

@@ -11,7 +11,8 @@
  */
 import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as A from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
 import { Errors } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
@@ -28,7 +29,7 @@ export const CB_CHAIN_LINK = 2;
 export function fenceArg(arena: Arena, f: unknown, what: string): number {
   if (!(f instanceof Fence)) throw Errors.invalid(`${what} must be a Fence`);
   if (f.arena.buffer !== arena.buffer) throw Errors.invalid(`${what} belongs to another arena`);
-  return arena.resolve(f.handle, L.BlockType.FENCE, what) + L.BLOCK_HEADER_WORDS;
+  return arena.resolve(f.handle, A.BlockType.FENCE, what) + A.BLOCK_HEADER_WORDS;
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
@@ -43,7 +44,7 @@ export function holdsLocks(arena: Arena): boolean {
 export function isSignaledFw(arena: Arena, fw: number): boolean {
   const i32 = arena.i32;
   if (isSignaledFlag(i32, fw)) return true;
-  if (!findOps(i32[fw + L.F_OPS])?.table.signaled) return false;
+  if (!findOps(i32[fw + FL.F_OPS])?.table.signaled) return false;
   return fenceView(arena, fw).isSignaled();
 }
 

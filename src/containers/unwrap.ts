@@ -5,9 +5,9 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { Errors } from '../errors.js';
-import { fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
+import { contextAlloc, fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
 import { Fence, fenceView, putFence } from '../fence/fence.js';
-import * as L from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
 import { arrayChild, arrayCount, FenceArray, isArrayFw } from './array.js';
 import { chainWalk, containedFw } from './chain.js';
 import { fenceArg, flushDeferred, isSignaledFw } from './common.js';
@@ -89,7 +89,7 @@ export function mergeFences(arena: Arena, fences: Fence[]): Fence {
   if (picked.length === 0) return Fence.privateStub(arena, latest);
   // Context ascending; within a context the latest first, so the dedup below keeps it.
   picked.sort((a, b) => {
-    const d = i32[a + L.F_CONTEXT] - i32[b + L.F_CONTEXT];
+    const d = i32[a + FL.F_CONTEXT] - i32[b + FL.F_CONTEXT];
     if (d !== 0) return d;
     if (seqnoLater(i32, a, b)) return -1;
     return seqnoLater(i32, b, a) ? 1 : 0;
@@ -97,7 +97,7 @@ export function mergeFences(arena: Arena, fences: Fence[]): Fence {
   let kept = 0;
   for (let i = 0; i < picked.length; i++) {
     const x = picked[i];
-    if (kept > 0 && i32[picked[kept - 1] + L.F_CONTEXT] === i32[x + L.F_CONTEXT]) putFence(arena, x);
+    if (kept > 0 && i32[picked[kept - 1] + FL.F_CONTEXT] === i32[x + FL.F_CONTEXT]) putFence(arena, x);
     else picked[kept++] = x;
   }
   picked.length = kept;
@@ -106,7 +106,7 @@ export function mergeFences(arena: Arena, fences: Fence[]): Fence {
     return FenceArray.create(
       arena,
       picked.map((x) => fenceView(arena, x)),
-      { context: arena.contextAlloc(1), seqno: 1 },
+      { context: contextAlloc(arena, 1), seqno: 1 },
     );
   } catch (e) {
     for (const x of picked) putFence(arena, x);

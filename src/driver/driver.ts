@@ -18,23 +18,21 @@
  * like an ioctl executed in the caller's context). CANCEL ends an operation that has not started
  * executing; DELETE ends it in any state. Both signal the out-fence with -ECANCELED and free it.
  */
-import { onReap, type Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
-import { isSignaledFlag, pushRelease } from '../fence/core.js';
+import { contextAlloc, isSignaledFlag, pushRelease } from '../fence/core.js';
 import { Fence, createFence, releaseFenceAt } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { defineLedgerKind, ledgerRemove, ledgerReserve, LedgerKind } from '../runtime/ledger.js';
 import { SyncFile } from '../sync/syncfile.js';
 
-const {
-  OP_LOCK, OP_STATE, OP_FENCE, OP_DRIVER, OP_OWNER, OP_ID, OP_DURATION_US, OP_RESULT, OP_PAYLOAD, OP_PAYLOAD_WORDS,
-  OP_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, OPS_FINISHING, DRV_CONTEXT, DRV_SEQNO, DRV_OWNER, DRV_NEXT_ID,
-  DRV_SUBMITTED, DRV_COMPLETED, DRV_CANCELED, DRV_DELETED, DRV_ABORTED, DRV_CMD_MISSED,
-  DRV_RING_HEAD, DRV_RING_TAIL, DRV_RING_CAP, DRV_RING_BELL, DRV_LOCK_MODE, DRV_RING, RING_STRIDE, RE_SEQ, RE_CMD,
-  RE_OP_LO, RE_OP_HI, BLOCK_HEADER_WORDS,
-} = L;
+const { OP_LOCK, OP_STATE, OP_FENCE, OP_DRIVER, OP_OWNER, OP_ID, OP_DURATION_US, OP_RESULT, OP_PAYLOAD, OP_PAYLOAD_WORDS, OP_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, OPS_FINISHING, DRV_CONTEXT, DRV_SEQNO, DRV_OWNER, DRV_NEXT_ID, DRV_SUBMITTED, DRV_COMPLETED, DRV_CANCELED, DRV_DELETED, DRV_ABORTED, DRV_CMD_MISSED, DRV_RING_HEAD, DRV_RING_TAIL, DRV_RING_CAP, DRV_RING_BELL, DRV_LOCK_MODE, DRV_RING, RING_STRIDE, RE_SEQ, RE_CMD, RE_OP_LO, RE_OP_HI } = L;
+const { BLOCK_HEADER_WORDS } = A;
 
 export type LockMode = 'borrowed' | 'inline';
 
@@ -214,11 +212,11 @@ function completeOp(arena: Arena, ow: number, counter: number, recordBase: numbe
     }
     if (Atomics.load(i32, ow + OP_STATE) === counted) {
       const d = pushRelease(arena, fw);
-      const last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
+      const last = Atomics.sub(i32, fw + FL.F_REFCOUNT, 1) === 1;
       i32[ow + OP_STATE] = 0;
-      if (!last) i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
+      if (!last) i32[arena.slotBase + FL.T_RELEASE_DEPTH] = d;
       else {
-        if (d < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
+        if (d < FL.RELEASE_CAP) i32[arena.slotBase + FL.T_RELEASE + 2 * d + 1] |= FL.REL_DROPPED;
         releaseFenceAt(arena, fw, d);
       }
     }
@@ -247,7 +245,7 @@ function finishDeadOps(arena: Arena, slot: number): void {
   const counted = (finishing & ~((1 << OPS_GEN_SHIFT) - 1)) | L.OPS_COUNTED;
   if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
 }
-onReap(finishDeadOps);
+onReap(ReapStage.OPERATIONS, finishDeadOps);
 
 // A dead creator's driver: destroyed once its operations ended (the ledger is reaped newest first,
 // so the creator's own operations end before this runs); one still used by operations another
@@ -291,20 +289,20 @@ export class Driver {
     const cap = options.ringSize ?? 256;
     if (!Number.isInteger(cap) || cap < 2 || cap > 1 << 16 || (cap & (cap - 1)) !== 0)
       throw Errors.invalid(`ringSize must be a power of two in 2..65536, got ${String(cap)}`);
-    const context = arena.contextAlloc(1);
+    const context = contextAlloc(arena, 1);
     // Recorded in our ledger in the run that allocates it (room reserved first): if this thread
     // dies, its reaper destroys the driver after ending its operations (see the DRIVER kind).
     const lw = ledgerReserve(arena);
-    const hw = arena.allocBlock((DRV_RING + cap * RING_STRIDE) * 4 + BLOCK_HEADER_WORDS * 4, L.BlockType.DRIVER);
+    const hw = arena.allocBlock((DRV_RING + cap * RING_STRIDE) * 4 + BLOCK_HEADER_WORDS * 4, A.BlockType.DRIVER);
     const dw = hw + BLOCK_HEADER_WORDS;
     const i32 = arena.i32;
     i32[dw + DRV_RING_CAP] = 0; // not initialised yet
-    const n = i32[lw + L.LG_COUNT];
-    const e = lw + L.LG_ENTRIES + n * L.LG_STRIDE;
-    i32[e + L.LE_KIND] = LedgerKind.DRIVER;
-    i32[e + L.LE_VALUE] = dw;
-    i32[e + L.LE_GEN] = i32[hw + L.B_GEN] & L.GEN_MASK;
-    i32[lw + L.LG_COUNT] = n + 1;
+    const n = i32[lw + FL.LG_COUNT];
+    const e = lw + FL.LG_ENTRIES + n * FL.LG_STRIDE;
+    i32[e + FL.LE_KIND] = LedgerKind.DRIVER;
+    i32[e + FL.LE_VALUE] = dw;
+    i32[e + FL.LE_GEN] = i32[hw + A.B_GEN] & A.GEN_MASK;
+    i32[lw + FL.LG_COUNT] = n + 1;
     i32.fill(0, dw, dw + DRV_RING + cap * RING_STRIDE);
     i32[dw + DRV_CONTEXT] = context;
     i32[dw + DRV_OWNER] = arena.slot;
@@ -316,7 +314,7 @@ export class Driver {
 
   /** The driver behind `handle`, in any thread. Throws EBADF / EINVAL. */
   static fromHandle(arena: Arena, handle: number): Driver {
-    const dw = arena.resolve(handle, L.BlockType.DRIVER, 'driver') + BLOCK_HEADER_WORDS;
+    const dw = arena.resolve(handle, A.BlockType.DRIVER, 'driver') + BLOCK_HEADER_WORDS;
     const cap = arena.i32[dw + DRV_RING_CAP];
     if (cap < 2 || (cap & (cap - 1)) !== 0 || arena.payloadBytes(dw - BLOCK_HEADER_WORDS) < (DRV_RING + cap * RING_STRIDE) * 4)
       throw Errors.invalid(`handle ${handle} is not a driver`);
@@ -377,18 +375,18 @@ export class Driver {
     // run as its allocation: a terminate() anywhere after leaves the reaper an operation to end
     // (published) or to free with its out-fence (not yet published; see the OPERATION kind below).
     const lw = ledgerReserve(arena);
-    const hw = arena.allocBlock(OP_WORDS * 4 + BLOCK_HEADER_WORDS * 4, L.BlockType.OPERATION);
+    const hw = arena.allocBlock(OP_WORDS * 4 + BLOCK_HEADER_WORDS * 4, A.BlockType.OPERATION);
     const ow = hw + BLOCK_HEADER_WORDS;
-    const gen = i32[hw + L.B_GEN] & L.GEN_MASK;
+    const gen = i32[hw + A.B_GEN] & A.GEN_MASK;
     i32[ow + OP_LOCK] = 0; // held the free-list link
     i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | L.OPS_NEW;
     i32[ow + OP_FENCE] = 0;
-    const n = i32[lw + L.LG_COUNT];
-    const e = lw + L.LG_ENTRIES + n * L.LG_STRIDE;
-    i32[e + L.LE_KIND] = LedgerKind.OPERATION;
-    i32[e + L.LE_VALUE] = ow;
-    i32[e + L.LE_GEN] = gen;
-    i32[lw + L.LG_COUNT] = n + 1;
+    const n = i32[lw + FL.LG_COUNT];
+    const e = lw + FL.LG_ENTRIES + n * FL.LG_STRIDE;
+    i32[e + FL.LE_KIND] = LedgerKind.OPERATION;
+    i32[e + FL.LE_VALUE] = ow;
+    i32[e + FL.LE_GEN] = gen;
+    i32[lw + FL.LG_COUNT] = n + 1;
     i32.fill(0, ow + OP_FENCE + 1, ow + OP_WORDS);
     const ref = arena.handleOf(hw);
     let fence: Fence;
@@ -459,8 +457,8 @@ export class Driver {
     if (cmd !== DriverCmd.CANCEL && cmd !== DriverCmd.DELETE) throw Errors.invalid(`unknown driver command ${String(cmd)}`);
     if (typeof opHandle !== 'number' || !Number.isSafeInteger(opHandle) || opHandle <= 0)
       throw Errors.badHandle('operation', opHandle, 'not a handle');
-    const ow = (opHandle & L.HANDLE_OFFSET_MASK) * 2 + BLOCK_HEADER_WORDS;
-    const gen = Math.floor(opHandle / L.HANDLE_OFFSET_SCALE);
+    const ow = (opHandle & A.HANDLE_OFFSET_MASK) * 2 + BLOCK_HEADER_WORDS;
+    const gen = Math.floor(opHandle / A.HANDLE_OFFSET_SCALE);
     return this.run(dw, cmd, ow, gen);
   }
 
@@ -479,8 +477,8 @@ export class Driver {
     const hw = ow - BLOCK_HEADER_WORDS;
     let handle: number;
     try {
-      handle = gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1);
-      arena.resolve(handle, L.BlockType.OPERATION, 'operation');
+      handle = gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1);
+      arena.resolve(handle, A.BlockType.OPERATION, 'operation');
     } catch {
       return false;
     }
@@ -515,8 +513,8 @@ export class Driver {
       if (dif === 0) {
         if (Atomics.compareExchange(i32, dw + DRV_RING_TAIL, pos, (pos + 1) | 0) === pos) {
           i32[e + RE_CMD] = cmd;
-          i32[e + RE_OP_LO] = opHandle & L.HANDLE_OFFSET_MASK;
-          i32[e + RE_OP_HI] = Math.floor(opHandle / L.HANDLE_OFFSET_SCALE);
+          i32[e + RE_OP_LO] = opHandle & A.HANDLE_OFFSET_MASK;
+          i32[e + RE_OP_HI] = Math.floor(opHandle / A.HANDLE_OFFSET_SCALE);
           // The sequence store publishes the entry: the consumer reads the fields only after it.
           Atomics.store(i32, e + RE_SEQ, (pos + 1) | 0);
           Atomics.add(i32, dw + DRV_RING_BELL, 1);

@@ -5,11 +5,14 @@
  * owner's dispatcher after an inbox push and a doorbell ring); CBK_WAKE — the signaler bumps and
  * notifies a word (waitAny, poll), no function involved.
  */
-import { onReap, type Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
 import { fenceGet, pushRelease } from './core.js';
 
-const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET, BLOCK_HEADER_WORDS } = L;
+const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
+const { BLOCK_HEADER_WORDS } = A;
 const CB_BLOCK = BLOCK_HEADER_WORDS * 4 + L.CB_WORDS * 4;
 
 /** A callback's function and what it is called with, kept in its owner thread. */
@@ -65,7 +68,7 @@ export function linkCallbackLocked(
   target: number,
 ): number {
   const i32 = arena.i32;
-  const nw = arena.allocBlock(CB_BLOCK, L.BlockType.CALLBACK) + BLOCK_HEADER_WORDS;
+  const nw = arena.allocBlock(CB_BLOCK, A.BlockType.CALLBACK) + BLOCK_HEADER_WORDS;
   i32[nw + CB_FENCE] = fw;
   i32[nw + CB_NEXT] = 0;
   i32[nw + CB_OWNER] = arena.slot;
@@ -76,7 +79,7 @@ export function linkCallbackLocked(
     i32[nw + CB_TARGET] = target;
   } else if (kind === L.CBK_FN && entry) {
     i32[nw + CB_TOKEN] = nextToken;
-    i32[nw + CB_TARGET] = i32[arena.slotBase + L.T_SERIAL];
+    i32[nw + CB_TARGET] = i32[arena.slotBase + A.T_SERIAL];
   } else {
     i32[nw + CB_TOKEN] = 0;
     i32[nw + CB_TARGET] = target;
@@ -195,7 +198,7 @@ function runRemote(arena: Arena, nw: number, next: number): void {
   const fw = i32[nw + CB_FENCE];
   // A node pushed to a slot that died and was taken by a new thread carries the old occupant's
   // serial: its token means nothing here (and may collide with one of ours).
-  const entry = i32[nw + CB_TARGET] === i32[sb + L.T_SERIAL] ? entries.get(token) : undefined;
+  const entry = i32[nw + CB_TARGET] === i32[sb + A.T_SERIAL] ? entries.get(token) : undefined;
   if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   try {
     if (entry) entry.fn(entry.view as never);
@@ -235,7 +238,7 @@ function deliverRemote(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const owner = i32[nw + CB_OWNER];
   const ob = arena.slotWord(owner);
-  if (Atomics.load(i32, ob + L.T_STATE) !== L.SLOT_LIVE || i32[ob + L.T_SERIAL] !== i32[nw + CB_TARGET]) {
+  if (Atomics.load(i32, ob + A.T_STATE) !== A.SLOT_LIVE || i32[ob + A.T_SERIAL] !== i32[nw + CB_TARGET]) {
     // The owner is gone (its function with it): nothing can run this node.
     i32[nw + CB_STATE] = L.CBS_DONE;
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
@@ -254,7 +257,7 @@ function deliverRemote(arena: Arena, nw: number): void {
   // The owner may have died between our check and the push, and its reaper may already have
   // emptied the inbox: look again after the push, and if it is gone, discard what is there
   // ourselves (the reaper's exchange and ours take disjoint sets, so nothing runs or drops twice).
-  if (Atomics.load(i32, ob + L.T_STATE) === L.SLOT_DEAD) discardInbox(arena, owner);
+  if (Atomics.load(i32, ob + A.T_STATE) === A.SLOT_DEAD) discardInbox(arena, owner);
 }
 
 /**
@@ -341,9 +344,9 @@ function freeOrphanedNodes(arena: Arena, slot: number): void {
   const orphans: number[] = [];
   arena.walk((hw, _size, state, type) => {
     const nw = hw + BLOCK_HEADER_WORDS;
-    if (state === L.STATE_LIVE && type === L.BlockType.CALLBACK && i32[nw + CB_OWNER] === slot && i32[nw + CB_STATE] === L.CBS_FREEING)
+    if (state === A.STATE_LIVE && type === A.BlockType.CALLBACK && i32[nw + CB_OWNER] === slot && i32[nw + CB_STATE] === L.CBS_FREEING)
       orphans.push(hw);
   });
   for (const hw of orphans) arena.freeBlock(hw);
 }
-onReap(freeOrphanedNodes);
+onReap(ReapStage.CALLBACKS, freeOrphanedNodes);

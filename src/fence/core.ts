@@ -4,15 +4,14 @@
  * paths (init, lock, signal, get/put).
  */
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as A from '../arena/layout.js';
+import * as K from '../locks/layout.js';
+import * as L from './layout.js';
 import { Errors, MAX_ERRNO } from '../errors.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 
-const {
-  F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO,
-  F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP,
-  FLAG_WAITERS, BLOCK_HEADER_WORDS,
-} = L;
+const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
+const { BLOCK_HEADER_WORDS } = A;
 
 /** Monotonic nanoseconds: CLOCK_MONOTONIC, the same clock in every thread of the process. */
 export function nowNs(): bigint {
@@ -37,6 +36,18 @@ export interface InitArgs {
 }
 
 /** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
+/**
+ * Reserves `n` consecutive fence contexts (kernel dma_fence_context_alloc); returns the first.
+ * The first ever is 1: context 0 belongs to the stub fence. Threads: any. Throws EINVAL for a bad
+ * count or when the 31-bit context space is exhausted.
+ */
+export function contextAlloc(arena: Arena, n = 1): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 20) throw Errors.invalid(`context count must be in 1..${1 << 20}, got ${String(n)}`);
+  const first = Atomics.add(arena.i32, L.H_CONTEXT, n) + 1;
+  if (first + n > 0x7fffffff) throw Errors.invalid('fence contexts exhausted');
+  return first;
+}
+
 export function checkContextSeqno(context: number, seqno: number, seqno64: boolean): void {
   if (!Number.isInteger(context) || context < 0 || context > 0x7fffffff)
     throw Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${String(context)}`);
@@ -47,7 +58,7 @@ export function checkContextSeqno(context: number, seqno: number, seqno64: boole
 
 /** Allocates and initialises a fence block of `blockBytes` (≥ 64); returns its payload word index. */
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
-  const hw = arena.allocBlock(blockBytes, L.BlockType.FENCE);
+  const hw = arena.allocBlock(blockBytes, A.BlockType.FENCE);
   const fw = hw + BLOCK_HEADER_WORDS;
   const i32 = arena.i32;
   if (a.recordAt) i32[a.recordAt] = fw;
@@ -102,7 +113,7 @@ export function fenceUnlock(arena: Arena, fw: number): void {
 /** Throws EPERM unless the calling thread holds the fence lock (kernel dma_fence_assert_held). */
 export function fenceAssertHeld(arena: Arena, fw: number): void {
   const idx = fenceLockIndex(arena, fw);
-  const owner = (Atomics.load(arena.i32, idx) & L.LOCK_OWNER_MASK) - 1;
+  const owner = (Atomics.load(arena.i32, idx) & K.LOCK_OWNER_MASK) - 1;
   if (owner !== arena.slot) throw Errors.notOwner('fence lock', owner, arena.slot);
 }
 
@@ -173,7 +184,7 @@ export function pushRelease(arena: Arena, fw: number): number {
   const d = i32[sb + L.T_RELEASE_DEPTH];
   if (d < L.RELEASE_CAP) {
     i32[sb + L.T_RELEASE + 2 * d] = fw;
-    i32[sb + L.T_RELEASE + 2 * d + 1] = i32[fw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
+    i32[sb + L.T_RELEASE + 2 * d + 1] = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   }
   i32[sb + L.T_RELEASE_DEPTH] = d + 1;
   return d;

@@ -5,26 +5,30 @@
  * → -EDEADLK. The lock is either inline (in the fence, flag INLINE_LOCK) or borrowed from the
  * exporter's block — the seed's bug when that block is freed first.
  */
-import { onReap, type Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import type { Arena } from '../arena/arena.js';
+import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as K from '../locks/layout.js';
+import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
+import { releaseDeadWord } from '../locks/futex.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { linkCallbackLocked, runDetached, setPutHook, unlinkCallbackLocked } from './callbacks.js';
 import {
-  checkContextSeqno, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked,
+  checkContextSeqno, contextAlloc, fenceAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked,
   nowNs, pushRelease, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
 } from './core.js';
 import { aliveHolds } from './keepalive.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
 import { defaultOps, findOps, opsById, stubOps, type FenceOps } from './ops.js';
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_CB_HEAD, FLAG_SIGNALED, FLAG_INLINE_LOCK, FLAG_ENABLE_SIGNAL,
-  FLAG_SEQNO64, FLAG_WAITERS, BLOCK_HEADER_WORDS, B_TAG, B_GEN, GEN_MASK } = L;
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_CB_HEAD, FLAG_SIGNALED, FLAG_INLINE_LOCK, FLAG_ENABLE_SIGNAL, FLAG_SEQNO64, FLAG_WAITERS } = L;
+const { BLOCK_HEADER_WORDS, B_TAG, B_GEN, GEN_MASK } = A;
 
 const DEFAULT_OPS_ID = defaultOps.id;
 
 /** Block size of a plain fence: one 64-byte class, header included. */
-export const FENCE_BLOCK = L.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
+export const FENCE_BLOCK = A.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
 
 export interface FenceInit {
   /** Ops from defineFenceOps; default software ops when absent. */
@@ -67,7 +71,7 @@ export class Fence {
     this.fw = fw;
     this.hw = fw - BLOCK_HEADER_WORDS;
     this.gen = i32[this.hw + B_GEN] & GEN_MASK;
-    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== L.LK_TICKET ? fw + L.F_LOCK : 0;
+    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET ? fw + L.F_LOCK : 0;
   }
 
   /* ───────────── construction ───────────── */
@@ -83,12 +87,12 @@ export class Fence {
 
   /** A view of the fence behind `handle` (takes no reference). Throws EBADF / EINVAL. */
   static fromHandle(arena: Arena, handle: number): Fence {
-    return new Fence(arena, arena.resolve(handle, L.BlockType.FENCE, 'fence') + BLOCK_HEADER_WORDS);
+    return new Fence(arena, arena.resolve(handle, A.BlockType.FENCE, 'fence') + BLOCK_HEADER_WORDS);
   }
 
   /** Reserves `n` fence contexts; the first ever is 1 (0 belongs to the stub). */
   static contextAlloc(arena: Arena, n = 1): number {
-    return arena.contextAlloc(n);
+    return contextAlloc(arena, n);
   }
 
   /**
@@ -120,7 +124,7 @@ export class Fence {
   static privateStub(arena: Arena, timestamp?: bigint): Fence {
     if (timestamp !== undefined && (typeof timestamp !== 'bigint' || timestamp < 0n))
       throw Errors.invalid('privateStub timestamp must be a bigint ≥ 0 (ns)');
-    const context = arena.contextAlloc(1);
+    const context = contextAlloc(arena, 1);
     const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
     markSignaledLocked(arena, fw, timestamp ?? nowNs());
     return new Fence(arena, fw);
@@ -137,15 +141,15 @@ export class Fence {
     const i32 = this.arena.i32;
     const hw = this.hw;
     if ((i32[hw + B_GEN] & GEN_MASK) !== this.gen) {
-      if (!this.arena.sanitize || this.arena.checkAccess(hw, this.gen, 'fence', this.gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1)))
-        throw Errors.badHandle('fence', this.gen * L.HANDLE_OFFSET_SCALE + (hw >>> 1), 'the fence was released (last reference put)');
+      if (!this.arena.sanitize || this.arena.checkAccess(hw, this.gen, 'fence', this.gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1)))
+        throw Errors.badHandle('fence', this.gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1), 'the fence was released (last reference put)');
     }
     return this.fw;
   }
 
   /** Plain-integer handle (offset + generation) to post to other threads. */
   get handle(): number {
-    return this.gen * L.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
+    return this.gen * A.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
   }
   get refcount(): number {
     return Atomics.load(this.arena.i32, this.v() + F_REFCOUNT);
@@ -625,7 +629,37 @@ function finishDeadReleases(arena: Arena, slot: number): void {
   }
   i32[b + L.T_RELEASE_DEPTH] = 0;
 }
-onReap(finishDeadReleases);
+onReap(ReapStage.RELEASES, finishDeadReleases);
+
+/**
+ * Reap hook: fence inline locks are not robust-listed (their hot path is one CAS), but they sit at
+ * a known place in every fence block, so the heap walk finds the ones the dead thread held.
+ */
+function releaseDeadInlineLocks(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return;
+  const i32 = arena.i32;
+  const dead = slot + 1;
+  arena.walk((hw, _size, state, type) => {
+    const fw = hw + BLOCK_HEADER_WORDS;
+    if (state === A.STATE_LIVE && type === A.BlockType.FENCE && i32[fw + L.F_FLAGS] & L.FLAG_INLINE_LOCK) releaseDeadWord(i32, fw + L.F_LOCK, dead);
+  });
+}
+onReap(ReapStage.LOCKS, releaseDeadInlineLocks);
+
+/** Check hook: the stub fence lives as long as the arena; a thread between calls has no release in flight. */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    if (i32[b + A.T_STATE] === A.SLOT_FREE) continue;
+    // The calling thread is between calls: no release of its own can be in flight (others may be).
+    const releases = i32[b + L.T_RELEASE_DEPTH];
+    if (releases < 0 || (s === arena.slot && releases !== 0)) problems.push(`thread ${s} has ${releases} fence releases in flight`);
+  }
+  const stub = i32[L.H_STUB];
+  return { permanent: stub ? [stub] : [], problems };
+});
 
 /**
  * Fence.create; `recordAt` (0 none) is a word that receives the fence's payload word index in the
@@ -672,6 +706,6 @@ export function fenceView(arena: Arena, fw: number): Fence {
 /** Helper for borrowed locks given as a number: a LOCK block, or word 0 of a raw/operation block. */
 function lockFromRef(arena: Arena, ref: number): SpinLock {
   const hw = arena.resolve(ref, -1, 'lock');
-  const type = (arena.i32[hw + L.B_TAG] >>> L.TAG_TYPE_SHIFT) & L.TAG_TYPE_MASK;
-  return type === L.BlockType.LOCK ? SpinLock.fromRef(arena, ref) : SpinLock.at(arena, ref, 0);
+  const type = (arena.i32[hw + A.B_TAG] >>> A.TAG_TYPE_SHIFT) & A.TAG_TYPE_MASK;
+  return type === A.BlockType.LOCK ? SpinLock.fromRef(arena, ref) : SpinLock.at(arena, ref, 0);
 }

@@ -4,7 +4,7 @@
  * reads to decide whether to notify. waitAny arms a WAKE node per fence that bumps the calling
  * thread's wake word.
  */
-import * as L from '../arena/layout.js';
+import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import type { Fence, FenceCallback } from './fence.js';
 import { holdAlive, releaseAlive } from './keepalive.js';

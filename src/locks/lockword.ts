@@ -7,9 +7,10 @@
  * bits 16–23 next ticket, bits 24–31 ticket being served (ticket kind only).
  */
 import type { Arena } from '../arena/arena.js';
-import { ticketReleased } from '../arena/futex.js';
-import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from '../arena/futex.js';
-import * as L from '../arena/layout.js';
+import { onDetach, onReap, ReapStage } from '../arena/hooks.js';
+import { releaseDeadWord, ticketReleased } from './futex.js';
+import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from './futex.js';
+import * as L from './layout.js';
 import { Errors } from '../errors.js';
 
 export { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT };
@@ -187,6 +188,24 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
 export function heldLockCount(arena: Arena): number {
   return arena.i32[arena.slotBase + L.T_ROBUST_COUNT] + arena.inlineLocksHeld;
 }
+
+/**
+ * Reap hook: releases every robust-listed word the dead thread held, marked owner-died, and the
+ * one it was acquiring. Scans one entry past the count: a word is published before its CAS (see
+ * acquireWord), and only words the dead thread owns are touched.
+ */
+function releaseDeadLocks(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: refused while locks are held (below)
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const dead = slot + 1;
+  const pending = i32[b + L.T_ROBUST_PENDING];
+  if (pending > 0) releaseDeadWord(i32, pending, dead);
+  const n = Math.min(i32[b + L.T_ROBUST_COUNT] + 1, L.ROBUST_CAP);
+  for (let j = 0; j < n; j++) releaseDeadWord(i32, i32[b + L.T_ROBUST + j], dead);
+}
+onReap(ReapStage.LOCKS, releaseDeadLocks);
+onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
 
 /**
  * acquireWord for a fence's inline lock word. Inline words skip the robust list: they sit at a

@@ -3,7 +3,8 @@
  * (`at`: an operation lending its lock). Rebuildable in any thread from numbers alone.
  */
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
 
@@ -33,22 +34,22 @@ export class SpinLock {
     this.gen = arena.generationAt(hw);
     this.byteOffset = byteOffset;
     this.kindId = kindId;
-    this.index = hw + L.BLOCK_HEADER_WORDS + (byteOffset >>> 2);
+    this.index = hw + A.BLOCK_HEADER_WORDS + (byteOffset >>> 2);
   }
 
   /** Allocates a lock in its own block. Throws EINVAL (bad kind), ENOMEM. */
   static create(arena: Arena, kind?: L.LockKind): SpinLock {
     const k = lockKindId(kind, arena.lockKindId);
-    const ref = arena.alloc(LOCK_BLOCK_BYTES, L.BlockType.LOCK);
-    const hw = arena.resolve(ref, L.BlockType.LOCK, 'lock');
-    arena.i32[hw + L.BLOCK_HEADER_WORDS + 1] = k;
+    const ref = arena.alloc(LOCK_BLOCK_BYTES, A.BlockType.LOCK);
+    const hw = arena.resolve(ref, A.BlockType.LOCK, 'lock');
+    arena.i32[hw + A.BLOCK_HEADER_WORDS + 1] = k;
     return new SpinLock(arena, ref, hw, 0, k);
   }
 
   /** Rebuilds a lock made by {@link create} from its handle (any thread). Throws EBADF/EINVAL. */
   static fromRef(arena: Arena, ref: number): SpinLock {
-    const hw = arena.resolve(ref, L.BlockType.LOCK, 'lock');
-    return new SpinLock(arena, ref, hw, 0, arena.i32[hw + L.BLOCK_HEADER_WORDS + 1]);
+    const hw = arena.resolve(ref, A.BlockType.LOCK, 'lock');
+    return new SpinLock(arena, ref, hw, 0, arena.i32[hw + A.BLOCK_HEADER_WORDS + 1]);
   }
 
   /**
@@ -57,9 +58,9 @@ export class SpinLock {
    */
   static at(arena: Arena, ref: number, byteOffset = 0, kind?: L.LockKind): SpinLock {
     const hw = arena.resolve(ref, -1, 'block');
-    const type = (arena.i32[hw + L.B_TAG] >>> L.TAG_TYPE_SHIFT) & L.TAG_TYPE_MASK;
-    if (type !== L.BlockType.RAW && type !== L.BlockType.OPERATION && type !== L.BlockType.LOCK)
-      throw Errors.invalid(`SpinLock.at needs a raw or operation block, got a ${L.BLOCK_TYPE_NAMES[type]} block`);
+    const type = (arena.i32[hw + A.B_TAG] >>> A.TAG_TYPE_SHIFT) & A.TAG_TYPE_MASK;
+    if (type !== A.BlockType.RAW && type !== A.BlockType.OPERATION && type !== A.BlockType.LOCK)
+      throw Errors.invalid(`SpinLock.at needs a raw or operation block, got a ${A.BLOCK_TYPE_NAMES[type]} block`);
     if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0 || byteOffset + 4 > arena.payloadBytes(hw))
       throw Errors.invalid(`lock offset ${byteOffset} is not a 4-byte aligned offset inside the ${arena.payloadBytes(hw)}-byte block`);
     return new SpinLock(arena, ref, hw, byteOffset, lockKindId(kind, arena.lockKindId));

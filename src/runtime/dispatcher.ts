@@ -9,8 +9,10 @@
  * callback; {@link startDispatcher} starts it explicitly. A worker that blocks its event loop
  * (Atomics.wait loops) calls {@link drain} or {@link waitInbox} instead.
  */
-import { onReap, type Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
 import { discardInbox, drainInbox, onPendingCallbacks, pendingCallbackCount } from '../fence/callbacks.js';
 import { holdAlive, releaseAlive } from '../fence/keepalive.js';
 import { Errors } from '../errors.js';
@@ -49,8 +51,8 @@ export class Dispatcher {
   async run(): Promise<void> {
     const arena = this.arena;
     const i32 = arena.i32;
-    const bell = arena.slotBase + L.T_DOORBELL;
-    const inbox = arena.slotBase + L.T_INBOX;
+    const bell = arena.slotBase + FL.T_DOORBELL;
+    const inbox = arena.slotBase + FL.T_INBOX;
     this.active = true;
     Atomics.store(i32, arena.slotBase + L.T_DISPATCHING, 1);
     // Start on a later microtask: the pending-callback listener may start us with a fence lock held.
@@ -87,8 +89,8 @@ export class Dispatcher {
     if (this.stopped) return;
     this.stopped = true;
     const i32 = this.arena.i32;
-    Atomics.add(i32, this.arena.slotBase + L.T_DOORBELL, 1);
-    Atomics.notify(i32, this.arena.slotBase + L.T_DOORBELL);
+    Atomics.add(i32, this.arena.slotBase + FL.T_DOORBELL, 1);
+    Atomics.notify(i32, this.arena.slotBase + FL.T_DOORBELL);
   }
 }
 
@@ -159,7 +161,7 @@ export function waitInbox(arena: Arena, timeoutMs = Infinity): number {
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
     throw Errors.invalid(`timeout must be a number ≥ 0 (ms), got ${String(timeoutMs)}`);
   const i32 = arena.i32;
-  const bell = arena.slotBase + L.T_DOORBELL;
+  const bell = arena.slotBase + FL.T_DOORBELL;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
     const seen = Atomics.load(i32, bell);
@@ -189,7 +191,7 @@ onPendingCallbacks((arena, pending) => {
   }
 });
 
-onReap((arena, slot) => {
+onReap(ReapStage.DISPATCH, (arena, slot) => {
   if (slot === arena.slot) {
     // Detach: callbacks already delivered to us still run (exactly once), then the loop stops.
     stopDispatcher(arena);

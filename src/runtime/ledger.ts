@@ -8,19 +8,22 @@
  * Kinds are registered per thread like shared callbacks: the reaping thread must have loaded the
  * module that defines a kind (the runtime defines FENCE_REF; the driver defines OPERATION).
  */
-import { onReap, type Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
 import { Errors } from '../errors.js';
 import { pushRelease } from '../fence/core.js';
 import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
 import { syncFileFence } from '../sync/syncfile.js';
 
-const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, BLOCK_HEADER_WORDS } = L;
+const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER } = FL;
+const { BLOCK_HEADER_WORDS } = A;
 
 /** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
 export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
 
-export const LedgerKind = { FENCE_REF: L.LGK_FENCE_REF, OPERATION: 2, DRIVER: 3 } as const;
+export const LedgerKind = { FENCE_REF: FL.LGK_FENCE_REF, OPERATION: 2, DRIVER: 3 } as const;
 
 const reapers: LedgerReaper[] = [];
 /** Registers the reaper of ledger kind `kind` (1..63) in this thread. */
@@ -53,7 +56,7 @@ export function ledgerReserve(arena: Arena): number {
   const sw = arena.slotBase + T_LEDGER;
   let lw = i32[sw];
   if (lw === 0) {
-    lw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + FIRST_CAP * LG_STRIDE) * 4, L.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+    lw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + FIRST_CAP * LG_STRIDE) * 4, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
     // Installed in the run that allocated it (no call between): a reaper always finds it.
     i32[lw + LG_COUNT] = 0;
     i32[lw + LG_CAP] = 0;
@@ -92,18 +95,18 @@ function grow(arena: Arena, lw: number, n: number): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const cap = i32[lw + LG_CAP] * 2;
-  const nw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + cap * LG_STRIDE) * 4, L.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
-  i32[sb + L.T_LEDGER_SPARE_GEN] = i32[nw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
-  i32[sb + L.T_LEDGER_SPARE] = nw;
+  const nw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + cap * LG_STRIDE) * 4, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+  i32[sb + FL.T_LEDGER_SPARE_GEN] = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + FL.T_LEDGER_SPARE] = nw;
   i32.copyWithin(nw + LG_ENTRIES, lw + LG_ENTRIES, lw + LG_ENTRIES + n * LG_STRIDE);
   i32[nw + LG_COUNT] = n;
   i32[nw + LG_CAP] = capacityOf(arena, nw);
   // Swap in one run: the slot names the new block, the spare the old one.
-  i32[sb + L.T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
-  i32[sb + L.T_LEDGER_SPARE] = lw;
+  i32[sb + FL.T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + FL.T_LEDGER_SPARE] = lw;
   i32[sb + T_LEDGER] = nw;
   arena.freeBlock(lw - BLOCK_HEADER_WORDS);
-  i32[sb + L.T_LEDGER_SPARE] = 0;
+  i32[sb + FL.T_LEDGER_SPARE] = 0;
   return nw;
 }
 
@@ -136,11 +139,11 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
 function release(arena: Arena, lw: number): void {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  i32[sb + L.T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
-  i32[sb + L.T_LEDGER_SPARE] = lw;
+  i32[sb + FL.T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + FL.T_LEDGER_SPARE] = lw;
   i32[sb + T_LEDGER] = 0;
   arena.freeBlock(lw - BLOCK_HEADER_WORDS);
-  i32[sb + L.T_LEDGER_SPARE] = 0;
+  i32[sb + FL.T_LEDGER_SPARE] = 0;
 }
 
 /**
@@ -204,10 +207,10 @@ export function putTracked(fence: Fence): void {
   // at the Atomics call, not after it): a thread terminated here still records a reference it
   // holds (the reaper puts it), or neither records nor holds it.
   const d = pushRelease(arena, fw);
-  const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
+  const old = Atomics.sub(i32, fw + FL.F_REFCOUNT, 1);
   if (old < 1) {
-    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
-    i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
+    Atomics.add(i32, fw + FL.F_REFCOUNT, 1);
+    i32[arena.slotBase + FL.T_RELEASE_DEPTH] = d;
     throw Errors.badHandle('fence', fence.handle, `putTracked on a fence with refcount ${old}`);
   }
   const e = lw + LG_ENTRIES + j * LG_STRIDE;
@@ -216,8 +219,8 @@ export function putTracked(fence: Fence): void {
   i32[e + LE_VALUE] = i32[last + LE_VALUE];
   i32[e + LE_GEN] = i32[last + LE_GEN];
   i32[lw + LG_COUNT] = n - 1;
-  if (old !== 1) i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
-  else if (d < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
+  if (old !== 1) i32[arena.slotBase + FL.T_RELEASE_DEPTH] = d;
+  else if (d < FL.RELEASE_CAP) i32[arena.slotBase + FL.T_RELEASE + 2 * d + 1] |= FL.REL_DROPPED;
   if (n === 1) release(arena, lw);
   if (old === 1) releaseFenceAt(arena, fw, d, fence);
 }
@@ -227,14 +230,14 @@ defineLedgerKind(LedgerKind.FENCE_REF, (arena, fw, gen) => {
   if (arena.isLive(fw - BLOCK_HEADER_WORDS, gen)) putFence(arena, fw);
 });
 
-onReap((arena, slot) => {
+onReap(ReapStage.LEDGER, (arena, slot) => {
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
   // A block the dead thread was installing or retiring (see grow): not the ledger, just memory.
-  const spare = i32[b + L.T_LEDGER_SPARE];
-  if (spare !== 0 && slot !== arena.slot && arena.isLive(spare - BLOCK_HEADER_WORDS, i32[b + L.T_LEDGER_SPARE_GEN]))
+  const spare = i32[b + FL.T_LEDGER_SPARE];
+  if (spare !== 0 && slot !== arena.slot && arena.isLive(spare - BLOCK_HEADER_WORDS, i32[b + FL.T_LEDGER_SPARE_GEN]))
     arena.freeBlock(spare - BLOCK_HEADER_WORDS);
-  i32[b + L.T_LEDGER_SPARE] = 0;
+  i32[b + FL.T_LEDGER_SPARE] = 0;
   const sw = b + T_LEDGER;
   const lw = i32[sw];
   if (lw === 0) return;

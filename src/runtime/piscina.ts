@@ -10,6 +10,7 @@
 import type { Worker } from 'node:worker_threads';
 import { Arena } from '../arena/arena.js';
 import { Errno, Errors } from '../errors.js';
+import { contextAlloc } from '../fence/core.js';
 import { Fence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { putTracked, trackRef } from './ledger.js';
@@ -79,7 +80,7 @@ export function runWithFence(
   if (atomics !== undefined && atomics !== 'async')
     throw Errors.invalid(`piscina pool must use atomics: 'async' (got '${atomics}'): 'sync' freezes a task's async waits`);
   let tl = contexts.get(arena);
-  if (!tl) contexts.set(arena, (tl = { context: arena.contextAlloc(1), seqno: 0 }));
+  if (!tl) contexts.set(arena, (tl = { context: contextAlloc(arena, 1), seqno: 0 }));
   const out = Fence.create(arena, { ops: taskOps, context: tl.context, seqno: ++tl.seqno >>> 0 });
   out.get(); // the task's reference
   const deps = opts.deps ?? [];

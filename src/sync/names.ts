@@ -4,7 +4,7 @@
  * cut on a character boundary, like `strscpy` cuts on a byte boundary.
  */
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as L from './layout.js';
 import { Errors } from '../errors.js';
 
 const encoder = new TextEncoder();

@@ -10,8 +10,11 @@
  * closed fd whose entry was reused is rejected (EBADF), not followed.
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as K from '../locks/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
 import { mergeFences, unwrapFences } from '../containers/unwrap.js';
 import { Errors, FenceError } from '../errors.js';
 import { fenceGet, pushRelease, seqnoOf } from '../fence/core.js';
@@ -19,12 +22,12 @@ import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { checkName, readName, writeName } from './names.js';
 
-const { FD_STATE, FD_FENCE, FD_OWNER, FD_NAME, FD_LOCK, FD_STRIDE, FDS_FREE, FDS_CLAIMED, FDS_LIVE, FDS_STATE_MASK,
-  FDS_GEN_SHIFT, FDS_GEN_MASK, FD_INDEX_SCALE, BLOCK_HEADER_WORDS } = L;
+const { FD_STATE, FD_FENCE, FD_OWNER, FD_NAME, FD_LOCK, FD_STRIDE, FDS_FREE, FDS_CLAIMED, FDS_LIVE, FDS_STATE_MASK, FDS_GEN_SHIFT, FDS_GEN_MASK, FD_INDEX_SCALE } = L;
+const { BLOCK_HEADER_WORDS } = A;
 
 /** Entry locks are always the futex kind: short critical sections, sleepers do not burn a core. */
-const ENTRY_LOCK = L.LK_FUTEX;
-const NAME_BLOCK = L.BLOCK_HEADER_BYTES + L.NAME_WORDS * 4;
+const ENTRY_LOCK = K.LK_FUTEX;
+const NAME_BLOCK = A.BLOCK_HEADER_BYTES + L.NAME_WORDS * 4;
 
 /** One unwrapped fence of a sync file (kernel `struct sync_fence_info`). */
 export interface SyncFenceInfo {
@@ -57,9 +60,9 @@ function entryOf(arena: Arena, fd: number, genOut: Int32Array): number {
   const index = fd % FD_INDEX_SCALE;
   const gen = (fd - index) / FD_INDEX_SCALE;
   const i32 = arena.i32;
-  if (index >= i32[L.H_FD_CAPACITY] || gen > FDS_GEN_MASK) throw Errors.badHandle('sync_file fd', fd, 'not an fd of this arena');
+  if (index >= i32[A.H_TABLE_ENTRIES] || gen > FDS_GEN_MASK) throw Errors.badHandle('sync_file fd', fd, 'not an fd of this arena');
   genOut[0] = gen;
-  return i32[L.H_FD_TABLE] + index * FD_STRIDE;
+  return i32[A.H_TABLE] + index * FD_STRIDE;
 }
 
 const genScratch = new Int32Array(1);
@@ -98,13 +101,13 @@ export function syncFileFence(arena: Arena, fd: number, track = false): number {
       // Tracked import: record the reference in the thread's ledger (room reserved by the caller)
       // with no call after the increment, so a terminate() cannot land between taking and recording.
       if (track) {
-        const lw = i32[arena.slotBase + L.T_LEDGER];
-        const n = i32[lw + L.LG_COUNT];
-        const le = lw + L.LG_ENTRIES + n * L.LG_STRIDE;
-        i32[le + L.LE_KIND] = L.LGK_FENCE_REF;
-        i32[le + L.LE_VALUE] = fw;
-        i32[le + L.LE_GEN] = i32[fw - L.BLOCK_HEADER_WORDS + L.B_GEN] & L.GEN_MASK;
-        i32[lw + L.LG_COUNT] = n + 1;
+        const lw = i32[arena.slotBase + FL.T_LEDGER];
+        const n = i32[lw + FL.LG_COUNT];
+        const le = lw + FL.LG_ENTRIES + n * FL.LG_STRIDE;
+        i32[le + FL.LE_KIND] = FL.LGK_FENCE_REF;
+        i32[le + FL.LE_VALUE] = fw;
+        i32[le + FL.LE_GEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+        i32[lw + FL.LG_COUNT] = n + 1;
       }
     }
   } finally {
@@ -123,16 +126,16 @@ function install(arena: Arena, fw: number, name: string | undefined): number {
   const i32 = arena.i32;
   let nameW = 0;
   if (name) {
-    nameW = arena.allocBlock(NAME_BLOCK, L.BlockType.SYNC_FILE) + BLOCK_HEADER_WORDS;
+    nameW = arena.allocBlock(NAME_BLOCK, A.BlockType.SYNC_FILE) + BLOCK_HEADER_WORDS;
     writeName(arena, nameW, name);
   }
   // The caller holds a reference (so it stays ≥ 1 while we look): refuse a released fence now.
-  if (Atomics.load(i32, fw + L.F_REFCOUNT) <= 0) {
+  if (Atomics.load(i32, fw + FL.F_REFCOUNT) <= 0) {
     if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
     throw Errors.badHandle('fence', fw, 'the fence was released');
   }
-  const cap = i32[L.H_FD_CAPACITY];
-  const table = i32[L.H_FD_TABLE];
+  const cap = i32[A.H_TABLE_ENTRIES];
+  const table = i32[A.H_TABLE];
   // Next-fit from a shared cursor: creators spread over the table instead of fighting for entry 0,
   // and a closed entry is not the very next one handed out (stale fds meet a new generation late).
   const start = (Atomics.add(i32, L.H_FD_NEXT, 1) >>> 0) % cap;
@@ -150,7 +153,7 @@ function install(arena: Arena, fw: number, name: string | undefined): number {
     i32[e + FD_OWNER] = arena.slot;
     i32[e + FD_FENCE] = 0;
     i32[e + FD_NAME] = 0;
-    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
+    Atomics.add(i32, fw + FL.F_REFCOUNT, 1);
     i32[e + FD_FENCE] = fw;
     i32[e + FD_NAME] = nameW;
     // Publish last: a lookup that sees LIVE reads the fields written above.
@@ -180,10 +183,10 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
     // The drop, then the entry's fence cleared, in one run (see pushRelease): a closer terminated
     // before the entry is freed leaves it half closed, which the reaper finishes.
     depth = pushRelease(arena, fw);
-    last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
+    last = Atomics.sub(i32, fw + FL.F_REFCOUNT, 1) === 1;
     i32[e + FD_FENCE] = 0;
-    if (!last) i32[arena.slotBase + L.T_RELEASE_DEPTH] = depth;
-    else if (depth < L.RELEASE_CAP) i32[arena.slotBase + L.T_RELEASE + 2 * depth + 1] |= L.REL_DROPPED;
+    if (!last) i32[arena.slotBase + FL.T_RELEASE_DEPTH] = depth;
+    else if (depth < FL.RELEASE_CAP) i32[arena.slotBase + FL.T_RELEASE + 2 * depth + 1] |= FL.REL_DROPPED;
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
     i32[e + FD_NAME] = 0;
   } finally {
@@ -203,8 +206,8 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
  */
 export function closeFdsOf(arena: Arena, slot: number): number {
   const i32 = arena.i32;
-  const cap = i32[L.H_FD_CAPACITY];
-  const table = i32[L.H_FD_TABLE];
+  const cap = i32[A.H_TABLE_ENTRIES];
+  const table = i32[A.H_TABLE];
   let n = 0;
   for (let index = 0; index < cap; index++) {
     const e = table + index * FD_STRIDE;
@@ -232,8 +235,8 @@ export function closeFdsOf(arena: Arena, slot: number): number {
  */
 function finishHalfClosed(arena: Arena): void {
   const i32 = arena.i32;
-  const cap = i32[L.H_FD_CAPACITY];
-  const table = i32[L.H_FD_TABLE];
+  const cap = i32[A.H_TABLE_ENTRIES];
+  const table = i32[A.H_TABLE];
   for (let index = 0; index < cap; index++) {
     const e = table + index * FD_STRIDE;
     const w = Atomics.load(i32, e + FD_STATE);
@@ -252,7 +255,7 @@ function finishHalfClosed(arena: Arena): void {
   }
 }
 
-onReap((arena, slot) => {
+onReap(ReapStage.FILES, (arena, slot) => {
   closeFdsOf(arena, slot);
   if (slot !== arena.slot) finishHalfClosed(arena);
 });
@@ -434,8 +437,8 @@ export class SyncFile {
   static openCount(arena: Arena): number {
     checkArena(arena);
     const i32 = arena.i32;
-    const cap = i32[L.H_FD_CAPACITY];
-    const table = i32[L.H_FD_TABLE];
+    const cap = i32[A.H_TABLE_ENTRIES];
+    const table = i32[A.H_TABLE];
     let n = 0;
     for (let index = 0; index < cap; index++)
       if ((Atomics.load(i32, table + index * FD_STRIDE + FD_STATE) & FDS_STATE_MASK) === FDS_LIVE) n++;

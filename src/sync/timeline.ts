@@ -9,10 +9,12 @@
  * Layout: a TIMELINE block (TL_*) and point blocks (a fence plus PT_* list words), all in the arena.
  */
 import type { Arena } from '../arena/arena.js';
-import * as L from '../arena/layout.js';
+import * as A from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
 import { runDetached } from '../fence/callbacks.js';
-import { fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
+import { contextAlloc, fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
 import { putFence, type Fence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
@@ -20,11 +22,12 @@ import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
 import { syncFileInstall } from './syncfile.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV,
-  PT_NEXT, PT_LINKED, F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED, BLOCK_HEADER_WORDS } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED } = L;
+const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
+const { BLOCK_HEADER_WORDS } = A;
 
-const TL_BLOCK = L.BLOCK_HEADER_BYTES + L.TL_WORDS * 4;
-const PT_BLOCK = L.BLOCK_HEADER_BYTES + L.PT_WORDS * 4;
+const TL_BLOCK = A.BLOCK_HEADER_BYTES + L.TL_WORDS * 4;
+const PT_BLOCK = A.BLOCK_HEADER_BYTES + L.PT_WORDS * 4;
 
 /** "a is not later than value" in 32-bit wrap-around order (kernel timeline_fence_signaled). */
 function reached(seqno: number, value: number): boolean {
@@ -160,8 +163,8 @@ export class SwTimeline {
   static create(arena: Arena, name?: string): SwTimeline {
     if (arena === null || typeof arena !== 'object' || !(arena.i32 instanceof Int32Array)) throw Errors.invalid('expected an Arena');
     checkName(name, 'timeline');
-    const context = arena.contextAlloc(1);
-    const hw = arena.allocBlock(TL_BLOCK, L.BlockType.TIMELINE);
+    const context = contextAlloc(arena, 1);
+    const hw = arena.allocBlock(TL_BLOCK, A.BlockType.TIMELINE);
     const tw = hw + BLOCK_HEADER_WORDS;
     const i32 = arena.i32;
     i32.fill(0, tw, tw + L.TL_WORDS);
@@ -178,13 +181,13 @@ export class SwTimeline {
    * EINVAL (another block type).
    */
   static fromHandle(arena: Arena, handle: number): SwTimeline {
-    return new SwTimeline(arena, arena.resolve(handle, L.BlockType.TIMELINE, 'timeline'));
+    return new SwTimeline(arena, arena.resolve(handle, A.BlockType.TIMELINE, 'timeline'));
   }
 
   /** Validates the view; returns the payload word index. Throws EBADF once closed or freed. */
   private v(): number {
     if (this.closedHere) throw Errors.badHandle('timeline', this.handle, 'this view was closed');
-    const tw = this.arena.resolve(this.handle, L.BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+    const tw = this.arena.resolve(this.handle, A.BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
     if (Atomics.load(this.arena.i32, tw + TL_CLOSED)) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
     return tw;
   }

@@ -1,0 +1,101 @@
+/**
+ * How the layers above the arena take part in its life cycle without the arena knowing their
+ * structs: each layer registers, when its module loads, what the arena must do for it
+ *
+ * - when a dead thread's slot is reaped (or a live thread detaches): {@link onReap}, run in a fixed
+ *   order of stages so that, e.g., locks are recovered before anything takes them again;
+ * - before a thread detaches: {@link onDetach}, a check that may refuse (a lock still held);
+ * - when the arena is checked: {@link onCheck}, which names the layer's permanent blocks (not leaks)
+ *   and reports the layer's own problems.
+ *
+ * Every thread that can reap or check has loaded every layer: the package's one entry point loads
+ * them all, and each layer registers in its own module, not in that entry.
+ */
+import type { Arena } from './arena.js';
+
+/** A reaped slot's clean-up for one layer: `slot` is the dead thread's (or the detaching thread's own). */
+export type ReapHook = (arena: Arena, slot: number) => void;
+
+/**
+ * Reap stages, in the order they run. A layer's hook runs at its stage; the order is what makes
+ * recovery correct, so it is written here once instead of following module load order.
+ */
+export const ReapStage = {
+  /** Lock words the dead thread held are released (owner died) before anything else locks them. */
+  LOCKS: 10,
+  /** Callback nodes the dead thread owned or was freeing. */
+  CALLBACKS: 20,
+  /** Fence releases the dead thread had begun are finished. */
+  RELEASES: 30,
+  /** Its sync-file fds are closed. */
+  FILES: 40,
+  /** Its callback dispatcher and inbox. */
+  DISPATCH: 50,
+  /** Everything in its reference ledger is dropped (references, operations, drivers). */
+  LEDGER: 60,
+  /** Driver operations it had claimed are finished. */
+  OPERATIONS: 70,
+} as const;
+
+interface Registered {
+  stage: number;
+  hook: ReapHook;
+}
+const reapHooks: Registered[] = [];
+
+/** Registers `hook` to run at `stage` (see {@link ReapStage}) for every reaped or detaching slot. */
+export function onReap(stage: number, hook: ReapHook): void {
+  if (reapHooks.some((r) => r.hook === hook)) return;
+  reapHooks.push({ stage, hook });
+  // Stable sort: hooks of one stage keep their registration order.
+  reapHooks.sort((a, b) => a.stage - b.stage);
+}
+
+/** Runs every reap hook for `slot`, in stage order. */
+export function runReapHooks(arena: Arena, slot: number): void {
+  for (const r of reapHooks) r.hook(arena, slot);
+}
+
+/** A detach check: the reason the calling thread cannot detach yet, or null. */
+export type DetachCheck = (arena: Arena) => string | null;
+const detachChecks: DetachCheck[] = [];
+
+/** Registers a check run before the calling thread detaches; a reason makes detach throw EBUSY. */
+export function onDetach(check: DetachCheck): void {
+  if (!detachChecks.includes(check)) detachChecks.push(check);
+}
+
+/** The first reason the calling thread cannot detach, or null. */
+export function detachRefusal(arena: Arena): string | null {
+  for (const check of detachChecks) {
+    const why = check(arena);
+    if (why !== null) return why;
+  }
+  return null;
+}
+
+/** What a layer adds to {@link Arena.check}: blocks that live for the arena's lifetime, and problems. */
+export interface LayerCheck {
+  /** Payload word indices of blocks that are never freed (not counted as leaks). */
+  permanent?: number[];
+  problems?: string[];
+}
+export type CheckHook = (arena: Arena) => LayerCheck;
+const checkHooks: CheckHook[] = [];
+
+/** Registers a hook that takes part in every arena check. */
+export function onCheck(hook: CheckHook): void {
+  if (!checkHooks.includes(hook)) checkHooks.push(hook);
+}
+
+/** Runs every check hook. */
+export function runCheckHooks(arena: Arena): { permanent: Set<number>; problems: string[] } {
+  const permanent = new Set<number>();
+  const problems: string[] = [];
+  for (const hook of checkHooks) {
+    const r = hook(arena);
+    for (const p of r.permanent ?? []) permanent.add(p);
+    problems.push(...(r.problems ?? []));
+  }
+  return { permanent, problems };
+}

@@ -1,0 +1,74 @@
+/**
+ * The driver layer's shared-memory structs: the operation (the exporter's object whose lock an
+ * out-fence may borrow), the driver block with its counters and command ring, and the driver's
+ * thread-slot fields (the operation a thread has claimed to finish).
+ */
+import { T_LAYERS_END } from '../arena/layout.js';
+import { defineStruct } from '../arena/struct.js';
+import { T_RUNTIME_END } from '../runtime/layout.js';
+
+/* ───────────── operation (OP_* relative to payload) ───────────── */
+export const OP_PAYLOAD_WORDS = 8;
+export const {
+  LOCK: OP_LOCK, STATE: OP_STATE, FENCE: OP_FENCE, DRIVER: OP_DRIVER, OWNER: OP_OWNER, ID: OP_ID, DURATION_US: OP_DURATION_US,
+  RESULT: OP_RESULT, PAYLOAD: OP_PAYLOAD, END: OP_WORDS,
+} = defineStruct('operation', {
+  LOCK: 1, // the lock an out-fence borrows (word 0: becomes the free-list link once freed)
+  STATE: 1, // (generation << OPS_GEN_SHIFT) | OPS_*: every transition is a CAS on this word
+  FENCE: 1, // payload word index of the out-fence (the operation holds one reference)
+  DRIVER: 1, // payload word index of the driver block
+  OWNER: 1, // exporter thread slot
+  ID: 1, // per-driver operation number
+  DURATION_US: 1, // simulated work
+  RESULT: 1, // status the out-fence got (1 or negative errno), written by the finisher
+  PAYLOAD: OP_PAYLOAD_WORDS, // user data
+});
+export const OPS_GEN_SHIFT = 3;
+export const OPS_SUBMITTED = 1; // out-fence created, waiting for execute
+export const OPS_RUNNING = 2; // executing
+export const OPS_FINISHING = 3; // claimed by exactly one finisher (complete, cancel, delete or reap)
+export const OPS_NEW = 4; // allocated and recorded by its submitter, not yet published
+export const OPS_COUNTED = 5; // finishing: its end counted, its fence reference not yet dropped
+
+/* ───────────── driver block (DRV_* relative to payload) ───────────── */
+export const {
+  CONTEXT: DRV_CONTEXT, SEQNO: DRV_SEQNO, OWNER: DRV_OWNER, NEXT_ID: DRV_NEXT_ID, SUBMITTED: DRV_SUBMITTED, COMPLETED: DRV_COMPLETED,
+  CANCELED: DRV_CANCELED, DELETED: DRV_DELETED, ABORTED: DRV_ABORTED, CMD_MISSED: DRV_CMD_MISSED, RING_HEAD: DRV_RING_HEAD,
+  RING_TAIL: DRV_RING_TAIL, RING_CAP: DRV_RING_CAP, RING_BELL: DRV_RING_BELL, LOCK_MODE: DRV_LOCK_MODE, RING: DRV_RING,
+} = defineStruct('driver', {
+  CONTEXT: 1, // fence context of the driver's timeline
+  SEQNO: 1, // last seqno handed out (Atomics.add)
+  OWNER: 1, // exporter thread slot
+  NEXT_ID: 1,
+  SUBMITTED: 1, // counters (Atomics); live and freed operations are derived from them
+  COMPLETED: 1,
+  CANCELED: 1,
+  DELETED: 1,
+  ABORTED: 1, // finished by the reaper (exporter died)
+  CMD_MISSED: 1, // commands that found their operation already finished
+  RING_HEAD: 1, // command ring: consumer position
+  RING_TAIL: 1, // producer position (Atomics.add reserves an entry)
+  RING_CAP: 1, // entries (power of two)
+  RING_BELL: 1, // bumped + notified when a command is posted
+  LOCK_MODE: 1, // 0 inline, 1 borrowed
+  RING: 0, // RING_STRIDE words per ring entry from here
+});
+/** A command ring entry: [sequence, command, operation handle lo, hi]. */
+export const { SEQ: RE_SEQ, CMD: RE_CMD, OP_LO: RE_OP_LO, OP_HI: RE_OP_HI, END: RING_STRIDE } = defineStruct('ring entry', {
+  SEQ: 1,
+  CMD: 1,
+  OP_LO: 1,
+  OP_HI: 1,
+});
+
+/* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
+/**
+ * The driver operation this thread has claimed (won the CAS to OPS_FINISHING) and not yet freed:
+ * payload word, the FINISHING state word it set, and the counter to bump.
+ */
+export const { FINISHING: T_FINISHING, FINISHING_STATE: T_FINISHING_STATE, FINISHING_COUNTER: T_FINISHING_COUNTER, END: T_DRIVER_END } =
+  defineStruct(
+    'driver thread slot',
+    { FINISHING: 1, FINISHING_STATE: 1, FINISHING_COUNTER: 1 },
+    { base: T_RUNTIME_END, limit: T_LAYERS_END },
+  );

@@ -1,0 +1,134 @@
+/**
+ * The fence layer's shared-memory structs: the fence itself, the callback node, the fence layer's
+ * header fields, its thread-slot fields (inbox, doorbell, wake word, release records) and the
+ * per-thread reference ledger.
+ */
+import { H_LAYERS, H_LAYERS_END, T_LAYERS_END } from '../arena/layout.js';
+import { defineStruct, WORDS64 } from '../arena/struct.js';
+import { T_LOCKS_END } from '../locks/layout.js';
+
+/* ───────────── fence (F_* relative to the payload's first word) ───────────── */
+export const {
+  FLAGS: F_FLAGS, LOCK: F_LOCK, LENDER: F_LENDER, LENDER_GEN: F_LENDER_GEN, OPS: F_OPS, CB_HEAD: F_CB_HEAD, REFCOUNT: F_REFCOUNT,
+  ERROR: F_ERROR, CONTEXT: F_CONTEXT, SEQNO_LO: F_SEQNO_LO, SEQNO_HI: F_SEQNO_HI, CB_TAIL: F_CB_TAIL, TIMESTAMP: F_TIMESTAMP,
+  END: FENCE_WORDS,
+} = defineStruct(
+  'fence',
+  {
+    FLAGS: 1, // flag bits; also the futex word waiters sleep on
+    LOCK: 1, // union: inline lock word, or word index of the borrowed lock
+    LENDER: 1, // word index of the lender block's header (borrowed), 0 inline
+    LENDER_GEN: 1, // generation of the lender block when the fence borrowed it
+    OPS: 1, // ops id (hash of the ops name)
+    CB_HEAD: 1, // word index of the first callback node (0 = none)
+    REFCOUNT: 1,
+    ERROR: 1,
+    CONTEXT: 1,
+    SEQNO_LO: 1,
+    SEQNO_HI: 1,
+    CB_TAIL: 1,
+    TIMESTAMP: WORDS64, // BigInt64 (byte 48 of the payload)
+  },
+  { end: 14 },
+);
+export const FENCE_BYTES = FENCE_WORDS * 4; // 56: with the 8-byte block header, one 64-byte block
+
+/** Fence flag bits, in the kernel's order; WAITERS tells signal() to notify. */
+export const FLAG_INITIALIZED = 1 << 0;
+export const FLAG_INLINE_LOCK = 1 << 1;
+export const FLAG_SEQNO64 = 1 << 2;
+export const FLAG_SIGNALED = 1 << 3;
+export const FLAG_TIMESTAMP = 1 << 4;
+export const FLAG_ENABLE_SIGNAL = 1 << 5;
+export const FLAG_WAITERS = 1 << 30;
+
+/* ───────────── callback node (CB_* relative to payload) ───────────── */
+export const {
+  FENCE: CB_FENCE, NEXT: CB_NEXT, PREV: CB_PREV, OWNER: CB_OWNER, TOKEN: CB_TOKEN, STATE: CB_STATE, KIND: CB_KIND, TARGET: CB_TARGET,
+  END: CB_WORDS,
+} = defineStruct('callback node', {
+  FENCE: 1, // word index of the fence payload
+  NEXT: 1,
+  PREV: 1,
+  OWNER: 1, // thread slot that runs it
+  TOKEN: 1, // key of the function in the owner's table
+  STATE: 1, // CBS_*
+  KIND: 1, // CBK_FN (owner runs a function) or CBK_WAKE (signaler bumps a word)
+  TARGET: 1, // CBK_WAKE: word index to bump and notify; CBK_FN: owner's registration serial
+});
+export const CBS_PENDING = 1;
+export const CBS_QUEUED = 2; // detached by signal, waiting in the owner's inbox
+export const CBS_DONE = 3;
+/** Set by the owner just before it frees its own node: a reaper frees FREEING nodes of a dead owner. */
+export const CBS_FREEING = 4;
+export const CBK_FN = 0;
+export const CBK_WAKE = 1;
+export const CBK_SHARED = 2; // library code run by the signaler: CB_TOKEN = handler id, CB_TARGET = its data word
+
+/* ───────────── header fields (word indices), first in the arena's layer area ───────────── */
+export const { CONTEXT: H_CONTEXT, STUB: H_STUB, STUB_LOCK: H_STUB_LOCK, END: H_FENCE_END } = defineStruct(
+  'fence header',
+  {
+    CONTEXT: 1, // fence contexts handed out so far (the first is 1; 0 is the stub's)
+    STUB: 1, // payload word of the permanent stub fence (0 until first use)
+    STUB_LOCK: 1, // spin word guarding stub creation
+  },
+  { base: H_LAYERS, limit: H_LAYERS_END },
+);
+
+/* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
+/**
+ * Release records (src/fence/release.ts): a stack of the fences whose last reference this thread
+ * has dropped and whose release it has not finished, so that the reaper can finish the release of
+ * a thread terminated inside it. Entry: [payload word index, generation | REL_* state bits].
+ */
+export const RELEASE_CAP = 6; // deeper nested releases are counted, not recorded
+export const { FW: REC_FW, STATE: REC_STATE, END: REC_WORDS } = defineStruct('release record', {
+  FW: 1, // payload word index of the fence
+  STATE: 1, // generation of the fence block | REL_* bits
+});
+export const REL_RESURRECTED = 1 << 24; // holds the reference the -EDEADLK signal runs under
+export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reaper does not call it again)
+export const REL_DROPPED = 1 << 26; // the last reference is gone (without it the record is an intent only)
+
+export const {
+  DOORBELL: T_DOORBELL, INBOX: T_INBOX, WAKE: T_WAKE, DRAINING: T_DRAINING, RELEASE_DEPTH: T_RELEASE_DEPTH, RELEASE: T_RELEASE,
+  LEDGER: T_LEDGER, LEDGER_SPARE: T_LEDGER_SPARE, LEDGER_SPARE_GEN: T_LEDGER_SPARE_GEN, END: T_FENCE_END,
+} = defineStruct(
+  'fence thread slot',
+  {
+    DOORBELL: 1, // bumped (and notified) when the inbox gets work
+    INBOX: 1, // head of a lock-free stack of callback nodes queued for this thread
+    WAKE: 1, // per-thread wake word for waitAny
+    DRAINING: 1, // inbox list being run by drainInbox, from the running node on (the reaper discards it)
+    RELEASE_DEPTH: 1, // release records in use (may exceed RELEASE_CAP: deeper ones are not recorded)
+    RELEASE: RELEASE_CAP * REC_WORDS,
+    LEDGER: 1, // payload word index of the slot's reference ledger block (0 none)
+    LEDGER_SPARE: 1, // a ledger block being installed (grown into) or retired: payload word…
+    LEDGER_SPARE_GEN: 1, // …and generation, so a thread killed mid-move leaves its reaper the block to free
+  },
+  { base: T_LOCKS_END, limit: T_LAYERS_END },
+);
+
+/** Word index of release record `d`'s field `field` (REC_FW / REC_STATE) in the slot at `slotBase`. */
+export function releaseRecord(slotBase: number, d: number, field: number): number {
+  return slotBase + T_RELEASE + d * REC_WORDS + field;
+}
+
+/* ───────────── reference ledger: one block per thread slot (T_LEDGER) ───────────── */
+/**
+ * What a thread holds that nobody else could give back if it died (fence references, driver
+ * operations and drivers): the reaper walks a dead thread's ledger. Only the owner writes it.
+ */
+export const { COUNT: LG_COUNT, CAP: LG_CAP, ENTRIES: LG_ENTRIES } = defineStruct('ledger', {
+  COUNT: 1, // entries in use
+  CAP: 1, // entries that fit
+  ENTRIES: 0, // LG_STRIDE words per entry from here
+});
+export const { KIND: LE_KIND, VALUE: LE_VALUE, GEN: LE_GEN, END: LG_STRIDE } = defineStruct('ledger entry', {
+  KIND: 1, // LGK_* (kinds above the fence layer are registered by their layers)
+  VALUE: 1, // payload word index of what is held
+  GEN: 1, // its block generation when recorded (a stale entry is skipped)
+});
+/** Ledger entry kind of a fence reference. */
+export const LGK_FENCE_REF = 1;

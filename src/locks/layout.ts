@@ -1,0 +1,39 @@
+/**
+ * Lock words and the locks layer's thread-slot fields (the robust list a dead holder's locks are
+ * recovered from).
+ *
+ * A lock word is one Int32: bits 0–9 the holder's thread slot + 1 (0 = free), bit 10 waiters
+ * (futex kind), bit 11 owner died; the ticket kind packs its next ticket in bits 16–23 and the
+ * ticket being served in bits 24–31.
+ */
+import { T_LAYERS, T_LAYERS_END } from '../arena/layout.js';
+import { defineStruct } from '../arena/struct.js';
+
+export const LOCK_OWNER_MASK = 0x3ff; // thread slot + 1 of the holder (0 = free)
+export const LOCK_WAITERS = 1 << 10; // futex kind: somebody sleeps on the word
+export const LOCK_DIED = 1 << 11; // the last holder died; the next locker is told (EOWNERDEAD)
+export const LOCK_TICKET_NEXT_SHIFT = 16;
+export const LOCK_TICKET_SERVING_SHIFT = 24;
+export const LOCK_TICKET_MASK = 0xff;
+
+/** Lock algorithms by number (the arena header stores its default). */
+export const LOCK_KINDS = ['tas', 'ttas', 'ticket', 'futex'] as const;
+export type LockKind = (typeof LOCK_KINDS)[number];
+export const LK_TAS = 0;
+export const LK_TTAS = 1;
+export const LK_TICKET = 2;
+export const LK_FUTEX = 3;
+
+/** Lock words a thread can hold at once on its robust list (fence inline locks are not listed). */
+export const ROBUST_CAP = 32;
+
+/** Thread-slot fields (T_* relative to the slot's base word), first in the arena's layer area. */
+export const { ROBUST_PENDING: T_ROBUST_PENDING, ROBUST_COUNT: T_ROBUST_COUNT, ROBUST: T_ROBUST, END: T_LOCKS_END } = defineStruct(
+  'locks thread slot',
+  {
+    ROBUST_PENDING: 1, // lock word index being acquired (robust-futex "list_op_pending")
+    ROBUST_COUNT: 1,
+    ROBUST: ROBUST_CAP, // lock word indices held, in acquisition order
+  },
+  { base: T_LAYERS, limit: T_LAYERS_END },
+);

@@ -1,0 +1,71 @@
+/**
+ * The sync layer's shared-memory structs: the sync-file fd table entry (in the fixed table the
+ * arena reserves at creation), the sw_sync timeline and its points, name blocks, and the fd
+ * layer's header field.
+ */
+import { H_LAYERS_END, TABLE_ENTRY_WORDS } from '../arena/layout.js';
+import { defineStruct } from '../arena/struct.js';
+import { FENCE_WORDS, H_FENCE_END } from '../fence/layout.js';
+
+/* ───────────── sync-file fd table (FD_* relative to an entry) ───────────── */
+export const { STATE: FD_STATE, FENCE: FD_FENCE, OWNER: FD_OWNER, NAME: FD_NAME, LOCK: FD_LOCK, END: FD_STRIDE } = defineStruct(
+  'fd entry',
+  {
+    STATE: 1, // (generation << FDS_GEN_SHIFT) | FDS_*: claims are a CAS on this word
+    FENCE: 1, // word index of the fence payload (the fd holds one reference)
+    OWNER: 1, // thread slot that created it (its fds are closed when it is reaped)
+    NAME: 1, // payload word index of a name block, 0 default
+    LOCK: 1, // robust lock word (futex kind): lookups and close of this entry serialise on it
+  },
+  { end: TABLE_ENTRY_WORDS },
+);
+export const FDS_FREE = 0;
+export const FDS_CLAIMED = 1; // being filled in by create: not visible to lookups yet
+export const FDS_LIVE = 2;
+export const FDS_STATE_MASK = 3;
+export const FDS_GEN_SHIFT = 2;
+export const FDS_GEN_MASK = 0x1fffffff; // generation 1..mask, kept across close so a reused entry rejects stale fds
+/** fd = generation * FD_INDEX_SCALE + entry index: a plain integer, never below FD_INDEX_SCALE. */
+export const FD_INDEX_SCALE = 2 ** 20;
+
+/** Header field (word index), after the fence layer's. */
+export const { FD_NEXT: H_FD_NEXT, END: H_SYNC_END } = defineStruct(
+  'sync header',
+  { FD_NEXT: 1 }, // next-fit cursor of the fd table (Atomics.add)
+  { base: H_FENCE_END, limit: H_LAYERS_END },
+);
+
+/* ───────────── names: [byte length, up to NAME_MAX_BYTES UTF-8 bytes] ───────────── */
+export const NAME_MAX_BYTES = 31; // the kernel's char name[32] with its NUL
+export const { LEN: NM_LEN, BYTES: NM_BYTES, END: NAME_WORDS } = defineStruct('name', {
+  LEN: 1,
+  BYTES: Math.ceil(NAME_MAX_BYTES / 4),
+});
+
+/* ───────────── sw_sync timeline (TL_* relative to the timeline block's payload) ───────────── */
+export const {
+  LOCK: TL_LOCK, KREF: TL_KREF, FILE_REFS: TL_FILE_REFS, CONTEXT: TL_CONTEXT, VALUE: TL_VALUE, HEAD: TL_HEAD, TAIL: TL_TAIL,
+  CLOSED: TL_CLOSED, NAME: TL_NAME, END: TL_WORDS,
+} = defineStruct('timeline', {
+  LOCK: 1, // the timeline lock; its points borrow it as their fence lock (kernel sync_timeline.lock)
+  KREF: 1, // struct references: 1 while the timeline is open, + 1 per point
+  FILE_REFS: 1, // open references (create, get); the last close signals the rest with -ENOENT
+  CONTEXT: 1,
+  VALUE: 1, // u32 counter, written under the lock, read with Atomics.load
+  HEAD: 1, // first point (fence payload word) of the list sorted by seqno, 0 empty
+  TAIL: 1,
+  CLOSED: 1, // 1 once the last open reference is closed
+  NAME: NAME_WORDS,
+});
+
+/* ───────────── sw_sync point: a fence block with a list link (PT_* relative to the fence payload) ───────────── */
+export const { TIMELINE: PT_TIMELINE, PREV: PT_PREV, NEXT: PT_NEXT, LINKED: PT_LINKED, END: PT_WORDS } = defineStruct(
+  'sw_sync point',
+  {
+    TIMELINE: 1, // payload word index of the timeline
+    PREV: 1,
+    NEXT: 1,
+    LINKED: 1, // 1 while on the timeline's list
+  },
+  { base: FENCE_WORDS },
+);
