@@ -1,7 +1,7 @@
 /**
  * Signal→wake latency of fences across worker threads, each as a ratio to a raw-Atomics baseline
  * measured in the same run, under the same schedule, rounds interleaved A/B/B/A so machine noise
- * hits both sides equally (issue 3, acceptance "Bench"):
+ * hits both sides equally:
  *
  * 1. Sleeping waiter: a worker blocked in `fence.wait()` with `Fence.spinMicros = 0` vs a worker
  *    blocked in `Atomics.wait` on a plain SharedArrayBuffer word. The main thread sees the waiter

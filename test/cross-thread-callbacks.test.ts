@@ -1,5 +1,5 @@
 /**
- * Cross-thread callbacks (DESIGN.md §4): a callback added by thread B on a fence that thread A
+ * Cross-thread callbacks (docs/architecture.md, "Callbacks across threads"): a callback added by thread B on a fence that thread A
  * signals runs exactly once, in B; removeCallback racing signal yields exactly one of "removed" or
  * "ran". Real workers, exact counts, bounded waits.
  */

@@ -1,7 +1,7 @@
 /**
- * Driver (DESIGN.md §6): operations in the arena with their own lock, submit → out-fence → export →
+ * Driver (the exporter side, src/driver/driver.ts): operations in the arena with their own lock, submit → out-fence → export →
  * execute → signal → free; CANCEL / DELETE through the direct ioctl and the command ring, exactly
- * once; borrowed vs inline out-fence locks (the seed's bug, caught by the sanitizer).
+ * once; borrowed vs inline out-fence locks (the borrowed-lock use-after-free, caught by the sanitizer).
  * The multi-worker races are in threads-stress.test.ts and recovery.test.ts.
  */
 import { describe, expect, it } from 'vitest';

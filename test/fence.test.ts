@@ -1,5 +1,5 @@
 /**
- * The Fence API of DESIGN.md §8 with mainline dma-fence semantics: contexts and ordering, signal
+ * The Fence API (docs/kernel-mapping.md) with mainline dma-fence semantics: contexts and ordering, signal
  * and its variants, status and errors, ops (names, enableSignaling, signaled, release, deadline),
  * callbacks, waits (sync, async, any), references, stubs, locking and the 64-byte block.
  */

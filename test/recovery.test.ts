@@ -1,5 +1,5 @@
 /**
- * Dead-worker recovery (DESIGN.md §5, §6): a worker that exits for any reason — terminate() in the
+ * Dead-worker recovery (docs/architecture.md, "Kill safety"): a worker that exits for any reason — terminate() in the
  * middle of a critical section, out of memory — is reaped by the watching thread: its locks are
  * released and marked owner-died, its fds closed, its unsignaled exported fences signaled with
  * -ENODEV, its operations and tracked references freed. Nobody else hangs; arena.check() is clean.

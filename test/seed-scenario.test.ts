@@ -1,7 +1,7 @@
 /**
- * The seed scenario (issue 2 point 7): an operation struct owns a lock, its out-fence borrows it,
- * the operation is freed after signal, a new operation reuses the memory (LIFO), and the old
- * fence's lock is taken again.
+ * The borrowed-lock scenario of the kernel RFC "dma-fence: in-place lock": an operation struct owns
+ * a lock, its out-fence borrows it, the operation is freed after signal, a new operation reuses the
+ * memory (LIFO), and the old fence's lock is taken again.
  *  - sanitize → UseAfterFreeError at that moment;
  *  - no sanitizer → the real damage: the fence's lock word now belongs to the new operation
  *    (false contention, a false deadlock, or two holders of "one" lock);

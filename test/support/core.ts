@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the core suites (arena, locks, fence, sanitizer, seed scenario): bounded worker
+ * Shared helpers of the core suites (arena, locks, fence, sanitizer, borrowed-lock scenario): bounded worker
  * messaging and the two assertions every test makes — a rejected call leaves the arena consistent,
  * and a finished test leaves nothing allocated.
  */
