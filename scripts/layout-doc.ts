@@ -27,8 +27,9 @@ export const DOC = 'docs/architecture.md';
 const LAYER_ORDER = ['arena', 'locks', 'fence', 'sync', 'containers', 'runtime', 'driver'];
 
 /**
- * Named values packed into struct words, found by name prefix in the layout modules (wherever a
- * layer keeps them). A group that matches nothing fails the generation: rename it here.
+ * Named values packed into struct words, found by name prefix in the layout modules (the src/ files
+ * that call defineStruct) and in the group's `file`, if it names one. A group that matches nothing
+ * fails the generation: point it at the file that now holds its values, or rename it.
  */
 const VALUE_GROUPS: readonly ValueGroup[] = [
   { title: 'Arena flags (header word `H_FLAGS`)', prefix: 'ARENA_', format: 'bits' },
@@ -41,7 +42,7 @@ const VALUE_GROUPS: readonly ValueGroup[] = [
   { title: 'Callback node states (`CB_STATE`)', prefix: 'CBS_', format: 'int' },
   { title: 'Callback node kinds (`CB_KIND`)', prefix: 'CBK_', format: 'int' },
   { title: 'Release record bits (`REC_STATE`, above the 24-bit generation)', prefix: 'REL_', format: 'bits' },
-  { title: 'Ledger entry kinds (`LE_KIND`) defined in a layout', prefix: 'LGK_', format: 'int' },
+  { title: 'Ledger entry kinds (`LE_KIND`)', object: 'LedgerKind', file: 'src/runtime/ledger.ts', format: 'int' },
   { title: 'fd entry states (low bits of `FD_STATE`)', prefix: 'FDS_', format: 'int' },
   { title: 'Operation states (low bits of `OP_STATE`)', prefix: 'OPS_', format: 'int' },
 ];
@@ -50,6 +51,8 @@ interface ValueGroup {
   readonly title: string;
   /** Exported numeric constants whose names start with this. */
   readonly prefix?: string;
+  /** A source file (repository-relative) to look in besides the layout modules. */
+  readonly file?: string;
   /** Or: the entries of one exported object of numbers. */
   readonly object?: string;
   /** `bits`: single bits as `bit n`, masks and shifts as such; `int`: plain numbers. */
@@ -133,6 +136,9 @@ const NOTES: Readonly<Record<string, string>> = {
   CBS_DONE: 'ran or discarded; any delivery reference was dropped',
   CBK_FN: "the owner thread runs a function (the signaler itself when it is the owner)",
   CBK_WAKE: 'the signaler bumps and notifies a word (waitAny)',
+  'LedgerKind.FENCE_REF': 'a fence reference the thread holds (`LGK_FENCE_REF` of `src/fence/layout.ts`): the reaper puts it',
+  'LedgerKind.OPERATION': 'a driver operation the thread submitted: the reaper ends it with `-ENODEV` (or frees it, if it was never published)',
+  'LedgerKind.DRIVER': 'a driver the thread created: the reaper destroys it once its operations ended',
   FDS_FREE: 'free (the generation stays for the next claim)',
   FDS_LIVE: 'open',
   FDS_STATE_MASK: 'the state bits',
@@ -486,10 +492,12 @@ function renderValues(modules: ReadonlyMap<string, Record<string, unknown>>, con
  */
 export async function renderLayoutSection(root: string, importer: LayoutImporter): Promise<string> {
   const sources = layoutSources(root);
+  const extra = VALUE_GROUPS.flatMap((g) => (g.file !== undefined && !sources.some((s) => s.file === g.file) ? [g.file] : []));
+  const valueSources = [...sources, ...[...new Set(extra)].map((file) => ({ file, text: readFileSync(join(root, file), 'utf8') }))];
   const modules = new Map<string, Record<string, unknown>>();
-  for (const s of sources) modules.set(s.file, await importer(s.file));
+  for (const s of valueSources) modules.set(s.file, await importer(s.file));
   const parsed = sources.flatMap((s) => parseStructs(s.file, s.text));
-  const constants = sources.flatMap((s) => parseConstants(s.file, s.text));
+  const constants = valueSources.flatMap((s) => parseConstants(s.file, s.text));
   const joined = joinStructs(definedStructs(), parsed);
   const st: RenderState = { used: new Set(), problems: [] };
   const summary = [
