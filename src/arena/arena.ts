@@ -16,7 +16,7 @@ import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
 import { checkAccess } from './sanitizer.js';
-import { claimSlot, forgetView, reapSlot, releaseSlot, rememberView, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
+import { claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
 
 export interface ArenaOptions {
   /** Total bytes of the SharedArrayBuffer (default 32 MiB). */
@@ -118,8 +118,9 @@ export class Arena {
 
   /**
    * Attaches to an arena created in any thread and registers the calling thread (once per thread:
-   * attaching again returns the same view). Throws EINVAL for a buffer that is not a fencelab arena
-   * or has another layout version, EMFILE when the thread table is full.
+   * attaching again returns the same view while it is referenced, and a new view of the same slot
+   * once it was collected). Throws EINVAL for a buffer that is not a fencelab arena or has another
+   * layout version, EMFILE when the thread table is full.
    */
   static attach(buffer: SharedArrayBuffer): Arena {
     if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < 4096)
@@ -131,7 +132,10 @@ export class Arena {
     if (i32[L.H_BYTES] !== buffer.byteLength) throw Errors.invalid('arena header size does not match the buffer');
     const known = viewOf(i32[L.H_ARENA_ID]);
     if (known !== undefined) return known;
-    return Arena.register(buffer, claimSlot(i32));
+    // A view collected without detaching left its slot live: the thread takes it back, so
+    // attaching per task (and dropping the view) does not use up the thread table.
+    const own = ownSlot(i32);
+    return Arena.register(buffer, own >= 0 ? own : claimSlot(i32));
   }
 
   private static register(buffer: SharedArrayBuffer, slot: number): Arena {

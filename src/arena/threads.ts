@@ -4,7 +4,8 @@
  * detach, and reaped — its locks released, the higher layers' clean-up run, its caches returned —
  * when its thread dies without detaching.
  *
- * Also here: this thread's view of each arena it is attached to.
+ * Also here: this thread's view of each arena it is attached to, held weakly so that an arena no
+ * one references any more is collected with its buffer.
  */
 import { threadId, type Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
@@ -47,6 +48,15 @@ export function slotsOfThread(i32: Int32Array, tid: number): number[] {
     if (Atomics.load(i32, b + L.T_STATE) === L.SLOT_LIVE && i32[b + L.T_THREAD_ID] === tid) out.push(s);
   }
   return out;
+}
+
+/**
+ * The slot the calling thread already holds in the arena in `i32`, or -1. A thread holds one
+ * while a view of it is alive, and keeps it when the view is collected without detaching.
+ */
+export function ownSlot(i32: Int32Array): number {
+  const mine = slotsOfThread(i32, threadId);
+  return mine.length > 0 ? mine[0] : -1;
 }
 
 /**
@@ -96,21 +106,30 @@ export function releaseSlot(arena: Arena, s: number): void {
 
 /* ───────────── this thread's views ───────────── */
 
-/** This thread's view of each arena it is attached to, by arena id. */
-const views = new Map<number, Arena>();
+/**
+ * This thread's view of each arena it is attached to, by arena id. Weak, so the registry keeps no
+ * arena (and no 32 MiB buffer) alive: a view nobody references is collected with its buffer.
+ */
+const views = new Map<number, WeakRef<Arena>>();
+const collected = new FinalizationRegistry<number>((id) => {
+  // A newer view of the same arena may have taken the entry since this one became unreachable.
+  if (views.get(id)?.deref() === undefined) views.delete(id);
+});
 
-/** This thread's live (not detached) view of the arena with id `id`, if it has one. */
+/** This thread's live (not detached) view of the arena with id `id`, if it still has one. */
 export function viewOf(id: number): Arena | undefined {
-  const view = views.get(id);
+  const view = views.get(id)?.deref();
   return view !== undefined && !view.isDetached ? view : undefined;
 }
 
 /** Records `view` as this thread's view of the arena with id `id`. */
 export function rememberView(id: number, view: Arena): void {
-  views.set(id, view);
+  views.set(id, new WeakRef(view));
+  collected.register(view, id, view);
 }
 
 /** Forgets `view` (it detached): the next attach in this thread claims a new slot. */
 export function forgetView(id: number, view: Arena): void {
-  if (views.get(id) === view) views.delete(id);
+  if (views.get(id)?.deref() === view) views.delete(id);
+  collected.unregister(view);
 }
