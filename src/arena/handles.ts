@@ -1,0 +1,57 @@
+/**
+ * Handles: the numbers that name arena blocks across threads. A handle is a safe integer wider
+ * than 32 bits, `generation * HANDLE_OFFSET_SCALE + (header word / 2)`, so a handle kept past its
+ * block's free no longer matches the block's generation and is refused instead of reaching the
+ * block's next owner.
+ */
+import { Errors } from '../errors.js';
+import type { Arena } from './arena.js';
+import * as L from './layout.js';
+import { selfCheck } from './layout.js';
+
+const { B_GEN, B_TAG, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, STATE_LIVE, TAG_CLASS_MASK, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
+
+/** Handle of the live block whose header is at word `hw` (see {@link Arena.handleOf}). */
+export function handleOf(i32: Int32Array, hw: number): number {
+  return (i32[hw + B_GEN] & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
+}
+
+/**
+ * Validates `handle` against `arena`'s heap and returns its block's header word index (see
+ * {@link Arena.resolve}). Throws EBADF (not a handle, out of bounds, misaligned, freed, stale
+ * generation) or EINVAL (a live block of another type than `type`; -1 accepts any type).
+ */
+export function resolve(arena: Arena, handle: number, type: number, what: string): number {
+  if (typeof handle !== 'number' || !Number.isSafeInteger(handle) || handle <= 0)
+    throw Errors.badHandle(what, handle, 'not a handle');
+  const i32 = arena.i32;
+  const hw = (handle & HANDLE_OFFSET_MASK) * 2;
+  if (hw < arena.heapStartW || hw >= Atomics.load(i32, L.H_HEAP_TOP) >>> 2)
+    throw Errors.badHandle(what, handle, 'out of the arena heap');
+  if ((hw & 3) !== 0) throw Errors.badHandle(what, handle, 'misaligned');
+  const tag = i32[hw + B_TAG];
+  const gen = i32[hw + B_GEN];
+  if (gen >>> 24 !== selfCheck(hw) || (tag & TAG_CLASS_MASK) >= L.NCLASSES)
+    throw Errors.badHandle(what, handle, 'does not point at a block');
+  if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE) throw Errors.badHandle(what, handle, 'block was freed');
+  if ((gen & GEN_MASK) !== Math.floor(handle / HANDLE_OFFSET_SCALE))
+    throw Errors.badHandle(what, handle, 'stale generation (the block was freed and reused)');
+  const t = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+  if (type >= 0 && t !== type) throw Errors.invalid(`handle ${handle} is a ${L.BLOCK_TYPE_NAMES[t] ?? t} block, not a ${what}`);
+  return hw;
+}
+
+/** Type of the block at header word `hw` (a {@link L.BlockType} value). */
+export function blockTypeAt(i32: Int32Array, hw: number): number {
+  return (i32[hw + B_TAG] >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+}
+
+/** Byte size of the payload of the block at header word `hw`. */
+export function payloadBytes(i32: Int32Array, hw: number): number {
+  return L.SIZE_CLASSES[i32[hw + B_TAG] & TAG_CLASS_MASK] - L.BLOCK_HEADER_BYTES;
+}
+
+/** True when the block at `hw` is live with generation `gen`. */
+export function isLive(i32: Int32Array, hw: number, gen: number): boolean {
+  return ((i32[hw + B_TAG] >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) === STATE_LIVE && (i32[hw + B_GEN] & GEN_MASK) === gen;
+}

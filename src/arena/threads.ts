@@ -1,0 +1,135 @@
+/**
+ * Thread slots: every thread attached to an arena owns one slot of its thread table (its caches,
+ * counters and the words the higher layers reserve there). A slot is claimed on attach, freed on
+ * detach, and reaped — its locks released, the higher layers' clean-up run, its caches returned —
+ * when its thread dies without detaching.
+ *
+ * Also here: this thread's view of each arena it is attached to, held weakly so that an arena no
+ * one references any more is collected with its buffer.
+ */
+import { threadId, type Worker } from 'node:worker_threads';
+import { Errors } from '../errors.js';
+import { flushSlotCaches, releaseDeadClassLocks } from './alloc.js';
+import type { Arena } from './arena.js';
+import { runReapHooks } from './hooks.js';
+import * as L from './layout.js';
+
+/** Word index of thread slot `s` of the arena in `i32`. */
+export function slotWord(i32: Int32Array, s: number): number {
+  return i32[L.H_THREAD_TABLE] + s * i32[L.H_THREAD_STRIDE];
+}
+
+/**
+ * Claims a free thread slot of the arena in `i32` for the calling thread and returns it.
+ * Threads: any. Throws EMFILE when the thread table is full.
+ */
+export function claimSlot(i32: Int32Array): number {
+  const max = i32[L.H_MAX_THREADS];
+  const stride = i32[L.H_THREAD_STRIDE];
+  for (let s = 0; s < max; s++) {
+    const base = slotWord(i32, s);
+    if (Atomics.compareExchange(i32, base + L.T_STATE, L.SLOT_FREE, L.SLOT_RESERVED) !== L.SLOT_FREE) continue;
+    // A reaped slot comes back zeroed except for what the reaper folded away; clear the rest.
+    i32.fill(0, base + 1, base + stride);
+    i32[base + L.T_THREAD_ID] = threadId;
+    i32[base + L.T_SERIAL] = Atomics.add(i32, L.H_THREAD_SERIAL, 1) + 1;
+    Atomics.store(i32, base + L.T_STATE, L.SLOT_LIVE);
+    return s;
+  }
+  throw Errors.tooManyThreads(max);
+}
+
+/** Live thread slots of the arena in `i32` whose occupant has Node threadId `tid`. */
+export function slotsOfThread(i32: Int32Array, tid: number): number[] {
+  const out: number[] = [];
+  const max = i32[L.H_MAX_THREADS];
+  for (let s = 0; s < max; s++) {
+    const b = slotWord(i32, s);
+    if (Atomics.load(i32, b + L.T_STATE) === L.SLOT_LIVE && i32[b + L.T_THREAD_ID] === tid) out.push(s);
+  }
+  return out;
+}
+
+/**
+ * The slot the calling thread already holds in the arena in `i32`, or -1. A thread holds one
+ * while a view of it is alive, and keeps it when the view is collected without detaching.
+ */
+export function ownSlot(i32: Int32Array): number {
+  const mine = slotsOfThread(i32, threadId);
+  return mine.length > 0 ? mine[0] : -1;
+}
+
+/**
+ * Reaps `worker`'s thread slots of `arena` once it exits (see {@link Arena.watch}).
+ * Throws EINVAL for a non-worker or a worker that has already exited.
+ */
+export function watchWorker(arena: Arena, worker: Worker): void {
+  if (worker === null || typeof worker !== 'object' || typeof worker.once !== 'function' || !Number.isInteger(worker.threadId))
+    throw Errors.invalid('watch needs a Worker');
+  // Recorded now: Node resets threadId to -1 by the time 'exit' fires.
+  const tid = worker.threadId;
+  if (tid < 0) throw Errors.invalid('watch: the worker has already exited');
+  worker.once('exit', () => {
+    if (arena.isDetached) return;
+    for (const s of slotsOfThread(arena.i32, tid)) reapSlot(arena, s);
+  });
+}
+
+/**
+ * Reaps the dead thread's slot `s` (see {@link Arena.reapSlot}); a slot that is not live (already
+ * reaped, or detached) is left alone. Threads: any live thread except the dead one.
+ */
+export function reapSlot(arena: Arena, s: number): void {
+  const i32 = arena.i32;
+  if (s === arena.slot) throw Errors.invalid('a thread cannot reap its own slot');
+  // Exactly one reaper wins the slot: watching a worker twice, or two threads reaping, reap once.
+  if (Atomics.compareExchange(i32, slotWord(i32, s) + L.T_STATE, L.SLOT_LIVE, L.SLOT_DEAD) !== L.SLOT_LIVE) return;
+  // The allocator's own class locks; the layers above release theirs in their reap hooks.
+  releaseDeadClassLocks(arena, s + 1);
+  runReapHooks(arena, s);
+  releaseSlot(arena, s);
+}
+
+/**
+ * Flushes slot `s`'s caches to the free lists, folds its counters into the header and frees the
+ * slot. Threads: the slot's own thread (detach) or its reaper.
+ */
+export function releaseSlot(arena: Arena, s: number): void {
+  const i32 = arena.i32;
+  const b = slotWord(i32, s);
+  flushSlotCaches(arena, b);
+  Atomics.add(i32, L.H_REAPED_ALLOCS, i32[b + L.T_ALLOCS]);
+  Atomics.add(i32, L.H_REAPED_FREES, i32[b + L.T_FREES]);
+  i32.fill(0, b + 1, b + L.T_CACHE);
+  Atomics.store(i32, b + L.T_STATE, L.SLOT_FREE);
+}
+
+/* ───────────── this thread's views ───────────── */
+
+/**
+ * This thread's view of each arena it is attached to, by arena id. Weak, so the registry keeps no
+ * arena (and no 32 MiB buffer) alive: a view nobody references is collected with its buffer.
+ */
+const views = new Map<number, WeakRef<Arena>>();
+const collected = new FinalizationRegistry<number>((id) => {
+  // A newer view of the same arena may have taken the entry since this one became unreachable.
+  if (views.get(id)?.deref() === undefined) views.delete(id);
+});
+
+/** This thread's live (not detached) view of the arena with id `id`, if it still has one. */
+export function viewOf(id: number): Arena | undefined {
+  const view = views.get(id)?.deref();
+  return view !== undefined && !view.isDetached ? view : undefined;
+}
+
+/** Records `view` as this thread's view of the arena with id `id`. */
+export function rememberView(id: number, view: Arena): void {
+  views.set(id, new WeakRef(view));
+  collected.register(view, id, view);
+}
+
+/** Forgets `view` (it detached): the next attach in this thread claims a new slot. */
+export function forgetView(id: number, view: Arena): void {
+  if (views.get(id)?.deref() === view) views.delete(id);
+  collected.unregister(view);
+}
