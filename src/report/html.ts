@@ -329,6 +329,8 @@ function contentionSection(r: ContentionResults, base: Baseline<'contention'> | 
     data: { labels: threads.map(String), datasets },
     options: {
       ...COMMON_OPTIONS,
+      // Legend entries as short lines, dashed for the baseline run, like the lines they name.
+      plugins: { legend: { labels: { usePointStyle: true, pointStyle: 'line', pointStyleWidth: 28 } } },
       scales: { x: { title: { display: true, text: 'workers' } }, y: { beginAtZero: true, title: { display: true, text: 'M lock acquisitions/s (all workers)' } } },
     },
   };
@@ -480,6 +482,7 @@ function rowTable(rows: Row[], base: Baseline<Suite> | undefined): string {
       metCell(x.met),
       ...changeCells(rowFigure(x), base),
     ]),
+    [3],
   );
 }
 
@@ -492,9 +495,14 @@ function goalTable(goals: Goal[], base: Baseline<Suite> | undefined): string {
   );
 }
 
-function htmlTable(head: string[], rows: Cell[][]): string {
-  const td = (c: Cell) => (typeof c === 'string' ? `<td>${escapeHtml(c)}</td>` : `<td class="${escapeHtml(c.cls)}">${escapeHtml(c.text)}</td>`);
-  return `<table>\n<thead><tr>${head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>\n<tbody>\n${rows.map((r) => `<tr>${r.map(td).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
+/** A table; the columns in `text` (besides the first) hold names: left-aligned, and they may wrap. */
+function htmlTable(head: string[], rows: Cell[][], text: number[] = []): string {
+  const td = (c: Cell, i: number) => {
+    const cls = [...(typeof c === 'string' ? [] : [c.cls]), ...(text.includes(i) ? ['text'] : [])].join(' ');
+    return `<td${cls ? ` class="${escapeHtml(cls)}"` : ''}>${escapeHtml(typeof c === 'string' ? c : c.text)}</td>`;
+  };
+  const th = (h: string, i: number) => `<th${text.includes(i) ? ' class="text"' : ''}>${escapeHtml(h)}</th>`;
+  return `<table>\n<thead><tr>${head.map(th).join('')}</tr></thead>\n<tbody>\n${rows.map((r) => `<tr>${r.map(td).join('')}</tr>`).join('\n')}\n</tbody>\n</table>`;
 }
 
 function metCell(met: boolean | undefined): Cell {
@@ -555,6 +563,7 @@ th, td { border-bottom: 1px solid #e0e0e0; padding: 0.25em 0.8em; text-align: ri
 th:first-child, td:first-child { text-align: left; }
 /* Figures never wrap; the first column (names) takes what is left. */
 td:not(:first-child) { white-space: nowrap; }
+th.text, td.text { text-align: left; white-space: normal; }
 .met, .better { color: ${COLOR.met}; }
 .missed, .worse { color: ${COLOR.missed}; font-weight: bold; }
 .same { color: #757575; }
