@@ -4,7 +4,7 @@
  * same run with the same threads. Reports acquisitions per second, fairness (slowest thread /
  * fastest) and, per algorithm, what oversubscription does to it: the arena default (futex) must
  * not collapse when threads outnumber cores. Run: `node dist/bench/contention.bench.js [--ms 600]`
- * (plus the options every suite takes, bench/util.ts); --quick runs 150 ms per cell.
+ * (plus the options every suite takes, bench/util.ts); --quick runs 100 ms per cell.
  */
 import { Arena, LOCK_KINDS, SpinLock } from '../src/index.js';
 import type { ContentionCell } from '../src/report/schema.js';
@@ -12,7 +12,7 @@ import { CTL_READY, CTL_START, CTL_STOP, CTL_WORDS } from './contention-protocol
 import { finishSuite, goal, positiveInt, runInfo, startWorker, suiteArgs } from './util.js';
 
 const args = suiteArgs('contention', { ms: { type: 'string' } });
-const MS = positiveInt(args, 'ms', args.quick ? 150 : 600);
+const MS = positiveInt(args, 'ms', args.quick ? 100 : 600);
 const THREADS = [1, 2, 4];
 const KINDS = ['raw', ...LOCK_KINDS] as const;
 const WORKER = new URL('./contention-worker.js', import.meta.url);

@@ -9,7 +9,7 @@
  * process would slow the plain fence path for reasons no single-arena application has.
  * Each group runs in RUNS processes and every task keeps its best: on this 2-core VM 2 to 5 in 10
  * unpinned processes land in a slow mode (~1.6x on everything, for the whole process; none when
- * pinned to one core), which is the machine, not the code. --quick: 2 processes per group, a quarter
+ * pinned to one core), which is the machine, not the code. --quick: 1 process per group, a quarter
  * of the time per task (bench/util.ts lists the options every suite takes).
  */
 import { MemPool } from '@thi.ng/malloc';
@@ -128,7 +128,7 @@ async function child(group: string): Promise<void> {
 }
 
 /** Processes per group; each task keeps its fastest (see the header). */
-const RUNS = args.quick ? 2 : 5;
+const RUNS = args.quick ? 1 : 5;
 
 function runGroup(group: string): Map<string, number> {
   const best = new Map<string, number>();

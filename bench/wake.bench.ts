@@ -25,7 +25,7 @@
  *
  * Run: `npm run bench:wake`, or `npx tsc -p . && node dist/bench/wake.bench.js [--rounds N]
  * [--main-spin] [--samples]` plus the options every suite takes (bench/util.ts): default 20,000
- * rounds per variant (~6 s on an idle machine), --quick 1,000; --seed S seeds the delay schedule.
+ * rounds per variant (~6 s on an idle machine), --quick 500; --seed S seeds the delay schedule.
  * JSON → bench/results/wake.json.
  */
 import seedrandom from 'seedrandom';
@@ -38,8 +38,8 @@ import * as P from './wake-protocol.js';
 /* ───────────── configuration ───────────── */
 
 const args = suiteArgs('wake', { rounds: { type: 'string' }, 'main-spin': { type: 'boolean', default: false }, samples: { type: 'boolean', default: false } });
-const ROUNDS = positiveInt(args, 'rounds', args.quick ? 1_000 : 20_000);
-const WARMUP = Math.min(args.quick ? 100 : 300, ROUNDS);
+const ROUNDS = positiveInt(args, 'rounds', args.quick ? 500 : 20_000);
+const WARMUP = Math.min(args.quick ? 50 : 300, ROUNDS);
 const SEED = args.seed;
 /** --main-spin: the main thread spins instead of sleeping while the woken worker finishes a round. */
 const MAIN_SPIN = args.own['main-spin'] === true;
