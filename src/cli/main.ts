@@ -77,7 +77,7 @@ program
   .option('--quick', 'fewer rounds and shorter times, the same rows (noisier figures)', false)
   .addOption(new Option('--seed <n>', 'seed of the seeded choices (the wake delay schedule)').argParser(intOption('--seed', 0, 2 ** 32 - 1)).default(DEFAULT_SEED, String(DEFAULT_SEED)))
   .addOption(new Option('--json <file>', 'write every suite of the run to this one file (with Node version, CPU, cores, date and seed) instead of bench/results/<suite>.json').argParser(fileOption('--json')))
-  .addOption(new Option('--html <file>', 'write the report here').argParser(fileOption('--html')).default(undefined, `bench/results/${REPORT_FILE}`))
+  .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE})`).argParser(fileOption('--html')))
   .addOption(new Option('--baseline <file>', 'an earlier --json file: every row shows its change against it, in the tables and the report').argParser(baselineOption))
   .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] }) => {
     const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline });
