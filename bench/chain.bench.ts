@@ -3,13 +3,18 @@
  * same run: append a link (leaf + link, released again: amortised), findSeqno on a 4,096-link
  * chain (per call and per link walked), the garbage-collecting walk per link, and an armed chain
  * signaled backward (signal + re-arm per link, the kernel's wait_backward). Run:
- * `npx tsc -p . && node dist/bench/chain.bench.js`. JSON → bench/results/chain.json.
+ * `npx tsc -p . && node dist/bench/chain.bench.js` (the options every suite takes: bench/util.ts;
+ * --quick measures a quarter of the time and 5 chains instead of 15 per walk). JSON →
+ * bench/results/chain.json.
  */
 import { Arena, Fence, FenceChain } from '../src/index.js';
-import { measure, printTable, row, runInfo, writeResults, type Row } from './util.js';
+import { finishSuite, measure, row, runInfo, suiteArgs, timing, type Row } from './util.js';
 
+const args = suiteArgs('chain');
 const N = 1000;
 const CHAIN = 4096;
+/** Chains built, walked and released per walk figure (the median is kept). */
+const WALK_ROUNDS = args.quick ? 5 : 15;
 
 /** Builds a CHAIN-link chain over fresh leaves; returns the tail and the leaves (caller puts them). */
 function build(arena: Arena, ctx: number): { tail: Fence; leaves: Fence[] } {
@@ -71,8 +76,9 @@ async function main(): Promise<void> {
       ['chain append (leaf + link, released), per link', append],
     ],
     N,
+    timing(args.quick),
   );
-  const findNs = (await measure([['chain findSeqno (4,096 links, random seqno)', find]], FIND)).get(
+  const findNs = (await measure([['chain findSeqno (4,096 links, random seqno)', find]], FIND, timing(args.quick))).get(
     'chain findSeqno (4,096 links, random seqno)',
   )!;
   results.set('chain findSeqno (4,096 links, random seqno)', findNs);
@@ -80,7 +86,7 @@ async function main(): Promise<void> {
 
   // GC walk: every leaf signaled, one isSignaled() on the tail walks and collects all links.
   const gc = perLink(
-    15,
+    WALK_ROUNDS,
     () => {
       const { tail, leaves } = build(arena, ctx);
       for (const f of leaves) f.signal();
@@ -95,7 +101,7 @@ async function main(): Promise<void> {
 
   // wait_backward: armed chain, leaves signaled newest first: each signal re-arms one link down.
   const backward = perLink(
-    15,
+    WALK_ROUNDS,
     () => {
       const { tail, leaves } = build(arena, ctx);
       tail.enableSignaling();
@@ -123,9 +129,8 @@ async function main(): Promise<void> {
     row(results, 'chain GC walk (all signaled), per link', base),
     row(results, 'armed chain signaled backward (signal + re-arm), per link', base),
   ];
-  printTable(`fence chain (single thread; findSeqno walks ${walked.toFixed(0)} links on average)`, rows);
-  const file = writeResults('chain', { ...runInfo(), chainLength: CHAIN, rows });
-  console.log(`\nwrote ${file}`);
+  console.log(`chain: findSeqno walks ${walked.toFixed(0)} links on average`);
+  finishSuite('chain', args, { ...runInfo(args), chainLength: CHAIN, rows });
 }
 
 main().catch((e) => {

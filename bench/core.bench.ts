@@ -9,13 +9,16 @@
  * process would slow the plain fence path for reasons no single-arena application has.
  * Each group runs in RUNS processes and every task keeps its best: on this 2-core VM 2 to 5 in 10
  * unpinned processes land in a slow mode (~1.6x on everything, for the whole process; none when
- * pinned to one core), which is the machine, not the code.
+ * pinned to one core), which is the machine, not the code. --quick: 1 process per group, a quarter
+ * of the time per task (bench/util.ts lists the options every suite takes).
  */
 import { MemPool } from '@thi.ng/malloc';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
-import { measure, printTable, row, runInfo, writeResults, type Row } from './util.js';
+import { finishSuite, measure, row, runInfo, suiteArgs, timing, type Row } from './util.js';
+
+const args = suiteArgs('core', { group: { type: 'string' } });
 
 const N = 1000;
 type Task = [string, () => void];
@@ -118,17 +121,22 @@ const GROUPS: Record<string, () => Task[]> = {
 };
 
 async function child(group: string): Promise<void> {
-  const results = await measure(GROUPS[group](), N);
+  const tasks = GROUPS[group];
+  if (tasks === undefined) throw new Error(`core bench: unknown group "${group}"`);
+  const results = await measure(tasks(), N, timing(args.quick));
   process.stdout.write(JSON.stringify([...results]));
 }
 
 /** Processes per group; each task keeps its fastest (see the header). */
-const RUNS = 5;
+const RUNS = args.quick ? 1 : 5;
 
 function runGroup(group: string): Map<string, number> {
   const best = new Map<string, number>();
   for (let run = 0; run < RUNS; run++) {
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--group', group], { encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--group', group, ...(args.quick ? ['--quick'] : [])], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     for (const [name, ns] of JSON.parse(out) as [string, number][]) best.set(name, Math.min(ns, best.get(name) ?? Infinity));
   }
   return best;
@@ -150,9 +158,9 @@ async function main(): Promise<void> {
   rows.push(row(alloc, 'arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B'));
   const live = r('allocLive');
   rows.push(row(live, 'arena allocBlock+freeBlock 64 B, 1000 live', '@thi.ng/malloc alloc+free 64 B, 1000 live', { max: 1.0 }));
-  printTable('fencelab core — single thread (ns per operation; ratio = task / baseline, measured side by side)', rows);
-  console.log(`\nresults: ${writeResults('core', { ...runInfo(), rows })}`);
+  finishSuite('core', args, { ...runInfo(args), rows });
 }
 
-if (process.argv[2] === '--group') await child(process.argv[3]);
+const group = args.own.group;
+if (typeof group === 'string') await child(group);
 else await main();

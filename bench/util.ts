@@ -1,20 +1,93 @@
 /**
- * Shared bench plumbing: tinybench tasks that run an inner loop (so a ~20 ns operation is not
- * drowned by the harness's per-call cost), a ratio table against baselines measured in the same
- * run, goals, and JSON output under bench/results/ in the format of src/cli/results.ts (which the
- * HTML report reads).
+ * What the suites share: their command line, tinybench tasks that run an inner loop (so a ~20 ns
+ * operation is not drowned by the harness's per-call cost), rows as ratios against baselines
+ * measured in the same run, goals, workers started without losing their events, and the end of a
+ * suite (results written as JSON in the format of src/report/schema.ts, tables printed by
+ * src/report/text.ts).
+ *
+ * A suite is a program, and `fencelab bench` runs each one as a child process by its compiled path
+ * (dist/bench/<suite>.bench.js): a process boundary, not an import, so bench/ and src/cli/ do not
+ * depend on each other; both depend on src/report/. Every suite takes:
+ *
+ *   --quick            fewer rounds and shorter times, the same rows (a check that it runs, and a first look)
+ *   --seed N           the seed of its seeded choices (default 0x5eed)
+ *   --out FILE         where its results go (default bench/results/<suite>.json)
+ *   --baseline FILE    a run file (fencelab bench --json): its tables show each row's change against it
+ *
+ * and measures, prints its tables, writes FILE and exits 0; on any failure it writes no results,
+ * says why on stderr and exits non-zero. Unknown options exit 2.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism, cpus } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { Bench } from 'tinybench';
-import { RESULTS_DIR, type Goal, type Row, type RunInfo, type SuiteResults } from '../src/cli/results.js';
+import { indexFigures, suiteFigures } from '../src/report/compare.js';
+import { DEFAULT_SEED, RESULTS_DIR, readRun, type Goal, type Row, type RunInfo, type Suite, type SuiteResults } from '../src/report/schema.js';
+import { renderText } from '../src/report/text.js';
 
 export type { Goal, Row };
 
+/** A suite's command line (see the header), with its own options' values. */
+export interface SuiteArgs {
+  quick: boolean;
+  seed: number;
+  out: string;
+  baseline?: string;
+  /** The suite's own options, as `parseArgs` returns them. */
+  own: Record<string, string | boolean | undefined>;
+}
+
+/**
+ * Parses the suite's command line: the options every suite takes plus `own`. On a bad option it
+ * prints why and exits 2.
+ */
+export function suiteArgs(suite: Suite, own: NonNullable<ParseArgsConfig['options']> = {}): SuiteArgs {
+  try {
+    const { values } = parseArgs({
+      args: process.argv.slice(2),
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: 'boolean', default: false },
+        seed: { type: 'string' },
+        out: { type: 'string' },
+        baseline: { type: 'string' },
+        ...own,
+      },
+    });
+    const seedText = values.seed as string | undefined;
+    const seed = seedText === undefined ? DEFAULT_SEED : Number(seedText);
+    if (!Number.isSafeInteger(seed) || seed < 0 || !/^\d+$/.test(seedText ?? '0')) throw new Error(`--seed must be a non-negative integer, got "${seedText}"`);
+    return {
+      quick: values.quick as boolean,
+      seed,
+      out: resolve((values.out as string | undefined) ?? join(RESULTS_DIR, `${suite}.json`)),
+      baseline: values.baseline as string | undefined,
+      own: values as SuiteArgs['own'],
+    };
+  } catch (e) {
+    console.error(`${suite} bench: ${e instanceof Error ? e.message : String(e)}`);
+    process.exit(2);
+  }
+}
+
+/** A positive integer option of the suite's own, or `dflt`; exits 2 on anything else. */
+export function positiveInt(args: SuiteArgs, name: string, dflt: number): number {
+  const text = args.own[name];
+  if (text === undefined) return dflt;
+  const n = Number(text);
+  if (typeof text !== 'string' || !/^\d+$/.test(text) || !Number.isSafeInteger(n) || n <= 0) {
+    console.error(`--${name} needs a positive integer, got "${String(text)}"`);
+    process.exit(2);
+  }
+  return n;
+}
+
 /** Runs each `[name, fn]` where fn performs `inner` operations; returns ns per operation. */
-export async function measure(tasks: [string, () => void][], inner: number, timeMs = 400): Promise<Map<string, number>> {
-  const bench = new Bench({ time: timeMs, warmup: true, warmupTime: 100 });
+export async function measure(tasks: [string, () => void][], inner: number, timing: { timeMs: number; warmupMs: number }): Promise<Map<string, number>> {
+  const bench = new Bench({ time: timing.timeMs, warmup: true, warmupTime: timing.warmupMs });
   for (const [name, fn] of tasks) bench.add(name, fn);
   await bench.run();
   const out = new Map<string, number>();
@@ -27,13 +100,21 @@ export async function measure(tasks: [string, () => void][], inner: number, time
   return out;
 }
 
+/** tinybench time per task: the full run's, and --quick's (a quarter, for noisier figures of the same rows). */
+export function timing(quick: boolean): { timeMs: number; warmupMs: number } {
+  return quick ? { timeMs: 100, warmupMs: 30 } : { timeMs: 400, warmupMs: 100 };
+}
+
 /** Builds a row, with a ratio against `baseline` when given and a `≤ x` / `≥ x` target check. */
 export function row(results: Map<string, number>, name: string, baseline?: string, target?: { max?: number; minOpsPerSec?: number }): Row {
-  const ns = results.get(name)!;
+  const ns = results.get(name);
+  if (ns === undefined) throw new Error(`no measurement named "${name}"`);
   const r: Row = { name, nsPerOp: ns, opsPerSec: 1e9 / ns };
   if (baseline) {
+    const base = results.get(baseline);
+    if (base === undefined) throw new Error(`no measurement named "${baseline}" (the baseline of "${name}")`);
     r.baseline = baseline;
-    r.ratio = ns / results.get(baseline)!;
+    r.ratio = ns / base;
   }
   if (target?.max !== undefined && r.ratio !== undefined) {
     r.target = `≤ ${target.max}×`;
@@ -48,39 +129,81 @@ export function row(results: Map<string, number>, name: string, baseline?: strin
   return r;
 }
 
-export function printTable(title: string, rows: Row[]): void {
-  console.log(`\n${title}`);
-  const lines = rows.map((r) => [
-    r.name,
-    r.nsPerOp.toFixed(1),
-    (r.opsPerSec / 1e6).toFixed(2),
-    r.baseline ?? '',
-    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
-    r.target ?? '',
-    r.met === undefined ? '' : r.met ? 'met' : 'MISSED',
-  ]);
-  const head = ['task', 'ns/op', 'M ops/s', 'baseline', 'ratio', 'target', ''];
-  const w = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (l: string[]) => l.map((c, i) => (i === 0 || i === 3 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
-  console.log(fmt(head));
-  console.log(w.map((n) => '-'.repeat(n)).join('  '));
-  for (const l of lines) console.log(fmt(l));
-}
-
 /** A goal on a derived figure, checked: `measured op target`. */
 export function goal(name: string, measured: number, unit: Goal['unit'], op: Goal['op'], target: number): Goal {
   return { name, measured, unit, op, target, met: op === '≤' ? measured <= target : measured >= target };
 }
 
-/** Where and when this run happened, for the results file. */
-export function runInfo(): Required<RunInfo> {
-  return { date: new Date().toISOString(), node: process.version, cores: availableParallelism() };
+/** Where, when and how this run happened, for the results file. */
+export function runInfo(args: SuiteArgs): Required<RunInfo> {
+  return { date: new Date().toISOString(), node: process.version, cores: availableParallelism(), cpu: cpus()[0]?.model.trim() ?? 'unknown', quick: args.quick };
 }
 
-/** Writes `data` to bench/results/<suite>.json (next to the sources, whether run from dist or not). */
-export function writeResults<S extends keyof SuiteResults>(suite: S, data: SuiteResults[S]): string {
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${suite}.json`);
-  writeFileSync(file, JSON.stringify(data, null, 2));
-  return file;
+/**
+ * Ends a suite: writes `data` to `--out`, then prints its tables, with each row's change against the
+ * `--baseline` run when one was given. Throws when the baseline cannot be read (the results are
+ * written by then).
+ */
+export function finishSuite<S extends Suite>(suite: S, args: SuiteArgs, data: SuiteResults[S]): void {
+  mkdirSync(dirname(args.out), { recursive: true });
+  writeFileSync(args.out, JSON.stringify(data, null, 2));
+  let note = '';
+  let figures;
+  if (args.baseline !== undefined) {
+    const before = readRun(args.baseline).suites[suite];
+    if (before === undefined) note = `\n(the baseline run ${args.baseline} has no ${suite} results: nothing to compare)`;
+    else {
+      figures = indexFigures(suiteFigures(suite, before));
+      note = `\n(before, change: each row's ratio to its same-run baseline, or its own value when it has none, against the baseline run ${args.baseline} of ${before.date ?? 'unknown date'})`;
+    }
+  }
+  console.log(`\n${renderText(suite, data, figures)}${note}`);
+  console.log(`\nresults: ${args.out}`);
+}
+
+/** A worker with every event the suite needs already being listened for. */
+export interface StartedWorker<T> {
+  worker: Worker;
+  /** Settles when the worker is running. */
+  online: Promise<void>;
+  /** The worker's first message; rejects when it fails or exits before posting one. */
+  first: Promise<T>;
+  /** Its exit code, whenever it exits. */
+  exited: Promise<number>;
+  /** Set as soon as the worker failed (an uncaught error, or an exit before its first message). */
+  failure: Error | undefined;
+}
+
+/**
+ * Starts a worker on `url`. Every listener is attached here, before the caller can do anything that
+ * makes the worker post or exit: an event that fired before its listener existed is lost, and
+ * awaiting it afterwards never settles (the process then ends with exit code 13, an unsettled
+ * top-level await). Callers await `first` and `exited` when they need them, never a fresh `once()`.
+ */
+export function startWorker<T>(url: URL, workerData: unknown): StartedWorker<T> {
+  const worker = new Worker(url, { workerData });
+  const w = { worker, failure: undefined } as StartedWorker<T>;
+  w.online = new Promise<void>((res) => worker.once('online', () => res()));
+  w.exited = new Promise<number>((res) => worker.once('exit', res));
+  let posted = false;
+  w.first = new Promise<T>((res, rej) => {
+    worker.once('message', (m: T) => {
+      posted = true;
+      res(m);
+    });
+    worker.once('error', (e) => {
+      w.failure ??= e;
+      rej(e);
+    });
+    // Node delivers what a worker posted before it emits the worker's 'exit'.
+    worker.once('exit', (code) => {
+      if (posted) return;
+      const e = new Error(`worker exited with code ${code} before it posted a message`);
+      w.failure ??= e;
+      rej(e);
+    });
+  });
+  // Awaited later, or not at all (the suite may end on another failure first): never an unhandled rejection.
+  w.first.catch(() => {});
+  return w;
 }

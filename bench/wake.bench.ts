@@ -24,35 +24,27 @@
  * path (a sleeping waiter that never slept, a spinning fence waiter whose spin ran out).
  *
  * Run: `npm run bench:wake`, or `npx tsc -p . && node dist/bench/wake.bench.js [--rounds N]
- * [--seed S] [--main-spin] [--samples]` (default 20,000 rounds per variant, ~10 s).
+ * [--main-spin] [--samples]` plus the options every suite takes (bench/util.ts): default 20,000
+ * rounds per variant (~6 s on an idle machine), --quick 500; --seed S seeds the delay schedule.
  * JSON → bench/results/wake.json.
  */
 import seedrandom from 'seedrandom';
-import { once } from 'node:events';
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { Arena, Fence } from '../src/index.js';
 import { F_FLAGS, FLAG_WAITERS } from '../src/fence/layout.js';
-import type { LatencyStat } from '../src/cli/results.js';
-import { goal, runInfo, writeResults, type Goal } from './util.js';
+import type { LatencyStat, WakeVariant } from '../src/report/schema.js';
+import { finishSuite, goal, positiveInt, runInfo, startWorker, suiteArgs, type Goal } from './util.js';
 import * as P from './wake-protocol.js';
 
 /* ───────────── configuration ───────────── */
 
-function argNum(name: string, dflt: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name} needs a positive integer`);
-  return v;
-}
-const ROUNDS = argNum('--rounds', 20_000);
-const WARMUP = Math.min(300, ROUNDS);
-const SEED = argNum('--seed', 0x5eed);
+const args = suiteArgs('wake', { rounds: { type: 'string' }, 'main-spin': { type: 'boolean', default: false }, samples: { type: 'boolean', default: false } });
+const ROUNDS = positiveInt(args, 'rounds', args.quick ? 500 : 20_000);
+const WARMUP = Math.min(args.quick ? 50 : 300, ROUNDS);
+const SEED = args.seed;
 /** --main-spin: the main thread spins instead of sleeping while the woken worker finishes a round. */
-const MAIN_SPIN = process.argv.includes('--main-spin');
+const MAIN_SPIN = args.own['main-spin'] === true;
 /** --samples: also write every latency sample (ns, in round order) to the JSON. */
-const DUMP_SAMPLES = process.argv.includes('--samples');
+const DUMP_SAMPLES = args.own.samples === true;
 /** Sleeping-waiter and waitAsync delays: uniform in [MIN, MIN + SPAN) µs, the same for A and B. */
 const SLEEP_DELAY_MIN_US = 20;
 const SLEEP_DELAY_SPAN_US = 40;
@@ -248,8 +240,11 @@ async function asyncRound(fence: boolean, delayNs: number, out: Samples | null):
 
 const workerUrl = new URL('./wake-worker.js', import.meta.url);
 const common = { buffer: arena.buffer, ctl: ctlBuf, times: timesBuf, spinMicros: SPIN_MICROS };
-const waiter = new Worker(workerUrl, { workerData: { role: 'waiter', ...common } });
-const echo = new Worker(workerUrl, { workerData: { role: 'echo', ...common } });
+// startWorker listens for 'online' and 'exit' from the workers' creation on (awaited much later).
+const waiterRun = startWorker<unknown>(workerUrl, { role: 'waiter', ...common });
+const echoRun = startWorker<unknown>(workerUrl, { role: 'echo', ...common });
+const waiter = waiterRun.worker;
+const echo = echoRun.worker;
 for (const w of [waiter, echo]) {
   w.on('message', (m: { type?: string; message?: string }) => {
     if (m && typeof m === 'object' && m.type === 'error') workerError = m.message ?? 'unknown error';
@@ -279,23 +274,10 @@ const watchdog = setInterval(() => {
 }, 1000);
 watchdog.unref();
 
-/* ───────────── report ───────────── */
-
-const us = (ns: number) => (ns / 1000).toFixed(2);
-
-function printGrid(title: string, head: string[], lines: string[][]): void {
-  console.log(`\n${title}`);
-  const w = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-  const fmt = (l: string[]) => l.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
-  console.log(fmt(head));
-  console.log(w.map((n) => '-'.repeat(n)).join('  '));
-  for (const l of lines) console.log(fmt(l));
-}
-
 /* ───────────── main ───────────── */
 
 async function main(): Promise<void> {
-  await Promise.all([once(waiter, 'online'), once(echo, 'online')]);
+  await Promise.all([waiterRun.online, echoRun.online]);
   const started = performance.now();
 
   const rawSleep = new Samples('raw Atomics.wait ← Atomics.notify (sleeping)');
@@ -347,7 +329,7 @@ async function main(): Promise<void> {
   // Shut down and check the arena: every fence of the run was put.
   command(P.M_STOP, 0, 0);
   echo.postMessage('stop');
-  await Promise.all([once(waiter, 'exit'), once(echo, 'exit')]);
+  await Promise.all([waiterRun.exited, echoRun.exited]);
   clearInterval(watchdog);
   if (workerError !== null) throw new Error(`worker failed: ${workerError}`);
   const check = arena.check();
@@ -356,38 +338,23 @@ async function main(): Promise<void> {
   const all = [rawSleep, fenceSleep, rawSpin, fenceSpin, pmRtt, pmOneWay, rawAsync, fenceAsync];
   const stats = new Map(all.map((s) => [s, stat(s.wake)] as const));
   const st = (s: Samples) => stats.get(s)!;
-  const ratioCells = (s: Samples, base?: Samples) =>
-    base ? [base === s ? '—' : `${(st(s).p50 / st(base).p50).toFixed(2)}×`, base === s ? '—' : `${(st(s).p99 / st(base).p99).toFixed(2)}×`] : ['', ''];
-  const line = (s: Samples, base?: Samples) => [
-    s.name,
-    us(st(s).p50),
-    us(st(s).p90),
-    us(st(s).p99),
-    us(st(s).mean),
-    us(st(s).min),
-    ...ratioCells(s, base),
-    String(s.offPath),
-  ];
-  printGrid(
-    `signal → wake latency, µs (${ROUNDS} rounds per variant, interleaved; ${availableParallelism()} cores, Node ${process.version})`,
-    ['variant', 'p50', 'p90', 'p99', 'mean', 'min', 'p50 ratio', 'p99 ratio', 'off-path'],
-    [
-      line(rawSleep, rawSleep),
-      line(fenceSleep, rawSleep),
-      line(rawSpin, rawSpin),
-      line(fenceSpin, rawSpin),
-      line(pmOneWay),
-      line(pmRtt),
-      line(rawAsync, rawAsync),
-      line(fenceAsync, rawAsync),
-    ],
-  );
-  const sc = (s: Samples) => stat(s.signalCost);
-  printGrid(
-    'signaler cost (main thread, time inside signal() / store+notify), µs',
-    ['variant', 'p50', 'p99'],
-    [rawSleep, fenceSleep, rawSpin, fenceSpin].map((s) => [s.name, us(sc(s).p50), us(sc(s).p99)]),
-  );
+  /** Each fence variant is measured against the raw Atomics wait of the same kind, in the same rounds. */
+  const baselines = new Map<Samples, Samples>([
+    [fenceSleep, rawSleep],
+    [fenceSpin, rawSpin],
+    [fenceAsync, rawAsync],
+  ]);
+  const variants: WakeVariant[] = all.map((s) => {
+    const base = baselines.get(s);
+    return {
+      name: s.name,
+      latencyNs: st(s),
+      ...(base ? { baseline: base.name, ratioP50: st(s).p50 / st(base).p50, ratioP99: st(s).p99 / st(base).p99 } : {}),
+      signalCostNs: s.signalCost.length ? stat(s.signalCost) : undefined,
+      offPath: s.offPath,
+      ...(DUMP_SAMPLES ? { samplesNs: s.wake } : {}),
+    };
+  });
 
   const goals: Goal[] = [
     goal('sleeping waiter p50: fence / raw', st(fenceSleep).p50 / st(rawSleep).p50, '×', '≤', GOAL_SLEEP_RATIO),
@@ -397,18 +364,12 @@ async function main(): Promise<void> {
     goal('waitAsync (main) p50: fence / raw', st(fenceAsync).p50 / st(rawAsync).p50, '×', '≤', GOAL_ASYNC_RATIO),
     goal('waitAsync (main) p99: fence / raw', st(fenceAsync).p99 / st(rawAsync).p99, '×', '≤', GOAL_ASYNC_RATIO),
   ];
-  printGrid(
-    'goals',
-    ['goal', 'measured', 'target', ''],
-    goals.map((g) => [g.name, `${g.measured.toFixed(2)}${g.unit === '×' ? '×' : ' µs'}`, `${g.op} ${g.target}${g.unit === '×' ? '×' : ' µs'}`, g.met ? 'met' : 'MISSED']),
-  );
   console.log(
-    `\n(for reference: fence short-op p50 vs postMessage one way = ${(st(pmOneWay).p50 / st(fenceSpin).p50).toFixed(1)}×; ` +
-      `fence short-op p50 vs raw spin = ${(st(fenceSpin).p50 / st(rawSpin).p50).toFixed(2)}×; measured in ${(elapsedMs / 1000).toFixed(1)} s)`,
+    `wake: fence short-op p50 vs postMessage one way = ${(st(pmOneWay).p50 / st(fenceSpin).p50).toFixed(1)}×; ` +
+      `fence short-op p50 vs raw spin = ${(st(fenceSpin).p50 / st(rawSpin).p50).toFixed(2)}×; measured in ${(elapsedMs / 1000).toFixed(1)} s`,
   );
-
-  const file = writeResults('wake', {
-    ...runInfo(),
+  finishSuite('wake', args, {
+    ...runInfo(args),
     rounds: ROUNDS,
     warmup: WARMUP,
     seed: SEED,
@@ -416,10 +377,9 @@ async function main(): Promise<void> {
     spinMicros: SPIN_MICROS,
     mainSpin: MAIN_SPIN,
     elapsedMs,
-    variants: all.map((s) => ({ name: s.name, latencyNs: st(s), signalCostNs: s.signalCost.length ? stat(s.signalCost) : undefined, offPath: s.offPath, ...(DUMP_SAMPLES ? { samplesNs: s.wake } : {}) })),
+    variants,
     goals,
   });
-  console.log(`\nwrote ${file}`);
 }
 
 main().catch(async (e) => {

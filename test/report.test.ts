@@ -1,7 +1,9 @@
 /**
- * The HTML benchmark report, from small sample results (no benchmark runs here): every suite's
- * chart data and table rows are in the page, text is escaped, nothing is fetched from a network,
- * a suite without results says it was not run; and `fencelab report` on a results directory.
+ * The benchmark report, from small sample results (no benchmark runs here): every suite's chart
+ * data and table rows are in the page, text is escaped, nothing is fetched from a network, a suite
+ * without results says it was not run, a failed one that it failed; a baseline run's figures and
+ * each row's change in the page and the text tables; run files read back; and `fencelab report`
+ * on a results directory.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,58 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CHART_DATA_ID, REPORT_FILE, escapeHtml, renderReport } from '../src/cli/report.js';
-import { readResults, type SuiteResults } from '../src/cli/results.js';
+import { NOISE, changeOf, indexFigures, rowFigure, suiteFigures } from '../src/report/compare.js';
+import { CHART_DATA_ID, REPORT_FILE, escapeHtml, renderReport } from '../src/report/html.js';
+import { readResults, readRun, type SuiteResults } from '../src/report/schema.js';
+import { renderText } from '../src/report/text.js';
+import { HOSTILE, SAMPLE, runFile } from './support/bench-samples.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-const RUN = { date: '2026-01-02T03:04:05.000Z', node: 'v20.99.0', cores: 3 };
-const HOSTILE = '<b>inline & "sanitized"</b>';
-
-const latency = (p50: number) => ({ n: 100, p50, p90: p50 * 2, p99: p50 * 4, mean: p50 * 1.5, min: p50 / 2, max: p50 * 10 });
-
-const SAMPLE: SuiteResults = {
-  core: {
-    ...RUN,
-    rows: [
-      { name: 'fence lock+unlock inline', nsPerOp: 20, opsPerSec: 5e7, baseline: 'raw TAS exchange+store', ratio: 1.1, target: '≤ 1.2×', targetMaxRatio: 1.2, met: true },
-      { name: HOSTILE, nsPerOp: 40, opsPerSec: 2.5e7, baseline: 'fence lock+unlock inline', ratio: 2.5, target: '≤ 2×', targetMaxRatio: 2, met: false },
-      { name: 'SpinLock ticket lock+unlock', nsPerOp: 60, opsPerSec: 1.67e7, baseline: 'raw TAS exchange+store', ratio: 3.25 },
-      { name: 'fence create+signal+put', nsPerOp: 125, opsPerSec: 8e6, target: '≥ 5.0 M/s', targetMinOpsPerSec: 5e6, met: true },
-    ],
-  },
-  wake: {
-    ...RUN,
-    rounds: 100,
-    warmup: 10,
-    seed: 7,
-    delaysUs: { sleep: [20, 60], spin: [4, 6] },
-    spinMicros: 30,
-    mainSpin: false,
-    elapsedMs: 1000,
-    variants: [
-      { name: 'raw Atomics.wait ← Atomics.notify (sleeping)', latencyNs: latency(10_000), offPath: 0 },
-      { name: 'fence.wait(), spinMicros 0 ← signal() (sleeping)', latencyNs: latency(11_000), offPath: 2 },
-    ],
-    goals: [{ name: 'sleeping waiter p50: fence / raw', measured: 1.1, unit: '×', op: '≤', target: 1.15, met: true }],
-  },
-  chain: {
-    ...RUN,
-    chainLength: 4096,
-    rows: [
-      { name: 'fence create+signal+put', nsPerOp: 130, opsPerSec: 7.7e6 },
-      { name: 'chain GC walk (all signaled), per link', nsPerOp: 260, opsPerSec: 3.8e6, baseline: 'fence create+signal+put', ratio: 2 },
-    ],
-  },
-  contention: {
-    ...RUN,
-    ms: 50,
-    results: [1, 2, 4].flatMap((threads) => [
-      { kind: 'raw', threads, mOpsPerSec: 40 / threads, fairness: 1, counterOk: true },
-      { kind: 'futex', threads, mOpsPerSec: 30 / Math.min(threads, 2), fairness: 0.9, counterOk: true },
-    ]),
-    goals: [{ name: 'futex throughput, 4 threads / 2 threads (no collapse)', measured: 1, unit: '×', op: '≥', target: 0.5, met: true }],
-  },
-};
 
 interface ChartData {
   labels: (string | string[])[];
@@ -116,12 +73,12 @@ describe('renderReport', () => {
   it('has a table row for every row, variant, cell and goal, with met / MISSED, and the run metadata', () => {
     const cells = (text: string) => `<td>${escapeHtml(text)}</td>`;
     for (const r of [...SAMPLE.core.rows, ...SAMPLE.chain.rows]) expect(html).toContain(`<tr>${cells(r.name)}<td>${r.nsPerOp.toFixed(1)}</td>`);
-    expect(html).toContain(`${cells('fence lock+unlock inline')}<td>20.0</td><td>1.10×</td>${cells('raw TAS exchange+store')}${cells('≤ 1.2×')}<td class="met">met</td>`);
-    expect(html).toContain('<td>2.50×</td><td>fence lock+unlock inline</td><td>≤ 2×</td><td class="missed">MISSED</td>');
+    expect(html).toContain(`${cells('fence lock+unlock inline')}<td>20.0</td><td>1.10×</td><td class="text">raw TAS exchange+store</td>${cells('≤ 1.2×')}<td class="met">met</td>`);
+    expect(html).toContain('<td>2.50×</td><td class="text">fence lock+unlock inline</td><td>≤ 2×</td><td class="missed">MISSED</td>');
     for (const v of SAMPLE.wake.variants) expect(html).toContain(cells(v.name));
     expect(html).toContain('<tr><td>futex</td><td>4</td><td>15</td><td>1.50×</td><td>0.90</td><td>yes</td></tr>');
     for (const g of [...SAMPLE.wake.goals, ...SAMPLE.contention.goals!]) expect(html).toContain(cells(g.name));
-    expect(html).toContain('run 2026-01-02T03:04:05.000Z · Node v20.99.0 · 3 cores');
+    expect(html).toContain('run 2026-01-02T03:04:05.000Z · Node v20.99.0 · Test CPU @ 1 GHz · 3 cores');
     expect(html).toContain('4 met</span>, <span class="missed">1 missed');
   });
 
@@ -147,6 +104,74 @@ describe('renderReport', () => {
     for (const suite of ['core', 'wake', 'contention']) expect(only).toContain(`<p class="missing">${suite}: not run (no ${suite}.json)</p>`);
     expect(only).not.toContain('<section id="core"');
     expect(only).toContain('<section id="chain"');
+  });
+});
+
+/** SAMPLE with each headline figure changed: core's first ratio 10 % lower (better), wake's fence ratio 20 % higher (worse). */
+function earlier(): SuiteResults {
+  const base = structuredClone(SAMPLE);
+  base.core.rows[0].ratio = 1.1 / 0.9; // this run's 1.1 is 10 % lower: better
+  base.core.rows[2].ratio = 3.2; // within noise of 3.25
+  base.core.rows[3].nsPerOp = 100; // this run's 125 ns is 25 % more: worse
+  base.wake.variants[1].ratioP50 = 1.1 / 1.2; // this run's 1.1 is 20 % higher: worse
+  base.chain.rows = base.chain.rows.slice(0, 1); // the GC walk row is new in this run
+  return base;
+}
+
+describe('comparing with a baseline run', () => {
+  it('takes each row\'s ratio to its same-run baseline, or its own value, and judges the direction', () => {
+    const before = indexFigures(suiteFigures('core', earlier().core));
+    const [inline, , ticket, lifecycle] = SAMPLE.core.rows.map((r) => changeOf(rowFigure(r), before));
+    expect(inline).toMatchObject({ before: 1.1 / 0.9, after: 1.1, unit: '×', verdict: 'better' });
+    expect(inline!.relative).toBeCloseTo(-0.1, 10);
+    expect(ticket!.verdict).toBe('same');
+    expect(Math.abs(ticket!.relative)).toBeLessThan(NOISE);
+    expect(lifecycle).toMatchObject({ before: 100, after: 125, unit: 'ns', verdict: 'worse' });
+    // Higher is better for throughput ratios and ≥ goals.
+    const cells = indexFigures(suiteFigures('contention', { ...SAMPLE.contention, results: SAMPLE.contention.results.map((c) => ({ ...c, ratio: c.ratio && c.ratio / 2 })) }));
+    const futex4 = suiteFigures('contention', SAMPLE.contention).find((f) => f.key === 'futex, 4 workers ÷ raw')!;
+    expect(changeOf(futex4, cells)).toMatchObject({ verdict: 'better', relative: 1 });
+    expect(changeOf({ ...futex4, key: 'no such row' }, cells)).toBeUndefined();
+  });
+
+  it('prints every row with its figure in the baseline run and the change', () => {
+    const base = earlier();
+    const core = renderText('core', SAMPLE.core, indexFigures(suiteFigures('core', base.core)));
+    expect(core).toMatch(/fence lock\+unlock inline .* 1\.10× .* 1\.22× +−10\.0% better/);
+    expect(core).toMatch(/fence create\+signal\+put .* 100\.0 ns +\+25\.0% worse/);
+    expect(core).toMatch(/SpinLock ticket lock\+unlock .* 3\.20× +\+1\.6% same/);
+    const chain = renderText('chain', SAMPLE.chain, indexFigures(suiteFigures('chain', base.chain)));
+    expect(chain).toMatch(/chain GC walk \(all signaled\), per link .* – +new row/);
+    const wake = renderText('wake', SAMPLE.wake, indexFigures(suiteFigures('wake', base.wake)));
+    expect(wake).toMatch(/fence\.wait\(\), spinMicros 0 .* 0\.92× +\+20\.0% worse/);
+    for (const text of [core, chain, wake, renderText('contention', SAMPLE.contention, indexFigures(suiteFigures('contention', base.contention)))])
+      expect(text.split('\n')[1]).toMatch(/before +change$/);
+    expect(renderText('core', SAMPLE.core)).not.toMatch(/before +change/);
+  });
+
+  it('puts the baseline run\'s figure and the change in every table row, and charts both runs', () => {
+    const html = renderReport(SAMPLE, { baseline: { results: earlier(), label: 'old.json (run 2025-12-01)' } });
+    const c = charts(html);
+    expect(html).toContain('<th>baseline run</th><th>change</th>');
+    expect(html).toContain('<td>1.22×</td><td class="better">−10.0% better</td>');
+    expect(html).toContain('<td>100.0 ns</td><td class="worse">+25.0% worse</td>');
+    expect(html).toContain('<td>–</td><td class="same">not in the baseline run</td>');
+    expect(html).toMatch(/Compared with the baseline run old\.json \(run 2025-12-01\): <span class="better">\d+ better<\/span>, <span class="worse">\d+ worse<\/span>/);
+    const ratios = c['chart-core-ratios'].data;
+    expect(ratios.datasets.map((d) => d.label)).toEqual(['this run', 'baseline run', 'target']);
+    expect(ratios.datasets[1].data).toEqual([1.1 / 0.9, 2.5, 3.2]);
+    expect(ratios.labels[0]).toEqual(['fence lock+unlock inline', '÷ raw TAS exchange+store', '−10.0% better (was 1.22×)']);
+    expect(c['chart-core-rates'].data.datasets[1].data).toEqual([8]);
+    expect(c['chart-chain'].data.datasets[1].data).toEqual([130, null]);
+    expect(c['chart-wake'].data.datasets.map((d) => d.label)).toEqual(['p50', 'p50, baseline run', 'p90', 'p90, baseline run', 'p99', 'p99, baseline run']);
+    expect(c['chart-contention'].data.datasets.map((d) => d.label)).toEqual(['raw', 'futex', 'raw, baseline run', 'futex, baseline run']);
+  });
+
+  it('shows a suite that failed in this run as failed, not with its older results', () => {
+    const html = renderReport({ core: SAMPLE.core }, { failed: { contention: 'exit code 13' } });
+    expect(html).toContain('Failed in this run: contention (exit code 13).');
+    expect(html).toContain('<p class="missing missed">contention: failed in this run (exit code 13); no results</p>');
+    expect(html).not.toContain('<section id="contention"');
   });
 });
 
@@ -176,6 +201,18 @@ describe('readResults and fencelab report', () => {
     expect(Object.keys(results).sort()).toEqual(['chain', 'core']);
     expect(results.chain!.date).toBe(date);
     expect(readResults(join(d, 'missing'))).toEqual({});
+  });
+
+  it('reads a run file back, and names a file that is not one', () => {
+    const run = runFile({ chain: SAMPLE.chain }, { wake: 'exit code 1' });
+    const d = resultsDir({ 'run.json': run, 'chain.json': SAMPLE.chain, 'other.json': { format: 'something' }, 'v2.json': { ...run, version: 2 } });
+    expect(readRun(join(d, 'run.json'))).toEqual(run);
+    expect(() => readRun(join(d, 'chain.json'))).toThrow(/chain\.json: not a fencelab bench run file \(one suite's results/);
+    expect(() => readRun(join(d, 'other.json'))).toThrow(/other\.json: not a fencelab bench run file \(no "format"/);
+    expect(() => readRun(join(d, 'v2.json'))).toThrow(/run file version 2/);
+    expect(() => readRun(join(d, 'missing.json'))).toThrow(/missing\.json: cannot be read \(ENOENT\)/);
+    const bad = resultsDir({ 'run.json': { ...run, suites: { core: { rows: 'no' } } } });
+    expect(() => readRun(join(bad, 'run.json'))).toThrow(/suites\.core: not core results/);
   });
 
   it('names a results file that is not JSON or lacks its suite\'s data', () => {

@@ -4,14 +4,14 @@
  * 0 clean, 1 a violation (inline demo run, or any stress invariant) or a failed bench suite, 2 bad usage.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPORT_FILE, writeReport } from '../report/html.js';
+import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
+import { runBench, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
-import { intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption } from './options.js';
+import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, suitesOption } from './options.js';
 import { createProgress } from './progress.js';
-import { writeReport } from './report.js';
-import { RESULTS_DIR, SUITES, readResults, type BenchResults } from './results.js';
 import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
 
 const program = new Command();
@@ -69,22 +69,20 @@ program
 
 program
   .command('bench')
-  .description('run the benchmark suites (ratios against baselines measured in the same run), then write JSON and an HTML report to bench/results/')
-  .addOption(new Option('--suite <name>', 'which suite').choices([...SUITES, 'all']).default('all'))
-  .action((o: { suite: string }) => {
-    const suites = o.suite === 'all' ? SUITES : [o.suite];
-    for (const suite of suites) {
-      const file = fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
-      const r = spawnSync(process.execPath, [file], { stdio: 'inherit' });
-      if (r.status !== 0) {
-        console.error(`error: bench suite ${suite} failed (${r.error?.message ?? (r.signal ? `signal ${r.signal}` : `exit code ${r.status}`)}); report not refreshed`);
-        process.exitCode = 1;
-        return;
-      }
-    }
-    // From every suite's latest results, not only this run's: the page shows all that was measured.
-    console.log();
-    report(RESULTS_DIR);
+  .description(
+    'run the benchmark suites (ratios against baselines measured in the same run), then write their JSON and an HTML report ' +
+      '(by default to bench/results/); exits 1 when a suite failed, after running the others and writing the report',
+  )
+  .addOption(new Option('--suite <names>', `suites to run, repeatable or comma-separated: ${[...SUITES, 'all'].join(', ')} (default all)`).argParser(suitesOption))
+  .option('--quick', 'fewer rounds and shorter times, the same rows (noisier figures)', false)
+  .addOption(new Option('--seed <n>', 'seed of the seeded choices (the wake delay schedule)').argParser(intOption('--seed', 0, 2 ** 32 - 1)).default(DEFAULT_SEED, String(DEFAULT_SEED)))
+  .addOption(new Option('--json <file>', 'write every suite of the run to this one file (with Node version, CPU, cores, date and seed) instead of bench/results/<suite>.json').argParser(fileOption('--json')))
+  .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE})`).argParser(fileOption('--html')))
+  .addOption(new Option('--baseline <file>', 'an earlier --json file: every row shows its change against it, in the tables and the report').argParser(baselineOption))
+  .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] }) => {
+    const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline });
+    for (const [suite, why] of outcome.failed) console.error(`error: bench suite ${suite} failed (${why})`);
+    process.exitCode = outcome.failed.length === 0 ? 0 : 1;
   });
 
 program
@@ -108,7 +106,7 @@ function report(dir: string): void {
   }
   if (Object.keys(results).length === 0)
     program.error(`error: no benchmark results in ${dir} (run fencelab bench first)`, { exitCode: 2, code: 'fencelab.noResults' });
-  console.log(`report: ${writeReport(dir, results)}`);
+  console.log(`report: ${writeReport(join(dir, REPORT_FILE), results)}`);
   const notRun = SUITES.filter((suite) => results[suite] === undefined);
   if (notRun.length > 0) console.log(`not run (no JSON): ${notRun.join(', ')}`);
 }

@@ -3,7 +3,10 @@
  * a message that names the option and what it accepts.
  */
 import { InvalidArgumentError } from 'commander';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { LOCK_KINDS, type LockKind } from '../locks/layout.js';
+import { SUITES, readRun, type BenchRun, type Suite } from '../report/schema.js';
 
 /** Parses `60s`, `500ms`, `2m`, `1.5h` or a bare number of seconds into milliseconds. */
 export function parseDuration(text: string): number {
@@ -62,4 +65,35 @@ export function numberOption(name: string, max: number): (text: string) => numbe
     if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > max) throw new InvalidArgumentError(`${name} must be a number in 0..${max}, got "${text}"`);
     return n;
   };
+}
+
+/** `--suite`: repeatable, each a comma-separated list of suites or `all`; accumulates into `previous`. */
+export function suitesOption(text: string, previous: Suite[] | undefined): Suite[] {
+  const out = [...(previous ?? [])];
+  for (const name of text.split(',').map((x) => x.trim())) {
+    if (name === 'all') out.push(...SUITES);
+    else if ((SUITES as readonly string[]).includes(name)) out.push(name as Suite);
+    else throw new InvalidArgumentError(`unknown suite "${name}". Allowed choices are ${[...SUITES, 'all'].join(', ')}.`);
+  }
+  return out;
+}
+
+/** A file to write: resolved to an absolute path; an existing directory there is refused before anything runs. */
+export function fileOption(name: string): (text: string) => string {
+  return (text) => {
+    if (text.trim() === '') throw new InvalidArgumentError(`${name} needs a file name`);
+    const file = resolve(text);
+    if (existsSync(file) && statSync(file).isDirectory()) throw new InvalidArgumentError(`${name} ${text} is a directory, not a file`);
+    return file;
+  };
+}
+
+/** `--baseline`: an earlier run file, read and checked now, so a bad one is refused before anything runs. */
+export function baselineOption(text: string): { file: string; run: BenchRun } {
+  const file = resolve(text);
+  try {
+    return { file, run: readRun(file) };
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
+  }
 }

@@ -1,0 +1,145 @@
+/**
+ * `fencelab bench`: runs the benchmark suites, gathers their results into the results directory or
+ * one run file, and writes the HTML report.
+ *
+ * Each suite runs as its own process, from its compiled file dist/bench/<suite>.bench.js, found by
+ * path next to this module's compiled file: a process boundary, not an import, so the command and
+ * bench/ do not depend on each other (both depend on src/report/, which depends on neither). The
+ * suites' command line (--quick, --seed, --out, --baseline) is described in bench/util.ts. A suite
+ * that fails does not stop the others: every suite runs, the results of those that succeeded are
+ * written with the report, and the failures are returned for the exit code.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { REPORT_FILE, writeReport } from '../report/html.js';
+import {
+  RESULTS_DIR,
+  RUN_FORMAT,
+  RUN_VERSION,
+  SUITES,
+  readResults,
+  readSuiteFile,
+  type BenchResults,
+  type BenchRun,
+  type Suite,
+} from '../report/schema.js';
+
+export interface BenchOptions {
+  /** The suites to run, in any order, repeats allowed (they run once each, in the order of SUITES). */
+  suites: readonly Suite[];
+  quick: boolean;
+  seed: number;
+  /** Run file to write; without it each suite's results go to bench/results/<suite>.json. */
+  json?: string;
+  /** Report to write; default bench/results/report.html. */
+  html?: string;
+  /** An earlier run file (already read and checked), to show each row's change against. */
+  baseline?: { file: string; run: BenchRun };
+}
+
+/** Runs one suite's process with `args`; returns undefined when it succeeded, else what went wrong. */
+export type SuiteRunner = (suite: Suite, args: string[], timeoutMs: number) => string | undefined;
+
+export interface BenchOutcome {
+  run: BenchRun;
+  /** The run file written, with --json. */
+  jsonFile?: string;
+  reportFile: string;
+  /** The suites that failed, with what happened, in the order they ran. */
+  failed: [Suite, string][];
+}
+
+/** How long a suite may run before it is killed and counted as failed (a hang must not hang the command). */
+export const SUITE_TIMEOUT_MS = { full: 15 * 60_000, quick: 3 * 60_000 };
+
+/** Runs a suite from its compiled file, its output going to this process's stdout and stderr. */
+export const spawnSuite: SuiteRunner = (suite, args, timeoutMs) => {
+  const file = fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
+  const r = spawnSync(process.execPath, [file, ...args], { stdio: 'inherit', timeout: timeoutMs, killSignal: 'SIGKILL' });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') return `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (r.error) return r.error.message;
+  if (r.signal) return `signal ${r.signal}`;
+  return r.status === 0 ? undefined : `exit code ${r.status}`;
+};
+
+/**
+ * Runs `o.suites` one after another, then writes the run file (with --json) and the report.
+ * The report shows this run's suites; without --json also the latest results of the suites not run
+ * this time that are in bench/results/. A failed suite is shown as failed, never with older results.
+ * Throws only when a file cannot be written.
+ */
+export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, log: (line: string) => void = console.log): BenchOutcome {
+  const started = new Date();
+  const t0 = performance.now();
+  const suites = SUITES.filter((s) => o.suites.includes(s));
+  const outDir = o.json === undefined ? RESULTS_DIR : mkdtempSync(join(tmpdir(), 'fencelab-bench-'));
+  const results: BenchResults = {};
+  const failed: [Suite, string][] = [];
+  try {
+    suites.forEach((suite, i) => {
+      log(`\n=== bench ${suite} (${i + 1} of ${suites.length}${o.quick ? ', quick' : ''}) ===`);
+      const out = join(outDir, `${suite}.json`);
+      const args = ['--out', out, '--seed', String(o.seed), ...(o.quick ? ['--quick'] : []), ...(o.baseline ? ['--baseline', o.baseline.file] : [])];
+      const ts = performance.now();
+      let why = runSuite(suite, args, o.quick ? SUITE_TIMEOUT_MS.quick : SUITE_TIMEOUT_MS.full);
+      log(`(${suite}: ${why === undefined ? 'done' : 'FAILED'} in ${((performance.now() - ts) / 1000).toFixed(1)} s)`);
+      if (why === undefined) {
+        try {
+          (results as Record<Suite, unknown>)[suite] = readSuiteFile(suite, out);
+        } catch (e) {
+          why = `its results cannot be read: ${e instanceof Error ? e.message : String(e)}`;
+        }
+      }
+      if (why !== undefined) failed.push([suite, why]);
+    });
+  } finally {
+    if (o.json !== undefined) rmSync(outDir, { recursive: true, force: true });
+  }
+
+  const run: BenchRun = {
+    format: RUN_FORMAT,
+    version: RUN_VERSION,
+    date: started.toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    seed: o.seed,
+    quick: o.quick,
+    suites: results,
+    failed: Object.fromEntries(failed),
+  };
+  log('');
+  let jsonFile: string | undefined;
+  if (o.json !== undefined) {
+    mkdirSync(dirname(o.json), { recursive: true });
+    writeFileSync(o.json, JSON.stringify(run, null, 2));
+    jsonFile = o.json;
+    log(`json: ${jsonFile}`);
+  }
+  let shown: BenchResults = results;
+  if (o.json === undefined) {
+    // The page shows every suite's latest results, not only this run's (as the results directory holds them).
+    try {
+      shown = { ...readResults(RESULTS_DIR), ...results };
+      for (const [suite] of failed) delete shown[suite];
+    } catch (e) {
+      log(`(older results left out of the report: ${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  const reportFile = o.html ?? join(RESULTS_DIR, REPORT_FILE);
+  mkdirSync(dirname(reportFile), { recursive: true });
+  writeReport(reportFile, shown, {
+    run,
+    failed: run.failed,
+    baseline: o.baseline ? { results: o.baseline.run.suites, label: `${o.baseline.file} (run ${o.baseline.run.date}${o.baseline.run.quick ? ', quick' : ''})` } : undefined,
+  });
+  log(`report: ${reportFile}`);
+  const notRun = SUITES.filter((s) => shown[s] === undefined && run.failed[s] === undefined);
+  if (notRun.length > 0) log(`not in the report (not run): ${notRun.join(', ')}`);
+  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+  log(`bench: ${suites.length - failed.length} of ${suites.length} suites ran in ${seconds} s${failed.length ? `; FAILED: ${failed.map(([s]) => s).join(', ')}` : ''}`);
+  return { run, jsonFile, reportFile, failed };
+}

@@ -1,0 +1,252 @@
+/**
+ * The benchmark results format, shared by the suites in bench/ (which write it) and the `fencelab`
+ * command (which runs the suites, gathers their results and renders them). Nothing here depends on
+ * either side: a suite's process writes one suite's results as JSON, the command reads them back,
+ * so data flows one way, bench/ → JSON → this module's readers and renderers.
+ *
+ * Two files hold results:
+ * - a suite file, `<suite>.json`: one suite's results, by default in bench/results/;
+ * - a run file (`fencelab bench --json FILE`): every suite of one run, with where and how it ran;
+ *   `--baseline FILE` reads one back to show each figure's change.
+ * The suites' writers are typed against these interfaces, so a suite cannot drop a field the report
+ * charts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const SUITES = ['core', 'wake', 'chain', 'contention'] as const;
+export type Suite = (typeof SUITES)[number];
+
+/** bench/results/ at the package root, whether this module runs from dist/ or from the sources. */
+export const RESULTS_DIR = (() => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = here.includes(join('dist', 'src')) ? join(here, '..', '..', '..') : join(here, '..', '..');
+  return join(root, 'bench', 'results');
+})();
+
+/**
+ * Where and how a suite ran. Optional because result files written by older versions lack some of
+ * them; every suite writes all of them now (`runInfo()` in bench/util.ts).
+ */
+export interface RunInfo {
+  /** ISO 8601. */
+  date?: string;
+  node?: string;
+  /** `os.availableParallelism()` of the machine that ran the suite. */
+  cores?: number;
+  /** Model name of the machine's first CPU. */
+  cpu?: string;
+  /** Run with `--quick`: fewer rounds and shorter times, the same rows, noisier figures. */
+  quick?: boolean;
+}
+
+/** One measured task, optionally as a ratio to a baseline measured in the same run. */
+export interface Row {
+  name: string;
+  nsPerOp: number;
+  opsPerSec: number;
+  baseline?: string;
+  /** nsPerOp / the baseline's nsPerOp. */
+  ratio?: number;
+  /** The target as printed: `≤ 1.2×` or `≥ 5.0 M/s`. */
+  target?: string;
+  /** The bound of a `≤ x×` target, in the unit of `ratio`. */
+  targetMaxRatio?: number;
+  /** The bound of a `≥ x M/s` target, in the unit of `opsPerSec`. */
+  targetMinOpsPerSec?: number;
+  met?: boolean;
+}
+
+/** A goal checked on a derived figure (a ratio of percentiles, a latency, a throughput ratio). */
+export interface Goal {
+  name: string;
+  measured: number;
+  unit: '×' | 'µs';
+  op: '≤' | '≥';
+  target: number;
+  met: boolean;
+}
+
+/** Latency percentiles of one wake variant, in ns. */
+export interface LatencyStat {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  mean: number;
+  min: number;
+  max: number;
+}
+
+export interface CoreResults extends RunInfo {
+  rows: Row[];
+}
+
+export interface ChainResults extends RunInfo {
+  chainLength: number;
+  rows: Row[];
+}
+
+export interface WakeVariant {
+  name: string;
+  latencyNs: LatencyStat;
+  /** The variant of the same run this one is measured against (a raw Atomics wait of the same kind). */
+  baseline?: string;
+  /** latencyNs.p50 / the baseline's p50. */
+  ratioP50?: number;
+  /** latencyNs.p99 / the baseline's p99. */
+  ratioP99?: number;
+  /** Time inside signal()/notify() on the signaling thread (main-thread signalers only). */
+  signalCostNs?: LatencyStat;
+  /** Rounds where the waiter did not take the intended path (slept when it should spin, …). */
+  offPath: number;
+  /** Every sample in round order, with `--samples` only. */
+  samplesNs?: number[];
+}
+
+export interface WakeResults extends RunInfo {
+  rounds: number;
+  warmup: number;
+  seed: number;
+  delaysUs: { sleep: [number, number]; spin: [number, number] };
+  spinMicros: number;
+  mainSpin: boolean;
+  elapsedMs: number;
+  variants: WakeVariant[];
+  goals: Goal[];
+}
+
+/** One cell of the contention grid: a lock kind at a worker count. */
+export interface ContentionCell {
+  kind: string;
+  threads: number;
+  mOpsPerSec: number;
+  /** The cell of the same run this one is measured against: the bare test-and-set at the same worker count. */
+  baseline?: string;
+  /** mOpsPerSec / the baseline's (higher is better: the share of the bare test-and-set's throughput kept). */
+  ratio?: number;
+  /** Slowest thread's acquisitions / fastest thread's. */
+  fairness: number;
+  /** Every increment made under the lock was kept. */
+  counterOk: boolean;
+}
+
+export interface ContentionResults extends RunInfo {
+  /** Duration of each cell. */
+  ms: number;
+  results: ContentionCell[];
+  goals?: Goal[];
+}
+
+export interface SuiteResults {
+  core: CoreResults;
+  wake: WakeResults;
+  chain: ChainResults;
+  contention: ContentionResults;
+}
+
+/** The suites whose results were found; a suite that was not run is absent. */
+export type BenchResults = Partial<SuiteResults>;
+
+/** The seed of a run's seeded choices (the wake suite's delay schedule) when `--seed` is not given. */
+export const DEFAULT_SEED = 0x5eed;
+
+/** The `format` field of a run file. */
+export const RUN_FORMAT = 'fencelab-bench-run';
+export const RUN_VERSION = 1;
+
+/** A run file (`fencelab bench --json FILE`): every suite of one run, and where and how it ran. */
+export interface BenchRun {
+  format: typeof RUN_FORMAT;
+  version: typeof RUN_VERSION;
+  /** When the run started, ISO 8601. */
+  date: string;
+  node: string;
+  cpu: string;
+  cores: number;
+  /** The seed of every seeded choice of the run (`--seed`). */
+  seed: number;
+  quick: boolean;
+  /** The results of the suites that ran and succeeded. */
+  suites: BenchResults;
+  /** The suites that ran and failed, with what happened (`exit code 13`, `timed out after 120 s`). */
+  failed: Partial<Record<Suite, string>>;
+}
+
+/** The array each suite's results must hold: enough to tell them from some other JSON. */
+const REQUIRED_ARRAY: Record<Suite, string> = { core: 'rows', wake: 'variants', chain: 'rows', contention: 'results' };
+
+/**
+ * Checks that `data` looks like `suite`'s results and brings an older file's fields up to date.
+ * Throws an `Error` that starts with `where` when it does not.
+ */
+export function checkSuiteResults<S extends Suite>(suite: S, data: unknown, where: string): SuiteResults[S] {
+  const d = data as Record<string, unknown> | null;
+  if (d === null || typeof d !== 'object' || !Array.isArray(d[REQUIRED_ARRAY[suite]]))
+    throw new Error(`${where}: not ${suite} results (no "${REQUIRED_ARRAY[suite]}" array)`);
+  // Files written before the suites shared runInfo() named the run's date `when`.
+  if (d.date === undefined && typeof d.when === 'string') d.date = d.when;
+  // Contention files written before cells carried their ratio: the same ratio, from the raw cell.
+  if (suite === 'contention') {
+    const cells = (d.results as unknown[]).filter((c): c is ContentionCell => c !== null && typeof c === 'object');
+    for (const c of cells) {
+      const raw = cells.find((x) => x.kind === 'raw' && x.threads === c.threads);
+      if (c.kind !== 'raw' && c.ratio === undefined && raw !== undefined && raw.mOpsPerSec > 0) {
+        c.baseline = 'raw';
+        c.ratio = c.mOpsPerSec / raw.mOpsPerSec;
+      }
+    }
+  }
+  return d as unknown as SuiteResults[S];
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+/** Reads one suite file. Throws an `Error` naming the file when it is missing, not JSON or not `suite`'s results. */
+export function readSuiteFile<S extends Suite>(suite: S, file: string): SuiteResults[S] {
+  return checkSuiteResults(suite, readJson(file), file);
+}
+
+/**
+ * Reads `<dir>/<suite>.json` for every suite that has one; other files are ignored. Throws an
+ * `Error` naming the file when one is not JSON or lacks its suite's data. A missing or empty `dir`
+ * yields `{}`.
+ */
+export function readResults(dir: string): BenchResults {
+  const out: BenchResults = {};
+  for (const suite of SUITES) {
+    const file = join(dir, `${suite}.json`);
+    if (existsSync(file)) (out as Record<Suite, unknown>)[suite] = readSuiteFile(suite, file);
+  }
+  return out;
+}
+
+/**
+ * Reads a run file. Throws an `Error` naming the file when it is missing, not JSON, not a run file
+ * (a suite file is named as such) or holds a suite's results in the wrong shape.
+ */
+export function readRun(file: string): BenchRun {
+  const d = readJson(file) as Record<string, unknown> | null;
+  if (d === null || typeof d !== 'object' || d.format !== RUN_FORMAT) {
+    const suiteFile = d !== null && typeof d === 'object' && SUITES.some((s) => Array.isArray(d[REQUIRED_ARRAY[s]]));
+    throw new Error(`${file}: not a fencelab bench run file (${suiteFile ? 'one suite\'s results: pass a file written by fencelab bench --json' : `no "format": "${RUN_FORMAT}"`})`);
+  }
+  if (d.version !== RUN_VERSION) throw new Error(`${file}: run file version ${String(d.version)}, this fencelab reads version ${RUN_VERSION}`);
+  const suites = d.suites as Record<string, unknown> | null;
+  if (suites === null || typeof suites !== 'object') throw new Error(`${file}: no "suites" object`);
+  for (const suite of SUITES) if (suites[suite] !== undefined) checkSuiteResults(suite, suites[suite], `${file}: suites.${suite}`);
+  return { ...(d as unknown as BenchRun), failed: (d.failed as BenchRun['failed']) ?? {} };
+}

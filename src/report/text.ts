@@ -1,0 +1,130 @@
+/**
+ * The benchmark results as plain-text tables, for the terminal: what each suite prints when it has
+ * measured (bench/util.ts `finishSuite`), from the same results the JSON and the HTML report hold.
+ * With a baseline run every row gets two more columns: its headline figure in that run, and the
+ * change (see compare.ts).
+ */
+import { cellFigure, changeOf, formatChange, formatFigure, goalFigure, rowFigure, variantFigure, type BaselineFigures, type Figure } from './compare.js';
+import type { ChainResults, ContentionResults, CoreResults, Goal, Row, Suite, SuiteResults, WakeResults } from './schema.js';
+
+/** Columns aligned on their widest cell; the columns in `left` are left-aligned, the others right-aligned. */
+export function textTable(head: string[], rows: string[][], left: number[] = [0]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  return [fmt(head), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(fmt)].join('\n');
+}
+
+/** The two baseline columns of a row: its figure in the baseline run and the change, or nothing without a baseline. */
+function changeCells(f: Figure, baseline: BaselineFigures | undefined): string[] {
+  if (baseline === undefined) return [];
+  const c = changeOf(f, baseline);
+  return c === undefined ? ['–', 'new row'] : [formatFigure(c.before, c.unit), formatChange(c)];
+}
+
+const CHANGE_HEAD = ['before', 'change'];
+
+/** `suite`'s tables, with a baseline run's figures (from `indexFigures(suiteFigures(…))`) when given. */
+export function renderText<S extends Suite>(suite: S, results: SuiteResults[S], baseline?: BaselineFigures): string {
+  const r = results as SuiteResults[Suite];
+  switch (suite) {
+    case 'core':
+      return coreText(r as CoreResults, baseline);
+    case 'chain':
+      return chainText(r as ChainResults, baseline);
+    case 'wake':
+      return wakeText(r as WakeResults, baseline);
+    case 'contention':
+      return contentionText(r as ContentionResults, baseline);
+  }
+  throw new Error(`unknown suite ${String(suite)}`);
+}
+
+function rowTable(rows: Row[], baseline: BaselineFigures | undefined): string {
+  const head = ['task', 'ns/op', 'M ops/s', 'baseline', 'ratio', 'target', 'met', ...(baseline ? CHANGE_HEAD : [])];
+  const lines = rows.map((x) => [
+    x.name,
+    x.nsPerOp.toFixed(1),
+    (x.opsPerSec / 1e6).toFixed(2),
+    x.baseline ?? '',
+    x.ratio === undefined ? '' : `${x.ratio.toFixed(2)}×`,
+    x.target ?? '',
+    x.met === undefined ? '' : x.met ? 'met' : 'MISSED',
+    ...changeCells(rowFigure(x), baseline),
+  ]);
+  return textTable(head, lines, [0, 3]);
+}
+
+function quickNote(r: { quick?: boolean }): string {
+  return r.quick ? '; quick run: fewer rounds, noisier' : '';
+}
+
+function coreText(r: CoreResults, baseline: BaselineFigures | undefined): string {
+  return `fencelab core — single thread (ns per operation; ratio = task / baseline, measured side by side${quickNote(r)})\n${rowTable(r.rows, baseline)}`;
+}
+
+function chainText(r: ChainResults, baseline: BaselineFigures | undefined): string {
+  return `fence chain (single thread, ${r.chainLength}-link chains; ratio = task / baseline${quickNote(r)})\n${rowTable(r.rows, baseline)}`;
+}
+
+export function goalText(goals: Goal[], baseline: BaselineFigures | undefined): string {
+  const unit = (g: Goal) => (g.unit === '×' ? '×' : ' µs');
+  return `goals\n${textTable(
+    ['goal', 'measured', 'target', 'met', ...(baseline ? CHANGE_HEAD : [])],
+    goals.map((g) => [g.name, `${g.measured.toFixed(2)}${unit(g)}`, `${g.op} ${g.target}${unit(g)}`, g.met ? 'met' : 'MISSED', ...changeCells(goalFigure(g), baseline)]),
+  )}`;
+}
+
+function wakeText(r: WakeResults, baseline: BaselineFigures | undefined): string {
+  const us = (ns: number) => (ns / 1000).toFixed(2);
+  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
+  const latency = textTable(
+    ['variant', 'p50', 'p90', 'p99', 'mean', 'min', 'p50 ratio', 'p99 ratio', 'off-path', ...(baseline ? CHANGE_HEAD : [])],
+    r.variants.map((v) => [
+      v.name,
+      us(v.latencyNs.p50),
+      us(v.latencyNs.p90),
+      us(v.latencyNs.p99),
+      us(v.latencyNs.mean),
+      us(v.latencyNs.min),
+      ratio(v.ratioP50),
+      ratio(v.ratioP99),
+      String(v.offPath),
+      ...changeCells(variantFigure(v), baseline),
+    ]),
+  );
+  const signalers = r.variants.filter((v) => v.signalCostNs !== undefined);
+  const cost = textTable(
+    ['variant', 'p50', 'p99'],
+    signalers.map((v) => [v.name, us(v.signalCostNs!.p50), us(v.signalCostNs!.p99)]),
+  );
+  return [
+    `signal → wake latency, µs (${r.rounds} rounds per variant, interleaved; ratio = fence ÷ the raw wait of the same kind; seed ${r.seed}; ${r.cores ?? '?'} cores, Node ${r.node ?? '?'}${quickNote(r)})`,
+    latency,
+    '',
+    'signaler cost (main thread, time inside signal() / store+notify), µs',
+    cost,
+    '',
+    goalText(r.goals, baseline),
+  ].join('\n');
+}
+
+function contentionText(r: ContentionResults, baseline: BaselineFigures | undefined): string {
+  const grid = textTable(
+    ['lock', 'workers', 'M ops/s', 'vs raw', 'fairness', 'exact', ...(baseline ? CHANGE_HEAD : [])],
+    r.results.map((c) => [
+      c.kind,
+      String(c.threads),
+      c.mOpsPerSec.toFixed(3),
+      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+      c.fairness.toFixed(2),
+      c.counterOk ? 'yes' : 'NO',
+      ...changeCells(cellFigure(c), baseline),
+    ]),
+  );
+  const parts = [
+    `lock contention across workers (${r.ms} ms per cell; ${r.cores ?? '?'} cores; vs raw = throughput ÷ a bare test-and-set's with the same workers${quickNote(r)})`,
+    grid,
+  ];
+  if (r.goals && r.goals.length > 0) parts.push('', goalText(r.goals, baseline));
+  return parts.join('\n');
+}

@@ -1,0 +1,199 @@
+/**
+ * `fencelab bench`: every suite really runs (--quick, as CI can afford) and produces all its rows,
+ * each with its same-run baseline and ratio, into one run file with where and how it ran; a second
+ * run against that file shows every row's change; a failing suite does not stop the others, the
+ * run file or the report; bad flags are exit code 2 before anything runs.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runBench, type SuiteRunner } from '../src/cli/bench.js';
+import { suitesOption } from '../src/cli/options.js';
+import { LOCK_KINDS } from '../src/index.js';
+import { DEFAULT_SEED, RUN_FORMAT, SUITES, readRun, type BenchRun, type Row, type Suite } from '../src/report/schema.js';
+import { SAMPLE } from './support/bench-samples.js';
+
+const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+const DIST_BENCH = fileURLToPath(new URL('../dist/bench/', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'fencelab-bench-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(args: string[], timeoutMs = 20_000) {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The rows every run must produce, quick or not (a renamed or dropped row is a change to review). */
+const CORE_ROWS: [string, string?][] = [
+  ['SpinLock tas lock+unlock', 'raw TAS exchange+store'],
+  ['SpinLock ttas lock+unlock', 'raw TAS exchange+store'],
+  ['SpinLock ticket lock+unlock', 'raw TAS exchange+store'],
+  ['SpinLock futex lock+unlock', 'raw TAS exchange+store'],
+  ['fence lock+unlock inline', 'raw TAS exchange+store'],
+  ['fence lock+unlock inline', 'fence lock+unlock borrowed'],
+  ['fence lock+unlock inline (sanitize)', 'fence lock+unlock inline'],
+  ['fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed'],
+  ['fence create+signal+put'],
+  ['fence create+signal+put (sanitize)', 'fence create+signal+put'],
+  ['arena allocBlock+freeBlock 64 B', '@thi.ng/malloc alloc+free 64 B'],
+  ['arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B'],
+  ['arena allocBlock+freeBlock 64 B, 1000 live', '@thi.ng/malloc alloc+free 64 B, 1000 live'],
+];
+const CHAIN_BASE = 'fence create+signal+put';
+const CHAIN_ROWS: [string, string?][] = [
+  [CHAIN_BASE],
+  ['chain append (leaf + link, released), per link', CHAIN_BASE],
+  ['chain findSeqno (4,096 links, random seqno)', CHAIN_BASE],
+  ['chain findSeqno, per link walked', CHAIN_BASE],
+  ['chain GC walk (all signaled), per link', CHAIN_BASE],
+  ['armed chain signaled backward (signal + re-arm), per link', CHAIN_BASE],
+];
+const WAKE_VARIANTS: [string, string?][] = [
+  ['raw Atomics.wait ← Atomics.notify (sleeping)'],
+  ['fence.wait(), spinMicros 0 ← signal() (sleeping)', 'raw Atomics.wait ← Atomics.notify (sleeping)'],
+  ['raw Atomics.load spin ← store (~5 µs op)'],
+  ['fence.wait(), spin 30 µs ← signal() (~5 µs op)', 'raw Atomics.load spin ← store (~5 µs op)'],
+  ['postMessage round trip (echo worker)'],
+  ['postMessage one way (main → echo worker)'],
+  ['raw Atomics.waitAsync (main) ← notify (worker)'],
+  ['fence.waitAsync() (main) ← signal() (worker)', 'raw Atomics.waitAsync (main) ← notify (worker)'],
+];
+
+const positive = (x: number | undefined) => typeof x === 'number' && Number.isFinite(x) && x > 0;
+
+function expectRows(rows: Row[], expected: [string, string?][]): void {
+  expect(rows.map((r) => [r.name, r.baseline])).toEqual(expected.map(([name, baseline]) => [name, baseline]));
+  for (const r of rows) {
+    expect(positive(r.nsPerOp) && positive(r.opsPerSec), r.name).toBe(true);
+    expect(r.baseline === undefined ? r.ratio === undefined : positive(r.ratio), `${r.name}: ratio ${r.ratio}`).toBe(true);
+  }
+}
+
+describe('fencelab bench --quick', () => {
+  const first = join(dir, 'first.json');
+
+  it('runs every suite, each with all its rows, their same-run baselines and ratios, into one run file and the report', () => {
+    const html = join(dir, 'first.html');
+    const r = run(['bench', '--quick', '--json', first, '--html', html], 240_000);
+    expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
+    expect(r.stdout).toMatch(/bench: 4 of 4 suites ran in [\d.]+ s\n/);
+    const data: BenchRun = readRun(first);
+    expect(data).toMatchObject({ format: RUN_FORMAT, version: 1, node: process.version, cores: availableParallelism(), seed: DEFAULT_SEED, quick: true, failed: {} });
+    expect(data.cpu.length).toBeGreaterThan(0);
+    expect(Number.isFinite(Date.parse(data.date))).toBe(true);
+    expect(Object.keys(data.suites)).toEqual([...SUITES]);
+    for (const suite of SUITES) expect(data.suites[suite]!.quick, suite).toBe(true);
+
+    expectRows(data.suites.core!.rows, CORE_ROWS);
+    expectRows(data.suites.chain!.rows, CHAIN_ROWS);
+    const wake = data.suites.wake!;
+    expect(wake.seed).toBe(DEFAULT_SEED);
+    expect(wake.variants.map((v) => [v.name, v.baseline])).toEqual(WAKE_VARIANTS.map(([name, baseline]) => [name, baseline]));
+    for (const v of wake.variants) {
+      expect(positive(v.latencyNs.p50) && v.latencyNs.n === wake.rounds, v.name).toBe(true);
+      expect(v.baseline === undefined ? v.ratioP50 === undefined : positive(v.ratioP50) && positive(v.ratioP99), v.name).toBe(true);
+    }
+    expect(wake.goals).toHaveLength(6);
+    const contention = data.suites.contention!;
+    const kinds = ['raw', ...LOCK_KINDS];
+    expect(contention.results.map((c) => [c.kind, c.threads, c.baseline])).toEqual(
+      [1, 2, 4].flatMap((t) => kinds.map((k) => [k, t, k === 'raw' ? undefined : 'raw'])),
+    );
+    for (const c of contention.results) {
+      expect(c.counterOk, `${c.kind} × ${c.threads}`).toBe(true);
+      // A starved lock may finish no batch of acquisitions in a short cell: a ratio of 0, never missing.
+      if (c.kind === 'raw') expect(positive(c.mOpsPerSec)).toBe(true);
+      else expect(Number.isFinite(c.ratio) && c.ratio! >= 0, `${c.kind} × ${c.threads}`).toBe(true);
+    }
+    expect(contention.goals).toHaveLength(1);
+
+    const page = readFileSync(html, 'utf8');
+    for (const suite of SUITES) expect(page).toContain(`<section id="${suite}">`);
+    expect(page).not.toContain('failed in this run');
+  }, 300_000);
+
+  it('with --baseline, shows every row\'s change against that run in the printed tables and the report', () => {
+    const html = join(dir, 'second.html');
+    const json = join(dir, 'second.json');
+    const r = run(['bench', '--quick', '--suite', 'chain', '--baseline', first, '--json', json, '--html', html], 120_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^task +ns\/op .* before +change$/m);
+    for (const [name] of CHAIN_ROWS) expect(r.stdout).toMatch(new RegExp(`${name.replace(/[()+.]/g, '\\$&')} .* [+−]\\d+\\.\\d% (better|worse|same)\\n`));
+    expect(Object.keys(readRun(json).suites)).toEqual(['chain']);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain(`Compared with the baseline run ${first}`);
+    expect(page).toContain('<th>baseline run</th><th>change</th>');
+    expect(page).toContain('"label":"baseline run"');
+  }, 180_000);
+});
+
+describe('runBench', () => {
+  it('runs every suite once, in order, writes the run file and the report even when one fails, and names it', () => {
+    const json = join(dir, 'failing.json');
+    const html = join(dir, 'failing.html');
+    const calls: [Suite, string[]][] = [];
+    const runner: SuiteRunner = (suite, args) => {
+      calls.push([suite, args]);
+      if (suite === 'wake') return 'exit code 13';
+      const out = args[args.indexOf('--out') + 1];
+      writeFileSync(out, suite === 'chain' ? '{ "rows": 1 }' : JSON.stringify(SAMPLE[suite]));
+      return undefined;
+    };
+    const log: string[] = [];
+    const outcome = runBench({ suites: ['contention', 'wake', 'core', 'chain', 'core'], quick: true, seed: 5, json, html }, runner, (l) => log.push(l));
+    expect(calls.map(([s]) => s)).toEqual(['core', 'wake', 'chain', 'contention']);
+    for (const [, args] of calls) expect(args).toEqual(expect.arrayContaining(['--quick', '--seed', '5', '--out']));
+    expect(outcome.failed.map(([s, why]) => [s, why.replace(/:.*/, '')])).toEqual([
+      ['wake', 'exit code 13'],
+      ['chain', 'its results cannot be read'],
+    ]);
+    const data = readRun(json);
+    expect(Object.keys(data.suites)).toEqual(['core', 'contention']);
+    expect(data.suites.core).toEqual(SAMPLE.core);
+    expect(Object.keys(data.failed)).toEqual(['wake', 'chain']);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('Failed in this run: wake (exit code 13), chain (its results cannot be read');
+    expect(page).toContain('<section id="core">');
+    expect(page).toContain('<section id="contention">');
+    expect(log.at(-1)).toMatch(/^bench: 2 of 4 suites ran in [\d.]+ s; FAILED: wake, chain$/);
+  });
+});
+
+describe('fencelab bench flags', () => {
+  it('takes --suite repeated or as a comma list', () => {
+    expect(suitesOption('wake', suitesOption('core, chain', undefined))).toEqual(['core', 'chain', 'wake']);
+    expect(suitesOption('all', undefined)).toEqual([...SUITES]);
+  });
+
+  it('rejects bad flags with exit code 2 and a clear message, before running anything', () => {
+    const suiteFile = join(dir, 'chain-only.json');
+    writeFileSync(suiteFile, JSON.stringify(SAMPLE.chain));
+    const cases: [string[], RegExp][] = [
+      [['bench', '--suite', 'core,nope'], /unknown suite "nope"\. Allowed choices are core, wake, chain, contention, all/],
+      [['bench', '--suite'], /argument missing/],
+      [['bench', '--baseline', join(dir, 'missing.json')], /missing\.json: cannot be read \(ENOENT\)/],
+      [['bench', '--baseline', suiteFile], /chain-only\.json: not a fencelab bench run file \(one suite's results/],
+      [['bench', '--seed', 'x'], /--seed must be an integer/],
+      [['bench', '--json', dir], /is a directory, not a file/],
+      [['bench', '--html', ''], /--html needs a file name/],
+      [['bench', '--quick', 'extra'], /too many arguments/],
+      [['bench', '--bogus'], /unknown option '--bogus'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stdout, args.join(' ')).not.toContain('=== bench');
+    }
+  });
+
+  it('each suite refuses an unknown option with exit code 2', () => {
+    const r = spawnSync(process.execPath, [join(DIST_BENCH, 'chain.bench.js'), '--bogus'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/chain bench: Unknown option '--bogus'/);
+    expect(existsSync(join(DIST_BENCH, 'chain.bench.js'))).toBe(true);
+  });
+});

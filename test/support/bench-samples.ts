@@ -1,0 +1,66 @@
+/**
+ * Small benchmark results in every suite's shape (no benchmark runs): what the report and the
+ * bench command's tests render, compare and write.
+ */
+import type { BenchRun, SuiteResults } from '../../src/report/schema.js';
+
+export const RUN = { date: '2026-01-02T03:04:05.000Z', node: 'v20.99.0', cores: 3, cpu: 'Test CPU @ 1 GHz' };
+export const HOSTILE = '<b>inline & "sanitized"</b>';
+
+const latency = (p50: number) => ({ n: 100, p50, p90: p50 * 2, p99: p50 * 4, mean: p50 * 1.5, min: p50 / 2, max: p50 * 10 });
+
+export const SAMPLE: SuiteResults = {
+  core: {
+    ...RUN,
+    rows: [
+      { name: 'fence lock+unlock inline', nsPerOp: 20, opsPerSec: 5e7, baseline: 'raw TAS exchange+store', ratio: 1.1, target: '≤ 1.2×', targetMaxRatio: 1.2, met: true },
+      { name: HOSTILE, nsPerOp: 40, opsPerSec: 2.5e7, baseline: 'fence lock+unlock inline', ratio: 2.5, target: '≤ 2×', targetMaxRatio: 2, met: false },
+      { name: 'SpinLock ticket lock+unlock', nsPerOp: 60, opsPerSec: 1.67e7, baseline: 'raw TAS exchange+store', ratio: 3.25 },
+      { name: 'fence create+signal+put', nsPerOp: 125, opsPerSec: 8e6, target: '≥ 5.0 M/s', targetMinOpsPerSec: 5e6, met: true },
+    ],
+  },
+  wake: {
+    ...RUN,
+    rounds: 100,
+    warmup: 10,
+    seed: 7,
+    delaysUs: { sleep: [20, 60], spin: [4, 6] },
+    spinMicros: 30,
+    mainSpin: false,
+    elapsedMs: 1000,
+    variants: [
+      { name: 'raw Atomics.wait ← Atomics.notify (sleeping)', latencyNs: latency(10_000), offPath: 0 },
+      {
+        name: 'fence.wait(), spinMicros 0 ← signal() (sleeping)',
+        latencyNs: latency(11_000),
+        baseline: 'raw Atomics.wait ← Atomics.notify (sleeping)',
+        ratioP50: 1.1,
+        ratioP99: 1.1,
+        offPath: 2,
+      },
+    ],
+    goals: [{ name: 'sleeping waiter p50: fence / raw', measured: 1.1, unit: '×', op: '≤', target: 1.15, met: true }],
+  },
+  chain: {
+    ...RUN,
+    chainLength: 4096,
+    rows: [
+      { name: 'fence create+signal+put', nsPerOp: 130, opsPerSec: 7.7e6 },
+      { name: 'chain GC walk (all signaled), per link', nsPerOp: 260, opsPerSec: 3.8e6, baseline: 'fence create+signal+put', ratio: 2 },
+    ],
+  },
+  contention: {
+    ...RUN,
+    ms: 50,
+    results: [1, 2, 4].flatMap((threads) => [
+      { kind: 'raw', threads, mOpsPerSec: 40 / threads, fairness: 1, counterOk: true },
+      { kind: 'futex', threads, mOpsPerSec: 30 / Math.min(threads, 2), baseline: 'raw', ratio: 30 / Math.min(threads, 2) / (40 / threads), fairness: 0.9, counterOk: true },
+    ]),
+    goals: [{ name: 'futex throughput, 4 threads / 2 threads (no collapse)', measured: 1, unit: '×', op: '≥', target: 0.5, met: true }],
+  },
+};
+
+/** A run file holding `suites`. */
+export function runFile(suites: Partial<SuiteResults>, failed: BenchRun['failed'] = {}): BenchRun {
+  return { format: 'fencelab-bench-run', version: 1, date: RUN.date, node: RUN.node, cpu: RUN.cpu, cores: RUN.cores, seed: 7, quick: true, suites, failed };
+}
