@@ -16,6 +16,8 @@ import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
 import { checkAccess } from './sanitizer.js';
+import type { ArenaDump } from '../trace/dump.js';
+import { describeArena, Tracer } from '../trace/tracer.js';
 import { claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
 
 export interface ArenaOptions {
@@ -35,6 +37,8 @@ export class Arena {
   readonly buffer: SharedArrayBuffer;
   readonly i32: Int32Array;
   readonly i64: BigInt64Array;
+  /** Float64 view (trace timestamps). */
+  readonly f64: Float64Array;
   /** This thread's slot. */
   readonly slot: number;
   /** Owner id written into lock words: slot + 1. */
@@ -56,11 +60,13 @@ export class Arena {
   /** Word index of the first block of the heap. */
   readonly heapStartW: number;
   private detached = false;
+  private tracer: Tracer | undefined;
 
   private constructor(buffer: SharedArrayBuffer, slot: number) {
     this.buffer = buffer;
     this.i32 = new Int32Array(buffer);
     this.i64 = new BigInt64Array(buffer);
+    this.f64 = new Float64Array(buffer);
     const i32 = this.i32;
     this.slot = slot;
     this.me = slot + 1;
@@ -308,6 +314,27 @@ export class Arena {
     forgetView(this.i32[L.H_ARENA_ID], this);
     runReapHooks(this, this.slot);
     releaseSlot(this, this.slot);
+  }
+
+  /* ───────────── observability ───────────── */
+
+  /**
+   * The trace recorder of this arena as seen from this thread: `start()`, `stop()`, `export()`
+   * (Chrome trace-event JSON for Perfetto), `nameThread()`. Off until started.
+   */
+  get trace(): Tracer {
+    return (this.tracer ??= new Tracer(this));
+  }
+
+  /**
+   * A snapshot of everything live (sync_debug style): fences with state, error, references, lock
+   * mode and holder, waiters and pending callbacks, creator; timelines and their points; held locks
+   * and their owners; sync-file fds; driver operations; threads and what each is blocked on.
+   * Threads: any attached thread. Locking: takes none (it can describe a hung arena; while other
+   * threads run, what it sees may be torn). `reason` is recorded in the dump.
+   */
+  describe(reason?: string): ArenaDump {
+    return describeArena(this, reason);
   }
 
   /** True once {@link detach} ran. */

@@ -12,7 +12,7 @@ import { defineStruct } from './struct.js';
 
 export const MAGIC = 0x46454e43; // 'FENC'
 /** Bumped whenever any layer's shared layout changes: attach() refuses another version. */
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 const header = defineStruct(
@@ -38,7 +38,7 @@ const header = defineStruct(
     PROBLEMS: 1, // integrity problems seen by the allocator (poison overwritten)
     THREAD_SERIAL: 1, // incremented on every thread registration
     ARENA_ID: 1, // random id: attach() in a thread that already has this arena returns it
-    LAYERS: 44, // reserved for higher layers' header fields (fence context counter, stub, fd cursor)
+    LAYERS: 44, // reserved for higher layers' header fields (fence context counter, stub, fd cursor, trace flags)
     CLASSES: 0, // per size class: CL_STRIDE words from here
   },
   { end: 64 },
@@ -115,8 +115,9 @@ export const BlockType = {
   OPERATION: 8,
   INTERNAL: 9,
   DRIVER: 10, // a driver's counters and command ring
+  TRACE: 11, // a thread's trace event ring (src/trace/)
 } as const;
-export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver'];
+export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'trace'];
 export const NTYPES = 16;
 
 /** Block sizes, header included. Multiples of 16 so payloads stay 8-byte aligned. */

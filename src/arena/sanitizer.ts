@@ -8,6 +8,8 @@ import { UseAfterFreeError, type UseAfterFreeReport } from '../errors.js';
 import type { Arena } from './arena.js';
 import { threadField } from './check.js';
 import * as L from './layout.js';
+import { EV_UAF, EV_KIND_SHIFT, TC_SANITIZER, UAF_ACCESS_FENCE, UAF_ACCESS_FENCE_LOCK, UAF_ACCESS_LOCK, UAF_ACCESS_OTHER } from '../trace/layout.js';
+import { traceEvent, tracing } from '../trace/ring.js';
 
 const { B_GEN, B_TAG, GEN_MASK, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
 
@@ -54,7 +56,24 @@ export function checkAccess(arena: Arena, hw: number, gen: number, access: strin
     thread: arena.slot,
   };
   Atomics.add(i32, L.H_UAF_COUNT, 1);
+  if (tracing(i32, TC_SANITIZER)) traceUseAfterFree(arena, report, live ? (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK : 0, hw);
   if (!arena.counting) throw new UseAfterFreeError(report);
   if (arena.uafReports.length < MAX_REPORTS) arena.uafReports.push(report);
   return false;
+}
+
+const ACCESS_CODES: Readonly<Record<string, number>> = { fence: UAF_ACCESS_FENCE, lock: UAF_ACCESS_LOCK, 'fence-lock': UAF_ACCESS_FENCE_LOCK };
+
+/** The use_after_free trace event of `r` (see EV_UAF for the packing). */
+function traceUseAfterFree(arena: Arena, r: UseAfterFreeReport, nowType: number, hw: number): void {
+  const fenceGen = Math.floor(r.fence / L.HANDLE_OFFSET_SCALE);
+  traceEvent(
+    arena,
+    EV_UAF | (fenceGen << EV_KIND_SHIFT),
+    hw,
+    r.takenGeneration,
+    r.currentGeneration | (nowType << 24),
+    (r.freedBy + 1) | ((r.nowOwner + 1) << 10) | ((ACCESS_CODES[r.access] ?? UAF_ACCESS_OTHER) << 20),
+    r.fence % L.HANDLE_OFFSET_SCALE,
+  );
 }

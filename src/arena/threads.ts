@@ -13,6 +13,8 @@ import { flushSlotCaches, releaseDeadClassLocks } from './alloc.js';
 import type { Arena } from './arena.js';
 import { runReapHooks } from './hooks.js';
 import * as L from './layout.js';
+import { EV_THREAD_REAPED, TC_THREAD } from '../trace/layout.js';
+import { traceEvent, tracing } from '../trace/ring.js';
 
 /** Word index of thread slot `s` of the arena in `i32`. */
 export function slotWord(i32: Int32Array, s: number): number {
@@ -84,6 +86,7 @@ export function reapSlot(arena: Arena, s: number): void {
   if (s === arena.slot) throw Errors.invalid('a thread cannot reap its own slot');
   // Exactly one reaper wins the slot: watching a worker twice, or two threads reaping, reap once.
   if (Atomics.compareExchange(i32, slotWord(i32, s) + L.T_STATE, L.SLOT_LIVE, L.SLOT_DEAD) !== L.SLOT_LIVE) return;
+  if (tracing(i32, TC_THREAD)) traceEvent(arena, EV_THREAD_REAPED, s, i32[slotWord(i32, s) + L.T_SERIAL], i32[slotWord(i32, s) + L.T_THREAD_ID], 0, 0);
   // The allocator's own class locks; the layers above release theirs in their reap hooks.
   releaseDeadClassLocks(arena, s + 1);
   runReapHooks(arena, s);

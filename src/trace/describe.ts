@@ -1,0 +1,334 @@
+/**
+ * The walker behind `arena.describe()`: reads every layer's structs (so it sits above them all,
+ * like a debugfs file reads every driver) and builds an {@link ArenaDump}. Reads only — it takes no
+ * lock and writes nothing — so it can describe an arena whose threads are hung, and also one whose
+ * threads keep running (what it then sees may be torn; every list walk is bounded).
+ */
+import type { Arena } from '../arena/arena.js';
+import { threadField } from '../arena/check.js';
+import * as A from '../arena/layout.js';
+import * as CT from '../containers/layout.js';
+import * as DR from '../driver/layout.js';
+import { errnoName } from '../errors.js';
+import { Fence } from '../fence/fence.js';
+import * as FL from '../fence/layout.js';
+import { findOps } from '../fence/ops.js';
+import * as K from '../locks/layout.js';
+import * as RT from '../runtime/layout.js';
+import * as SY from '../sync/layout.js';
+import { readName } from '../sync/names.js';
+import { DUMP_FORMAT, DUMP_VERSION, type ArenaDump, type DumpFence, type DumpLock, type DumpThread } from './dump.js';
+import * as L from './layout.js';
+import { threadNameOf } from './ring.js';
+import { Tracer } from './tracer.js';
+
+/** Longest list a walk follows before it calls the list torn. */
+const MAX_LIST = 100_000;
+
+const OP_STATES: Readonly<Record<number, string>> = {
+  [DR.OPS_NEW]: 'being submitted',
+  [DR.OPS_SUBMITTED]: 'submitted',
+  [DR.OPS_RUNNING]: 'running',
+  [DR.OPS_FINISHING]: 'finishing',
+  [DR.OPS_COUNTED]: 'finishing',
+};
+
+const CB_KINDS: Readonly<Record<number, 'function' | 'wake' | 'library'>> = {
+  [FL.CBK_FN]: 'function',
+  [FL.CBK_WAKE]: 'wake',
+  [FL.CBK_SHARED]: 'library',
+};
+
+interface Block {
+  hw: number;
+  size: number;
+  type: number;
+}
+
+/**
+ * Describes everything live in `arena` (see {@link ArenaDump}). Threads: any attached thread.
+ * Locking: none taken. Returns plain data (JSON-serialisable); `reason` is recorded in it.
+ */
+export function describe(arena: Arena, reason?: string): ArenaDump {
+  const i32 = arena.i32;
+  const notes: string[] = [];
+  const blocks: Block[] = [];
+  let used = 0;
+  const walkError = arena.walk((hw, size, state, type) => {
+    if (state !== A.STATE_LIVE) return;
+    blocks.push({ hw, size, type });
+    used += size;
+  });
+  if (walkError) notes.push(`heap walk stopped early: ${walkError}`);
+
+  /** Name of the thread in slot `s` ("thread slot 3 (gone)" for a free slot). */
+  const nameOf = (s: number): string => {
+    if (!(s >= 0 && s < arena.maxThreads)) return 'nobody';
+    const b = arena.slotWord(s);
+    const state = Atomics.load(i32, b + A.T_STATE);
+    const name = threadNameOf(arena, s) || `thread slot ${s}`;
+    return state === A.SLOT_FREE ? `${name} (gone)` : state === A.SLOT_DEAD ? `${name} (dead)` : name;
+  };
+  const holderOfWord = (idx: number): { holder: number; died: boolean } => {
+    const w = Atomics.load(i32, idx);
+    return { holder: (w & K.LOCK_OWNER_MASK) - 1, died: (w & K.LOCK_DIED) !== 0 };
+  };
+  const fenceLabel = (fw: number) => `${i32[fw + FL.F_CONTEXT]}:${i32[fw + FL.F_SEQNO_HI] * 0x100000000 + (i32[fw + FL.F_SEQNO_LO] >>> 0)}`;
+
+  /** The live block holding word `idx` (binary search over the walk), or undefined. */
+  const blockOf = (idx: number): Block | undefined => {
+    let lo = 0;
+    let hi = blocks.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const b = blocks[mid];
+      if (idx < b.hw) hi = mid - 1;
+      else if (idx >= b.hw + (b.size >>> 2)) lo = mid + 1;
+      else return b;
+    }
+    return undefined;
+  };
+  const fdTable = i32[A.H_TABLE];
+  const fdEntries = i32[A.H_TABLE_ENTRIES];
+  /** What a lock word belongs to, in words a person recognises. */
+  const whatIs = (idx: number): string => {
+    if (idx >= fdTable && idx < fdTable + fdEntries * SY.FD_STRIDE) return `fd entry ${Math.floor((idx - fdTable) / SY.FD_STRIDE)} lock`;
+    const b = blockOf(idx);
+    if (!b) return `lock word @${idx * 4} in freed memory`;
+    const p = b.hw + A.BLOCK_HEADER_WORDS;
+    switch (b.type) {
+      case A.BlockType.FENCE:
+        if (idx === p + FL.F_LOCK) return `inline lock of fence ${fenceLabel(p)}`;
+        if (idx === p + CT.C_PREV_LOCK) return `chain link lock of fence ${fenceLabel(p)}`;
+        return `word of fence ${fenceLabel(p)}`;
+      case A.BlockType.OPERATION:
+        return idx === p + DR.OP_LOCK ? `lock of operation ${i32[p + DR.OP_ID]}` : `word of operation ${i32[p + DR.OP_ID]}`;
+      case A.BlockType.TIMELINE:
+        return `lock of timeline "${readName(arena, p + SY.TL_NAME)}"`;
+      case A.BlockType.LOCK:
+        return `lock ${arena.handleOf(b.hw)}`;
+      default:
+        return `lock word @${idx * 4} in a ${A.BLOCK_TYPE_NAMES[b.type] ?? 'block'} block`;
+    }
+  };
+
+  // Threads, and who is blocked where.
+  const threads: DumpThread[] = [];
+  const sleepersOf = new Map<string, string[]>(); // fw:gen → thread names
+  const acquirersOf = new Map<number, string[]>(); // lock word → thread names
+  const heldBy = new Map<number, number>(); // lock word → holder slot (from the robust lists)
+  const now = Date.now() & 0x7fffffff;
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    const state = Atomics.load(i32, b + A.T_STATE);
+    if (state !== A.SLOT_LIVE && state !== A.SLOT_DEAD) continue;
+    const name = nameOf(s);
+    const t: DumpThread = {
+      slot: s,
+      serial: i32[b + A.T_SERIAL],
+      threadId: i32[b + A.T_THREAD_ID],
+      name,
+      state: state === A.SLOT_LIVE ? 'live' : 'dead',
+      locksHeld: [],
+      inboxQueued: 0,
+      dispatching: i32[b + RT.T_DISPATCHING] !== 0,
+    };
+    const wf = Atomics.load(i32, b + L.T_WAIT_FENCE);
+    if (wf !== 0) {
+      const gen = i32[b + L.T_WAIT_GEN];
+      const live = arena.isLive(wf - A.BLOCK_HEADER_WORDS, gen);
+      t.waitingOn = {
+        fence: live ? fenceLabel(wf) : `@${wf * 4} (released)`,
+        handle: gen * A.HANDLE_OFFSET_SCALE + ((wf - A.BLOCK_HEADER_WORDS) >>> 1),
+        forMs: (now - i32[b + L.T_WAIT_SINCE]) & 0x7fffffff,
+      };
+      const k = `${wf}:${gen}`;
+      (sleepersOf.get(k) ?? sleepersOf.set(k, []).get(k)!).push(name);
+    }
+    const wl = Atomics.load(i32, b + L.T_WAIT_LOCK);
+    if (wl !== 0) {
+      t.acquiring = { lock: wl * 4, what: whatIs(wl), holder: nameOf(holderOfWord(wl).holder) };
+      (acquirersOf.get(wl) ?? acquirersOf.set(wl, []).get(wl)!).push(name);
+    }
+    const n = Math.min(i32[b + K.T_ROBUST_COUNT], K.ROBUST_CAP);
+    for (let j = 0; j < n; j++) {
+      const idx = i32[b + K.T_ROBUST + j];
+      if (idx > 0 && idx < i32.length && holderOfWord(idx).holder === s) {
+        t.locksHeld.push({ lock: idx * 4, what: whatIs(idx) });
+        heldBy.set(idx, s);
+      }
+    }
+    let q = 0;
+    for (let nw = Atomics.load(i32, b + FL.T_INBOX); nw > 0 && nw < i32.length && q < MAX_LIST; nw = i32[nw + FL.CB_NEXT]) q++;
+    t.inboxQueued = q;
+    threads.push(t);
+  }
+
+  // Fences, timelines, operations, lock blocks.
+  const fences: DumpFence[] = [];
+  const timelines: ArenaDump['timelines'] = [];
+  const operations: ArenaDump['operations'] = [];
+  const stub = i32[FL.H_STUB];
+  for (const blk of blocks) {
+    const p = blk.hw + A.BLOCK_HEADER_WORDS;
+    try {
+      if (blk.type === A.BlockType.FENCE) {
+        if (p === stub) continue;
+        fences.push(describeFence(p, blk.hw));
+      } else if (blk.type === A.BlockType.TIMELINE) {
+        const points: DumpTimelinePoint[] = [];
+        let guard = 0;
+        for (let pt = i32[p + SY.TL_HEAD]; pt > 0 && pt < i32.length && guard++ < MAX_LIST; pt = i32[pt + SY.PT_NEXT]) {
+          points.push({ seqno: i32[pt + FL.F_SEQNO_LO] >>> 0, state: stateOf(pt).state, refcount: Atomics.load(i32, pt + FL.F_REFCOUNT) });
+        }
+        timelines.push({
+          handle: arena.handleOf(blk.hw),
+          name: readName(arena, p + SY.TL_NAME),
+          context: i32[p + SY.TL_CONTEXT],
+          value: Atomics.load(i32, p + SY.TL_VALUE) >>> 0,
+          closed: i32[p + SY.TL_CLOSED] !== 0,
+          points,
+        });
+      } else if (blk.type === A.BlockType.OPERATION) {
+        const st = Atomics.load(i32, p + DR.OP_STATE);
+        const fw = i32[p + DR.OP_FENCE];
+        operations.push({
+          handle: arena.handleOf(blk.hw),
+          id: i32[p + DR.OP_ID],
+          state: OP_STATES[st & ((1 << DR.OPS_GEN_SHIFT) - 1)] ?? 'ended',
+          fence: fw > 0 && fw < i32.length ? fenceLabel(fw) : 'none yet',
+          owner: nameOf(i32[p + DR.OP_OWNER]),
+        });
+      } else if (blk.type === A.BlockType.LOCK) {
+        const { holder } = holderOfWord(p);
+        if (holder >= 0 && !heldBy.has(p)) heldBy.set(p, holder);
+      }
+    } catch (e) {
+      notes.push(`${A.BLOCK_TYPE_NAMES[blk.type]} block @${blk.hw * 4}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  // Held locks: the robust lists, lock blocks, and inline fence locks.
+  const locks: DumpLock[] = [];
+  for (const [idx, holder] of heldBy) {
+    const { died } = holderOfWord(idx);
+    locks.push({ lock: idx * 4, what: whatIs(idx), holder: nameOf(holder), ownerDied: died, waiting: acquirersOf.get(idx) ?? [] });
+  }
+  for (const f of fences) {
+    if (f.lock.mode !== 'inline' || f.lock.holder === null) continue;
+    const idx = f.lock.word >>> 2;
+    locks.push({ lock: f.lock.word, what: whatIs(idx), holder: f.lock.holder, ownerDied: f.lock.ownerDied, waiting: acquirersOf.get(idx) ?? [] });
+  }
+  // Locks somebody waits for that the lists above do not show as held (a dangling borrowed lock, a word held by a dead thread).
+  for (const [idx, waiting] of acquirersOf) {
+    if (locks.some((l) => l.lock === idx * 4)) continue;
+    const { holder, died } = holderOfWord(idx);
+    locks.push({ lock: idx * 4, what: whatIs(idx), holder: holder >= 0 ? nameOf(holder) : 'nobody (the word does not name a holder)', ownerDied: died, waiting });
+  }
+  locks.sort((a, b) => a.lock - b.lock);
+
+  // Sync-file fds.
+  const fds: ArenaDump['fds'] = [];
+  for (let e = 0; e < fdEntries; e++) {
+    const w = fdTable + e * SY.FD_STRIDE;
+    const st = Atomics.load(i32, w + SY.FD_STATE);
+    if ((st & SY.FDS_STATE_MASK) !== SY.FDS_LIVE) continue;
+    const fw = i32[w + SY.FD_FENCE];
+    if (fw === 0) continue;
+    const nameW = i32[w + SY.FD_NAME];
+    fds.push({
+      fd: ((st >>> SY.FDS_GEN_SHIFT) & SY.FDS_GEN_MASK) * SY.FD_INDEX_SCALE + e,
+      name: nameW ? readName(arena, nameW) : '',
+      fence: fenceLabel(fw),
+      status: stateOf(fw).status,
+      owner: nameOf(i32[w + SY.FD_OWNER]),
+    });
+  }
+
+  return {
+    format: DUMP_FORMAT,
+    version: DUMP_VERSION,
+    takenAt: new Date().toISOString(),
+    pid: process.pid,
+    ...(reason ? { reason } : {}),
+    arena: {
+      bytes: arena.buffer.byteLength,
+      used,
+      maxThreads: arena.maxThreads,
+      lockKind: arena.lockKind,
+      sanitize: arena.sanitize,
+      useAfterFree: arena.uafCount,
+      tracing: new Tracer(arena).categories,
+    },
+    threads,
+    fences,
+    timelines,
+    locks,
+    fds,
+    operations,
+    notes,
+  };
+
+  function stateOf(fw: number): { state: DumpFence['state']; status: number } {
+    const flags = Atomics.load(i32, fw + FL.F_FLAGS);
+    if (!(flags & FL.FLAG_SIGNALED)) return { state: 'pending', status: 0 };
+    const err = i32[fw + FL.F_ERROR];
+    return err ? { state: 'error', status: err } : { state: 'signaled', status: 1 };
+  }
+
+  function describeFence(fw: number, hw: number): DumpFence {
+    const flags = Atomics.load(i32, fw + FL.F_FLAGS);
+    const inline = (flags & FL.FLAG_INLINE_LOCK) !== 0;
+    const lockIdx = inline ? fw + FL.F_LOCK : i32[fw + FL.F_LOCK];
+    const gen = i32[hw + A.B_GEN] & A.GEN_MASK;
+    const { state, status } = stateOf(fw);
+    const ops = findOps(i32[fw + FL.F_OPS]);
+    let driver = 'detached-driver';
+    let timeline = 'signaled-timeline';
+    if (state === 'pending') {
+      const view = new Fence(arena, fw);
+      try {
+        driver = ops ? ops.table.getDriverName(view) : `unregistered ops ${i32[fw + FL.F_OPS] >>> 0}`;
+        timeline = ops ? ops.table.getTimelineName(view) : '?';
+      } catch (e) {
+        driver = ops?.name ?? '?';
+        timeline = `(names threw: ${e instanceof Error ? e.message : String(e)})`;
+      }
+    }
+    // A borrowed lock word may sit in freed memory: read it only while its lender is live.
+    const lenderHw = i32[fw + FL.F_LENDER];
+    const dangling = !inline && !arena.isLive(lenderHw, i32[fw + FL.F_LENDER_GEN]);
+    const word = dangling ? { holder: -1, died: false } : holderOfWord(lockIdx);
+    const callbacks: DumpFence['callbacks'] = [];
+    let guard = 0;
+    for (let nw = i32[fw + FL.F_CB_HEAD]; nw > 0 && nw < i32.length && guard++ < MAX_LIST; nw = i32[nw + FL.CB_NEXT])
+      callbacks.push({ owner: nameOf(i32[nw + FL.CB_OWNER]), kind: CB_KINDS[i32[nw + FL.CB_KIND]] ?? 'function' });
+    if (guard >= MAX_LIST) notes.push(`fence ${fenceLabel(fw)}: callback list longer than ${MAX_LIST} (torn?)`);
+    return {
+      handle: gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1),
+      label: fenceLabel(fw),
+      context: i32[fw + FL.F_CONTEXT],
+      seqno: i32[fw + FL.F_SEQNO_HI] * 0x100000000 + (i32[fw + FL.F_SEQNO_LO] >>> 0),
+      ops: ops?.name ?? `unregistered ops ${i32[fw + FL.F_OPS] >>> 0}`,
+      driver,
+      timeline,
+      state,
+      status,
+      ...(status < 0 ? { error: errnoName(status) } : {}),
+      refcount: Atomics.load(i32, fw + FL.F_REFCOUNT),
+      lock: {
+        mode: inline ? 'inline' : 'borrowed',
+        word: lockIdx * 4,
+        holder: word.holder >= 0 ? nameOf(word.holder) : null,
+        ownerDied: word.died,
+        ...(inline ? {} : { lender: dangling ? `a freed block @${lenderHw * 4}` : whatIs(lockIdx), dangling }),
+      },
+      waiters: { sleeping: sleepersOf.get(`${fw}:${gen}`) ?? [], flagged: (flags & FL.FLAG_WAITERS) !== 0 },
+      callbacks,
+      signalingEnabled: (flags & FL.FLAG_ENABLE_SIGNAL) !== 0,
+      createdBy: nameOf(threadField(i32[hw + A.B_TAG] >>> A.TAG_ALLOC_SHIFT)),
+    };
+  }
+}
+
+type DumpTimelinePoint = ArenaDump['timelines'][number]['points'][number];

@@ -1,0 +1,229 @@
+/**
+ * The arena dump (what `arena.describe()` returns and `fencelab inspect` prints): a snapshot of
+ * everything live, in the spirit of the kernel's sync_debug file — fences with their state, lock
+ * and waiters, timelines and their points, held locks and their owners, sync-file fds, driver
+ * operations, and the threads with what each one is blocked on. Plain data, so that it can be
+ * written to a file and read back by another process.
+ *
+ * Also here: the text rendering, and the hang analysis that names, for every blocked thread, the
+ * fence or lock it waits for and who holds what stands in its way.
+ */
+
+export const DUMP_FORMAT = 'fencelab-dump';
+export const DUMP_VERSION = 1;
+
+export interface DumpThread {
+  slot: number;
+  serial: number;
+  threadId: number;
+  name: string;
+  /** 'live', or 'dead' while its reaper runs. */
+  state: 'live' | 'dead';
+  /** The fence it sleeps on in a blocking wait. */
+  waitingOn?: { fence: string; handle: number; forMs: number };
+  /** The lock word it is trying to acquire (a contended lock). */
+  acquiring?: { lock: number; what: string; holder: string };
+  /** Lock words it holds (robust-listed ones and fence inline locks). */
+  locksHeld: { lock: number; what: string }[];
+  /** Callbacks queued in its inbox, not yet run. */
+  inboxQueued: number;
+  /** True when a dispatcher listens on its doorbell. */
+  dispatching: boolean;
+}
+
+export interface DumpFence {
+  handle: number;
+  /** `context:seqno`. */
+  label: string;
+  context: number;
+  seqno: number;
+  /** Registered ops name ("fencelab:driver", "fencelab:sw_sync", …). */
+  ops: string;
+  driver: string;
+  timeline: string;
+  state: 'pending' | 'signaled' | 'error';
+  /** Kernel status: 0 pending, 1 signaled, negative errno. */
+  status: number;
+  error?: string;
+  refcount: number;
+  lock: {
+    mode: 'inline' | 'borrowed';
+    /** Byte offset of the lock word. */
+    word: number;
+    holder: string | null;
+    ownerDied: boolean;
+    /** Borrowed: what the lock word belongs to, and whether that block is gone (the fence's lock dangles). */
+    lender?: string;
+    dangling?: boolean;
+  };
+  /** Threads asleep in a blocking wait on it; `flagged` when some waiter (async ones too) asked to be woken. */
+  waiters: { sleeping: string[]; flagged: boolean };
+  /** Callbacks still pending on it. */
+  callbacks: { owner: string; kind: 'function' | 'wake' | 'library' }[];
+  signalingEnabled: boolean;
+  createdBy: string;
+}
+
+export interface DumpTimeline {
+  handle: number;
+  name: string;
+  context: number;
+  value: number;
+  closed: boolean;
+  points: { seqno: number; state: 'pending' | 'signaled' | 'error'; refcount: number }[];
+}
+
+export interface DumpLock {
+  /** Byte offset of the lock word. */
+  lock: number;
+  what: string;
+  holder: string;
+  ownerDied: boolean;
+  /** Threads blocked acquiring it. */
+  waiting: string[];
+}
+
+export interface DumpFd {
+  fd: number;
+  name: string;
+  fence: string;
+  status: number;
+  owner: string;
+}
+
+export interface DumpOperation {
+  handle: number;
+  id: number;
+  state: string;
+  fence: string;
+  owner: string;
+}
+
+export interface ArenaDump {
+  format: typeof DUMP_FORMAT;
+  version: typeof DUMP_VERSION;
+  takenAt: string;
+  pid: number;
+  /** Why it was taken ("hang: no progress for 5 s", "inspect"). */
+  reason?: string;
+  arena: { bytes: number; used: number; maxThreads: number; lockKind: string; sanitize: boolean; useAfterFree: number; tracing: string[] };
+  threads: DumpThread[];
+  fences: DumpFence[];
+  timelines: DumpTimeline[];
+  locks: DumpLock[];
+  fds: DumpFd[];
+  operations: DumpOperation[];
+  /** Problems the walk met (a torn list while threads ran, a truncated list). */
+  notes: string[];
+}
+
+/** Throws a TypeError naming what is wrong when `x` is not a dump this version reads. */
+export function assertDump(x: unknown): asserts x is ArenaDump {
+  const d = x as Partial<ArenaDump> | null;
+  if (d === null || typeof d !== 'object' || d.format !== DUMP_FORMAT) throw new TypeError('not a fencelab arena dump');
+  if (d.version !== DUMP_VERSION) throw new TypeError(`arena dump version ${String(d.version)}, this fencelab reads version ${DUMP_VERSION}`);
+  for (const k of ['threads', 'fences', 'timelines', 'locks', 'fds', 'operations', 'notes'] as const)
+    if (!Array.isArray(d[k])) throw new TypeError(`arena dump without its ${k} list`);
+}
+
+const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+
+/** The dump as text, section by section (sync_debug style). */
+export function renderDump(d: ArenaDump): string {
+  const out: string[] = [];
+  out.push(`fencelab arena dump — pid ${d.pid}, ${d.takenAt}${d.reason ? ` (${d.reason})` : ''}`);
+  const a = d.arena;
+  out.push(
+    `arena: ${a.bytes} bytes, ${a.used} in use, ${a.maxThreads} thread slots, ${a.lockKind} locks, sanitizer ${a.sanitize ? 'on' : 'off'}` +
+      `${a.useAfterFree ? `, ${a.useAfterFree} use-after-free caught` : ''}, tracing ${a.tracing.length ? a.tracing.join('+') : 'off'}`,
+  );
+  out.push('', `threads (${d.threads.length}):`);
+  for (const t of d.threads) {
+    const bits = [`slot ${t.slot}`, `threadId ${t.threadId}`];
+    if (t.state !== 'live') bits.push(t.state);
+    if (t.waitingOn) bits.push(`waits for fence ${t.waitingOn.fence} for ${fmtMs(t.waitingOn.forMs)}`);
+    if (t.acquiring) bits.push(`acquiring ${t.acquiring.what} (@${t.acquiring.lock}) held by ${t.acquiring.holder}`);
+    if (t.locksHeld.length) bits.push(`holds ${t.locksHeld.map((l) => l.what).join(', ')}`);
+    if (t.inboxQueued) bits.push(`${t.inboxQueued} callbacks queued`);
+    if (t.dispatching) bits.push('dispatcher on');
+    out.push(`  ${t.name}: ${bits.join('; ')}`);
+  }
+  out.push('', `fences (${d.fences.length} live):`);
+  for (const f of d.fences) {
+    const lock = `${f.lock.mode} lock${f.lock.holder ? ` held by ${f.lock.holder}` : ''}${f.lock.ownerDied ? ' (owner died)' : ''}` +
+      `${f.lock.lender ? ` of ${f.lock.lender}${f.lock.dangling ? ' — DANGLING: that block was freed' : ''}` : ''}`;
+    const bits = [`${f.state}${f.error ? ` ${f.error}` : ''}`, `refs ${f.refcount}`, lock, `${f.driver}/${f.timeline}`, `created by ${f.createdBy}`];
+    if (f.waiters.sleeping.length) bits.push(`waiters: ${f.waiters.sleeping.join(', ')}`);
+    else if (f.waiters.flagged && f.state === 'pending') bits.push('waiters: yes (async)');
+    if (f.callbacks.length) bits.push(`callbacks: ${f.callbacks.map((c) => `${c.kind} of ${c.owner}`).join(', ')}`);
+    out.push(`  ${f.label} ${bits.join('; ')}`);
+  }
+  if (d.timelines.length) {
+    out.push('', `timelines (${d.timelines.length}):`);
+    for (const t of d.timelines) {
+      out.push(`  ${t.name || '(unnamed)'}: context ${t.context}, value ${t.value}${t.closed ? ', closed' : ''}`);
+      for (const p of t.points) out.push(`    point ${p.seqno}: ${p.state}, refs ${p.refcount}`);
+    }
+  }
+  out.push('', `held locks (${d.locks.length}):`);
+  for (const l of d.locks)
+    out.push(`  @${l.lock} ${l.what}: held by ${l.holder}${l.ownerDied ? ' (owner died)' : ''}${l.waiting.length ? `; waiting: ${l.waiting.join(', ')}` : ''}`);
+  if (d.fds.length) {
+    out.push('', `sync-file fds (${d.fds.length}):`);
+    for (const f of d.fds) out.push(`  fd ${f.fd}${f.name ? ` "${f.name}"` : ''}: fence ${f.fence} (status ${f.status}), owned by ${f.owner}`);
+  }
+  if (d.operations.length) {
+    out.push('', `driver operations (${d.operations.length} live):`);
+    for (const o of d.operations) out.push(`  operation ${o.id}: ${o.state}, fence ${o.fence}, submitted by ${o.owner}`);
+  }
+  if (d.notes.length) out.push('', 'notes:', ...d.notes.map((n) => `  ${n}`));
+  return out.join('\n');
+}
+
+/**
+ * What stands in the way, in sentences: every thread blocked on a fence or a lock, the fence's or
+ * lock's state and who holds it, and cycles of threads waiting on each other's locks. Empty when
+ * nothing is blocked and nothing is pending.
+ */
+export function analyzeHang(d: ArenaDump): string[] {
+  const out: string[] = [];
+  const fences = new Map(d.fences.map((f) => [f.label, f]));
+  const locks = new Map(d.locks.map((l) => [l.lock, l]));
+  for (const t of d.threads) {
+    if (t.waitingOn) {
+      const f = fences.get(t.waitingOn.fence);
+      const detail = f
+        ? `${f.state}, ${f.refcount} references, created by ${f.createdBy}, ${f.lock.mode} lock ${f.lock.holder ? `held by ${f.lock.holder}` : 'free'}` +
+          `${f.lock.dangling ? ' (its lender was freed: the lock dangles)' : ''}`
+        : 'no longer live';
+      out.push(`${t.name} has been waiting ${fmtMs(t.waitingOn.forMs)} for fence ${t.waitingOn.fence} (${detail})`);
+    }
+    if (t.acquiring) {
+      const l = locks.get(t.acquiring.lock);
+      out.push(`${t.name} is blocked acquiring ${t.acquiring.what} (@${t.acquiring.lock}), held by ${l ? l.holder : t.acquiring.holder}${l?.ownerDied ? ' (owner died)' : ''}`);
+    }
+  }
+  // Lock-wait cycles: thread → holder of the lock it acquires → …
+  const holderOf = new Map<string, string>();
+  for (const t of d.threads) if (t.acquiring) holderOf.set(t.name, locks.get(t.acquiring.lock)?.holder ?? t.acquiring.holder);
+  const reported = new Set<string>();
+  for (const start of holderOf.keys()) {
+    const path = [start];
+    let at = holderOf.get(start);
+    while (at !== undefined && !path.includes(at)) {
+      path.push(at);
+      at = holderOf.get(at);
+    }
+    if (at !== undefined && at === start) {
+      const cycle = [...path].sort().join('|');
+      if (!reported.has(cycle)) {
+        reported.add(cycle);
+        out.push(`deadlock: ${[...path, start].join(' → ')} (each waits for a lock the next one holds)`);
+      }
+    }
+  }
+  const pending = d.fences.filter((f) => f.state === 'pending');
+  if (out.length === 0 && pending.length > 0)
+    out.push(`no thread is blocked in a wait or a lock; ${pending.length} fences are pending (first: ${pending[0].label}, created by ${pending[0].createdBy})`);
+  return out;
+}

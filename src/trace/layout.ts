@@ -1,0 +1,164 @@
+/**
+ * The trace recorder's shared-memory structs: its header fields (on a cache line of their own at
+ * the end of the arena's layer area), its thread-slot fields (at the end of the slot's layer area),
+ * the per-thread ring block and the event entry; and the event kinds and categories.
+ *
+ * The recorder sits beside the arena, below every other layer (the arena's sanitizer records into
+ * it), so its structs are placed from the end of the reserved areas backwards instead of being
+ * chained after a higher layer's: the layer structs grow up from the start, these down from the
+ * end, and a test checks that the two never meet.
+ */
+import { H_LAYERS_END, T_LAYERS_END } from '../arena/layout.js';
+import { defineStruct, WORDS64 } from '../arena/struct.js';
+
+/* ───────────── header fields (word indices), the last cache line of the layer area ───────────── */
+/**
+ * Every tracepoint reads FLAGS; only start() and stop() write this line, so the load hits a line
+ * that no other thread keeps writing (the allocator's counters sit in the first line).
+ */
+export const TRACE_HEADER_WORDS = 16;
+export const {
+  EPOCH: TH_EPOCH, STOPPED: TH_STOPPED, FLAGS: TH_FLAGS, SESSION: TH_SESSION, RING_EVENTS: TH_RING_EVENTS,
+} = defineStruct(
+  'trace header',
+  {
+    EPOCH: WORDS64, // Float64: trace clock (ms) when the session started
+    STOPPED: WORDS64, // Float64: trace clock (ms) when it stopped, 0 while recording
+    FLAGS: 1, // categories being recorded (TC_* bits); 0 = tracing off
+    SESSION: 1, // current session number (rings of earlier sessions are stale)
+    RING_EVENTS: 1, // events per thread ring in this session (power of two)
+    PAD: 9, // the rest of the cache line: nothing else may share it
+  },
+  { base: H_LAYERS_END - TRACE_HEADER_WORDS, end: H_LAYERS_END },
+);
+
+/* ───────────── thread-slot fields (T_* relative to the slot's base word), the end of the layer area ───────────── */
+/** Words of the thread's name (UTF-8, NAME_MAX_BYTES at most) after its byte length. */
+export const THREAD_NAME_WORDS = 7;
+export const THREAD_NAME_MAX_BYTES = THREAD_NAME_WORDS * 4;
+export const TRACE_SLOT_WORDS = 7 + THREAD_NAME_WORDS;
+export const {
+  RING: T_TRACE_RING, NO_RING: T_TRACE_NO_RING, WAIT_FENCE: T_WAIT_FENCE, WAIT_GEN: T_WAIT_GEN, WAIT_SINCE: T_WAIT_SINCE,
+  WAIT_LOCK: T_WAIT_LOCK, NAME_LEN: T_NAME_LEN, NAME: T_NAME, END: T_TRACE_END,
+} = defineStruct(
+  'trace thread slot',
+  {
+    RING: 1, // payload word of this thread's event ring (0 none yet)
+    NO_RING: 1, // session in which no ring could be allocated (events of that session are dropped)
+    WAIT_FENCE: 1, // payload word of the fence this thread sleeps on in a blocking wait (0 none)
+    WAIT_GEN: 1, // …its block generation
+    WAIT_SINCE: 1, // …and when the wait began (Date.now() & 0x7fffffff)
+    WAIT_LOCK: 1, // lock word index this thread waits to acquire (0 none): written on contention only
+    NAME_LEN: 1, // byte length of the thread's name (0: unnamed)
+    NAME: THREAD_NAME_WORDS, // UTF-8 bytes ("main", "exporter 1", …)
+  },
+  { base: T_LAYERS_END - TRACE_SLOT_WORDS, end: T_LAYERS_END },
+);
+
+/* ───────────── ring block (R_* relative to the payload's first word) ───────────── */
+export const TRACE_MAGIC = 0x54524345; // 'TRCE'
+export const {
+  MAGIC: R_MAGIC, SESSION: R_SESSION, SLOT: R_SLOT, SERIAL: R_SERIAL, THREAD_ID: R_THREAD_ID, CAP: R_CAP, NEXT: R_NEXT, HEAD: R_HEAD,
+  NAME_LEN: R_NAME_LEN, NAME: R_NAME, ENTRIES: R_ENTRIES,
+} = defineStruct('trace ring', {
+  MAGIC: 1, // TRACE_MAGIC once the owner filled in the header
+  SESSION: 1, // session whose events the ring holds
+  SLOT: 1, // owner's thread slot…
+  SERIAL: 1, // …and registration serial: the owner is gone when the slot's serial differs
+  THREAD_ID: 1, // owner's Node threadId
+  CAP: 1, // entries (whatever fills the block's size class)
+  NEXT: 1, // entry the next event goes to; only the owner writes the ring
+  HEAD: 1, // events written this session (more than CAP: the oldest were overwritten)
+  NAME_LEN: 1, // copy of the owner's name, kept when its thread slot is reaped
+  NAME: THREAD_NAME_WORDS,
+  ENTRIES: 0, // EV_WORDS words per event from here (word 16: 8-byte aligned)
+});
+
+/** One event: a Float64 timestamp, the kind word and five arguments whose meaning the kind gives. */
+export const { TS: EV_TS, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: EV_E, END: EV_WORDS } = defineStruct('trace event', {
+  TS: WORDS64, // trace clock, ms (monotonic, the same in every thread)
+  KIND: 1, // event kind (low 8 bits, EV_*) | kind-specific bits above
+  A: 1,
+  B: 1,
+  C: 1,
+  D: 1,
+  E: 1,
+});
+export const EV_KIND_MASK = 0xff;
+export const EV_KIND_SHIFT = 8;
+
+/* ───────────── categories (TH_FLAGS bits) ───────────── */
+/** Fence life: init, emit, enable_signal, signaled, destroy (the kernel's dma_fence tracepoints). */
+export const TC_FENCE = 1 << 0;
+/** Fence waits: wait_start, wait_end. */
+export const TC_WAIT = 1 << 1;
+/** Lock contention: contended, acquired after contention, released, owner died. */
+export const TC_LOCK = 1 << 2;
+/** Callbacks: queued to another thread's inbox, run, done. */
+export const TC_CALLBACK = 1 << 3;
+/** Driver operations: submitted, cancelled, ended. */
+export const TC_DRIVER = 1 << 4;
+/** Threads: a dead worker's slot reaped. */
+export const TC_THREAD = 1 << 5;
+/** Sanitizer: a use-after-free caught. */
+export const TC_SANITIZER = 1 << 6;
+export const TC_ALL = (1 << 7) - 1;
+
+/* ───────────── event kinds (EV_KIND low bits) and their arguments ───────────── */
+/** a fence payload word, b generation, c context, d seqno (low 32 bits), e ops id; kind bits: INIT_*. */
+export const EV_FENCE_INIT = 1;
+/** EV_FENCE_INIT kind bits: the fence has its own lock; the seqno's high bits from INIT_SEQNO_HI_SHIFT. */
+export const INIT_INLINE_LOCK = 1;
+export const INIT_SEQNO_HI_SHIFT = 8;
+/** A driver started executing the fence's operation (kernel dma_fence_emit). a b c d as init. */
+export const EV_FENCE_EMIT = 2;
+export const EV_FENCE_ENABLE_SIGNAL = 3;
+/** e: the fence's error (0 none). */
+export const EV_FENCE_SIGNALED = 4;
+/** e: 0 blocking, 1 async. */
+export const EV_FENCE_WAIT_START = 5;
+/** e: 1 signaled, 0 timed out, -1 aborted or failed. */
+export const EV_FENCE_WAIT_END = 6;
+export const EV_FENCE_DESTROY = 7;
+/** The signal's callbacks were run or queued: a b the fence, c run here, d queued to other threads. */
+export const EV_SIGNAL_DONE = 8;
+/** a lock word index, b holder's thread slot (-1 none seen), c lock algorithm. */
+export const EV_LOCK_CONTENDED = 10;
+/** a lock word index, b ACQ_* result (0 ok, 1 owner died, 2 timed out). */
+export const EV_LOCK_ACQUIRED = 11;
+/** a lock word index (only for acquisitions recorded as contended). */
+export const EV_LOCK_RELEASED = 12;
+/** a lock word index: this thread took it over from a holder that died. */
+export const EV_LOCK_OWNER_DIED = 13;
+/** a node payload word, b node generation, c owner slot, d fence payload word, e fence generation. */
+export const EV_CB_QUEUED = 20;
+/** a node payload word, b node generation, c fence payload word, d fence generation, e 1 when run by its own signaler. */
+export const EV_CB_RUN = 21;
+/** a node payload word, b node generation. */
+export const EV_CB_DONE = 22;
+/**
+ * a block header word, b generation it was taken at, c current generation | now-type << 24,
+ * d freedBy + 1 | (nowOwner + 1) << 10 | access << 20, e the fence's block header word >>> 1 (0 none);
+ * kind bits: the fence's generation.
+ */
+export const EV_UAF = 30;
+/** a operation payload word, b its generation, c out-fence payload word, d its generation, e operation id. */
+export const EV_OP_SUBMITTED = 40;
+/** a b the operation, c OP_END_* how, d the status its fence gets. */
+export const EV_OP_CANCELLED = 41;
+/** a b the operation, c OP_END_* how, d the status its fence got. */
+export const EV_OP_ENDED = 42;
+/** a the reaped thread slot, b its registration serial, c its Node threadId. */
+export const EV_THREAD_REAPED = 50;
+
+/** How an operation ended (EV_OP_* argument c). */
+export const OP_END_COMPLETED = 1;
+export const OP_END_CANCELED = 2;
+export const OP_END_DELETED = 3;
+export const OP_END_ABORTED = 4;
+
+/** What a use-after-free touched (EV_UAF access field). */
+export const UAF_ACCESS_OTHER = 0;
+export const UAF_ACCESS_FENCE = 1;
+export const UAF_ACCESS_LOCK = 2;
+export const UAF_ACCESS_FENCE_LOCK = 3;

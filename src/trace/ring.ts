@@ -1,0 +1,418 @@
+/**
+ * The trace recorder: every thread records its events into a ring of its own in the arena (one
+ * block, allocated on the thread's first event of a session), so recording takes no lock, shares
+ * no cache line with another thread's writes and allocates nothing per event. A full ring
+ * overwrites its oldest events (a flight recorder); the reader reports how many were lost.
+ *
+ * Off by default. A tracepoint is `if (tracing(i32, TC_X)) traceEvent(arena, EV_Y, …)`: with
+ * tracing off that is one load of a header word that nobody writes while recording, and a branch.
+ *
+ * Rings outlive their threads: a worker's events are exported after it exited. A ring is freed by
+ * its owner (when a new session needs another size) or, once its owner is gone, by the next
+ * {@link startTrace} or {@link disposeTrace}. The arena check counts rings as permanent, not leaks.
+ *
+ * The trace clock is `performance.now()` shifted onto the monotonic clock that fence timestamps
+ * use (`process.hrtime.bigint()`), so one timeline holds every thread's events and a signal's own
+ * timestamp can stand for the event's.
+ */
+import { isMainThread, threadId } from 'node:worker_threads';
+import type { Arena } from '../arena/arena.js';
+import { onCheck } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import { Errors } from '../errors.js';
+import * as L from './layout.js';
+
+/* ───────────── clock ───────────── */
+
+/** performance.now() of this thread + this = monotonic ms (the clock of process.hrtime). */
+const clockOffset = calibrate();
+
+function calibrate(): number {
+  // Bracket one hrtime read between two performance.now() reads and keep the tightest bracket:
+  // the offset is then known to within half of it (tens of ns).
+  let bestWidth = Infinity;
+  let offset = 0;
+  for (let k = 0; k < 7; k++) {
+    const before = performance.now();
+    const mono = Number(process.hrtime.bigint()) / 1e6;
+    const after = performance.now();
+    if (after - before < bestWidth) {
+      bestWidth = after - before;
+      offset = mono - (before + after) / 2;
+    }
+  }
+  return offset;
+}
+
+/** The trace clock: monotonic milliseconds, the same in every thread of the process. */
+export function traceNow(): number {
+  return performance.now() + clockOffset;
+}
+
+/** The trace clock reading of a fence timestamp (monotonic ns). */
+export function traceTimeOfNs(ns: bigint): number {
+  return Number(ns) / 1e6;
+}
+
+/* ───────────── recording ───────────── */
+
+/**
+ * True when events of category `cat` (TC_*) are being recorded: one load of the header's flags
+ * word. Small so that V8 inlines it at every tracepoint.
+ */
+export function tracing(i32: Int32Array, cat: number): boolean {
+  return (i32[L.TH_FLAGS] & cat) !== 0;
+}
+
+/**
+ * Records one event, stamped now, in the calling thread's ring. Call it behind {@link tracing}.
+ * Threads: any attached thread, into its own ring only. Never throws: without a ring (the arena is
+ * out of memory) the event is dropped.
+ */
+export function traceEvent(arena: Arena, kind: number, a: number, b: number, c: number, d: number, e: number): void {
+  traceEventAt(arena, traceNow(), kind, a, b, c, d, e);
+}
+
+/** {@link traceEvent} with a timestamp the caller already has (trace clock, ms). */
+export function traceEventAt(arena: Arena, ts: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
+  const i32 = arena.i32;
+  let rw = i32[arena.slotBase + L.T_TRACE_RING];
+  if (rw === 0 || i32[rw + L.R_SESSION] !== i32[L.TH_SESSION]) {
+    rw = ringFor(arena);
+    if (rw === 0) return;
+  }
+  const next = i32[rw + L.R_NEXT];
+  const ev = rw + L.R_ENTRIES + next * L.EV_WORDS;
+  arena.f64[(ev + L.EV_TS) >>> 1] = ts;
+  i32[ev + L.EV_KIND] = kind;
+  i32[ev + L.EV_A] = a;
+  i32[ev + L.EV_B] = b;
+  i32[ev + L.EV_C] = c;
+  i32[ev + L.EV_D] = d;
+  i32[ev + L.EV_E] = e;
+  // The entry first, then the position and count that publish it: a thread terminated in the
+  // middle leaves an entry no reader takes. Plain writes: only this thread writes its ring.
+  i32[rw + L.R_NEXT] = next + 1 === i32[rw + L.R_CAP] ? 0 : next + 1;
+  i32[rw + L.R_HEAD] = (i32[rw + L.R_HEAD] + 1) | 0;
+}
+
+/** Block bytes (header included) of a ring of `events` events, before rounding to its size class. */
+function ringBytes(events: number): number {
+  return A.BLOCK_HEADER_BYTES + (L.R_ENTRIES + events * L.EV_WORDS) * 4;
+}
+
+/** Events a ring holds when it fills the size class that `events` events need (never fewer). */
+export function ringCapacity(events: number): number {
+  const need = ringBytes(events);
+  const cls = A.SIZE_CLASSES.find((c) => c >= need);
+  if (cls === undefined) throw Errors.invalid(`a trace ring of ${events} events does not fit the largest block`);
+  return Math.floor(((cls - A.BLOCK_HEADER_BYTES) / 4 - L.R_ENTRIES) / L.EV_WORDS);
+}
+
+/**
+ * The calling thread's ring for the current session: its ring of an earlier session reset (or
+ * replaced, when the session wants another size), or a new one. Returns 0 when the arena has no
+ * room (recorded, so the session does not retry on every event).
+ */
+function ringFor(arena: Arena): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const session = i32[L.TH_SESSION];
+  if (session === 0 || i32[sb + L.T_TRACE_NO_RING] === session) return 0;
+  const cap = i32[L.TH_RING_EVENTS];
+  let rw = i32[sb + L.T_TRACE_RING];
+  if (rw !== 0 && i32[rw + L.R_CAP] !== cap) {
+    // Our own ring of an earlier session: no other thread writes or frees a live thread's ring.
+    i32[sb + L.T_TRACE_RING] = 0;
+    i32[rw + L.R_MAGIC] = 0;
+    arena.freeBlock(rw - A.BLOCK_HEADER_WORDS);
+    rw = 0;
+  }
+  if (rw === 0) {
+    let hw: number;
+    try {
+      hw = arena.allocBlock(ringBytes(cap), A.BlockType.TRACE);
+    } catch {
+      i32[sb + L.T_TRACE_NO_RING] = session;
+      return 0;
+    }
+    rw = hw + A.BLOCK_HEADER_WORDS;
+    // Recorded in the slot in the run of the allocation; the ring counts as ours (see
+    // reclaimRings) only once MAGIC is set below, after the owner fields.
+    i32[sb + L.T_TRACE_RING] = rw;
+  }
+  i32[rw + L.R_SLOT] = arena.slot;
+  i32[rw + L.R_SERIAL] = i32[sb + A.T_SERIAL];
+  i32[rw + L.R_THREAD_ID] = threadId;
+  i32[rw + L.R_CAP] = cap;
+  i32[rw + L.R_NEXT] = 0;
+  i32[rw + L.R_HEAD] = 0;
+  if (i32[sb + L.T_NAME_LEN] === 0) writeName(arena, sb + L.T_NAME_LEN, defaultThreadName());
+  i32.copyWithin(rw + L.R_NAME_LEN, sb + L.T_NAME_LEN, sb + L.T_NAME + L.THREAD_NAME_WORDS);
+  i32[rw + L.R_SESSION] = session;
+  // Last: a reader or a reclaimer trusts the header only after the magic.
+  Atomics.store(i32, rw + L.R_MAGIC, L.TRACE_MAGIC);
+  return rw;
+}
+
+/* ───────────── thread names ───────────── */
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function defaultThreadName(): string {
+  return isMainThread ? 'main' : `thread ${threadId}`;
+}
+
+/** Writes `name` (UTF-8, cut to whole characters within THREAD_NAME_MAX_BYTES) at word `at` (length, then bytes). */
+function writeName(arena: Arena, at: number, name: string): void {
+  const bytes = new Uint8Array(L.THREAD_NAME_MAX_BYTES);
+  let { written } = encoder.encodeInto(name, bytes);
+  // encodeInto never splits a character: `written` bytes are whole characters.
+  written = Math.min(written ?? 0, L.THREAD_NAME_MAX_BYTES);
+  const words = new Int32Array(bytes.buffer);
+  arena.i32[at] = written;
+  arena.i32.set(words, at + 1);
+}
+
+/** Reads a name written by {@link writeName} at word `at`. */
+function readName(i32: Int32Array, at: number): string {
+  const len = i32[at];
+  if (!(len > 0 && len <= L.THREAD_NAME_MAX_BYTES)) return '';
+  const words = i32.slice(at + 1, at + 1 + L.THREAD_NAME_WORDS);
+  return decoder.decode(new Uint8Array(words.buffer, 0, len));
+}
+
+/**
+ * Names the calling thread in `arena` ("exporter 1"): trace tracks and arena dumps show it.
+ * Longer names are cut to THREAD_NAME_MAX_BYTES bytes. Threads: the thread being named.
+ * Throws EINVAL for a name that is not a non-empty string.
+ */
+export function nameThread(arena: Arena, name: string): void {
+  if (typeof name !== 'string' || name.length === 0) throw Errors.invalid('a thread name must be a non-empty string');
+  const sb = arena.slotBase;
+  writeName(arena, sb + L.T_NAME_LEN, name);
+  const rw = arena.i32[sb + L.T_TRACE_RING];
+  if (rw !== 0) arena.i32.copyWithin(rw + L.R_NAME_LEN, sb + L.T_NAME_LEN, sb + L.T_NAME + L.THREAD_NAME_WORDS);
+}
+
+/** The name of the occupant of thread slot `s` ("" when it never named itself). */
+export function threadNameOf(arena: Arena, s: number): string {
+  return readName(arena.i32, arena.slotWord(s) + L.T_NAME_LEN);
+}
+
+/** The calling thread's name (its default when it never named itself). */
+export function ownThreadName(arena: Arena): string {
+  return threadNameOf(arena, arena.slot) || defaultThreadName();
+}
+
+/* ───────────── sessions ───────────── */
+
+/** Events per ring when start() is given no size: what fills a 256 KiB block. */
+export const DEFAULT_RING_EVENTS = ringCapacity(8000);
+/** Largest ring: what fills the largest size class. */
+export const MAX_RING_EVENTS = Math.floor(((A.SIZE_CLASSES[A.NCLASSES - 1] - A.BLOCK_HEADER_BYTES) / 4 - L.R_ENTRIES) / L.EV_WORDS);
+
+/**
+ * Starts a recording session: `categories` (TC_* bits) are recorded from now on, into rings of
+ * `events` events (rounded up to fill their block). Rings left by threads that are gone are freed
+ * first; events of earlier sessions no longer count. Threads: any attached thread; one session at
+ * a time per arena. Throws EINVAL for bad options.
+ */
+export function startTrace(arena: Arena, categories: number, events: number): void {
+  if (!Number.isInteger(categories) || categories <= 0 || (categories & ~L.TC_ALL) !== 0)
+    throw Errors.invalid(`trace categories must be a non-empty set of known categories, got ${categories}`);
+  if (!Number.isInteger(events) || events < 16 || events > MAX_RING_EVENTS)
+    throw Errors.invalid(`trace ring size must be an integer number of events in 16..${MAX_RING_EVENTS}, got ${String(events)}`);
+  const i32 = arena.i32;
+  Atomics.store(i32, L.TH_FLAGS, 0);
+  reclaimRings(arena);
+  i32[L.TH_RING_EVENTS] = ringCapacity(events);
+  arena.f64[L.TH_EPOCH >>> 1] = traceNow();
+  arena.f64[L.TH_STOPPED >>> 1] = 0;
+  // The session moves before the flags open: a thread's first event of this session finds its
+  // ring stale and resets it.
+  Atomics.add(i32, L.TH_SESSION, 1);
+  Atomics.store(i32, L.TH_FLAGS, categories);
+}
+
+/** Stops recording (the session's events stay readable until the next start). Threads: any. */
+export function stopTrace(arena: Arena): void {
+  const i32 = arena.i32;
+  if (Atomics.exchange(i32, L.TH_FLAGS, 0) !== 0) arena.f64[L.TH_STOPPED >>> 1] = traceNow();
+}
+
+/** Categories being recorded (TC_* bits; 0 when off). */
+export function traceFlags(arena: Arena): number {
+  return Atomics.load(arena.i32, L.TH_FLAGS);
+}
+
+/** Stops recording and frees the rings of threads that are gone (live threads keep theirs for reuse). */
+export function disposeTrace(arena: Arena): void {
+  stopTrace(arena);
+  reclaimRings(arena);
+}
+
+/** Payload words of every ring block whose header is complete (MAGIC set). */
+function ringBlocks(arena: Arena): number[] {
+  const out: number[] = [];
+  const i32 = arena.i32;
+  arena.walk((hw, _size, state, type) => {
+    const rw = hw + A.BLOCK_HEADER_WORDS;
+    if (state === A.STATE_LIVE && type === A.BlockType.TRACE && Atomics.load(i32, rw + L.R_MAGIC) === L.TRACE_MAGIC) out.push(rw);
+  });
+  return out;
+}
+
+/** True while the thread that owns ring `rw` is still the occupant of its slot. */
+function ownerAlive(arena: Arena, rw: number): boolean {
+  const i32 = arena.i32;
+  const s = i32[rw + L.R_SLOT];
+  if (!(s >= 0 && s < arena.maxThreads)) return false;
+  const b = arena.slotWord(s);
+  return Atomics.load(i32, b + A.T_STATE) === A.SLOT_LIVE && i32[b + A.T_SERIAL] === i32[rw + L.R_SERIAL];
+}
+
+/**
+ * Frees the rings whose owner is gone (dead, detached, its slot taken by another thread): nobody
+ * writes them any more. A ring still being set up has no MAGIC yet and is left alone.
+ */
+function reclaimRings(arena: Arena): void {
+  for (const rw of ringBlocks(arena)) {
+    if (ownerAlive(arena, rw)) continue;
+    // Two reclaimers (two threads starting at once) race for it: one clears the magic and frees.
+    if (Atomics.compareExchange(arena.i32, rw + L.R_MAGIC, L.TRACE_MAGIC, 0) !== L.TRACE_MAGIC) continue;
+    arena.freeBlock(rw - A.BLOCK_HEADER_WORDS);
+  }
+}
+
+onCheck((arena) => ({ permanent: ringBlocks(arena) }));
+
+/* ───────────── reading ───────────── */
+
+/** One recorded event, decoded. */
+export interface RawEvent {
+  /** Trace clock, ms. */
+  ts: number;
+  /** EV_* kind. */
+  kind: number;
+  /** The kind word's bits above the kind. */
+  bits: number;
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+  e: number;
+}
+
+/** One thread's ring of the current session. */
+export interface ThreadEvents {
+  slot: number;
+  serial: number;
+  threadId: number;
+  name: string;
+  /** False once the thread left its slot (exited, was reaped, detached). */
+  alive: boolean;
+  /** Events recorded this session. */
+  recorded: number;
+  /** Of those, overwritten by newer ones (the ring was full). */
+  lost: number;
+  /** The events still in the ring, oldest first. */
+  events: RawEvent[];
+}
+
+/** The current session as recorded so far. */
+export interface TraceSnapshot {
+  session: number;
+  /** Categories recorded (TC_* bits, as started). */
+  recording: boolean;
+  /** Trace clock (ms) when the session started, and when it stopped (or now, if still recording). */
+  startMs: number;
+  endMs: number;
+  threads: ThreadEvents[];
+}
+
+/**
+ * Copies the current session's events out of every ring. Safe while threads record: a ring is
+ * read between two looks at its count, and events that may have been overwritten meanwhile are
+ * dropped (counted as lost). Threads: any attached thread.
+ */
+export function readTrace(arena: Arena): TraceSnapshot {
+  const i32 = arena.i32;
+  const f64 = arena.f64;
+  const session = Atomics.load(i32, L.TH_SESSION);
+  const stopped = f64[L.TH_STOPPED >>> 1];
+  const recording = Atomics.load(i32, L.TH_FLAGS) !== 0;
+  const threads: ThreadEvents[] = [];
+  for (const rw of ringBlocks(arena)) {
+    if (i32[rw + L.R_SESSION] !== session) continue;
+    const cap = i32[rw + L.R_CAP];
+    const head1 = Atomics.load(i32, rw + L.R_HEAD) >>> 0;
+    const next = i32[rw + L.R_NEXT];
+    const n = Math.min(head1, cap);
+    const first = head1 > cap ? next : 0;
+    const events: RawEvent[] = [];
+    for (let k = 0; k < n; k++) {
+      const ev = rw + L.R_ENTRIES + ((first + k) % cap) * L.EV_WORDS;
+      const word = i32[ev + L.EV_KIND];
+      events.push({
+        ts: f64[(ev + L.EV_TS) >>> 1],
+        kind: word & L.EV_KIND_MASK,
+        bits: word >>> L.EV_KIND_SHIFT,
+        a: i32[ev + L.EV_A],
+        b: i32[ev + L.EV_B],
+        c: i32[ev + L.EV_C],
+        d: i32[ev + L.EV_D],
+        e: i32[ev + L.EV_E],
+      });
+    }
+    // Events the writer may have overwritten while we copied: those older than its new count allows.
+    const head2 = Atomics.load(i32, rw + L.R_HEAD) >>> 0;
+    const overwritten = Math.max(0, Math.min(n, head2 - cap - (head1 - n)));
+    const kept = overwritten > 0 ? events.slice(overwritten) : events;
+    threads.push({
+      slot: i32[rw + L.R_SLOT],
+      serial: i32[rw + L.R_SERIAL],
+      threadId: i32[rw + L.R_THREAD_ID],
+      name: readName(i32, rw + L.R_NAME_LEN) || `thread ${i32[rw + L.R_THREAD_ID]}`,
+      alive: ownerAlive(arena, rw),
+      recorded: head2,
+      lost: head2 - kept.length,
+      events: kept,
+    });
+  }
+  threads.sort((x, y) => x.serial - y.serial);
+  return {
+    session,
+    recording,
+    startMs: f64[L.TH_EPOCH >>> 1],
+    endMs: recording || stopped === 0 ? traceNow() : stopped,
+    threads,
+  };
+}
+
+/* ───────────── lock holds ───────────── */
+
+/**
+ * Lock words whose acquisition this thread recorded (a contended one): their release is recorded
+ * too, so that the hold shows as a span. Uncontended acquisitions are not recorded (the kernel's
+ * lock contention tracepoints do the same): they cost one CAS, and a clock read would triple that.
+ */
+const tracedHolds: number[] = [];
+/** How many entries {@link tracedHolds} has: the release fast paths test this one word. */
+export let tracedHoldCount = 0;
+
+/** Records that this thread holds lock word `idx` after a recorded (contended) acquisition. */
+export function noteTracedHold(idx: number): void {
+  tracedHolds.push(idx);
+  tracedHoldCount = tracedHolds.length;
+}
+
+/** Called on every release while {@link tracedHoldCount} is not 0: records the end of a traced hold of `idx`. */
+export function traceRelease(arena: Arena, idx: number): void {
+  const k = tracedHolds.lastIndexOf(idx);
+  if (k < 0) return;
+  tracedHolds.splice(k, 1);
+  tracedHoldCount = tracedHolds.length;
+  if (tracing(arena.i32, L.TC_LOCK)) traceEvent(arena, L.EV_LOCK_RELEASED, idx, 0, 0, 0, 0);
+}

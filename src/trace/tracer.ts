@@ -1,0 +1,142 @@
+/**
+ * `arena.trace`: the library user's handle on the recorder — start and stop a session, name the
+ * calling thread, read the events, export them for Perfetto.
+ *
+ * Also the two places where the layers above register what this low module cannot know: the
+ * driver names of fence ops (for track names) and the arena dump walker behind `arena.describe()`.
+ */
+import type { Arena } from '../arena/arena.js';
+import { Errors } from '../errors.js';
+import { toChromeTrace, type ChromeTrace } from './chrome.js';
+import type { ArenaDump } from './dump.js';
+import * as L from './layout.js';
+import {
+  DEFAULT_RING_EVENTS, disposeTrace, nameThread, ownThreadName, readTrace, startTrace, stopTrace, traceFlags, type TraceSnapshot,
+} from './ring.js';
+
+/** What a session records (all by default). */
+export type TraceCategory = 'fence' | 'wait' | 'lock' | 'callback' | 'driver' | 'thread' | 'sanitizer';
+
+const CATEGORY_BITS: Readonly<Record<TraceCategory, number>> = {
+  fence: L.TC_FENCE,
+  wait: L.TC_WAIT,
+  lock: L.TC_LOCK,
+  callback: L.TC_CALLBACK,
+  driver: L.TC_DRIVER,
+  thread: L.TC_THREAD,
+  sanitizer: L.TC_SANITIZER,
+};
+export const TRACE_CATEGORIES = Object.keys(CATEGORY_BITS) as TraceCategory[];
+
+export interface TraceOptions {
+  /** Events each thread's ring holds (default: what fills 256 KiB, 8,189); rounded up to fill its block. */
+  eventsPerThread?: number;
+  /** Categories to record (default: all). */
+  categories?: readonly TraceCategory[];
+}
+
+let opsNamer: (id: number) => string | undefined = () => undefined;
+/** @internal The fence layer's ops registry, for the names of context tracks. */
+export function setOpsNamer(fn: (id: number) => string | undefined): void {
+  opsNamer = fn;
+}
+
+type Describer = (arena: Arena, reason?: string) => ArenaDump;
+let describer: Describer | null = null;
+/** @internal The walker behind {@link Arena.describe} (it reads every layer, so it registers from above). */
+export function setDescriber(fn: Describer): void {
+  describer = fn;
+}
+
+/** Runs the registered dump walker. Throws EINVAL when the package entry was not loaded. */
+export function describeArena(arena: Arena, reason?: string): ArenaDump {
+  if (describer === null) throw Errors.invalid('arena.describe() needs the fencelab package entry loaded (import from "fencelab")');
+  return describer(arena, reason);
+}
+
+/** The recorder of one arena, seen from the calling thread. Get it as `arena.trace`. */
+export class Tracer {
+  readonly arena: Arena;
+
+  /** @internal use `arena.trace`. */
+  constructor(arena: Arena) {
+    this.arena = arena;
+  }
+
+  /**
+   * Starts a session: from now on every attached thread records the chosen categories into its
+   * own ring (allocated in the arena at its first event). Events of an earlier session are dropped
+   * and the rings of threads that are gone are freed.
+   * Threads: any attached thread. Locking: none (one flag word is written last).
+   * Returns nothing. Throws EINVAL for unknown categories or a ring size out of 16..MAX_RING_EVENTS.
+   */
+  start(options: TraceOptions = {}): void {
+    if (options === null || typeof options !== 'object') throw Errors.invalid('trace.start options must be an object');
+    let bits = L.TC_ALL;
+    if (options.categories !== undefined) {
+      if (!Array.isArray(options.categories) || options.categories.length === 0)
+        throw Errors.invalid(`trace categories must be a non-empty array of ${TRACE_CATEGORIES.join(', ')}`);
+      bits = 0;
+      for (const c of options.categories) {
+        const bit = CATEGORY_BITS[c as TraceCategory];
+        if (bit === undefined) throw Errors.invalid(`unknown trace category ${String(c)} (one of ${TRACE_CATEGORIES.join(', ')})`);
+        bits |= bit;
+      }
+    }
+    startTrace(this.arena, bits, options.eventsPerThread ?? DEFAULT_RING_EVENTS);
+  }
+
+  /** Stops recording in every thread; the events stay readable until the next start. Threads: any. */
+  stop(): void {
+    stopTrace(this.arena);
+  }
+
+  /** True while a session records. */
+  get active(): boolean {
+    return traceFlags(this.arena) !== 0;
+  }
+
+  /** The categories being recorded (empty when off). */
+  get categories(): TraceCategory[] {
+    const bits = traceFlags(this.arena);
+    return TRACE_CATEGORIES.filter((c) => (bits & CATEGORY_BITS[c]) !== 0);
+  }
+
+  /**
+   * Names the calling thread ("exporter 1"): its trace track and its lines in arena dumps carry
+   * the name. UTF-8, cut to 28 bytes. Threads: the thread being named. Throws EINVAL for an
+   * empty or non-string name.
+   */
+  nameThread(name: string): void {
+    nameThread(this.arena, name);
+  }
+
+  /** The calling thread's name ("main" or "thread <id>" unless it named itself). */
+  get threadName(): string {
+    return ownThreadName(this.arena);
+  }
+
+  /**
+   * The current session's events, copied out of every thread's ring (also while recording: events
+   * overwritten during the copy are counted as lost). Threads: any attached thread.
+   */
+  snapshot(): TraceSnapshot {
+    return readTrace(this.arena);
+  }
+
+  /**
+   * The current session as a Chrome trace-event object: `JSON.stringify` it to a file that
+   * Perfetto (ui.perfetto.dev) or chrome://tracing opens. Threads: any attached thread.
+   */
+  export(): ChromeTrace {
+    return toChromeTrace(readTrace(this.arena), { opsName: (id) => opsNamer(id) });
+  }
+
+  /**
+   * Stops recording and frees the rings of threads that are gone; live threads keep theirs for
+   * the next session. Threads: any attached thread.
+   */
+  dispose(): void {
+    disposeTrace(this.arena);
+  }
+}
