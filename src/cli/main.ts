@@ -10,7 +10,7 @@ import { REPORT_FILE, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
 import { runBench, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
-import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, suitesOption } from './options.js';
+import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { createProgress } from './progress.js';
 import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
 
@@ -25,7 +25,7 @@ program
   .command('demo', { isDefault: true })
   .description('run the seed scenario with borrowed and inline locks, with and without the sanitizer, side by side')
   .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
-  .option('--seed <seed>', 'seed of the workload choices', 'fencelab')
+  .addOption(new Option('--seed <seed>', 'seed of the workload choices').argParser(seedOption).default('fencelab'))
   .option('--json', 'print the report as JSON on stdout', false)
   .action(async (o: { ops: number; seed: string; json: boolean }) => {
     const progress = createProgress('demo', 4 * o.ops, { quiet: o.json });
@@ -52,9 +52,11 @@ program
   .addOption(new Option('--jitter <p>', 'relative jitter of work and critical-section times').argParser(rateOption('--jitter')).default(STRESS_DEFAULTS.jitter))
   .addOption(new Option('--work-us <µs>', 'simulated work per operation').argParser(intOption('--work-us', 0, 1_000_000)).default(STRESS_DEFAULTS.workUs))
   .addOption(new Option('--cs-us <µs>', 'time spent inside each critical section').argParser(intOption('--cs-us', 0, 100_000)).default(STRESS_DEFAULTS.csUs))
-  .option('--seed <seed>', 'seed of the workload choices (printed; pass it back to replay)')
+  .addOption(new Option('--seed <seed>', 'seed of the workload choices (printed; pass it back to replay)').argParser(seedOption))
   .option('--json', 'print the report as JSON on stdout', false)
-  .action(async (o: StressOptions & { ops?: number }) => {
+  .action(async (o: StressOptions & { ops?: number }, command: Command) => {
+    if (o.ops !== undefined && command.getOptionValueSource('duration') === 'cli')
+      program.error('error: --ops and --duration bound the same run: give one of them', { exitCode: 2, code: 'fencelab.conflictingOptions' });
     if (o.exporters + o.importers > MAX_STRESS_WORKERS)
       program.error(`error: ${o.exporters} exporters + ${o.importers} importers is more workers than the arena allows (at most ${MAX_STRESS_WORKERS})`, { exitCode: 2, code: 'fencelab.tooManyWorkers' });
     const seed = o.seed ?? randomBytes(4).toString('hex');
@@ -111,7 +113,15 @@ function report(dir: string): void {
   if (notRun.length > 0) console.log(`not run (no JSON): ${notRun.join(', ')}`);
 }
 
+/** Commands by name; anything else in the command's place is refused before commander sees it. */
+const COMMANDS = [...program.commands.map((c) => c.name()), 'help'];
+
 try {
+  // `demo` is the default command, so commander would read an unknown command as a stray argument
+  // of demo ("too many arguments"); name the real mistake instead.
+  const first = process.argv[2];
+  if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first))
+    program.error(`error: unknown command '${first}' (commands: ${COMMANDS.join(', ')}; see fencelab --help)`, { exitCode: 2, code: 'fencelab.unknownCommand' });
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {
