@@ -6,11 +6,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption } from './options.js';
 import { createProgress } from './progress.js';
-import { writeReport } from './report.js';
+import { chartJsPath, writeReport } from './report.js';
 import { RESULTS_DIR, SUITES, readResults, type BenchResults } from './results.js';
 import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
 
@@ -73,8 +74,12 @@ program
   .addOption(new Option('--suite <name>', 'which suite').choices([...SUITES, 'all']).default('all'))
   .action((o: { suite: string }) => {
     const suites = o.suite === 'all' ? SUITES : [o.suite];
-    for (const suite of suites) {
-      const file = fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
+    const files = suites.map((suite) => fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url)));
+    // The suites (and tinybench) ship with the repository, not with the npm package.
+    if (!files.every((file) => existsSync(file)))
+      program.error('error: the benchmark suites are not part of the installed package: run them from a clone of the repository (npm run bench)', { exitCode: 2, code: 'fencelab.noBench' });
+    for (const [i, suite] of suites.entries()) {
+      const file = files[i];
       const r = spawnSync(process.execPath, [file], { stdio: 'inherit' });
       if (r.status !== 0) {
         console.error(`error: bench suite ${suite} failed (${r.error?.message ?? (r.signal ? `signal ${r.signal}` : `exit code ${r.status}`)}); report not refreshed`);
@@ -95,9 +100,12 @@ program
 
 /**
  * Writes report.html from the results in `dir` and prints its path and the suites it lacks. A
- * results file that cannot be read is exit code 1, with its name; no results at all is bad usage.
+ * results file that cannot be read is exit code 1, with its name; no results at all, or no Chart.js
+ * installed, is exit code 2.
  */
 function report(dir: string): void {
+  if (chartJsPath() === null)
+    program.error('error: the report inlines Chart.js, an optional peer dependency of fencelab that is not installed: npm install chart.js', { exitCode: 2, code: 'fencelab.noChartJs' });
   let results: BenchResults;
   try {
     results = readResults(dir);
