@@ -6,9 +6,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { REPORT_FILE, writeReport } from '../report/html.js';
+import { existsSync } from 'node:fs';
+import { REPORT_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
-import { runBench, type BenchOptions } from './bench.js';
+import { runBench, suiteFile, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { createProgress } from './progress.js';
@@ -82,6 +83,10 @@ program
   .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE})`).argParser(fileOption('--html')))
   .addOption(new Option('--baseline <file>', 'an earlier --json file: every row shows its change against it, in the tables and the report').argParser(baselineOption))
   .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] }) => {
+    // The suites (and tinybench) ship with the repository, not with the npm package.
+    if (!(o.suite ?? SUITES).every((suite) => existsSync(suiteFile(suite))))
+      program.error('error: the benchmark suites are not part of the installed package: run them from a clone of the repository (npm run bench)', { exitCode: 2, code: 'fencelab.noBench' });
+    if (chartJsPath() === null) program.error(NO_CHART_JS, { exitCode: 2, code: 'fencelab.noChartJs' });
     const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline });
     for (const [suite, why] of outcome.failed) console.error(`error: bench suite ${suite} failed (${why})`);
     process.exitCode = outcome.failed.length === 0 ? 0 : 1;
@@ -93,11 +98,15 @@ program
   .addOption(new Option('--dir <path>', 'results directory (report.html is written there)').default(RESULTS_DIR, 'bench/results'))
   .action((o: { dir: string }) => report(o.dir));
 
+const NO_CHART_JS = 'error: the report inlines Chart.js, an optional peer dependency of fencelab that is not installed: npm install chart.js';
+
 /**
  * Writes report.html from the results in `dir` and prints its path and the suites it lacks. A
- * results file that cannot be read is exit code 1, with its name; no results at all is bad usage.
+ * results file that cannot be read is exit code 1, with its name; no results at all, or no Chart.js
+ * installed, is exit code 2.
  */
 function report(dir: string): void {
+  if (chartJsPath() === null) program.error(NO_CHART_JS, { exitCode: 2, code: 'fencelab.noChartJs' });
   let results: BenchResults;
   try {
     results = readResults(dir);
