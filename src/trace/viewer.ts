@@ -164,8 +164,9 @@ function draw() {
   const span = v1 - v0, target = span / 8, p = Math.pow(10, Math.floor(Math.log10(target)));
   const step = [1, 2, 5, 10].map((m) => m * p).find((s) => s >= target) || p * 10;
   ctx.fillStyle = '#555'; ctx.strokeStyle = '#eee';
-  for (let t = Math.ceil(v0 / step) * step; t <= v1; t += step) {
-    const x = X(t); ctx.beginPath(); ctx.moveTo(x, HEAD - 4); ctx.lineTo(x, height); ctx.stroke(); ctx.fillText(fmt(t - t0), x + 2, 10);
+  for (let t = Math.ceil((v0 - t0) / step) * step; t <= v1 - t0; t += step) {
+    const x = X(t0 + t); if (x < LABEL) continue;
+    ctx.beginPath(); ctx.moveTo(x, HEAD - 4); ctx.lineTo(x, height); ctx.stroke(); ctx.fillText(fmt(t), x + 2, 10);
   }
   for (const r of rows) {
     if (r.heading) { ctx.fillStyle = '#e3f2fd'; ctx.fillRect(0, r.y, W, GROUP); ctx.fillStyle = '#0d47a1'; ctx.font = 'bold 12px system-ui, sans-serif'; ctx.fillText(r.heading, 4, r.y + GROUP / 2); ctx.font = '11px system-ui, sans-serif'; continue; }
