@@ -66,8 +66,9 @@ export function describe(arena: Arena, reason?: string): ArenaDump {
     if (!(s >= 0 && s < arena.maxThreads)) return 'nobody';
     const b = arena.slotWord(s);
     const state = Atomics.load(i32, b + A.T_STATE);
-    const name = threadNameOf(arena, s) || `thread slot ${s}`;
-    return state === A.SLOT_FREE ? `${name} (gone)` : state === A.SLOT_DEAD ? `${name} (dead)` : name;
+    if (state === A.SLOT_FREE || state === A.SLOT_RESERVED) return `thread slot ${s} (gone)`;
+    const name = threadNameOf(arena, s);
+    return state === A.SLOT_DEAD ? `${name} (dead)` : name;
   };
   const holderOfWord = (idx: number): { holder: number; died: boolean } => {
     const w = Atomics.load(i32, idx);

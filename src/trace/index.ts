@@ -10,7 +10,7 @@ import { setDescriber, setOpsNamer } from './tracer.js';
 setDescriber(describe);
 setOpsNamer((id) => findOps(id)?.name);
 
-export { Tracer, TRACE_CATEGORIES } from './tracer.js';
+export { Tracer, TRACE_CATEGORIES, DEFAULT_TRACE_CATEGORIES } from './tracer.js';
 export type { TraceCategory, TraceOptions } from './tracer.js';
 export type { RawEvent, ThreadEvents, TraceSnapshot } from './ring.js';
 export { EVENT_NAMES, toChromeTrace } from './chrome.js';

@@ -73,6 +73,15 @@ export function traceEvent(arena: Arena, kind: number, a: number, b: number, c: 
   traceEventAt(arena, traceNow(), kind, a, b, c, d, e);
 }
 
+/**
+ * {@link traceEvent} stamped with a monotonic-ns time the caller already read, given as the two
+ * halves of its 64-bit value (a fence timestamp as the arena stores it): no clock read, and no
+ * double crosses a call (V8 would box it).
+ */
+export function traceEventNs(arena: Arena, nsLo: number, nsHi: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
+  traceEventAt(arena, (nsHi * 0x100000000 + (nsLo >>> 0)) / 1e6, kind, a, b, c, d, e);
+}
+
 /** {@link traceEvent} with a timestamp the caller already has (trace clock, ms). */
 export function traceEventAt(arena: Arena, ts: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
   const i32 = arena.i32;
@@ -196,14 +205,16 @@ export function nameThread(arena: Arena, name: string): void {
   if (rw !== 0) arena.i32.copyWithin(rw + L.R_NAME_LEN, sb + L.T_NAME_LEN, sb + L.T_NAME + L.THREAD_NAME_WORDS);
 }
 
-/** The name of the occupant of thread slot `s` ("" when it never named itself). */
+/** The name of the occupant of thread slot `s`: its own, or "main" / "thread <threadId>". */
 export function threadNameOf(arena: Arena, s: number): string {
-  return readName(arena.i32, arena.slotWord(s) + L.T_NAME_LEN);
+  const b = arena.slotWord(s);
+  const tid = arena.i32[b + A.T_THREAD_ID];
+  return readName(arena.i32, b + L.T_NAME_LEN) || (tid === 0 ? 'main' : `thread ${tid}`);
 }
 
 /** The calling thread's name (its default when it never named itself). */
 export function ownThreadName(arena: Arena): string {
-  return threadNameOf(arena, arena.slot) || defaultThreadName();
+  return threadNameOf(arena, arena.slot);
 }
 
 /* ───────────── sessions ───────────── */

@@ -15,7 +15,7 @@ import {
 } from './ring.js';
 
 /** What a session records (all by default). */
-export type TraceCategory = 'fence' | 'wait' | 'lock' | 'callback' | 'driver' | 'thread' | 'sanitizer';
+export type TraceCategory = 'fence' | 'wait' | 'lock' | 'callback' | 'driver' | 'thread' | 'sanitizer' | 'release';
 
 const CATEGORY_BITS: Readonly<Record<TraceCategory, number>> = {
   fence: L.TC_FENCE,
@@ -25,14 +25,24 @@ const CATEGORY_BITS: Readonly<Record<TraceCategory, number>> = {
   driver: L.TC_DRIVER,
   thread: L.TC_THREAD,
   sanitizer: L.TC_SANITIZER,
+  release: L.TC_RELEASE,
 };
+/** Every category, in order. */
 export const TRACE_CATEGORIES = Object.keys(CATEGORY_BITS) as TraceCategory[];
+/** What a session records unless told otherwise: everything but fence releases (see {@link TraceOptions.categories}). */
+export const DEFAULT_TRACE_CATEGORIES = TRACE_CATEGORIES.filter((c) => (L.TC_DEFAULT & CATEGORY_BITS[c]) !== 0);
 
 export interface TraceOptions {
   /** Events each thread's ring holds (default: what fills 256 KiB, 8,189); rounded up to fill its block. */
   eventsPerThread?: number;
-  /** Categories to record (default: all). */
-  categories?: readonly TraceCategory[];
+  /**
+   * Categories to record: 'fence' (init, emit, enable_signal, signaled), 'wait' (wait_start and
+   * _end), 'lock' (contention, contended holds, owner died), 'callback' (queued to another thread,
+   * run), 'driver' (operations submitted, cancelled, ended), 'thread' (workers reaped), 'sanitizer'
+   * (use-after-free caught), 'release' (dma_fence_destroy). Default: all but 'release', which
+   * doubles the cost of a fence's life (a second clock read); `'all'` records everything.
+   */
+  categories?: readonly TraceCategory[] | 'all';
 }
 
 let opsNamer: (id: number) => string | undefined = () => undefined;
@@ -72,10 +82,11 @@ export class Tracer {
    */
   start(options: TraceOptions = {}): void {
     if (options === null || typeof options !== 'object') throw Errors.invalid('trace.start options must be an object');
-    let bits = L.TC_ALL;
-    if (options.categories !== undefined) {
+    let bits = L.TC_DEFAULT;
+    if (options.categories === 'all') bits = L.TC_ALL;
+    else if (options.categories !== undefined) {
       if (!Array.isArray(options.categories) || options.categories.length === 0)
-        throw Errors.invalid(`trace categories must be a non-empty array of ${TRACE_CATEGORIES.join(', ')}`);
+        throw Errors.invalid(`trace categories must be 'all' or a non-empty array of ${TRACE_CATEGORIES.join(', ')}`);
       bits = 0;
       for (const c of options.categories) {
         const bit = CATEGORY_BITS[c as TraceCategory];
