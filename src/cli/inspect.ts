@@ -1,0 +1,142 @@
+/**
+ * `fencelab inspect`: the arena dump of a running `fencelab stress` (or of a dump file one wrote),
+ * printed sync_debug style with the hang analysis.
+ *
+ * A running stress announces itself with a file `fencelab-<pid>.inspect` in the temp directory and
+ * answers SIGUSR2 by writing its dump to `fencelab-<pid>.dump.json` there; `inspect` signals only
+ * processes that announced themselves (SIGUSR2 ends a process that does not handle it).
+ * The same module writes the dump a stress run takes when it detects a hang.
+ */
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Arena } from '../arena/arena.js';
+import { analyzeHang, assertDump, renderDump, type ArenaDump } from '../trace/dump.js';
+
+const ANNOUNCE = /^fencelab-(\d+)\.inspect$/;
+
+/** The file a running stress announces itself with. */
+export function announcePath(pid: number, dir = tmpdir()): string {
+  return join(dir, `fencelab-${pid}.inspect`);
+}
+
+/** Where a running stress writes its dump when asked. */
+export function dumpPath(pid: number, dir = tmpdir()): string {
+  return join(dir, `fencelab-${pid}.dump.json`);
+}
+
+/** Writes `dump` to `file` whole (a reader never sees half of it): a temporary file, then a rename. */
+export function writeDump(dump: ArenaDump, file: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(dump, null, 1));
+  renameSync(tmp, file);
+}
+
+/** Reads a dump file. Throws an Error naming the file when it is unreadable or not a dump. */
+export function readDump(file: string): ArenaDump {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  try {
+    assertDump(data);
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+  return data;
+}
+
+/**
+ * Makes this process answer `fencelab inspect`: announces it and writes `arena()`'s dump on
+ * SIGUSR2 (nothing while `arena()` is null). Returns the function that undoes both.
+ */
+export function serveInspect(arena: () => Arena | null, dir = tmpdir()): () => void {
+  const announce = announcePath(process.pid, dir);
+  const onSignal = () => {
+    const a = arena();
+    if (a === null || a.isDetached) return;
+    writeDump(a.describe('fencelab inspect'), dumpPath(process.pid, dir));
+  };
+  process.on('SIGUSR2', onSignal);
+  writeFileSync(announce, `${process.argv.slice(1).join(' ')}\n`);
+  return () => {
+    process.off('SIGUSR2', onSignal);
+    rmSync(announce, { force: true });
+  };
+}
+
+/** Running processes that announced themselves (stale announcements of dead processes are skipped). */
+export function announcedProcesses(dir = tmpdir()): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync(dir)) {
+    const m = ANNOUNCE.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    try {
+      process.kill(pid, 0);
+      out.push(pid);
+    } catch {
+      // not running any more
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/**
+ * Asks the announced process `pid` for its dump and waits for it (at most `timeoutMs`).
+ * Throws an Error when the process did not announce itself or did not answer in time.
+ */
+export async function inspectProcess(pid: number, timeoutMs = 5000, dir = tmpdir()): Promise<ArenaDump> {
+  if (!existsSync(announcePath(pid, dir))) throw new Error(`process ${pid} is not a running fencelab stress (no ${announcePath(pid, dir)})`);
+  const file = dumpPath(pid, dir);
+  const before = existsSync(file) ? statSync(file).mtimeMs : -1;
+  process.kill(pid, 'SIGUSR2');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(file) && statSync(file).mtimeMs !== before) return readDump(file);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`process ${pid} did not write its dump within ${timeoutMs} ms`);
+}
+
+/** The dump as `inspect` prints it: the hang analysis first, then every section. */
+export function renderInspect(dump: ArenaDump): string {
+  const analysis = analyzeHang(dump);
+  const head = analysis.length ? ['what stands in the way:', ...analysis.map((l) => `  - ${l}`), ''] : [];
+  return [...head, renderDump(dump)].join('\n');
+}
+
+/**
+ * Watches a run's progress and dumps the arena once it stops moving for `afterMs` (a hang): the
+ * dump file names the fences, threads and locks that stand still. One dump per run.
+ */
+export class HangWatch {
+  private last = -1;
+  private since = 0;
+  /** The dump taken, once a hang was seen. */
+  dump: ArenaDump | null = null;
+
+  constructor(
+    private readonly arena: Arena,
+    private readonly afterMs: number,
+    private readonly file: string,
+  ) {}
+
+  /**
+   * Call with the run's progress counter and the time (ms); returns the dump the first time the
+   * counter has not moved for `afterMs`, else null.
+   */
+  tick(progress: number, nowMs: number): ArenaDump | null {
+    if (progress !== this.last) {
+      this.last = progress;
+      this.since = nowMs;
+      return null;
+    }
+    if (this.dump !== null || nowMs - this.since < this.afterMs) return null;
+    this.dump = this.arena.describe(`hang: no progress for ${((nowMs - this.since) / 1000).toFixed(1)} s`);
+    writeDump(this.dump, this.file);
+    return this.dump;
+  }
+}
