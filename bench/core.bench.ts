@@ -2,7 +2,8 @@
  * Single-thread costs of the core, each as a ratio to a baseline measured in the same run:
  * lock pairs per algorithm vs a raw TAS (exchange + store), fence lock inline vs raw and vs
  * borrowed, fence create+signal+put, alloc+free vs @thi.ng/malloc (empty and with 1,000 live
- * blocks), and the sanitizer's overhead. Run: `npm run bench`.
+ * blocks), the sanitizer's overhead, and what tracing costs (a session recording the default
+ * categories, or every tracepoint, against the same operation untraced). Run: `npm run bench`.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
@@ -50,12 +51,21 @@ function spinLock(kind: LockKind): Task {
   ];
 }
 
-function fenceLock(mode: 'inline' | 'borrowed', sanitize: boolean): Task {
-  const arena = Arena.create({ bytes: 8 << 20, sanitize });
+/** A trace session for a task: none, the default categories, or every tracepoint. */
+type Tracing = 'off' | 'on' | 'all';
+const TRACING_LABEL: Record<Tracing, string> = { off: '', on: ' (tracing on)', all: ' (tracing every tracepoint)' };
+
+function traced(arena: Arena, tracing: Tracing): Arena {
+  if (tracing !== 'off') arena.trace.start({ categories: tracing === 'all' ? 'all' : undefined });
+  return arena;
+}
+
+function fenceLock(mode: 'inline' | 'borrowed', sanitize: boolean, tracing: Tracing = 'off'): Task {
+  const arena = traced(Arena.create({ bytes: 8 << 20, sanitize }), tracing);
   const lock = mode === 'borrowed' ? SpinLock.at(arena, arena.alloc(64), 0) : undefined;
   const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, lock });
   return [
-    `fence lock+unlock ${mode}${sanitize ? ' (sanitize)' : ''}`,
+    `fence lock+unlock ${mode}${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`,
     () => {
       for (let i = 0; i < N; i++) {
         f.lock();
@@ -65,12 +75,12 @@ function fenceLock(mode: 'inline' | 'borrowed', sanitize: boolean): Task {
   ];
 }
 
-function lifecycle(sanitize: boolean): Task {
-  const arena = Arena.create({ bytes: 8 << 20, sanitize });
+function lifecycle(sanitize: boolean, tracing: Tracing = 'off'): Task {
+  const arena = traced(Arena.create({ bytes: 8 << 20, sanitize }), tracing);
   const context = Fence.contextAlloc(arena);
   let seqno = 1;
   return [
-    `fence create+signal+put${sanitize ? ' (sanitize)' : ''}`,
+    `fence create+signal+put${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`,
     () => {
       for (let i = 0; i < N; i++) {
         const f = Fence.create(arena, { context, seqno: seqno++ });
@@ -116,6 +126,8 @@ const GROUPS: Record<string, () => Task[]> = {
   fenceSanitize: () => [fenceLock('inline', false), fenceLock('inline', true), fenceLock('borrowed', false), fenceLock('borrowed', true)],
   lifecycle: () => [lifecycle(false)],
   lifecycleSanitize: () => [lifecycle(false), lifecycle(true)],
+  lifecycleTrace: () => [lifecycle(false), lifecycle(false, 'on'), lifecycle(false, 'all')],
+  lockTrace: () => [fenceLock('inline', false), fenceLock('inline', false, 'on')],
   alloc: () => [thiPair(0), arenaPair(0, 'block'), arenaPair(0, 'public')],
   allocLive: () => [thiPair(1000), arenaPair(1000, 'block')],
 };
@@ -153,6 +165,12 @@ async function main(): Promise<void> {
   rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));
   rows.push(row(r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
   rows.push(row(r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
+  // Tracing off against a build without the tracing code cannot run side by side in one build:
+  // that figure comes from two builds (see docs/architecture.md, observability).
+  const lt = r('lifecycleTrace');
+  rows.push(row(lt, 'fence create+signal+put (tracing on)', 'fence create+signal+put', { max: 1.5 }));
+  rows.push(row(lt, 'fence create+signal+put (tracing every tracepoint)', 'fence create+signal+put'));
+  rows.push(row(r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
   const alloc = r('alloc');
   rows.push(row(alloc, 'arena allocBlock+freeBlock 64 B', '@thi.ng/malloc alloc+free 64 B', { max: 1.0 }));
   rows.push(row(alloc, 'arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B'));
