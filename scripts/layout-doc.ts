@@ -24,7 +24,7 @@ export const END = '<!-- layout:end -->';
 export const DOC = 'docs/architecture.md';
 
 /** Layers in data-flow order, lowest first: the order the tables appear in. */
-const LAYER_ORDER = ['arena', 'locks', 'fence', 'sync', 'containers', 'runtime', 'driver'];
+const LAYER_ORDER = ['arena', 'locks', 'fence', 'sync', 'containers', 'runtime', 'driver', 'trace'];
 
 /**
  * Named values packed into struct words, found by name prefix in the layout modules (the src/ files
@@ -45,6 +45,11 @@ const VALUE_GROUPS: readonly ValueGroup[] = [
   { title: 'Ledger entry kinds (`LE_KIND`)', object: 'LedgerKind', file: 'src/runtime/ledger.ts', format: 'int' },
   { title: 'fd entry states (low bits of `FD_STATE`)', prefix: 'FDS_', format: 'int' },
   { title: 'Operation states (low bits of `OP_STATE`)', prefix: 'OPS_', format: 'int' },
+  { title: 'Trace categories (header word `TH_FLAGS`)', prefix: 'TC_', format: 'bits' },
+  { title: 'Trace event kinds (low bits of `EV_KIND`)', prefix: 'EV_', format: 'int' },
+  { title: 'Fence init event bits (`EV_KIND` above `EVENT_BITS_SHIFT`)', prefix: 'INIT_', format: 'bits' },
+  { title: 'Operation endings (argument C of the operation events)', prefix: 'OP_END_', format: 'int' },
+  { title: 'Use-after-free accesses (bits 20–23 of argument D of `EV_UAF`)', prefix: 'UAF_ACCESS_', format: 'int' },
 ];
 
 interface ValueGroup {

@@ -8,7 +8,7 @@ import { UseAfterFreeError, type UseAfterFreeReport } from '../errors.js';
 import type { Arena } from './arena.js';
 import { threadField } from './check.js';
 import * as L from './layout.js';
-import { EV_UAF, EV_KIND_SHIFT, TC_SANITIZER, UAF_ACCESS_FENCE, UAF_ACCESS_FENCE_LOCK, UAF_ACCESS_LOCK, UAF_ACCESS_OTHER } from '../trace/layout.js';
+import { EV_UAF, EVENT_BITS_SHIFT, TC_SANITIZER, UAF_ACCESS_FENCE, UAF_ACCESS_FENCE_LOCK, UAF_ACCESS_LOCK, UAF_ACCESS_OTHER } from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 
 const { B_GEN, B_TAG, GEN_MASK, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
@@ -69,7 +69,7 @@ function traceUseAfterFree(arena: Arena, r: UseAfterFreeReport, nowType: number,
   const fenceGen = Math.floor(r.fence / L.HANDLE_OFFSET_SCALE);
   traceEvent(
     arena,
-    EV_UAF | (fenceGen << EV_KIND_SHIFT),
+    EV_UAF | (fenceGen << EVENT_BITS_SHIFT),
     hw,
     r.takenGeneration,
     r.currentGeneration | (nowType << 24),

@@ -26,7 +26,7 @@ export const {
     STOPPED: WORDS64, // Float64: trace clock (ms) when it stopped, 0 while recording
     FLAGS: 1, // categories being recorded (TC_* bits); 0 = tracing off
     SESSION: 1, // current session number (rings of earlier sessions are stale)
-    RING_EVENTS: 1, // events per thread ring in this session (power of two)
+    RING_EVENTS: 1, // events per thread ring in this session (what fills the ring's block)
     PAD: 9, // the rest of the cache line: nothing else may share it
   },
   { base: H_LAYERS_END - TRACE_HEADER_WORDS, end: H_LAYERS_END },
@@ -70,7 +70,7 @@ export const {
   NEXT: 1, // entry the next event goes to; only the owner writes the ring
   HEAD: 1, // events written this session (more than CAP: the oldest were overwritten)
   NAME_LEN: 1, // copy of the owner's name, kept when its thread slot is reaped
-  NAME: THREAD_NAME_WORDS,
+  NAME: THREAD_NAME_WORDS, // its UTF-8 bytes
   ENTRIES: 0, // EV_WORDS words per event from here (word 16: 8-byte aligned)
 });
 
@@ -78,94 +78,69 @@ export const {
 export const { TS: EV_TS, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: EV_E, END: EV_WORDS } = defineStruct('trace event', {
   TS: WORDS64, // trace clock, ms (monotonic, the same in every thread)
   KIND: 1, // event kind (low 8 bits, EV_*) | kind-specific bits above
-  A: 1,
-  B: 1,
-  C: 1,
-  D: 1,
-  E: 1,
+  A: 1, // arguments: what each holds is the kind's (see the EV_* constants)
+  B: 1, // …
+  C: 1, // …
+  D: 1, // …
+  E: 1, // …
 });
-export const EV_KIND_MASK = 0xff;
-export const EV_KIND_SHIFT = 8;
+/** The kind is the low byte of the kind word; kind-specific bits sit above it. */
+export const EVENT_KIND_MASK = 0xff;
+export const EVENT_BITS_SHIFT = 8;
 
 /* ───────────── categories (TH_FLAGS bits) ───────────── */
-/** Fence life: init, emit, enable_signal, signaled (the kernel's dma_fence tracepoints but destroy). */
-export const TC_FENCE = 1 << 0;
-/** Fence waits: wait_start, wait_end. */
-export const TC_WAIT = 1 << 1;
-/** Lock contention: contended, acquired after contention, released, owner died. */
-export const TC_LOCK = 1 << 2;
-/** Callbacks: queued to another thread's inbox, run, done. */
-export const TC_CALLBACK = 1 << 3;
-/** Driver operations: submitted, cancelled, ended. */
-export const TC_DRIVER = 1 << 4;
-/** Threads: a dead worker's slot reaped. */
-export const TC_THREAD = 1 << 5;
-/** Sanitizer: a use-after-free caught. */
-export const TC_SANITIZER = 1 << 6;
 /**
- * Fence releases (the kernel's dma_fence_destroy). Not in the default set: with it a fence's life
- * costs two clock reads instead of one (create and release; the signal reuses the fence's own
- * timestamp), and a clock read is most of an event's cost.
+ * What a session records, one bit per category. 'release' is not in the default set: with it a
+ * fence's life costs two clock reads instead of one (create and release; the signal reuses the
+ * fence's own timestamp), and a clock read is most of an event's cost.
  */
-export const TC_RELEASE = 1 << 7;
-export const TC_ALL = (1 << 8) - 1;
-export const TC_DEFAULT = TC_ALL & ~TC_RELEASE;
+export const TC_FENCE = 1 << 0; // fence life: init, emit, enable_signal, signaled (the kernel's tracepoints but destroy)
+export const TC_WAIT = 1 << 1; // fence waits: wait_start, wait_end
+export const TC_LOCK = 1 << 2; // lock contention: contended, acquired after contention, the contended hold's release, owner died
+export const TC_CALLBACK = 1 << 3; // callbacks: queued to another thread's inbox, run, done
+export const TC_DRIVER = 1 << 4; // driver operations: submitted, cancelled, ended
+export const TC_THREAD = 1 << 5; // threads: a dead worker's slot reaped
+export const TC_SANITIZER = 1 << 6; // the sanitizer caught a use-after-free
+export const TC_RELEASE = 1 << 7; // fence releases (the kernel's dma_fence_destroy)
+export const TC_ALL = (1 << 8) - 1; // every category
+export const TC_DEFAULT = TC_ALL & ~TC_RELEASE; // what start() records unless told otherwise
 
-/* ───────────── event kinds (EV_KIND low bits) and their arguments ───────────── */
-/** a fence payload word, b generation, c context, d seqno (low 32 bits), e ops id; kind bits: INIT_*. */
-export const EV_FENCE_INIT = 1;
-/** EV_FENCE_INIT kind bits: the fence has its own lock; the seqno's high bits from INIT_SEQNO_HI_SHIFT. */
-export const INIT_INLINE_LOCK = 1;
-export const INIT_SEQNO_HI_SHIFT = 8;
-/** A driver started executing the fence's operation (kernel dma_fence_emit). a b c d as init. */
-export const EV_FENCE_EMIT = 2;
-export const EV_FENCE_ENABLE_SIGNAL = 3;
-/** e: the fence's error (0 none). */
-export const EV_FENCE_SIGNALED = 4;
-/** e: 0 blocking, 1 async. */
-export const EV_FENCE_WAIT_START = 5;
-/** e: 1 signaled, 0 timed out, -1 aborted or failed. */
-export const EV_FENCE_WAIT_END = 6;
-export const EV_FENCE_DESTROY = 7;
-/** The signal's callbacks were run or queued: a b the fence, c run here, d queued to other threads. */
-export const EV_SIGNAL_DONE = 8;
-/** a lock word index, b holder's thread slot (-1 none seen), c lock algorithm. */
-export const EV_LOCK_CONTENDED = 10;
-/** a lock word index, b ACQ_* result (0 ok, 1 owner died, 2 timed out). */
-export const EV_LOCK_ACQUIRED = 11;
-/** a lock word index (only for acquisitions recorded as contended). */
-export const EV_LOCK_RELEASED = 12;
-/** a lock word index: this thread took it over from a holder that died. */
-export const EV_LOCK_OWNER_DIED = 13;
-/** a node payload word, b node generation, c owner slot, d fence payload word, e fence generation. */
-export const EV_CB_QUEUED = 20;
-/** a node payload word, b node generation, c fence payload word, d fence generation, e 1 when run by its own signaler. */
-export const EV_CB_RUN = 21;
-/** a node payload word, b node generation. */
-export const EV_CB_DONE = 22;
-/**
- * a block header word, b generation it was taken at, c current generation | now-type << 24,
- * d freedBy + 1 | (nowOwner + 1) << 10 | access << 20, e the fence's block header word >>> 1 (0 none);
- * kind bits: the fence's generation.
- */
-export const EV_UAF = 30;
-/** a operation payload word, b its generation, c out-fence payload word, d its generation, e operation id. */
-export const EV_OP_SUBMITTED = 40;
-/** a b the operation, c OP_END_* how, d the status its fence gets. */
-export const EV_OP_CANCELLED = 41;
-/** a b the operation, c OP_END_* how, d the status its fence got. */
-export const EV_OP_ENDED = 42;
-/** a the reaped thread slot, b its registration serial, c its Node threadId. */
-export const EV_THREAD_REAPED = 50;
+/* ───────────── event kinds (EV_KIND low bits) and their arguments A–E ───────────── */
+/** Event kinds; the comment of each says what its five arguments hold. */
+export const EV_FENCE_INIT = 1; // A fence payload word, B its generation, C context, D seqno (low 32 bits), E ops id; kind bits INIT_*
+export const EV_FENCE_EMIT = 2; // a driver started executing the fence's operation; A–D as init
+export const EV_FENCE_ENABLE_SIGNAL = 3; // A–D as init
+export const EV_FENCE_SIGNALED = 4; // A–D as init, E the fence's error (0 none); stamped with the fence's own timestamp
+export const EV_FENCE_WAIT_START = 5; // A–D as init, E 0 blocking, 1 async
+export const EV_FENCE_WAIT_END = 6; // A–D as init, E 1 signaled, 0 timed out, -1 aborted or failed
+export const EV_FENCE_DESTROY = 7; // A–D as init (category 'release')
+export const EV_SIGNAL_DONE = 8; // a signal's callbacks were run or queued: A B the fence, C run here, D queued to other threads
+export const EV_LOCK_CONTENDED = 10; // A lock word index, B the holder's thread slot (-1 none seen), C lock algorithm (LK_*)
+export const EV_LOCK_ACQUIRED = 11; // A lock word index, B the lock layer's ACQ_* result (timed out, acquired, owner died)
+export const EV_LOCK_RELEASED = 12; // A lock word index (releases of contended acquisitions only)
+export const EV_LOCK_OWNER_DIED = 13; // A lock word index: this thread took it over from a holder that died
+export const EV_CB_QUEUED = 20; // A callback node payload word, B its generation, C owner's thread slot, D fence payload word, E its generation
+export const EV_CB_RUN = 21; // A B the node, C D the fence, E 1 when its own signaler runs it, 0 its owner from the inbox
+export const EV_CB_DONE = 22; // A B the node
+/** EV_UAF packs the sanitizer's report: see the comment on the constant. */
+export const EV_UAF = 30; // A stale block's header word, B generation taken, C current generation | (type now there << 24), D freedBy + 1 | (nowOwner + 1) << 10 | UAF_ACCESS_* << 20, E the fence's header word >>> 1 (0 none); kind bits the fence's generation
+export const EV_OP_SUBMITTED = 40; // A operation payload word, B its generation, C out-fence payload word, D its generation, E operation id
+export const EV_OP_CANCELLED = 41; // A B the operation, C OP_END_* (cancelled, deleted, aborted), D the status its fence gets
+export const EV_OP_ENDED = 42; // A B the operation, C OP_END_*, D the status its fence got
+export const EV_THREAD_REAPED = 50; // A the reaped thread slot, B its registration serial, C its Node threadId
 
-/** How an operation ended (EV_OP_* argument c). */
-export const OP_END_COMPLETED = 1;
-export const OP_END_CANCELED = 2;
-export const OP_END_DELETED = 3;
-export const OP_END_ABORTED = 4;
+/** Bits of an EV_FENCE_INIT kind word above EVENT_BITS_SHIFT. */
+export const INIT_INLINE_LOCK = 1; // the fence has its own lock (not a borrowed one)
+export const INIT_SEQNO_HI_SHIFT = 8; // the seqno's bits 32–47 from here
 
-/** What a use-after-free touched (EV_UAF access field). */
-export const UAF_ACCESS_OTHER = 0;
-export const UAF_ACCESS_FENCE = 1;
-export const UAF_ACCESS_LOCK = 2;
-export const UAF_ACCESS_FENCE_LOCK = 3;
+/** How an operation ended (argument C of EV_OP_CANCELLED and EV_OP_ENDED). */
+export const OP_END_COMPLETED = 1; // executed and signaled by its exporter
+export const OP_END_CANCELED = 2; // a CANCEL command ended it before it ran
+export const OP_END_DELETED = 3; // a DELETE command ended it
+export const OP_END_ABORTED = 4; // its exporter died: the reaper ended it (-ENODEV)
+
+/** What a use-after-free touched (bits 20–23 of argument D of EV_UAF). */
+export const UAF_ACCESS_OTHER = 0; // another access
+export const UAF_ACCESS_FENCE = 1; // a fence view's field
+export const UAF_ACCESS_LOCK = 2; // a SpinLock's word
+export const UAF_ACCESS_FENCE_LOCK = 3; // a fence's borrowed lock word (the seed's bug)

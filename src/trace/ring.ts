@@ -368,8 +368,8 @@ export function readTrace(arena: Arena): TraceSnapshot {
       const word = i32[ev + L.EV_KIND];
       events.push({
         ts: f64[(ev + L.EV_TS) >>> 1],
-        kind: word & L.EV_KIND_MASK,
-        bits: word >>> L.EV_KIND_SHIFT,
+        kind: word & L.EVENT_KIND_MASK,
+        bits: word >>> L.EVENT_BITS_SHIFT,
         a: i32[ev + L.EV_A],
         b: i32[ev + L.EV_B],
         c: i32[ev + L.EV_C],
