@@ -263,7 +263,7 @@ describe('scheduler: cancellation', () => {
     const waiting = runWithFence(p, arena, { i: 2, n: 3 }, { deps: [gate] });
     const deadline = Date.now() + WAIT_MS;
     while (tl.runs(0) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    await p.destroy();
+    await p.destroy({ graceMs: 0 });
     expect(queued.status()).toBe(Errno.ECANCELED);
     expect(await running.waitAsync(WAIT_MS)).toBe(true); // the reaper ends it once the worker exit is seen
     expect(running.status()).toBe(Errno.ENODEV);
@@ -283,9 +283,10 @@ describe('scheduler: API', () => {
     const a = runWithFence(p, arena, { i: 0, n: 2 });
     const m = runWithFence(p, arena, new Map([['k', new Date(5)]]), { name: 'echoInputs', deps: [a], inputNames: ['first'] });
     const bad = runWithFence(p, arena, { i: 1, n: 2, fail: true });
-    const seen = await new Promise<[unknown, unknown]>((resolve) => {
+    const seen = await new Promise<[unknown, unknown]>((resolve, reject) => {
       const f = runWithFence(p, arena, { i: 1, n: 2 }, { deps: [m], done: (err, r) => resolve([err, r]) });
       f.put();
+      setTimeout(() => reject(new Error('done was not called in time')), WAIT_MS);
     });
     expect(seen).toEqual([null, 1]);
     await waitAll([a, m, bad]);

@@ -18,6 +18,7 @@ import { Piscina } from 'piscina';
 import { Arena } from '../arena/arena.js';
 import { Errno, Errors } from '../errors.js';
 import { Fence } from '../fence/fence.js';
+import { startDispatcher } from './dispatcher.js';
 import * as L from './layout.js';
 import { encode, type Encoded } from './codec.js';
 import {
@@ -111,6 +112,8 @@ export class FencePool {
   private destroyed = false;
   private pumping = false;
   private again = false;
+  /** Resolves destroy()'s wait for the pull loops to end. */
+  private whenIdle: (() => void) | null = null;
   /** Pull loops started and the jobs they ran (for tests and benchmarks). */
   readonly counters = { kicks: 0, ran: 0, kickErrors: 0 };
   /** The last error a kick ended with (a worker that died, a module that failed to load). */
@@ -177,6 +180,7 @@ export class FencePool {
 
   private readonly onKickDone = (ran: unknown): void => {
     this.kicks--;
+    if (this.kicks === 0) this.whenIdle?.();
     this.kickFailures = 0;
     if (typeof ran === 'number') this.counters.ran += ran;
     this.pump();
@@ -184,6 +188,7 @@ export class FencePool {
 
   private readonly onKickFailed = (e: unknown): void => {
     this.kicks--;
+    if (this.kicks === 0) this.whenIdle?.();
     this.counters.kickErrors++;
     this.lastKickError = e;
     if (this.destroyed) return;
@@ -214,15 +219,30 @@ export class FencePool {
 
   /**
    * Destroys the pool: tasks not started are cancelled (their out-fences -ECANCELED, now or — for
-   * those still waiting on fences from outside the pool — when they become ready), then piscina's
-   * workers are terminated (a task still running ends with -ENODEV, its worker reaped).
+   * those still waiting on fences from outside the pool — when they become ready); pull loops leave
+   * after their current task; after `graceMs` (default 100) piscina's workers are terminated, and a
+   * task still running then ends with -ENODEV (its worker reaped).
+   *
+   * The grace matters even when no task runs long: a worker that has just signaled a fence may still
+   * be handing the fence's callbacks to their threads, and terminating it there would lose them.
    * Threads: the pool's. Returns when piscina is destroyed. Calling it again does nothing.
    */
-  async destroy(): Promise<void> {
+  async destroy(options: { graceMs?: number } = {}): Promise<void> {
     if (this.destroyed) return;
+    const graceMs = options.graceMs ?? 100;
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw Errors.invalid('graceMs must be a finite number ≥ 0');
     this.destroyed = true;
     schedDestroy(this.arena, this.sw);
     try {
+      if (this.kicks > 0 && graceMs > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          this.whenIdle = resolve;
+          timer = setTimeout(resolve, graceMs);
+        });
+        clearTimeout(timer);
+        this.whenIdle = null;
+      }
       await this.piscina.destroy();
     } finally {
       schedPut(this.arena, this.sw);
@@ -317,6 +337,7 @@ function onAbort(arena: Arena, job: Fence, signal: AbortSignal): void {
     if (!cancelJob(arena, jw, Errno.ECANCELED)) abortRunning(arena, jw);
   };
   signal.addEventListener('abort', abort, { once: true });
+  startDispatcher(arena); // the cleanup below may be delivered from a worker
   const cleanup = (): void => {
     signal.removeEventListener('abort', abort);
     job.put();
@@ -326,6 +347,7 @@ function onAbort(arena: Arena, job: Fence, signal: AbortSignal): void {
 
 /** Calls `done` on this thread when the job's fence signals (holding a reference until then). */
 function onDone(job: Fence, done: (err: unknown, result?: unknown) => void): void {
+  startDispatcher(job.arena); // a worker signals: the call is delivered to this thread's inbox
   job.get();
   const run = (): void => {
     let err: unknown = null;
