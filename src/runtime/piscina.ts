@@ -8,9 +8,10 @@
  * A task is never handed to a worker early: no worker sits waiting for a dependency, so a graph of
  * any shape completes on a pool of any size. Payloads and results travel through the arena
  * (codec.ts); piscina carries only "kicks" — messages that start a pull loop in a worker, which
- * takes ready jobs from the scheduler's queue until it stays empty. When a job finishes, the jobs it
- * releases are queued by the worker that signals, and that worker's loop takes the next one: a
- * dependency chain runs without a round trip through the main thread.
+ * takes ready jobs from the scheduler's queue, sleeps on it (in shared memory) while it is empty,
+ * and ends after a while without work. When a job finishes, the jobs it releases are queued by the
+ * worker that signals, and that worker's loop takes the next one: a dependency chain runs without a
+ * round trip through the main thread.
  */
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
@@ -24,7 +25,7 @@ import { encode, type Encoded } from './codec.js';
 import {
   abortRunning, bellIndex, cancelJob, checkSameArena, createJob, depError, drainQueue, enterPull, finishRun, isAborted,
   isJob, jobDeps, jobEnvelope, jobFence, jobResult, jobOps, lookAgain, schedCounts, schedCreate, schedDestroy,
-  schedFromHandle, schedHandle, schedPut, signalErrorAt, startJob, takeOrLeave,
+  schedFromHandle, schedHandle, schedPut, signalErrorAt, startJob, takeOrPark, PARK, LEAVE, leaveIdle, workIndex,
 } from './scheduler.js';
 
 export { jobOps as taskOps };
@@ -36,8 +37,10 @@ export interface FenceTaskMessage {
   sched: number;
   /** The pool's module, to find tasks run by name. */
   filename: string;
-  /** How long (µs) the loop spins on an empty queue before it leaves. */
+  /** How long (µs) the loop spins on an empty queue before it sleeps. */
   lingerUs: number;
+  /** How long (ms) the loop sleeps without work before it ends. */
+  idleMs: number;
 }
 
 /** What a task function gets besides its payload. */
@@ -72,11 +75,18 @@ export interface FencePoolOptions extends Omit<PiscinaOptions, 'atomics' | 'file
   /** Always `'async'`; anything else is refused (EINVAL). */
   atomics?: 'async';
   /**
-   * How long (µs) a worker whose queue ran dry spins before it leaves its pull loop (default 50).
-   * A job queued within that time starts in well under a microsecond instead of waiting for a
-   * message from the main thread and a worker wake-up; the price is that much spinning per lull.
+   * How long (µs) a pull loop whose queue ran dry spins before it sleeps (default 50). A job queued
+   * within that time starts in well under a microsecond instead of after a futex wake-up; the price
+   * is that much spinning per lull.
    */
   lingerUs?: number;
+  /**
+   * How long (ms) a pull loop sleeps without work before it ends (default 250). While it sleeps, a
+   * queued job wakes it through shared memory; once it ended, the next job needs a message from the
+   * main thread (piscina's) to start a loop again. A sleeping loop is a running piscina task: it
+   * keeps the process alive until it ends or the pool is destroyed.
+   */
+  idleMs?: number;
 }
 
 /** Per-task options of {@link runWithFence}. */
@@ -107,7 +117,10 @@ export class FencePool {
   readonly sw: number;
   private readonly msg: FenceTaskMessage;
   private readonly limit: number;
+  /** Kicks whose piscina promise has not settled. */
   private kicks = 0;
+  /** Kicks ever sent (wraps like the loops' start count it is compared with). */
+  private issued = 0;
   private kickFailures = 0;
   private destroyed = false;
   private pumping = false;
@@ -121,17 +134,18 @@ export class FencePool {
 
   /** @internal use {@link createFencePool}. */
   constructor(arena: Arena, options: FencePoolOptions) {
-    const { lingerUs = 50, atomics, filename, ...rest } = options;
+    const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
     if (atomics !== undefined && atomics !== 'async')
       throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${String(atomics)}')`);
     if (typeof filename !== 'string' || filename === '') throw Errors.invalid('createFencePool needs the task module as filename');
     if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
+    if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');
     this.arena = arena;
     this.piscina = new Piscina({ ...rest, filename, atomics: 'async' });
     const o = this.piscina.options;
     this.limit = o.maxThreads * o.concurrentTasksPerWorker;
     this.sw = schedCreate(arena, this);
-    this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs };
+    this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs, idleMs };
     watchPool(arena, this.piscina);
     void this.bellLoop();
   }
@@ -148,8 +162,10 @@ export class FencePool {
   }
 
   /**
-   * Starts pull loops while ready jobs outnumber the loops that will take them (kicks not yet
-   * started count as loops), up to maxThreads × concurrentTasksPerWorker.
+   * Starts pull loops while ready jobs outnumber the loops that will take them — those looking for
+   * work, and kicks sent but not yet started (told by the loops' own start count in shared memory,
+   * not by piscina's promises, which settle only once this thread's event loop runs) — up to
+   * maxThreads × concurrentTasksPerWorker loops.
    * Threads: the pool's. Called on submission, on the BELL, and when a kick settles.
    * @internal
    */
@@ -164,8 +180,11 @@ export class FencePool {
         this.again = false;
         if (this.destroyed) return;
         const c = schedCounts(this.arena, this.sw);
-        let want = c.queued - c.looking - Math.max(0, this.kicks - c.pullers);
-        while (want-- > 0 && this.kicks < this.limit) this.kick();
+        // A kick that failed may or may not have started its loop: counting it as started may
+        // start one loop too many (it finds nothing and leaves), never one too few.
+        const unstarted = Math.max(0, (this.issued - c.started - this.counters.kickErrors) | 0);
+        let want = Math.min(c.queued - c.looking - unstarted, this.limit - c.pullers - unstarted);
+        while (want-- > 0) this.kick();
       } while (this.again);
     } finally {
       this.pumping = false;
@@ -174,6 +193,7 @@ export class FencePool {
 
   private kick(): void {
     this.kicks++;
+    this.issued = (this.issued + 1) | 0;
     this.counters.kicks++;
     this.piscina.run(this.msg).then(this.onKickDone, this.onKickFailed);
   }
@@ -194,7 +214,7 @@ export class FencePool {
     if (this.destroyed) return;
     // A module that cannot load fails every kick: after a few in a row, fail the queued jobs
     // instead of kicking forever (a worker that died is reaped, and its jobs end with -ENODEV).
-    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && this.kicks === 0) {
+    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && schedCounts(this.arena, this.sw).pullers === 0) {
       this.kickFailures = 0;
       drainQueue(this.arena, this.sw, Errno.EIO);
       return;
@@ -431,10 +451,31 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
   const arena = Arena.attach(msg.buffer);
   const sw = schedFromHandle(arena, msg.sched);
   enterPull(arena, sw);
+  const i32 = arena.i32;
+  const park = { parkedOn: 0 };
   let ran = 0;
   for (;;) {
-    const jw = takeOrLeave(arena, sw, msg.lingerUs);
-    if (jw === 0) return ran;
+    const jw = takeOrPark(arena, sw, msg.lingerUs, park);
+    if (jw === LEAVE) return ran;
+    if (jw === PARK) {
+      // Asleep without holding the event loop (the async work a task left behind goes on); the
+      // next push wakes one sleeper. Idle for idleMs, the loop ends and the worker is piscina's again.
+      // No timeout on the wait itself: a notify that meets an async waiter with a timeout costs
+      // the notifier up to milliseconds (measured here), a plain one ≈ 10 µs. A timer wakes the
+      // sleepers instead; the one whose idle time is up leaves, the others sleep again.
+      const r = Atomics.waitAsync(i32, workIndex(sw), park.parkedOn);
+      if (r.async) {
+        let idle = false;
+        const timer = setTimeout(() => {
+          idle = true;
+          Atomics.notify(i32, workIndex(sw));
+        }, msg.idleMs);
+        await r.value;
+        clearTimeout(timer);
+        if (idle && leaveIdle(arena, sw)) return ran;
+      }
+      continue;
+    }
     if (!startJob(arena, jw)) {
       lookAgain(arena, sw); // cancelled while queued
       continue;

@@ -38,7 +38,7 @@ import { defineLedgerKind, ledgerAdd, ledgerRemove, ledgerReserve, LedgerKind, p
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
 const { J_STATE, J_PENDING, J_DEP_ERROR, J_NEXT, J_SCHED, J_ABORT, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_RUNNING, JS_DONE, JS_CANCELED } = L;
-const { S_LOCK, S_HEAD, S_TAIL, S_QUEUED, S_PULLERS, S_LOOKING, S_BELL, S_FLAGS, S_REFS } = L;
+const { S_LOCK, S_HEAD, S_TAIL, S_QUEUED, S_PULLERS, S_LOOKING, S_SPINNING, S_BELL, S_WORK, S_FLAGS, S_REFS, S_STARTED } = L;
 
 /** Block size of a job: the fence and the job's fields, header included. */
 const JOB_BLOCK = BLOCK_HEADER_BYTES + L.JOB_WORDS * 4;
@@ -98,15 +98,22 @@ export function schedDestroy(arena: Arena, sw: number): number {
   i32[sw + S_FLAGS] |= L.SF_DESTROYED;
   unlockSched(arena, sw);
   owners.get(arena)?.delete(sw);
+  Atomics.add(i32, sw + S_WORK, 1);
+  Atomics.notify(i32, sw + S_WORK); // sleeping pull loops leave
   Atomics.add(i32, sw + S_BELL, 1);
   Atomics.notify(i32, sw + S_BELL);
   return drainQueue(arena, sw, Errno.ECANCELED);
 }
 
 /** Counts the main thread reads to decide how many pull loops to start (hints, read without the lock). */
-export function schedCounts(arena: Arena, sw: number): { queued: number; pullers: number; looking: number } {
+export function schedCounts(arena: Arena, sw: number): { queued: number; pullers: number; looking: number; started: number } {
   const i32 = arena.i32;
-  return { queued: Atomics.load(i32, sw + S_QUEUED), pullers: Atomics.load(i32, sw + S_PULLERS), looking: Atomics.load(i32, sw + S_LOOKING) };
+  return {
+    queued: Atomics.load(i32, sw + S_QUEUED),
+    pullers: Atomics.load(i32, sw + S_PULLERS),
+    looking: Atomics.load(i32, sw + S_LOOKING),
+    started: Atomics.load(i32, sw + S_STARTED),
+  };
 }
 
 function lockSched(arena: Arena, sw: number): void {
@@ -248,7 +255,14 @@ function push(arena: Arena, sw: number, jw: number): void {
   i32[sw + S_QUEUED] = queued;
   const destroyed = (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
   const short = queued > i32[sw + S_LOOKING];
+  // Loops spinning on HEAD take the first jobs: waking a sleeper for those would only put a third
+  // thread on two busy cores. Beyond them, a sleeping loop (it counts as LOOKING) is woken.
+  const wake = queued > i32[sw + S_SPINNING];
   unlockSched(arena, sw);
+  if (wake) {
+    Atomics.add(i32, sw + S_WORK, 1);
+    Atomics.notify(i32, sw + S_WORK, 1);
+  }
   if (destroyed) {
     // Nobody will take it: cancel here. A loop, not recursion: cancelling signals, which may make
     // more jobs ready, which land in this queue and in this same loop.
@@ -487,6 +501,7 @@ export function enterPull(arena: Arena, sw: number): void {
   lockSched(arena, sw);
   i32[sw + S_PULLERS]++;
   i32[sw + S_LOOKING]++;
+  i32[sw + S_STARTED] = (i32[sw + S_STARTED] + 1) | 0;
   i32[sb + L.T_PULL_SCHED] = sw;
   i32[sb + L.T_PULL_GEN] = arena.generationAt(sw - BLOCK_HEADER_WORDS);
   i32[sb + L.T_PULL_LOOPS]++;
@@ -494,40 +509,88 @@ export function enterPull(arena: Arena, sw: number): void {
   unlockSched(arena, sw);
 }
 
+/** What {@link takeOrPark} returns when the loop should sleep (the WORK value is in `parkedOn`). */
+export const PARK = 0;
+/** What {@link takeOrPark} returns when the loop must leave (the pool was destroyed); it has left. */
+export const LEAVE = -1;
+
 /**
- * Takes the next ready job for a looking pull loop, or — when the queue stays empty for `lingerUs`
- * (spinning on the queue head) — leaves the loop and returns 0. Leaving happens under the lock that
- * pushes take, so a job queued meanwhile either sees this loop still LOOKING (and is taken by it)
- * or sees it gone (and asks for another loop).
+ * Takes the next ready job for a looking pull loop (its payload word, > 0). An empty queue is
+ * watched for `lingerUs`, spinning on its head (counted in SPINNING, so that pushes leave the job
+ * to the spinner instead of waking a sleeper); still empty, the call returns PARK with the WORK
+ * value to sleep on in `out.parkedOn`. Stopping the spin, re-checking the queue and reading WORK
+ * happen under the lock that pushes take: a push either sees the spinner (and it takes the job) or
+ * sees it gone and moves WORK after that read (and the sleep returns at once).
+ * A destroyed scheduler makes the loop leave (LEAVE, counts updated). The loop stays counted
+ * LOOKING while it spins and sleeps.
  */
-export function takeOrLeave(arena: Arena, sw: number, lingerUs: number): number {
+export function takeOrPark(arena: Arena, sw: number, lingerUs: number, out: { parkedOn: number }): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  let end = 0;
+  let end = -1;
+  let spinning = false;
   for (;;) {
     lockSched(arena, sw);
     const jw = unlinkFirst(i32, sw);
+    const destroyed = jw === 0 && (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
+    const now = jw === 0 && !destroyed ? performance.now() : 0;
+    if (end < 0) end = now + lingerUs / 1000;
+    const spin = jw === 0 && !destroyed && now < end;
+    if (spinning !== spin) {
+      const d = spin ? 1 : -1;
+      i32[sw + S_SPINNING] += d;
+      i32[sb + L.T_PULL_SPINNING] += d;
+      spinning = spin;
+    }
     if (jw !== 0) {
       i32[sw + S_LOOKING]--;
       i32[sb + L.T_PULL_LOOKING]--;
       unlockSched(arena, sw);
       return jw;
     }
-    const now = lingerUs > 0 ? performance.now() : 0;
-    if (end === 0 && lingerUs > 0) end = now + lingerUs / 1000;
-    if (now >= end || i32[sw + S_FLAGS] & L.SF_DESTROYED) {
-      i32[sw + S_PULLERS]--;
-      i32[sw + S_LOOKING]--;
-      i32[sb + L.T_PULL_LOOKING]--;
-      if (--i32[sb + L.T_PULL_LOOPS] === 0) i32[sb + L.T_PULL_SCHED] = 0;
+    if (destroyed) {
+      leaveLocked(arena, sw);
       unlockSched(arena, sw);
-      return 0;
+      return LEAVE;
+    }
+    if (!spin) {
+      out.parkedOn = Atomics.load(i32, sw + S_WORK);
+      unlockSched(arena, sw);
+      return PARK;
     }
     unlockSched(arena, sw);
-    // Linger: a spinning waiter catches a push in well under a microsecond, where leaving costs the
-    // next job a message from the main thread and a worker wake-up.
+    // Linger: a spinning waiter catches a push in well under a microsecond, where a sleeping one
+    // costs the next job a wake-up (≈13 µs, ≈120 µs if the core idled).
     while (Atomics.load(i32, sw + S_HEAD) === 0 && performance.now() < end) for (let k = 0; k < 32; k++) if (Atomics.load(i32, sw + S_HEAD) !== 0) break;
   }
+}
+
+/** Index of the scheduler's WORK word, which sleeping pull loops wait on. */
+export function workIndex(sw: number): number {
+  return sw + S_WORK;
+}
+
+/**
+ * A pull loop that slept `idle` without work leaves (counts updated). Returns false — and the loop
+ * stays — when a job was queued meanwhile.
+ */
+export function leaveIdle(arena: Arena, sw: number): boolean {
+  const i32 = arena.i32;
+  lockSched(arena, sw);
+  const stay = i32[sw + S_HEAD] !== 0 && !(i32[sw + S_FLAGS] & L.SF_DESTROYED);
+  if (!stay) leaveLocked(arena, sw);
+  unlockSched(arena, sw);
+  return !stay;
+}
+
+/** The calling thread's looking loop leaves the scheduler's counts (lock held). */
+function leaveLocked(arena: Arena, sw: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  i32[sw + S_PULLERS]--;
+  i32[sw + S_LOOKING]--;
+  i32[sb + L.T_PULL_LOOKING]--;
+  if (--i32[sb + L.T_PULL_LOOPS] === 0) i32[sb + L.T_PULL_SCHED] = 0;
 }
 
 /** The loop's job is over: it looks for the next (counted before the job's fence signals). */
@@ -618,9 +681,11 @@ onReap(ReapStage.DISPATCH, (arena, slot) => {
   lockSched(arena, sw);
   i32[sw + S_PULLERS] -= i32[b + L.T_PULL_LOOPS];
   i32[sw + S_LOOKING] -= i32[b + L.T_PULL_LOOKING];
+  i32[sw + S_SPINNING] -= i32[b + L.T_PULL_SPINNING];
   unlockSched(arena, sw);
   i32[b + L.T_PULL_LOOPS] = 0;
   i32[b + L.T_PULL_LOOKING] = 0;
+  i32[b + L.T_PULL_SPINNING] = 0;
   const owner = owners.get(arena)?.get(sw);
   if (owner) queueMicrotask(() => owner.pump());
   else {
