@@ -484,9 +484,10 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
     const err = depError(arena, jw);
     let status = 1;
     let result: Encoded | null = null;
+    let ctx: TaskContext | null = null;
     if (err < 0) status = err;
     else {
-      const ctx = new TaskContext(arena, jw);
+      ctx = new TaskContext(arena, jw);
       try {
         const env = jobEnvelope(arena, jw) as Envelope | undefined;
         const name = env?.[1] ?? null;
@@ -504,7 +505,7 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
     // Looking again before the fence signals: the jobs the signal releases count on this loop.
     lookAgain(arena, sw);
     try {
-      finishRun(arena, jw, status, result, err < 0);
+      finishRun(arena, jw, status, result, err < 0, ctx?.waitsOnAbort === true);
     } catch (e) {
       // A callback of this thread threw while the fence signaled: report it, keep pulling.
       queueMicrotask(() => {
@@ -535,6 +536,11 @@ class TaskContext implements FenceTaskContext {
   private readonly jw: number;
   private cachedInputs: Record<string, unknown> | undefined;
   private controller: AbortController | undefined;
+
+  /** True once ctx.signal armed a wait on the job's abort word (finishing must wake it). */
+  get waitsOnAbort(): boolean {
+    return this.controller !== undefined;
+  }
 
   constructor(arena: Arena, jw: number) {
     this.arena = arena;

@@ -340,7 +340,7 @@ export function abortRunning(arena: Arena, jw: number): void {
  */
 export function finishJob(arena: Arena, jw: number, status: number, result: Encoded | null, early: boolean): void {
   try {
-    finishSteps(arena, jw, status, result, early);
+    finishSteps(arena, jw, status, result, early, false);
   } finally {
     putFence(arena, jw);
   }
@@ -350,12 +350,12 @@ export function finishJob(arena: Arena, jw: number, status: number, result: Enco
  * Finishes a job the calling pull loop ran (started with {@link startJob}): {@link finishSteps},
  * then the job's ledger record goes and the scheduler's reference — tracked in this thread's ledger
  * since the start — is put with putTracked, so a thread terminated anywhere in here leaves its
- * reaper exactly what is left to do.
+ * reaper exactly what is left to do. `abortWaiter`: the task waits on its abort word (ctx.signal).
  */
-export function finishRun(arena: Arena, jw: number, status: number, result: Encoded | null, early: boolean): void {
+export function finishRun(arena: Arena, jw: number, status: number, result: Encoded | null, early: boolean, abortWaiter: boolean): void {
   const job = fenceView(arena, jw);
   try {
-    finishSteps(arena, jw, status, result, early);
+    finishSteps(arena, jw, status, result, early, abortWaiter);
   } finally {
     ledgerRemove(arena, LedgerKind.JOB, jw, arena.generationAt(jw - BLOCK_HEADER_WORDS));
     putTracked(job);
@@ -370,7 +370,7 @@ export function finishRun(arena: Arena, jw: number, status: number, result: Enco
  * everything else, so that a thread which sees the fence signaled and tears the pool down at once
  * leaves only the scheduler's job reference to put.
  */
-function finishSteps(arena: Arena, jw: number, status: number, result: Encoded | null, early: boolean): void {
+function finishSteps(arena: Arena, jw: number, status: number, result: Encoded | null, early: boolean, abortWaiter: boolean): void {
   const i32 = arena.i32;
   if (result !== null && i32[jw + L.J_RESULT] === 0) {
     let rw = 0;
@@ -384,7 +384,8 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
     i32[jw + L.J_RESULT] = rw;
   }
   if (Atomics.compareExchange(i32, jw + J_ABORT, L.AB_NONE, L.AB_OVER) === L.AB_ABORTED) Atomics.store(i32, jw + J_ABORT, L.AB_OVER);
-  Atomics.notify(i32, jw + J_ABORT);
+  // Only the running task's own ctx.signal waits on the word (a notify costs a global lock).
+  if (abortWaiter) Atomics.notify(i32, jw + J_ABORT);
   let error: unknown;
   let failed = false;
   const depsW = i32[jw + J_DEPS];
@@ -638,7 +639,7 @@ export function startJob(arena: Arena, jw: number): boolean {
 
 /** A started job whose ledger record could not be written: it ends with -ENOMEM, not run. */
 function finishRunUnrecorded(arena: Arena, jw: number): void {
-  finishSteps(arena, jw, Errno.ENOMEM, null, false);
+  finishSteps(arena, jw, Errno.ENOMEM, null, false, false);
   putTracked(fenceView(arena, jw));
 }
 
@@ -664,7 +665,7 @@ defineLedgerKind(LedgerKind.JOB, (arena, jw, gen) => {
   // yet signaled ends like a job on a GPU that was reset. The scheduler's reference is the
   // thread's FENCE_REF entry, put after this one.
   if (!arena.isLive(jw - BLOCK_HEADER_WORDS, gen)) return;
-  finishSteps(arena, jw, Errno.ENODEV, null, true);
+  finishSteps(arena, jw, Errno.ENODEV, null, true, false);
 });
 
 /**
