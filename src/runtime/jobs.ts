@@ -18,31 +18,27 @@
  * - the ready queue's, while the job is linked in it;
  * - each dependent's, until that dependent finishes (it reads this job's result as an input).
  *
- * The main-thread half (pools, kicks, abort signals) is in piscina.ts; this file never touches
- * piscina.
+ * This file is the jobs' life cycle; the ready queue and the pull loops are queue.ts, the pool's
+ * thread (kicks, abort signals) piscina.ts, the worker side task.ts. Nothing here touches piscina.
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
-import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
-import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, fenceGet, fenceLock, fenceUnlock, isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { drop, load, store, type Encoded } from './codec.js';
 import { defineLedgerKind, ledgerAdd, ledgerRemove, ledgerReserve, LedgerKind, putTracked } from './ledger.js';
+import { push, schedGet, schedPut, takeQueued } from './queue.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
-const { J_STATE, J_PENDING, J_DEP_ERROR, J_NEXT, J_SCHED, J_ABORT, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_RUNNING, JS_DONE, JS_CANCELED } = L;
-const { S_LOCK, S_HEAD, S_TAIL, S_QUEUED, S_PULLERS, S_LOOKING, S_SPINNING, S_BELL, S_WORK, S_FLAGS, S_REFS, S_STARTED } = L;
+const { J_STATE, J_PENDING, J_DEP_ERROR, J_SCHED, J_ABORT, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_RUNNING, JS_DONE, JS_CANCELED } = L;
 
 /** Block size of a job: the fence and the job's fields, header included. */
 const JOB_BLOCK = BLOCK_HEADER_BYTES + L.JOB_WORDS * 4;
-const SCHED_BLOCK = BLOCK_HEADER_BYTES + L.SCHED_WORDS * 4;
 
 /** Ops of job fences: the names, and a release that frees the job's blocks. */
 export const jobOps = defineFenceOps('fencelab:piscina', {
@@ -54,75 +50,6 @@ export const jobOps = defineFenceOps('fencelab:piscina', {
 /** True when the fence at payload word `fw` is a job (so it has a result to hand on). */
 export function isJob(arena: Arena, fw: number): boolean {
   return arena.i32[fw + FL.F_OPS] === jobOps.id;
-}
-
-/* ───────────── the main thread's side, seen from shared memory ───────────── */
-
-/**
- * What the thread that owns a scheduler (the one that created its pool) does when ready jobs need
- * more pull loops: it starts them itself. Any other thread rings the scheduler's BELL instead.
- */
-export interface SchedulerOwner {
-  pump(): void;
-}
-const owners = new Map<Arena, Map<number, SchedulerOwner>>();
-
-/**
- * Allocates a scheduler block holding one reference (the pool's) and registers `owner` as this
- * thread's. Threads: the pool's thread. Returns its payload word index. Throws ENOMEM.
- */
-export function schedCreate(arena: Arena, owner: SchedulerOwner): number {
-  const sw = arena.allocBlock(SCHED_BLOCK, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
-  arena.i32.fill(0, sw, sw + L.SCHED_WORDS);
-  arena.i32[sw + S_REFS] = 1;
-  let m = owners.get(arena);
-  if (!m) owners.set(arena, (m = new Map()));
-  m.set(sw, owner);
-  return sw;
-}
-
-/** Drops one scheduler reference; the last frees the block. Threads: any attached thread. */
-export function schedPut(arena: Arena, sw: number): void {
-  if (Atomics.sub(arena.i32, sw + S_REFS, 1) !== 1) return;
-  owners.get(arena)?.delete(sw);
-  arena.freeBlock(sw - BLOCK_HEADER_WORDS);
-}
-
-/**
- * Marks the scheduler destroyed and cancels every queued job (-ECANCELED); a job that becomes ready
- * later is cancelled by whoever releases it. Threads: the owner. Returns the number cancelled.
- */
-export function schedDestroy(arena: Arena, sw: number): number {
-  const i32 = arena.i32;
-  lockSched(arena, sw);
-  i32[sw + S_FLAGS] |= L.SF_DESTROYED;
-  unlockSched(arena, sw);
-  owners.get(arena)?.delete(sw);
-  Atomics.add(i32, sw + S_WORK, 1);
-  Atomics.notify(i32, sw + S_WORK); // sleeping pull loops leave
-  Atomics.add(i32, sw + S_BELL, 1);
-  Atomics.notify(i32, sw + S_BELL);
-  return drainQueue(arena, sw, Errno.ECANCELED);
-}
-
-/** Counts the main thread reads to decide how many pull loops to start (hints, read without the lock). */
-export function schedCounts(arena: Arena, sw: number): { queued: number; pullers: number; looking: number; started: number } {
-  const i32 = arena.i32;
-  return {
-    queued: Atomics.load(i32, sw + S_QUEUED),
-    pullers: Atomics.load(i32, sw + S_PULLERS),
-    looking: Atomics.load(i32, sw + S_LOOKING),
-    started: Atomics.load(i32, sw + S_STARTED),
-  };
-}
-
-function lockSched(arena: Arena, sw: number): void {
-  // A dead holder's word is released by the locks layer's reaper (owner died); the queue is
-  // consistent at every call boundary, so taking over needs nothing more.
-  acquireWord(arena, sw + S_LOCK, K.LK_FUTEX);
-}
-function unlockSched(arena: Arena, sw: number): void {
-  releaseWord(arena, sw + S_LOCK, K.LK_FUTEX);
 }
 
 /* ───────────── jobs ───────────── */
@@ -166,7 +93,7 @@ export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fen
   i32[jw + L.J_INPUT_KIND] = envelope.kind;
   i32[jw + J_DEPS] = depsW;
   i32[jw + J_NDEPS] = n;
-  Atomics.add(i32, sw + S_REFS, 1); // the job's, until it finishes
+  schedGet(arena, sw); // the job's, until it finishes
   fenceGet(i32, jw); // the scheduler's, until it finishes
   const job = fenceView(arena, jw);
   if (canceled) {
@@ -229,79 +156,30 @@ function onJobDep(arena: Arena, jw: number, dfw: number): void {
 }
 defineSharedCallback(L.CB_JOB_DEP, onJobDep);
 
-/** WAITING → QUEUED (only one caller wins) and into the ready queue. */
+/**
+ * WAITING → QUEUED (only one caller wins) and into the ready queue. A destroyed pool's queue is
+ * cancelled here: in a loop, not by recursion — cancelling signals, which may make more jobs ready,
+ * which land in the same queue and in the same loop.
+ */
 function makeReady(arena: Arena, jw: number): void {
   if (Atomics.compareExchange(arena.i32, jw + J_STATE, JS_WAITING, JS_QUEUED) !== JS_WAITING) return;
-  push(arena, arena.i32[jw + J_SCHED], jw);
+  const sw = arena.i32[jw + J_SCHED];
+  if (push(arena, sw, jw) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
 }
 
-/** True while this thread cancels the queue of a destroyed scheduler (see push). */
+/** True while this thread cancels a queue (see makeReady). */
 let draining = false;
-
-/**
- * Appends `jw` to the ready queue with the queue's own reference. When ready jobs outnumber the
- * pull loops looking for work, asks for another loop: the owner thread starts it, others ring BELL.
- */
-function push(arena: Arena, sw: number, jw: number): void {
-  const i32 = arena.i32;
-  fenceGet(i32, jw);
-  lockSched(arena, sw);
-  i32[jw + J_NEXT] = 0;
-  const tail = i32[sw + S_TAIL];
-  if (tail) i32[tail + J_NEXT] = jw;
-  else i32[sw + S_HEAD] = jw;
-  i32[sw + S_TAIL] = jw;
-  const queued = i32[sw + S_QUEUED] + 1;
-  i32[sw + S_QUEUED] = queued;
-  const destroyed = (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
-  const short = queued > i32[sw + S_LOOKING];
-  // Loops spinning on HEAD take the first jobs: waking a sleeper for those would only put a third
-  // thread on two busy cores. Beyond them, a sleeping loop (it counts as LOOKING) is woken.
-  const wake = queued > i32[sw + S_SPINNING];
-  unlockSched(arena, sw);
-  if (wake) {
-    Atomics.add(i32, sw + S_WORK, 1);
-    Atomics.notify(i32, sw + S_WORK, 1);
-  }
-  if (destroyed) {
-    // Nobody will take it: cancel here. A loop, not recursion: cancelling signals, which may make
-    // more jobs ready, which land in this queue and in this same loop.
-    if (!draining) drainQueue(arena, sw, Errno.ECANCELED);
-    return;
-  }
-  if (!short) return;
-  const owner = owners.get(arena)?.get(sw);
-  if (owner) owner.pump();
-  else {
-    Atomics.add(i32, sw + S_BELL, 1);
-    Atomics.notify(i32, sw + S_BELL);
-  }
-}
-
-/** Takes the first queued job (0 when empty). Called with the scheduler lock held. */
-function unlinkFirst(i32: Int32Array, sw: number): number {
-  const jw = i32[sw + S_HEAD];
-  if (jw === 0) return 0;
-  const next = i32[jw + J_NEXT];
-  i32[sw + S_HEAD] = next;
-  if (next === 0) i32[sw + S_TAIL] = 0;
-  i32[sw + S_QUEUED]--;
-  return jw;
-}
 
 /**
  * Cancels every queued job with `errno` (a destroyed pool, or one whose workers cannot start).
  * Threads: any attached thread. Returns the number cancelled.
  */
 export function drainQueue(arena: Arena, sw: number, errno: number): number {
-  const i32 = arena.i32;
   draining = true;
   let n = 0;
   try {
     for (;;) {
-      lockSched(arena, sw);
-      const jw = unlinkFirst(i32, sw);
-      unlockSched(arena, sw);
+      const jw = takeQueued(arena, sw);
       if (jw === 0) return n;
       if (cancelJob(arena, jw, errno)) n++;
       putFence(arena, jw); // the queue's
@@ -490,118 +368,7 @@ export function jobDeps(arena: Arena, jw: number): number[] {
   return out;
 }
 
-/* ───────────── pull loops (pool workers) ───────────── */
-
-/**
- * Enters a pull loop for scheduler `sw` in the calling thread: counted in PULLERS and LOOKING, and
- * recorded in the thread slot so that a reaper can take it out again if the thread dies.
- */
-export function enterPull(arena: Arena, sw: number): void {
-  const i32 = arena.i32;
-  const sb = arena.slotBase;
-  lockSched(arena, sw);
-  i32[sw + S_PULLERS]++;
-  i32[sw + S_LOOKING]++;
-  i32[sw + S_STARTED] = (i32[sw + S_STARTED] + 1) | 0;
-  i32[sb + L.T_PULL_SCHED] = sw;
-  i32[sb + L.T_PULL_GEN] = arena.generationAt(sw - BLOCK_HEADER_WORDS);
-  i32[sb + L.T_PULL_LOOPS]++;
-  i32[sb + L.T_PULL_LOOKING]++;
-  unlockSched(arena, sw);
-}
-
-/** What {@link takeOrPark} returns when the loop should sleep (the WORK value is in `parkedOn`). */
-export const PARK = 0;
-/** What {@link takeOrPark} returns when the loop must leave (the pool was destroyed); it has left. */
-export const LEAVE = -1;
-
-/**
- * Takes the next ready job for a looking pull loop (its payload word, > 0). An empty queue is
- * watched for `lingerUs`, spinning on its head (counted in SPINNING, so that pushes leave the job
- * to the spinner instead of waking a sleeper); still empty, the call returns PARK with the WORK
- * value to sleep on in `out.parkedOn`. Stopping the spin, re-checking the queue and reading WORK
- * happen under the lock that pushes take: a push either sees the spinner (and it takes the job) or
- * sees it gone and moves WORK after that read (and the sleep returns at once).
- * A destroyed scheduler makes the loop leave (LEAVE, counts updated). The loop stays counted
- * LOOKING while it spins and sleeps.
- */
-export function takeOrPark(arena: Arena, sw: number, lingerUs: number, out: { parkedOn: number }): number {
-  const i32 = arena.i32;
-  const sb = arena.slotBase;
-  let end = -1;
-  let spinning = false;
-  for (;;) {
-    lockSched(arena, sw);
-    const jw = unlinkFirst(i32, sw);
-    const destroyed = jw === 0 && (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
-    const now = jw === 0 && !destroyed ? performance.now() : 0;
-    if (end < 0) end = now + lingerUs / 1000;
-    const spin = jw === 0 && !destroyed && now < end;
-    if (spinning !== spin) {
-      const d = spin ? 1 : -1;
-      i32[sw + S_SPINNING] += d;
-      i32[sb + L.T_PULL_SPINNING] += d;
-      spinning = spin;
-    }
-    if (jw !== 0) {
-      i32[sw + S_LOOKING]--;
-      i32[sb + L.T_PULL_LOOKING]--;
-      unlockSched(arena, sw);
-      return jw;
-    }
-    if (destroyed) {
-      leaveLocked(arena, sw);
-      unlockSched(arena, sw);
-      return LEAVE;
-    }
-    if (!spin) {
-      out.parkedOn = Atomics.load(i32, sw + S_WORK);
-      unlockSched(arena, sw);
-      return PARK;
-    }
-    unlockSched(arena, sw);
-    // Linger: a spinning waiter catches a push in well under a microsecond, where a sleeping one
-    // costs the next job a wake-up (≈13 µs, ≈120 µs if the core idled).
-    while (Atomics.load(i32, sw + S_HEAD) === 0 && performance.now() < end) for (let k = 0; k < 32; k++) if (Atomics.load(i32, sw + S_HEAD) !== 0) break;
-  }
-}
-
-/** Index of the scheduler's WORK word, which sleeping pull loops wait on. */
-export function workIndex(sw: number): number {
-  return sw + S_WORK;
-}
-
-/**
- * A pull loop that slept `idle` without work leaves (counts updated). Returns false — and the loop
- * stays — when a job was queued meanwhile.
- */
-export function leaveIdle(arena: Arena, sw: number): boolean {
-  const i32 = arena.i32;
-  lockSched(arena, sw);
-  const stay = i32[sw + S_HEAD] !== 0 && !(i32[sw + S_FLAGS] & L.SF_DESTROYED);
-  if (!stay) leaveLocked(arena, sw);
-  unlockSched(arena, sw);
-  return !stay;
-}
-
-/** The calling thread's looking loop leaves the scheduler's counts (lock held). */
-function leaveLocked(arena: Arena, sw: number): void {
-  const i32 = arena.i32;
-  const sb = arena.slotBase;
-  i32[sw + S_PULLERS]--;
-  i32[sw + S_LOOKING]--;
-  i32[sb + L.T_PULL_LOOKING]--;
-  if (--i32[sb + L.T_PULL_LOOPS] === 0) i32[sb + L.T_PULL_SCHED] = 0;
-}
-
-/** The loop's job is over: it looks for the next (counted before the job's fence signals). */
-export function lookAgain(arena: Arena, sw: number): void {
-  const i32 = arena.i32;
-  lockSched(arena, sw);
-  i32[sw + S_LOOKING]++;
-  i32[arena.slotBase + L.T_PULL_LOOKING]++;
-  unlockSched(arena, sw);
-}
+/* ───────────── pull loops run jobs ───────────── */
 
 /**
  * QUEUED → RUNNING for a job a pull loop took; records it in the thread's ledger (a reaper finishes
@@ -668,51 +435,9 @@ defineLedgerKind(LedgerKind.JOB, (arena, jw, gen) => {
   finishSteps(arena, jw, Errno.ENODEV, null, true, false);
 });
 
-/**
- * Reap hook: a dead thread's pull loops leave the scheduler's counts (else the main thread would
- * wait for loops that will never take a job), and the owner is asked to make up for them.
- */
-onReap(ReapStage.DISPATCH, (arena, slot) => {
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  const sw = i32[b + L.T_PULL_SCHED];
-  if (sw === 0 || slot === arena.slot) return;
-  i32[b + L.T_PULL_SCHED] = 0;
-  if (!arena.isLive(sw - BLOCK_HEADER_WORDS, i32[b + L.T_PULL_GEN])) return;
-  lockSched(arena, sw);
-  i32[sw + S_PULLERS] -= i32[b + L.T_PULL_LOOPS];
-  i32[sw + S_LOOKING] -= i32[b + L.T_PULL_LOOKING];
-  i32[sw + S_SPINNING] -= i32[b + L.T_PULL_SPINNING];
-  unlockSched(arena, sw);
-  i32[b + L.T_PULL_LOOPS] = 0;
-  i32[b + L.T_PULL_LOOKING] = 0;
-  i32[b + L.T_PULL_SPINNING] = 0;
-  const owner = owners.get(arena)?.get(sw);
-  if (owner) queueMicrotask(() => owner.pump());
-  else {
-    Atomics.add(i32, sw + S_BELL, 1);
-    Atomics.notify(i32, sw + S_BELL);
-  }
-});
-
-/** Handle of the scheduler block (posted to pool workers). */
-export function schedHandle(arena: Arena, sw: number): number {
-  return arena.handleOf(sw - BLOCK_HEADER_WORDS);
-}
-
 /** A view of the job fence at payload word `jw` (no reference taken). */
 export function jobFence(arena: Arena, jw: number): Fence {
   return fenceView(arena, jw);
-}
-
-/** Word index of a scheduler's BELL (the owner's kick loop waits on it). */
-export function bellIndex(sw: number): number {
-  return sw + S_BELL;
-}
-
-/** Validates a scheduler handle posted to a worker; returns its payload word. Throws EBADF / EINVAL. */
-export function schedFromHandle(arena: Arena, handle: number): number {
-  return arena.resolve(handle, A.BlockType.INTERNAL, 'scheduler') + BLOCK_HEADER_WORDS;
 }
 
 /** Throws EINVAL unless `f` belongs to `arena`. */
