@@ -300,6 +300,21 @@ describe('scheduler: API', () => {
     await finish(p, arena);
   });
 
+  it('a pool whose workers cannot start a pull loop fails its queued tasks with -EIO instead of retrying forever', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(1);
+    // piscina is told to call an export the module does not have: every kick is rejected.
+    const p = createFencePool(arena, { filename: fixture('piscina-graph').href, minThreads: 1, maxThreads: 1, name: 'noSuchExport', workerData: { tally: tl.buf } });
+    pools.push(p);
+    const f = runWithFence(p, arena, { i: 0, n: 1 });
+    expect(await f.waitAsync(WAIT_MS)).toBe(true);
+    expect(f.status()).toBe(Errno.EIO);
+    expect(p.counters.kickErrors).toBeGreaterThanOrEqual(3);
+    expect(tl.runs(0)).toBe(0);
+    f.put();
+    await finish(p, arena);
+  });
+
   it('refuses what it cannot run, leaving nothing behind', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const tl = tally(1);
