@@ -18,7 +18,15 @@
  *     pool is idle: the fence path, too, must start a pull loop with a piscina message — its floor
  *     is that message and the worker's wake-up).
  *
- * Run: `npx tsc -p . && node dist/bench/piscina.bench.js [--rounds N] [--tasks N]`.
+ * Where (b) can and cannot win: with the pool idle, handing a task to a sleeping worker is a
+ * cross-thread wake-up (≈13 µs, ≈120 µs if the core idled) on both paths — piscina's message and the
+ * scheduler's WORK notify alike — so that is the floor of both. The fence path saves only the way
+ * back (a message and the main thread's wake-up); when the main thread sleeps on the fence it pays
+ * a wake-up there too, and only a spinning main thread (with a free core) or a pull loop still
+ * spinning on the queue (back to back, within lingerUs) takes a wake-up out of the path.
+ *
+ * Run: `npx tsc -p . && node dist/bench/piscina.bench.js [--rounds N] [--chain N] [--tasks N]
+ * [--linger µs]`.
  * JSON → bench/results/piscina.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
