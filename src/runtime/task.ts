@@ -44,10 +44,8 @@ export interface FenceTaskContext {
   readonly signal: AbortSignal;
 }
 
-
 /** The envelope of a task: [payload, task name or null, input keys or null]. */
 export type Envelope = [unknown, string | null, string[] | null];
-
 
 const TASK_FN = Symbol.for('fencelab.fenceTask');
 type TaskFn = (payload: unknown, ctx: FenceTaskContext) => unknown;
@@ -56,9 +54,9 @@ type Handler = ((msg: FenceTaskMessage) => Promise<number>) & { [TASK_FN]?: Task
 /**
  * Wraps a task function for the pool's module: `export default fenceTask(async (payload, ctx) => …)`
  * (named exports run tasks submitted with `name`). The wrapper is piscina's handler: each message
- * starts a pull loop that runs ready jobs — this function for jobs without a name — until the
- * queue stays empty for the pool's linger time. Returns the handler; its promise resolves with the
- * number of jobs the loop ran.
+ * starts a pull loop that runs ready jobs — this function for jobs without a name — and sleeps on
+ * the queue between them, until the pool's idle time passes without work or the pool is destroyed.
+ * Returns the handler; its promise resolves with the number of jobs the loop ran.
  *
  * What `fn` returns becomes the task's result (it must travel through shared memory like the
  * payload); a throw makes the out-fence -EIO and is kept as the error. The wrapper signals the
