@@ -10,7 +10,7 @@ import { FENCE_WORDS, T_FENCE_END } from '../fence/layout.js';
 /* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
 export const {
   DISPATCHING: T_DISPATCHING, PULL_SCHED: T_PULL_SCHED, PULL_GEN: T_PULL_GEN, PULL_LOOPS: T_PULL_LOOPS, PULL_LOOKING: T_PULL_LOOKING,
-  PULL_SPINNING: T_PULL_SPINNING, END: T_RUNTIME_END,
+  PULL_SLEEPING: T_PULL_SLEEPING, END: T_RUNTIME_END,
 } = defineStruct(
   'runtime thread slot',
   {
@@ -19,7 +19,7 @@ export const {
     PULL_GEN: 1, // …and its block generation, so a reaper never touches a block freed since
     PULL_LOOPS: 1, // pull loops this thread runs for it (counted in the scheduler's PULLERS)
     PULL_LOOKING: 1, // of those, the ones between jobs (counted in the scheduler's LOOKING)
-    PULL_SPINNING: 1, // of those, the ones spinning on the queue (counted in the scheduler's SPINNING)
+    PULL_SLEEPING: 1, // of those, the ones asleep on WORK (counted in the scheduler's SLEEPING)
   },
   { base: T_FENCE_END, limit: T_LAYERS_END },
 );
@@ -31,7 +31,7 @@ export const {
  * written under LOCK only; readers outside it treat them as hints.
  */
 export const {
-  LOCK: S_LOCK, HEAD: S_HEAD, TAIL: S_TAIL, QUEUED: S_QUEUED, PULLERS: S_PULLERS, LOOKING: S_LOOKING, SPINNING: S_SPINNING, BELL: S_BELL,
+  LOCK: S_LOCK, HEAD: S_HEAD, TAIL: S_TAIL, QUEUED: S_QUEUED, PULLERS: S_PULLERS, LOOKING: S_LOOKING, SLEEPING: S_SLEEPING, BELL: S_BELL,
   WORK: S_WORK, FLAGS: S_FLAGS,
   REFS: S_REFS, STARTED: S_STARTED, END: SCHED_WORDS,
 } = defineStruct('scheduler', {
@@ -41,7 +41,7 @@ export const {
   QUEUED: 1, // jobs in the queue
   PULLERS: 1, // pull loops running in pool workers
   LOOKING: 1, // pull loops between jobs (spinning or asleep on WORK): each takes a queued job unasked
-  SPINNING: 1, // of those, the ones spinning on HEAD: a push wakes a sleeper only for jobs beyond them
+  SLEEPING: 1, // of those, the ones asleep on WORK: a push wakes one only for jobs beyond the awake ones
   BELL: 1, // bumped and notified when the main thread should start pull loops
   WORK: 1, // bumped and notified by a push that needs a sleeping pull loop: they sleep on it
   FLAGS: 1, // SF_*

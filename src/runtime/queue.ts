@@ -1,7 +1,7 @@
 /**
  * The pool scheduler's ready queue and pull loops, in shared memory: one control block per pool
  * (layout.ts, S_*) holding a FIFO of ready jobs (linked through J_NEXT) under a robust futex lock,
- * and the counts that tell who will take a queued job — pull loops looking for work (spinning on
+ * and the counts that tell who will take a queued job — pull loops looking for work (awake, or asleep on
  * the queue head, or asleep on WORK), kicks not yet started — so that a push wakes a sleeping loop,
  * or asks the pool's thread (BELL) to start one, only when no loop would take the job unasked.
  *
@@ -18,7 +18,7 @@ import { fenceGet } from '../fence/core.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
 const { J_NEXT } = L;
-const { S_LOCK, S_HEAD, S_TAIL, S_QUEUED, S_PULLERS, S_LOOKING, S_SPINNING, S_BELL, S_WORK, S_FLAGS, S_REFS, S_STARTED } = L;
+const { S_LOCK, S_HEAD, S_TAIL, S_QUEUED, S_PULLERS, S_LOOKING, S_SLEEPING, S_BELL, S_WORK, S_FLAGS, S_REFS, S_STARTED } = L;
 
 const SCHED_BLOCK = BLOCK_HEADER_BYTES + L.SCHED_WORDS * 4;
 
@@ -115,9 +115,10 @@ export function push(arena: Arena, sw: number, jw: number): boolean {
   i32[sw + S_QUEUED] = queued;
   const destroyed = (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
   const short = queued > i32[sw + S_LOOKING];
-  // Loops spinning on HEAD take the first jobs: waking a sleeper for those would only put a third
-  // thread on two busy cores. Beyond them, a sleeping loop (it counts as LOOKING) is woken.
-  const wake = queued > i32[sw + S_SPINNING];
+  // Looking loops that are awake — spinning on HEAD, or finishing the job whose signal is pushing
+  // this one — take the first jobs: waking a sleeper for those would only have it find nothing and
+  // put a third thread on two busy cores. Beyond them, a sleeping loop is woken.
+  const wake = queued > i32[sw + S_LOOKING] - i32[sw + S_SLEEPING];
   unlockSched(arena, sw);
   if (wake) {
     Atomics.add(i32, sw + S_WORK, 1);
@@ -178,47 +179,52 @@ export const PARK = 0;
 /** What {@link takeOrPark} returns when the loop must leave (the pool was destroyed); it has left. */
 export const LEAVE = -1;
 
+/** A pull loop's parking state: the WORK value to sleep on, and whether it is counted asleep. */
+export interface Park {
+  parkedOn: number;
+  asleep: boolean;
+}
+
 /**
  * Takes the next ready job for a looking pull loop (its payload word, > 0). An empty queue is
- * watched for `lingerUs`, spinning on its head (counted in SPINNING, so that pushes leave the job
- * to the spinner instead of waking a sleeper); still empty, the call returns PARK with the WORK
- * value to sleep on in `out.parkedOn`. Stopping the spin, re-checking the queue and reading WORK
- * happen under the lock that pushes take: a push either sees the spinner (and it takes the job) or
- * sees it gone and moves WORK after that read (and the sleep returns at once).
+ * watched for `lingerUs`, spinning on its head; still empty, the call counts the loop SLEEPING and
+ * returns PARK with the WORK value to sleep on in `park.parkedOn`. Going to sleep — re-checking the
+ * queue, counting the sleeper, reading WORK — happens under the lock that pushes take: a push either
+ * sees the loop awake (and it takes the job) or counted asleep, and then moves WORK after that read
+ * (so the sleep returns at once). A loop that was asleep is counted awake again on its next call.
  * A destroyed scheduler makes the loop leave (LEAVE, counts updated). The loop stays counted
- * LOOKING while it spins and sleeps.
+ * LOOKING throughout.
  */
-export function takeOrPark(arena: Arena, sw: number, lingerUs: number, out: { parkedOn: number }): number {
+export function takeOrPark(arena: Arena, sw: number, lingerUs: number, park: Park): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   let end = -1;
-  let spinning = false;
   for (;;) {
     lockSched(arena, sw);
-    const jw = unlinkFirst(i32, sw);
-    const destroyed = jw === 0 && (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
-    const now = jw === 0 && !destroyed ? performance.now() : 0;
-    if (end < 0) end = now + lingerUs / 1000;
-    const spin = jw === 0 && !destroyed && now < end;
-    if (spinning !== spin) {
-      const d = spin ? 1 : -1;
-      i32[sw + S_SPINNING] += d;
-      i32[sb + L.T_PULL_SPINNING] += d;
-      spinning = spin;
+    if (park.asleep) {
+      park.asleep = false;
+      i32[sw + S_SLEEPING]--;
+      i32[sb + L.T_PULL_SLEEPING]--;
     }
+    const jw = unlinkFirst(i32, sw);
     if (jw !== 0) {
       i32[sw + S_LOOKING]--;
       i32[sb + L.T_PULL_LOOKING]--;
       unlockSched(arena, sw);
       return jw;
     }
-    if (destroyed) {
+    if (i32[sw + S_FLAGS] & L.SF_DESTROYED) {
       leaveLocked(arena, sw);
       unlockSched(arena, sw);
       return LEAVE;
     }
-    if (!spin) {
-      out.parkedOn = Atomics.load(i32, sw + S_WORK);
+    const now = performance.now();
+    if (end < 0) end = now + lingerUs / 1000;
+    if (now >= end) {
+      park.asleep = true;
+      i32[sw + S_SLEEPING]++;
+      i32[sb + L.T_PULL_SLEEPING]++;
+      park.parkedOn = Atomics.load(i32, sw + S_WORK);
       unlockSched(arena, sw);
       return PARK;
     }
@@ -235,12 +241,18 @@ export function workIndex(sw: number): number {
 }
 
 /**
- * A pull loop that slept `idle` without work leaves (counts updated). Returns false — and the loop
- * stays — when a job was queued meanwhile.
+ * A pull loop that slept its idle time without work leaves (counts updated). Returns false — and
+ * the loop stays, counted awake — when a job was queued meanwhile.
  */
-export function leaveIdle(arena: Arena, sw: number): boolean {
+export function leaveIdle(arena: Arena, sw: number, park: Park): boolean {
   const i32 = arena.i32;
+  const sb = arena.slotBase;
   lockSched(arena, sw);
+  if (park.asleep) {
+    park.asleep = false;
+    i32[sw + S_SLEEPING]--;
+    i32[sb + L.T_PULL_SLEEPING]--;
+  }
   const stay = i32[sw + S_HEAD] !== 0 && !(i32[sw + S_FLAGS] & L.SF_DESTROYED);
   if (!stay) leaveLocked(arena, sw);
   unlockSched(arena, sw);
@@ -282,11 +294,11 @@ onReap(ReapStage.DISPATCH, (arena, slot) => {
   lockSched(arena, sw);
   i32[sw + S_PULLERS] -= i32[b + L.T_PULL_LOOPS];
   i32[sw + S_LOOKING] -= i32[b + L.T_PULL_LOOKING];
-  i32[sw + S_SPINNING] -= i32[b + L.T_PULL_SPINNING];
+  i32[sw + S_SLEEPING] -= i32[b + L.T_PULL_SLEEPING];
   unlockSched(arena, sw);
   i32[b + L.T_PULL_LOOPS] = 0;
   i32[b + L.T_PULL_LOOKING] = 0;
-  i32[b + L.T_PULL_SPINNING] = 0;
+  i32[b + L.T_PULL_SLEEPING] = 0;
   const owner = owners.get(arena)?.get(sw);
   if (owner) queueMicrotask(() => owner.pump());
   else {

@@ -12,7 +12,7 @@ import type { Fence } from '../fence/fence.js';
 import * as L from './layout.js';
 import { encode, type Encoded } from './codec.js';
 import { depError, finishRun, isAborted, isJob, jobDeps, jobEnvelope, jobFence, jobResult, startJob } from './jobs.js';
-import { enterPull, leaveIdle, LEAVE, lookAgain, PARK, schedFromHandle, takeOrPark, workIndex } from './queue.js';
+import { enterPull, leaveIdle, LEAVE, lookAgain, PARK, schedFromHandle, takeOrPark, workIndex, type Park } from './queue.js';
 
 /** The message piscina carries to a worker: it starts a pull loop there (plain numbers and the arena). */
 export interface FenceTaskMessage {
@@ -86,7 +86,7 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
   const sw = schedFromHandle(arena, msg.sched);
   enterPull(arena, sw);
   const i32 = arena.i32;
-  const park = { parkedOn: 0 };
+  const park: Park = { parkedOn: 0, asleep: false };
   let ran = 0;
   for (;;) {
     const jw = takeOrPark(arena, sw, msg.lingerUs, park);
@@ -106,7 +106,7 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
         }, msg.idleMs);
         await r.value;
         clearTimeout(timer);
-        if (idle && leaveIdle(arena, sw)) return ran;
+        if (idle && leaveIdle(arena, sw, park)) return ran;
       }
       continue;
     }
