@@ -97,6 +97,29 @@ export function describeUseAfterFree(r: UseAfterFreeReport): string {
   );
 }
 
+/**
+ * A short description of any value for an error message. Never throws: `String(x)` and template
+ * literals do for a Symbol, an object without a prototype, or a throwing `toString`.
+ */
+export function describeValue(x: unknown): string {
+  switch (typeof x) {
+    case 'string':
+      return JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x);
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(x);
+    case 'bigint':
+      return `${x}n`;
+    case 'symbol':
+      return x.description === undefined ? 'a symbol' : `Symbol(${x.description})`;
+    case 'function':
+      return 'a function';
+    default:
+      return x === null ? 'null' : Array.isArray(x) ? 'an array' : 'an object';
+  }
+}
+
 /** Error constructors: the only place messages are written. */
 export const Errors = {
   badHandle: (what: string, handle: number, why: string) =>
@@ -112,4 +135,6 @@ export const Errors = {
   tooManyThreads: (max: number) =>
     new FenceError('EMFILE', `arena thread table is full (maxThreads ${max})`),
   tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),
+  badTimeout: (name: string, value: unknown) =>
+    new FenceError('EINVAL', `${name} must be a number of ms ≥ 0 (Infinity: no limit), got ${describeValue(value)}`),
 } as const;

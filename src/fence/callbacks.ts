@@ -9,7 +9,8 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { fenceGet, pushRelease } from './core.js';
+import { fenceGet } from './core.js';
+import { dropRef, pushRelease } from './drop.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -204,17 +205,11 @@ function runRemote(arena: Arena, nw: number, next: number): void {
     if (entry) entry.fn(entry.view as never);
   } finally {
     // DONE means "delivery reference dropped": discardInbox puts a QUEUED node's reference and
-    // only frees a DONE one. The drop, then DONE and the release record, in one run (see pushRelease): a terminate()
+    // only frees a DONE one. DONE is written in the drop's run (see dropRef): a terminate()
     // leaves a QUEUED node with its reference or a DONE one without, and a dropped last
     // reference is released by the reaper if we die before the release is done.
     const d = pushRelease(arena, fw);
-    const last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
-    i32[nw + CB_STATE] = L.CBS_DONE;
-    if (!last) i32[sb + L.T_RELEASE_DEPTH] = d;
-    else {
-      if (d < L.RELEASE_CAP) i32[sb + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
-      releaseLast(arena, fw, d);
-    }
+    if (dropRef(arena, fw, d, nw + CB_STATE, L.CBS_DONE) === 1) releaseLast(arena, fw, d);
     // FREEING with the hand-over of the list head, in one run of plain writes: a terminate() at
     // the freeBlock call leaves a node only freeOrphanedNodes claims (discardInbox takes DONE heads).
     i32[nw + CB_STATE] = L.CBS_FREEING;
@@ -224,8 +219,8 @@ function runRemote(arena: Arena, nw: number, next: number): void {
 }
 
 /**
- * Hooks installed by fence.ts: drop a reference (putRef), release after the last one was dropped
- * under release record `depth` (releaseLast).
+ * Hooks installed by release.ts (which sits above this module): drop a reference (putRef), release
+ * after the last one was dropped under release record `depth` (releaseLast).
  */
 let putRef: (arena: Arena, fw: number) => void = () => {};
 let releaseLast: (arena: Arena, fw: number, depth: number) => void = () => {};
