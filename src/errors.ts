@@ -97,6 +97,29 @@ export function describeUseAfterFree(r: UseAfterFreeReport): string {
   );
 }
 
+/** "No error yet" for {@link attempt}: a value no step throws. */
+export const NO_ERROR: unique symbol = Symbol('no error');
+
+/**
+ * Runs `step(x, a, b)` for a run of steps that must all happen (callbacks, puts, reapers) even
+ * when one throws: returns `first` as given, or what the step threw when `first` is still
+ * {@link NO_ERROR}. The caller rethrows the first failure after the last step with
+ * {@link rethrowFirst}. Allocates nothing.
+ */
+export function attempt<T>(step: (x: T, a: number, b: number) => void, x: T, a: number, b: number, first: unknown): unknown {
+  try {
+    step(x, a, b);
+  } catch (e) {
+    return first === NO_ERROR ? e : first;
+  }
+  return first;
+}
+
+/** Throws `first` unless it is {@link NO_ERROR} (see {@link attempt}). */
+export function rethrowFirst(first: unknown): void {
+  if (first !== NO_ERROR) throw first;
+}
+
 /**
  * A short description of any value for an error message. Never throws: `String(x)` and template
  * literals do for a Symbol, an object without a prototype, or a throwing `toString`.

@@ -9,6 +9,7 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
+import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 
@@ -136,8 +137,7 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
  */
 export function runDetached(arena: Arena, head: number): void {
   const i32 = arena.i32;
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   for (let nw = head; nw !== 0; ) {
     const next = i32[nw + CB_NEXT];
     const kind = i32[nw + CB_KIND];
@@ -153,25 +153,15 @@ export function runDetached(arena: Arena, head: number): void {
       const fw = i32[nw + CB_FENCE];
       i32[nw + CB_STATE] = L.CBS_DONE;
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-      try {
-        handler(arena, data, fw);
-      } catch (e) {
-        if (!failed) error = e;
-        failed = true;
-      }
+      first = attempt(handler, arena, data, fw, first);
     } else if (i32[nw + CB_OWNER] === arena.slot) {
-      try {
-        runLocal(arena, nw);
-      } catch (e) {
-        if (!failed) error = e;
-        failed = true;
-      }
+      first = attempt(runLocal, arena, nw, 0, first);
     } else {
       deliverRemote(arena, nw);
     }
     nw = next;
   }
-  if (failed) throw error;
+  rethrowFirst(first);
 }
 
 /** Runs a node of the calling thread detached by its own signal. */
@@ -271,24 +261,18 @@ export function drainInbox(arena: Arena): number {
     nw = next;
   }
   let n = 0;
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   // The detached list stays reachable from shared memory (T_DRAINING) until each node starts: a
   // thread terminated mid-drain leaves the rest to its reaper instead of leaking them.
   const sb = arena.slotBase;
   i32[sb + L.T_DRAINING] = rev;
   for (nw = rev; nw !== 0; ) {
     const next = i32[nw + CB_NEXT];
-    try {
-      runRemote(arena, nw, next);
-    } catch (e) {
-      if (!failed) error = e;
-      failed = true;
-    }
+    first = attempt(runRemote, arena, nw, next, first);
     n++;
     nw = next;
   }
-  if (failed) throw error;
+  rethrowFirst(first);
   return n;
 }
 

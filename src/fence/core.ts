@@ -187,6 +187,15 @@ export function fenceGet(i32: Int32Array, fw: number): void {
   }
 }
 
+/**
+ * Kernel dma_fence_is_later: is fence `fa` later than `fb` on their common context? Throws EINVAL
+ * for fences of different contexts (they are not ordered).
+ */
+export function isLaterOnContext(i32: Int32Array, fa: number, fb: number): boolean {
+  if (i32[fa + F_CONTEXT] !== i32[fb + F_CONTEXT]) throw Errors.invalid('isLater: fences of different contexts are not ordered');
+  return seqnoLater(i32, fa, fb);
+}
+
 /** True when the "a is later than b" in a's ordering (32-bit wrap unless a is 64-bit). */
 export function seqnoLater(i32: Int32Array, fa: number, fb: number): boolean {
   if (i32[fa + F_FLAGS] & FLAG_SEQNO64) return seqnoOf(i32, fa) > seqnoOf(i32, fb);

@@ -11,8 +11,8 @@ import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import {
-  contextAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceUnlock, isSignaledFlag, nowNs, seqnoLater, seqnoOf, setErrorChecked, statusOf,
-  timestampOf,
+  contextAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, isSignaledFlag, nowNs, seqnoOf,
+  setErrorChecked, statusOf, timestampOf,
 } from './core.js';
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
 import { aliveHolds } from './keepalive.js';
@@ -137,9 +137,7 @@ export class Fence {
    * the sanitizer's check: for tools that watch lock words (the demo's mutual-exclusion guard).
    */
   get lockWordIndex(): number {
-    const fw = this.v();
-    const i32 = this.arena.i32;
-    return i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + L.F_LOCK : i32[fw + L.F_LOCK];
+    return fenceLockIndex(this.arena, this.v(), false);
   }
   /** Signal time in monotonic ns, or undefined before signal. */
   get timestamp(): bigint | undefined {
@@ -390,11 +388,7 @@ export class Fence {
    * wrap-around unless `a` is a 64-bit fence. Throws EINVAL for fences of different contexts.
    */
   static isLater(a: Fence, b: Fence): boolean {
-    const fa = a.v();
-    const fb = b.v();
-    const i32 = a.arena.i32;
-    if (i32[fa + F_CONTEXT] !== i32[fb + F_CONTEXT]) throw Errors.invalid('isLater: fences of different contexts are not ordered');
-    return seqnoLater(i32, fa, fb);
+    return isLaterOnContext(a.arena.i32, a.v(), b.v());
   }
 
   /** The later of two fences of one context, or null when that one is already signaled. */

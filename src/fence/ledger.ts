@@ -17,7 +17,7 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
@@ -264,23 +264,19 @@ function reapLedger(arena: Arena, slot: number): void {
   if (lw === 0) return;
   i32[sw] = 0;
   const n = i32[lw + LG_COUNT];
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   // Newest first, like unwinding: what a thread made last (an operation) goes before what it
   // made it with (its driver).
-  for (let j = n - 1; j >= 0; j--) {
-    const e = lw + LG_ENTRIES + j * LG_STRIDE;
-    const reaper = reapers[i32[e + LE_KIND]];
-    try {
-      reaper?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
-    } catch (err) {
-      if (!failed) error = err;
-      failed = true;
-    }
-  }
+  for (let j = n - 1; j >= 0; j--) first = attempt(reapEntry, arena, lw + LG_ENTRIES + j * LG_STRIDE, slot, first);
   // The dead thread allocated the block; freeing it from here counts it in our slot's stats,
   // which the arena folds together, so the live counters stay right.
   arena.freeBlock(lw - BLOCK_HEADER_WORDS);
-  if (failed) throw error;
+  rethrowFirst(first);
+}
+
+/** Runs the reaper of the ledger entry at word `e` of dead slot `slot` (none for an unknown kind). */
+function reapEntry(arena: Arena, e: number, slot: number): void {
+  const i32 = arena.i32;
+  reapers[i32[e + LE_KIND]]?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
 }
 onReap(ReapStage.LEDGER, reapLedger);
