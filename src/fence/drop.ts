@@ -16,6 +16,11 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 
+// Module constants, not namespace loads: the put path inlines these functions, and optimized code
+// folds a module's own constants (see releaseRecord).
+const { releaseRecord, REC_FW, REC_STATE, RELEASE_CAP, REL_DROPPED, T_RELEASE_DEPTH, F_REFCOUNT } = L;
+const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+
 /**
  * Pushes a release record for `fw` on the calling thread's stack as an intent (not dropped yet)
  * and returns its depth, for {@link dropRef}. Records deeper than RELEASE_CAP are counted only.
@@ -24,12 +29,12 @@ import * as L from './layout.js';
 export function pushRelease(arena: Arena, fw: number): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  const d = i32[sb + L.T_RELEASE_DEPTH];
-  if (d < L.RELEASE_CAP) {
-    i32[L.releaseRecord(sb, d, L.REC_FW)] = fw;
-    i32[L.releaseRecord(sb, d, L.REC_STATE)] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  const d = i32[sb + T_RELEASE_DEPTH];
+  if (d < RELEASE_CAP) {
+    i32[releaseRecord(sb, d, REC_FW)] = fw;
+    i32[releaseRecord(sb, d, REC_STATE)] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
   }
-  i32[sb + L.T_RELEASE_DEPTH] = d + 1;
+  i32[sb + T_RELEASE_DEPTH] = d + 1;
   return d;
 }
 
@@ -50,10 +55,10 @@ export function pushRelease(arena: Arena, fw: number): number {
 export function dropRef(arena: Arena, fw: number, d: number, at: number, value: number): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  const state = d < L.RELEASE_CAP ? L.releaseRecord(sb, d, L.REC_STATE) : 0;
-  const old = Atomics.sub(i32, fw + L.F_REFCOUNT, 1);
+  const state = d < RELEASE_CAP ? releaseRecord(sb, d, REC_STATE) : 0;
+  const old = Atomics.sub(i32, fw + F_REFCOUNT, 1);
   if (at !== 0) i32[at] = value;
-  if (old !== 1) i32[sb + L.T_RELEASE_DEPTH] = d;
-  else if (state !== 0) i32[state] |= L.REL_DROPPED;
+  if (old !== 1) i32[sb + T_RELEASE_DEPTH] = d;
+  else if (state !== 0) i32[state] |= REL_DROPPED;
   return old;
 }

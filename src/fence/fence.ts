@@ -237,22 +237,18 @@ export class Fence {
    * Returns nothing; signaling twice is a no-op (see {@link checkAndSignal}).
    */
   signal(): void {
-    this.signalAt(nowNs());
+    signalFence(this.arena, this.v(), nowNs());
   }
 
   /** Signals with the given timestamp (monotonic ns). No-op when already signaled. */
   signalTimestamp(ns: bigint): void {
     if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('signalTimestamp needs a bigint ≥ 0 (ns)');
-    this.signalAt(ns);
+    signalFence(this.arena, this.v(), ns);
   }
 
   /** Signals; returns true when the fence was already signaled (kernel dma_fence_check_and_signal). */
   checkAndSignal(): boolean {
-    return this.signalAt(nowNs());
-  }
-
-  private signalAt(ts: bigint): boolean {
-    return signalFence(this.arena, this.v(), ts);
+    return signalFence(this.arena, this.v(), nowNs());
   }
 
   /**

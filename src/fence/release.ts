@@ -18,7 +18,7 @@ import type { Fence } from './fence.js';
 import { defaultOps, findOps } from './ops.js';
 import { signalFence } from './signal.js';
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED } = L;
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 const DEFAULT_OPS_ID = defaultOps.id;
@@ -63,8 +63,8 @@ export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: F
  */
 function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
   const i32 = arena.i32;
-  const state = d < L.RELEASE_CAP ? L.releaseRecord(arena.slotBase, d, L.REC_STATE) : 0;
   if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
+    const state = recordState(arena, d);
     // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
     // deliveries take references of their own), then drop our reference again.
     if (state) i32[state] |= L.REL_RESURRECTED;
@@ -74,15 +74,20 @@ function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: numb
       signalFence(arena, fw, nowNs());
     } finally {
       // The drop clears RESURRECTED in its run: the reaper sees our reference or a drop.
-      if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d, state);
+      if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d);
     }
     return;
   }
-  freeFence(arena, fw, view, d, state);
+  freeFence(arena, fw, view, d);
+}
+
+/** Word index of the state of the calling thread's release record `d`, or 0 past RELEASE_CAP (not recorded). */
+function recordState(arena: Arena, d: number): number {
+  return d < RELEASE_CAP ? releaseRecord(arena.slotBase, d, REC_STATE) : 0;
 }
 
 /** ops.release, then the block goes back to the allocator and release record `d` is popped. */
-function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number, state: number): void {
+function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   if (i32[L.H_STUB] === fw) {
@@ -94,6 +99,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
   try {
     if (release !== undefined) {
       const v = view ?? viewOf(arena, fw);
+      const state = recordState(arena, d);
       if (state) i32[state] |= L.REL_IN_RELEASE;
       release(v);
     }
@@ -114,10 +120,10 @@ function finishDeadReleases(arena: Arena, slot: number): void {
   if (slot === arena.slot) return; // detach: a thread detaches between calls, not inside a release
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
-  const n = Math.min(i32[b + L.T_RELEASE_DEPTH], L.RELEASE_CAP);
+  const n = Math.min(i32[b + L.T_RELEASE_DEPTH], RELEASE_CAP);
   for (let j = n - 1; j >= 0; j--) {
-    const fw = i32[L.releaseRecord(b, j, L.REC_FW)];
-    const gs = i32[L.releaseRecord(b, j, L.REC_STATE)];
+    const fw = i32[releaseRecord(b, j, REC_FW)];
+    const gs = i32[releaseRecord(b, j, REC_STATE)];
     if (!(gs & L.REL_DROPPED)) continue; // an intent: it died before its drop
     if (!arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK)) continue; // freed before it died
     if (gs & L.REL_IN_RELEASE) {
@@ -128,7 +134,8 @@ function finishDeadReleases(arena: Arena, slot: number): void {
     } else {
       // The dead thread's drop becomes ours: recorded as dropped on our own stack, then released.
       const d = pushRelease(arena, fw);
-      if (d < L.RELEASE_CAP) i32[L.releaseRecord(arena.slotBase, d, L.REC_STATE)] |= L.REL_DROPPED;
+      const state = recordState(arena, d);
+      if (state) i32[state] |= L.REL_DROPPED;
       releaseFence(arena, fw, undefined, d);
     }
   }
