@@ -15,13 +15,15 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errno, Errors } from '../errors.js';
-import { contextAlloc } from '../fence/core.js';
+import { contextAlloc, traceFence } from '../fence/core.js';
 import { fenceView } from '../fence/fence.js';
 import { defineLedgerKind, ledgerAllocBlock, ledgerRemove } from '../fence/ledger.js';
 import { checkTimeout } from '../timeout.js';
 import { finishOp, Operation, runCommand, stateOf, submitOperation } from './operation.js';
 import { finishDeadOps } from './recovery.js';
 import { ringInit, ringPost, ringTake } from './ring.js';
+import * as TR from '../trace/layout.js';
+import { tracing } from '../trace/ring.js';
 
 export { Operation, driverOps } from './operation.js';
 
@@ -215,6 +217,7 @@ export class Driver {
       Atomics.compareExchange(i32, ow + OP_STATE, (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED, (gen << OPS_GEN_SHIFT) | OPS_RUNNING) ===
         ((gen << OPS_GEN_SHIFT) | OPS_SUBMITTED);
     if (started) {
+      if (tracing(i32, TR.TC_FENCE)) traceFence(arena, TR.EV_FENCE_EMIT, i32[ow + L.OP_FENCE], 0);
       const end = performance.now() + op.durationUs / 1000;
       const bell = dw + DRV_RING_BELL;
       for (;;) {

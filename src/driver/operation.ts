@@ -22,6 +22,8 @@ import { defineFenceOps } from '../fence/ops.js';
 import { releaseFenceAt } from '../fence/release.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { SyncFile } from '../sync/syncfile.js';
+import * as TR from '../trace/layout.js';
+import { traceEvent, tracing } from '../trace/ring.js';
 import type { Driver } from './driver.js';
 import { ringBell } from './ring.js';
 
@@ -157,7 +159,25 @@ export function submitOperation(arena: Arena, dw: number, durationUs: number, pa
   // visible before the state): from here on cancel/delete/reap can end the operation.
   Atomics.add(i32, dw + DRV_SUBMITTED, 1);
   i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED;
+  if (tracing(i32, TR.TC_DRIVER)) {
+    const fw = i32[ow + OP_FENCE];
+    traceEvent(arena, TR.EV_OP_SUBMITTED, ow, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[ow + OP_ID]);
+  }
   return ow;
+}
+
+/** How an operation ended (OP_END_*), from the driver counter its end bumps. */
+function endOf(counter: number): number {
+  switch (counter) {
+    case L.DRV_COMPLETED:
+      return TR.OP_END_COMPLETED;
+    case L.DRV_CANCELED:
+      return TR.OP_END_CANCELED;
+    case L.DRV_DELETED:
+      return TR.OP_END_DELETED;
+    default:
+      return TR.OP_END_ABORTED;
+  }
 }
 
 /**
@@ -190,6 +210,7 @@ export function finishOp(arena: Arena, ow: number, gen: number, status: number, 
     }
   }
   // From here on this thread alone owns the operation.
+  if (counter !== L.DRV_COMPLETED && tracing(i32, TR.TC_DRIVER)) traceEvent(arena, TR.EV_OP_CANCELLED, ow, gen, endOf(counter), status, 0);
   // The submitter's ledger names it; only the submitter may edit its ledger (others leave a stale
   // entry that the submitter's execute or compaction drops).
   if (i32[ow + OP_OWNER] === arena.slot) ledgerRemove(arena, L.LGK_OPERATION, ow, gen);
@@ -227,6 +248,8 @@ export function completeOp(arena: Arena, ow: number, counter: number, recordBase
       const d = pushRelease(arena, fw);
       if (dropRef(arena, fw, d, ow + OP_STATE, 0) === 1) releaseFenceAt(arena, fw, d);
     }
+    // A call here is no new interruption point: a terminate() at it is one at the freeBlock call.
+    if (tracing(i32, TR.TC_DRIVER)) traceEvent(arena, TR.EV_OP_ENDED, ow, gen, endOf(counter), i32[ow + OP_RESULT], 0);
     arena.freeBlock(ow - BLOCK_HEADER_WORDS);
     i32[recordBase + L.T_FINISHING] = 0;
     // Wake exporters sleeping in execute(): one of their operations may be the one that ended.

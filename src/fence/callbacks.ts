@@ -12,6 +12,8 @@ import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
+import * as TR from '../trace/layout.js';
+import { traceEvent, tracing } from '../trace/ring.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -138,6 +140,12 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
 export function runDetached(arena: Arena, head: number): void {
   const i32 = arena.i32;
   let first: unknown = NO_ERROR;
+  // For the trace: the fence (its nodes are freed as they run) and what happened to its callbacks.
+  const traced = tracing(i32, TR.TC_CALLBACK);
+  const fw = i32[head + CB_FENCE];
+  const gen = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  let here = 0;
+  let queued = 0;
   for (let nw = head; nw !== 0; ) {
     const next = i32[nw + CB_NEXT];
     const kind = i32[nw + CB_KIND];
@@ -156,11 +164,14 @@ export function runDetached(arena: Arena, head: number): void {
       first = attempt(handler, arena, data, fw, first);
     } else if (i32[nw + CB_OWNER] === arena.slot) {
       first = attempt(runLocal, arena, nw, 0, first);
+      here++;
     } else {
       deliverRemote(arena, nw);
+      queued++;
     }
     nw = next;
   }
+  if (traced) traceEvent(arena, TR.EV_SIGNAL_DONE, fw, gen, here, queued, 0);
   rethrowFirst(first);
 }
 
@@ -168,11 +179,20 @@ export function runDetached(arena: Arena, head: number): void {
 function runLocal(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const token = i32[nw + CB_TOKEN];
+  const traced = tracing(i32, TR.TC_CALLBACK);
+  const gen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  const fw = i32[nw + CB_FENCE];
   i32[nw + CB_STATE] = L.CBS_FREEING; // our own node: see freeOrphanedNodes
   arena.freeBlock(nw - BLOCK_HEADER_WORDS);
   const entry = entries.get(token);
   if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
-  if (entry) entry.fn(entry.view as never);
+  if (!entry) return;
+  if (traced) traceEvent(arena, TR.EV_CB_RUN, nw, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, 1);
+  try {
+    entry.fn(entry.view as never);
+  } finally {
+    if (traced) traceEvent(arena, TR.EV_CB_DONE, nw, gen, 0, 0, 0);
+  }
 }
 
 /**
@@ -191,9 +211,14 @@ function runRemote(arena: Arena, nw: number, next: number): void {
   // serial: its token means nothing here (and may collide with one of ours).
   const entry = i32[nw + CB_TARGET] === i32[sb + A.T_SERIAL] ? entries.get(token) : undefined;
   if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
+  const traced = entry !== undefined && tracing(i32, TR.TC_CALLBACK);
+  const gen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   try {
+    if (traced) traceEvent(arena, TR.EV_CB_RUN, nw, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, 0);
     if (entry) entry.fn(entry.view as never);
   } finally {
+    // Before the drop's run below, not inside it (a call there would split it).
+    if (traced) traceEvent(arena, TR.EV_CB_DONE, nw, gen, 0, 0, 0);
     // DONE means "delivery reference dropped": discardInbox puts a QUEUED node's reference and
     // only frees a DONE one. DONE is written in the drop's run (see dropRef): a terminate()
     // leaves a QUEUED node with its reference or a DONE one without, and a dropped last
@@ -229,7 +254,12 @@ function deliverRemote(arena: Arena, nw: number): void {
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
     return;
   }
-  fenceGet(i32, i32[nw + CB_FENCE]);
+  const fw = i32[nw + CB_FENCE];
+  // Read now for the trace: once pushed, the owner may run the node, free it and drop the fence.
+  const traced = tracing(i32, TR.TC_CALLBACK);
+  const ngen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  const fgen = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  fenceGet(i32, fw);
   i32[nw + CB_STATE] = L.CBS_QUEUED;
   // Treiber push; the consumer takes the whole stack at once, so ABA cannot bite.
   for (;;) {
@@ -239,6 +269,7 @@ function deliverRemote(arena: Arena, nw: number): void {
   }
   Atomics.add(i32, ob + L.T_DOORBELL, 1);
   Atomics.notify(i32, ob + L.T_DOORBELL);
+  if (traced) traceEvent(arena, TR.EV_CB_QUEUED, nw, ngen, owner, fw, fgen);
   // The owner may have died between our check and the push, and its reaper may already have
   // emptied the inbox: look again after the push, and if it is gone, discard what is there
   // ourselves (the reaper's exchange and ours take disjoint sets, so nothing runs or drops twice).

@@ -11,6 +11,8 @@ import * as L from './layout.js';
 import { Errors, MAX_ERRNO } from '../errors.js';
 import { releaseDeadWord } from '../locks/futex.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
+import * as TR from '../trace/layout.js';
+import { traceEvent, traceEventNs, tracing } from '../trace/ring.js';
 
 /** Release records moved to drop.ts with the drop they go with; re-exported for existing importers. */
 export { pushRelease } from './drop.js';
@@ -79,7 +81,24 @@ export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): numbe
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0);
+  if (tracing(i32, TR.TC_FENCE)) traceInit(arena, fw);
   return fw;
+}
+
+/** The dma_fence_init event of the fence just initialised at `fw`. */
+function traceInit(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  const bits = (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? TR.INIT_INLINE_LOCK : 0) | ((i32[fw + F_SEQNO_HI] & 0xffff) << TR.INIT_SEQNO_HI_SHIFT);
+  traceEvent(arena, TR.EV_FENCE_INIT | (bits << TR.EVENT_BITS_SHIFT), fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_OPS]);
+}
+
+/**
+ * Records fence event `kind` (EV_FENCE_*) of `fw`: arguments A–D are the fence (payload word,
+ * generation, context, seqno), `e` the kind's own. Call it behind `tracing(i32, category)`.
+ */
+export function traceFence(arena: Arena, kind: number, fw: number, e: number): void {
+  const i32 = arena.i32;
+  traceEvent(arena, kind, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], e);
 }
 
 export function seqnoOf(i32: Int32Array, fw: number): number {
@@ -145,8 +164,10 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
  * Marks the fence signaled with `ts` and detaches its callback list, with the lock held.
  * Returns the head of the detached callback list (0 none), or -1 when it was already signaled.
  * The caller runs the list (see callbacks.ts) and must not touch the fence's list afterwards.
+ * `tsIsNow`: `ts` was read from the clock for this signal (false for a timestamp a caller chose,
+ * which the trace event then does not use as its time).
  */
-export function markSignaledLocked(arena: Arena, fw: number, ts: bigint): number {
+export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): number {
   const i32 = arena.i32;
   if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return -1;
   arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
@@ -156,7 +177,21 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint): number
   const head = i32[fw + F_CB_HEAD];
   i32[fw + F_CB_HEAD] = 0;
   i32[fw + F_CB_TAIL] = 0;
+  if (tracing(i32, TR.TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
   return head;
+}
+
+/**
+ * The dma_fence_signaled event, stamped with the fence's own timestamp when that is the signal's
+ * time (it was read before the flag went up, so no waiter's wake can precede it in the trace).
+ */
+function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean): void {
+  if (!tsIsNow) return traceFence(arena, TR.EV_FENCE_SIGNALED, fw, arena.i32[fw + F_ERROR]);
+  const i32 = arena.i32;
+  traceEventNs(
+    arena, i32[fw + F_TIMESTAMP], i32[fw + F_TIMESTAMP + 1],
+    TR.EV_FENCE_SIGNALED, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_ERROR],
+  );
 }
 
 /** Sets the error of an unsignaled fence. Throws EINVAL when signaled or errno is not in -4095..-1. */

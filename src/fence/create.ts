@@ -105,7 +105,7 @@ export function privateStubAt(arena: Arena, timestamp?: bigint): number {
     throw Errors.invalid('privateStub timestamp must be a bigint ≥ 0 (ns)');
   const context = contextAlloc(arena, 1);
   const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
-  markSignaledLocked(arena, fw, timestamp ?? nowNs());
+  markSignaledLocked(arena, fw, timestamp ?? nowNs(), timestamp === undefined);
   return fw;
 }
 

@@ -21,6 +21,7 @@ import { describeFence, driverNameOf, opsById, setDeadlineOf, timelineNameOf, ty
 import { putFence, setViewFactory } from './release.js';
 import { addCallbackNode, enableSignaling, pollSignaled, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
+import { traceRelease, tracedHoldCount } from '../trace/ring.js';
 
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
@@ -206,6 +207,7 @@ export class Fence {
       // wake one if it did.
       if (Atomics.exchange(i32, idx, 0) !== me) Atomics.notify(i32, idx, 1);
       this.arena.inlineLocksHeld--;
+      if (tracedHoldCount !== 0) traceRelease(this.arena, idx);
       return;
     }
     this.unlockSlow();
@@ -244,7 +246,7 @@ export class Fence {
   /** Signals with the given timestamp (monotonic ns). No-op when already signaled. */
   signalTimestamp(ns: bigint): void {
     if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('signalTimestamp needs a bigint ≥ 0 (ns)');
-    signalFence(this.arena, this.v(), ns);
+    signalFence(this.arena, this.v(), ns, false);
   }
 
   /** Signals; returns true when the fence was already signaled (kernel dma_fence_check_and_signal). */
@@ -256,8 +258,8 @@ export class Fence {
    * Signals with the fence lock held by the caller (kernel dma_fence_signal_locked); callbacks run
    * here, under the lock. Returns true when it was already signaled.
    */
-  signalLocked(ts: bigint = nowNs()): boolean {
-    return signalFenceLocked(this.arena, this.v(), ts);
+  signalLocked(ts?: bigint): boolean {
+    return signalFenceLocked(this.arena, this.v(), ts ?? nowNs(), ts === undefined);
   }
 
   /** SIGNALED bit only, without asking the ops (kernel dma_fence_test_signaled_flag). */

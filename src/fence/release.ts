@@ -12,7 +12,9 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
 import { setPutHook } from './callbacks.js';
-import { isSignaledFlag, nowNs } from './core.js';
+import { isSignaledFlag, nowNs, traceFence } from './core.js';
+import * as TR from '../trace/layout.js';
+import { tracing } from '../trace/ring.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
 import { defaultOps, findOps } from './ops.js';
@@ -94,6 +96,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number)
     i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
+  if (tracing(i32, TR.TC_RELEASE)) traceFence(arena, TR.EV_FENCE_DESTROY, fw, 0);
   const id = i32[fw + F_OPS];
   const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
   try {

@@ -7,7 +7,9 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { linkCallbackLocked, runDetached, unlinkCallbackLocked } from './callbacks.js';
-import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs } from './core.js';
+import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
+import * as TR from '../trace/layout.js';
+import { tracing } from '../trace/ring.js';
 import type { Fence } from './fence.js';
 import { findOps } from './ops.js';
 
@@ -23,13 +25,14 @@ export interface FenceCallback {
  * Signals fence `fw` with timestamp `ts` and runs its detached callbacks.
  * Locking: takes and drops the fence lock; callbacks run after it is dropped.
  * Threads: any attached thread. Returns true when it was already signaled (nothing happens).
+ * `tsIsNow` false: `ts` is a time the caller chose (see markSignaledLocked).
  */
-export function signalFence(arena: Arena, fw: number, ts: bigint): boolean {
+export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
   if (isSignaledFlag(arena.i32, fw)) return true;
   fenceLock(arena, fw);
   let head: number;
   try {
-    head = markSignaledLocked(arena, fw, ts);
+    head = markSignaledLocked(arena, fw, ts, tsIsNow);
   } finally {
     fenceUnlock(arena, fw);
   }
@@ -41,9 +44,9 @@ export function signalFence(arena: Arena, fw: number, ts: bigint): boolean {
  * {@link signalFence} with the fence lock held by the caller (kernel dma_fence_signal_locked):
  * callbacks run here, under the lock. Throws EPERM when the caller does not hold it.
  */
-export function signalFenceLocked(arena: Arena, fw: number, ts: bigint): boolean {
+export function signalFenceLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
   fenceAssertHeld(arena, fw);
-  const head = markSignaledLocked(arena, fw, ts);
+  const head = markSignaledLocked(arena, fw, ts, tsIsNow);
   if (head > 0) runDetached(arena, head);
   return head < 0;
 }
@@ -83,6 +86,7 @@ function enableSignalingLocked(view: Fence, fw: number): number {
   const i32 = arena.i32;
   const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
   if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
+  if (tracing(i32, TR.TC_FENCE)) traceFence(arena, TR.EV_FENCE_ENABLE_SIGNAL, fw, 0);
   const t = findOps(i32[fw + L.F_OPS])?.table;
   if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs()));
   return 0;

@@ -4,8 +4,12 @@
  * reads to decide whether to notify. waitAny arms a WAKE node per fence that bumps the calling
  * thread's wake word.
  */
+import type { Arena } from '../arena/arena.js';
+import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
+import * as TR from '../trace/layout.js';
+import { traceEvent, tracing } from '../trace/ring.js';
 import { checkTimeout } from '../timeout.js';
 import type { Fence } from './fence.js';
 import { holdAlive, releaseAlive } from './keepalive.js';
@@ -34,13 +38,37 @@ export function setSpinMicros(us: number): void {
 export function waitFence(f: Fence, timeoutMs: number): boolean {
   const idx = beginWait(f, timeoutMs);
   if (idx < 0) return true;
-  const i32 = f.arena.i32;
+  const arena = f.arena;
+  const i32 = arena.i32;
+  const span = tracing(i32, TR.TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 0) : null;
+  let outcome = WAIT_FAILED;
+  try {
+    outcome = waitBlocking(f, arena, idx, timeoutMs) ? WAIT_SIGNALED : WAIT_TIMED_OUT;
+  } finally {
+    if (span !== null) traceWaitEnd(arena, span, outcome);
+  }
+  return outcome === WAIT_SIGNALED;
+}
+
+/** The blocking part of {@link waitFence}: spin, then sleep on the flags word at `idx`. */
+function waitBlocking(f: Fence, arena: Arena, idx: number, timeoutMs: number): boolean {
+  const i32 = arena.i32;
   if (spinFor(i32, idx, FLAG_SIGNALED, timeoutMs)) return true;
   const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = sleepValue(f, i32, idx, deadline);
-    if (v === SIGNALED || v === TIMED_OUT) return v === SIGNALED;
-    if (v !== RETRY) Atomics.wait(i32, idx, v, deadline - performance.now());
+  // While asleep the thread slot says on what, for an arena dump of a hung run (plain writes: ours).
+  const sb = arena.slotBase;
+  const fw = idx - L.F_FLAGS;
+  i32[sb + TR.T_WAIT_GEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + TR.T_WAIT_SINCE] = Date.now() & 0x7fffffff;
+  i32[sb + TR.T_WAIT_FENCE] = fw;
+  try {
+    for (;;) {
+      const v = sleepValue(f, i32, idx, deadline);
+      if (v === SIGNALED || v === TIMED_OUT) return v === SIGNALED;
+      if (v !== RETRY) Atomics.wait(i32, idx, v, deadline - performance.now());
+    }
+  } finally {
+    i32[sb + TR.T_WAIT_FENCE] = 0;
   }
 }
 
@@ -48,20 +76,46 @@ export function waitFence(f: Fence, timeoutMs: number): boolean {
 export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boolean> {
   const idx = beginWait(f, timeoutMs);
   if (idx < 0) return true;
-  const i32 = f.arena.i32;
+  const arena = f.arena;
+  const i32 = arena.i32;
   const deadline = performance.now() + timeoutMs;
+  const span = tracing(i32, TR.TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 1) : null;
+  let outcome = WAIT_FAILED;
   holdAlive();
   try {
     for (;;) {
       const v = sleepValue(f, i32, idx, deadline);
-      if (v === SIGNALED || v === TIMED_OUT) return v === SIGNALED;
+      if (v === SIGNALED || v === TIMED_OUT) {
+        outcome = v === SIGNALED ? WAIT_SIGNALED : WAIT_TIMED_OUT;
+        return v === SIGNALED;
+      }
       if (v === RETRY) continue;
       const r = Atomics.waitAsync(i32, idx, v, deadline - performance.now());
       if (r.async) await r.value;
     }
   } finally {
     releaseAlive();
+    if (span !== null && !arena.isDetached) traceWaitEnd(arena, span, outcome);
   }
+}
+
+/** A traced wait's fence, as read when the wait began (the waiter may not hold it to the end). */
+type WaitSpan = [fw: number, gen: number, context: number, seqno: number];
+const WAIT_SIGNALED = 1;
+const WAIT_TIMED_OUT = 0;
+const WAIT_FAILED = -1;
+
+/** Records dma_fence_wait_start of fence `fw` (`mode` 0 blocking, 1 async); returns what its end needs. */
+function traceWaitStart(arena: Arena, fw: number, mode: number): WaitSpan {
+  const i32 = arena.i32;
+  const span: WaitSpan = [fw, i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + L.F_CONTEXT], i32[fw + L.F_SEQNO_LO]];
+  traceEvent(arena, TR.EV_FENCE_WAIT_START, span[0], span[1], span[2], span[3], mode);
+  return span;
+}
+
+/** Records dma_fence_wait_end with the wait's outcome (WAIT_*). */
+function traceWaitEnd(arena: Arena, span: WaitSpan, outcome: number): void {
+  traceEvent(arena, TR.EV_FENCE_WAIT_END, span[0], span[1], span[2], span[3], outcome);
 }
 
 const SIGNALED = -1;

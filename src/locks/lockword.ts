@@ -13,6 +13,8 @@ import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlo
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import { deadlineOf } from '../timeout.js';
+import * as TR from '../trace/layout.js';
+import { noteTracedHold, traceEvent, tracedHoldCount, traceRelease, tracing } from '../trace/ring.js';
 
 export { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT };
 
@@ -67,10 +69,36 @@ function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: num
   } else {
     const w = Atomics.load(i32, idx);
     if ((w & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
-    r = acquireSlow(i32, idx, kind, me, deadline);
+    r = acquireContended(arena, idx, kind, deadline);
     if (r === ACQ_TIMEOUT) return r;
   }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
+  return r;
+}
+
+/**
+ * The waiting part of an acquisition, with the thread slot saying which word the thread waits for
+ * (an arena dump of a hung run names it and its holder) and, when tracing, the contention events:
+ * contended (with the holder seen), acquired, owner died. A contended hold is traced to its release.
+ */
+function acquireContended(arena: Arena, idx: number, kind: number, deadline: number): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const holder = (Atomics.load(i32, idx) & OWNER) - 1;
+  const traced = holder >= 0 && tracing(i32, TR.TC_LOCK);
+  if (traced) traceEvent(arena, TR.EV_LOCK_CONTENDED, idx, holder, kind, 0, 0);
+  i32[sb + TR.T_WAIT_LOCK] = idx;
+  let r: number;
+  try {
+    r = acquireSlow(i32, idx, kind, arena.me, deadline);
+  } finally {
+    i32[sb + TR.T_WAIT_LOCK] = 0;
+  }
+  if (traced) {
+    traceEvent(arena, TR.EV_LOCK_ACQUIRED, idx, r, 0, 0, 0);
+    if (r !== ACQ_TIMEOUT) noteTracedHold(idx);
+  }
+  if (r === ACQ_OWNER_DIED && tracing(i32, TR.TC_LOCK)) traceEvent(arena, TR.EV_LOCK_OWNER_DIED, idx, 0, 0, 0, 0);
   return r;
 }
 
@@ -105,6 +133,7 @@ export function tryAcquireWord(arena: Arena, idx: number, kind: number): number 
     if (r === ACQ_TIMEOUT) return r;
   }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
+  if (r === ACQ_OWNER_DIED && tracing(i32, TR.TC_LOCK)) traceEvent(arena, TR.EV_LOCK_OWNER_DIED, idx, 0, 0, 0, 0);
   return r;
 }
 
@@ -191,6 +220,7 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
     Atomics.compareExchange(i32, idx, arena.me, 0) === arena.me
   ) {
     i32[sb + L.T_ROBUST_COUNT] = c;
+    if (tracedHoldCount !== 0) traceRelease(arena, idx);
     return;
   }
   releaseWordSlow(arena, idx, kind);
@@ -232,7 +262,7 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
   const deadline = lockDeadline(timeoutMs);
   const w = Atomics.load(arena.i32, idx);
   if ((w & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
-  const r = acquireSlow(arena.i32, idx, kind, arena.me, deadline);
+  const r = acquireContended(arena, idx, kind, deadline);
   if (r !== ACQ_TIMEOUT) arena.inlineLocksHeld++;
   return r;
 }
@@ -249,6 +279,7 @@ export function releaseInline(arena: Arena, idx: number, kind: number): void {
     else Atomics.store(i32, idx, 0);
   }
   arena.inlineLocksHeld--;
+  if (tracedHoldCount !== 0) traceRelease(arena, idx);
 }
 
 function releaseWordSlow(arena: Arena, idx: number, kind: number): void {
@@ -269,6 +300,7 @@ function releaseWordSlow(arena: Arena, idx: number, kind: number): void {
   const c = i32[sb + L.T_ROBUST_COUNT] - 1;
   if (c < L.ROBUST_CAP && i32[sb + L.T_ROBUST + c] === idx) i32[sb + L.T_ROBUST_COUNT] = c;
   else dropRobust(i32, sb, idx, c);
+  if (tracedHoldCount !== 0) traceRelease(arena, idx);
 }
 
 /**
