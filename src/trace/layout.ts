@@ -74,9 +74,15 @@ export const {
   ENTRIES: 0, // EV_WORDS words per event from here (word 16: 8-byte aligned)
 });
 
-/** One event: a Float64 timestamp, the kind word and five arguments whose meaning the kind gives. */
-export const { TS: EV_TS, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: EV_E, END: EV_WORDS } = defineStruct('trace event', {
-  TS: WORDS64, // trace clock, ms (monotonic, the same in every thread)
+/**
+ * One event: its time, the kind word and five arguments whose meaning the kind gives. The time is
+ * the monotonic clock as two integers, the way it was read (no arithmetic on the recording path):
+ * seconds and nanoseconds from a clock read, or the low and high halves of a 64-bit nanosecond
+ * value (a fence's timestamp) when the kind word has EVENT_STAMP_NS.
+ */
+export const { SEC: EV_SEC, NSEC: EV_NSEC, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: EV_E, END: EV_WORDS } = defineStruct('trace event', {
+  SEC: 1, // monotonic clock (process.hrtime, the clock of fence timestamps): seconds, or ns low half…
+  NSEC: 1, // …and nanoseconds, or ns high half
   KIND: 1, // event kind (low 8 bits, EV_*) | kind-specific bits above
   A: 1, // arguments: what each holds is the kind's (see the EV_* constants)
   B: 1, // …
@@ -84,8 +90,9 @@ export const { TS: EV_TS, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: 
   D: 1, // …
   E: 1, // …
 });
-/** The kind is the low byte of the kind word; kind-specific bits sit above it. */
-export const EVENT_KIND_MASK = 0xff;
+/** The kind is the low 7 bits of the kind word; bit 7 says how the time is stored; kind-specific bits sit above. */
+export const EVENT_KIND_MASK = 0x7f;
+export const EVENT_STAMP_NS = 0x80;
 export const EVENT_BITS_SHIFT = 8;
 
 /* ───────────── categories (TH_FLAGS bits) ───────────── */
