@@ -23,7 +23,7 @@ import { finishOp, Operation, runCommand, stateOf, submitOperation } from './ope
 import { finishDeadOps } from './recovery.js';
 import { ringInit, ringPost, ringTake } from './ring.js';
 
-export { Operation, driverOps } from './operation.js';
+export { Operation } from './operation.js';
 
 const {
   OP_STATE, OP_FENCE, OP_PAYLOAD_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, DRV_CONTEXT, DRV_OWNER, DRV_SUBMITTED, DRV_COMPLETED,
