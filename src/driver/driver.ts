@@ -53,7 +53,7 @@ export interface DriverCounters {
 }
 
 export interface DriverOptions {
-  /** Out-fences borrow the operation's lock (`'borrowed'`, the seed's bug) or use their own (`'inline'`, default). */
+  /** Out-fences borrow the operation's lock (`'borrowed'`: the use-after-free once the operation is freed) or use their own (`'inline'`, default). */
   lockMode?: LockMode;
   /** Command ring entries (power of two, default 256). */
   ringSize?: number;
