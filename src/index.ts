@@ -17,6 +17,7 @@ export type { SyncFileInfo, SyncFenceInfo } from './sync/syncfile.js';
 export { SwTimeline } from './sync/timeline.js';
 export { Dispatcher, startDispatcher, stopDispatcher, dispatcherOf, setAutoDispatch, drain, waitInbox, pendingCallbacks } from './runtime/dispatcher.js';
 export { trackRef, putTracked, importFd, ledgerSize, ledgerCompact } from './runtime/ledger.js';
+export { parkRef, dropParkedRef } from './runtime/parked.js';
 export { runWithFence, fenceTask, watchPool, signalError } from './runtime/piscina.js';
 export type { FenceTaskMessage, FenceTaskContext, PoolLike } from './runtime/piscina.js';
 export { Driver, Operation, DriverCmd } from './driver/driver.js';

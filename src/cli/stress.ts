@@ -3,7 +3,7 @@
  * count-bounded, with cancels, callbacks and importer kills, stopping at the first violation.
  */
 import type { LockKind } from '../arena/layout.js';
-import { MAX_WORKERS } from './board.js';
+import { MAX_WORKERS } from '../../workers/board.js';
 import type { LockMode } from './options.js';
 import type { Progress } from './progress.js';
 import { runScenario, type KillTarget, type ScenarioResult } from './scenario.js';

@@ -1,0 +1,163 @@
+/**
+ * An exporter's steps on the hand-off ring (see board.ts): claim a slot, record its progress,
+ * hand the fence off, record its end, leave. Shared by the exporter worker and by a parent thread
+ * that hands fences to importer workers itself. Every step writes its stage (S_STAGE) in the run
+ * of the Atomics op it records — the Atomics op first, then plain writes only — because
+ * terminate() lands at calls and Atomics ops, never between them: the recovery of a killed
+ * exporter then reads exactly what it had done.
+ */
+import { Errno, SyncFile, dropParkedRef, parkRef, type Arena, type Fence } from '../src/index.js';
+import {
+  C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, PUBLISHED, RING_SLOTS, SF_CARRIER,
+  SF_FENCE, SF_OP, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SETTLED, STAGE_SUBMITTING,
+  S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, bump, expectBit, fillingBy, isTaken, ringChanged, settleSlot, slotF64,
+  slotWord, waitRing, type Board,
+} from './board.js';
+
+export class RingExporter {
+  readonly arena: Arena;
+  readonly board: Board;
+  /** Worker index (0: the parent). */
+  readonly index: number;
+  private cursor = 0;
+
+  constructor(arena: Arena, board: Board, index: number) {
+    this.arena = arena;
+    this.board = board;
+    this.index = index;
+  }
+
+  /** True when slots carry sync-file fds (C.CARRIER), false for parked references. */
+  get fdCarrier(): boolean {
+    return Atomics.load(this.board.i32, C.CARRIER) === CARRIER_FD;
+  }
+
+  /**
+   * Claims an EMPTY or DONE slot while fewer than `maxInflight` fences are in flight. `block`:
+   * waits (on ring changes) until one is free or `stopping()`. Returns the slot, or -1.
+   */
+  claim(maxInflight: number, block: boolean, stopping: () => boolean): number {
+    const b32 = this.board.i32;
+    for (;;) {
+      if (stopping()) return -1;
+      const seen = Atomics.load(b32, C.SEQ);
+      if (Atomics.load(b32, C.INFLIGHT) < maxInflight) {
+        for (let k = 0; k < RING_SLOTS; k++) {
+          const i = (this.cursor + k) % RING_SLOTS;
+          if (this.tryClaim(i)) {
+            this.cursor = i + 1;
+            return i;
+          }
+        }
+      }
+      if (!block) return -1;
+      waitRing(this.board, seen, 5);
+    }
+  }
+
+  private tryClaim(i: number): boolean {
+    const b32 = this.board.i32;
+    const f64 = this.board.f64;
+    const state = slotWord(i, S_STATE);
+    const mine = fillingBy(this.index);
+    const fresh = Atomics.compareExchange(b32, state, EMPTY, mine) === EMPTY;
+    if (!fresh && Atomics.compareExchange(b32, state, DONE, mine) !== DONE) return false;
+    // In the run of the claim: the slot is ours, and recovery knows how far we got.
+    b32[slotWord(i, S_OWNER)] = this.index;
+    b32[slotWord(i, S_STAGE)] = STAGE_CLAIMED;
+    if (this.fdCarrier) f64[slotF64(i, SF_CARRIER)] = 0; // the importer closed that fd
+    // A reclaimed slot carries the importer's reference back: dropped, and the word cleared, in one run.
+    else if (!fresh) dropParkedRef(this.arena, f64, slotF64(i, SF_CARRIER));
+    return true;
+  }
+
+  /** An operation may exist from here on (the driver's reaper ends or frees it with us). */
+  submitting(slot: number): void {
+    this.board.i32[slotWord(slot, S_STAGE)] = STAGE_SUBMITTING;
+  }
+
+  /** Counts the slot's fence (C.FENCES). */
+  counted(slot: number): void {
+    bump(this.board, C.FENCES);
+    this.board.i32[slotWord(slot, S_STAGE)] = STAGE_COUNTED;
+  }
+
+  /**
+   * Hands `fence` off through claimed `slot`: the statuses it may end with (`expect`, EXPECT_*
+   * bits), the operation's handle (for importers' commands; 0 none), and the carrier — a parked
+   * reference, or a sync-file fd of this thread's — then publishes it.
+   */
+  handOff(slot: number, fence: Fence, opHandle: number, expect: number): void {
+    const b32 = this.board.i32;
+    const f64 = this.board.f64;
+    Atomics.store(b32, slotWord(slot, S_EXPECT), expect);
+    Atomics.store(b32, slotWord(slot, S_FREED), 0);
+    b32[slotWord(slot, S_RETURNING)] = 0;
+    f64[slotF64(slot, SF_FENCE)] = fence.handle;
+    f64[slotF64(slot, SF_OP)] = opHandle;
+    // An fd written late is still this thread's: its reaper closes it. A parked reference and its
+    // handle go in together (parkRef), so recovery drops exactly what the word names.
+    if (this.fdCarrier) f64[slotF64(slot, SF_CARRIER)] = SyncFile.create(this.arena, fence);
+    else parkRef(fence, f64, slotF64(slot, SF_CARRIER));
+    bump(this.board, C.INFLIGHT);
+    b32[slotWord(slot, S_STAGE)] = STAGE_INFLIGHT;
+    Atomics.store(b32, slotWord(slot, S_STATE), PUBLISHED);
+    b32[slotWord(slot, S_STAGE)] = STAGE_PUBLISHED;
+    b32[EX_PUBLISHED + this.index]++;
+    ringChanged(this.board);
+  }
+
+  /**
+   * Records the end of the slot's operation with `status` (as execute or cancel returned it):
+   * counted, the slot's expectation narrowed to it, then S_FREED (importers take the fence lock
+   * after it) — the last write of ours to the slot.
+   */
+  ended(slot: number, status: number): void {
+    const b32 = this.board.i32;
+    if (status === Errno.ECANCELED) bump(this.board, C.CANCELLED);
+    bump(this.board, C.SIGNALS);
+    b32[slotWord(slot, S_STAGE)] = STAGE_ENDED;
+    b32[EX_DONE + this.index]++;
+    bump(this.board, C.OPS);
+    b32[slotWord(slot, S_STAGE)] = STAGE_SETTLED;
+    Atomics.store(b32, slotWord(slot, S_EXPECT), expectBit(status));
+    Atomics.store(b32, slotWord(slot, S_FREED), 1);
+    settleSlot(this.board, slot);
+    ringChanged(this.board);
+  }
+
+  /** Waits (polling, bounded) until the fence of `slot` is no longer waiting to be taken. */
+  awaitTake(slot: number, timeoutMs: number, stopping: () => boolean): void {
+    const b32 = this.board.i32;
+    const by = performance.now() + timeoutMs;
+    while (Atomics.load(b32, slotWord(slot, S_STATE)) === PUBLISHED && !stopping() && performance.now() < by) {
+      waitRing(this.board, Atomics.load(b32, C.SEQ), 1);
+    }
+  }
+
+  /** Slots this exporter published that no importer has handed back yet. */
+  outstanding(): number {
+    const b32 = this.board.i32;
+    let n = 0;
+    for (let i = 0; i < RING_SLOTS; i++) {
+      const st = Atomics.load(b32, slotWord(i, S_STATE));
+      if ((st === PUBLISHED || isTaken(st)) && b32[slotWord(i, S_OWNER)] === this.index) n++;
+    }
+    return n;
+  }
+
+  /** This exporter is finished: importers stop once none is left and the ring is drained. */
+  leave(): void {
+    const b32 = this.board.i32;
+    if (b32[EX_LEFT + this.index] !== 0) return;
+    Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
+    b32[EX_LEFT + this.index] = 1;
+    ringChanged(this.board);
+  }
+}
+
+/** The statuses an operation may end with, before it ended: its exporter's plan, and importers' commands. */
+export function plannedExpect(cancel: boolean, commands: boolean): number {
+  return expectBit(cancel ? Errno.ECANCELED : 1) | (commands ? EXPECT_CANCELED : 0);
+}
+
