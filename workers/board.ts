@@ -195,16 +195,20 @@ export function waitRing(board: Board, seen: number, ms: number): void {
 
 /**
  * Enters a critical section of lock word `idx`: the guard must have been empty, or mutual
- * exclusion is broken (two holders of one word). `worker` records where we are, for recovery.
+ * exclusion is broken (two holders of one word). `worker` records where it is, for recovery: in
+ * the run of the guard's increment (plain write right after it), so that a worker killed here has
+ * either both or neither, and its guard is undone exactly.
  */
 export function guardEnter(board: Board, idx: number, worker: number): void {
-  Atomics.store(board.i32, WORKER_WORDS + worker, idx);
-  if (Atomics.add(board.guard, idx, 1) !== 0) bump(board, C.ME_VIOLATIONS);
+  const before = Atomics.add(board.guard, idx, 1);
+  board.i32[WORKER_WORDS + worker] = idx;
+  if (before !== 0) bump(board, C.ME_VIOLATIONS);
 }
 
+/** Leaves the critical section of lock word `idx` (the same one-run rule as guardEnter). */
 export function guardExit(board: Board, idx: number, worker: number): void {
   Atomics.sub(board.guard, idx, 1);
-  Atomics.store(board.i32, WORKER_WORDS + worker, 0);
+  board.i32[WORKER_WORDS + worker] = 0;
 }
 
 /**

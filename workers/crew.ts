@@ -129,8 +129,12 @@ export class Crew {
       ready: new Promise((resolve) => (attached = resolve)),
       exited: new Promise((resolve) => {
         worker.once('exit', (code) => {
-          if (role === 'importer') recoverImporter(this.arena, this.board, index);
-          else recoverExporter(this.arena, this.board, index);
+          try {
+            if (role === 'importer') recoverImporter(this.arena, this.board, index);
+            else recoverExporter(this.arena, this.board, index);
+          } catch (e) {
+            this.errors.push(`recovery after ${role} ${index}: ${e instanceof Error ? e.message : String(e)}`);
+          }
           this.running.delete(m);
           this.freeIndices.push(index);
           resolve(code);

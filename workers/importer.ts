@@ -121,27 +121,27 @@ function begin(slot: number, fence: Fence): Taken {
 function waitFor(it: Taken): boolean | Promise<boolean> {
   const hold = cfg.holdMaxMs > 0 ? t.rng() * cfg.holdMaxMs : 0;
   const sync = cfg.waitMode === 'sync' || (cfg.waitMode === 'mixed' && t.rng() < 0.5);
+  const f = it.fence;
   if (sync) {
     sleepMs(hold);
-    return measured(it, () => it.fence.wait(cfg.waitTimeoutMs));
+    const early = !f.testSignaledFlag();
+    return waited(f, early, f.wait(cfg.waitTimeoutMs));
   }
-  return new Promise<void>((r) => setTimeout(r, hold)).then(() => measured(it, () => it.fence.waitAsync(cfg.waitTimeoutMs)));
+  return new Promise<void>((r) => setTimeout(r, hold)).then(() => {
+    const early = !f.testSignaledFlag();
+    return f.waitAsync(cfg.waitTimeoutMs).then((ok) => waited(f, early, ok));
+  });
 }
 
-/** Runs `wait`; only a wait that began before the signal measures signal→wake, not queueing. */
-function measured<T extends boolean | Promise<boolean>>(it: Taken, wait: () => T): T {
-  const early = !it.fence.testSignaledFlag();
-  const note = (ok: boolean): boolean => {
-    const ts = it.fence.timestamp;
-    if (ok && early && ts !== undefined) {
-      t.latencies.push(Number(process.hrtime.bigint() - ts) / 1000);
-      bump(board, C.WAKES);
-    }
-    if (!ok) bump(board, C.HANGS);
-    return ok;
-  };
-  const r = wait();
-  return (typeof r === 'boolean' ? note(r) : r.then(note)) as T;
+/** Counts a wait: a timeout is a hang; only one that began before the signal measures signal→wake. */
+function waited(f: Fence, early: boolean, ok: boolean): boolean {
+  const ts = f.timestamp;
+  if (!ok) bump(board, C.HANGS);
+  else if (early && ts !== undefined) {
+    t.latencies.push(Number(process.hrtime.bigint() - ts) / 1000);
+    bump(board, C.WAKES);
+  }
+  return ok;
 }
 
 /** Our callback, if it must run: the signaler pushed it to our inbox; run it here. */
@@ -191,8 +191,9 @@ function finish(it: Taken, signaled: boolean): void {
 
 /** Gives the slot back: our INFLIGHT count first (marked in its run), then the state. */
 function handBack(slot: number): void {
+  const returning = slotWord(slot, S_RETURNING); // computed first: no call inside the run below
   Atomics.sub(b32, C.INFLIGHT, 1);
-  b32[slotWord(slot, S_RETURNING)] = 1;
+  b32[returning] = 1;
   // A parked reference travels back with the slot: the exporter that reclaims it drops it.
   Atomics.store(b32, slotWord(slot, S_STATE), RETURNED);
   settleSlot(board, slot);

@@ -2,15 +2,16 @@
  * An exporter's steps on the hand-off ring (see board.ts): claim a slot, record its progress,
  * hand the fence off, record its end, leave. Shared by the exporter worker and by a parent thread
  * that hands fences to importer workers itself. Every step writes its stage (S_STAGE) in the run
- * of the Atomics op it records — the Atomics op first, then plain writes only — because
- * terminate() lands at calls and Atomics ops, never between them: the recovery of a killed
- * exporter then reads exactly what it had done.
+ * of the Atomics op it records — the Atomics op first, then plain writes only, with every index
+ * computed before (no call in between, not even a small helper) — because terminate() lands at
+ * function entries, loop back-edges and Atomics ops, never inside such a run: the recovery of a
+ * killed exporter then reads exactly what it had done.
  */
 import { Errno, SyncFile, dropParkedRef, parkRef, type Arena, type Fence } from '../src/index.js';
 import {
   C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, PUBLISHED, RING_SLOTS, SF_CARRIER,
   SF_FENCE, SF_OP, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SETTLED, STAGE_SUBMITTING,
-  S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, bump, expectBit, fillingBy, isTaken, ringChanged, settleSlot, slotF64,
+  S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, expectBit, fillingBy, isTaken, ringChanged, settleSlot, slotF64,
   slotWord, waitRing, type Board,
 } from './board.js';
 
@@ -59,15 +60,20 @@ export class RingExporter {
     const b32 = this.board.i32;
     const f64 = this.board.f64;
     const state = slotWord(i, S_STATE);
+    const owner = slotWord(i, S_OWNER);
+    const stage = slotWord(i, S_STAGE);
+    const carrier = slotF64(i, SF_CARRIER);
+    const fd = this.fdCarrier;
     const mine = fillingBy(this.index);
+    // Every index is computed before the CAS: from it to the last plain write below there is no
+    // call, so a terminate() leaves the claim recorded whole or not at all.
     const fresh = Atomics.compareExchange(b32, state, EMPTY, mine) === EMPTY;
     if (!fresh && Atomics.compareExchange(b32, state, DONE, mine) !== DONE) return false;
-    // In the run of the claim: the slot is ours, and recovery knows how far we got.
-    b32[slotWord(i, S_OWNER)] = this.index;
-    b32[slotWord(i, S_STAGE)] = STAGE_CLAIMED;
-    if (this.fdCarrier) f64[slotF64(i, SF_CARRIER)] = 0; // the importer closed that fd
+    b32[owner] = this.index;
+    b32[stage] = STAGE_CLAIMED;
+    if (fd) f64[carrier] = 0; // the importer closed that fd
     // A reclaimed slot carries the importer's reference back: dropped, and the word cleared, in one run.
-    else if (!fresh) dropParkedRef(this.arena, f64, slotF64(i, SF_CARRIER));
+    else if (!fresh) dropParkedRef(this.arena, f64, carrier);
     return true;
   }
 
@@ -78,8 +84,10 @@ export class RingExporter {
 
   /** Counts the slot's fence (C.FENCES). */
   counted(slot: number): void {
-    bump(this.board, C.FENCES);
-    this.board.i32[slotWord(slot, S_STAGE)] = STAGE_COUNTED;
+    const b32 = this.board.i32;
+    const stage = slotWord(slot, S_STAGE);
+    Atomics.add(b32, C.FENCES, 1);
+    b32[stage] = STAGE_COUNTED;
   }
 
   /**
@@ -90,6 +98,9 @@ export class RingExporter {
   handOff(slot: number, fence: Fence, opHandle: number, expect: number): void {
     const b32 = this.board.i32;
     const f64 = this.board.f64;
+    const state = slotWord(slot, S_STATE);
+    const stage = slotWord(slot, S_STAGE);
+    const carrier = slotF64(slot, SF_CARRIER);
     Atomics.store(b32, slotWord(slot, S_EXPECT), expect);
     Atomics.store(b32, slotWord(slot, S_FREED), 0);
     b32[slotWord(slot, S_RETURNING)] = 0;
@@ -97,12 +108,12 @@ export class RingExporter {
     f64[slotF64(slot, SF_OP)] = opHandle;
     // An fd written late is still this thread's: its reaper closes it. A parked reference and its
     // handle go in together (parkRef), so recovery drops exactly what the word names.
-    if (this.fdCarrier) f64[slotF64(slot, SF_CARRIER)] = SyncFile.create(this.arena, fence);
-    else parkRef(fence, f64, slotF64(slot, SF_CARRIER));
-    bump(this.board, C.INFLIGHT);
-    b32[slotWord(slot, S_STAGE)] = STAGE_INFLIGHT;
-    Atomics.store(b32, slotWord(slot, S_STATE), PUBLISHED);
-    b32[slotWord(slot, S_STAGE)] = STAGE_PUBLISHED;
+    if (this.fdCarrier) f64[carrier] = SyncFile.create(this.arena, fence);
+    else parkRef(fence, f64, carrier);
+    Atomics.add(b32, C.INFLIGHT, 1);
+    b32[stage] = STAGE_INFLIGHT;
+    Atomics.store(b32, state, PUBLISHED);
+    b32[stage] = STAGE_PUBLISHED;
     b32[EX_PUBLISHED + this.index]++;
     ringChanged(this.board);
   }
@@ -114,12 +125,14 @@ export class RingExporter {
    */
   ended(slot: number, status: number): void {
     const b32 = this.board.i32;
-    if (status === Errno.ECANCELED) bump(this.board, C.CANCELLED);
-    bump(this.board, C.SIGNALS);
-    b32[slotWord(slot, S_STAGE)] = STAGE_ENDED;
-    b32[EX_DONE + this.index]++;
-    bump(this.board, C.OPS);
-    b32[slotWord(slot, S_STAGE)] = STAGE_SETTLED;
+    const stage = slotWord(slot, S_STAGE);
+    const done = EX_DONE + this.index;
+    if (status === Errno.ECANCELED) Atomics.add(b32, C.CANCELLED, 1);
+    Atomics.add(b32, C.SIGNALS, 1);
+    b32[stage] = STAGE_ENDED;
+    b32[done]++;
+    Atomics.add(b32, C.OPS, 1);
+    b32[stage] = STAGE_SETTLED;
     Atomics.store(b32, slotWord(slot, S_EXPECT), expectBit(status));
     Atomics.store(b32, slotWord(slot, S_FREED), 1);
     settleSlot(this.board, slot);

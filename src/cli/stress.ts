@@ -1,6 +1,6 @@
 /**
- * `fencelab stress`: the seed scenario as a concurrency stress test — seeded, time- or
- * count-bounded, with cancels, callbacks and importer kills, stopping at the first violation.
+ * `fencelab stress`: the RFC's scenario as a concurrency stress test — seeded, time- or
+ * count-bounded, with cancels, callbacks and worker kills, stopping at the first violation.
  */
 import type { LockKind } from '../arena/layout.js';
 import { MAX_WORKERS } from '../../workers/board.js';
