@@ -3,6 +3,7 @@
  * board. It spawns workers (each watched by the arena, so a dead one is reaped whatever the cause),
  * recovers the board after every exit (see recovery.ts), kills and replaces workers on request,
  * and sweeps the ring at the end. The CLI's demo and stress and the thread suites all run on it.
+ * Threads: the parent that owns the arena (one crew per arena and board; not shared between threads).
  */
 import { Worker } from 'node:worker_threads';
 import type { Arena, UseAfterFreeReport } from '../src/index.js';

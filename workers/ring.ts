@@ -15,6 +15,7 @@ import {
   slotWord, waitRing, type Board,
 } from './board.js';
 
+/** One exporter's side of the ring. Threads: that exporter only (its board index; 0 is the parent). */
 export class RingExporter {
   readonly arena: Arena;
   readonly board: Board;
