@@ -179,10 +179,6 @@ export function bump(board: Board, counter: number, n = 1): void {
   Atomics.add(board.i32, counter, n);
 }
 
-export function count(board: Board, counter: number): number {
-  return Atomics.load(board.i32, counter);
-}
-
 export function ringChanged(board: Board): void {
   Atomics.add(board.i32, C.SEQ, 1);
   Atomics.notify(board.i32, C.SEQ);

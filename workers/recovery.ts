@@ -18,7 +18,7 @@ function fdCarrier(board: Board): boolean {
 }
 
 /** Closes an fd unless it is closed already (by its importer, or by its dead exporter's reaper). */
-export function closeIfOpen(arena: Arena, fd: number): void {
+function closeIfOpen(arena: Arena, fd: number): void {
   if (fd === 0) return;
   try {
     SyncFile.close(arena, fd);
