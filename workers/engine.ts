@@ -37,9 +37,11 @@ export interface EngineOptions {
   /** Published fences not yet handed back, across exporters (1–256). */
   maxInflight: number;
   /**
-   * An exporter executes an operation only once an importer took its fence (or after
-   * waitTimeoutMs): importers' commands then meet operations before they run, however late the
-   * importers are scheduled.
+   * Before it executes an operation, an exporter waits (up to waitTimeoutMs) for its fence to be
+   * taken while some importer is idle: importers' commands then meet operations before they run,
+   * however late the importers are scheduled. With every importer busy it does not wait (they may
+   * be waiting for this very exporter's later fences). It also starts only once an importer is
+   * idle (or after waitTimeoutMs).
    */
   awaitTake: boolean;
   /** Share of fences an importer adds a callback to, and of those the share it removes again. */

@@ -70,6 +70,7 @@ function produce(drv: Driver): void {
   const queue: InFlight[] = [];
   const stopping = () => t.stopping();
   let made = 0;
+  if (cfg.awaitTake) ring.awaitImporter(cfg.waitTimeoutMs, stopping);
   for (;;) {
     const more = (cfg.ops === 0 || made < cfg.ops) && !t.stopping();
     if (more && queue.length < cfg.depth) {

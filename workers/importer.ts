@@ -11,7 +11,7 @@ import {
   Driver, DriverCmd, Errno, Fence, FenceError, SyncFile, drain, importFd, putTracked, waitInbox,
 } from '../src/index.js';
 import {
-  C, EXF_DRIVER, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD,
+  C, EXF_DRIVER, IM_IDLE, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD,
   bump, expectBit, ringChanged, settleSlot, slotF64, slotWord, takenBy, waitRing,
 } from './board.js';
 import { EngineThread, sleepMs } from './engine.js';
@@ -206,10 +206,12 @@ async function consume(): Promise<void> {
     const seen = Atomics.load(b32, C.SEQ);
     const slot = take();
     if (slot < 0) {
-      if (t.stopping() || Atomics.load(b32, C.EXPORTERS_LEFT) === 0) return;
+      if (t.stopping() || Atomics.load(b32, C.EXPORTERS_LEFT) === 0) break;
+      Atomics.store(b32, IM_IDLE + t.index, 1);
       waitRing(board, seen, 5);
       continue;
     }
+    Atomics.store(b32, IM_IDLE + t.index, 0);
     const fence = importFence(slot);
     if (fence) {
       const it = begin(slot, fence);
@@ -218,6 +220,7 @@ async function consume(): Promise<void> {
     }
     handBack(slot);
   }
+  Atomics.store(b32, IM_IDLE + t.index, 0);
 }
 
 await t.run(consume, () => {});

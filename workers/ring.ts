@@ -9,11 +9,16 @@
  */
 import { Errno, SyncFile, dropParkedRef, parkRef, type Arena, type Fence } from '../src/index.js';
 import {
-  C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, PUBLISHED, RING_SLOTS, SF_CARRIER,
+  C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, IM_IDLE, MAX_WORKERS, PUBLISHED, RING_SLOTS, SF_CARRIER,
   SF_FENCE, SF_OP, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SETTLED, STAGE_SUBMITTING,
   S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, expectBit, fillingBy, isTaken, ringChanged, settleSlot, slotF64,
   slotWord, waitRing, type Board,
 } from './board.js';
+
+/** Sleeps up to `ms`, or until the ring changes. */
+function sleepRing(board: Board, ms: number): void {
+  waitRing(board, Atomics.load(board.i32, C.SEQ), ms);
+}
 
 /** One exporter's side of the ring. Threads: that exporter only (its board index; 0 is the parent). */
 export class RingExporter {
@@ -140,13 +145,28 @@ export class RingExporter {
     ringChanged(this.board);
   }
 
-  /** Waits (polling, bounded) until the fence of `slot` is no longer waiting to be taken. */
+  /**
+   * Waits (polling, bounded) while the fence of `slot` is not taken yet and some importer is idle
+   * — one that will take it. Not while every importer is busy: they may be waiting for a later
+   * fence of ours, which we execute only after this one.
+   */
   awaitTake(slot: number, timeoutMs: number, stopping: () => boolean): void {
     const b32 = this.board.i32;
     const by = performance.now() + timeoutMs;
-    while (Atomics.load(b32, slotWord(slot, S_STATE)) === PUBLISHED && !stopping() && performance.now() < by) {
-      waitRing(this.board, Atomics.load(b32, C.SEQ), 1);
+    while (Atomics.load(b32, slotWord(slot, S_STATE)) === PUBLISHED && this.importerIdle() && !stopping() && performance.now() < by) {
+      sleepRing(this.board, 1);
     }
+  }
+
+  /** Waits (polling, bounded) until some importer is idle: it is up and looking for fences. */
+  awaitImporter(timeoutMs: number, stopping: () => boolean): void {
+    const by = performance.now() + timeoutMs;
+    while (!this.importerIdle() && !stopping() && performance.now() < by) sleepRing(this.board, 1);
+  }
+
+  private importerIdle(): boolean {
+    for (let w = 1; w < MAX_WORKERS; w++) if (Atomics.load(this.board.i32, IM_IDLE + w) !== 0) return true;
+    return false;
   }
 
   /** Slots this exporter published that no importer has handed back yet. */
