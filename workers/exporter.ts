@@ -51,8 +51,9 @@ function publish(drv: Driver, slot: number): InFlight {
   return { op, slot, cancel, lock };
 }
 
-function end(drv: Driver, f: InFlight): void {
-  if (cfg.awaitTake) ring.awaitTake(f.slot, cfg.waitTimeoutMs, () => t.stopping());
+/** Executes or cancels `f`, the oldest of the operations in flight (`later` are the others). */
+function end(drv: Driver, f: InFlight, later: readonly InFlight[]): void {
+  if (cfg.awaitTake) ring.awaitTake(f.slot, later.map((x) => x.slot), cfg.waitTimeoutMs, () => t.stopping());
   // Part of the execution under the operation's lock, like a driver updating its state — unless
   // importers may delete the operation meanwhile: then only execute() touches it.
   if (!commands) {
@@ -70,7 +71,6 @@ function produce(drv: Driver): void {
   const queue: InFlight[] = [];
   const stopping = () => t.stopping();
   let made = 0;
-  if (cfg.awaitTake) ring.awaitImporter(cfg.waitTimeoutMs, stopping);
   for (;;) {
     const more = (cfg.ops === 0 || made < cfg.ops) && !t.stopping();
     if (more && queue.length < cfg.depth) {
@@ -83,7 +83,7 @@ function produce(drv: Driver): void {
       }
     }
     const next = queue.shift();
-    if (next) end(drv, next);
+    if (next) end(drv, next, queue);
     else if (!more) return;
   }
 }

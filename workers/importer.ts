@@ -11,7 +11,7 @@ import {
   Driver, DriverCmd, Errno, Fence, FenceError, SyncFile, drain, importFd, putTracked, waitInbox,
 } from '../src/index.js';
 import {
-  C, EXF_DRIVER, IM_IDLE, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD,
+  C, EXF_DRIVER, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD,
   bump, expectBit, ringChanged, settleSlot, slotF64, slotWord, takenBy, waitRing,
 } from './board.js';
 import { EngineThread, sleepMs } from './engine.js';
@@ -91,7 +91,7 @@ function command(slot: number): void {
   const op = board.f64[slotF64(slot, SF_OP)];
   bump(board, C.COMMANDS);
   try {
-    if (t.rng() < 0.5) {
+    if (t.rng() < 0.5 && cfg.commandVia === 'either') {
       if (drv.command(cmd, op)) bump(board, C.COMMANDS_WON);
     } else if (!drv.ioctl(cmd, op)) {
       bump(board, C.RING_FULL);
@@ -206,12 +206,10 @@ async function consume(): Promise<void> {
     const seen = Atomics.load(b32, C.SEQ);
     const slot = take();
     if (slot < 0) {
-      if (t.stopping() || Atomics.load(b32, C.EXPORTERS_LEFT) === 0) break;
-      Atomics.store(b32, IM_IDLE + t.index, 1);
+      if (t.stopping() || Atomics.load(b32, C.EXPORTERS_LEFT) === 0) return;
       waitRing(board, seen, 5);
       continue;
     }
-    Atomics.store(b32, IM_IDLE + t.index, 0);
     const fence = importFence(slot);
     if (fence) {
       const it = begin(slot, fence);
@@ -220,7 +218,6 @@ async function consume(): Promise<void> {
     }
     handBack(slot);
   }
-  Atomics.store(b32, IM_IDLE + t.index, 0);
 }
 
 await t.run(consume, () => {});

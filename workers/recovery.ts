@@ -8,7 +8,7 @@
  */
 import { Errno, Fence, FenceError, SyncFile, dropParkedRef, type Arena } from '../src/index.js';
 import {
-  C, CARRIER_FD, DONE, EMPTY, EXPECT_NODEV, EX_LEFT, IM_IDLE, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_FENCE, STAGE_COUNTED, STAGE_ENDED,
+  C, CARRIER_FD, DONE, EMPTY, EXPECT_NODEV, EX_LEFT, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_FENCE, STAGE_COUNTED, STAGE_ENDED,
   STAGE_INFLIGHT, STAGE_PUBLISHED, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, bump, fillingBy,
   ringChanged, settleSlot, slotF64, slotWord, takenBy, type Board,
 } from './board.js';
@@ -41,7 +41,6 @@ function dropCarrier(arena: Arena, board: Board, slot: number): void {
  */
 export function recoverImporter(arena: Arena, board: Board, index: number): void {
   const b32 = board.i32;
-  Atomics.store(b32, IM_IDLE + index, 0);
   for (let i = 0; i < RING_SLOTS; i++) {
     if (Atomics.load(b32, slotWord(i, S_STATE)) !== takenBy(index)) continue;
     if (fdCarrier(board)) {

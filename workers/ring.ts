@@ -9,16 +9,11 @@
  */
 import { Errno, SyncFile, dropParkedRef, parkRef, type Arena, type Fence } from '../src/index.js';
 import {
-  C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, IM_IDLE, MAX_WORKERS, PUBLISHED, RING_SLOTS, SF_CARRIER,
+  C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, PUBLISHED, RING_SLOTS, SF_CARRIER,
   SF_FENCE, SF_OP, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SETTLED, STAGE_SUBMITTING,
   S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, expectBit, fillingBy, isTaken, ringChanged, settleSlot, slotF64,
   slotWord, waitRing, type Board,
 } from './board.js';
-
-/** Sleeps up to `ms`, or until the ring changes. */
-function sleepRing(board: Board, ms: number): void {
-  waitRing(board, Atomics.load(board.i32, C.SEQ), ms);
-}
 
 /** One exporter's side of the ring. Threads: that exporter only (its board index; 0 is the parent). */
 export class RingExporter {
@@ -146,27 +141,17 @@ export class RingExporter {
   }
 
   /**
-   * Waits (polling, bounded) while the fence of `slot` is not taken yet and some importer is idle
-   * — one that will take it. Not while every importer is busy: they may be waiting for a later
-   * fence of ours, which we execute only after this one.
+   * Waits (polling, bounded) while the fence of `slot` is not taken yet — unless an importer took
+   * one of `later` (slots we published after it): that importer may be waiting for it, and we
+   * execute it only after this one. So no importer ever waits on an exporter that waits on it.
    */
-  awaitTake(slot: number, timeoutMs: number, stopping: () => boolean): void {
+  awaitTake(slot: number, later: readonly number[], timeoutMs: number, stopping: () => boolean): void {
     const b32 = this.board.i32;
     const by = performance.now() + timeoutMs;
-    while (Atomics.load(b32, slotWord(slot, S_STATE)) === PUBLISHED && this.importerIdle() && !stopping() && performance.now() < by) {
-      sleepRing(this.board, 1);
+    const untaken = (s: number) => Atomics.load(b32, slotWord(s, S_STATE)) === PUBLISHED;
+    while (untaken(slot) && later.every(untaken) && !stopping() && performance.now() < by) {
+      waitRing(this.board, Atomics.load(b32, C.SEQ), 1);
     }
-  }
-
-  /** Waits (polling, bounded) until some importer is idle: it is up and looking for fences. */
-  awaitImporter(timeoutMs: number, stopping: () => boolean): void {
-    const by = performance.now() + timeoutMs;
-    while (!this.importerIdle() && !stopping() && performance.now() < by) sleepRing(this.board, 1);
-  }
-
-  private importerIdle(): boolean {
-    for (let w = 1; w < MAX_WORKERS; w++) if (Atomics.load(this.board.i32, IM_IDLE + w) !== 0) return true;
-    return false;
   }
 
   /** Slots this exporter published that no importer has handed back yet. */
