@@ -1,4 +1,8 @@
-/** fencelab: Linux DMA fences for Node.js worker threads. Public API (DESIGN.md §8). */
+/**
+ * fencelab: Linux DMA fences for Node.js worker threads. The package's one entry point: every
+ * public name is exported here (docs/kernel-mapping.md maps each to the kernel's).
+ * @packageDocumentation
+ */
 export { Arena } from './arena/arena.js';
 export type { ArenaOptions } from './arena/arena.js';
 export type { ArenaStats, CheckReport, LeakReport } from './arena/check.js';
@@ -18,6 +22,7 @@ export type { SyncFileInfo, SyncFenceInfo } from './sync/syncfile.js';
 export { SwTimeline } from './sync/timeline.js';
 export { Dispatcher, startDispatcher, stopDispatcher, dispatcherOf, setAutoDispatch, drain, waitInbox, pendingCallbacks } from './runtime/dispatcher.js';
 export { trackRef, putTracked, importFd, ledgerSize, ledgerCompact } from './runtime/ledger.js';
+export { parkRef, dropParkedRef } from './runtime/parked.js';
 export { runWithFence, fenceTask, watchPool, signalError, createFencePool, FencePool, taskResult } from './runtime/piscina.js';
 export type { FenceTaskMessage, FenceTaskContext, PoolLike, FencePoolOptions, RunOptions } from './runtime/piscina.js';
 export { runGraph } from './runtime/graph.js';

@@ -25,7 +25,7 @@ import { ringInit, ringPost, ringTake } from './ring.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 
-export { Operation, driverOps } from './operation.js';
+export { Operation } from './operation.js';
 
 const {
   OP_STATE, OP_FENCE, OP_PAYLOAD_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, DRV_CONTEXT, DRV_OWNER, DRV_SUBMITTED, DRV_COMPLETED,
@@ -55,7 +55,7 @@ export interface DriverCounters {
 }
 
 export interface DriverOptions {
-  /** Out-fences borrow the operation's lock (`'borrowed'`, the seed's bug) or use their own (`'inline'`, default). */
+  /** Out-fences borrow the operation's lock (`'borrowed'`: the use-after-free once the operation is freed) or use their own (`'inline'`, default). */
   lockMode?: LockMode;
   /** Command ring entries (power of two, default 256). */
   ringSize?: number;

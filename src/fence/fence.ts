@@ -3,7 +3,7 @@
  * semantics: idempotent signal, callbacks exactly once, error only before signal, ops detached on
  * signal, 32-bit wrap-around ordering unless 64-bit, release of an unsignaled fence with callbacks
  * → -EDEADLK. The lock is either inline (in the fence, flag INLINE_LOCK) or borrowed from the
- * exporter's block — the seed's bug when that block is freed first. The view validates and
+ * exporter's block — the borrowed-lock use-after-free when that block is freed first. The view validates and
  * delegates: the work is done at handle level (core, create, signal, release, wait).
  */
 import type { Arena } from '../arena/arena.js';
@@ -26,7 +26,7 @@ import { traceRelease, tracedHoldCount } from '../trace/ring.js';
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
 /** The put API lives in release.ts; re-exported for importers of the handle-level API. */
-export { putFence, releaseFenceAt } from './release.js';
+export { putFence } from './release.js';
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;

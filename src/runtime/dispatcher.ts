@@ -1,5 +1,5 @@
 /**
- * The per-thread callback dispatcher (DESIGN.md §4): a loop on `Atomics.waitAsync` over the thread
+ * The per-thread callback dispatcher (docs/architecture.md, "Callbacks across threads"): a loop on `Atomics.waitAsync` over the thread
  * slot's doorbell that runs the callbacks other threads queued into this thread's inbox.
  *
  * Liveness: a pending `Atomics.waitAsync` does not keep Node alive, so an idle dispatcher never

@@ -422,11 +422,6 @@ export function isAborted(arena: Arena, jw: number): boolean {
   return Atomics.load(arena.i32, jw + J_ABORT) === L.AB_ABORTED;
 }
 
-/** Job state (JS_*). */
-export function jobState(arena: Arena, jw: number): number {
-  return Atomics.load(arena.i32, jw + J_STATE);
-}
-
 /* ───────────── dead workers ───────────── */
 
 defineLedgerKind(LGK_JOB, (arena, jw, gen) => {
