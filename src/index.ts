@@ -31,8 +31,11 @@ export { Driver, Operation, DriverCmd } from './driver/driver.js';
 export type { LockMode, DriverCommand, DriverCounters, DriverOptions, SubmitOptions } from './driver/driver.js';
 export { FenceArray, FenceChain, unwrapFences, mergeFences } from './containers/index.js';
 export type { FenceArrayOptions } from './containers/index.js';
-export { Tracer, TRACE_CATEGORIES, DEFAULT_TRACE_CATEGORIES, EVENT_NAMES, toChromeTrace, analyzeHang, assertDump, renderDump } from './trace/index.js';
+export {
+  Tracer, TRACE_CATEGORIES, DEFAULT_TRACE_CATEGORIES, EVENT_NAMES, toChromeTrace, mergeChromeTraces, analyzeHang, assertDump, renderDump,
+  renderTimelinePage, renderTimelineSection, TIMELINE_STYLE,
+} from './trace/index.js';
 export type {
-  TraceCategory, TraceOptions, RawEvent, ThreadEvents, TraceSnapshot, ChromeEvent, ChromeTrace,
+  TraceCategory, TraceOptions, RawEvent, ThreadEvents, TraceSnapshot, ChromeEvent, ChromeTrace, ExportNames, Placement, TimelineOptions,
   ArenaDump, DumpFence, DumpFd, DumpLock, DumpOperation, DumpThread, DumpTimeline,
 } from './trace/index.js';

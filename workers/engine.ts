@@ -124,6 +124,8 @@ export class EngineThread {
   constructor() {
     this.cfg = workerData as EngineWorkerData;
     this.arena = Arena.attach(this.cfg.arena);
+    // Its name in traces and arena dumps: "exporter 1", "importer 2".
+    this.arena.trace.nameThread(`${this.cfg.role} ${this.cfg.index}`);
     this.board = boardOf(this.cfg.board, this.cfg.guard);
     this.index = this.cfg.index;
     this.rng = seedrandom(`${this.cfg.seed}:${this.cfg.role}:${this.index}`);

@@ -2,6 +2,8 @@
  * `fencelab demo`: the borrowed-lock use-after-free and its fix, live. Four runs of the same workload in real
  * workers — borrowed lock and inline lock, each with and without the sanitizer — side by side.
  */
+import { mergeChromeTraces, type ChromeTrace } from '../trace/chrome.js';
+import { MAX_RING_EVENTS } from '../trace/ring.js';
 import { runScenario, type ScenarioConfig, type ScenarioResult } from './scenario.js';
 import { fmtMicros, renderTable } from './table.js';
 import type { Progress } from './progress.js';
@@ -10,6 +12,18 @@ export interface DemoOptions {
   ops: number;
   seed: string;
   json: boolean;
+  /** Record the four runs in one trace (see {@link DemoReport.trace}). */
+  trace?: boolean;
+  /** Events each thread's ring holds when tracing (default: enough for the whole run). */
+  traceEvents?: number;
+}
+
+/** Events a thread records per operation in a demo run, at most (a generous bound: the exporter's are ~7). */
+const EVENTS_PER_OP = 12;
+
+/** Ring size that keeps a whole demo run of `ops` operations. */
+export function demoTraceEvents(ops: number): number {
+  return Math.min(MAX_RING_EVENTS, Math.max(1024, ops * EVENTS_PER_OP));
 }
 
 export const DEMO_DEFAULTS = {
@@ -36,6 +50,8 @@ const RUNS: { label: string; lockMode: 'borrowed' | 'inline'; sanitize: boolean 
 
 export interface DemoReport {
   runs: (ScenarioResult & { label: string })[];
+  /** The four runs' trace, one pair of processes (threads, fence contexts) per run, when asked for. */
+  trace?: ChromeTrace;
   /** True when both inline runs show no violation at all. */
   inlineClean: boolean;
   /** True when the borrowed runs reproduced the bug (sanitizer caught it, or damage was observed). */
@@ -44,6 +60,7 @@ export interface DemoReport {
 
 export async function runDemo(opts: DemoOptions, progress: Progress): Promise<DemoReport> {
   const runs: DemoReport['runs'] = [];
+  const traces: ChromeTrace[] = [];
   for (const [i, run] of RUNS.entries()) {
     const cfg: ScenarioConfig = {
       ...DEMO_DEFAULTS,
@@ -61,6 +78,16 @@ export async function runDemo(opts: DemoOptions, progress: Progress): Promise<De
       seed: `${opts.seed}:${i}`,
       onProgress: (p) => progress.update(i * opts.ops + p.ops, { run: run.label, ops: p.ops }),
     };
+    if (opts.trace) {
+      cfg.trace = {
+        eventsPerThread: opts.traceEvents ?? demoTraceEvents(opts.ops),
+        // The runs one after the other on one time line: each placed from the first run's start.
+        collect: (tracer) => {
+          const origin = traces[0]?.otherData.originMs as number | undefined;
+          traces.push(tracer.export({ pid: 2 * i + 1, label: run.label, origin }));
+        },
+      };
+    }
     runs.push({ label: run.label, ...(await runScenario(cfg)) });
   }
   progress.update(RUNS.length * opts.ops, { run: 'done', ops: opts.ops });
@@ -69,6 +96,7 @@ export async function runDemo(opts: DemoOptions, progress: Progress): Promise<De
   const borrowed = runs.filter((r) => r.config.lockMode === 'borrowed');
   return {
     runs,
+    ...(opts.trace ? { trace: mergeChromeTraces(traces) } : {}),
     inlineClean: inline.every((r) => r.violations.length === 0),
     bugReproduced: borrowed.some((r) => r.uafCaught > 0) && borrowed.some((r) => r.meViolations + r.lockErrors + r.hangs > 0),
   };

@@ -50,21 +50,32 @@ export function readDump(file: string): ArenaDump {
 
 /**
  * Makes this process answer `fencelab inspect`: announces it and writes `arena()`'s dump on
- * SIGUSR2 (nothing while `arena()` is null). Returns the function that undoes both.
+ * SIGUSR2 (nothing while `arena()` is null). Returns the function that undoes both; an interrupt
+ * (SIGINT, SIGTERM) undoes them too before it ends the process as it would have.
  */
 export function serveInspect(arena: () => Arena | null, dir = tmpdir()): () => void {
   const announce = announcePath(process.pid, dir);
-  const onSignal = () => {
+  const onRequest = () => {
     const a = arena();
     if (a === null || a.isDetached) return;
     writeDump(a.describe('fencelab inspect'), dumpPath(process.pid, dir));
   };
-  process.on('SIGUSR2', onSignal);
-  writeFileSync(announce, `${process.argv.slice(1).join(' ')}\n`);
-  return () => {
-    process.off('SIGUSR2', onSignal);
+  const undo = () => {
+    process.off('SIGUSR2', onRequest);
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
     rmSync(announce, { force: true });
+    rmSync(dumpPath(process.pid, dir), { force: true });
   };
+  function onInterrupt(signal: NodeJS.Signals): void {
+    undo();
+    process.kill(process.pid, signal); // no listener left: the default action ends the process
+  }
+  process.on('SIGUSR2', onRequest);
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
+  writeFileSync(announce, `${process.argv.slice(1).join(' ')}\n`);
+  return undo;
 }
 
 /** Running processes that announced themselves (stale announcements of dead processes are skipped). */
@@ -135,8 +146,15 @@ export class HangWatch {
       return null;
     }
     if (this.dump !== null || nowMs - this.since < this.afterMs) return null;
-    this.dump = this.arena.describe(`hang: no progress for ${((nowMs - this.since) / 1000).toFixed(1)} s`);
-    writeDump(this.dump, this.file);
+    return this.take(`hang: no progress for ${((nowMs - this.since) / 1000).toFixed(1)} s`);
+  }
+
+  /** Dumps the arena now (once per run: a second call returns the first dump). */
+  take(reason: string): ArenaDump {
+    if (this.dump === null) {
+      this.dump = this.arena.describe(reason);
+      writeDump(this.dump, this.file);
+    }
     return this.dump;
   }
 }

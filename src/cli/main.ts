@@ -1,19 +1,24 @@
 #!/usr/bin/env node
 /**
- * The `fencelab` command: `demo` (what `npm start` runs), `stress`, `bench` and `report`. Exit codes:
- * 0 clean, 1 a violation (inline demo run, or any stress invariant) or a failed bench suite, 2 bad usage.
+ * The `fencelab` command: `demo` (what `npm start` runs), `stress`, `bench`, `report` and `inspect`.
+ * Exit codes: 0 clean, 1 a violation (inline demo run, or any stress invariant) or a failed bench
+ * suite, 2 bad usage.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { REPORT_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
 import { runBench, suiteFile, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
+import { announcedProcesses, inspectProcess, readDump, renderInspect } from './inspect.js';
 import { createProgress } from './progress.js';
-import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
+import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, STRESS_TRACE_EVENTS, renderStress, runStress, type StressOptions } from './stress.js';
+import { traceLines, writeTraceFiles } from './tracefile.js';
+import { MAX_RING_EVENTS } from '../trace/ring.js';
+import type { ArenaDump } from '../trace/dump.js';
 
 const program = new Command();
 program
@@ -28,11 +33,17 @@ program
   .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
   .addOption(new Option('--seed <seed>', 'seed of the workload choices').argParser(seedOption).default('fencelab'))
   .option('--json', 'print the report as JSON on stdout', false)
-  .action(async (o: { ops: number; seed: string; json: boolean }) => {
+  .addOption(new Option('--trace <file>', 'record the four runs and write a Chrome trace (Perfetto, chrome://tracing) and a timeline page next to it').argParser(fileOption('--trace')))
+  .addOption(traceEventsOption('enough for the whole run'))
+  .action(async (o: { ops: number; seed: string; json: boolean; trace?: string; traceEvents?: number }) => {
     const progress = createProgress('demo', 4 * o.ops, { quiet: o.json });
-    const report = await runDemo(o, progress);
+    const { trace, ...report } = await runDemo({ ...o, trace: o.trace !== undefined }, progress);
     if (o.json) console.log(JSON.stringify(report, null, 2));
     else console.log(renderDemo(report));
+    if (trace && o.trace) {
+      const page = writeTraceFiles(o.trace, trace, 'fencelab demo — borrowed and inline locks');
+      (o.json ? console.error : console.log)(['', ...traceLines(o.trace, page, trace)].join('\n'));
+    }
     process.exitCode = report.inlineClean ? 0 : 1;
   });
 
@@ -55,20 +66,60 @@ program
   .addOption(new Option('--cs-us <µs>', 'time spent inside each critical section').argParser(intOption('--cs-us', 0, 100_000)).default(STRESS_DEFAULTS.csUs))
   .addOption(new Option('--seed <seed>', 'seed of the workload choices (printed; pass it back to replay)').argParser(seedOption))
   .option('--json', 'print the report as JSON on stdout', false)
-  .action(async (o: StressOptions & { ops?: number }, command: Command) => {
+  .addOption(new Option('--trace <file>', 'record the run and write a Chrome trace (Perfetto, chrome://tracing) and a timeline page next to it').argParser(fileOption('--trace')))
+  .addOption(traceEventsOption(`${STRESS_TRACE_EVENTS}; the newest are kept`))
+  .addOption(new Option('--hang-after <time>', 'no operation finishing for this long is a hang: the arena is dumped').argParser(parseDuration).default(5000, '5s'))
+  .addOption(new Option('--hang-dump <file>', 'where a hang dumps the arena (default fencelab-hang-<seed>.json)').argParser(fileOption('--hang-dump')))
+  .action(async (o: Omit<StressOptions, 'trace' | 'hangDump'> & { ops?: number; trace?: string; hangDump?: string }, command: Command) => {
     if (o.ops !== undefined && command.getOptionValueSource('duration') === 'cli')
       program.error('error: --ops and --duration bound the same run: give one of them', { exitCode: 2, code: 'fencelab.conflictingOptions' });
     if (o.exporters + o.importers > MAX_STRESS_WORKERS)
       program.error(`error: ${o.exporters} exporters + ${o.importers} importers is more workers than the arena allows (at most ${MAX_STRESS_WORKERS})`, { exitCode: 2, code: 'fencelab.tooManyWorkers' });
     const seed = o.seed ?? randomBytes(4).toString('hex');
-    const opts = { ...o, seed };
+    const opts = { ...o, seed, trace: o.trace !== undefined, hangDump: o.hangDump ?? resolve(`fencelab-hang-${seed}.json`) };
     const total = o.ops !== undefined ? o.ops * o.exporters : o.duration;
     const progress = createProgress('stress', total, { quiet: o.json });
-    const report = await runStress(opts, progress);
+    const { trace, ...report } = await runStress(opts, progress);
     if (o.json) console.log(JSON.stringify(report, null, 2));
     else console.log(renderStress(report));
+    if (trace && o.trace) {
+      const page = writeTraceFiles(o.trace, trace, `fencelab stress — seed ${seed}`);
+      (o.json ? console.error : console.log)(['', ...traceLines(o.trace, page, trace)].join('\n'));
+    }
     process.exitCode = report.violations.length === 0 ? 0 : 1;
   });
+
+program
+  .command('inspect')
+  .description(
+    'print the arena dump (live fences, timelines, held locks, fds, threads and what each waits for) of a running ' +
+      '`fencelab stress`, or of a dump file a stress wrote on a hang, with what stands in the way',
+  )
+  .argument('[file]', 'a dump file (fencelab-hang-<seed>.json)')
+  .addOption(new Option('--pid <pid>', 'the running stress to ask (default: the only one running)').argParser(intOption('--pid', 1, 2 ** 31 - 1)))
+  .option('--json', 'print the dump as JSON', false)
+  .action(async (file: string | undefined, o: { pid?: number; json: boolean }) => {
+    if (file !== undefined && o.pid !== undefined) program.error('error: give a dump file or --pid, not both', { exitCode: 2, code: 'fencelab.conflictingOptions' });
+    let pid = o.pid;
+    if (file === undefined && pid === undefined) {
+      const running = announcedProcesses();
+      if (running.length === 0) program.error('error: no fencelab stress is running (pass a dump file, or --pid)', { exitCode: 2, code: 'fencelab.nothingToInspect' });
+      if (running.length > 1) program.error(`error: several fencelab stress runs: ${running.join(', ')} (pick one with --pid)`, { exitCode: 2, code: 'fencelab.whichProcess' });
+      pid = running[0];
+    }
+    let dump: ArenaDump;
+    try {
+      dump = file !== undefined ? readDump(file) : await inspectProcess(pid!);
+    } catch (e) {
+      return program.error(`error: ${e instanceof Error ? e.message : String(e)}`, { exitCode: 2, code: 'fencelab.noDump' });
+    }
+    console.log(o.json ? JSON.stringify(dump, null, 2) : renderInspect(dump));
+  });
+
+/** `--trace-events <n>`: events each thread's trace ring holds. */
+function traceEventsOption(defaultText: string): Option {
+  return new Option('--trace-events <n>', `events each thread's trace ring holds (default ${defaultText})`).argParser(intOption('--trace-events', 16, MAX_RING_EVENTS));
+}
 
 program
   .command('bench')

@@ -5,9 +5,12 @@
  * them drain, then check every invariant and the arena.
  */
 import seedrandom from 'seedrandom';
-import { Arena, type LockKind } from '../index.js';
+import { Arena, type LockKind, type Tracer } from '../index.js';
 import { C, bump } from '../../workers/board.js';
 import { Crew, type Member, type Replacement } from '../../workers/crew.js';
+import { ringBlockBytes } from '../trace/ring.js';
+import { analyzeHang } from '../trace/dump.js';
+import { HangWatch, serveInspect } from './inspect.js';
 import type { LockMode } from './options.js';
 
 export type KillTarget = 'importers' | 'exporters' | 'both';
@@ -40,7 +43,20 @@ export interface ScenarioConfig {
   maxRunMs?: number;
   /** Stop the run as soon as a violation counter moves (stress). */
   stopOnViolation?: boolean;
+  /** Record a trace of the run (every category); `collect` gets the tracer once the workers are done. */
+  trace?: { eventsPerThread: number; collect: (tracer: Tracer) => void };
+  /** Dump the arena to `file` when the operations count stands still for `afterMs` (a hang). */
+  hangDump?: { afterMs: number; file: string };
+  /** Answer `fencelab inspect` (SIGUSR2) with the arena's dump while the run lasts. */
+  inspect?: boolean;
   onProgress?: (p: { ops: number; elapsedMs: number; kills: number }) => void;
+}
+
+/** What the hang watch saw: the dump file and what stands in the way. */
+export interface HangReport {
+  file: string;
+  reason: string;
+  analysis: string[];
 }
 
 export interface ScenarioResult {
@@ -74,6 +90,13 @@ export interface ScenarioResult {
   wakeP99Us: number | undefined;
   /** Invariant violations in plain words (empty when clean). */
   violations: string[];
+  /** Set when the hang watch dumped the arena. */
+  hang?: HangReport;
+}
+
+/** Rings a traced run makes room for besides its workers': the main thread's, and replacements' when it kills. */
+function spareRings(cfg: ScenarioConfig): number {
+  return 1 + (cfg.killRate > 0 ? 8 : 0);
 }
 
 /** How long workers get to finish after the stop flag before they count as hung. */
@@ -103,10 +126,16 @@ class ScenarioRun {
   private started = 0;
   private stopSeenAt = Infinity;
   private nextKill = Infinity;
+  private readonly hangWatch: HangWatch | null;
+  private unserve: (() => void) | null = null;
 
   constructor(cfg: ScenarioConfig) {
     this.cfg = cfg;
-    this.arena = Arena.create({ bytes: cfg.arenaBytes, sanitize: cfg.sanitize ? 'count' : false, lockKind: cfg.lockKind, maxThreads: 64 });
+    // A traced run's arena has room for one ring per thread on top of what the run needs.
+    const rings = cfg.trace ? ringBlockBytes(cfg.trace.eventsPerThread) * (cfg.exporters + cfg.importers + spareRings(cfg)) : 0;
+    this.arena = Arena.create({ bytes: cfg.arenaBytes + rings, sanitize: cfg.sanitize ? 'count' : false, lockKind: cfg.lockKind, maxThreads: 64 });
+    if (cfg.trace) this.arena.trace.start({ eventsPerThread: cfg.trace.eventsPerThread, categories: 'all' });
+    this.hangWatch = cfg.hangDump ? new HangWatch(this.arena, cfg.hangDump.afterMs, cfg.hangDump.file) : null;
     this.crew = new Crew(this.arena, {
       seed: cfg.seed,
       lockMode: cfg.lockMode,
@@ -126,18 +155,28 @@ class ScenarioRun {
   }
 
   async run(): Promise<ScenarioResult> {
-    this.start();
-    await this.watch();
-    await this.crew.settled();
+    try {
+      this.start();
+      await this.watch();
+      await this.crew.settled();
+    } finally {
+      this.unserve?.();
+    }
     const elapsedMs = performance.now() - this.started;
     // Fences never taken (no importer left) or handed back: drop what the ring still carries.
     this.crew.sweep();
     const result = this.results(elapsedMs);
+    if (this.cfg.trace) {
+      this.arena.trace.stop();
+      this.cfg.trace.collect(this.arena.trace);
+      this.arena.trace.dispose();
+    }
     this.arena.detach();
     return result;
   }
 
   private start(): void {
+    if (this.cfg.inspect) this.unserve = serveInspect(() => this.arena);
     this.started = performance.now();
     for (let i = 0; i < this.cfg.exporters; i++) this.crew.spawn('exporter');
     for (let i = 0; i < this.cfg.importers; i++) this.crew.spawn('importer');
@@ -156,6 +195,7 @@ class ScenarioRun {
       const now = performance.now();
       const elapsed = now - this.started;
       this.cfg.onProgress?.({ ops: crew.count(C.OPS), elapsedMs: elapsed, kills: crew.kills });
+      if (!this.stopped()) this.hangWatch?.tick(crew.count(C.OPS), now);
       this.checkStop(elapsed);
       if (elapsed > this.stopSeenAt + STOP_GRACE_MS) {
         await this.terminateHung();
@@ -186,6 +226,8 @@ class ScenarioRun {
   /** Workers still running long after the stop are hung (a lock that never comes free): terminated. */
   private async terminateHung(): Promise<void> {
     const crew = this.crew;
+    // The moment to look: the hung workers are still where they stopped.
+    this.hangWatch?.take(`hang: ${crew.running.size} worker(s) still running ${STOP_GRACE_MS / 1000} s after the stop`);
     crew.errors.push(`${crew.running.size} worker(s) still running ${STOP_GRACE_MS} ms after the stop: terminated (hang)`);
     await Promise.all([...crew.running].map((m) => m.worker.terminate()));
     await crew.settled(); // the crew recovers the board after each
@@ -260,6 +302,8 @@ class ScenarioRun {
       violations: [],
     };
     result.violations = violationsOf(result);
+    const dump = this.hangWatch?.dump;
+    if (dump && this.cfg.hangDump) result.hang = { file: this.cfg.hangDump.file, reason: dump.reason ?? 'hang', analysis: analyzeHang(dump) };
     return result;
   }
 }

@@ -4,6 +4,7 @@
  */
 import type { LockKind } from '../locks/layout.js';
 import { MAX_WORKERS } from '../../workers/board.js';
+import type { ChromeTrace } from '../trace/chrome.js';
 import type { LockMode } from './options.js';
 import type { Progress } from './progress.js';
 import { runScenario, type KillTarget, type ScenarioResult } from './scenario.js';
@@ -26,6 +27,13 @@ export interface StressOptions {
   csUs: number;
   seed: string;
   json: boolean;
+  /** Record a trace of the run. */
+  trace?: boolean;
+  /** Events each thread's ring holds when tracing (the newest are kept). */
+  traceEvents?: number;
+  /** A hang: the operations count stands still this long (ms); the arena is then dumped to `hangDump`. */
+  hangAfter: number;
+  hangDump: string;
 }
 
 export const STRESS_DEFAULTS = {
@@ -46,7 +54,12 @@ export interface StressReport extends ScenarioResult {
   /** Fence lifecycles completed: created, signaled and released. */
   fenceLifecycles: number;
   replay: string;
+  /** The run's trace, when asked for. */
+  trace?: ChromeTrace;
 }
+
+/** Events each thread's ring holds in a traced stress run unless told otherwise: what fills 1 MiB. */
+export const STRESS_TRACE_EVENTS = 32_000;
 
 /** Workers a stress run may start at once: the board's worker words, minus room for replacements. */
 export const MAX_STRESS_WORKERS = MAX_WORKERS - 16;
@@ -55,6 +68,7 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
   if (o.exporters + o.importers > MAX_STRESS_WORKERS)
     throw new RangeError(`too many workers: ${o.exporters + o.importers} (at most ${MAX_STRESS_WORKERS})`);
   const counted = o.ops !== undefined;
+  let trace: ChromeTrace | undefined;
   const result = await runScenario({
     lockMode: o.lockMode,
     sanitize: o.sanitizer,
@@ -76,6 +90,9 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
     lockTimeoutMs: 1000,
     maxInflight: 256,
     stopOnViolation: true,
+    ...(o.trace ? { trace: { eventsPerThread: o.traceEvents ?? STRESS_TRACE_EVENTS, collect: (tracer) => (trace = tracer.export()) } } : {}),
+    hangDump: { afterMs: o.hangAfter, file: o.hangDump },
+    inspect: true,
     onProgress: (p) => progress.update(counted ? p.ops : p.elapsedMs, { ops: p.ops, kills: p.kills }),
   });
   progress.stop();
@@ -85,7 +102,7 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
     `--sanitizer ${o.sanitizer ? 'on' : 'off'} --cancel-rate ${o.cancelRate} --kill-rate ${o.killRate} --kill ${o.kill}`,
     `--callback-rate ${o.callbackRate} --jitter ${o.jitter} --work-us ${o.workUs} --cs-us ${o.csUs} --seed ${o.seed}`,
   ];
-  return { ...result, seed: o.seed, fenceLifecycles: result.signaled, replay: `fencelab stress ${flags.join(' ')}` };
+  return { ...result, seed: o.seed, fenceLifecycles: result.signaled, replay: `fencelab stress ${flags.join(' ')}`, ...(trace ? { trace } : {}) };
 }
 
 export function renderStress(r: StressReport): string {
@@ -106,5 +123,9 @@ export function renderStress(r: StressReport): string {
   const out = [`\nfencelab stress — seed ${r.seed}`, renderTable(['metric', 'value'], rows)];
   if (r.violations.length === 0) out.push('\nOK: every invariant held (each fence signaled once, each callback at most once and exactly once unless removed, every reference dropped, no leak, no hang).');
   else out.push(`\nVIOLATIONS (${r.violations.length}):`, ...r.violations.map((v) => `- ${v}`), `\nreplay: ${r.replay}`);
+  if (r.hang) {
+    out.push(`\nHANG (${r.hang.reason}): the arena was dumped to ${r.hang.file} (read it with: fencelab inspect ${r.hang.file})`);
+    out.push(...r.hang.analysis.map((l) => `- ${l}`));
+  }
   return out.join('\n');
 }

@@ -426,6 +426,8 @@ export function toChromeTrace(snap: TraceSnapshot, names: ExportNames = {}, plac
     otherData: {
       producer: 'fencelab',
       session: snap.session,
+      // Trace clock (ms) of time 0: a later session placed with this origin lines up with this one.
+      originMs: origin,
       threads: snap.threads.length,
       eventsRecorded: snap.threads.reduce((n, t) => n + t.recorded, 0),
       eventsLost: lost,

@@ -72,11 +72,17 @@ function ringBytes(events: number): number {
   return A.BLOCK_HEADER_BYTES + (L.R_ENTRIES + events * L.EV_WORDS) * 4;
 }
 
-/** Events a ring holds when it fills the size class that `events` events need (never fewer). */
-export function ringCapacity(events: number): number {
+/** Bytes of arena a ring of `events` events takes (its whole block). */
+export function ringBlockBytes(events: number): number {
   const need = ringBytes(events);
   const cls = A.SIZE_CLASSES.find((c) => c >= need);
   if (cls === undefined) throw Errors.invalid(`a trace ring of ${events} events does not fit the largest block`);
+  return cls;
+}
+
+/** Events a ring holds when it fills the size class that `events` events need (never fewer). */
+export function ringCapacity(events: number): number {
+  const cls = ringBlockBytes(events);
   return Math.floor(((cls - A.BLOCK_HEADER_BYTES) / 4 - L.R_ENTRIES) / L.EV_WORDS);
 }
 

@@ -7,7 +7,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { Errors } from '../errors.js';
-import { toChromeTrace, type ChromeTrace } from './chrome.js';
+import { toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
 import type { ArenaDump } from './dump.js';
 import * as L from './layout.js';
 import {
@@ -137,10 +137,11 @@ export class Tracer {
 
   /**
    * The current session as a Chrome trace-event object: `JSON.stringify` it to a file that
-   * Perfetto (ui.perfetto.dev) or chrome://tracing opens. Threads: any attached thread.
+   * Perfetto (ui.perfetto.dev) or chrome://tracing opens. `placement` puts it beside other
+   * sessions in one trace (see mergeChromeTraces). Threads: any attached thread.
    */
-  export(): ChromeTrace {
-    return toChromeTrace(readTrace(this.arena), { opsName: (id) => opsNamer(id) });
+  export(placement: Placement = {}): ChromeTrace {
+    return toChromeTrace(readTrace(this.arena), { opsName: (id) => opsNamer(id) }, placement);
   }
 
   /**

@@ -60,7 +60,7 @@ export function renderTimelineSection(trace: ChromeTrace, options: TimelineOptio
 <h2>${esc(options.title ?? 'fencelab trace')}</h2>
 <p class="fl-summary">${esc(summary(trace))}</p>
 ${howto}
-<p class="fl-legend"><span style="background:#1e88e5"></span>fence (signal; lifetime on a context track) <span style="background:#fb8c00"></span>wait <span style="background:#8e24aa"></span>lock wait / contended hold <span style="background:#43a047"></span>callback <span style="background:#00838f"></span>driver <span style="background:#e53935"></span>use-after-free <span style="background:#424242"></span>flow: signal → woken waiter / queued callback · wheel: zoom · drag: pan · double-click: fit</p>
+<p class="fl-legend"><span style="background:#1e88e5"></span>fence (signal; lifetime on a context track) <span style="background:#fb8c00"></span>wait <span style="background:#8e24aa"></span>lock wait / contended hold <span style="background:#43a047"></span>callback <span style="background:#00838f"></span>driver <span style="background:#e53935"></span>use-after-free <span style="background:#424242"></span>flow: signal → woken waiter / queued callback · wheel: zoom · drag: pan · click a process: fit it · double-click: fit all</p>
 <div class="fl-wrap"><canvas></canvas><div class="fl-tip" hidden></div></div>
 <script type="application/json">${scriptJson(trace)}</script>
 <script>${VIEWER_SCRIPT.replace('__ID__', id)}</script>
@@ -136,7 +136,7 @@ for (const t of tracks.values()) { if (!byProc.has(t.pid)) byProc.set(t.pid, [])
 const pids = [...byProc.keys()].sort((a, b) => ((procs.get(a) || {}).sort ?? a) - ((procs.get(b) || {}).sort ?? b) || a - b);
 let y = HEAD;
 for (const pid of pids) {
-  rows.push({ heading: (procs.get(pid) || {}).name || 'process ' + pid, y });
+  rows.push({ heading: (procs.get(pid) || {}).name || 'process ' + pid, pid, y });
   y += GROUP;
   for (const t of byProc.get(pid).sort((a, b) => a.sort - b.sort || a.tid - b.tid)) {
     t.y = y; t.slices.sort((a, b) => a.ts - b.ts); t.instants.sort((a, b) => a.ts - b.ts);
@@ -150,9 +150,19 @@ const height = y + 4;
 const flows = [...flowsById.values()].filter((f) => f.s && f.f).map((f) => ({ s: f.s, f: f.f, a: tracks.get(f.s.pid + '/' + f.s.tid), b: tracks.get(f.f.pid + '/' + f.f.tid) }));
 let v0 = t0 - (t1 - t0) * 0.01, v1 = t1 + (t1 - t0) * 0.01;
 const fit = () => { v0 = t0 - (t1 - t0) * 0.01; v1 = t1 + (t1 - t0) * 0.01; };
+// Fits the view to one process (a run of the demo): its slices' and instants' time range.
+const fitProcess = (pid) => {
+  let a = Infinity, b = -Infinity;
+  for (const t of byProc.get(pid) || []) {
+    for (const s of t.slices) { a = Math.min(a, s.ts); b = Math.max(b, s.ts + s.dur); }
+    for (const e of t.instants) { a = Math.min(a, e.ts); b = Math.max(b, e.ts); }
+  }
+  if (b > a) { v0 = a - (b - a) * 0.01; v1 = b + (b - a) * 0.01; }
+};
 let W = 800;
 const X = (ts) => LABEL + ((ts - v0) / (v1 - v0)) * (W - LABEL);
-const fmt = (us) => { const a = Math.abs(us); return a >= 1e6 ? (us / 1e6).toFixed(3) + ' s' : a >= 1e3 ? (us / 1e3).toFixed(3) + ' ms' : us.toFixed(3) + ' µs'; };
+const num = (x) => String(Number(x.toFixed(3)));
+const fmt = (us) => { const a = Math.abs(us); return a >= 1e6 ? num(us / 1e6) + ' s' : a >= 1e3 ? num(us / 1e3) + ' ms' : num(us) + ' µs'; };
 function draw() {
   W = root.querySelector('.fl-wrap').clientWidth || 800;
   const dpr = window.devicePixelRatio || 1;
@@ -234,6 +244,13 @@ canvas.addEventListener('wheel', (e) => {
   v0 = t - (t - v0) * k; v1 = t + (v1 - t) * k; draw();
 }, { passive: false });
 canvas.addEventListener('dblclick', () => { fit(); draw(); });
+canvas.addEventListener('click', (e) => {
+  const r = rows.find((q) => q.heading && e.offsetY >= q.y && e.offsetY < q.y + GROUP);
+  if (r) { fitProcess(r.pid); draw(); }
+});
+// #fit=<words>: start fitted to the first process whose name contains them.
+const want = decodeURIComponent((location.hash.match(/fit=([^&]*)/) || [])[1] || '').toLowerCase();
+if (want) { const r = rows.find((q) => q.heading && q.heading.toLowerCase().includes(want)); if (r) fitProcess(r.pid); }
 window.addEventListener('resize', draw);
 draw();
 })();`;
