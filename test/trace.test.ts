@@ -153,7 +153,9 @@ function syntheticSnapshot(): TraceSnapshot {
   const thread = (slot: number, name: string, events: RawEvent[]) => ({
     slot, serial: slot + 1, threadId: slot, name, alive: true, recorded: events.length, lost: 0, events: events.sort((x, y) => x.ts - y.ts),
   });
-  return { session: 1, recording: false, startMs: 1000, endMs: clock + 1, threads: [thread(0, 'exporter 1', exp), thread(1, 'importer 2', imp)] };
+  return {
+    session: 1, recording: false, startMs: 1000, endMs: clock + 1, threads: [thread(0, 'exporter 1', exp), thread(1, 'importer 2', imp)], slotNames: {},
+  };
 }
 
 describe('Chrome trace export', () => {

@@ -160,7 +160,7 @@ export function toChromeTrace(snap: TraceSnapshot, names: ExportNames = {}, plac
   const bySlot = (slot: number, ms: number): string => {
     const cands = snap.threads.filter((t) => t.slot === slot);
     const hit = cands.find((t) => t.events.length > 0 && t.events[0].ts <= ms && ms <= t.events[t.events.length - 1].ts) ?? cands[0];
-    return hit ? hit.name : slot < 0 ? 'nobody' : `thread slot ${slot}`;
+    return hit ? hit.name : slot < 0 ? 'nobody' : (snap.slotNames[slot] ?? `thread slot ${slot}`);
   };
 
   // Pass 1: the fences.

@@ -337,6 +337,8 @@ export interface TraceSnapshot {
   startMs: number;
   endMs: number;
   threads: ThreadEvents[];
+  /** Names of the threads attached when the snapshot was taken, by slot (also those that recorded nothing). */
+  slotNames: Record<number, string>;
 }
 
 /**
@@ -391,7 +393,11 @@ export function readTrace(arena: Arena): TraceSnapshot {
     });
   }
   threads.sort((x, y) => x.serial - y.serial);
+  const slotNames: Record<number, string> = {};
+  for (let s = 0; s < arena.maxThreads; s++)
+    if (Atomics.load(i32, arena.slotWord(s) + A.T_STATE) === A.SLOT_LIVE) slotNames[s] = threadNameOf(arena, s);
   return {
+    slotNames,
     session,
     recording,
     startMs: f64[L.TH_EPOCH >>> 1],
