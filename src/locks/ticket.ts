@@ -39,6 +39,8 @@ const SERVING = L.LOCK_TICKET_SERVING_SHIFT;
 const RECORDED = L.TICKET_INTENT | L.TICKET_TAKEN;
 /** Spins between two checks of a waiting ticket (deadline, orphaned head, impossible states). */
 export const TICKET_CHECK_EVERY = 1024;
+/** A waiter whose queue did not move between two checks sleeps this long (ms) before spinning on. */
+const STALL_SLEEP_MS = 0.05;
 
 function servingOf(w: number): number {
   return (w >>> SERVING) & TM;
@@ -166,8 +168,11 @@ export function ticketLock(i32: Int32Array, idx: number, me: number, sb: number,
       Atomics.compareExchange(i32, idx, w, passHead(w));
       continue;
     }
-    last = w;
     if (now >= deadline && giveUp(i32, idx, sb, mine)) return ACQ_TIMEOUT;
+    // Nothing moved for a whole round of spins: the thread whose turn it is does not run (a loaded
+    // machine, more threads than cores). Give it the core for a moment instead of spinning on.
+    if (w === last) Atomics.wait(i32, idx, w, STALL_SLEEP_MS);
+    last = w;
   }
 }
 
