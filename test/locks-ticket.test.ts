@@ -7,6 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceError, LOCK_KINDS, SpinLock, type LockKind } from '../src/index.js';
+import * as FL from '../src/fence/layout.js';
 import * as K from '../src/locks/layout.js';
 import { heldLockCount } from '../src/locks/lockword.js';
 import { ORPHAN_GRACE_MS } from '../src/locks/owners.js';
@@ -264,5 +265,25 @@ describe('a ticket word full of orphaned tickets', () => {
     lock.unlock();
     expectFree(lock.index);
     lock.free();
+  });
+});
+
+describe('the stub fence’s creation lock', () => {
+  it('is a robust lock word: one naming a thread that is gone makes Fence.stub() throw, not spin forever', () => {
+    const other = Arena.create({ bytes: 1 << 20, maxThreads: 4, maxFds: 16 });
+    Atomics.store(other.i32, FL.H_STUB_LOCK, 3 + 1); // slot 3: free
+    let caught: unknown;
+    try {
+      Fence.stub(other);
+    } catch (e) {
+      caught = e;
+    }
+    expect((caught as FenceError)?.code).toBe('ENOTRECOVERABLE');
+    expect(heldLockCount(other)).toBe(0);
+    Atomics.store(other.i32, FL.H_STUB_LOCK, 0);
+    const stub = Fence.stub(other);
+    expect(stub.isSignaled()).toBe(true);
+    stub.put();
+    expectClean(other);
   });
 });

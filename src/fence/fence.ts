@@ -12,6 +12,7 @@ import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
 import { releaseDeadWord } from '../locks/futex.js';
+import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { linkCallbackLocked, runDetached, setPutHook, unlinkCallbackLocked } from './callbacks.js';
 import {
@@ -103,7 +104,9 @@ export class Fence {
     const i32 = arena.i32;
     let fw = Atomics.load(i32, L.H_STUB);
     if (fw === 0) {
-      while (Atomics.compareExchange(i32, L.H_STUB_LOCK, 0, 1) !== 0) Atomics.wait(i32, L.H_STUB_LOCK, 1, 1);
+      // A robust lock word, not a bare spin flag: a thread terminated while creating the stub
+      // would otherwise leave it taken and every later caller spinning forever.
+      acquireWord(arena, L.H_STUB_LOCK, K.LK_FUTEX);
       try {
         fw = Atomics.load(i32, L.H_STUB);
         if (fw === 0) {
@@ -112,8 +115,7 @@ export class Fence {
           Atomics.store(i32, L.H_STUB, fw);
         }
       } finally {
-        Atomics.store(i32, L.H_STUB_LOCK, 0);
-        Atomics.notify(i32, L.H_STUB_LOCK);
+        releaseWord(arena, L.H_STUB_LOCK, K.LK_FUTEX);
       }
     }
     fenceGet(i32, fw);
