@@ -13,7 +13,8 @@
  * stay locked forever. Fence inline locks are not listed (the reaper finds them by walking the heap).
  */
 import type { Arena } from '../arena/arena.js';
-import { onDetach, onReap, ReapStage } from '../arena/hooks.js';
+import { onCheck, onDetach, onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock, releaseDeadWord } from './futex.js';
 import * as L from './layout.js';
 import { watchOwner } from './owners.js';
@@ -70,10 +71,8 @@ function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: num
   const c = i32[sb + L.T_ROBUST_COUNT];
   if (c >= cap) throw Errors.tooManyLocks(c);
   i32[sb + L.T_ROBUST + c] = idx;
-  let r: number;
-  if (kind !== L.LK_TICKET && Atomics.compareExchange(i32, idx, 0, me) === 0) {
-    r = ACQ_OK;
-  } else {
+  let r = kind === L.LK_TICKET ? ticketTryLock(i32, idx, me) : Atomics.compareExchange(i32, idx, 0, me) === 0 ? ACQ_OK : ACQ_TIMEOUT;
+  if (r === ACQ_TIMEOUT) {
     r = acquireSlow(arena, idx, kind, deadline);
     if (r === ACQ_TIMEOUT) return r;
   }
@@ -180,6 +179,24 @@ onReap(ReapStage.LOCKS, releaseDeadLocks);
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
 
 /**
+ * Check hook: every occupied slot's robust list is within its bounds, and the calling thread —
+ * between calls — has no ticket record left (others may be waiting in a ticket queue right now).
+ */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE) continue;
+    const count = i32[b + L.T_ROBUST_COUNT];
+    if (count < 0 || count > L.ROBUST_CAP) problems.push(`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`);
+    const rec = i32[b + L.T_ROBUST_TICKET];
+    if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
+  }
+  return { problems };
+});
+
+/**
  * acquireWord for a fence's inline lock word. Inline words skip the robust list: they sit at a
  * known place in every fence block, so the reaper finds a dead holder's by walking the heap, and
  * the hot path is one CAS. Same results and errors as acquireWord (no ENOLCK: not listed).
@@ -192,7 +209,8 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
   const deadline = deadlineOf(timeoutMs);
   const w = Atomics.load(arena.i32, idx);
   if ((w & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
-  const r = acquireSlow(arena, idx, kind, deadline);
+  let r = kind === L.LK_TICKET ? ticketTryLock(arena.i32, idx, arena.me) : ACQ_TIMEOUT;
+  if (r === ACQ_TIMEOUT) r = acquireSlow(arena, idx, kind, deadline);
   if (r !== ACQ_TIMEOUT) arena.inlineLocksHeld++;
   return r;
 }
@@ -236,7 +254,11 @@ function releaseWordSlow(arena: Arena, idx: number, kind: number): void {
  */
 function dropRobust(i32: Int32Array, sb: number, idx: number): void {
   const n = Math.min(i32[sb + L.T_ROBUST_COUNT], L.ROBUST_CAP);
-  for (let j = n - 1; j >= 0; j--) {
+  if (n > 0 && i32[sb + L.T_ROBUST + n - 1] === idx) {
+    i32[sb + L.T_ROBUST_COUNT] = n - 1; // the usual case: the last one taken
+    return;
+  }
+  for (let j = n - 2; j >= 0; j--) {
     if (i32[sb + L.T_ROBUST + j] !== idx) continue;
     // Terminated between the two steps, the list keeps a duplicate past the new count: harmless,
     // the reaper releases only words the dead thread owns.
