@@ -136,4 +136,25 @@ describe('held-lock bookkeeping', () => {
     for (const l of locks) l.free();
     expectClean(arena);
   });
+
+  it('the reaper leaves alone a word the dead thread released long ago (its block reused for data)', async () => {
+    const arena = Arena.create({ bytes: 1 << 20, maxThreads: 4, maxFds: 16 });
+    const ref = arena.alloc(16);
+    const w = new TestWorker('lock-holder', { buffer: arena.buffer });
+    workers.push(w);
+    arena.watch(w.worker);
+    const { slot } = await w.next('ready');
+    await w.ask({ type: 'lock', ref, byteOffset: 0, kind: 'futex' }, 'locked');
+    await w.ask({ type: 'unlock' }, 'unlocked');
+    // The block now holds data that happens to equal the dead thread's owner id.
+    const data = (slot as number) + 1;
+    const idx = arena.resolve(ref, -1, 'block') + 2;
+    arena.i32[idx] = data;
+    const gone = new Promise((r) => w.worker.once('exit', r));
+    await w.worker.terminate();
+    await gone;
+    expect(arena.i32[idx]).toBe(data);
+    arena.free(ref);
+    expectClean(arena);
+  });
 });

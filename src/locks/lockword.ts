@@ -67,14 +67,23 @@ function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: num
   const i32 = arena.i32;
   const me = arena.me;
   const sb = arena.slotBase;
-  if ((Atomics.load(i32, idx) & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
   const c = i32[sb + L.T_ROBUST_COUNT];
+  // The fast path may have published the word: unpublish it until we try again (see unlist).
+  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = 0;
+  if ((Atomics.load(i32, idx) & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
   if (c >= cap) throw Errors.tooManyLocks(c);
   i32[sb + L.T_ROBUST + c] = idx;
-  let r = kind === L.LK_TICKET ? ticketTryLock(i32, idx, me) : Atomics.compareExchange(i32, idx, 0, me) === 0 ? ACQ_OK : ACQ_TIMEOUT;
+  let r: number;
+  try {
+    r = kind === L.LK_TICKET ? ticketTryLock(i32, idx, me) : Atomics.compareExchange(i32, idx, 0, me) === 0 ? ACQ_OK : ACQ_TIMEOUT;
+    if (r === ACQ_TIMEOUT) r = acquireSlow(arena, idx, kind, deadline);
+  } catch (e) {
+    i32[sb + L.T_ROBUST + c] = 0; // thrown before the word was taken (EBUSY, ENOTRECOVERABLE)
+    throw e;
+  }
   if (r === ACQ_TIMEOUT) {
-    r = acquireSlow(arena, idx, kind, deadline);
-    if (r === ACQ_TIMEOUT) return r;
+    i32[sb + L.T_ROBUST + c] = 0;
+    return r;
   }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
   return r;
@@ -92,7 +101,10 @@ export function tryAcquireWord(arena: Arena, idx: number, kind: number, cap: num
   if (c >= cap) throw Errors.tooManyLocks(c);
   i32[sb + L.T_ROBUST + c] = idx;
   const r = kind === L.LK_TICKET ? ticketTryLock(i32, idx, me) : futexTryLock(i32, idx, me);
-  if (r === ACQ_TIMEOUT) return r;
+  if (r === ACQ_TIMEOUT) {
+    i32[sb + L.T_ROBUST + c] = 0;
+    return r;
+  }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
   return r;
 }
@@ -148,6 +160,7 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
     Atomics.compareExchange(i32, idx, arena.me, 0) === arena.me
   ) {
     i32[sb + L.T_ROBUST_COUNT] = c;
+    i32[sb + L.T_ROBUST + c] = 0; // see unlist
     return;
   }
   releaseWordSlow(arena, idx, kind);
@@ -244,26 +257,34 @@ function releaseWordSlow(arena: Arena, idx: number, kind: number): void {
   if (held) releaseHeld(i32, idx, kind);
   // Not held: we may have held it and lost it (the word was overwritten — a dangling borrowed
   // lock); the list must not keep it either way.
-  dropRobust(i32, sb, idx);
+  unlist(i32, sb, idx);
   if (!held) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
 }
 
 /**
  * Removes `idx` from the robust list wherever it is (an out-of-order release) and counts it out.
  * A word that is not listed (released after it was lost) changes nothing.
+ *
+ * The entry just past the count is cleared too: the reaper scans one entry past the count (a word
+ * is published there before its compare-exchange), and a stale index there — a word released
+ * long ago, its block since freed and reused for data — would have the reaper "release" whatever
+ * data word happened to hold the dead thread's id.
  */
-function dropRobust(i32: Int32Array, sb: number, idx: number): void {
+function unlist(i32: Int32Array, sb: number, idx: number): void {
   const n = Math.min(i32[sb + L.T_ROBUST_COUNT], L.ROBUST_CAP);
   if (n > 0 && i32[sb + L.T_ROBUST + n - 1] === idx) {
-    i32[sb + L.T_ROBUST_COUNT] = n - 1; // the usual case: the last one taken
+    // The usual case: the last one taken. Plain writes only, no call: terminate() cannot split them.
+    i32[sb + L.T_ROBUST_COUNT] = n - 1;
+    i32[sb + L.T_ROBUST + n - 1] = 0;
     return;
   }
   for (let j = n - 2; j >= 0; j--) {
     if (i32[sb + L.T_ROBUST + j] !== idx) continue;
-    // Terminated between the two steps, the list keeps a duplicate past the new count: harmless,
-    // the reaper releases only words the dead thread owns.
+    // Terminated at the copy, the list still has the released word (skipped by the reaper: not
+    // owned); after it, the two writes below run together.
     i32.copyWithin(sb + L.T_ROBUST + j, sb + L.T_ROBUST + j + 1, sb + L.T_ROBUST + n);
     i32[sb + L.T_ROBUST_COUNT] = n - 1;
+    i32[sb + L.T_ROBUST + n - 1] = 0;
     return;
   }
 }
