@@ -34,6 +34,7 @@ const CORE_ROWS: [string, string?][] = [
   ['SpinLock futex lock+unlock', 'raw TAS exchange+store'],
   ['fence lock+unlock inline', 'raw TAS exchange+store'],
   ['fence lock+unlock inline', 'fence lock+unlock borrowed'],
+  ['fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)'],
   ['fence lock+unlock inline (sanitize)', 'fence lock+unlock inline'],
   ['fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed'],
   ['fence create+signal+put'],

@@ -354,6 +354,23 @@ function contentionSection(r: ContentionResults, base: Baseline<'contention'> | 
     );
   }
 
+  // The grid's table here, the sweep's after its charts.
+  const cellTable = (cells: ContentionCell[]) =>
+    htmlTable(
+      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
+      cells.map((c) => [
+        c.kind,
+        String(c.threads),
+        formatCs(cs(c)),
+        significant(c.mOpsPerSec),
+        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+        c.jain === undefined ? '—' : c.jain.toFixed(2),
+        c.fairness.toFixed(2),
+        c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
+        ...changeCells(cellFigure(c), base),
+      ]),
+    );
+  parts.push(cellTable(grid));
   // Throughput against the critical section's length, one chart per worker count of the sweep.
   const lengths = [...new Set(r.results.map(cs))].sort((a, b) => a - b);
   const sweepThreads = [...new Set(r.results.filter((c) => cs(c) > 0).map((c) => c.threads))].sort((a, b) => a - b);
@@ -374,21 +391,8 @@ function contentionSection(r: ContentionResults, base: Baseline<'contention'> | 
     );
   }
 
-  const table = htmlTable(
-    ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
-    r.results.map((c) => [
-      c.kind,
-      String(c.threads),
-      formatCs(cs(c)),
-      significant(c.mOpsPerSec),
-      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
-      c.jain === undefined ? '—' : c.jain.toFixed(2),
-      c.fairness.toFixed(2),
-      c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
-      ...changeCells(cellFigure(c), base),
-    ]),
-  );
-  parts.push(table);
+  const sweep = r.results.filter((c) => cs(c) > 0);
+  if (sweep.length > 0) parts.push(cellTable(sweep));
 
   const workload = r.workload ?? [];
   if (workload.length > 0) {

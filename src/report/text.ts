@@ -128,24 +128,28 @@ function wakeText(r: WakeResults, baseline: BaselineFigures | undefined): string
 }
 
 function contentionText(r: ContentionResults, baseline: BaselineFigures | undefined): string {
-  const grid = textTable(
-    ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...(baseline ? CHANGE_HEAD : [])],
-    r.results.map((c) => [
-      c.kind,
-      String(c.threads),
-      formatCs(c.csNs ?? 0),
-      c.mOpsPerSec.toFixed(3),
-      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
-      c.jain === undefined ? '—' : c.jain.toFixed(2),
-      c.fairness.toFixed(2),
-      c.counterOk ? 'yes' : 'NO',
-      ...changeCells(cellFigure(c), baseline),
-    ]),
-  );
+  const cellTable = (cells: ContentionResults['results']) =>
+    textTable(
+      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...(baseline ? CHANGE_HEAD : [])],
+      cells.map((c) => [
+        c.kind,
+        String(c.threads),
+        formatCs(c.csNs ?? 0),
+        c.mOpsPerSec.toFixed(3),
+        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+        c.jain === undefined ? '—' : c.jain.toFixed(2),
+        c.fairness.toFixed(2),
+        c.counterOk ? 'yes' : 'NO',
+        ...changeCells(cellFigure(c), baseline),
+      ]),
+    );
+  const grid = cellTable(r.results.filter((c) => (c.csNs ?? 0) === 0));
+  const sweep = r.results.filter((c) => (c.csNs ?? 0) > 0);
   const parts = [
-    `lock contention across workers (${r.ms} ms per cell; ${r.cores ?? '?'} cores; vs raw = throughput ÷ a bare test-and-set's with the same workers and critical section; Jain = fairness index, 1 = equal shares${quickNote(r)})`,
+    `lock contention across workers (${r.ms} ms per cell${r.reps && r.reps > 1 ? `, fastest of ${r.reps}` : ''}; ${r.cores ?? '?'} cores; vs raw = throughput ÷ a bare test-and-set's with the same workers and critical section; Jain = fairness index, 1 = equal shares${quickNote(r)})`,
     grid,
   ];
+  if (sweep.length > 0) parts.push('', `the same with busy work inside the lock (${r.nsPerIter?.toFixed(2) ?? '?'} ns per loop iteration, calibrated)`, cellTable(sweep));
   if (r.workload && r.workload.length > 0)
     parts.push(
       '',
