@@ -9,7 +9,8 @@
  *    callback per fence (bumps tally[base + i] and records our threadId in tally[base + i + n]),
  *    keeps the references tracked until 'exit' → 'added' { results: (0 signaled | 1 added)[] }.
  *  - { type: 'race', handle, flag, index } — adds a callback, sets tally[flag] = 1 and spins until
- *    tally[flag] === 2 (the signaler is ready), then removeCallback; tally[index] counts runs.
+ *    tally[flag] === 2 (the signaler is ready), then removeCallback and sets tally[flag] = 3;
+ *    tally[index] counts runs.
  *    → 'raced' { removed, added }.
  *  - { type: 'lock', ref } — takes a SpinLock (own block) and never lets go → 'locked'.
  *  - { type: 'fence-lock', handle } — takes a fence's lock → 'locked'.
@@ -88,6 +89,9 @@ parentPort!.on('message', (m: Msg) => {
         Atomics.notify(tally, m.flag!);
         while (Atomics.load(tally, m.flag!) !== 2);
         const removed = cb ? f.removeCallback(cb) : false;
+        // Tell a signaler that waits for it (the "removed first" rounds) that the removal is done.
+        Atomics.store(tally, m.flag!, 3);
+        Atomics.notify(tally, m.flag!);
         // Not removed: it ran already or waits in our inbox, and that delivery holds a fence
         // reference of its own, so ours can go now.
         putTracked(f);

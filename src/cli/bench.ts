@@ -55,9 +55,14 @@ export interface BenchOutcome {
 /** How long a suite may run before it is killed and counted as failed (a hang must not hang the command). */
 export const SUITE_TIMEOUT_MS = { full: 15 * 60_000, quick: 3 * 60_000 };
 
+/** The compiled file of `suite` (in a clone; the npm package ships no suites). */
+export function suiteFile(suite: Suite): string {
+  return fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
+}
+
 /** Runs a suite from its compiled file, its output going to this process's stdout and stderr. */
 export const spawnSuite: SuiteRunner = (suite, args, timeoutMs) => {
-  const file = fileURLToPath(new URL(`../../bench/${suite}.bench.js`, import.meta.url));
+  const file = suiteFile(suite);
   const r = spawnSync(process.execPath, [file, ...args], { stdio: 'inherit', timeout: timeoutMs, killSignal: 'SIGKILL' });
   if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT') return `timed out after ${Math.round(timeoutMs / 1000)} s`;
   if (r.error) return r.error.message;

@@ -6,11 +6,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { REPORT_FILE, writeReport } from '../report/html.js';
+import { existsSync } from 'node:fs';
+import { REPORT_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
-import { runBench, type BenchOptions } from './bench.js';
+import { runBench, suiteFile, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
-import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, suitesOption } from './options.js';
+import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { createProgress } from './progress.js';
 import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, renderStress, runStress, type StressOptions } from './stress.js';
 
@@ -25,7 +26,7 @@ program
   .command('demo', { isDefault: true })
   .description('run the seed scenario with borrowed and inline locks, with and without the sanitizer, side by side')
   .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
-  .option('--seed <seed>', 'seed of the workload choices', 'fencelab')
+  .addOption(new Option('--seed <seed>', 'seed of the workload choices').argParser(seedOption).default('fencelab'))
   .option('--json', 'print the report as JSON on stdout', false)
   .action(async (o: { ops: number; seed: string; json: boolean }) => {
     const progress = createProgress('demo', 4 * o.ops, { quiet: o.json });
@@ -52,9 +53,11 @@ program
   .addOption(new Option('--jitter <p>', 'relative jitter of work and critical-section times').argParser(rateOption('--jitter')).default(STRESS_DEFAULTS.jitter))
   .addOption(new Option('--work-us <µs>', 'simulated work per operation').argParser(intOption('--work-us', 0, 1_000_000)).default(STRESS_DEFAULTS.workUs))
   .addOption(new Option('--cs-us <µs>', 'time spent inside each critical section').argParser(intOption('--cs-us', 0, 100_000)).default(STRESS_DEFAULTS.csUs))
-  .option('--seed <seed>', 'seed of the workload choices (printed; pass it back to replay)')
+  .addOption(new Option('--seed <seed>', 'seed of the workload choices (printed; pass it back to replay)').argParser(seedOption))
   .option('--json', 'print the report as JSON on stdout', false)
-  .action(async (o: StressOptions & { ops?: number }) => {
+  .action(async (o: StressOptions & { ops?: number }, command: Command) => {
+    if (o.ops !== undefined && command.getOptionValueSource('duration') === 'cli')
+      program.error('error: --ops and --duration bound the same run: give one of them', { exitCode: 2, code: 'fencelab.conflictingOptions' });
     if (o.exporters + o.importers > MAX_STRESS_WORKERS)
       program.error(`error: ${o.exporters} exporters + ${o.importers} importers is more workers than the arena allows (at most ${MAX_STRESS_WORKERS})`, { exitCode: 2, code: 'fencelab.tooManyWorkers' });
     const seed = o.seed ?? randomBytes(4).toString('hex');
@@ -80,6 +83,10 @@ program
   .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE})`).argParser(fileOption('--html')))
   .addOption(new Option('--baseline <file>', 'an earlier --json file: every row shows its change against it, in the tables and the report').argParser(baselineOption))
   .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] }) => {
+    // The suites (and tinybench) ship with the repository, not with the npm package.
+    if (!(o.suite ?? SUITES).every((suite) => existsSync(suiteFile(suite))))
+      program.error('error: the benchmark suites are not part of the installed package: run them from a clone of the repository (npm run bench)', { exitCode: 2, code: 'fencelab.noBench' });
+    if (chartJsPath() === null) program.error(NO_CHART_JS, { exitCode: 2, code: 'fencelab.noChartJs' });
     const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline });
     for (const [suite, why] of outcome.failed) console.error(`error: bench suite ${suite} failed (${why})`);
     process.exitCode = outcome.failed.length === 0 ? 0 : 1;
@@ -91,11 +98,15 @@ program
   .addOption(new Option('--dir <path>', 'results directory (report.html is written there)').default(RESULTS_DIR, 'bench/results'))
   .action((o: { dir: string }) => report(o.dir));
 
+const NO_CHART_JS = 'error: the report inlines Chart.js, an optional peer dependency of fencelab that is not installed: npm install chart.js';
+
 /**
  * Writes report.html from the results in `dir` and prints its path and the suites it lacks. A
- * results file that cannot be read is exit code 1, with its name; no results at all is bad usage.
+ * results file that cannot be read is exit code 1, with its name; no results at all, or no Chart.js
+ * installed, is exit code 2.
  */
 function report(dir: string): void {
+  if (chartJsPath() === null) program.error(NO_CHART_JS, { exitCode: 2, code: 'fencelab.noChartJs' });
   let results: BenchResults;
   try {
     results = readResults(dir);
@@ -111,7 +122,15 @@ function report(dir: string): void {
   if (notRun.length > 0) console.log(`not run (no JSON): ${notRun.join(', ')}`);
 }
 
+/** Commands by name; anything else in the command's place is refused before commander sees it. */
+const COMMANDS = [...program.commands.map((c) => c.name()), 'help'];
+
 try {
+  // `demo` is the default command, so commander would read an unknown command as a stray argument
+  // of demo ("too many arguments"); name the real mistake instead.
+  const first = process.argv[2];
+  if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first))
+    program.error(`error: unknown command '${first}' (commands: ${COMMANDS.join(', ')}; see fencelab --help)`, { exitCode: 2, code: 'fencelab.unknownCommand' });
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {

@@ -16,8 +16,21 @@ export function parseDuration(text: string): number {
   if (n < 0) throw new InvalidArgumentError(`duration must not be negative, got ${text}`);
   const unit = m[2] ?? 's';
   const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
-  if (!Number.isFinite(ms)) throw new InvalidArgumentError(`duration ${text} is too large`);
+  if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) throw new InvalidArgumentError(`duration ${text} is too large (at most 24h)`);
+  if (ms === 0) throw new InvalidArgumentError('duration must be more than 0');
   return ms;
+}
+
+/** The longest run a duration option accepts (a soak of a day; anything longer is a typo). */
+export const MAX_DURATION_MS = 24 * 3_600_000;
+
+/**
+ * Parses a seed: 1–64 characters of letters, digits and `_ . : -`, so that the replay line a run
+ * prints (`--seed <seed>`) can be pasted back into a shell as it is.
+ */
+export function seedOption(text: string): string {
+  if (!/^[\w.:-]{1,64}$/.test(text)) throw new InvalidArgumentError(`--seed must be 1-64 characters of letters, digits, _ . : or -, got "${text}"`);
+  return text;
 }
 
 /** Parses a non-negative integer option, bounded by `max`. */

@@ -4,7 +4,9 @@
  * registered gets a clear EINVAL, not a wrong driver.
  */
 import { Errors } from '../errors.js';
+import { isSignaledFlag, seqnoOf } from './core.js';
 import type { Fence } from './fence.js';
+import { F_OPS } from './layout.js';
 
 /** What a driver supplies; the names are mandatory, the rest optional (kernel `dma_fence_ops`). */
 export interface FenceOpsTable {
@@ -82,3 +84,30 @@ export const stubOps = defineFenceOps('fencelab:stub', {
   getDriverName: () => 'stub',
   getTimelineName: () => 'stub',
 });
+
+/* ───────────── calls into a fence's ops (view `f`, payload word `fw`) ───────────── */
+
+/** The ops' driver name; `"detached-driver"` once signaled (ops are detached on signal). */
+export function driverNameOf(f: Fence, fw: number): string {
+  if (isSignaledFlag(f.arena.i32, fw)) return 'detached-driver';
+  return opsById(f.arena.i32[fw + F_OPS]).table.getDriverName(f);
+}
+
+/** The ops' timeline name; `"signaled-timeline"` once signaled. */
+export function timelineNameOf(f: Fence, fw: number): string {
+  if (isSignaledFlag(f.arena.i32, fw)) return 'signaled-timeline';
+  return opsById(f.arena.i32[fw + F_OPS]).table.getTimelineName(f);
+}
+
+/** Kernel dma_fence_describe: `<driver> <timeline> seq <n> [un]signalled`. */
+export function describeFence(f: Fence, fw: number): string {
+  const signaled = isSignaledFlag(f.arena.i32, fw);
+  const names = signaled ? 'detached-driver signaled-timeline' : `${driverNameOf(f, fw)} ${timelineNameOf(f, fw)}`;
+  return `${names} seq ${seqnoOf(f.arena.i32, fw)} ${signaled ? '' : 'un'}signalled`;
+}
+
+/** Passes deadline hint `ns` to ops.setDeadline, for an unsignaled fence only. */
+export function setDeadlineOf(f: Fence, fw: number, ns: bigint): void {
+  if (isSignaledFlag(f.arena.i32, fw)) return;
+  findOps(f.arena.i32[fw + F_OPS])?.table.setDeadline?.(f, ns);
+}

@@ -740,10 +740,26 @@ function significant(n: number): string {
 /* ───────────── inlining ───────────── */
 
 /** Chart.js's UMD build, which defines the global `Chart`. */
-function chartJsSource(): string {
+/**
+ * Where Chart.js's UMD build (which defines the global `Chart`) is, or null when Chart.js is not
+ * installed: it is an optional peer dependency, since only this report uses it and only a clone of
+ * the repository runs the benchmarks whose results it shows.
+ */
+export function chartJsPath(): string | null {
+  let entry: string;
+  try {
+    entry = createRequire(import.meta.url).resolve('chart.js');
+  } catch {
+    return null;
+  }
   // The package exports only its entry points; the UMD build sits next to the CommonJS one.
-  const dist = dirname(createRequire(import.meta.url).resolve('chart.js'));
-  return readFileSync(join(dist, 'chart.umd.js'), 'utf8');
+  return join(dirname(entry), 'chart.umd.js');
+}
+
+function chartJsSource(): string {
+  const file = chartJsPath();
+  if (file === null) throw new Error('the benchmark report inlines Chart.js, which is not installed (npm install chart.js)');
+  return readFileSync(file, 'utf8');
 }
 
 /** Script text that cannot end its `<script>` element early (`</script` inside a string or comment). */

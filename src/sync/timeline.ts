@@ -12,10 +12,11 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errno, Errors } from '../errors.js';
+import { attempt, Errno, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { runDetached } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
-import { putFence, type Fence } from '../fence/fence.js';
+import type { Fence } from '../fence/fence.js';
+import { putFence } from '../fence/release.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { threadId } from 'node:worker_threads';
@@ -123,18 +124,12 @@ function signalLocked(arena: Arena, tw: number, value: number, all: boolean, err
 /** Runs what {@link signalLocked} collected, then drops the references it took. */
 function runCollected(arena: Arena, run: number[] | null): void {
   if (!run) return;
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   for (let i = 0; i < run.length; i += 2) {
-    try {
-      runDetached(arena, run[i + 1]);
-    } catch (e) {
-      if (!failed) error = e;
-      failed = true;
-    }
+    first = attempt(runDetached, arena, run[i + 1], 0, first);
     if (run[i]) putFence(arena, run[i]);
   }
-  if (failed) throw error;
+  rethrowFirst(first);
 }
 
 /**

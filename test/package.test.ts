@@ -1,0 +1,161 @@
+/**
+ * The package as a user gets it: `npm pack` of the built tree, installed into an empty project in a
+ * temporary directory, then used there the ways a user would — ESM import with types under strict
+ * tsc (node16 resolution), `require` from CommonJS, the `fencelab` command, and an example copied
+ * from examples/ unchanged. Also what must not ship: benchmarks, tests, scripts, test-only workers,
+ * and piscina or chart.js, which only some users need.
+ *
+ * Bounded: every child process has a time limit. The install reaches the npm registry only for
+ * what npm's cache lacks (--prefer-offline).
+ */
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+const EXAMPLE = 'wait-async';
+
+/**
+ * The environment for npm in the temporary project: without the npm_* variables of the `npm test`
+ * that runs this suite (npm_config_local_prefix among them would point the install back at this
+ * repository), but with the ones that say where the cache and registry are.
+ */
+const KEEP = /^npm_config_(cache|registry|userconfig|globalconfig|cafile|proxy|https_proxy|noproxy|strict_ssl)$/i;
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) || KEEP.test(k)));
+
+function run(cmd: string, args: string[], cwd: string, timeoutMs = 30_000): SpawnSyncReturns<string> {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
+  if (r.error) throw r.error; // ETIMEDOUT, ENOENT: say so instead of a bare null status
+  return r;
+}
+const output = (r: SpawnSyncReturns<string>) => `exit ${r.status}\n${r.stdout}\n${r.stderr}`;
+
+let dir = '';
+let app = '';
+let files: string[] = [];
+/** The `fencelab` command as npm linked it into the project. */
+let bin = '';
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fencelab-pack-'));
+  // The suite runs after the build; --ignore-scripts keeps pack from doing anything but packing.
+  const pack = run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], ROOT);
+  expect(pack.status, output(pack)).toBe(0);
+  const [info] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
+  files = info.files.map((f) => f.path);
+  app = join(dir, 'app');
+  bin = join(app, 'node_modules', '.bin', 'fencelab');
+  mkdirSync(app);
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
+  const install = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, info.filename)], app, 45_000);
+  expect(install.status, output(install)).toBe(0);
+}, 60_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('npm package', () => {
+  it('ships the library, its declarations, the command and its worker, and nothing of the repository', () => {
+    for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/workers/seed.js'])
+      expect(files).toContain(f);
+    const stray = files.filter((f) => !/^(package\.json|README\.md|dist\/src\/.*|dist\/workers\/seed\.js(\.map)?)$/.test(f));
+    expect(stray).toEqual([]);
+  });
+
+  it('installs only what the library and its command need: no piscina, no chart.js', () => {
+    const nm = join(app, 'node_modules');
+    for (const dep of ['commander', 'cli-progress', 'seedrandom']) expect(existsSync(join(nm, dep)), dep).toBe(true);
+    for (const absent of ['piscina', 'chart.js', 'tinybench', 'vitest', 'typescript']) expect(existsSync(join(nm, absent)), absent).toBe(false);
+  });
+
+  it('ESM with types: a strict tsc (node16 resolution, libraries checked) compiles a user file and a copied example, and both run', () => {
+    writeFileSync(
+      join(app, 'use.ts'),
+      `import { Arena, Fence, FenceError, type FenceCallback } from 'fencelab';
+const arena: Arena = Arena.create({ bytes: 1 << 20 });
+const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+let ran = 0;
+const cb: FenceCallback | null = fence.addCallback((f: Fence) => { ran += f.status(); });
+// Never called: only the compiler looks at it.
+// @ts-expect-error seqno is a number: the declarations are real types, not any
+const typed = () => Fence.create(arena, { context: 1, seqno: 'one' });
+void typed;
+fence.signal();
+const waited: boolean = await fence.waitAsync(1000);
+fence.put();
+console.log(\`esm: callback \${cb !== null ? ran : -1}, waited \${waited}, clean \${arena.check().ok}, \${new FenceError('EINVAL', 'x').errno}\`);
+`,
+    );
+    copyFileSync(join(ROOT, 'examples', `${EXAMPLE}.ts`), join(app, `${EXAMPLE}.ts`));
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          module: 'node16',
+          moduleResolution: 'node16',
+          target: 'es2022',
+          outDir: 'out',
+          // fencelab's declarations are checked (they must compile without the optional peers, as a
+          // user with skipLibCheck off compiles them); TypeScript's own lib files are not.
+          skipLibCheck: false,
+          skipDefaultLibCheck: true,
+          types: ['node'],
+          typeRoots: [join(ROOT, 'node_modules', '@types')], // this repository's @types/node: no extra install
+        },
+        files: ['use.ts', `${EXAMPLE}.ts`],
+      }),
+    );
+    const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.json'], app, 90_000);
+    expect(tsc.status, output(tsc)).toBe(0);
+    const use = run(process.execPath, ['out/use.js'], app);
+    expect(use.status, output(use)).toBe(0);
+    expect(use.stdout).toContain('esm: callback 1, waited true, clean true, -22');
+    const example = run(process.execPath, [`out/${EXAMPLE}.js`], app);
+    expect(example.status, output(example)).toBe(0);
+    expect(example.stdout).toMatch(/^main: fence signaled, status 1$/m);
+  }, 120_000);
+
+  it('require() from CommonJS gets the same library', () => {
+    writeFileSync(
+      join(app, 'use.cjs'),
+      `const { Arena, Fence, Errno } = require('fencelab');
+const { version } = require('fencelab/package.json');
+const arena = Arena.create({ bytes: 1 << 20 });
+const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+fence.setError(Errno.EIO);
+fence.signal();
+console.log('cjs', version, fence.status());
+fence.put();
+`,
+    );
+    const r = run(process.execPath, ['use.cjs'], app);
+    expect(r.status, output(r)).toBe(0);
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(r.stdout.trim()).toBe(`cjs ${version} -5`);
+  });
+
+  it('the fencelab command: --help exits 0, a short stress run uses the shipped worker', () => {
+    const help = run('npx', ['--no', '--', 'fencelab', '--help'], app);
+    expect(help.status, output(help)).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: fencelab /m);
+    // The linked bin directly from here on: npx has been checked, and each npx costs a second.
+    const stress = run(bin, ['stress', '--ops', '10', '--exporters', '1', '--importers', '1', '--seed', 'pack'], app);
+    expect(stress.status, output(stress)).toBe(0);
+    expect(stress.stdout).toMatch(/^OK: every invariant held/m);
+  });
+
+  it('bench and report, which need the repository or chart.js, say so and exit 2', () => {
+    const bench = run(bin, ['bench', '--suite', 'core'], app);
+    expect(bench.status, output(bench)).toBe(2);
+    expect(bench.stderr).toContain('not part of the installed package');
+    const report = run(bin, ['report', '--dir', dir], app);
+    expect(report.status, output(report)).toBe(2);
+    expect(report.stderr).toContain('npm install chart.js');
+  });
+});
