@@ -1,9 +1,10 @@
 /**
  * Single-thread costs of the core, each as a ratio to a baseline measured in the same run:
  * lock pairs per algorithm vs a raw TAS (exchange + store), fence lock inline vs raw and vs
- * borrowed, fence create+signal+put, alloc+free vs @thi.ng/malloc (empty and with 1,000 live
- * blocks), the sanitizer's overhead, and what tracing costs (a session recording the default
- * categories, or every tracepoint, against the same operation untraced). Run: `npm run bench`.
+ * borrowed, fence withLock(fn) vs the same closure between a raw TAS pair, fence create+signal+put,
+ * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
+ * what tracing costs (a session recording the default categories, or every tracepoint, against the
+ * same operation untraced). Run: `npm run bench`.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
@@ -34,6 +35,46 @@ function rawTas(): Task {
         raw[1]++;
         Atomics.store(raw, 0, 0);
       }
+    },
+  ];
+}
+
+/** The closure both withLock rows run under the lock: a plain increment the loop's result depends on. */
+function counterClosure(): { fn: () => void; read: () => number } {
+  let hits = 0;
+  return { fn: () => void hits++, read: () => hits };
+}
+
+/** withLock's baseline: the same closure between a raw TAS exchange and store, exception-safe as withLock is. */
+function rawTasAround(): Task {
+  const raw = new Int32Array(new SharedArrayBuffer(64));
+  const { fn, read } = counterClosure();
+  return [
+    'raw TAS exchange+store around fn (try/finally)',
+    () => {
+      for (let i = 0; i < N; i++) {
+        while (Atomics.exchange(raw, 0, 1) !== 0);
+        try {
+          fn();
+        } finally {
+          Atomics.store(raw, 0, 0);
+        }
+      }
+      raw[1] = read();
+    },
+  ];
+}
+
+function fenceWithLock(): Task {
+  const arena = Arena.create({ bytes: 8 << 20 });
+  const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+  const { fn, read } = counterClosure();
+  const out = new Int32Array(1);
+  return [
+    'fence withLock(fn) inline',
+    () => {
+      for (let i = 0; i < N; i++) f.withLock(fn);
+      out[0] = read();
     },
   ];
 }
@@ -123,6 +164,7 @@ const GROUPS: Record<string, () => Task[]> = {
   futex: () => [rawTas(), spinLock('futex')],
   fenceInline: () => [rawTas(), fenceLock('inline', false)],
   fenceModes: () => [fenceLock('borrowed', false), fenceLock('inline', false)],
+  fenceWithLock: () => [rawTasAround(), fenceWithLock()],
   fenceSanitize: () => [fenceLock('inline', false), fenceLock('inline', true), fenceLock('borrowed', false), fenceLock('borrowed', true)],
   lifecycle: () => [lifecycle(false)],
   lifecycleSanitize: () => [lifecycle(false), lifecycle(true)],
@@ -160,6 +202,7 @@ async function main(): Promise<void> {
   for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
   rows.push(row(r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
   rows.push(row(r('fenceModes'), 'fence lock+unlock inline', 'fence lock+unlock borrowed', { max: 1.05 }));
+  rows.push(row(r('fenceWithLock'), 'fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)', { max: 1.2 }));
   const san = r('fenceSanitize');
   rows.push(row(san, 'fence lock+unlock inline (sanitize)', 'fence lock+unlock inline', { max: 2 }));
   rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));

@@ -18,7 +18,7 @@
  * says why on stderr and exits non-zero. Unknown options exit 2.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -129,6 +129,13 @@ export function row(results: Map<string, number>, name: string, baseline?: strin
   return r;
 }
 
+/** Jain's fairness index of `xs` ((Σx)² / (n·Σx²)): 1 when all are equal, 1/n when one has everything, 0 when all are 0. */
+export function jainIndex(xs: number[]): number {
+  const sum = xs.reduce((a, b) => a + b, 0);
+  const squares = xs.reduce((a, b) => a + b * b, 0);
+  return squares === 0 ? 0 : (sum * sum) / (xs.length * squares);
+}
+
 /** A goal on a derived figure, checked: `measured op target`. */
 export function goal(name: string, measured: number, unit: Goal['unit'], op: Goal['op'], target: number): Goal {
   return { name, measured, unit, op, target, met: op === '≤' ? measured <= target : measured >= target };
@@ -136,7 +143,7 @@ export function goal(name: string, measured: number, unit: Goal['unit'], op: Goa
 
 /** Where, when and how this run happened, for the results file. */
 export function runInfo(args: SuiteArgs): Required<RunInfo> {
-  return { date: new Date().toISOString(), node: process.version, cores: availableParallelism(), cpu: cpus()[0]?.model.trim() ?? 'unknown', quick: args.quick };
+  return { date: new Date().toISOString(), node: process.version, cores: availableParallelism(), cpu: cpus()[0]?.model.trim() ?? 'unknown', quick: args.quick, load: loadavg()[0] };
 }
 
 /**

@@ -98,13 +98,17 @@ describe('handles', () => {
     // Out of bounds: past the carved heap, and below the heap (inside the header).
     rejects(arena, () => arena.free(ref + 1_000_000 * 8), 'EBADF');
     rejects(arena, () => arena.free(2), 'EBADF');
+    // Inside the buffer but past the bump pointer: memory never carved into blocks.
+    const uncarved = rejects(arena, () => arena.free(ref + 4096), 'EBADF');
+    expect(uncarved.message).toMatch(/out of the arena heap/);
     // Misaligned: blocks start on 16 bytes; the handle's offset unit is 8 bytes.
     rejects(arena, () => arena.free(ref + 1), 'EBADF');
     // Forged but aligned: points into the payload of a block, not at a header.
     const big = arena.alloc(200);
     rejects(arena, () => arena.free(big + 2), 'EBADF');
-    // Wrong generation on a live block.
+    // Wrong generation on a live block, also one that matches in its low 24 bits only.
     rejects(arena, () => arena.free(ref + 2 ** 28), 'EBADF');
+    rejects(arena, () => arena.free(ref + 2 ** 52), 'EBADF');
 
     // Freed: the handle is dead; freeing again is EBADF, nothing changes.
     arena.free(ref);
@@ -142,7 +146,8 @@ describe('handles', () => {
 describe('alloc / free', () => {
   it('allocates zeroed blocks of the size asked and frees them', () => {
     const arena = smallArena();
-    const sizes = [1, 8, 24, 56, 100, 1000, 5000];
+    // Small payloads are cleared word by word, larger ones by fill: sizes on both sides of the switch.
+    const sizes = [1, 8, 24, 56, 100, 248, 249, 1000, 5000];
     const refs = sizes.map((n) => arena.alloc(n));
     expect(new Set(refs).size).toBe(sizes.length);
     refs.forEach((ref, i) => {

@@ -34,6 +34,7 @@ const CORE_ROWS: [string, string?][] = [
   ['SpinLock futex lock+unlock', 'raw TAS exchange+store'],
   ['fence lock+unlock inline', 'raw TAS exchange+store'],
   ['fence lock+unlock inline', 'fence lock+unlock borrowed'],
+  ['fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)'],
   ['fence lock+unlock inline (sanitize)', 'fence lock+unlock inline'],
   ['fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed'],
   ['fence create+signal+put'],
@@ -82,7 +83,7 @@ describe('fencelab bench --quick', () => {
     const html = join(dir, 'first.html');
     const r = run(['bench', '--quick', '--json', first, '--html', html], 240_000);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
-    expect(r.stdout).toMatch(/bench: 4 of 4 suites ran in [\d.]+ s\n/);
+    expect(r.stdout).toMatch(/bench: 5 of 5 suites ran in [\d.]+ s\n/);
     const data: BenchRun = readRun(first);
     expect(data).toMatchObject({ format: RUN_FORMAT, version: 1, node: process.version, cores: availableParallelism(), seed: DEFAULT_SEED, quick: true, failed: {} });
     expect(data.cpu.length).toBeGreaterThan(0);
@@ -101,17 +102,36 @@ describe('fencelab bench --quick', () => {
     }
     expect(wake.goals).toHaveLength(6);
     const contention = data.suites.contention!;
-    const kinds = ['raw', ...LOCK_KINDS];
-    expect(contention.results.map((c) => [c.kind, c.threads, c.baseline])).toEqual(
-      [1, 2, 4].flatMap((t) => kinds.map((k) => [k, t, k === 'raw' ? undefined : 'raw'])),
-    );
+    const kinds = ['raw', ...LOCK_KINDS, 'fence inline', 'fence borrowed'];
+    const cell = (t: number, cs: number) => kinds.map((k) => [k, t, cs, k === 'raw' ? undefined : 'raw']);
+    expect(contention.results.map((c) => [c.kind, c.threads, c.csNs, c.baseline])).toEqual([
+      ...[1, 2, 4, 8].flatMap((t) => cell(t, 0)),
+      ...[100, 1000, 10_000].flatMap((cs) => [2, 4].flatMap((t) => cell(t, cs))),
+    ]);
     for (const c of contention.results) {
+      // The suite fails on a lost update; a cell that ran says so.
       expect(c.counterOk, `${c.kind} × ${c.threads}`).toBe(true);
-      // A starved lock may finish no batch of acquisitions in a short cell: a ratio of 0, never missing.
+      expect(c.jain! > 0 && c.jain! <= 1 + 1e-9, `${c.kind} × ${c.threads}: Jain ${c.jain}`).toBe(true);
+      // A starved lock may make few acquisitions in a short cell, but its ratio is never missing.
       if (c.kind === 'raw') expect(positive(c.mOpsPerSec)).toBe(true);
       else expect(Number.isFinite(c.ratio) && c.ratio! >= 0, `${c.kind} × ${c.threads}`).toBe(true);
     }
-    expect(contention.goals).toHaveLength(1);
+    const shared = 'one timeline lock, borrowed by every fence';
+    expect(contention.workload!.map((w) => [w.variant, w.threads, w.baseline])).toEqual(
+      [2, 4, 8].flatMap((t) => [
+        [shared, t, undefined],
+        ['each fence its own inline lock', t, shared],
+      ]),
+    );
+    for (const w of contention.workload!) expect(positive(w.kFencesPerSec) && w.callbacks >= 0 && positive(w.statusReads), w.variant).toBe(true);
+    expect(contention.goals).toHaveLength(3);
+    const alloc = data.suites.alloc!;
+    const impls = ['arena alloc+free (public, zeroed)', 'arena allocBlock+freeBlock', '@thi.ng/malloc (a pool per thread)', 'global-lock free list'];
+    expect(alloc.cells.map((c) => [c.impl, c.threads, c.live, c.baseline])).toEqual(
+      [0, 1000].flatMap((live) => [1, 2].flatMap((t) => impls.map((i) => [i, t, live, i === impls[2] ? undefined : impls[2]]))),
+    );
+    for (const c of alloc.cells) expect(positive(c.mOpsPerSec) && positive(c.nsPerOp) && (c.baseline === undefined || positive(c.ratio)), c.impl).toBe(true);
+    expect(alloc.goals).toHaveLength(1);
 
     const page = readFileSync(html, 'utf8');
     for (const suite of SUITES) expect(page).toContain(`<section id="${suite}">`);
@@ -175,7 +195,7 @@ describe('fencelab bench flags', () => {
     const suiteFile = join(dir, 'chain-only.json');
     writeFileSync(suiteFile, JSON.stringify(SAMPLE.chain));
     const cases: [string[], RegExp][] = [
-      [['bench', '--suite', 'core,nope'], /unknown suite "nope"\. Allowed choices are core, wake, chain, contention, all/],
+      [['bench', '--suite', 'core,nope'], /unknown suite "nope"\. Allowed choices are core, alloc, wake, chain, contention, all/],
       [['bench', '--suite'], /argument missing/],
       [['bench', '--baseline', join(dir, 'missing.json')], /missing\.json: cannot be read \(ENOENT\)/],
       [['bench', '--baseline', suiteFile], /chain-only\.json: not a fencelab bench run file \(one suite's results/],

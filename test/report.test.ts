@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NOISE, changeOf, indexFigures, rowFigure, suiteFigures } from '../src/report/compare.js';
 import { CHART_DATA_ID, REPORT_FILE, escapeHtml, renderReport } from '../src/report/html.js';
-import { readResults, readRun, type SuiteResults } from '../src/report/schema.js';
+import { checkSuiteResults, readResults, readRun, type SuiteResults } from '../src/report/schema.js';
 import { renderText } from '../src/report/text.js';
-import { HOSTILE, SAMPLE, runFile } from './support/bench-samples.js';
+import { HOSTILE, RUN, SAMPLE, runFile } from './support/bench-samples.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
@@ -70,16 +70,49 @@ describe('renderReport', () => {
     ]);
   });
 
+  it('charts contention fairness per worker count, throughput against the critical section, and the fence workload', () => {
+    expect(c['chart-contention-fairness'].data.datasets.map((d) => [d.label, d.data])).toEqual([
+      ['raw', [1, 0.5, 0.25]],
+      ['futex', [0.95, 0.95, 0.95]],
+    ]);
+    const sweep = c['chart-contention-sweep-2'].data;
+    expect(sweep.labels).toEqual(['0', '100 ns', '1 µs']);
+    expect(sweep.datasets.map((d) => [d.label, d.data])).toEqual([
+      ['raw', [20, 10, 1]],
+      ['futex', [15, 20, 2]],
+    ]);
+    expect(Object.keys(c).filter((id) => id.startsWith('chart-contention-sweep'))).toEqual(['chart-contention-sweep-2']);
+    const workload = c['chart-contention-workload'].data;
+    expect(workload.labels).toEqual(['2 workers (1 exporter, 1 importer)', '4 workers (1 exporter, 3 importers)']);
+    expect(workload.datasets.map((d) => [d.label, d.data])).toEqual([
+      ['one timeline lock, borrowed by every fence', [50, 25]],
+      ['each fence its own inline lock', [100, 100]],
+    ]);
+  });
+
+  it('charts the allocators per worker count and live set', () => {
+    const alloc = c['chart-alloc'].data;
+    expect(alloc.labels).toEqual(['1 worker, empty heap', '2 workers, empty heap']);
+    expect(alloc.datasets.map((d) => [d.label, d.data])).toEqual([
+      ['arena allocBlock+freeBlock', [80, 160]],
+      ['@thi.ng/malloc (a pool per thread)', [72, 144]],
+      ['global-lock free list', [30, 15]],
+    ]);
+  });
+
   it('has a table row for every row, variant, cell and goal, with met / MISSED, and the run metadata', () => {
     const cells = (text: string) => `<td>${escapeHtml(text)}</td>`;
     for (const r of [...SAMPLE.core.rows, ...SAMPLE.chain.rows]) expect(html).toContain(`<tr>${cells(r.name)}<td>${r.nsPerOp.toFixed(1)}</td>`);
     expect(html).toContain(`${cells('fence lock+unlock inline')}<td>20.0</td><td>1.10×</td><td class="text">raw TAS exchange+store</td>${cells('≤ 1.2×')}<td class="met">met</td>`);
     expect(html).toContain('<td>2.50×</td><td class="text">fence lock+unlock inline</td><td>≤ 2×</td><td class="missed">MISSED</td>');
     for (const v of SAMPLE.wake.variants) expect(html).toContain(cells(v.name));
-    expect(html).toContain('<tr><td>futex</td><td>4</td><td>15</td><td>1.50×</td><td>0.90</td><td>yes</td></tr>');
-    for (const g of [...SAMPLE.wake.goals, ...SAMPLE.contention.goals!]) expect(html).toContain(cells(g.name));
+    expect(html).toContain('<tr><td>futex</td><td>4</td><td>0</td><td>15</td><td>1.50×</td><td>0.95</td><td>0.90</td><td>yes</td></tr>');
+    expect(html).toContain('<tr><td>futex</td><td>2</td><td>1 µs</td><td>2</td><td>2.00×</td><td>0.99</td><td>0.95</td><td>yes</td></tr>');
+    expect(html).toContain('<tr><td class="text">each fence its own inline lock</td><td>4</td><td>100</td><td>4.00×</td><td>1800</td><td>2000</td></tr>');
+    expect(html).toContain('<tr><td>global-lock free list</td><td>2</td><td>0</td><td>15</td><td>133.2</td><td>9.60×</td></tr>');
+    for (const g of [...SAMPLE.wake.goals, ...SAMPLE.contention.goals!, ...SAMPLE.alloc.goals]) expect(html).toContain(cells(g.name));
     expect(html).toContain('run 2026-01-02T03:04:05.000Z · Node v20.99.0 · Test CPU @ 1 GHz · 3 cores');
-    expect(html).toContain('4 met</span>, <span class="missed">1 missed');
+    expect(html).toContain('5 met</span>, <span class="missed">1 missed');
   });
 
   it('escapes text in the HTML and keeps it intact in the chart data', () => {
@@ -101,7 +134,7 @@ describe('renderReport', () => {
   it('leaves out a suite without results, with a line saying it was not run', () => {
     const only = renderReport({ chain: SAMPLE.chain });
     expect(Object.keys(charts(only))).toEqual(['chart-chain']);
-    for (const suite of ['core', 'wake', 'contention']) expect(only).toContain(`<p class="missing">${suite}: not run (no ${suite}.json)</p>`);
+    for (const suite of ['core', 'alloc', 'wake', 'contention']) expect(only).toContain(`<p class="missing">${suite}: not run (no ${suite}.json)</p>`);
     expect(only).not.toContain('<section id="core"');
     expect(only).toContain('<section id="chain"');
   });
@@ -132,6 +165,29 @@ describe('comparing with a baseline run', () => {
     const futex4 = suiteFigures('contention', SAMPLE.contention).find((f) => f.key === 'futex, 4 workers ÷ raw')!;
     expect(changeOf(futex4, cells)).toMatchObject({ verdict: 'better', relative: 1 });
     expect(changeOf({ ...futex4, key: 'no such row' }, cells)).toBeUndefined();
+    // A critical-section cell and a workload row are rows of their own; an allocator's ratio is a time (lower is better).
+    const keys = suiteFigures('contention', SAMPLE.contention).map((f) => f.key);
+    expect(keys).toContain('futex, 2 workers, 1000 ns in the lock ÷ raw');
+    expect(keys).toContain('fence workload: each fence its own inline lock, 4 workers ÷ one timeline lock, borrowed by every fence');
+    const alloc = suiteFigures('alloc', SAMPLE.alloc);
+    const slower = indexFigures(suiteFigures('alloc', { ...SAMPLE.alloc, cells: SAMPLE.alloc.cells.map((c) => ({ ...c, ratio: c.ratio && c.ratio * 2 })) }));
+    expect(changeOf(alloc.find((f) => f.key === 'global-lock free list, 2 workers, 0 live ÷ @thi.ng/malloc (a pool per thread)')!, slower)).toMatchObject({ verdict: 'better', relative: -0.5 });
+  });
+
+  it('reads a contention file written before the sweep: its cells are the grid, with ratios from the raw cells', () => {
+    const old = {
+      ...RUN,
+      ms: 50,
+      results: [
+        { kind: 'raw', threads: 2, mOpsPerSec: 20, fairness: 1, counterOk: true },
+        { kind: 'futex', threads: 2, mOpsPerSec: 30, fairness: 0.9, counterOk: true },
+      ],
+    };
+    const read = checkSuiteResults('contention', structuredClone(old), 'old.json');
+    expect(read.results[1]).toMatchObject({ baseline: 'raw', ratio: 1.5 });
+    expect(suiteFigures('contention', read).map((f) => f.key)).toEqual(['raw, 2 workers', 'futex, 2 workers ÷ raw']);
+    const c = charts(renderReport({ contention: read }));
+    expect(Object.keys(c)).toEqual(['chart-contention']);
   });
 
   it('prints every row with its figure in the baseline run and the change', () => {
@@ -144,7 +200,13 @@ describe('comparing with a baseline run', () => {
     expect(chain).toMatch(/chain GC walk \(all signaled\), per link .* – +new row/);
     const wake = renderText('wake', SAMPLE.wake, indexFigures(suiteFigures('wake', base.wake)));
     expect(wake).toMatch(/fence\.wait\(\), spinMicros 0 .* 0\.92× +\+20\.0% worse/);
-    for (const text of [core, chain, wake, renderText('contention', SAMPLE.contention, indexFigures(suiteFigures('contention', base.contention)))])
+    for (const text of [
+      core,
+      chain,
+      wake,
+      renderText('contention', SAMPLE.contention, indexFigures(suiteFigures('contention', base.contention))),
+      renderText('alloc', SAMPLE.alloc, indexFigures(suiteFigures('alloc', base.alloc))),
+    ])
       expect(text.split('\n')[1]).toMatch(/before +change$/);
     expect(renderText('core', SAMPLE.core)).not.toMatch(/before +change/);
   });
@@ -165,6 +227,14 @@ describe('comparing with a baseline run', () => {
     expect(c['chart-chain'].data.datasets[1].data).toEqual([130, null]);
     expect(c['chart-wake'].data.datasets.map((d) => d.label)).toEqual(['p50', 'p50, baseline run', 'p90', 'p90, baseline run', 'p99', 'p99, baseline run']);
     expect(c['chart-contention'].data.datasets.map((d) => d.label)).toEqual(['raw', 'futex', 'raw, baseline run', 'futex, baseline run']);
+    expect(c['chart-contention-sweep-2'].data.datasets.map((d) => d.label)).toEqual(['raw', 'futex', 'raw, baseline run', 'futex, baseline run']);
+    expect(c['chart-contention-workload'].data.datasets.map((d) => d.label)).toEqual([
+      'one timeline lock, borrowed by every fence',
+      'one timeline lock, borrowed by every fence, baseline run',
+      'each fence its own inline lock',
+      'each fence its own inline lock, baseline run',
+    ]);
+    expect(c['chart-alloc'].data.datasets[1]).toMatchObject({ label: 'arena allocBlock+freeBlock, baseline run', data: [80, 160] });
   });
 
   it('shows a suite that failed in this run as failed, not with its older results', () => {
@@ -226,10 +296,17 @@ describe('readResults and fencelab report', () => {
     expect(r.code, r.stderr).toBe(0);
     const file = join(d, REPORT_FILE);
     expect(r.stdout).toContain(`report: ${file}`);
-    expect(r.stdout).toContain('not run (no JSON): wake, chain');
+    expect(r.stdout).toContain('not run (no JSON): alloc, wake, chain');
     expect(existsSync(join(d, 'wake.json'))).toBe(false);
     const c = charts(readFileSync(file, 'utf8'));
-    expect(Object.keys(c)).toEqual(['chart-core-ratios', 'chart-core-rates', 'chart-contention']);
+    expect(Object.keys(c)).toEqual([
+      'chart-core-ratios',
+      'chart-core-rates',
+      'chart-contention',
+      'chart-contention-fairness',
+      'chart-contention-sweep-2',
+      'chart-contention-workload',
+    ]);
   });
 
   it('exits 2 when there are no results, and 1 with the file name when one is damaged', () => {

@@ -17,7 +17,19 @@ import * as L from './layout.js';
 import { selfCheck } from './layout.js';
 import { checkPoison } from './sanitizer.js';
 
-const { B_GEN, B_TAG, GEN_MASK, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_SHIFT } = L;
+const { B_GEN, B_TAG, CACHE_CAP, CACHE_STRIDE, GEN_MASK, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, T_ALLOCS, T_FREES, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_SHIFT } = L;
+
+/** The state field of a block tag, and its value for a live block. */
+const STATE_BITS = TAG_STATE_MASK << TAG_STATE_SHIFT;
+const LIVE_BITS = STATE_LIVE << TAG_STATE_SHIFT;
+/** Tag bits a free keeps: class, type and allocating thread (state and freeing thread are replaced). */
+const KEEP_ON_FREE = ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK << TAG_FREE_SHIFT));
+/** Tag bits an allocation keeps: the thread that freed the block last (for use-after-free reports). */
+const FREE_THREAD_BITS = TAG_THREAD_MASK << TAG_FREE_SHIFT;
+/** Largest block (in words, header included) whose payload {@link zeroPayload} clears by hand; larger ones use fill. */
+const ZERO_BY_HAND_WORDS = 64;
+/** Words per block of each size class. */
+const CLASS_WORDS = Int32Array.from(L.SIZE_CLASSES, (bytes) => bytes >>> 2);
 
 /** Byte size → size class index (classes ≤ 1024 bytes by table). */
 const SMALL_CLASS = new Uint8Array(65);
@@ -40,49 +52,90 @@ export function sizeClassFor(blockBytes: number): number {
  * Hot-path allocation (see {@link Arena.allocBlock}): pops a block of `blockBytes`' class from the
  * calling thread's cache (refilling it first when empty) and tags it live with type `type`.
  * Returns its header word index. Throws ENOMEM.
+ *
+ * Small on purpose, like {@link freeBlock}: V8 inlines at most 920 bytecode bytes into one
+ * function, and the public alloc and free (validation, zeroing, handles) must fit with both hot
+ * paths in it, or a caller pays calls and a boxed handle. An empty cache and the sanitizer take
+ * {@link allocSlow}.
  */
 export function allocBlock(arena: Arena, blockBytes: number, type: number): number {
-  const cls = blockBytes <= 1024 ? SMALL_CLASS[(blockBytes + 15) >>> 4] : sizeClassFor(blockBytes);
-  if (cls < 0) throw Errors.noMemory(blockBytes, arena.capacity);
+  const cls = blockBytes <= 1024 ? SMALL_CLASS[(blockBytes + 15) >>> 4] : largeClass(arena, blockBytes);
   const i32 = arena.i32;
-  const cb = arena.cacheBase + cls * L.CACHE_STRIDE;
+  const cb = arena.cacheBase + cls * CACHE_STRIDE;
+  const n = i32[cb];
+  if (n === 0 || arena.sanitize) return allocSlow(arena, cls, cb, blockBytes, type);
+  const hw = i32[cb + n];
+  // No call from the pop to the LIVE tag: a terminated thread cannot strand the block between.
+  i32[cb] = n - 1;
+  i32[hw + B_TAG] = cls | (type << TAG_TYPE_SHIFT) | arena.liveTag | (i32[hw + B_TAG] & FREE_THREAD_BITS);
+  // The generation's low 24 bits wrap past 0: generation 0 is never live.
+  const g = i32[hw + B_GEN];
+  i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+  i32[arena.slotBase + T_ALLOCS]++;
+  return hw;
+}
+
+/** allocBlock with an empty cache (refilled first) or in sanitize mode (the poison is checked). */
+function allocSlow(arena: Arena, cls: number, cb: number, blockBytes: number, type: number): number {
+  const i32 = arena.i32;
   let n = i32[cb];
   if (n === 0) n = refill(arena, cls, cb, blockBytes);
   const hw = i32[cb + n];
   if (arena.sanitize) checkPoison(i32, hw, cls);
-  // No call from the pop to the LIVE tag: a terminated thread cannot strand the block between.
+  // As in allocBlock: no call from the pop to the LIVE tag.
   i32[cb] = n - 1;
-  const tag = i32[hw + B_TAG];
-  i32[hw + B_TAG] =
-    cls |
-    (type << TAG_TYPE_SHIFT) |
-    (STATE_LIVE << TAG_STATE_SHIFT) |
-    (arena.slot << TAG_ALLOC_SHIFT) |
-    (tag & (TAG_THREAD_MASK << TAG_FREE_SHIFT));
+  i32[hw + B_TAG] = cls | (type << TAG_TYPE_SHIFT) | arena.liveTag | (i32[hw + B_TAG] & FREE_THREAD_BITS);
   const g = i32[hw + B_GEN];
-  i32[hw + B_GEN] = (((g & GEN_MASK) + 1) & GEN_MASK || 1) | (g & ~GEN_MASK);
-  i32[arena.slotBase + L.T_ALLOCS]++;
+  i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+  i32[arena.slotBase + T_ALLOCS]++;
   return hw;
+}
+
+/** Size class of a block larger than 1,024 bytes; throws ENOMEM when no class is that large. */
+function largeClass(arena: Arena, blockBytes: number): number {
+  const cls = sizeClassFor(blockBytes);
+  if (cls < 0) throw Errors.noMemory(blockBytes, arena.capacity);
+  return cls;
 }
 
 /**
  * Hot-path free (see {@link Arena.freeBlock}) of the live block at header word `hw`: it goes on
  * top of the calling thread's cache, poisoned in sanitize mode. Throws EBADF on a double free.
+ * A full cache, the sanitizer and a double free take {@link freeSlow} (see allocBlock on size).
  */
 export function freeBlock(arena: Arena, hw: number): void {
   const i32 = arena.i32;
   const tag = i32[hw + B_TAG];
-  if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE) throw Errors.badHandle('block', hw, 'double free');
+  const cb = arena.cacheBase + (tag & TAG_CLASS_MASK) * CACHE_STRIDE;
+  const n = i32[cb];
+  if ((tag & STATE_BITS) !== LIVE_BITS || n === CACHE_CAP || arena.sanitize) {
+    freeSlow(arena, hw);
+    return;
+  }
+  // From the state change to the push there is no call: a terminated thread cannot leave a block
+  // marked cached in no cache.
+  i32[hw + B_TAG] = (tag & KEEP_ON_FREE) | arena.freedTag;
+  // The generation moves on free too, so a view that remembers (block, generation) can tell a
+  // freed block from a live one with a single compare (Fence's hot-path check relies on it). No
+  // helper function here: a call between the tag and the push would be a place to be terminated.
+  const g = i32[hw + B_GEN];
+  i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+  i32[cb + n + 1] = hw;
+  i32[cb] = n + 1;
+  i32[arena.slotBase + T_FREES]++;
+}
+
+/** freeBlock's every case: a double free throws, a full cache is flushed first, the sanitizer poisons. */
+function freeSlow(arena: Arena, hw: number): void {
+  const i32 = arena.i32;
+  const tag = i32[hw + B_TAG];
+  if ((tag & STATE_BITS) !== LIVE_BITS) throw Errors.badHandle('block', hw, 'double free');
   const cls = tag & TAG_CLASS_MASK;
-  const next =
-    (tag & ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK << TAG_FREE_SHIFT))) |
-    (STATE_CACHED << TAG_STATE_SHIFT) |
-    (arena.slot << TAG_FREE_SHIFT);
-  // Room first (flush is a call): from the state change to the push there must be no call, or a
-  // terminated thread could leave a block marked cached in no cache.
-  const cb = arena.cacheBase + cls * L.CACHE_STRIDE;
+  const next = (tag & KEEP_ON_FREE) | arena.freedTag;
+  // Room first (flush is a call): from the state change to the push there must be no call.
+  const cb = arena.cacheBase + cls * CACHE_STRIDE;
   let n = i32[cb];
-  if (n === L.CACHE_CAP) n = flush(arena, cls, cb, L.CACHE_CAP >>> 1);
+  if (n === CACHE_CAP) n = flush(arena, cls, cb, CACHE_CAP >>> 1);
   if (arena.sanitize) {
     i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
     Atomics.add(i32, L.H_FREE_SERIAL, 1);
@@ -92,13 +145,23 @@ export function freeBlock(arena: Arena, hw: number): void {
   } else {
     i32[hw + B_TAG] = next;
   }
-  // The generation moves on free too, so a view that remembers (block, generation) can tell a
-  // freed block from a live one with a single compare (Fence's hot-path check relies on it).
   const g = i32[hw + B_GEN];
-  i32[hw + B_GEN] = (((g & GEN_MASK) + 1) & GEN_MASK || 1) | (g & ~GEN_MASK);
+  i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
   i32[cb + n + 1] = hw;
   i32[cb] = n + 1;
-  i32[arena.slotBase + L.T_FREES]++;
+  i32[arena.slotBase + T_FREES]++;
+}
+
+/**
+ * Zeroes the payload of the block at header word `hw` (the public {@link Arena.alloc} hands out
+ * zeroed memory). Small payloads are cleared 8 bytes at a time through the arena's Float64Array
+ * view (every payload is 8-byte aligned and a multiple of 8 bytes long, and +0 is all zero bits):
+ * TypedArray fill is a runtime call that costs more than clearing a 64-byte block by hand.
+ */
+export function zeroPayload(arena: Arena, hw: number): void {
+  const end = hw + CLASS_WORDS[arena.i32[hw + B_TAG] & TAG_CLASS_MASK];
+  if (end - hw > ZERO_BY_HAND_WORDS) arena.i32.fill(0, hw + L.BLOCK_HEADER_WORDS, end);
+  else for (let d = (hw + L.BLOCK_HEADER_WORDS) >>> 1, f64 = arena.f64, e = end >>> 1; d < e; d++) f64[d] = 0;
 }
 
 /**

@@ -10,7 +10,7 @@
 import type { Worker } from 'node:worker_threads';
 import { Errors, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
-import { allocBlock, freeBlock } from './alloc.js';
+import { allocBlock, freeBlock, zeroPayload } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
 import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
@@ -19,6 +19,21 @@ import { checkAccess } from './sanitizer.js';
 import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
 import { claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
+
+/** Block types {@link Arena.free} releases (the others have a lifetime of their own), as a bit set. */
+const FREEABLE_TYPES = (1 << L.BlockType.RAW) | (1 << L.BlockType.OPERATION) | (1 << L.BlockType.LOCK);
+
+/** alloc's bad arguments, as the error to throw. */
+function allocArgsError(bytes: number, type: number): FenceError {
+  if (!Number.isInteger(bytes) || bytes <= 0) return Errors.invalid(`alloc size must be a positive integer, got ${bytes}`);
+  return Errors.invalid(`bad block type ${type}`);
+}
+
+/** free's refusal of a block with a lifetime of its own (a fence, a sync file, ...), as the error to throw. */
+function notFreeableError(arena: Arena, ref: number, hw: number): FenceError {
+  const type = blockTypeAt(arena.i32, hw);
+  return Errors.invalid(`arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close)`);
+}
 
 export interface ArenaOptions {
   /** Total bytes of the SharedArrayBuffer (default 32 MiB). */
@@ -59,6 +74,14 @@ export class Arena {
   readonly cacheBase: number;
   /** Word index of the first block of the heap. */
   readonly heapStartW: number;
+  /** Word index just past the heap (the buffer's end): no block header lies at or beyond it. */
+  readonly heapEndW: number;
+  /** The buffer as 8-byte words, for clearing payloads (the allocator's). */
+  readonly f64: Float64Array;
+  /** Tag bits of a block this thread allocated: state live, allocating thread (the allocator's). */
+  readonly liveTag: number;
+  /** Tag bits of a block this thread freed into its cache: state cached, freeing thread (the allocator's). */
+  readonly freedTag: number;
   private detached = false;
   private tracer: Tracer | undefined;
 
@@ -77,6 +100,10 @@ export class Arena {
     this.lockKindId = i32[L.H_LOCK_KIND];
     this.maxThreads = i32[L.H_MAX_THREADS];
     this.heapStartW = i32[L.H_HEAP_START] >>> 2;
+    this.heapEndW = i32[L.H_HEAP_END] >>> 2;
+    this.f64 = new Float64Array(buffer);
+    this.liveTag = (L.STATE_LIVE << L.TAG_STATE_SHIFT) | (slot << L.TAG_ALLOC_SHIFT);
+    this.freedTag = (L.STATE_CACHED << L.TAG_STATE_SHIFT) | (slot << L.TAG_FREE_SHIFT);
     this.capacity = i32[L.H_HEAP_END] - i32[L.H_HEAP_START];
   }
 
@@ -199,10 +226,10 @@ export class Arena {
    * the arena is exhausted (nothing changed).
    */
   alloc(bytes: number, type: number = L.BlockType.RAW): number {
-    if (!Number.isInteger(bytes) || bytes <= 0) throw Errors.invalid(`alloc size must be a positive integer, got ${bytes}`);
-    if (!Number.isInteger(type) || type <= 0 || type >= L.NTYPES) throw Errors.invalid(`bad block type ${type}`);
+    // The checks and their messages live in allocArgsError: a small alloc inlines into its callers.
+    if (!(Number.isInteger(bytes) && bytes > 0 && Number.isInteger(type) && type > 0 && type < L.NTYPES)) throw allocArgsError(bytes, type);
     const hw = allocBlock(this, bytes + L.BLOCK_HEADER_BYTES, type);
-    this.i32.fill(0, hw + L.BLOCK_HEADER_WORDS, hw + (payloadBytes(this.i32, hw) >>> 2) + L.BLOCK_HEADER_WORDS);
+    zeroPayload(this, hw);
     return handleOf(this.i32, hw);
   }
 
@@ -213,9 +240,7 @@ export class Arena {
    */
   free(ref: number): void {
     const hw = resolve(this, ref, -1, 'block');
-    const type = blockTypeAt(this.i32, hw);
-    if (type !== L.BlockType.RAW && type !== L.BlockType.OPERATION && type !== L.BlockType.LOCK)
-      throw Errors.invalid(`arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close)`);
+    if (((1 << blockTypeAt(this.i32, hw)) & FREEABLE_TYPES) === 0) throw notFreeableError(this, ref, hw);
     freeBlock(this, hw);
   }
 

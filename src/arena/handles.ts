@@ -20,8 +20,34 @@ export function handleOf(i32: Int32Array, hw: number): number {
  * Validates `handle` against `arena`'s heap and returns its block's header word index (see
  * {@link Arena.resolve}). Throws EBADF (not a handle, out of bounds, misaligned, freed, stale
  * generation) or EINVAL (a live block of another type than `type`; -1 accepts any type).
+ *
+ * The fast path takes a handle of a live block with plain reads only: the heap's end is fixed, and
+ * memory between the bump pointer and the end was never carved (all zero: no self-check byte, no
+ * live state), so a handle into it fails a check below just as one past the end does. Anything
+ * that fails goes to {@link explainHandle}, which finds the reason.
  */
 export function resolve(arena: Arena, handle: number, type: number, what: string): number {
+  if (Number.isSafeInteger(handle) && handle > 0) {
+    const hw = (handle & HANDLE_OFFSET_MASK) * 2;
+    if (hw >= arena.heapStartW && hw < arena.heapEndW && (hw & 3) === 0) {
+      const i32 = arena.i32;
+      const tag = i32[hw + B_TAG];
+      const gen = i32[hw + B_GEN];
+      if (
+        (gen & GEN_MASK) === Math.floor(handle / HANDLE_OFFSET_SCALE) &&
+        gen >>> 24 === selfCheck(hw) &&
+        ((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) === STATE_LIVE &&
+        (tag & TAG_CLASS_MASK) < L.NCLASSES &&
+        (type < 0 || ((tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK) === type)
+      )
+        return hw;
+    }
+  }
+  return explainHandle(arena, handle, type, what);
+}
+
+/** resolve's slow path: every check in order, throwing on the first that fails (returns `hw` if none does). */
+function explainHandle(arena: Arena, handle: number, type: number, what: string): number {
   if (typeof handle !== 'number' || !Number.isSafeInteger(handle) || handle <= 0)
     throw Errors.badHandle(what, handle, 'not a handle');
   const i32 = arena.i32;
@@ -38,6 +64,7 @@ export function resolve(arena: Arena, handle: number, type: number, what: string
     throw Errors.badHandle(what, handle, 'stale generation (the block was freed and reused)');
   const t = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
   if (type >= 0 && t !== type) throw Errors.invalid(`handle ${handle} is a ${L.BLOCK_TYPE_NAMES[t] ?? t} block, not a ${what}`);
+  // Another thread carved, allocated or freed the block between the fast path's reads and these.
   return hw;
 }
 

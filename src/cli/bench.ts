@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPORT_FILE, writeReport } from '../report/html.js';
@@ -78,6 +78,7 @@ export const spawnSuite: SuiteRunner = (suite, args, timeoutMs) => {
  */
 export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, log: (line: string) => void = console.log): BenchOutcome {
   const started = new Date();
+  const load = loadavg()[0];
   const t0 = performance.now();
   const suites = SUITES.filter((s) => o.suites.includes(s));
   const outDir = o.json === undefined ? RESULTS_DIR : mkdtempSync(join(tmpdir(), 'fencelab-bench-'));
@@ -113,6 +114,7 @@ export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, lo
     cores: availableParallelism(),
     seed: o.seed,
     quick: o.quick,
+    load,
     suites: results,
     failed: Object.fromEntries(failed),
   };

@@ -180,7 +180,11 @@ export class Fence {
 
   /* ───────────── locking ───────────── */
 
-  /** Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held. */
+  /**
+   * Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held;
+   * ENOLCK for a borrowed lock while the calling thread already holds MAX_HELD_LOCKS (32)
+   * SpinLocks and borrowed fence locks (inline fence locks are not limited).
+   */
   lock(timeoutMs?: number): boolean {
     // Fast path, small enough for V8 to inline into the caller: the view's generation check and
     // one CAS on a free inline lock. Anything else (held, owner died, borrowed, stale, a timeout
@@ -195,17 +199,17 @@ export class Fence {
     return this.lockSlow(timeoutMs);
   }
   private lockSlow(timeoutMs: number | undefined): boolean {
-    return fenceLock(this.arena, this.v(), timeoutMs);
+    return fenceLock(this.arena, this.v(), timeoutMs, K.MAX_HELD_LOCKS);
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {
+    // Fast path: one CAS from "held by me, nobody waiting" to free. A waiter's bit (futex), a
+    // borrowed or stale lock, or a word we do not hold fails it: the full path wakes the waiter or
+    // reports the misuse, and has written nothing.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
     const me = this.me;
-    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && i32[idx] === me) {
-      // While we hold the word only a waiter can change it (futex: it sets WAITERS): exchange and
-      // wake one if it did.
-      if (Atomics.exchange(i32, idx, 0) !== me) Atomics.notify(i32, idx, 1);
+    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && Atomics.compareExchange(i32, idx, me, 0) === me) {
       this.arena.inlineLocksHeld--;
       if (tracedHoldCount !== 0) traceRelease(this.arena, idx);
       return;
@@ -219,14 +223,18 @@ export class Fence {
   assertHeld(): void {
     fenceAssertHeld(this.arena, this.v());
   }
-  /** Runs `fn` under the fence lock (kernel dma_fence_lock_irqsave / unlock_irqrestore). */
+  /**
+   * Runs `fn` under the fence lock (kernel dma_fence_lock_irqsave / unlock_irqrestore); rethrows
+   * its error after unlocking. Locking: takes and releases the fence lock (not re-entrant: EDEADLK
+   * when the caller holds it). Returns what `fn` returns. Takes the same one-CAS fast paths as
+   * lock() and unlock().
+   */
   withLock<T>(fn: () => T): T {
-    const fw = this.v();
-    fenceLock(this.arena, fw);
+    this.lock();
     try {
       return fn();
     } finally {
-      fenceUnlock(this.arena, fw);
+      this.unlock();
     }
   }
 

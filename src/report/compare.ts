@@ -1,11 +1,26 @@
 /**
  * Comparing a run with an earlier one (`fencelab bench --baseline FILE`). Every row a suite reports
- * (a core or chain row, a wake variant, a contention cell, a goal) has one headline figure: its ratio
- * to the baseline measured in the same run when it has one (that ratio is what the suites exist to
- * measure, and it carries across machines better than a raw time), otherwise its own value. A
- * row's change is its headline figure against the same row's in the earlier run, matched by key.
+ * (a core or chain row, an allocator cell, a wake variant, a contention cell or workload row, a
+ * goal) has one headline figure: its ratio to the baseline measured in the same run when it has
+ * one (that ratio is what the suites exist to measure, and it carries across machines better than
+ * a raw time), otherwise its own value. A row's change is its headline figure against the same
+ * row's in the earlier run, matched by key.
  */
-import type { ChainResults, ContentionCell, ContentionResults, CoreResults, Goal, Row, Suite, SuiteResults, WakeResults, WakeVariant } from './schema.js';
+import type {
+  AllocCell,
+  AllocResults,
+  ChainResults,
+  ContentionCell,
+  ContentionResults,
+  CoreResults,
+  FenceWorkloadRow,
+  Goal,
+  Row,
+  Suite,
+  SuiteResults,
+  WakeResults,
+  WakeVariant,
+} from './schema.js';
 
 export type Unit = '×' | 'ns' | 'µs' | 'M/s';
 
@@ -45,9 +60,23 @@ export function variantFigure(v: WakeVariant): Figure {
 }
 
 export function cellFigure(c: ContentionCell): Figure {
-  const at = `${c.kind}, ${c.threads} workers`;
+  const at = `${c.kind}, ${c.threads} workers${c.csNs ? `, ${c.csNs} ns in the lock` : ''}`;
   return c.ratio !== undefined
     ? { key: `${at} ÷ ${c.baseline}`, value: c.ratio, unit: '×', better: 'higher' }
+    : { key: at, value: c.mOpsPerSec, unit: 'M/s', better: 'higher' };
+}
+
+export function workloadFigure(w: FenceWorkloadRow): Figure {
+  const at = `fence workload: ${w.variant}, ${w.threads} workers`;
+  return w.ratio !== undefined
+    ? { key: `${at} ÷ ${w.baseline}`, value: w.ratio, unit: '×', better: 'higher' }
+    : { key: at, value: w.kFencesPerSec / 1000, unit: 'M/s', better: 'higher' };
+}
+
+export function allocFigure(c: AllocCell): Figure {
+  const at = `${c.impl}, ${c.threads} workers, ${c.live} live`;
+  return c.ratio !== undefined
+    ? { key: `${at} ÷ ${c.baseline}`, value: c.ratio, unit: '×', better: 'lower' }
     : { key: at, value: c.mOpsPerSec, unit: 'M/s', better: 'higher' };
 }
 
@@ -94,8 +123,12 @@ export function suiteFigures<S extends Suite>(suite: S, results: SuiteResults[S]
       return (r as CoreResults | ChainResults).rows.map(rowFigure);
     case 'wake':
       return [...(r as WakeResults).variants.map(variantFigure), ...(r as WakeResults).goals.map(goalFigure)];
-    case 'contention':
-      return [...(r as ContentionResults).results.map(cellFigure), ...((r as ContentionResults).goals ?? []).map(goalFigure)];
+    case 'alloc':
+      return [...(r as AllocResults).cells.map(allocFigure), ...(r as AllocResults).goals.map(goalFigure)];
+    case 'contention': {
+      const c = r as ContentionResults;
+      return [...c.results.map(cellFigure), ...(c.workload ?? []).map(workloadFigure), ...(c.goals ?? []).map(goalFigure)];
+    }
   }
   throw new Error(`unknown suite ${String(suite)}`);
 }

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
 import {
   NOISE,
+  allocFigure,
   cellFigure,
   changeOf,
   formatChange,
@@ -20,18 +21,23 @@ import {
   rowFigure,
   suiteFigures,
   variantFigure,
+  workloadFigure,
   type BaselineFigures,
   type Change,
   type Figure,
 } from './compare.js';
+import { formatCs } from './text.js';
 import {
   SUITES,
+  type AllocCell,
+  type AllocResults,
   type BenchResults,
   type BenchRun,
   type ChainResults,
   type ContentionCell,
   type ContentionResults,
   type CoreResults,
+  type FenceWorkloadRow,
   type Goal,
   type Row,
   type RunInfo,
@@ -49,13 +55,14 @@ const TITLES: Record<Suite, string> = {
   core: 'core — single-thread costs against same-run baselines',
   wake: 'wake — signal → wake latency across threads',
   chain: 'chain — fence chain operations',
-  contention: 'contention — lock throughput across workers',
+  contention: 'contention — locks and fences across workers',
+  alloc: 'alloc — the allocator across threads',
 };
 
 const COLOR = { met: '#2e7d32', missed: '#c62828', noTarget: '#78909c', target: '#000000', baseline: '#90caf9', baselineBorder: '#1565c0' };
 /** One colour per series (percentile, lock kind), in order; `BASELINE_SERIES` is the same hue, lighter. */
-const SERIES = ['#1565c0', '#ef6c00', '#6a1b9a', '#2e7d32', '#c62828', '#00838f'];
-const BASELINE_SERIES = ['#90caf9', '#ffcc80', '#ce93d8', '#a5d6a7', '#ef9a9a', '#80deea'];
+const SERIES = ['#1565c0', '#ef6c00', '#6a1b9a', '#2e7d32', '#c62828', '#00838f', '#ad1457', '#5d4037'];
+const BASELINE_SERIES = ['#90caf9', '#ffcc80', '#ce93d8', '#a5d6a7', '#ef9a9a', '#80deea', '#f48fb1', '#bcaaa4'];
 /** Heights in CSS pixels: a horizontal bar's slot, each further bar in a group, axes and legend. */
 const BAR_SLOT_PX = 34;
 const GROUPED_BAR_PX = 12;
@@ -69,7 +76,7 @@ type Charts = [id: string, config: Config][];
 type Cell = string | { text: string; cls: string };
 
 /** The run the report shows, as the run file records it. */
-export type RunHeader = Pick<BenchRun, 'date' | 'node' | 'cpu' | 'cores' | 'seed' | 'quick'>;
+export type RunHeader = Pick<BenchRun, 'date' | 'node' | 'cpu' | 'cores' | 'seed' | 'quick' | 'load'>;
 
 export interface ReportOptions {
   /** Where and how the run ran, shown at the top; absent when the report is rebuilt from a results directory. */
@@ -134,7 +141,15 @@ export function writeReport(file: string, results: BenchResults, options: Report
 }
 
 function runLine(run: RunHeader): string {
-  return [`run ${run.date}`, `Node ${run.node}`, run.cpu, `${run.cores} cores`, `seed ${run.seed}`, ...(run.quick ? ['quick (fewer rounds, noisier)'] : [])].join(' · ');
+  return [
+    `run ${run.date}`,
+    `Node ${run.node}`,
+    run.cpu,
+    `${run.cores} cores`,
+    ...(run.load !== undefined ? [`load average ${run.load.toFixed(1)} at the start`] : []),
+    `seed ${run.seed}`,
+    ...(run.quick ? ['quick (fewer rounds, noisier)'] : []),
+  ].join(' · ');
 }
 
 function baselineSummary(label: string, changes: (Change | undefined)[]): string {
@@ -156,6 +171,7 @@ interface Baseline<S extends Suite> {
 
 const RENDER: { [S in Suite]: Render<S> } = {
   core: coreSection,
+  alloc: allocSection,
   wake: wakeSection,
   chain: chainSection,
   contention: contentionSection,
@@ -303,57 +319,238 @@ function wakeSection(r: WakeResults, base: Baseline<'wake'> | undefined): Sectio
 }
 
 function contentionSection(r: ContentionResults, base: Baseline<'contention'> | undefined): Section {
-  const threads = [...new Set(r.results.map((c) => c.threads))].sort((a, b) => a - b);
+  const cs = (c: ContentionCell) => c.csNs ?? 0;
+  const grid = r.results.filter((c) => cs(c) === 0);
+  const threads = [...new Set(grid.map((c) => c.threads))].sort((a, b) => a - b);
   const kinds = [...new Set(r.results.map((c) => c.kind))];
-  const find = (cells: ContentionCell[] | undefined, kind: string, t: number) => cells?.find((c) => c.kind === kind && c.threads === t);
-  const datasets: Config['data']['datasets'] = kinds.map((k, i) => ({
+  const find = (cells: ContentionCell[] | undefined, kind: string, t: number, ns = 0) => cells?.find((c) => c.kind === kind && c.threads === t && cs(c) === ns);
+  const baseCells = base?.results?.results;
+  const charts: Charts = [];
+  const parts: string[] = [];
+
+  // Throughput and fairness against the worker count, one line per lock.
+  const perKind = (value: (c: ContentionCell) => number | undefined) =>
+    lineDatasets(
+      kinds,
+      (k) => threads.map((t) => nullable(find(r.results, k, t), (c) => value(c) ?? NaN)),
+      base ? (k) => threads.map((t) => nullable(find(baseCells, k, t), (c) => value(c) ?? NaN)) : undefined,
+    );
+  charts.push(['chart-contention', lineChart(threads.map(String), perKind((c) => c.mOpsPerSec), 'workers', 'M lock acquisitions/s (all workers)')]);
+  parts.push(
+    chartBlock(
+      'chart-contention',
+      LINE_CHART_PX + (base ? 30 : 0),
+      `Throughput of each lock as workers are added (${r.cores ?? '?'} cores: beyond that, workers take turns on them); vs raw in the table = its throughput ÷ a bare test-and-set's with the same workers.${base ? ' Dashed lines: the baseline run.' : ''}`,
+    ),
+  );
+  if (grid.some((c) => c.jain !== undefined)) {
+    charts.push(['chart-contention-fairness', lineChart(threads.map(String), perKind((c) => c.jain), 'workers', "Jain's fairness index (1 = equal shares)", { min: 0, max: 1 })]);
+    parts.push(
+      chartBlock(
+        'chart-contention-fairness',
+        LINE_CHART_PX + (base ? 30 : 0),
+        `How evenly the workers shared the lock: Jain's index of their acquisitions, (Σx)² ÷ (n·Σx²) — 1 when all took the same number, 1/n when one took them all.${base ? ' Dashed lines: the baseline run.' : ''}`,
+      ),
+    );
+  }
+
+  // The grid's table here, the sweep's after its charts.
+  const cellTable = (cells: ContentionCell[]) =>
+    htmlTable(
+      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
+      cells.map((c) => [
+        c.kind,
+        String(c.threads),
+        formatCs(cs(c)),
+        significant(c.mOpsPerSec),
+        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+        c.jain === undefined ? '—' : c.jain.toFixed(2),
+        c.fairness.toFixed(2),
+        c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
+        ...changeCells(cellFigure(c), base),
+      ]),
+    );
+  parts.push(cellTable(grid));
+  // Throughput against the critical section's length, one chart per worker count of the sweep.
+  const lengths = [...new Set(r.results.map(cs))].sort((a, b) => a - b);
+  const sweepThreads = [...new Set(r.results.filter((c) => cs(c) > 0).map((c) => c.threads))].sort((a, b) => a - b);
+  for (const t of sweepThreads) {
+    const id = `chart-contention-sweep-${t}`;
+    const datasets = lineDatasets(
+      kinds,
+      (k) => lengths.map((ns) => nullable(find(r.results, k, t, ns), (c) => c.mOpsPerSec)),
+      base ? (k) => lengths.map((ns) => nullable(find(baseCells, k, t, ns), (c) => c.mOpsPerSec)) : undefined,
+    );
+    charts.push([id, lineChart(lengths.map(formatCs), datasets, 'busy work inside the lock', `M acquisitions/s, ${t} workers (log scale)`, undefined, 'logarithmic')]);
+    parts.push(
+      chartBlock(
+        id,
+        LINE_CHART_PX + (base ? 30 : 0),
+        `${t} workers holding the lock for about 0, 100 ns, 1 µs and 10 µs of busy work each time (${r.nsPerIter ? `${r.nsPerIter.toFixed(2)} ns per loop iteration, calibrated` : 'a calibrated loop'}). The longer the section, the more a lock that sleeps instead of spinning saves the core for the holder.${base ? ' Dashed lines: the baseline run.' : ''}`,
+      ),
+    );
+  }
+
+  const sweep = r.results.filter((c) => cs(c) > 0);
+  if (sweep.length > 0) parts.push(cellTable(sweep));
+
+  const workload = r.workload ?? [];
+  if (workload.length > 0) {
+    const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
+    const variants = [...new Set(workload.map((w) => w.variant))];
+    const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
+    const datasets: Config['data']['datasets'] = [];
+    variants.forEach((v, i) => {
+      datasets.push({ type: 'bar', label: v, data: wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)), backgroundColor: SERIES[i % SERIES.length] });
+      if (base)
+        datasets.push({
+          type: 'bar',
+          label: `${v}, baseline run`,
+          data: wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec)),
+          backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
+        });
+    });
+    charts.push([
+      'chart-contention-workload',
+      {
+        type: 'bar',
+        data: { labels: wThreads.map((t) => `${t} workers (1 exporter, ${t - 1} importer${t === 2 ? '' : 's'})`), datasets },
+        options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'thousand fences/s through the pipeline' } } } },
+      },
+    ]);
+    parts.push(
+      chartBlock(
+        'chart-contention-workload',
+        LINE_CHART_PX,
+        `The fence workload: an exporter creates fences, takes a reference per importer and signals each a few fences later; every importer takes every fence, adds a callback, reads its status and puts it, and runs the callbacks the signals queue to it. Every fence borrowing one timeline lock puts all of that on one lock word; inline locks spread it over the fences.${base ? ' Light bars: the baseline run.' : ''}`,
+      ),
+      htmlTable(
+        ['locking', 'workers', 'k fences/s', 'vs shared lock', 'callbacks', 'status reads', ...changeHead(base)],
+        workload.map((w) => [
+          w.variant,
+          String(w.threads),
+          significant(w.kFencesPerSec),
+          w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
+          String(w.callbacks),
+          String(w.statusReads),
+          ...changeCells(workloadFigure(w), base),
+        ]),
+        [0],
+      ),
+    );
+  }
+  const goals = r.goals ?? [];
+  parts.push(goalTable(goals, base));
+  return {
+    html: section('contention', r, `${r.ms} ms per cell`, parts),
+    charts,
+    met: goals.map((g) => g.met),
+    changes: base
+      ? [...r.results.map((c) => changeFor(cellFigure(c), base)), ...workload.map((w) => changeFor(workloadFigure(w), base)), ...goals.map((g) => changeFor(goalFigure(g), base))]
+      : [],
+  };
+}
+
+function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefined): Section {
+  const groups = [...new Set(r.cells.map((c) => `${c.threads}|${c.live}`))];
+  const impls = [...new Set(r.cells.map((c) => c.impl))];
+  const at = (cells: AllocCell[] | undefined, impl: string, group: string) => cells?.find((c) => `${c.threads}|${c.live}` === group && c.impl === impl);
+  const label = (group: string) => {
+    const [t, live] = group.split('|').map(Number);
+    return `${t} worker${t === 1 ? '' : 's'}, ${live === 0 ? 'empty heap' : `${live.toLocaleString('en-US')} live blocks each`}`;
+  };
+  const datasets: Config['data']['datasets'] = [];
+  impls.forEach((impl, i) => {
+    datasets.push({ type: 'bar', label: impl, data: groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)), backgroundColor: SERIES[i % SERIES.length] });
+    if (base)
+      datasets.push({
+        type: 'bar',
+        label: `${impl}, baseline run`,
+        data: groups.map((g) => nullable(at(base.results?.cells, impl, g), (c) => c.mOpsPerSec)),
+        backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
+      });
+  });
+  const chart: Config = {
+    type: 'bar',
+    data: { labels: groups.map(label), datasets },
+    options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'M alloc+free pairs/s (all workers)' } } } },
+  };
+  const table = htmlTable(
+    ['allocator', 'workers', 'live', 'M pairs/s', 'ns/pair', 'ratio', ...changeHead(base)],
+    r.cells.map((c) => [
+      c.impl,
+      String(c.threads),
+      String(c.live),
+      significant(c.mOpsPerSec),
+      c.nsPerOp.toFixed(1),
+      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+      ...changeCells(allocFigure(c), base),
+    ]),
+  );
+  const caption = `Each worker allocates and frees one 64-byte block at a time. @thi.ng/malloc is single-threaded, so each worker has a pool of its own (nothing shared); the global-lock free list takes one lock on every call; the arena's allocator works in per-thread caches. ns/pair is per worker; ratio = that ÷ @thi.ng/malloc's with the same workers and live blocks (lower is faster). Fastest of ${r.reps} repetition${r.reps === 1 ? '' : 's'} per cell.${base ? ' Light bars: the baseline run.' : ''}`;
+  return {
+    html: section('alloc', r, `${r.ms} ms × ${r.reps} per cell`, [chartBlock('chart-alloc', LINE_CHART_PX, caption), table, goalTable(r.goals, base)]),
+    charts: [['chart-alloc', chart]],
+    met: r.goals.map((g) => g.met),
+    changes: base ? [...r.cells.map((c) => changeFor(allocFigure(c), base)), ...r.goals.map((g) => changeFor(goalFigure(g), base))] : [],
+  };
+}
+
+/**
+ * One line per name (`values(name)` in label order, null where missing); with `before`, a dashed,
+ * lighter line of the baseline run for each. The fence's locks are drawn thicker.
+ */
+function lineDatasets(names: string[], values: (name: string) => (number | null)[], before?: (name: string) => (number | null)[]): Config['data']['datasets'] {
+  const width = (name: string) => (name.startsWith('fence') ? 3.5 : 2);
+  const datasets: Config['data']['datasets'] = names.map((name, i) => ({
     type: 'line',
-    label: k,
-    data: threads.map((t) => find(r.results, k, t)?.mOpsPerSec ?? null),
+    label: name,
+    data: values(name).map(finite),
     borderColor: SERIES[i % SERIES.length],
     backgroundColor: SERIES[i % SERIES.length],
+    borderWidth: width(name),
   }));
-  if (base)
-    kinds.forEach((k, i) =>
+  if (before)
+    names.forEach((name, i) =>
       datasets.push({
         type: 'line',
-        label: `${k}, baseline run`,
-        data: threads.map((t) => find(base.results?.results, k, t)?.mOpsPerSec ?? null),
+        label: `${name}, baseline run`,
+        data: before(name).map(finite),
         borderColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
         backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
         borderDash: [6, 4],
+        borderWidth: width(name),
       }),
     );
-  const chart: Config = {
+  return datasets;
+}
+
+/** A line chart over `labels`; the legend's entries drawn as short lines (dashed for the baseline run). */
+function lineChart(
+  labels: string[],
+  datasets: Config['data']['datasets'],
+  xTitle: string,
+  yTitle: string,
+  range?: { min: number; max: number },
+  yScale: 'linear' | 'logarithmic' = 'linear',
+): Config {
+  const values = datasets.flatMap((d) => (d.data as (number | null)[]).filter((v): v is number => v !== null));
+  return {
     type: 'line',
-    data: { labels: threads.map(String), datasets },
+    data: { labels, datasets },
     options: {
       ...COMMON_OPTIONS,
-      // Legend entries as short lines, dashed for the baseline run, like the lines they name.
       plugins: { legend: { labels: { usePointStyle: true, pointStyle: 'line', pointStyleWidth: 28 } } },
-      scales: { x: { title: { display: true, text: 'workers' } }, y: { beginAtZero: true, title: { display: true, text: 'M lock acquisitions/s (all workers)' } } },
+      scales: {
+        x: { title: { display: true, text: xTitle } },
+        y: { type: yScale, ...(range ?? axisFloor(yScale, values)), title: { display: true, text: yTitle } },
+      },
     },
   };
-  const table = htmlTable(
-    ['lock', 'workers', 'M ops/s', 'vs raw', 'fairness', 'exact', ...changeHead(base)],
-    r.results.map((c) => [
-      c.kind,
-      String(c.threads),
-      significant(c.mOpsPerSec),
-      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
-      c.fairness.toFixed(2),
-      c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
-      ...changeCells(cellFigure(c), base),
-    ]),
-  );
-  const goals = r.goals ?? [];
-  const caption = `Throughput of each lock kind as workers are added; vs raw = its throughput ÷ a bare test-and-set's with the same workers; fairness (slowest ÷ fastest worker) in the table.${base ? ' Dashed lines: the baseline run.' : ''}`;
-  return {
-    html: section('contention', r, `${r.ms} ms per cell`, [chartBlock('chart-contention', LINE_CHART_PX + (base ? 30 : 0), caption), table, goalTable(goals, base)]),
-    charts: [['chart-contention', chart]],
-    met: goals.map((g) => g.met),
-    changes: base ? [...r.results.map((c) => changeFor(cellFigure(c), base)), ...goals.map((g) => changeFor(goalFigure(g), base))] : [],
-  };
+}
+
+function finite(v: number | null): number | null {
+  return v === null || !Number.isFinite(v) ? null : v;
 }
 
 /* ───────────── building blocks ───────────── */
@@ -454,7 +651,15 @@ function chartBlock(id: string, heightPx: number, caption: string): string {
 }
 
 function section(suite: Suite, run: RunInfo, details: string, parts: string[]): string {
-  const meta = [`run ${run.date ?? '–'}`, `Node ${run.node ?? '–'}`, ...(run.cpu ? [run.cpu] : []), `${run.cores ?? '–'} cores`, ...(details ? [details] : []), ...(run.quick ? ['quick'] : [])].join(' · ');
+  const meta = [
+    `run ${run.date ?? '–'}`,
+    `Node ${run.node ?? '–'}`,
+    ...(run.cpu ? [run.cpu] : []),
+    `${run.cores ?? '–'} cores`,
+    ...(run.load !== undefined ? [`load average ${run.load.toFixed(1)}`] : []),
+    ...(details ? [details] : []),
+    ...(run.quick ? ['quick'] : []),
+  ].join(' · ');
   return `<section id="${suite}">\n<h2>${escapeHtml(TITLES[suite])}</h2>\n<p class="meta">${escapeHtml(meta)}</p>\n${parts.filter(Boolean).join('\n')}\n</section>`;
 }
 

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const SUITES = ['core', 'wake', 'chain', 'contention'] as const;
+export const SUITES = ['core', 'alloc', 'wake', 'chain', 'contention'] as const;
 export type Suite = (typeof SUITES)[number];
 
 /** bench/results/ at the package root, whether this module runs from dist/ or from the sources. */
@@ -39,6 +39,8 @@ export interface RunInfo {
   cpu?: string;
   /** Run with `--quick`: fewer rounds and shorter times, the same rows, noisier figures. */
   quick?: boolean;
+  /** The machine's 1-minute load average when the suite started (other processes compete for its cores). */
+  load?: number;
 }
 
 /** One measured task, optionally as a ratio to a baseline measured in the same run. */
@@ -117,10 +119,13 @@ export interface WakeResults extends RunInfo {
   goals: Goal[];
 }
 
-/** One cell of the contention grid: a lock kind at a worker count. */
+/** One cell of the contention grid: a lock at a worker count, with a critical section of some length. */
 export interface ContentionCell {
+  /** The lock: `raw` (a bare test-and-set), a SpinLock kind, `fence inline` or `fence borrowed`. */
   kind: string;
   threads: number;
+  /** Busy work inside the lock, ns (0: none). Files written before the sweep have none: 0. */
+  csNs?: number;
   mOpsPerSec: number;
   /** The cell of the same run this one is measured against: the bare test-and-set at the same worker count. */
   baseline?: string;
@@ -128,19 +133,71 @@ export interface ContentionCell {
   ratio?: number;
   /** Slowest thread's acquisitions / fastest thread's. */
   fairness: number;
+  /** Jain's fairness index of the threads' acquisitions: 1 all equal, 1/n one thread took all. */
+  jain?: number;
   /** Every increment made under the lock was kept. */
   counterOk: boolean;
 }
 
+/** The fence workload at one worker count: an exporter signaling, importers adding callbacks and reading status. */
+export interface FenceWorkloadRow {
+  /** How the fences lock: one timeline lock they all borrow, or each its inline lock. */
+  variant: string;
+  /** Exporter + importers. */
+  threads: number;
+  /** Fences created, seen by every importer, signaled and released, per ms (thousands per second). */
+  kFencesPerSec: number;
+  /** The row of the same worker count this one is measured against (the shared-lock variant). */
+  baseline?: string;
+  /** kFencesPerSec / the baseline's (higher is better). */
+  ratio?: number;
+  /** Callbacks the importers added and ran, status() reads. */
+  callbacks: number;
+  statusReads: number;
+}
+
 export interface ContentionResults extends RunInfo {
-  /** Duration of each cell. */
+  /** Duration of each repetition of a cell. */
   ms: number;
+  /** Repetitions per cell; each cell keeps its fastest (absent in older files: 1). */
+  reps?: number;
+  /** ns per iteration of the critical section's busy loop (the fastest worker's calibration). */
+  nsPerIter?: number;
+  /** The grid (csNs 0) and the critical-section sweep (csNs > 0). */
   results: ContentionCell[];
+  /** The fence workload; absent in files written before it. */
+  workload?: FenceWorkloadRow[];
   goals?: Goal[];
+}
+
+/** One allocator at a worker count and live-set size: alloc+free pairs of one 64-byte block. */
+export interface AllocCell {
+  impl: string;
+  threads: number;
+  /** Blocks each worker kept allocated during the cell. */
+  live: number;
+  /** Pairs per second of all workers, millions. */
+  mOpsPerSec: number;
+  /** Wall ns per pair per worker (threads / pairs per ns). */
+  nsPerOp: number;
+  /** The cell of the same workers and live blocks this one is measured against (@thi.ng/malloc). */
+  baseline?: string;
+  /** nsPerOp / the baseline's (lower is faster). */
+  ratio?: number;
+}
+
+export interface AllocResults extends RunInfo {
+  /** Duration of each repetition of a cell. */
+  ms: number;
+  /** Repetitions per cell; each cell keeps its fastest. */
+  reps: number;
+  cells: AllocCell[];
+  goals: Goal[];
 }
 
 export interface SuiteResults {
   core: CoreResults;
+  alloc: AllocResults;
   wake: WakeResults;
   chain: ChainResults;
   contention: ContentionResults;
@@ -168,6 +225,8 @@ export interface BenchRun {
   /** The seed of every seeded choice of the run (`--seed`). */
   seed: number;
   quick: boolean;
+  /** The machine's 1-minute load average when the run started; absent in older run files. */
+  load?: number;
   /** The results of the suites that ran and succeeded. */
   suites: BenchResults;
   /** The suites that ran and failed, with what happened (`exit code 13`, `timed out after 120 s`). */
@@ -175,7 +234,7 @@ export interface BenchRun {
 }
 
 /** The array each suite's results must hold: enough to tell them from some other JSON. */
-const REQUIRED_ARRAY: Record<Suite, string> = { core: 'rows', wake: 'variants', chain: 'rows', contention: 'results' };
+const REQUIRED_ARRAY: Record<Suite, string> = { core: 'rows', alloc: 'cells', wake: 'variants', chain: 'rows', contention: 'results' };
 
 /**
  * Checks that `data` looks like `suite`'s results and brings an older file's fields up to date.
@@ -191,7 +250,7 @@ export function checkSuiteResults<S extends Suite>(suite: S, data: unknown, wher
   if (suite === 'contention') {
     const cells = (d.results as unknown[]).filter((c): c is ContentionCell => c !== null && typeof c === 'object');
     for (const c of cells) {
-      const raw = cells.find((x) => x.kind === 'raw' && x.threads === c.threads);
+      const raw = cells.find((x) => x.kind === 'raw' && x.threads === c.threads && (x.csNs ?? 0) === (c.csNs ?? 0));
       if (c.kind !== 'raw' && c.ratio === undefined && raw !== undefined && raw.mOpsPerSec > 0) {
         c.baseline = 'raw';
         c.ratio = c.mOpsPerSec / raw.mOpsPerSec;

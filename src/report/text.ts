@@ -4,8 +4,20 @@
  * With a baseline run every row gets two more columns: its headline figure in that run, and the
  * change (see compare.ts).
  */
-import { cellFigure, changeOf, formatChange, formatFigure, goalFigure, rowFigure, variantFigure, type BaselineFigures, type Figure } from './compare.js';
-import type { ChainResults, ContentionResults, CoreResults, Goal, Row, Suite, SuiteResults, WakeResults } from './schema.js';
+import {
+  allocFigure,
+  cellFigure,
+  changeOf,
+  formatChange,
+  formatFigure,
+  goalFigure,
+  rowFigure,
+  variantFigure,
+  workloadFigure,
+  type BaselineFigures,
+  type Figure,
+} from './compare.js';
+import type { AllocResults, ChainResults, ContentionResults, CoreResults, Goal, Row, Suite, SuiteResults, WakeResults } from './schema.js';
 
 /** Columns aligned on their widest cell; the columns in `left` are left-aligned, the others right-aligned. */
 export function textTable(head: string[], rows: string[][], left: number[] = [0]): string {
@@ -29,6 +41,8 @@ export function renderText<S extends Suite>(suite: S, results: SuiteResults[S], 
   switch (suite) {
     case 'core':
       return coreText(r as CoreResults, baseline);
+    case 'alloc':
+      return allocText(r as AllocResults, baseline);
     case 'chain':
       return chainText(r as ChainResults, baseline);
     case 'wake':
@@ -54,8 +68,13 @@ function rowTable(rows: Row[], baseline: BaselineFigures | undefined): string {
   return textTable(head, lines, [0, 3]);
 }
 
-function quickNote(r: { quick?: boolean }): string {
-  return r.quick ? '; quick run: fewer rounds, noisier' : '';
+function quickNote(r: { quick?: boolean; load?: number }): string {
+  return `${r.load !== undefined ? `; load average ${r.load.toFixed(1)}` : ''}${r.quick ? '; quick run: fewer rounds, noisier' : ''}`;
+}
+
+/** A critical-section length as printed: `0`, `100 ns`, `1 µs`, `10 µs`. */
+export function formatCs(ns: number): string {
+  return ns === 0 ? '0' : ns < 1000 ? `${ns} ns` : `${ns / 1000} µs`;
 }
 
 function coreText(r: CoreResults, baseline: BaselineFigures | undefined): string {
@@ -109,22 +128,66 @@ function wakeText(r: WakeResults, baseline: BaselineFigures | undefined): string
 }
 
 function contentionText(r: ContentionResults, baseline: BaselineFigures | undefined): string {
-  const grid = textTable(
-    ['lock', 'workers', 'M ops/s', 'vs raw', 'fairness', 'exact', ...(baseline ? CHANGE_HEAD : [])],
-    r.results.map((c) => [
-      c.kind,
-      String(c.threads),
-      c.mOpsPerSec.toFixed(3),
-      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
-      c.fairness.toFixed(2),
-      c.counterOk ? 'yes' : 'NO',
-      ...changeCells(cellFigure(c), baseline),
-    ]),
-  );
+  const cellTable = (cells: ContentionResults['results']) =>
+    textTable(
+      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...(baseline ? CHANGE_HEAD : [])],
+      cells.map((c) => [
+        c.kind,
+        String(c.threads),
+        formatCs(c.csNs ?? 0),
+        c.mOpsPerSec.toFixed(3),
+        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+        c.jain === undefined ? '—' : c.jain.toFixed(2),
+        c.fairness.toFixed(2),
+        c.counterOk ? 'yes' : 'NO',
+        ...changeCells(cellFigure(c), baseline),
+      ]),
+    );
+  const grid = cellTable(r.results.filter((c) => (c.csNs ?? 0) === 0));
+  const sweep = r.results.filter((c) => (c.csNs ?? 0) > 0);
   const parts = [
-    `lock contention across workers (${r.ms} ms per cell; ${r.cores ?? '?'} cores; vs raw = throughput ÷ a bare test-and-set's with the same workers${quickNote(r)})`,
+    `lock contention across workers (${r.ms} ms per cell${r.reps && r.reps > 1 ? `, fastest of ${r.reps}` : ''}; ${r.cores ?? '?'} cores; vs raw = throughput ÷ a bare test-and-set's with the same workers and critical section; Jain = fairness index, 1 = equal shares${quickNote(r)})`,
     grid,
   ];
+  if (sweep.length > 0) parts.push('', `the same with busy work inside the lock (${r.nsPerIter?.toFixed(2) ?? '?'} ns per loop iteration, calibrated)`, cellTable(sweep));
+  if (r.workload && r.workload.length > 0)
+    parts.push(
+      '',
+      'fence workload: an exporter creates and signals fences, importers add callbacks, read status and put (fences through the pipeline per second)',
+      textTable(
+        ['locking', 'workers', 'k fences/s', 'vs shared', 'callbacks', 'status reads', ...(baseline ? CHANGE_HEAD : [])],
+        r.workload.map((w) => [
+          w.variant,
+          String(w.threads),
+          w.kFencesPerSec.toFixed(1),
+          w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
+          String(w.callbacks),
+          String(w.statusReads),
+          ...changeCells(workloadFigure(w), baseline),
+        ]),
+      ),
+    );
   if (r.goals && r.goals.length > 0) parts.push('', goalText(r.goals, baseline));
   return parts.join('\n');
+}
+
+function allocText(r: AllocResults, baseline: BaselineFigures | undefined): string {
+  const table = textTable(
+    ['allocator', 'workers', 'live', 'M pairs/s', 'ns/pair', 'ratio', ...(baseline ? CHANGE_HEAD : [])],
+    r.cells.map((c) => [
+      c.impl,
+      String(c.threads),
+      String(c.live),
+      c.mOpsPerSec.toFixed(2),
+      c.nsPerOp.toFixed(1),
+      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+      ...changeCells(allocFigure(c), baseline),
+    ]),
+  );
+  return [
+    `allocator, one 64-byte block alloc+free at a time (${r.ms} ms × ${r.reps} per cell, fastest kept; ${r.cores ?? '?'} cores; ns/pair per worker; ratio = ns/pair ÷ @thi.ng/malloc's with the same workers and live blocks${quickNote(r)})`,
+    table,
+    '',
+    goalText(r.goals, baseline),
+  ].join('\n');
 }

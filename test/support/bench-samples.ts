@@ -49,12 +49,35 @@ export const SAMPLE: SuiteResults = {
       { name: 'chain GC walk (all signaled), per link', nsPerOp: 260, opsPerSec: 3.8e6, baseline: 'fence create+signal+put', ratio: 2 },
     ],
   },
+  alloc: {
+    ...RUN,
+    ms: 50,
+    reps: 2,
+    cells: [1, 2].flatMap((threads) => [
+      { impl: 'arena allocBlock+freeBlock', threads, live: 0, mOpsPerSec: 80 * threads, nsPerOp: 12.5, baseline: '@thi.ng/malloc (a pool per thread)', ratio: 0.9 },
+      { impl: '@thi.ng/malloc (a pool per thread)', threads, live: 0, mOpsPerSec: 72 * threads, nsPerOp: 13.9 },
+      { impl: 'global-lock free list', threads, live: 0, mOpsPerSec: 30 / threads, nsPerOp: 33.3 * threads * threads, baseline: '@thi.ng/malloc (a pool per thread)', ratio: 2.4 * threads * threads },
+    ]),
+    goals: [{ name: 'arena allocBlock+freeBlock, 2 workers ÷ 1 worker (pairs/s of all workers)', measured: 2, unit: '×', op: '≥', target: 1.6, met: true }],
+  },
   contention: {
     ...RUN,
     ms: 50,
-    results: [1, 2, 4].flatMap((threads) => [
-      { kind: 'raw', threads, mOpsPerSec: 40 / threads, fairness: 1, counterOk: true },
-      { kind: 'futex', threads, mOpsPerSec: 30 / Math.min(threads, 2), baseline: 'raw', ratio: 30 / Math.min(threads, 2) / (40 / threads), fairness: 0.9, counterOk: true },
+    reps: 1,
+    nsPerIter: 2,
+    results: [
+      ...[1, 2, 4].flatMap((threads) => [
+        { kind: 'raw', threads, csNs: 0, mOpsPerSec: 40 / threads, jain: 1 / threads, fairness: 1, counterOk: true },
+        { kind: 'futex', threads, csNs: 0, mOpsPerSec: 30 / Math.min(threads, 2), baseline: 'raw', ratio: 30 / Math.min(threads, 2) / (40 / threads), jain: 0.95, fairness: 0.9, counterOk: true },
+      ]),
+      ...[100, 1000].flatMap((csNs) => [
+        { kind: 'raw', threads: 2, csNs, mOpsPerSec: 1000 / csNs, jain: 0.6, fairness: 0.2, counterOk: true },
+        { kind: 'futex', threads: 2, csNs, mOpsPerSec: 2000 / csNs, baseline: 'raw', ratio: 2, jain: 0.99, fairness: 0.95, counterOk: true },
+      ]),
+    ],
+    workload: [2, 4].flatMap((threads) => [
+      { variant: 'one timeline lock, borrowed by every fence', threads, kFencesPerSec: 100 / threads, callbacks: 900, statusReads: 1000 },
+      { variant: 'each fence its own inline lock', threads, kFencesPerSec: 100, baseline: 'one timeline lock, borrowed by every fence', ratio: threads, callbacks: 1800, statusReads: 2000 },
     ]),
     goals: [{ name: 'futex throughput, 4 threads / 2 threads (no collapse)', measured: 1, unit: '×', op: '≥', target: 0.5, met: true }],
   },
