@@ -109,9 +109,15 @@ describe('fencelab inspect', () => {
         if (Date.now() > deadline) throw new Error('the stress never announced itself');
         await new Promise((r) => setTimeout(r, 50));
       }
-      const r = spawnSync(process.execPath, [MAIN, 'inspect', '--pid', String(child.pid), '--json'], { encoding: 'utf8', timeout: 30_000 });
-      expect(r.status, r.stderr).toBe(0);
-      const d = JSON.parse(r.stdout) as ArenaDump;
+      // The run may still be starting its workers: ask again until they are in the dump (bounded).
+      let d: ArenaDump;
+      for (;;) {
+        const r = spawnSync(process.execPath, [MAIN, 'inspect', '--pid', String(child.pid), '--json'], { encoding: 'utf8', timeout: 30_000 });
+        expect(r.status, r.stderr).toBe(0);
+        d = JSON.parse(r.stdout) as ArenaDump;
+        const names = d.threads.map((t) => t.name);
+        if (['exporter 1', 'exporter 2'].every((n) => names.includes(n)) || Date.now() > deadline) break;
+      }
       expect(d.pid).toBe(child.pid);
       expect(d.reason).toBe('fencelab inspect');
       expect(d.threads.map((t) => t.name)).toEqual(expect.arrayContaining(['main', 'exporter 1', 'exporter 2']));

@@ -8,7 +8,7 @@
  * (./check.ts).
  */
 import type { Worker } from 'node:worker_threads';
-import { Errors, type UseAfterFreeReport } from '../errors.js';
+import { Errors, type FenceError, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { allocBlock, freeBlock, zeroPayload } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
@@ -52,8 +52,6 @@ export class Arena {
   readonly buffer: SharedArrayBuffer;
   readonly i32: Int32Array;
   readonly i64: BigInt64Array;
-  /** Float64 view (trace timestamps). */
-  readonly f64: Float64Array;
   /** This thread's slot. */
   readonly slot: number;
   /** Owner id written into lock words: slot + 1. */
@@ -76,7 +74,7 @@ export class Arena {
   readonly heapStartW: number;
   /** Word index just past the heap (the buffer's end): no block header lies at or beyond it. */
   readonly heapEndW: number;
-  /** The buffer as 8-byte words, for clearing payloads (the allocator's). */
+  /** The buffer as 8-byte words, for clearing payloads (the allocator's) and the trace header's times. */
   readonly f64: Float64Array;
   /** Tag bits of a block this thread allocated: state live, allocating thread (the allocator's). */
   readonly liveTag: number;
@@ -89,7 +87,6 @@ export class Arena {
     this.buffer = buffer;
     this.i32 = new Int32Array(buffer);
     this.i64 = new BigInt64Array(buffer);
-    this.f64 = new Float64Array(buffer);
     const i32 = this.i32;
     this.slot = slot;
     this.me = slot + 1;
