@@ -7,7 +7,7 @@ import type { Arena } from '../arena/arena.js';
 import { Errno, Errors } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { runWithFence, taskResult, type FencePool } from './piscina.js';
-import { cancelJob } from './jobs.js';
+import { cancelJob } from './finish.js';
 
 /** One stage of a graph. */
 export interface GraphNode {

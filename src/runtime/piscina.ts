@@ -1,7 +1,8 @@
 /**
  * piscina glue: a pool whose tasks start only once their dependency fences have signaled (a
- * scheduler in the spirit of the kernel's drm_sched: jobs.ts and queue.ts in shared memory, task.ts
- * in the workers; this file is the pool's thread).
+ * scheduler in the spirit of the kernel's drm_sched: jobs.ts, finish.ts and queue.ts in shared
+ * memory, task.ts in the workers; the pool's thread is pool.ts — the FencePool class — and this file:
+ * submitting tasks, their results).
  *
  * Caller side: {@link createFencePool}, then {@link runWithFence} (one task, its out-fence at once)
  * or runGraph (graph.ts). Worker side: the pool's module exports `fenceTask(async (payload, ctx) => …)`.
@@ -14,72 +15,20 @@
  * worker that signals, and that worker's loop takes the next one: a dependency chain runs without a
  * round trip through the main thread.
  */
-import { pathToFileURL } from 'node:url';
-import type { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { Arena } from '../arena/arena.js';
+import type { Arena } from '../arena/arena.js';
 import { Errno, Errors } from '../errors.js';
 import { Fence } from '../fence/fence.js';
 import { startDispatcher } from './dispatcher.js';
 import { encode, type Encoded } from './codec.js';
-import { abortRunning, cancelJob, checkSameArena, createJob, drainQueue, isJob, jobOps, jobResult, signalErrorAt } from './jobs.js';
-import { bellIndex, schedCounts, schedCreate, schedDestroy, schedHandle, schedPut } from './queue.js';
-import type { Envelope, FenceTaskMessage } from './task.js';
+import { checkSameArena, createJob, isJob } from './jobs.js';
+import { abortRunning, cancelJob, jobResult, signalErrorAt } from './finish.js';
+import { FencePool } from './pool.js';
+import type { Envelope } from './task.js';
 
+export { createFencePool, FencePool, watchPool } from './pool.js';
+export type { FencePoolOptions, PoolLike } from './pool.js';
 export { fenceTask } from './task.js';
 export type { FenceTaskContext, FenceTaskMessage } from './task.js';
-
-/** The minimum of a piscina pool that {@link watchPool} needs. */
-export interface PoolLike {
-  readonly threads: Worker[];
-  on(event: 'workerCreate', fn: () => void): unknown;
-}
-
-/**
- * The part of a piscina pool the fence pool uses. piscina is an optional peer dependency, loaded
- * only when a fence pool is created, so neither its code nor its types are needed by other users.
- */
-export interface PiscinaPool extends PoolLike {
-  readonly options: { readonly maxThreads: number; readonly concurrentTasksPerWorker: number };
-  run(task: unknown, options?: { name?: string; signal?: AbortSignal }): Promise<unknown>;
-  destroy(): Promise<void>;
-}
-
-/** Loads piscina (an optional peer dependency) on first use; throws EINVAL naming the fix when absent. */
-function loadPiscina(): new (options: Record<string, unknown>) => PiscinaPool {
-  try {
-    return (createRequire(import.meta.url)('piscina') as { Piscina: new (options: Record<string, unknown>) => PiscinaPool }).Piscina;
-  } catch {
-    throw Errors.invalid('createFencePool needs piscina, an optional peer dependency of fencelab: npm install piscina');
-  }
-}
-
-/**
- * {@link createFencePool}'s options: piscina's pool options (maxThreads, minThreads, idleTimeout,
- * workerData, resourceLimits, … passed through as they are), less `atomics` (always `'async'`),
- * plus the scheduler's.
- */
-export interface FencePoolOptions {
-  /** piscina's other pool options, passed through. */
-  [option: string]: unknown;
-  /** The task module (compiled JS: a path or file: URL) whose exports are `fenceTask(...)` functions. */
-  filename: string;
-  /** Always `'async'`; anything else is refused (EINVAL). */
-  atomics?: 'async';
-  /**
-   * How long (µs) a pull loop whose queue ran dry spins before it sleeps (default 50). A job queued
-   * within that time starts in well under a microsecond instead of after a futex wake-up; the price
-   * is that much spinning per lull.
-   */
-  lingerUs?: number;
-  /**
-   * How long (ms) a pull loop sleeps without work before it ends (default 250). While it sleeps, a
-   * queued job wakes it through shared memory; once it ended, the next job needs a message from the
-   * main thread (piscina's) to start a loop again. A sleeping loop is a running piscina task: it
-   * keeps the process alive until it ends or the pool is destroyed.
-   */
-  idleMs?: number;
-}
 
 /** Per-task options of {@link runWithFence}. */
 export interface RunOptions {
@@ -93,198 +42,6 @@ export interface RunOptions {
   name?: string;
   /** Called on this thread once the task finished: (null, result) or (error). */
   done?: (err: unknown, result?: unknown) => void;
-}
-
-const KICK_FAILURES_TO_GIVE_UP = 3;
-
-/**
- * A piscina pool driven by a fence scheduler. Create with {@link createFencePool}; destroy with
- * {@link FencePool.destroy}.
- */
-export class FencePool {
-  readonly arena: Arena;
-  /** The piscina pool underneath (its options, threads and events are piscina's). */
-  readonly piscina: PiscinaPool;
-  /** @internal payload word of the scheduler block. */
-  readonly sw: number;
-  private readonly msg: FenceTaskMessage;
-  private readonly limit: number;
-  /** Kicks whose piscina promise has not settled. */
-  private kicks = 0;
-  /** Kicks ever sent (wraps like the loops' start count it is compared with). */
-  private issued = 0;
-  private kickFailures = 0;
-  private destroyed = false;
-  private pumping = false;
-  private again = false;
-  /** Resolves destroy()'s wait for the pull loops to end. */
-  private whenIdle: (() => void) | null = null;
-  /** Pull loops started and the jobs they ran (for tests and benchmarks). */
-  readonly counters = { kicks: 0, ran: 0, kickErrors: 0 };
-  /** The last error a kick ended with (a worker that died, a module that failed to load). */
-  lastKickError: unknown = undefined;
-
-  /** @internal use {@link createFencePool}. */
-  constructor(arena: Arena, options: FencePoolOptions) {
-    if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
-    const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
-    if (atomics !== undefined && atomics !== 'async')
-      throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${String(atomics)}')`);
-    if (typeof filename !== 'string' || filename === '') throw Errors.invalid('createFencePool needs the task module as filename');
-    if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
-    if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');
-    this.arena = arena;
-    const Piscina = loadPiscina();
-    this.piscina = new Piscina({ ...rest, filename, atomics: 'async' });
-    const o = this.piscina.options;
-    this.limit = o.maxThreads * o.concurrentTasksPerWorker;
-    this.sw = schedCreate(arena, this);
-    this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs, idleMs };
-    watchPool(arena, this.piscina);
-    void this.bellLoop();
-  }
-
-  /** True once {@link destroy} was called. */
-  get isDestroyed(): boolean {
-    return this.destroyed;
-  }
-
-  /** Ready jobs, running pull loops, and pull loops between jobs (a snapshot). */
-  stats(): { queued: number; pullers: number; looking: number; kicksInFlight: number } {
-    if (this.destroyed) return { queued: 0, pullers: 0, looking: 0, kicksInFlight: this.kicks };
-    return { ...schedCounts(this.arena, this.sw), kicksInFlight: this.kicks };
-  }
-
-  /**
-   * Starts pull loops while ready jobs outnumber the loops that will take them — those looking for
-   * work, and kicks sent but not yet started (told by the loops' own start count in shared memory,
-   * not by piscina's promises, which settle only once this thread's event loop runs) — up to
-   * maxThreads × concurrentTasksPerWorker loops.
-   * Threads: the pool's. Called on submission, on the BELL, and when a kick settles.
-   * @internal
-   */
-  pump(): void {
-    if (this.pumping) {
-      this.again = true;
-      return;
-    }
-    this.pumping = true;
-    try {
-      do {
-        this.again = false;
-        if (this.destroyed) return;
-        const c = schedCounts(this.arena, this.sw);
-        // A kick that failed may or may not have started its loop: counting it as started may
-        // start one loop too many (it finds nothing and leaves), never one too few.
-        const unstarted = Math.max(0, (this.issued - c.started - this.counters.kickErrors) | 0);
-        let want = Math.min(c.queued - c.looking - unstarted, this.limit - c.pullers - unstarted);
-        while (want-- > 0) this.kick();
-      } while (this.again);
-    } finally {
-      this.pumping = false;
-    }
-  }
-
-  private kick(): void {
-    this.kicks++;
-    this.issued = (this.issued + 1) | 0;
-    this.counters.kicks++;
-    this.piscina.run(this.msg).then(this.onKickDone, this.onKickFailed);
-  }
-
-  private readonly onKickDone = (ran: unknown): void => {
-    this.kicks--;
-    if (this.kicks === 0) this.whenIdle?.();
-    this.kickFailures = 0;
-    if (typeof ran === 'number') this.counters.ran += ran;
-    this.pump();
-  };
-
-  private readonly onKickFailed = (e: unknown): void => {
-    this.kicks--;
-    if (this.kicks === 0) this.whenIdle?.();
-    this.counters.kickErrors++;
-    this.lastKickError = e;
-    if (this.destroyed) return;
-    // A module that cannot load fails every kick: after a few in a row, fail the queued jobs
-    // instead of kicking forever (a worker that died is reaped, and its jobs end with -ENODEV).
-    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && schedCounts(this.arena, this.sw).pullers === 0) {
-      this.kickFailures = 0;
-      drainQueue(this.arena, this.sw, Errno.EIO);
-      return;
-    }
-    this.pump();
-  };
-
-  /**
-   * Waits on the scheduler's BELL, rung by threads that queued jobs no pull loop will take.
-   * A pending Atomics.waitAsync does not keep the process alive: the loop costs nothing when idle.
-   */
-  private async bellLoop(): Promise<void> {
-    const i32 = this.arena.i32;
-    const bell = bellIndex(this.sw);
-    while (!this.destroyed) {
-      const seen = Atomics.load(i32, bell);
-      this.pump();
-      const r = Atomics.waitAsync(i32, bell, seen);
-      if (r.async) await r.value;
-    }
-  }
-
-  /**
-   * Destroys the pool: tasks not started are cancelled (their out-fences -ECANCELED, now or — for
-   * those still waiting on fences from outside the pool — when they become ready); pull loops leave
-   * after their current task; after `graceMs` (default 100) piscina's workers are terminated, and a
-   * task still running then ends with -ENODEV (its worker reaped).
-   *
-   * The grace matters even when no task runs long: a worker that has just signaled a fence may still
-   * be handing the fence's callbacks to their threads, and terminating it there would lose them.
-   * Threads: the pool's. Returns when piscina is destroyed. Calling it again does nothing.
-   */
-  async destroy(options: { graceMs?: number } = {}): Promise<void> {
-    if (this.destroyed) return;
-    const graceMs = options.graceMs ?? 100;
-    if (!Number.isFinite(graceMs) || graceMs < 0) throw Errors.invalid('graceMs must be a finite number ≥ 0');
-    this.destroyed = true;
-    schedDestroy(this.arena, this.sw);
-    drainQueue(this.arena, this.sw, Errno.ECANCELED);
-    try {
-      if (this.kicks > 0 && graceMs > 0) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await new Promise<void>((resolve) => {
-          this.whenIdle = resolve;
-          timer = setTimeout(resolve, graceMs);
-        });
-        clearTimeout(timer);
-        this.whenIdle = null;
-      }
-      await this.piscina.destroy();
-    } finally {
-      schedPut(this.arena, this.sw);
-    }
-  }
-}
-
-function toURL(filename: string): string {
-  return /^[a-z][a-z0-9+.-]*:/i.test(filename) && !/^[a-z]:[\\/]/i.test(filename) ? filename : pathToFileURL(filename).href;
-}
-
-/**
- * Creates a piscina pool run by a fence scheduler: tasks start only once their dependency fences
- * have signaled, and every pool worker is watched with `arena.watch` (a worker that dies is reaped:
- * the task it ran ends with -ENODEV, its references and locks are recovered).
- *
- * piscina runs with `atomics: 'async'`: its default `'sync'` parks an idle worker in a blocking
- * Atomics.wait between tasks, which freezes whatever async work a task leaves behind (awaited
- * fences, callbacks delivered to the worker's inbox) until the next task arrives.
- *
- * Threads: any attached thread; the pool belongs to it (submissions and destroy happen there).
- * Returns the {@link FencePool}. Throws EINVAL (bad options, atomics other than 'async'), ENOMEM.
- */
-export function createFencePool(arena: Arena, options: FencePoolOptions): FencePool {
-  if (!(arena instanceof Arena)) throw Errors.invalid('createFencePool needs an Arena');
-  if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs options with a filename');
-  return new FencePool(arena, options);
 }
 
 function checkPool(pool: FencePool, arena: Arena): void {
@@ -402,23 +159,4 @@ export function taskResult(fence: Fence): unknown {
  */
 export function signalError(fence: Fence, errno: number): boolean {
   return signalErrorAt(fence.arena, fence, errno);
-}
-
-/**
- * Watches every worker of a piscina pool, present and future (Arena.watch): a worker that dies has
- * its slot reaped — the job it ran ends with -ENODEV, its references are put, its locks released.
- * {@link createFencePool} does this itself; use it for a plain piscina pool whose tasks use the arena.
- * Threads: the thread that owns the pool.
- */
-export function watchPool(arena: Arena, pool: PoolLike): void {
-  const seen = new WeakSet<Worker>();
-  const scan = () => {
-    for (const w of pool.threads) {
-      if (seen.has(w) || w.threadId < 0) continue;
-      seen.add(w);
-      arena.watch(w);
-    }
-  };
-  scan();
-  pool.on('workerCreate', scan);
 }

@@ -5,8 +5,8 @@
  * the queue head, or asleep on WORK), kicks not yet started — so that a push wakes a sleeping loop,
  * or asks the pool's thread (BELL) to start one, only when no loop would take the job unasked.
  *
- * Pull loops run in pool workers (task.ts); the pool's thread owns the block (piscina.ts). The jobs
- * themselves — when they become ready, how they finish — are jobs.ts.
+ * Pull loops run in pool workers (task.ts); the pool's thread owns the block (pool.ts). The jobs
+ * themselves — when they become ready, how they finish — are jobs.ts and finish.ts.
  */
 import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';

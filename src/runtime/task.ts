@@ -2,7 +2,7 @@
  * The worker side of a fence pool: `export default fenceTask(async (payload, ctx) => …)` in the
  * pool's module. Each piscina message ("kick") starts a pull loop that takes ready jobs from the
  * scheduler's queue (queue.ts) and runs them — this module's task, or a named export's — then
- * finishes them (jobs.ts): the result goes to the arena, the out-fence signals, and the jobs that
+ * finishes them (finish.ts): the result goes to the arena, the out-fence signals, and the jobs that
  * signal releases are queued by this very thread, whose loop takes the next one. Between jobs the
  * loop spins briefly, then sleeps on the queue in shared memory, and ends after a while idle.
  */
@@ -11,7 +11,8 @@ import { Errno, Errors } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import * as L from './layout.js';
 import { encode, type Encoded } from './codec.js';
-import { depError, finishRun, isAborted, isJob, jobDeps, jobEnvelope, jobFence, jobResult, startJob } from './jobs.js';
+import { isJob } from './jobs.js';
+import { depError, finishRun, isAborted, jobDeps, jobEnvelope, jobFence, jobResult, startJob } from './finish.js';
 import { enterPull, leaveIdle, LEAVE, lookAgain, PARK, schedFromHandle, takeOrPark, workIndex, type Park } from './queue.js';
 
 /** The message piscina carries to a worker: it starts a pull loop there (plain numbers and the arena). */

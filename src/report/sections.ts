@@ -1,0 +1,302 @@
+/**
+ * One section of the benchmark report per suite (html.ts): its tables and charts, against the
+ * baseline run when there is one.
+ */
+import { allocFigure, cellFigure, goalFigure, rowFigure, variantFigure, workloadFigure } from './compare.js';
+import { formatCs } from './text.js';
+import { type AllocCell, type AllocResults, type ChainResults, type ContentionCell, type ContentionResults, type CoreResults, type FenceWorkloadRow, type WakeResults } from './schema.js';
+import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
+
+export function coreSection(r: CoreResults, base: Baseline<'core'> | undefined): Section {
+  const ratioRows = r.rows.filter((x) => x.ratio !== undefined);
+  const rateRows = r.rows.filter((x) => x.targetMinOpsPerSec !== undefined);
+  const baseRow = rowsByFigure(base?.results?.rows);
+  const ratios = barChart(
+    ratioRows.map((x) => ({
+      label: [x.name, `÷ ${x.baseline}`, ...changeLine(rowFigure(x), base)],
+      value: x.ratio!,
+      before: base ? (baseRow.get(rowFigure(x).key)?.ratio ?? null) : undefined,
+      target: x.targetMaxRatio,
+      met: x.met,
+    })),
+    'ratio (×), lower is faster',
+    'linear',
+  );
+  const charts: Charts = [['chart-core-ratios', ratios]];
+  const labelLines = base ? 3 : 2;
+  const parts = [chartBlock('chart-core-ratios', barsHeight(ratioRows.length, base ? 2 : 1, labelLines), `Each task as a ratio to its baseline. ${barLegend(base)}`)];
+  if (rateRows.length > 0) {
+    const rates = barChart(
+      rateRows.map((x) => ({
+        label: lines(x.name, changeLine(rowFigure(x), base)),
+        value: x.opsPerSec / 1e6,
+        before: base ? nullable(baseRow.get(rowFigure(x).key)?.opsPerSec, (v) => v / 1e6) : undefined,
+        target: x.targetMinOpsPerSec! / 1e6,
+        met: x.met,
+      })),
+      'M operations/s, higher is better',
+      'linear',
+    );
+    charts.push(['chart-core-rates', rates]);
+    parts.push(chartBlock('chart-core-rates', barsHeight(rateRows.length, base ? 2 : 1, labelLines - 1), `Throughput against its target. ${barLegend(base)}`));
+  }
+  return { html: section('core', r, '', [...parts, rowTable(r.rows, base)]), charts, met: outcomes(r.rows), changes: base ? r.rows.map((x) => changeFor(rowFigure(x), base)) : [] };
+}
+
+export function chainSection(r: ChainResults, base: Baseline<'chain'> | undefined): Section {
+  const baseline = r.rows.find((x) => x.baseline)?.baseline;
+  const baseRow = rowsByFigure(base?.results?.rows);
+  const chart = barChart(
+    r.rows.map((x) => ({
+      label: lines(x.name, changeLine(rowFigure(x), base)),
+      value: x.nsPerOp,
+      before: base ? (baseRow.get(rowFigure(x).key)?.nsPerOp ?? null) : undefined,
+      met: x.met,
+    })),
+    'ns per operation (log scale)',
+    'logarithmic',
+  );
+  const caption = `Costs per link appended, walked, collected or re-armed, next to whole calls; ratios to ${baseline ?? 'the baseline'} in the table${base ? ' (the change is of that ratio)' : ''}. ${barLegend(base)}`;
+  return {
+    html: section('chain', r, `${r.chainLength} links`, [chartBlock('chart-chain', barsHeight(r.rows.length, base ? 2 : 1, base ? 2 : 1), caption), rowTable(r.rows, base)]),
+    charts: [['chart-chain', chart]],
+    met: outcomes(r.rows),
+    changes: base ? r.rows.map((x) => changeFor(rowFigure(x), base)) : [],
+  };
+}
+
+export function wakeSection(r: WakeResults, base: Baseline<'wake'> | undefined): Section {
+  const us = (ns: number) => ns / 1000;
+  const percentiles = ['p50', 'p90', 'p99'] as const;
+  const before = new Map((base?.results?.variants ?? []).map((v) => [v.name, v] as const));
+  const datasets: Config['data']['datasets'] = [];
+  percentiles.forEach((p, i) => {
+    datasets.push({ type: 'bar', label: p, data: r.variants.map((v) => us(v.latencyNs[p])), backgroundColor: SERIES[i] });
+    if (base)
+      datasets.push({
+        type: 'bar',
+        label: `${p}, baseline run`,
+        data: r.variants.map((v) => nullable(before.get(v.name)?.latencyNs[p], us)),
+        backgroundColor: BASELINE_SERIES[i],
+      });
+  });
+  const chart: Config = {
+    type: 'bar',
+    data: { labels: r.variants.map((v) => lines(v.name, changeLine(variantFigure(v), base))), datasets },
+    options: {
+      ...COMMON_OPTIONS,
+      indexAxis: 'y',
+      scales: {
+        x: {
+          type: 'logarithmic',
+          ...axisFloor('logarithmic', r.variants.map((v) => us(v.latencyNs.p50))),
+          title: { display: true, text: 'µs from signal() to the waiter running (log scale)' },
+        },
+        y: { ticks: { autoSkip: false } },
+      },
+    },
+  };
+  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
+  const table = htmlTable(
+    ['variant', 'p50 µs', 'p90 µs', 'p99 µs', 'mean µs', 'min µs', 'max µs', 'p50 ratio', 'p99 ratio', 'off-path rounds', ...changeHead(base)],
+    r.variants.map((v) => [
+      v.name,
+      ...[v.latencyNs.p50, v.latencyNs.p90, v.latencyNs.p99, v.latencyNs.mean, v.latencyNs.min, v.latencyNs.max].map((ns) => us(ns).toFixed(2)),
+      ratio(v.ratioP50),
+      ratio(v.ratioP99),
+      String(v.offPath),
+      ...changeCells(variantFigure(v), base),
+    ]),
+  );
+  const details = `${r.rounds} rounds per variant, interleaved; seed ${r.seed}`;
+  const caption = `Fence waits next to the raw Atomics waits and postMessage they are measured against (ratios: fence ÷ the raw wait of the same kind).${base ? ' Light bars: the baseline run.' : ''}`;
+  return {
+    html: section('wake', r, details, [
+      chartBlock('chart-wake', barsHeight(r.variants.length, percentiles.length * (base ? 2 : 1), base ? 2 : 1), caption),
+      table,
+      goalTable(r.goals, base),
+    ]),
+    charts: [['chart-wake', chart]],
+    met: r.goals.map((g) => g.met),
+    changes: base ? [...r.variants.map((v) => changeFor(variantFigure(v), base)), ...r.goals.map((g) => changeFor(goalFigure(g), base))] : [],
+  };
+}
+
+export function contentionSection(r: ContentionResults, base: Baseline<'contention'> | undefined): Section {
+  const cs = (c: ContentionCell) => c.csNs ?? 0;
+  const grid = r.results.filter((c) => cs(c) === 0);
+  const threads = [...new Set(grid.map((c) => c.threads))].sort((a, b) => a - b);
+  const kinds = [...new Set(r.results.map((c) => c.kind))];
+  const find = (cells: ContentionCell[] | undefined, kind: string, t: number, ns = 0) => cells?.find((c) => c.kind === kind && c.threads === t && cs(c) === ns);
+  const baseCells = base?.results?.results;
+  const charts: Charts = [];
+  const parts: string[] = [];
+
+  // Throughput and fairness against the worker count, one line per lock.
+  const perKind = (value: (c: ContentionCell) => number | undefined) =>
+    lineDatasets(
+      kinds,
+      (k) => threads.map((t) => nullable(find(r.results, k, t), (c) => value(c) ?? NaN)),
+      base ? (k) => threads.map((t) => nullable(find(baseCells, k, t), (c) => value(c) ?? NaN)) : undefined,
+    );
+  charts.push(['chart-contention', lineChart(threads.map(String), perKind((c) => c.mOpsPerSec), 'workers', 'M lock acquisitions/s (all workers)')]);
+  parts.push(
+    chartBlock(
+      'chart-contention',
+      LINE_CHART_PX + (base ? 30 : 0),
+      `Throughput of each lock as workers are added (${r.cores ?? '?'} cores: beyond that, workers take turns on them); vs raw in the table = its throughput ÷ a bare test-and-set's with the same workers.${base ? ' Dashed lines: the baseline run.' : ''}`,
+    ),
+  );
+  if (grid.some((c) => c.jain !== undefined)) {
+    charts.push(['chart-contention-fairness', lineChart(threads.map(String), perKind((c) => c.jain), 'workers', "Jain's fairness index (1 = equal shares)", { min: 0, max: 1 })]);
+    parts.push(
+      chartBlock(
+        'chart-contention-fairness',
+        LINE_CHART_PX + (base ? 30 : 0),
+        `How evenly the workers shared the lock: Jain's index of their acquisitions, (Σx)² ÷ (n·Σx²) — 1 when all took the same number, 1/n when one took them all.${base ? ' Dashed lines: the baseline run.' : ''}`,
+      ),
+    );
+  }
+
+  // The grid's table here, the sweep's after its charts.
+  const cellTable = (cells: ContentionCell[]) =>
+    htmlTable(
+      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
+      cells.map((c) => [
+        c.kind,
+        String(c.threads),
+        formatCs(cs(c)),
+        significant(c.mOpsPerSec),
+        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+        c.jain === undefined ? '—' : c.jain.toFixed(2),
+        c.fairness.toFixed(2),
+        c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
+        ...changeCells(cellFigure(c), base),
+      ]),
+    );
+  parts.push(cellTable(grid));
+  // Throughput against the critical section's length, one chart per worker count of the sweep.
+  const lengths = [...new Set(r.results.map(cs))].sort((a, b) => a - b);
+  const sweepThreads = [...new Set(r.results.filter((c) => cs(c) > 0).map((c) => c.threads))].sort((a, b) => a - b);
+  for (const t of sweepThreads) {
+    const id = `chart-contention-sweep-${t}`;
+    const datasets = lineDatasets(
+      kinds,
+      (k) => lengths.map((ns) => nullable(find(r.results, k, t, ns), (c) => c.mOpsPerSec)),
+      base ? (k) => lengths.map((ns) => nullable(find(baseCells, k, t, ns), (c) => c.mOpsPerSec)) : undefined,
+    );
+    charts.push([id, lineChart(lengths.map(formatCs), datasets, 'busy work inside the lock', `M acquisitions/s, ${t} workers (log scale)`, undefined, 'logarithmic')]);
+    parts.push(
+      chartBlock(
+        id,
+        LINE_CHART_PX + (base ? 30 : 0),
+        `${t} workers holding the lock for about 0, 100 ns, 1 µs and 10 µs of busy work each time (${r.nsPerIter ? `${r.nsPerIter.toFixed(2)} ns per loop iteration, calibrated` : 'a calibrated loop'}). The longer the section, the more a lock that sleeps instead of spinning saves the core for the holder.${base ? ' Dashed lines: the baseline run.' : ''}`,
+      ),
+    );
+  }
+
+  const sweep = r.results.filter((c) => cs(c) > 0);
+  if (sweep.length > 0) parts.push(cellTable(sweep));
+
+  const workload = r.workload ?? [];
+  if (workload.length > 0) {
+    const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
+    const variants = [...new Set(workload.map((w) => w.variant))];
+    const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
+    const datasets: Config['data']['datasets'] = [];
+    variants.forEach((v, i) => {
+      datasets.push({ type: 'bar', label: v, data: wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)), backgroundColor: SERIES[i % SERIES.length] });
+      if (base)
+        datasets.push({
+          type: 'bar',
+          label: `${v}, baseline run`,
+          data: wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec)),
+          backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
+        });
+    });
+    charts.push([
+      'chart-contention-workload',
+      {
+        type: 'bar',
+        data: { labels: wThreads.map((t) => `${t} workers (1 exporter, ${t - 1} importer${t === 2 ? '' : 's'})`), datasets },
+        options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'thousand fences/s through the pipeline' } } } },
+      },
+    ]);
+    parts.push(
+      chartBlock(
+        'chart-contention-workload',
+        LINE_CHART_PX,
+        `The fence workload: an exporter creates fences, takes a reference per importer and signals each a few fences later; every importer takes every fence, adds a callback, reads its status and puts it, and runs the callbacks the signals queue to it. Every fence borrowing one timeline lock puts all of that on one lock word; inline locks spread it over the fences.${base ? ' Light bars: the baseline run.' : ''}`,
+      ),
+      htmlTable(
+        ['locking', 'workers', 'k fences/s', 'vs shared lock', 'callbacks', 'status reads', ...changeHead(base)],
+        workload.map((w) => [
+          w.variant,
+          String(w.threads),
+          significant(w.kFencesPerSec),
+          w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
+          String(w.callbacks),
+          String(w.statusReads),
+          ...changeCells(workloadFigure(w), base),
+        ]),
+        [0],
+      ),
+    );
+  }
+  const goals = r.goals ?? [];
+  parts.push(goalTable(goals, base));
+  return {
+    html: section('contention', r, `${r.ms} ms per cell`, parts),
+    charts,
+    met: goals.map((g) => g.met),
+    changes: base
+      ? [...r.results.map((c) => changeFor(cellFigure(c), base)), ...workload.map((w) => changeFor(workloadFigure(w), base)), ...goals.map((g) => changeFor(goalFigure(g), base))]
+      : [],
+  };
+}
+
+export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefined): Section {
+  const groups = [...new Set(r.cells.map((c) => `${c.threads}|${c.live}`))];
+  const impls = [...new Set(r.cells.map((c) => c.impl))];
+  const at = (cells: AllocCell[] | undefined, impl: string, group: string) => cells?.find((c) => `${c.threads}|${c.live}` === group && c.impl === impl);
+  const label = (group: string) => {
+    const [t, live] = group.split('|').map(Number);
+    return `${t} worker${t === 1 ? '' : 's'}, ${live === 0 ? 'empty heap' : `${live.toLocaleString('en-US')} live blocks each`}`;
+  };
+  const datasets: Config['data']['datasets'] = [];
+  impls.forEach((impl, i) => {
+    datasets.push({ type: 'bar', label: impl, data: groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)), backgroundColor: SERIES[i % SERIES.length] });
+    if (base)
+      datasets.push({
+        type: 'bar',
+        label: `${impl}, baseline run`,
+        data: groups.map((g) => nullable(at(base.results?.cells, impl, g), (c) => c.mOpsPerSec)),
+        backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
+      });
+  });
+  const chart: Config = {
+    type: 'bar',
+    data: { labels: groups.map(label), datasets },
+    options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'M alloc+free pairs/s (all workers)' } } } },
+  };
+  const table = htmlTable(
+    ['allocator', 'workers', 'live', 'M pairs/s', 'ns/pair', 'ratio', ...changeHead(base)],
+    r.cells.map((c) => [
+      c.impl,
+      String(c.threads),
+      String(c.live),
+      significant(c.mOpsPerSec),
+      c.nsPerOp.toFixed(1),
+      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+      ...changeCells(allocFigure(c), base),
+    ]),
+  );
+  const caption = `Each worker allocates and frees one 64-byte block at a time. @thi.ng/malloc is single-threaded, so each worker has a pool of its own (nothing shared); the global-lock free list takes one lock on every call; the arena's allocator works in per-thread caches. ns/pair is per worker; ratio = that ÷ @thi.ng/malloc's with the same workers and live blocks (lower is faster). Fastest of ${r.reps} repetition${r.reps === 1 ? '' : 's'} per cell.${base ? ' Light bars: the baseline run.' : ''}`;
+  return {
+    html: section('alloc', r, `${r.ms} ms × ${r.reps} per cell`, [chartBlock('chart-alloc', LINE_CHART_PX, caption), table, goalTable(r.goals, base)]),
+    charts: [['chart-alloc', chart]],
+    met: r.goals.map((g) => g.met),
+    changes: base ? [...r.cells.map((c) => changeFor(allocFigure(c), base)), ...r.goals.map((g) => changeFor(goalFigure(g), base))] : [],
+  };
+}
+
