@@ -10,11 +10,12 @@
  * written with the report, and the failures are returned for the exit code.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPORT_FILE, writeReport } from '../report/html.js';
+import { REPORT_FILE, TRACE_SAMPLE_FILE, writeReport } from '../report/html.js';
+import type { ChromeTrace } from '../trace/chrome.js';
 import {
   RESULTS_DIR,
   RUN_FORMAT,
@@ -38,6 +39,8 @@ export interface BenchOptions {
   html?: string;
   /** An earlier run file (already read and checked), to show each row's change against. */
   baseline?: { file: string; run: BenchRun };
+  /** Also record a short traced run next to the report and show its timeline there. */
+  trace?: boolean;
 }
 
 /** Runs one suite's process with `args`; returns undefined when it succeeded, else what went wrong. */
@@ -138,8 +141,18 @@ export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, lo
   }
   const reportFile = o.html ?? join(RESULTS_DIR, REPORT_FILE);
   mkdirSync(dirname(reportFile), { recursive: true });
+  let trace: { trace: ChromeTrace; file: string } | undefined;
+  if (o.trace) {
+    const file = join(dirname(reportFile), TRACE_SAMPLE_FILE);
+    const why = recordTraceSample(file);
+    if (why === undefined) {
+      trace = { trace: readTraceSample(file), file: TRACE_SAMPLE_FILE };
+      log(`trace sample: ${file}`);
+    } else log(`(no traced sample in the report: ${why})`);
+  }
   writeReport(reportFile, shown, {
     run,
+    trace,
     failed: run.failed,
     baseline: o.baseline ? { results: o.baseline.run.suites, label: `${o.baseline.file} (run ${o.baseline.run.date}${o.baseline.run.quick ? ', quick' : ''})` } : undefined,
   });
@@ -149,4 +162,24 @@ export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, lo
   const seconds = ((performance.now() - t0) / 1000).toFixed(1);
   log(`bench: ${suites.length - failed.length} of ${suites.length} suites ran in ${seconds} s${failed.length ? `; FAILED: ${failed.map(([s]) => s).join(', ')}` : ''}`);
   return { run, jsonFile, reportFile, failed };
+}
+
+/**
+ * Records the report's traced sample: a short stress run (one exporter, one importer, callbacks and
+ * cancels, no kills) with --trace, in its own process like the suites. Returns what went wrong, or
+ * undefined.
+ */
+function recordTraceSample(file: string): string | undefined {
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const args = ['stress', '--ops', '150', '--exporters', '1', '--importers', '1', '--kill-rate', '0', '--seed', 'trace-sample', '--json', '--trace', file];
+  const r = spawnSync(process.execPath, [main, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+  if (r.error) return r.error.message;
+  return r.status === 0 ? undefined : `exit code ${r.status}: ${(r.stderr ?? '').trim().split('\n').slice(-1)[0]}`;
+}
+
+/** Reads a trace sample file written by {@link recordTraceSample}. Throws when it is not a Chrome trace. */
+export function readTraceSample(file: string): ChromeTrace {
+  const t = JSON.parse(readFileSync(file, 'utf8')) as ChromeTrace;
+  if (!Array.isArray(t?.traceEvents)) throw new Error(`${file} is not a Chrome trace`);
+  return t;
 }

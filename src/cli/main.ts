@@ -8,9 +8,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import { REPORT_FILE, chartJsPath, writeReport } from '../report/html.js';
+import { REPORT_FILE, TRACE_SAMPLE_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
-import { runBench, suiteFile, type BenchOptions } from './bench.js';
+import { readTraceSample, runBench, suiteFile, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { announcedProcesses, inspectProcess, readDump, renderInspect } from './inspect.js';
@@ -18,6 +18,7 @@ import { createProgress } from './progress.js';
 import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, STRESS_TRACE_EVENTS, renderStress, runStress, type StressOptions } from './stress.js';
 import { traceLines, writeTraceFiles } from './tracefile.js';
 import { MAX_RING_EVENTS } from '../trace/ring.js';
+import type { ChromeTrace } from '../trace/chrome.js';
 import type { ArenaDump } from '../trace/dump.js';
 
 const program = new Command();
@@ -138,7 +139,7 @@ program
     if (!(o.suite ?? SUITES).every((suite) => existsSync(suiteFile(suite))))
       program.error('error: the benchmark suites are not part of the installed package: run them from a clone of the repository (npm run bench)', { exitCode: 2, code: 'fencelab.noBench' });
     if (chartJsPath() === null) program.error(NO_CHART_JS, { exitCode: 2, code: 'fencelab.noChartJs' });
-    const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline });
+    const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline, trace: true });
     for (const [suite, why] of outcome.failed) console.error(`error: bench suite ${suite} failed (${why})`);
     process.exitCode = outcome.failed.length === 0 ? 0 : 1;
   });
@@ -168,7 +169,15 @@ function report(dir: string): void {
   }
   if (Object.keys(results).length === 0)
     program.error(`error: no benchmark results in ${dir} (run fencelab bench first)`, { exitCode: 2, code: 'fencelab.noResults' });
-  console.log(`report: ${writeReport(join(dir, REPORT_FILE), results)}`);
+  // The traced sample of the last bench run, if it is there (a broken one is left out, and said so).
+  const sample = join(dir, TRACE_SAMPLE_FILE);
+  let trace: { trace: ChromeTrace; file: string } | undefined;
+  try {
+    if (existsSync(sample)) trace = { trace: readTraceSample(sample), file: TRACE_SAMPLE_FILE };
+  } catch (e) {
+    console.log(`(no traced sample in the report: ${e instanceof Error ? e.message : String(e)})`);
+  }
+  console.log(`report: ${writeReport(join(dir, REPORT_FILE), results, { trace })}`);
   const notRun = SUITES.filter((suite) => results[suite] === undefined);
   if (notRun.length > 0) console.log(`not run (no JSON): ${notRun.join(', ')}`);
 }

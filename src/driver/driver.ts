@@ -25,6 +25,8 @@ import { ringInit, ringPost, ringTake } from './ring.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 
+const { EV_FENCE_EMIT, TC_FENCE } = TR;
+
 export { Operation } from './operation.js';
 
 const {
@@ -217,7 +219,7 @@ export class Driver {
       Atomics.compareExchange(i32, ow + OP_STATE, (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED, (gen << OPS_GEN_SHIFT) | OPS_RUNNING) ===
         ((gen << OPS_GEN_SHIFT) | OPS_SUBMITTED);
     if (started) {
-      if (tracing(i32, TR.TC_FENCE)) traceFence(arena, TR.EV_FENCE_EMIT, i32[ow + L.OP_FENCE], 0);
+      if (tracing(i32, TC_FENCE)) traceFence(arena, EV_FENCE_EMIT, i32[ow + L.OP_FENCE], 0);
       const end = performance.now() + op.durationUs / 1000;
       const bell = dw + DRV_RING_BELL;
       for (;;) {

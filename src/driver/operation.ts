@@ -27,6 +27,8 @@ import { traceEvent, tracing } from '../trace/ring.js';
 import type { Driver } from './driver.js';
 import { ringBell } from './ring.js';
 
+const { EV_OP_CANCELLED, EV_OP_ENDED, EV_OP_SUBMITTED, OP_END_ABORTED, OP_END_CANCELED, OP_END_COMPLETED, OP_END_DELETED, TC_DRIVER } = TR;
+
 const { OP_LOCK, OP_STATE, OP_FENCE, OP_DRIVER, OP_OWNER, OP_ID, OP_DURATION_US, OP_RESULT, OP_PAYLOAD, OP_PAYLOAD_WORDS, OP_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, OPS_FINISHING, DRV_CONTEXT, DRV_SEQNO, DRV_NEXT_ID, DRV_SUBMITTED, DRV_LOCK_MODE } = L;
 const { BLOCK_HEADER_WORDS } = A;
 const STATE_MASK = (1 << OPS_GEN_SHIFT) - 1;
@@ -159,9 +161,9 @@ export function submitOperation(arena: Arena, dw: number, durationUs: number, pa
   // visible before the state): from here on cancel/delete/reap can end the operation.
   Atomics.add(i32, dw + DRV_SUBMITTED, 1);
   i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED;
-  if (tracing(i32, TR.TC_DRIVER)) {
+  if (tracing(i32, TC_DRIVER)) {
     const fw = i32[ow + OP_FENCE];
-    traceEvent(arena, TR.EV_OP_SUBMITTED, ow, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[ow + OP_ID]);
+    traceEvent(arena, EV_OP_SUBMITTED, ow, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[ow + OP_ID]);
   }
   return ow;
 }
@@ -170,13 +172,13 @@ export function submitOperation(arena: Arena, dw: number, durationUs: number, pa
 function endOf(counter: number): number {
   switch (counter) {
     case L.DRV_COMPLETED:
-      return TR.OP_END_COMPLETED;
+      return OP_END_COMPLETED;
     case L.DRV_CANCELED:
-      return TR.OP_END_CANCELED;
+      return OP_END_CANCELED;
     case L.DRV_DELETED:
-      return TR.OP_END_DELETED;
+      return OP_END_DELETED;
     default:
-      return TR.OP_END_ABORTED;
+      return OP_END_ABORTED;
   }
 }
 
@@ -210,7 +212,7 @@ export function finishOp(arena: Arena, ow: number, gen: number, status: number, 
     }
   }
   // From here on this thread alone owns the operation.
-  if (counter !== L.DRV_COMPLETED && tracing(i32, TR.TC_DRIVER)) traceEvent(arena, TR.EV_OP_CANCELLED, ow, gen, endOf(counter), status, 0);
+  if (counter !== L.DRV_COMPLETED && tracing(i32, TC_DRIVER)) traceEvent(arena, EV_OP_CANCELLED, ow, gen, endOf(counter), status, 0);
   // The submitter's ledger names it; only the submitter may edit its ledger (others leave a stale
   // entry that the submitter's execute or compaction drops).
   if (i32[ow + OP_OWNER] === arena.slot) ledgerRemove(arena, L.LGK_OPERATION, ow, gen);
@@ -249,7 +251,7 @@ export function completeOp(arena: Arena, ow: number, counter: number, recordBase
       if (dropRef(arena, fw, d, ow + OP_STATE, 0) === 1) releaseFenceAt(arena, fw, d);
     }
     // A call here is no new interruption point: a terminate() at it is one at the freeBlock call.
-    if (tracing(i32, TR.TC_DRIVER)) traceEvent(arena, TR.EV_OP_ENDED, ow, gen, endOf(counter), i32[ow + OP_RESULT], 0);
+    if (tracing(i32, TC_DRIVER)) traceEvent(arena, EV_OP_ENDED, ow, gen, endOf(counter), i32[ow + OP_RESULT], 0);
     arena.freeBlock(ow - BLOCK_HEADER_WORDS);
     i32[recordBase + L.T_FINISHING] = 0;
     // Wake exporters sleeping in execute(): one of their operations may be the one that ended.

@@ -15,6 +15,8 @@ import { dropRef, pushRelease } from './drop.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 
+const { EV_CB_DONE, EV_CB_QUEUED, EV_CB_RUN, EV_SIGNAL_DONE, TC_CALLBACK } = TR;
+
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
 const CB_BLOCK = BLOCK_HEADER_WORDS * 4 + L.CB_WORDS * 4;
@@ -141,7 +143,7 @@ export function runDetached(arena: Arena, head: number): void {
   const i32 = arena.i32;
   let first: unknown = NO_ERROR;
   // For the trace: the fence (its nodes are freed as they run) and what happened to its callbacks.
-  const traced = tracing(i32, TR.TC_CALLBACK);
+  const traced = tracing(i32, TC_CALLBACK);
   const fw = i32[head + CB_FENCE];
   const gen = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   let here = 0;
@@ -171,7 +173,7 @@ export function runDetached(arena: Arena, head: number): void {
     }
     nw = next;
   }
-  if (traced) traceEvent(arena, TR.EV_SIGNAL_DONE, fw, gen, here, queued, 0);
+  if (traced) traceEvent(arena, EV_SIGNAL_DONE, fw, gen, here, queued, 0);
   rethrowFirst(first);
 }
 
@@ -179,7 +181,7 @@ export function runDetached(arena: Arena, head: number): void {
 function runLocal(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const token = i32[nw + CB_TOKEN];
-  const traced = tracing(i32, TR.TC_CALLBACK);
+  const traced = tracing(i32, TC_CALLBACK);
   const gen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   const fw = i32[nw + CB_FENCE];
   i32[nw + CB_STATE] = L.CBS_FREEING; // our own node: see freeOrphanedNodes
@@ -187,11 +189,11 @@ function runLocal(arena: Arena, nw: number): void {
   const entry = entries.get(token);
   if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   if (!entry) return;
-  if (traced) traceEvent(arena, TR.EV_CB_RUN, nw, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, 1);
+  if (traced) traceEvent(arena, EV_CB_RUN, nw, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, 1);
   try {
     entry.fn(entry.view as never);
   } finally {
-    if (traced) traceEvent(arena, TR.EV_CB_DONE, nw, gen, 0, 0, 0);
+    if (traced) traceEvent(arena, EV_CB_DONE, nw, gen, 0, 0, 0);
   }
 }
 
@@ -211,14 +213,14 @@ function runRemote(arena: Arena, nw: number, next: number): void {
   // serial: its token means nothing here (and may collide with one of ours).
   const entry = i32[nw + CB_TARGET] === i32[sb + A.T_SERIAL] ? entries.get(token) : undefined;
   if (entry && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
-  const traced = entry !== undefined && tracing(i32, TR.TC_CALLBACK);
+  const traced = entry !== undefined && tracing(i32, TC_CALLBACK);
   const gen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   try {
-    if (traced) traceEvent(arena, TR.EV_CB_RUN, nw, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, 0);
+    if (traced) traceEvent(arena, EV_CB_RUN, nw, gen, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, 0);
     if (entry) entry.fn(entry.view as never);
   } finally {
     // Before the drop's run below, not inside it (a call there would split it).
-    if (traced) traceEvent(arena, TR.EV_CB_DONE, nw, gen, 0, 0, 0);
+    if (traced) traceEvent(arena, EV_CB_DONE, nw, gen, 0, 0, 0);
     // DONE means "delivery reference dropped": discardInbox puts a QUEUED node's reference and
     // only frees a DONE one. DONE is written in the drop's run (see dropRef): a terminate()
     // leaves a QUEUED node with its reference or a DONE one without, and a dropped last
@@ -256,7 +258,7 @@ function deliverRemote(arena: Arena, nw: number): void {
   }
   const fw = i32[nw + CB_FENCE];
   // Read now for the trace: once pushed, the owner may run the node, free it and drop the fence.
-  const traced = tracing(i32, TR.TC_CALLBACK);
+  const traced = tracing(i32, TC_CALLBACK);
   const ngen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   const fgen = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   fenceGet(i32, fw);
@@ -269,7 +271,7 @@ function deliverRemote(arena: Arena, nw: number): void {
   }
   Atomics.add(i32, ob + L.T_DOORBELL, 1);
   Atomics.notify(i32, ob + L.T_DOORBELL);
-  if (traced) traceEvent(arena, TR.EV_CB_QUEUED, nw, ngen, owner, fw, fgen);
+  if (traced) traceEvent(arena, EV_CB_QUEUED, nw, ngen, owner, fw, fgen);
   // The owner may have died between our check and the push, and its reaper may already have
   // emptied the inbox: look again after the push, and if it is gone, discard what is there
   // ourselves (the reaper's exchange and ours take disjoint sets, so nothing runs or drops twice).

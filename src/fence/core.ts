@@ -14,6 +14,8 @@ import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } f
 import * as TR from '../trace/layout.js';
 import { traceEvent, traceEventNs, tracing } from '../trace/ring.js';
 
+const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE } = TR;
+
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -78,15 +80,15 @@ export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): numbe
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0);
-  if (tracing(i32, TR.TC_FENCE)) traceInit(arena, fw);
+  if (tracing(i32, TC_FENCE)) traceInit(arena, fw);
   return fw;
 }
 
 /** The dma_fence_init event of the fence just initialised at `fw`. */
 function traceInit(arena: Arena, fw: number): void {
   const i32 = arena.i32;
-  const bits = (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? TR.INIT_INLINE_LOCK : 0) | ((i32[fw + F_SEQNO_HI] & 0xffff) << TR.INIT_SEQNO_HI_SHIFT);
-  traceEvent(arena, TR.EV_FENCE_INIT | (bits << TR.EVENT_BITS_SHIFT), fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_OPS]);
+  const bits = (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? INIT_INLINE_LOCK : 0) | ((i32[fw + F_SEQNO_HI] & 0xffff) << INIT_SEQNO_HI_SHIFT);
+  traceEvent(arena, EV_FENCE_INIT | (bits << EVENT_BITS_SHIFT), fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_OPS]);
 }
 
 /**
@@ -176,7 +178,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
   const head = i32[fw + F_CB_HEAD];
   i32[fw + F_CB_HEAD] = 0;
   i32[fw + F_CB_TAIL] = 0;
-  if (tracing(i32, TR.TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
+  if (tracing(i32, TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
   return head;
 }
 
@@ -185,11 +187,11 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
  * time (it was read before the flag went up, so no waiter's wake can precede it in the trace).
  */
 function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean): void {
-  if (!tsIsNow) return traceFence(arena, TR.EV_FENCE_SIGNALED, fw, arena.i32[fw + F_ERROR]);
+  if (!tsIsNow) return traceFence(arena, EV_FENCE_SIGNALED, fw, arena.i32[fw + F_ERROR]);
   const i32 = arena.i32;
   traceEventNs(
     arena, i32[fw + F_TIMESTAMP], i32[fw + F_TIMESTAMP + 1],
-    TR.EV_FENCE_SIGNALED, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_ERROR],
+    EV_FENCE_SIGNALED, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_ERROR],
   );
 }
 

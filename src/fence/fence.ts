@@ -21,7 +21,6 @@ import { describeFence, driverNameOf, opsById, setDeadlineOf, timelineNameOf, ty
 import { putFence, setViewFactory } from './release.js';
 import { addCallbackNode, enableSignaling, pollSignaled, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
-import { traceRelease, tracedHoldCount } from '../trace/ring.js';
 
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
@@ -211,7 +210,6 @@ export class Fence {
     const me = this.me;
     if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && Atomics.compareExchange(i32, idx, me, 0) === me) {
       this.arena.inlineLocksHeld--;
-      if (tracedHoldCount !== 0) traceRelease(this.arena, idx);
       return;
     }
     this.unlockSlow();

@@ -20,6 +20,8 @@ import type { Fence } from './fence.js';
 import { defaultOps, findOps } from './ops.js';
 import { signalFence } from './signal.js';
 
+const { EV_FENCE_DESTROY, TC_RELEASE } = TR;
+
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
@@ -96,7 +98,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number)
     i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
-  if (tracing(i32, TR.TC_RELEASE)) traceFence(arena, TR.EV_FENCE_DESTROY, fw, 0);
+  if (tracing(i32, TC_RELEASE)) traceFence(arena, EV_FENCE_DESTROY, fw, 0);
   const id = i32[fw + F_OPS];
   const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
   try {

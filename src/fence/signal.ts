@@ -13,6 +13,8 @@ import { tracing } from '../trace/ring.js';
 import type { Fence } from './fence.js';
 import { findOps } from './ops.js';
 
+const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
+
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
   readonly fence: Fence;
@@ -86,7 +88,7 @@ function enableSignalingLocked(view: Fence, fw: number): number {
   const i32 = arena.i32;
   const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
   if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
-  if (tracing(i32, TR.TC_FENCE)) traceFence(arena, TR.EV_FENCE_ENABLE_SIGNAL, fw, 0);
+  if (tracing(i32, TC_FENCE)) traceFence(arena, EV_FENCE_ENABLE_SIGNAL, fw, 0);
   const t = findOps(i32[fw + L.F_OPS])?.table;
   if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs()));
   return 0;

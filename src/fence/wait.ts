@@ -15,6 +15,8 @@ import type { Fence } from './fence.js';
 import { holdAlive, releaseAlive } from './keepalive.js';
 import type { FenceCallback } from './signal.js';
 
+const { EV_FENCE_WAIT_END, EV_FENCE_WAIT_START, TC_WAIT, T_WAIT_FENCE, T_WAIT_GEN, T_WAIT_SINCE } = TR;
+
 const { FLAG_SIGNALED, FLAG_WAITERS } = L;
 
 /** How long a waiter spins before sleeping: catches short operations without a futex wake. */
@@ -40,7 +42,7 @@ export function waitFence(f: Fence, timeoutMs: number): boolean {
   if (idx < 0) return true;
   const arena = f.arena;
   const i32 = arena.i32;
-  const span = tracing(i32, TR.TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 0) : null;
+  const span = tracing(i32, TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 0) : null;
   let outcome = WAIT_FAILED;
   try {
     outcome = waitBlocking(f, arena, idx, timeoutMs) ? WAIT_SIGNALED : WAIT_TIMED_OUT;
@@ -58,9 +60,9 @@ function waitBlocking(f: Fence, arena: Arena, idx: number, timeoutMs: number): b
   // While asleep the thread slot says on what, for an arena dump of a hung run (plain writes: ours).
   const sb = arena.slotBase;
   const fw = idx - L.F_FLAGS;
-  i32[sb + TR.T_WAIT_GEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-  i32[sb + TR.T_WAIT_SINCE] = Date.now() & 0x7fffffff;
-  i32[sb + TR.T_WAIT_FENCE] = fw;
+  i32[sb + T_WAIT_GEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + T_WAIT_SINCE] = Date.now() & 0x7fffffff;
+  i32[sb + T_WAIT_FENCE] = fw;
   try {
     for (;;) {
       const v = sleepValue(f, i32, idx, deadline);
@@ -68,7 +70,7 @@ function waitBlocking(f: Fence, arena: Arena, idx: number, timeoutMs: number): b
       if (v !== RETRY) Atomics.wait(i32, idx, v, deadline - performance.now());
     }
   } finally {
-    i32[sb + TR.T_WAIT_FENCE] = 0;
+    i32[sb + T_WAIT_FENCE] = 0;
   }
 }
 
@@ -79,7 +81,7 @@ export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boole
   const arena = f.arena;
   const i32 = arena.i32;
   const deadline = performance.now() + timeoutMs;
-  const span = tracing(i32, TR.TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 1) : null;
+  const span = tracing(i32, TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 1) : null;
   let outcome = WAIT_FAILED;
   holdAlive();
   try {
@@ -109,13 +111,13 @@ const WAIT_FAILED = -1;
 function traceWaitStart(arena: Arena, fw: number, mode: number): WaitSpan {
   const i32 = arena.i32;
   const span: WaitSpan = [fw, i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + L.F_CONTEXT], i32[fw + L.F_SEQNO_LO]];
-  traceEvent(arena, TR.EV_FENCE_WAIT_START, span[0], span[1], span[2], span[3], mode);
+  traceEvent(arena, EV_FENCE_WAIT_START, span[0], span[1], span[2], span[3], mode);
   return span;
 }
 
 /** Records dma_fence_wait_end with the wait's outcome (WAIT_*). */
 function traceWaitEnd(arena: Arena, span: WaitSpan, outcome: number): void {
-  traceEvent(arena, TR.EV_FENCE_WAIT_END, span[0], span[1], span[2], span[3], outcome);
+  traceEvent(arena, EV_FENCE_WAIT_END, span[0], span[1], span[2], span[3], outcome);
 }
 
 const SIGNALED = -1;

@@ -24,6 +24,8 @@ import { deadlineOf } from '../timeout.js';
 import * as TR from '../trace/layout.js';
 import { noteTracedHold, traceEvent, tracedHoldCount, traceRelease, tracing } from '../trace/ring.js';
 
+const { EV_LOCK_ACQUIRED, EV_LOCK_CONTENDED, EV_LOCK_OWNER_DIED, TC_LOCK, T_WAIT_LOCK } = TR;
+
 export { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT };
 
 const OWNER = L.LOCK_OWNER_MASK;
@@ -110,7 +112,7 @@ export function tryAcquireWord(arena: Arena, idx: number, kind: number, cap: num
     return r;
   }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
-  if (r === ACQ_OWNER_DIED && tracing(i32, TR.TC_LOCK)) traceEvent(arena, TR.EV_LOCK_OWNER_DIED, idx, 0, 0, 0, 0);
+  if (r === ACQ_OWNER_DIED && tracing(i32, TC_LOCK)) traceEvent(arena, EV_LOCK_OWNER_DIED, idx, 0, 0, 0, 0);
   return r;
 }
 
@@ -123,20 +125,26 @@ function acquireContended(arena: Arena, idx: number, kind: number, deadline: num
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const holder = (Atomics.load(i32, idx) & OWNER) - 1;
-  const traced = holder >= 0 && tracing(i32, TR.TC_LOCK);
-  if (traced) traceEvent(arena, TR.EV_LOCK_CONTENDED, idx, holder, kind, 0, 0);
-  i32[sb + TR.T_WAIT_LOCK] = idx;
+  const traced = holder >= 0 && tracing(i32, TC_LOCK);
+  if (traced) traceEvent(arena, EV_LOCK_CONTENDED, idx, holder, kind, 0, 0);
+  i32[sb + T_WAIT_LOCK] = idx;
   let r: number;
   try {
     r = acquireSlow(arena, idx, kind, deadline);
   } finally {
-    i32[sb + TR.T_WAIT_LOCK] = 0;
+    i32[sb + T_WAIT_LOCK] = 0;
   }
   if (traced) {
-    traceEvent(arena, TR.EV_LOCK_ACQUIRED, idx, r, 0, 0, 0);
-    if (r !== ACQ_TIMEOUT) noteTracedHold(idx);
+    traceEvent(arena, EV_LOCK_ACQUIRED, idx, r, 0, 0, 0);
+    if (r !== ACQ_TIMEOUT) {
+      noteTracedHold(idx);
+      // A waiter bit of our own sends this hold's release down the slow path, where it is recorded:
+      // the fast paths then carry no tracing check. A ticket word always releases slowly; for the
+      // others a spurious bit costs one notify nobody waits for.
+      if (kind !== L.LK_TICKET) Atomics.or(i32, idx, L.LOCK_WAITERS);
+    }
   }
-  if (r === ACQ_OWNER_DIED && tracing(i32, TR.TC_LOCK)) traceEvent(arena, TR.EV_LOCK_OWNER_DIED, idx, 0, 0, 0, 0);
+  if (r === ACQ_OWNER_DIED && tracing(i32, TC_LOCK)) traceEvent(arena, EV_LOCK_OWNER_DIED, idx, 0, 0, 0, 0);
   return r;
 }
 
@@ -192,7 +200,6 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
   ) {
     i32[sb + L.T_ROBUST_COUNT] = c;
     i32[sb + L.T_ROBUST + c] = 0; // see unlist
-    if (tracedHoldCount !== 0) traceRelease(arena, idx);
     return;
   }
   releaseWordSlow(arena, idx, kind);
@@ -268,9 +275,9 @@ export function releaseInline(arena: Arena, idx: number, kind: number): void {
     const w = Atomics.load(i32, idx);
     if ((w & OWNER) !== me) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
     releaseHeld(i32, idx, kind);
+    if (tracedHoldCount !== 0) traceRelease(arena, idx); // a traced hold releases here (see acquireContended)
   }
   arena.inlineLocksHeld--;
-  if (tracedHoldCount !== 0) traceRelease(arena, idx);
 }
 
 /** Releases a word the caller was found to hold, by its algorithm. */

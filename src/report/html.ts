@@ -12,6 +12,8 @@ import { NOISE, indexFigures, suiteFigures, type Change } from './compare.js';
 import { SUITES, type BenchResults, type BenchRun, type Suite, type SuiteResults } from './schema.js';
 import { COLOR, Section, escapeHtml, Baseline, section, lines } from './blocks.js';
 import { coreSection, chainSection, wakeSection, contentionSection, allocSection } from './sections.js';
+import type { ChromeTrace } from '../trace/chrome.js';
+import { renderTimelineSection, TIMELINE_STYLE } from '../trace/viewer.js';
 
 /** The report's file name when it sits next to the results it shows (bench/results/). */
 export const REPORT_FILE = 'report.html';
@@ -28,7 +30,12 @@ export interface ReportOptions {
   baseline?: { results: BenchResults; label: string };
   /** Suites that failed in this run, with what happened: shown as failed, not as their older results. */
   failed?: Partial<Record<Suite, string>>;
+  /** A short traced run to show as a timeline at the end, and its file's name (next to the report). */
+  trace?: { trace: ChromeTrace; file: string };
 }
+
+/** File name of the traced sample run the report shows, next to the report. */
+export const TRACE_SAMPLE_FILE = 'trace.json';
 
 
 /**
@@ -48,13 +55,14 @@ export function renderReport(results: BenchResults, options: ReportOptions = {})
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>fencelab benchmarks</title>
-<style>${STYLE}</style>
+<style>${STYLE}${options.trace ? TIMELINE_STYLE : ''}</style>
 </head>
 <body>
 <h1>fencelab benchmarks</h1>
 ${options.run ? `<p class="meta">${escapeHtml(runLine(options.run))}</p>\n` : ''}<p class="summary">Targets and goals: <span class="met">${met.length - missed} met</span>, <span class="${missed ? 'missed' : 'met'}">${missed} missed</span>. Ratios are task ÷ baseline, both measured in the same run.</p>
 ${failed.length ? `<p class="summary missed">Failed in this run: ${escapeHtml(failed.map((s) => `${s} (${options.failed![s]})`).join(', '))}.</p>\n` : ''}${options.baseline ? baselineSummary(options.baseline.label, sections.flatMap((s) => s.changes)) : ''}
 ${sections.map((s) => s.html).join('\n')}
+${options.trace ? traceSection(options.trace.trace, options.trace.file) : ''}
 <script>${inlineScript(chartJsSource())}</script>
 <script type="application/json" id="${CHART_DATA_ID}">${scriptJson(charts)}</script>
 <script>
@@ -69,6 +77,15 @@ for (const [id, config] of Object.entries(JSON.parse(document.getElementById('${
 export function writeReport(file: string, results: BenchResults, options: ReportOptions = {}): string {
   writeFileSync(file, renderReport(results, options));
   return file;
+}
+
+/** The traced sample: what it is, then its timeline (drawn by the viewer's own script). */
+function traceSection(trace: ChromeTrace, file: string): string {
+  const intro = `<p>What the threads did in a short traced run (<code>fencelab stress --ops 150 --exporters 1 --importers 1 --trace ${escapeHtml(file)}</code>): each signal and the waiter it woke or the callback it queued (arrows), waits, lock contention, each fence's life on its context's track. Tracing costs what the core table's “tracing on” rows say.</p>`;
+  return `<section id="trace-sample">
+${intro}
+${renderTimelineSection(trace, { id: 'fencelab-trace-sample', title: 'A traced run', traceFile: file })}
+</section>`;
 }
 
 function runLine(run: RunHeader): string {

@@ -21,6 +21,12 @@ import * as A from '../arena/layout.js';
 import { Errors } from '../errors.js';
 import * as L from './layout.js';
 
+// Module constants, not namespace loads: optimized code folds a module's own constants, so the
+// recording path reads no layout offset at run time.
+const { EVENT_STAMP_NS, EV_A, EV_B, EV_C, EV_D, EV_E, EV_KIND, EV_NSEC, EV_SEC, EV_WORDS, R_CAP, R_ENTRIES, R_HEAD, R_MAGIC, R_NAME_LEN, R_NEXT, R_SERIAL, R_SESSION, R_SLOT, R_THREAD_ID, THREAD_NAME_WORDS, TH_FLAGS, TH_RING_EVENTS, TH_SESSION, TRACE_MAGIC, T_NAME, T_NAME_LEN, T_TRACE_NO_RING, T_TRACE_RING } = L;
+const { BLOCK_HEADER_WORDS, T_SERIAL } = A;
+const TRACE_BLOCK = A.BlockType.TRACE;
+
 /* ───────────── clock ───────────── */
 
 /**
@@ -44,7 +50,7 @@ export function traceNow(): number {
  * word. Small so that V8 inlines it at every tracepoint.
  */
 export function tracing(i32: Int32Array, cat: number): boolean {
-  return (i32[L.TH_FLAGS] & cat) !== 0;
+  return (i32[TH_FLAGS] & cat) !== 0;
 }
 
 /**
@@ -100,64 +106,64 @@ export function ringCapacity(events: number): number {
 function recordEvent(arena: Arena, nsLo: number, nsHi: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  const session = i32[L.TH_SESSION];
-  let rw = i32[sb + L.T_TRACE_RING];
-  if (rw === 0 || i32[rw + L.R_SESSION] !== session) {
-    if (session === 0 || i32[sb + L.T_TRACE_NO_RING] === session) return;
-    const cap = i32[L.TH_RING_EVENTS];
-    if (rw !== 0 && i32[rw + L.R_CAP] !== cap) {
+  const session = i32[TH_SESSION];
+  let rw = i32[sb + T_TRACE_RING];
+  if (rw === 0 || i32[rw + R_SESSION] !== session) {
+    if (session === 0 || i32[sb + T_TRACE_NO_RING] === session) return;
+    const cap = i32[TH_RING_EVENTS];
+    if (rw !== 0 && i32[rw + R_CAP] !== cap) {
       // Our own ring of an earlier session: no other thread writes or frees a live thread's ring.
-      i32[sb + L.T_TRACE_RING] = 0;
-      i32[rw + L.R_MAGIC] = 0;
-      arena.freeBlock(rw - A.BLOCK_HEADER_WORDS);
+      i32[sb + T_TRACE_RING] = 0;
+      i32[rw + R_MAGIC] = 0;
+      arena.freeBlock(rw - BLOCK_HEADER_WORDS);
       rw = 0;
     }
     if (rw === 0) {
       let hw: number;
       try {
-        hw = arena.allocBlock(ringBytes(cap), A.BlockType.TRACE);
+        hw = arena.allocBlock(ringBytes(cap), TRACE_BLOCK);
       } catch {
-        i32[sb + L.T_TRACE_NO_RING] = session; // the arena is full: drop this session's events
+        i32[sb + T_TRACE_NO_RING] = session; // the arena is full: drop this session's events
         return;
       }
-      rw = hw + A.BLOCK_HEADER_WORDS;
+      rw = hw + BLOCK_HEADER_WORDS;
       // Recorded in the slot in the run of the allocation; the ring counts as ours (see
       // reclaimRings) only once MAGIC is set below, after the owner fields.
-      i32[sb + L.T_TRACE_RING] = rw;
+      i32[sb + T_TRACE_RING] = rw;
     }
-    i32[rw + L.R_SLOT] = arena.slot;
-    i32[rw + L.R_SERIAL] = i32[sb + A.T_SERIAL];
-    i32[rw + L.R_THREAD_ID] = threadId;
-    i32[rw + L.R_CAP] = cap;
-    i32[rw + L.R_NEXT] = 0;
-    i32[rw + L.R_HEAD] = 0;
-    if (i32[sb + L.T_NAME_LEN] === 0) writeName(arena, sb + L.T_NAME_LEN, defaultThreadName());
-    i32.copyWithin(rw + L.R_NAME_LEN, sb + L.T_NAME_LEN, sb + L.T_NAME + L.THREAD_NAME_WORDS);
-    i32[rw + L.R_SESSION] = session;
+    i32[rw + R_SLOT] = arena.slot;
+    i32[rw + R_SERIAL] = i32[sb + T_SERIAL];
+    i32[rw + R_THREAD_ID] = threadId;
+    i32[rw + R_CAP] = cap;
+    i32[rw + R_NEXT] = 0;
+    i32[rw + R_HEAD] = 0;
+    if (i32[sb + T_NAME_LEN] === 0) writeName(arena, sb + T_NAME_LEN, defaultThreadName());
+    i32.copyWithin(rw + R_NAME_LEN, sb + T_NAME_LEN, sb + T_NAME + THREAD_NAME_WORDS);
+    i32[rw + R_SESSION] = session;
     // Last: a reader or a reclaimer trusts the header only after the magic.
-    Atomics.store(i32, rw + L.R_MAGIC, L.TRACE_MAGIC);
+    Atomics.store(i32, rw + R_MAGIC, TRACE_MAGIC);
   }
-  const next = i32[rw + L.R_NEXT];
-  const ev = rw + L.R_ENTRIES + next * L.EV_WORDS;
+  const next = i32[rw + R_NEXT];
+  const ev = rw + R_ENTRIES + next * EV_WORDS;
   if (nsHi === STAMP_NOW) {
     const t = hrtime();
-    i32[ev + L.EV_SEC] = t[0];
-    i32[ev + L.EV_NSEC] = t[1];
-    i32[ev + L.EV_KIND] = kind;
+    i32[ev + EV_SEC] = t[0];
+    i32[ev + EV_NSEC] = t[1];
+    i32[ev + EV_KIND] = kind;
   } else {
-    i32[ev + L.EV_SEC] = nsLo;
-    i32[ev + L.EV_NSEC] = nsHi;
-    i32[ev + L.EV_KIND] = kind | L.EVENT_STAMP_NS;
+    i32[ev + EV_SEC] = nsLo;
+    i32[ev + EV_NSEC] = nsHi;
+    i32[ev + EV_KIND] = kind | EVENT_STAMP_NS;
   }
-  i32[ev + L.EV_A] = a;
-  i32[ev + L.EV_B] = b;
-  i32[ev + L.EV_C] = c;
-  i32[ev + L.EV_D] = d;
-  i32[ev + L.EV_E] = e;
+  i32[ev + EV_A] = a;
+  i32[ev + EV_B] = b;
+  i32[ev + EV_C] = c;
+  i32[ev + EV_D] = d;
+  i32[ev + EV_E] = e;
   // The entry first, then the position and count that publish it: a thread terminated in the
   // middle leaves an entry no reader takes. Plain writes: only this thread writes its ring.
-  i32[rw + L.R_NEXT] = next + 1 === i32[rw + L.R_CAP] ? 0 : next + 1;
-  i32[rw + L.R_HEAD] = (i32[rw + L.R_HEAD] + 1) | 0;
+  i32[rw + R_NEXT] = next + 1 === i32[rw + R_CAP] ? 0 : next + 1;
+  i32[rw + R_HEAD] = (i32[rw + R_HEAD] + 1) | 0;
 }
 
 /* ───────────── thread names ───────────── */
@@ -414,7 +420,10 @@ export function readTrace(arena: Arena): TraceSnapshot {
  * lock contention tracepoints do the same): they cost one CAS, and a clock read would triple that.
  */
 const tracedHolds: number[] = [];
-/** How many entries {@link tracedHolds} has: the release fast paths test this one word. */
+/**
+ * How many entries {@link tracedHolds} has: the release slow paths test it (a traced hold's word
+ * carries a waiter bit of its own that sends its release there: see acquireContended).
+ */
 export let tracedHoldCount = 0;
 
 /** Records that this thread holds lock word `idx` after a recorded (contended) acquisition. */
