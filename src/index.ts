@@ -9,6 +9,7 @@ export { Errno, FenceError, UseAfterFreeError, errnoName } from './errors.js';
 export type { UseAfterFreeReport } from './errors.js';
 export { SpinLock } from './locks/spinlock.js';
 export { Fence } from './fence/fence.js';
+export { FenceSlot } from './fence/slot.js';
 export type { FenceCallback, FenceInit } from './fence/fence.js';
 export { defineFenceOps } from './fence/ops.js';
 export type { FenceOps, FenceOpsTable } from './fence/ops.js';

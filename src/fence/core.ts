@@ -158,13 +158,26 @@ export function timestampOf(arena: Arena, fw: number): bigint | undefined {
   return arena.i64[(fw + F_TIMESTAMP) >>> 1];
 }
 
-/** Takes a reference; throws EBADF when the fence already lost its last one. */
-export function fenceGet(i32: Int32Array, fw: number): void {
-  const old = Atomics.add(i32, fw + F_REFCOUNT, 1);
-  if (old <= 0) {
-    Atomics.sub(i32, fw + F_REFCOUNT, 1);
-    throw Errors.badHandle('fence', fw, `get on a fence with refcount ${old}`);
+/**
+ * Takes a reference unless the count is already 0 (kernel dma_fence_get_rcu / kref_get_unless_zero).
+ * Why a compare-exchange and not add-then-undo: a get racing the last put would briefly raise a
+ * count of 0 to 1, and the release path stores 1 itself while it signals with -EDEADLK; the undo
+ * could then take that reference away. A count of 0 is never touched here.
+ * Threads: any. Returns true when a reference was taken, false when the fence had none left.
+ */
+export function fenceTryGet(i32: Int32Array, fw: number): boolean {
+  let old = Atomics.load(i32, fw + F_REFCOUNT);
+  for (;;) {
+    if (old <= 0) return false;
+    const seen = Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1);
+    if (seen === old) return true;
+    old = seen;
   }
+}
+
+/** Takes a reference (get-unless-zero, see {@link fenceTryGet}); throws EBADF when the fence already lost its last one. */
+export function fenceGet(i32: Int32Array, fw: number): void {
+  if (!fenceTryGet(i32, fw)) throw Errors.badHandle('fence', fw, `get on a fence with refcount ${Atomics.load(i32, fw + F_REFCOUNT)}`);
 }
 
 /**

@@ -132,3 +132,13 @@ export const { KIND: LE_KIND, VALUE: LE_VALUE, GEN: LE_GEN, END: LG_STRIDE } = d
 });
 /** Ledger entry kind of a fence reference. */
 export const LGK_FENCE_REF = 1;
+
+/* ───────────── fence slot (S_* relative to the payload's first word) ───────────── */
+/**
+ * A FenceSlot (src/fence/slot.ts): a fence pointer in shared memory that threads replace and read
+ * (the kernel's `struct dma_fence __rcu *`). The slot holds one reference on the fence it names.
+ */
+export const { LOCK: S_LOCK, FENCE: S_FENCE, END: SLOT_WORDS } = defineStruct('fence slot', {
+  LOCK: 1, // robust lock word: reading FENCE and taking a reference, or swapping it, happen under it
+  FENCE: 1, // payload word index of the fence held (0 none)
+});
