@@ -4,7 +4,7 @@
  * sw_sync.c) and checks fencelab does the same, or the documented difference (docs/kernel-mapping.md).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Fence, FenceError, FenceSlot } from '../src/index.js';
+import { Arena, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, defineFenceOps } from '../src/index.js';
 import { fenceTryGet } from '../src/fence/core.js';
 import { F_REFCOUNT } from '../src/fence/layout.js';
 import { TestWorker, expectClean, rejects } from './support/core.js';
@@ -137,5 +137,83 @@ describe('references: get-unless-zero and FenceSlot (kernel dma_fence_get_rcu, d
     const e3 = rejects(arena, () => Fence.fromHandle(arena, old), 'EBADF');
     expect(e3.message).not.toMatch(/truncated/);
     expect(e3).toBeInstanceOf(FenceError);
+  });
+});
+
+describe('deadlines end to end (kernel dma_fence_set_deadline)', () => {
+  function deadlineOps(name: string, seen: bigint[]) {
+    return defineFenceOps(name, {
+      getDriverName: () => 'd',
+      getTimelineName: () => 't',
+      setDeadline: (_f, ns) => void seen.push(ns),
+    });
+  }
+
+  it('dma_fence_array_set_deadline: an array forwards the deadline to every child', () => {
+    const arena = newArena();
+    const seen: bigint[] = [];
+    const ops = deadlineOps('test:parity-deadline-array', seen);
+    const ctx = Fence.contextAlloc(arena, 2);
+    const a = Fence.create(arena, { ops, context: ctx, seqno: 1 });
+    const b = Fence.create(arena, { ops, context: ctx + 1, seqno: 1 });
+    const arr = FenceArray.create(arena, [a.get(), b.get()], { context: Fence.contextAlloc(arena), seqno: 1 });
+    arr.setDeadline(1234n);
+    expect(seen).toEqual([1234n, 1234n]);
+    a.signal();
+    arr.setDeadline(99n); // a signaled child is not asked (its ops are detached)
+    expect(seen).toEqual([1234n, 1234n, 99n]);
+    b.signal();
+    for (const x of [arr, a, b]) x.put();
+  });
+
+  it('dma_fence_chain_set_deadline: a chain forwards the deadline to the fence of every link', () => {
+    const arena = newArena();
+    const seen: bigint[] = [];
+    const ops = deadlineOps('test:parity-deadline-chain', seen);
+    const ctx = Fence.contextAlloc(arena);
+    const f1 = Fence.create(arena, { ops, context: ctx, seqno: 1 });
+    const f2 = Fence.create(arena, { ops, context: ctx, seqno: 2 });
+    const l1 = FenceChain.create(arena, null, f1.get(), 1);
+    const l2 = FenceChain.create(arena, l1, f2.get(), 2); // takes over our l1 reference
+    l2.setDeadline(5n);
+    expect(seen).toEqual([5n, 5n]);
+    f2.signal();
+    f1.signal();
+    for (const x of [l2, f1, f2]) x.put();
+  });
+
+  it('SW_SYNC_IOC_GET_DEADLINE: a point records the earliest deadline; -ENOENT when none was set; through a merged file every point is told', () => {
+    const arena = newArena();
+    const tl = SwTimeline.create(arena, 'deadlines');
+    const fd = tl.createFence(1);
+    rejects(arena, () => tl.getDeadline(fd), 'ENOENT');
+    const f = SyncFile.getFence(arena, fd)!;
+    f.setDeadline(500n);
+    expect(tl.getDeadline(fd)).toBe(500n);
+    f.setDeadline(800n); // later: the earlier one stays
+    expect(tl.getDeadline(fd)).toBe(500n);
+    f.setDeadline(200n);
+    expect(tl.getDeadline(fd)).toBe(200n);
+    // Through a merged sync file (an array over the points): every point is told.
+    const tl2 = SwTimeline.create(arena, 'other'); // merge keeps one point per context
+    const fd2 = tl2.createFence(2);
+    const merged = SyncFile.merge(arena, fd, fd2);
+    const m = SyncFile.getFence(arena, merged)!;
+    m.setDeadline(100n);
+    m.put();
+    expect(tl.getDeadline(fd)).toBe(100n);
+    expect(tl2.getDeadline(fd2)).toBe(100n);
+    rejects(arena, () => tl.getDeadline(fd2), 'EINVAL'); // a point of another timeline
+    // Not a point of this timeline → EINVAL; bad deadline → EINVAL.
+    const plain = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    const pfd = SyncFile.create(arena, plain);
+    rejects(arena, () => tl.getDeadline(pfd), 'EINVAL');
+    tl.inc(2);
+    tl2.inc(2);
+    for (const x of [fd, fd2, merged, pfd]) SyncFile.close(arena, x);
+    f.put();
+    plain.put();
+    tl.close();
+    tl2.close();
   });
 });

@@ -50,7 +50,15 @@ export const arrayOps = defineFenceOps('fencelab:dma_fence_array', {
   enableSignaling: (f) => enableArray(f.arena, f.fw),
   signaled: (f) => arraySignaled(f.arena, f.fw),
   release: (f) => releaseArray(f.arena, f.fw),
+  setDeadline: (f, ns) => arraySetDeadline(f.arena, f.fw, ns),
 });
+
+/** ops.setDeadline (kernel dma_fence_array_set_deadline): every child is asked for the deadline. */
+function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
+  const i32 = arena.i32;
+  const n = i32[fw + A_NUM];
+  for (let i = 0; i < n; i++) fenceView(arena, arrayChild(i32, fw, i)).setDeadline(ns);
+}
 
 /** True when the fence at payload word `fw` is a fence array. */
 export function isArrayFw(i32: Int32Array, fw: number): boolean {

@@ -41,7 +41,25 @@ export const chainOps = defineFenceOps('fencelab:dma_fence_chain', {
   enableSignaling: (f) => enableChain(f.arena, f.fw),
   signaled: (f) => chainSignaled(f.arena, f.fw),
   release: (f) => releaseChain(f.arena, f.fw),
+  setDeadline: (f, ns) => chainSetDeadline(f.arena, f.fw, ns),
 });
+
+/**
+ * ops.setDeadline (kernel dma_fence_chain_set_deadline): the fence of every link still on the
+ * chain, walked from `fw` down (the walk collects signaled links as it goes, like the kernel's).
+ */
+function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
+  const i32 = arena.i32;
+  fenceGet(i32, fw); // the walk's reference, consumed by chainWalk
+  for (let f = fw; f !== 0; f = chainWalk(arena, f)) {
+    try {
+      fenceView(arena, containedFw(i32, f)).setDeadline(ns);
+    } catch (e) {
+      putFence(arena, f);
+      throw e;
+    }
+  }
+}
 
 /** True when the fence at payload word `fw` is a chain link. */
 export function isChainFw(i32: Int32Array, fw: number): boolean {

@@ -40,6 +40,13 @@ export const FLAG_SEQNO64 = 1 << 2;
 export const FLAG_SIGNALED = 1 << 3;
 export const FLAG_TIMESTAMP = 1 << 4;
 export const FLAG_ENABLE_SIGNAL = 1 << 5;
+/**
+ * User flag bits (kernel DMA_FENCE_FLAG_USER_BITS): bits FLAG_USER_SHIFT .. FLAG_USER_SHIFT +
+ * FLAG_USER_COUNT - 1 belong to the fence's driver (Fence.setUserFlag / testUserFlag); the library
+ * never reads them. sw_sync uses the first for "a deadline was set", as the kernel's does.
+ */
+export const FLAG_USER_SHIFT = 6;
+export const FLAG_USER_COUNT = 16;
 export const FLAG_WAITERS = 1 << 30;
 
 /* ───────────── callback node (CB_* relative to payload) ───────────── */
