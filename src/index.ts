@@ -23,5 +23,5 @@ export { runWithFence, fenceTask, watchPool, signalError } from './runtime/pisci
 export type { FenceTaskMessage, FenceTaskContext, PoolLike } from './runtime/piscina.js';
 export { Driver, Operation, DriverCmd } from './driver/driver.js';
 export type { LockMode, DriverCommand, DriverCounters, DriverOptions, SubmitOptions } from './driver/driver.js';
-export { FenceArray, FenceChain, unwrapFences, mergeFences } from './containers/index.js';
+export { FenceArray, FenceChain, unwrapFences, mergeFences, dedupArray, isContainer, matchContext } from './containers/index.js';
 export type { FenceArrayOptions } from './containers/index.js';

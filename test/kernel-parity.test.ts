@@ -4,7 +4,9 @@
  * sw_sync.c) and checks fencelab does the same, or the documented difference (docs/kernel-mapping.md).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, defineFenceOps } from '../src/index.js';
+import {
+  Arena, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, dedupArray, defineFenceOps, isContainer, matchContext,
+} from '../src/index.js';
 import { fenceTryGet } from '../src/fence/core.js';
 import { F_REFCOUNT } from '../src/fence/layout.js';
 import { TestWorker, expectClean, rejects } from './support/core.js';
@@ -215,5 +217,49 @@ describe('deadlines end to end (kernel dma_fence_set_deadline)', () => {
     plain.put();
     tl.close();
     tl2.close();
+  });
+});
+
+describe('small kernel helpers', () => {
+  it('dma_fence_is_container and dma_fence_match_context', () => {
+    const arena = newArena();
+    const ctx = Fence.contextAlloc(arena);
+    const a = fence(arena, 1, ctx);
+    const b = fence(arena, 2, ctx);
+    const c = fence(arena, 1);
+    expect(isContainer(a)).toBe(false);
+    expect(matchContext(a, ctx)).toBe(true);
+    expect(matchContext(a, ctx + 1)).toBe(false);
+    const same = FenceArray.create(arena, [a.get(), b.get()], { context: Fence.contextAlloc(arena), seqno: 1 });
+    const mixed = FenceArray.create(arena, [a.get(), c.get()], { context: Fence.contextAlloc(arena), seqno: 1 });
+    const link = FenceChain.create(arena, null, a.get(), 1);
+    expect(isContainer(same)).toBe(true);
+    expect(isContainer(link)).toBe(true);
+    expect(matchContext(same, ctx)).toBe(true); // every child is on ctx, whatever the array's own context
+    expect(matchContext(same, same.context)).toBe(false);
+    expect(matchContext(mixed, ctx)).toBe(false);
+    rejects(arena, () => isContainer({} as Fence), 'EINVAL');
+    rejects(arena, () => matchContext(a, -1), 'EINVAL');
+    for (const x of [a, b, c]) x.signal();
+    for (const x of [same, mixed, link, a, b, c]) x.put();
+  });
+
+  it('dma_fence_dedup_array: sorted by context, the latest of each kept, the others put', () => {
+    const arena = newArena();
+    const c1 = Fence.contextAlloc(arena);
+    const c2 = Fence.contextAlloc(arena);
+    const a1 = fence(arena, 1, c2);
+    const a5 = fence(arena, 5, c2);
+    const b3 = fence(arena, 3, c1);
+    const b2 = fence(arena, 2, c1);
+    const keep = [a5, b3].map((f) => f.get());
+    const out = dedupArray([a1, a5, b3, b2, b3.get()]); // b3 twice: two references, one kept
+    expect(out.map((f) => [f.context, f.seqno])).toEqual([[c1, 3], [c2, 5]]);
+    expect(() => a1.refcount).toThrow(FenceError); // its only reference was put
+    expect(() => b2.refcount).toThrow(FenceError);
+    expect(b3.refcount).toBe(2); // ours (keep) and the one dedup kept
+    expect(dedupArray([])).toEqual([]);
+    rejects(arena, () => dedupArray([{} as Fence]), 'EINVAL');
+    for (const f of [...out, ...keep]) f.put();
   });
 });

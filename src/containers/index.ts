@@ -2,4 +2,5 @@
 export { FenceArray, arrayOps } from './array.js';
 export type { FenceArrayOptions } from './array.js';
 export { FenceChain, chainOps } from './chain.js';
-export { unwrapFences, mergeFences } from './unwrap.js';
+export { unwrapFences, mergeFences, dedupArray } from './unwrap.js';
+export { isContainer, matchContext } from './helpers.js';
