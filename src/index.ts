@@ -25,3 +25,4 @@ export { Driver, Operation, DriverCmd } from './driver/driver.js';
 export type { LockMode, DriverCommand, DriverCounters, DriverOptions, SubmitOptions } from './driver/driver.js';
 export { FenceArray, FenceChain, unwrapFences, mergeFences, dedupArray, isContainer, matchContext } from './containers/index.js';
 export type { FenceArrayOptions } from './containers/index.js';
+export { FenceMemory } from './containers/index.js';

@@ -263,3 +263,44 @@ describe('small kernel helpers', () => {
     for (const f of [...out, ...keep]) f.put();
   });
 });
+
+describe('allocation apart from initialisation (kernel dma_fence_array_alloc/init, dma_fence_chain_alloc/init)', () => {
+  it('dma_fence_array_alloc + dma_fence_array_init: init allocates nothing, so it works with the arena full', () => {
+    const arena = newArena(64 << 10);
+    const ctx = Fence.contextAlloc(arena);
+    const a = fence(arena, 1, ctx);
+    const b = fence(arena, 1);
+    const arrMem = FenceArray.alloc(arena, 2);
+    const linkMem = FenceChain.alloc(arena);
+    // Fill the arena: from here on every allocation fails with ENOMEM.
+    const fill: number[] = [];
+    for (;;) {
+      try {
+        fill.push(arena.alloc(16));
+      } catch (e) {
+        expect((e as FenceError).code).toBe('ENOMEM');
+        break;
+      }
+    }
+    rejects(arena, () => Fence.create(arena, { context: ctx, seqno: 2 }), 'ENOMEM');
+    rejects(arena, () => FenceArray.init(arrMem, [a], { context: Fence.contextAlloc(arena), seqno: 1 }), 'EINVAL'); // count 2
+    rejects(arena, () => FenceChain.init(arrMem, null, a, 1), 'EINVAL'); // memory of an array
+    const arr = FenceArray.init(arrMem, [a.get(), b.get()], { context: Fence.contextAlloc(arena), seqno: 1 });
+    expect(arrMem.available).toBe(false);
+    rejects(arena, () => FenceArray.init(arrMem, [a.get(), b.get()], { context: 1, seqno: 1 }), 'EBADF');
+    a.put(); // the two gets of the refused init above
+    b.put();
+    const link = FenceChain.init(linkMem, null, arr.get(), 7);
+    expect(FenceChain.isChain(link)).toBe(true);
+    expect(link.seqno).toBe(7);
+    a.signal();
+    b.signal();
+    expect(link.wait(0)).toBe(true);
+    for (const r of fill) arena.free(r);
+    for (const x of [link, arr, a, b]) x.put();
+    // Unused memory is freed, once.
+    const spare = FenceChain.alloc(arena);
+    spare.free();
+    rejects(arena, () => spare.free(), 'EBADF');
+  });
+});

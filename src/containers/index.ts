@@ -4,3 +4,4 @@ export type { FenceArrayOptions } from './array.js';
 export { FenceChain, chainOps } from './chain.js';
 export { unwrapFences, mergeFences, dedupArray } from './unwrap.js';
 export { isContainer, matchContext } from './helpers.js';
+export { FenceMemory } from './memory.js';

@@ -60,8 +60,25 @@ export function checkContextSeqno(context: number, seqno: number, seqno64: boole
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
   const hw = arena.allocBlock(blockBytes, A.BlockType.FENCE);
   const fw = hw + BLOCK_HEADER_WORDS;
+  if (a.recordAt) arena.i32[a.recordAt] = fw;
+  fenceInit(arena, fw, a);
+  return fw;
+}
+
+/**
+ * Allocates a fence block of `blockBytes` and leaves it uninitialised (flags 0: not INITIALIZED,
+ * no inline lock for the reaper's walk to look at), for constructors that split allocation from
+ * initialisation (kernel dma_fence_array_alloc, dma_fence_chain_alloc). Returns the payload word.
+ */
+export function fenceReserve(arena: Arena, blockBytes: number): number {
+  const fw = arena.allocBlock(blockBytes, A.BlockType.FENCE) + BLOCK_HEADER_WORDS;
+  arena.i32[fw + F_FLAGS] = 0;
+  return fw;
+}
+
+/** Initialises the fence at payload word `fw` with one reference (kernel dma_fence_init); allocates nothing. */
+export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   const i32 = arena.i32;
-  if (a.recordAt) i32[a.recordAt] = fw;
   i32[fw + F_LOCK] = a.lockIdx;
   i32[fw + F_LENDER] = a.lenderHw;
   i32[fw + F_LENDER_GEN] = a.lenderHw ? arena.generationAt(a.lenderHw) : 0;
@@ -74,7 +91,6 @@ export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): numbe
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0);
-  return fw;
 }
 
 export function seqnoOf(i32: Int32Array, fw: number): number {
