@@ -112,4 +112,6 @@ export const Errors = {
   tooManyThreads: (max: number) =>
     new FenceError('EMFILE', `arena thread table is full (maxThreads ${max})`),
   tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),
+  /** An outcome reported as a negative errno (a fence's status), as an error to throw. */
+  fromErrno: (errno: number, message: string) => new FenceError(NAMES.get(errno) ?? 'EIO', message),
 } as const;

@@ -6,8 +6,8 @@ import { Worker } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  Arena, Errno, Fence, SpinLock, dispatcherOf, ledgerSize, pendingCallbacks, putTracked, runWithFence,
-  setAutoDispatch, startDispatcher, stopDispatcher, trackRef, waitInbox, watchPool,
+  Arena, Errno, Fence, SpinLock, createFencePool, dispatcherOf, ledgerSize, pendingCallbacks, putTracked, runWithFence,
+  setAutoDispatch, startDispatcher, stopDispatcher, trackRef, waitInbox, watchPool, type FencePool,
 } from '../src/index.js';
 import { expectClean, fixture, rejects, TestWorker } from './support/core.js';
 
@@ -179,18 +179,22 @@ describe('ledger', () => {
 });
 
 describe('piscina glue', () => {
+  // Tasks no longer wait for their dependencies inside a worker (that held the worker and
+  // deadlocked chains longer than the pool): the pool's scheduler starts a task once its
+  // dependencies have signaled. Payloads travel through the arena, so the tally (a
+  // SharedArrayBuffer) is the pool's workerData instead of part of each payload. The meaning of the
+  // test is unchanged: the out-fence comes back at once, b runs after a, an error propagates.
   it('returns the out-fence at once; dependencies run in order; errors propagate', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
-    const pool = new Piscina({ filename: fixture('piscina-task').href, atomics: 'async', maxThreads: 2, minThreads: 2 });
-    watchPool(arena, pool);
+    const tally = new SharedArrayBuffer(64);
+    const t = new Int32Array(tally);
+    const pool = createFencePool(arena, { filename: fixture('piscina-task').href, maxThreads: 2, minThreads: 2, workerData: { tally } });
     try {
-      const tally = new SharedArrayBuffer(64);
-      const t = new Int32Array(tally);
-      const a = runWithFence(pool, arena, { spinUs: 20_000, tally, index: 1 });
+      const a = runWithFence(pool, arena, { spinUs: 20_000, index: 1 });
       expect(a.isSignaled()).toBe(false); // returned before the task ran
-      const b = runWithFence(pool, arena, { tally, index: 2 }, { deps: [a] });
+      const b = runWithFence(pool, arena, { index: 2 }, { deps: [a] });
       const bad = runWithFence(pool, arena, { fail: true });
-      const c = runWithFence(pool, arena, { tally, index: 3 }, { deps: [bad] });
+      const c = runWithFence(pool, arena, { index: 3 }, { deps: [bad] });
       expect(await b.waitAsync(10_000)).toBe(true);
       expect(a.isSignaled()).toBe(true);
       expect(a.status()).toBe(1);
@@ -200,6 +204,7 @@ describe('piscina glue', () => {
       expect(bad.status()).toBe(Errno.EIO);
       expect(c.status()).toBe(Errno.EIO); // propagated, c's function never ran
       expect(t[3]).toBe(0);
+      // The worker puts the scheduler's reference just after signaling: only the caller's is left then.
       await until(() => a.refcount === 1 && b.refcount === 1 && bad.refcount === 1 && c.refcount === 1);
       for (const f of [a, b, bad, c]) {
         expect(f.refcount).toBe(1);
@@ -213,11 +218,30 @@ describe('piscina glue', () => {
 
   it('refuses a pool in atomics sync mode', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
+    rejects(arena, () => createFencePool(arena, { filename: fixture('piscina-task').href, atomics: 'sync' as 'async' }), 'EINVAL');
     const pool = new Piscina({ filename: fixture('piscina-task').href, atomics: 'sync', maxThreads: 1, minThreads: 0 });
     try {
-      rejects(arena, () => runWithFence(pool, arena, {}), 'EINVAL');
+      rejects(arena, () => runWithFence(pool as unknown as FencePool, arena, {}), 'EINVAL');
     } finally {
       await pool.destroy();
     }
+  });
+
+  it('watchPool reaps the workers of a plain piscina pool', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const pool = new Piscina({ filename: fixture('piscina-task').href, atomics: 'async', maxThreads: 1, minThreads: 1 });
+    watchPool(arena, pool);
+    let tids: number[] = [];
+    try {
+      // A message naming no scheduler: the wrapper attaches the arena in the worker (a thread slot),
+      // then refuses it (EBADF).
+      await expect(pool.run({ buffer: arena.buffer, sched: 1, filename: '', lingerUs: 0 })).rejects.toThrow('EBADF');
+      tids = pool.threads.map((w) => w.threadId);
+      expect(tids.some((t) => arena.slotsOfThread(t).length === 1)).toBe(true);
+    } finally {
+      await pool.destroy();
+    }
+    expect(await until(() => tids.every((t) => arena.slotsOfThread(t).length === 0))).toBe(true);
+    expectClean(arena);
   });
 });

@@ -23,7 +23,7 @@ const { BLOCK_HEADER_WORDS } = A;
 /** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
 export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
 
-export const LedgerKind = { FENCE_REF: FL.LGK_FENCE_REF, OPERATION: 2, DRIVER: 3 } as const;
+export const LedgerKind = { FENCE_REF: FL.LGK_FENCE_REF, OPERATION: 2, DRIVER: 3, JOB: 4 } as const;
 
 const reapers: LedgerReaper[] = [];
 /** Registers the reaper of ledger kind `kind` (1..63) in this thread. */

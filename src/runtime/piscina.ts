@@ -1,155 +1,389 @@
 /**
- * piscina glue (DESIGN.md §6): run a task on a pool and get its out-fence at once; tasks may wait
- * on other tasks' fences in shared memory, so dependency graphs need no round trip through the
- * caller. The pool must be created with `atomics: 'async'`: piscina's default `'sync'` blocks the
- * worker in Atomics.wait between tasks, freezing the async waits and callbacks a task leaves behind.
+ * piscina glue: a pool whose tasks start only once their dependency fences have signaled (a
+ * scheduler in the spirit of the kernel's drm_sched: jobs.ts and queue.ts in shared memory, task.ts
+ * in the workers; this file is the pool's thread).
  *
- * Caller side: {@link runWithFence}. Worker side: `export default fenceTask(async (payload, ctx) => …)`
- * in the pool's filename module.
+ * Caller side: {@link createFencePool}, then {@link runWithFence} (one task, its out-fence at once)
+ * or runGraph (graph.ts). Worker side: the pool's module exports `fenceTask(async (payload, ctx) => …)`.
+ *
+ * A task is never handed to a worker early: no worker sits waiting for a dependency, so a graph of
+ * any shape completes on a pool of any size. Payloads and results travel through the arena
+ * (codec.ts); piscina carries only "kicks" — messages that start a pull loop in a worker, which
+ * takes ready jobs from the scheduler's queue, sleeps on it (in shared memory) while it is empty,
+ * and ends after a while without work. When a job finishes, the jobs it releases are queued by the
+ * worker that signals, and that worker's loop takes the next one: a dependency chain runs without a
+ * round trip through the main thread.
  */
+import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import { Arena } from '../arena/arena.js';
 import { Errno, Errors } from '../errors.js';
-import { contextAlloc } from '../fence/core.js';
 import { Fence } from '../fence/fence.js';
-import { defineFenceOps } from '../fence/ops.js';
-import { putTracked, trackRef } from './ledger.js';
+import { startDispatcher } from './dispatcher.js';
+import { encode, type Encoded } from './codec.js';
+import { abortRunning, cancelJob, checkSameArena, createJob, drainQueue, isJob, jobOps, jobResult, signalErrorAt } from './jobs.js';
+import { bellIndex, schedCounts, schedCreate, schedDestroy, schedHandle, schedPut } from './queue.js';
+import type { Envelope, FenceTaskMessage } from './task.js';
 
-/** The message a task receives (plain numbers and the arena's buffer). */
-export interface FenceTaskMessage {
-  buffer: SharedArrayBuffer;
-  /** Out-fence handle; the caller took a reference for the task. */
-  fence: number;
-  /** Fences to wait for before running; a reference each, taken for the task. */
-  deps: number[];
-  depTimeoutMs: number;
-  payload: unknown;
-}
+export { jobOps as taskOps };
+export { fenceTask } from './task.js';
+export type { FenceTaskContext, FenceTaskMessage } from './task.js';
 
-/** What the task function gets besides its payload. */
-export interface FenceTaskContext {
-  arena: Arena;
-  /** The task's out-fence (signaled by the wrapper when the function returns). */
-  fence: Fence;
-}
-
-/** The minimum of a piscina pool the glue needs. */
+/** The minimum of a piscina pool that {@link watchPool} needs. */
 export interface PoolLike {
-  run(task: unknown, options?: { name?: string }): Promise<unknown>;
   readonly threads: Worker[];
-  readonly options?: { atomics?: string };
   on(event: 'workerCreate', fn: () => void): unknown;
 }
 
-export const taskOps = defineFenceOps('fencelab:piscina', {
-  getDriverName: () => 'piscina',
-  getTimelineName: () => 'task',
-});
+type PiscinaOptions = NonNullable<ConstructorParameters<typeof Piscina>[0]>;
 
-const contexts = new Map<Arena, { context: number; seqno: number }>();
+/** {@link createFencePool}'s options: piscina's, less `atomics` (always `'async'`), plus the scheduler's. */
+export interface FencePoolOptions extends Omit<PiscinaOptions, 'atomics' | 'filename'> {
+  /** The task module (compiled JS: a path or file: URL) whose exports are `fenceTask(...)` functions. */
+  filename: string;
+  /** Always `'async'`; anything else is refused (EINVAL). */
+  atomics?: 'async';
+  /**
+   * How long (µs) a pull loop whose queue ran dry spins before it sleeps (default 50). A job queued
+   * within that time starts in well under a microsecond instead of after a futex wake-up; the price
+   * is that much spinning per lull.
+   */
+  lingerUs?: number;
+  /**
+   * How long (ms) a pull loop sleeps without work before it ends (default 250). While it sleeps, a
+   * queued job wakes it through shared memory; once it ended, the next job needs a message from the
+   * main thread (piscina's) to start a loop again. A sleeping loop is a running piscina task: it
+   * keeps the process alive until it ends or the pool is destroyed.
+   */
+  idleMs?: number;
+}
+
+/** Per-task options of {@link runWithFence}. */
+export interface RunOptions {
+  /** Fences the task needs signaled before it may start; an error in one becomes the task's. */
+  deps?: Fence[];
+  /** Keys of ctx.inputs, one per dependency (default: positions '0', '1', …). */
+  inputNames?: string[];
+  /** Cancels the task: not started → never runs, out-fence -ECANCELED; running → ctx.aborted. */
+  signal?: AbortSignal;
+  /** Runs the pool module's export of that name instead of the pool's default task. */
+  name?: string;
+  /** Called on this thread once the task finished: (null, result) or (error). */
+  done?: (err: unknown, result?: unknown) => void;
+}
+
+const KICK_FAILURES_TO_GIVE_UP = 3;
+
+/**
+ * A piscina pool driven by a fence scheduler. Create with {@link createFencePool}; destroy with
+ * {@link FencePool.destroy}.
+ */
+export class FencePool {
+  readonly arena: Arena;
+  /** The piscina pool underneath (its options, threads and events are piscina's). */
+  readonly piscina: Piscina;
+  /** @internal payload word of the scheduler block. */
+  readonly sw: number;
+  private readonly msg: FenceTaskMessage;
+  private readonly limit: number;
+  /** Kicks whose piscina promise has not settled. */
+  private kicks = 0;
+  /** Kicks ever sent (wraps like the loops' start count it is compared with). */
+  private issued = 0;
+  private kickFailures = 0;
+  private destroyed = false;
+  private pumping = false;
+  private again = false;
+  /** Resolves destroy()'s wait for the pull loops to end. */
+  private whenIdle: (() => void) | null = null;
+  /** Pull loops started and the jobs they ran (for tests and benchmarks). */
+  readonly counters = { kicks: 0, ran: 0, kickErrors: 0 };
+  /** The last error a kick ended with (a worker that died, a module that failed to load). */
+  lastKickError: unknown = undefined;
+
+  /** @internal use {@link createFencePool}. */
+  constructor(arena: Arena, options: FencePoolOptions) {
+    const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
+    if (atomics !== undefined && atomics !== 'async')
+      throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${String(atomics)}')`);
+    if (typeof filename !== 'string' || filename === '') throw Errors.invalid('createFencePool needs the task module as filename');
+    if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
+    if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');
+    this.arena = arena;
+    this.piscina = new Piscina({ ...rest, filename, atomics: 'async' });
+    const o = this.piscina.options;
+    this.limit = o.maxThreads * o.concurrentTasksPerWorker;
+    this.sw = schedCreate(arena, this);
+    this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs, idleMs };
+    watchPool(arena, this.piscina);
+    void this.bellLoop();
+  }
+
+  /** True once {@link destroy} was called. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** Ready jobs, running pull loops, and pull loops between jobs (a snapshot). */
+  stats(): { queued: number; pullers: number; looking: number; kicksInFlight: number } {
+    if (this.destroyed) return { queued: 0, pullers: 0, looking: 0, kicksInFlight: this.kicks };
+    return { ...schedCounts(this.arena, this.sw), kicksInFlight: this.kicks };
+  }
+
+  /**
+   * Starts pull loops while ready jobs outnumber the loops that will take them — those looking for
+   * work, and kicks sent but not yet started (told by the loops' own start count in shared memory,
+   * not by piscina's promises, which settle only once this thread's event loop runs) — up to
+   * maxThreads × concurrentTasksPerWorker loops.
+   * Threads: the pool's. Called on submission, on the BELL, and when a kick settles.
+   * @internal
+   */
+  pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        if (this.destroyed) return;
+        const c = schedCounts(this.arena, this.sw);
+        // A kick that failed may or may not have started its loop: counting it as started may
+        // start one loop too many (it finds nothing and leaves), never one too few.
+        const unstarted = Math.max(0, (this.issued - c.started - this.counters.kickErrors) | 0);
+        let want = Math.min(c.queued - c.looking - unstarted, this.limit - c.pullers - unstarted);
+        while (want-- > 0) this.kick();
+      } while (this.again);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private kick(): void {
+    this.kicks++;
+    this.issued = (this.issued + 1) | 0;
+    this.counters.kicks++;
+    this.piscina.run(this.msg).then(this.onKickDone, this.onKickFailed);
+  }
+
+  private readonly onKickDone = (ran: unknown): void => {
+    this.kicks--;
+    if (this.kicks === 0) this.whenIdle?.();
+    this.kickFailures = 0;
+    if (typeof ran === 'number') this.counters.ran += ran;
+    this.pump();
+  };
+
+  private readonly onKickFailed = (e: unknown): void => {
+    this.kicks--;
+    if (this.kicks === 0) this.whenIdle?.();
+    this.counters.kickErrors++;
+    this.lastKickError = e;
+    if (this.destroyed) return;
+    // A module that cannot load fails every kick: after a few in a row, fail the queued jobs
+    // instead of kicking forever (a worker that died is reaped, and its jobs end with -ENODEV).
+    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && schedCounts(this.arena, this.sw).pullers === 0) {
+      this.kickFailures = 0;
+      drainQueue(this.arena, this.sw, Errno.EIO);
+      return;
+    }
+    this.pump();
+  };
+
+  /**
+   * Waits on the scheduler's BELL, rung by threads that queued jobs no pull loop will take.
+   * A pending Atomics.waitAsync does not keep the process alive: the loop costs nothing when idle.
+   */
+  private async bellLoop(): Promise<void> {
+    const i32 = this.arena.i32;
+    const bell = bellIndex(this.sw);
+    while (!this.destroyed) {
+      const seen = Atomics.load(i32, bell);
+      this.pump();
+      const r = Atomics.waitAsync(i32, bell, seen);
+      if (r.async) await r.value;
+    }
+  }
+
+  /**
+   * Destroys the pool: tasks not started are cancelled (their out-fences -ECANCELED, now or — for
+   * those still waiting on fences from outside the pool — when they become ready); pull loops leave
+   * after their current task; after `graceMs` (default 100) piscina's workers are terminated, and a
+   * task still running then ends with -ENODEV (its worker reaped).
+   *
+   * The grace matters even when no task runs long: a worker that has just signaled a fence may still
+   * be handing the fence's callbacks to their threads, and terminating it there would lose them.
+   * Threads: the pool's. Returns when piscina is destroyed. Calling it again does nothing.
+   */
+  async destroy(options: { graceMs?: number } = {}): Promise<void> {
+    if (this.destroyed) return;
+    const graceMs = options.graceMs ?? 100;
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw Errors.invalid('graceMs must be a finite number ≥ 0');
+    this.destroyed = true;
+    schedDestroy(this.arena, this.sw);
+    drainQueue(this.arena, this.sw, Errno.ECANCELED);
+    try {
+      if (this.kicks > 0 && graceMs > 0) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await new Promise<void>((resolve) => {
+          this.whenIdle = resolve;
+          timer = setTimeout(resolve, graceMs);
+        });
+        clearTimeout(timer);
+        this.whenIdle = null;
+      }
+      await this.piscina.destroy();
+    } finally {
+      schedPut(this.arena, this.sw);
+    }
+  }
+}
+
+function toURL(filename: string): string {
+  return /^[a-z][a-z0-9+.-]*:/i.test(filename) && !/^[a-z]:[\\/]/i.test(filename) ? filename : pathToFileURL(filename).href;
+}
+
+/**
+ * Creates a piscina pool run by a fence scheduler: tasks start only once their dependency fences
+ * have signaled, and every pool worker is watched with `arena.watch` (a worker that dies is reaped:
+ * the task it ran ends with -ENODEV, its references and locks are recovered).
+ *
+ * piscina runs with `atomics: 'async'`: its default `'sync'` parks an idle worker in a blocking
+ * Atomics.wait between tasks, which freezes whatever async work a task leaves behind (awaited
+ * fences, callbacks delivered to the worker's inbox) until the next task arrives.
+ *
+ * Threads: any attached thread; the pool belongs to it (submissions and destroy happen there).
+ * Returns the {@link FencePool}. Throws EINVAL (bad options, atomics other than 'async'), ENOMEM.
+ */
+export function createFencePool(arena: Arena, options: FencePoolOptions): FencePool {
+  if (!(arena instanceof Arena)) throw Errors.invalid('createFencePool needs an Arena');
+  if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs options with a filename');
+  return new FencePool(arena, options);
+}
+
+function checkPool(pool: FencePool, arena: Arena): void {
+  if (!(pool instanceof FencePool)) {
+    const atomics = (pool as { options?: { atomics?: string } } | null)?.options?.atomics;
+    if (atomics !== undefined && atomics !== 'async')
+      throw Errors.invalid(`piscina pool must use atomics: 'async' (got '${atomics}'): 'sync' freezes a task's async waits`);
+    throw Errors.invalid('runWithFence needs a pool from createFencePool (its scheduler starts tasks once their dependencies signal)');
+  }
+  if (pool.arena.buffer !== arena.buffer) throw Errors.invalid('the pool belongs to another arena');
+  if (pool.isDestroyed) throw Errors.invalid('the pool was destroyed');
+}
+
+
+/**
+ * Runs `payload` on `pool` once every fence in `deps` has signaled, and returns the task's
+ * out-fence at once (a reference for the caller to put).
+ *
+ * The out-fence signals with status 1 when the task returned, -EIO when it threw, the error of the
+ * first dependency that failed (the task then never runs), -ECANCELED when `signal` aborted it
+ * before it started, -ENODEV when its worker died. The result (or what the task threw) stays with
+ * the fence: {@link taskResult}.
+ * Threads: the pool's thread. Locking: takes each dependency's fence lock in turn, then the
+ * scheduler's queue lock.
+ * Throws EINVAL (not a fence pool, destroyed pool, deps of another arena, a payload that cannot
+ * travel through shared memory — functions, SharedArrayBuffers), ENOMEM (nothing is left behind).
+ */
+export function runWithFence(pool: FencePool, arena: Arena, payload: unknown, opts: RunOptions = {}): Fence {
+  checkPool(pool, arena);
+  const deps = opts.deps ?? [];
+  if (!Array.isArray(deps)) throw Errors.invalid('deps must be an array of fences');
+  deps.forEach((d, i) => checkSameArena(arena, d, `deps[${i}]`));
+  const names = opts.inputNames;
+  if (names !== undefined && (!Array.isArray(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
+    throw Errors.invalid('inputNames must be strings, one per dependency');
+  if (opts.name !== undefined && typeof opts.name !== 'string') throw Errors.invalid('name must be a string');
+  const envelope: Envelope = [payload, opts.name ?? null, names ?? null];
+  const encoded: Encoded =
+    opts.name === undefined && names === undefined && payload === undefined ? encode(undefined, 'payload') : encode(trimEnvelope(envelope), 'payload');
+  const signal = opts.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw Errors.invalid('signal must be an AbortSignal');
+  const job = createJob(arena, pool.sw, encoded, signal?.aborted ? [] : deps, signal?.aborted === true);
+  if (signal && !signal.aborted) onAbort(arena, job, signal);
+  if (opts.done) onDone(job, opts.done);
+  return job;
+}
+
+/** Drops trailing nulls of the envelope (most tasks have neither a name nor input keys). */
+function trimEnvelope(e: Envelope): unknown[] {
+  if (e[2] !== null) return e;
+  if (e[1] !== null) return [e[0], e[1]];
+  return [e[0]];
+}
+
+/**
+ * Arms `signal` on a job: not started → cancelled (-ECANCELED); running → its abort word is set.
+ * The listener holds a job reference until the job's fence signals.
+ */
+function onAbort(arena: Arena, job: Fence, signal: AbortSignal): void {
+  job.get();
+  const jw = job.fw;
+  const abort = (): void => {
+    if (!cancelJob(arena, jw, Errno.ECANCELED)) abortRunning(arena, jw);
+  };
+  signal.addEventListener('abort', abort, { once: true });
+  startDispatcher(arena); // the cleanup below may be delivered from a worker
+  const cleanup = (): void => {
+    signal.removeEventListener('abort', abort);
+    job.put();
+  };
+  if (job.addCallback(cleanup) === null) cleanup();
+}
+
+/** Calls `done` on this thread when the job's fence signals (holding a reference until then). */
+function onDone(job: Fence, done: (err: unknown, result?: unknown) => void): void {
+  startDispatcher(job.arena); // a worker signals: the call is delivered to this thread's inbox
+  job.get();
+  const run = (): void => {
+    let err: unknown = null;
+    let value: unknown;
+    try {
+      value = taskResult(job);
+    } catch (e) {
+      err = e;
+    }
+    job.put();
+    if (err === null) done(null, value);
+    else done(err);
+  };
+  if (job.addCallback(run) === null) queueMicrotask(run);
+}
+
+/**
+ * The result of a finished pool task. Returns what the task returned. Throws what it threw (its
+ * fence has -EIO), a FenceError with the fence's code for any other error (ECANCELED, ENODEV, a
+ * dependency's), EBUSY while the fence is not signaled, EINVAL for a fence that is not a pool task.
+ * Threads: any attached thread holding a reference on `fence`.
+ */
+export function taskResult(fence: Fence): unknown {
+  if (!(fence instanceof Fence)) throw Errors.invalid('taskResult needs a Fence');
+  if (!isJob(fence.arena, fence.fw)) throw Errors.invalid('taskResult: not the out-fence of a pool task');
+  if (!fence.testSignaledFlag()) throw Errors.busy('taskResult: the task has not finished');
+  const status = fence.status();
+  const r = jobResult(fence.arena, fence.fw);
+  if (r.thrown) throw r.value;
+  if (status < 0) throw Errors.fromErrno(status, `task ended with ${fence.error} (${fence.describe()})`);
+  return r.value;
+}
 
 /**
  * Signals `fence` with `errno` unless it is already signaled, atomically under the fence lock (so
  * a concurrent successful signal is never turned into an error). Callbacks of the calling thread
- * run under the lock (kernel dma_fence_signal_locked). Returns true when this call signaled it.
+ * run under the lock (kernel dma_fence_signal_locked).
+ * Threads: any attached thread. Returns true when this call signaled it. Throws EINVAL (errno).
  */
 export function signalError(fence: Fence, errno: number): boolean {
-  return fence.withLock(() => {
-    if (fence.testSignaledFlag()) return false;
-    fence.setError(errno);
-    fence.signalLocked();
-    return true;
-  });
+  return signalErrorAt(fence.arena, fence, errno);
 }
 
 /**
- * Runs `payload` on `pool` and returns the task's out-fence at once (a reference for the caller
- * to put). `deps`: fences the task waits for first (an error in one is propagated to the out-fence
- * and the function does not run). When the task throws, the out-fence gets -EIO; when the worker
- * dies or the pool rejects the task before the wrapper ran, the caller signals it with -EIO.
- * Threads: any attached thread. Throws EINVAL for a pool not in `atomics: 'async'` mode.
- * `done` (optional) receives the task's result or error.
- */
-export function runWithFence(
-  pool: PoolLike,
-  arena: Arena,
-  payload: unknown,
-  opts: { deps?: Fence[]; name?: string; depTimeoutMs?: number; done?: (err: unknown, result?: unknown) => void } = {},
-): Fence {
-  const atomics = pool.options?.atomics;
-  if (atomics !== undefined && atomics !== 'async')
-    throw Errors.invalid(`piscina pool must use atomics: 'async' (got '${atomics}'): 'sync' freezes a task's async waits`);
-  let tl = contexts.get(arena);
-  if (!tl) contexts.set(arena, (tl = { context: contextAlloc(arena, 1), seqno: 0 }));
-  const out = Fence.create(arena, { ops: taskOps, context: tl.context, seqno: ++tl.seqno >>> 0 });
-  out.get(); // the task's reference
-  const deps = opts.deps ?? [];
-  for (const d of deps) d.get();
-  const msg: FenceTaskMessage = {
-    buffer: arena.buffer,
-    fence: out.handle,
-    deps: deps.map((d) => d.handle),
-    depTimeoutMs: opts.depTimeoutMs ?? 60_000,
-    payload,
-  };
-  const view = Fence.fromHandle(arena, out.handle);
-  pool.run(msg, opts.name ? { name: opts.name } : undefined).then(
-    (r) => opts.done?.(null, r),
-    (e) => {
-      // The wrapper signals before its promise settles; an unsignaled fence here means the task
-      // never ran to the end (worker terminated, pool destroyed, bad module).
-      if (view.arena.isDetached) return;
-      try {
-        signalError(view, Errno.EIO);
-      } catch {
-        // released meanwhile: the caller put its reference and the task ran; nothing to signal
-      }
-      opts.done?.(e);
-    },
-  );
-  return out;
-}
-
-/**
- * Wraps a task function for a piscina worker module: attaches the arena, tracks the references it
- * was handed (so a dying worker's are put by the reaper), waits for the dependencies, runs `fn`,
- * signals the out-fence (-EIO if `fn` threw, a dependency's error if one failed) and puts.
- */
-export function fenceTask<R>(
-  fn: (payload: unknown, ctx: FenceTaskContext) => R | Promise<R>,
-): (msg: FenceTaskMessage) => Promise<R | undefined> {
-  return async (msg: FenceTaskMessage) => {
-    const arena = Arena.attach(msg.buffer);
-    const out = trackRef(Fence.fromHandle(arena, msg.fence));
-    const deps = msg.deps.map((h) => trackRef(Fence.fromHandle(arena, h)));
-    try {
-      for (const d of deps) {
-        if (!(await d.waitAsync(msg.depTimeoutMs))) {
-          signalError(out, Errno.ETIMEDOUT);
-          return undefined;
-        }
-        const st = d.status();
-        if (st < 0) {
-          signalError(out, st);
-          return undefined;
-        }
-      }
-      const r = await fn(msg.payload, { arena, fence: out });
-      out.signal();
-      return r;
-    } catch (e) {
-      signalError(out, Errno.EIO);
-      throw e;
-    } finally {
-      for (const d of deps) putTracked(d);
-      putTracked(out);
-    }
-  };
-}
-
-/**
- * Watches every worker of `pool`, present and future (Arena.watch): a task worker that dies has its
- * slot reaped — its tracked references put, its locks released.
+ * Watches every worker of a piscina pool, present and future (Arena.watch): a worker that dies has
+ * its slot reaped — the job it ran ends with -ENODEV, its references are put, its locks released.
+ * {@link createFencePool} does this itself; use it for a plain piscina pool whose tasks use the arena.
  * Threads: the thread that owns the pool.
  */
 export function watchPool(arena: Arena, pool: PoolLike): void {

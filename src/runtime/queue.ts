@@ -1,0 +1,323 @@
+/**
+ * The pool scheduler's ready queue and pull loops, in shared memory: one control block per pool
+ * (layout.ts, S_*) holding a FIFO of ready jobs (linked through J_NEXT) under a robust futex lock,
+ * and the counts that tell who will take a queued job — pull loops looking for work (awake, or asleep on
+ * the queue head, or asleep on WORK), kicks not yet started — so that a push wakes a sleeping loop,
+ * or asks the pool's thread (BELL) to start one, only when no loop would take the job unasked.
+ *
+ * Pull loops run in pool workers (task.ts); the pool's thread owns the block (piscina.ts). The jobs
+ * themselves — when they become ready, how they finish — are jobs.ts.
+ */
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as K from '../locks/layout.js';
+import * as L from './layout.js';
+import { acquireWord, releaseWord } from '../locks/lockword.js';
+import { fenceGet } from '../fence/core.js';
+
+const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
+const { J_NEXT } = L;
+const { S_LOCK, S_HEAD, S_TAIL, S_QUEUED, S_PULLERS, S_LOOKING, S_SLEEPING, S_BELL, S_WORK, S_FLAGS, S_REFS, S_STARTED } = L;
+
+const SCHED_BLOCK = BLOCK_HEADER_BYTES + L.SCHED_WORDS * 4;
+
+/* ───────────── the main thread's side, seen from shared memory ───────────── */
+
+/**
+ * What the thread that owns a scheduler (the one that created its pool) does when ready jobs need
+ * more pull loops: it starts them itself. Any other thread rings the scheduler's BELL instead.
+ */
+export interface SchedulerOwner {
+  pump(): void;
+}
+const owners = new Map<Arena, Map<number, SchedulerOwner>>();
+
+/**
+ * Allocates a scheduler block holding one reference (the pool's) and registers `owner` as this
+ * thread's. Threads: the pool's thread. Returns its payload word index. Throws ENOMEM.
+ */
+export function schedCreate(arena: Arena, owner: SchedulerOwner): number {
+  const sw = arena.allocBlock(SCHED_BLOCK, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+  arena.i32.fill(0, sw, sw + L.SCHED_WORDS);
+  arena.i32[sw + S_REFS] = 1;
+  let m = owners.get(arena);
+  if (!m) owners.set(arena, (m = new Map()));
+  m.set(sw, owner);
+  return sw;
+}
+
+/** Takes one scheduler reference (a job's, until it finishes). Threads: any attached thread holding one. */
+export function schedGet(arena: Arena, sw: number): void {
+  Atomics.add(arena.i32, sw + S_REFS, 1);
+}
+
+/** Drops one scheduler reference; the last frees the block. Threads: any attached thread. */
+export function schedPut(arena: Arena, sw: number): void {
+  if (Atomics.sub(arena.i32, sw + S_REFS, 1) !== 1) return;
+  owners.get(arena)?.delete(sw);
+  arena.freeBlock(sw - BLOCK_HEADER_WORDS);
+}
+
+/**
+ * Marks the scheduler destroyed: pull loops leave, the owner's kick loop ends, and a job pushed from
+ * now on is reported to its pusher as such (see {@link push}). Threads: the owner. The caller
+ * cancels what is queued (jobs.ts drainQueue).
+ */
+export function schedDestroy(arena: Arena, sw: number): void {
+  const i32 = arena.i32;
+  lockSched(arena, sw);
+  i32[sw + S_FLAGS] |= L.SF_DESTROYED;
+  unlockSched(arena, sw);
+  owners.get(arena)?.delete(sw);
+  Atomics.add(i32, sw + S_WORK, 1);
+  Atomics.notify(i32, sw + S_WORK); // sleeping pull loops leave
+  Atomics.add(i32, sw + S_BELL, 1);
+  Atomics.notify(i32, sw + S_BELL);
+}
+
+/** Counts the main thread reads to decide how many pull loops to start (hints, read without the lock). */
+export function schedCounts(arena: Arena, sw: number): { queued: number; pullers: number; looking: number; started: number } {
+  const i32 = arena.i32;
+  return {
+    queued: Atomics.load(i32, sw + S_QUEUED),
+    pullers: Atomics.load(i32, sw + S_PULLERS),
+    looking: Atomics.load(i32, sw + S_LOOKING),
+    started: Atomics.load(i32, sw + S_STARTED),
+  };
+}
+
+export function lockSched(arena: Arena, sw: number): void {
+  // A dead holder's word is released by the locks layer's reaper (owner died); the queue is
+  // consistent at every call boundary, so taking over needs nothing more.
+  acquireWord(arena, sw + S_LOCK, K.LK_FUTEX);
+}
+export function unlockSched(arena: Arena, sw: number): void {
+  releaseWord(arena, sw + S_LOCK, K.LK_FUTEX);
+}
+
+/**
+ * Appends `jw` to the ready queue with the queue's own reference. When ready jobs outnumber the
+ * pull loops looking for work, asks for another loop: the owner thread starts it, others ring BELL.
+ * Threads: any attached thread. Returns true when the scheduler is destroyed: nobody will take the
+ * job, the caller cancels the queue.
+ */
+export function push(arena: Arena, sw: number, jw: number): boolean {
+  const i32 = arena.i32;
+  fenceGet(i32, jw);
+  lockSched(arena, sw);
+  i32[jw + J_NEXT] = 0;
+  const tail = i32[sw + S_TAIL];
+  if (tail) i32[tail + J_NEXT] = jw;
+  else i32[sw + S_HEAD] = jw;
+  i32[sw + S_TAIL] = jw;
+  const queued = i32[sw + S_QUEUED] + 1;
+  i32[sw + S_QUEUED] = queued;
+  const destroyed = (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
+  const short = queued > i32[sw + S_LOOKING];
+  // Looking loops that are awake — spinning on HEAD, or finishing the job whose signal is pushing
+  // this one — take the first jobs: waking a sleeper for those would only have it find nothing and
+  // put a third thread on two busy cores. Beyond them, a sleeping loop is woken.
+  const wake = queued > i32[sw + S_LOOKING] - i32[sw + S_SLEEPING];
+  unlockSched(arena, sw);
+  if (wake) {
+    Atomics.add(i32, sw + S_WORK, 1);
+    Atomics.notify(i32, sw + S_WORK, 1);
+  }
+  if (destroyed) return true;
+  if (!short) return false;
+  const owner = owners.get(arena)?.get(sw);
+  if (owner) owner.pump();
+  else {
+    Atomics.add(i32, sw + S_BELL, 1);
+    Atomics.notify(i32, sw + S_BELL);
+  }
+  return false;
+}
+
+/** Takes the first queued job (0 when empty). Called with the scheduler lock held. */
+function unlinkFirst(i32: Int32Array, sw: number): number {
+  const jw = i32[sw + S_HEAD];
+  if (jw === 0) return 0;
+  const next = i32[jw + J_NEXT];
+  i32[sw + S_HEAD] = next;
+  if (next === 0) i32[sw + S_TAIL] = 0;
+  i32[sw + S_QUEUED]--;
+  return jw;
+}
+
+/** Takes the first queued job outside any pull loop (0 when empty). Threads: any attached thread. */
+export function takeQueued(arena: Arena, sw: number): number {
+  lockSched(arena, sw);
+  const jw = unlinkFirst(arena.i32, sw);
+  unlockSched(arena, sw);
+  return jw;
+}
+
+/* ───────────── pull loops (pool workers) ───────────── */
+
+/**
+ * Enters a pull loop for scheduler `sw` in the calling thread: counted in PULLERS and LOOKING, and
+ * recorded in the thread slot so that a reaper can take it out again if the thread dies.
+ */
+export function enterPull(arena: Arena, sw: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  lockSched(arena, sw);
+  i32[sw + S_PULLERS]++;
+  i32[sw + S_LOOKING]++;
+  i32[sw + S_STARTED] = (i32[sw + S_STARTED] + 1) | 0;
+  i32[sb + L.T_PULL_SCHED] = sw;
+  i32[sb + L.T_PULL_GEN] = arena.generationAt(sw - BLOCK_HEADER_WORDS);
+  i32[sb + L.T_PULL_LOOPS]++;
+  i32[sb + L.T_PULL_LOOKING]++;
+  unlockSched(arena, sw);
+}
+
+/** What {@link takeOrPark} returns when the loop should sleep (the WORK value is in `parkedOn`). */
+export const PARK = 0;
+/** What {@link takeOrPark} returns when the loop must leave (the pool was destroyed); it has left. */
+export const LEAVE = -1;
+
+/** A pull loop's parking state: the WORK value to sleep on, and whether it is counted asleep. */
+export interface Park {
+  parkedOn: number;
+  asleep: boolean;
+}
+
+/**
+ * Takes the next ready job for a looking pull loop (its payload word, > 0). An empty queue is
+ * watched for `lingerUs`, spinning on its head; still empty, the call counts the loop SLEEPING and
+ * returns PARK with the WORK value to sleep on in `park.parkedOn`. Going to sleep — re-checking the
+ * queue, counting the sleeper, reading WORK — happens under the lock that pushes take: a push either
+ * sees the loop awake (and it takes the job) or counted asleep, and then moves WORK after that read
+ * (so the sleep returns at once). A loop that was asleep is counted awake again on its next call.
+ * A destroyed scheduler makes the loop leave (LEAVE, counts updated). The loop stays counted
+ * LOOKING throughout.
+ */
+export function takeOrPark(arena: Arena, sw: number, lingerUs: number, park: Park): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  let end = -1;
+  for (;;) {
+    lockSched(arena, sw);
+    if (park.asleep) {
+      park.asleep = false;
+      i32[sw + S_SLEEPING]--;
+      i32[sb + L.T_PULL_SLEEPING]--;
+    }
+    const jw = unlinkFirst(i32, sw);
+    if (jw !== 0) {
+      i32[sw + S_LOOKING]--;
+      i32[sb + L.T_PULL_LOOKING]--;
+      unlockSched(arena, sw);
+      return jw;
+    }
+    if (i32[sw + S_FLAGS] & L.SF_DESTROYED) {
+      leaveLocked(arena, sw);
+      unlockSched(arena, sw);
+      return LEAVE;
+    }
+    const now = performance.now();
+    if (end < 0) end = now + lingerUs / 1000;
+    if (now >= end) {
+      park.asleep = true;
+      i32[sw + S_SLEEPING]++;
+      i32[sb + L.T_PULL_SLEEPING]++;
+      park.parkedOn = Atomics.load(i32, sw + S_WORK);
+      unlockSched(arena, sw);
+      return PARK;
+    }
+    unlockSched(arena, sw);
+    // Linger: a spinning waiter catches a push in well under a microsecond, where a sleeping one
+    // costs the next job a wake-up (≈13 µs, ≈120 µs if the core idled).
+    while (Atomics.load(i32, sw + S_HEAD) === 0 && performance.now() < end) for (let k = 0; k < 32; k++) if (Atomics.load(i32, sw + S_HEAD) !== 0) break;
+  }
+}
+
+/** Index of the scheduler's WORK word, which sleeping pull loops wait on. */
+export function workIndex(sw: number): number {
+  return sw + S_WORK;
+}
+
+/**
+ * A pull loop that slept its idle time without work leaves (counts updated). Returns false — and
+ * the loop stays, counted awake — when a job was queued meanwhile.
+ */
+export function leaveIdle(arena: Arena, sw: number, park: Park): boolean {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  lockSched(arena, sw);
+  if (park.asleep) {
+    park.asleep = false;
+    i32[sw + S_SLEEPING]--;
+    i32[sb + L.T_PULL_SLEEPING]--;
+  }
+  const stay = i32[sw + S_HEAD] !== 0 && !(i32[sw + S_FLAGS] & L.SF_DESTROYED);
+  if (!stay) leaveLocked(arena, sw);
+  unlockSched(arena, sw);
+  return !stay;
+}
+
+/** The calling thread's looking loop leaves the scheduler's counts (lock held). */
+function leaveLocked(arena: Arena, sw: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  i32[sw + S_PULLERS]--;
+  i32[sw + S_LOOKING]--;
+  i32[sb + L.T_PULL_LOOKING]--;
+  if (--i32[sb + L.T_PULL_LOOPS] === 0) i32[sb + L.T_PULL_SCHED] = 0;
+}
+
+/** The loop's job is over: it looks for the next (counted before the job's fence signals). */
+export function lookAgain(arena: Arena, sw: number): void {
+  const i32 = arena.i32;
+  lockSched(arena, sw);
+  i32[sw + S_LOOKING]++;
+  i32[arena.slotBase + L.T_PULL_LOOKING]++;
+  unlockSched(arena, sw);
+}
+
+/* ───────────── dead workers ───────────── */
+
+/**
+ * Reap hook: a dead thread's pull loops leave the scheduler's counts (else the main thread would
+ * wait for loops that will never take a job), and the owner is asked to make up for them.
+ */
+onReap(ReapStage.DISPATCH, (arena, slot) => {
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const sw = i32[b + L.T_PULL_SCHED];
+  if (sw === 0 || slot === arena.slot) return;
+  i32[b + L.T_PULL_SCHED] = 0;
+  if (!arena.isLive(sw - BLOCK_HEADER_WORDS, i32[b + L.T_PULL_GEN])) return;
+  lockSched(arena, sw);
+  i32[sw + S_PULLERS] -= i32[b + L.T_PULL_LOOPS];
+  i32[sw + S_LOOKING] -= i32[b + L.T_PULL_LOOKING];
+  i32[sw + S_SLEEPING] -= i32[b + L.T_PULL_SLEEPING];
+  unlockSched(arena, sw);
+  i32[b + L.T_PULL_LOOPS] = 0;
+  i32[b + L.T_PULL_LOOKING] = 0;
+  i32[b + L.T_PULL_SLEEPING] = 0;
+  const owner = owners.get(arena)?.get(sw);
+  if (owner) queueMicrotask(() => owner.pump());
+  else {
+    Atomics.add(i32, sw + S_BELL, 1);
+    Atomics.notify(i32, sw + S_BELL);
+  }
+});
+
+/** Handle of the scheduler block (posted to pool workers). */
+export function schedHandle(arena: Arena, sw: number): number {
+  return arena.handleOf(sw - BLOCK_HEADER_WORDS);
+}
+
+/** Word index of a scheduler's BELL (the owner's kick loop waits on it). */
+export function bellIndex(sw: number): number {
+  return sw + S_BELL;
+}
+
+/** Validates a scheduler handle posted to a worker; returns its payload word. Throws EBADF / EINVAL. */
+export function schedFromHandle(arena: Arena, handle: number): number {
+  return arena.resolve(handle, A.BlockType.INTERNAL, 'scheduler') + BLOCK_HEADER_WORDS;
+}
