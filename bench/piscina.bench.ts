@@ -33,8 +33,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Arena, Fence, createFencePool, runWithFence, type FencePool } from '../src/index.js';
-import { RESULTS_DIR } from '../src/cli/results.js';
-import { goal, printTable, row, runInfo, type Goal, type Row } from './util.js';
+import { RESULTS_DIR } from '../src/report/schema.js';
+import { textTable } from '../src/report/text.js';
+import { goal, row, type Goal, type Row } from './util.js';
 
 function argNum(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -193,7 +194,8 @@ async function main(): Promise<void> {
     row(results, names[6], names[5], target),
     row(results, names[7], names[5]),
   ];
-  printTable(`fence pool scheduler vs pool.run (2 threads, ${ROUNDS} interleaved rounds; ratio < 1 is faster)`, rows);
+  console.log(`fence pool scheduler vs pool.run (2 threads, ${ROUNDS} interleaved rounds; ratio < 1 is faster)`);
+  console.log(textTable(['row', 'µs', 'baseline', 'ratio'], rows.map((r) => [r.name, (r.nsPerOp / 1000).toFixed(1), r.baseline ?? '', r.ratio?.toFixed(2) ?? ''])));
   console.log(`load average during the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores`);
   const speedup = (a: string, b: string): number => results.get(a)! / results.get(b)!;
   const goals: Goal[] = [
@@ -206,7 +208,7 @@ async function main(): Promise<void> {
   console.log(`pull loops started: ${counters.kicks}, jobs they ran: ${counters.ran}`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, 'piscina.json');
-  writeFileSync(file, JSON.stringify({ ...runInfo(), loadavg: loadavg(), chainLength: CHAIN, tasks: TASKS, gapUs: GAP_US, rows, goals, counters }, null, 2));
+  writeFileSync(file, JSON.stringify({ node: process.version, cores: availableParallelism(), date: new Date().toISOString(), loadavg: loadavg(), chainLength: CHAIN, tasks: TASKS, gapUs: GAP_US, rows, goals, counters }, null, 2));
   console.log(`\nwrote ${file}`);
 }
 

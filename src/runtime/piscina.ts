@@ -16,7 +16,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import { createRequire } from 'node:module';
 import { Arena } from '../arena/arena.js';
 import { Errno, Errors } from '../errors.js';
 import { Fence } from '../fence/fence.js';
@@ -36,10 +36,33 @@ export interface PoolLike {
   on(event: 'workerCreate', fn: () => void): unknown;
 }
 
-type PiscinaOptions = NonNullable<ConstructorParameters<typeof Piscina>[0]>;
+/**
+ * The part of a piscina pool the fence pool uses. piscina is an optional peer dependency, loaded
+ * only when a fence pool is created, so neither its code nor its types are needed by other users.
+ */
+export interface PiscinaPool extends PoolLike {
+  readonly options: { readonly maxThreads: number; readonly concurrentTasksPerWorker: number };
+  run(task: unknown, options?: { name?: string; signal?: AbortSignal }): Promise<unknown>;
+  destroy(): Promise<void>;
+}
 
-/** {@link createFencePool}'s options: piscina's, less `atomics` (always `'async'`), plus the scheduler's. */
-export interface FencePoolOptions extends Omit<PiscinaOptions, 'atomics' | 'filename'> {
+/** Loads piscina (an optional peer dependency) on first use; throws EINVAL naming the fix when absent. */
+function loadPiscina(): new (options: Record<string, unknown>) => PiscinaPool {
+  try {
+    return (createRequire(import.meta.url)('piscina') as { Piscina: new (options: Record<string, unknown>) => PiscinaPool }).Piscina;
+  } catch {
+    throw Errors.invalid('createFencePool needs piscina, an optional peer dependency of fencelab: npm install piscina');
+  }
+}
+
+/**
+ * {@link createFencePool}'s options: piscina's pool options (maxThreads, minThreads, idleTimeout,
+ * workerData, resourceLimits, … passed through as they are), less `atomics` (always `'async'`),
+ * plus the scheduler's.
+ */
+export interface FencePoolOptions {
+  /** piscina's other pool options, passed through. */
+  [option: string]: unknown;
   /** The task module (compiled JS: a path or file: URL) whose exports are `fenceTask(...)` functions. */
   filename: string;
   /** Always `'async'`; anything else is refused (EINVAL). */
@@ -82,7 +105,7 @@ const KICK_FAILURES_TO_GIVE_UP = 3;
 export class FencePool {
   readonly arena: Arena;
   /** The piscina pool underneath (its options, threads and events are piscina's). */
-  readonly piscina: Piscina;
+  readonly piscina: PiscinaPool;
   /** @internal payload word of the scheduler block. */
   readonly sw: number;
   private readonly msg: FenceTaskMessage;
@@ -104,6 +127,7 @@ export class FencePool {
 
   /** @internal use {@link createFencePool}. */
   constructor(arena: Arena, options: FencePoolOptions) {
+    if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
     const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
     if (atomics !== undefined && atomics !== 'async')
       throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${String(atomics)}')`);
@@ -111,6 +135,7 @@ export class FencePool {
     if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
     if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');
     this.arena = arena;
+    const Piscina = loadPiscina();
     this.piscina = new Piscina({ ...rest, filename, atomics: 'async' });
     const o = this.piscina.options;
     this.limit = o.maxThreads * o.concurrentTasksPerWorker;
