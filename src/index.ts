@@ -11,6 +11,7 @@ export { SpinLock } from './locks/spinlock.js';
 export { Fence } from './fence/fence.js';
 export { FenceSlot } from './fence/slot.js';
 export type { FenceCallback, FenceInit } from './fence/fence.js';
+export type { WaitOptions } from './fence/wait.js';
 export { defineFenceOps } from './fence/ops.js';
 export type { FenceOps, FenceOpsTable } from './fence/ops.js';
 export { drainInbox } from './fence/callbacks.js';

@@ -5,10 +5,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  Arena, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, dedupArray, defineFenceOps, isContainer, matchContext,
+  Arena, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, dedupArray, defineFenceOps, drainInbox, isContainer, matchContext,
 } from '../src/index.js';
 import { fenceTryGet } from '../src/fence/core.js';
-import { F_REFCOUNT } from '../src/fence/layout.js';
+import { FLAG_ENABLE_SIGNAL, F_REFCOUNT } from '../src/fence/layout.js';
 import { TestWorker, expectClean, rejects } from './support/core.js';
 
 const arenas: Arena[] = [];
@@ -189,9 +189,9 @@ describe('deadlines end to end (kernel dma_fence_set_deadline)', () => {
     const tl = SwTimeline.create(arena, 'deadlines');
     const fd = tl.createFence(1);
     rejects(arena, () => tl.getDeadline(fd), 'ENOENT');
-    const f = SyncFile.getFence(arena, fd)!;
-    f.setDeadline(500n);
+    SyncFile.setDeadline(arena, fd, 500n); // SYNC_IOC_SET_DEADLINE
     expect(tl.getDeadline(fd)).toBe(500n);
+    const f = SyncFile.getFence(arena, fd)!;
     f.setDeadline(800n); // later: the earlier one stays
     expect(tl.getDeadline(fd)).toBe(500n);
     f.setDeadline(200n);
@@ -200,9 +200,7 @@ describe('deadlines end to end (kernel dma_fence_set_deadline)', () => {
     const tl2 = SwTimeline.create(arena, 'other'); // merge keeps one point per context
     const fd2 = tl2.createFence(2);
     const merged = SyncFile.merge(arena, fd, fd2);
-    const m = SyncFile.getFence(arena, merged)!;
-    m.setDeadline(100n);
-    m.put();
+    SyncFile.setDeadline(arena, merged, 100n);
     expect(tl.getDeadline(fd)).toBe(100n);
     expect(tl2.getDeadline(fd2)).toBe(100n);
     rejects(arena, () => tl.getDeadline(fd2), 'EINVAL'); // a point of another timeline
@@ -210,6 +208,7 @@ describe('deadlines end to end (kernel dma_fence_set_deadline)', () => {
     const plain = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
     const pfd = SyncFile.create(arena, plain);
     rejects(arena, () => tl.getDeadline(pfd), 'EINVAL');
+    rejects(arena, () => SyncFile.setDeadline(arena, pfd, -1n), 'EINVAL');
     tl.inc(2);
     tl2.inc(2);
     for (const x of [fd, fd2, merged, pfd]) SyncFile.close(arena, x);
@@ -302,5 +301,231 @@ describe('allocation apart from initialisation (kernel dma_fence_array_alloc/ini
     const spare = FenceChain.alloc(arena);
     spare.free();
     rejects(arena, () => spare.free(), 'EBADF');
+  });
+});
+
+describe('callbacks when signaling is refused (kernel dma_fence_add_callback)', () => {
+  it('dma_fence_add_callback: ops.enableSignaling returning false → -ENOENT (null), the callback is never called', () => {
+    const arena = newArena();
+    const ops = defineFenceOps('test:parity-refuse', {
+      getDriverName: () => 'd',
+      getTimelineName: () => 't',
+      enableSignaling: () => false,
+    });
+    const f = Fence.create(arena, { ops, context: Fence.contextAlloc(arena), seqno: 1 });
+    const ran: string[] = [];
+    expect(f.addCallback(() => ran.push('refused'))).toBeNull();
+    expect(f.isSignaled()).toBe(true); // the refusal signaled it
+    expect(ran).toEqual([]);
+    drainInbox(arena);
+    expect(ran).toEqual([]);
+    f.put();
+  });
+
+  it('dma_fence_add_callback on an array whose children have all signaled: null, never called', () => {
+    const arena = newArena();
+    const a = fence(arena);
+    const b = fence(arena);
+    a.signal();
+    b.signal();
+    const arr = FenceArray.create(arena, [a.get(), b.get()], { context: Fence.contextAlloc(arena), seqno: 1 });
+    let ran = 0;
+    expect(arr.addCallback(() => ran++)).toBeNull();
+    expect(ran).toBe(0);
+    expect(arr.testSignaledFlag()).toBe(true);
+    for (const x of [arr, a, b]) x.put();
+  });
+});
+
+describe('ops run in a thread that has them, or are refused (kernel: the core always calls its ops)', () => {
+  async function run(define: boolean) {
+    const arena = newArena();
+    const calls: string[] = [];
+    const ops = defineFenceOps('test:parity-ops', {
+      getDriverName: () => 'parity',
+      getTimelineName: () => 'main',
+      enableSignaling: () => {
+        calls.push('enable');
+        return true;
+      },
+      release: () => void calls.push('release'),
+    });
+    const f = Fence.create(arena, { ops, context: Fence.contextAlloc(arena), seqno: 1 });
+    const tally = new Int32Array(new SharedArrayBuffer(8));
+    const w = new TestWorker('ops-user', { buffer: arena.buffer, handle: f.get().handle, define, tally: tally.buffer });
+    const done = await w.next('done');
+    expect(await w.exited()).toBe(0);
+    return { arena, f, calls, tally, done };
+  }
+
+  it('a worker that registered the ops: enableSignaling and release run there (dma_fence_enable_sw_signaling, dma_fence_release)', async () => {
+    const { f, calls, tally, done } = await run(true);
+    expect(done).toMatchObject({ enable: 'ok', put: 'ok' });
+    expect(Atomics.load(tally, 0)).toBe(1); // enableSignaling ran in the worker
+    expect(f.refcount).toBe(1);
+    f.signal();
+    f.put(); // the last reference: release runs here, in a thread that has the ops
+    expect(calls).toEqual(['release']);
+    expect(Atomics.load(tally, 1)).toBe(0);
+  });
+
+  it('a worker without the ops is refused with EINVAL naming the fix, and nothing is skipped', async () => {
+    const { f, calls, tally, done } = await run(false);
+    expect(done).toMatchObject({ enable: 'EINVAL', put: 'EINVAL' });
+    expect(Atomics.load(tally, 0)).toBe(0);
+    expect(f.refcount).toBe(2); // the refused put left the worker's reference: we put it for it
+    expect(f.flags & FLAG_ENABLE_SIGNAL).toBe(0); // ENABLE_SIGNAL not set: enabling can still happen here
+    f.enableSignaling();
+    expect(calls).toEqual(['enable']);
+    f.put();
+    f.signal();
+    f.put();
+    expect(calls).toEqual(['enable', 'release']);
+  });
+});
+
+describe('locked variants (kernel dma_fence_get_status_locked, dma_fence_is_signaled_locked)', () => {
+  it('statusLocked / isSignaledLocked work under withLock, where status() and isSignaled()-that-signals would deadlock', () => {
+    const arena = newArena();
+    let done = false;
+    const ops = defineFenceOps('test:parity-polled', {
+      getDriverName: () => 'd',
+      getTimelineName: () => 't',
+      signaled: () => done,
+    });
+    const f = Fence.create(arena, { ops, context: Fence.contextAlloc(arena), seqno: 1 });
+    f.withLock(() => {
+      rejects(arena, () => f.status(), 'EDEADLK');
+      expect(f.statusLocked()).toBe(0);
+      expect(f.isSignaledLocked()).toBe(false);
+      done = true;
+      expect(f.isSignaledLocked()).toBe(true); // polled and signaled under the lock (signalLocked)
+      expect(f.testSignaledFlag()).toBe(true);
+      expect(f.statusLocked()).toBe(1);
+    });
+    rejects(arena, () => f.statusLocked(), 'EPERM'); // not held
+    rejects(arena, () => f.isSignaledLocked(), 'EPERM');
+    const g = fence(arena);
+    g.setError(Errno.EIO);
+    g.withLock(() => {
+      g.signalLocked();
+      expect(g.statusLocked()).toBe(Errno.EIO);
+    });
+    f.put();
+    g.put();
+  });
+});
+
+describe('ordering and user flag bits (kernel dma_fence_is_later_or_same, DMA_FENCE_FLAG_USER_BITS)', () => {
+  it('dma_fence_is_later_or_same: a fence is later-or-same than itself and than earlier ones, with wrap-around', () => {
+    const arena = newArena();
+    const ctx = Fence.contextAlloc(arena);
+    const a = fence(arena, 0xffffffff, ctx);
+    const b = fence(arena, 1, ctx); // after the wrap
+    const same = fence(arena, 1, ctx);
+    expect(Fence.isLaterOrSame(b, a)).toBe(true);
+    expect(Fence.isLaterOrSame(a, b)).toBe(false);
+    expect(Fence.isLaterOrSame(b, same)).toBe(true);
+    expect(Fence.isLaterOrSame(a, a)).toBe(true);
+    const other = fence(arena, 1);
+    rejects(arena, () => Fence.isLaterOrSame(a, other), 'EINVAL');
+    for (const x of [a, b, same, other]) x.put();
+  });
+
+  it('DMA_FENCE_FLAG_USER_BITS: a documented range of bits the driver sets and tests; the core never touches them', () => {
+    const arena = newArena();
+    const f = fence(arena);
+    expect(Fence.USER_FLAG_COUNT).toBeGreaterThanOrEqual(8);
+    for (let bit = 0; bit < Fence.USER_FLAG_COUNT; bit++) expect(f.testUserFlag(bit)).toBe(false);
+    expect(f.setUserFlag(3)).toBe(false); // was clear (kernel test_and_set_bit)
+    expect(f.setUserFlag(3)).toBe(true);
+    expect(f.testUserFlag(3)).toBe(true);
+    expect(f.testUserFlag(2)).toBe(false);
+    f.signal(); // signaling keeps them
+    expect(f.testUserFlag(3)).toBe(true);
+    expect(f.clearUserFlag(3)).toBe(true);
+    expect(f.testUserFlag(3)).toBe(false);
+    expect(f.status()).toBe(1);
+    rejects(arena, () => f.setUserFlag(Fence.USER_FLAG_COUNT), 'EINVAL');
+    rejects(arena, () => f.testUserFlag(-1), 'EINVAL');
+    f.put();
+  });
+});
+
+describe('describe() in the kernel shape (kernel dma_fence_describe)', () => {
+  it("dma_fence_describe: '<context>:<seqno> <timeline> <driver> [un]signalled', names empty once the ops are detached", () => {
+    const arena = newArena();
+    const ops = defineFenceOps('test:parity-describe', {
+      getDriverName: () => 'gpu',
+      getTimelineName: () => 'ring0',
+    });
+    const ctx = Fence.contextAlloc(arena);
+    const f = Fence.create(arena, { ops, context: ctx, seqno: 42 });
+    expect(f.describe()).toBe(`${ctx}:42 ring0 gpu unsignalled`);
+    f.signal();
+    expect(f.describe()).toBe(`${ctx}:42   signalled`);
+    f.put();
+  });
+});
+
+describe('cancelable async waits (AbortSignal)', () => {
+  it('waitAsync(ms, { signal }): abort rejects with the reason, drops the keep-alive, leaves no wake-up armed', async () => {
+    const arena = newArena();
+    const f = fence(arena);
+    const ac = new AbortController();
+    const p = f.waitAsync(Infinity, { signal: ac.signal });
+    expect(Fence.pendingAsyncWaits).toBe(1);
+    ac.abort();
+    const err = await p.then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DOMException);
+    expect((err as DOMException).name).toBe('AbortError');
+    expect(Fence.pendingAsyncWaits).toBe(0);
+    // A custom reason is what the promise rejects with; an already aborted signal rejects at once.
+    const ac2 = new AbortController();
+    const reason = new Error('stop');
+    const p2 = f.waitAsync(Infinity, { signal: ac2.signal });
+    ac2.abort(reason);
+    await expect(p2).rejects.toBe(reason);
+    await expect(f.waitAsync(10, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    // Not aborted: the wait ends as usual, and the listener is gone (the signal holds nothing).
+    const ac3 = new AbortController();
+    const p3 = f.waitAsync(Infinity, { signal: ac3.signal });
+    f.signal();
+    expect(await p3).toBe(true);
+    ac3.abort();
+    expect(Fence.pendingAsyncWaits).toBe(0);
+    await expect(f.waitAsync(1, { signal: 5 as never })).rejects.toMatchObject({ code: 'EINVAL' });
+    f.put();
+  });
+
+  it('Fence.waitAnyAsync(fences, ms, { signal }): abort rejects, and the wake nodes are removed from every fence', async () => {
+    const arena = newArena();
+    const a = fence(arena);
+    const b = fence(arena);
+    const ac = new AbortController();
+    const p = Fence.waitAnyAsync([a, b], Infinity, { signal: ac.signal });
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    expect(Fence.pendingAsyncWaits).toBe(0);
+    // The callback nodes of the wait are gone: only the fences themselves are live.
+    expect(arena.stats().live.callback ?? 0).toBe(0);
+    a.signal();
+    b.signal();
+    a.put();
+    b.put();
+  });
+
+  it('SyncFile.waitAsync(arena, fd, ms, { signal }) aborts the same way', async () => {
+    const arena = newArena();
+    const f = fence(arena);
+    const fd = SyncFile.create(arena, f);
+    const ac = new AbortController();
+    const p = SyncFile.waitAsync(arena, fd, Infinity, { signal: ac.signal });
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ name: 'AbortError' });
+    expect(Fence.pendingAsyncWaits).toBe(0);
+    SyncFile.close(arena, fd);
+    f.signal();
+    f.put();
   });
 });

@@ -8,6 +8,7 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors, MAX_ERRNO } from '../errors.js';
+import { opsFlagsOf } from './ops.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
@@ -33,6 +34,8 @@ export interface InitArgs {
    * before fenceAlloc returns.
    */
   recordAt?: number;
+  /** FLAG_OPS_* of the ops (opsFlagsOf): which optional ops the table has. 0 for none. */
+  opsFlags?: number;
 }
 
 /** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
@@ -90,7 +93,7 @@ export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   i32[fw + F_CONTEXT] = a.context;
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
-  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0);
+  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
 }
 
 export function seqnoOf(i32: Int32Array, fw: number): number {

@@ -19,13 +19,12 @@ import {
   nowNs, pushRelease, seqnoLater, seqnoOf, setErrorChecked, statusOf, timestampOf,
 } from './core.js';
 import { aliveHolds } from './keepalive.js';
-import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
-import { defaultOps, findOps, opsById, stubOps, type FenceOps } from './ops.js';
+import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
+import { defaultOps, findOps, opsById, opsFlagsOf, stubOps, type FenceOps } from './ops.js';
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_CB_HEAD, FLAG_SIGNALED, FLAG_INLINE_LOCK, FLAG_ENABLE_SIGNAL, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_TAG, B_GEN, GEN_MASK } = A;
 
-const DEFAULT_OPS_ID = defaultOps.id;
 
 /** Block size of a plain fence: one 64-byte class, header included. */
 export const FENCE_BLOCK = A.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
@@ -202,12 +201,58 @@ export class Fence {
   get ops(): FenceOps {
     return opsById(this.arena.i32[this.v() + F_OPS]);
   }
-  /** Kernel dma_fence_describe: `<driver> <timeline> seq <n> [un]signalled`. */
+  /**
+   * One line in the kernel's shape (kernel dma_fence_describe):
+   * `<context>:<seqno> <timeline> <driver> [un]signalled`, the names empty once the ops are
+   * detached (signaled). Threads: any. Throws EINVAL when this thread lacks the ops of an
+   * unsignaled fence, EBADF when released.
+   */
   describe(): string {
     const fw = this.v();
-    const signaled = isSignaledFlag(this.arena.i32, fw);
-    const names = signaled ? 'detached-driver signaled-timeline' : `${this.driverName} ${this.timelineName}`;
-    return `${names} seq ${seqnoOf(this.arena.i32, fw)} ${signaled ? '' : 'un'}signalled`;
+    const i32 = this.arena.i32;
+    const signaled = isSignaledFlag(i32, fw);
+    let timeline = '';
+    let driver = '';
+    if (!signaled) {
+      const t = opsById(i32[fw + F_OPS]).table;
+      timeline = t.getTimelineName(this);
+      driver = t.getDriverName(this);
+    }
+    return `${i32[fw + F_CONTEXT]}:${seqnoOf(i32, fw)} ${timeline} ${driver} ${signaled ? '' : 'un'}signalled`;
+  }
+
+  /* ───────────── user flag bits ───────────── */
+
+  /** How many user flag bits a fence has (kernel DMA_FENCE_FLAG_USER_BITS onwards): bits 0..count-1. */
+  static readonly USER_FLAG_COUNT = L.FLAG_USER_COUNT;
+
+  /** Mask of user bit `bit` in the flags word; throws EINVAL outside 0..USER_FLAG_COUNT-1. */
+  private static userBit(bit: number): number {
+    if (!Number.isInteger(bit) || bit < 0 || bit >= L.FLAG_USER_COUNT)
+      throw Errors.invalid(`user flag bit must be an integer in 0..${L.FLAG_USER_COUNT - 1}, got ${String(bit)}`);
+    return 1 << (L.FLAG_USER_SHIFT + bit);
+  }
+
+  /**
+   * Sets user flag bit `bit` (kernel set_bit / test_and_set_bit on DMA_FENCE_FLAG_USER_BITS + bit):
+   * bits the fence's driver owns; the core never reads or clears them. Atomic, lock-free.
+   * Threads: any. Returns the bit's old value. Throws EINVAL (bit out of range), EBADF.
+   */
+  setUserFlag(bit: number): boolean {
+    const m = Fence.userBit(bit);
+    return (Atomics.or(this.arena.i32, this.v() + F_FLAGS, m) & m) !== 0;
+  }
+
+  /** Clears user flag bit `bit` (kernel test_and_clear_bit). Returns its old value. Throws EINVAL, EBADF. */
+  clearUserFlag(bit: number): boolean {
+    const m = Fence.userBit(bit);
+    return (Atomics.and(this.arena.i32, this.v() + F_FLAGS, ~m) & m) !== 0;
+  }
+
+  /** Tests user flag bit `bit` (kernel test_bit). Throws EINVAL (bit out of range), EBADF. */
+  testUserFlag(bit: number): boolean {
+    const m = Fence.userBit(bit);
+    return (Atomics.load(this.arena.i32, this.v() + F_FLAGS) & m) !== 0;
   }
 
   /* ───────────── references ───────────── */
@@ -352,6 +397,35 @@ export class Fence {
     return this.withLock(() => statusOf(this.arena.i32, fw));
   }
 
+  /**
+   * {@link isSignaled} with the fence lock held by the caller (kernel dma_fence_is_signaled_locked):
+   * polls ops.signaled and, when it says so, signals with {@link signalLocked} (callbacks of this
+   * thread run here, under the lock).
+   * Locking: the caller holds the fence lock (inside {@link withLock}). Threads: the lock holder.
+   * Returns true when signaled. Throws EPERM when the lock is not held, EBADF when released.
+   */
+  isSignaledLocked(): boolean {
+    const fw = this.v();
+    fenceAssertHeld(this.arena, fw);
+    if (isSignaledFlag(this.arena.i32, fw)) return true;
+    const t = findOps(this.arena.i32[fw + F_OPS])?.table;
+    if (t?.signaled && t.signaled(this)) {
+      this.signalLocked();
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * {@link status} with the fence lock held by the caller (kernel dma_fence_get_status_locked):
+   * 0 pending, 1 signaled, negative errno when signaled with an error.
+   * Locking: the caller holds the fence lock. Throws EPERM when it is not held, EBADF when released.
+   */
+  statusLocked(): number {
+    this.isSignaledLocked();
+    return statusOf(this.arena.i32, this.fw);
+  }
+
   /** Sets the error before signaling. Throws EINVAL when signaled or errno is not in -4095..-1. */
   setError(errno: number): void {
     setErrorChecked(this.arena.i32, this.v(), errno);
@@ -378,27 +452,41 @@ export class Fence {
   /** With the lock held: sets ENABLE_SIGNAL; returns a detached callback list if it signaled. */
   private enableSignalingLocked(fw: number): number {
     const i32 = this.arena.i32;
+    const flags = i32[fw + F_FLAGS];
+    if (flags & (FLAG_ENABLE_SIGNAL | FLAG_SIGNALED)) return 0;
+    // Looked up before the flag is set: a thread without the ops of a fence that has the op is
+    // refused (EINVAL) and leaves signaling to be enabled by a thread that has them, instead of
+    // skipping the op. FLAG_OPS_ENABLE clear: the table has no enableSignaling to call.
+    const t = flags & L.FLAG_OPS_ENABLE ? opsById(i32[fw + F_OPS]).table : undefined;
     const old = Atomics.or(i32, fw + F_FLAGS, FLAG_ENABLE_SIGNAL);
     if (old & (FLAG_ENABLE_SIGNAL | FLAG_SIGNALED)) return 0;
-    const t = findOps(i32[fw + F_OPS])?.table;
     if (t?.enableSignaling && !t.enableSignaling(this)) return Math.max(0, markSignaledLocked(this.arena, fw, nowNs()));
     return 0;
   }
 
-  /** Passes a deadline hint to ops.setDeadline (unsignaled fences only). */
+  /**
+   * Passes a deadline hint to ops.setDeadline (kernel dma_fence_set_deadline), unsignaled fences
+   * only; arrays and chains forward it to their fences, sw_sync points record it.
+   * Threads: any that registered the fence's ops. Throws EINVAL (ns not a bigint ≥ 0, the ops not
+   * registered in this thread), EBADF.
+   */
   setDeadline(ns: bigint): void {
     if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('setDeadline needs a bigint ≥ 0 (ns)');
     const fw = this.v();
-    if (isSignaledFlag(this.arena.i32, fw)) return;
-    findOps(this.arena.i32[fw + F_OPS])?.table.setDeadline?.(this, ns);
+    const flags = Atomics.load(this.arena.i32, fw + F_FLAGS);
+    if (flags & FLAG_SIGNALED || !(flags & L.FLAG_OPS_DEADLINE)) return;
+    opsById(this.arena.i32[fw + F_OPS]).table.setDeadline?.(this, ns);
   }
 
   /* ───────────── callbacks ───────────── */
 
   /**
-   * Adds a callback that runs exactly once when the fence signals, in the calling thread.
-   * Also enables signaling. Returns null when the fence is already signaled (kernel -ENOENT).
-   * Throws EINVAL (fn not a function), ENOMEM.
+   * Adds a callback that runs exactly once when the fence signals, in the calling thread (kernel
+   * dma_fence_add_callback). Also enables signaling.
+   * Returns null — and `fn` is never called — when the fence is already signaled, or when enabling
+   * signaling signaled it (ops.enableSignaling refused, an array whose children all signaled):
+   * the kernel's -ENOENT, "already signaled, do the work yourself".
+   * Throws EINVAL (fn not a function, the fence's ops not registered in this thread), ENOMEM.
    */
   addCallback(fn: (fence: Fence) => void): FenceCallback | null {
     if (typeof fn !== 'function') throw Errors.invalid('addCallback needs a function');
@@ -426,10 +514,12 @@ export class Fence {
     let head = 0;
     let nw = 0;
     try {
+      // Enable first, link only if still unsignaled (kernel dma_fence_add_callback): a refusal
+      // signals the fence, and the new callback must then not be on the list it runs.
+      head = this.enableSignalingLocked(fw);
       if (!isSignaledFlag(arena.i32, fw)) {
         const entry = typeof fn === 'function' ? { fn, view: this, fw, arena } : fn;
         nw = linkCallbackLocked(arena, fw, kind, entry, target);
-        head = this.enableSignalingLocked(fw);
       }
     } finally {
       fenceUnlock(arena, fw);
@@ -463,9 +553,14 @@ export class Fence {
     return waitFence(this, timeoutMs);
   }
 
-  /** Like {@link wait} without blocking: the process stays alive while it is pending. */
-  waitAsync(timeoutMs = Infinity): Promise<boolean> {
-    return waitFenceAsync(this, timeoutMs);
+  /**
+   * Like {@link wait} without blocking: the process stays alive while it is pending.
+   * `options.signal` (an AbortSignal) cancels it: the promise rejects with the signal's reason (an
+   * AbortError unless another was given) and nothing is left holding the process.
+   * Returns a promise of true (signaled) or false (timeout). Throws EINVAL (bad timeout or options).
+   */
+  waitAsync(timeoutMs = Infinity, options?: WaitOptions): Promise<boolean> {
+    return waitFenceAsync(this, timeoutMs, options);
   }
 
   /** @internal Word index of the flags word (the futex word waiters sleep on); validates the view. */
@@ -481,9 +576,12 @@ export class Fence {
     return waitAnyFence(fences, timeoutMs);
   }
 
-  /** Async {@link waitAny}; keeps the process alive while pending. */
-  static waitAnyAsync(fences: Fence[], timeoutMs = Infinity): Promise<number> {
-    return waitAnyFenceAsync(fences, timeoutMs);
+  /**
+   * Async {@link waitAny}; keeps the process alive while pending. `options.signal` cancels it like
+   * {@link waitAsync}'s, and the wake-ups it armed on the fences are removed.
+   */
+  static waitAnyAsync(fences: Fence[], timeoutMs = Infinity, options?: WaitOptions): Promise<number> {
+    return waitAnyFenceAsync(fences, timeoutMs, options);
   }
 
   /** Microseconds a waiter spins before sleeping (default 30). */
@@ -513,6 +611,15 @@ export class Fence {
     return seqnoLater(i32, fa, fb);
   }
 
+  /**
+   * True when `a` is later than `b`, or the same point (kernel dma_fence_is_later_or_same): `a` is
+   * `b`, or not earlier on their common context. Throws EINVAL for fences of different contexts.
+   */
+  static isLaterOrSame(a: Fence, b: Fence): boolean {
+    if (a.handle === b.handle) return true;
+    return !Fence.isLater(b, a);
+  }
+
   /** The later of two fences of one context, or null when that one is already signaled. */
   static later(a: Fence, b: Fence): Fence | null {
     const f = Fence.isLater(a, b) ? a : b;
@@ -523,6 +630,9 @@ export class Fence {
 /** Drops one reference on the fence at `fw`; the last one releases it. `view` is reused if given. */
 export function putFence(arena: Arena, fw: number, view?: Fence): void {
   const i32 = arena.i32;
+  // The last put calls ops.release: a thread that could not is refused before it drops anything,
+  // whether or not this put is the last (which only the race decides).
+  if (i32[fw + F_FLAGS] & L.FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
   const d = pushRelease(arena, fw);
   const old = Atomics.sub(i32, fw + F_REFCOUNT, 1);
   if (old === 1) {
@@ -537,6 +647,14 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
     throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
   }
   releaseFence(arena, fw, view ?? new Fence(arena, fw), d);
+}
+
+/** The refusal of an op this thread cannot run: its ops were never registered here. */
+function opsMissing(id: number, what: string): Error {
+  return Errors.invalid(
+    `${what} of a fence whose ops (id ${id >>> 0}) are not registered in this thread: its ops would not run here; ` +
+      'call defineFenceOps with the same name in every thread that touches such fences',
+  );
 }
 
 /**
@@ -586,7 +704,12 @@ function freeFence(arena: Arena, fw: number, view: Fence, d: number, state: numb
     return;
   }
   const id = i32[fw + F_OPS];
-  const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
+  const hasRelease = (i32[fw + F_FLAGS] & L.FLAG_OPS_RELEASE) !== 0;
+  const ops = hasRelease ? findOps(id) : undefined;
+  // Only a reaper finishing a dead thread's release (or a ledger drop) gets here without the ops:
+  // the block is freed, and the missing release is reported rather than skipped without a word.
+  if (hasRelease && ops === undefined) process.emitWarning(opsMissing(id, 'release'), { code: 'FENCELAB_OPS_MISSING' });
+  const release = ops?.table.release;
   try {
     if (release !== undefined) {
       if (state) i32[state] |= L.REL_IN_RELEASE;
@@ -689,7 +812,8 @@ export function createFence(arena: Arena, init: FenceInit, recordAt: number): Fe
     lockIdx = sl.index;
     lenderHw = arena.resolve(sl.ref, -1, 'lock');
   }
-  const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt });
+  const opsFlags = ops === defaultOps ? 0 : opsFlagsOf(ops.id);
+  const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt, opsFlags });
   return new Fence(arena, fw);
 }
 

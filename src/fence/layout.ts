@@ -47,6 +47,14 @@ export const FLAG_ENABLE_SIGNAL = 1 << 5;
  */
 export const FLAG_USER_SHIFT = 6;
 export const FLAG_USER_COUNT = 16;
+/**
+ * Which optional ops the fence's table has, recorded at creation: a thread that has not
+ * registered the ops still knows whether an op would have to run, and refuses instead of
+ * skipping it (fencelab's own; the kernel has the table itself).
+ */
+export const FLAG_OPS_ENABLE = 1 << 22;
+export const FLAG_OPS_RELEASE = 1 << 23;
+export const FLAG_OPS_DEADLINE = 1 << 24;
 export const FLAG_WAITERS = 1 << 30;
 
 /* ───────────── callback node (CB_* relative to payload) ───────────── */

@@ -4,6 +4,7 @@
  * registered gets a clear EINVAL, not a wrong driver.
  */
 import { Errors } from '../errors.js';
+import { FLAG_OPS_DEADLINE, FLAG_OPS_ENABLE, FLAG_OPS_RELEASE } from './layout.js';
 import type { Fence } from './fence.js';
 
 /** What a driver supplies; the names are mandatory, the rest optional (kernel `dma_fence_ops`). */
@@ -56,7 +57,18 @@ export function defineFenceOps(name: string, table: FenceOpsTable): FenceOps {
   if (known && known.name !== name) throw Errors.invalid(`fence ops ${name} collides with ${known.name}; pick another name`);
   const ops: FenceOps = Object.freeze({ id, name, table: Object.freeze({ ...table }) });
   registry.set(id, ops);
+  flagsById.set(id, (table.enableSignaling ? FLAG_OPS_ENABLE : 0) | (table.release ? FLAG_OPS_RELEASE : 0) | (table.setDeadline ? FLAG_OPS_DEADLINE : 0));
   return ops;
+}
+
+const flagsById = new Map<number, number>();
+
+/**
+ * The FLAG_OPS_* bits of the ops registered here under `id` (0 when unknown): which optional ops a
+ * fence created with them has, so that a thread without the table can tell whether one must run.
+ */
+export function opsFlagsOf(id: number): number {
+  return flagsById.get(id) ?? 0;
 }
 
 /** The ops registered in this thread under `id`, or a clear EINVAL. */

@@ -20,6 +20,7 @@ import { Errors, FenceError } from '../errors.js';
 import { fenceGet, pushRelease, seqnoOf } from '../fence/core.js';
 import { Fence, fenceView, putFence, releaseFenceAt } from '../fence/fence.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
+import type { WaitOptions } from '../fence/wait.js';
 import { checkName, readName, writeName } from './names.js';
 
 const { FD_STATE, FD_FENCE, FD_OWNER, FD_NAME, FD_LOCK, FD_STRIDE, FDS_FREE, FDS_CLAIMED, FDS_LIVE, FDS_STATE_MASK, FDS_GEN_SHIFT, FDS_GEN_MASK, FD_INDEX_SCALE } = L;
@@ -422,12 +423,34 @@ export class SyncFile {
     }
   }
 
-  /** Like {@link SyncFile.wait} without blocking the event loop (the process stays alive while it waits). */
-  static async waitAsync(arena: Arena, fd: number, timeoutMs: number): Promise<boolean> {
+  /**
+   * Like {@link SyncFile.wait} without blocking the event loop (the process stays alive while it
+   * waits). `options.signal` (an AbortSignal) cancels it: the promise rejects with the signal's
+   * reason, and the fence reference the wait held is put.
+   */
+  static async waitAsync(arena: Arena, fd: number, timeoutMs: number, options?: WaitOptions): Promise<boolean> {
     checkArena(arena);
     const f = fenceView(arena, syncFileFence(arena, fd));
     try {
-      return await f.waitAsync(timeoutMs);
+      return await f.waitAsync(timeoutMs, options);
+    } finally {
+      f.put();
+    }
+  }
+
+  /**
+   * Asks the fd's fence to be signaled by `ns` (monotonic ns) (kernel SYNC_IOC_SET_DEADLINE): the
+   * fence's ops.setDeadline; an array (a merged file) passes it to its fences, a sw_sync point
+   * records it (SwTimeline.getDeadline reads it back). A signaled fence ignores it.
+   * Threads: any attached thread that registered the fence's ops. Locking: the entry lock, briefly.
+   * Throws EBADF (fd not open), EINVAL (ns not a bigint ≥ 0, the ops not registered here).
+   */
+  static setDeadline(arena: Arena, fd: number, ns: bigint): void {
+    checkArena(arena);
+    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('SyncFile.setDeadline needs a bigint ≥ 0 (ns)');
+    const f = fenceView(arena, syncFileFence(arena, fd));
+    try {
+      f.setDeadline(ns);
     } finally {
       f.put();
     }
