@@ -42,7 +42,7 @@ const VALUE_GROUPS: readonly ValueGroup[] = [
   { title: 'Callback node states (`CB_STATE`)', prefix: 'CBS_', format: 'int' },
   { title: 'Callback node kinds (`CB_KIND`)', prefix: 'CBK_', format: 'int' },
   { title: 'Release record bits (`REC_STATE`, above the 24-bit generation)', prefix: 'REL_', format: 'bits' },
-  { title: 'Ledger entry kinds (`LE_KIND`)', object: 'LedgerKind', file: 'src/runtime/ledger.ts', format: 'int' },
+  { title: 'Ledger entry kinds (`LE_KIND`)', prefix: 'LGK_', format: 'int' },
   { title: 'fd entry states (low bits of `FD_STATE`)', prefix: 'FDS_', format: 'int' },
   { title: 'Operation states (low bits of `OP_STATE`)', prefix: 'OPS_', format: 'int' },
 ];
@@ -136,9 +136,6 @@ const NOTES: Readonly<Record<string, string>> = {
   CBS_DONE: 'ran or discarded; any delivery reference was dropped',
   CBK_FN: "the owner thread runs a function (the signaler itself when it is the owner)",
   CBK_WAKE: 'the signaler bumps and notifies a word (waitAny)',
-  'LedgerKind.FENCE_REF': 'a fence reference the thread holds (`LGK_FENCE_REF` of `src/fence/layout.ts`): the reaper puts it',
-  'LedgerKind.OPERATION': 'a driver operation the thread submitted: the reaper ends it with `-ENODEV` (or frees it, if it was never published)',
-  'LedgerKind.DRIVER': 'a driver the thread created: the reaper destroys it once its operations ended',
   FDS_FREE: 'free (the generation stays for the next claim)',
   FDS_LIVE: 'open',
   FDS_STATE_MASK: 'the state bits',

@@ -97,6 +97,52 @@ export function describeUseAfterFree(r: UseAfterFreeReport): string {
   );
 }
 
+/** "No error yet" for {@link attempt}: a value no step throws. */
+export const NO_ERROR: unique symbol = Symbol('no error');
+
+/**
+ * Runs `step(x, a, b)` for a run of steps that must all happen (callbacks, puts, reapers) even
+ * when one throws: returns `first` as given, or what the step threw when `first` is still
+ * {@link NO_ERROR}. The caller rethrows the first failure after the last step with
+ * {@link rethrowFirst}. Allocates nothing.
+ */
+export function attempt<T>(step: (x: T, a: number, b: number) => void, x: T, a: number, b: number, first: unknown): unknown {
+  try {
+    step(x, a, b);
+  } catch (e) {
+    return first === NO_ERROR ? e : first;
+  }
+  return first;
+}
+
+/** Throws `first` unless it is {@link NO_ERROR} (see {@link attempt}). */
+export function rethrowFirst(first: unknown): void {
+  if (first !== NO_ERROR) throw first;
+}
+
+/**
+ * A short description of any value for an error message. Never throws: `String(x)` and template
+ * literals do for a Symbol, an object without a prototype, or a throwing `toString`.
+ */
+export function describeValue(x: unknown): string {
+  switch (typeof x) {
+    case 'string':
+      return JSON.stringify(x.length > 40 ? `${x.slice(0, 40)}…` : x);
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(x);
+    case 'bigint':
+      return `${x}n`;
+    case 'symbol':
+      return x.description === undefined ? 'a symbol' : `Symbol(${x.description})`;
+    case 'function':
+      return 'a function';
+    default:
+      return x === null ? 'null' : Array.isArray(x) ? 'an array' : 'an object';
+  }
+}
+
 /** Error constructors: the only place messages are written. */
 export const Errors = {
   badHandle: (what: string, handle: number, why: string) =>
@@ -114,4 +160,6 @@ export const Errors = {
   tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),
   /** An outcome reported as a negative errno (a fence's status), as an error to throw. */
   fromErrno: (errno: number, message: string) => new FenceError(NAMES.get(errno) ?? 'EIO', message),
+  badTimeout: (name: string, value: unknown) =>
+    new FenceError('EINVAL', `${name} must be a number of ms ≥ 0 (Infinity: no limit), got ${describeValue(value)}`),
 } as const;

@@ -1,4 +1,8 @@
-/** fencelab: Linux DMA fences for Node.js worker threads. Public API (DESIGN.md §8). */
+/**
+ * fencelab: Linux DMA fences for Node.js worker threads. The package's one entry point: every
+ * public name is exported here (docs/kernel-mapping.md maps each to the kernel's).
+ * @packageDocumentation
+ */
 export { Arena } from './arena/arena.js';
 export type { ArenaOptions } from './arena/arena.js';
 export type { ArenaStats, CheckReport, LeakReport } from './arena/check.js';

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, FenceError, LOCK_KINDS, SpinLock, defineFenceOps, drainInbox, type FenceCallback, type LockKind } from '../src/index.js';
+import {
+  Arena, Driver, Errno, Fence, FenceError, LOCK_KINDS, SpinLock, defineFenceOps, drainInbox, waitInbox, type FenceCallback, type LockKind,
+} from '../src/index.js';
 import { TestWorker, expectClean, rejects } from './support/core.js';
 
 const arenas: Arena[] = [];
@@ -750,6 +752,28 @@ describe('waiting', () => {
     expect(await f.waitAsync(10_000)).toBe(true);
     await w.exited();
     expect(f.status()).toBe(Errno.ECANCELED);
+    f.put();
+  });
+
+  it('every timeout argument is checked alike: EINVAL naming it, for any value', async () => {
+    const arena = newArena();
+    const f = fence(arena);
+    const lock = SpinLock.create(arena, 'futex');
+    const d = Driver.create(arena);
+    const bad: unknown[] = [-1, NaN, '5', Symbol('t'), Object.create(null), { toString: () => { throw new Error('no'); } }];
+    for (const t of bad) {
+      const ms = t as number;
+      expect(rejects(arena, () => f.wait(ms), 'EINVAL').message).toContain('wait timeoutMs must be a number');
+      expect(rejects(arena, () => Fence.waitAny([f], ms), 'EINVAL').message).toContain('waitAny timeoutMs');
+      expect(rejects(arena, () => f.lock(ms), 'EINVAL').message).toContain('lock timeoutMs');
+      expect(rejects(arena, () => lock.lock(ms), 'EINVAL').message).toContain('lock timeoutMs');
+      expect(rejects(arena, () => waitInbox(arena, ms), 'EINVAL').message).toContain('waitInbox timeoutMs');
+      expect(rejects(arena, () => d.waitBell(d.bell, ms), 'EINVAL').message).toContain('waitBell timeoutMs');
+      await expect(f.waitAsync(ms)).rejects.toMatchObject({ code: 'EINVAL' });
+    }
+    expect(rejects(arena, () => f.wait(Symbol('late') as never), 'EINVAL').message).toContain('got Symbol(late)');
+    d.destroy();
+    lock.free();
     f.put();
   });
 });

@@ -8,7 +8,7 @@
  * (./check.ts).
  */
 import type { Worker } from 'node:worker_threads';
-import { Errors, FenceError, type UseAfterFreeReport } from '../errors.js';
+import { Errors, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { allocBlock, freeBlock } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
@@ -316,4 +316,3 @@ export class Arena {
   }
 }
 
-export { FenceError };

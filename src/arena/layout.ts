@@ -15,6 +15,8 @@ export const MAGIC = 0x46454e43; // 'FENC'
 export const LAYOUT_VERSION = 6;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
+/** Header words reserved for higher layers' header fields. */
+const LAYER_HEADER_WORDS = 44;
 const header = defineStruct(
   'arena header',
   {
@@ -38,7 +40,7 @@ const header = defineStruct(
     PROBLEMS: 1, // integrity problems seen by the allocator (poison overwritten)
     THREAD_SERIAL: 1, // incremented on every thread registration
     ARENA_ID: 1, // random id: attach() in a thread that already has this arena returns it
-    LAYERS: 44, // reserved for higher layers' header fields (fence context counter, stub, fd cursor)
+    LAYERS: LAYER_HEADER_WORDS, // reserved for higher layers' header fields (fence context counter, stub, fd cursor)
     CLASSES: 0, // per size class: CL_STRIDE words from here
   },
   { end: 64 },
@@ -51,7 +53,7 @@ export const {
   ARENA_ID: H_ARENA_ID, LAYERS: H_LAYERS, CLASSES: H_CLASSES,
 } = header;
 /** End of the header area reserved for higher layers (their header structs must end by here). */
-export const H_LAYERS_END = H_CLASSES;
+export const H_LAYERS_END = H_LAYERS + LAYER_HEADER_WORDS;
 
 /** A size class: its free-list lock, head and count. */
 export const { LOCK: CL_LOCK, HEAD: CL_HEAD, COUNT: CL_COUNT, END: CL_STRIDE } = defineStruct('size class', {

@@ -1,5 +1,5 @@
 /**
- * `fencelab demo`: the seed's bug and its fix, live. Four runs of the same workload in real
+ * `fencelab demo`: the borrowed-lock use-after-free and its fix, live. Four runs of the same workload in real
  * workers — borrowed lock and inline lock, each with and without the sanitizer — side by side.
  */
 import { runScenario, type ScenarioConfig, type ScenarioResult } from './scenario.js';

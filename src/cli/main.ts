@@ -24,7 +24,7 @@ program
 
 program
   .command('demo', { isDefault: true })
-  .description('run the seed scenario with borrowed and inline locks, with and without the sanitizer, side by side')
+  .description('run the exporter/importer scenario with borrowed and inline locks, with and without the sanitizer, side by side')
   .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
   .addOption(new Option('--seed <seed>', 'seed of the workload choices').argParser(seedOption).default('fencelab'))
   .option('--json', 'print the report as JSON on stdout', false)

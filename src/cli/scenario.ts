@@ -1,5 +1,5 @@
 /**
- * Runs the seed scenario in real workers and measures it: the engine behind `fencelab demo` and
+ * Runs the exporter/importer scenario in real workers and measures it: the engine behind `fencelab demo` and
  * `fencelab stress`. The main thread owns the arena and the board, spawns exporters and importers,
  * optionally kills importers at random (seeded) and recovers after them, and at the end checks
  * every invariant and the arena.

@@ -1,5 +1,5 @@
 /**
- * `fencelab stress`: the seed scenario as a concurrency stress test — seeded, time- or
+ * `fencelab stress`: the exporter/importer scenario as a concurrency stress test — seeded, time- or
  * count-bounded, with cancels, callbacks and importer kills, stopping at the first violation.
  */
 import type { LockKind } from '../locks/layout.js';

@@ -19,13 +19,14 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
-import { FENCE_BLOCK, type Fence, fenceView, putFence } from '../fence/fence.js';
-import { defineFenceOps } from '../fence/ops.js';
+import { FENCE_BLOCK } from '../fence/create.js';
+import { type Fence, fenceView } from '../fence/fence.js';
+import { putFence } from '../fence/release.js';
 import { isChainFw } from './chain.js';
-import { CB_ARRAY_CHILD, defer, fenceArg, isSignaledFw } from './common.js';
+import { CB_ARRAY_CHILD, defer, defineContainerOps, fenceArg, isSignaledFw, putChild } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
@@ -45,13 +46,11 @@ export interface FenceArrayOptions {
 }
 
 /** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
-export const arrayOps = defineFenceOps('fencelab:dma_fence_array', {
-  getDriverName: () => 'dma_fence_array',
-  getTimelineName: () => 'unbound',
-  enableSignaling: (f) => enableArray(f.arena, f.fw),
-  signaled: (f) => arraySignaled(f.arena, f.fw),
-  release: (f) => releaseArray(f.arena, f.fw),
-  setDeadline: (f, ns) => arraySetDeadline(f.arena, f.fw, ns),
+export const arrayOps = defineContainerOps('dma_fence_array', {
+  enableSignaling: enableArray,
+  signaled: arraySignaled,
+  release: releaseArray,
+  setDeadline: arraySetDeadline,
 });
 
 /** ops.setDeadline (kernel dma_fence_array_set_deadline): every child is asked for the deadline. */
@@ -170,18 +169,10 @@ function releaseArray(arena: Arena, fw: number): void {
   const i32 = arena.i32;
   const n = i32[fw + A_NUM];
   const sw = i32[fw + A_SLOTS];
-  let failed = false;
-  let error: unknown;
-  for (let i = 0; i < n; i++) {
-    try {
-      putFence(arena, i32[sw + i]);
-    } catch (e) {
-      if (!failed) error = e;
-      failed = true;
-    }
-  }
+  let first: unknown = NO_ERROR;
+  for (let i = 0; i < n; i++) first = attempt(putChild, arena, i32[sw + i], 0, first);
   arena.freeBlock(sw - BLOCK_HEADER_WORDS);
-  if (failed) throw error;
+  rethrowFirst(first);
 }
 
 defineSharedCallback(CB_ARRAY_CHILD, onArrayChild);

@@ -20,13 +20,14 @@
 import type { Arena } from '../arena/arena.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { contextAlloc, fenceGet, fenceInit, fenceLock, fenceReserve, fenceUnlock, seqnoOf } from '../fence/core.js';
-import { FENCE_BLOCK, type Fence, fenceView, putFence } from '../fence/fence.js';
-import { defineFenceOps } from '../fence/ops.js';
+import { FENCE_BLOCK } from '../fence/create.js';
+import { type Fence, fenceView } from '../fence/fence.js';
+import { putFence } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { CB_CHAIN_LINK, fenceArg, flushDeferred, isSignaledFw, runOrDefer } from './common.js';
+import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, isSignaledFw, putChild, runOrDefer } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
@@ -36,13 +37,11 @@ const { F_CONTEXT, F_REFCOUNT } = FL;
 const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
 
 /** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
-export const chainOps = defineFenceOps('fencelab:dma_fence_chain', {
-  getDriverName: () => 'dma_fence_chain',
-  getTimelineName: () => 'unbound',
-  enableSignaling: (f) => enableChain(f.arena, f.fw),
-  signaled: (f) => chainSignaled(f.arena, f.fw),
-  release: (f) => releaseChain(f.arena, f.fw),
-  setDeadline: (f, ns) => chainSetDeadline(f.arena, f.fw, ns),
+export const chainOps = defineContainerOps('dma_fence_chain', {
+  enableSignaling: enableChain,
+  signaled: chainSignaled,
+  release: releaseChain,
+  setDeadline: chainSetDeadline,
 });
 
 /**
@@ -213,25 +212,16 @@ function releaseChain(arena: Arena, fw: number): void {
   const outer = releasing;
   const depth = releaseQueue.length;
   releasing = arena;
-  let failed = false;
-  let error: unknown;
+  let first: unknown = NO_ERROR;
   if (prev !== 0) releaseQueue.push(prev);
   releaseQueue.push(c);
   try {
     // LIFO: the link's fence first, then its predecessor, whose release queues the next pair.
-    while (releaseQueue.length > depth) {
-      const x = releaseQueue.pop() as number;
-      try {
-        putFence(arena, x);
-      } catch (e) {
-        if (!failed) error = e;
-        failed = true;
-      }
-    }
+    while (releaseQueue.length > depth) first = attempt(putChild, arena, releaseQueue.pop() as number, 0, first);
   } finally {
     releasing = outer;
   }
-  if (failed) throw error;
+  rethrowFirst(first);
 }
 
 defineSharedCallback(CB_CHAIN_LINK, onChainLink);

@@ -13,10 +13,11 @@ import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
-import { Errors } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
-import { findOps } from '../fence/ops.js';
+import { defineFenceOps, findOps, type FenceOps } from '../fence/ops.js';
+import { putFence } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
 export const CB_ARRAY_CHILD = 1;
@@ -30,6 +31,36 @@ export function fenceArg(arena: Arena, f: unknown, what: string): number {
   if (!(f instanceof Fence)) throw Errors.invalid(`${what} must be a Fence`);
   if (f.arena.buffer !== arena.buffer) throw Errors.invalid(`${what} belongs to another arena`);
   return arena.resolve(f.handle, A.BlockType.FENCE, what) + A.BLOCK_HEADER_WORDS;
+}
+
+/** What a container's ops do, at handle level (`fw`: the container's payload word). */
+export interface ContainerOps {
+  enableSignaling(arena: Arena, fw: number): boolean;
+  signaled(arena: Arena, fw: number): boolean;
+  release(arena: Arena, fw: number): void;
+  /** Forwards a deadline hint to the fences it stands for (kernel dma_fence_array/chain_set_deadline). */
+  setDeadline(arena: Arena, fw: number, ns: bigint): void;
+}
+
+/**
+ * Registers the ops of a container kind named after its kernel struct (`dma_fence_array`, …):
+ * its driver name, an unbound timeline, and `ops` behind the view. Threads: every thread that
+ * imports the container's module registers them.
+ */
+export function defineContainerOps(kernelName: string, ops: ContainerOps): FenceOps {
+  return defineFenceOps(`fencelab:${kernelName}`, {
+    getDriverName: () => kernelName,
+    getTimelineName: () => 'unbound',
+    enableSignaling: (f) => ops.enableSignaling(f.arena, f.fw),
+    signaled: (f) => ops.signaled(f.arena, f.fw),
+    release: (f) => ops.release(f.arena, f.fw),
+    setDeadline: (f, ns) => ops.setDeadline(f.arena, f.fw, ns),
+  });
+}
+
+/** Drops a container's reference on a child (putFence without a view, as a step for `attempt`). */
+export function putChild(arena: Arena, fw: number): void {
+  putFence(arena, fw);
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
@@ -110,24 +141,18 @@ export function deferredCount(): number {
 
 function drainQueue(): number {
   let n = 0;
-  let failed = false;
-  let error: unknown;
+  let first: unknown = NO_ERROR;
   while (qHead < qFw.length) {
     const arena = qArena[qHead];
     const fw = qFw[qHead];
     const fn = qFn[qHead];
     qHead++;
     n++;
-    try {
-      fn(arena, fw);
-    } catch (e) {
-      if (!failed) error = e;
-      failed = true;
-    }
+    first = attempt(fn, arena, fw, 0, first);
   }
   qArena.length = qFw.length = qFn.length = 0;
   qHead = 0;
-  if (failed) throw error;
+  rethrowFirst(first);
   return n;
 }
 

@@ -6,7 +6,8 @@
 import type { Arena } from '../arena/arena.js';
 import { Errors } from '../errors.js';
 import { contextAlloc, fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
-import { Fence, fenceView, putFence } from '../fence/fence.js';
+import { Fence, fenceView } from '../fence/fence.js';
+import { putFence } from '../fence/release.js';
 import * as FL from '../fence/layout.js';
 import { arrayChild, arrayCount, FenceArray, isArrayFw } from './array.js';
 import { chainWalk, containedFw } from './chain.js';

@@ -1,43 +1,40 @@
 /**
- * The exporter side of the seed (DESIGN.md §6): a driver whose operations live in the arena, each
- * with its own lock word (OP_LOCK) and payload. submit → out-fence (borrowing the operation's lock,
- * or with the inline lock: the driver's lock mode) → export (sync-file fd or fence handle) →
- * execute (simulated work) → signal → free the operation.
+ * The exporter side: a driver whose operations live in the arena (src/driver/operation.ts).
+ * submit → out-fence (borrowing the operation's lock, or with the inline lock: the driver's lock
+ * mode) → export (sync-file fd or fence handle) → execute (simulated work) → signal → free the
+ * operation.
  *
- * Exactly once: every way an operation can end — complete, CANCEL, DELETE, or the reaper of a dead
- * exporter — first wins one compare-exchange on OP_STATE, whose value carries the block's
- * generation (`gen << OPS_GEN_SHIFT | state`). A late finisher's CAS fails even if the block was
- * freed and reused meanwhile (the new occupant has another generation), so the out-fence is
- * signaled once and the memory freed once, however the cancel races the completion.
- *
- * Command channel (the ioctl): a shared-memory ring in the driver block (a bounded MPMC queue,
- * Vyukov style: a sequence word per entry), so any thread — any worker, with no MessagePort — can
- * post CANCEL or DELETE for any operation handle. Exporters consume it while they execute
- * ({@link Driver.processCommands} is called between work slices and while sleeping); the same
- * commands can also be run synchronously in the caller ({@link Driver.cancel} / {@link Driver.delete},
- * like an ioctl executed in the caller's context). CANCEL ends an operation that has not started
- * executing; DELETE ends it in any state. Both signal the out-fence with -ECANCELED and free it.
+ * Commands (the ioctl): CANCEL ends an operation that has not started executing, DELETE ends it in
+ * any state; both signal the out-fence with -ECANCELED and free it. Any thread can post them to
+ * the driver's command ring (src/driver/ring.ts) for an exporter to run — exporters consume it
+ * while they execute ({@link Driver.processCommands} runs between work slices and while sleeping)
+ * — or run them synchronously ({@link Driver.cancel} / {@link Driver.delete}, like an ioctl
+ * executed in the caller's context).
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
-import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errno, Errors } from '../errors.js';
-import { contextAlloc, isSignaledFlag, pushRelease } from '../fence/core.js';
-import { Fence, createFence, releaseFenceAt } from '../fence/fence.js';
-import { defineFenceOps } from '../fence/ops.js';
-import { SpinLock } from '../locks/spinlock.js';
-import { defineLedgerKind, ledgerRemove, ledgerReserve, LedgerKind } from '../runtime/ledger.js';
-import { SyncFile } from '../sync/syncfile.js';
+import { describeValue, Errno, Errors } from '../errors.js';
+import { contextAlloc } from '../fence/core.js';
+import { fenceView } from '../fence/fence.js';
+import { defineLedgerKind, ledgerAllocBlock, ledgerRemove } from '../fence/ledger.js';
+import { checkTimeout } from '../timeout.js';
+import { finishOp, Operation, runCommand, stateOf, submitOperation } from './operation.js';
+import { finishDeadOps } from './recovery.js';
+import { ringInit, ringPost, ringTake } from './ring.js';
 
-const { OP_LOCK, OP_STATE, OP_FENCE, OP_DRIVER, OP_OWNER, OP_ID, OP_DURATION_US, OP_RESULT, OP_PAYLOAD, OP_PAYLOAD_WORDS, OP_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, OPS_FINISHING, DRV_CONTEXT, DRV_SEQNO, DRV_OWNER, DRV_NEXT_ID, DRV_SUBMITTED, DRV_COMPLETED, DRV_CANCELED, DRV_DELETED, DRV_ABORTED, DRV_CMD_MISSED, DRV_RING_HEAD, DRV_RING_TAIL, DRV_RING_CAP, DRV_RING_BELL, DRV_LOCK_MODE, DRV_RING, RING_STRIDE, RE_SEQ, RE_CMD, RE_OP_LO, RE_OP_HI } = L;
+export { Operation } from './operation.js';
+
+const {
+  OP_STATE, OP_FENCE, OP_PAYLOAD_WORDS, OPS_GEN_SHIFT, OPS_SUBMITTED, OPS_RUNNING, DRV_CONTEXT, DRV_OWNER, DRV_SUBMITTED, DRV_COMPLETED,
+  DRV_CANCELED, DRV_DELETED, DRV_ABORTED, DRV_CMD_MISSED, DRV_RING_CAP, DRV_RING_BELL, DRV_LOCK_MODE, DRV_RING, RING_STRIDE,
+} = L;
 const { BLOCK_HEADER_WORDS } = A;
 
 export type LockMode = 'borrowed' | 'inline';
 
 /** ioctl commands. */
-export const DriverCmd = { CANCEL: 1, DELETE: 2 } as const;
+export const DriverCmd = { CANCEL: L.CMD_CANCEL, DELETE: L.CMD_DELETE } as const;
 export type DriverCommand = (typeof DriverCmd)[keyof typeof DriverCmd];
 
 export interface DriverCounters {
@@ -56,7 +53,7 @@ export interface DriverCounters {
 }
 
 export interface DriverOptions {
-  /** Out-fences borrow the operation's lock (`'borrowed'`, the seed's bug) or use their own (`'inline'`, default). */
+  /** Out-fences borrow the operation's lock (`'borrowed'`: the use-after-free once the operation is freed) or use their own (`'inline'`, default). */
   lockMode?: LockMode;
   /** Command ring entries (power of two, default 256). */
   ringSize?: number;
@@ -69,188 +66,16 @@ export interface SubmitOptions {
   payload?: ArrayLike<number>;
 }
 
-export const driverOps = defineFenceOps('fencelab:driver', {
-  getDriverName: () => 'fencelab-driver',
-  getTimelineName: () => 'operations',
-});
-
 /** Operations longer than this sleep (on the driver bell) instead of spinning. */
 const SPIN_LIMIT_US = 200;
 
-/** A view of one operation (valid until it ends; check {@link Operation.live}). */
-export class Operation {
-  readonly driver: Driver;
-  /** Handle of the operation block (post it to other threads, pass it to cancel/delete). */
-  readonly handle: number;
-  /** Payload word index and generation of the block. */
-  readonly ow: number;
-  readonly gen: number;
-  /** Per-driver number. */
-  readonly id: number;
-  /** The out-fence: a view on the operation's reference, valid while the operation lives. */
-  readonly fence: Fence;
-  readonly durationUs: number;
-
-  /** @internal */
-  constructor(driver: Driver, ow: number, gen: number, fence: Fence) {
-    this.driver = driver;
-    this.ow = ow;
-    this.gen = gen;
-    this.handle = driver.arena.handleOf(ow - BLOCK_HEADER_WORDS);
-    this.id = driver.arena.i32[ow + OP_ID];
-    this.durationUs = driver.arena.i32[ow + OP_DURATION_US];
-    this.fence = fence;
-  }
-
-  /** True until the operation ended and was freed. */
-  get live(): boolean {
-    return stateOf(this.driver.arena, this.ow, this.gen) !== 0;
-  }
-
-  /** 'submitted' | 'running' | 'finishing' | 'ended'. */
-  get state(): string {
-    return ['ended', 'submitted', 'running', 'finishing', 'new', 'finishing'][stateOf(this.driver.arena, this.ow, this.gen)];
-  }
-
-  /** Payload word `i` (0 ≤ i < OP_PAYLOAD_WORDS). Throws EBADF once the operation ended. */
-  payload(i: number): number {
-    if (!Number.isInteger(i) || i < 0 || i >= OP_PAYLOAD_WORDS) throw Errors.invalid(`payload index ${i} not in 0..${OP_PAYLOAD_WORDS - 1}`);
-    if (!this.live) throw Errors.badHandle('operation', this.handle, 'the operation ended');
-    return this.driver.arena.i32[this.ow + OP_PAYLOAD + i];
-  }
-
-  /**
-   * Exports the out-fence as a plain fence handle with a new reference for the receiver (who
-   * puts it). Threads: the submitter, before the operation's handle is shared (afterwards another
-   * thread may end the operation and its reference with it). Throws EBADF once it ended.
-   */
-  exportHandle(): number {
-    if (!this.live) throw Errors.badHandle('operation', this.handle, 'the operation ended');
-    return this.fence.get().handle;
-  }
-
-  /**
-   * Exports the out-fence as a sync-file fd (its own reference; the fd belongs to the calling
-   * thread and is closed if that thread is reaped). Whoever receives it closes it. Same threading
-   * rule as {@link exportHandle}. Throws EBADF once it ended, EMFILE, ENOMEM.
-   */
-  exportFd(name?: string): number {
-    if (!this.live) throw Errors.badHandle('operation', this.handle, 'the operation ended');
-    return SyncFile.create(this.driver.arena, this.fence, name);
-  }
-}
-
-/** Current state of operation (ow, gen): OPS_* or 0 when the block is not that operation any more. */
-function stateOf(arena: Arena, ow: number, gen: number): number {
-  if (!arena.isLive(ow - BLOCK_HEADER_WORDS, gen)) return 0;
-  const s = Atomics.load(arena.i32, ow + OP_STATE);
-  return s >>> OPS_GEN_SHIFT === gen ? s & ((1 << OPS_GEN_SHIFT) - 1) : 0;
-}
-
-/**
- * Ends operation (ow, gen) exactly once: wins the CAS from one of `from` states to FINISHING,
- * signals the out-fence with `status` (1 = success, else a negative errno set first), bumps
- * `counter`, drops the operation's fence reference and frees the block. Returns whether this call
- * ended it. Threads: any attached thread. Locks: takes the out-fence's lock (the operation's own
- * word when borrowed — still live here, since only the winner frees it).
- * Recovery: the claim is recorded in the caller's thread slot (T_FINISHING) in the same run as
- * the CAS, so a thread terminated anywhere before the free leaves its reaper able to finish the
- * end (see finishDeadOps).
- */
-function finishOp(arena: Arena, ow: number, gen: number, status: number, counter: number, allowRunning: boolean): boolean {
-  const i32 = arena.i32;
-  const sb = arena.slotBase;
-  const hw = ow - BLOCK_HEADER_WORDS;
-  const finishing = (gen << OPS_GEN_SHIFT) | OPS_FINISHING;
-  for (;;) {
-    if (!arena.isLive(hw, gen)) return false;
-    const s = Atomics.load(i32, ow + OP_STATE);
-    if (s >>> OPS_GEN_SHIFT !== gen) return false;
-    const st = s & ((1 << OPS_GEN_SHIFT) - 1);
-    if (st !== OPS_SUBMITTED && !(st === OPS_RUNNING && allowRunning)) return false;
-    if (Atomics.compareExchange(i32, ow + OP_STATE, s, finishing) === s) {
-      i32[ow + OP_RESULT] = status;
-      i32[sb + L.T_FINISHING_STATE] = finishing;
-      i32[sb + L.T_FINISHING_COUNTER] = counter;
-      i32[sb + L.T_FINISHING] = ow;
-      break;
-    }
-  }
-  // From here on this thread alone owns the operation.
-  // The submitter's ledger names it; only the submitter may edit its ledger (others leave a stale
-  // entry that the submitter's execute or compaction drops).
-  if (i32[ow + OP_OWNER] === arena.slot) ledgerRemove(arena, LedgerKind.OPERATION, ow, gen);
-  completeOp(arena, ow, counter, sb);
-  return true;
-}
-
-/**
- * The end of a claimed operation, from wherever its finisher got to: signal the out-fence with
- * OP_RESULT (unless it is signaled); count it (the counter add, then state COUNTED, in one run);
- * drop its fence reference (the drop, then state 0, in one run: see pushRelease); free the block;
- * clear the finisher's record at `recordBase` (a thread slot). Each step happens exactly once
- * whoever finishes. Threads: the finisher, or the reaper of a dead one.
- */
-function completeOp(arena: Arena, ow: number, counter: number, recordBase: number): void {
-  const i32 = arena.i32;
-  const fw = i32[ow + OP_FENCE];
-  const dw = i32[ow + OP_DRIVER];
-  const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
-  const finishing = (gen << OPS_GEN_SHIFT) | OPS_FINISHING;
-  const counted = (gen << OPS_GEN_SHIFT) | L.OPS_COUNTED;
-  try {
-    if (Atomics.load(i32, ow + OP_STATE) === finishing && !isSignaledFlag(i32, fw)) {
-      const fence = new Fence(arena, fw);
-      const status = i32[ow + OP_RESULT];
-      if (status < 0) fence.setError(status);
-      fence.signal();
-    }
-  } finally {
-    if (Atomics.load(i32, ow + OP_STATE) === finishing) {
-      Atomics.add(i32, dw + counter, 1);
-      i32[ow + OP_STATE] = counted;
-    }
-    if (Atomics.load(i32, ow + OP_STATE) === counted) {
-      const d = pushRelease(arena, fw);
-      const last = Atomics.sub(i32, fw + FL.F_REFCOUNT, 1) === 1;
-      i32[ow + OP_STATE] = 0;
-      if (!last) i32[arena.slotBase + FL.T_RELEASE_DEPTH] = d;
-      else {
-        if (d < FL.RELEASE_CAP) i32[arena.slotBase + FL.T_RELEASE + 2 * d + 1] |= FL.REL_DROPPED;
-        releaseFenceAt(arena, fw, d);
-      }
-    }
-    arena.freeBlock(ow - BLOCK_HEADER_WORDS);
-    i32[recordBase + L.T_FINISHING] = 0;
-    // Wake exporters sleeping in execute(): one of their operations may be the one that ended.
-    Atomics.add(i32, dw + DRV_RING_BELL, 1);
-    Atomics.notify(i32, dw + DRV_RING_BELL);
-  }
-}
-
-/**
- * Reap hook: a thread terminated between claiming an operation and freeing it leaves the claim in
- * its slot; finish it here. The record is ours to act on only while the block is still that
- * allocation (generation) in that thread's FINISHING state, or in state 0 (ended, not yet freed).
- */
-function finishDeadOps(arena: Arena, slot: number): void {
-  if (slot === arena.slot) return; // detach: never inside finishOp
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  const ow = i32[b + L.T_FINISHING];
-  if (ow === 0) return;
-  const finishing = i32[b + L.T_FINISHING_STATE];
-  if (!arena.isLive(ow - BLOCK_HEADER_WORDS, finishing >>> OPS_GEN_SHIFT)) return;
-  const s = Atomics.load(i32, ow + OP_STATE);
-  const counted = (finishing & ~((1 << OPS_GEN_SHIFT) - 1)) | L.OPS_COUNTED;
-  if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
-}
-onReap(ReapStage.OPERATIONS, finishDeadOps);
+/** What ringTake hands processCommands: [command, operation handle low part, generation]. */
+const taken = new Int32Array(3);
 
 // A dead creator's driver: destroyed once its operations ended (the ledger is reaped newest first,
 // so the creator's own operations end before this runs); one still used by operations another
 // thread submitted stays (arena.check() reports it).
-defineLedgerKind(LedgerKind.DRIVER, (arena, dw, gen, slot) => {
+defineLedgerKind(L.LGK_DRIVER, (arena, dw, gen, slot) => {
   const hw = dw - BLOCK_HEADER_WORDS;
   if (!arena.isLive(hw, gen)) return;
   finishDeadOps(arena, slot); // an operation the creator was ending counts as live until then
@@ -261,6 +86,13 @@ defineLedgerKind(LedgerKind.DRIVER, (arena, dw, gen, slot) => {
   const d = Driver.fromHandle(arena, arena.handleOf(hw));
   if (d.counters.live === 0) d.destroy();
 });
+
+/** Throws EINVAL for an unknown command, EBADF for an operation handle that is no handle at all. */
+function checkCommand(cmd: DriverCommand, opHandle: number): void {
+  if (cmd !== DriverCmd.CANCEL && cmd !== DriverCmd.DELETE) throw Errors.invalid(`unknown driver command ${describeValue(cmd)}`);
+  if (typeof opHandle !== 'number' || !Number.isSafeInteger(opHandle) || opHandle <= 0)
+    throw Errors.badHandle('operation', opHandle, 'not a handle');
+}
 
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
 export class Driver {
@@ -290,24 +122,16 @@ export class Driver {
     if (!Number.isInteger(cap) || cap < 2 || cap > 1 << 16 || (cap & (cap - 1)) !== 0)
       throw Errors.invalid(`ringSize must be a power of two in 2..65536, got ${String(cap)}`);
     const context = contextAlloc(arena, 1);
-    // Recorded in our ledger in the run that allocates it (room reserved first): if this thread
-    // dies, its reaper destroys the driver after ending its operations (see the DRIVER kind).
-    const lw = ledgerReserve(arena);
-    const hw = arena.allocBlock((DRV_RING + cap * RING_STRIDE) * 4 + BLOCK_HEADER_WORDS * 4, A.BlockType.DRIVER);
-    const dw = hw + BLOCK_HEADER_WORDS;
+    // Recorded in our ledger in the run that allocates it, "not initialised" with it (see
+    // ledgerAllocBlock): if this thread dies, its reaper frees or destroys it (see the DRIVER kind).
+    const dw = ledgerAllocBlock(arena, L.LGK_DRIVER, (DRV_RING + cap * RING_STRIDE) * 4 + BLOCK_HEADER_WORDS * 4, A.BlockType.DRIVER);
     const i32 = arena.i32;
     i32[dw + DRV_RING_CAP] = 0; // not initialised yet
-    const n = i32[lw + FL.LG_COUNT];
-    const e = lw + FL.LG_ENTRIES + n * FL.LG_STRIDE;
-    i32[e + FL.LE_KIND] = LedgerKind.DRIVER;
-    i32[e + FL.LE_VALUE] = dw;
-    i32[e + FL.LE_GEN] = i32[hw + A.B_GEN] & A.GEN_MASK;
-    i32[lw + FL.LG_COUNT] = n + 1;
     i32.fill(0, dw, dw + DRV_RING + cap * RING_STRIDE);
     i32[dw + DRV_CONTEXT] = context;
     i32[dw + DRV_OWNER] = arena.slot;
     i32[dw + DRV_LOCK_MODE] = mode === 'borrowed' ? 1 : 0;
-    for (let k = 0; k < cap; k++) i32[dw + DRV_RING + k * RING_STRIDE + RE_SEQ] = k;
+    ringInit(i32, dw, cap);
     i32[dw + DRV_RING_CAP] = cap; // last: initialised
     return new Driver(arena, dw);
   }
@@ -371,45 +195,9 @@ export class Driver {
     const payload = options.payload;
     if (payload !== undefined && (typeof payload.length !== 'number' || payload.length > OP_PAYLOAD_WORDS))
       throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
-    // Room in our ledger first, so that the operation is recorded with plain writes in the same
-    // run as its allocation: a terminate() anywhere after leaves the reaper an operation to end
-    // (published) or to free with its out-fence (not yet published; see the OPERATION kind below).
-    const lw = ledgerReserve(arena);
-    const hw = arena.allocBlock(OP_WORDS * 4 + BLOCK_HEADER_WORDS * 4, A.BlockType.OPERATION);
-    const ow = hw + BLOCK_HEADER_WORDS;
-    const gen = i32[hw + A.B_GEN] & A.GEN_MASK;
-    i32[ow + OP_LOCK] = 0; // held the free-list link
-    i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | L.OPS_NEW;
-    i32[ow + OP_FENCE] = 0;
-    const n = i32[lw + FL.LG_COUNT];
-    const e = lw + FL.LG_ENTRIES + n * FL.LG_STRIDE;
-    i32[e + FL.LE_KIND] = LedgerKind.OPERATION;
-    i32[e + FL.LE_VALUE] = ow;
-    i32[e + FL.LE_GEN] = gen;
-    i32[lw + FL.LG_COUNT] = n + 1;
-    i32.fill(0, ow + OP_FENCE + 1, ow + OP_WORDS);
-    const ref = arena.handleOf(hw);
-    let fence: Fence;
-    try {
-      const seqno = (Atomics.add(i32, dw + DRV_SEQNO, 1) + 1) >>> 0;
-      const lock = i32[dw + DRV_LOCK_MODE] ? SpinLock.at(arena, ref, OP_LOCK * 4) : undefined;
-      // The fence lands in OP_FENCE as it is allocated: the reaper of an unpublished operation frees both.
-      fence = createFence(arena, { ops: driverOps, context: i32[dw + DRV_CONTEXT], seqno, lock }, ow + OP_FENCE);
-    } catch (e) {
-      arena.freeBlock(hw); // first: a stale ledger entry is skipped, a lost block would leak
-      ledgerRemove(arena, LedgerKind.OPERATION, ow, gen);
-      throw e;
-    }
-    i32[ow + OP_DRIVER] = dw;
-    i32[ow + OP_OWNER] = arena.slot;
-    i32[ow + OP_ID] = Atomics.add(i32, dw + DRV_NEXT_ID, 1) + 1;
-    i32[ow + OP_DURATION_US] = dur;
-    if (payload) for (let k = 0; k < payload.length; k++) i32[ow + OP_PAYLOAD + k] = payload[k] | 0;
-    // Publish last, counted in the same run (the add is a full barrier: the fields above are
-    // visible before the state): from here on cancel/delete/reap can end the operation.
-    Atomics.add(i32, dw + DRV_SUBMITTED, 1);
-    i32[ow + OP_STATE] = (gen << OPS_GEN_SHIFT) | OPS_SUBMITTED;
-    return new Operation(this, ow, gen, fence);
+    const ow = submitOperation(arena, dw, dur, payload);
+    const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
+    return new Operation(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
   }
 
   /**
@@ -442,7 +230,7 @@ export class Driver {
       }
     }
     const done = finishOp(arena, ow, gen, 1, DRV_COMPLETED, true);
-    ledgerRemove(arena, LedgerKind.OPERATION, ow, gen);
+    ledgerRemove(arena, L.LGK_OPERATION, ow, gen);
     return done ? 1 : Errno.ECANCELED;
   }
 
@@ -454,35 +242,10 @@ export class Driver {
    */
   command(cmd: DriverCommand, opHandle: number): boolean {
     const dw = this.check();
-    if (cmd !== DriverCmd.CANCEL && cmd !== DriverCmd.DELETE) throw Errors.invalid(`unknown driver command ${String(cmd)}`);
-    if (typeof opHandle !== 'number' || !Number.isSafeInteger(opHandle) || opHandle <= 0)
-      throw Errors.badHandle('operation', opHandle, 'not a handle');
+    checkCommand(cmd, opHandle);
     const ow = (opHandle & A.HANDLE_OFFSET_MASK) * 2 + BLOCK_HEADER_WORDS;
     const gen = Math.floor(opHandle / A.HANDLE_OFFSET_SCALE);
-    return this.run(dw, cmd, ow, gen);
-  }
-
-  private run(dw: number, cmd: number, ow: number, gen: number): boolean {
-    const arena = this.arena;
-    let done = false;
-    // Stale handles are expected here (the operation ended): isLive first, so nothing is touched.
-    if (this.isOperationOf(ow, gen, dw))
-      done = finishOp(arena, ow, gen, Errno.ECANCELED, cmd === DriverCmd.CANCEL ? DRV_CANCELED : DRV_DELETED, cmd === DriverCmd.DELETE);
-    if (!done) Atomics.add(arena.i32, dw + DRV_CMD_MISSED, 1);
-    return done;
-  }
-
-  private isOperationOf(ow: number, gen: number, dw: number): boolean {
-    const arena = this.arena;
-    const hw = ow - BLOCK_HEADER_WORDS;
-    let handle: number;
-    try {
-      handle = gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1);
-      arena.resolve(handle, A.BlockType.OPERATION, 'operation');
-    } catch {
-      return false;
-    }
-    return arena.i32[ow + OP_DRIVER] === dw;
+    return runCommand(this.arena, dw, cmd, ow, gen);
   }
 
   /** {@link command} with CANCEL. */
@@ -503,31 +266,8 @@ export class Driver {
   ioctl(cmd: DriverCommand, opHandle: number): boolean {
     const i32 = this.arena.i32;
     const dw = this.check();
-    if (cmd !== DriverCmd.CANCEL && cmd !== DriverCmd.DELETE) throw Errors.invalid(`unknown driver command ${String(cmd)}`);
-    if (typeof opHandle !== 'number' || !Number.isSafeInteger(opHandle) || opHandle <= 0)
-      throw Errors.badHandle('operation', opHandle, 'not a handle');
-    let pos = Atomics.load(i32, dw + DRV_RING_TAIL);
-    for (;;) {
-      const e = dw + DRV_RING + (pos & this.ringMask) * RING_STRIDE;
-      const dif = (Atomics.load(i32, e + RE_SEQ) - pos) | 0;
-      if (dif === 0) {
-        if (Atomics.compareExchange(i32, dw + DRV_RING_TAIL, pos, (pos + 1) | 0) === pos) {
-          i32[e + RE_CMD] = cmd;
-          i32[e + RE_OP_LO] = opHandle & A.HANDLE_OFFSET_MASK;
-          i32[e + RE_OP_HI] = Math.floor(opHandle / A.HANDLE_OFFSET_SCALE);
-          // The sequence store publishes the entry: the consumer reads the fields only after it.
-          Atomics.store(i32, e + RE_SEQ, (pos + 1) | 0);
-          Atomics.add(i32, dw + DRV_RING_BELL, 1);
-          Atomics.notify(i32, dw + DRV_RING_BELL);
-          return true;
-        }
-        pos = Atomics.load(i32, dw + DRV_RING_TAIL);
-      } else if (dif < 0) {
-        return false;
-      } else {
-        pos = Atomics.load(i32, dw + DRV_RING_TAIL);
-      }
-    }
+    checkCommand(cmd, opHandle);
+    return ringPost(i32, dw, this.ringMask, cmd, opHandle);
   }
 
   /**
@@ -538,34 +278,22 @@ export class Driver {
     const i32 = this.arena.i32;
     const dw = this.check();
     let n = 0;
-    let pos = Atomics.load(i32, dw + DRV_RING_HEAD);
-    for (;;) {
-      const e = dw + DRV_RING + (pos & this.ringMask) * RING_STRIDE;
-      const dif = (Atomics.load(i32, e + RE_SEQ) - ((pos + 1) | 0)) | 0;
-      if (dif === 0) {
-        if (Atomics.compareExchange(i32, dw + DRV_RING_HEAD, pos, (pos + 1) | 0) === pos) {
-          const cmd = i32[e + RE_CMD];
-          const lo = i32[e + RE_OP_LO];
-          const gen = i32[e + RE_OP_HI];
-          Atomics.store(i32, e + RE_SEQ, (pos + this.ringMask + 1) | 0);
-          this.run(dw, cmd, lo * 2 + BLOCK_HEADER_WORDS, gen);
-          n++;
-        }
-        pos = Atomics.load(i32, dw + DRV_RING_HEAD);
-      } else if (dif < 0) {
-        return n;
-      } else {
-        pos = Atomics.load(i32, dw + DRV_RING_HEAD);
-      }
+    while (ringTake(i32, dw, this.ringMask, taken)) {
+      // Read out before running: a callback of the command's signal may process commands too.
+      const cmd = taken[0];
+      const ow = taken[1] * 2 + BLOCK_HEADER_WORDS;
+      runCommand(this.arena, dw, cmd, ow, taken[2]);
+      n++;
     }
+    return n;
   }
 
   /**
-   * Blocks until a command is posted or an operation ends, or `timeoutMs` passes; returns the bell
-   * value seen. Threads: workers (exporter idle loops). Throws EINVAL for a bad timeout.
+   * Blocks until the bell moves from `seen` (a command was posted or an operation ended), or
+   * `timeoutMs` passes. Threads: workers (exporter idle loops). Throws EINVAL for a bad timeout.
    */
   waitBell(seen: number, timeoutMs: number): void {
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) throw Errors.invalid(`timeout must be a number ≥ 0, got ${String(timeoutMs)}`);
+    checkTimeout(timeoutMs, 'waitBell timeoutMs');
     Atomics.wait(this.arena.i32, this.check() + DRV_RING_BELL, seen, timeoutMs);
   }
 
@@ -580,31 +308,12 @@ export class Driver {
    * uses the driver. Throws EBUSY while operations are live (nothing freed).
    */
   destroy(): void {
-    const i32 = this.arena.i32;
     const dw = this.check();
     const live = this.counters.live;
     if (live !== 0) throw Errors.busy(`driver has ${live} live operations`);
     this.processCommands();
     // Freed first: a stale ledger entry (in the creator's ledger, if another thread destroys) is skipped.
     this.arena.freeBlock(dw - BLOCK_HEADER_WORDS);
-    ledgerRemove(this.arena, LedgerKind.DRIVER, dw, this.gen);
+    ledgerRemove(this.arena, L.LGK_DRIVER, dw, this.gen);
   }
 }
-
-// A dead exporter's operations: like a GPU reset, their out-fences get -ENODEV and they are freed.
-defineLedgerKind(LedgerKind.OPERATION, (arena, ow, gen) => {
-  const i32 = arena.i32;
-  const hw = ow - BLOCK_HEADER_WORDS;
-  if (!arena.isLive(hw, gen)) return; // ended and freed
-  if (Atomics.load(i32, ow + OP_STATE) !== ((gen << OPS_GEN_SHIFT) | L.OPS_NEW)) {
-    finishOp(arena, ow, gen, Errno.ENODEV, DRV_ABORTED, true); // published: end it (unless ending already)
-    return;
-  }
-  // Never published (its submitter died inside submit): nobody else knows the operation or its
-  // fence, which may be half initialised; free both blocks as they are.
-  const fw = i32[ow + OP_FENCE];
-  const fhw = fw - BLOCK_HEADER_WORDS;
-  // Any generation: a fence nobody else ever saw was not freed or reused by anybody.
-  if (fw !== 0 && arena.isLive(fhw, arena.generationAt(fhw))) arena.freeBlock(fhw);
-  arena.freeBlock(hw);
-});

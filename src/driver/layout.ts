@@ -30,6 +30,10 @@ export const OPS_FINISHING = 3; // claimed by exactly one finisher (complete, ca
 export const OPS_NEW = 4; // allocated and recorded by its submitter, not yet published
 export const OPS_COUNTED = 5; // finishing: its end counted, its fence reference not yet dropped
 
+/** Ledger entry kinds of the driver layer (the fence layer's kinds are below 2). */
+export const LGK_OPERATION = 2; // an operation its submitter has not ended: the reaper ends it with -ENODEV
+export const LGK_DRIVER = 3; // a driver: destroyed with its creator once its operations ended
+
 /* ───────────── driver block (DRV_* relative to payload) ───────────── */
 export const {
   CONTEXT: DRV_CONTEXT, SEQNO: DRV_SEQNO, OWNER: DRV_OWNER, NEXT_ID: DRV_NEXT_ID, SUBMITTED: DRV_SUBMITTED, COMPLETED: DRV_COMPLETED,
@@ -53,6 +57,9 @@ export const {
   LOCK_MODE: 1, // 0 inline, 1 borrowed
   RING: 0, // RING_STRIDE words per ring entry from here
 });
+/** Ring commands (RE_CMD): end an operation that has not started executing, or in any state. */
+export const CMD_CANCEL = 1;
+export const CMD_DELETE = 2;
 /** A command ring entry: [sequence, command, operation handle lo, hi]. */
 export const { SEQ: RE_SEQ, CMD: RE_CMD, OP_LO: RE_OP_LO, OP_HI: RE_OP_HI, END: RING_STRIDE } = defineStruct('ring entry', {
   SEQ: 1,

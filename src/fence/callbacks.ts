@@ -9,7 +9,9 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { fenceGet, pushRelease } from './core.js';
+import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
+import { fenceGet } from './core.js';
+import { dropRef, pushRelease } from './drop.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -135,8 +137,7 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
  */
 export function runDetached(arena: Arena, head: number): void {
   const i32 = arena.i32;
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   for (let nw = head; nw !== 0; ) {
     const next = i32[nw + CB_NEXT];
     const kind = i32[nw + CB_KIND];
@@ -152,25 +153,15 @@ export function runDetached(arena: Arena, head: number): void {
       const fw = i32[nw + CB_FENCE];
       i32[nw + CB_STATE] = L.CBS_DONE;
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-      try {
-        handler(arena, data, fw);
-      } catch (e) {
-        if (!failed) error = e;
-        failed = true;
-      }
+      first = attempt(handler, arena, data, fw, first);
     } else if (i32[nw + CB_OWNER] === arena.slot) {
-      try {
-        runLocal(arena, nw);
-      } catch (e) {
-        if (!failed) error = e;
-        failed = true;
-      }
+      first = attempt(runLocal, arena, nw, 0, first);
     } else {
       deliverRemote(arena, nw);
     }
     nw = next;
   }
-  if (failed) throw error;
+  rethrowFirst(first);
 }
 
 /** Runs a node of the calling thread detached by its own signal. */
@@ -204,17 +195,11 @@ function runRemote(arena: Arena, nw: number, next: number): void {
     if (entry) entry.fn(entry.view as never);
   } finally {
     // DONE means "delivery reference dropped": discardInbox puts a QUEUED node's reference and
-    // only frees a DONE one. The drop, then DONE and the release record, in one run (see pushRelease): a terminate()
+    // only frees a DONE one. DONE is written in the drop's run (see dropRef): a terminate()
     // leaves a QUEUED node with its reference or a DONE one without, and a dropped last
     // reference is released by the reaper if we die before the release is done.
     const d = pushRelease(arena, fw);
-    const last = Atomics.sub(i32, fw + L.F_REFCOUNT, 1) === 1;
-    i32[nw + CB_STATE] = L.CBS_DONE;
-    if (!last) i32[sb + L.T_RELEASE_DEPTH] = d;
-    else {
-      if (d < L.RELEASE_CAP) i32[sb + L.T_RELEASE + 2 * d + 1] |= L.REL_DROPPED;
-      releaseLast(arena, fw, d);
-    }
+    if (dropRef(arena, fw, d, nw + CB_STATE, L.CBS_DONE) === 1) releaseLast(arena, fw, d);
     // FREEING with the hand-over of the list head, in one run of plain writes: a terminate() at
     // the freeBlock call leaves a node only freeOrphanedNodes claims (discardInbox takes DONE heads).
     i32[nw + CB_STATE] = L.CBS_FREEING;
@@ -224,8 +209,8 @@ function runRemote(arena: Arena, nw: number, next: number): void {
 }
 
 /**
- * Hooks installed by fence.ts: drop a reference (putRef), release after the last one was dropped
- * under release record `depth` (releaseLast).
+ * Hooks installed by release.ts (which sits above this module): drop a reference (putRef), release
+ * after the last one was dropped under release record `depth` (releaseLast).
  */
 let putRef: (arena: Arena, fw: number) => void = () => {};
 let releaseLast: (arena: Arena, fw: number, depth: number) => void = () => {};
@@ -276,24 +261,18 @@ export function drainInbox(arena: Arena): number {
     nw = next;
   }
   let n = 0;
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   // The detached list stays reachable from shared memory (T_DRAINING) until each node starts: a
   // thread terminated mid-drain leaves the rest to its reaper instead of leaking them.
   const sb = arena.slotBase;
   i32[sb + L.T_DRAINING] = rev;
   for (nw = rev; nw !== 0; ) {
     const next = i32[nw + CB_NEXT];
-    try {
-      runRemote(arena, nw, next);
-    } catch (e) {
-      if (!failed) error = e;
-      failed = true;
-    }
+    first = attempt(runRemote, arena, nw, next, first);
     n++;
     nw = next;
   }
-  if (failed) throw error;
+  rethrowFirst(first);
   return n;
 }
 

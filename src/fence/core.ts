@@ -4,12 +4,17 @@
  * paths (init, lock, signal, get/put).
  */
 import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors, MAX_ERRNO } from '../errors.js';
+import { releaseDeadWord } from '../locks/futex.js';
 import { opsFlagsOf } from './ops.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
+
+/** Release records moved to drop.ts with the drop they go with; re-exported for existing importers. */
+export { pushRelease } from './drop.js';
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -38,7 +43,6 @@ export interface InitArgs {
   opsFlags?: number;
 }
 
-/** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
 /**
  * Reserves `n` consecutive fence contexts (kernel dma_fence_context_alloc); returns the first.
  * The first ever is 1: context 0 belongs to the stub fence. Threads: any. Throws EINVAL for a bad
@@ -51,6 +55,7 @@ export function contextAlloc(arena: Arena, n = 1): number {
   return first;
 }
 
+/** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
 export function checkContextSeqno(context: number, seqno: number, seqno64: boolean): void {
   if (!Number.isInteger(context) || context < 0 || context > 0x7fffffff)
     throw Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${String(context)}`);
@@ -129,6 +134,21 @@ export function fenceUnlock(arena: Arena, fw: number): void {
   releaseWord(arena, fenceLockIndex(arena, fw, false), arena.lockKindId);
 }
 
+/**
+ * Reap hook: fence inline locks are not robust-listed (their hot path is one CAS), but they sit at
+ * a known place in every fence block, so the heap walk finds the ones the dead thread held.
+ */
+function releaseDeadInlineLocks(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return;
+  const i32 = arena.i32;
+  const dead = slot + 1;
+  arena.walk((hw, _size, state, type) => {
+    const fw = hw + BLOCK_HEADER_WORDS;
+    if (state === A.STATE_LIVE && type === A.BlockType.FENCE && i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) releaseDeadWord(i32, fw + F_LOCK, dead);
+  });
+}
+onReap(ReapStage.LOCKS, releaseDeadInlineLocks);
+
 /** Throws EPERM unless the calling thread holds the fence lock (kernel dma_fence_assert_held). */
 export function fenceAssertHeld(arena: Arena, fw: number): void {
   const idx = fenceLockIndex(arena, fw);
@@ -200,26 +220,12 @@ export function fenceGet(i32: Int32Array, fw: number): void {
 }
 
 /**
- * Pushes a release record for `fw` on the calling thread's stack (layout T_RELEASE) as an intent
- * and returns its depth. Protocol of every site that drops a fence reference: call this first;
- * then `Atomics.sub` of the refcount, and right after it, with plain writes only, the site's own
- * bookkeeping and either REL_DROPPED on the record (the last reference: the release pops it when
- * the block is freed) or the pop (`i32[slotBase + T_RELEASE_DEPTH] = depth`).
- * Why this order: worker.terminate() lands at function entries, loop back-edges and also at an
- * Atomics call, before it runs (measured: 'plain write; Atomics.add' split in 129 of 300 kills,
- * 'Atomics.add; plain write' in none). A run that starts with the Atomics op and continues with
- * plain writes happens whole or not at all; the reaper acts only on records marked dropped.
+ * Kernel dma_fence_is_later: is fence `fa` later than `fb` on their common context? Throws EINVAL
+ * for fences of different contexts (they are not ordered).
  */
-export function pushRelease(arena: Arena, fw: number): number {
-  const i32 = arena.i32;
-  const sb = arena.slotBase;
-  const d = i32[sb + L.T_RELEASE_DEPTH];
-  if (d < L.RELEASE_CAP) {
-    i32[sb + L.T_RELEASE + 2 * d] = fw;
-    i32[sb + L.T_RELEASE + 2 * d + 1] = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-  }
-  i32[sb + L.T_RELEASE_DEPTH] = d + 1;
-  return d;
+export function isLaterOnContext(i32: Int32Array, fa: number, fb: number): boolean {
+  if (i32[fa + F_CONTEXT] !== i32[fb + F_CONTEXT]) throw Errors.invalid('isLater: fences of different contexts are not ordered');
+  return seqnoLater(i32, fa, fb);
 }
 
 /** True when the "a is later than b" in a's ordering (32-bit wrap unless a is 64-bit). */

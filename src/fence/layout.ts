@@ -125,9 +125,15 @@ export const {
   { base: T_LOCKS_END, limit: T_LAYERS_END },
 );
 
+// Module-local copies for releaseRecord: optimized code folds them to constants where it inlines
+// the function (exported bindings are loaded from their cells at every call), which every fence
+// put does several times (measured: a few percent of create+signal+put).
+const RECORDS_AT = T_RELEASE;
+const RECORD_WORDS = REC_WORDS;
+
 /** Word index of release record `d`'s field `field` (REC_FW / REC_STATE) in the slot at `slotBase`. */
 export function releaseRecord(slotBase: number, d: number, field: number): number {
-  return slotBase + T_RELEASE + d * REC_WORDS + field;
+  return slotBase + RECORDS_AT + d * RECORD_WORDS + field;
 }
 
 /* ───────────── reference ledger: one block per thread slot (T_LEDGER) ───────────── */

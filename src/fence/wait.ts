@@ -6,8 +6,10 @@
  */
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
-import type { Fence, FenceCallback } from './fence.js';
+import { checkTimeout } from '../timeout.js';
+import type { Fence } from './fence.js';
 import { holdAlive, releaseAlive } from './keepalive.js';
+import type { FenceCallback } from './signal.js';
 
 const { FLAG_SIGNALED, FLAG_WAITERS } = L;
 
@@ -36,12 +38,9 @@ export function waitFence(f: Fence, timeoutMs: number): boolean {
   if (spinFor(i32, idx, FLAG_SIGNALED, timeoutMs)) return true;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    const v = sleepValue(f, i32, idx);
-    if (v === SIGNALED) return true;
-    if (v === RETRY) continue;
-    const left = deadline - performance.now();
-    if (left <= 0) return false;
-    Atomics.wait(i32, idx, v, left === Infinity ? undefined : left);
+    const v = sleepValue(f, i32, idx, deadline);
+    if (v === SIGNALED || v === TIMED_OUT) return v === SIGNALED;
+    if (v !== RETRY) Atomics.wait(i32, idx, v, deadline - performance.now());
   }
 }
 
@@ -66,12 +65,10 @@ export async function waitFenceAsync(f: Fence, timeoutMs: number, opts?: WaitOpt
   holdAlive();
   try {
     for (;;) {
-      const v = sleepValue(f, i32, idx);
-      if (v === SIGNALED) return true;
+      const v = sleepValue(f, i32, idx, deadline);
+      if (v === SIGNALED || v === TIMED_OUT) return v === SIGNALED;
       if (v === RETRY) continue;
-      const left = deadline - performance.now();
-      if (left <= 0) return false;
-      const r = Atomics.waitAsync(i32, idx, v, left === Infinity ? undefined : left);
+      const r = Atomics.waitAsync(i32, idx, v, deadline - performance.now());
       if (r.async) await (abort ? abort.race(r.value) : r.value);
     }
   } finally {
@@ -117,23 +114,25 @@ class AbortRace {
 
 const SIGNALED = -1;
 const RETRY = 0;
+const TIMED_OUT = 1; // never a value to sleep on: those have bit 30 set
 
 /** Validates the timeout and enables signaling; returns the flags word index, or -1 when signaled. */
 function beginWait(f: Fence, timeoutMs: number): number {
-  checkTimeout(timeoutMs);
+  checkTimeout(timeoutMs, 'wait timeoutMs');
   if (f.isSignaled()) return -1;
   f.enableSignaling();
   return f.flagsIndex;
 }
 
 /**
- * One step of a wait: SIGNALED, RETRY (the word changed under us), or the flags value to sleep on.
- * WAITERS is published before sleeping on the value that includes it: signal() reads the bit to
- * decide whether to notify, so a wake-up cannot be lost.
+ * One step of a wait: SIGNALED, TIMED_OUT (`deadline` passed), RETRY (the word changed under us),
+ * or the flags value to sleep on. WAITERS is published before sleeping on the value that includes
+ * it: signal() reads the bit to decide whether to notify, so a wake-up cannot be lost.
  */
-function sleepValue(f: Fence, i32: Int32Array, idx: number): number {
+function sleepValue(f: Fence, i32: Int32Array, idx: number, deadline: number): number {
   const v = Atomics.load(i32, idx);
   if (v & FLAG_SIGNALED || f.isSignaled()) return SIGNALED;
+  if (performance.now() >= deadline) return TIMED_OUT;
   if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) return RETRY;
   return v | FLAG_WAITERS; // never 0 or -1: bit 30 is set and bit 31 never is
 }
@@ -143,18 +142,15 @@ function sleepValue(f: Fence, i32: Int32Array, idx: number): number {
  * the first signaled one, or -1 on timeout. Blocks the calling thread.
  */
 export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
-  checkTimeout(timeoutMs);
-  const first = checkAny(fences);
+  const first = checkAny(fences, timeoutMs);
   if (first >= 0) return first;
   const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
   try {
     for (;;) {
       const seen = Atomics.load(i32, wake);
-      const i = firstSignaled(fences);
-      if (i >= 0) return i;
-      const left = deadline - performance.now();
-      if (left <= 0) return -1;
-      Atomics.wait(i32, wake, seen, left === Infinity ? undefined : left);
+      const i = anyReady(fences, deadline);
+      if (i !== SLEEP) return i;
+      Atomics.wait(i32, wake, seen, deadline - performance.now());
     }
   } finally {
     disarmWakes(fences, cbs);
@@ -168,8 +164,7 @@ export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
 export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number, opts?: WaitOptions): Promise<number> {
   const signal = abortSignalOf(opts);
   signal?.throwIfAborted();
-  checkTimeout(timeoutMs);
-  const first = checkAny(fences);
+  const first = checkAny(fences, timeoutMs);
   if (first >= 0) return first;
   const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
   const abort = signal ? new AbortRace(signal) : undefined;
@@ -177,11 +172,9 @@ export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number, opts
   try {
     for (;;) {
       const seen = Atomics.load(i32, wake);
-      const i = firstSignaled(fences);
-      if (i >= 0) return i;
-      const left = deadline - performance.now();
-      if (left <= 0) return -1;
-      const r = Atomics.waitAsync(i32, wake, seen, left === Infinity ? undefined : left);
+      const i = anyReady(fences, deadline);
+      if (i !== SLEEP) return i;
+      const r = Atomics.waitAsync(i32, wake, seen, deadline - performance.now());
       if (r.async) await (abort ? abort.race(r.value) : r.value);
     }
   } finally {
@@ -191,12 +184,18 @@ export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number, opts
   }
 }
 
+const SLEEP = -2;
 
-function checkTimeout(ms: number): void {
-  if (typeof ms !== 'number' || Number.isNaN(ms) || ms < 0) throw Errors.invalid(`timeout must be a number ≥ 0 (ms), got ${String(ms)}`);
+/** One step of a waitAny: the index of a signaled fence, -1 when `deadline` passed, else SLEEP. */
+function anyReady(fences: Fence[], deadline: number): number {
+  const i = firstSignaled(fences);
+  if (i >= 0) return i;
+  return performance.now() >= deadline ? -1 : SLEEP;
 }
 
-function checkAny(fences: Fence[]): number {
+/** Validates waitAny's arguments; returns the index of a fence already signaled, or -1. */
+function checkAny(fences: Fence[], timeoutMs: number): number {
+  checkTimeout(timeoutMs, 'waitAny timeoutMs');
   if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
   for (const f of fences) {
     if (typeof f?.addWake !== 'function') throw Errors.invalid('waitAny: every element must be a Fence');

@@ -19,6 +19,7 @@ export const LOCK_TICKET_MASK = 0xff;
 /** Lock algorithms by number (the arena header stores its default). */
 export const LOCK_KINDS = ['tas', 'ttas', 'ticket', 'futex'] as const;
 export type LockKind = (typeof LOCK_KINDS)[number];
+/** @public the first lock kind (no code path tests for it: it is the fallback of every switch) */
 export const LK_TAS = 0;
 export const LK_TTAS = 1;
 export const LK_TICKET = 2;

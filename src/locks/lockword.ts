@@ -12,6 +12,7 @@ import { releaseDeadWord, ticketReleased } from './futex.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from './futex.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
+import { deadlineOf } from '../timeout.js';
 
 export { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT };
 
@@ -22,11 +23,12 @@ const SERVING = L.LOCK_TICKET_SERVING_SHIFT;
 /** How many spin iterations pass between deadline checks. */
 const CHECK_EVERY = 1024;
 
-function deadlineOf(timeoutMs: number | undefined): number {
-  if (timeoutMs === undefined || timeoutMs === Infinity) return Infinity;
-  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
-    throw Errors.invalid(`lock timeout must be a number ≥ 0 (ms), got ${String(timeoutMs)}`);
-  return performance.now() + timeoutMs;
+/**
+ * The lock's deadline. The fast paths test a timeout inline (undefined, or a number ≥ 0) so that
+ * they stay small enough to inline; everything else comes here, where a bad one is refused.
+ */
+function lockDeadline(timeoutMs: number | undefined): number {
+  return deadlineOf(timeoutMs, 'lock timeoutMs');
 }
 
 /**
@@ -54,12 +56,11 @@ export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?:
 
 function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: number | undefined): number {
   // A bad timeout is misuse whether or not the lock is free.
-  const deadline = deadlineOf(timeoutMs);
+  const deadline = lockDeadline(timeoutMs);
   const i32 = arena.i32;
   const me = arena.me;
   const sb = arena.slotBase;
-  const c = i32[sb + L.T_ROBUST_COUNT];
-  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = idx;
+  const c = publishRobust(i32, sb, idx);
   let r: number;
   if (kind !== L.LK_TICKET && Atomics.compareExchange(i32, idx, 0, me) === 0) {
     r = ACQ_OK;
@@ -73,13 +74,24 @@ function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: num
   return r;
 }
 
+/**
+ * Publishes `idx` one entry past the robust list of the slot at `sb` (if it fits) before the
+ * caller tries to take it: if the caller dies between its CAS and the count update, the reaper
+ * still finds the word (it scans one entry past the count and releases only words the dead
+ * thread owns). Returns the count, which the caller sets to count + 1 once it holds the word.
+ */
+function publishRobust(i32: Int32Array, sb: number, idx: number): number {
+  const c = i32[sb + L.T_ROBUST_COUNT];
+  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = idx;
+  return c;
+}
+
 /** Tries once; ACQ_TIMEOUT when somebody holds it. */
 export function tryAcquireWord(arena: Arena, idx: number, kind: number): number {
   const i32 = arena.i32;
   const me = arena.me;
   const sb = arena.slotBase;
-  const c = i32[sb + L.T_ROBUST_COUNT];
-  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = idx;
+  const c = publishRobust(i32, sb, idx);
   let r: number;
   if (kind === L.LK_TICKET) {
     const old = Atomics.load(i32, idx);
@@ -217,7 +229,7 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
     arena.inlineLocksHeld++;
     return ACQ_OK;
   }
-  const deadline = deadlineOf(timeoutMs);
+  const deadline = lockDeadline(timeoutMs);
   const w = Atomics.load(arena.i32, idx);
   if ((w & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
   const r = acquireSlow(arena.i32, idx, kind, arena.me, deadline);

@@ -118,7 +118,7 @@ export class SpinLock {
 
   /**
    * Frees the block holding the lock (for {@link at}, the whole raw/operation block). A fence still
-   * borrowing it now dangles — the seed's bug. Throws EBUSY while the calling thread holds it.
+   * borrowing it now dangles — the borrowed-lock use-after-free. Throws EBUSY while the calling thread holds it.
    */
   free(): void {
     if (this.owner === this.arena.slot) throw Errors.busy('free of a lock the calling thread holds');

@@ -1,5 +1,5 @@
 /**
- * The per-thread callback dispatcher (DESIGN.md §4): a loop on `Atomics.waitAsync` over the thread
+ * The per-thread callback dispatcher (docs/architecture.md, "Callbacks across threads"): a loop on `Atomics.waitAsync` over the thread
  * slot's doorbell that runs the callbacks other threads queued into this thread's inbox.
  *
  * Liveness: a pending `Atomics.waitAsync` does not keep Node alive, so an idle dispatcher never
@@ -16,6 +16,7 @@ import * as L from './layout.js';
 import { discardInbox, drainInbox, onPendingCallbacks, pendingCallbackCount } from '../fence/callbacks.js';
 import { holdAlive, releaseAlive } from '../fence/keepalive.js';
 import { Errors } from '../errors.js';
+import { checkTimeout } from '../timeout.js';
 
 /** Where an error thrown by a callback goes (default: rethrown as an uncaught exception). */
 export type DispatchErrorHandler = (error: unknown) => void;
@@ -158,18 +159,16 @@ export function drain(arena: Arena): number {
  * passed. Threads: workers (on the main thread it blocks the event loop). Returns how many ran.
  */
 export function waitInbox(arena: Arena, timeoutMs = Infinity): number {
-  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
-    throw Errors.invalid(`timeout must be a number ≥ 0 (ms), got ${String(timeoutMs)}`);
+  checkTimeout(timeoutMs, 'waitInbox timeoutMs');
   const i32 = arena.i32;
   const bell = arena.slotBase + FL.T_DOORBELL;
   const deadline = performance.now() + timeoutMs;
   for (;;) {
+    // The doorbell before the drain: a push after the drain moves it, so the wait returns at once.
     const seen = Atomics.load(i32, bell);
     const n = drainInbox(arena);
-    if (n > 0) return n;
-    const left = deadline - performance.now();
-    if (left <= 0) return 0;
-    Atomics.wait(i32, bell, seen, left === Infinity ? undefined : left);
+    if (n > 0 || performance.now() >= deadline) return n;
+    Atomics.wait(i32, bell, seen, deadline - performance.now());
   }
 }
 

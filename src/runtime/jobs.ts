@@ -31,7 +31,10 @@ import { contextAlloc, fenceAlloc, fenceGet, fenceLock, fenceUnlock, isSignaledF
 import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { drop, load, store, type Encoded } from './codec.js';
-import { defineLedgerKind, ledgerAdd, ledgerRemove, ledgerReserve, LedgerKind, putTracked } from './ledger.js';
+import { defineLedgerKind, ledgerAdd, ledgerRemove, ledgerReserve } from '../fence/ledger.js';
+import { LGK_FENCE_REF } from '../fence/layout.js';
+import { LGK_JOB } from './layout.js';
+import { putTracked } from './ledger.js';
 import { push, schedGet, schedPut, takeQueued } from './queue.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
@@ -235,7 +238,7 @@ export function finishRun(arena: Arena, jw: number, status: number, result: Enco
   try {
     finishSteps(arena, jw, status, result, early, abortWaiter);
   } finally {
-    ledgerRemove(arena, LedgerKind.JOB, jw, arena.generationAt(jw - BLOCK_HEADER_WORDS));
+    ledgerRemove(arena, LGK_JOB, jw, arena.generationAt(jw - BLOCK_HEADER_WORDS));
     putTracked(job);
   }
 }
@@ -388,12 +391,11 @@ export function startJob(arena: Arena, jw: number): boolean {
   }
   const ok = Atomics.compareExchange(i32, jw + J_STATE, JS_QUEUED, JS_RUNNING) === JS_QUEUED;
   if (ok) {
-    const gen = arena.generationAt(jw - BLOCK_HEADER_WORDS);
     // The scheduler's reference is now this thread's to put (FENCE_REF), and the job is its to
     // finish (JOB, newer: a reaper finishes the job before it puts the reference).
-    ledgerAdd(arena, LedgerKind.FENCE_REF, jw, gen);
+    ledgerAdd(arena, LGK_FENCE_REF, jw);
     try {
-      ledgerAdd(arena, LedgerKind.JOB, jw, gen);
+      ledgerAdd(arena, LGK_JOB, jw);
     } catch {
       finishRunUnrecorded(arena, jw);
       putFence(arena, jw);
@@ -420,14 +422,9 @@ export function isAborted(arena: Arena, jw: number): boolean {
   return Atomics.load(arena.i32, jw + J_ABORT) === L.AB_ABORTED;
 }
 
-/** Job state (JS_*). */
-export function jobState(arena: Arena, jw: number): number {
-  return Atomics.load(arena.i32, jw + J_STATE);
-}
-
 /* ───────────── dead workers ───────────── */
 
-defineLedgerKind(LedgerKind.JOB, (arena, jw, gen) => {
+defineLedgerKind(LGK_JOB, (arena, jw, gen) => {
   // The dead thread was running or finishing it: the rest of the steps run here, and a fence not
   // yet signaled ends like a job on a GPU that was reset. The scheduler's reference is the
   // thread's FENCE_REF entry, put after this one.

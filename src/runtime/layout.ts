@@ -7,6 +7,9 @@ import { T_LAYERS_END } from '../arena/layout.js';
 import { defineStruct } from '../arena/struct.js';
 import { FENCE_WORDS, T_FENCE_END } from '../fence/layout.js';
 
+/** Ledger entry kind of a job a pull loop runs: the reaper of a dead loop ends it with -ENODEV. */
+export const LGK_JOB = 4;
+
 /* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
 export const {
   DISPATCHING: T_DISPATCHING, PULL_SCHED: T_PULL_SCHED, PULL_GEN: T_PULL_GEN, PULL_LOOPS: T_PULL_LOOPS, PULL_LOOKING: T_PULL_LOOKING,

@@ -26,7 +26,6 @@ import { abortRunning, cancelJob, checkSameArena, createJob, drainQueue, isJob, 
 import { bellIndex, schedCounts, schedCreate, schedDestroy, schedHandle, schedPut } from './queue.js';
 import type { Envelope, FenceTaskMessage } from './task.js';
 
-export { jobOps as taskOps };
 export { fenceTask } from './task.js';
 export type { FenceTaskContext, FenceTaskMessage } from './task.js';
 

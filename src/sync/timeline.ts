@@ -12,15 +12,17 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errno, Errors } from '../errors.js';
+import { attempt, Errno, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { runDetached } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
-import { putFence, type Fence } from '../fence/fence.js';
+import type { Fence } from '../fence/fence.js';
+import { putFence } from '../fence/release.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
-import { syncFileFence, syncFileInstall } from './syncfile.js';
+import { syncFileFence } from './fdtable.js';
+import { syncFileInstall } from './syncfile.js';
 
 const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
 const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
@@ -140,18 +142,12 @@ function signalLocked(arena: Arena, tw: number, value: number, all: boolean, err
 /** Runs what {@link signalLocked} collected, then drops the references it took. */
 function runCollected(arena: Arena, run: number[] | null): void {
   if (!run) return;
-  let error: unknown;
-  let failed = false;
+  let first: unknown = NO_ERROR;
   for (let i = 0; i < run.length; i += 2) {
-    try {
-      runDetached(arena, run[i + 1]);
-    } catch (e) {
-      if (!failed) error = e;
-      failed = true;
-    }
+    first = attempt(runDetached, arena, run[i + 1], 0, first);
     if (run[i]) putFence(arena, run[i]);
   }
-  if (failed) throw error;
+  rethrowFirst(first);
 }
 
 /**

@@ -1,0 +1,117 @@
+/**
+ * Fence construction at handle level: an init checked and allocated (with its borrowed lock), the
+ * arena's permanent stub fence and private stubs. Each returns a payload word index; fence.ts
+ * wraps it in a view.
+ */
+import type { Arena } from '../arena/arena.js';
+import { onCheck } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
+import { Errors } from '../errors.js';
+import { SpinLock } from '../locks/spinlock.js';
+import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, markSignaledLocked, nowNs } from './core.js';
+import { defaultOps, findOps, opsFlagsOf, stubOps, type FenceOps } from './ops.js';
+
+/** Block size of a plain fence: one 64-byte class, header included. */
+export const FENCE_BLOCK = A.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
+
+export interface FenceInit {
+  /** Ops from defineFenceOps; default software ops when absent. */
+  ops?: FenceOps;
+  context: number;
+  seqno: number;
+  /** Borrowed lock: a SpinLock (create/at) or the ref of a lock block / raw block (word at offset 0). Absent → inline lock. */
+  lock?: number | SpinLock;
+  seqno64?: boolean;
+}
+
+/**
+ * Checks `init` and allocates the fence with one reference; returns its payload word index.
+ * `recordAt` (0 none) is a word that receives the index in the same run as the allocation (see
+ * InitArgs.recordAt): the driver's submit records its out-fence so.
+ * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
+ */
+export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): number {
+  if (init === null || typeof init !== 'object') throw Errors.invalid('Fence.create needs { context, seqno }');
+  const seqno64 = init.seqno64 === true;
+  checkContextSeqno(init.context, init.seqno, seqno64);
+  const ops = init.ops ?? defaultOps;
+  if (typeof ops !== 'object' || findOps(ops.id) !== ops) throw Errors.invalid('ops must come from defineFenceOps in this thread');
+  let lockIdx = 0;
+  let lenderHw = 0;
+  if (init.lock !== undefined) {
+    const sl = borrowedLock(arena, init.lock);
+    lockIdx = sl.index;
+    lenderHw = arena.resolve(sl.ref, -1, 'lock');
+  }
+  const opsFlags = ops === defaultOps ? 0 : opsFlagsOf(ops.id);
+  return fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt, opsFlags });
+}
+
+/** The lock a fence borrows: a SpinLock of this arena, or a lock/raw block ref. Throws EINVAL, EBADF. */
+function borrowedLock(arena: Arena, lock: number | SpinLock): SpinLock {
+  let sl: SpinLock | undefined;
+  if (lock instanceof SpinLock) {
+    if (lock.arena.buffer !== arena.buffer) throw Errors.invalid('borrowed lock belongs to another arena');
+    sl = lock;
+  } else {
+    sl = typeof lock === 'number' ? lockFromRef(arena, lock) : undefined;
+    if (!sl) throw Errors.invalid('lock must be a SpinLock or a lock/raw block ref');
+  }
+  // The fence takes its lock with the arena's algorithm: one word, one algorithm, or the
+  // two would corrupt each other's bits (a ticket word taken by a futex CAS, and so on).
+  if (sl.kindId !== arena.lockKindId)
+    throw Errors.invalid(`borrowed lock is a ${sl.kind} lock; fences of this arena lock with ${arena.lockKind}`);
+  return sl;
+}
+
+/** A borrowed lock given as a number: a LOCK block, or word 0 of a raw/operation block. */
+function lockFromRef(arena: Arena, ref: number): SpinLock {
+  const hw = arena.resolve(ref, -1, 'lock');
+  const type = (arena.i32[hw + A.B_TAG] >>> A.TAG_TYPE_SHIFT) & A.TAG_TYPE_MASK;
+  return type === A.BlockType.LOCK ? SpinLock.fromRef(arena, ref) : SpinLock.at(arena, ref, 0);
+}
+
+/**
+ * The arena's permanent signaled stub fence (context 0, seqno 0), with a new reference; returns
+ * its payload word index. Threads: any; the first call in the arena creates it (under a spin word).
+ */
+export function stubFenceAt(arena: Arena): number {
+  const i32 = arena.i32;
+  let fw = Atomics.load(i32, L.H_STUB);
+  if (fw === 0) {
+    while (Atomics.compareExchange(i32, L.H_STUB_LOCK, 0, 1) !== 0) Atomics.wait(i32, L.H_STUB_LOCK, 1, 1);
+    try {
+      fw = Atomics.load(i32, L.H_STUB);
+      if (fw === 0) {
+        fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context: 0, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
+        markSignaledLocked(arena, fw, nowNs());
+        Atomics.store(i32, L.H_STUB, fw);
+      }
+    } finally {
+      Atomics.store(i32, L.H_STUB_LOCK, 0);
+      Atomics.notify(i32, L.H_STUB_LOCK);
+    }
+  }
+  fenceGet(i32, fw);
+  return fw;
+}
+
+/**
+ * A new signaled fence on its own context (kernel dma_fence_allocate_private_stub), signaled at
+ * `timestamp` (default now); returns its payload word index. Throws EINVAL (timestamp), ENOMEM.
+ */
+export function privateStubAt(arena: Arena, timestamp?: bigint): number {
+  if (timestamp !== undefined && (typeof timestamp !== 'bigint' || timestamp < 0n))
+    throw Errors.invalid('privateStub timestamp must be a bigint ≥ 0 (ns)');
+  const context = contextAlloc(arena, 1);
+  const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
+  markSignaledLocked(arena, fw, timestamp ?? nowNs());
+  return fw;
+}
+
+/** Check hook: the stub fence lives as long as the arena. */
+onCheck((arena) => {
+  const stub = arena.i32[L.H_STUB];
+  return { permanent: stub ? [stub] : [] };
+});

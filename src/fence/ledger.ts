@@ -1,0 +1,282 @@
+/**
+ * The reference ledger: what a thread holds that nobody else could give back if it died — fence
+ * references, driver operations and drivers. One block per thread slot (T_LEDGER), entries
+ * `[kind, value, generation]`. Only the owner writes it; the reaper reads it once the owner is dead
+ * (the LEDGER reap stage below), so no lock is needed. Entries may go stale (an operation finished
+ * by another thread): the generation tells, and {@link ledgerCompact} drops them.
+ *
+ * Kinds are registered per thread like shared callbacks: the reaping thread must have loaded the
+ * module that defines a kind (this one defines LGK_FENCE_REF; the driver its own kinds).
+ *
+ * Recording is kill-safe when what is recorded happens inside {@link ledgerAllocBlock} or
+ * {@link ledgerGetRef}: the block allocation or the refcount increment, then only plain writes up to
+ * the entry count (no call: a terminate() lands at function entries and Atomics calls, not at a
+ * return; see src/fence/drop.ts). A thread terminated anywhere holds nothing unrecorded.
+ */
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { fenceGet } from './core.js';
+import { dropRef, pushRelease } from './drop.js';
+import type { Fence } from './fence.js';
+import { putFence, releaseFenceAt } from './release.js';
+
+const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = L;
+const { BLOCK_HEADER_WORDS } = A;
+
+/** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
+export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
+
+const reapers: LedgerReaper[] = [];
+/** Registers the reaper of ledger kind `kind` (1..63) in this thread. Throws EINVAL. */
+export function defineLedgerKind(kind: number, reaper: LedgerReaper): void {
+  if (!Number.isInteger(kind) || kind < 1 || kind > 63) throw Errors.invalid(`ledger kind ${kind} not in 1..63`);
+  reapers[kind] = reaper;
+}
+
+const FIRST_CAP = 20;
+
+/* ───────────── recording: every entry is written by record() ───────────── */
+
+const HELD = 0; // the caller already holds it
+const ALLOC = 1; // allocate the block here
+const GET = 2; // take the fence reference here
+
+/**
+ * Makes room, does `event` (HELD: nothing; ALLOC: allocates a block of `a` bytes and type `b`;
+ * GET: takes a reference on fence `a`), then appends `[kind, value, generation]` with plain writes
+ * only, so the event and its record happen in one run. Returns the value (payload word index).
+ */
+function record(arena: Arena, kind: number, event: number, a: number, b: number): number {
+  const lw = ledgerReserve(arena);
+  const i32 = arena.i32;
+  let value = a;
+  if (event === ALLOC) value = arena.allocBlock(a, b) + BLOCK_HEADER_WORDS;
+  else if (event === GET) fenceGet(i32, value);
+  const n = i32[lw + LG_COUNT];
+  const e = lw + LG_ENTRIES + n * LG_STRIDE;
+  i32[e + LE_KIND] = kind;
+  i32[e + LE_VALUE] = value;
+  i32[e + LE_GEN] = i32[value - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[lw + LG_COUNT] = n + 1;
+  return value;
+}
+
+/**
+ * Records that the calling thread holds the object at payload word `value` (its current
+ * generation). Threads: the holder. Throws ENOMEM (nothing recorded).
+ */
+export function ledgerAdd(arena: Arena, kind: number, value: number): void {
+  record(arena, kind, HELD, value, 0);
+}
+
+/**
+ * Allocates a block (`bytes`, block type `type`) recorded as `kind` in the calling thread's ledger
+ * in the same run: if the thread dies at any point after, its reaper finds the block. The block is
+ * not initialised: the caller's first plain writes after the return are in that run too.
+ * Returns the payload word index. Throws ENOMEM (nothing allocated).
+ */
+export function ledgerAllocBlock(arena: Arena, kind: number, bytes: number, type: number): number {
+  return record(arena, kind, ALLOC, bytes, type);
+}
+
+/**
+ * Takes a new reference on fence `fw` recorded as LGK_FENCE_REF in the same run. Locking: none of
+ * its own (callers hold the lock that keeps `fw` alive); call {@link ledgerReserve} first to keep
+ * allocation out of that lock. Throws EBADF (no reference left: nothing taken), ENOMEM.
+ */
+export function ledgerGetRef(arena: Arena, fw: number): void {
+  record(arena, L.LGK_FENCE_REF, GET, fw, 0);
+}
+
+/**
+ * Makes room for one more entry in the calling thread's ledger (allocating or growing it) and
+ * returns its payload word index. Throws ENOMEM.
+ */
+export function ledgerReserve(arena: Arena): number {
+  const i32 = arena.i32;
+  const sw = arena.slotBase + T_LEDGER;
+  let lw = i32[sw];
+  if (lw === 0) {
+    lw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + FIRST_CAP * LG_STRIDE) * 4, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+    // Installed in the run that allocated it (no call between): a reaper always finds it.
+    i32[lw + LG_COUNT] = 0;
+    i32[lw + LG_CAP] = 0;
+    i32[sw] = lw;
+    i32[lw + LG_CAP] = capacityOf(arena, lw);
+  }
+  const n = i32[lw + LG_COUNT];
+  if (n === i32[lw + LG_CAP]) {
+    const left = ledgerCompact(arena);
+    if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
+  }
+  return lw;
+}
+
+/** Entries that fit in ledger block `lw`. */
+function capacityOf(arena: Arena, lw: number): number {
+  return Math.floor((arena.payloadBytes(lw - BLOCK_HEADER_WORDS) / 4 - LG_ENTRIES) / LG_STRIDE);
+}
+
+/**
+ * Moves the ledger to a block twice as large. Each block in flight sits in the slot's spare word
+ * from the run that allocates or unlinks it to its end, so a terminate() anywhere leaks neither.
+ */
+function grow(arena: Arena, lw: number, n: number): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const cap = i32[lw + LG_CAP] * 2;
+  const nw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + cap * LG_STRIDE) * 4, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+  i32[sb + T_LEDGER_SPARE_GEN] = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + T_LEDGER_SPARE] = nw;
+  i32.copyWithin(nw + LG_ENTRIES, lw + LG_ENTRIES, lw + LG_ENTRIES + n * LG_STRIDE);
+  i32[nw + LG_COUNT] = n;
+  i32[nw + LG_CAP] = capacityOf(arena, nw);
+  // Swap in one run: the slot names the new block, the spare the old one.
+  i32[sb + T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + T_LEDGER_SPARE] = lw;
+  i32[sb + T_LEDGER] = nw;
+  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  i32[sb + T_LEDGER_SPARE] = 0;
+  return nw;
+}
+
+/* ───────────── forgetting ───────────── */
+
+/**
+ * Index of the most recent entry `[kind, value, gen]` in the calling thread's ledger `lw` moved to
+ * the last place (swapped with the entry there: the ledger holds the same set), or -1.
+ */
+function moveLast(i32: Int32Array, lw: number, kind: number, value: number, gen: number): number {
+  const n = lw === 0 ? 0 : i32[lw + LG_COUNT];
+  for (let j = n - 1; j >= 0; j--) {
+    const e = lw + LG_ENTRIES + j * LG_STRIDE;
+    if (i32[e + LE_KIND] === kind && i32[e + LE_VALUE] === value && i32[e + LE_GEN] === gen) {
+      const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
+      i32[e + LE_KIND] = i32[last + LE_KIND];
+      i32[e + LE_VALUE] = i32[last + LE_VALUE];
+      i32[e + LE_GEN] = i32[last + LE_GEN];
+      i32[last + LE_KIND] = kind;
+      i32[last + LE_VALUE] = value;
+      i32[last + LE_GEN] = gen;
+      return n - 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Removes the most recent entry equal to `[kind, value, gen]` (the calling thread's). Returns
+ * whether it was there. The ledger block is freed when it empties (so `arena.check()` sees no
+ * leak once a thread holds nothing).
+ */
+export function ledgerRemove(arena: Arena, kind: number, value: number, gen: number): boolean {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  const last = moveLast(i32, lw, kind, value, gen);
+  if (last < 0) return false;
+  i32[lw + LG_COUNT] = last;
+  if (last === 0) freeLedger(arena, lw);
+  return true;
+}
+
+/**
+ * Puts a reference on fence `fw` recorded (LGK_FENCE_REF at `gen`) in the calling thread's ledger
+ * and forgets the entry in the drop's run (see dropRef): a thread terminated here still records a
+ * reference it holds (the reaper puts it), or neither records nor holds it. The last reference
+ * releases the fence (`view` handed to ops.release). Returns false when no such entry was recorded
+ * (nothing is put). Throws EBADF for a fence without references (nothing changes).
+ */
+export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence): boolean {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  const last = moveLast(i32, lw, L.LGK_FENCE_REF, fw, gen);
+  if (last < 0) return false;
+  const d = pushRelease(arena, fw);
+  const old = dropRef(arena, fw, d, lw + LG_COUNT, last);
+  if (old < 1) {
+    Atomics.add(i32, fw + L.F_REFCOUNT, 1);
+    i32[lw + LG_COUNT] = last + 1;
+    throw Errors.badHandle('fence', arena.handleOf(fw - BLOCK_HEADER_WORDS), `putTracked on a fence with refcount ${old}`);
+  }
+  if (last === 0) freeLedger(arena, lw);
+  if (old === 1) releaseFenceAt(arena, fw, d, view);
+  return true;
+}
+
+/** Frees the calling thread's emptied ledger block (via the spare word, see grow). */
+function freeLedger(arena: Arena, lw: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  i32[sb + T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + T_LEDGER_SPARE] = lw;
+  i32[sb + T_LEDGER] = 0;
+  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  i32[sb + T_LEDGER_SPARE] = 0;
+}
+
+/**
+ * Drops entries whose block (payload word `value`) is no longer live at `generation` — objects
+ * finished by other threads. Returns the number of entries left.
+ */
+export function ledgerCompact(arena: Arena): number {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  if (lw === 0) return 0;
+  let n = i32[lw + LG_COUNT];
+  for (let j = n - 1; j >= 0; j--) {
+    const e = lw + LG_ENTRIES + j * LG_STRIDE;
+    if (arena.isLive(i32[e + LE_VALUE] - BLOCK_HEADER_WORDS, i32[e + LE_GEN])) continue;
+    const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
+    i32.copyWithin(e, last, last + LG_STRIDE);
+    n--;
+  }
+  i32[lw + LG_COUNT] = n;
+  return n;
+}
+
+/** Entries in the calling thread's ledger (stale ones included until compacted). */
+export function ledgerSize(arena: Arena): number {
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
+  return lw === 0 ? 0 : arena.i32[lw + LG_COUNT];
+}
+
+/* ───────────── the reaper ───────────── */
+
+defineLedgerKind(L.LGK_FENCE_REF, (arena, fw, gen) => {
+  // The dead thread held a reference, so the fence cannot have been released: still check.
+  if (arena.isLive(fw - BLOCK_HEADER_WORDS, gen)) putFence(arena, fw);
+});
+
+/** Reap hook: runs the reaper of every entry of the slot's ledger, newest first, and frees it. */
+function reapLedger(arena: Arena, slot: number): void {
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  // A block the dead thread was installing or retiring (see grow): not the ledger, just memory.
+  const spare = i32[b + T_LEDGER_SPARE];
+  if (spare !== 0 && slot !== arena.slot && arena.isLive(spare - BLOCK_HEADER_WORDS, i32[b + T_LEDGER_SPARE_GEN]))
+    arena.freeBlock(spare - BLOCK_HEADER_WORDS);
+  i32[b + T_LEDGER_SPARE] = 0;
+  const sw = b + T_LEDGER;
+  const lw = i32[sw];
+  if (lw === 0) return;
+  i32[sw] = 0;
+  const n = i32[lw + LG_COUNT];
+  let first: unknown = NO_ERROR;
+  // Newest first, like unwinding: what a thread made last (an operation) goes before what it
+  // made it with (its driver).
+  for (let j = n - 1; j >= 0; j--) first = attempt(reapEntry, arena, lw + LG_ENTRIES + j * LG_STRIDE, slot, first);
+  // The dead thread allocated the block; freeing it from here counts it in our slot's stats,
+  // which the arena folds together, so the live counters stay right.
+  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  rethrowFirst(first);
+}
+
+/** Runs the reaper of the ledger entry at word `e` of dead slot `slot` (none for an unknown kind). */
+function reapEntry(arena: Arena, e: number, slot: number): void {
+  const i32 = arena.i32;
+  reapers[i32[e + LE_KIND]]?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
+}
+onReap(ReapStage.LEDGER, reapLedger);

@@ -1,0 +1,168 @@
+/**
+ * The release after the last put (kernel dma_fence_release), and the reaper's half of it: a thread
+ * terminated inside a release leaves its release records (src/fence/drop.ts), and the reap hook
+ * below finishes what they say.
+ *
+ * This module sits below the Fence class (fence.ts imports putFence from here): the one view it
+ * needs, the one ops.release is handed, is made by the factory fence.ts installs at load.
+ */
+import type { Arena } from '../arena/arena.js';
+import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
+import { Errno, Errors } from '../errors.js';
+import { setPutHook } from './callbacks.js';
+import { isSignaledFlag, nowNs } from './core.js';
+import { dropRef, pushRelease } from './drop.js';
+import type { Fence } from './fence.js';
+import { findOps, opsMissing } from './ops.js';
+import { signalFence } from './signal.js';
+
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
+const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
+
+let viewOf: (arena: Arena, fw: number) => Fence = () => {
+  throw Errors.invalid('fence views are made by src/fence/fence.js, which this thread has not loaded');
+};
+/** @internal fence.ts installs the view factory at load. */
+export function setViewFactory(make: (arena: Arena, fw: number) => Fence): void {
+  viewOf = make;
+}
+
+/**
+ * Drops one reference on the fence at `fw`; the last one releases it (an unsignaled fence with
+ * callbacks is first signaled with -EDEADLK, then ops.release runs and the block is freed).
+ * `view`, if given, is the one handed to ops.release. Threads: any attached thread.
+ * Throws EBADF for a put on a fence without references, EINVAL when the fence's ops have a
+ * release and are not registered in this thread (nothing changes either way).
+ */
+export function putFence(arena: Arena, fw: number, view?: Fence): void {
+  const i32 = arena.i32;
+  // The last put calls ops.release: a thread that could not is refused before it drops anything,
+  // whether or not this put is the last (which only the race decides).
+  if (i32[fw + F_FLAGS] & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
+  const d = pushRelease(arena, fw);
+  const old = dropRef(arena, fw, d, 0, 0);
+  if (old === 1) {
+    releaseFence(arena, fw, view, d);
+  } else if (old < 1) {
+    Atomics.add(i32, fw + F_REFCOUNT, 1);
+    throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
+  }
+}
+
+/**
+ * Releases a fence whose last reference the caller has just dropped with {@link dropRef} under
+ * release record `depth` (the sites that record their drop in their own structures do).
+ */
+export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: Fence): void {
+  releaseFence(arena, fw, view, depth);
+}
+
+/**
+ * The release after the last put, under release record `d`, which it pops when the block is
+ * freed: kernel dma_fence_release. An unsignaled fence with callbacks is resurrected and signaled
+ * with -EDEADLK first; then ops.release runs and the block is freed.
+ */
+function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
+  const i32 = arena.i32;
+  if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
+    const state = recordState(arena, d);
+    // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
+    // deliveries take references of their own), then drop our reference again.
+    if (state) i32[state] |= L.REL_RESURRECTED;
+    Atomics.store(i32, fw + F_REFCOUNT, 1);
+    if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED)) i32[fw + F_ERROR] = Errno.EDEADLK;
+    try {
+      signalFence(arena, fw, nowNs());
+    } finally {
+      // The drop clears RESURRECTED in its run: the reaper sees our reference or a drop.
+      if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d);
+    }
+    return;
+  }
+  freeFence(arena, fw, view, d);
+}
+
+/** Word index of the state of the calling thread's release record `d`, or 0 past RELEASE_CAP (not recorded). */
+function recordState(arena: Arena, d: number): number {
+  return d < RELEASE_CAP ? releaseRecord(arena.slotBase, d, REC_STATE) : 0;
+}
+
+/** ops.release, then the block goes back to the allocator and release record `d` is popped. */
+function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  if (i32[L.H_STUB] === fw) {
+    i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
+    return;
+  }
+  const id = i32[fw + F_OPS];
+  const hasRelease = (i32[fw + F_FLAGS] & FLAG_OPS_RELEASE) !== 0;
+  const ops = hasRelease ? findOps(id) : undefined;
+  // Only a reaper finishing a dead thread's release (or a ledger drop) gets here without the ops:
+  // the block is freed, and the missing release is reported rather than skipped without a word.
+  if (hasRelease && ops === undefined) process.emitWarning(opsMissing(id, 'release'), { code: 'FENCELAB_OPS_MISSING' });
+  const release = ops?.table.release;
+  try {
+    if (release !== undefined) {
+      const v = view ?? viewOf(arena, fw);
+      const state = recordState(arena, d);
+      if (state) i32[state] |= L.REL_IN_RELEASE;
+      release(v);
+    }
+  } finally {
+    // A terminate() between the free and the pop leaves a record whose generation has moved on.
+    arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+    i32[sb + L.T_RELEASE_DEPTH] = d;
+  }
+}
+
+/**
+ * Reap hook: finishes the releases a dead thread had in flight, innermost first. A dropped last
+ * reference → the release runs here; the -EDEADLK signal's reference → signal (if the dead thread
+ * had not got that far) and put; ops.release already called → the block is freed without calling
+ * it again (what it had not released yet stays allocated, and `arena.check()` reports it).
+ */
+function finishDeadReleases(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: a thread detaches between calls, not inside a release
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const n = Math.min(i32[b + L.T_RELEASE_DEPTH], RELEASE_CAP);
+  for (let j = n - 1; j >= 0; j--) {
+    const fw = i32[releaseRecord(b, j, REC_FW)];
+    const gs = i32[releaseRecord(b, j, REC_STATE)];
+    if (!(gs & L.REL_DROPPED)) continue; // an intent: it died before its drop
+    if (!arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK)) continue; // freed before it died
+    if (gs & L.REL_IN_RELEASE) {
+      arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+    } else if (gs & L.REL_RESURRECTED) {
+      if (!isSignaledFlag(i32, fw)) signalFence(arena, fw, nowNs());
+      putFence(arena, fw);
+    } else {
+      // The dead thread's drop becomes ours: recorded as dropped on our own stack, then released.
+      const d = pushRelease(arena, fw);
+      const state = recordState(arena, d);
+      if (state) i32[state] |= L.REL_DROPPED;
+      releaseFence(arena, fw, undefined, d);
+    }
+  }
+  i32[b + L.T_RELEASE_DEPTH] = 0;
+}
+onReap(ReapStage.RELEASES, finishDeadReleases);
+
+/** Check hook: a thread between calls has no release in flight. */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    if (i32[b + A.T_STATE] === A.SLOT_FREE) continue;
+    // The calling thread is between calls: no release of its own can be in flight (others may be).
+    const releases = i32[b + L.T_RELEASE_DEPTH];
+    if (releases < 0 || (s === arena.slot && releases !== 0)) problems.push(`thread ${s} has ${releases} fence releases in flight`);
+  }
+  return { problems };
+});
+
+setPutHook(putFence, releaseFenceAt);

@@ -1,0 +1,159 @@
+/**
+ * Signaling at handle level: signal (kernel dma_fence_signal*), enable signaling (ops.enableSignaling,
+ * once), the ops' `signaled` poll, and adding or removing callbacks (which enables signaling). The
+ * Fence methods are these with a view; the view is what the ops and callbacks are handed.
+ */
+import type { Arena } from '../arena/arena.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
+import { linkCallbackLocked, runDetached, unlinkCallbackLocked } from './callbacks.js';
+import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs } from './core.js';
+import type { Fence } from './fence.js';
+import { findOps, opsById } from './ops.js';
+
+/** Returned by addCallback; pass to removeCallback. */
+export interface FenceCallback {
+  readonly fence: Fence;
+  /** Payload word index and generation of the node. */
+  readonly node: number;
+  readonly generation: number;
+}
+
+/**
+ * Signals fence `fw` with timestamp `ts` and runs its detached callbacks.
+ * Locking: takes and drops the fence lock; callbacks run after it is dropped.
+ * Threads: any attached thread. Returns true when it was already signaled (nothing happens).
+ */
+export function signalFence(arena: Arena, fw: number, ts: bigint): boolean {
+  if (isSignaledFlag(arena.i32, fw)) return true;
+  fenceLock(arena, fw);
+  let head: number;
+  try {
+    head = markSignaledLocked(arena, fw, ts);
+  } finally {
+    fenceUnlock(arena, fw);
+  }
+  if (head > 0) runDetached(arena, head);
+  return head < 0;
+}
+
+/**
+ * {@link signalFence} with the fence lock held by the caller (kernel dma_fence_signal_locked):
+ * callbacks run here, under the lock. Throws EPERM when the caller does not hold it.
+ */
+export function signalFenceLocked(arena: Arena, fw: number, ts: bigint): boolean {
+  fenceAssertHeld(arena, fw);
+  const head = markSignaledLocked(arena, fw, ts);
+  if (head > 0) runDetached(arena, head);
+  return head < 0;
+}
+
+/** Signaled? Asks ops.signaled (with `view`) when the flag is not set yet, and signals when it says so. */
+export function pollSignaled(view: Fence, fw: number): boolean {
+  const arena = view.arena;
+  if (isSignaledFlag(arena.i32, fw)) return true;
+  const t = findOps(arena.i32[fw + L.F_OPS])?.table;
+  if (t?.signaled && t.signaled(view)) {
+    signalFence(arena, fw, nowNs());
+    return true;
+  }
+  return false;
+}
+
+/**
+ * {@link pollSignaled} with the fence lock held by the caller (kernel dma_fence_is_signaled_locked):
+ * when ops.signaled says so, signals with {@link signalFenceLocked} (callbacks run here, under the
+ * lock). Throws EPERM when the lock is not held.
+ */
+export function pollSignaledLocked(view: Fence, fw: number): boolean {
+  const arena = view.arena;
+  fenceAssertHeld(arena, fw);
+  if (isSignaledFlag(arena.i32, fw)) return true;
+  const t = findOps(arena.i32[fw + L.F_OPS])?.table;
+  if (t?.signaled && t.signaled(view)) {
+    signalFenceLocked(arena, fw, nowNs());
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Kernel dma_fence_enable_sw_signaling: calls ops.enableSignaling(view) once, under the fence
+ * lock; false from it signals the fence. Locking: takes the fence lock.
+ */
+export function enableSignaling(view: Fence, fw: number): void {
+  const arena = view.arena;
+  if (Atomics.load(arena.i32, fw + L.F_FLAGS) & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return;
+  fenceLock(arena, fw);
+  let head = 0;
+  try {
+    head = enableSignalingLocked(view, fw);
+  } finally {
+    fenceUnlock(arena, fw);
+  }
+  if (head > 0) runDetached(arena, head);
+}
+
+/** With the lock held: sets ENABLE_SIGNAL; returns a detached callback list if it signaled. */
+function enableSignalingLocked(view: Fence, fw: number): number {
+  const arena = view.arena;
+  const i32 = arena.i32;
+  const flags = i32[fw + L.F_FLAGS];
+  if (flags & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
+  // Looked up before the flag is set: a thread without the ops of a fence that has the op is
+  // refused (EINVAL) and leaves signaling to be enabled by a thread that has them, instead of
+  // skipping the op. FLAG_OPS_ENABLE clear: the table has no enableSignaling to call.
+  const t = flags & L.FLAG_OPS_ENABLE ? opsById(i32[fw + L.F_OPS]).table : undefined;
+  const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
+  if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
+  if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs()));
+  return 0;
+}
+
+/**
+ * Links a callback node of `kind` (CBK_FN with `fn`, CBK_WAKE, CBK_SHARED with handler id `fn`)
+ * and enables signaling (kernel dma_fence_add_callback). Locking: takes the fence lock.
+ * Returns null — and the callback is never run — when the fence is already signaled, or when
+ * enabling signaling signaled it (ops.enableSignaling refused): the kernel's -ENOENT.
+ * Throws EINVAL (the fence's ops not registered in this thread), ENOMEM.
+ */
+export function addCallbackNode(
+  view: Fence,
+  fw: number,
+  kind: number,
+  fn: ((f: Fence) => void) | number | null,
+  target: number,
+): FenceCallback | null {
+  const arena = view.arena;
+  if (isSignaledFlag(arena.i32, fw)) return null;
+  fenceLock(arena, fw);
+  let head = 0;
+  let nw = 0;
+  try {
+    // Enable first, link only if still unsignaled (kernel dma_fence_add_callback): a refusal
+    // signals the fence, and the new callback must then not be on the list it runs.
+    head = enableSignalingLocked(view, fw);
+    if (!isSignaledFlag(arena.i32, fw)) {
+      const entry = typeof fn === 'function' ? { fn, view, fw, arena } : fn;
+      nw = linkCallbackLocked(arena, fw, kind, entry, target);
+    }
+  } finally {
+    fenceUnlock(arena, fw);
+  }
+  if (head > 0) runDetached(arena, head);
+  if (nw === 0) return null;
+  return { fence: view, node: nw, generation: arena.generationAt(nw - A.BLOCK_HEADER_WORDS) };
+}
+
+/**
+ * Removes callback `cb` (one of fence `fw`'s, checked by the caller). Locking: takes the fence
+ * lock. Returns true only if it was still pending (it will then never run).
+ */
+export function removeCallbackNode(arena: Arena, fw: number, cb: FenceCallback): boolean {
+  fenceLock(arena, fw);
+  try {
+    return unlinkCallbackLocked(arena, fw, cb.node, cb.generation);
+  } finally {
+    fenceUnlock(arena, fw);
+  }
+}
