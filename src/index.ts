@@ -24,6 +24,7 @@ export type { SyncFileInfo, SyncFenceInfo } from './sync/syncfile.js';
 export { SwTimeline } from './sync/timeline.js';
 export { Dispatcher, startDispatcher, stopDispatcher, dispatcherOf, setAutoDispatch, drain, waitInbox, pendingCallbacks } from './runtime/dispatcher.js';
 export { trackRef, putTracked, importFd, ledgerSize, ledgerCompact } from './runtime/ledger.js';
+export { parkRef, dropParkedRef } from './runtime/parked.js';
 export { runWithFence, fenceTask, watchPool, signalError, createFencePool, FencePool, taskResult } from './runtime/piscina.js';
 export type { FenceTaskMessage, FenceTaskContext, PoolLike, FencePoolOptions, RunOptions } from './runtime/piscina.js';
 export { runGraph } from './runtime/graph.js';

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   Arena, Driver, Errno, Fence, FenceError, LOCK_KINDS, SpinLock, defineFenceOps, drainInbox, waitInbox, type FenceCallback, type LockKind,
 } from '../src/index.js';
-import { TestWorker, expectClean, rejects } from './support/core.js';
+import { TestWorker, expectClean, fixture, rejects } from './support/core.js';
 
 const arenas: Arena[] = [];
 function newArena(): Arena {
@@ -704,7 +704,7 @@ describe('waiting', () => {
       const b = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 2 });
       b.waitAsync(20000).then((r) => console.log('signal-wait', r, b.status()));
       // The signaler is unref'd: only the pending wait can keep this process running.
-      const w = new Worker(new URL('./workers/fence-signaler.js', ${JSON.stringify(new URL('../dist/', import.meta.url).href)}),
+      const w = new Worker(new URL(${JSON.stringify(fixture('fence-signaler').href)}),
         { workerData: { buffer: arena.buffer, handle: b.get().handle, delayMs: 200 } });
       w.unref();
     `;

@@ -1,7 +1,7 @@
 /**
  * The pool scheduler: tasks start only once their dependency fences have signaled, so graphs of any
  * shape complete on pools of any size; results are handed on; errors reach every descendant;
- * aborts cancel what has not started; nothing leaks. Real piscina pools (workers/piscina-graph.ts,
+ * aborts cancel what has not started; nothing leaks. Real piscina pools (test/fixtures/piscina-graph.ts,
  * compiled), every wait bounded so that a bug fails instead of hanging.
  */
 import { Piscina } from 'piscina';
@@ -12,7 +12,7 @@ import {
 } from '../src/index.js';
 import { expectClean, fixture, rejects } from './support/core.js';
 
-/** Word layout of the tally the tasks write (see workers/piscina-graph.ts). */
+/** Word layout of the tally the tasks write (see test/fixtures/piscina-graph.ts). */
 const SEQ = 0;
 const RUNS = 1;
 const WAIT_MS = 20_000;

@@ -6,11 +6,18 @@
  *  - no sanitizer → the real damage: the fence's lock word now belongs to the new operation
  *    (false contention, a false deadlock, or two holders of "one" lock);
  *  - inline lock → the same sequence is clean.
- * Same-thread and two-worker versions (main thread = exporter, worker = importer).
+ * Same-thread and two-thread versions: in the latter the main thread is the exporter, handing its
+ * fence over the engine's ring, and the engine's importer worker takes the fence lock once the
+ * exporter says the operation is freed; the board's HOLD keeps it inside that lock while the main
+ * thread reuses the memory.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, BlockType, Fence, SpinLock, UseAfterFreeError } from '../src/index.js';
-import { TestWorker, expectClean, rejects, type Msg } from './support/core.js';
+import { C, EXPECT_OK } from '../workers/board.js';
+import { Crew } from '../workers/crew.js';
+import type { RingExporter } from '../workers/ring.js';
+import { expectClean, rejects } from './support/core.js';
+import { ENGINE_DIR } from './support/threads.js';
 
 const OFFSET = 2 ** 28;
 const OP_BYTES = 48; // an operation: lock word at 0, payload after it
@@ -135,127 +142,148 @@ describe('same thread', () => {
   });
 });
 
-/** The importer in a worker, holding a reference to the exporter's fence. */
-async function importer(arena: Arena, fence: Fence) {
-  const w = new TestWorker('seed-importer', { buffer: arena.buffer });
-  const { slot } = await w.next('ready');
-  const imported = await w.ask({ type: 'import', handle: fence.get().handle }, 'imported');
-  return { w, slot: slot as number, usesInlineLock: imported.usesInlineLock as boolean };
+const crews: Crew[] = [];
+afterEach(async () => {
+  await Promise.all(crews.splice(0).map((c) => c.terminateAll()));
+});
+
+/** The engine's importer worker, fed by the main thread as the exporter. */
+async function importer(arena: Arena, lockTimeoutMs: number) {
+  const crew = new Crew(arena, { seed: 'seed-scenario', workerDir: ENGINE_DIR, lockTimeoutMs, waitTimeoutMs: 20_000 });
+  crews.push(crew);
+  const exporter = crew.parentExporter();
+  const slot = await crew.spawn('importer').ready;
+  return { crew, exporter, slot };
 }
 
-async function lockAsImporter(w: TestWorker, timeoutMs: number): Promise<Msg> {
-  return w.ask({ type: 'lock', timeoutMs }, 'lock-result');
+/** Hands `fence` to the importer (the ring parks a reference of its own) and returns the ring slot. */
+function handOff(exporter: RingExporter, fence: Fence, op: number): number {
+  const slot = exporter.claim(1, false, () => false);
+  expect(slot).toBeGreaterThanOrEqual(0);
+  exporter.counted(slot);
+  exporter.handOff(slot, fence, op, EXPECT_OK);
+  return slot;
 }
 
-async function finish(arena: Arena, w: TestWorker, slot: number, detach = true) {
-  const put = await w.ask({ type: 'put' }, 'put-result');
-  expect(put.ok).toBe(true);
-  await w.ask({ type: 'exit', detach }, 'bye');
-  await w.exited();
-  if (!detach) arena.reapSlot(slot); // the worker left a stale entry in its lock list: reap it
+/** Waits until the importer handed back `n` fences in all. */
+function consumed(crew: Crew, n: number): Promise<void> {
+  return crew.until(`the importer to finish fence ${n}`, () => crew.count(C.CONSUMED) === n);
 }
 
-describe('two workers (exporter: main thread, importer: worker)', () => {
+/** The exporter leaves, the importer exits, the ring drops its references. */
+async function finish(crew: Crew, exporter: RingExporter): Promise<void> {
+  exporter.leave();
+  await crew.settled();
+  crew.sweep();
+}
+
+describe('two threads (exporter: main thread, importer: the engine’s worker)', () => {
   it('borrowed lock, sanitize: the importer gets UseAfterFreeError naming the exporter’s free and new op', async () => {
     const arena = newArena(true);
     const { op, fence } = submit(arena, 'borrowed');
-    const { w, slot, usesInlineLock } = await importer(arena, fence);
-    try {
-      expect(usesInlineLock).toBe(false);
-      const { op2, op2Lock } = completeAndReuse(arena, op, fence);
-      const r = await lockAsImporter(w, 50);
-      expect(r.ok).toBe(false);
-      expect(r.name).toBe('UseAfterFreeError');
-      expect(r.code).toBe('EFAULT');
-      expect(r.report).toMatchObject({
-        access: 'fence-lock',
-        block: (op % OFFSET) * 8,
-        takenGeneration: Math.floor(op / OFFSET),
-        currentGeneration: Math.floor(op2 / OFFSET),
-        freedBy: arena.slot, // the exporter freed it
-        nowType: 'operation',
-        nowOwner: arena.slot, // and owns the new operation
-        thread: slot, // the importer touched it
-      });
-      expect(arena.uafCount).toBe(1); // arena-wide: the main thread sees the importer's report
-      expect(op2Lock.owner).toBe(-1);
-      await finish(arena, w, slot);
-      arena.free(op2);
-      expectClean(arena);
-    } finally {
-      await w.worker.terminate();
-    }
+    const handle = fence.handle;
+    const { crew, exporter, slot } = await importer(arena, 50);
+    const s = handOff(exporter, fence, op);
+    const { op2, op2Lock } = completeAndReuse(arena, op, fence);
+    exporter.ended(s, 1); // the operation is freed: the importer takes the fence lock now
+    await consumed(crew, 1);
+    await finish(crew, exporter);
+    expect(crew.errors).toEqual([]);
+    expect(crew.uafReports).toHaveLength(1);
+    expect(crew.uafReports[0]).toMatchObject({
+      access: 'fence-lock',
+      fence: handle,
+      block: (op % OFFSET) * 8,
+      takenGeneration: Math.floor(op / OFFSET),
+      currentGeneration: Math.floor(op2 / OFFSET),
+      freedBy: arena.slot, // the exporter freed it
+      nowType: 'operation',
+      nowOwner: arena.slot, // and owns the new operation
+      thread: slot, // the importer touched it
+    });
+    expect(arena.uafCount).toBe(1); // arena-wide: the main thread sees the importer's access
+    expect(crew.count(C.STALE)).toBe(1);
+    expect(op2Lock.owner).toBe(-1); // stopped before it touched the word
+    expect(crew.count(C.STATUS_MISMATCH)).toBe(0);
+    arena.free(op2);
+    expectClean(arena);
   });
 
   it('borrowed lock, no sanitizer: false contention, then broken mutual exclusion across threads', async () => {
     const arena = newArena(false);
-    const { op, fence } = submit(arena, 'borrowed');
-    const { w, slot } = await importer(arena, fence);
-    try {
-      const { op2, op2Lock } = completeAndReuse(arena, op, fence);
-      // False contention: the new operation holds its lock; the importer cannot take the lock of
-      // a fence that signaled long ago and that nobody holds.
-      expect(op2Lock.lock()).toBe(true);
-      let r = await lockAsImporter(w, 50);
-      expect(r).toMatchObject({ ok: true, acquired: false });
-      op2Lock.unlock();
+    const { crew, exporter, slot } = await importer(arena, 50);
 
-      // The importer takes the fence lock — in fact op2's word — and the exporter's new operation
-      // cannot lock itself.
-      r = await lockAsImporter(w, 1000);
-      expect(r).toMatchObject({ ok: true, acquired: true });
-      expect(op2Lock.owner).toBe(slot);
-      expect(op2Lock.lock(20)).toBe(false);
+    // False contention: the new operation holds its lock; the importer cannot take the lock of a
+    // fence that signaled long ago and that nobody holds.
+    const a = submit(arena, 'borrowed');
+    const sa = handOff(exporter, a.fence, a.op);
+    const { op2, op2Lock } = completeAndReuse(arena, a.op, a.fence);
+    expect(op2Lock.lock()).toBe(true);
+    exporter.ended(sa, 1);
+    await consumed(crew, 1);
+    expect(crew.count(C.HANGS)).toBe(1); // its lock wait timed out
+    op2Lock.unlock();
 
-      // Broken mutual exclusion: while the importer holds the fence lock, op2 completes and op3
-      // starts in the same memory; op3 locks its lock: two threads hold "one" lock.
-      arena.free(op2);
-      const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
-      expect(op3 % OFFSET).toBe(op % OFFSET);
-      const op3Lock = SpinLock.at(arena, op3, 0);
-      expect(op3Lock.tryLock()).toBe(true);
-      // The importer's unlock is refused: the word says the exporter holds it now.
-      r = await w.ask({ type: 'unlock' }, 'unlock-result');
-      expect(r).toMatchObject({ ok: false, code: 'EPERM' });
-      op3Lock.unlock();
-      // The importer still lists the word as held: it cannot detach cleanly; the parent reaps it.
-      await finish(arena, w, slot, false);
-      arena.free(op3);
-      expectClean(arena);
-    } finally {
-      await w.worker.terminate();
-    }
+    // The importer takes another such fence lock — in fact the new operation's word — and stays
+    // inside: the exporter's operation cannot lock itself.
+    const b = submit(arena, 'borrowed');
+    const sb = handOff(exporter, b.fence, b.op);
+    const reuse = completeAndReuse(arena, b.op, b.fence);
+    crew.holdSections(true);
+    exporter.ended(sb, 1);
+    await crew.until('the importer inside the fence lock', () => crew.count(C.HELD) === 1);
+    expect(reuse.op2Lock.owner).toBe(slot);
+    expect(reuse.op2Lock.lock(20)).toBe(false);
+    // Broken mutual exclusion: while the importer holds the fence lock, that operation completes
+    // and the next one starts in the same memory; it locks its lock: two threads hold "one" lock.
+    arena.free(reuse.op2);
+    const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
+    expect(op3 % OFFSET).toBe(b.op % OFFSET);
+    const op3Lock = SpinLock.at(arena, op3, 0);
+    expect(op3Lock.tryLock()).toBe(true);
+    crew.holdSections(false);
+    await consumed(crew, 2);
+    // The importer's unlock was refused: the word says the exporter holds it now.
+    expect(crew.count(C.LOCK_ERRORS)).toBe(1);
+    expect(op3Lock.owner).toBe(arena.slot);
+    op3Lock.unlock();
+    await finish(crew, exporter);
+    // A refused unlock forgets the word: the importer still left the arena cleanly.
+    expect(crew.errors).toEqual([]);
+    expect(crew.count(C.STALE)).toBe(2);
+    arena.free(op2);
+    arena.free(op3);
+    expectClean(arena);
   });
 
   it('inline lock: the same sequence is clean across threads', async () => {
     const arena = newArena('count');
     const { op, fence } = submit(arena, 'inline');
-    const { w, slot, usesInlineLock } = await importer(arena, fence);
-    try {
-      expect(usesInlineLock).toBe(true);
-      const { op2, op2Lock } = completeAndReuse(arena, op, fence);
-      expect(op2Lock.lock()).toBe(true);
-      let r = await lockAsImporter(w, 1000);
-      expect(r).toMatchObject({ ok: true, acquired: true }); // no false contention
-      expect(op2Lock.owner).toBe(arena.slot); // and nothing of op2 was touched
-      // op2 completes while the importer holds the fence lock; op3 takes the memory.
-      op2Lock.unlock();
-      arena.free(op2);
-      const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
-      const op3Lock = SpinLock.at(arena, op3, 0);
-      expect(op3Lock.tryLock()).toBe(true);
-      r = await w.ask({ type: 'unlock' }, 'unlock-result');
-      expect(r.ok).toBe(true);
-      expect(op3Lock.owner).toBe(arena.slot); // the importer's unlock left op3 alone
-      op3Lock.unlock();
-      r = await w.ask({ type: 'status' }, 'status-result');
-      expect(r).toMatchObject({ ok: true, status: 1 });
-      expect(arena.uafCount).toBe(0);
-      await finish(arena, w, slot);
-      arena.free(op3);
-      expectClean(arena);
-    } finally {
-      await w.worker.terminate();
-    }
+    const { crew, exporter } = await importer(arena, 1000);
+    const s = handOff(exporter, fence, op);
+    const { op2, op2Lock } = completeAndReuse(arena, op, fence);
+    expect(op2Lock.lock()).toBe(true);
+    crew.holdSections(true);
+    exporter.ended(s, 1);
+    // No false contention: the importer holds the fence lock while op2's is held...
+    await crew.until('the importer inside the fence lock', () => crew.count(C.HELD) === 1);
+    expect(op2Lock.owner).toBe(arena.slot); // ...and nothing of op2 was touched
+    // op2 completes while the importer holds the fence lock; op3 takes the memory.
+    op2Lock.unlock();
+    arena.free(op2);
+    const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
+    const op3Lock = SpinLock.at(arena, op3, 0);
+    expect(op3Lock.tryLock()).toBe(true);
+    crew.holdSections(false);
+    await consumed(crew, 1);
+    expect(op3Lock.owner).toBe(arena.slot); // the importer's unlock left op3 alone
+    op3Lock.unlock();
+    await finish(crew, exporter);
+    expect(crew.errors).toEqual([]);
+    // Its status was the one the exporter set (1); no stale access, no damage.
+    for (const c of [C.STATUS_MISMATCH, C.HANGS, C.LOCK_ERRORS, C.ME_VIOLATIONS, C.STALE]) expect(crew.count(c), `counter ${c}`).toBe(0);
+    expect(arena.uafCount).toBe(0);
+    arena.free(op3);
+    expectClean(arena);
   });
 });

@@ -1,100 +1,123 @@
 /**
- * Exporter worker: runs the seed's driver. For each of `count` operations: submit (out-fence with
- * the driver's lock mode), add an exporter-side callback (tally), export it (sync-file fd or fence
- * handle with a reference) to a random importer port with the operation's handle, then execute
- * (simulated work of a random duration while consuming the command ring), which signals and frees
- * it — unless a command ended it first. Operations are pipelined `depth` deep so that commands can
- * reach them before they execute.
- *
- * workerData: { buffer, driver (handle), index, count, depth, minUs, maxUs, seed, export: 'fd' | 'handle',
- *   tally?: SharedArrayBuffer, stride, hang?: boolean }; then one message { type: 'start', ports: MessagePort[] }
- *   (transferred: one port per importer) starts the run.
- * Tally (per operation i = index * count + k, `stride` words): [0] exporter callback runs.
- * Posts { type: 'ready' }, then { type: 'done', results, sent } — results: statuses execute returned
- * (1 or -ECANCELED), sent: fences posted per port; then any message ({ type: 'exit' }) makes it
- * detach (closing the fds it created that nobody closed) and exit; with `hang`, submits everything and then never
- * executes (for recovery tests): posts { type: 'submitted', handles, sent }.
+ * The exporter worker: runs a driver (its own, or the parent's by handle), exactly the RFC's
+ * driver. For each operation: claim a ring slot, submit (the out-fence borrows the operation's
+ * lock, or has the inline lock, per the driver's lock mode), set the operation up under its own
+ * lock, hand the out-fence off to importers (a parked reference or a sync-file fd), and — `depth`
+ * operations later — execute it or cancel it (the ioctl in its own context): either signals the
+ * out-fence and then frees the operation, and the lock a borrowing fence still points to with it.
+ * Every critical section is watched by the board's guard, so broken mutual exclusion is counted,
+ * not guessed. All randomness comes from the worker's seeded PRNG. Options: EngineOptions.
  */
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import seedrandom from 'seedrandom';
-import { Arena, Driver, drain, pendingCallbacks, setAutoDispatch, waitInbox, type Operation } from '../src/index.js';
+import { Driver, Errno, SpinLock, drain, pendingCallbacks, setAutoDispatch, waitInbox, type Fence, type Operation } from '../src/index.js';
+import { C, EX_CB_RAN, EXF_DRIVER, bump, waitRing } from './board.js';
+import { EngineThread } from './engine.js';
+import { RingExporter, plannedExpect } from './ring.js';
 
-interface Data {
-  buffer: SharedArrayBuffer;
-  driver: number;
-  index: number;
-  count: number;
-  depth: number;
-  minUs: number;
-  maxUs: number;
-  seed: string;
-  export: 'fd' | 'handle';
-  tally?: SharedArrayBuffer;
-  stride: number;
-  hang?: boolean;
-}
-
-const wd = workerData as Data;
-// This worker blocks in execute(); it drains its inbox itself instead of running a dispatcher.
+// This worker blocks in execute() and in ring waits: it drains its inbox itself.
 setAutoDispatch(false);
-const arena = Arena.attach(wd.buffer);
-const driver = Driver.fromHandle(arena, wd.driver);
-const rand = seedrandom(wd.seed);
-const tally = wd.tally ? new Int32Array(wd.tally) : null;
-let ports: MessagePort[] = [];
-/** Fences sent to each importer port (the importers are told how many to expect). */
-let sent: number[] = [];
-parentPort!.postMessage({ type: 'ready', slot: arena.slot });
+const t = new EngineThread();
+const { cfg, arena, board } = t;
+const ring = new RingExporter(arena, board, t.index);
+const commands = cfg.commandRate > 0;
 
-function submitOne(k: number): Operation {
-  const i = wd.index * wd.count + k;
-  const dur = Math.floor(wd.minUs + rand() * (wd.maxUs - wd.minUs));
-  const op = driver.submit({ durationUs: dur, payload: [k, wd.index] });
-  if (tally) op.fence.addCallback(() => Atomics.add(tally, i * wd.stride, 1));
-  const p = Math.floor(rand() * ports.length);
-  const port = ports[p];
-  if (port) {
-    sent[p]++;
-    // Export before the operation's handle leaves this thread: afterwards anyone may end it.
-    const msg = wd.export === 'fd' ? { type: 'fence', fd: op.exportFd(), op: op.handle, driver: wd.driver, index: i }
-      : { type: 'fence', handle: op.exportHandle(), op: op.handle, driver: wd.driver, index: i };
-    port.postMessage(msg);
-  }
-  return op;
+interface InFlight {
+  op: Operation;
+  slot: number;
+  cancel: boolean;
+  lock: SpinLock;
 }
 
-parentPort!.once('message', (m: { type: string; ports: MessagePort[] }) => {
-  ports = m.ports;
-  sent = new Array<number>(ports.length).fill(0);
-  run();
-});
-
-function run(): void {
-try {
-  const results: number[] = [];
-  const queue: Operation[] = [];
-  let next = 0;
-  if (wd.hang) {
-    while (next < wd.count) queue.push(submitOne(next++));
-    parentPort!.postMessage({ type: 'submitted', handles: queue.map((o) => o.handle), sent });
-    for (;;) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1000);
-  }
-  while (next < wd.count || queue.length > 0) {
-    while (next < wd.count && queue.length < wd.depth) queue.push(submitOne(next++));
-    results.push(driver.execute(queue.shift()!));
-    drain(arena);
-  }
-  // Callbacks of ours that other threads signaled (cancels) arrive in our inbox: wait for all.
-  const deadline = performance.now() + 10_000;
-  while (pendingCallbacks() > 0 && performance.now() < deadline) waitInbox(arena, 50);
-  parentPort!.postMessage({ type: 'done', results, sent, pending: pendingCallbacks() });
-  for (const p of ports) p.close();
-  // Our fds stay open until the importers took them (detach closes what we created): wait.
-  parentPort!.once('message', () => {
-    arena.detach();
-    parentPort!.close();
+/** Our own callback on an out-fence: it must run exactly once, here. */
+function watchSignal(fence: Fence): void {
+  let runs = 0;
+  fence.addCallback(() => {
+    if (++runs > 1) bump(board, C.DOUBLE_SIGNALS);
+    Atomics.add(board.i32, EX_CB_RAN + t.index, 1);
   });
-} catch (e) {
-  parentPort!.postMessage({ type: 'error', code: (e as { code?: string }).code, message: String((e as Error)?.stack ?? e) });
 }
+
+function publish(drv: Driver, slot: number): InFlight {
+  ring.submitting(slot);
+  const op = drv.submit({ durationUs: Math.round(t.jittered(cfg.workUs)) });
+  const lock = SpinLock.at(arena, op.handle); // the operation's own lock: word 0 of its block
+  // The driver sets its operation up under the operation's own lock.
+  t.critical((ms) => lock.lock(ms), () => lock.unlock(), lock.index, t.jittered(cfg.csUs) / 2, () => lock.ownerDied);
+  ring.counted(slot);
+  if (cfg.exporterCallbacks) watchSignal(op.fence);
+  // A driver that always signals: enabling now means importers never need the lock for it.
+  op.fence.enableSignaling();
+  const cancel = t.rng() < cfg.cancelRate;
+  ring.handOff(slot, op.fence, op.handle, plannedExpect(cancel, commands));
+  return { op, slot, cancel, lock };
 }
+
+/** Executes or cancels `f`, the oldest of the operations in flight (`later` are the others). */
+function end(drv: Driver, f: InFlight, later: readonly InFlight[]): void {
+  if (cfg.awaitTake) ring.awaitTake(f.slot, later.map((x) => x.slot), cfg.waitTimeoutMs, () => t.stopping());
+  // Part of the execution under the operation's lock, like a driver updating its state — unless
+  // importers may delete the operation meanwhile: then only execute() touches it.
+  if (!commands) {
+    const lock = f.lock;
+    t.critical((ms) => lock.lock(ms), () => lock.unlock(), lock.index, t.jittered(cfg.csUs), () => lock.ownerDied);
+  }
+  // Cancel or execute: either signals the out-fence, then frees the operation. A cancel that finds
+  // it ended by an importer's command lets execute() tell how it ended.
+  const status = f.cancel && drv.cancel(f.op.handle) ? Errno.ECANCELED : drv.execute(f.op);
+  ring.ended(f.slot, status);
+  if (cfg.exporterCallbacks) drain(arena); // ours, signaled by other threads
+}
+
+function produce(drv: Driver): void {
+  const queue: InFlight[] = [];
+  const stopping = () => t.stopping();
+  let made = 0;
+  for (;;) {
+    const more = (cfg.ops === 0 || made < cfg.ops) && !t.stopping();
+    if (more && queue.length < cfg.depth) {
+      // Wait for a slot only with nothing queued to execute meanwhile.
+      const slot = ring.claim(cfg.maxInflight, queue.length === 0, stopping);
+      if (slot >= 0) {
+        queue.push(publish(drv, slot));
+        made++;
+        continue;
+      }
+    }
+    const next = queue.shift();
+    if (next) end(drv, next, queue);
+    else if (!more) return;
+  }
+}
+
+/** Our fds stay open until their importers took them (detach closes what we created): wait. */
+function awaitHandBacks(): void {
+  let left = ring.outstanding();
+  let deadline = performance.now() + cfg.waitTimeoutMs;
+  while (left > 0 && !t.stopping() && performance.now() < deadline) {
+    waitRing(board, Atomics.load(board.i32, C.SEQ), 5);
+    const now = ring.outstanding();
+    if (now < left) deadline = performance.now() + cfg.waitTimeoutMs;
+    left = now;
+  }
+}
+
+/** Callbacks of ours that other threads signaled arrive in our inbox: run them all. */
+function awaitOwnCallbacks(): void {
+  const deadline = performance.now() + cfg.waitTimeoutMs;
+  while (pendingCallbacks() > 0 && performance.now() < deadline) waitInbox(arena, 50);
+}
+
+let driver: Driver | undefined;
+await t.run(
+  () => {
+    driver = cfg.driver !== 0 ? Driver.fromHandle(arena, cfg.driver) : Driver.create(arena, { lockMode: cfg.lockMode });
+    // Importers send their commands to the driver named here (a word per exporter).
+    board.f64[EXF_DRIVER + t.index] = driver.handle;
+    produce(driver);
+    if (ring.fdCarrier) awaitHandBacks();
+    awaitOwnCallbacks();
+  },
+  () => {
+    if (driver && cfg.driver === 0) driver.destroy();
+    ring.leave();
+  },
+);

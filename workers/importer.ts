@@ -1,153 +1,223 @@
 /**
- * Importer worker: receives exported fences ({ type: 'fence', fd | handle, op, driver, index }) on
- * its port and, for each: imports it (SyncFile.getFence + close, or the handle's reference),
- * tracks the reference, adds a callback, sometimes cancels/deletes the operation (directly or
- * through the driver's command ring), queries the status under the fence lock, holds the fence for
- * a random time, sometimes removes its callback, waits (sync or async), records the final status
- * and puts the reference.
- *
- * workerData: { buffer, seed, cancelRate, removeRate, holdMaxMs, waitMode: 'sync' | 'async' | 'mixed',
- *   tally: SharedArrayBuffer, stride }; fences arrive on the ports of { type: 'ports', ports } (transferred,
- *   one per exporter; may come more than once).
- * Tally words per fence (after the exporter's [0]): [1] importer callback runs, [2] removed,
- * [3] refused (already signaled when added), [4] final status, [5] imports.
- * Messages in on parentPort: { type: 'finish', expected } → once `expected` fences arrived and
- * nothing is in flight: { type: 'done', stats }, detach, exit.
+ * The importer worker: takes fences from the ring and, for each: imports it (the slot's parked
+ * reference, or its sync-file fd as a tracked reference), optionally adds a callback (sometimes
+ * removing it again), optionally cancels or deletes the operation (in place, or through the
+ * driver's command ring), holds the fence a random time, waits for it (sync or async: the
+ * signal→wake latency), and — once the exporter has freed the operation — takes the fence lock
+ * again, as importers do (status queries, dma_fence_lock_irqsave): through a borrowed lock, that
+ * is the RFC's use-after-free. Then it hands the slot back. Options: EngineOptions.
  */
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import seedrandom from 'seedrandom';
 import {
-  Arena, Driver, DriverCmd, Fence, FenceError, SyncFile, importFd, pendingCallbacks, putTracked, trackRef,
+  Driver, DriverCmd, Errno, Fence, FenceError, SyncFile, drain, importFd, putTracked, waitInbox,
 } from '../src/index.js';
+import {
+  C, EXF_DRIVER, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD,
+  bump, expectBit, ringChanged, settleSlot, slotF64, slotWord, takenBy, waitRing,
+} from './board.js';
+import { EngineThread, sleepMs } from './engine.js';
 
-interface Data {
-  buffer: SharedArrayBuffer;
-  seed: string;
-  cancelRate: number;
-  removeRate: number;
-  holdMaxMs: number;
-  waitMode: 'sync' | 'async' | 'mixed';
-  tally: SharedArrayBuffer;
-  stride: number;
+const t = new EngineThread();
+const { cfg, arena, board } = t;
+const b32 = board.i32;
+const fdCarrier = Atomics.load(b32, C.CARRIER) === CARRIER_FD;
+const drivers = new Map<number, Driver | null>();
+let cursor = 0;
+
+/** One fence being consumed. */
+interface Taken {
+  slot: number;
+  fence: Fence;
+  /** Runs of our callback; whether it must run (added, not removed, not refused). */
+  ran: number;
+  expectRun: boolean;
 }
-interface FenceMsg {
-  type: string;
-  fd?: number;
-  handle?: number;
-  op: number;
-  driver: number;
-  index: number;
+
+function take(): number {
+  for (let k = 0; k < RING_SLOTS; k++) {
+    const i = (cursor + k) % RING_SLOTS;
+    const w = slotWord(i, S_STATE);
+    if (Atomics.load(b32, w) === PUBLISHED && Atomics.compareExchange(b32, w, PUBLISHED, takenBy(t.index)) === PUBLISHED) {
+      cursor = i + 1;
+      return i;
+    }
+  }
+  return -1;
 }
 
-const wd = workerData as Data;
-const arena = Arena.attach(wd.buffer);
-const rand = seedrandom(wd.seed);
-const tally = new Int32Array(wd.tally);
-const S = wd.stride;
-const drivers = new Map<number, Driver>();
-const stats = { imported: 0, badFd: 0, cancels: 0, canceledHere: 0, ioctls: 0, ringFull: 0, timeouts: 0, lockedQueries: 0, received: 0 };
-let inflight = 0;
-let finishing = false;
-let expected = -1;
-const ports: MessagePort[] = [];
+/** The slot's fence: a view on its parked reference, or a reference of ours imported from its fd. */
+function importFence(slot: number): Fence | null {
+  const carrier = board.f64[slotF64(slot, SF_CARRIER)];
+  if (!fdCarrier) return Fence.fromHandle(arena, carrier);
+  let fence: Fence;
+  try {
+    // Taken and recorded in one step: a terminate() here cannot leak the reference.
+    fence = importFd(arena, carrier);
+  } catch (e) {
+    if (!(e instanceof FenceError && e.code === 'EBADF')) throw e;
+    bump(board, C.BAD_FD); // its exporter died and its reaper closed the fd
+    return null;
+  }
+  closeQuietly(carrier);
+  return fence;
+}
 
-function driverOf(h: number): Driver {
-  let d = drivers.get(h);
-  if (!d) drivers.set(h, (d = Driver.fromHandle(arena, h)));
+function closeQuietly(fd: number): void {
+  try {
+    SyncFile.close(arena, fd);
+  } catch (e) {
+    if (!(e instanceof FenceError && e.code === 'EBADF')) throw e; // its dead exporter's reaper was first
+  }
+}
+
+function driverOf(handle: number): Driver | null {
+  let d = drivers.get(handle);
+  if (d === undefined) {
+    try {
+      d = Driver.fromHandle(arena, handle);
+    } catch (e) {
+      if (!(e instanceof FenceError && e.code === 'EBADF')) throw e;
+      d = null; // destroyed with its dead exporter
+    }
+    drivers.set(handle, d);
+  }
   return d;
 }
 
-function report(e: unknown): void {
-  parentPort!.postMessage({ type: 'error', code: (e as { code?: string }).code, message: String((e as Error)?.stack ?? e) });
+/** Cancels or deletes the slot's operation: in place (the ioctl in our context) or through the driver's ring. */
+function command(slot: number): void {
+  const drv = driverOf(board.f64[EXF_DRIVER + b32[slotWord(slot, S_OWNER)]]);
+  if (!drv) return;
+  const cmd = t.rng() < 0.5 ? DriverCmd.DELETE : DriverCmd.CANCEL;
+  const op = board.f64[slotF64(slot, SF_OP)];
+  bump(board, C.COMMANDS);
+  try {
+    if (t.rng() < 0.5 && cfg.commandVia === 'either') {
+      if (drv.command(cmd, op)) bump(board, C.COMMANDS_WON);
+    } else if (!drv.ioctl(cmd, op)) {
+      bump(board, C.RING_FULL);
+    }
+  } catch (e) {
+    if (!(e instanceof FenceError && e.code === 'EBADF')) throw e; // the driver went with its exporter
+  }
 }
 
-function maybeFinish(): void {
-  if (!finishing || inflight > 0 || stats.received < expected) return;
-  if (pendingCallbacks() > 0) {
-    setTimeout(maybeFinish, 1);
+function begin(slot: number, fence: Fence): Taken {
+  const it: Taken = { slot, fence, ran: 0, expectRun: false };
+  // Optional callback, sometimes removed again: it must run exactly once, or never if removed.
+  if (t.rng() < cfg.callbackRate) {
+    const cb = fence.addCallback(() => {
+      it.ran++;
+    });
+    bump(board, C.CB_ADDED);
+    if (cb === null) bump(board, C.CB_LATE); // already signaled: never added, nothing to run
+    else if (t.rng() < cfg.removeRate && fence.removeCallback(cb)) bump(board, C.CB_REMOVED);
+    else it.expectRun = true;
+  }
+  if (cfg.commandRate > 0 && t.rng() < cfg.commandRate) command(slot);
+  return it;
+}
+
+/** Holds the fence a while, then waits for its signal; returns whether it came in time. */
+function waitFor(it: Taken): boolean | Promise<boolean> {
+  const hold = cfg.holdMaxMs > 0 ? t.rng() * cfg.holdMaxMs : 0;
+  const sync = cfg.waitMode === 'sync' || (cfg.waitMode === 'mixed' && t.rng() < 0.5);
+  const f = it.fence;
+  if (sync) {
+    sleepMs(hold);
+    const early = !f.testSignaledFlag();
+    return waited(f, early, f.wait(cfg.waitTimeoutMs));
+  }
+  return new Promise<void>((r) => setTimeout(r, hold)).then(() => {
+    const early = !f.testSignaledFlag();
+    return f.waitAsync(cfg.waitTimeoutMs).then((ok) => waited(f, early, ok));
+  });
+}
+
+/** Counts a wait: a timeout is a hang; only one that began before the signal measures signal→wake. */
+function waited(f: Fence, early: boolean, ok: boolean): boolean {
+  const ts = f.timestamp;
+  if (!ok) bump(board, C.HANGS);
+  else if (early && ts !== undefined) {
+    t.latencies.push(Number(process.hrtime.bigint() - ts) / 1000);
+    bump(board, C.WAKES);
+  }
+  return ok;
+}
+
+/** Our callback, if it must run: the signaler pushed it to our inbox; run it here. */
+function checkCallback(it: Taken): void {
+  if (!it.expectRun) {
+    if (it.ran !== 0) bump(board, C.CB_DOUBLE);
     return;
   }
-  finishing = false;
-  parentPort!.postMessage({ type: 'done', stats, slot: arena.slot });
-  for (const p of ports) p.close();
-  arena.detach();
-  parentPort!.close();
+  const deadline = performance.now() + cfg.waitTimeoutMs;
+  for (let left = cfg.waitTimeoutMs; it.ran === 0 && left > 0; left = deadline - performance.now()) waitInbox(arena, Math.min(left, 50));
+  drain(arena);
+  bump(board, it.ran === 1 ? C.CB_RAN : it.ran > 1 ? C.CB_DOUBLE : C.HANGS);
 }
 
-function importOne(m: FenceMsg): Fence | null {
-  if (m.fd !== undefined) {
-    let f: Fence | null;
-    try {
-      // Taken and recorded in one step: a terminate() here cannot leak the reference.
-      f = importFd(arena, m.fd);
-    } catch (e) {
-      // The exporter died and its fds were closed by the reaper: nothing to import.
-      if (e instanceof FenceError && e.code === 'EBADF') {
-        stats.badFd++;
-        return null;
-      }
-      throw e;
+/** Waits (bounded) until the exporter has freed the operation; false on timeout (a hang). */
+function awaitFreed(slot: number): boolean {
+  const by = performance.now() + cfg.waitTimeoutMs;
+  while (Atomics.load(b32, slotWord(slot, S_FREED)) === 0) {
+    if (performance.now() > by) {
+      bump(board, C.HANGS);
+      return false;
     }
-    SyncFile.close(arena, m.fd);
-    return f;
+    waitRing(board, Atomics.load(b32, C.SEQ), 1);
   }
-  return trackRef(Fence.fromHandle(arena, m.handle!));
+  return true;
 }
 
-async function handle(m: FenceMsg): Promise<void> {
-  const f = importOne(m);
-  if (!f) return;
-  const i = m.index;
-  stats.imported++;
-  Atomics.add(tally, i * S + 5, 1);
-  const cb = f.addCallback(() => Atomics.add(tally, i * S + 1, 1));
-  if (!cb) Atomics.add(tally, i * S + 3, 1);
-  if (rand() < wd.cancelRate) {
-    const d = driverOf(m.driver);
-    stats.cancels++;
-    const cmd = rand() < 0.5 ? DriverCmd.DELETE : DriverCmd.CANCEL;
-    if (rand() < 0.5) {
-      if (d.command(cmd, m.op)) stats.canceledHere++;
-    } else if (d.ioctl(cmd, m.op)) {
-      stats.ioctls++;
-    } else {
-      stats.ringFull++;
-    }
-  }
-  // Status under the fence lock (kernel: dma_fence_get_status takes the lock).
-  f.withLock(() => f.testSignaledFlag());
-  stats.lockedQueries++;
-  const hold = rand() * wd.holdMaxMs;
-  if (hold > 0) await new Promise((r) => setTimeout(r, hold));
-  if (cb && rand() < wd.removeRate && f.removeCallback(cb)) Atomics.add(tally, i * S + 2, 1);
-  const sync = wd.waitMode === 'sync' || (wd.waitMode === 'mixed' && rand() < 0.5);
-  const ok = sync ? f.wait(10_000) : await f.waitAsync(10_000);
-  if (!ok) stats.timeouts++;
-  Atomics.store(tally, i * S + 4, f.status());
-  putTracked(f);
+/** The status against what the exporter allowed (read once it is done with the operation). */
+function checkStatus(it: Taken, freed: boolean): void {
+  const status = it.fence.error || 1; // not status(): it takes the fence lock
+  if (status === Errno.ECANCELED) bump(board, C.SEEN_CANCELED);
+  else if (status === Errno.ENODEV) bump(board, C.SEEN_NODEV);
+  if (freed && (Atomics.load(b32, slotWord(it.slot, S_EXPECT)) & expectBit(status)) === 0) bump(board, C.STATUS_MISMATCH);
 }
 
-function onFence(m: FenceMsg): void {
-  stats.received++;
-  inflight++;
-  handle(m)
-    .catch(report)
-    .finally(() => {
-      inflight--;
-      maybeFinish();
-    });
+function finish(it: Taken, signaled: boolean): void {
+  const f = it.fence;
+  checkCallback(it);
+  // Importers keep using the fence after the exporter is done with it: wait for the free...
+  const freed = awaitFreed(it.slot);
+  if (signaled) checkStatus(it, freed);
+  // ...then take the fence lock, as any importer may.
+  if (!f.usesInlineLock) bump(board, C.STALE);
+  t.critical((ms) => f.lock(ms), () => f.unlock(), f.lockWordIndex, t.jittered(cfg.csUs));
+  if (fdCarrier) putTracked(f);
 }
-parentPort!.on('message', (m: { type: string; expected: number; ports: MessagePort[] }) => {
-  if (m.type === 'ports') {
-    for (const p of m.ports) {
-      ports.push(p);
-      p.on('message', onFence);
+
+/** Gives the slot back: our INFLIGHT count first (marked in its run), then the state. */
+function handBack(slot: number): void {
+  const returning = slotWord(slot, S_RETURNING); // computed first: no call inside the run below
+  Atomics.sub(b32, C.INFLIGHT, 1);
+  b32[returning] = 1;
+  // A parked reference travels back with the slot: the exporter that reclaims it drops it.
+  Atomics.store(b32, slotWord(slot, S_STATE), RETURNED);
+  settleSlot(board, slot);
+  ringChanged(board);
+  bump(board, C.CONSUMED);
+}
+
+async function consume(): Promise<void> {
+  for (;;) {
+    const seen = Atomics.load(b32, C.SEQ);
+    const slot = take();
+    if (slot < 0) {
+      if (t.stopping() || Atomics.load(b32, C.EXPORTERS_LEFT) === 0) return;
+      waitRing(board, seen, 5);
+      continue;
     }
-    parentPort!.postMessage({ type: 'listening' });
-  } else if (m.type === 'finish') {
-    finishing = true;
-    expected = m.expected;
-    maybeFinish();
+    const fence = importFence(slot);
+    if (fence) {
+      const it = begin(slot, fence);
+      const w = waitFor(it);
+      finish(it, typeof w === 'boolean' ? w : await w);
+    }
+    handBack(slot);
   }
-});
-parentPort!.postMessage({ type: 'ready', slot: arena.slot });
+}
+
+await t.run(consume, () => {});

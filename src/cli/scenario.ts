@@ -1,20 +1,13 @@
 /**
- * Runs the exporter/importer scenario in real workers and measures it: the engine behind `fencelab demo` and
- * `fencelab stress`. The main thread owns the arena and the board, spawns exporters and importers,
- * optionally kills importers at random (seeded) and recovers after them, and at the end checks
- * every invariant and the arena.
+ * Runs the engine's exporters and importers (workers/) as a scenario and measures it: what
+ * `fencelab demo` and `fencelab stress` run. The main thread owns the arena and the crew; a run is
+ * a few steps — start the workers, watch them (progress, stop conditions, the kill schedule), let
+ * them drain, then check every invariant and the arena.
  */
-import { Worker } from 'node:worker_threads';
 import seedrandom from 'seedrandom';
-// Through the package entry: it also registers the runtime's reap hooks (inbox, ledger, fds).
-import { Arena, Fence } from '../index.js';
-import {
-  C, bump, DONE, EMPTY, EX_DONE, EX_SLOT, EX_STAGE, FILLING_BASE, HANDLES_F64, PUBLISHED, RING, RING_SLOTS, S_EXPECT_ALT, S_FREED, S_OWNER,
-  S_STATE, S_STRIDE, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_IDLE, STAGE_INFLIGHT, STAGE_PUBLISHED, TAKEN_BASE, takenBy,
-  WORKER_WORDS, BOARD_BYTES, MAX_WORKERS, boardOf, ringChanged,
-} from './board.js';
-import { Errno } from '../errors.js';
-import type { LockKind } from '../locks/layout.js';
+import { Arena, type LockKind } from '../index.js';
+import { C, bump } from '../../workers/board.js';
+import { Crew, type Member, type Replacement } from '../../workers/crew.js';
 import type { LockMode } from './options.js';
 
 export type KillTarget = 'importers' | 'exporters' | 'both';
@@ -85,251 +78,197 @@ export interface ScenarioResult {
 
 /** How long workers get to finish after the stop flag before they count as hung. */
 const STOP_GRACE_MS = 5000;
-
-const WORKER_URL = new URL('../../workers/seed.js', import.meta.url);
+/** How often the main thread looks at the run. */
+const TICK_MS = 20;
 
 function percentile(sorted: Float64Array, p: number): number | undefined {
   if (sorted.length === 0) return undefined;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
-interface Running {
-  worker: Worker;
-  role: 'exporter' | 'importer';
-  index: number;
-  slot: number;
-  exited: Promise<number>;
+export function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> {
+  return new ScenarioRun(cfg).run();
 }
 
-export async function runScenario(cfg: ScenarioConfig): Promise<ScenarioResult> {
-  const { onProgress, ...config } = cfg;
-  const arena = Arena.create({ bytes: cfg.arenaBytes, sanitize: cfg.sanitize ? 'count' : false, lockKind: cfg.lockKind, maxThreads: 64 });
-  const boardBuf = new SharedArrayBuffer(BOARD_BYTES);
-  const guardBuf = new SharedArrayBuffer(arena.buffer.byteLength);
-  const board = boardOf(boardBuf, guardBuf);
-  const b32 = board.i32;
-  const rng = seedrandom(`${cfg.seed}:main`);
-  const latencies: Float64Array[] = [];
-  const workerErrors: string[] = [];
-  const running = new Set<Running>();
-  let nextIndex = 1;
-  const freeIndices: number[] = []; // worker words of exited workers, reused by replacements
-  let kills = 0;
+/** One run: its arena, its crew of workers, and the main thread's view of the clock. */
+class ScenarioRun {
+  private readonly cfg: ScenarioConfig;
+  private readonly arena: Arena;
+  private readonly crew: Crew;
+  /** The kill schedule's randomness (the workers have their own). */
+  private readonly rng: () => number;
+  private readonly timed: boolean;
+  /** Bound of the whole run: past it, workers are asked to stop. */
+  private readonly hardLimit: number;
+  private started = 0;
+  private stopSeenAt = Infinity;
+  private nextKill = Infinity;
 
-  let exporterKills = 0;
+  constructor(cfg: ScenarioConfig) {
+    this.cfg = cfg;
+    this.arena = Arena.create({ bytes: cfg.arenaBytes, sanitize: cfg.sanitize ? 'count' : false, lockKind: cfg.lockKind, maxThreads: 64 });
+    this.crew = new Crew(this.arena, {
+      seed: cfg.seed,
+      lockMode: cfg.lockMode,
+      ops: cfg.opsPerExporter,
+      workUs: cfg.workUs,
+      csUs: cfg.csUs,
+      jitter: cfg.jitter,
+      cancelRate: cfg.cancelRate,
+      callbackRate: cfg.callbackRate,
+      waitTimeoutMs: cfg.waitTimeoutMs,
+      lockTimeoutMs: cfg.lockTimeoutMs,
+      maxInflight: cfg.maxInflight,
+    });
+    this.rng = seedrandom(`${cfg.seed}:main`);
+    this.timed = cfg.opsPerExporter === 0;
+    this.hardLimit = cfg.maxRunMs ?? (this.timed ? cfg.durationMs : 0) + 60_000 + cfg.opsPerExporter * cfg.exporters * 2;
+  }
 
-  const spawn = (role: 'exporter' | 'importer', ops = cfg.opsPerExporter): Running => {
-    const index = freeIndices.pop() ?? nextIndex++;
-    if (index >= MAX_WORKERS) throw new RangeError(`more than ${MAX_WORKERS - 1} workers at once`);
-    b32[EX_STAGE + index] = STAGE_IDLE;
-    b32[EX_DONE + index] = 0;
-    const worker = new Worker(WORKER_URL, {
-      workerData: {
-        role, index, arena: arena.buffer, board: boardBuf, guard: guardBuf, lockMode: cfg.lockMode,
-        ops, workUs: cfg.workUs, csUs: cfg.csUs,
-        jitter: cfg.jitter, cancelRate: cfg.cancelRate, callbackRate: cfg.callbackRate, waitTimeoutMs: cfg.waitTimeoutMs,
-        lockTimeoutMs: cfg.lockTimeoutMs, maxInflight: cfg.maxInflight, seed: `${cfg.seed}:${index}`,
-      },
-    });
-    const r: Running = { worker, role, index, slot: -1, exited: Promise.resolve(0) };
-    r.exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.on('message', (m: { type: string; slot?: number; latencies?: Float64Array; message?: string }) => {
-      if (m.type === 'ready') r.slot = m.slot!;
-      else if (m.type === 'done' && m.latencies) latencies.push(m.latencies);
-      else if (m.type === 'error') workerErrors.push(`${role} ${index}: ${m.message}`);
-    });
-    worker.on('error', (e) => workerErrors.push(`${role} ${index}: ${e.message}`));
-    running.add(r);
-    // The kill path recovers (reads the worker's word) before it spawns the replacement.
-    void r.exited.then(() => {
-      running.delete(r);
-      freeIndices.push(index);
-    });
-    return r;
-  };
+  async run(): Promise<ScenarioResult> {
+    this.start();
+    await this.watch();
+    await this.crew.settled();
+    const elapsedMs = performance.now() - this.started;
+    // Fences never taken (no importer left) or handed back: drop what the ring still carries.
+    this.crew.sweep();
+    const result = this.results(elapsedMs);
+    this.arena.detach();
+    return result;
+  }
 
-  /** After an importer was killed: undo its guard, release what it held, hand its fences back. */
-  const recover = (r: Running): void => {
-    const inGuard = Atomics.exchange(b32, WORKER_WORDS + r.index, 0);
-    if (inGuard) Atomics.sub(board.guard, inGuard, 1);
-    if (r.slot >= 0) {
-      arena.reapSlot(r.slot); // locks it held: released and marked owner-died
-      for (let i = 0; i < RING_SLOTS; i++) {
-        const base = RING + i * S_STRIDE;
-        if (Atomics.load(b32, base + S_STATE) === takenBy(r.slot + 1)) {
-          // Its reference dies with it: drop it on its behalf, like the kernel closing a dead process's fds.
-          Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).put();
-          board.f64[HANDLES_F64 + i] = 0;
-          Atomics.store(b32, base + S_STATE, EMPTY);
-          Atomics.sub(b32, C.INFLIGHT, 1);
-        }
+  private start(): void {
+    this.started = performance.now();
+    for (let i = 0; i < this.cfg.exporters; i++) this.crew.spawn('exporter');
+    for (let i = 0; i < this.cfg.importers; i++) this.crew.spawn('importer');
+    this.scheduleKill(this.started);
+  }
+
+  private stopped(): boolean {
+    return this.crew.count(C.STOP) !== 0;
+  }
+
+  /** Until no exporter is left and every importer exited: progress, stop conditions, kills. */
+  private async watch(): Promise<void> {
+    const crew = this.crew;
+    while (crew.count(C.EXPORTERS_LEFT) > 0 || [...crew.running].some((m) => m.role === 'importer')) {
+      await new Promise((res) => setTimeout(res, TICK_MS));
+      const now = performance.now();
+      const elapsed = now - this.started;
+      this.cfg.onProgress?.({ ops: crew.count(C.OPS), elapsedMs: elapsed, kills: crew.kills });
+      this.checkStop(elapsed);
+      if (elapsed > this.stopSeenAt + STOP_GRACE_MS) {
+        await this.terminateHung();
+        return;
       }
-      ringChanged(board);
-    }
-  };
-
-  /**
-   * After an exporter was killed: undo its guard, then from what its stage says it had done (see
-   * board.ts) give back the slot it was filling, expect -ENODEV where the reaper will end its
-   * published operation, reap it (operations end, driver destroyed) and count the end it did not.
-   * Returns the operations it finished.
-   */
-  const recoverExporter = (r: Running): number => {
-    const inGuard = Atomics.exchange(b32, WORKER_WORDS + r.index, 0);
-    if (inGuard) Atomics.sub(board.guard, inGuard, 1);
-    const stage = b32[EX_STAGE + r.index];
-    const base = RING + b32[EX_SLOT + r.index] * S_STRIDE;
-    const h = HANDLES_F64 + b32[EX_SLOT + r.index];
-    if (stage >= STAGE_CLAIMED && stage <= STAGE_INFLIGHT) {
-      // Still FILLING: a handle there is a reference it holds (the importer's, or its export).
-      if (board.f64[h] !== 0) Fence.fromHandle(arena, board.f64[h]).put();
-      board.f64[h] = 0;
-      if (stage === STAGE_INFLIGHT) Atomics.sub(b32, C.INFLIGHT, 1);
-      Atomics.store(b32, base + S_STATE, EMPTY);
-    } else if (stage === STAGE_PUBLISHED) {
-      const st = Atomics.load(b32, base + S_STATE);
-      const ours = b32[base + S_OWNER] === r.index && (st === PUBLISHED || (st >= TAKEN_BASE && st < FILLING_BASE));
-      // The reaper ends it with -ENODEV, or with the exporter's own status if it was ending it.
-      if (ours && !Fence.fromHandle(arena, board.f64[h]).testSignaledFlag()) Atomics.store(b32, base + S_EXPECT_ALT, Errno.ENODEV);
-    }
-    if (r.slot >= 0) arena.reapSlot(r.slot);
-    // Counted as a fence, never counted as signaled: it was, by the exporter or by the reaper.
-    if (stage >= STAGE_COUNTED && stage <= STAGE_PUBLISHED) bump(board, C.SIGNALS);
-    if (stage === STAGE_PUBLISHED || stage === STAGE_ENDED) Atomics.store(b32, base + S_FREED, 1);
-    let done = b32[EX_DONE + r.index];
-    if (stage === STAGE_ENDED) {
-      bump(board, C.OPS);
-      done++;
-    }
-    Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
-    ringChanged(board);
-    return done;
-  };
-
-  Atomics.store(b32, C.EXPORTERS_LEFT, cfg.exporters);
-  const started = performance.now();
-  for (let i = 0; i < cfg.exporters; i++) spawn('exporter');
-  for (let i = 0; i < cfg.importers; i++) spawn('importer');
-
-  const timed = cfg.opsPerExporter === 0;
-  // Bounds: the whole run, and the grace workers get to finish once asked to stop. A worker still
-  // running past either is hung (a lock that never comes free) and is terminated.
-  const hardLimit = cfg.maxRunMs ?? (timed ? cfg.durationMs : 0) + 60_000 + cfg.opsPerExporter * cfg.exporters * 2;
-  let stopSeenAt = Infinity;
-  let nextKill = cfg.killRate > 0 ? started + (-Math.log(1 - rng()) / cfg.killRate) * 1000 : Infinity;
-  while (Atomics.load(b32, C.EXPORTERS_LEFT) > 0 || [...running].some((r) => r.role === 'importer')) {
-    await new Promise((res) => setTimeout(res, 20));
-    const now = performance.now();
-    const elapsed = now - started;
-    onProgress?.({ ops: Atomics.load(b32, C.OPS), elapsedMs: elapsed, kills });
-    if (timed && elapsed >= cfg.durationMs) Atomics.store(b32, C.STOP, 1);
-    if (cfg.stopOnViolation && Atomics.load(b32, C.STOP) === 0 && violationCounters(b32, arena) > 0) {
-      workerErrors.push(`violation seen after ${Math.round(elapsed)} ms, ${Atomics.load(b32, C.OPS)} operations: run stopped`);
-      Atomics.store(b32, C.STOP, 1);
-    }
-    if (Atomics.load(b32, C.STOP) !== 0 && stopSeenAt === Infinity) stopSeenAt = elapsed;
-    if (elapsed > hardLimit && Atomics.load(b32, C.STOP) === 0) {
-      workerErrors.push(`run exceeded its ${Math.round(hardLimit)} ms bound: asked to stop`);
-      Atomics.store(b32, C.STOP, 1);
-    }
-    if (elapsed > stopSeenAt + STOP_GRACE_MS) {
-      workerErrors.push(`${running.size} worker(s) still running ${STOP_GRACE_MS} ms after the stop: terminated (hang)`);
-      for (const r of running) {
-        await r.worker.terminate();
-        await r.exited;
-        if (r.role === 'importer') recover(r);
-        else recoverExporter(r);
-      }
-      bump(board, C.HANGS);
-      break;
-    }
-    if (now >= nextKill && Atomics.load(b32, C.STOP) === 0) {
-      nextKill = now + (-Math.log(1 - rng()) / cfg.killRate) * 1000;
-      const target = cfg.killTarget ?? 'importers';
-      const victims = [...running].filter((r) => r.slot >= 0 && (target === 'both' || `${r.role}s` === target));
-      if (victims.length > 0 && Atomics.load(b32, C.EXPORTERS_LEFT) > 0) {
-        const v = victims[Math.floor(rng() * victims.length)];
-        await v.worker.terminate();
-        await v.exited;
-        kills++;
-        if (v.role === 'importer') {
-          recover(v);
-          spawn('importer');
-        } else {
-          exporterKills++;
-          // Count its replacement in before the dead one goes out: importers stop at zero.
-          Atomics.add(b32, C.EXPORTERS_LEFT, 1);
-          const done = recoverExporter(v);
-          const left = cfg.opsPerExporter - done;
-          // Its replacement runs what it had left (the rest of the run, when timed).
-          if (cfg.opsPerExporter === 0 || left > 0) spawn('exporter', left > 0 ? left : 0);
-          else Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
-        }
+      if (now >= this.nextKill && !this.stopped()) {
+        this.scheduleKill(now);
+        await this.killOne();
       }
     }
   }
-  await Promise.all([...running].map((r) => r.exited));
-  const elapsedMs = performance.now() - started;
 
-  // Fences never taken (no importer left) or handed back: drop the importer's reference they carry.
-  for (let i = 0; i < RING_SLOTS; i++) {
-    const base = RING + i * S_STRIDE;
-    const state = Atomics.load(b32, base + S_STATE);
-    if (state === PUBLISHED || state === DONE) {
-      Fence.fromHandle(arena, board.f64[HANDLES_F64 + i]).put();
-      board.f64[HANDLES_F64 + i] = 0;
-      Atomics.store(b32, base + S_STATE, EMPTY);
-      if (state === PUBLISHED) Atomics.sub(b32, C.INFLIGHT, 1);
+  /** Asks the workers to stop: the duration is over, a violation showed, or the run is past its bound. */
+  private checkStop(elapsed: number): void {
+    const crew = this.crew;
+    if (this.timed && elapsed >= this.cfg.durationMs) crew.stop();
+    if (this.cfg.stopOnViolation && !this.stopped() && violationCounters(crew, this.arena) > 0) {
+      crew.errors.push(`violation seen after ${Math.round(elapsed)} ms, ${crew.count(C.OPS)} operations: run stopped`);
+      crew.stop();
     }
+    if (elapsed > this.hardLimit && !this.stopped()) {
+      crew.errors.push(`run exceeded its ${Math.round(this.hardLimit)} ms bound: asked to stop`);
+      crew.stop();
+    }
+    if (this.stopped() && this.stopSeenAt === Infinity) this.stopSeenAt = elapsed;
   }
-  const report = arena.check();
-  const all = new Float64Array(latencies.reduce((n, l) => n + l.length, 0));
-  let at = 0;
-  for (const l of latencies) {
-    all.set(l, at);
-    at += l.length;
+
+  /** Workers still running long after the stop are hung (a lock that never comes free): terminated. */
+  private async terminateHung(): Promise<void> {
+    const crew = this.crew;
+    crew.errors.push(`${crew.running.size} worker(s) still running ${STOP_GRACE_MS} ms after the stop: terminated (hang)`);
+    await Promise.all([...crew.running].map((m) => m.worker.terminate()));
+    await crew.settled(); // the crew recovers the board after each
+    bump(crew.board, C.HANGS);
   }
-  all.sort();
-  const get = (c: number) => Atomics.load(b32, c);
-  const result: ScenarioResult = {
-    config,
-    ops: get(C.OPS),
-    fences: get(C.FENCES),
-    signaled: get(C.SIGNALS),
-    cancelled: get(C.CANCELLED),
-    staleAccesses: get(C.STALE),
-    uafCaught: arena.uafCount,
-    meViolations: get(C.ME_VIOLATIONS),
-    hangs: get(C.HANGS),
-    lockErrors: get(C.LOCK_ERRORS),
-    ownerDied: get(C.OWNER_DIED),
-    callbacks: { added: get(C.CB_ADDED), ran: get(C.CB_RAN), removed: get(C.CB_REMOVED), late: get(C.CB_LATE), double: get(C.CB_DOUBLE) },
-    wakes: get(C.WAKES),
-    doubleSignals: get(C.DOUBLE_SIGNALS),
-    statusMismatches: get(C.STATUS_MISMATCH),
-    workerErrors,
-    kills,
-    exporterKills,
-    leakedBytes: report.leakedBytes,
-    leaks: report.leaks.slice(0, 5).map((l) => `${l.type} (${l.bytes} B, allocated by thread ${l.allocatedBy})`),
-    checkProblems: report.problems,
-    elapsedMs,
-    opsPerSec: (get(C.OPS) * 1000) / elapsedMs,
-    wakeP50Us: percentile(all, 0.5),
-    wakeP99Us: percentile(all, 0.99),
-    violations: [],
-  };
-  result.violations = violationsOf(result);
-  arena.detach();
-  return result;
+
+  /** Next kill time: a seeded exponential gap (kills per second = killRate). */
+  private scheduleKill(now: number): void {
+    this.nextKill = this.cfg.killRate > 0 ? now + (-Math.log(1 - this.rng()) / this.cfg.killRate) * 1000 : Infinity;
+  }
+
+  /** Terminates one worker of the kill target (seeded choice) and starts its replacement. */
+  private async killOne(): Promise<void> {
+    const crew = this.crew;
+    const target = this.cfg.killTarget ?? 'importers';
+    const victims = [...crew.running].filter((m) => m.slot >= 0 && (target === 'both' || `${m.role}s` === target));
+    if (victims.length === 0 || crew.count(C.EXPORTERS_LEFT) === 0) return;
+    const victim: Member = victims[Math.floor(this.rng() * victims.length)];
+    const ops = this.cfg.opsPerExporter;
+    // An exporter's replacement runs what it had left (the rest of the run, when timed).
+    const replace: Replacement = (done) => {
+      if (victim.role === 'importer') return {};
+      const left = ops - done;
+      return ops === 0 || left > 0 ? { ops: left > 0 ? left : 0 } : undefined;
+    };
+    await crew.kill(victim, replace);
+  }
+
+  private latencies(): Float64Array {
+    const parts = this.crew.latencies;
+    const all = new Float64Array(parts.reduce((n, l) => n + l.length, 0));
+    let at = 0;
+    for (const l of parts) {
+      all.set(l, at);
+      at += l.length;
+    }
+    return all.sort();
+  }
+
+  private results(elapsedMs: number): ScenarioResult {
+    const { onProgress: _progress, ...config } = this.cfg;
+    const crew = this.crew;
+    const get = (c: number) => crew.count(c);
+    const report = this.arena.check();
+    const all = this.latencies();
+    const result: ScenarioResult = {
+      config,
+      ops: get(C.OPS),
+      fences: get(C.FENCES),
+      signaled: get(C.SIGNALS),
+      cancelled: get(C.CANCELLED),
+      staleAccesses: get(C.STALE),
+      uafCaught: this.arena.uafCount,
+      meViolations: get(C.ME_VIOLATIONS),
+      hangs: get(C.HANGS),
+      lockErrors: get(C.LOCK_ERRORS),
+      ownerDied: get(C.OWNER_DIED),
+      callbacks: { added: get(C.CB_ADDED), ran: get(C.CB_RAN), removed: get(C.CB_REMOVED), late: get(C.CB_LATE), double: get(C.CB_DOUBLE) },
+      wakes: get(C.WAKES),
+      doubleSignals: get(C.DOUBLE_SIGNALS),
+      statusMismatches: get(C.STATUS_MISMATCH),
+      workerErrors: crew.errors,
+      kills: crew.kills,
+      exporterKills: crew.exporterKills,
+      leakedBytes: report.leakedBytes,
+      leaks: report.leaks.slice(0, 5).map((l) => `${l.type} (${l.bytes} B, allocated by thread ${l.allocatedBy})`),
+      checkProblems: report.problems,
+      elapsedMs,
+      opsPerSec: (get(C.OPS) * 1000) / elapsedMs,
+      wakeP50Us: percentile(all, 0.5),
+      wakeP99Us: percentile(all, 0.99),
+      violations: [],
+    };
+    result.violations = violationsOf(result);
+    return result;
+  }
 }
 
 /** Sum of the counters that may never move in a clean run. */
-function violationCounters(b32: Int32Array, arena: Arena): number {
+function violationCounters(crew: Crew, arena: Arena): number {
   return (
-    Atomics.load(b32, C.DOUBLE_SIGNALS) + Atomics.load(b32, C.ME_VIOLATIONS) + Atomics.load(b32, C.CB_DOUBLE) +
-    Atomics.load(b32, C.STATUS_MISMATCH) + Atomics.load(b32, C.ERRORS) + Atomics.load(b32, C.LOCK_ERRORS) +
-    Atomics.load(b32, C.HANGS) + arena.uafCount
+    crew.count(C.DOUBLE_SIGNALS) + crew.count(C.ME_VIOLATIONS) + crew.count(C.CB_DOUBLE) + crew.count(C.STATUS_MISMATCH) +
+    crew.count(C.ERRORS) + crew.count(C.LOCK_ERRORS) + crew.count(C.HANGS) + arena.uafCount
   );
 }
 

@@ -1,9 +1,9 @@
 /**
  * `fencelab stress`: the exporter/importer scenario as a concurrency stress test — seeded, time- or
- * count-bounded, with cancels, callbacks and importer kills, stopping at the first violation.
+ * count-bounded, with cancels, callbacks and worker kills, stopping at the first violation.
  */
 import type { LockKind } from '../locks/layout.js';
-import { MAX_WORKERS } from './board.js';
+import { MAX_WORKERS } from '../../workers/board.js';
 import type { LockMode } from './options.js';
 import type { Progress } from './progress.js';
 import { runScenario, type KillTarget, type ScenarioResult } from './scenario.js';

@@ -32,6 +32,12 @@ export function finishDeadOps(arena: Arena, slot: number): void {
   const s = Atomics.load(i32, ow + OP_STATE);
   const counted = (finishing & ~((1 << OPS_GEN_SHIFT) - 1)) | L.OPS_COUNTED;
   if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
+  else if (arena.sanitize && s === A.POISON) {
+    // Ended, and terminated inside its sanitized free: the payload is poisoned, the block not yet
+    // free. Only the free is left.
+    arena.freeBlock(ow - A.BLOCK_HEADER_WORDS);
+    i32[b + L.T_FINISHING] = 0;
+  }
 }
 onReap(ReapStage.OPERATIONS, finishDeadOps);
 

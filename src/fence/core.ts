@@ -13,9 +13,6 @@ import { releaseDeadWord } from '../locks/futex.js';
 import { opsFlagsOf } from './ops.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 
-/** Release records moved to drop.ts with the drop they go with; re-exported for existing importers. */
-export { pushRelease } from './drop.js';
-
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS } = A;
 

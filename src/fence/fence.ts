@@ -25,7 +25,7 @@ import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFenc
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
 /** The put API lives in release.ts; re-exported for importers of the handle-level API. */
-export { putFence, releaseFenceAt } from './release.js';
+export { putFence } from './release.js';
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;

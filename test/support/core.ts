@@ -2,6 +2,13 @@
  * Shared helpers of the core suites (arena, locks, fence, sanitizer, borrowed-lock scenario): bounded worker
  * messaging and the two assertions every test makes — a rejected call leaves the arena consistent,
  * and a finished test leaves nothing allocated.
+ *
+ * Worker fixtures: Node 20 cannot start a worker from a .ts file, so the tiny test-only workers
+ * live in test/fixtures/<name>.ts and `npm run build` compiles them with the rest (tsconfig.json
+ * includes test/fixtures) to dist/test/fixtures/<name>.js; `npm test` builds first. A fixture
+ * imports the library as ../../src/index.js, which compiles to the built library. `fixture(name)`
+ * finds it. (The product's own workers, the exporter/importer engine, are workers/*.ts, compiled to
+ * dist/workers/: see ENGINE_DIR in threads.ts.)
  */
 import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
@@ -34,9 +41,9 @@ export function expectClean(arena: Arena): void {
   expect(report.leakedBytes).toBe(0);
 }
 
-/** URL of a compiled worker fixture (`workers/<name>.ts` → `dist/workers/<name>.js`). */
+/** URL of compiled worker fixture `name` (test/fixtures/<name>.ts → dist/test/fixtures/<name>.js). */
 export function fixture(name: string): URL {
-  return new URL(`../../dist/workers/${name}.js`, import.meta.url);
+  return new URL(`../../dist/test/fixtures/${name}.js`, import.meta.url);
 }
 
 export interface Msg {

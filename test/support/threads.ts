@@ -1,116 +1,73 @@
 /**
- * The exporters × importers scenario shared by the stress and recovery suites: N exporter workers
- * (workers/exporter) each run one driver's K operations and post the exported fences to M importer
- * workers (workers/importer) over MessagePorts; per-fence tallies live in a SharedArrayBuffer.
+ * The engine's exporters × importers as the thread suites run them: one crew (workers/crew) of N
+ * exporter workers, each on a driver the main thread created (so that its counters can be read
+ * after the worker is gone), and M importer workers, handing fences over the board's ring.
+ * The workers run compiled (dist/workers/), like every worker of the suites.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Arena, Driver, type LockMode } from '../../src/index.js';
-import { TestWorker } from './core.js';
+import { Crew, type Member } from '../../workers/crew.js';
+import type { EngineOptions, WaitMode } from '../../workers/engine.js';
 
-/** Tally words per fence: [exporter cb, importer cb, removed, refused, final status, imports]. */
-export const STRIDE = 6;
-export const T_EXP_CB = 0;
-export const T_IMP_CB = 1;
-export const T_REMOVED = 2;
-export const T_REFUSED = 3;
-export const T_STATUS = 4;
-export const T_IMPORTS = 5;
+/** Where the compiled engine workers are. */
+export const ENGINE_DIR = new URL('../../dist/workers/', import.meta.url);
 
 export interface Scenario {
   arena: Arena;
+  crew: Crew;
   drivers: Driver[];
-  exporters: TestWorker[];
-  importers: TestWorker[];
-  tally: Int32Array;
-  total: number;
+  exporters: Member[];
+  importers: Member[];
 }
 
 export interface ScenarioOptions {
+  /** Exporters, importers, operations per exporter. */
   n: number;
   m: number;
   k: number;
   seed: string;
+  carrier?: 'handle' | 'fd';
   lockMode?: LockMode;
-  depth?: number;
-  minUs?: number;
-  maxUs?: number;
-  cancelRate?: number;
-  removeRate?: number;
-  holdMaxMs?: number;
-  exportAs?: 'fd' | 'handle';
-  /** Exporter indexes that submit everything and never execute (recovery tests). */
-  hang?: number[];
+  /** Options of every worker (over the defaults below). */
+  engine?: Partial<EngineOptions>;
+  /** Options of exporter `e` only. */
+  exporter?: (e: number) => Partial<EngineOptions>;
 }
 
-/** Spawns everything, wires the ports and starts the exporters. Every worker is watched. */
-export async function startScenario(o: ScenarioOptions): Promise<Scenario> {
+const WAIT_MODES: WaitMode[] = ['sync', 'async', 'mixed'];
+
+/**
+ * Starts everything. Defaults: every exporter pipelines 6 operations of 0–300 µs, executes each once
+ * an importer took its fence (so that commands meet operations not yet run, however the threads
+ * are scheduled) and adds its own callback to each out-fence; every importer adds a callback to each fence, removes 20 % again,
+ * cancels or deletes 30 % of the operations, holds each fence up to 3 ms; importers wait sync,
+ * async and mixed in turn.
+ */
+export function startScenario(o: ScenarioOptions): Scenario {
   const arena = Arena.create({ bytes: 16 << 20, maxThreads: 32 });
-  const total = o.n * o.k;
-  const tallyBuf = new SharedArrayBuffer(total * STRIDE * 4);
-  const tally = new Int32Array(tallyBuf);
   const drivers = Array.from({ length: o.n }, () => Driver.create(arena, { lockMode: o.lockMode ?? 'inline', ringSize: 64 }));
-  const importers = Array.from(
-    { length: o.m },
-    (_, j) =>
-      new TestWorker('importer', {
-        buffer: arena.buffer,
-        seed: `${o.seed}/imp${j}`,
-        cancelRate: o.cancelRate ?? 0.3,
-        removeRate: o.removeRate ?? 0.2,
-        holdMaxMs: o.holdMaxMs ?? 3,
-        waitMode: j % 3 === 0 ? 'sync' : j % 3 === 1 ? 'async' : 'mixed',
-        tally: tallyBuf,
-        stride: STRIDE,
-      }),
-  );
-  const exporters = Array.from(
-    { length: o.n },
-    (_, e) =>
-      new TestWorker('exporter', {
-        buffer: arena.buffer,
-        driver: drivers[e].handle,
-        index: e,
-        count: o.k,
-        depth: o.depth ?? 6,
-        minUs: o.minUs ?? 0,
-        maxUs: o.maxUs ?? 300,
-        seed: `${o.seed}/exp${e}`,
-        export: o.exportAs ?? 'fd',
-        tally: tallyBuf,
-        stride: STRIDE,
-        hang: o.hang?.includes(e) ?? false,
-      }),
-  );
-  for (const w of [...importers, ...exporters]) arena.watch(w.worker);
-  await Promise.all([...importers, ...exporters].map((w) => w.next('ready')));
-  const toImporter: MessagePort[][] = importers.map(() => []);
-  const toExporter: MessagePort[][] = exporters.map(() => []);
-  for (let e = 0; e < o.n; e++)
-    for (let j = 0; j < o.m; j++) {
-      const ch = new MessageChannel();
-      toExporter[e].push(ch.port1);
-      toImporter[j].push(ch.port2);
-    }
-  await Promise.all(importers.map((w, j) => {
-    w.worker.postMessage({ type: 'ports', ports: toImporter[j] }, toImporter[j]);
-    return w.next('listening');
-  }));
-  exporters.forEach((w, e) => w.worker.postMessage({ type: 'start', ports: toExporter[e] }, toExporter[e]));
-  return { arena, drivers, exporters, importers, tally, total };
+  const crew = new Crew(arena, {
+    seed: o.seed,
+    carrier: o.carrier ?? 'fd',
+    workerDir: ENGINE_DIR,
+    depth: 6,
+    awaitTake: true,
+    workUs: 150,
+    jitter: 1,
+    exporterCallbacks: true,
+    callbackRate: 1,
+    removeRate: 0.2,
+    commandRate: 0.3,
+    holdMaxMs: 3,
+    waitTimeoutMs: 20_000,
+    lockTimeoutMs: 5000,
+    ...o.engine,
+  });
+  const exporters = drivers.map((d, e) => crew.spawn('exporter', { driver: d.handle, ops: o.k, ...o.exporter?.(e) }));
+  const importers = Array.from({ length: o.m }, (_, j) => crew.spawn('importer', { waitMode: WAIT_MODES[j % 3] }));
+  return { arena, crew, drivers, exporters, importers };
 }
 
-/** Tells every importer how many fences to expect and waits for their 'done'. */
-export async function finishImporters(s: Scenario, sent: number[][], timeoutMs = 30_000): Promise<Record<string, number>[]> {
-  return Promise.all(
-    s.importers.map((w, j) => {
-      const expected = sent.reduce((a, per) => a + (per[j] ?? 0), 0);
-      w.post({ type: 'finish', expected });
-      return w.next('done', timeoutMs).then((m) => m.stats as Record<string, number>);
-    }),
-  );
-}
-
-export async function terminateAll(s: Scenario | undefined): Promise<void> {
-  if (!s) return;
-  await Promise.all([...s.exporters, ...s.importers].map((w) => w.worker.terminate()));
+/** Terminates whatever still runs (after a failed test). */
+export async function stopScenario(s: Scenario | undefined): Promise<void> {
+  if (s) await s.crew.terminateAll();
 }
