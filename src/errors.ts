@@ -19,6 +19,7 @@ export const Errno = Object.freeze({
   EMFILE: -24,
   ENOSPC: -28,
   EDEADLK: -35,
+  ENOLCK: -37,
   ENOTRECOVERABLE: -131,
   EOWNERDEAD: -130,
   ETIMEDOUT: -110,
@@ -155,6 +156,10 @@ export const Errors = {
   noEntry: (message: string) => new FenceError('ENOENT', message),
   deadlock: (message: string) => new FenceError('EDEADLK', message),
   busy: (message: string) => new FenceError('EBUSY', message),
+  tooManyLocks: (held: number) =>
+    new FenceError('ENOLCK', `the calling thread already holds ${held} lock words, the most a thread may hold at once`),
+  corruptLock: (idx: number, word: number, why: string) =>
+    new FenceError('ENOTRECOVERABLE', `lock word @${idx * 4} is in no state a lock can be in (0x${(word >>> 0).toString(16).padStart(8, '0')}): ${why}`),
   tooManyThreads: (max: number) =>
     new FenceError('EMFILE', `arena thread table is full (maxThreads ${max})`),
   tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),

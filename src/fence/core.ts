@@ -117,11 +117,13 @@ export function fenceLockIndex(arena: Arena, fw: number, check = true): number {
 
 /**
  * Takes the fence lock (kernel dma_fence_lock_irqsave). Returns false on timeout, true otherwise;
- * `ownerDied` outcomes count as acquired. Throws EDEADLK when the caller already holds it.
+ * `ownerDied` outcomes count as acquired. Throws EDEADLK when the caller already holds it, ENOLCK
+ * when a borrowed lock would be the calling thread's `cap`+1st listed lock word (Fence.lock passes
+ * MAX_HELD_LOCKS; the library's own calls the robust list's full size).
  */
-export function fenceLock(arena: Arena, fw: number, timeoutMs?: number): boolean {
+export function fenceLock(arena: Arena, fw: number, timeoutMs?: number, cap: number = K.ROBUST_CAP): boolean {
   if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) return acquireInline(arena, fw + F_LOCK, arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
-  return acquireWord(arena, fenceLockIndex(arena, fw), arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
+  return acquireWord(arena, fenceLockIndex(arena, fw), arena.lockKindId, timeoutMs, cap) !== ACQ_TIMEOUT;
 }
 
 /** Releases the fence lock. Throws EPERM when the caller does not hold it. */

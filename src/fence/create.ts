@@ -8,6 +8,8 @@ import { onCheck } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
+import * as K from '../locks/layout.js';
+import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, markSignaledLocked, nowNs } from './core.js';
 import { defaultOps, findOps, opsFlagsOf, stubOps, type FenceOps } from './ops.js';
@@ -80,7 +82,9 @@ export function stubFenceAt(arena: Arena): number {
   const i32 = arena.i32;
   let fw = Atomics.load(i32, L.H_STUB);
   if (fw === 0) {
-    while (Atomics.compareExchange(i32, L.H_STUB_LOCK, 0, 1) !== 0) Atomics.wait(i32, L.H_STUB_LOCK, 1, 1);
+    // A robust lock word, not a bare spin flag: a thread terminated while creating the stub
+    // would otherwise leave it taken and every later caller spinning forever.
+    acquireWord(arena, L.H_STUB_LOCK, K.LK_FUTEX);
     try {
       fw = Atomics.load(i32, L.H_STUB);
       if (fw === 0) {
@@ -89,8 +93,7 @@ export function stubFenceAt(arena: Arena): number {
         Atomics.store(i32, L.H_STUB, fw);
       }
     } finally {
-      Atomics.store(i32, L.H_STUB_LOCK, 0);
-      Atomics.notify(i32, L.H_STUB_LOCK);
+      releaseWord(arena, L.H_STUB_LOCK, K.LK_FUTEX);
     }
   }
   fenceGet(i32, fw);

@@ -218,7 +218,11 @@ export class Fence {
 
   /* ───────────── locking ───────────── */
 
-  /** Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held. */
+  /**
+   * Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held;
+   * ENOLCK for a borrowed lock while the calling thread already holds MAX_HELD_LOCKS (32)
+   * SpinLocks and borrowed fence locks (inline fence locks are not limited).
+   */
   lock(timeoutMs?: number): boolean {
     // Fast path, small enough for V8 to inline into the caller: the view's generation check and
     // one CAS on a free inline lock. Anything else (held, owner died, borrowed, stale, a timeout
@@ -233,7 +237,7 @@ export class Fence {
     return this.lockSlow(timeoutMs);
   }
   private lockSlow(timeoutMs: number | undefined): boolean {
-    return fenceLock(this.arena, this.v(), timeoutMs);
+    return fenceLock(this.arena, this.v(), timeoutMs, K.MAX_HELD_LOCKS);
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {

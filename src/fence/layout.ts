@@ -86,7 +86,7 @@ export const { CONTEXT: H_CONTEXT, STUB: H_STUB, STUB_LOCK: H_STUB_LOCK, END: H_
   {
     CONTEXT: 1, // fence contexts handed out so far (the first is 1; 0 is the stub's)
     STUB: 1, // payload word of the permanent stub fence (0 until first use)
-    STUB_LOCK: 1, // spin word guarding stub creation
+    STUB_LOCK: 1, // futex lock word (src/locks/) guarding stub creation
   },
   { base: H_LAYERS, limit: H_LAYERS_END },
 );

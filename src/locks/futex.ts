@@ -6,9 +6,13 @@
  * Word: 0 free; otherwise `owner | LOCK_WAITERS? | LOCK_DIED?` with `owner` = thread slot + 1.
  */
 import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_TICKET_MASK, LOCK_TICKET_NEXT_SHIFT, LOCK_TICKET_SERVING_SHIFT, LOCK_WAITERS } from './layout.js';
+import { watchOwner } from './owners.js';
 
 /** Spins before sleeping: tens of µs catch short critical sections without a ~13–120 µs futex wake. */
 export const FUTEX_SPINS = 200;
+
+/** A sleep without deadline wakes this often to look at the holder (see owners.ts). */
+const WAIT_SLICE_MS = 50;
 
 /** Result of an acquisition: 0 timed out, 1 acquired, 2 acquired from a holder that died. */
 export const ACQ_TIMEOUT = 0;
@@ -19,6 +23,7 @@ export const ACQ_OWNER_DIED = 2;
  * Acquires the futex word at `idx` for owner `me` (slot + 1).
  * Threads: any; on Node's main thread a contended wait blocks the event loop.
  * Returns ACQ_OK, ACQ_OWNER_DIED, or ACQ_TIMEOUT once `deadline` (performance.now() ms) passes.
+ * Throws ENOTRECOVERABLE, without a deadline only, when the word names a holder that cannot exist.
  */
 export function futexLock(i32: Int32Array, idx: number, me: number, deadline: number): number {
   let old = Atomics.compareExchange(i32, idx, 0, me);
@@ -33,6 +38,7 @@ export function futexLock(i32: Int32Array, idx: number, me: number, deadline: nu
     }
     old = Atomics.load(i32, idx);
   }
+  let since = -1;
   for (;;) {
     old = Atomics.load(i32, idx);
     if ((old & LOCK_OWNER_MASK) === 0) {
@@ -47,9 +53,11 @@ export function futexLock(i32: Int32Array, idx: number, me: number, deadline: nu
       if (Atomics.compareExchange(i32, idx, old, old | LOCK_WAITERS) !== old) continue;
       old |= LOCK_WAITERS;
     }
-    const left = deadline - performance.now();
+    const now = performance.now();
+    const left = deadline - now;
     if (left <= 0) return ACQ_TIMEOUT;
-    Atomics.wait(i32, idx, old, left === Infinity ? undefined : left);
+    if (left === Infinity) since = watchOwner(i32, idx, old, now, since);
+    Atomics.wait(i32, idx, old, left === Infinity ? WAIT_SLICE_MS : left);
   }
 }
 

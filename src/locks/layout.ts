@@ -25,14 +25,35 @@ export const LK_TTAS = 1;
 export const LK_TICKET = 2;
 export const LK_FUTEX = 3;
 
-/** Lock words a thread can hold at once on its robust list (fence inline locks are not listed). */
-export const ROBUST_CAP = 32;
+/**
+ * Robust-listed lock words a thread may hold at once through the public API (SpinLock.lock /
+ * tryLock, a fence's borrowed lock): the next one is refused with ENOLCK. Every listed word is one
+ * the reaper can find when its holder dies; a word it could not find would stay locked forever.
+ */
+export const MAX_HELD_LOCKS = 32;
+/**
+ * Entries of the robust list: MAX_HELD_LOCKS plus room for the library's own short internal locks
+ * (a chain link's prev lock, a timeline's lock, an fd entry's lock), which are taken for a few
+ * statements while the caller may already hold MAX_HELD_LOCKS (fence inline locks are not listed).
+ */
+export const ROBUST_CAP = MAX_HELD_LOCKS + 8;
+
+/**
+ * The ticket record (T_ROBUST_TICKET): the ticket this thread is about to take or holds in the
+ * queue of the word at T_ROBUST_PENDING, in the low 8 bits, with one of these states. 0 = none.
+ */
+export const TICKET_INTENT = 1 << 8; // written before the compare-exchange that takes the ticket
+export const TICKET_TAKEN = 1 << 9; // written right after it: the ticket is this thread's
 
 /** Thread-slot fields (T_* relative to the slot's base word), first in the arena's layer area. */
-export const { ROBUST_PENDING: T_ROBUST_PENDING, ROBUST_COUNT: T_ROBUST_COUNT, ROBUST: T_ROBUST, END: T_LOCKS_END } = defineStruct(
+export const {
+  ROBUST_PENDING: T_ROBUST_PENDING, ROBUST_TICKET: T_ROBUST_TICKET, ROBUST_COUNT: T_ROBUST_COUNT, ROBUST: T_ROBUST,
+  END: T_LOCKS_END,
+} = defineStruct(
   'locks thread slot',
   {
-    ROBUST_PENDING: 1, // lock word index being acquired (robust-futex "list_op_pending")
+    ROBUST_PENDING: 1, // word index of the ticket lock being acquired (robust-futex "list_op_pending")
+    ROBUST_TICKET: 1, // its ticket record: TICKET_INTENT | TICKET_TAKEN | ticket (0 none)
     ROBUST_COUNT: 1,
     ROBUST: ROBUST_CAP, // lock word indices held, in acquisition order
   },

@@ -4,22 +4,27 @@
  * lists its words in its thread slot; the reaper releases them with LOCK_DIED set).
  *
  * Word layout (see layout.ts): bits 0–9 owner, bit 10 waiters (futex), bit 11 owner died,
- * bits 16–23 next ticket, bits 24–31 ticket being served (ticket kind only).
+ * bits 16–23 next ticket, bits 24–31 ticket being served (ticket kind only; see ticket.ts for how
+ * a ticket taken by a thread that never takes its turn is recovered).
+ *
+ * The robust list (T_ROBUST, T_ROBUST_COUNT) holds every word taken through acquireWord, in any
+ * order of release. It is bounded: the public lock calls refuse a word past MAX_HELD_LOCKS
+ * (ENOLCK), the library's internal ones past ROBUST_CAP; an unlisted word of a dead thread would
+ * stay locked forever. Fence inline locks are not listed (the reaper finds them by walking the heap).
  */
 import type { Arena } from '../arena/arena.js';
-import { onDetach, onReap, ReapStage } from '../arena/hooks.js';
-import { releaseDeadWord, ticketReleased } from './futex.js';
-import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from './futex.js';
+import { onCheck, onDetach, onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock, releaseDeadWord } from './futex.js';
 import * as L from './layout.js';
+import { watchOwner } from './owners.js';
+import { releaseDeadTicket, releaseTicket, ticketLock, ticketTryLock } from './ticket.js';
 import { Errors } from '../errors.js';
 import { deadlineOf } from '../timeout.js';
 
 export { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT };
 
 const OWNER = L.LOCK_OWNER_MASK;
-const TM = L.LOCK_TICKET_MASK;
-const NEXT = L.LOCK_TICKET_NEXT_SHIFT;
-const SERVING = L.LOCK_TICKET_SERVING_SHIFT;
 /** How many spin iterations pass between deadline checks. */
 const CHECK_EVERY = 1024;
 
@@ -32,17 +37,21 @@ function lockDeadline(timeoutMs: number | undefined): number {
 }
 
 /**
- * Acquires the lock word at `idx` with algorithm `kind` for the calling thread.
- * Locking: the caller must not already hold it (EDEADLK is thrown instead of deadlocking).
+ * Acquires the lock word at `idx` with algorithm `kind` for the calling thread and lists it on
+ * the thread's robust list.
+ * Locking: the caller must not already hold it (EDEADLK is thrown instead of deadlocking). A
+ * thread lists at most `cap` words at once: the public lock calls pass MAX_HELD_LOCKS, the
+ * library's own short internal locks the default ROBUST_CAP; past it → ENOLCK, nothing changed.
  * Threads: any attached thread. Returns ACQ_OK, ACQ_OWNER_DIED (took over from a dead holder) or
- * ACQ_TIMEOUT when `timeoutMs` passed first.
+ * ACQ_TIMEOUT when `timeoutMs` passed first. Throws EINVAL (bad timeout), EBUSY (255 tickets out),
+ * ENOTRECOVERABLE (no timeout, and the word names a holder that cannot exist).
  */
-export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?: number): number {
+export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?: number, cap: number = L.ROBUST_CAP): number {
   // Fast path, small enough for V8 to inline into callers: a free word, one CAS.
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const c = i32[sb + L.T_ROBUST_COUNT];
-  if (kind !== L.LK_TICKET && c < L.ROBUST_CAP && (timeoutMs === undefined || (typeof timeoutMs === 'number' && timeoutMs >= 0))) {
+  if (kind !== L.LK_TICKET && c < cap && (timeoutMs === undefined || (typeof timeoutMs === 'number' && timeoutMs >= 0))) {
     // Publish the word before trying: if we die between the CAS and the count update, the reaper
     // still finds it (it scans one entry past the count and releases only words we own).
     i32[sb + L.T_ROBUST + c] = idx;
@@ -51,77 +60,75 @@ export function acquireWord(arena: Arena, idx: number, kind: number, timeoutMs?:
       return ACQ_OK;
     }
   }
-  return acquireWordSlow(arena, idx, kind, timeoutMs);
+  return acquireWordSlow(arena, idx, kind, timeoutMs, cap);
 }
 
-function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: number | undefined): number {
+function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: number | undefined, cap: number): number {
   // A bad timeout is misuse whether or not the lock is free.
   const deadline = lockDeadline(timeoutMs);
   const i32 = arena.i32;
   const me = arena.me;
   const sb = arena.slotBase;
-  const c = publishRobust(i32, sb, idx);
+  const c = i32[sb + L.T_ROBUST_COUNT];
+  // The fast path may have published the word: unpublish it until we try again (see unlist).
+  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = 0;
+  if ((Atomics.load(i32, idx) & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
+  if (c >= cap) throw Errors.tooManyLocks(c);
+  i32[sb + L.T_ROBUST + c] = idx;
   let r: number;
-  if (kind !== L.LK_TICKET && Atomics.compareExchange(i32, idx, 0, me) === 0) {
-    r = ACQ_OK;
-  } else {
-    const w = Atomics.load(i32, idx);
-    if ((w & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
-    r = acquireSlow(i32, idx, kind, me, deadline);
-    if (r === ACQ_TIMEOUT) return r;
+  try {
+    r = kind === L.LK_TICKET ? ticketTryLock(i32, idx, me) : Atomics.compareExchange(i32, idx, 0, me) === 0 ? ACQ_OK : ACQ_TIMEOUT;
+    if (r === ACQ_TIMEOUT) r = acquireSlow(arena, idx, kind, deadline);
+  } catch (e) {
+    i32[sb + L.T_ROBUST + c] = 0; // thrown before the word was taken (EBUSY, ENOTRECOVERABLE)
+    throw e;
+  }
+  if (r === ACQ_TIMEOUT) {
+    i32[sb + L.T_ROBUST + c] = 0;
+    return r;
   }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
   return r;
 }
 
 /**
- * Publishes `idx` one entry past the robust list of the slot at `sb` (if it fits) before the
- * caller tries to take it: if the caller dies between its CAS and the count update, the reaper
- * still finds the word (it scans one entry past the count and releases only words the dead
- * thread owns). Returns the count, which the caller sets to count + 1 once it holds the word.
+ * Tries once; ACQ_TIMEOUT when somebody (the caller included) holds it. Lists the word like
+ * acquireWord and refuses past `cap` words with ENOLCK.
  */
-function publishRobust(i32: Int32Array, sb: number, idx: number): number {
-  const c = i32[sb + L.T_ROBUST_COUNT];
-  if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = idx;
-  return c;
-}
-
-/** Tries once; ACQ_TIMEOUT when somebody holds it. */
-export function tryAcquireWord(arena: Arena, idx: number, kind: number): number {
+export function tryAcquireWord(arena: Arena, idx: number, kind: number, cap: number = L.ROBUST_CAP): number {
   const i32 = arena.i32;
   const me = arena.me;
   const sb = arena.slotBase;
-  const c = publishRobust(i32, sb, idx);
-  let r: number;
-  if (kind === L.LK_TICKET) {
-    const old = Atomics.load(i32, idx);
-    const next = (old >>> NEXT) & TM;
-    if ((old >>> SERVING) & TM ^ next || old & OWNER) return ACQ_TIMEOUT;
-    const taken = ((old & ~(TM << NEXT)) | (((next + 1) & TM) << NEXT) | me) & ~L.LOCK_DIED;
-    if (Atomics.compareExchange(i32, idx, old, taken) !== old) return ACQ_TIMEOUT;
-    r = old & L.LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
-  } else {
-    r = futexTryLock(i32, idx, me);
-    if (r === ACQ_TIMEOUT) return r;
+  const c = i32[sb + L.T_ROBUST_COUNT];
+  if (c >= cap) throw Errors.tooManyLocks(c);
+  i32[sb + L.T_ROBUST + c] = idx;
+  const r = kind === L.LK_TICKET ? ticketTryLock(i32, idx, me) : futexTryLock(i32, idx, me);
+  if (r === ACQ_TIMEOUT) {
+    i32[sb + L.T_ROBUST + c] = 0;
+    return r;
   }
   i32[sb + L.T_ROBUST_COUNT] = c + 1;
   return r;
 }
 
-function acquireSlow(i32: Int32Array, idx: number, kind: number, me: number, deadline: number): number {
+function acquireSlow(arena: Arena, idx: number, kind: number, deadline: number): number {
   switch (kind) {
     case L.LK_FUTEX:
-      return futexLock(i32, idx, me, deadline);
+      return futexLock(arena.i32, idx, arena.me, deadline);
     case L.LK_TICKET:
-      return ticketLock(i32, idx, me, deadline);
+      return ticketLock(arena.i32, idx, arena.me, arena.slotBase, deadline);
     default:
-      return spinLock(i32, idx, me, deadline, kind === L.LK_TTAS);
+      return spinLock(arena.i32, idx, arena.me, deadline, kind === L.LK_TTAS);
   }
 }
 
-/** Test-and-set (every attempt a CAS) or test-and-test-and-set with exponential backoff. */
+/**
+ * Test-and-set (every attempt a CAS) or test-and-test-and-set with exponential backoff. Without a
+ * deadline, gives up with ENOTRECOVERABLE on a holder that cannot exist (see owners.ts).
+ */
 function spinLock(i32: Int32Array, idx: number, me: number, deadline: number, ttas: boolean): number {
   let backoff = 1;
+  let since = -1;
   for (let n = 1; ; n++) {
     const old = ttas ? Atomics.load(i32, idx) : Atomics.compareExchange(i32, idx, 0, me);
     if ((old & OWNER) === 0) {
@@ -132,54 +139,18 @@ function spinLock(i32: Int32Array, idx: number, me: number, deadline: number, tt
         if (backoff < 1024) backoff <<= 1;
       }
     }
-    if (n % CHECK_EVERY === 0 && performance.now() >= deadline) return ACQ_TIMEOUT;
-  }
-}
-
-/**
- * Ticket lock packed in the word: take `next`, wait until `serving` reaches it. A timeout can only
- * give the ticket back while nobody queued behind it; otherwise we wait for our turn and pass the
- * lock straight on (the call still returns ACQ_TIMEOUT, late).
- */
-function ticketLock(i32: Int32Array, idx: number, me: number, deadline: number): number {
-  let mine: number;
-  for (;;) {
-    const old = Atomics.load(i32, idx);
-    mine = (old >>> NEXT) & TM;
-    if ((((mine + 1) & TM) ^ ((old >>> SERVING) & TM)) === 0) throw Errors.busy('ticket lock has 255 waiters');
-    const taken = (old & ~(TM << NEXT)) | (((mine + 1) & TM) << NEXT);
-    if (Atomics.compareExchange(i32, idx, old, taken) === old) break;
-  }
-  let gaveUp = false;
-  for (let n = 1; ; n++) {
-    const w = Atomics.load(i32, idx);
-    if (((w >>> SERVING) & TM) === mine && (w & OWNER) === 0) {
-      // Our turn: nobody else may touch the owner bits now, only `next`.
-      const old = Atomics.add(i32, idx, me);
-      const died = (old & L.LOCK_DIED) !== 0;
-      if (died) Atomics.and(i32, idx, ~L.LOCK_DIED);
-      if (!gaveUp) return died ? ACQ_OWNER_DIED : ACQ_OK;
-      releaseTicket(i32, idx);
-      return ACQ_TIMEOUT;
-    }
-    if (!gaveUp && n % CHECK_EVERY === 0 && performance.now() >= deadline) {
-      const undo = (w & ~(TM << NEXT)) | (mine << NEXT);
-      if (((w >>> NEXT) & TM) === ((mine + 1) & TM) && Atomics.compareExchange(i32, idx, w, undo) === w) return ACQ_TIMEOUT;
-      gaveUp = true;
+    if (n % CHECK_EVERY === 0) {
+      const now = performance.now();
+      if (now >= deadline) return ACQ_TIMEOUT;
+      if (deadline === Infinity) since = watchOwner(i32, idx, old, now, since);
     }
   }
 }
 
-function releaseTicket(i32: Int32Array, idx: number): void {
-  for (;;) {
-    const old = Atomics.load(i32, idx);
-    if (Atomics.compareExchange(i32, idx, old, ticketReleased(old)) === old) return;
-  }
-}
-
 /**
- * Releases a lock word the calling thread holds. Throws EPERM when another thread (or nobody)
- * holds it: the word is left untouched.
+ * Releases a lock word the calling thread holds and drops it from the robust list (wherever it is
+ * in the list: any release order). Throws EPERM when another thread (or nobody) holds it: the
+ * word is left untouched.
  */
 export function releaseWord(arena: Arena, idx: number, kind: number): void {
   // Fast path, inlinable: ours, no waiter bits, last in the robust list → one CAS.
@@ -191,6 +162,7 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
     Atomics.compareExchange(i32, idx, arena.me, 0) === arena.me
   ) {
     i32[sb + L.T_ROBUST_COUNT] = c;
+    i32[sb + L.T_ROBUST + c] = 0; // see unlist
     return;
   }
   releaseWordSlow(arena, idx, kind);
@@ -202,27 +174,47 @@ export function heldLockCount(arena: Arena): number {
 }
 
 /**
- * Reap hook: releases every robust-listed word the dead thread held, marked owner-died, and the
- * one it was acquiring. Scans one entry past the count: a word is published before its CAS (see
- * acquireWord), and only words the dead thread owns are touched.
+ * Reap hook: releases every robust-listed word the dead thread held, marked owner-died, and
+ * recovers the ticket it had taken (ticket.ts). Scans one entry past the count: a word is
+ * published before its CAS (see acquireWord), and only words the dead thread owns are touched.
  */
 function releaseDeadLocks(arena: Arena, slot: number): void {
   if (slot === arena.slot) return; // detach: refused while locks are held (below)
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
   const dead = slot + 1;
-  const pending = i32[b + L.T_ROBUST_PENDING];
-  if (pending > 0) releaseDeadWord(i32, pending, dead);
-  const n = Math.min(i32[b + L.T_ROBUST_COUNT] + 1, L.ROBUST_CAP);
-  for (let j = 0; j < n; j++) releaseDeadWord(i32, i32[b + L.T_ROBUST + j], dead);
+  releaseDeadTicket(i32, b, dead);
+  const n = Math.min(Math.max(i32[b + L.T_ROBUST_COUNT], 0) + 1, L.ROBUST_CAP);
+  for (let j = 0; j < n; j++) {
+    const idx = i32[b + L.T_ROBUST + j];
+    if (idx > 0 && idx < i32.length) releaseDeadWord(i32, idx, dead);
+  }
 }
 onReap(ReapStage.LOCKS, releaseDeadLocks);
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
 
 /**
+ * Check hook: every occupied slot's robust list is within its bounds, and the calling thread —
+ * between calls — has no ticket record left (others may be waiting in a ticket queue right now).
+ */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE) continue;
+    const count = i32[b + L.T_ROBUST_COUNT];
+    if (count < 0 || count > L.ROBUST_CAP) problems.push(`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`);
+    const rec = i32[b + L.T_ROBUST_TICKET];
+    if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
+  }
+  return { problems };
+});
+
+/**
  * acquireWord for a fence's inline lock word. Inline words skip the robust list: they sit at a
  * known place in every fence block, so the reaper finds a dead holder's by walking the heap, and
- * the hot path is one CAS. Same results and errors as acquireWord.
+ * the hot path is one CAS. Same results and errors as acquireWord (no ENOLCK: not listed).
  */
 export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs?: number): number {
   if (kind !== L.LK_TICKET && (timeoutMs === undefined || (typeof timeoutMs === 'number' && timeoutMs >= 0)) && Atomics.compareExchange(arena.i32, idx, 0, arena.me) === 0) {
@@ -232,7 +224,8 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
   const deadline = lockDeadline(timeoutMs);
   const w = Atomics.load(arena.i32, idx);
   if ((w & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
-  const r = acquireSlow(arena.i32, idx, kind, arena.me, deadline);
+  let r = kind === L.LK_TICKET ? ticketTryLock(arena.i32, idx, arena.me) : ACQ_TIMEOUT;
+  if (r === ACQ_TIMEOUT) r = acquireSlow(arena, idx, kind, deadline);
   if (r !== ACQ_TIMEOUT) arena.inlineLocksHeld++;
   return r;
 }
@@ -244,47 +237,58 @@ export function releaseInline(arena: Arena, idx: number, kind: number): void {
   if (kind === L.LK_TICKET || Atomics.compareExchange(i32, idx, me, 0) !== me) {
     const w = Atomics.load(i32, idx);
     if ((w & OWNER) !== me) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
-    if (kind === L.LK_FUTEX) futexUnlock(i32, idx);
-    else if (kind === L.LK_TICKET) releaseTicket(i32, idx);
-    else Atomics.store(i32, idx, 0);
+    releaseHeld(i32, idx, kind);
   }
   arena.inlineLocksHeld--;
 }
 
-function releaseWordSlow(arena: Arena, idx: number, kind: number): void {
-  const i32 = arena.i32;
-  const me = arena.me;
-  const sb = arena.slotBase;
-  const w = Atomics.load(i32, idx);
-  if ((w & OWNER) !== me) {
-    // We may have held it and lost it (the word was overwritten — a dangling borrowed lock):
-    // forget it so the robust list does not keep a word we no longer own.
-    const c = i32[sb + L.T_ROBUST_COUNT] - 1;
-    if (c >= 0) dropRobust(i32, sb, idx, c);
-    throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
-  }
+/** Releases a word the caller was found to hold, by its algorithm. */
+function releaseHeld(i32: Int32Array, idx: number, kind: number): void {
   if (kind === L.LK_FUTEX) futexUnlock(i32, idx);
   else if (kind === L.LK_TICKET) releaseTicket(i32, idx);
   else Atomics.store(i32, idx, 0);
-  const c = i32[sb + L.T_ROBUST_COUNT] - 1;
-  if (c < L.ROBUST_CAP && i32[sb + L.T_ROBUST + c] === idx) i32[sb + L.T_ROBUST_COUNT] = c;
-  else dropRobust(i32, sb, idx, c);
+}
+
+function releaseWordSlow(arena: Arena, idx: number, kind: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const w = Atomics.load(i32, idx);
+  const held = (w & OWNER) === arena.me;
+  // The word first, the list after: a thread terminated between the two leaves a listed word it
+  // does not own (skipped by the reaper), never an owned word that is not listed.
+  if (held) releaseHeld(i32, idx, kind);
+  // Not held: we may have held it and lost it (the word was overwritten — a dangling borrowed
+  // lock); the list must not keep it either way.
+  unlist(i32, sb, idx);
+  if (!held) throw Errors.notOwner(`lock word @${idx * 4}`, (w & OWNER) - 1, arena.slot);
 }
 
 /**
- * Out-of-order unlock: remove `idx` from the robust list wherever it is (`last` = count - 1).
- * Past ROBUST_CAP nested locks the extra ones were never listed: only the count goes down.
+ * Removes `idx` from the robust list wherever it is (an out-of-order release) and counts it out.
+ * A word that is not listed (released after it was lost) changes nothing.
+ *
+ * The entry just past the count is cleared too: the reaper scans one entry past the count (a word
+ * is published there before its compare-exchange), and a stale index there — a word released
+ * long ago, its block since freed and reused for data — would have the reaper "release" whatever
+ * data word happened to hold the dead thread's id.
  */
-function dropRobust(i32: Int32Array, sb: number, idx: number, last: number): void {
-  const listed = Math.min(last, L.ROBUST_CAP - 1);
-  for (let j = listed; j >= 0; j--) {
-    if (i32[sb + L.T_ROBUST + j] === idx) {
-      i32.copyWithin(sb + L.T_ROBUST + j, sb + L.T_ROBUST + j + 1, sb + L.T_ROBUST + listed + 1);
-      i32[sb + L.T_ROBUST_COUNT] = last;
-      return;
-    }
+function unlist(i32: Int32Array, sb: number, idx: number): void {
+  const n = Math.min(i32[sb + L.T_ROBUST_COUNT], L.ROBUST_CAP);
+  if (n > 0 && i32[sb + L.T_ROBUST + n - 1] === idx) {
+    // The usual case: the last one taken. Plain writes only, no call: terminate() cannot split them.
+    i32[sb + L.T_ROBUST_COUNT] = n - 1;
+    i32[sb + L.T_ROBUST + n - 1] = 0;
+    return;
   }
-  if (last >= L.ROBUST_CAP) i32[sb + L.T_ROBUST_COUNT] = last;
+  for (let j = n - 2; j >= 0; j--) {
+    if (i32[sb + L.T_ROBUST + j] !== idx) continue;
+    // Terminated at the copy, the list still has the released word (skipped by the reaper: not
+    // owned); after it, the two writes below run together.
+    i32.copyWithin(sb + L.T_ROBUST + j, sb + L.T_ROBUST + j + 1, sb + L.T_ROBUST + n);
+    i32[sb + L.T_ROBUST_COUNT] = n - 1;
+    i32[sb + L.T_ROBUST + n - 1] = 0;
+    return;
+  }
 }
 
 /** Thread slot holding the word, or -1. */

@@ -13,6 +13,8 @@ const LOCK_BLOCK_BYTES = 8; // word 0: the lock, word 1: its algorithm
 export class SpinLock {
   /** Payload bytes of a lock's own block. */
   static readonly SIZE = LOCK_BLOCK_BYTES;
+  /** SpinLocks and borrowed fence locks one thread may hold at once (see {@link lock}). */
+  static readonly MAX_HELD = L.MAX_HELD_LOCKS;
   readonly arena: Arena;
   /** Handle of the block holding the word. */
   readonly ref: number;
@@ -81,21 +83,31 @@ export class SpinLock {
   }
 
   /**
-   * Acquires the lock. Locking: not re-entrant (EDEADLK if the caller holds it).
-   * Threads: any; on the main thread a contended futex lock blocks the event loop.
-   * Returns true when acquired, false when `timeoutMs` passed first. Sets {@link ownerDied}.
+   * Acquires the lock. Locking: not re-entrant (EDEADLK if the caller holds it). A thread holds at
+   * most {@link SpinLock.MAX_HELD} SpinLocks and borrowed fence locks at once, released in any
+   * order: the next lock() throws ENOLCK and changes nothing, because the reaper recovers a dead
+   * holder's words from that bounded list, and a word it could not find would stay locked forever.
+   * Threads: any; on the main thread a contended lock blocks the event loop.
+   * Returns true when acquired, false when `timeoutMs` passed first (a ticket lock's waiter leaves
+   * the queue on time). Sets {@link ownerDied}. Throws EINVAL (bad timeout), EDEADLK, ENOLCK, EBUSY
+   * (255 ticket waiters), and without a timeout ENOTRECOVERABLE when the word is in a state no
+   * lock can be in (its owner is no thread of the arena, a ticket vanished): it never waits forever
+   * on a corrupted or reused word.
    */
   lock(timeoutMs?: number): boolean {
     this.checkLive();
-    const r = acquireWord(this.arena, this.index, this.kindId, timeoutMs);
+    const r = acquireWord(this.arena, this.index, this.kindId, timeoutMs, L.MAX_HELD_LOCKS);
     this.ownerDied = r === ACQ_OWNER_DIED;
     return r !== ACQ_TIMEOUT;
   }
 
-  /** Acquires the lock if it is free; returns whether it did. */
+  /**
+   * Acquires the lock if it is free; returns whether it did. Throws ENOLCK like {@link lock} when
+   * the calling thread already holds {@link SpinLock.MAX_HELD} locks.
+   */
   tryLock(): boolean {
     this.checkLive();
-    const r = tryAcquireWord(this.arena, this.index, this.kindId);
+    const r = tryAcquireWord(this.arena, this.index, this.kindId, L.MAX_HELD_LOCKS);
     this.ownerDied = r === ACQ_OWNER_DIED;
     return r !== ACQ_TIMEOUT;
   }
