@@ -117,8 +117,9 @@ export const BlockType = {
   OPERATION: 8,
   INTERNAL: 9,
   DRIVER: 10, // a driver's counters and command ring
+  FENCE_SLOT: 11, // a FenceSlot: a published fence pointer other threads may replace
 } as const;
-export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver'];
+export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'fence_slot'];
 export const NTYPES = 16;
 
 /** Block sizes, header included. Multiples of 16 so payloads stay 8-byte aligned. */
