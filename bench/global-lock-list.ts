@@ -8,6 +8,11 @@
 import { futexLock, futexUnlock } from '../src/locks/futex.js';
 
 const LOCK = 0; // futex word
+/**
+ * A finite deadline: with none, futexLock checks the holder against an arena's thread table (to
+ * turn a corrupted word into an error), and this buffer is not an arena.
+ */
+const LOCK_PATIENCE_MS = 60_000;
 const HEAD = 1; // word index of the first free block, 0 = none
 const TOP = 2; // word index of the next block to carve
 const END = 3; // word index past the last block
@@ -37,7 +42,7 @@ export class GlobalLockList {
   /** Word index of a free 64-byte block, or 0 when the buffer is exhausted. */
   alloc(): number {
     const i32 = this.i32;
-    futexLock(i32, LOCK, this.me, Infinity);
+    futexLock(i32, LOCK, this.me, performance.now() + LOCK_PATIENCE_MS);
     let b = i32[HEAD];
     if (b !== 0) i32[HEAD] = i32[b];
     else if (i32[TOP] + BLOCK_WORDS <= i32[END]) {
@@ -51,7 +56,7 @@ export class GlobalLockList {
   /** Puts block `b` (from {@link alloc}) back on the list. */
   free(b: number): void {
     const i32 = this.i32;
-    futexLock(i32, LOCK, this.me, Infinity);
+    futexLock(i32, LOCK, this.me, performance.now() + LOCK_PATIENCE_MS);
     i32[b] = i32[HEAD];
     i32[HEAD] = b;
     futexUnlock(i32, LOCK);

@@ -13,7 +13,9 @@ export { Errno, FenceError, UseAfterFreeError, errnoName } from './errors.js';
 export type { UseAfterFreeReport } from './errors.js';
 export { SpinLock } from './locks/spinlock.js';
 export { Fence } from './fence/fence.js';
+export { FenceSlot } from './fence/slot.js';
 export type { FenceCallback, FenceInit } from './fence/fence.js';
+export type { WaitOptions } from './fence/wait.js';
 export { defineFenceOps } from './fence/ops.js';
 export type { FenceOps, FenceOpsTable } from './fence/ops.js';
 export { drainInbox } from './fence/callbacks.js';
@@ -29,7 +31,7 @@ export { runGraph } from './runtime/graph.js';
 export type { GraphNode, GraphOutcome, GraphRun } from './runtime/graph.js';
 export { Driver, Operation, DriverCmd } from './driver/driver.js';
 export type { LockMode, DriverCommand, DriverCounters, DriverOptions, SubmitOptions } from './driver/driver.js';
-export { FenceArray, FenceChain, unwrapFences, mergeFences } from './containers/index.js';
+export { FenceArray, FenceChain, unwrapFences, mergeFences, dedupArray, isContainer, matchContext } from './containers/index.js';
 export type { FenceArrayOptions } from './containers/index.js';
 export {
   Tracer, TRACE_CATEGORIES, DEFAULT_TRACE_CATEGORIES, EVENT_NAMES, toChromeTrace, mergeChromeTraces, analyzeHang, assertDump, renderDump,
@@ -39,3 +41,4 @@ export type {
   TraceCategory, TraceOptions, RawEvent, ThreadEvents, TraceSnapshot, ChromeEvent, ChromeTrace, ExportNames, Placement, TimelineOptions,
   ArenaDump, DumpFence, DumpFd, DumpLock, DumpOperation, DumpThread, DumpTimeline,
 } from './trace/index.js';
+export { FenceMemory } from './containers/index.js';

@@ -11,6 +11,11 @@ import { selfCheck } from './layout.js';
 
 const { B_GEN, B_TAG, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, STATE_LIVE, TAG_CLASS_MASK, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
 
+/** What a handle that lost its high bits is told (see the README's note on handles). */
+const TRUNCATED =
+  'it looks truncated to 32 bits: handles are safe integers wider than 32 bits, so never store them in an Int32Array; ' +
+  'publish a fence through a FenceSlot, or a handle through a Float64Array/BigInt64Array word';
+
 /** Handle of the live block whose header is at word `hw` (see {@link Arena.handleOf}). */
 export function handleOf(i32: Int32Array, hw: number): number {
   return (i32[hw + B_GEN] & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
@@ -49,7 +54,7 @@ export function resolve(arena: Arena, handle: number, type: number, what: string
 /** resolve's slow path: every check in order, throwing on the first that fails (returns `hw` if none does). */
 function explainHandle(arena: Arena, handle: number, type: number, what: string): number {
   if (typeof handle !== 'number' || !Number.isSafeInteger(handle) || handle <= 0)
-    throw Errors.badHandle(what, handle, 'not a handle');
+    throw Errors.badHandle(what, handle, handle < 0 && handle >= -0x80000000 ? `not a handle (${TRUNCATED})` : 'not a handle');
   const i32 = arena.i32;
   const hw = (handle & HANDLE_OFFSET_MASK) * 2;
   if (hw < arena.heapStartW || hw >= Atomics.load(i32, L.H_HEAP_TOP) >>> 2)
@@ -60,8 +65,14 @@ function explainHandle(arena: Arena, handle: number, type: number, what: string)
   if (gen >>> 24 !== selfCheck(hw) || (tag & TAG_CLASS_MASK) >= L.NCLASSES)
     throw Errors.badHandle(what, handle, 'does not point at a block');
   if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE) throw Errors.badHandle(what, handle, 'block was freed');
-  if ((gen & GEN_MASK) !== Math.floor(handle / HANDLE_OFFSET_SCALE))
+  if ((gen & GEN_MASK) !== Math.floor(handle / HANDLE_OFFSET_SCALE)) {
+    // A handle cut to 32 bits (an Int32Array/Uint32Array word) keeps the offset and loses the
+    // generation's high bits: say so when the live block's own handle wraps to the same 32 bits.
+    const own = (gen & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
+    if (own > 0xffffffff && handle <= 0xffffffff && (own % 0x100000000 === handle || (own | 0) === (handle | 0)))
+      throw Errors.badHandle(what, handle, `stale generation (${TRUNCATED})`);
     throw Errors.badHandle(what, handle, 'stale generation (the block was freed and reused)');
+  }
   const t = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
   if (type >= 0 && t !== type) throw Errors.invalid(`handle ${handle} is a ${L.BLOCK_TYPE_NAMES[t] ?? t} block, not a ${what}`);
   // Another thread carved, allocated or freed the block between the fast path's reads and these.

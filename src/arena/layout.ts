@@ -117,9 +117,10 @@ export const BlockType = {
   OPERATION: 8,
   INTERNAL: 9,
   DRIVER: 10, // a driver's counters and command ring
-  TRACE: 11, // a thread's trace event ring (src/trace/)
+  FENCE_SLOT: 11, // a FenceSlot: a published fence pointer other threads may replace
+  TRACE: 12, // a thread's trace event ring (src/trace/)
 } as const;
-export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'trace'];
+export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'fence_slot', 'trace'];
 export const NTYPES = 16;
 
 /** Block sizes, header included. Multiples of 16 so payloads stay 8-byte aligned. */

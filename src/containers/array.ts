@@ -21,12 +21,13 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { checkContextSeqno, fenceAlloc, fenceGet, fenceLock, fenceLockIndex, fenceUnlock } from '../fence/core.js';
+import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, defineContainerOps, fenceArg, isSignaledFw, putChild } from './common.js';
+import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
 const { F_ERROR, F_FLAGS, F_REFCOUNT, FLAG_ENABLE_SIGNAL } = FL;
@@ -45,7 +46,19 @@ export interface FenceArrayOptions {
 }
 
 /** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
-export const arrayOps = defineContainerOps('dma_fence_array', { enableSignaling: enableArray, signaled: arraySignaled, release: releaseArray });
+export const arrayOps = defineContainerOps('dma_fence_array', {
+  enableSignaling: enableArray,
+  signaled: arraySignaled,
+  release: releaseArray,
+  setDeadline: arraySetDeadline,
+});
+
+/** ops.setDeadline (kernel dma_fence_array_set_deadline): every child is asked for the deadline. */
+function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
+  const i32 = arena.i32;
+  const n = i32[fw + A_NUM];
+  for (let i = 0; i < n; i++) fenceView(arena, arrayChild(i32, fw, i)).setDeadline(ns);
+}
 
 /** True when the fence at payload word `fw` is a fence array. */
 export function isArrayFw(i32: Int32Array, fw: number): boolean {
@@ -182,6 +195,49 @@ export class FenceArray {
    */
   static create(arena: Arena, fences: Fence[], options: FenceArrayOptions): Fence {
     if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.create needs a non-empty array of fences');
+    const mem = FenceArray.alloc(arena, fences.length);
+    try {
+      return FenceArray.init(mem, fences, options);
+    } catch (e) {
+      mem.free();
+      throw e;
+    }
+  }
+
+  /**
+   * Reserves the memory of an array of `count` fences (kernel dma_fence_array_alloc), so that
+   * {@link init} later cannot fail for lack of memory.
+   * Threads: any attached thread. Returns the memory; pass it to {@link init} once, or free it
+   * with `mem.free()`. Throws EINVAL (count not an integer ≥ 1), ENOMEM (nothing reserved).
+   */
+  static alloc(arena: Arena, count: number): FenceMemory {
+    if (!Number.isSafeInteger(count) || count < 1) throw Errors.invalid(`FenceArray.alloc needs a count ≥ 1, got ${String(count)}`);
+    const sw = arena.allocBlock(A.BLOCK_HEADER_BYTES + count * 4, A.BlockType.SLOTS) + BLOCK_HEADER_WORDS;
+    let fw: number;
+    try {
+      fw = fenceReserve(arena, ARRAY_BLOCK);
+    } catch (e) {
+      arena.freeBlock(sw - BLOCK_HEADER_WORDS);
+      throw e;
+    }
+    return new FenceMemory(arena, 'array', count, fw, sw);
+  }
+
+  /**
+   * Builds the array in memory from {@link alloc} (kernel dma_fence_array_init): what
+   * {@link create} does, without allocating — for paths that must not meet ENOMEM.
+   * `fences.length` must equal the count it was allocated for. Takes over the caller's reference
+   * on each fence.
+   * Threads: any attached thread. Returns the array with one reference. Throws EINVAL (wrong
+   * count, memory of a chain or another arena, empty list, not Fences, a container as child, bad
+   * context/seqno), EBADF (a released child, memory already used or freed); on a throw nothing was
+   * taken over and the memory is still the caller's.
+   */
+  static init(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions): Fence {
+    if (!(mem instanceof FenceMemory)) throw Errors.invalid('FenceArray.init needs memory from FenceArray.alloc');
+    const arena = mem.arena;
+    if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.init needs a non-empty array of fences');
+    if (fences.length !== mem.count) throw Errors.invalid(`FenceArray.init: memory for ${mem.count} fences, given ${fences.length}`);
     if (options === null || typeof options !== 'object') throw Errors.invalid('FenceArray.create needs { context, seqno }');
     const { context, seqno } = options;
     const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
@@ -194,14 +250,8 @@ export class FenceArray {
       if (isArrayFw(i32, c) || isChainFw(i32, c)) throw Errors.invalid(`fences[${i}] is a container: arrays hold plain fences only (unwrap it first)`);
       children[i] = c;
     }
-    const sw = arena.allocBlock(A.BLOCK_HEADER_BYTES + n * 4, A.BlockType.SLOTS) + BLOCK_HEADER_WORDS;
-    let fw: number;
-    try {
-      fw = fenceAlloc(arena, ARRAY_BLOCK, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
-    } catch (e) {
-      arena.freeBlock(sw - BLOCK_HEADER_WORDS);
-      throw e;
-    }
+    const [fw, sw] = mem.take(arena, 'array');
+    fenceInit(arena, fw, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
     for (let i = 0; i < n; i++) i32[sw + i] = children[i];
     const any = options.signalOnAny === true;
     i32[fw + A_NUM] = n;

@@ -22,12 +22,13 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { contextAlloc, fenceAlloc, fenceGet, fenceLock, fenceUnlock, seqnoOf } from '../fence/core.js';
+import { contextAlloc, fenceGet, fenceInit, fenceLock, fenceReserve, fenceUnlock, seqnoOf } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, isSignaledFw, putChild, runOrDefer } from './common.js';
+import { FenceMemory } from './memory.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
 const { F_CONTEXT, F_REFCOUNT } = FL;
@@ -36,7 +37,29 @@ const { F_CONTEXT, F_REFCOUNT } = FL;
 const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
 
 /** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
-export const chainOps = defineContainerOps('dma_fence_chain', { enableSignaling: enableChain, signaled: chainSignaled, release: releaseChain });
+export const chainOps = defineContainerOps('dma_fence_chain', {
+  enableSignaling: enableChain,
+  signaled: chainSignaled,
+  release: releaseChain,
+  setDeadline: chainSetDeadline,
+});
+
+/**
+ * ops.setDeadline (kernel dma_fence_chain_set_deadline): the fence of every link still on the
+ * chain, walked from `fw` down (the walk collects signaled links as it goes, like the kernel's).
+ */
+function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
+  const i32 = arena.i32;
+  fenceGet(i32, fw); // the walk's reference, consumed by chainWalk
+  for (let f = fw; f !== 0; f = chainWalk(arena, f)) {
+    try {
+      fenceView(arena, containedFw(i32, f)).setDeadline(ns);
+    } catch (e) {
+      putFence(arena, f);
+      throw e;
+    }
+  }
+}
 
 /** True when the fence at payload word `fw` is a chain link. */
 export function isChainFw(i32: Int32Array, fw: number): boolean {
@@ -218,6 +241,35 @@ export class FenceChain {
    * reference was taken over.
    */
   static create(arena: Arena, prev: Fence | null, fence: Fence, seqno: number): Fence {
+    const mem = FenceChain.alloc(arena);
+    try {
+      return FenceChain.init(mem, prev, fence, seqno);
+    } catch (e) {
+      mem.free();
+      throw e;
+    }
+  }
+
+  /**
+   * Reserves the memory of one chain link (kernel dma_fence_chain_alloc), so that {@link init}
+   * later cannot fail for lack of memory.
+   * Threads: any attached thread. Returns the memory; pass it to {@link init} once, or free it
+   * with `mem.free()` (kernel dma_fence_chain_free). Throws ENOMEM.
+   */
+  static alloc(arena: Arena): FenceMemory {
+    return new FenceMemory(arena, 'chain', 1, fenceReserve(arena, CHAIN_BLOCK), 0);
+  }
+
+  /**
+   * Builds a link in memory from {@link alloc} (kernel dma_fence_chain_init): what {@link create}
+   * does, without allocating. Takes over the caller's references on `prev` and `fence`.
+   * Threads: any attached thread. Returns the link with one reference. Throws what create throws
+   * but ENOMEM, plus EINVAL (memory of an array or another arena) and EBADF (memory already used
+   * or freed); on a throw nothing was taken over and the memory is still the caller's.
+   */
+  static init(mem: FenceMemory, prev: Fence | null, fence: Fence, seqno: number): Fence {
+    if (!(mem instanceof FenceMemory)) throw Errors.invalid('FenceChain.init needs memory from FenceChain.alloc');
+    const arena = mem.arena;
     const i32 = arena.i32;
     const cfw = fenceArg(arena, fence, 'fence');
     if (isChainFw(i32, cfw)) throw Errors.invalid('FenceChain.create: the fence of a link cannot be a chain');
@@ -235,7 +287,8 @@ export class FenceChain {
       // Always a valid seqno: never behind the chain it extends.
       if (prevIsChain) seqno = Math.max(seqnoOf(i32, pfw), seqno);
     }
-    const fw = fenceAlloc(arena, CHAIN_BLOCK, { opsId: chainOps.id, context, seqno, seqno64: true, lockIdx: 0, lenderHw: 0 });
+    const [fw] = mem.take(arena, 'chain');
+    fenceInit(arena, fw, { opsId: chainOps.id, context, seqno, seqno64: true, lockIdx: 0, lenderHw: 0 });
     i32[fw + C_PREV] = pfw;
     i32[fw + C_PREV_LOCK] = 0;
     i32[fw + C_FENCE] = cfw;

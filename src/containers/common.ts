@@ -38,6 +38,8 @@ export interface ContainerOps {
   enableSignaling(arena: Arena, fw: number): boolean;
   signaled(arena: Arena, fw: number): boolean;
   release(arena: Arena, fw: number): void;
+  /** Forwards a deadline hint to the fences it stands for (kernel dma_fence_array/chain_set_deadline). */
+  setDeadline(arena: Arena, fw: number, ns: bigint): void;
 }
 
 /**
@@ -52,6 +54,7 @@ export function defineContainerOps(kernelName: string, ops: ContainerOps): Fence
     enableSignaling: (f) => ops.enableSignaling(f.arena, f.fw),
     signaled: (f) => ops.signaled(f.arena, f.fw),
     release: (f) => ops.release(f.arena, f.fw),
+    setDeadline: (f, ns) => ops.setDeadline(f.arena, f.fw, ns),
   });
 }
 

@@ -2,4 +2,6 @@
 export { FenceArray } from './array.js';
 export type { FenceArrayOptions } from './array.js';
 export { FenceChain } from './chain.js';
-export { unwrapFences, mergeFences } from './unwrap.js';
+export { unwrapFences, mergeFences, dedupArray } from './unwrap.js';
+export { isContainer, matchContext } from './helpers.js';
+export { FenceMemory } from './memory.js';

@@ -88,20 +88,7 @@ export function mergeFences(arena: Arena, fences: Fence[]): Fence {
     throw e;
   }
   if (picked.length === 0) return Fence.privateStub(arena, latest);
-  // Context ascending; within a context the latest first, so the dedup below keeps it.
-  picked.sort((a, b) => {
-    const d = i32[a + FL.F_CONTEXT] - i32[b + FL.F_CONTEXT];
-    if (d !== 0) return d;
-    if (seqnoLater(i32, a, b)) return -1;
-    return seqnoLater(i32, b, a) ? 1 : 0;
-  });
-  let kept = 0;
-  for (let i = 0; i < picked.length; i++) {
-    const x = picked[i];
-    if (kept > 0 && i32[picked[kept - 1] + FL.F_CONTEXT] === i32[x + FL.F_CONTEXT]) putFence(arena, x);
-    else picked[kept++] = x;
-  }
-  picked.length = kept;
+  const kept = dedupFw(arena, picked);
   if (kept === 1) return fenceView(arena, picked[0]);
   try {
     return FenceArray.create(
@@ -113,4 +100,56 @@ export function mergeFences(arena: Arena, fences: Fence[]): Fence {
     for (const x of picked) putFence(arena, x);
     throw e;
   }
+}
+
+/**
+ * Sorts `fws` (payload words, one reference each) by context ascending and keeps the latest fence
+ * of each context, putting the others; `fws` is shortened to the kept ones. Returns their count.
+ */
+function dedupFw(arena: Arena, fws: number[]): number {
+  const i32 = arena.i32;
+  // Context ascending; within a context the latest first, so the pass below keeps it.
+  fws.sort((a, b) => {
+    const d = i32[a + FL.F_CONTEXT] - i32[b + FL.F_CONTEXT];
+    if (d !== 0) return d;
+    if (seqnoLater(i32, a, b)) return -1;
+    return seqnoLater(i32, b, a) ? 1 : 0;
+  });
+  let kept = 0;
+  let first: unknown;
+  let failed = false;
+  for (let i = 0; i < fws.length; i++) {
+    const x = fws[i];
+    if (kept > 0 && i32[fws[kept - 1] + FL.F_CONTEXT] === i32[x + FL.F_CONTEXT]) {
+      try {
+        putFence(arena, x);
+      } catch (e) {
+        if (!failed) first = e;
+        failed = true;
+      }
+    } else {
+      fws[kept++] = x;
+    }
+  }
+  fws.length = kept;
+  if (failed) throw first;
+  return kept;
+}
+
+/**
+ * Deduplicates `fences` by context (kernel dma_fence_dedup_array): sorts them by context
+ * ascending and keeps only the latest fence of each context; the caller's references on the
+ * others are put. Takes over one reference per element, like the kernel's array of pointers.
+ * Threads: any. Returns the kept fences (the same views), in context order. Throws EINVAL (not
+ * Fences of one arena), EBADF (a released fence) before anything is put.
+ */
+export function dedupArray(fences: Fence[]): Fence[] {
+  if (!Array.isArray(fences)) throw Errors.invalid('dedupArray needs an array of fences');
+  if (fences.length === 0) return [];
+  const arena = fences[0]?.arena;
+  const fws = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
+  const byFw = new Map<number, Fence>();
+  fences.forEach((f, i) => byFw.set(fws[i], f));
+  dedupFw(arena, fws);
+  return fws.map((fw) => byFw.get(fw)!);
 }

@@ -10,6 +10,7 @@ import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors, MAX_ERRNO } from '../errors.js';
 import { releaseDeadWord } from '../locks/futex.js';
+import { opsFlagsOf } from './ops.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, traceEventNs, tracing } from '../trace/ring.js';
@@ -39,6 +40,8 @@ export interface InitArgs {
    * before fenceAlloc returns.
    */
   recordAt?: number;
+  /** FLAG_OPS_* of the ops (opsFlagsOf): which optional ops the table has. 0 for none. */
+  opsFlags?: number;
 }
 
 /**
@@ -66,8 +69,25 @@ export function checkContextSeqno(context: number, seqno: number, seqno64: boole
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
   const hw = arena.allocBlock(blockBytes, A.BlockType.FENCE);
   const fw = hw + BLOCK_HEADER_WORDS;
+  if (a.recordAt) arena.i32[a.recordAt] = fw;
+  fenceInit(arena, fw, a);
+  return fw;
+}
+
+/**
+ * Allocates a fence block of `blockBytes` and leaves it uninitialised (flags 0: not INITIALIZED,
+ * no inline lock for the reaper's walk to look at), for constructors that split allocation from
+ * initialisation (kernel dma_fence_array_alloc, dma_fence_chain_alloc). Returns the payload word.
+ */
+export function fenceReserve(arena: Arena, blockBytes: number): number {
+  const fw = arena.allocBlock(blockBytes, A.BlockType.FENCE) + BLOCK_HEADER_WORDS;
+  arena.i32[fw + F_FLAGS] = 0;
+  return fw;
+}
+
+/** Initialises the fence at payload word `fw` with one reference (kernel dma_fence_init); allocates nothing. */
+export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   const i32 = arena.i32;
-  if (a.recordAt) i32[a.recordAt] = fw;
   i32[fw + F_LOCK] = a.lockIdx;
   i32[fw + F_LENDER] = a.lenderHw;
   i32[fw + F_LENDER_GEN] = a.lenderHw ? arena.generationAt(a.lenderHw) : 0;
@@ -79,9 +99,8 @@ export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): numbe
   i32[fw + F_CONTEXT] = a.context;
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
-  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0);
+  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
   if (tracing(i32, TC_FENCE)) traceInit(arena, fw);
-  return fw;
 }
 
 /** The dma_fence_init event of the fence just initialised at `fw`. */
@@ -214,13 +233,26 @@ export function timestampOf(arena: Arena, fw: number): bigint | undefined {
   return arena.i64[(fw + F_TIMESTAMP) >>> 1];
 }
 
-/** Takes a reference; throws EBADF when the fence already lost its last one. */
-export function fenceGet(i32: Int32Array, fw: number): void {
-  const old = Atomics.add(i32, fw + F_REFCOUNT, 1);
-  if (old <= 0) {
-    Atomics.sub(i32, fw + F_REFCOUNT, 1);
-    throw Errors.badHandle('fence', fw, `get on a fence with refcount ${old}`);
+/**
+ * Takes a reference unless the count is already 0 (kernel dma_fence_get_rcu / kref_get_unless_zero).
+ * Why a compare-exchange and not add-then-undo: a get racing the last put would briefly raise a
+ * count of 0 to 1, and the release path stores 1 itself while it signals with -EDEADLK; the undo
+ * could then take that reference away. A count of 0 is never touched here.
+ * Threads: any. Returns true when a reference was taken, false when the fence had none left.
+ */
+export function fenceTryGet(i32: Int32Array, fw: number): boolean {
+  let old = Atomics.load(i32, fw + F_REFCOUNT);
+  for (;;) {
+    if (old <= 0) return false;
+    const seen = Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1);
+    if (seen === old) return true;
+    old = seen;
   }
+}
+
+/** Takes a reference (get-unless-zero, see {@link fenceTryGet}); throws EBADF when the fence already lost its last one. */
+export function fenceGet(i32: Int32Array, fw: number): void {
+  if (!fenceTryGet(i32, fw)) throw Errors.badHandle('fence', fw, `get on a fence with refcount ${Atomics.load(i32, fw + F_REFCOUNT)}`);
 }
 
 /**

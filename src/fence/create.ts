@@ -12,7 +12,7 @@ import * as K from '../locks/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
 import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, markSignaledLocked, nowNs } from './core.js';
-import { defaultOps, findOps, stubOps, type FenceOps } from './ops.js';
+import { defaultOps, findOps, opsFlagsOf, stubOps, type FenceOps } from './ops.js';
 
 /** Block size of a plain fence: one 64-byte class, header included. */
 export const FENCE_BLOCK = A.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
@@ -46,7 +46,8 @@ export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): 
     lockIdx = sl.index;
     lenderHw = arena.resolve(sl.ref, -1, 'lock');
   }
-  return fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt });
+  const opsFlags = ops === defaultOps ? 0 : opsFlagsOf(ops.id);
+  return fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt, opsFlags });
 }
 
 /** The lock a fence borrows: a SpinLock of this arena, or a lock/raw block ref. Throws EINVAL, EBADF. */

@@ -19,8 +19,8 @@ import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './cre
 import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, opsById, setDeadlineOf, timelineNameOf, type FenceOps } from './ops.js';
 import { putFence, setViewFactory } from './release.js';
-import { addCallbackNode, enableSignaling, pollSignaled, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
-import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync } from './wait.js';
+import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
+import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
 
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
@@ -156,9 +156,48 @@ export class Fence {
   get ops(): FenceOps {
     return opsById(this.arena.i32[this.v() + F_OPS]);
   }
-  /** Kernel dma_fence_describe: `<driver> <timeline> seq <n> [un]signalled`. */
+  /**
+   * One line in the kernel's shape (kernel dma_fence_describe):
+   * `<context>:<seqno> <timeline> <driver> [un]signalled`, the names empty once the ops are
+   * detached (signaled). Threads: any. Throws EINVAL when this thread lacks the ops of an
+   * unsignaled fence, EBADF when released.
+   */
   describe(): string {
     return describeFence(this, this.v());
+  }
+
+  /* ───────────── user flag bits ───────────── */
+
+  /** How many user flag bits a fence has (kernel DMA_FENCE_FLAG_USER_BITS onwards): bits 0..count-1. */
+  static readonly USER_FLAG_COUNT = L.FLAG_USER_COUNT;
+
+  /** Mask of user bit `bit` in the flags word; throws EINVAL outside 0..USER_FLAG_COUNT-1. */
+  private static userBit(bit: number): number {
+    if (!Number.isInteger(bit) || bit < 0 || bit >= L.FLAG_USER_COUNT)
+      throw Errors.invalid(`user flag bit must be an integer in 0..${L.FLAG_USER_COUNT - 1}, got ${String(bit)}`);
+    return 1 << (L.FLAG_USER_SHIFT + bit);
+  }
+
+  /**
+   * Sets user flag bit `bit` (kernel set_bit / test_and_set_bit on DMA_FENCE_FLAG_USER_BITS + bit):
+   * bits the fence's driver owns; the core never reads or clears them. Atomic, lock-free.
+   * Threads: any. Returns the bit's old value. Throws EINVAL (bit out of range), EBADF.
+   */
+  setUserFlag(bit: number): boolean {
+    const m = Fence.userBit(bit);
+    return (Atomics.or(this.arena.i32, this.v() + F_FLAGS, m) & m) !== 0;
+  }
+
+  /** Clears user flag bit `bit` (kernel test_and_clear_bit). Returns its old value. Throws EINVAL, EBADF. */
+  clearUserFlag(bit: number): boolean {
+    const m = Fence.userBit(bit);
+    return (Atomics.and(this.arena.i32, this.v() + F_FLAGS, ~m) & m) !== 0;
+  }
+
+  /** Tests user flag bit `bit` (kernel test_bit). Throws EINVAL (bit out of range), EBADF. */
+  testUserFlag(bit: number): boolean {
+    const m = Fence.userBit(bit);
+    return (Atomics.load(this.arena.i32, this.v() + F_FLAGS) & m) !== 0;
   }
 
   /* ───────────── references ───────────── */
@@ -285,6 +324,28 @@ export class Fence {
     return this.withLock(() => statusOf(this.arena.i32, fw));
   }
 
+  /**
+   * {@link isSignaled} with the fence lock held by the caller (kernel dma_fence_is_signaled_locked):
+   * polls ops.signaled and, when it says so, signals with {@link signalLocked} (callbacks of this
+   * thread run here, under the lock).
+   * Locking: the caller holds the fence lock (inside {@link withLock}). Threads: the lock holder.
+   * Returns true when signaled. Throws EPERM when the lock is not held, EBADF when released.
+   */
+  isSignaledLocked(): boolean {
+    return pollSignaledLocked(this, this.v());
+  }
+
+  /**
+   * {@link status} with the fence lock held by the caller (kernel dma_fence_get_status_locked):
+   * 0 pending, 1 signaled, negative errno when signaled with an error.
+   * Locking: the caller holds the fence lock. Throws EPERM when it is not held, EBADF when released.
+   */
+  statusLocked(): number {
+    const fw = this.v();
+    pollSignaledLocked(this, fw);
+    return statusOf(this.arena.i32, fw);
+  }
+
   /** Sets the error before signaling. Throws EINVAL when signaled or errno is not in -4095..-1. */
   setError(errno: number): void {
     setErrorChecked(this.arena.i32, this.v(), errno);
@@ -298,7 +359,12 @@ export class Fence {
     enableSignaling(this, this.v());
   }
 
-  /** Passes a deadline hint to ops.setDeadline (unsignaled fences only). */
+  /**
+   * Passes a deadline hint to ops.setDeadline (kernel dma_fence_set_deadline), unsignaled fences
+   * only; arrays and chains forward it to their fences, sw_sync points record it.
+   * Threads: any that registered the fence's ops. Throws EINVAL (ns not a bigint ≥ 0, the ops not
+   * registered in this thread), EBADF.
+   */
   setDeadline(ns: bigint): void {
     if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('setDeadline needs a bigint ≥ 0 (ns)');
     setDeadlineOf(this, this.v(), ns);
@@ -307,9 +373,12 @@ export class Fence {
   /* ───────────── callbacks ───────────── */
 
   /**
-   * Adds a callback that runs exactly once when the fence signals, in the calling thread.
-   * Also enables signaling. Returns null when the fence is already signaled (kernel -ENOENT).
-   * Throws EINVAL (fn not a function), ENOMEM.
+   * Adds a callback that runs exactly once when the fence signals, in the calling thread (kernel
+   * dma_fence_add_callback). Also enables signaling.
+   * Returns null — and `fn` is never called — when the fence is already signaled, or when enabling
+   * signaling signaled it (ops.enableSignaling refused, an array whose children all signaled):
+   * the kernel's -ENOENT, "already signaled, do the work yourself".
+   * Throws EINVAL (fn not a function, the fence's ops not registered in this thread), ENOMEM.
    */
   addCallback(fn: (fence: Fence) => void): FenceCallback | null {
     if (typeof fn !== 'function') throw Errors.invalid('addCallback needs a function');
@@ -350,9 +419,14 @@ export class Fence {
     return waitFence(this, timeoutMs);
   }
 
-  /** Like {@link wait} without blocking: the process stays alive while it is pending. */
-  waitAsync(timeoutMs = Infinity): Promise<boolean> {
-    return waitFenceAsync(this, timeoutMs);
+  /**
+   * Like {@link wait} without blocking: the process stays alive while it is pending.
+   * `options.signal` (an AbortSignal) cancels it: the promise rejects with the signal's reason (an
+   * AbortError unless another was given) and nothing is left holding the process.
+   * Returns a promise of true (signaled) or false (timeout). Throws EINVAL (bad timeout or options).
+   */
+  waitAsync(timeoutMs = Infinity, options?: WaitOptions): Promise<boolean> {
+    return waitFenceAsync(this, timeoutMs, options);
   }
 
   /** @internal Word index of the flags word (the futex word waiters sleep on); validates the view. */
@@ -368,9 +442,12 @@ export class Fence {
     return waitAnyFence(fences, timeoutMs);
   }
 
-  /** Async {@link waitAny}; keeps the process alive while pending. */
-  static waitAnyAsync(fences: Fence[], timeoutMs = Infinity): Promise<number> {
-    return waitAnyFenceAsync(fences, timeoutMs);
+  /**
+   * Async {@link waitAny}; keeps the process alive while pending. `options.signal` cancels it like
+   * {@link waitAsync}'s, and the wake-ups it armed on the fences are removed.
+   */
+  static waitAnyAsync(fences: Fence[], timeoutMs = Infinity, options?: WaitOptions): Promise<number> {
+    return waitAnyFenceAsync(fences, timeoutMs, options);
   }
 
   /** Microseconds a waiter spins before sleeping (default 30). */
@@ -394,6 +471,15 @@ export class Fence {
    */
   static isLater(a: Fence, b: Fence): boolean {
     return isLaterOnContext(a.arena.i32, a.v(), b.v());
+  }
+
+  /**
+   * True when `a` is later than `b`, or the same point (kernel dma_fence_is_later_or_same): `a` is
+   * `b`, or not earlier on their common context. Throws EINVAL for fences of different contexts.
+   */
+  static isLaterOrSame(a: Fence, b: Fence): boolean {
+    if (a.handle === b.handle) return true;
+    return !Fence.isLater(b, a);
   }
 
   /** The later of two fences of one context, or null when that one is already signaled. */

@@ -40,6 +40,21 @@ export const FLAG_SEQNO64 = 1 << 2;
 export const FLAG_SIGNALED = 1 << 3;
 export const FLAG_TIMESTAMP = 1 << 4;
 export const FLAG_ENABLE_SIGNAL = 1 << 5;
+/**
+ * User flag bits (kernel DMA_FENCE_FLAG_USER_BITS): bits FLAG_USER_SHIFT .. FLAG_USER_SHIFT +
+ * FLAG_USER_COUNT - 1 belong to the fence's driver (Fence.setUserFlag / testUserFlag); the library
+ * never reads them. sw_sync uses the first for "a deadline was set", as the kernel's does.
+ */
+export const FLAG_USER_SHIFT = 6;
+export const FLAG_USER_COUNT = 16;
+/**
+ * Which optional ops the fence's table has, recorded at creation: a thread that has not
+ * registered the ops still knows whether an op would have to run, and refuses instead of
+ * skipping it (fencelab's own; the kernel has the table itself).
+ */
+export const FLAG_OPS_ENABLE = 1 << 22;
+export const FLAG_OPS_RELEASE = 1 << 23;
+export const FLAG_OPS_DEADLINE = 1 << 24;
 export const FLAG_WAITERS = 1 << 30;
 
 /* ───────────── callback node (CB_* relative to payload) ───────────── */
@@ -138,3 +153,13 @@ export const { KIND: LE_KIND, VALUE: LE_VALUE, GEN: LE_GEN, END: LG_STRIDE } = d
 });
 /** Ledger entry kind of a fence reference. */
 export const LGK_FENCE_REF = 1;
+
+/* ───────────── fence slot (S_* relative to the payload's first word) ───────────── */
+/**
+ * A FenceSlot (src/fence/slot.ts): a fence pointer in shared memory that threads replace and read
+ * (the kernel's `struct dma_fence __rcu *`). The slot holds one reference on the fence it names.
+ */
+export const { LOCK: S_LOCK, FENCE: S_FENCE, END: SLOT_WORDS } = defineStruct('fence slot', {
+  LOCK: 1, // robust lock word: reading FENCE and taking a reference, or swapping it, happen under it
+  FENCE: 1, // payload word index of the fence held (0 none)
+});

@@ -6,7 +6,7 @@
 import { Errors } from '../errors.js';
 import { isSignaledFlag, seqnoOf } from './core.js';
 import type { Fence } from './fence.js';
-import { F_OPS } from './layout.js';
+import { F_CONTEXT, F_FLAGS, F_OPS, FLAG_OPS_DEADLINE, FLAG_OPS_ENABLE, FLAG_OPS_RELEASE, FLAG_SIGNALED } from './layout.js';
 
 /** What a driver supplies; the names are mandatory, the rest optional (kernel `dma_fence_ops`). */
 export interface FenceOpsTable {
@@ -58,7 +58,18 @@ export function defineFenceOps(name: string, table: FenceOpsTable): FenceOps {
   if (known && known.name !== name) throw Errors.invalid(`fence ops ${name} collides with ${known.name}; pick another name`);
   const ops: FenceOps = Object.freeze({ id, name, table: Object.freeze({ ...table }) });
   registry.set(id, ops);
+  flagsById.set(id, (table.enableSignaling ? FLAG_OPS_ENABLE : 0) | (table.release ? FLAG_OPS_RELEASE : 0) | (table.setDeadline ? FLAG_OPS_DEADLINE : 0));
   return ops;
+}
+
+const flagsById = new Map<number, number>();
+
+/**
+ * The FLAG_OPS_* bits of the ops registered here under `id` (0 when unknown): which optional ops a
+ * fence created with them has, so that a thread without the table can tell whether one must run.
+ */
+export function opsFlagsOf(id: number): number {
+  return flagsById.get(id) ?? 0;
 }
 
 /** The ops registered in this thread under `id`, or a clear EINVAL. */
@@ -99,15 +110,38 @@ export function timelineNameOf(f: Fence, fw: number): string {
   return opsById(f.arena.i32[fw + F_OPS]).table.getTimelineName(f);
 }
 
-/** Kernel dma_fence_describe: `<driver> <timeline> seq <n> [un]signalled`. */
+/**
+ * One line in the kernel's shape (kernel dma_fence_describe):
+ * `<context>:<seqno> <timeline> <driver> [un]signalled`, the names empty once the ops are
+ * detached (signaled). Throws EINVAL when this thread lacks the ops of an unsignaled fence.
+ */
 export function describeFence(f: Fence, fw: number): string {
-  const signaled = isSignaledFlag(f.arena.i32, fw);
-  const names = signaled ? 'detached-driver signaled-timeline' : `${driverNameOf(f, fw)} ${timelineNameOf(f, fw)}`;
-  return `${names} seq ${seqnoOf(f.arena.i32, fw)} ${signaled ? '' : 'un'}signalled`;
+  const i32 = f.arena.i32;
+  const signaled = isSignaledFlag(i32, fw);
+  let timeline = '';
+  let driver = '';
+  if (!signaled) {
+    const t = opsById(i32[fw + F_OPS]).table;
+    timeline = t.getTimelineName(f);
+    driver = t.getDriverName(f);
+  }
+  return `${i32[fw + F_CONTEXT]}:${seqnoOf(i32, fw)} ${timeline} ${driver} ${signaled ? '' : 'un'}signalled`;
 }
 
-/** Passes deadline hint `ns` to ops.setDeadline, for an unsignaled fence only. */
+/**
+ * Passes deadline hint `ns` to ops.setDeadline (kernel dma_fence_set_deadline), for an unsignaled
+ * fence whose ops have one (FLAG_OPS_DEADLINE). Throws EINVAL when this thread lacks those ops.
+ */
 export function setDeadlineOf(f: Fence, fw: number, ns: bigint): void {
-  if (isSignaledFlag(f.arena.i32, fw)) return;
-  findOps(f.arena.i32[fw + F_OPS])?.table.setDeadline?.(f, ns);
+  const flags = Atomics.load(f.arena.i32, fw + F_FLAGS);
+  if (flags & FLAG_SIGNALED || !(flags & FLAG_OPS_DEADLINE)) return;
+  opsById(f.arena.i32[fw + F_OPS]).table.setDeadline?.(f, ns);
+}
+
+/** The refusal of an op this thread cannot run: the fence's ops (`id`) were never registered here. */
+export function opsMissing(id: number, what: string): Error {
+  return Errors.invalid(
+    `${what} of a fence whose ops (id ${id >>> 0}) are not registered in this thread: its ops would not run here; ` +
+      'call defineFenceOps with the same name in every thread that touches such fences',
+  );
 }

@@ -17,15 +17,13 @@ import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
-import { defaultOps, findOps } from './ops.js';
+import { findOps, opsMissing } from './ops.js';
 import { signalFence } from './signal.js';
 
 const { EV_FENCE_DESTROY, TC_RELEASE } = TR;
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
-
-const DEFAULT_OPS_ID = defaultOps.id;
 
 let viewOf: (arena: Arena, fw: number) => Fence = () => {
   throw Errors.invalid('fence views are made by src/fence/fence.js, which this thread has not loaded');
@@ -39,15 +37,20 @@ export function setViewFactory(make: (arena: Arena, fw: number) => Fence): void 
  * Drops one reference on the fence at `fw`; the last one releases it (an unsignaled fence with
  * callbacks is first signaled with -EDEADLK, then ops.release runs and the block is freed).
  * `view`, if given, is the one handed to ops.release. Threads: any attached thread.
- * Throws EBADF for a put on a fence without references (nothing changes).
+ * Throws EBADF for a put on a fence without references, EINVAL when the fence's ops have a
+ * release and are not registered in this thread (nothing changes either way).
  */
 export function putFence(arena: Arena, fw: number, view?: Fence): void {
+  const i32 = arena.i32;
+  // The last put calls ops.release: a thread that could not is refused before it drops anything,
+  // whether or not this put is the last (which only the race decides).
+  if (i32[fw + F_FLAGS] & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, 0, 0);
   if (old === 1) {
     releaseFence(arena, fw, view, d);
   } else if (old < 1) {
-    Atomics.add(arena.i32, fw + F_REFCOUNT, 1);
+    Atomics.add(i32, fw + F_REFCOUNT, 1);
     throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
   }
 }
@@ -100,7 +103,12 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number)
   }
   if (tracing(i32, TC_RELEASE)) traceFence(arena, EV_FENCE_DESTROY, fw, 0);
   const id = i32[fw + F_OPS];
-  const release = id === DEFAULT_OPS_ID ? undefined : findOps(id)?.table.release;
+  const hasRelease = (i32[fw + F_FLAGS] & FLAG_OPS_RELEASE) !== 0;
+  const ops = hasRelease ? findOps(id) : undefined;
+  // Only a reaper finishing a dead thread's release (or a ledger drop) gets here without the ops:
+  // the block is freed, and the missing release is reported rather than skipped without a word.
+  if (hasRelease && ops === undefined) process.emitWarning(opsMissing(id, 'release'), { code: 'FENCELAB_OPS_MISSING' });
+  const release = ops?.table.release;
   try {
     if (release !== undefined) {
       const v = view ?? viewOf(arena, fw);

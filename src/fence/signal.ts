@@ -11,7 +11,7 @@ import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLo
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 import type { Fence } from './fence.js';
-import { findOps } from './ops.js';
+import { findOps, opsById } from './ops.js';
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
 
@@ -66,6 +66,23 @@ export function pollSignaled(view: Fence, fw: number): boolean {
 }
 
 /**
+ * {@link pollSignaled} with the fence lock held by the caller (kernel dma_fence_is_signaled_locked):
+ * when ops.signaled says so, signals with {@link signalFenceLocked} (callbacks run here, under the
+ * lock). Throws EPERM when the lock is not held.
+ */
+export function pollSignaledLocked(view: Fence, fw: number): boolean {
+  const arena = view.arena;
+  fenceAssertHeld(arena, fw);
+  if (isSignaledFlag(arena.i32, fw)) return true;
+  const t = findOps(arena.i32[fw + L.F_OPS])?.table;
+  if (t?.signaled && t.signaled(view)) {
+    signalFenceLocked(arena, fw, nowNs());
+    return true;
+  }
+  return false;
+}
+
+/**
  * Kernel dma_fence_enable_sw_signaling: calls ops.enableSignaling(view) once, under the fence
  * lock; false from it signals the fence. Locking: takes the fence lock.
  */
@@ -86,18 +103,25 @@ export function enableSignaling(view: Fence, fw: number): void {
 function enableSignalingLocked(view: Fence, fw: number): number {
   const arena = view.arena;
   const i32 = arena.i32;
+  const flags = i32[fw + L.F_FLAGS];
+  if (flags & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
+  // Looked up before the flag is set: a thread without the ops of a fence that has the op is
+  // refused (EINVAL) and leaves signaling to be enabled by a thread that has them, instead of
+  // skipping the op. FLAG_OPS_ENABLE clear: the table has no enableSignaling to call.
+  const t = flags & L.FLAG_OPS_ENABLE ? opsById(i32[fw + L.F_OPS]).table : undefined;
   const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
   if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
   if (tracing(i32, TC_FENCE)) traceFence(arena, EV_FENCE_ENABLE_SIGNAL, fw, 0);
-  const t = findOps(i32[fw + L.F_OPS])?.table;
   if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs()));
   return 0;
 }
 
 /**
  * Links a callback node of `kind` (CBK_FN with `fn`, CBK_WAKE, CBK_SHARED with handler id `fn`)
- * and enables signaling. Locking: takes the fence lock. Returns null when the fence is already
- * signaled. Throws ENOMEM.
+ * and enables signaling (kernel dma_fence_add_callback). Locking: takes the fence lock.
+ * Returns null — and the callback is never run — when the fence is already signaled, or when
+ * enabling signaling signaled it (ops.enableSignaling refused): the kernel's -ENOENT.
+ * Throws EINVAL (the fence's ops not registered in this thread), ENOMEM.
  */
 export function addCallbackNode(
   view: Fence,
@@ -112,10 +136,12 @@ export function addCallbackNode(
   let head = 0;
   let nw = 0;
   try {
+    // Enable first, link only if still unsignaled (kernel dma_fence_add_callback): a refusal
+    // signals the fence, and the new callback must then not be on the list it runs.
+    head = enableSignalingLocked(view, fw);
     if (!isSignaledFlag(arena.i32, fw)) {
       const entry = typeof fn === 'function' ? { fn, view, fw, arena } : fn;
       nw = linkCallbackLocked(arena, fw, kind, entry, target);
-      head = enableSignalingLocked(view, fw);
     }
   } finally {
     fenceUnlock(arena, fw);

@@ -74,8 +74,19 @@ function waitBlocking(f: Fence, arena: Arena, idx: number, timeoutMs: number): b
   }
 }
 
-/** Like {@link waitFence} without blocking: the process stays alive while it is pending. */
-export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boolean> {
+/** Options of the async waits. */
+export interface WaitOptions {
+  /** Cancels the wait: the promise rejects with `signal.reason` (an AbortError unless given another). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Like {@link waitFence} without blocking: the process stays alive while it is pending. An abort
+ * of `opts.signal` rejects with its reason and drops the keep-alive at once.
+ */
+export async function waitFenceAsync(f: Fence, timeoutMs: number, opts?: WaitOptions): Promise<boolean> {
+  const signal = abortSignalOf(opts);
+  signal?.throwIfAborted();
   const idx = beginWait(f, timeoutMs);
   if (idx < 0) return true;
   const arena = f.arena;
@@ -83,6 +94,7 @@ export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boole
   const deadline = performance.now() + timeoutMs;
   const span = tracing(i32, TC_WAIT) ? traceWaitStart(arena, idx - L.F_FLAGS, 1) : null;
   let outcome = WAIT_FAILED;
+  const abort = signal ? new AbortRace(signal) : undefined;
   holdAlive();
   try {
     for (;;) {
@@ -93,9 +105,10 @@ export async function waitFenceAsync(f: Fence, timeoutMs: number): Promise<boole
       }
       if (v === RETRY) continue;
       const r = Atomics.waitAsync(i32, idx, v, deadline - performance.now());
-      if (r.async) await r.value;
+      if (r.async) await (abort ? abort.race(r.value) : r.value);
     }
   } finally {
+    abort?.dispose();
     releaseAlive();
     if (span !== null && !arena.isDetached) traceWaitEnd(arena, span, outcome);
   }
@@ -118,6 +131,41 @@ function traceWaitStart(arena: Arena, fw: number, mode: number): WaitSpan {
 /** Records dma_fence_wait_end with the wait's outcome (WAIT_*). */
 function traceWaitEnd(arena: Arena, span: WaitSpan, outcome: number): void {
   traceEvent(arena, EV_FENCE_WAIT_END, span[0], span[1], span[2], span[3], outcome);
+}
+
+/** `opts.signal`, validated. Throws EINVAL when it is not an AbortSignal. */
+function abortSignalOf(opts: WaitOptions | undefined): AbortSignal | undefined {
+  if (opts === undefined) return undefined;
+  if (opts === null || typeof opts !== 'object') throw Errors.invalid('wait options must be an object ({ signal? })');
+  const s = opts.signal;
+  if (s !== undefined && !(s instanceof AbortSignal)) throw Errors.invalid('wait options: signal must be an AbortSignal');
+  return s;
+}
+
+/**
+ * Races the waits of one async wait against an AbortSignal. One listener for the whole wait,
+ * removed by dispose(): a signal that outlives many waits holds none of them.
+ * Why the pending Atomics.waitAsync may be left behind on abort: it cannot be cancelled, but it
+ * holds nothing alive (a pending waitAsync keeps no Node handle) and settles on the next notify
+ * of its word or its timeout; the keep-alive that did hold the process is dropped at once.
+ */
+class AbortRace {
+  private rejectNow: ((reason: unknown) => void) | undefined;
+  private readonly onAbort = (): void => this.rejectNow?.(this.signal.reason);
+  constructor(private readonly signal: AbortSignal) {
+    signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+  race<T>(p: Promise<T>): Promise<T> {
+    if (this.signal.aborted) return Promise.reject(this.signal.reason);
+    return new Promise<T>((resolve, reject) => {
+      this.rejectNow = reject;
+      p.then(resolve, reject);
+    });
+  }
+  dispose(): void {
+    this.rejectNow = undefined;
+    this.signal.removeEventListener('abort', this.onAbort);
+  }
 }
 
 const SIGNALED = -1;
@@ -165,11 +213,17 @@ export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
   }
 }
 
-/** Async {@link waitAnyFence}; keeps the process alive while pending. */
-export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number): Promise<number> {
+/**
+ * Async {@link waitAnyFence}; keeps the process alive while pending. An abort of `opts.signal`
+ * rejects with its reason; the wake nodes are removed from every fence either way.
+ */
+export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number, opts?: WaitOptions): Promise<number> {
+  const signal = abortSignalOf(opts);
+  signal?.throwIfAborted();
   const first = checkAny(fences, timeoutMs);
   if (first >= 0) return first;
   const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
+  const abort = signal ? new AbortRace(signal) : undefined;
   holdAlive();
   try {
     for (;;) {
@@ -177,9 +231,10 @@ export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number): Pro
       const i = anyReady(fences, deadline);
       if (i !== SLEEP) return i;
       const r = Atomics.waitAsync(i32, wake, seen, deadline - performance.now());
-      if (r.async) await r.value;
+      if (r.async) await (abort ? abort.race(r.value) : r.value);
     }
   } finally {
+    abort?.dispose();
     releaseAlive();
     disarmWakes(fences, cbs);
   }

@@ -4,8 +4,8 @@
  * layer's header field.
  */
 import { H_LAYERS_END, TABLE_ENTRY_WORDS } from '../arena/layout.js';
-import { defineStruct } from '../arena/struct.js';
-import { FENCE_WORDS, H_FENCE_END } from '../fence/layout.js';
+import { defineStruct, WORDS64 } from '../arena/struct.js';
+import { FENCE_WORDS, FLAG_USER_SHIFT, H_FENCE_END } from '../fence/layout.js';
 
 /* ───────────── sync-file fd table (FD_* relative to an entry) ───────────── */
 export const { STATE: FD_STATE, FENCE: FD_FENCE, OWNER: FD_OWNER, NAME: FD_NAME, LOCK: FD_LOCK, END: FD_STRIDE } = defineStruct(
@@ -59,13 +59,17 @@ export const {
 });
 
 /* ───────────── sw_sync point: a fence block with a list link (PT_* relative to the fence payload) ───────────── */
-export const { TIMELINE: PT_TIMELINE, PREV: PT_PREV, NEXT: PT_NEXT, LINKED: PT_LINKED, END: PT_WORDS } = defineStruct(
+export const { TIMELINE: PT_TIMELINE, PREV: PT_PREV, NEXT: PT_NEXT, LINKED: PT_LINKED, DEADLINE: PT_DEADLINE, END: PT_WORDS } = defineStruct(
   'sw_sync point',
   {
     TIMELINE: 1, // payload word index of the timeline
     PREV: 1,
     NEXT: 1,
     LINKED: 1, // 1 while on the timeline's list
+    DEADLINE: WORDS64, // earliest deadline asked for (BigInt64 ns), valid once PT_HAS_DEADLINE is set
   },
   { base: FENCE_WORDS },
 );
+
+/** Fence flag of a point: PT_DEADLINE holds a deadline (kernel SW_SYNC_HAS_DEADLINE_BIT, the first user bit). */
+export const PT_HAS_DEADLINE = 1 << FLAG_USER_SHIFT;

@@ -10,6 +10,7 @@ import { Errors, FenceError } from '../errors.js';
 import { seqnoOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
+import type { WaitOptions } from '../fence/wait.js';
 import { closeFd, installFd, openFdCount, syncFileFence } from './fdtable.js';
 import { checkName } from './names.js';
 
@@ -175,12 +176,34 @@ export class SyncFile {
     }
   }
 
-  /** Like {@link SyncFile.wait} without blocking the event loop (the process stays alive while it waits). */
-  static async waitAsync(arena: Arena, fd: number, timeoutMs: number): Promise<boolean> {
+  /**
+   * Like {@link SyncFile.wait} without blocking the event loop (the process stays alive while it
+   * waits). `options.signal` (an AbortSignal) cancels it: the promise rejects with the signal's
+   * reason, and the fence reference the wait held is put.
+   */
+  static async waitAsync(arena: Arena, fd: number, timeoutMs: number, options?: WaitOptions): Promise<boolean> {
     checkArena(arena);
     const f = fenceView(arena, syncFileFence(arena, fd));
     try {
-      return await f.waitAsync(timeoutMs);
+      return await f.waitAsync(timeoutMs, options);
+    } finally {
+      f.put();
+    }
+  }
+
+  /**
+   * Asks the fd's fence to be signaled by `ns` (monotonic ns) (kernel SYNC_IOC_SET_DEADLINE): the
+   * fence's ops.setDeadline; an array (a merged file) passes it to its fences, a sw_sync point
+   * records it (SwTimeline.getDeadline reads it back). A signaled fence ignores it.
+   * Threads: any attached thread that registered the fence's ops. Locking: the entry lock, briefly.
+   * Throws EBADF (fd not open), EINVAL (ns not a bigint ≥ 0, the ops not registered here).
+   */
+  static setDeadline(arena: Arena, fd: number, ns: bigint): void {
+    checkArena(arena);
+    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('SyncFile.setDeadline needs a bigint ≥ 0 (ns)');
+    const f = fenceView(arena, syncFileFence(arena, fd));
+    try {
+      f.setDeadline(ns);
     } finally {
       f.put();
     }

@@ -21,9 +21,10 @@ import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
+import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
 const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -80,6 +81,23 @@ const swSyncOps = defineFenceOps('sw_sync', {
   signaled: (f: Fence) => {
     const i32 = f.arena.i32;
     return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, i32[f.fw + PT_TIMELINE] + TL_VALUE));
+  },
+  // Kernel timeline_fence_set_deadline: keep the earliest deadline asked for, under the lock.
+  setDeadline: (f: Fence, ns: bigint) => {
+    const arena = f.arena;
+    const i32 = arena.i32;
+    const tw = i32[f.fw + PT_TIMELINE];
+    const at = (f.fw + PT_DEADLINE) >>> 1;
+    lockTimeline(arena, tw);
+    try {
+      if (!(i32[f.fw + F_FLAGS] & PT_HAS_DEADLINE) || ns < arena.i64[at]) {
+        // The value first, then the flag: getDeadline reads the flag under the same lock anyway.
+        arena.i64[at] = ns;
+        Atomics.or(i32, f.fw + F_FLAGS, PT_HAS_DEADLINE);
+      }
+    } finally {
+      unlockTimeline(arena, tw);
+    }
   },
   release: (f: Fence) => {
     const arena = f.arena;
@@ -325,6 +343,37 @@ export class SwTimeline {
       unlockTimeline(arena, tw);
     }
     runCollected(arena, run);
+  }
+
+  /**
+   * The deadline set on the point behind sync-file `fd` (kernel SW_SYNC_IOC_GET_DEADLINE): the
+   * earliest `setDeadline` asked of it (through the fence, an array or chain holding it, or
+   * SyncFile.setDeadline), in monotonic ns.
+   * Locking: takes the timeline lock. Threads: any attached thread.
+   * Returns the deadline. Throws ENOENT (no deadline was set), EINVAL (the fd's fence is not a point
+   * of this timeline), EBADF (fd not open, timeline closed).
+   */
+  getDeadline(fd: number): bigint {
+    const arena = this.arena;
+    const i32 = arena.i32;
+    const tw = this.v();
+    const fw = syncFileFence(arena, fd);
+    if (i32[fw + FL.F_OPS] !== swSyncOps.id || i32[fw + PT_TIMELINE] !== tw) {
+      putFence(arena, fw);
+      throw Errors.invalid(`sync_file fd ${fd} does not hold a point of this sw_sync timeline`);
+    }
+    let has: boolean;
+    let ns = 0n;
+    lockTimeline(arena, tw);
+    try {
+      has = (i32[fw + F_FLAGS] & PT_HAS_DEADLINE) !== 0;
+      if (has) ns = arena.i64[(fw + PT_DEADLINE) >>> 1];
+    } finally {
+      unlockTimeline(arena, tw);
+      putFence(arena, fw);
+    }
+    if (!has) throw Errors.noEntry(`no deadline was set on the sw_sync point of fd ${fd}`);
+    return ns;
   }
 
   /**
