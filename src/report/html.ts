@@ -81,11 +81,8 @@ export function writeReport(file: string, results: BenchResults, options: Report
 
 /** The traced sample: what it is, then its timeline (drawn by the viewer's own script). */
 function traceSection(trace: ChromeTrace, file: string): string {
-  const intro = `<p>What the threads did in a short traced run (<code>fencelab stress --ops 150 --exporters 1 --importers 1 --trace ${escapeHtml(file)}</code>): each signal and the waiter it woke or the callback it queued (arrows), waits, lock contention, each fence's life on its context's track. Tracing costs what the core table's “tracing on” rows say.</p>`;
-  return `<section id="trace-sample">
-${intro}
-${renderTimelineSection(trace, { id: 'fencelab-trace-sample', title: 'A traced run', traceFile: file })}
-</section>`;
+  const descriptionHtml = `What the threads did in a short traced run (<code>fencelab stress --ops 150 --exporters 1 --importers 1 --trace ${escapeHtml(file)}</code>): each signal and the waiter it woke or the callback it queued (arrows), waits, lock contention, each fence's life on its context's track. Tracing costs what the core table's “tracing on” rows say.`;
+  return renderTimelineSection(trace, { id: 'fencelab-trace-sample', title: 'trace — a traced run, drawn', traceFile: file, descriptionHtml });
 }
 
 function runLine(run: RunHeader): string {

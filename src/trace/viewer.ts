@@ -14,6 +14,8 @@ export interface TimelineOptions {
   traceFile?: string;
   /** DOM id of the section (several views in one page need distinct ids). */
   id?: string;
+  /** A paragraph under the heading saying what was traced (HTML, inserted as given). */
+  descriptionHtml?: string;
 }
 
 /** Escapes text for HTML content and attribute values. */
@@ -58,7 +60,7 @@ export function renderTimelineSection(trace: ChromeTrace, options: TimelineOptio
     : `<p class="fl-howto">This view draws a Chrome trace-event file; Perfetto (ui.perfetto.dev) and chrome://tracing open the same file.</p>`;
   return `<section class="fl-timeline" id="${id}">
 <h2>${esc(options.title ?? 'fencelab trace')}</h2>
-<p class="fl-summary">${esc(summary(trace))}</p>
+${options.descriptionHtml ? `<p>${options.descriptionHtml}</p>\n` : ''}<p class="fl-summary">${esc(summary(trace))}</p>
 ${howto}
 <p class="fl-legend"><span style="background:#1e88e5"></span>fence (signal; lifetime on a context track) <span style="background:#fb8c00"></span>wait <span style="background:#8e24aa"></span>lock wait / contended hold <span style="background:#43a047"></span>callback <span style="background:#00838f"></span>driver <span style="background:#e53935"></span>use-after-free <span style="background:#424242"></span>flow: signal → woken waiter / queued callback · wheel: zoom · drag: pan · click a process: fit it · double-click: fit all</p>
 <div class="fl-wrap"><canvas></canvas><div class="fl-tip" hidden></div></div>
