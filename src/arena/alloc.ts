@@ -53,10 +53,10 @@ export function sizeClassFor(blockBytes: number): number {
  * calling thread's cache (refilling it first when empty) and tags it live with type `type`.
  * Returns its header word index. Throws ENOMEM.
  *
- * Small on purpose, like {@link freeBlock}: V8 inlines at most 920 bytecode bytes into one
- * function, and the public alloc and free (validation, zeroing, handles) must fit with both hot
- * paths in it, or a caller pays calls and a boxed handle. An empty cache and the sanitizer take
- * {@link allocSlow}.
+ * Small on purpose, like {@link freeBlock}: V8 inlines a function of at most 460 bytecode bytes,
+ * and at most 920 in all into one caller, so every byte here is one less for the caller (the public
+ * alloc and free add validation, zeroing and handles; what does not fit is a call, and a handle
+ * passed to a call is a boxed number). An empty cache and the sanitizer take {@link allocSlow}.
  */
 export function allocBlock(arena: Arena, blockBytes: number, type: number): number {
   const cls = blockBytes <= 1024 ? SMALL_CLASS[(blockBytes + 15) >>> 4] : largeClass(arena, blockBytes);

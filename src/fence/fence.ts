@@ -11,6 +11,7 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
+import { acquireInlineSeen, releaseInlineSeen } from '../locks/lockword.js';
 import {
   contextAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, isSignaledFlag, nowNs, seqnoOf,
   setErrorChecked, statusOf, timestampOf,
@@ -225,12 +226,14 @@ export class Fence {
    */
   lock(timeoutMs?: number): boolean {
     // Fast path, small enough for V8 to inline into the caller: the view's generation check and
-    // one CAS on a free inline lock. Anything else (held, owner died, borrowed, stale, a timeout
-    // to validate) takes the full path, which reports it.
+    // one CAS on the inline lock. Held by another thread: wait for it from what the CAS saw
+    // (acquireInlineSeen: no second CAS on a word another thread holds). Anything else (borrowed,
+    // stale, a timeout to validate) takes the full path, which reports it.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
-    if (idx !== 0 && timeoutMs === undefined && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen &&
-        Atomics.compareExchange(i32, idx, 0, this.me) === 0) {
+    if (idx !== 0 && timeoutMs === undefined && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
+      const seen = Atomics.compareExchange(i32, idx, 0, this.me);
+      if (seen !== 0) acquireInlineSeen(this.arena, idx, this.arena.lockKindId, seen);
       this.arena.inlineLocksHeld++;
       return true;
     }
@@ -241,15 +244,19 @@ export class Fence {
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {
-    // Fast path: one CAS from "held by me, nobody waiting" to free. A waiter's bit (futex), a
-    // borrowed or stale lock, or a word we do not hold fails it: the full path wakes the waiter or
-    // reports the misuse, and has written nothing.
+    // Fast path: one CAS from "held by me" to free. Held by me with the waiters' bit (futex
+    // waiters, or a traced contended hold): release and wake one (releaseInlineSeen). A borrowed or stale lock, or a word we do not
+    // hold, takes the full path, which reports the misuse; nothing was written.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
     const me = this.me;
-    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && Atomics.compareExchange(i32, idx, me, 0) === me) {
-      this.arena.inlineLocksHeld--;
-      return;
+    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
+      const seen = Atomics.compareExchange(i32, idx, me, 0);
+      if (seen === me || (seen & K.LOCK_OWNER_MASK) === me) {
+        if (seen !== me) releaseInlineSeen(this.arena, idx);
+        this.arena.inlineLocksHeld--;
+        return;
+      }
     }
     this.unlockSlow();
   }

@@ -20,13 +20,16 @@ export const ACQ_OK = 1;
 export const ACQ_OWNER_DIED = 2;
 
 /**
- * Acquires the futex word at `idx` for owner `me` (slot + 1).
+ * Acquires the futex word at `idx` for owner `me` (slot + 1). `seen`: the word a failed
+ * compare-exchange of the caller's just returned (non-zero), so that this one starts spinning
+ * instead of trying another: each compare-exchange on a held word takes its cache line away from
+ * the holder, who needs it back to unlock.
  * Threads: any; on Node's main thread a contended wait blocks the event loop.
  * Returns ACQ_OK, ACQ_OWNER_DIED, or ACQ_TIMEOUT once `deadline` (performance.now() ms) passes.
  * Throws ENOTRECOVERABLE, without a deadline only, when the word names a holder that cannot exist.
  */
-export function futexLock(i32: Int32Array, idx: number, me: number, deadline: number): number {
-  let old = Atomics.compareExchange(i32, idx, 0, me);
+export function futexLock(i32: Int32Array, idx: number, me: number, deadline: number, seen?: number): number {
+  let old = seen ?? Atomics.compareExchange(i32, idx, 0, me);
   if (old === 0) return ACQ_OK;
   for (let spin = 0; spin < FUTEX_SPINS; spin++) {
     if ((old & LOCK_OWNER_MASK) === 0) {

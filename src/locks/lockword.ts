@@ -120,17 +120,18 @@ export function tryAcquireWord(arena: Arena, idx: number, kind: number, cap: num
  * The waiting part of an acquisition, with the thread slot saying which word the thread waits for
  * (an arena dump of a hung run names it and its holder) and, when tracing, the contention events:
  * contended (with the holder seen), acquired, owner died. A contended hold is traced to its release.
+ * `seen`: the non-zero word a failed compare-exchange of the caller's returned, if any (see futexLock).
  */
-function acquireContended(arena: Arena, idx: number, kind: number, deadline: number): number {
+function acquireContended(arena: Arena, idx: number, kind: number, deadline: number, seen?: number): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  const holder = (Atomics.load(i32, idx) & OWNER) - 1;
+  const holder = ((seen ?? Atomics.load(i32, idx)) & OWNER) - 1;
   const traced = holder >= 0 && tracing(i32, TC_LOCK);
   if (traced) traceEvent(arena, EV_LOCK_CONTENDED, idx, holder, kind, 0, 0);
   i32[sb + T_WAIT_LOCK] = idx;
   let r: number;
   try {
-    r = acquireSlow(arena, idx, kind, deadline);
+    r = acquireSlow(arena, idx, kind, deadline, seen);
   } finally {
     i32[sb + T_WAIT_LOCK] = 0;
   }
@@ -148,10 +149,11 @@ function acquireContended(arena: Arena, idx: number, kind: number, deadline: num
   return r;
 }
 
-function acquireSlow(arena: Arena, idx: number, kind: number, deadline: number): number {
+/** The algorithm's wait; `seen`: the non-zero word a failed compare-exchange returned, if any (see futexLock). */
+function acquireSlow(arena: Arena, idx: number, kind: number, deadline: number, seen?: number): number {
   switch (kind) {
     case L.LK_FUTEX:
-      return futexLock(arena.i32, idx, arena.me, deadline);
+      return futexLock(arena.i32, idx, arena.me, deadline, seen);
     case L.LK_TICKET:
       return ticketLock(arena.i32, idx, arena.me, arena.slotBase, deadline);
     default:
@@ -265,6 +267,29 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
   if (r === ACQ_TIMEOUT) r = acquireContended(arena, idx, kind, deadline);
   if (r !== ACQ_TIMEOUT) arena.inlineLocksHeld++;
   return r;
+}
+
+/**
+ * acquireInline without a timeout, for a caller whose compare-exchange on the inline word at `idx`
+ * found it held (`seen`, non-zero): straight to the algorithm's wait, with no second
+ * compare-exchange on a word another thread holds. Not for ticket words. Does not count the lock
+ * in `inlineLocksHeld`: the caller does.
+ * Locking: EDEADLK when `seen` says the calling thread holds it. Returns ACQ_OK or ACQ_OWNER_DIED.
+ */
+export function acquireInlineSeen(arena: Arena, idx: number, kind: number, seen: number): number {
+  if ((seen & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
+  return acquireContended(arena, idx, kind, Infinity, seen);
+}
+
+/**
+ * releaseInline for a caller whose compare-exchange from "held by me" to free failed on a word it
+ * holds with the waiters' bit set: releases it and wakes one waiter, with no second
+ * compare-exchange. Records the end of a traced hold (a traced hold sets that bit: see
+ * acquireContended). Does not count the lock out of `inlineLocksHeld`: the caller does.
+ */
+export function releaseInlineSeen(arena: Arena, idx: number): void {
+  futexUnlock(arena.i32, idx);
+  if (tracedHoldCount !== 0) traceRelease(arena, idx);
 }
 
 /** releaseWord for a fence's inline lock word (see acquireInline). */
