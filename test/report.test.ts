@@ -236,6 +236,14 @@ describe('comparing with a baseline run', () => {
       'each fence its own inline lock, baseline run',
     ]);
     expect(c['chart-alloc'].data.datasets[1]).toMatchObject({ label: 'arena allocBlock+freeBlock, baseline run', data: [80, 160] });
+    // A baseline run without a suite's newer figures adds no empty baseline series.
+    const older = earlier();
+    delete (older as Partial<SuiteResults>).alloc;
+    older.contention.results = older.contention.results.map(({ jain: _, ...c }) => c);
+    const d = charts(renderReport(SAMPLE, { baseline: { results: older, label: 'older.json' } }));
+    expect(d['chart-alloc'].data.datasets.map((x) => x.label)).toEqual(SAMPLE.alloc.cells.slice(0, 3).map((x) => x.impl));
+    expect(d['chart-contention-fairness'].data.datasets.map((x) => x.label)).toEqual(['raw', 'futex']);
+    expect(d['chart-contention'].data.datasets).toHaveLength(4);
   });
 
   it('shows a suite that failed in this run as failed, not with its older results', () => {

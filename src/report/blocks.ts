@@ -76,17 +76,21 @@ export function lineDatasets(names: string[], values: (name: string) => (number 
     borderWidth: width(name),
   }));
   if (before)
-    names.forEach((name, i) =>
+    names.forEach((name, i) => {
+      const data = before(name).map(finite);
+      // A line the baseline run has no figure for (a lock or a measure it did not have) would only
+      // add an empty legend entry.
+      if (data.every((v) => v === null)) return;
       datasets.push({
         type: 'line',
         label: `${name}, baseline run`,
-        data: before(name).map(finite),
+        data,
         borderColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
         backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
         borderDash: [6, 4],
         borderWidth: width(name),
-      }),
-    );
+      });
+    });
   return datasets;
 }
 

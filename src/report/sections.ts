@@ -206,13 +206,9 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
     const datasets: Config['data']['datasets'] = [];
     variants.forEach((v, i) => {
       datasets.push({ type: 'bar', label: v, data: wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)), backgroundColor: SERIES[i % SERIES.length] });
-      if (base)
-        datasets.push({
-          type: 'bar',
-          label: `${v}, baseline run`,
-          data: wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec)),
-          backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
-        });
+      const before = wThreads.map((t) => nullable(at(base?.results?.workload, v, t), (w) => w.kFencesPerSec));
+      if (base && before.some((x) => x !== null))
+        datasets.push({ type: 'bar', label: `${v}, baseline run`, data: before, backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length] });
     });
     charts.push([
       'chart-contention-workload',
@@ -266,13 +262,9 @@ export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefine
   const datasets: Config['data']['datasets'] = [];
   impls.forEach((impl, i) => {
     datasets.push({ type: 'bar', label: impl, data: groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)), backgroundColor: SERIES[i % SERIES.length] });
-    if (base)
-      datasets.push({
-        type: 'bar',
-        label: `${impl}, baseline run`,
-        data: groups.map((g) => nullable(at(base.results?.cells, impl, g), (c) => c.mOpsPerSec)),
-        backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
-      });
+    const before = groups.map((g) => nullable(at(base?.results?.cells, impl, g), (c) => c.mOpsPerSec));
+    if (base && before.some((x) => x !== null))
+      datasets.push({ type: 'bar', label: `${impl}, baseline run`, data: before, backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length] });
   });
   const chart: Config = {
     type: 'bar',
