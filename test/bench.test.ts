@@ -83,7 +83,7 @@ describe('fencelab bench --quick', () => {
     const html = join(dir, 'first.html');
     const r = run(['bench', '--quick', '--json', first, '--html', html], 240_000);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
-    expect(r.stdout).toMatch(/bench: 5 of 5 suites ran in [\d.]+ s\n/);
+    expect(r.stdout).toMatch(/bench: 6 of 6 suites ran in [\d.]+ s\n/);
     const data: BenchRun = readRun(first);
     expect(data).toMatchObject({ format: RUN_FORMAT, version: 1, node: process.version, cores: availableParallelism(), seed: DEFAULT_SEED, quick: true, failed: {} });
     expect(data.cpu.length).toBeGreaterThan(0);
@@ -132,6 +132,19 @@ describe('fencelab bench --quick', () => {
     );
     for (const c of alloc.cells) expect(positive(c.mOpsPerSec) && positive(c.nsPerOp) && (c.baseline === undefined || positive(c.ratio)), c.impl).toBe(true);
     expect(alloc.goals).toHaveLength(1);
+    const piscina = data.suites.piscina!;
+    const fenceChain = '1000-task chain, fence-driven (per task)';
+    const awaitChain = '1000-task chain, main awaits each pool.run (per task)';
+    expectRows(piscina.chain, [[awaitChain], [fenceChain, awaitChain]]);
+    const sides = ['await pool.run', 'out-fence wait() (spin, then Atomics.wait)', 'out-fence waitAsync()', 'out-fence spin, then waitAsync()'];
+    expect(piscina.variants.map((v) => [v.schedule, v.name, v.baseline])).toEqual(
+      ['back to back', 'after 1000 µs idle'].flatMap((s) => sides.map((n, i) => [s, n, i === 0 ? undefined : sides[0]])),
+    );
+    for (const v of piscina.variants) {
+      expect(positive(v.latencyNs.p50) && v.latencyNs.n >= piscina.tasks, v.name).toBe(true);
+      expect(v.baseline === undefined ? v.ratioP50 === undefined : positive(v.ratioP50) && positive(v.ratioP99), v.name).toBe(true);
+    }
+    expect(piscina.goals).toHaveLength(3);
 
     const page = readFileSync(html, 'utf8');
     for (const suite of SUITES) expect(page).toContain(`<section id="${suite}">`);
@@ -195,7 +208,7 @@ describe('fencelab bench flags', () => {
     const suiteFile = join(dir, 'chain-only.json');
     writeFileSync(suiteFile, JSON.stringify(SAMPLE.chain));
     const cases: [string[], RegExp][] = [
-      [['bench', '--suite', 'core,nope'], /unknown suite "nope"\. Allowed choices are core, alloc, wake, chain, contention, all/],
+      [['bench', '--suite', 'core,nope'], /unknown suite "nope"\. Allowed choices are core, alloc, wake, chain, contention, piscina, all/],
       [['bench', '--suite'], /argument missing/],
       [['bench', '--baseline', join(dir, 'missing.json')], /missing\.json: cannot be read \(ENOENT\)/],
       [['bench', '--baseline', suiteFile], /chain-only\.json: not a fencelab bench run file \(one suite's results/],

@@ -112,7 +112,7 @@ describe('fencelab stress', () => {
       [['stress', '--duration', '99999999999999999999s'], /too large \(at most 24h\)/],
       [['stress', '--duration', '0s'], /must be more than 0/],
       [['stress', '--ops', '10', '--duration', '5s'], /--ops and --duration bound the same run/],
-      [['bench', '--suite', 'nope'], /Allowed choices are core, alloc, wake, chain, contention, all/],
+      [['bench', '--suite', 'nope'], /Allowed choices are core, alloc, wake, chain, contention, piscina, all/],
       [['report', '--dir'], /argument missing/],
       [['report', '--bogus'], /unknown option/],
     ];

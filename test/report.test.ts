@@ -106,14 +106,15 @@ describe('renderReport', () => {
     for (const r of [...SAMPLE.core.rows, ...SAMPLE.chain.rows]) expect(html).toContain(`<tr>${cells(r.name)}<td>${r.nsPerOp.toFixed(1)}</td>`);
     expect(html).toContain(`${cells('fence lock+unlock inline')}<td>20.0</td><td>1.10×</td><td class="text">raw TAS exchange+store</td>${cells('≤ 1.2×')}<td class="met">met</td>`);
     expect(html).toContain('<td>2.50×</td><td class="text">fence lock+unlock inline</td><td>≤ 2×</td><td class="missed">MISSED</td>');
-    for (const v of SAMPLE.wake.variants) expect(html).toContain(cells(v.name));
+    for (const v of [...SAMPLE.wake.variants, ...SAMPLE.piscina.variants]) expect(html).toContain(cells(v.name));
+    expect(html).toContain('<tr><td>after 1000 µs idle</td><td>out-fence wait() (spin, then Atomics.wait)</td><td>10.0</td>');
     expect(html).toContain('<tr><td>futex</td><td>4</td><td>0</td><td>15</td><td>1.50×</td><td>0.95</td><td>0.90</td><td>yes</td></tr>');
     expect(html).toContain('<tr><td>futex</td><td>2</td><td>1 µs</td><td>2</td><td>2.00×</td><td>0.99</td><td>0.95</td><td>yes</td></tr>');
     expect(html).toContain('<tr><td class="text">each fence its own inline lock</td><td>4</td><td>100</td><td>4.00×</td><td>1800</td><td>2000</td></tr>');
     expect(html).toContain('<tr><td>global-lock free list</td><td>2</td><td>0</td><td>15</td><td>133.2</td><td>9.60×</td></tr>');
-    for (const g of [...SAMPLE.wake.goals, ...SAMPLE.contention.goals!, ...SAMPLE.alloc.goals]) expect(html).toContain(cells(g.name));
+    for (const g of [...SAMPLE.wake.goals, ...SAMPLE.contention.goals!, ...SAMPLE.alloc.goals, ...SAMPLE.piscina.goals]) expect(html).toContain(cells(g.name));
     expect(html).toContain('run 2026-01-02T03:04:05.000Z · Node v20.99.0 · Test CPU @ 1 GHz · 3 cores');
-    expect(html).toContain('5 met</span>, <span class="missed">1 missed');
+    expect(html).toContain('6 met</span>, <span class="missed">1 missed');
   });
 
   it('escapes text in the HTML and keeps it intact in the chart data', () => {
@@ -135,7 +136,7 @@ describe('renderReport', () => {
   it('leaves out a suite without results, with a line saying it was not run', () => {
     const only = renderReport({ chain: SAMPLE.chain });
     expect(Object.keys(charts(only))).toEqual(['chart-chain']);
-    for (const suite of ['core', 'alloc', 'wake', 'contention']) expect(only).toContain(`<p class="missing">${suite}: not run (no ${suite}.json)</p>`);
+    for (const suite of ['core', 'alloc', 'wake', 'contention', 'piscina']) expect(only).toContain(`<p class="missing">${suite}: not run (no ${suite}.json)</p>`);
     expect(only).not.toContain('<section id="core"');
     expect(only).toContain('<section id="chain"');
   });

@@ -13,6 +13,7 @@ export const TITLES: Record<Suite, string> = {
   chain: 'chain — fence chain operations',
   contention: 'contention — locks and fences across workers',
   alloc: 'alloc — the allocator across threads',
+  piscina: 'piscina — task completion through out-fences against pool.run',
 };
 
 export const COLOR = { met: '#2e7d32', missed: '#c62828', noTarget: '#78909c', target: '#000000', baseline: '#90caf9', baselineBorder: '#1565c0' };

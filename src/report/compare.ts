@@ -1,7 +1,7 @@
 /**
  * Comparing a run with an earlier one (`fencelab bench --baseline FILE`). Every row a suite reports
- * (a core or chain row, an allocator cell, a wake variant, a contention cell or workload row, a
- * goal) has one headline figure: its ratio to the baseline measured in the same run when it has
+ * (a core or chain row, an allocator cell, a wake or piscina variant, a contention cell or workload
+ * row, a goal) has one headline figure: its ratio to the baseline measured in the same run when it has
  * one (that ratio is what the suites exist to measure, and it carries across machines better than
  * a raw time), otherwise its own value. A row's change is its headline figure against the same
  * row's in the earlier run, matched by key.
@@ -15,6 +15,8 @@ import type {
   CoreResults,
   FenceWorkloadRow,
   Goal,
+  PiscinaResults,
+  PiscinaVariant,
   Row,
   Suite,
   SuiteResults,
@@ -80,6 +82,13 @@ export function allocFigure(c: AllocCell): Figure {
     : { key: at, value: c.mOpsPerSec, unit: 'M/s', better: 'higher' };
 }
 
+export function piscinaFigure(v: PiscinaVariant): Figure {
+  const at = `${v.schedule}: ${v.name} p50`;
+  return v.ratioP50 !== undefined
+    ? { key: `${at} ÷ ${v.baseline}`, value: v.ratioP50, unit: '×', better: 'lower' }
+    : { key: at, value: v.latencyNs.p50 / 1000, unit: 'µs', better: 'lower' };
+}
+
 export function goalFigure(g: Goal): Figure {
   return { key: `goal: ${g.name}`, value: g.measured, unit: g.unit, better: g.op === '≤' ? 'lower' : 'higher' };
 }
@@ -128,6 +137,10 @@ export function suiteFigures<S extends Suite>(suite: S, results: SuiteResults[S]
     case 'contention': {
       const c = r as ContentionResults;
       return [...c.results.map(cellFigure), ...(c.workload ?? []).map(workloadFigure), ...(c.goals ?? []).map(goalFigure)];
+    }
+    case 'piscina': {
+      const p = r as PiscinaResults;
+      return [...p.chain.map(rowFigure), ...p.variants.map(piscinaFigure), ...p.goals.map(goalFigure)];
     }
   }
   throw new Error(`unknown suite ${String(suite)}`);

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { NOISE, indexFigures, suiteFigures, type Change } from './compare.js';
 import { SUITES, type BenchResults, type BenchRun, type Suite, type SuiteResults } from './schema.js';
 import { COLOR, Section, escapeHtml, Baseline, section, lines } from './blocks.js';
-import { coreSection, chainSection, wakeSection, contentionSection, allocSection } from './sections.js';
+import { coreSection, chainSection, wakeSection, contentionSection, allocSection, piscinaSection } from './sections.js';
 import type { ChromeTrace } from '../trace/chrome.js';
 import { renderTimelineSection, TIMELINE_STYLE } from '../trace/viewer.js';
 
@@ -113,6 +113,7 @@ const RENDER: { [S in Suite]: Render<S> } = {
   wake: wakeSection,
   chain: chainSection,
   contention: contentionSection,
+  piscina: piscinaSection,
 };
 
 function suiteSection<S extends Suite>(suite: S, results: BenchResults, options: ReportOptions): Section {

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const SUITES = ['core', 'alloc', 'wake', 'chain', 'contention'] as const;
+export const SUITES = ['core', 'alloc', 'wake', 'chain', 'contention', 'piscina'] as const;
 export type Suite = (typeof SUITES)[number];
 
 /** bench/results/ at the package root, whether this module runs from dist/ or from the sources. */
@@ -195,12 +195,48 @@ export interface AllocResults extends RunInfo {
   goals: Goal[];
 }
 
+/** One way of seeing a piscina task done, under one schedule: submit → the main thread sees it done. */
+export interface PiscinaVariant {
+  /** How the main thread learns of the completion (`await pool.run`, an out-fence wait). */
+  name: string;
+  /** `back to back` (a pull loop still lingers on the queue) or `after N µs idle` (the pool idle). */
+  schedule: string;
+  latencyNs: LatencyStat;
+  /** The variant of the same schedule this one is measured against (`await pool.run`). */
+  baseline?: string;
+  /** latencyNs.p50 / the baseline's p50 (lower is faster). */
+  ratioP50?: number;
+  /** latencyNs.p99 / the baseline's p99. */
+  ratioP99?: number;
+}
+
+export interface PiscinaResults extends RunInfo {
+  /** The pool's worker threads. */
+  threads: number;
+  chainLength: number;
+  /** Interleaved rounds of each measurement. */
+  rounds: number;
+  /** Tasks per latency variant and schedule. */
+  tasks: number;
+  /** The idle gap of the second schedule, µs. */
+  gapUs: number;
+  /** How long the main thread's fence wait spins before it sleeps (Fence.spinMicros). */
+  spinMicros: number;
+  /** The dependency chain: ns per task, fence-driven against the main thread awaiting each task. */
+  chain: Row[];
+  variants: PiscinaVariant[];
+  goals: Goal[];
+  /** Pull loops the pool started (piscina tasks) and the fence tasks they ran. */
+  counters: { kicks: number; ran: number };
+}
+
 export interface SuiteResults {
   core: CoreResults;
   alloc: AllocResults;
   wake: WakeResults;
   chain: ChainResults;
   contention: ContentionResults;
+  piscina: PiscinaResults;
 }
 
 /** The suites whose results were found; a suite that was not run is absent. */
@@ -234,7 +270,7 @@ export interface BenchRun {
 }
 
 /** The array each suite's results must hold: enough to tell them from some other JSON. */
-const REQUIRED_ARRAY: Record<Suite, string> = { core: 'rows', alloc: 'cells', wake: 'variants', chain: 'rows', contention: 'results' };
+const REQUIRED_ARRAY: Record<Suite, string> = { core: 'rows', alloc: 'cells', wake: 'variants', chain: 'rows', contention: 'results', piscina: 'chain' };
 
 /**
  * Checks that `data` looks like `suite`'s results and brings an older file's fields up to date.

@@ -2,9 +2,9 @@
  * One section of the benchmark report per suite (html.ts): its tables and charts, against the
  * baseline run when there is one.
  */
-import { allocFigure, cellFigure, goalFigure, rowFigure, variantFigure, workloadFigure } from './compare.js';
+import { allocFigure, cellFigure, goalFigure, piscinaFigure, rowFigure, variantFigure, workloadFigure } from './compare.js';
 import { formatCs } from './text.js';
-import { type AllocCell, type AllocResults, type ChainResults, type ContentionCell, type ContentionResults, type CoreResults, type FenceWorkloadRow, type WakeResults } from './schema.js';
+import { type AllocCell, type AllocResults, type ChainResults, type ContentionCell, type ContentionResults, type CoreResults, type FenceWorkloadRow, type PiscinaResults, type WakeResults } from './schema.js';
 import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
 
 export function coreSection(r: CoreResults, base: Baseline<'core'> | undefined): Section {
@@ -292,3 +292,75 @@ export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefine
   };
 }
 
+
+export function piscinaSection(r: PiscinaResults, base: Baseline<'piscina'> | undefined): Section {
+  const us = (ns: number) => ns / 1000;
+  const percentiles = ['p50', 'p99'] as const;
+  const key = (v: { schedule: string; name: string }) => `${v.schedule}: ${v.name}`;
+  const before = new Map((base?.results?.variants ?? []).map((v) => [key(v), v] as const));
+  const datasets: Config['data']['datasets'] = [];
+  percentiles.forEach((p, i) => {
+    datasets.push({ type: 'bar', label: p, data: r.variants.map((v) => us(v.latencyNs[p])), backgroundColor: SERIES[i] });
+    const was = r.variants.map((v) => nullable(before.get(key(v))?.latencyNs[p], us));
+    if (base && was.some((x) => x !== null)) datasets.push({ type: 'bar', label: `${p}, baseline run`, data: was, backgroundColor: BASELINE_SERIES[i] });
+  });
+  const withBefore = datasets.length > percentiles.length;
+  const latency: Config = {
+    type: 'bar',
+    data: { labels: r.variants.map((v) => lines(key(v), changeLine(piscinaFigure(v), base))), datasets },
+    options: {
+      ...COMMON_OPTIONS,
+      indexAxis: 'y',
+      scales: {
+        x: {
+          type: 'logarithmic',
+          ...axisFloor('logarithmic', r.variants.map((v) => us(v.latencyNs.p50))),
+          title: { display: true, text: 'µs from submitting a task to the main thread seeing it done (log scale)' },
+        },
+        y: { ticks: { autoSkip: false } },
+      },
+    },
+  };
+  const baseRow = rowsByFigure(base?.results?.chain);
+  const chain = barChart(
+    r.chain.map((x) => ({
+      label: lines(x.name, changeLine(rowFigure(x), base)),
+      value: us(x.nsPerOp),
+      before: base ? nullable(baseRow.get(rowFigure(x).key)?.nsPerOp, us) : undefined,
+      met: x.met,
+    })),
+    'µs per task of the chain (wall time ÷ tasks), lower is faster',
+    'linear',
+  );
+  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
+  const table = htmlTable(
+    ['schedule', 'variant', 'p50 µs', 'p90 µs', 'p99 µs', 'min µs', 'max µs', 'p50 ratio', 'p99 ratio', ...changeHead(base)],
+    r.variants.map((v) => [
+      v.schedule,
+      v.name,
+      ...[v.latencyNs.p50, v.latencyNs.p90, v.latencyNs.p99, v.latencyNs.min, v.latencyNs.max].map((ns) => us(ns).toFixed(1)),
+      ratio(v.ratioP50),
+      ratio(v.ratioP99),
+      ...changeCells(piscinaFigure(v), base),
+    ]),
+  );
+  const chainCaption = `A ${r.chainLength}-task dependency chain on one pool of ${r.threads} threads: every task submitted at once with its predecessor's out-fence as dependency (the scheduler starts each in the worker that signaled the one before), against the main thread awaiting each pool.run and submitting the next. ${barLegend(base)}`;
+  const latencyCaption = `One task at a time, ${r.tasks} per variant and schedule: back to back (a pull loop still lingers on the queue), and after ${r.gapUs} µs idle (the pool must start a pull loop with a piscina message). The fence's wait() spins ${r.spinMicros} µs before it sleeps; ratios: variant ÷ await pool.run of the same schedule (lower is faster).${withBefore ? ' Light bars: the baseline run.' : ''}`;
+  return {
+    html: section('piscina', r, `${r.rounds} interleaved rounds`, [
+      chartBlock('chart-piscina-chain', barsHeight(r.chain.length, base ? 2 : 1, base ? 2 : 1), chainCaption),
+      rowTable(r.chain, base),
+      chartBlock('chart-piscina-latency', barsHeight(r.variants.length, percentiles.length * (withBefore ? 2 : 1), base ? 2 : 1), latencyCaption),
+      table,
+      goalTable(r.goals, base),
+    ]),
+    charts: [
+      ['chart-piscina-chain', chain],
+      ['chart-piscina-latency', latency],
+    ],
+    met: r.goals.map((g) => g.met),
+    changes: base
+      ? [...r.chain.map((x) => changeFor(rowFigure(x), base)), ...r.variants.map((v) => changeFor(piscinaFigure(v), base)), ...r.goals.map((g) => changeFor(goalFigure(g), base))]
+      : [],
+  };
+}

@@ -11,13 +11,14 @@ import {
   formatChange,
   formatFigure,
   goalFigure,
+  piscinaFigure,
   rowFigure,
   variantFigure,
   workloadFigure,
   type BaselineFigures,
   type Figure,
 } from './compare.js';
-import type { AllocResults, ChainResults, ContentionResults, CoreResults, Goal, Row, Suite, SuiteResults, WakeResults } from './schema.js';
+import type { AllocResults, ChainResults, ContentionResults, CoreResults, Goal, PiscinaResults, Row, Suite, SuiteResults, WakeResults } from './schema.js';
 
 /** Columns aligned on their widest cell; the columns in `left` are left-aligned, the others right-aligned. */
 export function textTable(head: string[], rows: string[][], left: number[] = [0]): string {
@@ -49,6 +50,8 @@ export function renderText<S extends Suite>(suite: S, results: SuiteResults[S], 
       return wakeText(r as WakeResults, baseline);
     case 'contention':
       return contentionText(r as ContentionResults, baseline);
+    case 'piscina':
+      return piscinaText(r as PiscinaResults, baseline);
   }
   throw new Error(`unknown suite ${String(suite)}`);
 }
@@ -189,5 +192,36 @@ function allocText(r: AllocResults, baseline: BaselineFigures | undefined): stri
     table,
     '',
     goalText(r.goals, baseline),
+  ].join('\n');
+}
+
+function piscinaText(r: PiscinaResults, baseline: BaselineFigures | undefined): string {
+  const us = (ns: number) => (ns / 1000).toFixed(1);
+  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
+  const latency = textTable(
+    ['schedule', 'variant', 'p50', 'p90', 'p99', 'min', 'p50 ratio', 'p99 ratio', ...(baseline ? CHANGE_HEAD : [])],
+    r.variants.map((v) => [
+      v.schedule,
+      v.name,
+      us(v.latencyNs.p50),
+      us(v.latencyNs.p90),
+      us(v.latencyNs.p99),
+      us(v.latencyNs.min),
+      ratio(v.ratioP50),
+      ratio(v.ratioP99),
+      ...changeCells(piscinaFigure(v), baseline),
+    ]),
+    [0, 1],
+  );
+  return [
+    `fence pool vs piscina pool.run (${r.threads} worker threads; ${r.rounds} interleaved rounds; ${r.cores ?? '?'} cores, Node ${r.node ?? '?'}${quickNote(r)})`,
+    `${r.chainLength}-task dependency chain, ns per task`,
+    rowTable(r.chain, baseline),
+    '',
+    `one task at a time, submit → the main thread sees it done, µs (${r.tasks} tasks per variant and schedule; ratio = variant ÷ await pool.run of the same schedule; the fence wait spins ${r.spinMicros} µs before it sleeps)`,
+    latency,
+    '',
+    goalText(r.goals, baseline),
+    `pull loops started: ${r.counters.kicks}, fence tasks they ran: ${r.counters.ran}`,
   ].join('\n');
 }
