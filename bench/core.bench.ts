@@ -216,7 +216,7 @@ async function main(): Promise<void> {
   rows.push(row(r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
   const alloc = r('alloc');
   rows.push(row(alloc, 'arena allocBlock+freeBlock 64 B', '@thi.ng/malloc alloc+free 64 B', { max: 1.0 }));
-  rows.push(row(alloc, 'arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B'));
+  rows.push(row(alloc, 'arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B', { max: 1.5 }));
   const live = r('allocLive');
   rows.push(row(live, 'arena allocBlock+freeBlock 64 B, 1000 live', '@thi.ng/malloc alloc+free 64 B, 1000 live', { max: 1.0 }));
   finishSuite('core', args, { ...runInfo(args), rows });

@@ -30,25 +30,34 @@ export function handleOf(i32: Int32Array, hw: number): number {
  * memory between the bump pointer and the end was never carved (all zero: no self-check byte, no
  * live state), so a handle into it fails a check below just as one past the end does. Anything
  * that fails goes to {@link explainHandle}, which finds the reason.
+ *
+ * Small on purpose: it splits the handle into two small integers here and checks them in
+ * {@link liveBlockAt}. Handles are wider than 32 bits, so a handle passed to a call that V8 does
+ * not inline is a heap-allocated number; this function fits into its callers' inlining budget
+ * (the public free does not fit whole into a loop that also allocates), and what it passes on
+ * are small integers, passed without allocating.
  */
 export function resolve(arena: Arena, handle: number, type: number, what: string): number {
-  if (Number.isSafeInteger(handle) && handle > 0) {
-    const hw = (handle & HANDLE_OFFSET_MASK) * 2;
-    if (hw >= arena.heapStartW && hw < arena.heapEndW && (hw & 3) === 0) {
-      const i32 = arena.i32;
-      const tag = i32[hw + B_TAG];
-      const gen = i32[hw + B_GEN];
-      if (
-        (gen & GEN_MASK) === Math.floor(handle / HANDLE_OFFSET_SCALE) &&
-        gen >>> 24 === selfCheck(hw) &&
-        ((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) === STATE_LIVE &&
-        (tag & TAG_CLASS_MASK) < L.NCLASSES &&
-        (type < 0 || ((tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK) === type)
-      )
-        return hw;
-    }
-  }
-  return explainHandle(arena, handle, type, what);
+  const hw = Number.isSafeInteger(handle) && handle > 0 ? liveBlockAt(arena, (handle & HANDLE_OFFSET_MASK) * 2, (handle / HANDLE_OFFSET_SCALE) | 0, type) : -1;
+  return hw >= 0 ? hw : explainHandle(arena, handle, type, what);
+}
+
+/**
+ * The header word `hw` when a live block of type `type` (-1: any) and generation `gen` has its
+ * header there; -1 otherwise (resolve's fast path: plain reads only, see there).
+ */
+function liveBlockAt(arena: Arena, hw: number, gen: number, type: number): number {
+  if (hw < arena.heapStartW || hw >= arena.heapEndW || (hw & 3) !== 0) return -1;
+  const i32 = arena.i32;
+  const tag = i32[hw + B_TAG];
+  const g = i32[hw + B_GEN];
+  return (g & GEN_MASK) === gen &&
+    g >>> 24 === selfCheck(hw) &&
+    ((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) === STATE_LIVE &&
+    (tag & TAG_CLASS_MASK) < L.NCLASSES &&
+    (type < 0 || ((tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK) === type)
+    ? hw
+    : -1;
 }
 
 /** resolve's slow path: every check in order, throwing on the first that fails (returns `hw` if none does). */
