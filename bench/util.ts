@@ -117,7 +117,7 @@ export function row(results: Map<string, number>, name: string, baseline?: strin
     r.ratio = ns / base;
   }
   if (target?.max !== undefined && r.ratio !== undefined) {
-    r.target = `≤ ${target.max}×`;
+    r.target = `≤ ${Number(target.max.toFixed(2))}×`;
     r.targetMaxRatio = target.max;
     r.met = r.ratio <= target.max;
   }

@@ -66,7 +66,13 @@ ${options.trace ? traceSection(options.trace.trace, options.trace.file) : ''}
 <script>${inlineScript(chartJsSource())}</script>
 <script type="application/json" id="${CHART_DATA_ID}">${scriptJson(charts)}</script>
 <script>
-for (const [id, config] of Object.entries(JSON.parse(document.getElementById('${CHART_DATA_ID}').textContent))) new Chart(document.getElementById(id), config);
+// A log axis labels only 1, 2 and 5 of each decade: Chart.js labels more near the top of the
+// axis, where they overlap (a function cannot travel in the charts' JSON, so it is added here).
+const logTick = (v) => { const m = v / 10 ** Math.floor(Math.log10(v) + 1e-9); return [1, 2, 5].some((k) => Math.abs(m - k) < 1e-6) ? Number(v).toLocaleString('en-US') : ''; };
+for (const [id, config] of Object.entries(JSON.parse(document.getElementById('${CHART_DATA_ID}').textContent))) {
+  for (const axis of Object.values(config.options?.scales ?? {})) if (axis.type === 'logarithmic') axis.ticks = { ...axis.ticks, callback: logTick };
+  new Chart(document.getElementById(id), config);
+}
 </script>
 </body>
 </html>

@@ -334,10 +334,10 @@ export function piscinaSection(r: PiscinaResults, base: Baseline<'piscina'> | un
   );
   const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
   const table = htmlTable(
-    ['schedule', 'variant', 'p50 µs', 'p90 µs', 'p99 µs', 'min µs', 'max µs', 'p50 ratio', 'p99 ratio', ...changeHead(base)],
+    ['variant', 'schedule', 'p50 µs', 'p90 µs', 'p99 µs', 'min µs', 'max µs', 'p50 ratio', 'p99 ratio', ...changeHead(base)],
     r.variants.map((v) => [
-      v.schedule,
       v.name,
+      v.schedule,
       ...[v.latencyNs.p50, v.latencyNs.p90, v.latencyNs.p99, v.latencyNs.min, v.latencyNs.max].map((ns) => us(ns).toFixed(1)),
       ratio(v.ratioP50),
       ratio(v.ratioP99),
