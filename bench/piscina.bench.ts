@@ -30,7 +30,7 @@
  * spinning on the queue (back to back, within lingerUs) takes a wake-up out of the path.
  *
  * Run: `node dist/bench/piscina.bench.js [--rounds N] [--tasks N] [--linger µs]` plus the options
- * every suite takes (bench/util.ts); --quick: 2 rounds, 400 tasks per variant and schedule.
+ * every suite takes (bench/util.ts); --quick: 2 rounds, 200 tasks per variant and schedule.
  */
 import { Arena, Fence, createFencePool, runWithFence, type FencePool } from '../src/index.js';
 import type { LatencyStat, PiscinaVariant } from '../src/report/schema.js';
@@ -40,7 +40,7 @@ const args = suiteArgs('piscina', { rounds: { type: 'string' }, tasks: { type: '
 const ROUNDS = positiveInt(args, 'rounds', args.quick ? 2 : 6);
 const CHAIN = 1000;
 /** Tasks per latency variant and schedule, over all rounds. */
-const TASKS = positiveInt(args, 'tasks', args.quick ? 400 : 2400);
+const TASKS = positiveInt(args, 'tasks', args.quick ? 200 : 2400);
 const GAP_US = 1000;
 /** --linger: the pool's lingerUs (its default when absent). */
 const LINGER = args.own.linger === undefined ? undefined : positiveInt(args, 'linger', 50);
