@@ -220,7 +220,7 @@ export class FenceArray {
       arena.freeBlock(sw - BLOCK_HEADER_WORDS);
       throw e;
     }
-    return new FenceMemory(arena, 'array', count, fw, sw);
+    return FenceMemory.make(arena, 'array', count, fw, sw);
   }
 
   /**

@@ -100,9 +100,11 @@ function checkCommand(cmd: DriverCommand, opHandle: number): void {
 
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
 export class Driver {
+  /** The arena the driver block lives in (this thread's view). */
   readonly arena: Arena;
-  /** Payload word index of the driver block. */
+  /** @internal Payload word index of the driver block. */
   readonly dw: number;
+  /** Handle of the driver block: post it to other threads, which rebuild the driver with {@link Driver.fromHandle}. */
   readonly handle: number;
   private readonly gen: number;
   private readonly ringMask: number;
@@ -201,7 +203,7 @@ export class Driver {
       throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
     const ow = submitOperation(arena, dw, dur, payload);
     const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
-    return new Operation(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
+    return Operation.make(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
   }
 
   /**

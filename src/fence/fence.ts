@@ -31,8 +31,9 @@ const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_S
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 export class Fence {
+  /** The arena the fence lives in (this thread's view of it). */
   readonly arena: Arena;
-  /** Word index of the fence payload. */
+  /** @internal Word index of the fence payload. */
   readonly fw: number;
   private readonly hw: number;
   private readonly gen: number;
@@ -44,8 +45,11 @@ export class Fence {
   private readonly i32: Int32Array;
   private readonly me: number;
 
-  /** @internal use Fence.create / Fence.fromHandle. */
-  constructor(arena: Arena, fw: number) {
+  /**
+   * Not public (a view built from a word index would skip the handle checks): use
+   * {@link Fence.create} / {@link Fence.fromHandle}; the library's other modules use fenceView.
+   */
+  private constructor(arena: Arena, fw: number) {
     const i32 = arena.i32;
     this.arena = arena;
     this.i32 = i32;
@@ -57,6 +61,11 @@ export class Fence {
   }
 
   /* ───────────── construction ───────────── */
+
+  /** @internal A view of the fence at payload word `fw`, unchecked (fenceView below). */
+  static view(arena: Arena, fw: number): Fence {
+    return new Fence(arena, fw);
+  }
 
   /**
    * Creates a fence with one reference (kernel dma_fence_init). `lock` given → borrowed lock
@@ -489,9 +498,7 @@ export class Fence {
   }
 }
 
-/** @internal for containers: wraps a payload word index. */
-export function fenceView(arena: Arena, fw: number): Fence {
-  return new Fence(arena, fw);
-}
+/** @internal for the library's other modules: wraps a payload word index (no check). */
+export const fenceView: (arena: Arena, fw: number) => Fence = Fence.view;
 
 setViewFactory(fenceView);

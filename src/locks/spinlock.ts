@@ -15,14 +15,15 @@ export class SpinLock {
   static readonly SIZE = LOCK_BLOCK_BYTES;
   /** SpinLocks and borrowed fence locks one thread may hold at once (see {@link lock}). */
   static readonly MAX_HELD = L.MAX_HELD_LOCKS;
+  /** The arena the lock word lives in (this thread's view). */
   readonly arena: Arena;
   /** Handle of the block holding the word. */
   readonly ref: number;
   /** Byte offset of the word in the block's payload. */
   readonly byteOffset: number;
-  /** Algorithm id (index into LOCK_KINDS). */
+  /** @internal Algorithm id (index into LOCK_KINDS); {@link kind} names it. */
   readonly kindId: number;
-  /** Int32 index of the lock word. */
+  /** @internal Int32 index of the lock word. */
   readonly index: number;
   /** True when the last successful lock()/tryLock() took over from a holder that died (EOWNERDEAD). */
   ownerDied = false;

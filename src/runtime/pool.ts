@@ -95,8 +95,8 @@ export class FencePool {
   /** The last error a kick ended with (a worker that died, a module that failed to load). */
   lastKickError: unknown = undefined;
 
-  /** @internal use {@link createFencePool}. */
-  constructor(arena: Arena, options: FencePoolOptions) {
+  /** Not public (one built by hand would skip its factory's checks): use {@link createFencePool}. */
+  private constructor(arena: Arena, options: FencePoolOptions) {
     if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
     const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
     if (atomics !== undefined && atomics !== 'async')
@@ -113,6 +113,11 @@ export class FencePool {
     this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs, idleMs };
     watchPool(arena, this.piscina);
     void this.bellLoop();
+  }
+
+  /** @internal The pool behind createFencePool (after its checks). */
+  static make(arena: Arena, options: FencePoolOptions): FencePool {
+    return new FencePool(arena, options);
   }
 
   /** True once {@link destroy} was called. */
@@ -255,7 +260,7 @@ function toURL(filename: string): string {
 export function createFencePool(arena: Arena, options: FencePoolOptions): FencePool {
   if (!(arena instanceof Arena)) throw Errors.invalid('createFencePool needs an Arena');
   if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs options with a filename');
-  return new FencePool(arena, options);
+  return FencePool.make(arena, options);
 }
 
 /**

@@ -66,11 +66,17 @@ export function describeArena(arena: Arena, reason?: string): ArenaDump {
 
 /** The recorder of one arena, seen from the calling thread. Get it as `arena.trace`. */
 export class Tracer {
+  /** The arena it records (this thread's view). */
   readonly arena: Arena;
 
-  /** @internal use `arena.trace`. */
-  constructor(arena: Arena) {
+  /** Not public (one built by hand would skip its factory's checks): use `arena.trace`. */
+  private constructor(arena: Arena) {
     this.arena = arena;
+  }
+
+  /** @internal The recorder behind `arena.trace`. */
+  static make(arena: Arena): Tracer {
+    return new Tracer(arena);
   }
 
   /**
