@@ -35,6 +35,7 @@ function notFreeableError(arena: Arena, ref: number, hw: number): FenceError {
   return Errors.invalid(`arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close)`);
 }
 
+/** {@link Arena.create}'s options; every one has a default. */
 export interface ArenaOptions {
   /** Total bytes of the SharedArrayBuffer (default 32 MiB). */
   bytes?: number;
@@ -48,6 +49,15 @@ export interface ArenaOptions {
   maxFds?: number;
 }
 
+/**
+ * The shared memory every fencelab object lives in: a SharedArrayBuffer with a header, a thread
+ * table, an fd table and a heap of blocks (fences, locks, callbacks, …) that a lock-free allocator
+ * really frees and reuses. Each thread works through its own view: {@link Arena.create} in one
+ * thread, {@link Arena.attach} with the same buffer in every other; handles (plain integers) name
+ * blocks across threads.
+ *
+ * Threads: a view belongs to the thread that made it; never pass a view, pass `arena.buffer`.
+ */
 export class Arena {
   /** The shared memory: post it to other threads, which call {@link Arena.attach} with it. */
   readonly buffer: SharedArrayBuffer;

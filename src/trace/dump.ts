@@ -187,9 +187,9 @@ export interface DumpOperation {
  * {@link renderDump}, {@link analyzeHang}).
  */
 export interface ArenaDump {
-  /** Always {@link DUMP_FORMAT}. */
+  /** Always `'fencelab-dump'`. */
   format: typeof DUMP_FORMAT;
-  /** Always {@link DUMP_VERSION}. */
+  /** The layout version of the dump (1 here; {@link assertDump} refuses any other). */
   version: typeof DUMP_VERSION;
   /** When it was taken (ISO 8601). */
   takenAt: string;

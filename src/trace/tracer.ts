@@ -32,6 +32,7 @@ export const TRACE_CATEGORIES = Object.keys(CATEGORY_BITS) as TraceCategory[];
 /** What a session records unless told otherwise: everything but fence releases (see {@link TraceOptions.categories}). */
 export const DEFAULT_TRACE_CATEGORIES = TRACE_CATEGORIES.filter((c) => (L.TC_DEFAULT & CATEGORY_BITS[c]) !== 0);
 
+/** {@link Tracer.start}'s options. */
 export interface TraceOptions {
   /** Events each thread's ring holds (default: what fills 256 KiB, 8,189); rounded up to fill its block. */
   eventsPerThread?: number;
