@@ -111,15 +111,6 @@ const NOTES: Readonly<Record<string, string>> = {
   'driver thread slot.FINISHING_COUNTER': 'the driver counter (`DRV_*` word) the end bumps',
   ARENA_SANITIZE: 'sanitizer on (`Arena.create({ sanitize })`)',
   STATE_LIVE: 'allocated',
-  'BlockType.FREE': 'carved from the heap, never allocated yet',
-  'BlockType.RAW': '`arena.alloc` (raw memory, e.g. a struct that lends its lock)',
-  'BlockType.LOCK': "a `SpinLock.create` lock's own block",
-  'BlockType.FENCE': 'a fence, fence array, chain link or sw_sync point',
-  'BlockType.CALLBACK': 'a callback node',
-  'BlockType.SYNC_FILE': 'the name of a sync file (the fd entries live in the fixed table)',
-  'BlockType.TIMELINE': 'a sw_sync timeline',
-  'BlockType.OPERATION': 'a driver operation',
-  'BlockType.INTERNAL': "a thread's reference ledger",
   SLOT_FREE: 'unoccupied',
   SLOT_LIVE: 'a registered thread',
   SLOT_DEAD: 'its thread died; being reaped',
@@ -474,8 +465,9 @@ function renderValues(modules: ReadonlyMap<string, Record<string, unknown>>, con
       st.problems.push(`value group '${g.title}' matches nothing: update VALUE_GROUPS in scripts/layout-doc.ts`);
       continue;
     }
-    // A comment above the first of several values (and not on its line) introduces the group.
-    const intro = found.length > 1 && found[0].c.lead !== '' && found[0].c.trail === '' ? found[0].c.lead : '';
+    // A comment above the first of several values (and not on its line) introduces the group,
+    // unless the next value has one above it too: then each value's comment is its own (doc comments).
+    const intro = found.length > 1 && found[0].c.lead !== '' && found[0].c.trail === '' && found[1].c.lead === '' ? found[0].c.lead : '';
     const rows = found.map(({ c, key, v }, i) => {
       const doc = i === 0 && intro ? '' : joinDocs([c.lead, c.trail]);
       return `| \`${c.name}\` | ${formatValue(key, v, g.format)} | ${cell(meaning(c.name, doc, st.used, st.problems))} |`;

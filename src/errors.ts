@@ -5,29 +5,51 @@
 
 /** Kernel errno values, negative as the kernel passes them (`Errno.EIO === -5`). */
 export const Errno = Object.freeze({
+  /** Not permitted: unlocking a lock the calling thread does not hold. */
   EPERM: -1,
+  /** No such entry: the status of an sw_sync point whose timeline was closed; no deadline set on a point; `SyncFile.merge` of an fd that is not open. */
   ENOENT: -2,
+  /** Interrupted: the kernel's value, for statuses a driver sets (`setError`); fencelab does not use it itself. */
   EINTR: -4,
+  /** I/O error: the out-fence status of a pool task that threw. */
   EIO: -5,
+  /** Bad handle or fd: stale, freed, forged, or cut to 32 bits. */
   EBADF: -9,
+  /** Try again: the kernel's value, for statuses a driver sets; fencelab does not use it itself. */
   EAGAIN: -11,
+  /** Out of memory: the arena cannot hold the allocation (nothing changed). */
   ENOMEM: -12,
+  /** Bad address: the code of {@link UseAfterFreeError}, an access to a freed block caught by the sanitizer. */
   EFAULT: -14,
+  /** Busy: detaching while holding locks, freeing a lock the caller holds or a driver with live operations, the result of a task that has not finished. */
   EBUSY: -16,
+  /** Exists: the kernel's value, for statuses a driver sets; fencelab does not use it itself. */
   EEXIST: -17,
+  /** Invalid argument: a bad option, value or object for the call (misuse). */
   EINVAL: -22,
+  /** Table full: the arena's thread table (`maxThreads`) or its fd table (`maxFds`). */
   EMFILE: -24,
+  /** No space: the kernel's value, for statuses a driver sets; fencelab does not use it itself. */
   ENOSPC: -28,
+  /** Deadlock: taking a fence lock the caller already holds; the status of a fence released unsignaled with callbacks pending. */
   EDEADLK: -35,
+  /** No locks: the calling thread already holds the most lock words a thread may hold ({@link SpinLock.MAX_HELD}). */
   ENOLCK: -37,
+  /** Not recoverable: a lock word in no state a lock can be in (corrupted shared memory). */
   ENOTRECOVERABLE: -131,
+  /** Owner died: the kernel's name for what `lock.ownerDied` reports (a lock taken over from a dead holder). */
   EOWNERDEAD: -130,
+  /** Timed out: the kernel's value, for statuses a driver sets (timeouts are return values here, not errors). */
   ETIMEDOUT: -110,
+  /** Cancelled: the status of a pool task or driver operation cancelled before it ran. */
   ECANCELED: -125,
+  /** No device: the status of a pool task or driver operation whose worker died. */
   ENODEV: -19,
+  /** Stale: the kernel's value, for statuses a driver sets; fencelab does not use it itself. */
   ESTALE: -116,
 } as const);
 
+/** The name of an errno fencelab knows (a key of {@link Errno}). */
 export type ErrnoCode = keyof typeof Errno;
 
 /** Largest magnitude a kernel errno may have (`MAX_ERRNO`). */
@@ -44,8 +66,11 @@ export function errnoName(errno: number): string {
 
 /** The one error type fencelab throws for misuse or exhaustion: `code` names it, `errno` is negative. */
 export class FenceError extends Error {
+  /** The errno's name (`'EINVAL'`, `'EBADF'`, …): match on it, not on the message. */
   readonly code: string;
+  /** The kernel's negative errno for `code` (`Errno[code]`). */
   readonly errno: number;
+  /** An error of `code`; the message is prefixed with the code. */
   constructor(code: ErrnoCode, message: string) {
     super(`${code}: ${message}`);
     this.name = 'FenceError';
@@ -78,7 +103,9 @@ export interface UseAfterFreeReport {
 
 /** Raised by the sanitizer (throwing mode) at the moment a stale block is touched. */
 export class UseAfterFreeError extends FenceError {
+  /** What the sanitizer knows about the access (its message says the same in words). */
   readonly report: UseAfterFreeReport;
+  /** The error for `report` (code EFAULT). */
   constructor(report: UseAfterFreeReport) {
     super('EFAULT', describeUseAfterFree(report));
     this.name = 'UseAfterFreeError';

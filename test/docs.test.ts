@@ -1,10 +1,11 @@
 /**
  * The API reference (`npm run docs`): TypeDoc builds it from src/index.ts with this repository's
  * configuration and plugin, and the doc comments' contract lines (Locking, Threads, Returns,
- * Throws) come out as paragraphs of their own.
+ * Throws) come out as paragraphs of their own. The configuration fails the build on an exported
+ * symbol without a doc comment, so the reference documents every one.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +14,12 @@ import type { CommentDisplayPart } from 'typedoc';
 import { splitContractLines } from '../scripts/typedoc-contract.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const TYPEDOC = join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc');
+
+/** Runs TypeDoc from the repository with `args`, bounded. */
+function typedoc(args: string[]) {
+  return spawnSync(process.execPath, [TYPEDOC, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
+}
 const text = (t: string): CommentDisplayPart => ({ kind: 'text', text: t });
 
 describe('contract lines', () => {
@@ -37,14 +44,11 @@ describe('npm run docs', () => {
     const out = mkdtempSync(join(tmpdir(), 'fencelab-docs-'));
     try {
       // The configuration loads the plugin from the build, which `npm test` made.
-      const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--out', out], {
-        cwd: ROOT,
-        encoding: 'utf8',
-        timeout: 120_000,
-        killSignal: 'SIGKILL',
-      });
+      const r = typedoc(['--out', out]);
       expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
       expect(r.stdout).toContain('Loaded plugin');
+      // Not a warning left: every export documented, every link resolved, every type exported.
+      expect(r.stdout + r.stderr).not.toMatch(/warning/i);
       const fence = readFileSync(join(out, 'classes', 'Fence.html'), 'utf8');
       const signal = fence.slice(fence.indexOf('Signals the fence and runs its pending callbacks'));
       expect(signal).toMatch(/^Signals the fence and runs its pending callbacks\.<\/p>\s*<p><strong>Locking:<\/strong> takes the fence lock/);
@@ -53,6 +57,31 @@ describe('npm run docs', () => {
       expect(readFileSync(join(out, 'index.html'), 'utf8')).toContain('href="documents/architecture.html"');
     } finally {
       rmSync(out, { recursive: true, force: true });
+    }
+  }, 150_000);
+});
+
+describe('every export documented', () => {
+  it('the configuration fails the build on an exported symbol without a doc comment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fencelab-docs-undocumented-'));
+    try {
+      writeFileSync(join(dir, 'index.ts'), '/** Documented. */\nexport function documented(): void {}\nexport function forgotten(): void {}\n');
+      writeFileSync(
+        join(dir, 'tsconfig.json'),
+        JSON.stringify({ compilerOptions: { strict: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2023', types: [] }, files: ['index.ts'] }),
+      );
+      // This repository's configuration, pointed at the file above instead of src/index.ts (an
+      // options file, not flags: TypeDoc reads the tsconfig named in the options before the flags).
+      writeFileSync(
+        join(dir, 'typedoc.json'),
+        JSON.stringify({ extends: [join(ROOT, 'typedoc.json')], tsconfig: join(dir, 'tsconfig.json'), entryPoints: [join(dir, 'index.ts')], out: join(dir, 'out'), readme: 'none' }),
+      );
+      const r = typedoc(['--options', join(dir, 'typedoc.json')]);
+      expect(r.status, `${r.stdout}\n${r.stderr}`).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/forgotten.*does not have any documentation/);
+      expect(r.stdout + r.stderr).not.toMatch(/documented \(Function\).*does not have any documentation/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 150_000);
 });

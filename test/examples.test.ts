@@ -1,7 +1,8 @@
 /**
  * The programs in examples/: each compiled one runs as a stranger would run it (`node
  * dist/examples/x.js`), within a time limit, exits 0 and prints the line that shows it worked. An
- * example without an entry here fails the suite, so none goes untested.
+ * example without an entry here fails the suite, so none goes untested. The README's TypeScript
+ * snippets are excerpts of these programs, checked line by line, so they cannot rot either.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const SOURCES = fileURLToPath(new URL('../examples/', import.meta.url));
+const README = fileURLToPath(new URL('../README.md', import.meta.url));
 const COMPILED = fileURLToPath(new URL('../dist/examples/', import.meta.url));
 /** Generous for programs that take well under a second: a loaded CI machine must not fail them. */
 const TIMEOUT_MS = 20_000;
@@ -28,6 +30,11 @@ const EXPECTED: Record<string, { line: RegExp; check?: (stdout: string) => void 
     },
   },
   'dead-worker': { line: /^main: spin lock taken: true, ownerDied: true$/m },
+  'piscina-graph': {
+    line: /^main: chain of 100 on 2 workers finished, last = 100$/m,
+    // Each stage got its inputs' results: the diamond's last stage names the whole graph.
+    check: (stdout) => expect(stdout).toMatch(/^main: graph ok, bundle = bundle\(parse\(fetch\), lint\(fetch\)\)$/m),
+  },
 };
 
 /** Runs `node file`, killed after TIMEOUT_MS; resolves with its exit code (null when killed) and output. */
@@ -68,5 +75,51 @@ describe('examples', () => {
     expect(r.code, `exit code (null: killed after ${TIMEOUT_MS} ms)\n${r.stdout}\n${r.stderr}`).toBe(0);
     expect(r.stdout).toMatch(EXPECTED[name].line);
     EXPECTED[name].check?.(r.stdout);
+  });
+});
+
+/** A snippet line that stands for lines of the example left out. */
+const ELISION = '// …';
+const lines = (text: string) => text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+
+/**
+ * Whether `snippet` is an excerpt of `source`: its runs of lines between `// …` lines each appear
+ * in `source` as consecutive lines (ignoring indentation and blank lines), in the snippet's order.
+ */
+function isExcerpt(snippet: string, source: string): boolean {
+  const src = lines(source);
+  let from = 0;
+  const runs: string[][] = [[]];
+  for (const l of lines(snippet)) {
+    if (l === ELISION) runs.push([]);
+    else runs[runs.length - 1].push(l);
+  }
+  for (const run of runs.filter((r) => r.length > 0)) {
+    let at = -1;
+    for (let i = from; i + run.length <= src.length && at < 0; i++) if (run.every((l, k) => src[i + k] === l)) at = i;
+    if (at < 0) return false;
+    from = at + run.length;
+  }
+  return true;
+}
+
+describe('README snippets', () => {
+  const snippets = [...readFileSync(README, 'utf8').matchAll(/^```ts\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+  const sources = examples.map((name) => ({ name, text: readFileSync(`${SOURCES}${name}.ts`, 'utf8') }));
+
+  it('the README has TypeScript snippets', () => {
+    expect(snippets.length).toBeGreaterThan(0);
+  });
+
+  it.each(snippets.map((s, i) => [i + 1, s] as const))('snippet %i is an excerpt of an example, which runs above', (_i, snippet) => {
+    expect(sources.filter((s) => isExcerpt(snippet, s.text)).map((s) => s.name), snippet).not.toEqual([]);
+  });
+
+  it('the excerpt check rejects lines that are not in the example, or out of order', () => {
+    const source = 'a();\n  b();\nc();\nd();\n';
+    expect(isExcerpt('a();\nb();\n// …\nd();\n', source)).toBe(true);
+    expect(isExcerpt('a();\nc();\n', source)).toBe(false); // a line left out without // …
+    expect(isExcerpt('c();\n// …\na();\n', source)).toBe(false);
+    expect(isExcerpt('a();\nx();\n', source)).toBe(false);
   });
 });

@@ -3,13 +3,14 @@
  * temporary directory, then used there the ways a user would — ESM import with types under strict
  * tsc (node16 resolution), `require` from CommonJS, the `fencelab` command, and an example copied
  * from examples/ unchanged. Also what must not ship: benchmarks, tests, scripts, test-only workers,
- * and piscina or chart.js, which only some users need.
+ * and piscina or chart.js, which only some users need; and what the published types must not offer:
+ * constructors and raw word indices that would let a caller skip the handle checks.
  *
  * Bounded: every child process has a time limit. The install reaches the npm registry only for
  * what npm's cache lacks (--prefer-offline).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +34,78 @@ function run(cmd: string, args: string[], cwd: string, timeoutMs = 30_000): Spaw
   return r;
 }
 const output = (r: SpawnSyncReturns<string>) => `exit ${r.status}\n${r.stdout}\n${r.stderr}`;
+
+/** A strict tsconfig (node16 resolution) for `files` in the temporary project, fencelab's declarations checked. */
+function strictConfig(files: string[]): string {
+  return JSON.stringify({
+    compilerOptions: {
+      strict: true,
+      module: 'node16',
+      moduleResolution: 'node16',
+      target: 'es2022',
+      outDir: 'out',
+      // fencelab's declarations are checked (they must compile without the optional peers, as a
+      // user with skipLibCheck off compiles them); TypeScript's own lib files are not.
+      skipLibCheck: false,
+      skipDefaultLibCheck: true,
+      types: ['node'],
+      typeRoots: [join(ROOT, 'node_modules', '@types')], // this repository's @types/node: no extra install
+    },
+    files,
+  });
+}
+
+/**
+ * Internal members a user file must not reach, one per line: constructors that would build a view
+ * without the handle checks, raw word indices and the handle-level hooks behind the public methods.
+ */
+const INTERNAL_USES = [
+  'new Fence(arena, 0);',
+  'Fence.view(arena, 0);',
+  'fence.fw;',
+  'fence.addWake(0);',
+  'fence.addShared(0, 0);',
+  'fence.flagsIndex;',
+  'cb.node;',
+  'cb.generation;',
+  'arena.i32;',
+  'arena.i64;',
+  'arena.f64;',
+  'arena.slot;',
+  'arena.me;',
+  'arena.slotBase;',
+  'arena.lockKindId;',
+  'arena.cacheBase;',
+  'arena.heapStartW;',
+  'arena.heapEndW;',
+  'arena.liveTag;',
+  'arena.freedTag;',
+  'arena.inlineLocksHeld;',
+  'arena.handleOf(0);',
+  "arena.resolve(0, 0, 'x');",
+  'arena.payloadBytes(0);',
+  'arena.generationAt(0);',
+  'arena.isLive(0, 0);',
+  'arena.allocBlock(64, 1);',
+  'arena.freeBlock(0);',
+  "arena.checkAccess(0, 0, 'x', 0);",
+  'arena.slotWord(0);',
+  'arena.walk(() => {});',
+  'arena.slotsOfThread(0);',
+  'arena.reapSlot(1);',
+  'lock.index;',
+  'lock.kindId;',
+  'driver.dw;',
+  'op.ow;',
+  'op.gen;',
+  'new Operation(driver, 0, 0, fence);',
+  "new FenceMemory(arena, 'array', 1, 0, 0);",
+  "memory.take(arena, 'array');",
+  "new FencePool(arena, { filename: 'x.js' });",
+  'pool.sw;',
+  'new Tracer(arena);',
+  'new Dispatcher(arena, () => {});',
+];
 
 let dir = '';
 let app = '';
@@ -73,7 +146,7 @@ describe('npm package', () => {
     for (const absent of ['piscina', 'chart.js', 'tinybench', 'vitest', 'typescript']) expect(existsSync(join(nm, absent)), absent).toBe(false);
   });
 
-  it('ESM with types: a strict tsc (node16 resolution, libraries checked) compiles a user file and a copied example, and both run', () => {
+  it('ESM with types: a strict tsc (node16 resolution, libraries checked) compiles a user file and every example, copied unchanged; the file and an example run', () => {
     writeFileSync(
       join(app, 'use.ts'),
       `import { Arena, Fence, FenceError, type FenceCallback } from 'fencelab';
@@ -91,26 +164,10 @@ fence.put();
 console.log(\`esm: callback \${cb !== null ? ran : -1}, waited \${waited}, clean \${arena.check().ok}, \${new FenceError('EINVAL', 'x').errno}\`);
 `,
     );
-    copyFileSync(join(ROOT, 'examples', `${EXAMPLE}.ts`), join(app, `${EXAMPLE}.ts`));
-    writeFileSync(
-      join(app, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          module: 'node16',
-          moduleResolution: 'node16',
-          target: 'es2022',
-          outDir: 'out',
-          // fencelab's declarations are checked (they must compile without the optional peers, as a
-          // user with skipLibCheck off compiles them); TypeScript's own lib files are not.
-          skipLibCheck: false,
-          skipDefaultLibCheck: true,
-          types: ['node'],
-          typeRoots: [join(ROOT, 'node_modules', '@types')], // this repository's @types/node: no extra install
-        },
-        files: ['use.ts', `${EXAMPLE}.ts`],
-      }),
-    );
+    const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.ts'));
+    expect(examples).toContain(`${EXAMPLE}.ts`);
+    for (const f of examples) copyFileSync(join(ROOT, 'examples', f), join(app, f));
+    writeFileSync(join(app, 'tsconfig.json'), strictConfig(['use.ts', ...examples]));
     const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.json'], app, 90_000);
     expect(tsc.status, output(tsc)).toBe(0);
     const use = run(process.execPath, ['out/use.js'], app);
@@ -119,6 +176,31 @@ console.log(\`esm: callback \${cb !== null ? ran : -1}, waited \${waited}, clean
     const example = run(process.execPath, [`out/${EXAMPLE}.js`], app);
     expect(example.status, output(example)).toBe(0);
     expect(example.stdout).toMatch(/^main: fence signaled, status 1$/m);
+  }, 120_000);
+
+  it('the published types offer no internal member: a strict tsc fails on each use of one', () => {
+    const head = [
+      `import { Arena, Dispatcher, Driver, Fence, FenceMemory, FencePool, Operation, SpinLock, Tracer, type FenceCallback } from 'fencelab';`,
+      'declare const arena: Arena;',
+      'declare const fence: Fence;',
+      'declare const cb: FenceCallback;',
+      'declare const lock: SpinLock;',
+      'declare const driver: Driver;',
+      'declare const op: Operation;',
+      'declare const memory: FenceMemory;',
+      'declare const pool: FencePool;',
+      // The public members next to them compile: the errors below are the internal ones, not a broken file.
+      'void [arena.buffer, arena.capacity, fence.handle, fence.lockWordIndex, cb.fence, lock.ref, driver.handle, op.handle, memory.count, pool.piscina];',
+    ];
+    writeFileSync(join(app, 'internal.ts'), [...head, ...INTERNAL_USES].join('\n') + '\n');
+    writeFileSync(join(app, 'tsconfig.internal.json'), strictConfig(['internal.ts']));
+    const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.internal.json', '--noEmit', '--pretty', 'false'], app, 90_000);
+    expect(tsc.status, output(tsc)).not.toBe(0);
+    // One error on every line that uses an internal member, and none anywhere else.
+    const errorLines = new Set([...tsc.stdout.matchAll(/^internal\.ts\((\d+),\d+\): error TS(\d+)/gm)].map((m) => Number(m[1])));
+    const expected = INTERNAL_USES.map((_, i) => head.length + i + 1);
+    expect([...errorLines].sort((a, b) => a - b), output(tsc)).toEqual(expected);
+    expect(tsc.stdout).not.toMatch(/node_modules\/fencelab/); // the declarations themselves are sound
   }, 120_000);
 
   it('require() from CommonJS gets the same library', () => {

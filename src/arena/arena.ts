@@ -35,6 +35,7 @@ function notFreeableError(arena: Arena, ref: number, hw: number): FenceError {
   return Errors.invalid(`arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close)`);
 }
 
+/** {@link Arena.create}'s options; every one has a default. */
 export interface ArenaOptions {
   /** Total bytes of the SharedArrayBuffer (default 32 MiB). */
   bytes?: number;
@@ -48,37 +49,53 @@ export interface ArenaOptions {
   maxFds?: number;
 }
 
+/**
+ * The shared memory every fencelab object lives in: a SharedArrayBuffer with a header, a thread
+ * table, an fd table and a heap of blocks (fences, locks, callbacks, …) that a lock-free allocator
+ * really frees and reuses. Each thread works through its own view: {@link Arena.create} in one
+ * thread, {@link Arena.attach} with the same buffer in every other; handles (plain integers) name
+ * blocks across threads.
+ *
+ * Threads: a view belongs to the thread that made it; never pass a view, pass `arena.buffer`.
+ */
 export class Arena {
+  /** The shared memory: post it to other threads, which call {@link Arena.attach} with it. */
   readonly buffer: SharedArrayBuffer;
+  /** @internal The buffer as 32-bit words (the layers' structs). */
   readonly i32: Int32Array;
+  /** @internal The buffer as 64-bit words (timestamps, 64-bit seqnos). */
   readonly i64: BigInt64Array;
-  /** This thread's slot. */
+  /** @internal This thread's slot. */
   readonly slot: number;
-  /** Owner id written into lock words: slot + 1. */
+  /** @internal Owner id written into lock words: slot + 1. */
   readonly me: number;
-  /** Word index of this thread's slot. */
+  /** @internal Word index of this thread's slot. */
   readonly slotBase: number;
+  /** True when the arena was created with a sanitizer (`sanitize: true` or `'count'`). */
   readonly sanitize: boolean;
-  /** Sanitizer records instead of throwing. */
+  /** True when the sanitizer records stale accesses instead of throwing (`sanitize: 'count'`). */
   readonly counting: boolean;
+  /** @internal Default lock algorithm's id (index into LOCK_KINDS); {@link lockKind} names it. */
   readonly lockKindId: number;
+  /** Thread slots: at most this many threads are attached at once. */
   readonly maxThreads: number;
+  /** Bytes of the heap (the buffer less its header, thread table and fd table). */
   readonly capacity: number;
   /** Stale accesses this view recorded in counting mode (the arena-wide count is {@link uafCount}). */
   readonly uafReports: UseAfterFreeReport[] = [];
-  /** Fence inline lock words this thread holds (they are not robust-listed; see acquireInline). */
+  /** @internal Fence inline lock words this thread holds (they are not robust-listed; see acquireInline). */
   inlineLocksHeld = 0;
-  /** Word index of this thread's first allocator cache (the allocator's, not for the layers above). */
+  /** @internal Word index of this thread's first allocator cache (the allocator's, not for the layers above). */
   readonly cacheBase: number;
-  /** Word index of the first block of the heap. */
+  /** @internal Word index of the first block of the heap. */
   readonly heapStartW: number;
-  /** Word index just past the heap (the buffer's end): no block header lies at or beyond it. */
+  /** @internal Word index just past the heap (the buffer's end): no block header lies at or beyond it. */
   readonly heapEndW: number;
-  /** The buffer as 8-byte words, for clearing payloads (the allocator's) and the trace header's times. */
+  /** @internal The buffer as 8-byte words, for clearing payloads (the allocator's) and the trace header's times. */
   readonly f64: Float64Array;
-  /** Tag bits of a block this thread allocated: state live, allocating thread (the allocator's). */
+  /** @internal Tag bits of a block this thread allocated: state live, allocating thread (the allocator's). */
   readonly liveTag: number;
-  /** Tag bits of a block this thread freed into its cache: state cached, freeing thread (the allocator's). */
+  /** @internal Tag bits of a block this thread freed into its cache: state cached, freeing thread (the allocator's). */
   readonly freedTag: number;
   private detached = false;
   private tracer: Tracer | undefined;
@@ -186,13 +203,13 @@ export class Arena {
 
   /* ───────────── handles ───────────── */
 
-  /** Handle (offset + generation) of the live block whose header is at word `hw`. */
+  /** @internal Handle (offset + generation) of the live block whose header is at word `hw`. */
   handleOf(hw: number): number {
     return handleOf(this.i32, hw);
   }
 
   /**
-   * Validates a handle and returns its block's header word index.
+   * @internal Validates a handle and returns its block's header word index.
    * Throws EBADF (not a handle, out of bounds, misaligned, freed, stale generation) or EINVAL
    * (a live block of another type). `type` -1 accepts any type.
    */
@@ -200,17 +217,17 @@ export class Arena {
     return resolve(this, handle, type, what);
   }
 
-  /** Byte size of the payload of the live block at header word `hw`. */
+  /** @internal Byte size of the payload of the live block at header word `hw`. */
   payloadBytes(hw: number): number {
     return payloadBytes(this.i32, hw);
   }
 
-  /** Generation (low 24 bits) of the block at header word `hw`. */
+  /** @internal Generation (low 24 bits) of the block at header word `hw`. */
   generationAt(hw: number): number {
     return this.i32[hw + L.B_GEN] & L.GEN_MASK;
   }
 
-  /** True when the block at `hw` is live with generation `gen`. */
+  /** @internal True when the block at `hw` is live with generation `gen`. */
   isLive(hw: number, gen: number): boolean {
     return isLive(this.i32, hw, gen);
   }
@@ -242,7 +259,7 @@ export class Arena {
   }
 
   /**
-   * Hot-path allocation: returns the header word index of a live block of `blockBytes` (header
+   * @internal Hot-path allocation: returns the header word index of a live block of `blockBytes` (header
    * included) and type `type`. The payload is not cleared (poison in sanitize mode is checked and
    * cleared). Threads: any attached thread, through its own view. Throws ENOMEM.
    */
@@ -251,7 +268,7 @@ export class Arena {
   }
 
   /**
-   * Hot-path free of the live block at header word `hw` (already validated by the caller).
+   * @internal Hot-path free of the live block at header word `hw` (already validated by the caller).
    * Threads: any attached thread, through its own view. Throws EBADF on a double free.
    */
   freeBlock(hw: number): void {
@@ -261,7 +278,7 @@ export class Arena {
   /* ───────────── sanitizer ───────────── */
 
   /**
-   * Sanitizer check at an access: the block at `hw` must be live with generation `gen`.
+   * @internal Sanitizer check at an access: the block at `hw` must be live with generation `gen`.
    * Returns true when it is. On a stale access: throws UseAfterFreeError, or in counting mode
    * records it (arena-wide count and this view's report list) and returns false.
    */
@@ -271,7 +288,7 @@ export class Arena {
 
   /* ───────────── statistics and consistency ───────────── */
 
-  /** Word index of thread slot `s`. */
+  /** @internal Word index of thread slot `s`. */
   slotWord(s: number): number {
     return slotWord(this.i32, s);
   }
@@ -281,7 +298,7 @@ export class Arena {
     return arenaStats(this);
   }
 
-  /** Calls `fn` for every carved block, in address order. Racy while other threads allocate. */
+  /** @internal Calls `fn` for every carved block, in address order. Racy while other threads allocate. */
   walk(fn: (hw: number, size: number, state: number, type: number) => void): string | null {
     return walkArena(this, fn);
   }
@@ -297,7 +314,7 @@ export class Arena {
 
   /* ───────────── thread slots ───────────── */
 
-  /** Thread slots whose occupant has Node threadId `tid` (live ones). */
+  /** @internal Thread slots whose occupant has Node threadId `tid` (live ones). */
   slotsOfThread(tid: number): number[] {
     return slotsOfThread(this.i32, tid);
   }
@@ -315,7 +332,7 @@ export class Arena {
   }
 
   /**
-   * Reaps a dead thread's slot: releases every lock it held (marked owner-died), runs the higher
+   * @internal Reaps a dead thread's slot: releases every lock it held (marked owner-died), runs the higher
    * layers' hooks (fds, fences, callbacks), returns its cached blocks to the free lists and folds
    * its statistics into the header. Threads: any live thread except the dead one.
    * Returns nothing; a slot already reaped is left alone. Throws EINVAL for the caller's own slot.
@@ -345,7 +362,7 @@ export class Arena {
    * (Chrome trace-event JSON for Perfetto), `nameThread()`. Off until started.
    */
   get trace(): Tracer {
-    return (this.tracer ??= new Tracer(this));
+    return (this.tracer ??= Tracer.make(this));
   }
 
   /**

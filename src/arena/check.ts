@@ -11,32 +11,45 @@ import { selfCheck } from './layout.js';
 
 const { B_GEN, B_TAG, GEN_MASK, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
 
+/** What {@link Arena.stats} returns: a walk of the heap plus every thread's counters. */
 export interface ArenaStats {
+  /** Bytes of the heap ({@link Arena.capacity}). */
   capacity: number;
   /** Bytes of live blocks, headers included. */
   used: number;
   /** Bytes held by size classes and thread caches (free, reusable for their size). */
   reserved: number;
+  /** Live blocks by type name ('fence', 'callback', 'raw', …; see {@link BlockType}); types with none are left out. */
   live: Record<string, number>;
+  /** Allocations since the arena was created, by every thread (reaped ones included). */
   allocs: number;
+  /** Frees since the arena was created, by every thread (reaped ones included). */
   frees: number;
 }
 
+/** A live block {@link Arena.check} found (a leak when nothing should be live any more). */
 export interface LeakReport {
+  /** The block's handle. */
   ref: number;
+  /** Its type name ('fence', 'raw', …; see {@link BlockType}). */
   type: string;
+  /** Its size, header included. */
   bytes: number;
+  /** Its generation (bumped on every free and reuse). */
   generation: number;
   /** Thread slot that allocated it. */
   allocatedBy: number;
 }
 
+/** What {@link Arena.check} returns. */
 export interface CheckReport {
   /** True when the walk found no structural problem (headers, free lists, caches, counters). */
   ok: boolean;
   /** Bytes of live blocks (headers included) other than the arena's permanent ones. */
   leakedBytes: number;
+  /** The live blocks (the first 1,000), other than the arena's permanent ones. */
   leaks: LeakReport[];
+  /** What the walk found wrong, one sentence each (empty when `ok`). */
   problems: string[];
 }
 

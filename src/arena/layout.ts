@@ -106,19 +106,32 @@ export const POISON = 0x5afe_dead | 0;
 
 /** Block types (the type tag in every block header). */
 export const BlockType = {
+  /** Carved from the heap, never allocated yet. */
   FREE: 0,
+  /** `arena.alloc` (raw memory, e.g. a struct that lends its lock). */
   RAW: 1,
+  /** A `SpinLock.create` lock's own block. */
   LOCK: 2,
+  /** A fence, fence array, chain link or sw_sync point. */
   FENCE: 3,
+  /** A callback node. */
   CALLBACK: 4,
-  SLOTS: 5, // child list of a fence array
+  /** Child list of a fence array. */
+  SLOTS: 5,
+  /** The name of a sync file (the fd entries live in the fixed table). */
   SYNC_FILE: 6,
+  /** A sw_sync timeline. */
   TIMELINE: 7,
+  /** A driver operation. */
   OPERATION: 8,
+  /** The library's own bookkeeping: a thread's reference ledger; a pool scheduler, its tasks' dependency lists, payloads and results. */
   INTERNAL: 9,
-  DRIVER: 10, // a driver's counters and command ring
-  FENCE_SLOT: 11, // a FenceSlot: a published fence pointer other threads may replace
-  TRACE: 12, // a thread's trace event ring (src/trace/)
+  /** A driver's counters and command ring. */
+  DRIVER: 10,
+  /** A FenceSlot: a published fence pointer other threads may replace. */
+  FENCE_SLOT: 11,
+  /** A thread's trace event ring. */
+  TRACE: 12,
 } as const;
 export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'fence_slot', 'trace'];
 export const NTYPES = 16;

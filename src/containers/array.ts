@@ -36,6 +36,7 @@ const { BLOCK_HEADER_WORDS } = A;
 /** Block size of an array fence: the fence plus the A_* words. */
 const ARRAY_BLOCK = FENCE_BLOCK + L.ARRAY_WORDS * 4;
 
+/** {@link FenceArray.create}'s and {@link FenceArray.init}'s options. */
 export interface FenceArrayOptions {
   /** Fence context of the array (e.g. from Fence.contextAlloc). */
   context: number;
@@ -220,7 +221,7 @@ export class FenceArray {
       arena.freeBlock(sw - BLOCK_HEADER_WORDS);
       throw e;
     }
-    return new FenceMemory(arena, 'array', count, fw, sw);
+    return FenceMemory.make(arena, 'array', count, fw, sw);
   }
 
   /**

@@ -257,7 +257,7 @@ export class FenceChain {
    * with `mem.free()` (kernel dma_fence_chain_free). Throws ENOMEM.
    */
   static alloc(arena: Arena): FenceMemory {
-    return new FenceMemory(arena, 'chain', 1, fenceReserve(arena, CHAIN_BLOCK), 0);
+    return FenceMemory.make(arena, 'chain', 1, fenceReserve(arena, CHAIN_BLOCK), 0);
   }
 
   /**

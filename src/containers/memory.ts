@@ -10,6 +10,7 @@ import { Errors } from '../errors.js';
 
 /** What FenceArray.alloc / FenceChain.alloc hand out: blocks reserved for one container fence. */
 export class FenceMemory {
+  /** The arena the blocks are reserved in. */
   readonly arena: Arena;
   /** Which constructor it is for. */
   readonly kind: 'array' | 'chain';
@@ -18,13 +19,18 @@ export class FenceMemory {
   private fw: number;
   private sw: number;
 
-  /** @internal use FenceArray.alloc / FenceChain.alloc. */
-  constructor(arena: Arena, kind: 'array' | 'chain', count: number, fw: number, sw: number) {
+  /** Not public (one built by hand would skip its factory's checks): use {@link FenceArray.alloc} / {@link FenceChain.alloc}. */
+  private constructor(arena: Arena, kind: 'array' | 'chain', count: number, fw: number, sw: number) {
     this.arena = arena;
     this.kind = kind;
     this.count = count;
     this.fw = fw;
     this.sw = sw;
+  }
+
+  /** @internal Memory of `kind` over the reserved fence payload `fw` and slots payload `sw` (or 0). */
+  static make(arena: Arena, kind: 'array' | 'chain', count: number, fw: number, sw: number): FenceMemory {
+    return new FenceMemory(arena, kind, count, fw, sw);
   }
 
   /** True until it is initialised or freed. */

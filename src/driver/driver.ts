@@ -35,16 +35,31 @@ const {
 } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
+/**
+ * How a driver's out-fences lock: `'inline'`, each its own lock word; `'borrowed'`, the operation's
+ * lock word (the kernel RFC's bug: the word dangles once the operation is freed).
+ */
 export type LockMode = 'borrowed' | 'inline';
 
-/** ioctl commands. */
-export const DriverCmd = { CANCEL: L.CMD_CANCEL, DELETE: L.CMD_DELETE } as const;
+/** ioctl commands ({@link Driver.command}, {@link Driver.ioctl}). */
+export const DriverCmd = {
+  /** End an operation that has not started executing. */
+  CANCEL: L.CMD_CANCEL,
+  /** End an operation in any state. */
+  DELETE: L.CMD_DELETE,
+} as const;
+/** One of the {@link DriverCmd} values. */
 export type DriverCommand = (typeof DriverCmd)[keyof typeof DriverCmd];
 
+/** {@link Driver.counters}: operations by how they ended, counted across every thread. */
 export interface DriverCounters {
+  /** Operations submitted. */
   submitted: number;
+  /** Ended by {@link Driver.execute} (out-fence status 1). */
   completed: number;
+  /** Ended by a CANCEL command (-ECANCELED). */
   canceled: number;
+  /** Ended by a DELETE command (-ECANCELED). */
   deleted: number;
   /** Ended by the reaper because their exporter died (-ENODEV). */
   aborted: number;
@@ -56,6 +71,7 @@ export interface DriverCounters {
   live: number;
 }
 
+/** {@link Driver.create}'s options. */
 export interface DriverOptions {
   /** Out-fences borrow the operation's lock (`'borrowed'`: the use-after-free once the operation is freed) or use their own (`'inline'`, default). */
   lockMode?: LockMode;
@@ -63,6 +79,7 @@ export interface DriverOptions {
   ringSize?: number;
 }
 
+/** {@link Driver.submit}'s options. */
 export interface SubmitOptions {
   /** Simulated work in µs (default 0). */
   durationUs?: number;
@@ -100,9 +117,11 @@ function checkCommand(cmd: DriverCommand, opHandle: number): void {
 
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
 export class Driver {
+  /** The arena the driver block lives in (this thread's view). */
   readonly arena: Arena;
-  /** Payload word index of the driver block. */
+  /** @internal Payload word index of the driver block. */
   readonly dw: number;
+  /** Handle of the driver block: post it to other threads, which rebuild the driver with {@link Driver.fromHandle}. */
   readonly handle: number;
   private readonly gen: number;
   private readonly ringMask: number;
@@ -154,6 +173,7 @@ export class Driver {
     return this.dw;
   }
 
+  /** How the driver's out-fences lock (set at create). Throws EBADF once the driver was destroyed. */
   get lockMode(): LockMode {
     return this.arena.i32[this.check() + DRV_LOCK_MODE] ? 'borrowed' : 'inline';
   }
@@ -201,7 +221,7 @@ export class Driver {
       throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
     const ow = submitOperation(arena, dw, dur, payload);
     const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
-    return new Operation(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
+    return Operation.make(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
   }
 
   /**

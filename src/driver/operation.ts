@@ -16,7 +16,7 @@ import { Errno, Errors } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { createFenceAt } from '../fence/create.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
-import { Fence } from '../fence/fence.js';
+import { type Fence, fenceView } from '../fence/fence.js';
 import { ledgerAllocBlock, ledgerRemove } from '../fence/ledger.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { releaseFenceAt } from '../fence/release.js';
@@ -57,20 +57,23 @@ function stateName(state: number): string {
 
 /** A view of one operation (valid until it ends; check {@link Operation.live}). */
 export class Operation {
+  /** The driver that submitted it. */
   readonly driver: Driver;
   /** Handle of the operation block (post it to other threads, pass it to cancel/delete). */
   readonly handle: number;
-  /** Payload word index and generation of the block. */
+  /** @internal Payload word index of the block. */
   readonly ow: number;
+  /** @internal Generation of the block. */
   readonly gen: number;
   /** Per-driver number. */
   readonly id: number;
   /** The out-fence: a view on the operation's reference, valid while the operation lives. */
   readonly fence: Fence;
+  /** The simulated work's duration (µs) it was submitted with. */
   readonly durationUs: number;
 
-  /** @internal */
-  constructor(driver: Driver, ow: number, gen: number, fence: Fence) {
+  /** Not public (one built by hand would skip its factory's checks): operations come from {@link Driver.submit}. */
+  private constructor(driver: Driver, ow: number, gen: number, fence: Fence) {
     this.driver = driver;
     this.ow = ow;
     this.gen = gen;
@@ -78,6 +81,11 @@ export class Operation {
     this.id = driver.arena.i32[ow + OP_ID];
     this.durationUs = driver.arena.i32[ow + OP_DURATION_US];
     this.fence = fence;
+  }
+
+  /** @internal The view of operation `ow` (generation `gen`) with out-fence view `fence`, for Driver.submit. */
+  static make(driver: Driver, ow: number, gen: number, fence: Fence): Operation {
+    return new Operation(driver, ow, gen, fence);
   }
 
   /** True until the operation ended and was freed. */
@@ -236,7 +244,7 @@ export function completeOp(arena: Arena, ow: number, counter: number, recordBase
   const counted = (gen << OPS_GEN_SHIFT) | L.OPS_COUNTED;
   try {
     if (Atomics.load(i32, ow + OP_STATE) === finishing && !isSignaledFlag(i32, fw)) {
-      const fence = new Fence(arena, fw);
+      const fence = fenceView(arena, fw);
       const status = i32[ow + OP_RESULT];
       if (status < 0) fence.setError(status);
       fence.signal();

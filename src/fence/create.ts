@@ -17,13 +17,17 @@ import { defaultOps, findOps, opsFlagsOf, stubOps, type FenceOps } from './ops.j
 /** Block size of a plain fence: one 64-byte class, header included. */
 export const FENCE_BLOCK = A.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
 
+/** What {@link Fence.create} takes (kernel dma_fence_init's arguments). */
 export interface FenceInit {
   /** Ops from defineFenceOps; default software ops when absent. */
   ops?: FenceOps;
+  /** Fence context, an integer in 0..2^31-1 (from {@link Fence.contextAlloc}; 0 is the stub's). */
   context: number;
+  /** Sequence number on the context: an integer in 0..2^32-1, or up to 2^53-1 with `seqno64`. */
   seqno: number;
   /** Borrowed lock: a SpinLock (create/at) or the ref of a lock block / raw block (word at offset 0). Absent → inline lock. */
   lock?: number | SpinLock;
+  /** A 64-bit seqno (kernel SEQNO64 flag): ordered without 32-bit wrap-around. Default false. */
   seqno64?: boolean;
 }
 

@@ -31,9 +31,20 @@ export { putFence } from './release.js';
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
+/**
+ * A fence (kernel `struct dma_fence`): a one-shot completion signal in the arena that any attached
+ * thread can wait on, add callbacks to, or signal. This object is a view: it holds no reference of
+ * its own; {@link Fence.create} and {@link Fence.get} hand out references that {@link Fence.put}
+ * drops, and the fence is released with its last one. Pass `fence.handle` to other threads, which
+ * rebuild a view with {@link Fence.fromHandle}.
+ *
+ * Threads: any attached thread, through a view made in that thread. A view of a released fence
+ * throws EBADF (or UseAfterFreeError with the sanitizer) instead of touching reused memory.
+ */
 export class Fence {
+  /** The arena the fence lives in (this thread's view of it). */
   readonly arena: Arena;
-  /** Word index of the fence payload. */
+  /** @internal Word index of the fence payload. */
   readonly fw: number;
   private readonly hw: number;
   private readonly gen: number;
@@ -45,8 +56,11 @@ export class Fence {
   private readonly i32: Int32Array;
   private readonly me: number;
 
-  /** @internal use Fence.create / Fence.fromHandle. */
-  constructor(arena: Arena, fw: number) {
+  /**
+   * Not public (a view built from a word index would skip the handle checks): use
+   * {@link Fence.create} / {@link Fence.fromHandle}; the library's other modules use fenceView.
+   */
+  private constructor(arena: Arena, fw: number) {
     const i32 = arena.i32;
     this.arena = arena;
     this.i32 = i32;
@@ -58,6 +72,11 @@ export class Fence {
   }
 
   /* ───────────── construction ───────────── */
+
+  /** @internal A view of the fence at payload word `fw`, unchecked (fenceView below). */
+  static view(arena: Arena, fw: number): Fence {
+    return new Fence(arena, fw);
+  }
 
   /**
    * Creates a fence with one reference (kernel dma_fence_init). `lock` given → borrowed lock
@@ -112,21 +131,31 @@ export class Fence {
   get handle(): number {
     return this.gen * A.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
   }
+  /** References currently held on the fence (a snapshot: other threads may get and put meanwhile). Throws EBADF once released. */
   get refcount(): number {
     return Atomics.load(this.arena.i32, this.v() + F_REFCOUNT);
   }
+  /** The error set with {@link setError} (a negative errno), or 0. Throws EBADF once released. */
   get error(): number {
     return this.arena.i32[this.v() + F_ERROR];
   }
+  /** The fence context it was created on. Throws EBADF once released. */
   get context(): number {
     return this.arena.i32[this.v() + F_CONTEXT];
   }
+  /** Its sequence number on that context. Throws EBADF once released. */
   get seqno(): number {
     return seqnoOf(this.arena.i32, this.v());
   }
+  /**
+   * The flags word (kernel `fence->flags`): bit 0 INITIALIZED, 1 INLINE_LOCK, 2 SEQNO64, 3 SIGNALED,
+   * 4 TIMESTAMP, 5 ENABLE_SIGNAL, 6–21 the user bits ({@link Fence.setUserFlag}), 22–24 which
+   * optional ops the fence's table has; the waiters bit is left out. Throws EBADF once released.
+   */
   get flags(): number {
     return Atomics.load(this.arena.i32, this.v() + F_FLAGS) & ~FLAG_WAITERS;
   }
+  /** True for a 64-bit seqno (created with `seqno64`). Throws EBADF once released. */
   get seqno64(): boolean {
     return (this.arena.i32[this.v() + F_FLAGS] & FLAG_SEQNO64) !== 0;
   }
@@ -457,10 +486,11 @@ export class Fence {
     return waitAnyFenceAsync(fences, timeoutMs, options);
   }
 
-  /** Microseconds a waiter spins before sleeping (default 30). */
+  /** Microseconds a waiter of this thread spins before sleeping (default 30). */
   static get spinMicros(): number {
     return getSpinMicros();
   }
+  /** Sets this thread's spin (µs, finite, ≥ 0; 0 sleeps at once). Throws EINVAL. */
   static set spinMicros(us: number) {
     setSpinMicros(us);
   }
@@ -496,9 +526,7 @@ export class Fence {
   }
 }
 
-/** @internal for containers: wraps a payload word index. */
-export function fenceView(arena: Arena, fw: number): Fence {
-  return new Fence(arena, fw);
-}
+/** @internal for the library's other modules: wraps a payload word index (no check). */
+export const fenceView: (arena: Arena, fw: number) => Fence = Fence.view;
 
 setViewFactory(fenceView);

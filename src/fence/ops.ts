@@ -10,7 +10,9 @@ import { F_CONTEXT, F_FLAGS, F_OPS, FLAG_OPS_DEADLINE, FLAG_OPS_ENABLE, FLAG_OPS
 
 /** What a driver supplies; the names are mandatory, the rest optional (kernel `dma_fence_ops`). */
 export interface FenceOpsTable {
+  /** The driver's name for `fence` (kernel get_driver_name); asked only while the fence is pending. */
   getDriverName(fence: Fence): string;
+  /** The timeline's name for `fence` (kernel get_timeline_name); asked only while the fence is pending. */
   getTimelineName(fence: Fence): string;
   /** Called once, under the fence lock, when someone first needs the fence to signal. false → signal now. */
   enableSignaling?(fence: Fence): boolean;
@@ -24,8 +26,11 @@ export interface FenceOpsTable {
 
 /** A registered ops table: what `Fence.create` takes as `ops`. */
 export interface FenceOps {
+  /** What a fence stores: a 32-bit hash of `name`, the same in every thread that registers the name. */
   readonly id: number;
+  /** The name it was registered under. */
   readonly name: string;
+  /** The calling thread's table for that name. */
   readonly table: FenceOpsTable;
 }
 

@@ -17,9 +17,11 @@ const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
 
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
+  /** The fence the callback was added to. */
   readonly fence: Fence;
-  /** Payload word index and generation of the node. */
+  /** @internal Payload word index of the node. */
   readonly node: number;
+  /** @internal Generation of the node's block when it was added. */
   readonly generation: number;
 }
 

@@ -23,6 +23,7 @@ const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 /** A published fence pointer that any thread may replace or read. */
 export class FenceSlot {
+  /** The arena the slot lives in (this thread's view). */
   readonly arena: Arena;
   /** Payload word index of the slot. */
   private readonly sw: number;
@@ -46,7 +47,7 @@ export class FenceSlot {
   }
 
   /**
-   * A view of the slot behind `handle` (from {@link handle}, posted by another thread).
+   * A view of the slot behind `handle` (from {@link FenceSlot.handle}, posted by another thread).
    * Returns the view (no ownership: whoever created the slot destroys it). Throws EBADF (stale,
    * freed or truncated handle) or EINVAL (a block of another type).
    */

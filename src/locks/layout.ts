@@ -18,6 +18,10 @@ export const LOCK_TICKET_MASK = 0xff;
 
 /** Lock algorithms by number (the arena header stores its default). */
 export const LOCK_KINDS = ['tas', 'ttas', 'ticket', 'futex'] as const;
+/**
+ * A lock algorithm: `'tas'` (test-and-set), `'ttas'` (test-and-test-and-set with backoff),
+ * `'ticket'` (FIFO, both counters in one word), `'futex'` (spins, then sleeps on the word; the default).
+ */
 export type LockKind = (typeof LOCK_KINDS)[number];
 /** @public the first lock kind (no code path tests for it: it is the fallback of every switch) */
 export const LK_TAS = 0;

@@ -10,19 +10,29 @@ import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryA
 
 const LOCK_BLOCK_BYTES = 8; // word 0: the lock, word 1: its algorithm
 
+/**
+ * A robust lock word in the arena (kernel spinlock_t, with pthread's robust-mutex recovery): its
+ * own block ({@link SpinLock.create}) or a word inside a raw block ({@link SpinLock.at}, a struct
+ * that lends its lock to fences). The word holds its owner's thread slot: unlocking a lock the
+ * caller does not hold throws EPERM, and a holder that dies is reaped — the next locker gets the
+ * lock with {@link SpinLock.ownerDied} set. Share it with `lock.ref` and {@link SpinLock.fromRef}.
+ *
+ * Threads: any attached thread, through a view made in that thread.
+ */
 export class SpinLock {
   /** Payload bytes of a lock's own block. */
   static readonly SIZE = LOCK_BLOCK_BYTES;
   /** SpinLocks and borrowed fence locks one thread may hold at once (see {@link lock}). */
   static readonly MAX_HELD = L.MAX_HELD_LOCKS;
+  /** The arena the lock word lives in (this thread's view). */
   readonly arena: Arena;
   /** Handle of the block holding the word. */
   readonly ref: number;
   /** Byte offset of the word in the block's payload. */
   readonly byteOffset: number;
-  /** Algorithm id (index into LOCK_KINDS). */
+  /** @internal Algorithm id (index into LOCK_KINDS); {@link kind} names it. */
   readonly kindId: number;
-  /** Int32 index of the lock word. */
+  /** @internal Int32 index of the lock word. */
   readonly index: number;
   /** True when the last successful lock()/tryLock() took over from a holder that died (EOWNERDEAD). */
   ownerDied = false;

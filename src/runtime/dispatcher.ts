@@ -23,6 +23,7 @@ export type DispatchErrorHandler = (error: unknown) => void;
 
 /** One thread's dispatcher for one arena. */
 export class Dispatcher {
+  /** The arena whose inbox it drains (this thread's view). */
   readonly arena: Arena;
   /** Callbacks this dispatcher ran. */
   ran = 0;
@@ -32,10 +33,15 @@ export class Dispatcher {
   private active = false;
   private onError: DispatchErrorHandler;
 
-  /** @internal use {@link startDispatcher}. */
-  constructor(arena: Arena, onError: DispatchErrorHandler) {
+  /** Not public (one built by hand would skip its factory's checks): use {@link startDispatcher}. */
+  private constructor(arena: Arena, onError: DispatchErrorHandler) {
     this.arena = arena;
     this.onError = onError;
+  }
+
+  /** @internal A dispatcher not yet running, for startDispatcher. */
+  static make(arena: Arena, onError: DispatchErrorHandler): Dispatcher {
+    return new Dispatcher(arena, onError);
   }
 
   /** True while the loop listens on the doorbell. */
@@ -117,7 +123,7 @@ export function startDispatcher(arena: Arena, options: { onError?: DispatchError
     if (options.onError) d.setErrorHandler(options.onError);
     return d;
   }
-  d = new Dispatcher(arena, options.onError ?? rethrow);
+  d = Dispatcher.make(arena, options.onError ?? rethrow);
   dispatchers.set(arena, d);
   void d.run();
   return d;

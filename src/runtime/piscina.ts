@@ -26,7 +26,7 @@ import { FencePool } from './pool.js';
 import type { Envelope } from './task.js';
 
 export { createFencePool, FencePool, watchPool } from './pool.js';
-export type { FencePoolOptions, PoolLike } from './pool.js';
+export type { FencePoolOptions, PiscinaPool, PoolLike } from './pool.js';
 export { fenceTask } from './task.js';
 export type { FenceTaskContext, FenceTaskMessage } from './task.js';
 

@@ -16,7 +16,9 @@ import type { FenceTaskMessage } from './task.js';
 
 /** The minimum of a piscina pool that {@link watchPool} needs. */
 export interface PoolLike {
+  /** The pool's current workers. */
   readonly threads: Worker[];
+  /** Subscribes `fn` to the creation of each new worker. */
   on(event: 'workerCreate', fn: () => void): unknown;
 }
 
@@ -25,8 +27,16 @@ export interface PoolLike {
  * only when a fence pool is created, so neither its code nor its types are needed by other users.
  */
 export interface PiscinaPool extends PoolLike {
-  readonly options: { readonly maxThreads: number; readonly concurrentTasksPerWorker: number };
+  /** The pool's options as piscina resolved them. */
+  readonly options: {
+    /** Most workers the pool runs. */
+    readonly maxThreads: number;
+    /** Tasks one worker runs at once. */
+    readonly concurrentTasksPerWorker: number;
+  };
+  /** Runs `task` on a worker; the fence pool sends only the message that starts a pull loop. */
   run(task: unknown, options?: { name?: string; signal?: AbortSignal }): Promise<unknown>;
+  /** Ends the pool's workers. */
   destroy(): Promise<void>;
 }
 
@@ -73,6 +83,7 @@ const KICK_FAILURES_TO_GIVE_UP = 3;
  * {@link FencePool.destroy}.
  */
 export class FencePool {
+  /** The arena whose fences its tasks signal (the creating thread's view). */
   readonly arena: Arena;
   /** The piscina pool underneath (its options, threads and events are piscina's). */
   readonly piscina: PiscinaPool;
@@ -91,12 +102,19 @@ export class FencePool {
   /** Resolves destroy()'s wait for the pull loops to end. */
   private whenIdle: (() => void) | null = null;
   /** Pull loops started and the jobs they ran (for tests and benchmarks). */
-  readonly counters = { kicks: 0, ran: 0, kickErrors: 0 };
+  readonly counters = {
+    /** Pull loops asked for (piscina tasks submitted). */
+    kicks: 0,
+    /** Jobs the ended pull loops ran. */
+    ran: 0,
+    /** Pull loops whose piscina task failed (a worker that died, a module that failed to load). */
+    kickErrors: 0,
+  };
   /** The last error a kick ended with (a worker that died, a module that failed to load). */
   lastKickError: unknown = undefined;
 
-  /** @internal use {@link createFencePool}. */
-  constructor(arena: Arena, options: FencePoolOptions) {
+  /** Not public (one built by hand would skip its factory's checks): use {@link createFencePool}. */
+  private constructor(arena: Arena, options: FencePoolOptions) {
     if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
     const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
     if (atomics !== undefined && atomics !== 'async')
@@ -115,13 +133,27 @@ export class FencePool {
     void this.bellLoop();
   }
 
+  /** @internal The pool behind createFencePool (after its checks). */
+  static make(arena: Arena, options: FencePoolOptions): FencePool {
+    return new FencePool(arena, options);
+  }
+
   /** True once {@link destroy} was called. */
   get isDestroyed(): boolean {
     return this.destroyed;
   }
 
   /** Ready jobs, running pull loops, and pull loops between jobs (a snapshot). */
-  stats(): { queued: number; pullers: number; looking: number; kicksInFlight: number } {
+  stats(): {
+    /** Jobs ready to run that no pull loop has taken yet. */
+    queued: number;
+    /** Pull loops running. */
+    pullers: number;
+    /** Pull loops between jobs, looking for the next (spinning or asleep on the queue). */
+    looking: number;
+    /** Pull loops started whose piscina task has not settled. */
+    kicksInFlight: number;
+  } {
     if (this.destroyed) return { queued: 0, pullers: 0, looking: 0, kicksInFlight: this.kicks };
     return { ...schedCounts(this.arena, this.sw), kicksInFlight: this.kicks };
   }
@@ -255,7 +287,7 @@ function toURL(filename: string): string {
 export function createFencePool(arena: Arena, options: FencePoolOptions): FencePool {
   if (!(arena instanceof Arena)) throw Errors.invalid('createFencePool needs an Arena');
   if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs options with a filename');
-  return new FencePool(arena, options);
+  return FencePool.make(arena, options);
 }
 
 /**

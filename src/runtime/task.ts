@@ -17,6 +17,7 @@ import { enterPull, leaveIdle, LEAVE, lookAgain, PARK, schedFromHandle, takeOrPa
 
 /** The message piscina carries to a worker: it starts a pull loop there (plain numbers and the arena). */
 export interface FenceTaskMessage {
+  /** The arena's buffer (the worker attaches to it). */
   buffer: SharedArrayBuffer;
   /** Handle of the scheduler block whose ready queue the loop pulls from. */
   sched: number;
@@ -30,6 +31,7 @@ export interface FenceTaskMessage {
 
 /** What a task function gets besides its payload. */
 export interface FenceTaskContext {
+  /** The worker's view of the pool's arena. */
   arena: Arena;
   /** The task's out-fence (signaled by the scheduler when the function returns). */
   fence: Fence;

@@ -16,7 +16,9 @@ import { checkName } from './names.js';
 
 /** One unwrapped fence of a sync file (kernel `struct sync_fence_info`). */
 export interface SyncFenceInfo {
+  /** The fence's driver name ("detached-driver" once signaled). */
   driverName: string;
+  /** The fence's timeline name ("signaled-timeline" once signaled). */
   timelineName: string;
   /** 0 active, 1 signaled, negative errno when signaled with an error. */
   status: number;
@@ -26,9 +28,11 @@ export interface SyncFenceInfo {
 
 /** Kernel `struct sync_file_info` with its fences. */
 export interface SyncFileInfo {
+  /** The sync file's name: the one given at create or merge, else `<driver>-<timeline><context>-<seqno>` of its fence. */
   name: string;
   /** 0 active, 1 all signaled, negative errno: the first fence that is not signaled OK decides. */
   status: number;
+  /** Its fences, unwrapped (containers replaced by what they contain). */
   fences: SyncFenceInfo[];
 }
 

@@ -156,6 +156,7 @@ function runCollected(arena: Arena, run: number[] | null): void {
  * in another worker with {@link SwTimeline.fromHandle}.
  */
 export class SwTimeline {
+  /** The arena the timeline lives in (this thread's view). */
   readonly arena: Arena;
   /** Plain-integer handle of the timeline block, to post to other workers. */
   readonly handle: number;

@@ -21,23 +21,37 @@ import type { RawEvent, ThreadEvents, TraceSnapshot } from './ring.js';
 
 /** One Chrome trace event (the fields this exporter writes). */
 export interface ChromeEvent {
+  /** The event's name (a tracepoint, a slice such as a wait or a lock hold, or a metadata name). */
   name: string;
+  /** Phase: 'X' a complete slice, 'i' an instant, 's' / 'f' the start and end of a flow arrow, 'M' metadata (process and thread names). */
   ph: 'X' | 'i' | 's' | 'f' | 'M';
+  /** Process id: the threads' process or the fence contexts' one ({@link Placement.pid}). */
   pid: number;
+  /** Track (thread id) within the process. */
   tid: number;
+  /** Time in µs from the trace's origin (absent on metadata). */
   ts?: number;
+  /** Duration in µs ('X' slices). */
   dur?: number;
+  /** Category (a trace category, or 'flow' for arrows). */
   cat?: string;
+  /** Scope of an instant: 't', the thread. */
   s?: 't';
+  /** Flow id, shared by an arrow's 's' and 'f' events. */
   id?: number;
+  /** Binding point of a flow end: 'e', the enclosing slice. */
   bp?: 'e';
+  /** The event's arguments (handles, seqnos, errors, names …). */
   args?: Record<string, unknown>;
 }
 
 /** The JSON object form of the Chrome trace-event format. */
 export interface ChromeTrace {
+  /** Every event, metadata first. */
   traceEvents: ChromeEvent[];
+  /** How viewers should show times ('ns' for fencelab's traces). */
   displayTimeUnit: 'ns' | 'ms';
+  /** About the trace: producer, session, origin (ms), threads, events recorded and lost. */
   otherData: Record<string, unknown>;
 }
 

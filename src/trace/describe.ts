@@ -10,7 +10,7 @@ import * as A from '../arena/layout.js';
 import * as CT from '../containers/layout.js';
 import * as DR from '../driver/layout.js';
 import { errnoName } from '../errors.js';
-import { Fence } from '../fence/fence.js';
+import { fenceView } from '../fence/fence.js';
 import * as FL from '../fence/layout.js';
 import { findOps } from '../fence/ops.js';
 import * as K from '../locks/layout.js';
@@ -20,7 +20,6 @@ import { readName } from '../sync/names.js';
 import { DUMP_FORMAT, DUMP_VERSION, type ArenaDump, type DumpFence, type DumpLock, type DumpThread } from './dump.js';
 import * as L from './layout.js';
 import { threadNameOf } from './ring.js';
-import { Tracer } from './tracer.js';
 
 /** Longest list a walk follows before it calls the list torn. */
 const MAX_LIST = 100_000;
@@ -259,7 +258,7 @@ export function describe(arena: Arena, reason?: string): ArenaDump {
       lockKind: arena.lockKind,
       sanitize: arena.sanitize,
       useAfterFree: arena.uafCount,
-      tracing: new Tracer(arena).categories,
+      tracing: arena.trace.categories,
     },
     threads,
     fences,
@@ -287,7 +286,7 @@ export function describe(arena: Arena, reason?: string): ArenaDump {
     let driver = 'detached-driver';
     let timeline = 'signaled-timeline';
     if (state === 'pending') {
-      const view = new Fence(arena, fw);
+      const view = fenceView(arena, fw);
       try {
         driver = ops ? ops.table.getDriverName(view) : `unregistered ops ${i32[fw + FL.F_OPS] >>> 0}`;
         timeline = ops ? ops.table.getTimelineName(view) : '?';

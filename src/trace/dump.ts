@@ -9,109 +9,222 @@
  * fence or lock it waits for and who holds what stands in its way.
  */
 
+/** The `format` field of every dump. */
 export const DUMP_FORMAT = 'fencelab-dump';
+/** The `version` field of the dumps this fencelab writes and reads. */
 export const DUMP_VERSION = 1;
 
+/** A thread attached to the arena, in an {@link ArenaDump}. */
 export interface DumpThread {
+  /** Its thread slot. */
   slot: number;
+  /** Its attach serial: 1 for the arena's first thread, counting every attach since (a reused slot gets a new one). */
   serial: number;
+  /** Node's threadId of the thread (0: the main thread). */
   threadId: number;
+  /** Its name (`arena.trace.nameThread`; default "main" or "thread N"), "(dead)" appended while it is being reaped. */
   name: string;
   /** 'live', or 'dead' while its reaper runs. */
   state: 'live' | 'dead';
   /** The fence it sleeps on in a blocking wait. */
-  waitingOn?: { fence: string; handle: number; forMs: number };
+  waitingOn?: {
+    /** The fence's `context:seqno`, or `@offset (released)` when it no longer exists. */
+    fence: string;
+    /** The fence's handle. */
+    handle: number;
+    /** How long it has been waiting (ms). */
+    forMs: number;
+  };
   /** The lock word it is trying to acquire (a contended lock). */
-  acquiring?: { lock: number; what: string; holder: string };
+  acquiring?: {
+    /** Byte offset of the lock word. */
+    lock: number;
+    /** What the word belongs to ("inline lock of fence 3:7", "lock of operation 12", …). */
+    what: string;
+    /** The thread that holds it, or "nobody". */
+    holder: string;
+  };
   /** Lock words it holds (robust-listed ones and fence inline locks). */
-  locksHeld: { lock: number; what: string }[];
+  locksHeld: {
+    /** Byte offset of the lock word. */
+    lock: number;
+    /** What the word belongs to. */
+    what: string;
+  }[];
   /** Callbacks queued in its inbox, not yet run. */
   inboxQueued: number;
   /** True when a dispatcher listens on its doorbell. */
   dispatching: boolean;
 }
 
+/** A live fence, in an {@link ArenaDump} (the arena's stub fence is left out). */
 export interface DumpFence {
+  /** Its handle. */
   handle: number;
   /** `context:seqno`. */
   label: string;
+  /** Its fence context. */
   context: number;
+  /** Its sequence number on that context. */
   seqno: number;
   /** Registered ops name ("fencelab:driver", "fencelab:sw_sync", …). */
   ops: string;
+  /** The ops' driver name while pending; "detached-driver" once signaled (the ops are detached). */
   driver: string;
+  /** The ops' timeline name while pending; "signaled-timeline" once signaled. */
   timeline: string;
+  /** Pending, signaled with status 1, or signaled with an error. */
   state: 'pending' | 'signaled' | 'error';
   /** Kernel status: 0 pending, 1 signaled, negative errno. */
   status: number;
+  /** The error's name ("ETIMEDOUT", …) when status is negative. */
   error?: string;
+  /** References held on it. */
   refcount: number;
+  /** The lock the fence takes. */
   lock: {
+    /** Its own lock word, or one borrowed from another block. */
     mode: 'inline' | 'borrowed';
     /** Byte offset of the lock word. */
     word: number;
+    /** The thread that holds it, or null when free (or when a borrowed word dangles). */
     holder: string | null;
+    /** True when the word carries the owner-died mark (a holder died and it was taken over or released). */
     ownerDied: boolean;
     /** Borrowed: what the lock word belongs to, and whether that block is gone (the fence's lock dangles). */
     lender?: string;
+    /** Borrowed: true when the lender's block was freed (the fence's lock word lies in freed memory). */
     dangling?: boolean;
   };
   /** Threads asleep in a blocking wait on it; `flagged` when some waiter (async ones too) asked to be woken. */
-  waiters: { sleeping: string[]; flagged: boolean };
+  waiters: {
+    /** Names of the threads asleep in a blocking wait on it. */
+    sleeping: string[];
+    /** True when the fence's waiters flag is set: some waiter asked the signaler to wake it. */
+    flagged: boolean;
+  };
   /** Callbacks still pending on it. */
-  callbacks: { owner: string; kind: 'function' | 'wake' | 'library' }[];
+  callbacks: {
+    /** The thread the callback belongs to (where a function callback runs). */
+    owner: string;
+    /** A function callback, a waiter's wake-up, or one of the library's own (containers, scheduler, sync files). */
+    kind: 'function' | 'wake' | 'library';
+  }[];
+  /** True once signaling was enabled (a callback or waiter asked for it: kernel ENABLE_SIGNAL_BIT). */
   signalingEnabled: boolean;
+  /** The thread that created it. */
   createdBy: string;
 }
 
+/** An sw_sync timeline, in an {@link ArenaDump}. */
 export interface DumpTimeline {
+  /** Its handle. */
   handle: number;
+  /** The name it was created with. */
   name: string;
+  /** Its fence context. */
   context: number;
+  /** Its current value: points up to it are signaled. */
   value: number;
+  /** True once closed (its remaining points got -ENOENT). */
   closed: boolean;
-  points: { seqno: number; state: 'pending' | 'signaled' | 'error'; refcount: number }[];
+  /** Its points still in the timeline's list. */
+  points: {
+    /** The point's value (its fence's seqno). */
+    seqno: number;
+    /** Pending, signaled, or signaled with an error. */
+    state: 'pending' | 'signaled' | 'error';
+    /** References held on the point's fence. */
+    refcount: number;
+  }[];
 }
 
+/** A held (or waited-for) lock word, in an {@link ArenaDump}. */
 export interface DumpLock {
   /** Byte offset of the lock word. */
   lock: number;
+  /** What the word belongs to ("lock 4294967421", "inline lock of fence 3:7", "fd entry 2 lock", …). */
   what: string;
+  /** The thread that holds it, "nobody (the word does not name a holder)" when only waiters point at it. */
   holder: string;
+  /** True when the word carries the owner-died mark. */
   ownerDied: boolean;
   /** Threads blocked acquiring it. */
   waiting: string[];
 }
 
+/** An open sync-file fd, in an {@link ArenaDump}. */
 export interface DumpFd {
+  /** The fd (the integer SyncFile functions take). */
   fd: number;
+  /** The sync file's name ('' when it has none). */
   name: string;
+  /** `context:seqno` of the fence it holds. */
   fence: string;
+  /** That fence's status: 0 pending, 1 signaled, negative errno. */
   status: number;
+  /** The thread the fd belongs to (it is closed when that thread leaves). */
   owner: string;
 }
 
+/** A driver operation not yet freed, in an {@link ArenaDump}. */
 export interface DumpOperation {
+  /** Its handle. */
   handle: number;
+  /** Its per-driver number. */
   id: number;
+  /** 'being submitted', 'submitted', 'running', 'finishing' or 'ended'. */
   state: string;
+  /** `context:seqno` of its out-fence, or "none yet". */
   fence: string;
+  /** The thread that submitted it. */
   owner: string;
 }
 
+/**
+ * A snapshot of everything live in an arena (`arena.describe()`, `fencelab inspect`): plain data,
+ * JSON-safe, so it can be written to a file and read by another process ({@link assertDump},
+ * {@link renderDump}, {@link analyzeHang}).
+ */
 export interface ArenaDump {
+  /** Always `'fencelab-dump'`. */
   format: typeof DUMP_FORMAT;
+  /** The layout version of the dump (1 here; {@link assertDump} refuses any other). */
   version: typeof DUMP_VERSION;
+  /** When it was taken (ISO 8601). */
   takenAt: string;
+  /** The process that took it. */
   pid: number;
   /** Why it was taken ("hang: no progress for 5 s", "inspect"). */
   reason?: string;
-  arena: { bytes: number; used: number; maxThreads: number; lockKind: string; sanitize: boolean; useAfterFree: number; tracing: string[] };
+  /** The arena as a whole. */
+  arena: {
+    /** Size of the buffer. */
+    bytes: number;
+    /** Bytes of live blocks, headers included. */
+    used: number;
+    /** Thread slots. */
+    maxThreads: number;
+    /** Default lock kind. */
+    lockKind: string;
+    /** True when the sanitizer is on. */
+    sanitize: boolean;
+    /** Stale accesses the sanitizer recorded (counting mode). */
+    useAfterFree: number;
+    /** Trace categories being recorded (empty: tracing off). */
+    tracing: string[];
+  };
+  /** Attached threads, live and being reaped. */
   threads: DumpThread[];
+  /** Live fences (the stub left out). */
   fences: DumpFence[];
+  /** sw_sync timelines. */
   timelines: DumpTimeline[];
+  /** Held lock words, and words threads wait for. */
   locks: DumpLock[];
+  /** Open sync-file fds. */
   fds: DumpFd[];
+  /** Driver operations not yet freed. */
   operations: DumpOperation[];
   /** Problems the walk met (a torn list while threads ran, a truncated list). */
   notes: string[];

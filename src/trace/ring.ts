@@ -311,18 +311,27 @@ export interface RawEvent {
   kind: number;
   /** The kind word's bits above the kind. */
   bits: number;
+  /** First argument word; what the five mean depends on `kind` (the tracepoint table of the architecture document). */
   a: number;
+  /** Second argument word. */
   b: number;
+  /** Third argument word. */
   c: number;
+  /** Fourth argument word. */
   d: number;
+  /** Fifth argument word. */
   e: number;
 }
 
 /** One thread's ring of the current session. */
 export interface ThreadEvents {
+  /** The thread slot the ring belongs to. */
   slot: number;
+  /** The thread's attach serial (tells apart threads that used the same slot in turn). */
   serial: number;
+  /** Node's threadId of the thread. */
   threadId: number;
+  /** The thread's name (`nameThread`, default "main" or "thread N"). */
   name: string;
   /** False once the thread left its slot (exited, was reaped, detached). */
   alive: boolean;
@@ -336,12 +345,15 @@ export interface ThreadEvents {
 
 /** The current session as recorded so far. */
 export interface TraceSnapshot {
+  /** The session's number (each `start()` begins a new one). */
   session: number;
-  /** Categories recorded (TC_* bits, as started). */
+  /** True while the session records. */
   recording: boolean;
-  /** Trace clock (ms) when the session started, and when it stopped (or now, if still recording). */
+  /** Trace clock (ms) when the session started. */
   startMs: number;
+  /** Trace clock (ms) when it stopped, or now if still recording. */
   endMs: number;
+  /** Every thread's ring of this session. */
   threads: ThreadEvents[];
   /** Names of the threads attached when the snapshot was taken, by slot (also those that recorded nothing). */
   slotNames: Record<number, string>;

@@ -32,6 +32,7 @@ export const TRACE_CATEGORIES = Object.keys(CATEGORY_BITS) as TraceCategory[];
 /** What a session records unless told otherwise: everything but fence releases (see {@link TraceOptions.categories}). */
 export const DEFAULT_TRACE_CATEGORIES = TRACE_CATEGORIES.filter((c) => (L.TC_DEFAULT & CATEGORY_BITS[c]) !== 0);
 
+/** {@link Tracer.start}'s options. */
 export interface TraceOptions {
   /** Events each thread's ring holds (default: what fills 256 KiB, 8,189); rounded up to fill its block. */
   eventsPerThread?: number;
@@ -66,11 +67,17 @@ export function describeArena(arena: Arena, reason?: string): ArenaDump {
 
 /** The recorder of one arena, seen from the calling thread. Get it as `arena.trace`. */
 export class Tracer {
+  /** The arena it records (this thread's view). */
   readonly arena: Arena;
 
-  /** @internal use `arena.trace`. */
-  constructor(arena: Arena) {
+  /** Not public (one built by hand would skip its factory's checks): use `arena.trace`. */
+  private constructor(arena: Arena) {
     this.arena = arena;
+  }
+
+  /** @internal The recorder behind `arena.trace`. */
+  static make(arena: Arena): Tracer {
+    return new Tracer(arena);
   }
 
   /**

@@ -7,6 +7,7 @@
  */
 import type { ChromeTrace } from './chrome.js';
 
+/** Options of {@link renderTimelinePage} and {@link renderTimelineSection}. */
 export interface TimelineOptions {
   /** Heading of the view. */
   title?: string;
