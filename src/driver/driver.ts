@@ -12,6 +12,7 @@
  * executed in the caller's context).
  */
 import type { Arena } from '../arena/arena.js';
+import { BlockView } from '../arena/blockview.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errno, Errors } from '../errors.js';
@@ -99,19 +100,11 @@ function checkCommand(cmd: DriverCommand, opHandle: number): void {
 }
 
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
-export class Driver {
-  readonly arena: Arena;
-  /** Payload word index of the driver block. */
-  readonly dw: number;
-  readonly handle: number;
-  private readonly gen: number;
+export class Driver extends BlockView {
   private readonly ringMask: number;
 
   private constructor(arena: Arena, dw: number) {
-    this.arena = arena;
-    this.dw = dw;
-    this.handle = arena.handleOf(dw - BLOCK_HEADER_WORDS);
-    this.gen = arena.generationAt(dw - BLOCK_HEADER_WORDS);
+    super(arena, dw);
     this.ringMask = arena.i32[dw + DRV_RING_CAP] - 1;
   }
 
@@ -150,8 +143,7 @@ export class Driver {
   }
 
   private check(): number {
-    if (!this.arena.isLive(this.dw - BLOCK_HEADER_WORDS, this.gen)) throw Errors.badHandle('driver', this.handle, 'the driver was destroyed');
-    return this.dw;
+    return this.live('driver', 'the driver was destroyed');
   }
 
   get lockMode(): LockMode {

@@ -5,7 +5,7 @@
 import { allocFigure, cellFigure, goalFigure, rowFigure, variantFigure, workloadFigure } from './compare.js';
 import { formatCs } from './text.js';
 import { type AllocCell, type AllocResults, type ChainResults, type ContentionCell, type ContentionResults, type CoreResults, type FenceWorkloadRow, type WakeResults } from './schema.js';
-import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
+import { LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, barDatasets, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
 
 export function coreSection(r: CoreResults, base: Baseline<'core'> | undefined): Section {
   const ratioRows = r.rows.filter((x) => x.ratio !== undefined);
@@ -69,17 +69,11 @@ export function wakeSection(r: WakeResults, base: Baseline<'wake'> | undefined):
   const us = (ns: number) => ns / 1000;
   const percentiles = ['p50', 'p90', 'p99'] as const;
   const before = new Map((base?.results?.variants ?? []).map((v) => [v.name, v] as const));
-  const datasets: Config['data']['datasets'] = [];
-  percentiles.forEach((p, i) => {
-    datasets.push({ type: 'bar', label: p, data: r.variants.map((v) => us(v.latencyNs[p])), backgroundColor: SERIES[i] });
-    if (base)
-      datasets.push({
-        type: 'bar',
-        label: `${p}, baseline run`,
-        data: r.variants.map((v) => nullable(before.get(v.name)?.latencyNs[p], us)),
-        backgroundColor: BASELINE_SERIES[i],
-      });
-  });
+  const datasets = barDatasets(
+    percentiles,
+    (p) => r.variants.map((v) => us(v.latencyNs[p])),
+    base && ((p) => r.variants.map((v) => nullable(before.get(v.name)?.latencyNs[p], us))),
+  );
   const chart: Config = {
     type: 'bar',
     data: { labels: r.variants.map((v) => lines(v.name, changeLine(variantFigure(v), base))), datasets },
@@ -203,17 +197,11 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
     const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
     const variants = [...new Set(workload.map((w) => w.variant))];
     const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
-    const datasets: Config['data']['datasets'] = [];
-    variants.forEach((v, i) => {
-      datasets.push({ type: 'bar', label: v, data: wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)), backgroundColor: SERIES[i % SERIES.length] });
-      if (base)
-        datasets.push({
-          type: 'bar',
-          label: `${v}, baseline run`,
-          data: wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec)),
-          backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
-        });
-    });
+    const datasets = barDatasets(
+      variants,
+      (v) => wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)),
+      base && ((v) => wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec))),
+    );
     charts.push([
       'chart-contention-workload',
       {
@@ -263,17 +251,11 @@ export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefine
     const [t, live] = group.split('|').map(Number);
     return `${t} worker${t === 1 ? '' : 's'}, ${live === 0 ? 'empty heap' : `${live.toLocaleString('en-US')} live blocks each`}`;
   };
-  const datasets: Config['data']['datasets'] = [];
-  impls.forEach((impl, i) => {
-    datasets.push({ type: 'bar', label: impl, data: groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)), backgroundColor: SERIES[i % SERIES.length] });
-    if (base)
-      datasets.push({
-        type: 'bar',
-        label: `${impl}, baseline run`,
-        data: groups.map((g) => nullable(at(base.results?.cells, impl, g), (c) => c.mOpsPerSec)),
-        backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length],
-      });
-  });
+  const datasets = barDatasets(
+    impls,
+    (impl) => groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)),
+    base && ((impl) => groups.map((g) => nullable(at(base.results?.cells, impl, g), (c) => c.mOpsPerSec))),
+  );
   const chart: Config = {
     type: 'bar',
     data: { labels: groups.map(label), datasets },
