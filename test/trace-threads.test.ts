@@ -111,7 +111,7 @@ describe('traces of worker threads', () => {
     arena.trace.nameThread('importer');
     const lender = SpinLock.create(arena);
     const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 9, lock: lender });
-    lender.free(); // the lender goes first: the seed's bug
+    lender.free(); // the lender goes first: the borrowed-lock use-after-free
     SpinLock.create(arena); // the memory has a new owner
     f.lock(); // through the dangling borrowed lock: caught, counted, and traced
     f.unlock();

@@ -153,22 +153,7 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
   }
 
   // The grid's table here, the sweep's after its charts.
-  const cellTable = (cells: ContentionCell[]) =>
-    htmlTable(
-      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
-      cells.map((c) => [
-        c.kind,
-        String(c.threads),
-        formatCs(cs(c)),
-        significant(c.mOpsPerSec),
-        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
-        c.jain === undefined ? '—' : c.jain.toFixed(2),
-        c.fairness.toFixed(2),
-        c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
-        ...changeCells(cellFigure(c), base),
-      ]),
-    );
-  parts.push(cellTable(grid));
+  parts.push(contentionTable(grid, base));
   // Throughput against the critical section's length, one chart per worker count of the sweep.
   const lengths = [...new Set(r.results.map(cs))].sort((a, b) => a - b);
   const sweepThreads = [...new Set(r.results.filter((c) => cs(c) > 0).map((c) => c.threads))].sort((a, b) => a - b);
@@ -190,46 +175,13 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
   }
 
   const sweep = r.results.filter((c) => cs(c) > 0);
-  if (sweep.length > 0) parts.push(cellTable(sweep));
+  if (sweep.length > 0) parts.push(contentionTable(sweep, base));
 
   const workload = r.workload ?? [];
   if (workload.length > 0) {
-    const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
-    const variants = [...new Set(workload.map((w) => w.variant))];
-    const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
-    const datasets = barDatasets(
-      variants,
-      (v) => wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)),
-      base && ((v) => wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec))),
-    );
-    charts.push([
-      'chart-contention-workload',
-      {
-        type: 'bar',
-        data: { labels: wThreads.map((t) => `${t} workers (1 exporter, ${t - 1} importer${t === 2 ? '' : 's'})`), datasets },
-        options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'thousand fences/s through the pipeline' } } } },
-      },
-    ]);
-    parts.push(
-      chartBlock(
-        'chart-contention-workload',
-        LINE_CHART_PX,
-        `The fence workload: an exporter creates fences, takes a reference per importer and signals each a few fences later; every importer takes every fence, adds a callback, reads its status and puts it, and runs the callbacks the signals queue to it. Every fence borrowing one timeline lock puts all of that on one lock word; inline locks spread it over the fences.${base ? ' Light bars: the baseline run.' : ''}`,
-      ),
-      htmlTable(
-        ['locking', 'workers', 'k fences/s', 'vs shared lock', 'callbacks', 'status reads', ...changeHead(base)],
-        workload.map((w) => [
-          w.variant,
-          String(w.threads),
-          significant(w.kFencesPerSec),
-          w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
-          String(w.callbacks),
-          String(w.statusReads),
-          ...changeCells(workloadFigure(w), base),
-        ]),
-        [0],
-      ),
-    );
+    const w = workloadBlock(workload, base);
+    charts.push(w.chart);
+    parts.push(...w.html);
   }
   const goals = r.goals ?? [];
   parts.push(goalTable(goals, base));
@@ -241,6 +193,65 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
       ? [...r.results.map((c) => changeFor(cellFigure(c), base)), ...workload.map((w) => changeFor(workloadFigure(w), base)), ...goals.map((g) => changeFor(goalFigure(g), base))]
       : [],
   };
+}
+
+/** The table of contention cells: per lock and worker count, throughput, ratio to raw, fairness, the counter's check. */
+function contentionTable(cells: ContentionCell[], base: Baseline<'contention'> | undefined): string {
+  return htmlTable(
+    ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
+    cells.map((c) => [
+      c.kind,
+      String(c.threads),
+      formatCs(c.csNs ?? 0),
+      significant(c.mOpsPerSec),
+      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+      c.jain === undefined ? '—' : c.jain.toFixed(2),
+      c.fairness.toFixed(2),
+      c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
+      ...changeCells(cellFigure(c), base),
+    ]),
+  );
+}
+
+/** The fence workload's chart and table (see bench/contention.bench.ts): fences/s per locking variant and worker count. */
+function workloadBlock(workload: FenceWorkloadRow[], base: Baseline<'contention'> | undefined): { chart: [string, Config]; html: string[] } {
+  const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
+  const variants = [...new Set(workload.map((w) => w.variant))];
+  const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
+  const datasets = barDatasets(
+    variants,
+    (v) => wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)),
+    base && ((v) => wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec))),
+  );
+  const chart: [string, Config] = [
+    'chart-contention-workload',
+    {
+      type: 'bar',
+      data: { labels: wThreads.map((t) => `${t} workers (1 exporter, ${t - 1} importer${t === 2 ? '' : 's'})`), datasets },
+      options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'thousand fences/s through the pipeline' } } } },
+    },
+  ];
+  const html = [
+    chartBlock(
+      'chart-contention-workload',
+      LINE_CHART_PX,
+      `The fence workload: an exporter creates fences, takes a reference per importer and signals each a few fences later; every importer takes every fence, adds a callback, reads its status and puts it, and runs the callbacks the signals queue to it. Every fence borrowing one timeline lock puts all of that on one lock word; inline locks spread it over the fences.${base ? ' Light bars: the baseline run.' : ''}`,
+    ),
+    htmlTable(
+      ['locking', 'workers', 'k fences/s', 'vs shared lock', 'callbacks', 'status reads', ...changeHead(base)],
+      workload.map((w) => [
+        w.variant,
+        String(w.threads),
+        significant(w.kFencesPerSec),
+        w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
+        String(w.callbacks),
+        String(w.statusReads),
+        ...changeCells(workloadFigure(w), base),
+      ]),
+      [0],
+    ),
+  ];
+  return { chart, html };
 }
 
 export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefined): Section {
