@@ -140,6 +140,11 @@ function rawBatch(i32: Int32Array, word: number, counter: number, csIters: numbe
   return sink;
 }
 
+/*
+ * spinLockBatch and fenceBatch are the same loop over two classes, kept apart on purpose: one loop
+ * taking `{ lock(); unlock() }` would see both classes at its call sites across the cells a worker
+ * runs, and a polymorphic lock call in the measured loop is a cost the library's users do not pay.
+ */
 function spinLockBatch(lock: SpinLock, i32: Int32Array, counter: number, csIters: number, batch: number): number {
   let sink = 0;
   for (let k = 0; k < batch; k++) {

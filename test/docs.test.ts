@@ -2,10 +2,11 @@
  * The API reference (`npm run docs`): TypeDoc builds it from src/index.ts with this repository's
  * configuration and plugin, and the doc comments' contract lines (Locking, Threads, Returns,
  * Throws) come out as paragraphs of their own. The configuration fails the build on an exported
- * symbol without a doc comment, so the reference documents every one.
+ * symbol without a doc comment, so the reference documents every one. And the prose docs (README.md, docs/*.md) point at
+ * files that exist and name each symbol with the file that defines it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,4 +85,84 @@ describe('every export documented', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 150_000);
+});
+
+/** The prose docs: the README and docs/*.md, repository-relative. */
+const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+/** A repository path in backticks or a relative link. */
+const PATH = /`((?:src|workers|bench|test|scripts|examples|docs)\/[\w./-]*)`|\]\((?:\.\.?\/)?((?:src|workers|bench|test|scripts|examples|docs)\/[^)#\s]*)/g;
+/** Built by `npm run docs`, not kept in the repository. */
+const GENERATED = /^docs\/api(\/|$)/;
+const SYM = '`[A-Za-z_$][\\w$]*(?:\\.[A-Za-z_$][\\w$]*)?(?:\\(\\))?`';
+/**
+ * A symbol named with its file: `sym` in `file.ts`, `sym` (`file.ts`), `sym`, `file.ts`, also a
+ * list of symbols before the file (`a`, `b` (`file.ts`); `a` / `b` in `file.ts`).
+ */
+const PAIR = new RegExp(`((?:${SYM}(?:, | / ))*${SYM})(?: in |,? \\(| ?, )\`((?:src|workers|bench|test|scripts|examples)/[\\w./-]+\\.ts)\``, 'g');
+
+/** True when `file`'s text declares `name` (function, class, const, type, a method or field, a defineStruct name). */
+function declares(text: string, name: string): boolean {
+  const mods = '(?:static\\s+|readonly\\s+|private\\s+|protected\\s+|async\\s+|get\\s+|set\\s+)*';
+  return new RegExp(
+    [
+      `(?:function\\*?|class|const|let|var|interface|type|enum)\\s+${name}\\b`,
+      `^\\s+${mods}${name}\\s*(?:<[^>]*>)?\\([^;]*\\{\\s*$`, // a method (a call ends with ';')
+      `^\\s+${mods}${name}\\s*[:=]`, // a field
+      `defineStruct\\(\\s*'${name}'`,
+    ].join('|'),
+    'm',
+  ).test(text);
+}
+
+/** Each reference as [doc:line, symbol or '', repository path]. */
+function references(): [where: string, sym: string, path: string][] {
+  return DOCS.flatMap((doc) =>
+    readFileSync(join(ROOT, doc), 'utf8')
+      .split('\n')
+      .flatMap((line, i) => {
+        const where = `${doc}:${i + 1}`;
+        const paths = [...line.matchAll(PATH)].map((m): [string, string, string] => [where, '', (m[1] ?? m[2]).replace(/\/$/, '')]);
+        const pairs = [...line.matchAll(PAIR)].flatMap((m) =>
+          [...m[1].matchAll(/`([^`(]+)(?:\(\))?`/g)].map((s): [string, string, string] => [where, s[1], m[2]]),
+        );
+        return [...paths, ...pairs];
+      }),
+  );
+}
+
+describe('the prose docs', () => {
+  const refs = references();
+
+  it('find references to check (the parser still reads them)', () => {
+    expect(refs.filter(([, sym]) => sym !== '').length).toBeGreaterThan(40);
+    expect(refs.some(([, sym, path]) => sym === 'releaseFence' && path === 'src/fence/release.ts')).toBe(true);
+  });
+
+  it('point only at files and folders of the repository', () => {
+    const missing = refs.filter(([, , path]) => !GENERATED.test(path) && !existsSync(join(ROOT, path)));
+    expect(missing).toEqual([]);
+  });
+
+  it('name each symbol with the file that defines it', () => {
+    const wrong = refs.filter(([, sym, path]) => {
+      if (sym === '' || !existsSync(join(ROOT, path))) return false;
+      const text = readFileSync(join(ROOT, path), 'utf8');
+      return !sym.split('.').every((part) => declares(text, part));
+    });
+    expect(wrong).toEqual([]);
+  });
+
+  it('list, per layer of the architecture, files that are in its folder and the symbols they define', () => {
+    const arch = readFileSync(join(ROOT, 'docs/architecture.md'), 'utf8');
+    const rows = [...arch.matchAll(/^\| \w+ \| `(src\/\w+\/)` \|.*\| (.*) \|$/gm)];
+    expect(rows.length).toBeGreaterThanOrEqual(10);
+    const wrong = rows.flatMap(([, folder, files]) =>
+      [...files.matchAll(/`(\w+\.ts)`(?: \(`(\w+)`\))?/g)].flatMap(([, file, sym]) => {
+        const path = join(ROOT, folder, file);
+        if (!existsSync(path)) return [`${folder}${file}: no such file`];
+        return sym !== undefined && !declares(readFileSync(path, 'utf8'), sym) ? [`${folder}${file}: no ${sym}`] : [];
+      }),
+    );
+    expect(wrong).toEqual([]);
+  });
 });

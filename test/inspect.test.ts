@@ -33,9 +33,9 @@ describe('a hang, described', () => {
     const arena = Arena.create({ bytes: 2 << 20 });
     const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 17 });
     const lock = SpinLock.create(arena);
-    const sleeper = new TestWorker('blocker', { buffer: arena.buffer, name: 'importer 2' });
-    const holder = new TestWorker('blocker', { buffer: arena.buffer, name: 'exporter 1' });
-    const stuck = new TestWorker('blocker', { buffer: arena.buffer, name: 'importer 3' });
+    const sleeper = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'importer 2' });
+    const holder = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'exporter 1' });
+    const stuck = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'importer 3' });
     await Promise.all([sleeper.next('ready'), holder.next('ready'), stuck.next('ready')]);
     await holder.ask({ type: 'lock', ref: lock.ref, timeoutMs: 10_000 }, 'locked');
     sleeper.post({ type: 'wait', handle: fence.handle, timeoutMs: 30_000 });

@@ -61,16 +61,38 @@ function expectFree(idx: number): void {
   expect(nextOf(w)).toBe(servingOf(w));
 }
 
+/**
+ * With `lock` held here since ticket `t0`, the waiters queued behind it dead and reaped: the next
+ * ticket is ours plus one (theirs were handed back), and the lock comes free and works. Frees it.
+ */
+function expectDeadTicketHandedBack(lock: SpinLock, t0: number): void {
+  expect(nextOf(word(lock.index))).toBe((t0 + 1) & 0xff);
+  lock.unlock();
+  expectFree(lock.index);
+  expect(lock.tryLock()).toBe(true);
+  lock.unlock();
+  lock.free();
+}
+
+/**
+ * A ticket lock held here (ticket `t0`), with holder `a` then holder `b` queued behind it, each
+ * asking with the timeout given (none: it waits). Returns when both have taken their tickets.
+ */
+async function queueOfTwo(aTimeoutMs?: number, bTimeoutMs?: number): Promise<{ lock: SpinLock; a: { w: TestWorker; slot: number }; b: { w: TestWorker; slot: number }; t0: number }> {
+  const lock = SpinLock.create(arena, 'ticket');
+  const [a, b] = [await holder(), await holder()];
+  expect(lock.lock()).toBe(true);
+  const t0 = servingOf(word(lock.index));
+  a.w.post({ type: 'lock', ref: lock.ref, timeoutMs: aTimeoutMs });
+  await ticketTaken(lock.index, (t0 + 2) & 0xff);
+  b.w.post({ type: 'lock', ref: lock.ref, timeoutMs: bTimeoutMs });
+  await ticketTaken(lock.index, (t0 + 3) & 0xff);
+  return { lock, a, b, t0 };
+}
+
 describe('a ticket taken by a thread that never takes its turn', () => {
   it('a waiter terminated in the middle of the queue: the waiter behind passes its ticket over', async () => {
-    const lock = SpinLock.create(arena, 'ticket');
-    const [a, b] = [await holder(), await holder()];
-    expect(lock.lock()).toBe(true);
-    const t0 = servingOf(word(lock.index));
-    a.w.post({ type: 'lock', ref: lock.ref });
-    await ticketTaken(lock.index, (t0 + 2) & 0xff);
-    b.w.post({ type: 'lock', ref: lock.ref });
-    await ticketTaken(lock.index, (t0 + 3) & 0xff);
+    const { lock, a, b, t0 } = await queueOfTwo();
     await kill(a.w); // reaped: its ticket t0+1 sits between ours and b's
     expect(nextOf(word(lock.index))).toBe((t0 + 3) & 0xff);
     lock.unlock();
@@ -91,12 +113,7 @@ describe('a ticket taken by a thread that never takes its turn', () => {
     a.w.post({ type: 'lock', ref: lock.ref });
     await ticketTaken(lock.index, (t0 + 2) & 0xff);
     await kill(a.w);
-    expect(nextOf(word(lock.index))).toBe((t0 + 1) & 0xff);
-    lock.unlock();
-    expectFree(lock.index);
-    expect(lock.tryLock()).toBe(true);
-    lock.unlock();
-    lock.free();
+    expectDeadTicketHandedBack(lock, t0);
   });
 
   it('terminated at its turn before writing its owner id (next = serving + 1, owner 0): its reaper serves the ticket', async () => {
@@ -142,14 +159,7 @@ describe('a ticket taken by a thread that never takes its turn', () => {
   });
 
   it('a waiter that times out with a waiter behind it returns on time; the one behind passes its ticket over', async () => {
-    const lock = SpinLock.create(arena, 'ticket');
-    const [a, b] = [await holder(), await holder()];
-    expect(lock.lock()).toBe(true);
-    const t0 = servingOf(word(lock.index));
-    a.w.post({ type: 'lock', ref: lock.ref, timeoutMs: 100 });
-    await ticketTaken(lock.index, (t0 + 2) & 0xff);
-    b.w.post({ type: 'lock', ref: lock.ref });
-    await ticketTaken(lock.index, (t0 + 3) & 0xff);
+    const { lock, a, b, t0 } = await queueOfTwo(100);
     await a.w.next('timedout', 10_000); // on time, although its ticket could not be handed back
     expect(arena.i32[arena.slotWord(a.slot) + K.T_ROBUST_TICKET]).toBe(0);
     lock.unlock();
@@ -163,22 +173,10 @@ describe('a ticket taken by a thread that never takes its turn', () => {
   });
 
   it('the last waiter times out: it hands back its ticket and the orphaned one below it', async () => {
-    const lock = SpinLock.create(arena, 'ticket');
-    const [a, b] = [await holder(), await holder()];
-    expect(lock.lock()).toBe(true);
-    const t0 = servingOf(word(lock.index));
-    a.w.post({ type: 'lock', ref: lock.ref });
-    await ticketTaken(lock.index, (t0 + 2) & 0xff);
-    b.w.post({ type: 'lock', ref: lock.ref, timeoutMs: 300 });
-    await ticketTaken(lock.index, (t0 + 3) & 0xff);
+    const { lock, a, b, t0 } = await queueOfTwo(undefined, 300);
     await kill(a.w); // in the middle: left in the queue
     await b.w.next('timedout', 10_000);
-    expect(nextOf(word(lock.index))).toBe((t0 + 1) & 0xff);
-    lock.unlock();
-    expectFree(lock.index);
-    expect(lock.tryLock()).toBe(true);
-    lock.unlock();
-    lock.free();
+    expectDeadTicketHandedBack(lock, t0);
   });
 
   it('a waiter whose word is rewritten under it (a freed and reused lock) gives up at once, not at its deadline', async () => {

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence, FenceError, SwTimeline, SyncFile, defineFenceOps } from '../src/index.js';
-import { TestWorker, expectClean, rejects } from './support/core.js';
+import { TestWorker, expectClean, rejects, type Msg } from './support/core.js';
 
 const ops = defineFenceOps('syncfile-test', {
   getDriverName: () => 'gpu',
@@ -264,6 +264,29 @@ describe('SyncFile.merge', () => {
   });
 });
 
+/**
+ * Runs `meanwhile`, then collects each worker's 'done' reply and waits for it to exit; the workers
+ * are terminated whatever happens, so a failed test leaves none running. Returns the replies.
+ */
+async function joinFdUsers(workers: TestWorker[], timeoutMs: number, meanwhile?: () => Promise<void>): Promise<Msg[]> {
+  try {
+    await meanwhile?.();
+    const results = await Promise.all(workers.map((w) => w.next('done', timeoutMs)));
+    await Promise.all(workers.map((w) => w.exited()));
+    return results;
+  } finally {
+    await Promise.all(workers.map((w) => w.worker.terminate()));
+  }
+}
+
+/** Every fd is closed and only the creator's reference on `f` is left; puts it and checks the arena. */
+function expectOnlyCreatorsRef(arena: Arena, f: Fence): void {
+  expect(f.refcount).toBe(1);
+  expect(SyncFile.openCount(arena)).toBe(0);
+  f.put();
+  expectClean(arena);
+}
+
 describe('SyncFile across workers', () => {
   it('fds are plain integers any worker can use; close racing lookups is exact', async () => {
     const arena = arenaFor(256);
@@ -271,24 +294,17 @@ describe('SyncFile across workers', () => {
     const fds = Array.from({ length: 64 }, () => SyncFile.create(arena, f));
     const rounds = 200;
     const workers = [0, 1].map(() => new TestWorker('sync-fd-user', { buffer: arena.buffer, mode: 'lookup', fds, rounds }));
-    try {
+    const results = await joinFdUsers(workers, 20_000, async () => {
       // Close the fds while the workers look them up.
       await new Promise((r) => setTimeout(r, 5));
       for (const fd of fds) SyncFile.close(arena, fd);
-      const results = await Promise.all(workers.map((w) => w.next('done', 20_000)));
-      for (const r of results) {
-        expect((r.ok as number) + (r.badf as number)).toBe(rounds * fds.length);
-        expect(r.infos as number).toBeLessThanOrEqual(r.ok as number + (r.badf as number));
-      }
-      await Promise.all(workers.map((w) => w.exited()));
-    } finally {
-      await Promise.all(workers.map((w) => w.worker.terminate()));
+    });
+    for (const r of results) {
+      expect((r.ok as number) + (r.badf as number)).toBe(rounds * fds.length);
+      expect(r.infos as number).toBeLessThanOrEqual(r.ok as number + (r.badf as number));
     }
     // Every reference a lookup took was put: only the creator's is left.
-    expect(f.refcount).toBe(1);
-    expect(SyncFile.openCount(arena)).toBe(0);
-    f.put();
-    expectClean(arena);
+    expectOnlyCreatorsRef(arena, f);
   });
 
   it('workers creating and closing fds at once never get the same fd', async () => {
@@ -299,17 +315,9 @@ describe('SyncFile across workers', () => {
       f.get(); // a reference for each receiver of the handle
       return new TestWorker('sync-fd-user', { buffer: arena.buffer, mode: 'churn', fence: f.handle, rounds });
     });
-    try {
-      const results = await Promise.all(workers.map((w) => w.next('done', 30_000)));
-      for (const r of results) expect(r.created).toBe(rounds * 2);
-      await Promise.all(workers.map((w) => w.exited()));
-    } finally {
-      await Promise.all(workers.map((w) => w.worker.terminate()));
-    }
-    expect(f.refcount).toBe(1);
-    expect(SyncFile.openCount(arena)).toBe(0);
-    f.put();
-    expectClean(arena);
+    const results = await joinFdUsers(workers, 30_000);
+    for (const r of results) expect(r.created).toBe(rounds * 2);
+    expectOnlyCreatorsRef(arena, f);
   });
 
   it('the fds of a dead worker are closed when its slot is reaped', async () => {

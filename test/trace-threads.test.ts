@@ -32,7 +32,7 @@ describe('traces of worker threads', () => {
     arena.trace.start();
     const ctx = Fence.contextAlloc(arena);
     const waited = Fence.create(arena, { context: ctx, seqno: 1 });
-    const waiter = new TestWorker('blocker', { buffer: arena.buffer, name: 'importer 2' });
+    const waiter = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'importer 2' });
     await waiter.next('ready');
     waiter.post({ type: 'wait', handle: waited.handle, timeoutMs: 30_000 });
     // Signal only once the waiter sleeps on it (its slot says so): its wait then began before the signal.
@@ -78,8 +78,8 @@ describe('traces of worker threads', () => {
     const arena = Arena.create({ bytes: 4 << 20 });
     arena.trace.start({ categories: ['lock'] });
     const lock = SpinLock.create(arena);
-    const holder = new TestWorker('blocker', { buffer: arena.buffer, name: 'holder' });
-    const other = new TestWorker('blocker', { buffer: arena.buffer, name: 'contender' });
+    const holder = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'holder' });
+    const other = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'contender' });
     await Promise.all([holder.next('ready'), other.next('ready')]);
     await holder.ask({ type: 'lock', ref: lock.ref, timeoutMs: 10_000 }, 'locked');
     other.post({ type: 'lock', ref: lock.ref, timeoutMs: 30_000 });
@@ -111,7 +111,7 @@ describe('traces of worker threads', () => {
     arena.trace.nameThread('importer');
     const lender = SpinLock.create(arena);
     const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 9, lock: lender });
-    lender.free(); // the lender goes first: the seed's bug
+    lender.free(); // the lender goes first: the borrowed-lock use-after-free
     SpinLock.create(arena); // the memory has a new owner
     f.lock(); // through the dangling borrowed lock: caught, counted, and traced
     f.unlock();

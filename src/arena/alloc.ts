@@ -64,15 +64,7 @@ export function allocBlock(arena: Arena, blockBytes: number, type: number): numb
   const cb = arena.cacheBase + cls * CACHE_STRIDE;
   const n = i32[cb];
   if (n === 0 || arena.sanitize) return allocSlow(arena, cls, cb, blockBytes, type);
-  const hw = i32[cb + n];
-  // No call from the pop to the LIVE tag: a terminated thread cannot strand the block between.
-  i32[cb] = n - 1;
-  i32[hw + B_TAG] = cls | (type << TAG_TYPE_SHIFT) | arena.liveTag | (i32[hw + B_TAG] & FREE_THREAD_BITS);
-  // The generation's low 24 bits wrap past 0: generation 0 is never live.
-  const g = i32[hw + B_GEN];
-  i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
-  i32[arena.slotBase + T_ALLOCS]++;
-  return hw;
+  return popLive(arena, cb, n, cls, type);
 }
 
 /** allocBlock with an empty cache (refilled first) or in sanitize mode (the poison is checked). */
@@ -80,11 +72,23 @@ function allocSlow(arena: Arena, cls: number, cb: number, blockBytes: number, ty
   const i32 = arena.i32;
   let n = i32[cb];
   if (n === 0) n = refill(arena, cls, cb, blockBytes);
+  if (arena.sanitize) checkPoison(i32, i32[cb + n], cls);
+  return popLive(arena, cb, n, cls, type);
+}
+
+/**
+ * Pops the top block of the calling thread's cache at word `cb` (holding `n` > 0 blocks), tags it
+ * live as class `cls` and type `type` and moves its generation on; returns its header word index.
+ * One run of plain writes: there is no call from the pop to the LIVE tag, so a terminated thread
+ * cannot strand the block between them (worker.terminate() lands at calls, and the call to this
+ * function comes before the pop).
+ */
+function popLive(arena: Arena, cb: number, n: number, cls: number, type: number): number {
+  const i32 = arena.i32;
   const hw = i32[cb + n];
-  if (arena.sanitize) checkPoison(i32, hw, cls);
-  // As in allocBlock: no call from the pop to the LIVE tag.
   i32[cb] = n - 1;
   i32[hw + B_TAG] = cls | (type << TAG_TYPE_SHIFT) | arena.liveTag | (i32[hw + B_TAG] & FREE_THREAD_BITS);
+  // The generation's low 24 bits wrap past 0: generation 0 is never live.
   const g = i32[hw + B_GEN];
   i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
   i32[arena.slotBase + T_ALLOCS]++;

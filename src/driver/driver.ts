@@ -12,6 +12,7 @@
  * executed in the caller's context).
  */
 import type { Arena } from '../arena/arena.js';
+import { BlockView } from '../arena/blockview.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errno, Errors } from '../errors.js';
@@ -116,21 +117,11 @@ function checkCommand(cmd: DriverCommand, opHandle: number): void {
 }
 
 /** A driver: its timeline (fence context), counters and command ring live in one arena block. */
-export class Driver {
-  /** The arena the driver block lives in (this thread's view). */
-  readonly arena: Arena;
-  /** @internal Payload word index of the driver block. */
-  readonly dw: number;
-  /** Handle of the driver block: post it to other threads, which rebuild the driver with {@link Driver.fromHandle}. */
-  readonly handle: number;
-  private readonly gen: number;
+export class Driver extends BlockView {
   private readonly ringMask: number;
 
   private constructor(arena: Arena, dw: number) {
-    this.arena = arena;
-    this.dw = dw;
-    this.handle = arena.handleOf(dw - BLOCK_HEADER_WORDS);
-    this.gen = arena.generationAt(dw - BLOCK_HEADER_WORDS);
+    super(arena, dw);
     this.ringMask = arena.i32[dw + DRV_RING_CAP] - 1;
   }
 
@@ -169,8 +160,7 @@ export class Driver {
   }
 
   private check(): number {
-    if (!this.arena.isLive(this.dw - BLOCK_HEADER_WORDS, this.gen)) throw Errors.badHandle('driver', this.handle, 'the driver was destroyed');
-    return this.dw;
+    return this.live('driver', 'the driver was destroyed');
   }
 
   /** How the driver's out-fences lock (set at create). Throws EBADF once the driver was destroyed. */

@@ -9,6 +9,7 @@
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
+import { withHeld } from '../locks/scoped.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import { acquireInlineSeen, releaseInlineSeen } from '../locks/lockword.js';
@@ -18,7 +19,8 @@ import {
 } from './core.js';
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
 import { aliveHolds } from './keepalive.js';
-import { describeFence, driverNameOf, opsById, setDeadlineOf, timelineNameOf, type FenceOps } from './ops.js';
+import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
+import { opsById, type FenceOps } from './ops.js';
 import { putFence, setViewFactory } from './release.js';
 import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
@@ -303,12 +305,7 @@ export class Fence {
    * lock() and unlock().
    */
   withLock<T>(fn: () => T): T {
-    this.lock();
-    try {
-      return fn();
-    } finally {
-      this.unlock();
-    }
+    return withHeld(this, fn);
   }
 
   /* ───────────── signaling ───────────── */

@@ -57,14 +57,7 @@ export function signalFenceLocked(arena: Arena, fw: number, ts: bigint, tsIsNow 
 
 /** Signaled? Asks ops.signaled (with `view`) when the flag is not set yet, and signals when it says so. */
 export function pollSignaled(view: Fence, fw: number): boolean {
-  const arena = view.arena;
-  if (isSignaledFlag(arena.i32, fw)) return true;
-  const t = findOps(arena.i32[fw + L.F_OPS])?.table;
-  if (t?.signaled && t.signaled(view)) {
-    signalFence(arena, fw, nowNs());
-    return true;
-  }
-  return false;
+  return poll(view, fw, false);
 }
 
 /**
@@ -73,15 +66,22 @@ export function pollSignaled(view: Fence, fw: number): boolean {
  * lock). Throws EPERM when the lock is not held.
  */
 export function pollSignaledLocked(view: Fence, fw: number): boolean {
+  fenceAssertHeld(view.arena, fw);
+  return poll(view, fw, true);
+}
+
+/**
+ * The SIGNALED flag, else ops.signaled's verdict; a fence its ops call signaled is signaled here,
+ * with {@link signalFenceLocked} when the caller holds the lock (`locked`), else {@link signalFence}.
+ */
+function poll(view: Fence, fw: number, locked: boolean): boolean {
   const arena = view.arena;
-  fenceAssertHeld(arena, fw);
   if (isSignaledFlag(arena.i32, fw)) return true;
   const t = findOps(arena.i32[fw + L.F_OPS])?.table;
-  if (t?.signaled && t.signaled(view)) {
-    signalFenceLocked(arena, fw, nowNs());
-    return true;
-  }
-  return false;
+  if (!t?.signaled || !t.signaled(view)) return false;
+  if (locked) signalFenceLocked(arena, fw, nowNs());
+  else signalFence(arena, fw, nowNs());
+  return true;
 }
 
 /**

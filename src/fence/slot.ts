@@ -11,6 +11,7 @@
  * wedge the slot (the reaper releases the word). The put of the old fence happens after the lock.
  */
 import type { Arena } from '../arena/arena.js';
+import { BlockView } from '../arena/blockview.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
@@ -19,20 +20,12 @@ import { fenceTryGet } from './core.js';
 import { Fence, fenceView, putFence } from './fence.js';
 
 const { S_LOCK, S_FENCE, SLOT_WORDS } = L;
-const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+const { BLOCK_HEADER_WORDS } = A;
 
 /** A published fence pointer that any thread may replace or read. */
-export class FenceSlot {
-  /** The arena the slot lives in (this thread's view). */
-  readonly arena: Arena;
-  /** Payload word index of the slot. */
-  private readonly sw: number;
-  private readonly gen: number;
-
+export class FenceSlot extends BlockView {
   private constructor(arena: Arena, sw: number) {
-    this.arena = arena;
-    this.sw = sw;
-    this.gen = arena.i32[sw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+    super(arena, sw);
   }
 
   /**
@@ -55,16 +48,9 @@ export class FenceSlot {
     return new FenceSlot(arena, arena.resolve(handle, A.BlockType.FENCE_SLOT, 'fence slot') + BLOCK_HEADER_WORDS);
   }
 
-  /** Plain-integer handle of the slot, to post to other threads (a safe integer wider than 32 bits). */
-  get handle(): number {
-    return this.gen * A.HANDLE_OFFSET_SCALE + ((this.sw - BLOCK_HEADER_WORDS) >>> 1);
-  }
-
   /** Validates the view; returns the payload word index. Throws EBADF once the slot was destroyed. */
   private v(): number {
-    const hw = this.sw - BLOCK_HEADER_WORDS;
-    if ((this.arena.i32[hw + B_GEN] & GEN_MASK) !== this.gen) throw Errors.badHandle('fence slot', this.handle, 'the slot was destroyed');
-    return this.sw;
+    return this.live('fence slot', 'the slot was destroyed');
   }
 
   /**

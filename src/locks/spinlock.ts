@@ -6,6 +6,7 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
+import { withHeld } from './scoped.js';
 import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
 
 const LOCK_BLOCK_BYTES = 8; // word 0: the lock, word 1: its algorithm
@@ -130,12 +131,7 @@ export class SpinLock {
 
   /** Runs `fn` with the lock held; rethrows its error after unlocking. */
   withLock<T>(fn: () => T): T {
-    this.lock();
-    try {
-      return fn();
-    } finally {
-      this.unlock();
-    }
+    return withHeld(this, fn);
   }
 
   /**

@@ -95,6 +95,21 @@ export function lineDatasets(names: string[], values: (name: string) => (number 
   return datasets;
 }
 
+/**
+ * One bar series per name (`values(name)` in label order, null where missing); with `before`, each
+ * followed by the baseline run's bars of that name in the same hue, lighter.
+ */
+export function barDatasets<N extends string>(names: readonly N[], values: (name: N) => (number | null)[], before?: (name: N) => (number | null)[]): Config['data']['datasets'] {
+  const datasets: Config['data']['datasets'] = [];
+  names.forEach((name, i) => {
+    datasets.push({ type: 'bar', label: name, data: values(name), backgroundColor: SERIES[i % SERIES.length] });
+    // No baseline series for a figure the baseline run did not have (a suite or measure added since).
+    const old = before?.(name);
+    if (old?.some((x) => x !== null)) datasets.push({ type: 'bar', label: `${name}, baseline run`, data: old, backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length] });
+  });
+  return datasets;
+}
+
 /** A line chart over `labels`; the legend's entries drawn as short lines (dashed for the baseline run). */
 export function lineChart(
   labels: string[],

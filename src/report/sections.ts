@@ -5,7 +5,7 @@
 import { allocFigure, cellFigure, goalFigure, piscinaFigure, rowFigure, variantFigure, workloadFigure } from './compare.js';
 import { formatCs } from './text.js';
 import { type AllocCell, type AllocResults, type ChainResults, type ContentionCell, type ContentionResults, type CoreResults, type FenceWorkloadRow, type PiscinaResults, type WakeResults } from './schema.js';
-import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
+import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, barDatasets, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
 
 export function coreSection(r: CoreResults, base: Baseline<'core'> | undefined): Section {
   const ratioRows = r.rows.filter((x) => x.ratio !== undefined);
@@ -69,17 +69,11 @@ export function wakeSection(r: WakeResults, base: Baseline<'wake'> | undefined):
   const us = (ns: number) => ns / 1000;
   const percentiles = ['p50', 'p90', 'p99'] as const;
   const before = new Map((base?.results?.variants ?? []).map((v) => [v.name, v] as const));
-  const datasets: Config['data']['datasets'] = [];
-  percentiles.forEach((p, i) => {
-    datasets.push({ type: 'bar', label: p, data: r.variants.map((v) => us(v.latencyNs[p])), backgroundColor: SERIES[i] });
-    if (base)
-      datasets.push({
-        type: 'bar',
-        label: `${p}, baseline run`,
-        data: r.variants.map((v) => nullable(before.get(v.name)?.latencyNs[p], us)),
-        backgroundColor: BASELINE_SERIES[i],
-      });
-  });
+  const datasets = barDatasets(
+    percentiles,
+    (p) => r.variants.map((v) => us(v.latencyNs[p])),
+    base && ((p) => r.variants.map((v) => nullable(before.get(v.name)?.latencyNs[p], us))),
+  );
   const chart: Config = {
     type: 'bar',
     data: { labels: r.variants.map((v) => lines(v.name, changeLine(variantFigure(v), base))), datasets },
@@ -159,22 +153,7 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
   }
 
   // The grid's table here, the sweep's after its charts.
-  const cellTable = (cells: ContentionCell[]) =>
-    htmlTable(
-      ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
-      cells.map((c) => [
-        c.kind,
-        String(c.threads),
-        formatCs(cs(c)),
-        significant(c.mOpsPerSec),
-        c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
-        c.jain === undefined ? '—' : c.jain.toFixed(2),
-        c.fairness.toFixed(2),
-        c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
-        ...changeCells(cellFigure(c), base),
-      ]),
-    );
-  parts.push(cellTable(grid));
+  parts.push(contentionTable(grid, base));
   // Throughput against the critical section's length, one chart per worker count of the sweep.
   const lengths = [...new Set(r.results.map(cs))].sort((a, b) => a - b);
   const sweepThreads = [...new Set(r.results.filter((c) => cs(c) > 0).map((c) => c.threads))].sort((a, b) => a - b);
@@ -196,48 +175,13 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
   }
 
   const sweep = r.results.filter((c) => cs(c) > 0);
-  if (sweep.length > 0) parts.push(cellTable(sweep));
+  if (sweep.length > 0) parts.push(contentionTable(sweep, base));
 
   const workload = r.workload ?? [];
   if (workload.length > 0) {
-    const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
-    const variants = [...new Set(workload.map((w) => w.variant))];
-    const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
-    const datasets: Config['data']['datasets'] = [];
-    variants.forEach((v, i) => {
-      datasets.push({ type: 'bar', label: v, data: wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)), backgroundColor: SERIES[i % SERIES.length] });
-      const before = wThreads.map((t) => nullable(at(base?.results?.workload, v, t), (w) => w.kFencesPerSec));
-      if (base && before.some((x) => x !== null))
-        datasets.push({ type: 'bar', label: `${v}, baseline run`, data: before, backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length] });
-    });
-    charts.push([
-      'chart-contention-workload',
-      {
-        type: 'bar',
-        data: { labels: wThreads.map((t) => `${t} workers (1 exporter, ${t - 1} importer${t === 2 ? '' : 's'})`), datasets },
-        options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'thousand fences/s through the pipeline' } } } },
-      },
-    ]);
-    parts.push(
-      chartBlock(
-        'chart-contention-workload',
-        LINE_CHART_PX,
-        `The fence workload: an exporter creates fences, takes a reference per importer and signals each a few fences later; every importer takes every fence, adds a callback, reads its status and puts it, and runs the callbacks the signals queue to it. Every fence borrowing one timeline lock puts all of that on one lock word; inline locks spread it over the fences.${base ? ' Light bars: the baseline run.' : ''}`,
-      ),
-      htmlTable(
-        ['locking', 'workers', 'k fences/s', 'vs shared lock', 'callbacks', 'status reads', ...changeHead(base)],
-        workload.map((w) => [
-          w.variant,
-          String(w.threads),
-          significant(w.kFencesPerSec),
-          w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
-          String(w.callbacks),
-          String(w.statusReads),
-          ...changeCells(workloadFigure(w), base),
-        ]),
-        [0],
-      ),
-    );
+    const w = workloadBlock(workload, base);
+    charts.push(w.chart);
+    parts.push(...w.html);
   }
   const goals = r.goals ?? [];
   parts.push(goalTable(goals, base));
@@ -251,6 +195,65 @@ export function contentionSection(r: ContentionResults, base: Baseline<'contenti
   };
 }
 
+/** The table of contention cells: per lock and worker count, throughput, ratio to raw, fairness, the counter's check. */
+function contentionTable(cells: ContentionCell[], base: Baseline<'contention'> | undefined): string {
+  return htmlTable(
+    ['lock', 'workers', 'in lock', 'M ops/s', 'vs raw', 'Jain', 'min/max', 'exact', ...changeHead(base)],
+    cells.map((c) => [
+      c.kind,
+      String(c.threads),
+      formatCs(c.csNs ?? 0),
+      significant(c.mOpsPerSec),
+      c.ratio === undefined ? '—' : `${c.ratio.toFixed(2)}×`,
+      c.jain === undefined ? '—' : c.jain.toFixed(2),
+      c.fairness.toFixed(2),
+      c.counterOk ? 'yes' : { text: 'NO', cls: 'missed' },
+      ...changeCells(cellFigure(c), base),
+    ]),
+  );
+}
+
+/** The fence workload's chart and table (see bench/contention.bench.ts): fences/s per locking variant and worker count. */
+function workloadBlock(workload: FenceWorkloadRow[], base: Baseline<'contention'> | undefined): { chart: [string, Config]; html: string[] } {
+  const wThreads = [...new Set(workload.map((w) => w.threads))].sort((a, b) => a - b);
+  const variants = [...new Set(workload.map((w) => w.variant))];
+  const at = (rows: FenceWorkloadRow[] | undefined, v: string, t: number) => rows?.find((w) => w.variant === v && w.threads === t);
+  const datasets = barDatasets(
+    variants,
+    (v) => wThreads.map((t) => nullable(at(workload, v, t), (w) => w.kFencesPerSec)),
+    base && ((v) => wThreads.map((t) => nullable(at(base.results?.workload, v, t), (w) => w.kFencesPerSec))),
+  );
+  const chart: [string, Config] = [
+    'chart-contention-workload',
+    {
+      type: 'bar',
+      data: { labels: wThreads.map((t) => `${t} workers (1 exporter, ${t - 1} importer${t === 2 ? '' : 's'})`), datasets },
+      options: { ...COMMON_OPTIONS, scales: { y: { beginAtZero: true, title: { display: true, text: 'thousand fences/s through the pipeline' } } } },
+    },
+  ];
+  const html = [
+    chartBlock(
+      'chart-contention-workload',
+      LINE_CHART_PX,
+      `The fence workload: an exporter creates fences, takes a reference per importer and signals each a few fences later; every importer takes every fence, adds a callback, reads its status and puts it, and runs the callbacks the signals queue to it. Every fence borrowing one timeline lock puts all of that on one lock word; inline locks spread it over the fences.${base ? ' Light bars: the baseline run.' : ''}`,
+    ),
+    htmlTable(
+      ['locking', 'workers', 'k fences/s', 'vs shared lock', 'callbacks', 'status reads', ...changeHead(base)],
+      workload.map((w) => [
+        w.variant,
+        String(w.threads),
+        significant(w.kFencesPerSec),
+        w.ratio === undefined ? '—' : `${w.ratio.toFixed(2)}×`,
+        String(w.callbacks),
+        String(w.statusReads),
+        ...changeCells(workloadFigure(w), base),
+      ]),
+      [0],
+    ),
+  ];
+  return { chart, html };
+}
+
 export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefined): Section {
   const groups = [...new Set(r.cells.map((c) => `${c.threads}|${c.live}`))];
   const impls = [...new Set(r.cells.map((c) => c.impl))];
@@ -259,13 +262,11 @@ export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefine
     const [t, live] = group.split('|').map(Number);
     return `${t} worker${t === 1 ? '' : 's'}, ${live === 0 ? 'empty heap' : `${live.toLocaleString('en-US')} live blocks each`}`;
   };
-  const datasets: Config['data']['datasets'] = [];
-  impls.forEach((impl, i) => {
-    datasets.push({ type: 'bar', label: impl, data: groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)), backgroundColor: SERIES[i % SERIES.length] });
-    const before = groups.map((g) => nullable(at(base?.results?.cells, impl, g), (c) => c.mOpsPerSec));
-    if (base && before.some((x) => x !== null))
-      datasets.push({ type: 'bar', label: `${impl}, baseline run`, data: before, backgroundColor: BASELINE_SERIES[i % BASELINE_SERIES.length] });
-  });
+  const datasets = barDatasets(
+    impls,
+    (impl) => groups.map((g) => nullable(at(r.cells, impl, g), (c) => c.mOpsPerSec)),
+    base && ((impl) => groups.map((g) => nullable(at(base.results?.cells, impl, g), (c) => c.mOpsPerSec))),
+  );
   const chart: Config = {
     type: 'bar',
     data: { labels: groups.map(label), datasets },

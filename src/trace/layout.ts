@@ -150,4 +150,4 @@ export const OP_END_ABORTED = 4; // its exporter died: the reaper ended it (-ENO
 export const UAF_ACCESS_OTHER = 0; // another access
 export const UAF_ACCESS_FENCE = 1; // a fence view's field
 export const UAF_ACCESS_LOCK = 2; // a SpinLock's word
-export const UAF_ACCESS_FENCE_LOCK = 3; // a fence's borrowed lock word (the seed's bug)
+export const UAF_ACCESS_FENCE_LOCK = 3; // a fence's borrowed lock word (the borrowed-lock use-after-free)
