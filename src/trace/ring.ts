@@ -92,55 +92,20 @@ export function ringCapacity(events: number): number {
 }
 
 /**
- * Appends one event to the calling thread's ring: finds the ring of the current session (its ring
- * of an earlier session is reset, or replaced when the session wants another size; a thread
- * without one allocates it), stamps the event (the clock now, or the time given as ns halves) and
- * writes it.
+ * Appends one event to the calling thread's ring of the current session (set up by
+ * {@link openRing} at the thread's first event of a session) and stamps it: the clock now, or the
+ * time given as ns halves.
  *
- * One function, and not a small one, on purpose: V8 never inlines a function of this size, so a
- * hot path that records calls it instead of growing by it. Inlined, the recording code pushed
- * fenceAlloc and markSignaledLocked past V8's inlining budget, and a traced fence's life cost
- * ~40 ns more than its events.
+ * Small and straight-line: V8 inlines it into the few trace helpers that call it (each tracepoint
+ * calls one of those behind its `tracing` check, so the fence paths do not grow by it), and its
+ * loads and stores are all to this thread's ring and slot.
  */
 function recordEvent(arena: Arena, nsLo: number, nsHi: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
   const i32 = arena.i32;
-  const sb = arena.slotBase;
-  const session = i32[TH_SESSION];
-  let rw = i32[sb + T_TRACE_RING];
-  if (rw === 0 || i32[rw + R_SESSION] !== session) {
-    if (session === 0 || i32[sb + T_TRACE_NO_RING] === session) return;
-    const cap = i32[TH_RING_EVENTS];
-    if (rw !== 0 && i32[rw + R_CAP] !== cap) {
-      // Our own ring of an earlier session: no other thread writes or frees a live thread's ring.
-      i32[sb + T_TRACE_RING] = 0;
-      i32[rw + R_MAGIC] = 0;
-      arena.freeBlock(rw - BLOCK_HEADER_WORDS);
-      rw = 0;
-    }
-    if (rw === 0) {
-      let hw: number;
-      try {
-        hw = arena.allocBlock(ringBytes(cap), TRACE_BLOCK);
-      } catch {
-        i32[sb + T_TRACE_NO_RING] = session; // the arena is full: drop this session's events
-        return;
-      }
-      rw = hw + BLOCK_HEADER_WORDS;
-      // Recorded in the slot in the run of the allocation; the ring counts as ours (see
-      // reclaimRings) only once MAGIC is set below, after the owner fields.
-      i32[sb + T_TRACE_RING] = rw;
-    }
-    i32[rw + R_SLOT] = arena.slot;
-    i32[rw + R_SERIAL] = i32[sb + T_SERIAL];
-    i32[rw + R_THREAD_ID] = threadId;
-    i32[rw + R_CAP] = cap;
-    i32[rw + R_NEXT] = 0;
-    i32[rw + R_HEAD] = 0;
-    if (i32[sb + T_NAME_LEN] === 0) writeName(arena, sb + T_NAME_LEN, defaultThreadName());
-    i32.copyWithin(rw + R_NAME_LEN, sb + T_NAME_LEN, sb + T_NAME + THREAD_NAME_WORDS);
-    i32[rw + R_SESSION] = session;
-    // Last: a reader or a reclaimer trusts the header only after the magic.
-    Atomics.store(i32, rw + R_MAGIC, TRACE_MAGIC);
+  let rw = i32[arena.slotBase + T_TRACE_RING];
+  if (rw === 0 || i32[rw + R_SESSION] !== i32[TH_SESSION]) {
+    rw = openRing(arena);
+    if (rw === 0) return;
   }
   const next = i32[rw + R_NEXT];
   const ev = rw + R_ENTRIES + next * EV_WORDS;
@@ -162,6 +127,54 @@ function recordEvent(arena: Arena, nsLo: number, nsHi: number, kind: number, a: 
   // middle leaves an entry no reader takes. Plain writes: only this thread writes its ring.
   i32[rw + R_NEXT] = next + 1 === i32[rw + R_CAP] ? 0 : next + 1;
   i32[rw + R_HEAD] = (i32[rw + R_HEAD] + 1) | 0;
+}
+
+/**
+ * The calling thread's ring for the current session, set up now: its ring of an earlier session is
+ * reset, or replaced when the session wants another size; a thread without one allocates it.
+ * Returns the ring's payload word, or 0 when there is no session or no ring could be had (the
+ * arena is full: this session's events of this thread are dropped). Out of the write path: it runs
+ * once per thread and session.
+ */
+function openRing(arena: Arena): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const session = i32[TH_SESSION];
+  let rw = i32[sb + T_TRACE_RING];
+  if (session === 0 || i32[sb + T_TRACE_NO_RING] === session) return 0;
+  const cap = i32[TH_RING_EVENTS];
+  if (rw !== 0 && i32[rw + R_CAP] !== cap) {
+    // Our own ring of an earlier session: no other thread writes or frees a live thread's ring.
+    i32[sb + T_TRACE_RING] = 0;
+    i32[rw + R_MAGIC] = 0;
+    arena.freeBlock(rw - BLOCK_HEADER_WORDS);
+    rw = 0;
+  }
+  if (rw === 0) {
+    let hw: number;
+    try {
+      hw = arena.allocBlock(ringBytes(cap), TRACE_BLOCK);
+    } catch {
+      i32[sb + T_TRACE_NO_RING] = session; // the arena is full: drop this session's events
+      return 0;
+    }
+    rw = hw + BLOCK_HEADER_WORDS;
+    // Recorded in the slot in the run of the allocation; the ring counts as ours (see
+    // reclaimRings) only once MAGIC is set below, after the owner fields.
+    i32[sb + T_TRACE_RING] = rw;
+  }
+  i32[rw + R_SLOT] = arena.slot;
+  i32[rw + R_SERIAL] = i32[sb + T_SERIAL];
+  i32[rw + R_THREAD_ID] = threadId;
+  i32[rw + R_CAP] = cap;
+  i32[rw + R_NEXT] = 0;
+  i32[rw + R_HEAD] = 0;
+  if (i32[sb + T_NAME_LEN] === 0) writeName(arena, sb + T_NAME_LEN, defaultThreadName());
+  i32.copyWithin(rw + R_NAME_LEN, sb + T_NAME_LEN, sb + T_NAME + THREAD_NAME_WORDS);
+  i32[rw + R_SESSION] = session;
+  // Last: a reader or a reclaimer trusts the header only after the magic.
+  Atomics.store(i32, rw + R_MAGIC, TRACE_MAGIC);
+  return rw;
 }
 
 /* ───────────── thread names ───────────── */
