@@ -4,7 +4,8 @@
  * borrowed, fence withLock(fn) vs the same closure between a raw TAS pair, fence create+signal+put,
  * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
  * what tracing costs (a session recording the default categories, or every tracepoint, against the
- * same operation untraced). Run: `npm run bench`.
+ * same operation untraced; tracing off against a copy of the build without tracepoints, see
+ * bench/notrace.ts). Run: `npm run bench`.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
