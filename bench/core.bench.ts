@@ -4,7 +4,8 @@
  * borrowed, fence withLock(fn) vs the same closure between a raw TAS pair, fence create+signal+put,
  * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
  * what tracing costs (a session recording the default categories, or every tracepoint, against the
- * same operation untraced). Run: `npm run bench`.
+ * same operation untraced; tracing off against a copy of the build without tracepoints, see
+ * bench/notrace.ts). Run: `npm run bench`.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
@@ -17,10 +18,21 @@
 import { MemPool } from '@thi.ng/malloc';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import * as lib from '../src/index.js';
 import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
+import { buildNoTraceCopy, loadNoTraceCopy, removeNoTraceCopy } from './notrace.js';
 import { finishSuite, measure, row, runInfo, suiteArgs, timing, type Row } from './util.js';
 
-const args = suiteArgs('core', { group: { type: 'string' } });
+const args = suiteArgs('core', { group: { type: 'string' }, notrace: { type: 'string' } });
+
+/** The library a task runs: this build, or the copy without tracepoints (bench/notrace.ts). */
+type Lib = typeof lib;
+/** The copy without tracepoints, in a child that was given one (--notrace DIR). */
+let noTrace: Lib | undefined;
+function withoutTracepoints(): Lib {
+  if (noTrace === undefined) throw new Error('core bench: this group needs --notrace DIR (the copy without tracepoints)');
+  return noTrace;
+}
 
 const N = 1000;
 type Task = [string, () => void];
@@ -92,16 +104,31 @@ function spinLock(kind: LockKind): Task {
   ];
 }
 
-/** A trace session for a task: none, the default categories, or every tracepoint. */
-type Tracing = 'off' | 'on' | 'all';
-const TRACING_LABEL: Record<Tracing, string> = { off: '', on: ' (tracing on)', all: ' (tracing every tracepoint)' };
+/**
+ * A trace session for a task: none, the default categories, or every tracepoint; 'off-labelled'
+ * is 'off' named as such, beside 'stripped': the same task in the copy without tracepoints.
+ */
+type Tracing = 'off' | 'on' | 'all' | 'off-labelled' | 'stripped';
+const TRACING_LABEL: Record<Tracing, string> = {
+  off: '',
+  on: ' (tracing on)',
+  all: ' (tracing every tracepoint)',
+  'off-labelled': ' (tracing off)',
+  stripped: ' (a build without tracepoints)',
+};
 
 function traced(arena: Arena, tracing: Tracing): Arena {
-  if (tracing !== 'off') arena.trace.start({ categories: tracing === 'all' ? 'all' : undefined });
+  if (tracing === 'on' || tracing === 'all') arena.trace.start({ categories: tracing === 'all' ? 'all' : undefined });
   return arena;
 }
 
+/** The library of a task traced so: the copy without tracepoints for 'stripped', else this build. */
+function libFor(tracing: Tracing): Lib {
+  return tracing === 'stripped' ? withoutTracepoints() : lib;
+}
+
 function fenceLock(mode: 'inline' | 'borrowed', sanitize: boolean, tracing: Tracing = 'off'): Task {
+  const { Arena, Fence, SpinLock } = libFor(tracing);
   const arena = traced(Arena.create({ bytes: 8 << 20, sanitize }), tracing);
   const lock = mode === 'borrowed' ? SpinLock.at(arena, arena.alloc(64), 0) : undefined;
   const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, lock });
@@ -117,6 +144,7 @@ function fenceLock(mode: 'inline' | 'borrowed', sanitize: boolean, tracing: Trac
 }
 
 function lifecycle(sanitize: boolean, tracing: Tracing = 'off'): Task {
+  const { Arena, Fence } = libFor(tracing);
   const arena = traced(Arena.create({ bytes: 8 << 20, sanitize }), tracing);
   const context = Fence.contextAlloc(arena);
   let seqno = 1;
@@ -170,6 +198,8 @@ const GROUPS: Record<string, () => Task[]> = {
   lifecycleSanitize: () => [lifecycle(false), lifecycle(true)],
   lifecycleTrace: () => [lifecycle(false), lifecycle(false, 'on'), lifecycle(false, 'all')],
   lockTrace: () => [fenceLock('inline', false), fenceLock('inline', false, 'on')],
+  lifecycleNoTrace: () => [lifecycle(false, 'off-labelled'), lifecycle(false, 'stripped')],
+  lockNoTrace: () => [fenceLock('inline', false, 'off-labelled'), fenceLock('inline', false, 'stripped')],
   alloc: () => [thiPair(0), arenaPair(0, 'block'), arenaPair(0, 'public')],
   allocLive: () => [thiPair(1000), arenaPair(1000, 'block')],
 };
@@ -177,6 +207,7 @@ const GROUPS: Record<string, () => Task[]> = {
 async function child(group: string): Promise<void> {
   const tasks = GROUPS[group];
   if (tasks === undefined) throw new Error(`core bench: unknown group "${group}"`);
+  if (typeof args.own.notrace === 'string') noTrace = await loadNoTraceCopy(args.own.notrace);
   const results = await measure(tasks(), N, timing(args.quick));
   process.stdout.write(JSON.stringify([...results]));
 }
@@ -184,10 +215,11 @@ async function child(group: string): Promise<void> {
 /** Processes per group; each task keeps its fastest (see the header). */
 const RUNS = args.quick ? 1 : 5;
 
-function runGroup(group: string): Map<string, number> {
+function runGroup(group: string, notrace?: string): Map<string, number> {
   const best = new Map<string, number>();
   for (let run = 0; run < RUNS; run++) {
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--group', group, ...(args.quick ? ['--quick'] : [])], {
+    const own = [...(args.quick ? ['--quick'] : []), ...(notrace !== undefined ? ['--notrace', notrace] : [])];
+    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--group', group, ...own], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -198,6 +230,7 @@ function runGroup(group: string): Map<string, number> {
 
 async function main(): Promise<void> {
   const r = (g: string) => runGroup(g);
+  const r2 = (g: string, notrace: string) => runGroup(g, notrace);
   const rows: Row[] = [];
   for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
   rows.push(row(r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
@@ -208,8 +241,15 @@ async function main(): Promise<void> {
   rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));
   rows.push(row(r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
   rows.push(row(r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
-  // Tracing off against a build without the tracing code cannot run side by side in one build:
-  // that figure comes from two builds (see docs/architecture.md, observability).
+  // Tracing off against a build without the tracing code: this build beside a copy of it whose
+  // tracepoints are stripped (bench/notrace.ts), both loaded in each child.
+  const stripped = buildNoTraceCopy();
+  try {
+    rows.push(row(r2('lifecycleNoTrace', stripped), 'fence create+signal+put (tracing off)', 'fence create+signal+put (a build without tracepoints)', { max: 1.02 }));
+    rows.push(row(r2('lockNoTrace', stripped), 'fence lock+unlock inline (tracing off)', 'fence lock+unlock inline (a build without tracepoints)', { max: 1.02 }));
+  } finally {
+    removeNoTraceCopy(stripped);
+  }
   const lt = r('lifecycleTrace');
   rows.push(row(lt, 'fence create+signal+put (tracing on)', 'fence create+signal+put', { max: 1.5 }));
   rows.push(row(lt, 'fence create+signal+put (tracing every tracepoint)', 'fence create+signal+put'));

@@ -42,7 +42,8 @@ export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): 
   const seqno64 = init.seqno64 === true;
   checkContextSeqno(init.context, init.seqno, seqno64);
   const ops = init.ops ?? defaultOps;
-  if (typeof ops !== 'object' || findOps(ops.id) !== ops) throw Errors.invalid('ops must come from defineFenceOps in this thread');
+  // The default ops are registered in every thread as ops.ts loads: no lookup for them.
+  if (ops !== defaultOps && (typeof ops !== 'object' || findOps(ops.id) !== ops)) throw Errors.invalid('ops must come from defineFenceOps in this thread');
   let lockIdx = 0;
   let lenderHw = 0;
   if (init.lock !== undefined) {

@@ -76,23 +76,21 @@ export const {
 
 /**
  * One event: its time, the kind word and five arguments whose meaning the kind gives. The time is
- * the monotonic clock as two integers, the way it was read (no arithmetic on the recording path):
- * seconds and nanoseconds from a clock read, or the low and high halves of a 64-bit nanosecond
- * value (a fence's timestamp) when the kind word has EVENT_STAMP_NS.
+ * the monotonic clock in nanoseconds as one 64-bit value (a BigInt64 element: an event starts on an
+ * even word), the format of a fence's timestamp, which a signal's event reuses.
  */
-export const { SEC: EV_SEC, NSEC: EV_NSEC, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: EV_E, END: EV_WORDS } = defineStruct('trace event', {
-  SEC: 1, // monotonic clock (process.hrtime, the clock of fence timestamps): seconds, or ns low half…
-  NSEC: 1, // …and nanoseconds, or ns high half
-  KIND: 1, // event kind (low 8 bits, EV_*) | kind-specific bits above
+export const { NS_LO: EV_NS_LO, NS_HI: EV_NS_HI, KIND: EV_KIND, A: EV_A, B: EV_B, C: EV_C, D: EV_D, E: EV_E, END: EV_WORDS } = defineStruct('trace event', {
+  NS_LO: 1, // monotonic clock (process.hrtime.bigint, the clock of fence timestamps), ns: low half…
+  NS_HI: 1, // …and high half
+  KIND: 1, // event kind (low 7 bits, EV_*) | kind-specific bits from bit 8
   A: 1, // arguments: what each holds is the kind's (see the EV_* constants)
   B: 1, // …
   C: 1, // …
   D: 1, // …
   E: 1, // …
 });
-/** The kind is the low 7 bits of the kind word; bit 7 says how the time is stored; kind-specific bits sit above. */
+/** The kind is the low 7 bits of the kind word (bit 7 is unused); kind-specific bits sit above. */
 export const EVENT_KIND_MASK = 0x7f;
-export const EVENT_STAMP_NS = 0x80;
 export const EVENT_BITS_SHIFT = 8;
 
 /* ───────────── categories (TH_FLAGS bits) ───────────── */

@@ -11,7 +11,7 @@
  * its owner (when a new session needs another size) or, once its owner is gone, by the next
  * {@link startTrace} or {@link disposeTrace}. The arena check counts rings as permanent, not leaks.
  *
- * The trace clock is the monotonic clock that fence timestamps use (`process.hrtime`), so one
+ * The trace clock is the monotonic clock that fence timestamps use (`process.hrtime.bigint`), so one
  * timeline holds every thread's events and a signal's own timestamp can stand for the event's.
  */
 import { isMainThread, threadId } from 'node:worker_threads';
@@ -23,24 +23,23 @@ import * as L from './layout.js';
 
 // Module constants, not namespace loads: optimized code folds a module's own constants, so the
 // recording path reads no layout offset at run time.
-const { EVENT_STAMP_NS, EV_A, EV_B, EV_C, EV_D, EV_E, EV_KIND, EV_NSEC, EV_SEC, EV_WORDS, R_CAP, R_ENTRIES, R_HEAD, R_MAGIC, R_NAME_LEN, R_NEXT, R_SERIAL, R_SESSION, R_SLOT, R_THREAD_ID, THREAD_NAME_WORDS, TH_FLAGS, TH_RING_EVENTS, TH_SESSION, TRACE_MAGIC, T_NAME, T_NAME_LEN, T_TRACE_NO_RING, T_TRACE_RING } = L;
+const { EV_A, EV_B, EV_C, EV_D, EV_E, EV_KIND, EV_NS_HI, EV_NS_LO, EV_WORDS, R_CAP, R_ENTRIES, R_HEAD, R_MAGIC, R_NAME_LEN, R_NEXT, R_SERIAL, R_SESSION, R_SLOT, R_THREAD_ID, THREAD_NAME_WORDS, TH_FLAGS, TH_RING_EVENTS, TH_SESSION, TRACE_MAGIC, T_NAME, T_NAME_LEN, T_TRACE_NO_RING, T_TRACE_RING } = L;
 const { BLOCK_HEADER_WORDS, T_SERIAL } = A;
 const TRACE_BLOCK = A.BlockType.TRACE;
 
 /* ───────────── clock ───────────── */
 
 /**
- * The monotonic clock fence timestamps use (`process.hrtime.bigint()`), read as [s, ns]: of the
- * clocks Node offers it is the cheapest to read here (measured: ~40 ns against ~50 for
- * performance.now() and Date.now(), ~57 for the bigint form), and a clock read is most of what an
- * event costs.
+ * The monotonic clock fence timestamps use, `process.hrtime.bigint`, looked up once (`process` is
+ * a dictionary-mode object: `process.hrtime` is a hash lookup per call). An event stores its value
+ * as one 64-bit word pair, the format of a fence timestamp: no [s, ns] array, one store. A clock
+ * read is most of what an event costs (~40 ns here; performance.now() and Date.now() cost more).
  */
-const hrtime = process.hrtime;
+const hrtimeBigInt = process.hrtime.bigint;
 
 /** The trace clock: monotonic milliseconds, the same in every thread of the process. */
 export function traceNow(): number {
-  const t = hrtime();
-  return t[0] * 1e3 + t[1] / 1e6;
+  return Number(hrtimeBigInt()) / 1e6;
 }
 
 /* ───────────── recording ───────────── */
@@ -93,68 +92,33 @@ export function ringCapacity(events: number): number {
 }
 
 /**
- * Appends one event to the calling thread's ring: finds the ring of the current session (its ring
- * of an earlier session is reset, or replaced when the session wants another size; a thread
- * without one allocates it), stamps the event (the clock now, or the time given as ns halves) and
- * writes it.
+ * Appends one event to the calling thread's ring of the current session (set up by
+ * {@link openRing} at the thread's first event of a session) and stamps it: the clock now, or the
+ * time given as ns halves.
  *
- * One function, and not a small one, on purpose: V8 never inlines a function of this size, so a
- * hot path that records calls it instead of growing by it. Inlined, the recording code pushed
- * fenceAlloc and markSignaledLocked past V8's inlining budget, and a traced fence's life cost
- * ~40 ns more than its events.
+ * Small and straight-line, so that V8 inlines it into the trace helpers that call it: each
+ * tracepoint calls one behind its `tracing` check, a branch that gathers no type feedback while
+ * tracing is off, so untraced code inlines none of it (the core bench's "tracing off" rows compare
+ * with a build without tracepoints). All its loads and stores are to this thread's slot and ring.
  */
 function recordEvent(arena: Arena, nsLo: number, nsHi: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
   const i32 = arena.i32;
-  const sb = arena.slotBase;
-  const session = i32[TH_SESSION];
-  let rw = i32[sb + T_TRACE_RING];
-  if (rw === 0 || i32[rw + R_SESSION] !== session) {
-    if (session === 0 || i32[sb + T_TRACE_NO_RING] === session) return;
-    const cap = i32[TH_RING_EVENTS];
-    if (rw !== 0 && i32[rw + R_CAP] !== cap) {
-      // Our own ring of an earlier session: no other thread writes or frees a live thread's ring.
-      i32[sb + T_TRACE_RING] = 0;
-      i32[rw + R_MAGIC] = 0;
-      arena.freeBlock(rw - BLOCK_HEADER_WORDS);
-      rw = 0;
-    }
-    if (rw === 0) {
-      let hw: number;
-      try {
-        hw = arena.allocBlock(ringBytes(cap), TRACE_BLOCK);
-      } catch {
-        i32[sb + T_TRACE_NO_RING] = session; // the arena is full: drop this session's events
-        return;
-      }
-      rw = hw + BLOCK_HEADER_WORDS;
-      // Recorded in the slot in the run of the allocation; the ring counts as ours (see
-      // reclaimRings) only once MAGIC is set below, after the owner fields.
-      i32[sb + T_TRACE_RING] = rw;
-    }
-    i32[rw + R_SLOT] = arena.slot;
-    i32[rw + R_SERIAL] = i32[sb + T_SERIAL];
-    i32[rw + R_THREAD_ID] = threadId;
-    i32[rw + R_CAP] = cap;
-    i32[rw + R_NEXT] = 0;
-    i32[rw + R_HEAD] = 0;
-    if (i32[sb + T_NAME_LEN] === 0) writeName(arena, sb + T_NAME_LEN, defaultThreadName());
-    i32.copyWithin(rw + R_NAME_LEN, sb + T_NAME_LEN, sb + T_NAME + THREAD_NAME_WORDS);
-    i32[rw + R_SESSION] = session;
-    // Last: a reader or a reclaimer trusts the header only after the magic.
-    Atomics.store(i32, rw + R_MAGIC, TRACE_MAGIC);
+  let rw = i32[arena.slotBase + T_TRACE_RING];
+  if (rw === 0 || i32[rw + R_SESSION] !== i32[TH_SESSION]) {
+    rw = openRing(arena);
+    if (rw === 0) return;
   }
   const next = i32[rw + R_NEXT];
   const ev = rw + R_ENTRIES + next * EV_WORDS;
+  // The time: a clock read is one BigInt64 store (`ev` is even: an even payload word, ENTRIES and
+  // EV_WORDS even); a time given as halves is two.
   if (nsHi === STAMP_NOW) {
-    const t = hrtime();
-    i32[ev + EV_SEC] = t[0];
-    i32[ev + EV_NSEC] = t[1];
-    i32[ev + EV_KIND] = kind;
+    arena.i64[ev >>> 1] = hrtimeBigInt();
   } else {
-    i32[ev + EV_SEC] = nsLo;
-    i32[ev + EV_NSEC] = nsHi;
-    i32[ev + EV_KIND] = kind | EVENT_STAMP_NS;
+    i32[ev + EV_NS_LO] = nsLo;
+    i32[ev + EV_NS_HI] = nsHi;
   }
+  i32[ev + EV_KIND] = kind;
   i32[ev + EV_A] = a;
   i32[ev + EV_B] = b;
   i32[ev + EV_C] = c;
@@ -164,6 +128,54 @@ function recordEvent(arena: Arena, nsLo: number, nsHi: number, kind: number, a: 
   // middle leaves an entry no reader takes. Plain writes: only this thread writes its ring.
   i32[rw + R_NEXT] = next + 1 === i32[rw + R_CAP] ? 0 : next + 1;
   i32[rw + R_HEAD] = (i32[rw + R_HEAD] + 1) | 0;
+}
+
+/**
+ * The calling thread's ring for the current session, set up now: its ring of an earlier session is
+ * reset, or replaced when the session wants another size; a thread without one allocates it.
+ * Returns the ring's payload word, or 0 when there is no session or no ring could be had (the
+ * arena is full: this session's events of this thread are dropped). Out of the write path: it runs
+ * once per thread and session.
+ */
+function openRing(arena: Arena): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const session = i32[TH_SESSION];
+  let rw = i32[sb + T_TRACE_RING];
+  if (session === 0 || i32[sb + T_TRACE_NO_RING] === session) return 0;
+  const cap = i32[TH_RING_EVENTS];
+  if (rw !== 0 && i32[rw + R_CAP] !== cap) {
+    // Our own ring of an earlier session: no other thread writes or frees a live thread's ring.
+    i32[sb + T_TRACE_RING] = 0;
+    i32[rw + R_MAGIC] = 0;
+    arena.freeBlock(rw - BLOCK_HEADER_WORDS);
+    rw = 0;
+  }
+  if (rw === 0) {
+    let hw: number;
+    try {
+      hw = arena.allocBlock(ringBytes(cap), TRACE_BLOCK);
+    } catch {
+      i32[sb + T_TRACE_NO_RING] = session; // the arena is full: drop this session's events
+      return 0;
+    }
+    rw = hw + BLOCK_HEADER_WORDS;
+    // Recorded in the slot in the run of the allocation; the ring counts as ours (see
+    // reclaimRings) only once MAGIC is set below, after the owner fields.
+    i32[sb + T_TRACE_RING] = rw;
+  }
+  i32[rw + R_SLOT] = arena.slot;
+  i32[rw + R_SERIAL] = i32[sb + T_SERIAL];
+  i32[rw + R_THREAD_ID] = threadId;
+  i32[rw + R_CAP] = cap;
+  i32[rw + R_NEXT] = 0;
+  i32[rw + R_HEAD] = 0;
+  if (i32[sb + T_NAME_LEN] === 0) writeName(arena, sb + T_NAME_LEN, defaultThreadName());
+  i32.copyWithin(rw + R_NAME_LEN, sb + T_NAME_LEN, sb + T_NAME + THREAD_NAME_WORDS);
+  i32[rw + R_SESSION] = session;
+  // Last: a reader or a reclaimer trusts the header only after the magic.
+  Atomics.store(i32, rw + R_MAGIC, TRACE_MAGIC);
+  return rw;
 }
 
 /* ───────────── thread names ───────────── */
@@ -383,9 +395,7 @@ export function readTrace(arena: Arena): TraceSnapshot {
       const ev = rw + L.R_ENTRIES + ((first + k) % cap) * L.EV_WORDS;
       const word = i32[ev + L.EV_KIND];
       events.push({
-        ts: word & L.EVENT_STAMP_NS
-          ? (i32[ev + L.EV_NSEC] * 0x100000000 + (i32[ev + L.EV_SEC] >>> 0)) / 1e6
-          : i32[ev + L.EV_SEC] * 1e3 + i32[ev + L.EV_NSEC] / 1e6,
+        ts: (i32[ev + L.EV_NS_HI] * 0x100000000 + (i32[ev + L.EV_NS_LO] >>> 0)) / 1e6,
         kind: word & L.EVENT_KIND_MASK,
         bits: word >>> L.EVENT_BITS_SHIFT,
         a: i32[ev + L.EV_A],
