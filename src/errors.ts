@@ -171,10 +171,21 @@ export function describeValue(x: unknown): string {
   }
 }
 
+/**
+ * An options argument: `undefined` → `{}`, an object (not an array) as it is; anything else (null,
+ * a number, a string) → EINVAL naming `where`, before any option is read.
+ */
+export function optionsArg<T extends object>(options: T | undefined, where: string): T {
+  if (options === undefined) return {} as T;
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new FenceError('EINVAL', `${where}: options must be an object, got ${describeValue(options)}`);
+  return options;
+}
+
 /** Error constructors: the only place messages are written. */
 export const Errors = {
-  badHandle: (what: string, handle: number, why: string) =>
-    new FenceError('EBADF', `invalid ${what} handle ${handle}: ${why}`),
+  badHandle: (what: string, handle: unknown, why: string) =>
+    new FenceError('EBADF', `invalid ${what} handle ${typeof handle === 'number' ? handle : describeValue(handle)}: ${why}`),
   invalid: (message: string) => new FenceError('EINVAL', message),
   noMemory: (bytes: number, capacity: number) =>
     new FenceError('ENOMEM', `arena exhausted: cannot allocate ${bytes} bytes (capacity ${capacity})`),

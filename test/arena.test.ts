@@ -277,20 +277,20 @@ describe('alloc / free', () => {
     const arena = smallArena();
     const raw = arena.alloc(100);
     const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 7 });
-    const op = arena.alloc(24, BlockType.OPERATION);
+    const op = SpinLock.create(arena).ref;
     const report = arena.check();
     expect(report.ok).toBe(true); // leaks are not structural problems
     expect(report.problems).toEqual([]);
-    expect(report.leakedBytes).toBe(128 + 64 + 32);
+    expect(report.leakedBytes).toBe(128 + 64 + 16);
     const byRef = new Map(report.leaks.map((l) => [l.ref, l]));
     expect(byRef.get(raw)).toMatchObject({ type: 'raw', bytes: 128, allocatedBy: 0 });
     expect(byRef.get(f.handle)).toMatchObject({ type: 'fence', bytes: 64, allocatedBy: 0 });
-    expect(byRef.get(op)).toMatchObject({ type: 'operation', bytes: 32 });
+    expect(byRef.get(op)).toMatchObject({ type: 'lock', bytes: 16 });
     expect(byRef.get(raw)!.generation).toBe(Math.floor(raw / 2 ** 28));
     // The permanent stub fence is not a leak.
     const stub = Fence.stub(arena);
     stub.put();
-    expect(arena.check().leakedBytes).toBe(128 + 64 + 32);
+    expect(arena.check().leakedBytes).toBe(128 + 64 + 16);
     f.put();
     arena.free(raw);
     arena.free(op);

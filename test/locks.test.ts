@@ -104,7 +104,7 @@ describe.each(LOCK_KINDS.map((k) => [k]))('%s lock', (kind: LockKind) => {
   });
 
   it('a lock word inside a raw block (SpinLock.at) is shared by every view of it', async () => {
-    const ref = arena.alloc(64, BlockType.OPERATION);
+    const ref = arena.alloc(64);
     const a = SpinLock.at(arena, ref, 8, kind);
     const b = SpinLock.at(arena, ref, 8, kind);
     expect(a.index).toBe(b.index);

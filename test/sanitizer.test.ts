@@ -36,7 +36,7 @@ function uaf(arena: Arena, fn: () => unknown): UseAfterFreeError {
 
 /** An operation struct lending its lock word (offset 0) to a fence; the fence signaled, the op freed. */
 function danglingFence(arena: Arena) {
-  const op = arena.alloc(48, BlockType.OPERATION);
+  const op = arena.alloc(48);
   const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, lock: SpinLock.at(arena, op, 0) });
   fence.signal();
   arena.free(op);
@@ -66,7 +66,7 @@ describe('throwing mode', () => {
     expect(err.message).toContain(`freed by thread ${arena.slot}`);
     expect(err.message).toContain('it is free now');
     // Reused by a new operation: the report names the new owner.
-    const op2 = arena.alloc(48, BlockType.OPERATION);
+    const op2 = arena.alloc(48);
     expect(op2 % OFFSET).toBe(op % OFFSET); // LIFO: the very same memory
     err = uaf(arena, () => fence.withLock(() => 0));
     expect(err.report).toMatchObject({
@@ -76,10 +76,10 @@ describe('throwing mode', () => {
       takenGeneration: gen,
       currentGeneration: Math.floor(op2 / OFFSET),
       freedBy: arena.slot,
-      nowType: 'operation',
+      nowType: 'raw',
       nowOwner: arena.slot,
     });
-    expect(err.message).toContain(`it now holds a operation (generation ${Math.floor(op2 / OFFSET)}) allocated by thread ${arena.slot}`);
+    expect(err.message).toContain(`it now holds a raw (generation ${Math.floor(op2 / OFFSET)}) allocated by thread ${arena.slot}`);
     // Every path that takes the fence lock is checked; nothing was acquired behind our back.
     uaf(arena, () => fence.status());
     uaf(arena, () => fence.assertHeld());
@@ -139,7 +139,7 @@ describe('throwing mode', () => {
 
   it('normal use reports nothing', () => {
     const arena = arenaWith(true);
-    const op = arena.alloc(48, BlockType.OPERATION);
+    const op = arena.alloc(48);
     const lent = SpinLock.at(arena, op, 0);
     const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, lock: lent });
     const g = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
@@ -164,7 +164,7 @@ describe('counting mode', () => {
     const arena = arenaWith('count');
     expect(arena.counting).toBe(true);
     const { op, fence } = danglingFence(arena);
-    const op2 = arena.alloc(48, BlockType.OPERATION);
+    const op2 = arena.alloc(48);
     const newLock = SpinLock.at(arena, op2, 0);
     const rounds = 25;
     for (let i = 0; i < rounds; i++) {
@@ -181,7 +181,7 @@ describe('counting mode', () => {
       block: blockByte(op),
       takenGeneration: Math.floor(op / OFFSET),
       currentGeneration: Math.floor(op2 / OFFSET),
-      nowType: 'operation',
+      nowType: 'raw',
       nowOwner: arena.slot,
       freedBy: arena.slot,
       thread: arena.slot,

@@ -30,7 +30,7 @@ function newArena(sanitize: boolean | 'count' = false): Arena {
 
 /** The exporter's first half: an operation with its own lock and an out-fence (borrowing it or not). */
 function submit(arena: Arena, mode: Mode) {
-  const op = arena.alloc(OP_BYTES, BlockType.OPERATION);
+  const op = arena.alloc(OP_BYTES);
   const opLock = SpinLock.at(arena, op, 0);
   const fence = Fence.create(arena, {
     context: Fence.contextAlloc(arena),
@@ -46,7 +46,7 @@ function completeAndReuse(arena: Arena, op: number, fence: Fence) {
   fence.signal();
   fence.put();
   arena.free(op);
-  const op2 = arena.alloc(OP_BYTES, BlockType.OPERATION);
+  const op2 = arena.alloc(OP_BYTES);
   expect(op2 % OFFSET).toBe(op % OFFSET); // LIFO: the new operation sits in the old one's memory
   expect(op2).not.toBe(op);
   return { op2, op2Lock: SpinLock.at(arena, op2, 0) };
@@ -73,7 +73,7 @@ describe('same thread', () => {
       takenGeneration: Math.floor(op / OFFSET),
       currentGeneration: Math.floor(op2 / OFFSET),
       freedBy: arena.slot,
-      nowType: 'operation',
+      nowType: 'raw',
       nowOwner: arena.slot,
     });
     expect(op2Lock.owner).toBe(-1); // the stale access was stopped before it touched the word
@@ -109,7 +109,7 @@ describe('same thread', () => {
     // starts op3 there (zeroed memory): op3 takes "its" lock although the fence lock is held.
     expect(imported.lock(20)).toBe(true);
     arena.free(op2);
-    const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
+    const op3 = arena.alloc(OP_BYTES);
     expect(op3 % OFFSET).toBe(op % OFFSET);
     const op3Lock = SpinLock.at(arena, op3, 0);
     expect(op3Lock.tryLock()).toBe(true); // two holders of one word at once
@@ -197,7 +197,7 @@ describe('two threads (exporter: main thread, importer: the engine’s worker)',
       takenGeneration: Math.floor(op / OFFSET),
       currentGeneration: Math.floor(op2 / OFFSET),
       freedBy: arena.slot, // the exporter freed it
-      nowType: 'operation',
+      nowType: 'raw',
       nowOwner: arena.slot, // and owns the new operation
       thread: slot, // the importer touched it
     });
@@ -237,7 +237,7 @@ describe('two threads (exporter: main thread, importer: the engine’s worker)',
     // Broken mutual exclusion: while the importer holds the fence lock, that operation completes
     // and the next one starts in the same memory; it locks its lock: two threads hold "one" lock.
     arena.free(reuse.op2);
-    const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
+    const op3 = arena.alloc(OP_BYTES);
     expect(op3 % OFFSET).toBe(b.op % OFFSET);
     const op3Lock = SpinLock.at(arena, op3, 0);
     expect(op3Lock.tryLock()).toBe(true);
@@ -271,7 +271,7 @@ describe('two threads (exporter: main thread, importer: the engine’s worker)',
     // op2 completes while the importer holds the fence lock; op3 takes the memory.
     op2Lock.unlock();
     arena.free(op2);
-    const op3 = arena.alloc(OP_BYTES, BlockType.OPERATION);
+    const op3 = arena.alloc(OP_BYTES);
     const op3Lock = SpinLock.at(arena, op3, 0);
     expect(op3Lock.tryLock()).toBe(true);
     crew.holdSections(false);

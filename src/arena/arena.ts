@@ -8,7 +8,7 @@
  * (./check.ts).
  */
 import type { Worker } from 'node:worker_threads';
-import { Errors, type FenceError, type UseAfterFreeReport } from '../errors.js';
+import { describeValue, Errors, optionsArg, type FenceError, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { allocBlock, freeBlock, zeroPayload } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
@@ -20,19 +20,55 @@ import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
 import { claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
 
-/** Block types {@link Arena.free} releases (the others have a lifetime of their own), as a bit set. */
-const FREEABLE_TYPES = (1 << L.BlockType.RAW) | (1 << L.BlockType.OPERATION) | (1 << L.BlockType.LOCK);
+/**
+ * Block types {@link Arena.free} releases, as a bit set: the raw blocks {@link Arena.alloc} makes
+ * and SpinLock.create's lock blocks. Every other type has a lifetime of its own (a driver
+ * operation ends through its driver, a fence with its last put), and freeing it here would leave
+ * its owner pointing at a reused block.
+ */
+const FREEABLE_TYPES = (1 << L.BlockType.RAW) | (1 << L.BlockType.LOCK);
+
+/**
+ * What is wrong with the header words a view trusts (lock kind, thread table, heap bounds), or
+ * null: a corrupted header is refused at attach, not followed into a hang or a RangeError.
+ */
+function headerError(i32: Int32Array): string | null {
+  const kind = i32[L.H_LOCK_KIND];
+  if (kind < 0 || kind >= K.LOCK_KINDS.length) return `lock kind ${kind}`;
+  const maxThreads = i32[L.H_MAX_THREADS];
+  if (maxThreads < 1 || maxThreads > L.MAX_THREADS_LIMIT) return `maxThreads ${maxThreads}`;
+  const start = i32[L.H_HEAP_START];
+  const end = i32[L.H_HEAP_END];
+  if (start <= 0 || start % 64 !== 0 || end !== i32[L.H_BYTES] || start >= end) return `heap ${start}..${end}`;
+  const top = Atomics.load(i32, L.H_HEAP_TOP);
+  if (top < start || top > end) return `heap top ${top}`;
+  return null;
+}
 
 /** alloc's bad arguments, as the error to throw. */
-function allocArgsError(bytes: number, type: number): FenceError {
-  if (!Number.isInteger(bytes) || bytes <= 0) return Errors.invalid(`alloc size must be a positive integer, got ${bytes}`);
-  return Errors.invalid(`bad block type ${type}`);
+function allocArgsError(bytes: unknown, type: unknown): FenceError {
+  if (!Number.isInteger(bytes) || (bytes as number) <= 0 || (bytes as number) > L.MAX_ARENA_BYTES)
+    return Errors.invalid(`alloc size must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
+  return Errors.invalid(
+    `arena.alloc makes raw blocks only (BlockType.RAW); got block type ${describeValue(type)}: typed blocks are made by their own API (Fence.create, SpinLock.create, Driver.submit)`,
+  );
 }
 
 /** free's refusal of a block with a lifetime of its own (a fence, a sync file, ...), as the error to throw. */
 function notFreeableError(arena: Arena, ref: number, hw: number): FenceError {
   const type = blockTypeAt(arena.i32, hw);
-  return Errors.invalid(`arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close)`);
+  return Errors.invalid(
+    `arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close, the driver's end of an operation)`,
+  );
+}
+
+/**
+ * `arena` as an Arena (an argument of a public entry), else EINVAL naming `where`: checked before
+ * anything is read through it, so a wrong value is a typed error rather than a TypeError.
+ */
+export function arenaArg(arena: unknown, where: string): Arena {
+  if (!(arena instanceof Arena)) throw Errors.invalid(`${where}: arena must be an Arena, got ${describeValue(arena)}`);
+  return arena;
 }
 
 /** {@link Arena.create}'s options; every one has a default. */
@@ -125,18 +161,22 @@ export class Arena {
    * Creates an arena and registers the calling thread in slot 0.
    * Throws FenceError EINVAL for impossible options.
    */
-  static create(options: ArenaOptions = {}): Arena {
+  static create(options?: ArenaOptions): Arena {
+    options = optionsArg(options, 'Arena.create');
     const bytes = options.bytes ?? 32 * 1024 * 1024;
     const maxThreads = options.maxThreads ?? 64;
     const maxFds = options.maxFds ?? 4096;
     const kind = K.LOCK_KINDS.indexOf(options.lockKind ?? 'futex');
-    if (kind < 0) throw Errors.invalid(`unknown lock kind ${String(options.lockKind)} (one of ${K.LOCK_KINDS.join(', ')})`);
+    if (kind < 0) throw Errors.invalid(`unknown lock kind ${describeValue(options.lockKind)} (one of ${K.LOCK_KINDS.join(', ')})`);
     if (!Number.isInteger(maxThreads) || maxThreads < 1 || maxThreads > L.MAX_THREADS_LIMIT)
-      throw Errors.invalid(`maxThreads must be an integer in 1..${L.MAX_THREADS_LIMIT}, got ${maxThreads}`);
+      throw Errors.invalid(`maxThreads must be an integer in 1..${L.MAX_THREADS_LIMIT}, got ${describeValue(maxThreads)}`);
     if (!Number.isInteger(maxFds) || maxFds < 1 || maxFds > 1 << 20)
-      throw Errors.invalid(`maxFds must be an integer in 1..${1 << 20}, got ${maxFds}`);
+      throw Errors.invalid(`maxFds must be an integer in 1..${1 << 20}, got ${describeValue(maxFds)}`);
     if (!Number.isInteger(bytes) || bytes <= 0 || bytes > L.MAX_ARENA_BYTES)
-      throw Errors.invalid(`bytes must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${bytes}`);
+      throw Errors.invalid(`bytes must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
+    const sanitizeOpt: unknown = options.sanitize;
+    if (sanitizeOpt !== undefined && typeof sanitizeOpt !== 'boolean' && sanitizeOpt !== 'count')
+      throw Errors.invalid(`sanitize must be true, false or 'count', got ${describeValue(sanitizeOpt)}`);
     const tableW = 256;
     const fdW = tableW + maxThreads * L.THREAD_STRIDE;
     const heapStart = Math.ceil(((fdW + maxFds * L.TABLE_ENTRY_WORDS) * 4) / 64) * 64;
@@ -177,6 +217,8 @@ export class Arena {
     if (i32[L.H_VERSION] !== L.LAYOUT_VERSION)
       throw Errors.invalid(`arena layout version ${i32[L.H_VERSION]}, this fencelab reads version ${L.LAYOUT_VERSION}`);
     if (i32[L.H_BYTES] !== buffer.byteLength) throw Errors.invalid('arena header size does not match the buffer');
+    const headerProblem = headerError(i32);
+    if (headerProblem !== null) throw Errors.invalid(`corrupted arena header: ${headerProblem}`);
     const known = viewOf(i32[L.H_ARENA_ID]);
     if (known !== undefined) return known;
     // A view collected without detaching left its slot live: the thread takes it back, so
@@ -236,21 +278,24 @@ export class Arena {
 
   /**
    * Allocates a zeroed raw block of at least `bytes` payload bytes (a driver's operation struct).
-   * Threads: any attached thread. Returns its handle. Throws EINVAL for a bad size, ENOMEM when
-   * the arena is exhausted (nothing changed).
+   * `type`, if given, must be BlockType.RAW: typed blocks are made by their own API.
+   * Threads: any attached thread. Returns its handle. Throws EINVAL for a bad size or a type other
+   * than RAW, ENOMEM when the arena is exhausted (nothing changed).
    */
   alloc(bytes: number, type: number = L.BlockType.RAW): number {
     // The checks and their messages live in allocArgsError: a small alloc inlines into its callers.
-    if (!(Number.isInteger(bytes) && bytes > 0 && Number.isInteger(type) && type > 0 && type < L.NTYPES)) throw allocArgsError(bytes, type);
-    const hw = allocBlock(this, bytes + L.BLOCK_HEADER_BYTES, type);
+    // Only raw blocks: a typed block made here (a zeroed "fence") would pass every typed entry's
+    // check while holding none of its invariants.
+    if (!(Number.isInteger(bytes) && bytes > 0 && bytes <= L.MAX_ARENA_BYTES && type === L.BlockType.RAW)) throw allocArgsError(bytes, type);
+    const hw = allocBlock(this, bytes + L.BLOCK_HEADER_BYTES, L.BlockType.RAW);
     zeroPayload(this, hw);
     return handleOf(this.i32, hw);
   }
 
   /**
-   * Frees a raw, operation or lock block by handle. Throws EBADF for a stale, freed or forged
-   * handle, EINVAL for a block that has a lifetime of its own (a fence is released by its last
-   * put(), a sync file by close()): nothing changes either way.
+   * Frees a raw or lock block by handle. Throws EBADF for a stale, freed or forged handle, EINVAL
+   * for a block that has a lifetime of its own (a fence is released by its last put(), a sync file
+   * by close(), a driver operation by its driver): nothing changes either way.
    */
   free(ref: number): void {
     const hw = resolve(this, ref, -1, 'block');

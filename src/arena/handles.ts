@@ -62,7 +62,9 @@ function liveBlockAt(arena: Arena, hw: number, gen: number, type: number): numbe
 
 /** resolve's slow path: every check in order, throwing on the first that fails (returns `hw` if none does). */
 function explainHandle(arena: Arena, handle: number, type: number, what: string): number {
-  if (typeof handle !== 'number' || !Number.isSafeInteger(handle) || handle <= 0)
+  // typeof first: comparing a non-number would convert it (a Symbol or a throwing valueOf throws a TypeError).
+  if (typeof handle !== 'number') throw Errors.badHandle(what, handle, 'not a handle');
+  if (!Number.isSafeInteger(handle) || handle <= 0)
     throw Errors.badHandle(what, handle, handle < 0 && handle >= -0x80000000 ? `not a handle (${TRUNCATED})` : 'not a handle');
   const i32 = arena.i32;
   const hw = (handle & HANDLE_OFFSET_MASK) * 2;

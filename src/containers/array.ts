@@ -14,12 +14,12 @@
  * so a child callback running under a child's lock (signalLocked, a sw_sync timeline) can take the
  * array's lock without an ABBA with an enabler.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
@@ -195,6 +195,7 @@ export class FenceArray {
    * reference was taken over.
    */
   static create(arena: Arena, fences: Fence[], options: FenceArrayOptions): Fence {
+    arenaArg(arena, 'FenceArray.create');
     if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.create needs a non-empty array of fences');
     const mem = FenceArray.alloc(arena, fences.length);
     try {
@@ -212,7 +213,8 @@ export class FenceArray {
    * with `mem.free()`. Throws EINVAL (count not an integer ≥ 1), ENOMEM (nothing reserved).
    */
   static alloc(arena: Arena, count: number): FenceMemory {
-    if (!Number.isSafeInteger(count) || count < 1) throw Errors.invalid(`FenceArray.alloc needs a count ≥ 1, got ${String(count)}`);
+    arenaArg(arena, 'FenceArray.alloc');
+    if (!Number.isSafeInteger(count) || count < 1) throw Errors.invalid(`FenceArray.alloc needs a count ≥ 1, got ${describeValue(count)}`);
     const sw = arena.allocBlock(A.BLOCK_HEADER_BYTES + count * 4, A.BlockType.SLOTS) + BLOCK_HEADER_WORDS;
     let fw: number;
     try {
@@ -264,7 +266,7 @@ export class FenceArray {
 
   /** True when `f` is a fence array (kernel dma_fence_is_array). Throws EBADF on a released fence. */
   static isArray(f: Fence): boolean {
-    return isArrayFw(f.arena.i32, fenceArg(f.arena, f, 'fence'));
+    return isArrayFw(f.arena.i32, fenceArg(f?.arena, f, 'fence'));
   }
 
   /**
@@ -272,7 +274,7 @@ export class FenceArray {
    * array is held). Throws EINVAL when `f` is not an array, EBADF when it was released.
    */
   static fences(f: Fence): Fence[] {
-    const arena = f.arena;
+    const arena = f?.arena;
     const fw = fenceArg(arena, f, 'fence');
     if (!isArrayFw(arena.i32, fw)) throw Errors.invalid('FenceArray.fences: not a fence array');
     const n = arena.i32[fw + A_NUM];

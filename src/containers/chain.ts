@@ -17,10 +17,10 @@
  * Release is iterative: releasing a link queues its predecessor instead of putting it from inside
  * the release, so a 100,000-link chain is freed in constant stack depth.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { contextAlloc, fenceGet, fenceInit, fenceLock, fenceReserve, fenceUnlock, seqnoOf } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
@@ -241,6 +241,7 @@ export class FenceChain {
    * reference was taken over.
    */
   static create(arena: Arena, prev: Fence | null, fence: Fence, seqno: number): Fence {
+    arenaArg(arena, 'FenceChain.create');
     const mem = FenceChain.alloc(arena);
     try {
       return FenceChain.init(mem, prev, fence, seqno);
@@ -257,6 +258,7 @@ export class FenceChain {
    * with `mem.free()` (kernel dma_fence_chain_free). Throws ENOMEM.
    */
   static alloc(arena: Arena): FenceMemory {
+    arenaArg(arena, 'FenceChain.alloc');
     return FenceMemory.make(arena, 'chain', 1, fenceReserve(arena, CHAIN_BLOCK), 0);
   }
 
@@ -275,7 +277,7 @@ export class FenceChain {
     if (isChainFw(i32, cfw)) throw Errors.invalid('FenceChain.create: the fence of a link cannot be a chain');
     const pfw = prev === null || prev === undefined ? 0 : fenceArg(arena, prev, 'prev');
     if (!Number.isSafeInteger(seqno) || seqno < 0)
-      throw Errors.invalid(`chain seqno must be an integer in 0..2^53-1, got ${String(seqno)}`);
+      throw Errors.invalid(`chain seqno must be an integer in 0..2^53-1, got ${describeValue(seqno)}`);
     const prevIsChain = pfw !== 0 && isChainFw(i32, pfw);
     let context: number;
     let prevSeqno = 0;
@@ -299,7 +301,7 @@ export class FenceChain {
 
   /** True when `f` is a chain link. Throws EBADF on a released fence. */
   static isChain(f: Fence): boolean {
-    return isChainFw(f.arena.i32, fenceArg(f.arena, f, 'fence'));
+    return isChainFw(f.arena.i32, fenceArg(f?.arena, f, 'fence'));
   }
 
   /**
@@ -307,7 +309,7 @@ export class FenceChain {
    * a view without a reference of its own, valid while `f` is held.
    */
   static contained(f: Fence): Fence {
-    const arena = f.arena;
+    const arena = f?.arena;
     const fw = fenceArg(arena, f, 'fence');
     const c = containedFw(arena.i32, fw);
     return c === fw ? f : fenceView(arena, c);
@@ -320,7 +322,7 @@ export class FenceChain {
    * Threads: any, concurrently with other walkers and signalers. Throws EBADF on a released fence.
    */
   static walk(f: Fence): Fence | null {
-    const arena = f.arena;
+    const arena = f?.arena;
     const next = chainWalk(arena, fenceArg(arena, f, 'fence'));
     return next === 0 ? null : fenceView(arena, next);
   }
@@ -334,11 +336,11 @@ export class FenceChain {
    * Threads: any, while other threads signal and walk the same chain.
    */
   static findSeqno(chain: Fence, seqno: number): Fence | null {
-    const arena = chain.arena;
-    const i32 = arena.i32;
+    const arena = chain?.arena;
     const fw = fenceArg(arena, chain, 'chain');
+    const i32 = arena.i32;
     if (!Number.isSafeInteger(seqno) || seqno < 0)
-      throw Errors.invalid(`findSeqno: seqno must be an integer in 0..2^53-1, got ${String(seqno)}`);
+      throw Errors.invalid(`findSeqno: seqno must be an integer in 0..2^53-1, got ${describeValue(seqno)}`);
     flushDeferred(arena);
     if (seqno === 0) return chain.get();
     if (!isChainFw(i32, fw)) throw Errors.invalid('findSeqno: not a fence chain');

@@ -3,7 +3,7 @@
  * dma_fence_match_context.
  */
 import type { Fence } from '../fence/fence.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue } from '../errors.js';
 import { F_CONTEXT } from '../fence/layout.js';
 import { arrayChild, arrayCount, isArrayFw } from './array.js';
 import { isChainFw } from './chain.js';
@@ -26,7 +26,7 @@ export function isContainer(f: Fence): boolean {
  * Threads: any. Throws EINVAL (not a Fence, context not an integer ≥ 0), EBADF (released).
  */
 export function matchContext(f: Fence, context: number): boolean {
-  if (!Number.isInteger(context) || context < 0) throw Errors.invalid(`matchContext: context must be an integer ≥ 0, got ${String(context)}`);
+  if (!Number.isInteger(context) || context < 0) throw Errors.invalid(`matchContext: context must be an integer ≥ 0, got ${describeValue(context)}`);
   const fw = fenceArg(f?.arena, f, 'fence');
   const i32 = f.arena.i32;
   if (!isArrayFw(i32, fw)) return f.context === context;

@@ -3,7 +3,7 @@
  * (chain → array → leaf) and merge several fences into one flat array of the unsignaled ones,
  * newest per context, sorted by context. `SyncFile.merge` is built on {@link mergeFences}.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import { Errors } from '../errors.js';
 import { contextAlloc, fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
@@ -48,7 +48,7 @@ export function forEachLeaf(arena: Arena, fw: number, visit: (leaf: number) => v
  * Threads: any. Throws EINVAL (not a Fence), EBADF (released).
  */
 export function unwrapFences(f: Fence): Fence[] {
-  const arena = f.arena;
+  const arena = f?.arena;
   const fw = fenceArg(arena, f, 'fence');
   flushDeferred(arena);
   const out: Fence[] = [];
@@ -65,6 +65,7 @@ export function unwrapFences(f: Fence): Fence[] {
  * other arena), EBADF (released input), ENOMEM (no reference leaks on a throw).
  */
 export function mergeFences(arena: Arena, fences: Fence[]): Fence {
+  arenaArg(arena, 'mergeFences');
   if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('mergeFences needs a non-empty array of fences');
   const i32 = arena.i32;
   const heads = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));

@@ -11,11 +11,11 @@
  * — or run them synchronously ({@link Driver.cancel} / {@link Driver.delete}, like an ioctl
  * executed in the caller's context).
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import { BlockView } from '../arena/blockview.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { describeValue, Errno, Errors } from '../errors.js';
+import { describeValue, Errno, Errors, optionsArg } from '../errors.js';
 import { contextAlloc, traceFence } from '../fence/core.js';
 import { fenceView } from '../fence/fence.js';
 import { defineLedgerKind, ledgerAllocBlock, ledgerRemove } from '../fence/ledger.js';
@@ -129,12 +129,14 @@ export class Driver extends BlockView {
    * Creates a driver (one fence context) in the arena. Any thread may then submit to it
    * (`Driver.fromHandle`). Throws EINVAL (options), ENOMEM. The creator frees it with {@link destroy}.
    */
-  static create(arena: Arena, options: DriverOptions = {}): Driver {
+  static create(arena: Arena, options?: DriverOptions): Driver {
+    arenaArg(arena, 'Driver.create');
+    options = optionsArg(options, 'Driver.create');
     const mode = options.lockMode ?? 'inline';
-    if (mode !== 'inline' && mode !== 'borrowed') throw Errors.invalid(`lockMode must be 'inline' or 'borrowed', got ${String(mode)}`);
+    if (mode !== 'inline' && mode !== 'borrowed') throw Errors.invalid(`lockMode must be 'inline' or 'borrowed', got ${describeValue(mode)}`);
     const cap = options.ringSize ?? 256;
     if (!Number.isInteger(cap) || cap < 2 || cap > 1 << 16 || (cap & (cap - 1)) !== 0)
-      throw Errors.invalid(`ringSize must be a power of two in 2..65536, got ${String(cap)}`);
+      throw Errors.invalid(`ringSize must be a power of two in 2..65536, got ${describeValue(cap)}`);
     const context = contextAlloc(arena, 1);
     // Recorded in our ledger in the run that allocates it, "not initialised" with it (see
     // ledgerAllocBlock): if this thread dies, its reaper frees or destroys it (see the DRIVER kind).
@@ -152,6 +154,7 @@ export class Driver extends BlockView {
 
   /** The driver behind `handle`, in any thread. Throws EBADF / EINVAL. */
   static fromHandle(arena: Arena, handle: number): Driver {
+    arenaArg(arena, 'Driver.fromHandle');
     const dw = arena.resolve(handle, A.BlockType.DRIVER, 'driver') + BLOCK_HEADER_WORDS;
     const cap = arena.i32[dw + DRV_RING_CAP];
     if (cap < 2 || (cap & (cap - 1)) !== 0 || arena.payloadBytes(dw - BLOCK_HEADER_WORDS) < (DRV_RING + cap * RING_STRIDE) * 4)
@@ -200,15 +203,19 @@ export class Driver extends BlockView {
    * the out-fence's only reference until it ends; export before sharing its handle.
    * Threads: the exporter (any attached thread). Throws EINVAL (options), ENOMEM (nothing left allocated).
    */
-  submit(options: SubmitOptions = {}): Operation {
+  submit(options?: SubmitOptions): Operation {
+    options = optionsArg(options, 'submit');
     const arena = this.arena;
     const i32 = arena.i32;
     const dw = this.check();
     const dur = options.durationUs ?? 0;
-    if (!Number.isInteger(dur) || dur < 0 || dur > 60_000_000) throw Errors.invalid(`durationUs must be an integer in 0..60e6, got ${String(dur)}`);
+    if (!Number.isInteger(dur) || dur < 0 || dur > 60_000_000) throw Errors.invalid(`durationUs must be an integer in 0..60e6, got ${describeValue(dur)}`);
     const payload = options.payload;
-    if (payload !== undefined && (typeof payload.length !== 'number' || payload.length > OP_PAYLOAD_WORDS))
+    if (payload !== undefined && (payload === null || typeof payload !== 'object' || typeof payload.length !== 'number' || payload.length > OP_PAYLOAD_WORDS))
       throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
+    if (payload !== undefined)
+      for (let k = 0; k < payload.length; k++)
+        if (typeof payload[k] !== 'number') throw Errors.invalid(`payload[${k}] must be a number, got ${describeValue(payload[k])}`);
     const ow = submitOperation(arena, dw, dur, payload);
     const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
     return Operation.make(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
@@ -221,6 +228,7 @@ export class Driver extends BlockView {
    * ended it first. Threads: the submitter (it owns the ledger entry).
    */
   execute(op: Operation): number {
+    if (!(op instanceof Operation) || op.driver.handle !== this.handle || op.driver.arena.buffer !== this.arena.buffer) throw Errors.invalid(`execute: op must be an Operation of this driver, got ${describeValue(op)}`);
     const arena = this.arena;
     const i32 = arena.i32;
     const dw = this.check();

@@ -12,7 +12,7 @@
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errno, Errors } from '../errors.js';
+import { describeValue, Errno, Errors } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { createFenceAt } from '../fence/create.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
@@ -100,7 +100,7 @@ export class Operation {
 
   /** Payload word `i` (0 ≤ i < OP_PAYLOAD_WORDS). Throws EBADF once the operation ended. */
   payload(i: number): number {
-    if (!Number.isInteger(i) || i < 0 || i >= OP_PAYLOAD_WORDS) throw Errors.invalid(`payload index ${i} not in 0..${OP_PAYLOAD_WORDS - 1}`);
+    if (!Number.isInteger(i) || i < 0 || i >= OP_PAYLOAD_WORDS) throw Errors.invalid(`payload index ${describeValue(i)} not in 0..${OP_PAYLOAD_WORDS - 1}`);
     if (!this.live) throw Errors.badHandle('operation', this.handle, 'the operation ended');
     return this.driver.arena.i32[this.ow + OP_PAYLOAD + i];
   }

@@ -8,7 +8,7 @@ import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
-import { Errors, MAX_ERRNO } from '../errors.js';
+import { Errors, MAX_ERRNO, describeValue } from '../errors.js';
 import { releaseDeadWord } from '../locks/futex.js';
 import { opsFlagsOf } from './ops.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
@@ -57,7 +57,7 @@ export interface InitArgs {
  * count or when the 31-bit context space is exhausted.
  */
 export function contextAlloc(arena: Arena, n = 1): number {
-  if (!Number.isInteger(n) || n < 1 || n > 1 << 20) throw Errors.invalid(`context count must be in 1..${1 << 20}, got ${String(n)}`);
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 20) throw Errors.invalid(`context count must be in 1..${1 << 20}, got ${describeValue(n)}`);
   const first = Atomics.add(arena.i32, L.H_CONTEXT, n) + 1;
   if (first + n > 0x7fffffff) throw Errors.invalid('fence contexts exhausted');
   return first;
@@ -66,10 +66,10 @@ export function contextAlloc(arena: Arena, n = 1): number {
 /** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
 export function checkContextSeqno(context: number, seqno: number, seqno64: boolean): void {
   if (!Number.isInteger(context) || context < 0 || context > 0x7fffffff)
-    throw Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${String(context)}`);
+    throw Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${describeValue(context)}`);
   const max = seqno64 ? Number.MAX_SAFE_INTEGER : 0xffffffff;
   if (!Number.isInteger(seqno) || seqno < 0 || seqno > max)
-    throw Errors.invalid(`fence seqno must be an integer in 0..${max}${seqno64 ? '' : ' (pass seqno64 for 64-bit)'}, got ${String(seqno)}`);
+    throw Errors.invalid(`fence seqno must be an integer in 0..${max}${seqno64 ? '' : ' (pass seqno64 for 64-bit)'}, got ${describeValue(seqno)}`);
 }
 
 /** Allocates and initialises a fence block of `blockBytes` (≥ 64); returns its payload word index. */
@@ -224,7 +224,7 @@ function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean): void {
 /** Sets the error of an unsignaled fence. Throws EINVAL when signaled or errno is not in -4095..-1. */
 export function setErrorChecked(i32: Int32Array, fw: number, errno: number): void {
   if (!Number.isInteger(errno) || errno >= 0 || errno < -MAX_ERRNO)
-    throw Errors.invalid(`fence error must be a negative errno in -${MAX_ERRNO}..-1, got ${String(errno)}`);
+    throw Errors.invalid(`fence error must be a negative errno in -${MAX_ERRNO}..-1, got ${describeValue(errno)}`);
   if (isSignaledFlag(i32, fw)) throw Errors.invalid('setError on a signaled fence');
   i32[fw + F_ERROR] = errno;
 }

@@ -7,7 +7,7 @@ import type { Arena } from '../arena/arena.js';
 import { onCheck } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { describeValue, Errors } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
@@ -38,12 +38,13 @@ export interface FenceInit {
  * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
  */
 export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): number {
-  if (init === null || typeof init !== 'object') throw Errors.invalid('Fence.create needs { context, seqno }');
+  if (init === null || typeof init !== 'object') throw Errors.invalid(`Fence.create needs { context, seqno }, got ${describeValue(init)}`);
   const seqno64 = init.seqno64 === true;
   checkContextSeqno(init.context, init.seqno, seqno64);
-  const ops = init.ops ?? defaultOps;
+  // Only an absent ops means the default: `ops: null` is a caller's mistake, refused like any other.
+  const ops = init.ops === undefined ? defaultOps : init.ops;
   // The default ops are registered in every thread as ops.ts loads: no lookup for them.
-  if (ops !== defaultOps && (typeof ops !== 'object' || findOps(ops.id) !== ops)) throw Errors.invalid('ops must come from defineFenceOps in this thread');
+  if (ops !== defaultOps && (ops === null || typeof ops !== 'object' || findOps(ops.id) !== ops)) throw Errors.invalid('ops must come from defineFenceOps in this thread');
   let lockIdx = 0;
   let lenderHw = 0;
   if (init.lock !== undefined) {

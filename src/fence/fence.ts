@@ -6,12 +6,12 @@
  * exporter's block — the borrowed-lock use-after-free when that block is freed first. The view validates and
  * delegates: the work is done at handle level (core, create, signal, release, wait).
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import { withHeld } from '../locks/scoped.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { describeValue, Errors } from '../errors.js';
 import { acquireInlineSeen, releaseInlineSeen } from '../locks/lockword.js';
 import {
   contextAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, isSignaledFlag, nowNs, seqnoOf,
@@ -21,7 +21,7 @@ import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './cre
 import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
 import { opsById, type FenceOps } from './ops.js';
-import { putFence, setViewFactory } from './release.js';
+import { holdsFenceLock, putFence, setViewFactory } from './release.js';
 import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
 
@@ -86,17 +86,17 @@ export class Fence {
    * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
    */
   static create(arena: Arena, init: FenceInit): Fence {
-    return new Fence(arena, createFenceAt(arena, init, 0));
+    return new Fence(arena, createFenceAt(arenaArg(arena, 'Fence.create'), init, 0));
   }
 
   /** A view of the fence behind `handle` (takes no reference). Throws EBADF / EINVAL. */
   static fromHandle(arena: Arena, handle: number): Fence {
-    return new Fence(arena, arena.resolve(handle, A.BlockType.FENCE, 'fence') + BLOCK_HEADER_WORDS);
+    return new Fence(arena, arenaArg(arena, 'Fence.fromHandle').resolve(handle, A.BlockType.FENCE, 'fence') + BLOCK_HEADER_WORDS);
   }
 
   /** Reserves `n` fence contexts; the first ever is 1 (0 belongs to the stub). */
   static contextAlloc(arena: Arena, n = 1): number {
-    return contextAlloc(arena, n);
+    return contextAlloc(arenaArg(arena, 'Fence.contextAlloc'), n);
   }
 
   /**
@@ -104,12 +104,12 @@ export class Fence {
    * Threads: any; the first call in the arena creates it.
    */
   static stub(arena: Arena): Fence {
-    return new Fence(arena, stubFenceAt(arena));
+    return new Fence(arena, stubFenceAt(arenaArg(arena, 'Fence.stub')));
   }
 
   /** A new signaled fence on its own context (kernel dma_fence_allocate_private_stub). */
   static privateStub(arena: Arena, timestamp?: bigint): Fence {
-    return new Fence(arena, privateStubAt(arena, timestamp));
+    return new Fence(arena, privateStubAt(arenaArg(arena, 'Fence.privateStub'), timestamp));
   }
 
   /* ───────────── identity and fields ───────────── */
@@ -206,7 +206,7 @@ export class Fence {
   /** Mask of user bit `bit` in the flags word; throws EINVAL outside 0..USER_FLAG_COUNT-1. */
   private static userBit(bit: number): number {
     if (!Number.isInteger(bit) || bit < 0 || bit >= L.FLAG_USER_COUNT)
-      throw Errors.invalid(`user flag bit must be an integer in 0..${L.FLAG_USER_COUNT - 1}, got ${String(bit)}`);
+      throw Errors.invalid(`user flag bit must be an integer in 0..${L.FLAG_USER_COUNT - 1}, got ${describeValue(bit)}`);
     return 1 << (L.FLAG_USER_SHIFT + bit);
   }
 
@@ -350,8 +350,14 @@ export class Fence {
     return pollSignaled(this, this.v());
   }
 
-  /** 0 pending, 1 signaled, negative errno when signaled with an error. Takes the fence lock. */
+  /**
+   * 0 pending, 1 signaled, negative errno when signaled with an error. Takes the fence lock:
+   * EDEADLK (nothing done) when the caller holds it ({@link statusLocked} is for that).
+   */
   status(): number {
+    // Refused before the poll: under the caller's own lock the poll's signal (an array's or a
+    // chain's) would fail half-way, and the lock below could never be taken anyway.
+    if (holdsFenceLock(this.arena, this.v())) throw Errors.deadlock('status() while holding the fence lock: use statusLocked()');
     this.isSignaled();
     const fw = this.v();
     return this.withLock(() => statusOf(this.arena.i32, fw));
@@ -504,6 +510,7 @@ export class Fence {
    * wrap-around unless `a` is a 64-bit fence. Throws EINVAL for fences of different contexts.
    */
   static isLater(a: Fence, b: Fence): boolean {
+    fenceArgs(a, b, 'isLater');
     return isLaterOnContext(a.arena.i32, a.v(), b.v());
   }
 
@@ -512,15 +519,24 @@ export class Fence {
    * `b`, or not earlier on their common context. Throws EINVAL for fences of different contexts.
    */
   static isLaterOrSame(a: Fence, b: Fence): boolean {
+    fenceArgs(a, b, 'isLaterOrSame');
     if (a.handle === b.handle) return true;
     return !Fence.isLater(b, a);
   }
 
   /** The later of two fences of one context, or null when that one is already signaled. */
   static later(a: Fence, b: Fence): Fence | null {
+    fenceArgs(a, b, 'later');
     const f = Fence.isLater(a, b) ? a : b;
     return f.isSignaled() ? null : f;
   }
+}
+
+/** `a` and `b` as two fences of one arena (the ordering functions' arguments), else EINVAL. */
+function fenceArgs(a: unknown, b: unknown, where: string): void {
+  if (!(a instanceof Fence)) throw Errors.invalid(`${where}: a must be a Fence, got ${describeValue(a)}`);
+  if (!(b instanceof Fence)) throw Errors.invalid(`${where}: b must be a Fence, got ${describeValue(b)}`);
+  if (a.arena.buffer !== b.arena.buffer) throw Errors.invalid(`${where}: the fences belong to different arenas`);
 }
 
 /** @internal for the library's other modules: wraps a payload word index (no check). */

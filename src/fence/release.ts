@@ -10,6 +10,7 @@ import type { Arena } from '../arena/arena.js';
 import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
+import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import { Errno, Errors } from '../errors.js';
 import { setPutHook } from './callbacks.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
@@ -22,7 +23,7 @@ import { signalFence } from './signal.js';
 
 const { EV_FENCE_DESTROY, TC_RELEASE } = TR;
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, F_LOCK, FLAG_INLINE_LOCK, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 let viewOf: (arena: Arena, fw: number) => Fence = () => {
@@ -37,14 +38,21 @@ export function setViewFactory(make: (arena: Arena, fw: number) => Fence): void 
  * Drops one reference on the fence at `fw`; the last one releases it (an unsignaled fence with
  * callbacks is first signaled with -EDEADLK, then ops.release runs and the block is freed).
  * `view`, if given, is the one handed to ops.release. Threads: any attached thread.
+ * Locking: the caller may hold the fence's lock only to drop a reference that is not the last.
  * Throws EBADF for a put on a fence without references, EINVAL when the fence's ops have a
- * release and are not registered in this thread (nothing changes either way).
+ * release and are not registered in this thread, EDEADLK for the last reference put by the holder
+ * of the fence's lock (nothing changes in any of these cases).
  */
 export function putFence(arena: Arena, fw: number, view?: Fence): void {
   const i32 = arena.i32;
+  const flags = i32[fw + F_FLAGS];
   // The last put calls ops.release: a thread that could not is refused before it drops anything,
   // whether or not this put is the last (which only the race decides).
-  if (i32[fw + F_FLAGS] & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
+  if (flags & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
+  // The release signals (taking the lock) and frees the block the lock word may live in: the holder
+  // of the lock may only drop references that are not the last (kernel: a dma_fence_put of the last
+  // reference under fence->lock deadlocks in the release).
+  if (holdsFenceLock(arena, fw)) return void putUnderLock(i32, fw, 0);
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, 0, 0);
   if (old === 1) {
@@ -52,6 +60,37 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
   } else if (old < 1) {
     Atomics.add(i32, fw + F_REFCOUNT, 1);
     throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
+  }
+}
+
+/** True when the calling thread holds the lock word fence `fw` takes (its own or a borrowed one). */
+export function holdsFenceLock(arena: Arena, fw: number): boolean {
+  const i32 = arena.i32;
+  const lw = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + F_LOCK : i32[fw + F_LOCK];
+  return lw > 0 && lw < i32.length && (Atomics.load(i32, lw) & LOCK_OWNER_MASK) === arena.me;
+}
+
+/**
+ * A reference drop by the holder of the fence's lock: drops a reference that is not the last and
+ * clears the site's record `i32[at]` (`at` 0: none) in the same run; refuses the last one with
+ * EDEADLK, dropping nothing. A drop that is not the last needs no release record (putFence's
+ * record is popped at once for it), so one compare-exchange is the whole drop.
+ */
+export function putUnderLock(i32: Int32Array, fw: number, at: number): void {
+  for (;;) {
+    const old = Atomics.load(i32, fw + F_REFCOUNT);
+    if (old === 1) {
+      throw Errors.deadlock(
+        'put of the last reference while holding the fence lock: the release would signal and free under it; unlock first (nothing was dropped)',
+      );
+    }
+    if (old < 1) throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
+    // Another thread's get or put in between fails the exchange: read again (each retry means
+    // another thread made progress).
+    if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old - 1) === old) {
+      if (at !== 0) i32[at] = 0;
+      return;
+    }
   }
 }
 

@@ -10,7 +10,7 @@
  * slot's own reference keeps the fence alive for that moment, and a thread killed inside it cannot
  * wedge the slot (the reaper releases the word). The put of the old fence happens after the lock.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import { BlockView } from '../arena/blockview.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
@@ -33,6 +33,7 @@ export class FenceSlot extends BlockView {
    * Threads: any attached thread. Returns the slot; it lives until {@link destroy}. Throws ENOMEM.
    */
   static create(arena: Arena): FenceSlot {
+    arenaArg(arena, 'FenceSlot.create');
     const sw = arena.allocBlock(A.BLOCK_HEADER_BYTES + SLOT_WORDS * 4, A.BlockType.FENCE_SLOT) + BLOCK_HEADER_WORDS;
     arena.i32[sw + S_LOCK] = 0;
     arena.i32[sw + S_FENCE] = 0;
@@ -45,6 +46,7 @@ export class FenceSlot extends BlockView {
    * freed or truncated handle) or EINVAL (a block of another type).
    */
   static fromHandle(arena: Arena, handle: number): FenceSlot {
+    arenaArg(arena, 'FenceSlot.fromHandle');
     return new FenceSlot(arena, arena.resolve(handle, A.BlockType.FENCE_SLOT, 'fence slot') + BLOCK_HEADER_WORDS);
   }
 

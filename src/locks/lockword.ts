@@ -19,7 +19,7 @@ import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlo
 import * as L from './layout.js';
 import { watchOwner } from './owners.js';
 import { releaseDeadTicket, releaseTicket, ticketLock, ticketTryLock } from './ticket.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue } from '../errors.js';
 import { deadlineOf } from '../timeout.js';
 import * as TR from '../trace/layout.js';
 import { noteTracedHold, traceEvent, tracedHoldCount, traceRelease, tracing } from '../trace/ring.js';
@@ -363,6 +363,6 @@ export function wordOwner(i32: Int32Array, idx: number): number {
 export function lockKindId(kind: L.LockKind | undefined, fallback: number): number {
   if (kind === undefined) return fallback;
   const k = L.LOCK_KINDS.indexOf(kind);
-  if (k < 0) throw Errors.invalid(`unknown lock kind ${String(kind)} (one of ${L.LOCK_KINDS.join(', ')})`);
+  if (k < 0) throw Errors.invalid(`unknown lock kind ${describeValue(kind)} (one of ${L.LOCK_KINDS.join(', ')})`);
   return k;
 }

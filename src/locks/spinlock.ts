@@ -2,9 +2,10 @@
  * SpinLock: a lock word in the arena, either in its own block (`create`) or inside another block
  * (`at`: an operation lending its lock). Rebuildable in any thread from numbers alone.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
+import { allocBlock, zeroPayload } from '../arena/alloc.js';
 import { Errors } from '../errors.js';
 import { withHeld } from './scoped.js';
 import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
@@ -52,15 +53,19 @@ export class SpinLock {
 
   /** Allocates a lock in its own block. Throws EINVAL (bad kind), ENOMEM. */
   static create(arena: Arena, kind?: L.LockKind): SpinLock {
+    arenaArg(arena, 'SpinLock.create');
     const k = lockKindId(kind, arena.lockKindId);
-    const ref = arena.alloc(LOCK_BLOCK_BYTES, A.BlockType.LOCK);
-    const hw = arena.resolve(ref, A.BlockType.LOCK, 'lock');
+    // A typed block, made here and nowhere else (arena.alloc makes raw blocks only).
+    const hw = allocBlock(arena, LOCK_BLOCK_BYTES + A.BLOCK_HEADER_BYTES, A.BlockType.LOCK);
+    zeroPayload(arena, hw);
+    const ref = arena.handleOf(hw);
     arena.i32[hw + A.BLOCK_HEADER_WORDS + 1] = k;
     return new SpinLock(arena, ref, hw, 0, k);
   }
 
   /** Rebuilds a lock made by {@link create} from its handle (any thread). Throws EBADF/EINVAL. */
   static fromRef(arena: Arena, ref: number): SpinLock {
+    arenaArg(arena, 'SpinLock.fromRef');
     const hw = arena.resolve(ref, A.BlockType.LOCK, 'lock');
     return new SpinLock(arena, ref, hw, 0, arena.i32[hw + A.BLOCK_HEADER_WORDS + 1]);
   }
@@ -70,6 +75,7 @@ export class SpinLock {
    * Throws EBADF (bad handle) or EINVAL (offset, type, kind).
    */
   static at(arena: Arena, ref: number, byteOffset = 0, kind?: L.LockKind): SpinLock {
+    arenaArg(arena, 'SpinLock.at');
     const hw = arena.resolve(ref, -1, 'block');
     const type = (arena.i32[hw + A.B_TAG] >>> A.TAG_TYPE_SHIFT) & A.TAG_TYPE_MASK;
     if (type !== A.BlockType.RAW && type !== A.BlockType.OPERATION && type !== A.BlockType.LOCK)

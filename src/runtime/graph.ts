@@ -4,7 +4,7 @@
  * graph is submitted at once and the scheduler starts each stage when its inputs have signaled.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errno, Errors } from '../errors.js';
+import { Errno, Errors, describeValue } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { runWithFence, taskResult, type FencePool } from './piscina.js';
 import { cancelJob } from './finish.js';
@@ -123,7 +123,7 @@ function topoOrder<K extends string>(spec: Readonly<Record<K, GraphNode>>): K[] 
     if (node.task !== undefined && typeof node.task !== 'string') throw Errors.invalid(`stage '${n}': task must be a string`);
     const seen = new Set<string>();
     for (const d of deps as K[]) {
-      if (typeof d !== 'string' || !Object.hasOwn(spec, d)) throw Errors.invalid(`stage '${n}' depends on unknown stage '${String(d)}'`);
+      if (typeof d !== 'string' || !Object.hasOwn(spec, d)) throw Errors.invalid(`stage '${n}' depends on unknown stage '${describeValue(d)}'`);
       if (seen.has(d)) throw Errors.invalid(`stage '${n}' names '${d}' twice`);
       seen.add(d);
       let list = dependents.get(d);

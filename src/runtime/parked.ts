@@ -8,7 +8,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import * as FL from '../fence/layout.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue } from '../errors.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
 import { Fence } from '../fence/fence.js';
 import { releaseFenceAt } from '../fence/release.js';
@@ -16,7 +16,7 @@ import { releaseFenceAt } from '../fence/release.js';
 function checkCell(cells: Float64Array, index: number): void {
   if (!(cells instanceof Float64Array)) throw Errors.invalid('parked references live in a Float64Array');
   if (!Number.isInteger(index) || index < 0 || index >= cells.length)
-    throw Errors.invalid(`cell index ${String(index)} not in 0..${cells.length - 1}`);
+    throw Errors.invalid(`cell index ${describeValue(index)} not in 0..${cells.length - 1}`);
 }
 
 /**

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { Arena } from '../arena/arena.js';
-import { Errno, Errors } from '../errors.js';
+import { Errno, Errors, describeValue } from '../errors.js';
 import { drainQueue } from './jobs.js';
 import { bellIndex, schedCounts, schedCreate, schedDestroy, schedHandle, schedPut } from './queue.js';
 import type { FenceTaskMessage } from './task.js';
@@ -118,7 +118,7 @@ export class FencePool {
     if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
     const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
     if (atomics !== undefined && atomics !== 'async')
-      throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${String(atomics)}')`);
+      throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${describeValue(atomics)}')`);
     if (typeof filename !== 'string' || filename === '') throw Errors.invalid('createFencePool needs the task module as filename');
     if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
     if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');

@@ -20,7 +20,7 @@ import { Errors } from '../errors.js';
 import { fenceGet } from '../fence/core.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
 import { ledgerGetRef } from '../fence/ledger.js';
-import { putFence, releaseFenceAt } from '../fence/release.js';
+import { holdsFenceLock, putFence, putUnderLock, releaseFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { readName, writeName } from './names.js';
 
@@ -169,10 +169,17 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
     if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner)) return false;
     fw = i32[e + FD_FENCE];
     nameW = i32[e + FD_NAME];
-    // The entry's fence cleared in the drop's run (see dropRef): a closer terminated before the
-    // entry is freed leaves it half closed, which the reaper finishes.
-    depth = pushRelease(arena, fw);
-    last = dropRef(arena, fw, depth, e + FD_FENCE, 0) === 1;
+    if (holdsFenceLock(arena, fw)) {
+      // The caller holds the fence's lock: the last reference cannot be released under it, so the
+      // close is refused (EDEADLK) before the entry changes; another one is dropped without release.
+      putUnderLock(i32, fw, e + FD_FENCE);
+      fw = 0;
+    } else {
+      // The entry's fence cleared in the drop's run (see dropRef): a closer terminated before the
+      // entry is freed leaves it half closed, which the reaper finishes.
+      depth = pushRelease(arena, fw);
+      last = dropRef(arena, fw, depth, e + FD_FENCE, 0) === 1;
+    }
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
     i32[e + FD_NAME] = 0;
   } finally {

@@ -6,7 +6,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { mergeFences, unwrapFences } from '../containers/unwrap.js';
-import { Errors, FenceError } from '../errors.js';
+import { Errors, FenceError, describeValue } from '../errors.js';
 import { seqnoOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
@@ -109,12 +109,12 @@ export class SyncFile {
     const fw1 = syncFileFence(arena, fd1);
     let fw2 = 0;
     try {
-      if (flags !== 0) throw Errors.invalid(`merge flags must be 0, got ${String(flags)}`);
+      if (flags !== 0) throw Errors.invalid(`merge flags must be 0, got ${describeValue(flags)}`);
       checkName(name, 'merged sync_file');
       try {
         fw2 = syncFileFence(arena, fd2);
       } catch (e) {
-        if (e instanceof FenceError && e.code === 'EBADF') throw Errors.noEntry(`merge: fd2 ${String(fd2)} is not an open sync_file`);
+        if (e instanceof FenceError && e.code === 'EBADF') throw Errors.noEntry(`merge: fd2 ${describeValue(fd2)} is not an open sync_file`);
         throw e;
       }
       const merged = mergeFences(arena, [fenceView(arena, fw1), fenceView(arena, fw2)]);

@@ -8,11 +8,12 @@
  *
  * Layout: a TIMELINE block (TL_*) and point blocks (a fence plus PT_* list words), all in the arena.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
+import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errno, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errno, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
 import { runDetached } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
 import type { Fence } from '../fence/fence.js';
@@ -195,6 +196,7 @@ export class SwTimeline {
    * EINVAL (another block type).
    */
   static fromHandle(arena: Arena, handle: number): SwTimeline {
+    arenaArg(arena, 'SwTimeline.fromHandle');
     return new SwTimeline(arena, arena.resolve(handle, A.BlockType.TIMELINE, 'timeline'));
   }
 
@@ -259,7 +261,7 @@ export class SwTimeline {
    */
   createFence(value: number, name?: string): number {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff)
-      throw Errors.invalid(`sw_sync point value must be an integer in 0..2^32-1, got ${String(value)}`);
+      throw Errors.invalid(`sw_sync point value must be an integer in 0..2^32-1, got ${describeValue(value)}`);
     checkName(name, 'sync_file');
     const arena = this.arena;
     const i32 = arena.i32;
@@ -321,7 +323,7 @@ export class SwTimeline {
    */
   inc(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
-      throw Errors.invalid(`sw_sync increment must be an integer in 0..2^32-1, got ${String(n)}`);
+      throw Errors.invalid(`sw_sync increment must be an integer in 0..2^32-1, got ${describeValue(n)}`);
     const tw = this.v();
     while (n > 0x7fffffff) {
       this.step(tw, 0x7fffffff);
@@ -381,12 +383,18 @@ export class SwTimeline {
    * Closes this view's open reference. The last one (kernel sw_sync release) signals every point
    * still waiting with -ENOENT, and the timeline is freed once its last point is released.
    * Using this view afterwards (createFence, inc, a second close) throws EBADF.
-   * Locking: takes the timeline lock. Threads: any attached thread.
+   * Locking: takes the timeline lock (EDEADLK, nothing changed, when the caller holds it through a
+   * point's fence). Threads: any attached thread.
    */
   close(): void {
     const arena = this.arena;
     const i32 = arena.i32;
     const tw = this.v();
+    // The last close takes the timeline lock, which every point's fence borrows: refused before
+    // the reference is dropped, or a close that failed on the lock would leave the timeline
+    // neither open nor closable (and its block allocated for good).
+    if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
+      throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
     this.closedHere = true;
     if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) !== 1) return;
     let run: number[] | null;

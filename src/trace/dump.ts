@@ -234,7 +234,7 @@ export interface ArenaDump {
 export function assertDump(x: unknown): asserts x is ArenaDump {
   const d = x as Partial<ArenaDump> | null;
   if (d === null || typeof d !== 'object' || d.format !== DUMP_FORMAT) throw new TypeError('not a fencelab arena dump');
-  if (d.version !== DUMP_VERSION) throw new TypeError(`arena dump version ${String(d.version)}, this fencelab reads version ${DUMP_VERSION}`);
+  if (d.version !== DUMP_VERSION) throw new TypeError(`arena dump version ${describeValue(d.version)}, this fencelab reads version ${DUMP_VERSION}`);
   for (const k of ['threads', 'fences', 'timelines', 'locks', 'fds', 'operations', 'notes'] as const)
     if (!Array.isArray(d[k])) throw new TypeError(`arena dump without its ${k} list`);
 }
@@ -340,3 +340,4 @@ export function analyzeHang(d: ArenaDump): string[] {
     out.push(`no thread is blocked in a wait or a lock; ${pending.length} fences are pending (first: ${pending[0].label}, created by ${pending[0].createdBy})`);
   return out;
 }
+import { describeValue } from '../errors.js';

@@ -18,7 +18,7 @@ import { isMainThread, threadId } from 'node:worker_threads';
 import type { Arena } from '../arena/arena.js';
 import { onCheck } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue } from '../errors.js';
 import * as L from './layout.js';
 
 // Module constants, not namespace loads: optimized code folds a module's own constants, so the
@@ -248,7 +248,7 @@ export function startTrace(arena: Arena, categories: number, events: number): vo
   if (!Number.isInteger(categories) || categories <= 0 || (categories & ~L.TC_ALL) !== 0)
     throw Errors.invalid(`trace categories must be a non-empty set of known categories, got ${categories}`);
   if (!Number.isInteger(events) || events < 16 || events > MAX_RING_EVENTS)
-    throw Errors.invalid(`trace ring size must be an integer number of events in 16..${MAX_RING_EVENTS}, got ${String(events)}`);
+    throw Errors.invalid(`trace ring size must be an integer number of events in 16..${MAX_RING_EVENTS}, got ${describeValue(events)}`);
   const i32 = arena.i32;
   Atomics.store(i32, L.TH_FLAGS, 0);
   reclaimRings(arena);

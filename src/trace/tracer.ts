@@ -6,7 +6,7 @@
  * driver names of fence ops (for track names) and the arena dump walker behind `arena.describe()`.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue } from '../errors.js';
 import { toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
 import type { ArenaDump } from './dump.js';
 import * as L from './layout.js';
@@ -97,7 +97,7 @@ export class Tracer {
       bits = 0;
       for (const c of options.categories) {
         const bit = CATEGORY_BITS[c as TraceCategory];
-        if (bit === undefined) throw Errors.invalid(`unknown trace category ${String(c)} (one of ${TRACE_CATEGORIES.join(', ')})`);
+        if (bit === undefined) throw Errors.invalid(`unknown trace category ${describeValue(c)} (one of ${TRACE_CATEGORIES.join(', ')})`);
         bits |= bit;
       }
     }

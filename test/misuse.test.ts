@@ -1,0 +1,120 @@
+/**
+ * Misuse that used to wedge a process or slip through untyped: each is refused with a FenceError
+ * naming the problem, and nothing changes (the arena stays consistent, nothing leaks).
+ */
+import { describe, expect, it } from 'vitest';
+import { Arena, BlockType, Driver, Fence, FenceError, SwTimeline, SyncFile } from '../src/index.js';
+import * as AL from '../src/arena/layout.js';
+import { expectClean, rejects } from './support/core.js';
+
+const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
+
+describe('put() of the last reference under the fence lock', () => {
+  it('is refused with EDEADLK and frees nothing: callbacks still run once, the lock count comes back', () => {
+    const arena = arenaOf();
+    const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    let ran = 0;
+    f.addCallback(() => ran++);
+    f.lock();
+    rejects(arena, () => f.put(), 'EDEADLK');
+    expect(f.refcount).toBe(1);
+    // A reference that is not the last may be dropped under the lock.
+    f.get();
+    f.put();
+    expect(f.refcount).toBe(1);
+    f.unlock();
+    expect(arena.inlineLocksHeld).toBe(0);
+    f.put(); // now released: signaled -EDEADLK, its callback ran
+    expect(ran).toBe(1);
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('SyncFile.close of the last reference and SwTimeline.close under a point lock are refused the same way', () => {
+    const arena = arenaOf();
+    const tl = SwTimeline.create(arena, 't');
+    const fd = tl.createFence(3);
+    const p = SyncFile.getFence(arena, fd)!;
+    p.lock();
+    rejects(arena, () => tl.close(), 'EDEADLK');
+    p.put(); // not the last: the fd holds one
+    rejects(arena, () => SyncFile.close(arena, fd), 'EDEADLK');
+    rejects(arena, () => p.status(), 'EDEADLK');
+    expect(p.statusLocked()).toBe(0);
+    p.unlock();
+    SyncFile.close(arena, fd);
+    tl.close();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('typed blocks on every public entry', () => {
+  it('arena.alloc makes raw blocks only; arena.free refuses a live driver operation and a fence', () => {
+    const arena = arenaOf();
+    for (const t of [BlockType.FENCE, BlockType.OPERATION, BlockType.LOCK, BlockType.TIMELINE, 2 ** 24])
+      expect(rejects(arena, () => arena.alloc(56, t), 'EINVAL').message).toMatch(/raw blocks only/);
+    const d = Driver.create(arena);
+    const op = d.submit();
+    rejects(arena, () => arena.free(op.handle), 'EINVAL');
+    expect(op.fence.testSignaledFlag()).toBe(false);
+    rejects(arena, () => Fence.fromHandle(arena, op.handle), 'EINVAL');
+    const raw = arena.alloc(56);
+    rejects(arena, () => Fence.fromHandle(arena, raw), 'EINVAL');
+    rejects(arena, () => Driver.fromHandle(arena, raw), 'EINVAL');
+    rejects(arena, () => SwTimeline.fromHandle(arena, raw), 'EINVAL');
+    expect(d.execute(op)).toBe(1);
+    d.destroy();
+    arena.free(raw);
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('attach refuses a corrupted header (lock kind 2^24, heap bounds) with EINVAL', () => {
+    const arena = arenaOf();
+    const copy = new SharedArrayBuffer(arena.buffer.byteLength);
+    new Int32Array(copy).set(arena.i32);
+    const i32 = new Int32Array(copy);
+    i32[AL.H_ARENA_ID] = 12345; // another arena for the attach cache
+    i32[AL.H_LOCK_KIND] = 2 ** 24;
+    expect(() => Arena.attach(copy)).toThrow(/corrupted arena header: lock kind/);
+    i32[AL.H_LOCK_KIND] = 0;
+    i32[AL.H_HEAP_START] = 3;
+    expect(() => Arena.attach(copy)).toThrow(FenceError);
+    arena.detach();
+  });
+});
+
+describe('bad input is typed, and messages are safe for any value', () => {
+  const hostile = { toString: (): never => { throw new Error('toString'); } };
+  const cases: [string, (a: Arena) => unknown][] = [
+    ['Arena.create(null)', () => Arena.create(null as never)],
+    ['Arena.create(5)', () => Arena.create(5 as never)],
+    ['Arena.create({ bytes: Symbol })', () => Arena.create({ bytes: Symbol('b') as never })],
+    ['Driver.create(arena, null)', (a) => Driver.create(a, null as never)],
+    ["Driver.create(arena, 'x')", (a) => Driver.create(a, 'x' as never)],
+    ['Driver.create(null)', () => Driver.create(null as never)],
+    ['submit(null)', (a) => Driver.create(a).submit(null as never)],
+    ['execute(null)', (a) => Driver.create(a).execute(null as never)],
+    ['Fence.create({ ops: null })', (a) => Fence.create(a, { context: 1, seqno: 1, ops: null as never })],
+    ['Fence.fromHandle(arena, Symbol)', (a) => Fence.fromHandle(a, Symbol('h') as never)],
+    ['Fence.fromHandle(null, 1)', () => Fence.fromHandle(null as never, 1)],
+    ['Fence.contextAlloc(arena, hostile)', (a) => Fence.contextAlloc(a, hostile as never)],
+    ['arena.free(hostile)', (a) => a.free(hostile as never)],
+    ['arena.alloc(Symbol)', (a) => a.alloc(Symbol('n') as never)],
+    ['Fence.isLater(f, null)', (a) => Fence.isLater(Fence.stub(a), null as never)],
+  ];
+  for (const [name, fn] of cases) {
+    it(`${name} → FenceError EINVAL/EBADF`, () => {
+      const arena = arenaOf();
+      let caught: unknown;
+      try {
+        fn(arena);
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(FenceError);
+      expect(['EINVAL', 'EBADF']).toContain((caught as FenceError).code);
+    });
+  }
+});
