@@ -99,6 +99,10 @@ export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   i32[fw + F_CONTEXT] = a.context;
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
+  // The thread responsible for signaling it (see signaler.ts): the creator, in the timestamp
+  // words, which mean nothing until the signal overwrites them.
+  i32[fw + F_TIMESTAMP] = arena.slot + 1;
+  i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + A.T_SERIAL];
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
   if (tracing(i32, TC_FENCE)) traceInit(arena, fw);
 }
@@ -185,18 +189,26 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
  * Returns the head of the detached callback list (0 none), or -1 when it was already signaled.
  * The caller runs the list (see callbacks.ts) and must not touch the fence's list afterwards.
  * `tsIsNow`: `ts` was read from the clock for this signal (false for a timestamp a caller chose,
- * which the trace event then does not use as its time).
+ * which the trace event then does not use as its time). `rec` (0 none): the caller's signal
+ * record (see signal.ts), which receives the detached list in the run that detaches it.
  */
-export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): number {
+export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true, rec = 0): number {
   const i32 = arena.i32;
   if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return -1;
   arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
   // Timestamp first, then the flags: a reader that sees TIMESTAMP reads a complete value.
   const old = Atomics.or(i32, fw + F_FLAGS, FLAG_SIGNALED | FLAG_TIMESTAMP);
   if (old & FLAG_WAITERS) Atomics.notify(i32, fw + F_FLAGS);
+  // From the read of the head to the record, plain writes only: a terminate() leaves the list on
+  // the fence (the reaper detaches it) or in the record (the reaper dispatches the rest).
   const head = i32[fw + F_CB_HEAD];
   i32[fw + F_CB_HEAD] = 0;
   i32[fw + F_CB_TAIL] = 0;
+  if (rec !== 0) {
+    i32[rec + L.SIG_NODE] = head;
+    i32[rec + L.SIG_NGEN] = head === 0 ? 0 : i32[head - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+    i32[rec + L.SIG_NEXT] = head === 0 ? 0 : i32[head + L.CB_NEXT];
+  }
   if (tracing(i32, TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
   return head;
 }

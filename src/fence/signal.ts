@@ -14,6 +14,7 @@ import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
+const { SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
 
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
@@ -30,16 +31,44 @@ export interface FenceCallback {
  * `tsIsNow` false: `ts` is a time the caller chose (see markSignaledLocked).
  */
 export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
-  if (isSignaledFlag(arena.i32, fw)) return true;
-  fenceLock(arena, fw);
-  let head: number;
+  const i32 = arena.i32;
+  if (isSignaledFlag(i32, fw)) return true;
+  const d = i32[arena.slotBase + T_SIGNAL_DEPTH];
+  const rec = pushSignal(arena, fw, d);
+  let head = -1;
   try {
-    head = markSignaledLocked(arena, fw, ts, tsIsNow);
+    fenceLock(arena, fw);
+    try {
+      head = markSignaledLocked(arena, fw, ts, tsIsNow, rec);
+    } finally {
+      fenceUnlock(arena, fw);
+    }
+    if (head > 0) runDetached(arena, head, rec);
   } finally {
-    fenceUnlock(arena, fw);
+    i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
   }
-  if (head > 0) runDetached(arena, head);
   return head < 0;
+}
+
+/**
+ * Pushes a signal record for fence `fw` at depth `d` (the calling thread's T_SIGNAL_DEPTH) and
+ * returns its word index, 0 past SIGNAL_CAP (counted only). The record names the fence from
+ * before its flag goes up until the detached list is dispatched, so a thread terminated inside a
+ * signal leaves its reaper the waiters to wake and the callbacks to deliver (see
+ * finishDeadSignals). Plain writes only; the caller pops it by writing `d` back.
+ */
+function pushSignal(arena: Arena, fw: number, d: number): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  let rec = 0;
+  if (d < SIGNAL_CAP) {
+    rec = sb + T_SIGNAL + d * SIG_WORDS;
+    i32[rec + SIG_FW] = fw;
+    i32[rec + SIG_FGEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+    i32[rec + SIG_NODE] = 0;
+  }
+  i32[sb + T_SIGNAL_DEPTH] = d + 1;
+  return rec;
 }
 
 /**
@@ -48,9 +77,16 @@ export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true
  */
 export function signalFenceLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
   fenceAssertHeld(arena, fw);
-  const head = markSignaledLocked(arena, fw, ts, tsIsNow);
-  if (head > 0) runDetached(arena, head);
-  return head < 0;
+  const i32 = arena.i32;
+  const d = i32[arena.slotBase + T_SIGNAL_DEPTH];
+  const rec = pushSignal(arena, fw, d);
+  try {
+    const head = markSignaledLocked(arena, fw, ts, tsIsNow, rec);
+    if (head > 0) runDetached(arena, head, rec);
+    return head < 0;
+  } finally {
+    i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
+  }
 }
 
 /** Signaled? Asks ops.signaled (with `view`) when the flag is not set yet, and signals when it says so. */
