@@ -14,7 +14,7 @@ import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
-const { SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
+const { SIGNAL_CAP, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
 
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
@@ -31,44 +31,34 @@ export interface FenceCallback {
  * `tsIsNow` false: `ts` is a time the caller chose (see markSignaledLocked).
  */
 export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
-  const i32 = arena.i32;
-  if (isSignaledFlag(i32, fw)) return true;
-  const d = i32[arena.slotBase + T_SIGNAL_DEPTH];
-  const rec = pushSignal(arena, fw, d);
-  let head = -1;
+  if (isSignaledFlag(arena.i32, fw)) return true;
+  let head: number;
+  fenceLock(arena, fw);
   try {
-    fenceLock(arena, fw);
-    try {
-      head = markSignaledLocked(arena, fw, ts, tsIsNow, rec);
-    } finally {
-      fenceUnlock(arena, fw);
-    }
-    if (head > 0) runDetached(arena, head, rec);
+    head = markSignaledLocked(arena, fw, ts, tsIsNow, true);
   } finally {
-    i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
+    fenceUnlock(arena, fw);
   }
+  if (head > 0) runRecorded(arena, head);
   return head < 0;
 }
 
 /**
- * Pushes a signal record for fence `fw` at depth `d` (the calling thread's T_SIGNAL_DEPTH) and
- * returns its word index, 0 past SIGNAL_CAP (counted only). The record names the fence from
- * before its flag goes up until the detached list is dispatched, so a thread terminated inside a
- * signal leaves its reaper the waiters to wake and the callbacks to deliver (see
- * finishDeadSignals). Plain writes only; the caller pops it by writing `d` back.
+ * Runs detached list `head` under the signal record markSignaledLocked pushed for it (the top of
+ * the calling thread's stack), then pops it.
  */
-function pushSignal(arena: Arena, fw: number, d: number): number {
-  const i32 = arena.i32;
-  const sb = arena.slotBase;
-  let rec = 0;
-  if (d < SIGNAL_CAP) {
-    rec = sb + T_SIGNAL + d * SIG_WORDS;
-    i32[rec + SIG_FW] = fw;
-    i32[rec + SIG_FGEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-    i32[rec + SIG_NODE] = 0;
+function runRecorded(arena: Arena, head: number): void {
+  const d = arena.i32[arena.slotBase + T_SIGNAL_DEPTH] - 1;
+  try {
+    runDetached(arena, head, recordAt(arena, d));
+  } finally {
+    arena.i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
   }
-  i32[sb + T_SIGNAL_DEPTH] = d + 1;
-  return rec;
+}
+
+/** Word index of the calling thread's signal record at depth `d`, 0 past SIGNAL_CAP. */
+function recordAt(arena: Arena, d: number): number {
+  return d < SIGNAL_CAP ? arena.slotBase + T_SIGNAL + d * SIG_WORDS : 0;
 }
 
 /**
@@ -77,16 +67,9 @@ function pushSignal(arena: Arena, fw: number, d: number): number {
  */
 export function signalFenceLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
   fenceAssertHeld(arena, fw);
-  const i32 = arena.i32;
-  const d = i32[arena.slotBase + T_SIGNAL_DEPTH];
-  const rec = pushSignal(arena, fw, d);
-  try {
-    const head = markSignaledLocked(arena, fw, ts, tsIsNow, rec);
-    if (head > 0) runDetached(arena, head, rec);
-    return head < 0;
-  } finally {
-    i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
-  }
+  const head = markSignaledLocked(arena, fw, ts, tsIsNow, true);
+  if (head > 0) runRecorded(arena, head);
+  return head < 0;
 }
 
 /** Signaled? Asks ops.signaled (with `view`) when the flag is not set yet, and signals when it says so. */
