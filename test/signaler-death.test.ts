@@ -5,11 +5,9 @@
  * its sw_sync timelines close (points -ENOENT), and its raw blocks are freed. Nothing hangs: every
  * wait below is bounded and expected to return signaled.
  */
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
-import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture, TestWorker } from './support/core.js';
+import { expectClean, TestWorker } from './support/core.js';
 
 const workers: TestWorker[] = [];
 afterEach(async () => {
@@ -114,48 +112,4 @@ describe('signaler death', () => {
     const leaks = report.leaks.filter((l) => l.type !== 'fence');
     expect(leaks).toEqual([]);
   });
-});
-
-/**
- * Kills a looping worker (fixture raw-loop, `mode`) at seeded random points, 50 times; after each
- * reap the arena's bytes in use are back to the baseline.
- */
-async function killLoop(arena: Arena, mode: string, seed: string, extra: Record<string, unknown> = {}): Promise<void> {
-  const rand = seededInt(seed);
-  const baseline = arena.stats().used;
-  for (let k = 0; k < 50; k++) {
-    const w = new Worker(fixture('raw-loop'), { workerData: { buffer: arena.buffer, seed: `${seed}:${k}`, mode, ...extra } });
-    const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-    arena.watch(w);
-    const msg = await new Promise<{ type: string; message?: string }>((resolve, reject) => {
-      w.once('message', resolve);
-      w.once('error', reject);
-    });
-    expect(msg.type, String(msg.message)).toBe('looping');
-    const end = performance.now() + rand(2000) / 1000;
-    while (performance.now() < end);
-    await w.terminate();
-    await exited;
-    expect(arena.stats().used, `kill ${k} (seed ${seed})`).toBe(baseline);
-    expect(arena.check().problems).toEqual([]);
-  }
-}
-
-describe('what a dead worker held is freed (50 kills each)', () => {
-  it('raw blocks of an alloc/free loop: every kill frees them, successors never run out', async () => {
-    // Small enough that a few leaked worker heaps (≈ 0.8 MB each) would exhaust it.
-    const arena = Arena.create({ bytes: 4 << 20 });
-    await killLoop(arena, 'raw', process.env.FENCELAB_SEED ?? 'raw-kill-1');
-    expectClean(arena);
-  }, 120_000);
-
-  it('named sync-file fds created and closed in a loop: fds, names and references all come back', async () => {
-    const arena = Arena.create({ bytes: 4 << 20 });
-    const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
-    await killLoop(arena, 'fd', process.env.FENCELAB_SEED ?? 'fd-kill-1', { fence: f.handle });
-    expect(SyncFile.openCount(arena)).toBe(0);
-    expect(f.refcount).toBe(1);
-    f.put();
-    expectClean(arena);
-  }, 120_000);
 });
