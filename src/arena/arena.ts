@@ -18,7 +18,7 @@ import * as L from './layout.js';
 import { checkAccess } from './sanitizer.js';
 import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
-import { claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
+import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, settleRawBlocks, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
 
 /**
  * Block types {@link Arena.free} releases, as a bit set: the raw blocks {@link Arena.alloc} makes
@@ -304,6 +304,21 @@ export class Arena {
   }
 
   /**
+   * Hands a raw block (from {@link alloc}) over. A raw block belongs to the thread that allocated
+   * it: when that thread dies (see {@link watch}) the reaper frees it, so a worker's scratch
+   * memory does not outlive it. A thread that goes on using a block another thread allocated
+   * adopts it first: `adopt(ref)` makes it the calling thread's (its death frees it then), and
+   * `adopt(ref, { keep: true })` makes it the arena's (no death frees it: free it explicitly).
+   * A thread that detaches leaves its raw blocks to the arena. Threads: any attached thread.
+   * Returns nothing. Throws EBADF (stale or freed handle), EINVAL (not a raw block, bad options).
+   */
+  adopt(ref: number, options?: { keep?: boolean }): void {
+    if (options !== undefined && (options === null || typeof options !== 'object')) throw Errors.invalid('adopt options must be an object');
+    const hw = resolve(this, ref, L.BlockType.RAW, 'raw block');
+    if (!adoptRawBlock(this, hw, options?.keep === true)) throw Errors.badHandle('raw block', ref, 'freed or handed over while being adopted');
+  }
+
+  /**
    * @internal Hot-path allocation: returns the header word index of a live block of `blockBytes` (header
    * included) and type `type`. The payload is not cleared (poison in sanitize mode is checked and
    * cleared). Threads: any attached thread, through its own view. Throws ENOMEM.
@@ -397,6 +412,7 @@ export class Arena {
     this.detached = true;
     forgetView(this.i32[L.H_ARENA_ID], this);
     runReapHooks(this, this.slot);
+    settleRawBlocks(this, this.slot, false);
     releaseSlot(this, this.slot);
   }
 

@@ -25,6 +25,11 @@ export const ReapStage = {
   LOCKS: 10,
   /** Callback nodes the dead thread owned or was freeing. */
   CALLBACKS: 20,
+  /**
+   * Signals the dead thread had in flight: waiters woken, the rest of the detached callback lists
+   * delivered (before its references are dropped: they keep those fences alive).
+   */
+  SIGNALS: 25,
   /** Fence releases the dead thread had begun are finished. */
   RELEASES: 30,
   /** Its sync-file fds are closed. */
@@ -35,6 +40,12 @@ export const ReapStage = {
   LEDGER: 60,
   /** Driver operations it had claimed are finished. */
   OPERATIONS: 70,
+  /**
+   * What only the dead thread would have signaled: its unsignaled fences get -EOWNERDEAD, its
+   * sw_sync timelines close (points -ENOENT). After the ledger and the operations, whose own
+   * recovery ends jobs and operations with their errors.
+   */
+  SIGNALERS: 80,
 } as const;
 
 interface Registered {

@@ -90,7 +90,49 @@ export function reapSlot(arena: Arena, s: number): void {
   // The allocator's own class locks; the layers above release theirs in their reap hooks.
   releaseDeadClassLocks(arena, s + 1);
   runReapHooks(arena, s);
+  // Last: the higher layers' clean-up may still read a raw block (a lock borrowed from one).
+  settleRawBlocks(arena, s, true);
   releaseSlot(arena, s);
+}
+
+/**
+ * The raw blocks (`arena.alloc`) slot `s` allocated and did not hand over ({@link adoptRawBlock}):
+ * freed when its thread died (`free`), or made the arena's (no thread's) when it detaches, so
+ * that a later occupant of the slot is not taken for their owner. Threads: the reaper, or the
+ * detaching thread itself.
+ */
+export function settleRawBlocks(arena: Arena, s: number, free: boolean): void {
+  const i32 = arena.i32;
+  const found: number[] = [];
+  arena.walk((hw, _size, state, type) => {
+    if (state === L.STATE_LIVE && type === L.BlockType.RAW && ((i32[hw + L.B_TAG] >>> L.TAG_ALLOC_SHIFT) & L.TAG_THREAD_MASK) === s) found.push(hw);
+  });
+  for (const hw of found) {
+    if (free) arena.freeBlock(hw);
+    else retag(i32, hw, s, L.NO_THREAD);
+  }
+}
+
+/**
+ * Moves the raw block at header word `hw` from owner slot `from` to `to` (NO_THREAD: the arena's)
+ * with a compare-exchange on its tag: a concurrent free wins, and nothing changes then.
+ */
+function retag(i32: Int32Array, hw: number, from: number, to: number): boolean {
+  const mask = L.TAG_THREAD_MASK << L.TAG_ALLOC_SHIFT;
+  const tag = Atomics.load(i32, hw + L.B_TAG);
+  if (((tag >>> L.TAG_STATE_SHIFT) & L.TAG_STATE_MASK) !== L.STATE_LIVE || ((tag & mask) >>> L.TAG_ALLOC_SHIFT) !== from) return false;
+  return Atomics.compareExchange(i32, hw + L.B_TAG, tag, (tag & ~mask) | (to << L.TAG_ALLOC_SHIFT)) === tag;
+}
+
+/**
+ * Hands raw block `hw` over to the calling thread (`keep` false) or to the arena (`keep` true):
+ * the death of the thread that allocated it no longer frees it. Returns false when another
+ * thread changed or freed the block meanwhile.
+ */
+export function adoptRawBlock(arena: Arena, hw: number, keep: boolean): boolean {
+  const i32 = arena.i32;
+  const from = (Atomics.load(i32, hw + L.B_TAG) >>> L.TAG_ALLOC_SHIFT) & L.TAG_THREAD_MASK;
+  return retag(i32, hw, from, keep ? L.NO_THREAD : arena.slot);
 }
 
 /**

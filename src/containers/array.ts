@@ -25,6 +25,7 @@ import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenc
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
+import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, defineContainerOps, fenceArg, isSignaledFw, putChild } from './common.js';
 import { FenceMemory } from './memory.js';
@@ -255,6 +256,7 @@ export class FenceArray {
     }
     const [fw, sw] = mem.take(arena, 'array');
     fenceInit(arena, fw, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
+    clearSignalerAt(i32, fw); // its children signal it, not a thread
     for (let i = 0; i < n; i++) i32[sw + i] = children[i];
     const any = options.signalOnAny === true;
     i32[fw + A_NUM] = n;

@@ -26,6 +26,7 @@ import { contextAlloc, fenceGet, fenceInit, fenceLock, fenceReserve, fenceUnlock
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
+import { clearSignalerAt } from '../fence/signaler.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, isSignaledFw, putChild, runOrDefer } from './common.js';
 import { FenceMemory } from './memory.js';
@@ -291,6 +292,7 @@ export class FenceChain {
     }
     const [fw] = mem.take(arena, 'chain');
     fenceInit(arena, fw, { opsId: chainOps.id, context, seqno, seqno64: true, lockIdx: 0, lenderHw: 0 });
+    clearSignalerAt(i32, fw); // its links signal it, not a thread
     i32[fw + C_PREV] = pfw;
     i32[fw + C_PREV_LOCK] = 0;
     i32[fw + C_FENCE] = cfw;

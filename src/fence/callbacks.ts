@@ -10,7 +10,7 @@ import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
-import { fenceGet } from './core.js';
+import { fenceGet, fenceLock, fenceUnlock, isSignaledFlag } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
@@ -138,8 +138,15 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
  * Runs a list detached by signal. Nodes owned by this thread run here, in order; WAKE nodes bump
  * their word; nodes of other threads go to their owner's inbox (with a fence reference the owner
  * drops after running). A throwing callback does not stop the others; the first error is rethrown.
+ *
+ * `rec` (0 none) is the signal record (src/fence/signal.ts) that names the list's next node, its
+ * generation and its successor. Each node is freed only once its dispatch has taken effect (a
+ * wake bumped, a handler or function started, a remote node pushed — the push moves the record
+ * in its own run, since the owner frees the node later), so for the reaper of a thread
+ * terminated here the record's node, if still live at its generation, is not dispatched yet, and
+ * everything after it is an intact list.
  */
-export function runDetached(arena: Arena, head: number): void {
+export function runDetached(arena: Arena, head: number, rec = 0): void {
   const i32 = arena.i32;
   let first: unknown = NO_ERROR;
   // For the trace: the fence (its nodes are freed as they run) and what happened to its callbacks.
@@ -152,11 +159,7 @@ export function runDetached(arena: Arena, head: number): void {
     const next = i32[nw + CB_NEXT];
     const kind = i32[nw + CB_KIND];
     if (kind === L.CBK_WAKE) {
-      const target = i32[nw + CB_TARGET];
-      i32[nw + CB_STATE] = L.CBS_DONE;
-      arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-      Atomics.add(i32, target, 1);
-      Atomics.notify(i32, target);
+      runWake(arena, nw);
     } else if (kind === L.CBK_SHARED) {
       const handler = sharedHandlers[i32[nw + CB_TOKEN]];
       const data = i32[nw + CB_TARGET];
@@ -168,13 +171,31 @@ export function runDetached(arena: Arena, head: number): void {
       first = attempt(runLocal, arena, nw, 0, first);
       here++;
     } else {
-      deliverRemote(arena, nw);
+      deliverRemote(arena, nw, rec, next);
       queued++;
     }
+    if (rec !== 0) advanceRecord(i32, rec, next);
     nw = next;
   }
   if (traced) traceEvent(arena, EV_SIGNAL_DONE, fw, gen, here, queued, 0);
   rethrowFirst(first);
+}
+
+/** A WAKE node: bump and notify its word, then free it (a bump repeated by a reaper is harmless). */
+function runWake(arena: Arena, nw: number): void {
+  const i32 = arena.i32;
+  const target = i32[nw + CB_TARGET];
+  Atomics.add(i32, target, 1);
+  Atomics.notify(i32, target);
+  i32[nw + CB_STATE] = L.CBS_DONE;
+  arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+}
+
+/** Moves signal record `rec` on to node `next` (plain writes; `next` is not dispatched yet, its link intact). */
+function advanceRecord(i32: Int32Array, rec: number, next: number): void {
+  i32[rec + L.SIG_NODE] = next;
+  i32[rec + L.SIG_NGEN] = next === 0 ? 0 : i32[next - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[rec + L.SIG_NEXT] = next === 0 ? 0 : i32[next + CB_NEXT];
 }
 
 /** Runs a node of the calling thread detached by its own signal. */
@@ -246,7 +267,13 @@ export function setPutHook(put: (arena: Arena, fw: number) => void, release: (ar
   releaseLast = release;
 }
 
-function deliverRemote(arena: Arena, nw: number): void {
+/**
+ * Queues node `nw` (PENDING) to its owner's inbox with a fence reference, or frees it when the
+ * owner is gone. `rec`/`next`: the signal record to move on to `next` in the push's run (0: none).
+ * The reference is taken and the node marked QUEUED in one run (the get's compare-exchange, then
+ * plain writes): a reaper finding the node QUEUED only has the push left (see pushQueued).
+ */
+function deliverRemote(arena: Arena, nw: number, rec: number, next: number): void {
   const i32 = arena.i32;
   const owner = i32[nw + CB_OWNER];
   const ob = arena.slotWord(owner);
@@ -256,18 +283,39 @@ function deliverRemote(arena: Arena, nw: number): void {
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
     return;
   }
+  fenceGet(i32, i32[nw + CB_FENCE]);
+  i32[nw + CB_STATE] = L.CBS_QUEUED;
+  pushQueued(arena, nw, rec, next);
+}
+
+/**
+ * Pushes QUEUED node `nw` (its delivery reference taken) to its owner's inbox and rings the
+ * doorbell; an owner that died meanwhile gets its inbox discarded (the reference put, the node
+ * freed). With `rec`, the signal record moves on to `next` in the run of the successful push.
+ */
+function pushQueued(arena: Arena, nw: number, rec: number, next: number): void {
+  const i32 = arena.i32;
+  const owner = i32[nw + CB_OWNER];
+  const ob = arena.slotWord(owner);
   const fw = i32[nw + CB_FENCE];
   // Read now for the trace: once pushed, the owner may run the node, free it and drop the fence.
   const traced = tracing(i32, TC_CALLBACK);
   const ngen = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   const fgen = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-  fenceGet(i32, fw);
-  i32[nw + CB_STATE] = L.CBS_QUEUED;
   // Treiber push; the consumer takes the whole stack at once, so ABA cannot bite.
   for (;;) {
     const top = Atomics.load(i32, ob + L.T_INBOX);
     i32[nw + CB_NEXT] = top;
-    if (Atomics.compareExchange(i32, ob + L.T_INBOX, top, nw) === top) break;
+    if (Atomics.compareExchange(i32, ob + L.T_INBOX, top, nw) === top) {
+      // Pushed: the node is the owner's now (it may run and free it at once). The record moves
+      // on in this run — plain writes, no call — so a reaper never pushes it twice.
+      if (rec !== 0) {
+        i32[rec + L.SIG_NODE] = next;
+        i32[rec + L.SIG_NGEN] = next === 0 ? 0 : i32[next - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+        i32[rec + L.SIG_NEXT] = next === 0 ? 0 : i32[next + CB_NEXT];
+      }
+      break;
+    }
   }
   Atomics.add(i32, ob + L.T_DOORBELL, 1);
   Atomics.notify(i32, ob + L.T_DOORBELL);
@@ -362,3 +410,84 @@ function freeOrphanedNodes(arena: Arena, slot: number): void {
   for (const hw of orphans) arena.freeBlock(hw);
 }
 onReap(ReapStage.CALLBACKS, freeOrphanedNodes);
+
+/**
+ * Reap hook: finishes the signals the dead thread of `slot` had in flight (its signal records,
+ * innermost first). A fence whose flag went up is notified again (its waiters may have missed
+ * the wake); a callback list still on it is detached and run; a detached list is dispatched from
+ * the record's node on — that node by its state, the rest as a signal would. Then every live
+ * thread's doorbell is rung: a push whose ring was cut off is found. Threads: the reaper.
+ */
+function finishDeadSignals(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: never inside a signal
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const n = Math.min(i32[b + L.T_SIGNAL_DEPTH], L.SIGNAL_CAP);
+  let first: unknown = NO_ERROR;
+  for (let j = n - 1; j >= 0; j--) first = attempt(finishSignal, arena, b + L.T_SIGNAL + j * L.SIG_WORDS, slot, first);
+  i32[b + L.T_SIGNAL_DEPTH] = 0;
+  if (n > 0) ringAll(arena);
+  rethrowFirst(first);
+}
+onReap(ReapStage.SIGNALS, finishDeadSignals);
+
+/** Finishes the signal of record `rec` of dead slot `slot`. */
+function finishSignal(arena: Arena, rec: number, slot: number): void {
+  const i32 = arena.i32;
+  const fw = i32[rec + L.SIG_FW];
+  const fenceLive = arena.isLive(fw - BLOCK_HEADER_WORDS, i32[rec + L.SIG_FGEN]);
+  const nw = i32[rec + L.SIG_NODE];
+  if (nw !== 0) {
+    const rest = i32[rec + L.SIG_NEXT];
+    let first: unknown = NO_ERROR;
+    if (arena.isLive(nw - BLOCK_HEADER_WORDS, i32[rec + L.SIG_NGEN])) first = attempt(finishNode, arena, nw, slot, first);
+    if (rest !== 0) first = attempt(runDetached, arena, rest, 0, first);
+    rethrowFirst(first);
+  } else if (fenceLive && isSignaledFlag(i32, fw) && i32[fw + L.F_CB_HEAD] !== 0) {
+    // Terminated between the flag and the detach (at the waiters' notify): detach it here.
+    fenceLock(arena, fw);
+    let head = 0;
+    try {
+      head = i32[fw + L.F_CB_HEAD];
+      i32[fw + L.F_CB_HEAD] = 0;
+      i32[fw + L.F_CB_TAIL] = 0;
+    } finally {
+      fenceUnlock(arena, fw);
+    }
+    if (head > 0) runDetached(arena, head);
+  }
+  if (fenceLive && isSignaledFlag(i32, fw)) Atomics.notify(i32, fw + L.F_FLAGS);
+}
+
+/** Dispatches node `nw` of a dead signaler's list (live: not dispatched yet) by its kind and state. */
+function finishNode(arena: Arena, nw: number, deadSlot: number): void {
+  const i32 = arena.i32;
+  const kind = i32[nw + CB_KIND];
+  if (kind === L.CBK_WAKE) return runWake(arena, nw);
+  if (kind === L.CBK_SHARED) {
+    const handler = sharedHandlers[i32[nw + CB_TOKEN]];
+    const data = i32[nw + CB_TARGET];
+    const fw = i32[nw + CB_FENCE];
+    i32[nw + CB_STATE] = L.CBS_DONE;
+    arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+    handler(arena, data, fw);
+    return;
+  }
+  const state = i32[nw + CB_STATE];
+  if (state === L.CBS_QUEUED) return pushQueued(arena, nw, 0, 0); // its reference was taken
+  if (state === L.CBS_PENDING && i32[nw + CB_OWNER] !== deadSlot) return deliverRemote(arena, nw, 0, 0);
+  // The dead thread's own callback (its function died with it), or one already ended.
+  i32[nw + CB_STATE] = L.CBS_DONE;
+  arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+}
+
+/** Rings every live thread's doorbell (a spurious ring only makes a dispatcher look at its inbox). */
+function ringAll(arena: Arena): void {
+  const i32 = arena.i32;
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const ob = arena.slotWord(s);
+    if (Atomics.load(i32, ob + A.T_STATE) !== A.SLOT_LIVE) continue;
+    Atomics.add(i32, ob + L.T_DOORBELL, 1);
+    Atomics.notify(i32, ob + L.T_DOORBELL);
+  }
+}

@@ -18,7 +18,8 @@ import { traceEvent, traceEventNs, tracing } from '../trace/ring.js';
 const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE } = TR;
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
-const { BLOCK_HEADER_WORDS } = A;
+const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
+const { CB_NEXT, SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
 
 /**
  * Node's `process.hrtime.bigint`, looked up once: `process` is a dictionary-mode object, so
@@ -106,6 +107,10 @@ export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   i32[fw + F_CONTEXT] = a.context;
   i32[fw + F_SEQNO_LO] = a.seqno | 0;
   i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
+  // The thread responsible for signaling it (see signaler.ts): the creator, in the timestamp
+  // words, which mean nothing until the signal overwrites them.
+  i32[fw + F_TIMESTAMP] = arena.me; // slot + 1
+  i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + T_SERIAL];
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
   if (tracing(i32, TC_FENCE)) traceInit(arena, fw);
 }
@@ -192,18 +197,49 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
  * Returns the head of the detached callback list (0 none), or -1 when it was already signaled.
  * The caller runs the list (see callbacks.ts) and must not touch the fence's list afterwards.
  * `tsIsNow`: `ts` was read from the clock for this signal (false for a timestamp a caller chose,
- * which the trace event then does not use as its time).
+ * which the trace event then does not use as its time). `record`: push a signal record (see
+ * signal.ts) when there is something a reaper would have to finish — waiters to wake, callbacks
+ * to run — in the run of the flag's Atomics op; it receives the detached list in the run that
+ * detaches it. Without a list it is popped here, once the waiters are notified; with one (a head
+ * is returned) the caller runs the list under it and pops it (see signal.ts).
  */
-export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): number {
+export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true, record = false): number {
   const i32 = arena.i32;
   if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return -1;
   arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
   // Timestamp first, then the flags: a reader that sees TIMESTAMP reads a complete value.
   const old = Atomics.or(i32, fw + F_FLAGS, FLAG_SIGNALED | FLAG_TIMESTAMP);
+  let rec = 0;
+  let pop = -1;
+  if (record && (old & FLAG_WAITERS || i32[fw + F_CB_HEAD] !== 0)) {
+    // The signal record, pushed in the run of the flag's Atomics op (plain writes written out
+    // here, no call: a call's entry is a place to be terminated), so a reaper sees it whenever
+    // the flag is up and the signal unfinished. Deeper than SIGNAL_CAP: counted only.
+    const sb = arena.slotBase;
+    const at = sb + T_SIGNAL_DEPTH;
+    const d = i32[at];
+    if (d < SIGNAL_CAP) {
+      rec = sb + T_SIGNAL + d * SIG_WORDS;
+      i32[rec + SIG_FW] = fw;
+      i32[rec + SIG_FGEN] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+      i32[rec + SIG_NODE] = 0;
+    }
+    i32[at] = d + 1;
+    pop = d;
+  }
   if (old & FLAG_WAITERS) Atomics.notify(i32, fw + F_FLAGS);
+  // From the read of the head to the record, plain writes only: a terminate() leaves the list on
+  // the fence (the reaper detaches it) or in the record (the reaper dispatches the rest).
   const head = i32[fw + F_CB_HEAD];
   i32[fw + F_CB_HEAD] = 0;
   i32[fw + F_CB_TAIL] = 0;
+  if (rec !== 0) {
+    i32[rec + SIG_NODE] = head;
+    i32[rec + SIG_NGEN] = head === 0 ? 0 : i32[head - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+    i32[rec + SIG_NEXT] = head === 0 ? 0 : i32[head + CB_NEXT];
+  }
+  // Waiters only: notified above, nothing left for a reaper (a repeated notify is harmless).
+  if (pop >= 0 && head === 0) i32[arena.slotBase + T_SIGNAL_DEPTH] = pop;
   if (tracing(i32, TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
   return head;
 }

@@ -22,6 +22,7 @@ import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
 import { opsById, type FenceOps } from './ops.js';
 import { holdsFenceLock, putFence, setViewFactory } from './release.js';
+import { adoptSignalingAt, signalerOf } from './signaler.js';
 import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
 
@@ -309,6 +310,28 @@ export class Fence {
   }
 
   /* ───────────── signaling ───────────── */
+
+  /**
+   * Makes the calling thread the one responsible for signaling this fence. Every fence has one:
+   * its creator until another thread adopts it (a worker the fence was handed to, a piscina task's
+   * worker as the task starts). When that thread dies (`arena.watch` sees it exit, or its slot is
+   * reaped), its unsignaled fences are signaled with -EOWNERDEAD and their callbacks run.
+   * Locking: takes the fence lock. Threads: any attached thread.
+   * Returns false when the fence is already signaled (nothing to adopt). Throws EBADF when released.
+   */
+  adoptSignaling(): boolean {
+    return adoptSignalingAt(this.arena, this.v());
+  }
+
+  /**
+   * Thread slot responsible for signaling this fence (see {@link adoptSignaling}), or -1 once
+   * signaled or when nothing but its children or timeline signals it (arrays, chains, sw_sync
+   * points). Threads: any (a snapshot). Throws EBADF when released.
+   */
+  get signaler(): number {
+    return signalerOf(this.arena.i32, this.v());
+  }
+
 
   /**
    * Signals the fence and runs its pending callbacks.

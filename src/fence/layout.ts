@@ -106,9 +106,27 @@ export const REL_RESURRECTED = 1 << 24; // holds the reference the -EDEADLK sign
 export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reaper does not call it again)
 export const REL_DROPPED = 1 << 26; // the last reference is gone (without it the record is an intent only)
 
+/**
+ * Signal records (src/fence/signal.ts): a stack of the signals this thread has in flight — the
+ * fence, and how far the callback list it detached has been dispatched — so that the reaper of a
+ * thread terminated inside signal() delivers the rest (and wakes the waiters) instead of losing
+ * them. Entry: [fence payload word, its generation, next node to dispatch, that node's
+ * generation, the node after it]. Deeper nested signals are counted, not recorded.
+ */
+export const SIGNAL_CAP = 4;
+export const { FW: SIG_FW, FGEN: SIG_FGEN, NODE: SIG_NODE, NGEN: SIG_NGEN, NEXT: SIG_NEXT, END: SIG_WORDS } = defineStruct('signal record', {
+  FW: 1, // payload word index of the fence being signaled
+  FGEN: 1, // its generation
+  NODE: 1, // the detached list's next node not yet dispatched (0: none, or not detached yet)
+  NGEN: 1, // that node's generation (not live at it: dispatched)
+  NEXT: 1, // the node after it (read before NODE's dispatch may overwrite its link)
+});
+
 export const {
   DOORBELL: T_DOORBELL, INBOX: T_INBOX, WAKE: T_WAKE, DRAINING: T_DRAINING, RELEASE_DEPTH: T_RELEASE_DEPTH, RELEASE: T_RELEASE,
-  LEDGER: T_LEDGER, LEDGER_SPARE: T_LEDGER_SPARE, LEDGER_SPARE_GEN: T_LEDGER_SPARE_GEN, END: T_FENCE_END,
+  LEDGER: T_LEDGER, LEDGER_SPARE: T_LEDGER_SPARE, LEDGER_SPARE_GEN: T_LEDGER_SPARE_GEN, SIGNAL_DEPTH: T_SIGNAL_DEPTH, SIGNAL: T_SIGNAL,
+  IN_FLIGHT: T_IN_FLIGHT, IN_FLIGHT_GEN: T_IN_FLIGHT_GEN,
+  END: T_FENCE_END,
 } = defineStruct(
   'fence thread slot',
   {
@@ -121,6 +139,10 @@ export const {
     LEDGER: 1, // payload word index of the slot's reference ledger block (0 none)
     LEDGER_SPARE: 1, // a ledger block being installed (grown into) or retired: payload word…
     LEDGER_SPARE_GEN: 1, // …and generation, so a thread killed mid-move leaves its reaper the block to free
+    SIGNAL_DEPTH: 1, // signal records in use (may exceed SIGNAL_CAP: deeper ones are not recorded)
+    SIGNAL: SIGNAL_CAP * SIG_WORDS,
+    IN_FLIGHT: 1, // a block between its allocation and the struct that will own it (a sync file's name): payload word…
+    IN_FLIGHT_GEN: 1, // …and generation: the reaper frees it if still live at that generation
   },
   { base: T_LOCKS_END, limit: T_LAYERS_END },
 );

@@ -14,6 +14,7 @@ import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
+const { SIGNAL_CAP, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
 
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
@@ -33,15 +34,33 @@ export interface FenceCallback {
  */
 export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
   if (isSignaledFlag(arena.i32, fw)) return true;
-  fenceLock(arena, fw);
   let head: number;
+  fenceLock(arena, fw);
   try {
-    head = markSignaledLocked(arena, fw, ts, tsIsNow);
+    head = markSignaledLocked(arena, fw, ts, tsIsNow, true);
   } finally {
     fenceUnlock(arena, fw);
   }
-  if (head > 0) runDetached(arena, head);
+  if (head > 0) runRecorded(arena, head);
   return head < 0;
+}
+
+/**
+ * Runs detached list `head` under the signal record markSignaledLocked pushed for it (the top of
+ * the calling thread's stack), then pops it.
+ */
+function runRecorded(arena: Arena, head: number): void {
+  const d = arena.i32[arena.slotBase + T_SIGNAL_DEPTH] - 1;
+  try {
+    runDetached(arena, head, recordAt(arena, d));
+  } finally {
+    arena.i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
+  }
+}
+
+/** Word index of the calling thread's signal record at depth `d`, 0 past SIGNAL_CAP. */
+function recordAt(arena: Arena, d: number): number {
+  return d < SIGNAL_CAP ? arena.slotBase + T_SIGNAL + d * SIG_WORDS : 0;
 }
 
 /**
@@ -50,8 +69,8 @@ export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true
  */
 export function signalFenceLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true): boolean {
   fenceAssertHeld(arena, fw);
-  const head = markSignaledLocked(arena, fw, ts, tsIsNow);
-  if (head > 0) runDetached(arena, head);
+  const head = markSignaledLocked(arena, fw, ts, tsIsNow, true);
+  if (head > 0) runRecorded(arena, head);
   return head < 0;
 }
 

@@ -13,6 +13,7 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errno } from '../errors.js';
 import { fenceLock, fenceUnlock, isSignaledFlag } from '../fence/core.js';
+import { adoptSignalingAt } from '../fence/signaler.js';
 import { type Fence, fenceView, putFence } from '../fence/fence.js';
 import { drop, load, store, type Encoded } from './codec.js';
 import { defineLedgerKind, ledgerAdd, ledgerRemove, ledgerReserve } from '../fence/ledger.js';
@@ -219,6 +220,10 @@ export function startJob(arena: Arena, jw: number): boolean {
       putFence(arena, jw);
       return false;
     }
+    // The hand-over of the signaling (after the records: a call here would split their run): the
+    // job's fence is this worker's to signal from now on, so the pool's thread dying does not
+    // orphan a running job; if this worker dies, its LGK_JOB record ends the job with -ENODEV.
+    adoptSignalingAt(arena, jw);
   }
   putFence(arena, jw); // the queue's (the scheduler's keeps a running job alive)
   return ok;

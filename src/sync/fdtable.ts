@@ -104,14 +104,19 @@ export function syncFileFence(arena: Arena, fd: number, track = false, nameOut?:
  */
 export function installFd(arena: Arena, fw: number, name: string | undefined): number {
   const i32 = arena.i32;
+  const sb = arena.slotBase;
   let nameW = 0;
   if (name) {
+    // In flight in our slot from the run of its allocation until the entry owns it: a thread
+    // terminated in between leaves its reaper the block to free (see freeInFlight).
     nameW = arena.allocBlock(NAME_BLOCK, A.BlockType.SYNC_FILE) + BLOCK_HEADER_WORDS;
+    i32[sb + FL.T_IN_FLIGHT_GEN] = i32[nameW - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+    i32[sb + FL.T_IN_FLIGHT] = nameW;
     writeName(arena, nameW, name);
   }
   // The caller holds a reference (so it stays ≥ 1 while we look): refuse a released fence now.
   if (Atomics.load(i32, fw + FL.F_REFCOUNT) <= 0) {
-    if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
+    dropName(arena, nameW);
     throw Errors.badHandle('fence', fw, 'the fence was released');
   }
   const cap = i32[A.H_TABLE_ENTRIES];
@@ -132,16 +137,24 @@ export function installFd(arena: Arena, fw: number, name: string | undefined): n
     if (Atomics.compareExchange(i32, e + FD_STATE, w, (gen << FDS_GEN_SHIFT) | FDS_CLAIMED) !== w) continue;
     i32[e + FD_OWNER] = arena.slot;
     i32[e + FD_FENCE] = 0;
-    i32[e + FD_NAME] = 0;
+    // The claimed entry owns the name from here (closeFdsOf frees a dead claimer's).
+    i32[e + FD_NAME] = nameW;
+    i32[sb + FL.T_IN_FLIGHT] = 0;
     Atomics.add(i32, fw + FL.F_REFCOUNT, 1);
     i32[e + FD_FENCE] = fw;
-    i32[e + FD_NAME] = nameW;
     // Publish last: a lookup that sees LIVE reads the fields written above.
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_LIVE);
     return gen * FD_INDEX_SCALE + index;
   }
-  if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
+  dropName(arena, nameW);
   throw Errors.tooManyFiles(cap);
+}
+
+/** Frees name block `nameW` (0 none) that sits in the calling thread's in-flight word. */
+function dropName(arena: Arena, nameW: number): void {
+  if (nameW === 0) return;
+  arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
+  arena.i32[arena.slotBase + FL.T_IN_FLIGHT] = 0; // after the free's return, no call between
 }
 
 /**
@@ -181,12 +194,17 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
       last = dropRef(arena, fw, depth, e + FD_FENCE, 0) === 1;
     }
     Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
+    // The name moves from the entry to our in-flight word in the run of the free above.
+    if (nameW) {
+      i32[arena.slotBase + FL.T_IN_FLIGHT_GEN] = i32[nameW - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+      i32[arena.slotBase + FL.T_IN_FLIGHT] = nameW;
+    }
     i32[e + FD_NAME] = 0;
   } finally {
     unlockEntry(arena, e);
   }
   try {
-    if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
+    dropName(arena, nameW);
   } finally {
     if (last) releaseFenceAt(arena, fw, depth);
   }
@@ -248,9 +266,21 @@ function finishHalfClosed(arena: Arena): void {
   }
 }
 
+/** A name block the dead thread of `slot` had in flight (allocated, or taken from an entry it closed). */
+function freeInFlight(arena: Arena, slot: number): void {
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const nw = i32[b + FL.T_IN_FLIGHT];
+  i32[b + FL.T_IN_FLIGHT] = 0;
+  if (nw !== 0 && arena.isLive(nw - BLOCK_HEADER_WORDS, i32[b + FL.T_IN_FLIGHT_GEN])) arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+}
+
 onReap(ReapStage.FILES, (arena, slot) => {
   closeFdsOf(arena, slot);
-  if (slot !== arena.slot) finishHalfClosed(arena);
+  if (slot !== arena.slot) {
+    finishHalfClosed(arena);
+    freeInFlight(arena, slot);
+  }
 });
 
 /** Open fds in the table (all threads). Threads: any; a snapshot while others create/close. */

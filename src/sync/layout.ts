@@ -45,7 +45,7 @@ export const { LEN: NM_LEN, BYTES: NM_BYTES, END: NAME_WORDS } = defineStruct('n
 /* ───────────── sw_sync timeline (TL_* relative to the timeline block's payload) ───────────── */
 export const {
   LOCK: TL_LOCK, KREF: TL_KREF, FILE_REFS: TL_FILE_REFS, CONTEXT: TL_CONTEXT, VALUE: TL_VALUE, HEAD: TL_HEAD, TAIL: TL_TAIL,
-  CLOSED: TL_CLOSED, NAME: TL_NAME, END: TL_WORDS,
+  CLOSED: TL_CLOSED, OWNER: TL_OWNER, OWNER_SERIAL: TL_OWNER_SERIAL, NAME: TL_NAME, END: TL_WORDS,
 } = defineStruct('timeline', {
   LOCK: 1, // the timeline lock; its points borrow it as their fence lock (kernel sync_timeline.lock)
   KREF: 1, // struct references: 1 while the timeline is open, + 1 per point
@@ -54,7 +54,9 @@ export const {
   VALUE: 1, // u32 counter, written under the lock, read with Atomics.load
   HEAD: 1, // first point (fence payload word) of the list sorted by seqno, 0 empty
   TAIL: 1,
-  CLOSED: 1, // 1 once the last open reference is closed
+  CLOSED: 1, // 1 once the last open reference is closed, or its owner died
+  OWNER: 1, // thread slot + 1 responsible for it (its creator, or who adopted it), 0 none: its death closes it
+  OWNER_SERIAL: 1, // …and that slot's serial (a later occupant of the slot is not the owner)
   NAME: NAME_WORDS,
 });
 

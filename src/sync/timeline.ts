@@ -9,6 +9,7 @@
  * Layout: a TIMELINE block (TL_*) and point blocks (a fence plus PT_* list words), all in the arena.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
@@ -18,6 +19,7 @@ import { runDetached } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
 import type { Fence } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
+import { clearSignalerAt } from '../fence/signaler.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { threadId } from 'node:worker_threads';
@@ -25,7 +27,7 @@ import { checkName, readName, writeName } from './names.js';
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
 const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -186,6 +188,8 @@ export class SwTimeline {
     i32[tw + TL_KREF] = 1;
     i32[tw + TL_FILE_REFS] = 1;
     i32[tw + TL_CONTEXT] = context;
+    i32[tw + TL_OWNER] = arena.slot + 1;
+    i32[tw + TL_OWNER_SERIAL] = i32[arena.slotBase + A.T_SERIAL];
     writeName(arena, tw + TL_NAME, name ?? `thread-${threadId}`);
     return new SwTimeline(arena, hw);
   }
@@ -287,6 +291,7 @@ export class SwTimeline {
           opsId: swSyncOps.id, context: i32[tw + TL_CONTEXT], seqno: value, seqno64: false,
           lockIdx: tw + TL_LOCK, lenderHw: tw - BLOCK_HEADER_WORDS,
         });
+        clearSignalerAt(i32, fw); // the timeline signals it (closed with its owner: see reapTimelines)
         i32[fw + PT_TIMELINE] = tw;
         i32[fw + PT_PREV] = 0;
         i32[fw + PT_NEXT] = 0;
@@ -389,26 +394,85 @@ export class SwTimeline {
   close(): void {
     const arena = this.arena;
     const i32 = arena.i32;
-    const tw = this.v();
+    if (this.closedHere) throw Errors.badHandle('timeline', this.handle, 'this view was closed');
+    // Not v(): a timeline closed by its owner's death still has this view's reference to drop.
+    const tw = arena.resolve(this.handle, A.BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
     // The last close takes the timeline lock, which every point's fence borrows: refused before
     // the reference is dropped, or a close that failed on the lock would leave the timeline
     // neither open nor closable (and its block allocated for good).
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
     this.closedHere = true;
+    if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
     if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) !== 1) return;
-    let run: number[] | null;
-    lockTimeline(arena, tw);
-    try {
-      Atomics.store(i32, tw + TL_CLOSED, 1);
-      run = signalLocked(arena, tw, 0, true, Errno.ENOENT);
-    } finally {
-      unlockTimeline(arena, tw);
-    }
-    try {
-      runCollected(arena, run);
-    } finally {
-      timelinePut(arena, tw);
-    }
+    closeLast(arena, tw, 1);
+  }
+
+  /**
+   * Makes the calling thread the one responsible for this timeline: when it dies, the timeline is
+   * closed as by {@link close} of its last reference (every waiting point signaled with -ENOENT;
+   * the other holders' views then throw EBADF, and their close() only drops their reference).
+   * A timeline's creator is responsible until another thread adopts it or it closes its view.
+   * Threads: any attached thread holding an open reference. Throws EBADF once closed.
+   */
+  adoptSignaling(): void {
+    const i32 = this.arena.i32;
+    const tw = this.v();
+    i32[tw + TL_OWNER_SERIAL] = i32[this.arena.slotBase + A.T_SERIAL];
+    Atomics.store(i32, tw + TL_OWNER, this.arena.slot + 1);
   }
 }
+
+/** True when the calling thread is responsible for timeline `tw`. */
+function isOwner(arena: Arena, tw: number): boolean {
+  const i32 = arena.i32;
+  return i32[tw + TL_OWNER] === arena.slot + 1 && i32[tw + TL_OWNER_SERIAL] === i32[arena.slotBase + A.T_SERIAL];
+}
+
+/**
+ * Closes timeline `tw`: every waiting point signaled with -ENOENT (kernel sw_sync release). With
+ * `last` 1 (its last open reference is gone), the open state's struct reference is put too.
+ * Locking: takes the timeline lock.
+ */
+function closeLast(arena: Arena, tw: number, last: number): void {
+  const i32 = arena.i32;
+  let run: number[] | null;
+  lockTimeline(arena, tw);
+  try {
+    Atomics.store(i32, tw + TL_CLOSED, 1);
+    run = signalLocked(arena, tw, 0, true, Errno.ENOENT);
+  } finally {
+    unlockTimeline(arena, tw);
+  }
+  try {
+    runCollected(arena, run);
+  } finally {
+    if (last !== 0) timelinePut(arena, tw);
+  }
+}
+
+/**
+ * Reap hook: the timelines the dead thread of `slot` was responsible for are closed (points
+ * -ENOENT: nobody is left to advance them) and its open reference is dropped; the other holders'
+ * views throw EBADF from then on, and their close() drops their references.
+ */
+function closeOrphanedTimelines(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: the thread is alive
+  const i32 = arena.i32;
+  const who = slot + 1;
+  const serial = i32[arena.slotWord(slot) + A.T_SERIAL];
+  const found: number[] = [];
+  arena.walk((hw, _size, state, type) => {
+    const tw = hw + BLOCK_HEADER_WORDS;
+    if (state === A.STATE_LIVE && type === A.BlockType.TIMELINE && i32[tw + TL_OWNER] === who && i32[tw + TL_OWNER_SERIAL] === serial) found.push(tw);
+  });
+  let first: unknown = NO_ERROR;
+  for (const tw of found) {
+    if (Atomics.compareExchange(i32, tw + TL_OWNER, who, 0) !== who) continue;
+    // Closed while the dead owner's reference still keeps it open, then that reference dropped.
+    first = attempt(closeLast, arena, tw, 0, first);
+    if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) === 1) timelinePut(arena, tw);
+  }
+  rethrowFirst(first);
+}
+onReap(ReapStage.SIGNALERS, closeOrphanedTimelines);

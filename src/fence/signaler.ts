@@ -1,0 +1,130 @@
+/**
+ * Who signals a fence, and what happens when that thread dies.
+ *
+ * Every fence has a thread responsible for signaling it: its creator, until another thread takes
+ * the job over with {@link adoptSignalingAt} (Fence.adoptSignaling: a worker that was handed the
+ * fence, a piscina task's worker when it starts the task). Containers (arrays, chains) and sw_sync
+ * points have none: their children or their timeline signal them. The responsible thread is kept
+ * in the fence's timestamp words, which mean nothing until the fence is signaled (the signal
+ * overwrites them, before it sets SIGNALED): `[slot + 1, slot serial]`, or `[0, 0]` for none. So
+ * knowing it costs the hot path two plain writes and no memory.
+ *
+ * When the responsible thread dies, the SIGNALERS reap stage finds its unsignaled fences with a
+ * heap walk and signals them with -EOWNERDEAD: their waiters wake, their callbacks run (other
+ * threads' are delivered to their inboxes as usual), and nobody is left hanging. The stage runs
+ * after the ledger and the driver's operations, whose recovery signals what it knows with its
+ * own errors (a job or an operation ends with -ENODEV).
+ */
+import type { Arena } from '../arena/arena.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
+import { blockTypeAt } from '../arena/handles.js';
+import * as A from '../arena/layout.js';
+import * as L from './layout.js';
+import { Errno, NO_ERROR, rethrowFirst } from '../errors.js';
+import { runDetached } from './callbacks.js';
+import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
+import { putFence } from './release.js';
+
+const { F_FLAGS, F_ERROR, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_SIGNALED } = L;
+const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+
+/** The error a fence gets when the thread responsible for signaling it dies. */
+export const SIGNALER_DIED = Errno.EOWNERDEAD;
+
+/**
+ * Makes the calling thread the one responsible for signaling fence `fw` (unsignaled). Locking:
+ * takes the fence lock. Returns false when the fence is already signaled (nothing to adopt).
+ */
+export function adoptSignalingAt(arena: Arena, fw: number): boolean {
+  const i32 = arena.i32;
+  fenceLock(arena, fw);
+  try {
+    if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return false;
+    i32[fw + F_TIMESTAMP] = arena.slot + 1;
+    i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + A.T_SERIAL];
+    return true;
+  } finally {
+    fenceUnlock(arena, fw);
+  }
+}
+
+/**
+ * Leaves fence `fw` (just initialised, not yet shared) without a responsible thread: something
+ * other than a thread signals it (its children, its timeline). Plain writes.
+ */
+export function clearSignalerAt(i32: Int32Array, fw: number): void {
+  i32[fw + F_TIMESTAMP] = 0;
+  i32[fw + F_TIMESTAMP + 1] = 0;
+}
+
+/**
+ * The thread slot responsible for signaling fence `fw`, or -1 (none, or signaled). Racy: a
+ * snapshot for diagnostics and tests.
+ */
+export function signalerOf(i32: Int32Array, fw: number): number {
+  if (Atomics.load(i32, fw + F_FLAGS) & FLAG_SIGNALED) return -1;
+  return i32[fw + F_TIMESTAMP] - 1;
+}
+
+/**
+ * Reap hook: signals with -EOWNERDEAD every unsignaled fence the dead thread of `slot` was
+ * responsible for. The walk only collects (the signals allocate and free); each fence is then
+ * taken with a reference of ours, checked again under its lock, signaled and put.
+ */
+function signalOrphans(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: the thread is alive and can still signal
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const who = slot + 1;
+  const serial = i32[b + A.T_SERIAL];
+  const found: number[] = [];
+  arena.walk((hw, _size, state, type) => {
+    const fw = hw + BLOCK_HEADER_WORDS;
+    if (state !== A.STATE_LIVE || type !== A.BlockType.FENCE) return;
+    const flags = i32[fw + F_FLAGS];
+    if ((flags & (FLAG_INITIALIZED | FLAG_SIGNALED)) === FLAG_INITIALIZED && i32[fw + F_TIMESTAMP] === who && i32[fw + F_TIMESTAMP + 1] === serial)
+      found.push(fw, i32[hw + B_GEN] & GEN_MASK);
+  });
+  let first: unknown = NO_ERROR;
+  for (let k = 0; k < found.length; k += 2) {
+    try {
+      signalOrphan(arena, found[k], found[k + 1], who, serial);
+    } catch (e) {
+      if (first === NO_ERROR) first = e;
+    }
+  }
+  rethrowFirst(first);
+}
+
+/**
+ * Signals fence (`fw`, `gen`) with SIGNALER_DIED unless it was signaled, freed or adopted since the
+ * walk (its signaler words no longer `[who, serial]`).
+ */
+function signalOrphan(arena: Arena, fw: number, gen: number, who: number, serial: number): void {
+  const i32 = arena.i32;
+  const hw = fw - BLOCK_HEADER_WORDS;
+  if (!arena.isLive(hw, gen) || !fenceTryGet(i32, fw)) return;
+  // The block may have been released and reused between the check and the get: then the
+  // increment went to a new fence (or another block's word) and is undone.
+  if (!arena.isLive(hw, gen) || blockTypeAt(i32, hw) !== A.BlockType.FENCE) {
+    Atomics.sub(i32, fw + F_REFCOUNT, 1);
+    return;
+  }
+  let head = 0;
+  try {
+    fenceLock(arena, fw);
+    try {
+      // Under the lock: not signaled, and nobody adopted it since the walk.
+      if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_TIMESTAMP] === who && i32[fw + F_TIMESTAMP + 1] === serial) {
+        i32[fw + F_ERROR] = SIGNALER_DIED;
+        head = markSignaledLocked(arena, fw, nowNs());
+      }
+    } finally {
+      fenceUnlock(arena, fw);
+    }
+    if (head > 0) runDetached(arena, head);
+  } finally {
+    putFence(arena, fw);
+  }
+}
+onReap(ReapStage.SIGNALERS, signalOrphans);

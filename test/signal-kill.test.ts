@@ -1,0 +1,122 @@
+/**
+ * Kill windows inside signal(): a worker signals fences that carry callbacks of the main thread
+ * and of a live importer worker, and is terminated at a seeded random point — before a signal,
+ * between the flag and the detach, half-way through dispatching the callback list, between a
+ * push and its doorbell. After each kill and reap: every fence the worker signaled has had its
+ * callbacks delivered, the rest are signaled by the main thread, and then every callback has run
+ * exactly once (main's and the importer's); every fence lock is free; at the end nothing is
+ * pending in either thread, the importer exits by itself, and the arena is clean with its bytes
+ * in use back to the baseline.
+ */
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Arena, Fence, pendingCallbacks } from '../src/index.js';
+import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { seededInt } from './fixtures/seeded.js';
+import { expectClean, fixture, TestWorker } from './support/core.js';
+
+const KILLS = 50;
+const FENCES = 120; // per round
+
+const running: Worker[] = [];
+const probes: TestWorker[] = [];
+afterEach(async () => {
+  await Promise.all([...running.splice(0), ...probes.splice(0).map((p) => p.worker)].map((w) => w.terminate()));
+});
+
+async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return true;
+}
+
+/** Busy-waits about `us` microseconds (the kill point's jitter). */
+function spin(us: number): void {
+  const end = performance.now() + us / 1000;
+  while (performance.now() < end);
+}
+
+describe('signal() kill window', () => {
+  it(`a signaler terminated at random points (${KILLS} kills): callbacks exactly once, locks free, no leak`, async () => {
+    const seed = process.env.FENCELAB_SEED ?? 'signal-kill-1';
+    const rand = seededInt(seed);
+    const arena = Arena.create({ bytes: 8 << 20 });
+    const tally = new SharedArrayBuffer(KILLS * 2 * FENCES * 4);
+    const t = new Int32Array(tally);
+    const importer = new TestWorker('callback-probe', { buffer: arena.buffer, tally });
+    probes.push(importer);
+    await importer.next('ready');
+    arena.watch(importer.worker);
+    const baseline = arena.stats().used;
+    const mine: number[][] = [];
+    let inside = 0;
+    let midBatch = 0;
+    let delay = 300; // µs of jitter range, adapted so that kills land inside the batch
+    for (let round = 0; round < KILLS; round++) {
+      const ctx = Fence.contextAlloc(arena);
+      const fences = Array.from({ length: FENCES }, (_, i) => Fence.create(arena, { context: ctx, seqno: i + 1 }));
+      const counts = new Array<number>(FENCES).fill(0);
+      mine.push(counts);
+      fences.forEach((f, i) => f.addCallback(() => counts[i]++));
+      for (const f of fences) f.get(); // the importer's references (it tracks them)
+      const base = round * 2 * FENCES;
+      await importer.ask({ type: 'add', handles: fences.map((f) => f.handle), base }, 'added');
+      const shared = new SharedArrayBuffer(SK_CELLS * 4);
+      const s = new Int32Array(shared);
+      const w = new Worker(fixture('signal-kill'), { workerData: { buffer: arena.buffer, shared, handles: fences.map((f) => f.handle) } });
+      running.push(w);
+      const errors: string[] = [];
+      const ready = new Promise<void>((resolve, reject) => {
+        w.on('message', (m: { type: string; message?: string }) => {
+          if (m.type === 'ready') resolve();
+          if (m.type === 'error') errors.push(String(m.message));
+        });
+        w.on('error', (e) => reject(e));
+      });
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+      arena.watch(w);
+      await ready;
+      Atomics.store(s, SK_GO, 1);
+      Atomics.notify(s, SK_GO);
+      // Wait (bounded) until it is signaling, then a seeded jitter, then the kill.
+      const start = Date.now();
+      while (Atomics.load(s, SK_AT) === 0 && Date.now() - start < 10_000);
+      spin(rand(delay));
+      await w.terminate();
+      await exited;
+      running.splice(running.indexOf(w), 1);
+      expect(errors).toEqual([]);
+      const at = s[SK_AT];
+      const done = s[SK_DONE];
+      if (at !== done) inside++;
+      if (done > 0 && done < FENCES) midBatch++;
+      if (done === FENCES) delay = Math.max(10, delay >> 1);
+      else if (done === 0) delay = Math.min(5000, delay * 2);
+      // Every lock free (the reaper released what the worker held).
+      for (const f of fences) {
+        expect(f.lock(5_000)).toBe(true);
+        f.unlock();
+      }
+      // What the worker did not get to, the main thread signals.
+      for (const f of fences) f.signal();
+      const roundOk = await until(() => counts.every((c) => c >= 1) && t.subarray(base, base + FENCES).every((c) => c >= 1));
+      expect(roundOk, `round ${round} (seed ${seed}): callbacks missing`).toBe(true);
+      for (const f of fences) f.put();
+    }
+    // Late duplicates would show by now: exactly once, everywhere.
+    await new Promise((r) => setTimeout(r, 20));
+    for (const counts of mine) expect(counts.every((c) => c === 1)).toBe(true);
+    for (let round = 0; round < KILLS; round++) expect(t.subarray(round * 2 * FENCES, round * 2 * FENCES + FENCES).every((c) => c === 1)).toBe(true);
+    expect(pendingCallbacks()).toBe(0);
+    const pend = await importer.ask({ type: 'pending' }, 'pending');
+    expect(pend.callbacks).toBe(0);
+    await importer.ask({ type: 'exit' }, 'bye');
+    expect(await importer.exited()).toBe(0);
+    console.log(`signal-kill: ${KILLS} kills (seed ${seed}), ${inside} inside signal(), ${midBatch} mid-batch, ${KILLS * FENCES * 2} callbacks`);
+    expect(arena.stats().used).toBe(baseline);
+    expectClean(arena);
+  }, 120_000);
+});
