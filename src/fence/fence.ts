@@ -38,7 +38,8 @@ export class Fence {
   private readonly gen: number;
   /**
    * The inline lock word when lock()/unlock() may take the one-CAS fast path, else 0 (a borrowed
-   * lock, or a ticket arena whose words need the queue). INLINE_LOCK never changes after init.
+   * lock, a ticket arena whose words need the queue, or a sanitizing arena, whose lock-order
+   * checker sees every acquisition). INLINE_LOCK never changes after init.
    */
   private readonly fastLockIdx: number;
   private readonly i32: Int32Array;
@@ -53,7 +54,7 @@ export class Fence {
     this.fw = fw;
     this.hw = fw - BLOCK_HEADER_WORDS;
     this.gen = i32[this.hw + B_GEN] & GEN_MASK;
-    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET ? fw + L.F_LOCK : 0;
+    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET && !arena.sanitize ? fw + L.F_LOCK : 0;
   }
 
   /* ───────────── construction ───────────── */
