@@ -275,7 +275,7 @@ describe('SyncFile across workers', () => {
       // Close the fds while the workers look them up.
       await new Promise((r) => setTimeout(r, 5));
       for (const fd of fds) SyncFile.close(arena, fd);
-      const results = await Promise.all(workers.map((w) => w.next('done', 20_000)));
+      const results = await Promise.all(workers.map((w) => w.next('done', 60_000)));
       for (const r of results) {
         expect((r.ok as number) + (r.badf as number)).toBe(rounds * fds.length);
         expect(r.infos as number).toBeLessThanOrEqual(r.ok as number + (r.badf as number));
