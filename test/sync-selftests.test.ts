@@ -164,7 +164,7 @@ describe('sync_stress_parallelism', () => {
     expect(SyncFile.openCount(arena)).toBe(0);
     tl.close();
     expectClean(arena);
-  }, 60_000);
+  });
 });
 
 describe('sync_stress_consumer', () => {
@@ -200,7 +200,7 @@ describe('sync_stress_consumer', () => {
     producers.forEach((p) => p.close());
     lock.free();
     expectClean(arena);
-  }, 60_000);
+  });
 });
 
 describe('sync_stress_merge', () => {
@@ -238,5 +238,5 @@ describe('sync_stress_merge', () => {
       t.close();
     }
     expectClean(arena);
-  }, 60_000);
+  });
 });
