@@ -222,7 +222,9 @@ export class Fence {
   /**
    * Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held;
    * ENOLCK for a borrowed lock while the calling thread already holds MAX_HELD_LOCKS (32)
-   * SpinLocks and borrowed fence locks (inline fence locks are not limited).
+   * SpinLocks and borrowed fence locks (inline fence locks are not limited). In a sanitizing arena,
+   * LockOrderError (EDEADLK, nothing taken) when taking it under the locks held inverts an order
+   * some thread used (src/locks/lockdep.ts).
    */
   lock(timeoutMs?: number): boolean {
     // Fast path, small enough for V8 to inline into the caller: the view's generation check and

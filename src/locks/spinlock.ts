@@ -93,7 +93,8 @@ export class SpinLock {
    * the queue on time). Sets {@link ownerDied}. Throws EINVAL (bad timeout), EDEADLK, ENOLCK, EBUSY
    * (255 ticket waiters), and without a timeout ENOTRECOVERABLE when the word is in a state no
    * lock can be in (its owner is no thread of the arena, a ticket vanished): it never waits forever
-   * on a corrupted or reused word.
+   * on a corrupted or reused word. In a sanitizing arena, LockOrderError (EDEADLK, nothing taken)
+   * when taking it under the locks held inverts an order some thread used (src/locks/lockdep.ts).
    */
   lock(timeoutMs?: number): boolean {
     if (this.arena.sanitize) return this.lockChecked(timeoutMs);
