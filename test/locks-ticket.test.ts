@@ -146,7 +146,9 @@ describe('a ticket taken by a thread that never takes its turn', () => {
     const [a, b] = [await holder(), await holder()];
     expect(lock.lock()).toBe(true);
     const t0 = servingOf(word(lock.index));
-    a.w.post({ type: 'lock', ref: lock.ref, timeoutMs: 100 });
+    // a must still be queued when b takes the ticket behind it: with 100 ms a main thread starved
+    // that long on a loaded machine saw a give up first (its ticket withdrawn, next never reached).
+    a.w.post({ type: 'lock', ref: lock.ref, timeoutMs: 5000 });
     await ticketTaken(lock.index, (t0 + 2) & 0xff);
     b.w.post({ type: 'lock', ref: lock.ref });
     await ticketTaken(lock.index, (t0 + 3) & 0xff);
