@@ -125,6 +125,56 @@ export function describeUseAfterFree(r: UseAfterFreeReport): string {
   );
 }
 
+/** One recorded lock order: a thread took `acquiring` while it held `holding`, at `stack`. */
+export interface LockOrderStep {
+  /** Class of the lock held (`'fence context 3'`, `'lock word @1234'`). */
+  holding: string;
+  /** Class of the lock taken under it. */
+  acquiring: string;
+  /** Thread slot that first took them in this order. */
+  thread: number;
+  /** Its call site (sanitize mode captures it when an order is first seen). */
+  stack: string;
+}
+
+/**
+ * What the lock-order checker knows about one inversion: thread `thread` takes `acquiring` while
+ * holding `holding` at `stack`, and `previous` is the chain of recorded orders that leads from
+ * `acquiring` back to `holding` (one step for a plain ABBA).
+ */
+export interface LockOrderReport {
+  thread: number;
+  holding: string;
+  acquiring: string;
+  stack: string;
+  previous: LockOrderStep[];
+}
+
+/**
+ * Raised by the lock-order checker (sanitize mode, throwing) before an acquisition that inverts
+ * a recorded lock order: code EDEADLK, and nothing was taken.
+ */
+export class LockOrderError extends FenceError {
+  readonly report: LockOrderReport;
+  constructor(report: LockOrderReport) {
+    super('EDEADLK', describeLockOrder(report));
+    this.name = 'LockOrderError';
+    this.report = report;
+  }
+}
+
+export function describeLockOrder(r: LockOrderReport): string {
+  const steps = r.previous.map((p) => `thread ${p.thread} took ${p.acquiring} while holding ${p.holding}, at:\n${indent(p.stack)}`);
+  return (
+    `lock order inversion: thread ${r.thread} takes ${r.acquiring} while holding ${r.holding}, at:\n${indent(r.stack)}\n` +
+    `but ${steps.join('\nand ')}\n(the two orders together can deadlock)`
+  );
+}
+
+function indent(stack: string): string {
+  return stack.split('\n').map((l) => `    ${l}`).join('\n');
+}
+
 /** "No error yet" for {@link attempt}: a value no step throws. */
 export const NO_ERROR: unique symbol = Symbol('no error');
 

@@ -117,7 +117,7 @@ describe('fencelab stress', () => {
       [['report', '--bogus'], /unknown option/],
     ];
     for (const [args, message] of cases) {
-      const r = run(args, 20_000);
+      const r = run(args, 60_000);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(message);
     }
@@ -125,7 +125,7 @@ describe('fencelab stress', () => {
 
   it('has --help for every command', () => {
     for (const args of [['--help'], ['demo', '--help'], ['stress', '--help'], ['bench', '--help'], ['report', '--help']]) {
-      const r = run(args, 20_000);
+      const r = run(args, 60_000);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: fencelab/);
     }

@@ -224,12 +224,12 @@ describe('FenceArray', () => {
     const arena = Arena.create();
     const fs = mockFences(arena, 4);
     const array = arrayOf(arena, fs);
-    const waiting = array.waitAsync(20_000); // arms the children here
+    const waiting = array.waitAsync(60_000); // arms the children here
     fs[0].setError(Errno.ECANCELED);
     const workers = fs.map(
       (f, i) => new TestWorker('fence-signaler', { buffer: arena.buffer, handle: f.get().handle, delayMs: 5 + 10 * i }),
     );
-    for (const w of workers) await w.next('signaled', 20_000);
+    for (const w of workers) await w.next('signaled', 60_000);
     for (const w of workers) expect(await w.exited()).toBe(0);
     // The last worker signaled the array itself; this thread only observes it.
     expect(array.testSignaledFlag()).toBe(true);

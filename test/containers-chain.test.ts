@@ -171,7 +171,7 @@ describe('FenceChain (kernel st-dma-fence-chain)', () => {
       f?.put();
       mainFinds++;
     }
-    const results = await Promise.all(workers.map((w) => w.next('done', 20_000)));
+    const results = await Promise.all(workers.map((w) => w.next('done', 120_000)));
     for (const w of workers) expect(await w.exited()).toBe(0);
     let cycles = 0;
     let found = 0;
@@ -222,7 +222,7 @@ describe('FenceChain (kernel st-dma-fence-chain)', () => {
       const arena = Arena.create({ bytes: 64 << 20 });
       const fc = chainsInit(arena, CHAIN_SZ, seqnoInc);
       const tail = fc.tail!;
-      const w = new TestWorker('chain-wait', { buffer: arena.buffer, handle: tail.get().handle, timeoutMs: 20_000 });
+      const w = new TestWorker('chain-wait', { buffer: arena.buffer, handle: tail.get().handle, timeoutMs: 60_000 });
       await w.next('armed');
       // The worker armed the chain: callbacks it added run here, in the signaling thread.
       expect(tail.testSignaledFlag()).toBe(false);
@@ -234,7 +234,7 @@ describe('FenceChain (kernel st-dma-fence-chain)', () => {
       }
       // The last signal re-armed nothing: the chain signaled from inside it, in this thread.
       expect(tail.testSignaledFlag()).toBe(true);
-      const r = await w.next('waited', 20_000);
+      const r = await w.next('waited', 60_000);
       expect(r.ok).toBe(true);
       expect(r.signaled).toBe(true);
       expect(await w.exited()).toBe(0);
@@ -250,7 +250,7 @@ describe('FenceChain armed while workers signal and walk', () => {
     const fc = chainsInit(arena, CHAIN_SZ, seqnoInc);
     const tail = fc.tail!;
     // Every link armed: each link's own waiters re-arm independently as the fences fall.
-    const waits = fc.chains.filter((_, i) => i % 512 === 511).map((c) => c.waitAsync(20_000));
+    const waits = fc.chains.filter((_, i) => i % 512 === 511).map((c) => c.waitAsync(60_000));
     let ran = 0;
     expect(tail.addCallback(() => ran++)).not.toBeNull();
     const order = shuffle(fc.fences.slice(), 0xc0ffee);

@@ -17,7 +17,7 @@ afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.worker.terminate()));
 });
 
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) return false;
@@ -109,7 +109,7 @@ describe('cross-thread callbacks', () => {
       f.get();
       const reply = w.ask({ type: 'race', handle: f.handle, flag, index: r + 1 }, 'raced');
       // Wait (bounded) for the probe to have added its callback, then release it and signal at once.
-      const res = Atomics.wait(t, flag, 0, 5000);
+      const res = Atomics.wait(t, flag, 0, 60_000);
       expect(res === 'ok' || Atomics.load(t, flag) === 1).toBe(true);
       // Both outcomes by construction, whatever the scheduling: every 4th round signals before
       // releasing the probe (the callback ran or is queued: "ran"), the next waits until the probe
@@ -120,7 +120,7 @@ describe('cross-thread callbacks', () => {
         Atomics.store(t, flag, 2);
       } else if (r % 4 === 1) {
         Atomics.store(t, flag, 2);
-        expect(Atomics.wait(t, flag, 2, 5000)).not.toBe('timed-out');
+        expect(Atomics.wait(t, flag, 2, 60_000)).not.toBe('timed-out');
         f.signal();
       } else {
         Atomics.store(t, flag, 2);

@@ -13,7 +13,7 @@ const SOURCES = fileURLToPath(new URL('../examples/', import.meta.url));
 const README = fileURLToPath(new URL('../README.md', import.meta.url));
 const COMPILED = fileURLToPath(new URL('../dist/examples/', import.meta.url));
 /** Generous for programs that take well under a second: a loaded CI machine must not fail them. */
-const TIMEOUT_MS = 20_000;
+const TIMEOUT_MS = 60_000;
 
 /** Each example, the output line that proves it did what its header says, and any further check of its output. */
 const EXPECTED: Record<string, { line: RegExp; check?: (stdout: string) => void }> = {

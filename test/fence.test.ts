@@ -659,7 +659,7 @@ describe('waiting', () => {
     rejects(arena, () => f.wait(-1), 'EINVAL');
     rejects(arena, () => f.wait(NaN), 'EINVAL');
     const w = signalLater(arena, f, 30);
-    expect(f.wait(10_000)).toBe(true); // blocks the main thread; the worker signals
+    expect(f.wait(60_000)).toBe(true); // blocks the main thread; the worker signals
     expect(f.isSignaled()).toBe(true);
     await w.next('signaled');
     await w.exited();
@@ -676,7 +676,7 @@ describe('waiting', () => {
     expect(arena.check().ok).toBe(true);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 1);
-    const p = f.waitAsync(10_000);
+    const p = f.waitAsync(60_000);
     expect(Fence.pendingAsyncWaits).toBe(1);
     setTimeout(() => f.signal(), 30);
     expect(await p).toBe(true);
@@ -686,7 +686,7 @@ describe('waiting', () => {
     // Signaled by another thread.
     const g = fence(arena);
     const w = signalLater(arena, g, 20);
-    expect(await g.waitAsync(10_000)).toBe(true);
+    expect(await g.waitAsync(60_000)).toBe(true);
     await w.exited();
     expect(await g.waitAsync(0)).toBe(true);
     f.put();
@@ -733,13 +733,13 @@ describe('waiting', () => {
     foreign.put();
     // Signaled from another thread while we sleep.
     const w = signalLater(arena, fs[1], 30);
-    expect(Fence.waitAny(fs, 10_000)).toBe(1);
+    expect(Fence.waitAny(fs, 60_000)).toBe(1);
     await w.exited();
     expect(Fence.waitAny(fs, 0)).toBe(1); // already signaled: immediate
     // Async, signaled later on this thread.
     const rest = [fs[0], fs[2]];
     setTimeout(() => fs[2].signal(), 20);
-    expect(await Fence.waitAnyAsync(rest, 10_000)).toBe(1);
+    expect(await Fence.waitAnyAsync(rest, 60_000)).toBe(1);
     expect(await Fence.waitAnyAsync(rest, 0)).toBe(1);
     fs[0].signal();
     for (const f of fs) f.put();
@@ -749,7 +749,7 @@ describe('waiting', () => {
     const arena = newArena();
     const f = fence(arena);
     const w = signalLater(arena, f, 10, Errno.ECANCELED);
-    expect(await f.waitAsync(10_000)).toBe(true);
+    expect(await f.waitAsync(60_000)).toBe(true);
     await w.exited();
     expect(f.status()).toBe(Errno.ECANCELED);
     f.put();

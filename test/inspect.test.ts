@@ -19,7 +19,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Describes the arena until `ready` holds for the dump (the worker got to its blocking call), bounded. */
 async function dumpWhen(arena: Arena, ready: (d: ArenaDump) => boolean): Promise<ArenaDump> {
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const d = arena.describe('test');
     if (ready(d)) return d;
@@ -37,7 +37,7 @@ describe('a hang, described', () => {
     const holder = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'exporter 1' });
     const stuck = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'importer 3' });
     await Promise.all([sleeper.next('ready'), holder.next('ready'), stuck.next('ready')]);
-    await holder.ask({ type: 'lock', ref: lock.ref, timeoutMs: 10_000 }, 'locked');
+    await holder.ask({ type: 'lock', ref: lock.ref, timeoutMs: 60_000 }, 'locked');
     sleeper.post({ type: 'wait', handle: fence.handle, timeoutMs: 30_000 });
     stuck.post({ type: 'lock', ref: lock.ref, timeoutMs: 30_000 });
     const label = `${fence.context}:17`;
@@ -104,7 +104,7 @@ describe('fencelab inspect', () => {
   it('asks a running stress for its dump', async () => {
     const child = spawn(process.execPath, [MAIN, 'stress', '--duration', '60s', '--seed', 'inspect', '--kill-rate', '0', '--json'], { stdio: 'ignore' });
     try {
-      const deadline = Date.now() + 30_000;
+      const deadline = Date.now() + 60_000;
       while (!announcedProcesses().includes(child.pid!)) {
         if (Date.now() > deadline) throw new Error('the stress never announced itself');
         await new Promise((r) => setTimeout(r, 50));

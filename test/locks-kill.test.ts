@@ -88,7 +88,7 @@ async function killRun(arena: Arena, target: Target, ticket: boolean, kills: num
   };
   const ready = (w: Worker): Promise<void> =>
     new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('a replacement lane did not boot')), 30_000);
+      const t = setTimeout(() => reject(new Error('a replacement lane did not boot')), 60_000);
       const on = (m: { type: string }) => {
         if (m.type !== 'ready') return;
         clearTimeout(t);
@@ -118,7 +118,7 @@ async function killRun(arena: Arena, target: Target, ticket: boolean, kills: num
       const lane = next.lane;
       const victim = lanes[lane];
       const goal = runs[lane] + 1 + rand(60);
-      const until = Date.now() + 20_000;
+      const until = Date.now() + 60_000;
       while (Atomics.load(s, DONE + lane) < goal && Date.now() < until) await new Promise((r) => setTimeout(r, rand(2)));
       expect(errors).toEqual([]);
       expect(Atomics.load(s, DONE + lane), `lane ${lane} made no progress before kill ${k}`).toBeGreaterThanOrEqual(goal);
@@ -127,7 +127,7 @@ async function killRun(arena: Arena, target: Target, ticket: boolean, kills: num
       await gone; // the watch has reaped it
       running.splice(running.indexOf(victim), 1);
 
-      expect(target.lock(10_000), `kill ${k}: the lock is not acquirable after the reap (word 0x${(target.word() >>> 0).toString(16)})`).toBe(true);
+      expect(target.lock(60_000), `kill ${k}: the lock is not acquirable after the reap (word 0x${(target.word() >>> 0).toString(16)})`).toBe(true);
       expect(heldLockCount(arena)).toBe(1);
       expect(s[COUNTER]).toBe(sumDone());
       for (let l = 0; l < LANES; l++) expect(Atomics.load(s, IN + l)).toBe(0);
@@ -146,7 +146,7 @@ async function killRun(arena: Arena, target: Target, ticket: boolean, kills: num
   const stopped = lanes.map(
     (w) =>
       new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error('a lane did not stop')), 20_000);
+        const t = setTimeout(() => reject(new Error('a lane did not stop')), 60_000);
         w.once('exit', () => {
           clearTimeout(t);
           resolve();

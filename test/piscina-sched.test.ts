@@ -15,7 +15,7 @@ import { expectClean, fixture, rejects } from './support/core.js';
 /** Word layout of the tally the tasks write (see test/fixtures/piscina-graph.ts). */
 const SEQ = 0;
 const RUNS = 1;
-const WAIT_MS = 20_000;
+const WAIT_MS = 60_000;
 
 interface Tally {
   buf: SharedArrayBuffer;

@@ -149,7 +149,7 @@ afterEach(async () => {
 
 /** The engine's importer worker, fed by the main thread as the exporter. */
 async function importer(arena: Arena, lockTimeoutMs: number) {
-  const crew = new Crew(arena, { seed: 'seed-scenario', workerDir: ENGINE_DIR, lockTimeoutMs, waitTimeoutMs: 20_000 });
+  const crew = new Crew(arena, { seed: 'seed-scenario', workerDir: ENGINE_DIR, lockTimeoutMs, waitTimeoutMs: 60_000 });
   crews.push(crew);
   const exporter = crew.parentExporter();
   const slot = await crew.spawn('importer').ready;

@@ -150,7 +150,7 @@ describe('sync_stress_parallelism', () => {
     const counter = new SharedArrayBuffer(4);
     const workers = [0, 1].map((id) => {
       tl.get(); // an open reference for each worker, which closes it
-      return new TestWorker('sync-shared-timeline', { buffer: arena.buffer, timeline: tl.handle, id, iterations, counter, timeoutMs: 10_000 });
+      return new TestWorker('sync-shared-timeline', { buffer: arena.buffer, timeline: tl.handle, id, iterations, counter, timeoutMs: 60_000 });
     });
     try {
       await Promise.all(workers.map((w) => w.next('done', 50_000)));
@@ -164,7 +164,7 @@ describe('sync_stress_parallelism', () => {
     expect(SyncFile.openCount(arena)).toBe(0);
     tl.close();
     expectClean(arena);
-  }, 60_000);
+  });
 });
 
 describe('sync_stress_consumer', () => {
@@ -178,7 +178,7 @@ describe('sync_stress_consumer', () => {
     const counter = new SharedArrayBuffer(8);
     const common = {
       buffer: arena.buffer, consumer: consumer.handle, producers: producers.map((p) => p.handle), lock: lock.ref,
-      iterations, counter, timeoutMs: 15_000,
+      iterations, counter, timeoutMs: 60_000,
     };
     const spawn = (role: 'producer' | 'consumer', id: number) => {
       consumer.get();
@@ -200,7 +200,7 @@ describe('sync_stress_consumer', () => {
     producers.forEach((p) => p.close());
     lock.free();
     expectClean(arena);
-  }, 60_000);
+  });
 });
 
 describe('sync_stress_merge', () => {
@@ -238,5 +238,5 @@ describe('sync_stress_merge', () => {
       t.close();
     }
     expectClean(arena);
-  }, 60_000);
+  });
 });

@@ -294,7 +294,7 @@ describe('SyncFile across workers', () => {
     const fds = Array.from({ length: 64 }, () => SyncFile.create(arena, f));
     const rounds = 200;
     const workers = [0, 1].map(() => new TestWorker('sync-fd-user', { buffer: arena.buffer, mode: 'lookup', fds, rounds }));
-    const results = await joinFdUsers(workers, 20_000, async () => {
+    const results = await joinFdUsers(workers, 60_000, async () => {
       // Close the fds while the workers look them up.
       await new Promise((r) => setTimeout(r, 5));
       for (const fd of fds) SyncFile.close(arena, fd);
@@ -315,7 +315,7 @@ describe('SyncFile across workers', () => {
       f.get(); // a reference for each receiver of the handle
       return new TestWorker('sync-fd-user', { buffer: arena.buffer, mode: 'churn', fence: f.handle, rounds });
     });
-    const results = await joinFdUsers(workers, 30_000);
+    const results = await joinFdUsers(workers, 60_000);
     for (const r of results) expect(r.created).toBe(rounds * 2);
     expectOnlyCreatorsRef(arena, f);
   });

@@ -68,9 +68,9 @@ async function run(seed: string, carrier: 'fd' | 'handle'): Promise<void> {
 describe('exporters × importers × operations', () => {
   it('3 × 3 × 150 with sync-file fds and random cancels', async () => {
     await run('fds-1', 'fd');
-  }, 60_000);
+  });
 
   it('3 × 3 × 150 with parked fence references and random cancels', async () => {
     await run('handles-1', 'handle');
-  }, 60_000);
+  });
 });

@@ -36,7 +36,7 @@ describe('traces of worker threads', () => {
     await waiter.next('ready');
     waiter.post({ type: 'wait', handle: waited.handle, timeoutMs: 30_000 });
     // Signal only once the waiter sleeps on it (its slot says so): its wait then began before the signal.
-    for (const deadline = Date.now() + 10_000; !arena.describe().threads.some((t) => t.waitingOn); ) {
+    for (const deadline = Date.now() + 60_000; !arena.describe().threads.some((t) => t.waitingOn); ) {
       if (Date.now() > deadline) throw new Error('the waiter never went to sleep');
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -81,9 +81,9 @@ describe('traces of worker threads', () => {
     const holder = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'holder' });
     const other = new TestWorker('lock-holder', { buffer: arena.buffer, name: 'contender' });
     await Promise.all([holder.next('ready'), other.next('ready')]);
-    await holder.ask({ type: 'lock', ref: lock.ref, timeoutMs: 10_000 }, 'locked');
+    await holder.ask({ type: 'lock', ref: lock.ref, timeoutMs: 60_000 }, 'locked');
     other.post({ type: 'lock', ref: lock.ref, timeoutMs: 30_000 });
-    for (const deadline = Date.now() + 10_000; !arena.describe().threads.some((t) => t.acquiring); ) {
+    for (const deadline = Date.now() + 60_000; !arena.describe().threads.some((t) => t.acquiring); ) {
       if (Date.now() > deadline) throw new Error('the contender never blocked');
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -101,7 +101,9 @@ describe('traces of worker threads', () => {
     expect(wait.tid).toBe(tidOf(trace, 'contender'));
     const held = trace.traceEvents.find((e) => e.ph === 'X' && e.name === `lock held ${at}`)!;
     expect(held.tid).toBe(tidOf(trace, 'contender'));
-    expect(held.ts!).toBeGreaterThanOrEqual(wait.ts! + wait.dur!);
+    // The hold starts where the wait ends: the same event's time, but `ts + dur` is a sum of two
+    // rounded microsecond values (one ulp over now and then), so compare within a nanosecond.
+    expect(held.ts! - (wait.ts! + wait.dur!)).toBeGreaterThanOrEqual(-1e-3);
     lock.free();
   });
 

@@ -121,6 +121,11 @@ export class Arena {
   readonly uafReports: UseAfterFreeReport[] = [];
   /** @internal Fence inline lock words this thread holds (they are not robust-listed; see acquireInline). */
   inlineLocksHeld = 0;
+  /**
+   * @internal Word index of the sanitizer area (the lock-order checker's graph, src/locks/lockdep.ts): the
+   * SANITIZER_AREA_BYTES just below the heap of a sanitizing arena; 0 without sanitize.
+   */
+  readonly sanitizerArea: number;
   /** @internal Word index of this thread's first allocator cache (the allocator's, not for the layers above). */
   readonly cacheBase: number;
   /** @internal Word index of the first block of the heap. */
@@ -155,6 +160,7 @@ export class Arena {
     this.liveTag = (L.STATE_LIVE << L.TAG_STATE_SHIFT) | (slot << L.TAG_ALLOC_SHIFT);
     this.freedTag = (L.STATE_CACHED << L.TAG_STATE_SHIFT) | (slot << L.TAG_FREE_SHIFT);
     this.capacity = i32[L.H_HEAP_END] - i32[L.H_HEAP_START];
+    this.sanitizerArea = this.sanitize ? this.heapStartW - (L.SANITIZER_AREA_BYTES >>> 2) : 0;
   }
 
   /**
@@ -179,7 +185,9 @@ export class Arena {
       throw Errors.invalid(`sanitize must be true, false or 'count', got ${describeValue(sanitizeOpt)}`);
     const tableW = 256;
     const fdW = tableW + maxThreads * L.THREAD_STRIDE;
-    const heapStart = Math.ceil(((fdW + maxFds * L.TABLE_ENTRY_WORDS) * 4) / 64) * 64;
+    const sanitize = options.sanitize ?? false;
+    // A sanitizing arena keeps the lock-order checker's graph between the fd table and the heap.
+    const heapStart = Math.ceil(((fdW + maxFds * L.TABLE_ENTRY_WORDS) * 4) / 64) * 64 + (sanitize ? L.SANITIZER_AREA_BYTES : 0);
     const size = Math.floor(bytes / 64) * 64;
     if (heapStart + 4096 > size)
       throw Errors.invalid(`bytes ${bytes} too small for ${maxThreads} threads and ${maxFds} fds (need > ${heapStart + 4096})`);
@@ -189,7 +197,6 @@ export class Arena {
     i32[L.H_VERSION] = L.LAYOUT_VERSION;
     i32[L.H_BYTES] = size;
     i32[L.H_LOCK_KIND] = kind;
-    const sanitize = options.sanitize ?? false;
     i32[L.H_FLAGS] = (sanitize ? L.ARENA_SANITIZE : 0) | (sanitize === 'count' ? L.ARENA_COUNT : 0);
     i32[L.H_MAX_THREADS] = maxThreads;
     i32[L.H_HEAP_START] = heapStart;

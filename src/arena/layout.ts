@@ -12,7 +12,7 @@ import { defineStruct } from './struct.js';
 
 export const MAGIC = 0x46454e43; // 'FENC'
 /** Bumped whenever any layer's shared layout changes: attach() refuses another version. */
-export const LAYOUT_VERSION = 7;
+export const LAYOUT_VERSION = 8;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 /** Header words reserved for higher layers' header fields. */
@@ -64,6 +64,11 @@ export const { LOCK: CL_LOCK, HEAD: CL_HEAD, COUNT: CL_COUNT, END: CL_STRIDE } =
 });
 
 export const ARENA_SANITIZE = 1;
+/**
+ * Bytes a sanitizing arena reserves just below its heap for the lock-order checker (its class and
+ * order graph, src/locks/layout.ts); an arena without sanitize reserves none.
+ */
+export const SANITIZER_AREA_BYTES = 128 * 1024;
 export const ARENA_COUNT = 2; // sanitizer records instead of throwing
 
 /** Words per entry of the fixed table (H_TABLE): the fd layer's entry must fit in it. */

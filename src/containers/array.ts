@@ -26,6 +26,7 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
+import { onNesting } from '../locks/lockdep.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, defineContainerOps, fenceArg, isSignaledFw, putChild } from './common.js';
 import { FenceMemory } from './memory.js';
@@ -66,6 +67,14 @@ function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
 export function isArrayFw(i32: Int32Array, fw: number): boolean {
   return i32[fw + FL.F_OPS] === arrayOps.id;
 }
+
+// The lock-order checker's nesting annotation: a child's lock taken under its array's lock.
+onNesting((i32, afw, cfw) => {
+  if (!isArrayFw(i32, afw)) return false;
+  const n = i32[afw + A_NUM];
+  for (let i = 0; i < n; i++) if (arrayChild(i32, afw, i) === cfw) return true;
+  return false;
+});
 
 /** Number of children of the array at `fw`. */
 export function arrayCount(i32: Int32Array, fw: number): number {

@@ -27,6 +27,7 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
+import { onNesting } from '../locks/lockdep.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, isSignaledFw, putChild, runOrDefer } from './common.js';
 import { FenceMemory } from './memory.js';
@@ -66,6 +67,9 @@ function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
 export function isChainFw(i32: Int32Array, fw: number): boolean {
   return i32[fw + FL.F_OPS] === chainOps.id;
 }
+
+// The lock-order checker's nesting annotation: a link's fence or predecessor taken under the link's lock.
+onNesting((i32, lfw, fw) => isChainFw(i32, lfw) && (i32[lfw + C_FENCE] === fw || i32[lfw + C_PREV] === fw));
 
 /** Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. */
 export function containedFw(i32: Int32Array, fw: number): number {

@@ -53,7 +53,8 @@ export class Fence {
   private readonly gen: number;
   /**
    * The inline lock word when lock()/unlock() may take the one-CAS fast path, else 0 (a borrowed
-   * lock, or a ticket arena whose words need the queue). INLINE_LOCK never changes after init.
+   * lock, a ticket arena whose words need the queue, or a sanitizing arena, whose lock-order
+   * checker sees every acquisition). INLINE_LOCK never changes after init.
    */
   private readonly fastLockIdx: number;
   private readonly i32: Int32Array;
@@ -71,7 +72,7 @@ export class Fence {
     this.fw = fw;
     this.hw = fw - BLOCK_HEADER_WORDS;
     this.gen = i32[this.hw + B_GEN] & GEN_MASK;
-    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET ? fw + L.F_LOCK : 0;
+    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET && !arena.sanitize ? fw + L.F_LOCK : 0;
   }
 
   /* ───────────── construction ───────────── */
@@ -254,7 +255,9 @@ export class Fence {
   /**
    * Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held;
    * ENOLCK for a borrowed lock while the calling thread already holds MAX_HELD_LOCKS (32)
-   * SpinLocks and borrowed fence locks (inline fence locks are not limited).
+   * SpinLocks and borrowed fence locks (inline fence locks are not limited). In a sanitizing arena,
+   * LockOrderError (EDEADLK, nothing taken) when taking it under the locks held inverts an order
+   * some thread used (src/locks/lockdep.ts).
    */
   lock(timeoutMs?: number): boolean {
     // Fast path, small enough for V8 to inline into the caller: the view's generation check and

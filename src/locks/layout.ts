@@ -6,7 +6,7 @@
  * (futex kind), bit 11 owner died; the ticket kind packs its next ticket in bits 16–23 and the
  * ticket being served in bits 24–31.
  */
-import { T_LAYERS, T_LAYERS_END } from '../arena/layout.js';
+import { SANITIZER_AREA_BYTES, T_LAYERS, T_LAYERS_END } from '../arena/layout.js';
 import { defineStruct } from '../arena/struct.js';
 
 export const LOCK_OWNER_MASK = 0x3ff; // thread slot + 1 of the holder (0 = free)
@@ -63,3 +63,55 @@ export const {
   },
   { base: T_LAYERS, limit: T_LAYERS_END },
 );
+
+/* ───────────── the lock-order checker's graph (sanitize mode; word indices from the sanitizer area) ───────────── */
+/**
+ * A lock class key: the kind in bits 30–31, the nesting subclass in bit 29, the class's own id in
+ * bits 0–28 (a fence context, or a hash of a lock word and its block's generation). 0 = empty.
+ */
+export const LD_KIND_CONTEXT = 1 << 30; // a fence's inline lock: its fence context
+export const LD_KIND_WORD = 2 << 30; // a lock word of its own (SpinLock, a lent lock): that word
+export const LD_NESTED = 1 << 29; // taken under its container's lock (the nesting annotation)
+export const LD_ID_MASK = LD_NESTED - 1;
+
+/** Classes and order edges the graph holds; past them new ones are counted (LD_OVERFLOW), not checked. */
+export const LD_CLASSES = 512;
+export const LD_EDGES = 2048;
+/** Characters of one call site kept with an edge. */
+export const LD_STACK_CHARS = 1200;
+
+/** One lock class: its key, the head of its list of edges to later classes, what names it. */
+export const { KEY: LC_KEY, HEAD: LC_HEAD, INFO: LC_INFO, END: LC_WORDS } = defineStruct('lock class', {
+  KEY: 1, // class key (0: free entry), claimed with a compare-exchange
+  HEAD: 1, // edge entry + 1 of the newest edge from this class (a lock-free pushed list)
+  INFO: 1, // what names it: the fence context, or the lock word's index
+  PAD: 1, // unused: an entry is 16 bytes
+});
+
+/** One order edge "FROM held while TO was taken", found by hashing its pair. */
+export const { PAIR: LE_PAIR, NEXT: LE_NEXT, THREAD: LE_THREAD, STACK: LE_STACK, STACK_LEN: LE_STACK_LEN, DEAD: LE_DEAD, END: LE_WORDS } = defineStruct('lock order edge', {
+  PAIR: 1, // from class entry << 12 | to class entry, + 1 (0: free entry)
+  NEXT: 1, // next edge + 1 from the same class
+  THREAD: 1, // thread slot that first took the locks in this order
+  STACK: 1, // its call site: offset in the stack store (chars)
+  STACK_LEN: 1, // its length (0: none kept)
+  DEAD: 1, // 1: this order was reported as an inversion and is not part of the graph
+});
+
+export const {
+  REPORTS: LD_REPORTS, OVERFLOW: LD_OVERFLOW, STACK_TOP: LD_STACK_TOP, CLASS: LD_CLASS, EDGE: LD_EDGE, STACKS: LD_STACKS, END: LD_END,
+} = defineStruct(
+  'lock-order graph',
+  {
+    REPORTS: 1, // inversions reported, all threads
+    OVERFLOW: 1, // classes or edges that found the tables full
+    STACK_TOP: 1, // characters of the stack store in use (bump allocated)
+    PAD: 1, // unused: the tables start 16-byte aligned
+    CLASS: LD_CLASSES * LC_WORDS, // the class table (struct lock class), by key hash
+    EDGE: LD_EDGES * LE_WORDS, // the edge table (struct lock order edge), by pair hash
+    STACKS: 0, // the stack store: UTF-16 code units to the end of the area
+  },
+  { limit: SANITIZER_AREA_BYTES >>> 2 },
+);
+/** Characters of the stack store. */
+export const LD_STACK_STORE_CHARS = ((SANITIZER_AREA_BYTES >>> 2) - LD_STACKS) * 2;

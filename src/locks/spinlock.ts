@@ -8,6 +8,7 @@ import * as L from './layout.js';
 import { allocBlock, zeroPayload } from '../arena/alloc.js';
 import { Errors } from '../errors.js';
 import { withHeld } from './scoped.js';
+import { lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from './lockdep.js';
 import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
 
 const LOCK_BLOCK_BYTES = 8; // word 0: the lock, word 1: its algorithm
@@ -109,13 +110,29 @@ export class SpinLock {
    * the queue on time). Sets {@link ownerDied}. Throws EINVAL (bad timeout), EDEADLK, ENOLCK, EBUSY
    * (255 ticket waiters), and without a timeout ENOTRECOVERABLE when the word is in a state no
    * lock can be in (its owner is no thread of the arena, a ticket vanished): it never waits forever
-   * on a corrupted or reused word.
+   * on a corrupted or reused word. In a sanitizing arena, LockOrderError (EDEADLK, nothing taken)
+   * when taking it under the locks held inverts an order some thread used (src/locks/lockdep.ts).
    */
   lock(timeoutMs?: number): boolean {
-    this.checkLive();
+    if (this.arena.sanitize) return this.lockChecked(timeoutMs);
     const r = acquireWord(this.arena, this.index, this.kindId, timeoutMs, L.MAX_HELD_LOCKS);
     this.ownerDied = r === ACQ_OWNER_DIED;
     return r !== ACQ_TIMEOUT;
+  }
+
+  /**
+   * lock() in a sanitizing arena: the block must still be live, and the lock-order checker sees
+   * the acquisition first (LockOrderError, EDEADLK, nothing taken) and lists the lock as held.
+   * The lock's class is its own word (src/locks/lockdep.ts).
+   */
+  private lockChecked(timeoutMs: number | undefined): boolean {
+    this.checkLive();
+    const key = lockdepCheck(this.arena, wordClass(this.index, this.gen), this.index, 0);
+    const r = acquireWord(this.arena, this.index, this.kindId, timeoutMs, L.MAX_HELD_LOCKS);
+    this.ownerDied = r === ACQ_OWNER_DIED;
+    if (r === ACQ_TIMEOUT) return false;
+    lockdepAcquired(this.arena, key, this.index, 0);
+    return true;
   }
 
   /**
@@ -126,13 +143,17 @@ export class SpinLock {
     this.checkLive();
     const r = tryAcquireWord(this.arena, this.index, this.kindId, L.MAX_HELD_LOCKS);
     this.ownerDied = r === ACQ_OWNER_DIED;
-    return r !== ACQ_TIMEOUT;
+    if (r === ACQ_TIMEOUT) return false;
+    // A try never waits, so it orders nothing; the lock held orders what is taken under it.
+    if (this.arena.sanitize) lockdepAcquired(this.arena, wordClass(this.index, this.gen), this.index, 0);
+    return true;
   }
 
   /** Releases the lock. Throws EPERM when the calling thread does not hold it. */
   unlock(): void {
     this.checkLive();
     releaseWord(this.arena, this.index, this.kindId);
+    if (this.arena.sanitize) lockdepReleased(this.arena, this.index);
   }
 
   /** Runs `fn` with the lock held; rethrows its error after unlocking. */

@@ -55,6 +55,13 @@ export interface Msg {
  * A worker with a queue of its messages: `next(type)` waits (bounded) for the next message of that
  * type; an 'error' message or an uncaught error fails the wait instead of hanging.
  */
+/**
+ * How long a test waits for a worker's message or exit before failing: far beyond what the reply
+ * needs on an idle machine, because CI and busy laptops can starve a worker for seconds (it only
+ * matters when something is really stuck).
+ */
+export const WORKER_WAIT_MS = 60_000;
+
 export class TestWorker {
   readonly worker: Worker;
   readonly messages: Msg[] = [];
@@ -89,7 +96,7 @@ export class TestWorker {
   }
 
   /** Next message of `type` (removed from the queue). Rejects on timeout, worker error or exit. */
-  async next(type: string, timeoutMs = 10_000): Promise<Msg> {
+  async next(type: string, timeoutMs = WORKER_WAIT_MS): Promise<Msg> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const i = this.messages.findIndex((m) => m.type === type || m.type === 'error');
@@ -113,13 +120,13 @@ export class TestWorker {
   }
 
   /** Sends `m` and waits for the reply of type `reply`. */
-  async ask(m: Msg, reply: string, timeoutMs = 10_000): Promise<Msg> {
+  async ask(m: Msg, reply: string, timeoutMs = WORKER_WAIT_MS): Promise<Msg> {
     this.post(m);
     return this.next(reply, timeoutMs);
   }
 
   /** Waits (bounded) for the worker to exit on its own; terminates it when the wait runs out. */
-  async exited(timeoutMs = 10_000): Promise<number> {
+  async exited(timeoutMs = WORKER_WAIT_MS): Promise<number> {
     if (this.exitCode !== undefined) return this.exitCode;
     const code = await new Promise<number | undefined>((resolve) => {
       const t = setTimeout(() => resolve(undefined), timeoutMs);
