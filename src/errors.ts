@@ -143,10 +143,15 @@ export interface LockOrderStep {
  * `acquiring` back to `holding` (one step for a plain ABBA).
  */
 export interface LockOrderReport {
+  /** Thread slot of the thread whose acquisition inverts the order. */
   thread: number;
+  /** Class of the lock it holds. */
   holding: string;
+  /** Class of the lock it was about to take (not taken). */
   acquiring: string;
+  /** Its call site. */
   stack: string;
+  /** The recorded orders from `acquiring` back to `holding`, each with the call site that first made it. */
   previous: LockOrderStep[];
 }
 
@@ -155,6 +160,7 @@ export interface LockOrderReport {
  * a recorded lock order: code EDEADLK, and nothing was taken.
  */
 export class LockOrderError extends FenceError {
+  /** Both sides of the inversion, with their call sites. */
   readonly report: LockOrderReport;
   constructor(report: LockOrderReport) {
     super('EDEADLK', describeLockOrder(report));

@@ -91,8 +91,8 @@ describe('every export documented', () => {
 const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 /** A repository path in backticks or a relative link. */
 const PATH = /`((?:src|workers|bench|test|scripts|examples|docs)\/[\w./-]*)`|\]\((?:\.\.?\/)?((?:src|workers|bench|test|scripts|examples|docs)\/[^)#\s]*)/g;
-/** Built by `npm run docs`, not kept in the repository. */
-const GENERATED = /^docs\/api(\/|$)/;
+/** Built by `npm run docs` and `npm run bench`, not kept in the repository. */
+const GENERATED = /^(docs\/api|bench\/results)(\/|$)/;
 const SYM = '`[A-Za-z_$][\\w$]*(?:\\.[A-Za-z_$][\\w$]*)?(?:\\(\\))?`';
 /**
  * A symbol named with its file: `sym` in `file.ts`, `sym` (`file.ts`), `sym`, `file.ts`, also a

@@ -183,7 +183,7 @@ describe('dead-worker recovery', () => {
   // driver's ring), and a release the victim had begun is finished by its reaper (release
   // records): no retry. The board's recovery hands back the slots the victims had taken. Commands
   // go through the ring only: an importer ending an operation in place would be the signaler, and
-  // a thread killed inside signal() can still lose the callbacks it was delivering (known gap).
+  // kills inside signal() are the subject of test/signal-kill.test.ts, not of this one.
   it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', async () => {
     const K = 60;
     const s = (scenario = startScenario({
