@@ -95,6 +95,12 @@ describe('handles', () => {
     // Forged: not numbers, not integers, not positive.
     for (const bad of [0, -1, 1.5, NaN, Infinity, '12' as unknown as number, null as unknown as number])
       rejects(arena, () => arena.free(bad), 'EBADF');
+    // Near misses of a live handle: its offset with a fraction, negated, or an object whose
+    // valueOf would give it (never called: nothing is converted).
+    let converted = false;
+    const sneaky = { valueOf: () => ((converted = true), ref) } as unknown as number;
+    for (const bad of [ref + 0.5, ref - 0.5, -ref, sneaky]) rejects(arena, () => arena.free(bad), 'EBADF');
+    expect(converted).toBe(false);
     // Out of bounds: past the carved heap, and below the heap (inside the header).
     rejects(arena, () => arena.free(ref + 1_000_000 * 8), 'EBADF');
     rejects(arena, () => arena.free(2), 'EBADF');

@@ -17,7 +17,8 @@ import * as L from './layout.js';
 import { selfCheck } from './layout.js';
 import { checkPoison } from './sanitizer.js';
 
-const { B_GEN, B_TAG, CACHE_CAP, CACHE_STRIDE, GEN_MASK, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, T_ALLOCS, T_FREES, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_SHIFT } = L;
+const { B_GEN, B_TAG, BLOCK_HEADER_BYTES, BLOCK_HEADER_WORDS, CACHE_CAP, CACHE_STRIDE, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, NCLASSES, NO_THREAD, STATE_CACHED, STATE_FREE, STATE_LIVE, T_ALLOCS, T_FREES, TAG_ALLOC_SHIFT, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
+const RAW = L.BlockType.RAW;
 
 /** The state field of a block tag, and its value for a live block. */
 const STATE_BITS = TAG_STATE_MASK << TAG_STATE_SHIFT;
@@ -28,8 +29,62 @@ const KEEP_ON_FREE = ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK <<
 const FREE_THREAD_BITS = TAG_THREAD_MASK << TAG_FREE_SHIFT;
 /** Largest block (in words, header included) whose payload {@link zeroPayload} clears by hand; larger ones use fill. */
 const ZERO_BY_HAND_WORDS = 64;
+/** Largest size class whose payload is cleared by hand (its blocks are at most ZERO_BY_HAND_WORDS). */
+const ZERO_BY_HAND_CLASS = L.SIZE_CLASSES.findLastIndex((bytes) => bytes >>> 2 <= ZERO_BY_HAND_WORDS);
 /** Words per block of each size class. */
 const CLASS_WORDS = Int32Array.from(L.SIZE_CLASSES, (bytes) => bytes >>> 2);
+
+/**
+ * Block types the public free releases, as a bit set: the raw blocks the public alloc makes and
+ * SpinLock.create's lock blocks. Every other type has a lifetime of its own (a driver operation
+ * ends through its driver, a fence with its last put), and freeing it by handle would leave its
+ * owner pointing at a reused block.
+ */
+export const FREEABLE_TYPES = (1 << L.BlockType.RAW) | (1 << L.BlockType.LOCK);
+
+/** Largest payload {@link allocRaw} serves (its block's class comes from the small-class table). */
+export const SMALL_PAYLOAD = 1024 - BLOCK_HEADER_BYTES;
+
+/**
+ * The small layout constants of the public alloc and free paths ({@link allocRaw}, {@link freeRaw})
+ * as literals: tsc writes a const enum's members into the code as numbers, where a module constant
+ * is a context-slot load with a hole check (4 bytecode bytes a use), and V8 counts bytecode bytes
+ * against its inlining budget. (Constants wider than 16 bits stay module constants: as literals
+ * they take 10 bytes.) Checked against the layout when this module loads.
+ */
+const enum Hot {
+  TAG = 0,
+  GEN = 1,
+  HEADER_WORDS = 2,
+  HEADER_BYTES = 8,
+  CACHE_CAP = 32,
+  CACHE_STRIDE = 33,
+  NCLASSES = 30,
+  ALLOCS = 2,
+  FREES = 3,
+  CLASS_MASK = 0x3f,
+  TYPE_SHIFT = 6,
+  TYPE_MASK = 0x3f,
+  /** Tag bits of the state field, and their value for a live block. */
+  STATE_BITS = 0x3000,
+  LIVE_BITS = 0x1000,
+  /** A raw block's type field. */
+  RAW_TYPE = 1 << 6,
+  /** Bit set of the types the public free releases: raw (1) and lock (2) blocks. */
+  FREEABLE = (1 << 1) | (1 << 2),
+}
+{
+  const layout: [Hot, number][] = [
+    [Hot.TAG, B_TAG], [Hot.GEN, B_GEN], [Hot.HEADER_WORDS, BLOCK_HEADER_WORDS], [Hot.HEADER_BYTES, BLOCK_HEADER_BYTES],
+    [Hot.CACHE_CAP, CACHE_CAP], [Hot.CACHE_STRIDE, CACHE_STRIDE], [Hot.NCLASSES, NCLASSES], [Hot.ALLOCS, T_ALLOCS], [Hot.FREES, T_FREES],
+    [Hot.CLASS_MASK, TAG_CLASS_MASK], [Hot.TYPE_SHIFT, TAG_TYPE_SHIFT], [Hot.TYPE_MASK, TAG_TYPE_MASK], [Hot.STATE_BITS, STATE_BITS],
+    [Hot.LIVE_BITS, LIVE_BITS], [Hot.RAW_TYPE, RAW << TAG_TYPE_SHIFT], [Hot.FREEABLE, FREEABLE_TYPES],
+  ];
+  // freeRaw computes the self-check byte inline: the layout's function must still be that formula.
+  const selfChecks = (hw: number) => selfCheck(hw) === (((hw >>> 2) ^ 0xa5) & 0xff);
+  if (layout.some(([hot, real]) => hot !== real) || ![0, 4, 1020, 4096, 1 << 28].every(selfChecks))
+    throw new Error('alloc.ts: the Hot constants or the self-check byte no longer match the layout');
+}
 
 /** Byte size → size class index (classes ≤ 1024 bytes by table). */
 const SMALL_CLASS = new Uint8Array(65);
@@ -65,6 +120,39 @@ export function allocBlock(arena: Arena, blockBytes: number, type: number): numb
   const n = i32[cb];
   if (n === 0 || arena.sanitize) return allocSlow(arena, cls, cb, blockBytes, type);
   return popLive(arena, cb, n, cls, type);
+}
+
+/**
+ * The public alloc's path (see {@link Arena.alloc}) for an integer `bytes` in 1..{@link SMALL_PAYLOAD}:
+ * a zeroed raw block, returned as its handle. Throws ENOMEM.
+ *
+ * One function with the class computed once, from the size (the zeroing does not read it back
+ * from the tag), and sized so that a loop calling the public alloc and free gets both whole:
+ * V8 inlines at most 920 bytecode bytes in all into one function, and what it does not inline is
+ * a call, where a handle (a number wider than 31 bits) is passed as a heap-allocated number.
+ */
+export function allocRaw(arena: Arena, bytes: number): number {
+  const cls = SMALL_CLASS[(bytes + (Hot.HEADER_BYTES + 15)) >>> 4];
+  const i32 = arena.i32;
+  const cb = arena.cacheBase + cls * Hot.CACHE_STRIDE;
+  const n = i32[cb];
+  let hw: number;
+  if (n === 0 || arena.sanitize) hw = allocSlow(arena, cls, cb, bytes + Hot.HEADER_BYTES, RAW);
+  else {
+    // popLive's run of plain writes, here rather than called (a call's arguments and its own reads
+    // would cost this function's inlining budget).
+    hw = i32[cb + n];
+    i32[cb] = n - 1;
+    i32[hw + Hot.TAG] = cls | Hot.RAW_TYPE | arena.liveTag | (i32[hw + Hot.TAG] & FREE_THREAD_BITS);
+    const g = i32[hw + Hot.GEN];
+    i32[hw + Hot.GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+    i32[arena.slotBase + Hot.ALLOCS]++;
+  }
+  const end = hw + CLASS_WORDS[cls];
+  // Small payloads 8 bytes at a time (see zeroPayload): fill is a runtime call.
+  if (cls > ZERO_BY_HAND_CLASS) i32.fill(0, hw + Hot.HEADER_WORDS, end);
+  else for (let d = (hw + Hot.HEADER_WORDS) >>> 1, f64 = arena.f64, e = end >>> 1; d < e; d++) f64[d] = 0;
+  return (i32[hw + Hot.GEN] & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
 }
 
 /** allocBlock with an empty cache (refilled first) or in sanitize mode (the poison is checked). */
@@ -127,6 +215,46 @@ export function freeBlock(arena: Arena, hw: number): void {
   i32[cb + n + 1] = hw;
   i32[cb] = n + 1;
   i32[arena.slotBase + T_FREES]++;
+}
+
+/**
+ * The public free's path (see {@link Arena.free}): frees the raw or lock block that `ref` is the
+ * live handle of and returns true; returns false, changing nothing, for everything else (not a
+ * handle, stale, freed, another type, a full cache, sanitize mode), which the caller takes out of
+ * line to the full checks and their errors.
+ *
+ * The handle is checked without taking it apart into numbers it would have to carry into a call:
+ * its low bits give the header word, and the block's own handle, rebuilt from the header's
+ * generation, must equal it exactly (so a stale generation, a fraction, a negative or an unsafe
+ * number all fail one compare). The header's self-check byte refuses a forged handle into a
+ * payload. Plain reads and writes, as in freeBlock, and no call from the state change to the push.
+ */
+export function freeRaw(arena: Arena, ref: number): boolean {
+  // typeof first: & would call a valueOf.
+  const hw = typeof ref === 'number' ? (ref & HANDLE_OFFSET_MASK) * 2 : 0;
+  if (hw < arena.heapStartW || hw >= arena.heapEndW || (hw & 3) !== 0 || arena.sanitize) return false;
+  const i32 = arena.i32;
+  const tag = i32[hw + Hot.TAG];
+  const g = i32[hw + Hot.GEN];
+  const cls = tag & Hot.CLASS_MASK;
+  if (
+    (tag & Hot.STATE_BITS) !== Hot.LIVE_BITS ||
+    ((1 << ((tag >>> Hot.TYPE_SHIFT) & Hot.TYPE_MASK)) & Hot.FREEABLE) === 0 ||
+    // The self-check byte (layout's selfCheck), computed here: a call would cost inlining budget.
+    g >>> 24 !== (((hw >>> 2) ^ 0xa5) & 0xff) ||
+    (g & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1) !== ref ||
+    cls >= Hot.NCLASSES
+  )
+    return false;
+  const cb = arena.cacheBase + cls * Hot.CACHE_STRIDE;
+  const n = i32[cb];
+  if (n === Hot.CACHE_CAP) return false;
+  i32[hw + Hot.TAG] = (tag & KEEP_ON_FREE) | arena.freedTag;
+  i32[hw + Hot.GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+  i32[cb + n + 1] = hw;
+  i32[cb] = n + 1;
+  i32[arena.slotBase + Hot.FREES]++;
+  return true;
 }
 
 /** freeBlock's every case: a double free throws, a full cache is flushed first, the sanitizer poisons. */

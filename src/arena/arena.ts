@@ -10,7 +10,7 @@
 import type { Worker } from 'node:worker_threads';
 import { describeValue, Errors, optionsArg, type FenceError, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
-import { allocBlock, freeBlock, zeroPayload } from './alloc.js';
+import { allocBlock, allocRaw, freeBlock, FREEABLE_TYPES, freeRaw, SMALL_PAYLOAD, zeroPayload } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
 import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
@@ -19,14 +19,6 @@ import { checkAccess } from './sanitizer.js';
 import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
 import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, settleRawBlocks, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
-
-/**
- * Block types {@link Arena.free} releases, as a bit set: the raw blocks {@link Arena.alloc} makes
- * and SpinLock.create's lock blocks. Every other type has a lifetime of its own (a driver
- * operation ends through its driver, a fence with its last put), and freeing it here would leave
- * its owner pointing at a reused block.
- */
-const FREEABLE_TYPES = (1 << L.BlockType.RAW) | (1 << L.BlockType.LOCK);
 
 /**
  * What is wrong with the header words a view trusts (lock kind, thread table, heap bounds), or
@@ -45,21 +37,40 @@ function headerError(i32: Int32Array): string | null {
   return null;
 }
 
-/** alloc's bad arguments, as the error to throw. */
-function allocArgsError(bytes: unknown, type: unknown): FenceError {
+/** BlockType.RAW, as a module constant (a shorter load than the namespace's property). */
+const RAW = L.BlockType.RAW;
+
+/**
+ * alloc's every case but a small raw block: a large one, or bad arguments (EINVAL). Out of line,
+ * so that the public alloc stays small enough to inline whole into its callers.
+ */
+function allocLarge(arena: Arena, bytes: unknown, type: unknown): number {
   if (!Number.isInteger(bytes) || (bytes as number) <= 0 || (bytes as number) > L.MAX_ARENA_BYTES)
-    return Errors.invalid(`alloc size must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
-  return Errors.invalid(
-    `arena.alloc makes raw blocks only (BlockType.RAW); got block type ${describeValue(type)}: typed blocks are made by their own API (Fence.create, SpinLock.create, Driver.submit)`,
-  );
+    throw Errors.invalid(`alloc size must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
+  // Only raw blocks: a typed block made here (a zeroed "fence") would pass every typed entry's
+  // check while holding none of its invariants.
+  if (type !== L.BlockType.RAW)
+    throw Errors.invalid(
+      `arena.alloc makes raw blocks only (BlockType.RAW); got block type ${describeValue(type)}: typed blocks are made by their own API (Fence.create, SpinLock.create, Driver.submit)`,
+    );
+  const hw = allocBlock(arena, (bytes as number) + L.BLOCK_HEADER_BYTES, L.BlockType.RAW);
+  zeroPayload(arena, hw);
+  return handleOf(arena.i32, hw);
 }
 
-/** free's refusal of a block with a lifetime of its own (a fence, a sync file, ...), as the error to throw. */
-function notFreeableError(arena: Arena, ref: number, hw: number): FenceError {
+/**
+ * free's every case the fast path (freeRaw) declines: validates `ref` (EBADF for a stale, freed or
+ * forged handle, EINVAL for a block with a lifetime of its own), then frees with every check of
+ * freeBlock (a full cache flushed, the sanitizer's poison and double-free compare-exchange).
+ */
+function freeChecked(arena: Arena, ref: number): void {
+  const hw = resolve(arena, ref, -1, 'block');
   const type = blockTypeAt(arena.i32, hw);
-  return Errors.invalid(
-    `arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close, the driver's end of an operation)`,
-  );
+  if (((1 << type) & FREEABLE_TYPES) === 0)
+    throw Errors.invalid(
+      `arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close, the driver's end of an operation)`,
+    );
+  freeBlock(arena, hw);
 }
 
 /**
@@ -289,14 +300,9 @@ export class Arena {
    * Threads: any attached thread. Returns its handle. Throws EINVAL for a bad size or a type other
    * than RAW, ENOMEM when the arena is exhausted (nothing changed).
    */
-  alloc(bytes: number, type: number = L.BlockType.RAW): number {
-    // The checks and their messages live in allocArgsError: a small alloc inlines into its callers.
-    // Only raw blocks: a typed block made here (a zeroed "fence") would pass every typed entry's
-    // check while holding none of its invariants.
-    if (!(Number.isInteger(bytes) && bytes > 0 && bytes <= L.MAX_ARENA_BYTES && type === L.BlockType.RAW)) throw allocArgsError(bytes, type);
-    const hw = allocBlock(this, bytes + L.BLOCK_HEADER_BYTES, L.BlockType.RAW);
-    zeroPayload(this, hw);
-    return handleOf(this.i32, hw);
+  alloc(bytes: number, type: number = RAW): number {
+    // Small raw blocks inline (allocRaw); large ones and every check's message are out of line.
+    return type === RAW && Number.isInteger(bytes) && bytes > 0 && bytes <= SMALL_PAYLOAD ? allocRaw(this, bytes) : allocLarge(this, bytes, type);
   }
 
   /**
@@ -305,9 +311,8 @@ export class Arena {
    * by close(), a driver operation by its driver): nothing changes either way.
    */
   free(ref: number): void {
-    const hw = resolve(this, ref, -1, 'block');
-    if (((1 << blockTypeAt(this.i32, hw)) & FREEABLE_TYPES) === 0) throw notFreeableError(this, ref, hw);
-    freeBlock(this, hw);
+    // The common case inline (freeRaw); anything it declines gets every check, out of line.
+    if (!freeRaw(this, ref)) freeChecked(this, ref);
   }
 
   /**
