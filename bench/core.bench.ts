@@ -5,7 +5,8 @@
  * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
  * what tracing costs (a session recording the default categories, or every tracepoint, against the
  * same operation untraced; tracing off against a copy of the build without tracepoints, see
- * bench/notrace.ts). Run: `npm run bench`.
+ * bench/notrace.ts). Run: `npm run bench`. The tracing-off pairs are timed in interleaved rounds of
+ * CPU time (measureInterleaved): their target is a 2 % ratio, finer than sequential runs resolve.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
@@ -204,11 +205,58 @@ const GROUPS: Record<string, () => Task[]> = {
   allocLive: () => [thiPair(1000), arenaPair(1000, 'block')],
 };
 
+/**
+ * Groups whose ratio must resolve a few percent: the tracing-off rows (target ≤ 1.02×), measured
+ * with {@link measureInterleaved}. tinybench runs one task after the other, so a change of load on
+ * the shared machine between the two lands in the ratio: one build read 1.02, 1.10 and 1.11 in
+ * three runs of a day. Interleaved, one process still reads 0.98 to 1.09 for it (and 0.95 to 1.02
+ * against an identical copy: a process-wide mode, see the header), which the best of the group's
+ * processes (runGroup) takes out.
+ */
+const INTERLEAVED = new Set(['lifecycleNoTrace', 'lockNoTrace']);
+
+/** Process CPU time in ns (user + system): a slice the OS gave another process is not counted. */
+function cpuNs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) * 1000;
+}
+
+/**
+ * Measures `tasks` in interleaved rounds: each round runs every task for the same number of calls
+ * (~10 ms of CPU), in an order that reverses from one round to the next, timed in CPU time; each
+ * task keeps its fastest round. Both sides of a ratio see the same machine, round by round.
+ * Returns ns per operation.
+ */
+function measureInterleaved(tasks: Task[], quick: boolean): Map<string, number> {
+  const rounds = quick ? 10 : 40;
+  const warm = performance.now() + (quick ? 100 : 300);
+  while (performance.now() < warm) for (const [, fn] of tasks) fn();
+  // Calls per round: ~10 ms of CPU for the slowest task (cpuUsage counts microseconds).
+  let slowest = 0;
+  for (const [, fn] of tasks) {
+    const t0 = cpuNs();
+    for (let k = 0; k < 20; k++) fn();
+    slowest = Math.max(slowest, (cpuNs() - t0) / 20);
+  }
+  const calls = Math.max(5, Math.ceil(10e6 / Math.max(slowest, 1)));
+  const best = new Map<string, number>();
+  for (let r = 0; r < rounds; r++) {
+    const order = r % 2 === 0 ? tasks : [...tasks].reverse();
+    for (const [name, fn] of order) {
+      const t0 = cpuNs();
+      for (let k = 0; k < calls; k++) fn();
+      const ns = (cpuNs() - t0) / (calls * N);
+      best.set(name, Math.min(ns, best.get(name) ?? Infinity));
+    }
+  }
+  return best;
+}
+
 async function child(group: string): Promise<void> {
   const tasks = GROUPS[group];
   if (tasks === undefined) throw new Error(`core bench: unknown group "${group}"`);
   if (typeof args.own.notrace === 'string') noTrace = await loadNoTraceCopy(args.own.notrace);
-  const results = await measure(tasks(), N, timing(args.quick));
+  const results = INTERLEAVED.has(group) ? measureInterleaved(tasks(), args.quick) : await measure(tasks(), N, timing(args.quick));
   process.stdout.write(JSON.stringify([...results]));
 }
 

@@ -248,37 +248,44 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
   arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
   // Timestamp first, then the flags: a reader that sees TIMESTAMP reads a complete value.
   const old = Atomics.or(i32, fw + F_FLAGS, FLAG_SIGNALED | FLAG_TIMESTAMP);
-  let rec = 0;
-  let pop = -1;
-  if (record && (old & FLAG_WAITERS || i32[fw + F_CB_HEAD] !== 0)) {
-    // The signal record, pushed in the run of the flag's Atomics op (plain writes written out
-    // here, no call: a call's entry is a place to be terminated), so a reaper sees it whenever
-    // the flag is up and the signal unfinished. Deeper than SIGNAL_CAP: counted only.
-    const sb = arena.slotBase;
-    const at = sb + T_SIGNAL_DEPTH;
-    const d = i32[at];
-    if (d < SIGNAL_CAP) {
-      rec = sb + T_SIGNAL + d * SIG_WORDS;
-      i32[rec + SIG_FW] = fw;
-      i32[rec + SIG_FGEN] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
-      i32[rec + SIG_NODE] = 0;
-    }
-    i32[at] = d + 1;
-    pop = d;
-  }
-  if (old & FLAG_WAITERS) Atomics.notify(i32, fw + F_FLAGS);
-  // From the read of the head to the record, plain writes only: a terminate() leaves the list on
-  // the fence (the reaper detaches it) or in the record (the reaper dispatches the rest).
+  // The list cannot change under the lock: read once. No waiters and no list (the common case):
+  // nothing to notify, detach or record.
   const head = i32[fw + F_CB_HEAD];
-  i32[fw + F_CB_HEAD] = 0;
-  i32[fw + F_CB_TAIL] = 0;
-  if (rec !== 0) {
-    i32[rec + SIG_NODE] = head;
-    i32[rec + SIG_NGEN] = head === 0 ? 0 : i32[head - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
-    i32[rec + SIG_NEXT] = head === 0 ? 0 : i32[head + CB_NEXT];
+  if (old & FLAG_WAITERS || head !== 0) {
+    let rec = 0;
+    let pop = -1;
+    if (record) {
+      // The signal record, pushed in the run of the flag's Atomics op (plain writes written out
+      // here, no call: a call's entry is a place to be terminated), so a reaper sees it whenever
+      // the flag is up and the signal unfinished. Deeper than SIGNAL_CAP: counted only.
+      const sb = arena.slotBase;
+      const at = sb + T_SIGNAL_DEPTH;
+      const d = i32[at];
+      if (d < SIGNAL_CAP) {
+        rec = sb + T_SIGNAL + d * SIG_WORDS;
+        i32[rec + SIG_FW] = fw;
+        i32[rec + SIG_FGEN] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+        i32[rec + SIG_NODE] = 0;
+      }
+      i32[at] = d + 1;
+      pop = d;
+    }
+    if (old & FLAG_WAITERS) Atomics.notify(i32, fw + F_FLAGS);
+    // From here to the record, plain writes only: a terminate() leaves the list on the fence (the
+    // reaper detaches it) or in the record (the reaper dispatches the rest).
+    if (head !== 0) {
+      i32[fw + F_CB_HEAD] = 0;
+      i32[fw + F_CB_TAIL] = 0;
+      if (rec !== 0) {
+        i32[rec + SIG_NODE] = head;
+        i32[rec + SIG_NGEN] = i32[head - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+        i32[rec + SIG_NEXT] = i32[head + CB_NEXT];
+      }
+    } else if (pop >= 0) {
+      // Waiters only: notified above, nothing left for a reaper (a repeated notify is harmless).
+      i32[arena.slotBase + T_SIGNAL_DEPTH] = pop;
+    }
   }
-  // Waiters only: notified above, nothing left for a reaper (a repeated notify is harmless).
-  if (pop >= 0 && head === 0) i32[arena.slotBase + T_SIGNAL_DEPTH] = pop;
   if (tracing(i32, TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
   return head;
 }

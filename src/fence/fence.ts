@@ -23,7 +23,7 @@ import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './op
 import { opsById, type FenceOps } from './ops.js';
 import { holdsFenceLock, putFence, setViewFactory } from './release.js';
 import { adoptSignalingAt, signalerOf } from './signaler.js';
-import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceLocked, type FenceCallback } from './signal.js';
+import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceInline, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
 
 export type { FenceInit } from './create.js';
@@ -344,7 +344,10 @@ export class Fence {
    * Returns nothing; signaling twice is a no-op (see {@link checkAndSignal}).
    */
   signal(): void {
-    signalFence(this.arena, this.v(), nowNs());
+    // The view's one-CAS lock when it has one (see lock()), checked against a released fence first.
+    const idx = this.fastLockIdx;
+    if (idx !== 0 && (this.i32[this.hw + B_GEN] & GEN_MASK) === this.gen) signalFenceInline(this.arena, this.fw, idx, nowNs());
+    else signalFence(this.arena, this.v(), nowNs());
   }
 
   /** Signals with the given timestamp (monotonic ns). No-op when already signaled. */

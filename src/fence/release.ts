@@ -52,11 +52,11 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
   // The release signals (taking the lock) and frees the block the lock word may live in: the holder
   // of the lock may only drop references that are not the last (kernel: a dma_fence_put of the last
   // reference under fence->lock deadlocks in the release).
-  if (holdsFenceLock(arena, fw)) return void putUnderLock(i32, fw, 0);
+  if (holdsLockWord(arena, fw, flags)) return void putUnderLock(i32, fw, 0);
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, 0, 0);
   if (old === 1) {
-    releaseFence(arena, fw, view, d);
+    releaseFence(arena, fw, view, d, flags);
   } else if (old < 1) {
     Atomics.add(i32, fw + F_REFCOUNT, 1);
     throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
@@ -65,8 +65,13 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
 
 /** True when the calling thread holds the lock word fence `fw` takes (its own or a borrowed one). */
 export function holdsFenceLock(arena: Arena, fw: number): boolean {
+  return holdsLockWord(arena, fw, arena.i32[fw + F_FLAGS]);
+}
+
+/** {@link holdsFenceLock} with the fence's flags in hand (INLINE_LOCK never changes after init). */
+function holdsLockWord(arena: Arena, fw: number, flags: number): boolean {
   const i32 = arena.i32;
-  const lw = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? fw + F_LOCK : i32[fw + F_LOCK];
+  const lw = flags & FLAG_INLINE_LOCK ? fw + F_LOCK : i32[fw + F_LOCK];
   return lw > 0 && lw < i32.length && (Atomics.load(i32, lw) & LOCK_OWNER_MASK) === arena.me;
 }
 
@@ -99,7 +104,7 @@ export function putUnderLock(i32: Int32Array, fw: number, at: number): void {
  * release record `depth` (the sites that record their drop in their own structures do).
  */
 export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: Fence): void {
-  releaseFence(arena, fw, view, depth);
+  releaseFence(arena, fw, view, depth, arena.i32[fw + F_FLAGS]);
 }
 
 /**
@@ -107,9 +112,10 @@ export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: F
  * freed: kernel dma_fence_release. An unsignaled fence with callbacks is resurrected and signaled
  * with -EDEADLK first; then ops.release runs and the block is freed.
  */
-function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
+function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
   const i32 = arena.i32;
-  if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
+  // `flags` was read before the drop: SIGNALED may have gone up since, so a clear bit is read again.
+  if (!(flags & FLAG_SIGNALED) && !(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
     const state = recordState(arena, d);
     // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
     // deliveries take references of their own), then drop our reference again.
@@ -120,11 +126,11 @@ function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: numb
       signalFence(arena, fw, nowNs());
     } finally {
       // The drop clears RESURRECTED in its run: the reaper sees our reference or a drop.
-      if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d);
+      if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d, flags);
     }
     return;
   }
-  freeFence(arena, fw, view, d);
+  freeFence(arena, fw, view, d, flags);
 }
 
 /** Word index of the state of the calling thread's release record `d`, or 0 past RELEASE_CAP (not recorded). */
@@ -132,8 +138,11 @@ function recordState(arena: Arena, d: number): number {
   return d < RELEASE_CAP ? releaseRecord(arena.slotBase, d, REC_STATE) : 0;
 }
 
-/** ops.release, then the block goes back to the allocator and release record `d` is popped. */
-function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
+/**
+ * ops.release, then the block goes back to the allocator and release record `d` is popped.
+ * `flags`: the fence's flags read earlier (only the ops bits are used, fixed at init).
+ */
+function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   if (i32[L.H_STUB] === fw) {
@@ -142,7 +151,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number)
   }
   if (tracing(i32, TC_RELEASE)) traceFence(arena, EV_FENCE_DESTROY, fw, 0);
   const id = i32[fw + F_OPS];
-  const hasRelease = (i32[fw + F_FLAGS] & FLAG_OPS_RELEASE) !== 0;
+  const hasRelease = (flags & FLAG_OPS_RELEASE) !== 0;
   const ops = hasRelease ? findOps(id) : undefined;
   // Only a reaper finishing a dead thread's release (or a ledger drop) gets here without the ops:
   // the block is freed, and the missing release is reported rather than skipped without a word.
@@ -188,7 +197,7 @@ function finishDeadReleases(arena: Arena, slot: number): void {
       const d = pushRelease(arena, fw);
       const state = recordState(arena, d);
       if (state) i32[state] |= L.REL_DROPPED;
-      releaseFence(arena, fw, undefined, d);
+      releaseFence(arena, fw, undefined, d, i32[fw + F_FLAGS]);
     }
   }
   i32[b + L.T_RELEASE_DEPTH] = 0;

@@ -10,6 +10,7 @@ import { linkCallbackLocked, runDetached, unlinkCallbackLocked } from './callbac
 import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
+import { acquireInlineSeen, releaseInline } from '../locks/lockword.js';
 import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 
@@ -40,6 +41,30 @@ export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true
     head = markSignaledLocked(arena, fw, ts, tsIsNow, true);
   } finally {
     fenceUnlock(arena, fw);
+  }
+  if (head > 0) runRecorded(arena, head);
+  return head < 0;
+}
+
+/**
+ * {@link signalFence} for a view whose inline lock takes the one-CAS path (Fence.signal: an inline
+ * lock word `idx`, an arena that neither uses ticket locks nor sanitizes): the lock taken and
+ * dropped as Fence.lock/unlock do, without fenceLock's dispatch. Same contract as signalFence.
+ */
+export function signalFenceInline(arena: Arena, fw: number, idx: number, ts: bigint): boolean {
+  const i32 = arena.i32;
+  if (Atomics.load(i32, fw + L.F_FLAGS) & L.FLAG_SIGNALED) return true;
+  const me = arena.me;
+  const seen = Atomics.compareExchange(i32, idx, 0, me);
+  if (seen !== 0) acquireInlineSeen(arena, idx, arena.lockKindId, seen);
+  arena.inlineLocksHeld++;
+  let head: number;
+  try {
+    head = markSignaledLocked(arena, fw, ts, true, true);
+  } finally {
+    // Held by us, nobody waiting: one compare-exchange. Otherwise the full release (wakes a waiter).
+    if (Atomics.compareExchange(i32, idx, me, 0) === me) arena.inlineLocksHeld--;
+    else releaseInline(arena, idx, arena.lockKindId);
   }
   if (head > 0) runRecorded(arena, head);
   return head < 0;
