@@ -71,11 +71,15 @@ export function holdsLocks(arena: Arena): boolean {
 /**
  * Kernel dma_fence_is_signaled on a payload word: the SIGNALED flag, else the ops' `signaled`
  * poll (which signals the fence when it says so). Allocates a view only for ops that poll.
+ * Under a lock of the calling thread only the flag is read: the poll may signal (taking a lock
+ * the thread may hold) or, for a chain, collect links (dropping references, perhaps the last one
+ * of a fence whose lock the thread holds), and either would be refused half-way. A poll may
+ * always answer false for a fence that has not set its flag yet.
  */
 export function isSignaledFw(arena: Arena, fw: number): boolean {
   const i32 = arena.i32;
   if (isSignaledFlag(i32, fw)) return true;
-  if (!findOps(i32[fw + FL.F_OPS])?.table.signaled) return false;
+  if (holdsLocks(arena) || !findOps(i32[fw + FL.F_OPS])?.table.signaled) return false;
   return fenceView(arena, fw).isSignaled();
 }
 
