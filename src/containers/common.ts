@@ -12,6 +12,7 @@
 import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
+import { linkedPayload } from '../arena/handles.js';
 import * as FL from '../fence/layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
@@ -60,7 +61,9 @@ export function defineContainerOps(kernelName: string, ops: ContainerOps): Fence
 
 /** Drops a container's reference on a child (putFence without a view, as a step for `attempt`). */
 export function putChild(arena: Arena, fw: number): void {
-  putFence(arena, fw);
+  // The child word was read from the container's block: checked, so a corrupted one is an
+  // ENOTRECOVERABLE instead of a put at a random place.
+  putFence(arena, linkedPayload(arena, fw, A.BlockType.FENCE, 'container child'));
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
