@@ -189,14 +189,11 @@ function onChainLink(arena: Arena, head: number): void {
 }
 
 /**
- * ops.signaled: every link's fence signaled (walks and garbage-collects). Under a lock of the
- * calling thread it answers false with nothing done: the walk drops references (perhaps the last
- * one of a fence whose lock the thread holds, refused half-way through the walk); the link's own
- * callback still signals it.
+ * ops.signaled: every link's fence signaled (walks and garbage-collects; under a lock of the
+ * calling thread the walk collects nothing and reads the fences' flags only, see chainWalk).
  */
 function chainSignaled(arena: Arena, fw: number): boolean {
   const i32 = arena.i32;
-  if (holdsLocks(arena)) return false;
   flushDeferred(arena);
   fenceGet(i32, fw);
   let f = fw;
