@@ -254,6 +254,8 @@ export const Errors = {
     new FenceError('ENOLCK', `the calling thread already holds ${held} lock words, the most a thread may hold at once`),
   corruptLock: (idx: number, word: number, why: string) =>
     new FenceError('ENOTRECOVERABLE', `lock word @${idx * 4} is in no state a lock can be in (0x${(word >>> 0).toString(16).padStart(8, '0')}): ${why}`),
+  corruptArena: (what: string) =>
+    new FenceError('ENOTRECOVERABLE', `corrupted arena: ${what} (arena.check() lists what it finds)`),
   tooManyThreads: (max: number) =>
     new FenceError('EMFILE', `arena thread table is full (maxThreads ${max})`),
   tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),

@@ -20,12 +20,12 @@ describe('typed-input fuzz', () => {
       const r = await runBatch(seed, CALLS, process.env.FUZZ_KEEP === '1');
       calls += r.calls;
       for (const [code, n] of Object.entries(r.errors)) byCode[code] = (byCode[code] ?? 0) + n;
+      const replay = `replay: FUZZ_SEED=${seed} FUZZ_CALLS=${CALLS} npx vitest run test/fuzz.test.ts`;
       if (r.failures.length > 0 && process.env.FUZZ_KEEP === '1') {
-        console.error([...new Set(r.failures.map((f) => f.slice(0, 160)))].join('\n'));
+        console.error(`${replay}\n${[...new Set(r.failures.map((f) => f.slice(0, 400)))].join('\n')}`);
         continue;
       }
       if (r.failures.length > 0) {
-        const replay = `replay: FUZZ_SEED=${seed} FUZZ_CALLS=${CALLS} npx vitest run test/fuzz.test.ts`;
         console.error(`${replay}\n${r.failures.join('\n')}`);
         expect.fail(`${replay}\n${r.failures.join('\n')}`);
       }

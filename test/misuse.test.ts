@@ -3,7 +3,7 @@
  * naming the problem, and nothing changes (the arena stays consistent, nothing leaks).
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, BlockType, Driver, Fence, FenceError, SwTimeline, SyncFile } from '../src/index.js';
+import { Arena, BlockType, Driver, Fence, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, mergeFences } from '../src/index.js';
 import * as AL from '../src/arena/layout.js';
 import { expectClean, rejects } from './support/core.js';
 
@@ -44,6 +44,53 @@ describe('put() of the last reference under the fence lock', () => {
     p.unlock();
     SyncFile.close(arena, fd);
     tl.close();
+    expectClean(arena);
+    arena.detach();
+  });
+  it('FenceSlot.set refuses to drop the last reference of a fence whose lock the caller holds, with the slot unchanged', () => {
+    const arena = arenaOf();
+    const ctx = Fence.contextAlloc(arena, 1);
+    const f = Fence.create(arena, { context: ctx, seqno: 1 });
+    const g = Fence.create(arena, { context: ctx, seqno: 2 });
+    const slot = FenceSlot.create(arena);
+    slot.set(f);
+    f.lock();
+    f.put(); // the slot's reference is now the last
+    rejects(arena, () => slot.set(g), 'EDEADLK');
+    expect(g.refcount).toBe(1); // the reference the slot took on g was given back
+    const held = slot.get()!;
+    expect(held.handle).toBe(f.handle);
+    held.put();
+    f.unlock();
+    slot.set(g);
+    slot.destroy();
+    g.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('polling or walking a chain under a held lock changes nothing: no half-done walk, nothing leaks', () => {
+    const arena = arenaOf();
+    const ctx = Fence.contextAlloc(arena, 1);
+    const a = Fence.create(arena, { context: ctx, seqno: 1 });
+    const b = Fence.create(arena, { context: ctx, seqno: 2 });
+    a.get();
+    const l1 = FenceChain.create(arena, null, a, 1);
+    const l2 = FenceChain.create(arena, l1, b, 2);
+    a.signal();
+    // The thread holds a's lock and link 1 holds a's last reference: a walk collecting link 1
+    // would put it under the lock, refused half-way after the chain changed.
+    a.lock();
+    a.put();
+    expect(l2.isSignaled()).toBe(false);
+    expect(l2.status()).toBe(0);
+    const m = mergeFences(arena, [l2]); // walks the chain: b is the one unsignaled leaf
+    expect(m.handle).toBe(b.handle);
+    m.put();
+    a.unlock();
+    b.signal();
+    expect(l2.status()).toBe(1);
+    l2.put();
     expectClean(arena);
     arena.detach();
   });

@@ -60,6 +60,33 @@ function liveBlockAt(arena: Arena, hw: number, gen: number, type: number): numbe
     : -1;
 }
 
+/**
+ * Checks a link read from shared memory (a list's next word, a node's fence word): `pw` must be the
+ * payload word of a live block of type `type`. Returns `pw`; throws ENOTRECOVERABLE naming `what`
+ * when it is not (a corrupted arena: following it could read or write anywhere, or never end).
+ */
+export function linkedPayload(arena: Arena, pw: number, type: number, what: string): number {
+  if (liveBlockType(arena, pw - L.BLOCK_HEADER_WORDS) !== type) throw Errors.corruptArena(`${what} @${pw * 4} is no live ${L.BLOCK_TYPE_NAMES[type] ?? type} block`);
+  return pw;
+}
+
+/** Type of the live block with its header at `hw`, or -1 when no live block is there. */
+function liveBlockType(arena: Arena, hw: number): number {
+  if (!Number.isInteger(hw) || hw < arena.heapStartW || hw >= arena.heapEndW || (hw & 3) !== 0) return -1;
+  const i32 = arena.i32;
+  const tag = i32[hw + B_TAG];
+  if (i32[hw + B_GEN] >>> 24 !== selfCheck(hw) || ((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE || (tag & TAG_CLASS_MASK) >= L.NCLASSES) return -1;
+  return (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+}
+
+/**
+ * The most blocks the arena's heap can hold: a bound on any walk over a list of them, so that a
+ * corrupted link making a cycle ends in ENOTRECOVERABLE instead of a hang.
+ */
+export function maxBlocks(arena: Arena): number {
+  return ((arena.heapEndW - arena.heapStartW) >>> 2) + 1;
+}
+
 /** resolve's slow path: every check in order, throwing on the first that fails (returns `hw` if none does). */
 function explainHandle(arena: Arena, handle: number, type: number, what: string): number {
   // typeof first: comparing a non-number would convert it (a Symbol or a throwing valueOf throws a TypeError).

@@ -29,7 +29,7 @@ import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { onNesting } from '../locks/lockdep.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, isSignaledFw, putChild, runOrDefer } from './common.js';
+import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, holdsLocks, isSignaledFw, putChild, runOrDefer } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
@@ -106,6 +106,10 @@ export function chainWalk(arena: Arena, fw: number): number {
   }
   let prev: number;
   while ((prev = chainGetPrev(arena, fw)) !== 0) {
+    // No collecting under a lock of the calling thread: dropping a collected link's reference may
+    // be the last put of a fence whose lock it holds, refused after the link was changed. The
+    // links stay on the chain for a later walk (or the chain's release) to collect.
+    if (holdsLocks(arena)) break;
     let replacement: number;
     if (isChainFw(i32, prev)) {
       if (!isSignaledFw(arena, i32[prev + C_FENCE])) break;
@@ -184,7 +188,10 @@ function onChainLink(arena: Arena, head: number): void {
   runOrDefer(arena, head, rearm);
 }
 
-/** ops.signaled: every link's fence signaled (walks and garbage-collects). */
+/**
+ * ops.signaled: every link's fence signaled (walks and garbage-collects; under a lock of the
+ * calling thread the walk collects nothing and reads the fences' flags only, see chainWalk).
+ */
 function chainSignaled(arena: Arena, fw: number): boolean {
   const i32 = arena.i32;
   flushDeferred(arena);

@@ -12,6 +12,7 @@
 import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
+import { linkedPayload } from '../arena/handles.js';
 import * as FL from '../fence/layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
@@ -60,7 +61,9 @@ export function defineContainerOps(kernelName: string, ops: ContainerOps): Fence
 
 /** Drops a container's reference on a child (putFence without a view, as a step for `attempt`). */
 export function putChild(arena: Arena, fw: number): void {
-  putFence(arena, fw);
+  // The child word was read from the container's block: checked, so a corrupted one is an
+  // ENOTRECOVERABLE instead of a put at a random place.
+  putFence(arena, linkedPayload(arena, fw, A.BlockType.FENCE, 'container child'));
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
@@ -71,11 +74,15 @@ export function holdsLocks(arena: Arena): boolean {
 /**
  * Kernel dma_fence_is_signaled on a payload word: the SIGNALED flag, else the ops' `signaled`
  * poll (which signals the fence when it says so). Allocates a view only for ops that poll.
+ * Under a lock of the calling thread only the flag is read: the poll may signal (taking a lock
+ * the thread may hold) or, for a chain, collect links (dropping references, perhaps the last one
+ * of a fence whose lock the thread holds), and either would be refused half-way. A poll may
+ * always answer false for a fence that has not set its flag yet.
  */
 export function isSignaledFw(arena: Arena, fw: number): boolean {
   const i32 = arena.i32;
   if (isSignaledFlag(i32, fw)) return true;
-  if (!findOps(i32[fw + FL.F_OPS])?.table.signaled) return false;
+  if (holdsLocks(arena) || !findOps(i32[fw + FL.F_OPS])?.table.signaled) return false;
   return fenceView(arena, fw).isSignaled();
 }
 

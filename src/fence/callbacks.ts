@@ -9,7 +9,8 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { fenceGet, fenceLock, fenceUnlock, isSignaledFlag } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 import * as TR from '../trace/layout.js';
@@ -155,13 +156,19 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
   const gen = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   let here = 0;
   let queued = 0;
+  // Every node is checked before it is used, and the walk is bounded: a corrupted list ends in
+  // ENOTRECOVERABLE (after the nodes before the bad link ran), never in a hang or a RangeError.
+  let hops = maxBlocks(arena);
   for (let nw = head; nw !== 0; ) {
+    if (hops-- === 0) throw Errors.corruptArena('a callback list does not end');
+    linkedPayload(arena, nw, A.BlockType.CALLBACK, 'callback node');
     const next = i32[nw + CB_NEXT];
     const kind = i32[nw + CB_KIND];
     if (kind === L.CBK_WAKE) {
       runWake(arena, nw);
     } else if (kind === L.CBK_SHARED) {
       const handler = sharedHandlers[i32[nw + CB_TOKEN]];
+      if (typeof handler !== 'function') throw Errors.corruptArena(`callback node @${nw * 4} names no shared callback`);
       const data = i32[nw + CB_TARGET];
       const fw = i32[nw + CB_FENCE];
       i32[nw + CB_STATE] = L.CBS_DONE;
@@ -185,6 +192,7 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
 function runWake(arena: Arena, nw: number): void {
   const i32 = arena.i32;
   const target = i32[nw + CB_TARGET];
+  if (!(target > 0 && target < i32.length)) throw Errors.corruptArena(`wake node @${nw * 4} points outside the arena`);
   Atomics.add(i32, target, 1);
   Atomics.notify(i32, target);
   i32[nw + CB_STATE] = L.CBS_DONE;
@@ -276,6 +284,7 @@ export function setPutHook(put: (arena: Arena, fw: number) => void, release: (ar
 function deliverRemote(arena: Arena, nw: number, rec: number, next: number): void {
   const i32 = arena.i32;
   const owner = i32[nw + CB_OWNER];
+  if (!(owner >= 0 && owner < arena.maxThreads)) throw Errors.corruptArena(`callback node @${nw * 4} names thread slot ${owner}`);
   const ob = arena.slotWord(owner);
   if (Atomics.load(i32, ob + A.T_STATE) !== A.SLOT_LIVE || i32[ob + A.T_SERIAL] !== i32[nw + CB_TARGET]) {
     // The owner is gone (its function with it): nothing can run this node.

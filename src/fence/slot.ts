@@ -18,6 +18,7 @@ import { Errors } from '../errors.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { fenceTryGet } from './core.js';
 import { Fence, fenceView, putFence } from './fence.js';
+import { holdsFenceLock, putUnderLock } from './release.js';
 
 const { S_LOCK, S_FENCE, SLOT_WORDS } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -75,10 +76,23 @@ export class FenceSlot extends BlockView {
     }
     acquireWord(arena, sw + S_LOCK, arena.lockKindId);
     const old = i32[sw + S_FENCE];
+    // The holder of the old fence's lock may drop the slot's reference only when it is not the
+    // last: dropped here, before the slot changes, or refused with nothing changed.
+    let dropped = false;
+    if (old !== 0 && holdsFenceLock(arena, old)) {
+      try {
+        putUnderLock(i32, old, 0);
+        dropped = true;
+      } catch (e) {
+        releaseWord(arena, sw + S_LOCK, arena.lockKindId);
+        if (fw !== 0) putFence(arena, fw);
+        throw e;
+      }
+    }
     i32[sw + S_FENCE] = fw;
     releaseWord(arena, sw + S_LOCK, arena.lockKindId);
     // The old fence's release may run here (its ops, callbacks): never under the slot's lock.
-    if (old !== 0) putFence(arena, old);
+    if (old !== 0 && !dropped) putFence(arena, old);
   }
 
   /**

@@ -9,6 +9,7 @@
  * Layout: a TIMELINE block (TL_*) and point blocks (a fence plus PT_* list words), all in the arena.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
@@ -117,6 +118,15 @@ const swSyncOps = defineFenceOps('sw_sync', {
 });
 
 /**
+ * Checks a point word read from a timeline's list (`hops`: how many more the walk may take):
+ * returns `p`, or throws ENOTRECOVERABLE when it is no live fence block or the list does not end.
+ */
+function point(arena: Arena, p: number, hops: number): number {
+  if (hops <= 0) throw Errors.corruptArena('a timeline point list does not end');
+  return linkedPayload(arena, p, A.BlockType.FENCE, 'timeline point');
+}
+
+/**
  * Signals, in list order, the points that `stop` accepts, with the timeline lock held; returns the
  * [point, callback list] pairs to run after the lock is dropped (each point with a reference that
  * keeps it alive until its callbacks ran), or null when no callbacks are pending.
@@ -125,7 +135,9 @@ function signalLocked(arena: Arena, tw: number, value: number, all: boolean, err
   const i32 = arena.i32;
   const ts = nowNs();
   let run: number[] | null = null;
+  let hops = maxBlocks(arena);
   for (let p = i32[tw + TL_HEAD]; p !== 0; ) {
+    point(arena, p, hops--);
     if (!all && !reached(i32[p + F_SEQNO_LO], value)) break;
     const next = i32[p + PT_NEXT];
     unlinkLocked(i32, tw, p);
@@ -234,7 +246,7 @@ export class SwTimeline {
     lockTimeline(this.arena, tw);
     try {
       let n = 0;
-      for (let p = i32[tw + TL_HEAD]; p !== 0; p = i32[p + PT_NEXT]) n++;
+      for (let p = i32[tw + TL_HEAD]; p !== 0; p = i32[p + PT_NEXT]) point(this.arena, p, maxBlocks(this.arena) - n++);
       return n;
     } finally {
       unlockTimeline(this.arena, tw);
@@ -277,9 +289,10 @@ export class SwTimeline {
       if (i32[tw + TL_CLOSED]) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
       // The last point not later than `value`: the list is sorted, new points usually go last.
       let at = i32[tw + TL_TAIL];
-      while (at !== 0 && ((seq - i32[at + F_SEQNO_LO]) | 0) < 0) at = i32[at + PT_PREV];
+      let hops = maxBlocks(arena);
+      while (at !== 0 && ((seq - i32[point(arena, at, hops--) + F_SEQNO_LO]) | 0) < 0) at = i32[at + PT_PREV];
       // Same value: reuse it unless it is being released (then insert before it, as the kernel does).
-      while (at !== 0 && i32[at + F_SEQNO_LO] === seq) {
+      while (at !== 0 && i32[point(arena, at, hops--) + F_SEQNO_LO] === seq) {
         if (tryGet(i32, at)) {
           fw = at;
           break;
