@@ -143,10 +143,15 @@ export interface LockOrderStep {
  * `acquiring` back to `holding` (one step for a plain ABBA).
  */
 export interface LockOrderReport {
+  /** Thread slot about to take `acquiring`. */
   thread: number;
+  /** Class of the lock it holds. */
   holding: string;
+  /** Class of the lock it is about to take. */
   acquiring: string;
+  /** Its call site. */
   stack: string;
+  /** The recorded orders that lead from `acquiring` back to `holding`, first to last. */
   previous: LockOrderStep[];
 }
 
@@ -155,7 +160,9 @@ export interface LockOrderReport {
  * a recorded lock order: code EDEADLK, and nothing was taken.
  */
 export class LockOrderError extends FenceError {
+  /** What the checker knows about the inversion (its message says the same in words). */
   readonly report: LockOrderReport;
+  /** The error for `report` (code EDEADLK). */
   constructor(report: LockOrderReport) {
     super('EDEADLK', describeLockOrder(report));
     this.name = 'LockOrderError';

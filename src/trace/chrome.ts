@@ -14,7 +14,7 @@
  * Pure: it works on a {@link TraceSnapshot} (already copied out of the arena).
  */
 import { ChromeExport } from './chromeexport.js';
-import type { TraceSnapshot } from './ring.js';
+import type { TraceSnapshot } from './snapshot.js';
 
 export { EVENT_NAMES } from './chromeparts.js';
 

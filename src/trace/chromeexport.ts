@@ -9,7 +9,7 @@ import { ACQ_TIMEOUT } from '../locks/futex.js';
 import type { ChromeEvent, ChromeTrace, ExportNames, Placement } from './chrome.js';
 import { ACQUIRED, assignLanes, EVENT_NAMES, key, OP_ENDS, UAF_ACCESS, type FenceInfo, type Flow, type Slice } from './chromeparts.js';
 import * as L from './layout.js';
-import type { RawEvent, ThreadEvents, TraceSnapshot } from './ring.js';
+import type { RawEvent, ThreadEvents, TraceSnapshot } from './snapshot.js';
 
 /** Shortest slice drawn (ns): a signal without callbacks has a single timestamp. */
 const MIN_DUR_NS = 100;

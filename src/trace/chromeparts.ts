@@ -5,7 +5,7 @@
  */
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT } from '../locks/futex.js';
 import * as L from './layout.js';
-import type { ThreadEvents } from './ring.js';
+import type { ThreadEvents } from './snapshot.js';
 
 /** The kernel's tracepoint names where there is one, fencelab's own otherwise. */
 export const EVENT_NAMES: Readonly<Record<number, string>> = {
