@@ -162,6 +162,7 @@ export interface LockOrderReport {
 export class LockOrderError extends FenceError {
   /** Both sides of the inversion, with their call sites. */
   readonly report: LockOrderReport;
+  /** The error for `report` (code EDEADLK). */
   constructor(report: LockOrderReport) {
     super('EDEADLK', describeLockOrder(report));
     this.name = 'LockOrderError';

@@ -9,7 +9,8 @@ import { definedStructs } from '../src/arena/struct.js';
 import * as A from '../src/arena/layout.js';
 import * as L from '../src/trace/layout.js';
 import { mergeChromeTraces } from '../src/trace/chrome.js';
-import { readTrace, ringCapacity, traceEvent, tracing } from '../src/trace/ring.js';
+import { ringCapacity, traceEvent, tracing } from '../src/trace/ring.js';
+import { readTrace } from '../src/trace/snapshot.js';
 import { chromeTraceProblems, flowPairs } from './support/chrome-trace.js';
 import { expectClean, rejects } from './support/core.js';
 

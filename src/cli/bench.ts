@@ -84,6 +84,49 @@ export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, lo
   const load = loadavg()[0];
   const t0 = performance.now();
   const suites = SUITES.filter((s) => o.suites.includes(s));
+  const { results, failed } = runSuites(o, suites, runSuite, log);
+
+  const run: BenchRun = {
+    format: RUN_FORMAT,
+    version: RUN_VERSION,
+    date: started.toISOString(),
+    node: process.version,
+    cpu: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    seed: o.seed,
+    quick: o.quick,
+    load,
+    suites: results,
+    failed: Object.fromEntries(failed),
+  };
+  log('');
+  let jsonFile: string | undefined;
+  if (o.json !== undefined) {
+    mkdirSync(dirname(o.json), { recursive: true });
+    writeFileSync(o.json, JSON.stringify(run, null, 2));
+    jsonFile = o.json;
+    log(`json: ${jsonFile}`);
+  }
+  const shown = o.json === undefined ? withOlderResults(results, failed, log) : results;
+  const reportFile = o.html ?? join(RESULTS_DIR, REPORT_FILE);
+  mkdirSync(dirname(reportFile), { recursive: true });
+  const trace = o.trace ? traceSample(reportFile, log) : undefined;
+  writeReport(reportFile, shown, {
+    run,
+    trace,
+    failed: run.failed,
+    baseline: o.baseline ? { results: o.baseline.run.suites, label: `${o.baseline.file} (run ${o.baseline.run.date}${o.baseline.run.quick ? ', quick' : ''})` } : undefined,
+  });
+  log(`report: ${reportFile}`);
+  const notRun = SUITES.filter((s) => shown[s] === undefined && run.failed[s] === undefined);
+  if (notRun.length > 0) log(`not in the report (not run): ${notRun.join(', ')}`);
+  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
+  log(`bench: ${suites.length - failed.length} of ${suites.length} suites ran in ${seconds} s${failed.length ? `; FAILED: ${failed.map(([s]) => s).join(', ')}` : ''}`);
+  return { run, jsonFile, reportFile, failed };
+}
+
+/** Runs `suites` one after the other, each in its own process. Returns their results and the suites that failed, with why. */
+function runSuites(o: BenchOptions, suites: Suite[], runSuite: SuiteRunner, log: (line: string) => void): { results: BenchResults; failed: [Suite, string][] } {
   const outDir = o.json === undefined ? RESULTS_DIR : mkdtempSync(join(tmpdir(), 'fencelab-bench-'));
   const results: BenchResults = {};
   const failed: [Suite, string][] = [];
@@ -107,61 +150,31 @@ export function runBench(o: BenchOptions, runSuite: SuiteRunner = spawnSuite, lo
   } finally {
     if (o.json !== undefined) rmSync(outDir, { recursive: true, force: true });
   }
+  return { results, failed };
+}
 
-  const run: BenchRun = {
-    format: RUN_FORMAT,
-    version: RUN_VERSION,
-    date: started.toISOString(),
-    node: process.version,
-    cpu: cpus()[0]?.model.trim() ?? 'unknown',
-    cores: availableParallelism(),
-    seed: o.seed,
-    quick: o.quick,
-    load,
-    suites: results,
-    failed: Object.fromEntries(failed),
-  };
-  log('');
-  let jsonFile: string | undefined;
-  if (o.json !== undefined) {
-    mkdirSync(dirname(o.json), { recursive: true });
-    writeFileSync(o.json, JSON.stringify(run, null, 2));
-    jsonFile = o.json;
-    log(`json: ${jsonFile}`);
+/** The page shows every suite's latest results, not only this run's (as the results directory holds them). */
+function withOlderResults(results: BenchResults, failed: [Suite, string][], log: (line: string) => void): BenchResults {
+  try {
+    const shown: BenchResults = { ...readResults(RESULTS_DIR), ...results };
+    for (const [suite] of failed) delete shown[suite];
+    return shown;
+  } catch (e) {
+    log(`(older results left out of the report: ${e instanceof Error ? e.message : String(e)})`);
+    return results;
   }
-  let shown: BenchResults = results;
-  if (o.json === undefined) {
-    // The page shows every suite's latest results, not only this run's (as the results directory holds them).
-    try {
-      shown = { ...readResults(RESULTS_DIR), ...results };
-      for (const [suite] of failed) delete shown[suite];
-    } catch (e) {
-      log(`(older results left out of the report: ${e instanceof Error ? e.message : String(e)})`);
-    }
+}
+
+/** Records the report's traced sample next to `reportFile`. Returns it, or undefined (said why in the log). */
+function traceSample(reportFile: string, log: (line: string) => void): { trace: ChromeTrace; file: string } | undefined {
+  const file = join(dirname(reportFile), TRACE_SAMPLE_FILE);
+  const why = recordTraceSample(file);
+  if (why !== undefined) {
+    log(`(no traced sample in the report: ${why})`);
+    return undefined;
   }
-  const reportFile = o.html ?? join(RESULTS_DIR, REPORT_FILE);
-  mkdirSync(dirname(reportFile), { recursive: true });
-  let trace: { trace: ChromeTrace; file: string } | undefined;
-  if (o.trace) {
-    const file = join(dirname(reportFile), TRACE_SAMPLE_FILE);
-    const why = recordTraceSample(file);
-    if (why === undefined) {
-      trace = { trace: readTraceSample(file), file: TRACE_SAMPLE_FILE };
-      log(`trace sample: ${file}`);
-    } else log(`(no traced sample in the report: ${why})`);
-  }
-  writeReport(reportFile, shown, {
-    run,
-    trace,
-    failed: run.failed,
-    baseline: o.baseline ? { results: o.baseline.run.suites, label: `${o.baseline.file} (run ${o.baseline.run.date}${o.baseline.run.quick ? ', quick' : ''})` } : undefined,
-  });
-  log(`report: ${reportFile}`);
-  const notRun = SUITES.filter((s) => shown[s] === undefined && run.failed[s] === undefined);
-  if (notRun.length > 0) log(`not in the report (not run): ${notRun.join(', ')}`);
-  const seconds = ((performance.now() - t0) / 1000).toFixed(1);
-  log(`bench: ${suites.length - failed.length} of ${suites.length} suites ran in ${seconds} s${failed.length ? `; FAILED: ${failed.map(([s]) => s).join(', ')}` : ''}`);
-  return { run, jsonFile, reportFile, failed };
+  log(`trace sample: ${file}`);
+  return { trace: readTraceSample(file), file: TRACE_SAMPLE_FILE };
 }
 
 /**

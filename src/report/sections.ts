@@ -65,6 +65,22 @@ export function chainSection(r: ChainResults, base: Baseline<'chain'> | undefine
   };
 }
 
+/** Horizontal bars of latencies on a log axis (its floor below the smallest of `p50s`), one row per label. */
+function latencyBars(labels: Config['data']['labels'], datasets: Config['data']['datasets'], p50s: number[], title: string): Config {
+  return {
+    type: 'bar',
+    data: { labels, datasets },
+    options: {
+      ...COMMON_OPTIONS,
+      indexAxis: 'y',
+      scales: {
+        x: { type: 'logarithmic', ...axisFloor('logarithmic', p50s), title: { display: true, text: title } },
+        y: { ticks: { autoSkip: false } },
+      },
+    },
+  };
+}
+
 export function wakeSection(r: WakeResults, base: Baseline<'wake'> | undefined): Section {
   const us = (ns: number) => ns / 1000;
   const percentiles = ['p50', 'p90', 'p99'] as const;
@@ -74,22 +90,12 @@ export function wakeSection(r: WakeResults, base: Baseline<'wake'> | undefined):
     (p) => r.variants.map((v) => us(v.latencyNs[p])),
     base && ((p) => r.variants.map((v) => nullable(before.get(v.name)?.latencyNs[p], us))),
   );
-  const chart: Config = {
-    type: 'bar',
-    data: { labels: r.variants.map((v) => lines(v.name, changeLine(variantFigure(v), base))), datasets },
-    options: {
-      ...COMMON_OPTIONS,
-      indexAxis: 'y',
-      scales: {
-        x: {
-          type: 'logarithmic',
-          ...axisFloor('logarithmic', r.variants.map((v) => us(v.latencyNs.p50))),
-          title: { display: true, text: 'µs from signal() to the waiter running (log scale)' },
-        },
-        y: { ticks: { autoSkip: false } },
-      },
-    },
-  };
+  const chart = latencyBars(
+    r.variants.map((v) => lines(v.name, changeLine(variantFigure(v), base))),
+    datasets,
+    r.variants.map((v) => us(v.latencyNs.p50)),
+    'µs from signal() to the waiter running (log scale)',
+  );
   const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
   const table = htmlTable(
     ['variant', 'p50 µs', 'p90 µs', 'p99 µs', 'mean µs', 'min µs', 'max µs', 'p50 ratio', 'p99 ratio', 'off-path rounds', ...changeHead(base)],
@@ -306,22 +312,12 @@ export function piscinaSection(r: PiscinaResults, base: Baseline<'piscina'> | un
     if (base && was.some((x) => x !== null)) datasets.push({ type: 'bar', label: `${p}, baseline run`, data: was, backgroundColor: BASELINE_SERIES[i] });
   });
   const withBefore = datasets.length > percentiles.length;
-  const latency: Config = {
-    type: 'bar',
-    data: { labels: r.variants.map((v) => lines(key(v), changeLine(piscinaFigure(v), base))), datasets },
-    options: {
-      ...COMMON_OPTIONS,
-      indexAxis: 'y',
-      scales: {
-        x: {
-          type: 'logarithmic',
-          ...axisFloor('logarithmic', r.variants.map((v) => us(v.latencyNs.p50))),
-          title: { display: true, text: 'µs from submitting a task to the main thread seeing it done (log scale)' },
-        },
-        y: { ticks: { autoSkip: false } },
-      },
-    },
-  };
+  const latency = latencyBars(
+    r.variants.map((v) => lines(key(v), changeLine(piscinaFigure(v), base))),
+    datasets,
+    r.variants.map((v) => us(v.latencyNs.p50)),
+    'µs from submitting a task to the main thread seeing it done (log scale)',
+  );
   const baseRow = rowsByFigure(base?.results?.chain);
   const chain = barChart(
     r.chain.map((x) => ({

@@ -36,23 +36,20 @@ function changeCells(f: Figure, baseline: BaselineFigures | undefined): string[]
 
 const CHANGE_HEAD = ['before', 'change'];
 
+/** Each suite's text renderer. */
+const TEXT_RENDERERS: { [S in Suite]: (r: SuiteResults[S], baseline: BaselineFigures | undefined) => string } = {
+  core: coreText,
+  alloc: allocText,
+  chain: chainText,
+  wake: wakeText,
+  contention: contentionText,
+  piscina: piscinaText,
+};
+
 /** `suite`'s tables, with a baseline run's figures (from `indexFigures(suiteFigures(…))`) when given. */
 export function renderText<S extends Suite>(suite: S, results: SuiteResults[S], baseline?: BaselineFigures): string {
-  const r = results as SuiteResults[Suite];
-  switch (suite) {
-    case 'core':
-      return coreText(r as CoreResults, baseline);
-    case 'alloc':
-      return allocText(r as AllocResults, baseline);
-    case 'chain':
-      return chainText(r as ChainResults, baseline);
-    case 'wake':
-      return wakeText(r as WakeResults, baseline);
-    case 'contention':
-      return contentionText(r as ContentionResults, baseline);
-    case 'piscina':
-      return piscinaText(r as PiscinaResults, baseline);
-  }
+  const render = TEXT_RENDERERS[suite] as ((r: SuiteResults[S], baseline: BaselineFigures | undefined) => string) | undefined;
+  if (render) return render(results, baseline);
   throw new Error(`unknown suite ${String(suite)}`);
 }
 

@@ -7,163 +7,29 @@
  * -ENOENT.
  *
  * Layout: a TIMELINE block (TL_*) and point blocks (a fence plus PT_* list words), all in the arena.
+ * This file is the view, `SwTimeline`; the points are points.ts, closing is timelineclose.ts.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
-import { linkedPayload, maxBlocks } from '../arena/handles.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
+import { maxBlocks } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errno, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
-import { runDetached } from '../fence/callbacks.js';
-import { contextAlloc, fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
-import type { Fence } from '../fence/fence.js';
+import { Errors, describeValue } from '../errors.js';
+import { contextAlloc } from '../fence/core.js';
 import { putFence } from '../fence/release.js';
-import { clearSignalerAt } from '../fence/signaler.js';
-import { defineFenceOps } from '../fence/ops.js';
-import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
+import { lockTimeline, point, pointAtLocked, runCollected, signalLocked, swSyncOps, unlockTimeline } from './points.js';
+import { closeLast, isOwner } from './timelineclose.js';
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
-const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE } = L;
+const { F_FLAGS } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
 const TL_BLOCK = A.BLOCK_HEADER_BYTES + L.TL_WORDS * 4;
-const PT_BLOCK = A.BLOCK_HEADER_BYTES + L.PT_WORDS * 4;
-
-/** "a is not later than value" in 32-bit wrap-around order (kernel timeline_fence_signaled). */
-function reached(seqno: number, value: number): boolean {
-  return ((seqno - value) | 0) <= 0;
-}
-
-/** Takes a reference unless the point already lost its last one (kernel dma_fence_get_rcu). */
-function tryGet(i32: Int32Array, fw: number): boolean {
-  for (;;) {
-    const old = Atomics.load(i32, fw + F_REFCOUNT);
-    if (old <= 0) return false;
-    if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1) === old) return true;
-  }
-}
-
-function lockTimeline(arena: Arena, tw: number): void {
-  acquireWord(arena, tw + TL_LOCK, arena.lockKindId);
-}
-
-function unlockTimeline(arena: Arena, tw: number): void {
-  releaseWord(arena, tw + TL_LOCK, arena.lockKindId);
-}
-
-/** Drops a struct reference; the last one frees the timeline block. */
-function timelinePut(arena: Arena, tw: number): void {
-  if (Atomics.sub(arena.i32, tw + TL_KREF, 1) === 1) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
-}
-
-/** Removes point `p` from its timeline's list (timeline lock held). */
-function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
-  const prev = i32[p + PT_PREV];
-  const next = i32[p + PT_NEXT];
-  if (prev) i32[prev + PT_NEXT] = next;
-  else i32[tw + TL_HEAD] = next;
-  if (next) i32[next + PT_PREV] = prev;
-  else i32[tw + TL_TAIL] = prev;
-  i32[p + PT_PREV] = 0;
-  i32[p + PT_NEXT] = 0;
-  i32[p + PT_LINKED] = 0;
-}
-
-/**
- * Ops of sw_sync points, registered in every thread that loads this module. `release` unlinks the
- * point under the timeline lock and drops its timeline reference (kernel timeline_fence_release).
- */
-const swSyncOps = defineFenceOps('sw_sync', {
-  getDriverName: () => 'sw_sync',
-  getTimelineName: (f: Fence) => readName(f.arena, f.arena.i32[f.fw + PT_TIMELINE] + TL_NAME),
-  signaled: (f: Fence) => {
-    const i32 = f.arena.i32;
-    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, i32[f.fw + PT_TIMELINE] + TL_VALUE));
-  },
-  // Kernel timeline_fence_set_deadline: keep the earliest deadline asked for, under the lock.
-  setDeadline: (f: Fence, ns: bigint) => {
-    const arena = f.arena;
-    const i32 = arena.i32;
-    const tw = i32[f.fw + PT_TIMELINE];
-    const at = (f.fw + PT_DEADLINE) >>> 1;
-    lockTimeline(arena, tw);
-    try {
-      if (!(i32[f.fw + F_FLAGS] & PT_HAS_DEADLINE) || ns < arena.i64[at]) {
-        // The value first, then the flag: getDeadline reads the flag under the same lock anyway.
-        arena.i64[at] = ns;
-        Atomics.or(i32, f.fw + F_FLAGS, PT_HAS_DEADLINE);
-      }
-    } finally {
-      unlockTimeline(arena, tw);
-    }
-  },
-  release: (f: Fence) => {
-    const arena = f.arena;
-    const i32 = arena.i32;
-    const tw = i32[f.fw + PT_TIMELINE];
-    lockTimeline(arena, tw);
-    try {
-      if (i32[f.fw + PT_LINKED]) unlinkLocked(i32, tw, f.fw);
-    } finally {
-      unlockTimeline(arena, tw);
-    }
-    timelinePut(arena, tw);
-  },
-});
-
-/**
- * Checks a point word read from a timeline's list (`hops`: how many more the walk may take):
- * returns `p`, or throws ENOTRECOVERABLE when it is no live fence block or the list does not end.
- */
-function point(arena: Arena, p: number, hops: number): number {
-  if (hops <= 0) throw Errors.corruptArena('a timeline point list does not end');
-  return linkedPayload(arena, p, A.BlockType.FENCE, 'timeline point');
-}
-
-/**
- * Signals, in list order, the points that `stop` accepts, with the timeline lock held; returns the
- * [point, callback list] pairs to run after the lock is dropped (each point with a reference that
- * keeps it alive until its callbacks ran), or null when no callbacks are pending.
- */
-function signalLocked(arena: Arena, tw: number, value: number, all: boolean, error: number): number[] | null {
-  const i32 = arena.i32;
-  const ts = nowNs();
-  let run: number[] | null = null;
-  let hops = maxBlocks(arena);
-  for (let p = i32[tw + TL_HEAD]; p !== 0; ) {
-    point(arena, p, hops--);
-    if (!all && !reached(i32[p + F_SEQNO_LO], value)) break;
-    const next = i32[p + PT_NEXT];
-    unlinkLocked(i32, tw, p);
-    if (error && !(i32[p + F_FLAGS] & FLAG_SIGNALED)) i32[p + F_ERROR] = error;
-    const head = markSignaledLocked(arena, p, ts);
-    if (head > 0) {
-      // Like the kernel, hold a reference while the callbacks run outside the lock: the last holder
-      // may put the point as soon as it sees it signaled. A point whose last reference is already
-      // gone (a caller that dropped it with callbacks still pending) gets its callbacks run anyway.
-      (run ??= []).push(tryGet(i32, p) ? p : 0, head);
-    }
-    p = next;
-  }
-  return run;
-}
-
-/** Runs what {@link signalLocked} collected, then drops the references it took. */
-function runCollected(arena: Arena, run: number[] | null): void {
-  if (!run) return;
-  let first: unknown = NO_ERROR;
-  for (let i = 0; i < run.length; i += 2) {
-    first = attempt(runDetached, arena, run[i + 1], 0, first);
-    if (run[i]) putFence(arena, run[i]);
-  }
-  rethrowFirst(first);
-}
 
 /**
  * A software timeline (kernel sw_sync): `createFence(value)` → an fd whose fence signals once the
@@ -282,47 +148,11 @@ export class SwTimeline {
     const arena = this.arena;
     const i32 = arena.i32;
     const tw = this.v();
-    const seq = value | 0;
     let fw = 0;
     lockTimeline(arena, tw);
     try {
       if (i32[tw + TL_CLOSED]) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
-      // The last point not later than `value`: the list is sorted, new points usually go last.
-      let at = i32[tw + TL_TAIL];
-      let hops = maxBlocks(arena);
-      while (at !== 0 && ((seq - i32[point(arena, at, hops--) + F_SEQNO_LO]) | 0) < 0) at = i32[at + PT_PREV];
-      // Same value: reuse it unless it is being released (then insert before it, as the kernel does).
-      while (at !== 0 && i32[point(arena, at, hops--) + F_SEQNO_LO] === seq) {
-        if (tryGet(i32, at)) {
-          fw = at;
-          break;
-        }
-        at = i32[at + PT_PREV];
-      }
-      if (fw === 0) {
-        fw = fenceAlloc(arena, PT_BLOCK, {
-          opsId: swSyncOps.id, context: i32[tw + TL_CONTEXT], seqno: value, seqno64: false,
-          lockIdx: tw + TL_LOCK, lenderHw: tw - BLOCK_HEADER_WORDS,
-        });
-        clearSignalerAt(i32, fw); // the timeline signals it (closed with its owner: see reapTimelines)
-        i32[fw + PT_TIMELINE] = tw;
-        i32[fw + PT_PREV] = 0;
-        i32[fw + PT_NEXT] = 0;
-        i32[fw + PT_LINKED] = 0;
-        Atomics.add(i32, tw + TL_KREF, 1);
-        if (reached(seq, i32[tw + TL_VALUE])) {
-          markSignaledLocked(arena, fw, nowNs()); // a new point has no callbacks yet
-        } else {
-          const next = at === 0 ? i32[tw + TL_HEAD] : i32[at + PT_NEXT];
-          i32[fw + PT_PREV] = at;
-          i32[fw + PT_NEXT] = next;
-          if (at) i32[at + PT_NEXT] = fw;
-          else i32[tw + TL_HEAD] = fw;
-          if (next) i32[next + PT_PREV] = fw;
-          else i32[tw + TL_TAIL] = fw;
-          i32[fw + PT_LINKED] = 1;
-        }
-      }
+      fw = pointAtLocked(arena, tw, value);
     } finally {
       unlockTimeline(arena, tw);
     }
@@ -435,57 +265,3 @@ export class SwTimeline {
     Atomics.store(i32, tw + TL_OWNER, this.arena.slot + 1);
   }
 }
-
-/** True when the calling thread is responsible for timeline `tw`. */
-function isOwner(arena: Arena, tw: number): boolean {
-  const i32 = arena.i32;
-  return i32[tw + TL_OWNER] === arena.slot + 1 && i32[tw + TL_OWNER_SERIAL] === i32[arena.slotBase + A.T_SERIAL];
-}
-
-/**
- * Closes timeline `tw`: every waiting point signaled with -ENOENT (kernel sw_sync release). With
- * `last` 1 (its last open reference is gone), the open state's struct reference is put too.
- * Locking: takes the timeline lock.
- */
-function closeLast(arena: Arena, tw: number, last: number): void {
-  const i32 = arena.i32;
-  let run: number[] | null;
-  lockTimeline(arena, tw);
-  try {
-    Atomics.store(i32, tw + TL_CLOSED, 1);
-    run = signalLocked(arena, tw, 0, true, Errno.ENOENT);
-  } finally {
-    unlockTimeline(arena, tw);
-  }
-  try {
-    runCollected(arena, run);
-  } finally {
-    if (last !== 0) timelinePut(arena, tw);
-  }
-}
-
-/**
- * Reap hook: the timelines the dead thread of `slot` was responsible for are closed (points
- * -ENOENT: nobody is left to advance them) and its open reference is dropped; the other holders'
- * views throw EBADF from then on, and their close() drops their references.
- */
-function closeOrphanedTimelines(arena: Arena, slot: number): void {
-  if (slot === arena.slot) return; // detach: the thread is alive
-  const i32 = arena.i32;
-  const who = slot + 1;
-  const serial = i32[arena.slotWord(slot) + A.T_SERIAL];
-  const found: number[] = [];
-  arena.walk((hw, _size, state, type) => {
-    const tw = hw + BLOCK_HEADER_WORDS;
-    if (state === A.STATE_LIVE && type === A.BlockType.TIMELINE && i32[tw + TL_OWNER] === who && i32[tw + TL_OWNER_SERIAL] === serial) found.push(tw);
-  });
-  let first: unknown = NO_ERROR;
-  for (const tw of found) {
-    if (Atomics.compareExchange(i32, tw + TL_OWNER, who, 0) !== who) continue;
-    // Closed while the dead owner's reference still keeps it open, then that reference dropped.
-    first = attempt(closeLast, arena, tw, 0, first);
-    if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) === 1) timelinePut(arena, tw);
-  }
-  rethrowFirst(first);
-}
-onReap(ReapStage.SIGNALERS, closeOrphanedTimelines);

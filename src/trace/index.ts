@@ -12,7 +12,7 @@ setOpsNamer((id) => findOps(id)?.name);
 
 export { Tracer, TRACE_CATEGORIES, DEFAULT_TRACE_CATEGORIES } from './tracer.js';
 export type { TraceCategory, TraceOptions } from './tracer.js';
-export type { RawEvent, ThreadEvents, TraceSnapshot } from './ring.js';
+export type { RawEvent, ThreadEvents, TraceSnapshot } from './snapshot.js';
 export { EVENT_NAMES, mergeChromeTraces, toChromeTrace } from './chrome.js';
 export type { ChromeEvent, ChromeTrace, ExportNames, Placement } from './chrome.js';
 export { renderTimelinePage, renderTimelineSection, TIMELINE_STYLE } from './viewer.js';

@@ -10,9 +10,8 @@ import { Errors, describeValue } from '../errors.js';
 import { toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
 import type { ArenaDump } from './dump.js';
 import * as L from './layout.js';
-import {
-  DEFAULT_RING_EVENTS, disposeTrace, nameThread, ownThreadName, readTrace, startTrace, stopTrace, traceFlags, type TraceSnapshot,
-} from './ring.js';
+import { DEFAULT_RING_EVENTS, disposeTrace, nameThread, ownThreadName, startTrace, stopTrace, traceFlags } from './ring.js';
+import { readTrace, type TraceSnapshot } from './snapshot.js';
 
 /** What a session records (all by default). */
 export type TraceCategory = 'fence' | 'wait' | 'lock' | 'callback' | 'driver' | 'thread' | 'sanitizer' | 'release';

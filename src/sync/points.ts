@@ -1,0 +1,204 @@
+/**
+ * sw_sync points: the fences of a timeline (a fence plus PT_* list words, borrowing the timeline's
+ * lock and holding a reference to its struct), their ops, their sorted wait list, and signaling
+ * them in order. The timeline's view is timeline.ts; its close and its owner's death are
+ * timelineclose.ts.
+ */
+import type { Arena } from '../arena/arena.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
+import * as A from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { runDetached } from '../fence/callbacks.js';
+import { fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
+import type { Fence } from '../fence/fence.js';
+import { putFence } from '../fence/release.js';
+import { clearSignalerAt } from '../fence/signaler.js';
+import { defineFenceOps } from '../fence/ops.js';
+import { acquireWord, releaseWord } from '../locks/lockword.js';
+import { readName } from './names.js';
+
+const { TL_LOCK, TL_KREF, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
+const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
+const { BLOCK_HEADER_WORDS } = A;
+
+const PT_BLOCK = A.BLOCK_HEADER_BYTES + L.PT_WORDS * 4;
+
+/** "a is not later than value" in 32-bit wrap-around order (kernel timeline_fence_signaled). */
+function reached(seqno: number, value: number): boolean {
+  return ((seqno - value) | 0) <= 0;
+}
+
+/** Takes a reference unless the point already lost its last one (kernel dma_fence_get_rcu). */
+function tryGet(i32: Int32Array, fw: number): boolean {
+  for (;;) {
+    const old = Atomics.load(i32, fw + F_REFCOUNT);
+    if (old <= 0) return false;
+    if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1) === old) return true;
+  }
+}
+
+export function lockTimeline(arena: Arena, tw: number): void {
+  acquireWord(arena, tw + TL_LOCK, arena.lockKindId);
+}
+
+export function unlockTimeline(arena: Arena, tw: number): void {
+  releaseWord(arena, tw + TL_LOCK, arena.lockKindId);
+}
+
+/** Drops a struct reference; the last one frees the timeline block. */
+export function timelinePut(arena: Arena, tw: number): void {
+  if (Atomics.sub(arena.i32, tw + TL_KREF, 1) === 1) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
+}
+
+/** Removes point `p` from its timeline's list (timeline lock held). */
+function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
+  const prev = i32[p + PT_PREV];
+  const next = i32[p + PT_NEXT];
+  if (prev) i32[prev + PT_NEXT] = next;
+  else i32[tw + TL_HEAD] = next;
+  if (next) i32[next + PT_PREV] = prev;
+  else i32[tw + TL_TAIL] = prev;
+  i32[p + PT_PREV] = 0;
+  i32[p + PT_NEXT] = 0;
+  i32[p + PT_LINKED] = 0;
+}
+
+/**
+ * Ops of sw_sync points, registered in every thread that loads this module. `release` unlinks the
+ * point under the timeline lock and drops its timeline reference (kernel timeline_fence_release).
+ */
+export const swSyncOps = defineFenceOps('sw_sync', {
+  getDriverName: () => 'sw_sync',
+  getTimelineName: (f: Fence) => readName(f.arena, f.arena.i32[f.fw + PT_TIMELINE] + TL_NAME),
+  signaled: (f: Fence) => {
+    const i32 = f.arena.i32;
+    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, i32[f.fw + PT_TIMELINE] + TL_VALUE));
+  },
+  // Kernel timeline_fence_set_deadline: keep the earliest deadline asked for, under the lock.
+  setDeadline: (f: Fence, ns: bigint) => {
+    const arena = f.arena;
+    const i32 = arena.i32;
+    const tw = i32[f.fw + PT_TIMELINE];
+    const at = (f.fw + PT_DEADLINE) >>> 1;
+    lockTimeline(arena, tw);
+    try {
+      if (!(i32[f.fw + F_FLAGS] & PT_HAS_DEADLINE) || ns < arena.i64[at]) {
+        // The value first, then the flag: getDeadline reads the flag under the same lock anyway.
+        arena.i64[at] = ns;
+        Atomics.or(i32, f.fw + F_FLAGS, PT_HAS_DEADLINE);
+      }
+    } finally {
+      unlockTimeline(arena, tw);
+    }
+  },
+  release: (f: Fence) => {
+    const arena = f.arena;
+    const i32 = arena.i32;
+    const tw = i32[f.fw + PT_TIMELINE];
+    lockTimeline(arena, tw);
+    try {
+      if (i32[f.fw + PT_LINKED]) unlinkLocked(i32, tw, f.fw);
+    } finally {
+      unlockTimeline(arena, tw);
+    }
+    timelinePut(arena, tw);
+  },
+});
+
+/**
+ * Checks a point word read from a timeline's list (`hops`: how many more the walk may take):
+ * returns `p`, or throws ENOTRECOVERABLE when it is no live fence block or the list does not end.
+ */
+export function point(arena: Arena, p: number, hops: number): number {
+  if (hops <= 0) throw Errors.corruptArena('a timeline point list does not end');
+  return linkedPayload(arena, p, A.BlockType.FENCE, 'timeline point');
+}
+
+/**
+ * Signals, in list order, the points that `stop` accepts, with the timeline lock held; returns the
+ * [point, callback list] pairs to run after the lock is dropped (each point with a reference that
+ * keeps it alive until its callbacks ran), or null when no callbacks are pending.
+ */
+export function signalLocked(arena: Arena, tw: number, value: number, all: boolean, error: number): number[] | null {
+  const i32 = arena.i32;
+  const ts = nowNs();
+  let run: number[] | null = null;
+  let hops = maxBlocks(arena);
+  for (let p = i32[tw + TL_HEAD]; p !== 0; ) {
+    point(arena, p, hops--);
+    if (!all && !reached(i32[p + F_SEQNO_LO], value)) break;
+    const next = i32[p + PT_NEXT];
+    unlinkLocked(i32, tw, p);
+    if (error && !(i32[p + F_FLAGS] & FLAG_SIGNALED)) i32[p + F_ERROR] = error;
+    const head = markSignaledLocked(arena, p, ts);
+    if (head > 0) {
+      // Like the kernel, hold a reference while the callbacks run outside the lock: the last holder
+      // may put the point as soon as it sees it signaled. A point whose last reference is already
+      // gone (a caller that dropped it with callbacks still pending) gets its callbacks run anyway.
+      (run ??= []).push(tryGet(i32, p) ? p : 0, head);
+    }
+    p = next;
+  }
+  return run;
+}
+
+/** Runs what {@link signalLocked} collected, then drops the references it took. */
+export function runCollected(arena: Arena, run: number[] | null): void {
+  if (!run) return;
+  let first: unknown = NO_ERROR;
+  for (let i = 0; i < run.length; i += 2) {
+    first = attempt(runDetached, arena, run[i + 1], 0, first);
+    if (run[i]) putFence(arena, run[i]);
+  }
+  rethrowFirst(first);
+}
+
+/**
+ * The point of timeline `tw` at `value`, with a reference for the caller: an unsignaled one with
+ * that value is reused, else a new one is linked into the sorted list (signaled at once when the
+ * counter already reached it). Locking: the timeline lock held. Throws ENOMEM.
+ */
+export function pointAtLocked(arena: Arena, tw: number, value: number): number {
+  const i32 = arena.i32;
+  const seq = value | 0;
+  let fw = 0;
+  // The last point not later than `value`: the list is sorted, new points usually go last.
+  let at = i32[tw + TL_TAIL];
+  let hops = maxBlocks(arena);
+  while (at !== 0 && ((seq - i32[point(arena, at, hops--) + F_SEQNO_LO]) | 0) < 0) at = i32[at + PT_PREV];
+  // Same value: reuse it unless it is being released (then insert before it, as the kernel does).
+  while (at !== 0 && i32[point(arena, at, hops--) + F_SEQNO_LO] === seq) {
+    if (tryGet(i32, at)) {
+      fw = at;
+      break;
+    }
+    at = i32[at + PT_PREV];
+  }
+  if (fw === 0) {
+    fw = fenceAlloc(arena, PT_BLOCK, {
+      opsId: swSyncOps.id, context: i32[tw + TL_CONTEXT], seqno: value, seqno64: false,
+      lockIdx: tw + TL_LOCK, lenderHw: tw - BLOCK_HEADER_WORDS,
+    });
+    clearSignalerAt(i32, fw); // the timeline signals it (closed with its owner: see closeOrphanedTimelines)
+    i32[fw + PT_TIMELINE] = tw;
+    i32[fw + PT_PREV] = 0;
+    i32[fw + PT_NEXT] = 0;
+    i32[fw + PT_LINKED] = 0;
+    Atomics.add(i32, tw + TL_KREF, 1);
+    if (reached(seq, i32[tw + TL_VALUE])) {
+      markSignaledLocked(arena, fw, nowNs()); // a new point has no callbacks yet
+    } else {
+      const next = at === 0 ? i32[tw + TL_HEAD] : i32[at + PT_NEXT];
+      i32[fw + PT_PREV] = at;
+      i32[fw + PT_NEXT] = next;
+      if (at) i32[at + PT_NEXT] = fw;
+      else i32[tw + TL_HEAD] = fw;
+      if (next) i32[next + PT_PREV] = fw;
+      else i32[tw + TL_TAIL] = fw;
+      i32[fw + PT_LINKED] = 1;
+    }
+  }
+  return fw;
+}
