@@ -19,7 +19,7 @@ export type { FenceCallback, FenceInit } from './fence/fence.js';
 export type { WaitOptions } from './fence/wait.js';
 export { defineFenceOps } from './fence/ops.js';
 export type { FenceOps, FenceOpsTable } from './fence/ops.js';
-export { drainInbox } from './fence/callbacks.js';
+export { drainInbox } from './fence/inbox.js';
 export { SyncFile } from './sync/syncfile.js';
 export type { SyncFileInfo, SyncFenceInfo } from './sync/syncfile.js';
 export { SwTimeline } from './sync/timeline.js';

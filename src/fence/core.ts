@@ -234,7 +234,7 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
 /**
  * Marks the fence signaled with `ts` and detaches its callback list, with the lock held.
  * Returns the head of the detached callback list (0 none), or -1 when it was already signaled.
- * The caller runs the list (see callbacks.ts) and must not touch the fence's list afterwards.
+ * The caller runs the list (see inbox.ts) and must not touch the fence's list afterwards.
  * `tsIsNow`: `ts` was read from the clock for this signal (false for a timestamp a caller chose,
  * which the trace event then does not use as its time). `record`: push a signal record (see
  * signal.ts) when there is something a reaper would have to finish — waiters to wake, callbacks

@@ -12,7 +12,7 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import { Errno, Errors } from '../errors.js';
-import { setPutHook } from './callbacks.js';
+import { setPutHook } from './inbox.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';

@@ -6,7 +6,9 @@
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { linkCallbackLocked, runDetached, unlinkCallbackLocked } from './callbacks.js';
+import { linkCallbackLocked, unlinkCallbackLocked } from './callbacks.js';
+import { runDetached } from './inbox.js';
+import './callbackreap.js'; // registers the callbacks' reap hooks
 import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';

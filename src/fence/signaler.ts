@@ -21,7 +21,7 @@ import { blockTypeAt } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errno, NO_ERROR, rethrowFirst } from '../errors.js';
-import { runDetached } from './callbacks.js';
+import { runDetached } from './inbox.js';
 import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
 import { putFence } from './release.js';
 

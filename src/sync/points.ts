@@ -10,7 +10,7 @@ import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
-import { runDetached } from '../fence/callbacks.js';
+import { runDetached } from '../fence/inbox.js';
 import { fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
 import type { Fence } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
