@@ -4,11 +4,11 @@
  *
  * This class is the arena's public face; the work is done by one module per concept, as free
  * functions over the view: the allocator (./alloc.ts), handles (./handles.ts), thread slots and the
- * reaper (./threads.ts), the sanitizer (./sanitizer.ts), statistics and the consistency check
- * (./check.ts).
+ * reaper (./threads.ts), the header's setup at create and checks at attach (./setup.ts), the
+ * sanitizer (./sanitizer.ts), statistics and the consistency check (./check.ts).
  */
 import type { Worker } from 'node:worker_threads';
-import { describeValue, Errors, optionsArg, type FenceError, type UseAfterFreeReport } from '../errors.js';
+import { describeValue, Errors, type FenceError, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { allocBlock, allocRaw, freeBlock, FREEABLE_TYPES, freeRaw, SMALL_PAYLOAD, zeroPayload } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
@@ -16,26 +16,10 @@ import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
 import { checkAccess } from './sanitizer.js';
+import { attachedWords, createBuffer } from './setup.js';
 import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
 import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, settleRawBlocks, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
-
-/**
- * What is wrong with the header words a view trusts (lock kind, thread table, heap bounds), or
- * null: a corrupted header is refused at attach, not followed into a hang or a RangeError.
- */
-function headerError(i32: Int32Array): string | null {
-  const kind = i32[L.H_LOCK_KIND];
-  if (kind < 0 || kind >= K.LOCK_KINDS.length) return `lock kind ${kind}`;
-  const maxThreads = i32[L.H_MAX_THREADS];
-  if (maxThreads < 1 || maxThreads > L.MAX_THREADS_LIMIT) return `maxThreads ${maxThreads}`;
-  const start = i32[L.H_HEAP_START];
-  const end = i32[L.H_HEAP_END];
-  if (start <= 0 || start % 64 !== 0 || end !== i32[L.H_BYTES] || start >= end) return `heap ${start}..${end}`;
-  const top = Atomics.load(i32, L.H_HEAP_TOP);
-  if (top < start || top > end) return `heap top ${top}`;
-  return null;
-}
 
 /** BlockType.RAW, as a module constant (a shorter load than the namespace's property). */
 const RAW = L.BlockType.RAW;
@@ -179,46 +163,8 @@ export class Arena {
    * Throws FenceError EINVAL for impossible options.
    */
   static create(options?: ArenaOptions): Arena {
-    options = optionsArg(options, 'Arena.create');
-    const bytes = options.bytes ?? 32 * 1024 * 1024;
-    const maxThreads = options.maxThreads ?? 64;
-    const maxFds = options.maxFds ?? 4096;
-    const kind = K.LOCK_KINDS.indexOf(options.lockKind ?? 'futex');
-    if (kind < 0) throw Errors.invalid(`unknown lock kind ${describeValue(options.lockKind)} (one of ${K.LOCK_KINDS.join(', ')})`);
-    if (!Number.isInteger(maxThreads) || maxThreads < 1 || maxThreads > L.MAX_THREADS_LIMIT)
-      throw Errors.invalid(`maxThreads must be an integer in 1..${L.MAX_THREADS_LIMIT}, got ${describeValue(maxThreads)}`);
-    if (!Number.isInteger(maxFds) || maxFds < 1 || maxFds > 1 << 20)
-      throw Errors.invalid(`maxFds must be an integer in 1..${1 << 20}, got ${describeValue(maxFds)}`);
-    if (!Number.isInteger(bytes) || bytes <= 0 || bytes > L.MAX_ARENA_BYTES)
-      throw Errors.invalid(`bytes must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
-    const sanitizeOpt: unknown = options.sanitize;
-    if (sanitizeOpt !== undefined && typeof sanitizeOpt !== 'boolean' && sanitizeOpt !== 'count')
-      throw Errors.invalid(`sanitize must be true, false or 'count', got ${describeValue(sanitizeOpt)}`);
-    const tableW = 256;
-    const fdW = tableW + maxThreads * L.THREAD_STRIDE;
-    const sanitize = options.sanitize ?? false;
-    // A sanitizing arena keeps the lock-order checker's graph between the fd table and the heap.
-    const heapStart = Math.ceil(((fdW + maxFds * L.TABLE_ENTRY_WORDS) * 4) / 64) * 64 + (sanitize ? L.SANITIZER_AREA_BYTES : 0);
-    const size = Math.floor(bytes / 64) * 64;
-    if (heapStart + 4096 > size)
-      throw Errors.invalid(`bytes ${bytes} too small for ${maxThreads} threads and ${maxFds} fds (need > ${heapStart + 4096})`);
-    const buffer = new SharedArrayBuffer(size);
-    const i32 = new Int32Array(buffer);
-    i32[L.H_MAGIC] = L.MAGIC;
-    i32[L.H_VERSION] = L.LAYOUT_VERSION;
-    i32[L.H_BYTES] = size;
-    i32[L.H_LOCK_KIND] = kind;
-    i32[L.H_FLAGS] = (sanitize ? L.ARENA_SANITIZE : 0) | (sanitize === 'count' ? L.ARENA_COUNT : 0);
-    i32[L.H_MAX_THREADS] = maxThreads;
-    i32[L.H_HEAP_START] = heapStart;
-    i32[L.H_HEAP_TOP] = heapStart;
-    i32[L.H_HEAP_END] = size;
-    i32[L.H_THREAD_TABLE] = tableW;
-    i32[L.H_THREAD_STRIDE] = L.THREAD_STRIDE;
-    i32[L.H_TABLE] = fdW;
-    i32[L.H_TABLE_ENTRIES] = maxFds;
-    i32[L.H_ARENA_ID] = (Math.random() * 0x7fffffff) | 0 || 1;
-    return Arena.register(buffer, claimSlot(i32));
+    const buffer = createBuffer(options);
+    return Arena.register(buffer, claimSlot(new Int32Array(buffer)));
   }
 
   /**
@@ -228,15 +174,7 @@ export class Arena {
    * layout version, EMFILE when the thread table is full.
    */
   static attach(buffer: SharedArrayBuffer): Arena {
-    if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < 4096)
-      throw Errors.invalid('not a fencelab arena: expected a SharedArrayBuffer from Arena.create');
-    const i32 = new Int32Array(buffer);
-    if (i32[L.H_MAGIC] !== L.MAGIC) throw Errors.invalid('not a fencelab arena (bad magic)');
-    if (i32[L.H_VERSION] !== L.LAYOUT_VERSION)
-      throw Errors.invalid(`arena layout version ${i32[L.H_VERSION]}, this fencelab reads version ${L.LAYOUT_VERSION}`);
-    if (i32[L.H_BYTES] !== buffer.byteLength) throw Errors.invalid('arena header size does not match the buffer');
-    const headerProblem = headerError(i32);
-    if (headerProblem !== null) throw Errors.invalid(`corrupted arena header: ${headerProblem}`);
+    const i32 = attachedWords(buffer);
     const known = viewOf(i32[L.H_ARENA_ID]);
     if (known !== undefined) return known;
     // A view collected without detaching left its slot live: the thread takes it back, so
