@@ -3,7 +3,7 @@
  * naming the problem, and nothing changes (the arena stays consistent, nothing leaks).
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, BlockType, Driver, Fence, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, mergeFences } from '../src/index.js';
+import { Arena, BlockType, Driver, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, mergeFences } from '../src/index.js';
 import * as AL from '../src/arena/layout.js';
 import { expectClean, rejects } from './support/core.js';
 
@@ -91,6 +91,37 @@ describe('put() of the last reference under the fence lock', () => {
     b.signal();
     expect(l2.status()).toBe(1);
     l2.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('releasing a container that holds the last reference of a child whose lock the caller holds completes: the drop waits for the unlock', async () => {
+    const arena = arenaOf();
+    const ctx = Fence.contextAlloc(arena, 1);
+    const a = Fence.create(arena, { context: ctx, seqno: 1 });
+    const b = Fence.create(arena, { context: ctx, seqno: 2 });
+    let ran = 0;
+    a.addCallback(() => ran++);
+    b.addCallback(() => ran++);
+    a.get();
+    b.get();
+    const link = FenceChain.create(arena, null, a, 1);
+    const arr = FenceArray.create(arena, [b], { context: Fence.contextAlloc(arena), seqno: 1 });
+    a.lock();
+    b.lock();
+    a.put(); // not the last: the link holds one
+    b.put(); // not the last: the array holds one
+    // Each container now holds its child's last reference under the child's lock: the release
+    // used to refuse that drop half-way (EDEADLK after the container was freed), leaking the child.
+    link.put();
+    arr.put();
+    expect(a.refcount).toBe(1);
+    expect(b.refcount).toBe(1);
+    b.unlock();
+    a.unlock();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(ran).toBe(2); // released unsignaled: signaled -EDEADLK, each callback once
+    expect(arena.inlineLocksHeld).toBe(0);
     expectClean(arena);
     arena.detach();
   });

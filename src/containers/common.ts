@@ -18,7 +18,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { defineFenceOps, findOps, type FenceOps } from '../fence/ops.js';
-import { putFence } from '../fence/release.js';
+import { holdsFenceLock, putFence } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
 export const CB_ARRAY_CHILD = 1;
@@ -59,11 +59,26 @@ export function defineContainerOps(kernelName: string, ops: ContainerOps): Fence
   });
 }
 
-/** Drops a container's reference on a child (putFence without a view, as a step for `attempt`). */
+/**
+ * Drops a container's reference on a child (putFence without a view, as a step for `attempt`).
+ * Locking: when the calling thread holds the child's lock, the drop is deferred until it holds no
+ * lock (the reference goes to the deferred queue), so a container's release always completes.
+ */
 export function putChild(arena: Arena, fw: number): void {
   // The child word was read from the container's block: checked, so a corrupted one is an
   // ENOTRECOVERABLE instead of a put at a random place.
-  putFence(arena, linkedPayload(arena, fw, A.BlockType.FENCE, 'container child'));
+  const cw = linkedPayload(arena, fw, A.BlockType.FENCE, 'container child');
+  // The container's block is being freed, so this drop cannot be refused: if it were the child's
+  // last reference, putFence would refuse it (EDEADLK, the release would signal and free under the
+  // lock) and the reference would be lost with the container. Whether it is the last only a race
+  // with other threads' puts decides, so every drop under the child's lock is deferred.
+  if (holdsFenceLock(arena, cw)) defer(arena, cw, putDeferred);
+  else putFence(arena, cw);
+}
+
+/** Deferred work: the reference a container's release handed over (see {@link putChild}). */
+function putDeferred(arena: Arena, fw: number): void {
+  putFence(arena, fw);
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
