@@ -13,16 +13,18 @@
  * process would slow the plain fence path for reasons no single-arena application has.
  * Each group runs in RUNS processes and every task keeps its best: on this 2-core VM 2 to 5 in 10
  * unpinned processes land in a slow mode (~1.6x on everything, for the whole process; none when
- * pinned to one core), which is the machine, not the code. --quick: 1 process per group, a quarter
- * of the time per task (bench/util.ts lists the options every suite takes).
+ * pinned to one core), which is the machine, not the code. --quick: each group once, in a worker
+ * thread (an isolate of its own: no feedback shared either, see runGroup), a seventh of the time
+ * per task and 6 interleaved rounds instead of 40 (bench/util.ts lists the options every suite takes).
  */
 import { MemPool } from '@thi.ng/malloc';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort } from 'node:worker_threads';
 import * as lib from '../src/index.js';
 import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
 import { buildNoTraceCopy, loadNoTraceCopy, removeNoTraceCopy } from './notrace.js';
-import { finishSuite, measure, row, runInfo, suiteArgs, timing, type Row } from './util.js';
+import { finishSuite, measure, row, runInfo, startWorker, suiteArgs, timing, type Row } from './util.js';
 
 const args = suiteArgs('core', { group: { type: 'string' }, notrace: { type: 'string' } });
 
@@ -228,8 +230,8 @@ function cpuNs(): number {
  * Returns ns per operation.
  */
 function measureInterleaved(tasks: Task[], quick: boolean): Map<string, number> {
-  const rounds = quick ? 10 : 40;
-  const warm = performance.now() + (quick ? 100 : 300);
+  const rounds = quick ? 6 : 40;
+  const warm = performance.now() + (quick ? 60 : 300);
   while (performance.now() < warm) for (const [, fn] of tasks) fn();
   // Calls per round: ~10 ms of CPU for the slowest task (cpuUsage counts microseconds).
   let slowest = 0;
@@ -252,26 +254,40 @@ function measureInterleaved(tasks: Task[], quick: boolean): Map<string, number> 
   return best;
 }
 
+/** A group's run (a child process, or with --quick a worker thread): measures it and hands its figures back. */
 async function child(group: string): Promise<void> {
   const tasks = GROUPS[group];
   if (tasks === undefined) throw new Error(`core bench: unknown group "${group}"`);
   if (typeof args.own.notrace === 'string') noTrace = await loadNoTraceCopy(args.own.notrace);
   const results = INTERLEAVED.has(group) ? measureInterleaved(tasks(), args.quick) : await measure(tasks(), N, timing(args.quick));
-  process.stdout.write(JSON.stringify([...results]));
+  if (isMainThread) process.stdout.write(JSON.stringify([...results]));
+  else parentPort!.postMessage([...results]);
 }
 
 /** Processes per group; each task keeps its fastest (see the header). */
 const RUNS = args.quick ? 1 : 5;
 
-function runGroup(group: string, notrace?: string): Map<string, number> {
+/**
+ * Runs `group` RUNS times and keeps each task's fastest. The full run starts a child process per
+ * run (see the header). --quick runs the group once in a worker thread instead: a V8 isolate of
+ * its own, so no other group's type feedback or compiled code reaches it (what the process
+ * boundary is for), started without a process's ~0.4 s of CPU (Node's start and the library's
+ * load), which was most of what a quick group cost — on a loaded machine, seconds of the suite.
+ */
+async function runGroup(group: string, notrace?: string): Promise<Map<string, number>> {
   const best = new Map<string, number>();
+  const own = ['--group', group, ...(args.quick ? ['--quick'] : []), ...(notrace !== undefined ? ['--notrace', notrace] : [])];
   for (let run = 0; run < RUNS; run++) {
-    const own = [...(args.quick ? ['--quick'] : []), ...(notrace !== undefined ? ['--notrace', notrace] : [])];
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--group', group, ...own], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    for (const [name, ns] of JSON.parse(out) as [string, number][]) best.set(name, Math.min(ns, best.get(name) ?? Infinity));
+    let figures: [string, number][];
+    if (args.quick) {
+      const w = startWorker<[string, number][]>(new URL(import.meta.url), undefined, own);
+      figures = await w.first;
+      await w.exited;
+    } else {
+      const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), ...own], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      figures = JSON.parse(out) as [string, number][];
+    }
+    for (const [name, ns] of figures) best.set(name, Math.min(ns, best.get(name) ?? Infinity));
   }
   return best;
 }
@@ -280,32 +296,32 @@ async function main(): Promise<void> {
   const r = (g: string) => runGroup(g);
   const r2 = (g: string, notrace: string) => runGroup(g, notrace);
   const rows: Row[] = [];
-  for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
-  rows.push(row(r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
-  rows.push(row(r('fenceModes'), 'fence lock+unlock inline', 'fence lock+unlock borrowed', { max: 1.05 }));
-  rows.push(row(r('fenceWithLock'), 'fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)', { max: 1.2 }));
-  const san = r('fenceSanitize');
+  for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(await r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
+  rows.push(row(await r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
+  rows.push(row(await r('fenceModes'), 'fence lock+unlock inline', 'fence lock+unlock borrowed', { max: 1.05 }));
+  rows.push(row(await r('fenceWithLock'), 'fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)', { max: 1.2 }));
+  const san = await r('fenceSanitize');
   rows.push(row(san, 'fence lock+unlock inline (sanitize)', 'fence lock+unlock inline', { max: 2 }));
   rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));
-  rows.push(row(r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
-  rows.push(row(r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
+  rows.push(row(await r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
+  rows.push(row(await r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
   // Tracing off against a build without the tracing code: this build beside a copy of it whose
   // tracepoints are stripped (bench/notrace.ts), both loaded in each child.
   const stripped = buildNoTraceCopy();
   try {
-    rows.push(row(r2('lifecycleNoTrace', stripped), 'fence create+signal+put (tracing off)', 'fence create+signal+put (a build without tracepoints)', { max: 1.02 }));
-    rows.push(row(r2('lockNoTrace', stripped), 'fence lock+unlock inline (tracing off)', 'fence lock+unlock inline (a build without tracepoints)', { max: 1.02 }));
+    rows.push(row(await r2('lifecycleNoTrace', stripped), 'fence create+signal+put (tracing off)', 'fence create+signal+put (a build without tracepoints)', { max: 1.02 }));
+    rows.push(row(await r2('lockNoTrace', stripped), 'fence lock+unlock inline (tracing off)', 'fence lock+unlock inline (a build without tracepoints)', { max: 1.02 }));
   } finally {
     removeNoTraceCopy(stripped);
   }
-  const lt = r('lifecycleTrace');
+  const lt = await r('lifecycleTrace');
   rows.push(row(lt, 'fence create+signal+put (tracing on)', 'fence create+signal+put', { max: 1.5 }));
   rows.push(row(lt, 'fence create+signal+put (tracing every tracepoint)', 'fence create+signal+put'));
-  rows.push(row(r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
-  const alloc = r('alloc');
+  rows.push(row(await r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
+  const alloc = await r('alloc');
   rows.push(row(alloc, 'arena allocBlock+freeBlock 64 B', '@thi.ng/malloc alloc+free 64 B', { max: 1.0 }));
   rows.push(row(alloc, 'arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B', { max: 1.5 }));
-  const live = r('allocLive');
+  const live = await r('allocLive');
   rows.push(row(live, 'arena allocBlock+freeBlock 64 B, 1000 live', '@thi.ng/malloc alloc+free 64 B, 1000 live', { max: 1.0 }));
   finishSuite('core', args, { ...runInfo(args), rows });
 }
