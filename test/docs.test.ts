@@ -114,6 +114,63 @@ function declares(text: string, name: string): boolean {
   ).test(text);
 }
 
+/** Every .ts file below `dir`. */
+function tsTree(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? tsTree(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+/**
+ * The units of a Markdown text a citation belongs to, each with its first line: a table row, a
+ * list item or a paragraph (their lines joined). Code blocks are left out.
+ */
+function units(md: string): { line: number; text: string }[] {
+  const out: { line: number; text: string }[] = [];
+  let para: { line: number; text: string } | undefined;
+  let code = false;
+  md.split('\n').forEach((l, i) => {
+    const fence = l.trimStart().startsWith('```');
+    if (fence) code = !code;
+    const row = l.startsWith('|');
+    const item = /^\s*(?:[-*]|\d+\.) /.test(l);
+    if (fence || code || row || item || l.trim() === '' || l.startsWith('#')) {
+      if (para) out.push(para);
+      para = undefined;
+      if (row && !code) out.push({ line: i + 1, text: l });
+      if (item && !code) para = { line: i + 1, text: l };
+    } else if (para) para.text += ` ${l}`;
+    else para = { line: i + 1, text: l };
+  });
+  if (para) out.push(para);
+  return out;
+}
+
+const SOURCES = tsTree(join(ROOT, 'src')).map((f) => readFileSync(f, 'utf8'));
+
+/**
+ * In a paragraph, list item or table row that cites files of src/, the plain names in backticks
+ * that a file of src/ defines at its top level (a function, a constant, a class; not a method,
+ * whose name may be an API word like `put`) and none of the cited files defines: a function moved
+ * to another file would leave the prose naming its old one. One line each, with `doc`'s line.
+ */
+function misplacedCitations(doc: string, md: string): string[] {
+  return units(md).flatMap(({ line, text }) => {
+    const files = [...text.matchAll(/`(src\/[\w./-]+\.ts)`/g)].map((m) => m[1]).filter((f) => existsSync(join(ROOT, f)));
+    if (files.length === 0) return [];
+    const cited = files.map((f) => readFileSync(join(ROOT, f), 'utf8'));
+    const names = new Set([...text.matchAll(/`([a-z][\w$]*)(?:\(\))?`/g)].map((m) => m[1]));
+    return [...names]
+      .filter((n) => !cited.some((t) => declares(t, n)) && SOURCES.some((t) => declaresAtTop(t, n)))
+      .map((n) => `${doc}:${line} \`${n}\` is in none of ${files.join(', ')}`);
+  });
+}
+
+/** True when `text` declares `name` at its top level: a function, class or variable (exported or not). */
+function declaresAtTop(text: string, name: string): boolean {
+  return new RegExp(`^(?:export\\s+)?(?:async\\s+)?(?:function\\*?|class|const|let|var)\\s+${name}\\b`, 'm').test(text);
+}
+
 /** Each reference as [doc:line, symbol or '', repository path]. */
 function references(): [where: string, sym: string, path: string][] {
   return DOCS.flatMap((doc) =>
@@ -150,6 +207,16 @@ describe('the prose docs', () => {
       return !sym.split('.').every((part) => declares(text, part));
     });
     expect(wrong).toEqual([]);
+  });
+
+  it('name a function cited beside source files with a file that defines it', () => {
+    const wrong = DOCS.flatMap((doc) => misplacedCitations(doc, readFileSync(join(ROOT, doc), 'utf8')));
+    expect(wrong).toEqual([]);
+  });
+
+  it('catch a function cited beside a file that does not define it', () => {
+    const md = '- the last put (`putFence`, `src/fence/core.ts`)\n  frees it.\n\nA `put` in `src/fence/core.ts`.\n';
+    expect(misplacedCitations('t.md', md)).toEqual(['t.md:1 `putFence` is in none of src/fence/core.ts']);
   });
 
   it('list, per layer of the architecture, files that are in its folder and the symbols they define', () => {

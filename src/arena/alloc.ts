@@ -290,17 +290,32 @@ function freeSlow(arena: Arena, hw: number): void {
   if (arena.sanitize) {
     i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
     Atomics.add(i32, L.H_FREE_SERIAL, 1);
-    // Two threads racing to free one block: exactly one wins the compare-exchange. It is the
-    // last Atomics call before the push: terminate() can land at an Atomics call, not after it.
-    if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) throw Errors.badHandle('block', hw, 'double free');
-  } else {
-    i32[hw + B_TAG] = next;
   }
+  if (!pushFreed(arena, hw, cb, n, tag, next)) throw Errors.badHandle('block', hw, 'double free');
+}
+
+/**
+ * The commit of freeSlow: marks the live block at header word `hw` (tag `tag`) freed (tag `next`)
+ * and pushes it on the cache at word `cb` holding `n` blocks; false when another thread freed it
+ * first (nothing changed). One run with no call from the state change to the push (the call to
+ * this function comes before it). Sanitize mode changes the state with a compare-exchange, so of
+ * two threads racing to free one block exactly one wins; it is the last Atomics call before the
+ * push: terminate() can land at an Atomics call, not after it.
+ *
+ * freeBlock and freeRaw write the same run inline rather than call this: in the hot paths a call
+ * and its arguments would cost the inlining budget (see allocBlock), and they never take the
+ * compare-exchange (sanitize mode goes to freeSlow).
+ */
+function pushFreed(arena: Arena, hw: number, cb: number, n: number, tag: number, next: number): boolean {
+  const i32 = arena.i32;
+  if (!arena.sanitize) i32[hw + B_TAG] = next;
+  else if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) return false;
   const g = i32[hw + B_GEN];
   i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
   i32[cb + n + 1] = hw;
   i32[cb] = n + 1;
   i32[arena.slotBase + T_FREES]++;
+  return true;
 }
 
 /**

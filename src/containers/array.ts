@@ -26,9 +26,8 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
-import { onNesting } from '../locks/lockdep.js';
 import { isChainFw } from './chain.js';
-import { CB_ARRAY_CHILD, defer, defineContainerOps, fenceArg, isSignaledFw, putChild } from './common.js';
+import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChild } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
@@ -48,13 +47,23 @@ export interface FenceArrayOptions {
   signalOnAny?: boolean;
 }
 
-/** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
-export const arrayOps = defineContainerOps('dma_fence_array', {
+/** The array kind (see defineContainer): its ops and kind test. */
+const arrayKind = defineContainer('dma_fence_array', {
   enableSignaling: enableArray,
   signaled: arraySignaled,
   release: releaseArray,
   setDeadline: arraySetDeadline,
+  // The lock-order checker's nesting annotation: a child's lock taken under its array's lock.
+  contains: (i32, afw, cfw) => {
+    const n = i32[afw + A_NUM];
+    for (let i = 0; i < n; i++) if (arrayChild(i32, afw, i) === cfw) return true;
+    return false;
+  },
 });
+/** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
+export const arrayOps = arrayKind.ops;
+/** True when the fence at payload word `fw` is a fence array. */
+export const isArrayFw = arrayKind.is;
 
 /** ops.setDeadline (kernel dma_fence_array_set_deadline): every child is asked for the deadline. */
 function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
@@ -62,19 +71,6 @@ function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
   const n = i32[fw + A_NUM];
   for (let i = 0; i < n; i++) fenceView(arena, arrayChild(i32, fw, i)).setDeadline(ns);
 }
-
-/** True when the fence at payload word `fw` is a fence array. */
-export function isArrayFw(i32: Int32Array, fw: number): boolean {
-  return i32[fw + FL.F_OPS] === arrayOps.id;
-}
-
-// The lock-order checker's nesting annotation: a child's lock taken under its array's lock.
-onNesting((i32, afw, cfw) => {
-  if (!isArrayFw(i32, afw)) return false;
-  const n = i32[afw + A_NUM];
-  for (let i = 0; i < n; i++) if (arrayChild(i32, afw, i) === cfw) return true;
-  return false;
-});
 
 /** Number of children of the array at `fw`. */
 export function arrayCount(i32: Int32Array, fw: number): number {

@@ -27,9 +27,8 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
-import { onNesting } from '../locks/lockdep.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, holdsLocks, isSignaledFw, putChild, runOrDefer } from './common.js';
+import { CB_CHAIN_LINK, defineContainer, fenceArg, flushDeferred, holdsLocks, isSignaledFw, putChild, runOrDefer } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
@@ -38,13 +37,19 @@ const { F_CONTEXT, F_REFCOUNT } = FL;
 /** Block size of a chain link: the fence plus the C_* words. */
 const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
 
-/** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
-export const chainOps = defineContainerOps('dma_fence_chain', {
+/** The chain link kind (see defineContainer): its ops and kind test. */
+const chainKind = defineContainer('dma_fence_chain', {
   enableSignaling: enableChain,
   signaled: chainSignaled,
   release: releaseChain,
   setDeadline: chainSetDeadline,
+  // The lock-order checker's nesting annotation: a link's fence or predecessor taken under the link's lock.
+  contains: (i32, lfw, fw) => i32[lfw + C_FENCE] === fw || i32[lfw + C_PREV] === fw,
 });
+/** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
+export const chainOps = chainKind.ops;
+/** True when the fence at payload word `fw` is a chain link. */
+export const isChainFw = chainKind.is;
 
 /**
  * ops.setDeadline (kernel dma_fence_chain_set_deadline): the fence of every link still on the
@@ -62,14 +67,6 @@ function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
     }
   }
 }
-
-/** True when the fence at payload word `fw` is a chain link. */
-export function isChainFw(i32: Int32Array, fw: number): boolean {
-  return i32[fw + FL.F_OPS] === chainOps.id;
-}
-
-// The lock-order checker's nesting annotation: a link's fence or predecessor taken under the link's lock.
-onNesting((i32, lfw, fw) => isChainFw(i32, lfw) && (i32[lfw + C_FENCE] === fw || i32[lfw + C_PREV] === fw));
 
 /** Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. */
 export function containedFw(i32: Int32Array, fw: number): number {

@@ -9,6 +9,7 @@
  * lock, and otherwise as soon as it does not: at the next container entry point of this thread
  * (see {@link flushDeferred}) or in a microtask, whichever comes first.
  */
+import { onNesting } from '../locks/lockdep.js';
 import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
@@ -41,15 +42,30 @@ export interface ContainerOps {
   release(arena: Arena, fw: number): void;
   /** Forwards a deadline hint to the fences it stands for (kernel dma_fence_array/chain_set_deadline). */
   setDeadline(arena: Arena, fw: number, ns: bigint): void;
+  /**
+   * Whether fence `innerFw` is a direct part of the container at `fw` (an array's child, a link's
+   * fence or predecessor), whose locks are taken nested under the container's: the lock-order
+   * checker's annotation (src/locks/lockdep.ts onNesting). Asked only for a container of this kind.
+   */
+  contains(i32: Int32Array, fw: number, innerFw: number): boolean;
+}
+
+/** A container kind made by {@link defineContainer}. */
+export interface ContainerKind {
+  /** Its registered ops. */
+  readonly ops: FenceOps;
+  /** True when the fence at payload word `fw` is of this kind (its ops word names the kind's ops). */
+  readonly is: (i32: Int32Array, fw: number) => boolean;
 }
 
 /**
- * Registers the ops of a container kind named after its kernel struct (`dma_fence_array`, …):
- * its driver name, an unbound timeline, and `ops` behind the view. Threads: every thread that
- * imports the container's module registers them.
+ * Defines a container kind named after its kernel struct (`dma_fence_array`, …): registers its
+ * ops (its driver name, an unbound timeline, and `ops` behind the view) and, for the lock-order
+ * checker, its nesting test guarded by the kind test. Threads: every thread that imports the
+ * container's module defines them.
  */
-export function defineContainerOps(kernelName: string, ops: ContainerOps): FenceOps {
-  return defineFenceOps(`fencelab:${kernelName}`, {
+export function defineContainer(kernelName: string, ops: ContainerOps): ContainerKind {
+  const fenceOps = defineFenceOps(`fencelab:${kernelName}`, {
     getDriverName: () => kernelName,
     getTimelineName: () => 'unbound',
     enableSignaling: (f) => ops.enableSignaling(f.arena, f.fw),
@@ -57,6 +73,10 @@ export function defineContainerOps(kernelName: string, ops: ContainerOps): Fence
     release: (f) => ops.release(f.arena, f.fw),
     setDeadline: (f, ns) => ops.setDeadline(f.arena, f.fw, ns),
   });
+  const id = fenceOps.id;
+  const is = (i32: Int32Array, fw: number): boolean => i32[fw + FL.F_OPS] === id;
+  onNesting((i32, outerFw, innerFw) => is(i32, outerFw) && ops.contains(i32, outerFw, innerFw));
+  return { ops: fenceOps, is };
 }
 
 /**
