@@ -9,7 +9,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
-import { entries, pendingListener, sharedHandlers } from './callbacks.js';
+import { entries, pendingListener, sharedHandlers, sharedTarget } from './callbacks.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 
@@ -52,7 +52,7 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
     } else if (kind === L.CBK_SHARED) {
       const handler = sharedHandlers[i32[nw + CB_TOKEN]];
       if (typeof handler !== 'function') throw Errors.corruptArena(`callback node @${nw * 4} names no shared callback`);
-      const data = i32[nw + CB_TARGET];
+      const data = sharedTarget(arena, nw);
       const fw = i32[nw + CB_FENCE];
       i32[nw + CB_STATE] = L.CBS_DONE;
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
