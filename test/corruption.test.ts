@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { fixture } from './support/core.js';
 
-const TRIALS = Number(process.env.CORRUPT_TRIALS ?? 16);
+const TRIALS = Number(process.env.CORRUPT_TRIALS ?? 12);
 const SEED = process.env.CORRUPT_SEED ?? 'corrupt';
 /** A hang detector, not a timing assertion: a trial takes well under a second even when loaded. */
 const DEADLINE_MS = 30_000;
