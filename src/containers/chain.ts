@@ -18,6 +18,8 @@
  * the release, so a 100,000-link chain is freed in constant stack depth.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
+import { isLinkedPayload, linkedPayload, maxBlocks } from '../arena/handles.js';
+import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
@@ -58,9 +60,11 @@ export const isChainFw = chainKind.is;
 function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
   const i32 = arena.i32;
   fenceGet(i32, fw); // the walk's reference, consumed by chainWalk
+  let hops = maxBlocks(arena);
   for (let f = fw; f !== 0; f = chainWalk(arena, f)) {
     try {
-      fenceView(arena, containedFw(i32, f)).setDeadline(ns);
+      hops = step(hops);
+      fenceView(arena, containedFw(arena, f)).setDeadline(ns);
     } catch (e) {
       putFence(arena, f);
       throw e;
@@ -68,9 +72,22 @@ function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
   }
 }
 
-/** Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. */
-export function containedFw(i32: Int32Array, fw: number): number {
-  return isChainFw(i32, fw) ? i32[fw + C_FENCE] : fw;
+/**
+ * Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. The
+ * link's word is read from shared memory and checked (ENOTRECOVERABLE when it names no live fence).
+ */
+export function containedFw(arena: Arena, fw: number): number {
+  const i32 = arena.i32;
+  return isChainFw(i32, fw) ? linkedPayload(arena, i32[fw + C_FENCE], A.BlockType.FENCE, 'the fence of a chain link') : fw;
+}
+
+/**
+ * Counts one more step of a walk down a chain (`hops` left before it): a chain cannot have more
+ * links than the heap has blocks, so a walk past that is a corrupted cycle, ENOTRECOVERABLE.
+ */
+function step(hops: number): number {
+  if (hops <= 0) throw Errors.corruptArena('a fence chain does not end');
+  return hops - 1;
 }
 
 /** Seqno of the predecessor when the link reused its context, else 0. */
@@ -83,6 +100,11 @@ export function chainGetPrev(arena: Arena, fw: number): number {
   const i32 = arena.i32;
   acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
   const p = i32[fw + C_PREV];
+  // Read from shared memory: checked before the increment (a corrupted word could name anything).
+  if (p !== 0 && !isLinkedPayload(arena, p, A.BlockType.FENCE)) {
+    releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
+    throw Errors.corruptArena(`chain link @${fw * 4} names byte ${p * 4} as its predecessor, no live fence`);
+  }
   // The link's own reference keeps p alive while we hold the lock: a plain increment is safe.
   if (p !== 0) Atomics.add(i32, p + F_REFCOUNT, 1);
   releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
@@ -102,7 +124,13 @@ export function chainWalk(arena: Arena, fw: number): number {
     return 0;
   }
   let prev: number;
+  let hops = maxBlocks(arena);
   while ((prev = chainGetPrev(arena, fw)) !== 0) {
+    if (hops-- === 0) {
+      putFence(arena, prev);
+      putFence(arena, fw);
+      throw Errors.corruptArena('a fence chain does not end');
+    }
     // No collecting under a lock of the calling thread: dropping a collected link's reference may
     // be the last put of a fence whose lock it holds, refused after the link was changed. The
     // links stay on the chain for a later walk (or the chain's release) to collect.
@@ -138,9 +166,11 @@ function armChain(arena: Arena, head: number): boolean {
   fenceGet(i32, head); // the callback's reference
   fenceGet(i32, head); // the walk's reference
   let f = head;
+  let hops = maxBlocks(arena);
   try {
     while (f !== 0) {
-      const c = containedFw(i32, f);
+      hops = step(hops);
+      const c = containedFw(arena, f);
       if (!isSignaledFw(arena, c) && fenceView(arena, c).addShared(CB_CHAIN_LINK, head) !== null) {
         putFence(arena, f);
         return true;
@@ -194,8 +224,17 @@ function chainSignaled(arena: Arena, fw: number): boolean {
   flushDeferred(arena);
   fenceGet(i32, fw);
   let f = fw;
+  let hops = maxBlocks(arena);
   while (f !== 0) {
-    if (!isSignaledFw(arena, containedFw(i32, f))) {
+    let signaled: boolean;
+    try {
+      hops = step(hops);
+      signaled = isSignaledFw(arena, containedFw(arena, f));
+    } catch (e) {
+      putFence(arena, f);
+      throw e;
+    }
+    if (!signaled) {
       putFence(arena, f);
       return false;
     }
@@ -321,7 +360,7 @@ export class FenceChain {
   static contained(f: Fence): Fence {
     const arena = f?.arena;
     const fw = fenceArg(arena, f, 'fence');
-    const c = containedFw(arena.i32, fw);
+    const c = containedFw(arena, fw);
     return c === fw ? f : fenceView(arena, c);
   }
 
@@ -358,8 +397,13 @@ export class FenceChain {
     const context = i32[fw + F_CONTEXT];
     fenceGet(i32, fw);
     let f = fw;
+    let hops = maxBlocks(arena);
     while (f !== 0) {
       if (i32[f + F_CONTEXT] !== context || !isChainFw(i32, f) || prevSeqnoOf(i32, f) < seqno) break;
+      if (hops-- === 0) {
+        putFence(arena, f);
+        throw Errors.corruptArena('a fence chain does not end');
+      }
       f = chainWalk(arena, f);
     }
     return f === 0 ? null : fenceView(arena, f);

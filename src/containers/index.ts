@@ -5,3 +5,4 @@ export { FenceChain } from './chain.js';
 export { unwrapFences, mergeFences, dedupArray } from './unwrap.js';
 export { isContainer, matchContext } from './helpers.js';
 export { FenceMemory } from './memory.js';
+import './linkcheck.js'; // registers the containers' part of arena.check()

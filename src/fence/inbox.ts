@@ -9,7 +9,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
-import { entries, pendingListener, sharedHandlers } from './callbacks.js';
+import { entries, pendingListener, sharedHandlers, sharedTarget } from './callbacks.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 
@@ -52,7 +52,7 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
     } else if (kind === L.CBK_SHARED) {
       const handler = sharedHandlers[i32[nw + CB_TOKEN]];
       if (typeof handler !== 'function') throw Errors.corruptArena(`callback node @${nw * 4} names no shared callback`);
-      const data = i32[nw + CB_TARGET];
+      const data = sharedTarget(arena, nw);
       const fw = i32[nw + CB_FENCE];
       i32[nw + CB_STATE] = L.CBS_DONE;
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
@@ -227,7 +227,11 @@ export function drainInbox(arena: Arena): number {
   let nw = Atomics.exchange(i32, arena.slotBase + L.T_INBOX, 0);
   if (nw === 0) return 0;
   let rev = 0;
+  // Checked and bounded like runDetached's walk: the pushed links are shared memory too.
+  let hops = maxBlocks(arena);
   while (nw !== 0) {
+    if (hops-- === 0) throw Errors.corruptArena('an inbox does not end');
+    linkedPayload(arena, nw, A.BlockType.CALLBACK, 'inbox node');
     const next = i32[nw + CB_NEXT];
     i32[nw + CB_NEXT] = rev;
     rev = nw;
@@ -274,7 +278,10 @@ export function discardInbox(arena: Arena, slot: number): void {
 function discardList(arena: Arena, head: number): void {
   const i32 = arena.i32;
   let nw = head;
+  let hops = maxBlocks(arena);
   while (nw !== 0) {
+    if (hops-- === 0) throw Errors.corruptArena('a discarded inbox does not end');
+    linkedPayload(arena, nw, A.BlockType.CALLBACK, 'inbox node');
     const next = i32[nw + CB_NEXT];
     const fw = i32[nw + CB_FENCE];
     i32[nw + CB_STATE] = L.CBS_DONE;

@@ -14,7 +14,8 @@
  * return; see src/fence/drop.ts). A thread terminated anywhere holds nothing unrecorded.
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
+import { linkedPayload } from '../arena/handles.js';
+import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
@@ -107,12 +108,27 @@ export function ledgerReserve(arena: Arena): number {
     i32[sw] = lw;
     i32[lw + LG_CAP] = capacityOf(arena, lw);
   }
-  const n = i32[lw + LG_COUNT];
-  if (n === i32[lw + LG_CAP]) {
+  // One unsigned compare: a corrupted (negative) count takes this path too, where it is checked.
+  if (i32[lw + LG_COUNT] >>> 0 >= i32[lw + LG_CAP]) {
     const left = ledgerCompact(arena);
     if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
   }
   return lw;
+}
+
+/**
+ * The entry count of ledger block `lw`, checked: the count and the block's own capacity word are
+ * read from shared memory, and a corrupted one would send the walks below past the block's end.
+ * Throws ENOTRECOVERABLE when `lw` is no live ledger block or the count is out of its bounds.
+ */
+function entryCount(arena: Arena, lw: number): number {
+  linkedPayload(arena, lw, A.BlockType.INTERNAL, 'a thread\'s reference ledger');
+  const i32 = arena.i32;
+  const n = i32[lw + LG_COUNT];
+  const cap = capacityOf(arena, lw);
+  // The capacity word may still be 0 (a thread terminated while installing a new ledger), never more.
+  if (!(n >= 0 && n <= cap && i32[lw + LG_CAP] >= 0 && i32[lw + LG_CAP] <= cap)) throw Errors.corruptArena(`the ledger @${lw * 4} counts ${n} of ${i32[lw + LG_CAP]} entries; its block holds ${cap}`);
+  return n;
 }
 
 /** Entries that fit in ledger block `lw`. */
@@ -149,8 +165,9 @@ function grow(arena: Arena, lw: number, n: number): number {
  * Index of the most recent entry `[kind, value, gen]` in the calling thread's ledger `lw` moved to
  * the last place (swapped with the entry there: the ledger holds the same set), or -1.
  */
-function moveLast(i32: Int32Array, lw: number, kind: number, value: number, gen: number): number {
-  const n = lw === 0 ? 0 : i32[lw + LG_COUNT];
+function moveLast(arena: Arena, lw: number, kind: number, value: number, gen: number): number {
+  const i32 = arena.i32;
+  const n = lw === 0 ? 0 : entryCount(arena, lw);
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (i32[e + LE_KIND] === kind && i32[e + LE_VALUE] === value && i32[e + LE_GEN] === gen) {
@@ -175,7 +192,7 @@ function moveLast(i32: Int32Array, lw: number, kind: number, value: number, gen:
 export function ledgerRemove(arena: Arena, kind: number, value: number, gen: number): boolean {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(i32, lw, kind, value, gen);
+  const last = moveLast(arena, lw, kind, value, gen);
   if (last < 0) return false;
   i32[lw + LG_COUNT] = last;
   if (last === 0) freeLedger(arena, lw);
@@ -192,7 +209,7 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
 export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence): boolean {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(i32, lw, L.LGK_FENCE_REF, fw, gen);
+  const last = moveLast(arena, lw, L.LGK_FENCE_REF, fw, gen);
   if (last < 0) return false;
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, lw + LG_COUNT, last);
@@ -225,7 +242,7 @@ export function ledgerCompact(arena: Arena): number {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
   if (lw === 0) return 0;
-  let n = i32[lw + LG_COUNT];
+  let n = entryCount(arena, lw);
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (arena.isLive(i32[e + LE_VALUE] - BLOCK_HEADER_WORDS, i32[e + LE_GEN])) continue;
@@ -263,7 +280,7 @@ function reapLedger(arena: Arena, slot: number): void {
   const lw = i32[sw];
   if (lw === 0) return;
   i32[sw] = 0;
-  const n = i32[lw + LG_COUNT];
+  const n = entryCount(arena, lw);
   let first: unknown = NO_ERROR;
   // Newest first, like unwinding: what a thread made last (an operation) goes before what it
   // made it with (its driver).
@@ -280,3 +297,20 @@ function reapEntry(arena: Arena, e: number, slot: number): void {
   reapers[i32[e + LE_KIND]]?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
 }
 onReap(ReapStage.LEDGER, reapLedger);
+
+/** Check hook: every occupied slot's ledger is a live block with its count and capacity in bounds. */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    const lw = i32[b + T_LEDGER];
+    if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE || lw === 0) continue;
+    try {
+      entryCount(arena, lw);
+    } catch (e) {
+      problems.push(`thread ${s}: ${(e as Error).message}`);
+    }
+  }
+  return { problems };
+});

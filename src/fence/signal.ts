@@ -9,6 +9,7 @@ import * as L from './layout.js';
 import { linkCallbackLocked, unlinkCallbackLocked } from './callbacks.js';
 import { runDetached } from './inbox.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
+import './linkcheck.js'; // registers the callback lists' part of arena.check()
 import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';

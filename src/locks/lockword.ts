@@ -74,6 +74,8 @@ function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: num
   const me = arena.me;
   const sb = arena.slotBase;
   const c = i32[sb + L.T_ROBUST_COUNT];
+  // A negative count (the fast path only compares it with the cap) indexes words before the list.
+  if (c < 0) throw Errors.corruptArena(`thread ${arena.slot} counts ${c} held lock words`);
   // The fast path may have published the word: unpublish it until we try again (see unlist).
   if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = 0;
   if ((Atomics.load(i32, idx) & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
@@ -233,6 +235,22 @@ onReap(ReapStage.LOCKS, releaseDeadLocks);
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
 
 /**
+ * What is wrong with the `count` listed words of slot `s` (at slot word `b`): each must be a word of
+ * the arena, and the calling thread (between calls) must hold each of its own — a listed word it
+ * does not hold is a corrupted list (an unlock would not find it, a reaper would skip it).
+ */
+function robustListProblems(arena: Arena, s: number, b: number, count: number): string[] {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let j = 0; j < count; j++) {
+    const idx = i32[b + L.T_ROBUST + j];
+    if (!(idx > 0 && idx < i32.length)) problems.push(`thread ${s} lists lock word ${j} at word ${idx}, outside the arena`);
+    else if (s === arena.slot && (Atomics.load(i32, idx) & OWNER) !== arena.me) problems.push(`thread ${s} lists lock word @${idx * 4}, which it does not hold`);
+  }
+  return problems;
+}
+
+/**
  * Check hook: every occupied slot's robust list is within its bounds, and the calling thread —
  * between calls — has no ticket record left (others may be waiting in a ticket queue right now).
  */
@@ -244,6 +262,7 @@ onCheck((arena) => {
     if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE) continue;
     const count = i32[b + L.T_ROBUST_COUNT];
     if (count < 0 || count > L.ROBUST_CAP) problems.push(`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`);
+    else problems.push(...robustListProblems(arena, s, b, count));
     const rec = i32[b + L.T_ROBUST_TICKET];
     if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
   }

@@ -47,15 +47,29 @@ export function unlockTimeline(arena: Arena, tw: number): void {
   releaseWord(arena, tw + TL_LOCK, arena.lockKindId);
 }
 
+/**
+ * The timeline of sw_sync point `fw`, checked: the word is read from the point's block, and a
+ * corrupted one would send the lock, unlink and put below anywhere in the arena (or past its end).
+ */
+function timelineOf(arena: Arena, fw: number): number {
+  return linkedPayload(arena, arena.i32[fw + PT_TIMELINE], A.BlockType.TIMELINE, 'the timeline of a sw_sync point');
+}
+
 /** Drops a struct reference; the last one frees the timeline block. */
 export function timelinePut(arena: Arena, tw: number): void {
   if (Atomics.sub(arena.i32, tw + TL_KREF, 1) === 1) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
 }
 
-/** Removes point `p` from its timeline's list (timeline lock held). */
-function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
+/**
+ * Removes point `p` from its timeline's list (timeline lock held). Its neighbours are checked
+ * before they are written: a corrupted link would otherwise write into whatever block it names.
+ */
+function unlinkLocked(arena: Arena, tw: number, p: number): void {
+  const i32 = arena.i32;
   const prev = i32[p + PT_PREV];
   const next = i32[p + PT_NEXT];
+  if (prev) point(arena, prev, 1);
+  if (next) point(arena, next, 1);
   if (prev) i32[prev + PT_NEXT] = next;
   else i32[tw + TL_HEAD] = next;
   if (next) i32[next + PT_PREV] = prev;
@@ -71,16 +85,16 @@ function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
  */
 export const swSyncOps = defineFenceOps('sw_sync', {
   getDriverName: () => 'sw_sync',
-  getTimelineName: (f: Fence) => readName(f.arena, f.arena.i32[f.fw + PT_TIMELINE] + TL_NAME),
+  getTimelineName: (f: Fence) => readName(f.arena, timelineOf(f.arena, f.fw) + TL_NAME),
   signaled: (f: Fence) => {
     const i32 = f.arena.i32;
-    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, i32[f.fw + PT_TIMELINE] + TL_VALUE));
+    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, timelineOf(f.arena, f.fw) + TL_VALUE));
   },
   // Kernel timeline_fence_set_deadline: keep the earliest deadline asked for, under the lock.
   setDeadline: (f: Fence, ns: bigint) => {
     const arena = f.arena;
     const i32 = arena.i32;
-    const tw = i32[f.fw + PT_TIMELINE];
+    const tw = timelineOf(arena, f.fw);
     const at = (f.fw + PT_DEADLINE) >>> 1;
     lockTimeline(arena, tw);
     try {
@@ -96,10 +110,10 @@ export const swSyncOps = defineFenceOps('sw_sync', {
   release: (f: Fence) => {
     const arena = f.arena;
     const i32 = arena.i32;
-    const tw = i32[f.fw + PT_TIMELINE];
+    const tw = timelineOf(arena, f.fw);
     lockTimeline(arena, tw);
     try {
-      if (i32[f.fw + PT_LINKED]) unlinkLocked(i32, tw, f.fw);
+      if (i32[f.fw + PT_LINKED]) unlinkLocked(arena, tw, f.fw);
     } finally {
       unlockTimeline(arena, tw);
     }
@@ -130,7 +144,7 @@ export function signalLocked(arena: Arena, tw: number, value: number, all: boole
     point(arena, p, hops--);
     if (!all && !reached(i32[p + F_SEQNO_LO], value)) break;
     const next = i32[p + PT_NEXT];
-    unlinkLocked(i32, tw, p);
+    unlinkLocked(arena, tw, p);
     if (error && !(i32[p + F_FLAGS] & FLAG_SIGNALED)) i32[p + F_ERROR] = error;
     const head = markSignaledLocked(arena, p, ts);
     if (head > 0) {
