@@ -5,7 +5,8 @@
  * record`, T_SW), so that the reaper of a thread terminated anywhere inside finishes the work
  * (src/sync/timelinereap.ts) instead of losing those points' callbacks.
  *
- * Why one at a time: the callbacks of a point run after the timeline lock is dropped (a callback
+ * Why one at a time (each point with callbacks; those without go in a row): the callbacks of a
+ * point run after the timeline lock is dropped (a callback
  * may create points or increment), and a list held in the signaler's local memory is lost with
  * it. One point's list goes into a signal record (src/fence/signal.ts), which the reaper finishes;
  * the rest stay on the timeline's list, which any later walk — the reaper's — finishes, because
@@ -25,7 +26,7 @@ import { runRecorded } from '../fence/signal.js';
 import { lockTimeline, point, reached, unlinkLocked, unlockTimeline } from './points.js';
 
 const { TL_VALUE, TL_HEAD, TL_CLOSED, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, T_SW, T_SW_DEPTH } = L;
-const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
+const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, F_CB_HEAD, FLAG_SIGNALED } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 /**
@@ -60,40 +61,34 @@ export function popTimelineRecord(arena: Arena, d: number): void {
 
 /**
  * Signals, in list order, every point of timeline `tw` that is due — reached by the counter, or
- * any once the timeline is closed (those not reached with -ENOENT) — one at a time: under the
- * timeline lock a reference is taken (recorded in timeline record `rec`, 0 none), the point is
- * marked signaled with a signal record and unlinked; its callbacks run after the lock is dropped,
- * then the reference is dropped. Concurrent walks (another inc, a close, a reaper) share the work.
- * A throwing callback does not stop the others; the first error is rethrown at the end.
- * Locking: takes and drops the timeline lock once per point.
+ * any once the timeline is closed (those not reached with -ENOENT). Under the timeline lock, points
+ * without callbacks are marked signaled and unlinked in a row; a point with callbacks ends the
+ * hold: a reference is taken (recorded in timeline record `rec`, 0 none), the point is marked
+ * signaled with a signal record and unlinked, its callbacks run after the lock is dropped, then the
+ * reference is dropped, and the walk goes on. Concurrent walks (another inc, a close, a reaper)
+ * share the work. A throwing callback does not stop the others; the first error is rethrown at the
+ * end. Locking: takes and drops the timeline lock once per point with callbacks (and once more).
  */
 export function signalDue(arena: Arena, tw: number, rec: number): void {
-  const i32 = arena.i32;
   let first: unknown = NO_ERROR;
-  // Every round unlinks the head, so a list longer than the heap has blocks is corrupted.
-  for (let hops = maxBlocks(arena); ; hops--) {
+  // Every point is unlinked once, so a list longer than the heap has blocks is corrupted.
+  const hops = { left: maxBlocks(arena) };
+  for (;;) {
     let p = 0;
     let head = 0;
     let held = false;
     lockTimeline(arena, tw);
     try {
-      const h = i32[tw + TL_HEAD];
-      if (h !== 0) {
-        point(arena, h, hops);
-        const due = reached(i32[h + F_SEQNO_LO], i32[tw + TL_VALUE]);
-        if (due || i32[tw + TL_CLOSED]) {
-          p = h;
-          const ts = nowNs();
-          // Like the kernel, hold a reference while the callbacks run outside the lock: the last
-          // holder may put the point as soon as it sees it signaled. A point whose last reference
-          // is already gone (dropped with callbacks pending) gets its callbacks run anyway.
-          held = getRecorded(i32, p, rec);
-          if (!due && !(i32[p + F_FLAGS] & FLAG_SIGNALED)) i32[p + F_ERROR] = Errno.ENOENT;
-          // Signaled before unlinked: a thread terminated between the two leaves it on the list,
-          // where the reaper's walk finds it signaled and unlinks it.
-          head = markSignaledLocked(arena, p, ts, true, true);
-          unlinkLocked(i32, tw, p);
-        }
+      p = nextWithCallbacks(arena, tw, hops);
+      if (p !== 0) {
+        // Like the kernel, hold a reference while the callbacks run outside the lock: the last
+        // holder may put the point as soon as it sees it signaled. A point whose last reference
+        // is already gone (dropped with callbacks pending) gets its callbacks run anyway.
+        held = getRecorded(arena.i32, p, rec);
+        // Signaled before unlinked: a thread terminated between the two leaves it on the list,
+        // where the reaper's walk finds it signaled and unlinks it.
+        head = markSignaledLocked(arena, p, nowNs(), true, true);
+        unlinkLocked(arena.i32, tw, p);
       }
     } finally {
       unlockTimeline(arena, tw);
@@ -103,6 +98,29 @@ export function signalDue(arena: Arena, tw: number, rec: number): void {
     if (held) putRecorded(arena, p, rec);
   }
   rethrowFirst(first);
+}
+
+/**
+ * With the timeline lock held: signals and unlinks the due points at the head of the list that
+ * have no callbacks (waiters are woken), and returns the first due one with callbacks — its error
+ * set, still unsignaled and linked — or 0 when no due point is left.
+ */
+function nextWithCallbacks(arena: Arena, tw: number, hops: { left: number }): number {
+  const i32 = arena.i32;
+  const ts = nowNs();
+  for (;;) {
+    const h = i32[tw + TL_HEAD];
+    if (h === 0) return 0;
+    point(arena, h, hops.left--);
+    const due = reached(i32[h + F_SEQNO_LO], i32[tw + TL_VALUE]);
+    if (!due && !i32[tw + TL_CLOSED]) return 0;
+    if (!due && !(i32[h + F_FLAGS] & FLAG_SIGNALED)) i32[h + F_ERROR] = Errno.ENOENT;
+    if (i32[h + F_CB_HEAD] !== 0) return h;
+    // No list to detach (it cannot change under the lock): a record is pushed only for waiters,
+    // and popped at once.
+    markSignaledLocked(arena, h, ts, true, true);
+    unlinkLocked(i32, tw, h);
+  }
 }
 
 /**
