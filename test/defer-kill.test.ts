@@ -43,7 +43,6 @@ describe('deferred container-child drop kill window', () => {
     const rand = seededInt(seed);
     const arena = Arena.create({ bytes: 8 << 20 });
     const baseline = arena.stats().used;
-    const probe = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
     const seen = [0, 0, 0]; // kills before the queue ran, while it ran, after
     let delay = 1000; // µs of jitter range in the odd rounds
     const all: number[][] = [];
@@ -67,7 +66,7 @@ describe('deferred container-child drop kill window', () => {
       const shared = new SharedArrayBuffer(DK_CELLS * 4);
       const s = new Int32Array(shared);
       const pairs = children.map((c, i) => [c.handle, arrays[i].handle]);
-      const w = new Worker(fixture('defer-kill'), { workerData: { buffer: arena.buffer, shared, pairs, probe: probe.handle, spinUs: round % 2 === 0 ? 3000 : 0 } });
+      const w = new Worker(fixture('defer-kill'), { workerData: { buffer: arena.buffer, shared, pairs, spinUs: round % 2 === 0 ? 3000 : 0 } });
       running.push(w);
       const problems: string[] = [];
       const ready = new Promise<number>((resolve, reject) => {
@@ -116,7 +115,6 @@ describe('deferred container-child drop kill window', () => {
     console.log(`defer-kill: ${KILLS} kills (seed ${seed}): ${seen[0]} before the deferred drops ran, ${seen[1]} while they ran, ${seen[2]} after; ${KILLS * PAIRS} children`);
     expect(seen[0]).toBeGreaterThan(KILLS / 4);
     expect(seen[1]).toBeGreaterThan(KILLS / 10);
-    probe.put();
     expect(arena.stats().used).toBe(baseline);
     expectClean(arena);
   }, 180_000);
