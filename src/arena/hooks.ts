@@ -30,6 +30,13 @@ export const ReapStage = {
    * delivered (before its references are dropped: they keep those fences alive).
    */
   SIGNALS: 25,
+  /**
+   * sw_sync work the dead thread had in flight: the points its `inc` or `close` reached are
+   * signaled, a close is finished, the point references it held for signaling are dropped (after
+   * SIGNALS: they keep the points alive while their lists are delivered), and the timeline half of
+   * a point release it was inside of is done (before RELEASES frees that point's block).
+   */
+  TIMELINES: 27,
   /** Fence releases the dead thread had begun are finished. */
   RELEASES: 30,
   /** Its sync-file fds are closed. */

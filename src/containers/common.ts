@@ -19,6 +19,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { defineFenceOps, findOps, type FenceOps } from '../fence/ops.js';
+import { ledgerAdd, ledgerPutRef } from '../fence/ledger.js';
 import { holdsFenceLock, putFence } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
@@ -82,7 +83,9 @@ export function defineContainer(kernelName: string, ops: ContainerOps): Containe
 /**
  * Drops a container's reference on a child (putFence without a view, as a step for `attempt`).
  * Locking: when the calling thread holds the child's lock, the drop is deferred until it holds no
- * lock (the reference goes to the deferred queue), so a container's release always completes.
+ * lock (the reference goes to the deferred queue, recorded in the thread's ledger), so a
+ * container's release always completes, and a thread terminated before the drop runs leaves it to
+ * its reaper.
  */
 export function putChild(arena: Arena, fw: number): void {
   // The child word was read from the container's block: checked, so a corrupted one is an
@@ -92,13 +95,31 @@ export function putChild(arena: Arena, fw: number): void {
   // last reference, putFence would refuse it (EDEADLK, the release would signal and free under the
   // lock) and the reference would be lost with the container. Whether it is the last only a race
   // with other threads' puts decides, so every drop under the child's lock is deferred.
-  if (holdsFenceLock(arena, cw)) defer(arena, cw, putDeferred);
-  else putFence(arena, cw);
+  if (!holdsFenceLock(arena, cw)) return putFence(arena, cw);
+  // The deferred queue is this thread's memory: the reference is recorded in the thread's ledger
+  // first (its LEDGER reap stage puts what a dead thread still records), so a thread terminated
+  // before the drop runs does not lose it. Without room for the entry (ENOMEM) it is deferred
+  // unrecorded, as before.
+  let recorded = true;
+  try {
+    ledgerAdd(arena, FL.LGK_FENCE_REF, cw);
+  } catch {
+    recorded = false;
+  }
+  defer(arena, cw, recorded ? putDeferredRecorded : putDeferred);
 }
 
 /** Deferred work: the reference a container's release handed over (see {@link putChild}). */
 function putDeferred(arena: Arena, fw: number): void {
   putFence(arena, fw);
+}
+
+/**
+ * {@link putDeferred} of a reference recorded in the ledger: dropped and forgotten in one run
+ * (ledgerPutRef). No entry left means the ledger's own reaper dropped it (the thread detached).
+ */
+function putDeferredRecorded(arena: Arena, fw: number): void {
+  ledgerPutRef(arena, fw, arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK);
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
