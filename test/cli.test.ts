@@ -69,26 +69,40 @@ describe('fencelab stress', () => {
     expect(rb.cancelled).toBe(ra.cancelled); // cancel decisions come from the seeded PRNG
   });
 
+  // --kills fixes the number of kills (the run waits for them): the counts are exact by
+  // construction, not by how the scheduler happened to place them within a --duration.
   it('survives importer kills: locks recovered, references dropped, nothing leaked', () => {
-    const r = run(['stress', '--duration', '3s', '--kill-rate', '4', '--seed', 'kills', '--json']);
+    const r = run(['stress', '--duration', '2s', '--kills', '4', '--seed', 'kills', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
-    expect(rep.kills).toBeGreaterThan(0);
+    expect(rep.kills).toBe(4);
+    expect(rep.exporterKills).toBe(0);
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
+    expect(rep.replay).toContain('--kills 4 --kill importers');
   });
 
   it('survives exporter kills too, callbacks on: operations end with -ENODEV once, drivers destroyed, nothing leaked', () => {
     // Callbacks on: an exporter killed inside signal() has the rest of its callbacks delivered by
-    // its reaper (the signal record), so none is lost and no node leaks.
-    const r = run(['stress', '--duration', '3s', '--kill', 'both', '--kill-rate', '5', '--callback-rate', '0.5', '--seed', 'exporter-kills', '--json']);
+    // its reaper (the signal record), so none is lost and no node leaks. With --kill both the
+    // kills alternate, importer first: 5 kills are 3 importers and 2 exporters.
+    const r = run(['stress', '--duration', '2s', '--kill', 'both', '--kills', '5', '--callback-rate', '0.5', '--seed', 'exporter-kills', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
-    expect(rep.exporterKills).toBeGreaterThan(0);
-    expect(rep.kills).toBeGreaterThan(rep.exporterKills);
+    expect(rep.kills).toBe(5);
+    expect(rep.exporterKills).toBe(2);
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
     expect(rep.fenceLifecycles).toBe(rep.fences);
+  });
+
+  it('a kill rate still kills (seeded times; how many depends on the run): clean whatever the count', () => {
+    const r = run(['stress', '--duration', '2s', '--kill', 'exporters', '--kill-rate', '3', '--seed', 'rate', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.kills).toBe(rep.exporterKills);
+    expect(rep.violations).toEqual([]);
+    expect(rep.leakedBytes).toBe(0);
   });
 
   it('exits 1 and prints the seed and a replay line when an invariant breaks (borrowed locks)', () => {
@@ -112,6 +126,9 @@ describe('fencelab stress', () => {
       [['stress', '--duration', '99999999999999999999s'], /too large \(at most 24h\)/],
       [['stress', '--duration', '0s'], /must be more than 0/],
       [['stress', '--ops', '10', '--duration', '5s'], /--ops and --duration bound the same run/],
+      [['stress', '--ops', '10', '--kills', '2'], /--kills spreads its kills over a --duration run/],
+      [['stress', '--kills', '2', '--kill-rate', '1'], /--kills and --kill-rate both set/],
+      [['stress', '--kills', '-1'], /--kills must be in 0..10000/],
       [['bench', '--suite', 'nope'], /Allowed choices are core, alloc, wake, chain, contention, piscina, all/],
       [['report', '--dir'], /argument missing/],
       [['report', '--bogus'], /unknown option/],
@@ -129,6 +146,8 @@ describe('fencelab stress', () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: fencelab/);
     }
-    expect(run(['stress', '--help']).stdout).toContain('--kill-rate');
+    const help = run(['stress', '--help']).stdout;
+    expect(help).toContain('--kill-rate');
+    expect(help).toContain('--kills <n>');
   });
 });
