@@ -8,7 +8,17 @@ import { describe, expect, it } from 'vitest';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
-function run(args: string[], timeoutMs = 120_000) {
+/*
+ * Bounds for a loaded machine (two busy loops on both cores: a 400-operation demo took 22 s, a
+ * refused option 3.5 s): each child several times that, each test its children plus a margin
+ * (a loop of refused options: the sum it took there, several times over).
+ */
+/** A command that refuses its options, or prints its help. */
+const SHORT_MS = 60_000;
+/** A demo or stress run. */
+const RUN_MS = 150_000;
+
+function run(args: string[], timeoutMs = RUN_MS) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -43,7 +53,7 @@ describe('fencelab demo', () => {
       expect(x.wakeP50Us).toBeGreaterThan(0);
     }
     expect(report.inlineClean).toBe(true);
-  }, 180_000);
+  }, RUN_MS + 30_000);
 
   it('prints the side-by-side table and the explanation', () => {
     const r = run(['demo', '--ops', '200']);
@@ -51,7 +61,7 @@ describe('fencelab demo', () => {
     expect(r.stdout).toContain('borrowed + sanitizer');
     expect(r.stdout).toContain('use-after-free caught');
     expect(r.stdout).toContain('What happened');
-  }, 180_000);
+  }, RUN_MS + 30_000);
 });
 
 describe('fencelab stress', () => {
@@ -67,7 +77,7 @@ describe('fencelab stress', () => {
     expect(ra.cancelled).toBeGreaterThan(0);
     const rb = JSON.parse(run(args).stdout);
     expect(rb.cancelled).toBe(ra.cancelled); // cancel decisions come from the seeded PRNG
-  });
+  }, 2 * RUN_MS + 30_000);
 
   // --kills fixes the number of kills (the run waits for them): the counts are exact by
   // construction, not by how the scheduler happened to place them within a --duration.
@@ -80,7 +90,7 @@ describe('fencelab stress', () => {
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
     expect(rep.replay).toContain('--kills 4 --kill importers');
-  });
+  }, RUN_MS + 30_000);
 
   it('survives exporter kills too, callbacks on: operations end with -ENODEV once, drivers destroyed, nothing leaked', () => {
     // Callbacks on: an exporter killed inside signal() has the rest of its callbacks delivered by
@@ -94,7 +104,7 @@ describe('fencelab stress', () => {
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
     expect(rep.fenceLifecycles).toBe(rep.fences);
-  });
+  }, RUN_MS + 30_000);
 
   it('a kill rate still kills (seeded times; how many depends on the run): clean whatever the count', () => {
     const r = run(['stress', '--duration', '2s', '--kill', 'exporters', '--kill-rate', '3', '--seed', 'rate', '--json']);
@@ -103,14 +113,14 @@ describe('fencelab stress', () => {
     expect(rep.kills).toBe(rep.exporterKills);
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
-  });
+  }, RUN_MS + 30_000);
 
   it('exits 1 and prints the seed and a replay line when an invariant breaks (borrowed locks)', () => {
     const r = run(['stress', '--ops', '2000', '--exporters', '1', '--importers', '1', '--lock-mode', 'borrowed', '--kill-rate', '0', '--seed', 'broken']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('VIOLATIONS');
     expect(r.stdout).toContain('--seed broken');
-  });
+  }, RUN_MS + 30_000);
 
   it('rejects bad options with exit code 2 and a clear message', () => {
     const cases: [string[], RegExp][] = [
@@ -134,20 +144,20 @@ describe('fencelab stress', () => {
       [['report', '--bogus'], /unknown option/],
     ];
     for (const [args, message] of cases) {
-      const r = run(args, 60_000);
+      const r = run(args, SHORT_MS);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(message);
     }
-  });
+  }, 6 * SHORT_MS);
 
   it('has --help for every command', () => {
     for (const args of [['--help'], ['demo', '--help'], ['stress', '--help'], ['bench', '--help'], ['report', '--help']]) {
-      const r = run(args, 60_000);
+      const r = run(args, SHORT_MS);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: fencelab/);
     }
     const help = run(['stress', '--help']).stdout;
     expect(help).toContain('--kill-rate');
     expect(help).toContain('--kills <n>');
-  });
+  }, 4 * SHORT_MS);
 });

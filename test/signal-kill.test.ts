@@ -24,7 +24,7 @@ afterEach(async () => {
   await Promise.all([...running.splice(0), ...probes.splice(0).map((p) => p.worker)].map((w) => w.terminate()));
 });
 
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) return false;
