@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { violationsOf, type ScenarioResult } from '../src/cli/scenario.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
@@ -105,6 +106,15 @@ describe('fencelab stress', () => {
     expect(rep.leakedBytes).toBe(0);
     expect(rep.fenceLifecycles).toBe(rep.fences);
   }, RUN_MS + 30_000);
+
+  it('a run stopped before its --kills were all done says so: a violation, not a quietly smaller count', () => {
+    const clean = {
+      config: { kills: 3 }, fences: 5, signaled: 5, doubleSignals: 0, statusMismatches: 0, uafCaught: 0, meViolations: 0, hangs: 0, lockErrors: 0,
+      callbacks: { added: 0, ran: 0, removed: 0, late: 0, double: 0 }, leakedBytes: 0, leaks: [], checkProblems: [], workerErrors: [], kills: 2,
+    } as unknown as ScenarioResult;
+    expect(violationsOf(clean)).toEqual(['3 kills asked for but 2 done before the run was stopped']);
+    expect(violationsOf({ ...clean, kills: 3 })).toEqual([]);
+  });
 
   it('a kill rate still kills (seeded times; how many depends on the run): clean whatever the count', () => {
     const r = run(['stress', '--duration', '2s', '--kill', 'exporters', '--kill-rate', '3', '--seed', 'rate', '--json']);

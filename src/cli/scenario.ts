@@ -377,6 +377,8 @@ export function violationsOf(r: ScenarioResult): string[] {
   if (r.callbacks.double) v.push(`${r.callbacks.double} callbacks ran more than once (or after removal)`);
   if (r.leakedBytes) v.push(`${r.leakedBytes} bytes leaked in the arena: ${r.leaks.join(', ')}${r.leaks.length < 5 ? '' : ', …'}`);
   if (r.checkProblems.length) v.push(`arena check: ${r.checkProblems.slice(0, 3).join('; ')}`);
+  // A fixed count of kills is part of what the run promised (it stops early only when stopped).
+  if (r.config.kills !== undefined && r.kills !== r.config.kills) v.push(`${r.config.kills} kills asked for but ${r.kills} done before the run was stopped`);
   for (const e of r.workerErrors) v.push(`worker error: ${e}`);
   return v;
 }
