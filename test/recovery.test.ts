@@ -339,6 +339,9 @@ describe('a worker terminated between claiming a driver operation and freeing it
   });
 });
 
+/** Twenty worker boots and kills: 57 s with two busy loops on both cores, so each test gets several times that. */
+const KILL_LOOP_MS = 300_000;
+
 describe('an exporter terminated at random moments of a submit / export / execute loop', () => {
   it('every operation it submitted ends exactly once, its fds close, nothing leaks (20 kills)', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
@@ -360,7 +363,7 @@ describe('an exporter terminated at random moments of a submit / export / execut
     }
     d.destroy();
     expectClean(arena);
-  });
+  }, KILL_LOOP_MS);
 
   it('with a driver it created itself: the reaper also destroys the driver (20 kills)', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
@@ -375,5 +378,5 @@ describe('an exporter terminated at random moments of a submit / export / execut
       expect(SyncFile.openCount(arena)).toBe(0);
       expectClean(arena);
     }
-  });
+  }, KILL_LOOP_MS);
 });
