@@ -35,8 +35,8 @@ export interface ScenarioConfig {
   killTarget?: KillTarget;
   /**
    * Exactly this many kills instead of a rate (timed runs only): kill i is due at
-   * i/(kills+1) of the duration and happens once every worker is up and an operation ended since
-   * the last kill; the run is not asked to stop before the last one. With `killTarget` 'both' they
+   * i/(kills+1) of the duration and happens once a worker it may pick is up and an operation ended
+   * since the last kill; the run is not asked to stop before the last one (its hard bound still holds). With `killTarget` 'both' they
    * alternate, importer first: ⌊kills/2⌋ exporters. The count is then exact, whatever the scheduling.
    */
   kills?: number;
