@@ -219,10 +219,20 @@ const GROUPS: Record<string, () => Task[]> = {
  */
 const PAIRED = new Set(['lifecycleNoTrace', 'lockNoTrace']);
 
-/** Paired rounds per process and CPU time per slice: ~1.6 s of CPU per process, ~0.1 s quick. */
+/** Paired rounds per process and CPU time per slice: ~0.6 s of CPU per process, ~0.1 s quick. */
 function pairedOptions(quick: boolean): PairedOptions {
-  return quick ? { inner: N, rounds: 100, sliceNs: 250_000, warmupMs: 100 } : { inner: N, rounds: 400, sliceNs: 1_000_000, warmupMs: 300 };
+  return quick ? { inner: N, rounds: 100, sliceNs: 250_000, warmupMs: 100 } : { inner: N, rounds: 150, sliceNs: 1_000_000, warmupMs: 300 };
 }
+
+/**
+ * Processes per paired group. Many short ones rather than a few long: one process's median is
+ * stable to a fraction of a percent, but where V8 placed and how it compiled each copy's code is
+ * fixed for the process and differs from one to the next. Two identical copies of the build read
+ * 0.89 to 1.04 in one process each on the loaded VM (and, compiling synchronously, 0.945 in every
+ * process for one pair of copies, 1.04 for another: code layout, not timing). Pooled over many
+ * processes that placement averages out like any other noise.
+ */
+const PAIRED_RUNS = args.quick ? 1 : 12;
 
 /** What a child of a paired group writes: each task's ns per operation, and every round's ratio. */
 interface PairedOut {
@@ -264,7 +274,7 @@ function runGroup(group: string): Map<string, number> {
 }
 
 /**
- * The row of a paired group (see PAIRED): its rounds from RUNS processes pooled, the ratio their
+ * The row of a paired group (see PAIRED): its rounds from PAIRED_RUNS processes pooled, the ratio their
  * median and the spread their interquartile range; each task's ns per operation the median of its
  * processes' medians. Every process counts: one that landed in the slow mode of the header slows
  * both of its tasks, which a ratio of the two takes out, so no process is dropped and none picked.
@@ -273,7 +283,7 @@ function runPaired(group: string, notrace: string, target: { max: number }): Row
   const ratios: number[] = [];
   const perProcess: number[] = [];
   const ns = new Map<string, number[]>();
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < PAIRED_RUNS; run++) {
     const out = JSON.parse(runChild(group, notrace)) as PairedOut;
     ratios.push(...out.ratios);
     perProcess.push(quantile(out.ratios, 0.5));
