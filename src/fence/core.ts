@@ -14,9 +14,9 @@ import { opsFlagsOf } from './ops.js';
 import { contextClass, lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from '../locks/lockdep.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 import * as TR from '../trace/layout.js';
-import { traceEvent, traceEventNs, tracing } from '../trace/ring.js';
+import { traceEvent, traceEventNs } from '../trace/ring.js';
 
-const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE } = TR;
+const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE, TH_FLAGS } = TR;
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
@@ -118,7 +118,9 @@ export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   i32[fw + F_TIMESTAMP] = arena.me; // slot + 1
   i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + T_SERIAL];
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
-  if (tracing(i32, TC_FENCE)) traceInit(arena, fw);
+  // The hot paths' tracepoints test the flags word inline, not through ring.ts's tracing(): an
+  // imported function costs a binding load, a hole check and a target check at every call site.
+  if (i32[TH_FLAGS] & TC_FENCE) traceInit(arena, fw);
 }
 
 /** The dma_fence_init event of the fence just initialised at `fw`. */
@@ -298,7 +300,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
       i32[arena.slotBase + T_SIGNAL_DEPTH] = pop;
     }
   }
-  if (tracing(i32, TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
+  if (i32[TH_FLAGS] & TC_FENCE) traceSignaled(arena, fw, tsIsNow); // inline test: see fenceInit
   return head;
 }
 
