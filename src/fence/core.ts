@@ -254,7 +254,7 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
  * Its tracepoint alone is 35 bytes, which once took it past the limit (a traced-off signal then
  * cost ~10 % more than one built without tracepoints). Hence parameters without defaults (a
  * default costs ~30 bytes of prologue) and precomputed constants; `node --print-bytecode
- * --print-bytecode-filter=markSignaledLocked` shows its length (435 bytes, tracepoint included).
+ * --print-bytecode-filter=markSignaledLocked` shows its length (434 bytes, tracepoint included).
  */
 export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow?: boolean, record?: boolean): number {
   const i32 = arena.i32;
