@@ -87,6 +87,12 @@ function expectRows(rows: Row[], expected: [string, string?][]): void {
   for (const r of rows) {
     expect(positive(r.nsPerOp) && positive(r.opsPerSec), r.name).toBe(true);
     expect(r.baseline === undefined ? r.ratio === undefined : positive(r.ratio), `${r.name}: ratio ${r.ratio}`).toBe(true);
+    // A row of paired rounds: its ratio is their median, so it lies between their quartiles.
+    if (r.ratioQuartiles !== undefined) {
+      const [q1, q3] = r.ratioQuartiles;
+      expect(positive(q1) && q1 <= r.ratio! && r.ratio! <= q3, `${r.name}: ${q1} ≤ ${r.ratio} ≤ ${q3}`).toBe(true);
+      expect(r.ratioRounds! > 0 && r.ratioByProcess!.length > 0 && r.ratioByProcess!.every(positive), r.name).toBe(true);
+    }
   }
 }
 
@@ -106,6 +112,8 @@ describe('fencelab bench --quick', () => {
     for (const suite of SUITES) expect(data.suites[suite]!.quick, suite).toBe(true);
 
     expectRows(data.suites.core!.rows, CORE_ROWS);
+    // The tracing-off rows are measured in paired rounds and carry their spread.
+    expect(data.suites.core!.rows.filter((r) => r.ratioQuartiles !== undefined).map((r) => r.name)).toEqual(CORE_ROWS.filter(([n]) => n.endsWith('(tracing off)')).map(([n]) => n));
     expectRows(data.suites.chain!.rows, CHAIN_ROWS);
     const wake = data.suites.wake!;
     expect(wake.seed).toBe(DEFAULT_SEED);

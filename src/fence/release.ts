@@ -15,13 +15,12 @@ import { Errno, Errors } from '../errors.js';
 import { setPutHook } from './inbox.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
-import { tracing } from '../trace/ring.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
 import { findOps, opsMissing } from './ops.js';
 import { signalFence } from './signal.js';
 
-const { EV_FENCE_DESTROY, TC_RELEASE } = TR;
+const { EV_FENCE_DESTROY, TC_RELEASE, TH_FLAGS } = TR;
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, F_LOCK, FLAG_INLINE_LOCK, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
@@ -149,7 +148,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
     i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
-  if (tracing(i32, TC_RELEASE)) traceFence(arena, EV_FENCE_DESTROY, fw, 0);
+  if (i32[TH_FLAGS] & TC_RELEASE) traceFence(arena, EV_FENCE_DESTROY, fw, 0); // inline test: see fenceInit in core.ts
   const id = i32[fw + F_OPS];
   const hasRelease = (flags & FLAG_OPS_RELEASE) !== 0;
   const ops = hasRelease ? findOps(id) : undefined;
