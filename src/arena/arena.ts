@@ -133,13 +133,9 @@ export class Arena {
   readonly liveTag: number;
   /** @internal Tag bits of a block this thread freed into its cache: state cached, freeing thread (the allocator's). */
   readonly freedTag: number;
-  /**
-   * @internal The size class of this view's last public free of a raw or lock block (-1: none yet),
-   * and the word of this thread's cache of that class (`cacheBase + class * CACHE_STRIDE`): the
-   * public free's guess of its cache (see freeRaw in ./alloc.ts).
-   */
+  /** @internal The public free's guess of its cache (freeRaw, ./alloc.ts): the class of this view's last raw free (-1: none). */
   rawFreeClass = -1;
-  /** @internal See {@link rawFreeClass}. */
+  /** @internal The word of this thread's cache of class {@link rawFreeClass} (`cacheBase + class * CACHE_STRIDE`). */
   rawFreeCache = 0;
   private detached = false;
   private tracer: Tracer | undefined;
