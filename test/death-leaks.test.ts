@@ -38,8 +38,12 @@ async function killLoop(arena: Arena, mode: string, seed: string, extra: Record<
 
 describe('what a dead worker held is freed (50 kills each)', () => {
   it('raw blocks of an alloc/free loop: every kill frees them, successors never run out', async () => {
-    // Small enough that a few leaked worker heaps (≈ 0.8 MB each) would exhaust it.
-    const arena = Arena.create({ bytes: 4 << 20 });
+    // A leak shows as bytes in use above the baseline after a reap (killLoop checks each). The size
+    // is what makes "successors never run out" hold by construction: size classes do not coalesce,
+    // so a class keeps the most blocks it ever had live; the loop's 48 live blocks of 16..32,016 B
+    // fit in classes 16..32768 B, whose sum × 48 is 3.46 MB — over 4 MB's usable heap with the
+    // thread caches some runs (an ENOMEM after a lucky-or-not kill sequence), well under 8 MB.
+    const arena = Arena.create({ bytes: 8 << 20 });
     await killLoop(arena, 'raw', process.env.FENCELAB_SEED ?? 'raw-kill-1');
     expectClean(arena);
   }, 300_000);
