@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, pendingCallbacks } from '../src/index.js';
-import { expectClean, TestWorker } from './support/core.js';
+import { expectClean, TestWorker, until } from './support/core.js';
 
 const workers: TestWorker[] = [];
 function spawn(data: unknown): TestWorker {
@@ -16,15 +16,6 @@ function spawn(data: unknown): TestWorker {
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((w) => w.worker.terminate()));
 });
-
-async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return true;
-}
 
 describe('cross-thread callbacks', () => {
   it('B adds, A signals: every callback runs once, in B (3 workers × 200 fences, signaled by the main thread and by a worker)', async () => {

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence, FenceArray, pendingCallbacks } from '../src/index.js';
 import { DK_AT, DK_CELLS, DK_DONE, DK_GO } from './fixtures/defer-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture } from './support/core.js';
+import { expectClean, fixture, spin, until } from './support/core.js';
 
 const KILLS = 60;
 const PAIRS = 200; // per round; the even children are also held by the main thread
@@ -21,21 +21,6 @@ const running: Worker[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((w) => w.terminate()));
 });
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return true;
-}
-
-/** Busy-waits about `us` microseconds (the kill point's jitter). */
-function spin(us: number): void {
-  const end = performance.now() + us / 1000;
-  while (performance.now() < end);
-}
 
 describe('deferred container-child drop kill window', () => {
   it(`a thread terminated before or while its deferred child drops run (${KILLS} kills): no reference lost, callbacks exactly once, no leak`, async () => {
@@ -103,7 +88,7 @@ describe('deferred container-child drop kill window', () => {
         c.signal();
         c.put();
       }
-      const roundOk = await until(() => counts.every((c) => c >= 1));
+      const roundOk = await until(() => counts.every((c) => c >= 1), 10_000);
       expect(roundOk, `round ${round} (seed ${seed}): callbacks missing`).toBe(true);
       // Every child freed now (a delivered callback's reference is dropped once it ran).
       expect(arena.stats().live.fence ?? 0, `round ${round} (seed ${seed})`).toBe(fencesBefore);

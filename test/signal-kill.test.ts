@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, pendingCallbacks } from '../src/index.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture, TestWorker } from './support/core.js';
+import { expectClean, fixture, spin, TestWorker, until } from './support/core.js';
 
 const KILLS = 50;
 const FENCES = 120; // per round
@@ -23,21 +23,6 @@ const probes: TestWorker[] = [];
 afterEach(async () => {
   await Promise.all([...running.splice(0), ...probes.splice(0).map((p) => p.worker)].map((w) => w.terminate()));
 });
-
-async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return true;
-}
-
-/** Busy-waits about `us` microseconds (the kill point's jitter). */
-function spin(us: number): void {
-  const end = performance.now() + us / 1000;
-  while (performance.now() < end);
-}
 
 describe('signal() kill window', () => {
   it(`a signaler terminated at random points (${KILLS} kills): callbacks exactly once, locks free, no leak`, async () => {

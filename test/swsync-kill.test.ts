@@ -18,7 +18,7 @@ import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture, TestWorker } from './support/core.js';
+import { expectClean, fixture, spin, TestWorker, until } from './support/core.js';
 
 const KILLS = 60;
 const TIMELINES = 3; // per round
@@ -31,21 +31,6 @@ const probes: TestWorker[] = [];
 afterEach(async () => {
   await Promise.all([...running.splice(0), ...probes.splice(0).map((p) => p.worker)].map((w) => w.terminate()));
 });
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return true;
-}
-
-/** Busy-waits about `us` microseconds (the kill point's jitter). */
-function spin(us: number): void {
-  const end = performance.now() + us / 1000;
-  while (performance.now() < end);
-}
 
 /** The worker's operations: each timeline's incs (seeded steps of 1–3 up to REACHED) round-robin, then its close. */
 function plan(rand: (n: number) => number): [number, number][] {
@@ -158,7 +143,7 @@ describe('sw_sync inc/close kill window', () => {
           expect(f.error, `round ${round} timeline ${k} point ${v} (value ${value}, seed ${seed})`).toBe(v <= value ? 0 : Errno.ENOENT);
         }
       }
-      const roundOk = await until(() => counts.every((c) => c >= 1) && t.subarray(base, base + withCb.length).every((c) => c >= 1));
+      const roundOk = await until(() => counts.every((c) => c >= 1) && t.subarray(base, base + withCb.length).every((c) => c >= 1), 10_000);
       expect(roundOk, `round ${round} (seed ${seed}): callbacks missing`).toBe(true);
       kept.push(...fences);
     }
