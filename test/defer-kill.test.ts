@@ -12,7 +12,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence, FenceArray, pendingCallbacks } from '../src/index.js';
 import { DK_AT, DK_CELLS, DK_DONE, DK_GO } from './fixtures/defer-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture, spin, until } from './support/core.js';
+import { expectClean, until } from './support/core.js';
+import { KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
 const PAIRS = 200; // per round; the even children are also held by the main thread
@@ -51,33 +52,16 @@ describe('deferred container-child drop kill window', () => {
       const shared = new SharedArrayBuffer(DK_CELLS * 4);
       const s = new Int32Array(shared);
       const pairs = children.map((c, i) => [c.handle, arrays[i].handle]);
-      const w = new Worker(fixture('defer-kill'), { workerData: { buffer: arena.buffer, shared, pairs, spinUs: round % 2 === 0 ? 3000 : 0 } });
-      running.push(w);
-      const problems: string[] = [];
-      const ready = new Promise<number>((resolve, reject) => {
-        w.on('message', (m: { type: string; message?: string; deferred?: number }) => {
-          if (m.type === 'ready') resolve(m.deferred ?? -1);
-          if (m.type === 'error') problems.push(String(m.message));
-        });
-        w.on('error', (e) => reject(e));
-      });
-      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-      arena.watch(w);
-      expect(await ready).toBe(PAIRS); // every child drop deferred and recorded
-      Atomics.store(s, DK_GO, 1);
-      Atomics.notify(s, DK_GO);
+      const k = new KillTarget(arena, 'defer-kill', { buffer: arena.buffer, shared, pairs, spinUs: round % 2 === 0 ? 3000 : 0 });
+      running.push(k.worker);
+      expect((await k.ready).deferred).toBe(PAIRS); // every child drop deferred and recorded
+      k.go(s, DK_GO);
       // Even rounds: a kill before the queue runs (the worker spins 3 ms first); odd rounds: once
       // it runs, after a seeded jitter adapted so that the kill lands inside it.
-      if (round % 2 === 0) spin(rand(1000));
-      else {
-        const start = Date.now();
-        while (Atomics.load(s, DK_AT) === 0 && Date.now() - start < 10_000);
-        spin(rand(delay));
-      }
-      await w.terminate();
-      await exited;
-      running.splice(running.indexOf(w), 1);
-      expect(problems).toEqual([]);
+      if (round % 2 === 1) k.awaitWork(s, DK_AT);
+      await k.kill(rand(round % 2 === 0 ? 1000 : delay));
+      running.splice(running.indexOf(k.worker), 1);
+      expect(k.errors).toEqual([]);
       seen[s[DK_DONE] ? 2 : s[DK_AT] ? 1 : 0]++;
       if (round % 2 === 1) delay = s[DK_DONE] ? Math.max(10, delay >> 1) : Math.min(5000, delay * 2);
       // The held children have exactly the main thread's reference again.

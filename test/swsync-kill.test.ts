@@ -18,7 +18,8 @@ import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture, spin, TestWorker, until } from './support/core.js';
+import { expectClean, TestWorker, until } from './support/core.js';
+import { adaptJitter, KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
 const TIMELINES = 3; // per round
@@ -92,30 +93,16 @@ describe('sw_sync inc/close kill window', () => {
       const shared = new SharedArrayBuffer(SW_CELLS * 4);
       const s = new Int32Array(shared);
       for (const tl of timelines) tl.get(); // the worker's open references
-      const w = new Worker(fixture('swsync-kill'), { workerData: { buffer: arena.buffer, shared, handles: timelines.map((tl) => tl.handle), ops } });
-      running.push(w);
-      const errors: string[] = [];
-      const ready = new Promise<void>((resolve, reject) => {
-        w.on('message', (m: { type: string; message?: string }) => {
-          if (m.type === 'ready') resolve();
-          if (m.type === 'error') errors.push(String(m.message));
-        });
-        w.on('error', (e) => reject(e));
-      });
-      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-      arena.watch(w);
-      await ready;
+      const k = new KillTarget(arena, 'swsync-kill', { buffer: arena.buffer, shared, handles: timelines.map((tl) => tl.handle), ops });
+      running.push(k.worker);
+      await k.ready;
       // The worker adopted them: its close (or its death) is the last.
       for (const tl of timelines) tl.close();
-      Atomics.store(s, SW_GO, 1);
-      Atomics.notify(s, SW_GO);
-      const start = Date.now();
-      while (Atomics.load(s, SW_AT) === 0 && Date.now() - start < 10_000);
-      spin(rand(delay));
-      await w.terminate();
-      await exited;
-      running.splice(running.indexOf(w), 1);
-      expect(errors).toEqual([]);
+      k.go(s, SW_GO);
+      k.awaitWork(s, SW_AT);
+      await k.kill(rand(delay));
+      running.splice(running.indexOf(k.worker), 1);
+      expect(k.errors).toEqual([]);
       const at = s[SW_AT];
       const done = s[SW_DONE];
       if (at !== done) {
@@ -123,8 +110,7 @@ describe('sw_sync inc/close kill window', () => {
         if (ops[at - 1][1] === 0) inClose++;
         else midInc++;
       }
-      if (done === ops.length) delay = Math.max(10, delay >> 1);
-      else if (done === 0) delay = Math.min(5000, delay * 2);
+      delay = adaptJitter(delay, done, ops.length);
       // Every timeline lock free (the reaper released what the worker held).
       for (let k = 0; k < TIMELINES; k++) {
         expect(fences[k * POINTS].lock(5_000)).toBe(true);
