@@ -12,6 +12,7 @@
  * them all, and each layer registers in its own module, not in that entry.
  */
 import type { Arena } from './arena.js';
+import { SLOT_FREE, T_STATE } from './layout.js';
 
 /** A reaped slot's clean-up for one layer: `slot` is the dead thread's (or the detaching thread's own). */
 export type ReapHook = (arena: Arena, slot: number) => void;
@@ -104,6 +105,21 @@ const checkHooks: CheckHook[] = [];
 /** Registers a hook that takes part in every arena check. */
 export function onCheck(hook: CheckHook): void {
   if (!checkHooks.includes(hook)) checkHooks.push(hook);
+}
+
+/**
+ * Registers a check of every thread slot in use (not SLOT_FREE, live or dead and not yet reaped):
+ * `hook` gets the slot and its first word, and returns the problems it found there.
+ */
+export function onThreadCheck(hook: (arena: Arena, slot: number, base: number) => string[]): void {
+  onCheck((arena) => {
+    const problems: string[] = [];
+    for (let s = 0; s < arena.maxThreads; s++) {
+      const b = arena.slotWord(s);
+      if (Atomics.load(arena.i32, b + T_STATE) !== SLOT_FREE) problems.push(...hook(arena, s, b));
+    }
+    return { problems };
+  });
 }
 
 /** Runs every check hook. */

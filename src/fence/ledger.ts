@@ -15,7 +15,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { linkedPayload } from '../arena/handles.js';
-import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
@@ -299,18 +299,13 @@ function reapEntry(arena: Arena, e: number, slot: number): void {
 onReap(ReapStage.LEDGER, reapLedger);
 
 /** Check hook: every occupied slot's ledger is a live block with its count and capacity in bounds. */
-onCheck((arena) => {
-  const i32 = arena.i32;
-  const problems: string[] = [];
-  for (let s = 0; s < arena.maxThreads; s++) {
-    const b = arena.slotWord(s);
-    const lw = i32[b + T_LEDGER];
-    if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE || lw === 0) continue;
-    try {
-      entryCount(arena, lw);
-    } catch (e) {
-      problems.push(`thread ${s}: ${(e as Error).message}`);
-    }
+onThreadCheck((arena, s, b) => {
+  const lw = arena.i32[b + T_LEDGER];
+  if (lw === 0) return [];
+  try {
+    entryCount(arena, lw);
+    return [];
+  } catch (e) {
+    return [`thread ${s}: ${(e as Error).message}`];
   }
-  return { problems };
 });

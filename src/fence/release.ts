@@ -7,7 +7,7 @@
  * needs, the one ops.release is handed, is made by the factory fence.ts installs at load.
  */
 import type { Arena } from '../arena/arena.js';
-import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
@@ -204,17 +204,10 @@ function finishDeadReleases(arena: Arena, slot: number): void {
 onReap(ReapStage.RELEASES, finishDeadReleases);
 
 /** Check hook: a thread between calls has no release in flight. */
-onCheck((arena) => {
-  const i32 = arena.i32;
-  const problems: string[] = [];
-  for (let s = 0; s < arena.maxThreads; s++) {
-    const b = arena.slotWord(s);
-    if (i32[b + A.T_STATE] === A.SLOT_FREE) continue;
-    // The calling thread is between calls: no release of its own can be in flight (others may be).
-    const releases = i32[b + L.T_RELEASE_DEPTH];
-    if (releases < 0 || (s === arena.slot && releases !== 0)) problems.push(`thread ${s} has ${releases} fence releases in flight`);
-  }
-  return { problems };
+onThreadCheck((arena, s, b) => {
+  // The calling thread is between calls: no release of its own can be in flight (others may be).
+  const releases = arena.i32[b + L.T_RELEASE_DEPTH];
+  return releases < 0 || (s === arena.slot && releases !== 0) ? [`thread ${s} has ${releases} fence releases in flight`] : [];
 });
 
 setPutHook(putFence, releaseFenceAt);

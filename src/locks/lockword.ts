@@ -13,8 +13,7 @@
  * stay locked forever. Fence inline locks are not listed (the reaper finds them by walking the heap).
  */
 import type { Arena } from '../arena/arena.js';
-import { onCheck, onDetach, onReap, ReapStage } from '../arena/hooks.js';
-import * as A from '../arena/layout.js';
+import { onDetach, onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock, releaseDeadWord } from './futex.js';
 import * as L from './layout.js';
 import { watchOwner } from './owners.js';
@@ -257,19 +256,13 @@ function robustListProblems(arena: Arena, s: number, b: number, count: number): 
  * Check hook: every occupied slot's robust list is within its bounds, and the calling thread —
  * between calls — has no ticket record left (others may be waiting in a ticket queue right now).
  */
-onCheck((arena) => {
+onThreadCheck((arena, s, b) => {
   const i32 = arena.i32;
-  const problems: string[] = [];
-  for (let s = 0; s < arena.maxThreads; s++) {
-    const b = arena.slotWord(s);
-    if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE) continue;
-    const count = i32[b + L.T_ROBUST_COUNT];
-    if (count < 0 || count > L.ROBUST_CAP) problems.push(`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`);
-    else problems.push(...robustListProblems(arena, s, b, count));
-    const rec = i32[b + L.T_ROBUST_TICKET];
-    if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
-  }
-  return { problems };
+  const count = i32[b + L.T_ROBUST_COUNT];
+  const problems = count < 0 || count > L.ROBUST_CAP ? [`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`] : robustListProblems(arena, s, b, count);
+  const rec = i32[b + L.T_ROBUST_TICKET];
+  if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
+  return problems;
 });
 
 /**
