@@ -16,7 +16,7 @@ import type { Arena } from './arena.js';
 import { flush, refill } from './freelists.js';
 import * as L from './layout.js';
 import { selfCheck } from './layout.js';
-import { checkPoison } from './sanitizer.js';
+import { checkPoison, poisonPayload } from './sanitizer.js';
 
 const { B_GEN, B_TAG, BLOCK_HEADER_BYTES, BLOCK_HEADER_WORDS, CACHE_CAP, CACHE_STRIDE, GEN_MASK, HANDLE_OFFSET_MASK, HANDLE_OFFSET_SCALE, NCLASSES, STATE_LIVE, T_ALLOCS, T_FREES, TAG_CLASS_MASK, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT, TAG_THREAD_MASK, TAG_TYPE_MASK, TAG_TYPE_SHIFT } = L;
 const RAW = L.BlockType.RAW;
@@ -287,11 +287,17 @@ function freeSlow(arena: Arena, hw: number): void {
   const cb = arena.cacheBase + cls * CACHE_STRIDE;
   let n = i32[cb];
   if (n === CACHE_CAP) n = flush(arena, cls, cb, CACHE_CAP >>> 1);
+  if (!pushFreed(arena, hw, cb, n, tag, next)) throw Errors.badHandle('block', hw, 'double free');
+  // The poison goes in after the commit, never before: a reaper finishing a dead thread's free or
+  // release takes a block still live at the generation it recorded as not freed yet, and reads its
+  // payload (a fence's flags and ops: src/fence/release.ts). Poisoned first, a thread terminated
+  // at the Atomics call below or at pushFreed's entry left a live block of poison, whose "flags"
+  // asked for an ops.release of ops id 0x5afedead. Terminated here instead, it leaves its cache's
+  // top block partly poisoned: the reaper lays that poison (flushSlotCaches).
   if (arena.sanitize) {
-    i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
+    poisonPayload(i32, hw, cls);
     Atomics.add(i32, L.H_FREE_SERIAL, 1);
   }
-  if (!pushFreed(arena, hw, cb, n, tag, next)) throw Errors.badHandle('block', hw, 'double free');
 }
 
 /**

@@ -10,6 +10,7 @@ import { ACQ_TIMEOUT, futexLock, futexReleaseDead, futexUnlock } from '../locks/
 import type { Arena } from './arena.js';
 import * as L from './layout.js';
 import { selfCheck } from './layout.js';
+import { poisonPayload } from './sanitizer.js';
 
 const { B_GEN, B_TAG, NO_THREAD, STATE_CACHED, STATE_FREE, TAG_ALLOC_SHIFT, TAG_FREE_SHIFT, TAG_STATE_MASK, TAG_STATE_SHIFT } = L;
 
@@ -121,13 +122,19 @@ function lockClass(arena: Arena, cl: number): void {
 
 /**
  * Empties every cache of the thread slot at word `slotBase` into the global free lists.
- * Threads: the slot's own thread (detach) or a reaper, once the slot's thread is dead.
+ * Threads: the slot's own thread (detach) or a reaper, once the slot's thread is dead (`dead`).
+ * In a sanitizing arena a dead thread's free may have stopped between its commit and its poison
+ * (alloc.ts freeSlow): the reaper lays the poison on the top block of each cache, the only one
+ * that free can have left unfinished, so the next allocation's poison check is not misled.
  */
-export function flushSlotCaches(arena: Arena, slotBase: number): void {
+export function flushSlotCaches(arena: Arena, slotBase: number, dead: boolean): void {
   const i32 = arena.i32;
   for (let cls = 0; cls < L.NCLASSES; cls++) {
     const cb = slotBase + L.T_CACHE + cls * L.CACHE_STRIDE;
-    if (i32[cb] > 0) flush(arena, cls, cb, i32[cb]);
+    const n = i32[cb];
+    if (n === 0) continue;
+    if (dead && arena.sanitize) poisonPayload(i32, i32[cb + n], cls);
+    flush(arena, cls, cb, n);
   }
 }
 

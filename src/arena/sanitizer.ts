@@ -17,6 +17,14 @@ const { B_GEN, B_TAG, GEN_MASK, STATE_LIVE, TAG_ALLOC_SHIFT, TAG_FREE_SHIFT, TAG
 const MAX_REPORTS = 1000;
 
 /**
+ * Lays the poison over the payload of the block of class `cls` at header word `hw`, which the
+ * calling thread has just freed into its cache (or, reaping a dead thread, found in its cache).
+ */
+export function poisonPayload(i32: Int32Array, hw: number, cls: number): void {
+  i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
+}
+
+/**
  * Checks that the free block of class `cls` at header word `hw`, about to be handed out again, is
  * still all poison; counts a problem in the header (see {@link Arena.check}) when it is not.
  * Threads: the allocating thread, which owns the block (it sits in its cache).

@@ -142,7 +142,7 @@ export function adoptRawBlock(arena: Arena, hw: number, keep: boolean): boolean 
 export function releaseSlot(arena: Arena, s: number): void {
   const i32 = arena.i32;
   const b = slotWord(i32, s);
-  flushSlotCaches(arena, b);
+  flushSlotCaches(arena, b, s !== arena.slot); // the detaching thread releases its own slot
   Atomics.add(i32, L.H_REAPED_ALLOCS, i32[b + L.T_ALLOCS]);
   Atomics.add(i32, L.H_REAPED_FREES, i32[b + L.T_FREES]);
   i32.fill(0, b + 1, b + L.T_CACHE);
