@@ -5,7 +5,7 @@
  * them drain, then check every invariant and the arena.
  */
 import seedrandom from 'seedrandom';
-import { Arena, type LockKind, type Tracer } from '../index.js';
+import { Arena, FenceError, type LockKind, type Tracer } from '../index.js';
 import { C, bump } from '../../workers/board.js';
 import { Crew, type Member, type Replacement } from '../../workers/crew.js';
 import { ringBlockBytes } from '../trace/ring.js';
@@ -95,6 +95,11 @@ export interface ScenarioResult {
   opsPerSec: number;
   wakeP50Us: number | undefined;
   wakeP99Us: number | undefined;
+  /**
+   * Warnings the library emitted in the main thread (where the killed workers are reaped) during
+   * the run, e.g. a reaper's release of a fence whose ops are not registered: each is a violation.
+   */
+  libraryWarnings: string[];
   /** Invariant violations in plain words (empty when clean). */
   violations: string[];
   /** Set when the hang watch dumped the arena. */
@@ -137,6 +142,8 @@ class ScenarioRun {
   private opsAtKill = 0;
   private readonly hangWatch: HangWatch | null;
   private unserve: (() => void) | null = null;
+  /** What {@link ScenarioResult.libraryWarnings} reports. */
+  private readonly warnings: string[] = [];
 
   constructor(cfg: ScenarioConfig) {
     this.cfg = cfg;
@@ -165,12 +172,19 @@ class ScenarioRun {
   }
 
   async run(): Promise<ScenarioResult> {
+    // A stray release in a reaper warns rather than throws (the reaper must go on): a run that
+    // only printed it on stderr would pass with it.
+    const warned = (w: Error) => {
+      if (isLibraryWarning(w)) this.warnings.push(`${w.name}: ${w.message}`);
+    };
+    process.on('warning', warned);
     try {
       this.start();
       await this.watch();
       await this.crew.settled();
     } finally {
       this.unserve?.();
+      process.off('warning', warned);
     }
     const elapsedMs = performance.now() - this.started;
     // Fences never taken (no importer left) or handed back: drop what the ring still carries.
@@ -220,7 +234,7 @@ class ScenarioRun {
     const crew = this.crew;
     // A fixed number of kills holds the stop back until the last one is done (the hard limit does not wait).
     if (this.timed && elapsed >= this.cfg.durationMs && this.killsLeft() === 0) crew.stop();
-    if (this.cfg.stopOnViolation && !this.stopped() && violationCounters(crew, this.arena) > 0) {
+    if (this.cfg.stopOnViolation && !this.stopped() && violationCounters(crew, this.arena) + this.warnings.length > 0) {
       crew.errors.push(`violation seen after ${Math.round(elapsed)} ms, ${crew.count(C.OPS)} operations: run stopped`);
       crew.stop();
     }
@@ -345,6 +359,7 @@ class ScenarioRun {
       opsPerSec: (get(C.OPS) * 1000) / elapsedMs,
       wakeP50Us: percentile(all, 0.5),
       wakeP99Us: percentile(all, 0.99),
+      libraryWarnings: [...this.warnings],
       violations: [],
     };
     result.violations = violationsOf(result);
@@ -352,6 +367,12 @@ class ScenarioRun {
     if (dump && this.cfg.hangDump) result.hang = { file: this.cfg.hangDump.file, reason: dump.reason ?? 'hang', analysis: analyzeHang(dump) };
     return result;
   }
+}
+
+/** Whether process warning `w` comes from the library: a FenceError, or a FENCELAB_* code. */
+function isLibraryWarning(w: Error): boolean {
+  const code = (w as { code?: unknown }).code;
+  return w instanceof FenceError || (typeof code === 'string' && code.startsWith('FENCELAB_'));
 }
 
 /** Sum of the counters that may never move in a clean run. */
@@ -380,5 +401,6 @@ export function violationsOf(r: ScenarioResult): string[] {
   // A fixed count of kills is part of what the run promised (it stops early only when stopped).
   if (r.config.kills !== undefined && r.kills !== r.config.kills) v.push(`${r.config.kills} kills asked for but ${r.kills} done before the run was stopped`);
   for (const e of r.workerErrors) v.push(`worker error: ${e}`);
+  for (const w of r.libraryWarnings) v.push(`library warning: ${w}`);
   return v;
 }
