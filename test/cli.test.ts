@@ -6,6 +6,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { violationsOf, type ScenarioResult } from '../src/cli/scenario.js';
+import { LibraryWarnings } from '../src/cli/warnings.js';
+import { Errors } from '../src/errors.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
@@ -118,6 +120,20 @@ describe('fencelab stress', () => {
     // A warning of the library (a reaper's release of a block whose ops word is garbage) is one too.
     const stray = 'FenceError: EINVAL: release of a fence whose ops (id 1526652589) are not registered in this thread';
     expect(violationsOf({ ...clean, kills: 3, libraryWarnings: [stray] })).toEqual([`library warning: ${stray}`]);
+  });
+
+  it("a run's warnings: the library's (a FenceError, a FENCELAB_ code) are collected, others are not", async () => {
+    const w = new LibraryWarnings();
+    w.listen();
+    try {
+      process.emitWarning(Errors.invalid('release of a fence whose ops (id 1526652589) are not registered'));
+      process.emitWarning('a callback threw', { code: 'FENCELAB_CONTAINER_CALLBACK' });
+      process.emitWarning('not ours', { code: 'DEP0000' });
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      w.close();
+    }
+    expect(w.seen).toEqual(['FenceError: EINVAL: release of a fence whose ops (id 1526652589) are not registered', 'Warning: a callback threw']);
   });
 
   it('a kill rate still kills (seeded times; how many depends on the run): clean whatever the count', () => {

@@ -5,13 +5,14 @@
  * them drain, then check every invariant and the arena.
  */
 import seedrandom from 'seedrandom';
-import { Arena, FenceError, type LockKind, type Tracer } from '../index.js';
+import { Arena, type LockKind, type Tracer } from '../index.js';
 import { C, bump } from '../../workers/board.js';
 import { Crew, type Member, type Replacement } from '../../workers/crew.js';
 import { ringBlockBytes } from '../trace/ring.js';
 import { analyzeHang } from '../trace/dump.js';
 import { HangWatch, serveInspect } from './inspect.js';
 import type { LockMode } from './options.js';
+import { LibraryWarnings } from './warnings.js';
 
 export type KillTarget = 'importers' | 'exporters' | 'both';
 
@@ -143,7 +144,7 @@ class ScenarioRun {
   private readonly hangWatch: HangWatch | null;
   private unserve: (() => void) | null = null;
   /** What {@link ScenarioResult.libraryWarnings} reports. */
-  private readonly warnings: string[] = [];
+  private readonly warnings = new LibraryWarnings();
 
   constructor(cfg: ScenarioConfig) {
     this.cfg = cfg;
@@ -172,19 +173,14 @@ class ScenarioRun {
   }
 
   async run(): Promise<ScenarioResult> {
-    // A stray release in a reaper warns rather than throws (the reaper must go on): a run that
-    // only printed it on stderr would pass with it.
-    const warned = (w: Error) => {
-      if (isLibraryWarning(w)) this.warnings.push(`${w.name}: ${w.message}`);
-    };
-    process.on('warning', warned);
+    this.warnings.listen();
     try {
       this.start();
       await this.watch();
       await this.crew.settled();
     } finally {
       this.unserve?.();
-      process.off('warning', warned);
+      this.warnings.close();
     }
     const elapsedMs = performance.now() - this.started;
     // Fences never taken (no importer left) or handed back: drop what the ring still carries.
@@ -234,7 +230,7 @@ class ScenarioRun {
     const crew = this.crew;
     // A fixed number of kills holds the stop back until the last one is done (the hard limit does not wait).
     if (this.timed && elapsed >= this.cfg.durationMs && this.killsLeft() === 0) crew.stop();
-    if (this.cfg.stopOnViolation && !this.stopped() && violationCounters(crew, this.arena) + this.warnings.length > 0) {
+    if (this.cfg.stopOnViolation && !this.stopped() && violationCounters(crew, this.arena) + this.warnings.seen.length > 0) {
       crew.errors.push(`violation seen after ${Math.round(elapsed)} ms, ${crew.count(C.OPS)} operations: run stopped`);
       crew.stop();
     }
@@ -359,7 +355,7 @@ class ScenarioRun {
       opsPerSec: (get(C.OPS) * 1000) / elapsedMs,
       wakeP50Us: percentile(all, 0.5),
       wakeP99Us: percentile(all, 0.99),
-      libraryWarnings: [...this.warnings],
+      libraryWarnings: [...this.warnings.seen],
       violations: [],
     };
     result.violations = violationsOf(result);
@@ -367,12 +363,6 @@ class ScenarioRun {
     if (dump && this.cfg.hangDump) result.hang = { file: this.cfg.hangDump.file, reason: dump.reason ?? 'hang', analysis: analyzeHang(dump) };
     return result;
   }
-}
-
-/** Whether process warning `w` comes from the library: a FenceError, or a FENCELAB_* code. */
-function isLibraryWarning(w: Error): boolean {
-  const code = (w as { code?: unknown }).code;
-  return w instanceof FenceError || (typeof code === 'string' && code.startsWith('FENCELAB_'));
 }
 
 /** Sum of the counters that may never move in a clean run. */
