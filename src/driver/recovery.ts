@@ -31,13 +31,9 @@ export function finishDeadOps(arena: Arena, slot: number): void {
   if (!arena.isLive(ow - BLOCK_HEADER_WORDS, finishing >>> OPS_GEN_SHIFT)) return;
   const s = Atomics.load(i32, ow + OP_STATE);
   const counted = (finishing & ~((1 << OPS_GEN_SHIFT) - 1)) | L.OPS_COUNTED;
+  // A terminate() inside the free leaves the block live with state 0 (the sanitizer poisons only
+  // after the free commits: src/arena/alloc.ts freeSlow), or freed: either is handled above.
   if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
-  else if (arena.sanitize && s === A.POISON) {
-    // Ended, and terminated inside its sanitized free: the payload is poisoned, the block not yet
-    // free. Only the free is left.
-    arena.freeBlock(ow - A.BLOCK_HEADER_WORDS);
-    i32[b + L.T_FINISHING] = 0;
-  }
 }
 onReap(ReapStage.OPERATIONS, finishDeadOps);
 
