@@ -236,6 +236,17 @@ export function describeValue(x: unknown): string {
 }
 
 /**
+ * Reports `e` as a process warning under `code` (FENCELAB_*), for code that must go on instead of
+ * throwing (a reaper, a deferred queue with nobody on the stack). Passed as a message and a type,
+ * not as the Error: Node ignores the options of an Error warning, and with them the code a
+ * listener (the stress run's, src/cli/warnings.ts) tells the library's warnings by.
+ */
+export function warn(e: unknown, code: string): void {
+  const err = e instanceof Error ? e : undefined;
+  process.emitWarning(err ? err.message : String(e), { type: err?.name ?? 'Warning', code });
+}
+
+/**
  * An options argument: `undefined` → `{}`, an object (not an array) as it is; anything else (null,
  * a number, a string) → EINVAL naming `where`, before any option is read.
  */

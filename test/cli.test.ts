@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { violationsOf, type ScenarioResult } from '../src/cli/scenario.js';
 import { LibraryWarnings } from '../src/cli/warnings.js';
-import { Errors } from '../src/errors.js';
+import { Errors, warn } from '../src/errors.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
@@ -127,13 +127,29 @@ describe('fencelab stress', () => {
     w.listen();
     try {
       process.emitWarning(Errors.invalid('release of a fence whose ops (id 1526652589) are not registered'));
-      process.emitWarning('a callback threw', { code: 'FENCELAB_CONTAINER_CALLBACK' });
+      warn(Errors.invalid('release of a fence whose ops (id 1526652590) are not registered'), 'FENCELAB_OPS_MISSING');
+      warn(new TypeError('a callback threw'), 'FENCELAB_CONTAINER_CALLBACK');
       process.emitWarning('not ours', { code: 'DEP0000' });
       await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
     } finally {
       w.close();
     }
-    expect(w.seen).toEqual(['FenceError: EINVAL: release of a fence whose ops (id 1526652589) are not registered', 'Warning: a callback threw']);
+    expect(w.seen).toEqual([
+      'FenceError: EINVAL: release of a fence whose ops (id 1526652589) are not registered',
+      'FenceError: EINVAL: release of a fence whose ops (id 1526652590) are not registered',
+      'TypeError: a callback threw',
+    ]);
+    // warn() keeps the code (Node drops the options of a warning given as an Error).
+    const codes: unknown[] = [];
+    const onWarning = (x: Error) => codes.push((x as { code?: unknown }).code);
+    process.on('warning', onWarning);
+    try {
+      warn(Errors.invalid('x'), 'FENCELAB_OPS_MISSING');
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(codes).toEqual(['FENCELAB_OPS_MISSING']);
   });
 
   it('a kill rate still kills (seeded times; how many depends on the run): clean whatever the count', () => {

@@ -15,7 +15,7 @@ import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import { linkedPayload } from '../arena/handles.js';
 import * as FL from '../fence/layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { defineFenceOps, findOps, type FenceOps } from '../fence/ops.js';
@@ -233,7 +233,7 @@ function drainLater(): void {
     drainQueue();
   } catch (e) {
     // Nobody is on the stack to receive it: report instead of crashing the thread.
-    process.emitWarning(e instanceof Error ? e : String(e), { code: 'FENCELAB_CONTAINER_CALLBACK' });
+    warn(e, 'FENCELAB_CONTAINER_CALLBACK');
   } finally {
     running = false;
   }

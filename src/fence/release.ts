@@ -11,7 +11,7 @@ import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
-import { Errno, Errors } from '../errors.js';
+import { Errno, Errors, warn } from '../errors.js';
 import { setPutHook } from './inbox.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
@@ -154,7 +154,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
   const ops = hasRelease ? findOps(id) : undefined;
   // Only a reaper finishing a dead thread's release (or a ledger drop) gets here without the ops:
   // the block is freed, and the missing release is reported rather than skipped without a word.
-  if (hasRelease && ops === undefined) process.emitWarning(opsMissing(id, 'release'), { code: 'FENCELAB_OPS_MISSING' });
+  if (hasRelease && ops === undefined) warn(opsMissing(id, 'release'), 'FENCELAB_OPS_MISSING');
   const release = ops?.table.release;
   try {
     if (release !== undefined) {
