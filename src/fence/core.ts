@@ -78,7 +78,12 @@ export function checkContextSeqno(context: number, seqno: number, seqno64: boole
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
   const hw = arena.allocBlock(blockBytes, A.BlockType.FENCE);
   const fw = hw + BLOCK_HEADER_WORDS;
-  if (a.recordAt) arena.i32[a.recordAt] = fw;
+  if (a.recordAt) {
+    // In the allocation's run: the record names the block, and its reaper reads these flags as
+    // "not initialised yet" until fenceInit writes them (src/fence/ledger.ts reapCreating).
+    arena.i32[a.recordAt] = fw;
+    arena.i32[fw + F_FLAGS] = 0;
+  }
   fenceInit(arena, fw, a);
   return fw;
 }

@@ -92,6 +92,46 @@ export function ledgerGetRef(arena: Arena, fw: number): void {
 }
 
 /**
+ * Takes a new fence reference recorded as LGK_FENCE_REF with no window in between: the entry is
+ * counted first with value 0 and generation LE_GEN_CREATING, `create(recordAt)` allocates the fence
+ * writing its payload word index to `recordAt` (the entry's value word) in the allocation's run and
+ * zeroing its flags there (see fenceAlloc), and the generation is written right after it returns.
+ * A thread terminated anywhere leaves an entry the reaper understands (see reapCreating). On a
+ * throw from `create` the entry is taken back. Returns the payload word index. Throws what
+ * `create` throws (nothing recorded), ENOMEM.
+ */
+export function ledgerCreateRef(arena: Arena, create: (recordAt: number) => number): number {
+  const lw = ledgerReserve(arena);
+  const i32 = arena.i32;
+  const n = i32[lw + LG_COUNT];
+  const e = lw + LG_ENTRIES + n * LG_STRIDE;
+  i32[e + LE_KIND] = L.LGK_FENCE_REF;
+  i32[e + LE_VALUE] = 0;
+  i32[e + LE_GEN] = L.LE_GEN_CREATING;
+  i32[lw + LG_COUNT] = n + 1;
+  let fw: number;
+  try {
+    fw = create(e + LE_VALUE);
+  } catch (err) {
+    i32[lw + LG_COUNT] = n; // nothing was allocated (create throws before its allocation or on it)
+    throw err;
+  }
+  i32[e + LE_GEN] = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  return fw;
+}
+
+/**
+ * Word index of the most recent entry `[kind, value, gen]` of the calling thread's ledger, moved
+ * to the last place (see moveLast), or -1 when it records none. Plain reads and writes.
+ */
+export function ledgerFind(arena: Arena, kind: number, value: number, gen: number): number {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  const last = moveLast(i32, lw, kind, value, gen);
+  return last < 0 ? -1 : lw + LG_ENTRIES + last * LG_STRIDE;
+}
+
+/**
  * Makes room for one more entry in the calling thread's ledger (allocating or growing it) and
  * returns its payload word index. Throws ENOMEM.
  */
@@ -109,7 +149,7 @@ export function ledgerReserve(arena: Arena): number {
   }
   const n = i32[lw + LG_COUNT];
   if (n === i32[lw + LG_CAP]) {
-    const left = ledgerCompact(arena);
+    const left = compact(arena, lw);
     if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
   }
   return lw;
@@ -219,21 +259,33 @@ function freeLedger(arena: Arena, lw: number): void {
 
 /**
  * Drops entries whose block (payload word `value`) is no longer live at `generation` — objects
- * finished by other threads. Returns the number of entries left.
+ * finished by other threads, transit records their receivers claimed — and frees the ledger block
+ * when nothing is left (so `arena.check()` sees no leak once a thread holds nothing). Returns the
+ * number of entries left.
  */
 export function ledgerCompact(arena: Arena): number {
-  const i32 = arena.i32;
-  const lw = i32[arena.slotBase + T_LEDGER];
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
   if (lw === 0) return 0;
+  const n = compact(arena, lw);
+  if (n === 0) freeLedger(arena, lw);
+  return n;
+}
+
+/** {@link ledgerCompact} of the calling thread's ledger `lw`, which stays allocated. */
+function compact(arena: Arena, lw: number): number {
+  const i32 = arena.i32;
   let n = i32[lw + LG_COUNT];
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (arena.isLive(i32[e + LE_VALUE] - BLOCK_HEADER_WORDS, i32[e + LE_GEN])) continue;
     const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
-    i32.copyWithin(e, last, last + LG_STRIDE);
-    n--;
+    // The last entry moved over the stale one and the count lowered in one run of plain writes
+    // (no call, no back-edge between): a terminate() never leaves the moved entry counted twice.
+    i32[e + LE_KIND] = i32[last + LE_KIND];
+    i32[e + LE_VALUE] = i32[last + LE_VALUE];
+    i32[e + LE_GEN] = i32[last + LE_GEN];
+    i32[lw + LG_COUNT] = --n;
   }
-  i32[lw + LG_COUNT] = n;
   return n;
 }
 
@@ -246,9 +298,23 @@ export function ledgerSize(arena: Arena): number {
 /* ───────────── the reaper ───────────── */
 
 defineLedgerKind(L.LGK_FENCE_REF, (arena, fw, gen) => {
+  if (gen === L.LE_GEN_CREATING) return reapCreating(arena, fw);
   // The dead thread held a reference, so the fence cannot have been released: still check.
   if (arena.isLive(fw - BLOCK_HEADER_WORDS, gen)) putFence(arena, fw);
 });
+
+/**
+ * A dead thread's fence reference it was creating (ledgerCreateRef): nothing when the allocation
+ * had not happened (value 0); the block freed when it was not initialised yet (fenceAlloc zeroes
+ * the flags in the allocation's run); else its only reference put. Nobody else knew the fence.
+ */
+function reapCreating(arena: Arena, fw: number): void {
+  if (fw === 0) return;
+  const hw = fw - BLOCK_HEADER_WORDS;
+  if (!arena.isLive(hw, arena.generationAt(hw))) return;
+  if (arena.i32[fw + L.F_FLAGS] & L.FLAG_INITIALIZED) putFence(arena, fw);
+  else arena.freeBlock(hw);
+}
 
 /** Reap hook: runs the reaper of every entry of the slot's ledger, newest first, and frees it. */
 function reapLedger(arena: Arena, slot: number): void {
