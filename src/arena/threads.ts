@@ -9,7 +9,7 @@
  */
 import { threadId, type Worker } from 'node:worker_threads';
 import { Errors } from '../errors.js';
-import { flushSlotCaches, releaseDeadClassLocks } from './alloc.js';
+import { flushSlotCaches, releaseDeadClassLocks } from './freelists.js';
 import type { Arena } from './arena.js';
 import { runReapHooks } from './hooks.js';
 import * as L from './layout.js';

@@ -8,19 +8,13 @@
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
-import * as K from '../locks/layout.js';
-import { withHeld } from '../locks/scoped.js';
 import * as L from './layout.js';
-import { describeValue, Errors } from '../errors.js';
-import { acquireInlineSeen, releaseInlineSeen } from '../locks/lockword.js';
-import {
-  contextAlloc, fenceAssertHeld, fenceGet, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, isSignaledFlag, nowNs, seqnoOf,
-  setErrorChecked, statusOf, timestampOf,
-} from './core.js';
+import { Errors } from '../errors.js';
+import { contextAlloc, fenceGet, isSignaledFlag, nowNs, setErrorChecked, statusOf } from './core.js';
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
+import { FenceBase } from './fencebase.js';
 import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
-import { opsById, type FenceOps } from './ops.js';
 import { holdsFenceLock, putFence, setViewFactory } from './release.js';
 import { adoptSignalingAt, signalerOf } from './signaler.js';
 import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceInline, signalFenceLocked, type FenceCallback } from './signal.js';
@@ -31,7 +25,6 @@ export type { FenceCallback } from './signal.js';
 /** The put API lives in release.ts; re-exported for importers of the handle-level API. */
 export { putFence } from './release.js';
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 /**
@@ -44,35 +37,13 @@ const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
  * Threads: any attached thread, through a view made in that thread. A view of a released fence
  * throws EBADF (or UseAfterFreeError with the sanitizer) instead of touching reused memory.
  */
-export class Fence {
-  /** The arena the fence lives in (this thread's view of it). */
-  readonly arena: Arena;
-  /** @internal Word index of the fence payload. */
-  readonly fw: number;
-  private readonly hw: number;
-  private readonly gen: number;
-  /**
-   * The inline lock word when lock()/unlock() may take the one-CAS fast path, else 0 (a borrowed
-   * lock, a ticket arena whose words need the queue, or a sanitizing arena, whose lock-order
-   * checker sees every acquisition). INLINE_LOCK never changes after init.
-   */
-  private readonly fastLockIdx: number;
-  private readonly i32: Int32Array;
-  private readonly me: number;
-
+export class Fence extends FenceBase {
   /**
    * Not public (a view built from a word index would skip the handle checks): use
    * {@link Fence.create} / {@link Fence.fromHandle}; the library's other modules use fenceView.
    */
   private constructor(arena: Arena, fw: number) {
-    const i32 = arena.i32;
-    this.arena = arena;
-    this.i32 = i32;
-    this.me = arena.me;
-    this.fw = fw;
-    this.hw = fw - BLOCK_HEADER_WORDS;
-    this.gen = i32[this.hw + B_GEN] & GEN_MASK;
-    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET && !arena.sanitize ? fw + L.F_LOCK : 0;
+    super(arena, fw);
   }
 
   /* ───────────── construction ───────────── */
@@ -114,70 +85,6 @@ export class Fence {
     return new Fence(arena, privateStubAt(arenaArg(arena, 'Fence.privateStub'), timestamp));
   }
 
-  /* ───────────── identity and fields ───────────── */
-
-  /**
-   * Validates the view and returns the payload word index. A released fence → EBADF, or in
-   * sanitize mode UseAfterFreeError (counting mode records it and goes on). One compare suffices:
-   * the generation moves on free as well as on allocation.
-   */
-  private v(): number {
-    const i32 = this.arena.i32;
-    const hw = this.hw;
-    if ((i32[hw + B_GEN] & GEN_MASK) !== this.gen) {
-      if (!this.arena.sanitize || this.arena.checkAccess(hw, this.gen, 'fence', this.gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1)))
-        throw Errors.badHandle('fence', this.gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1), 'the fence was released (last reference put)');
-    }
-    return this.fw;
-  }
-
-  /** Plain-integer handle (offset + generation) to post to other threads. */
-  get handle(): number {
-    return this.gen * A.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
-  }
-  /** References currently held on the fence (a snapshot: other threads may get and put meanwhile). Throws EBADF once released. */
-  get refcount(): number {
-    return Atomics.load(this.arena.i32, this.v() + F_REFCOUNT);
-  }
-  /** The error set with {@link setError} (a negative errno), or 0. Throws EBADF once released. */
-  get error(): number {
-    return this.arena.i32[this.v() + F_ERROR];
-  }
-  /** The fence context it was created on. Throws EBADF once released. */
-  get context(): number {
-    return this.arena.i32[this.v() + F_CONTEXT];
-  }
-  /** Its sequence number on that context. Throws EBADF once released. */
-  get seqno(): number {
-    return seqnoOf(this.arena.i32, this.v());
-  }
-  /**
-   * The flags word (kernel `fence->flags`): bit 0 INITIALIZED, 1 INLINE_LOCK, 2 SEQNO64, 3 SIGNALED,
-   * 4 TIMESTAMP, 5 ENABLE_SIGNAL, 6–21 the user bits ({@link Fence.setUserFlag}), 22–24 which
-   * optional ops the fence's table has; the waiters bit is left out. Throws EBADF once released.
-   */
-  get flags(): number {
-    return Atomics.load(this.arena.i32, this.v() + F_FLAGS) & ~FLAG_WAITERS;
-  }
-  /** True for a 64-bit seqno (created with `seqno64`). Throws EBADF once released. */
-  get seqno64(): boolean {
-    return (this.arena.i32[this.v() + F_FLAGS] & FLAG_SEQNO64) !== 0;
-  }
-  /** True when the fence uses its own lock (INLINE_LOCK flag), false when it borrows one. */
-  get usesInlineLock(): boolean {
-    return (this.arena.i32[this.v() + F_FLAGS] & FLAG_INLINE_LOCK) !== 0;
-  }
-  /**
-   * Int32 word index of the lock word this fence takes (its own, or the borrowed one), without
-   * the sanitizer's check: for tools that watch lock words (the demo's mutual-exclusion guard).
-   */
-  get lockWordIndex(): number {
-    return fenceLockIndex(this.arena, this.v(), false);
-  }
-  /** Signal time in monotonic ns, or undefined before signal. */
-  get timestamp(): bigint | undefined {
-    return timestampOf(this.arena, this.v());
-  }
   /** The ops' driver name; `"detached-driver"` once signaled (ops are detached on signal). */
   get driverName(): string {
     return driverNameOf(this, this.v());
@@ -185,10 +92,6 @@ export class Fence {
   /** The ops' timeline name; `"signaled-timeline"` once signaled. */
   get timelineName(): string {
     return timelineNameOf(this, this.v());
-  }
-  /** The ops this fence was created with. */
-  get ops(): FenceOps {
-    return opsById(this.arena.i32[this.v() + F_OPS]);
   }
   /**
    * One line in the kernel's shape (kernel dma_fence_describe):
@@ -198,40 +101,6 @@ export class Fence {
    */
   describe(): string {
     return describeFence(this, this.v());
-  }
-
-  /* ───────────── user flag bits ───────────── */
-
-  /** How many user flag bits a fence has (kernel DMA_FENCE_FLAG_USER_BITS onwards): bits 0..count-1. */
-  static readonly USER_FLAG_COUNT = L.FLAG_USER_COUNT;
-
-  /** Mask of user bit `bit` in the flags word; throws EINVAL outside 0..USER_FLAG_COUNT-1. */
-  private static userBit(bit: number): number {
-    if (!Number.isInteger(bit) || bit < 0 || bit >= L.FLAG_USER_COUNT)
-      throw Errors.invalid(`user flag bit must be an integer in 0..${L.FLAG_USER_COUNT - 1}, got ${describeValue(bit)}`);
-    return 1 << (L.FLAG_USER_SHIFT + bit);
-  }
-
-  /**
-   * Sets user flag bit `bit` (kernel set_bit / test_and_set_bit on DMA_FENCE_FLAG_USER_BITS + bit):
-   * bits the fence's driver owns; the core never reads or clears them. Atomic, lock-free.
-   * Threads: any. Returns the bit's old value. Throws EINVAL (bit out of range), EBADF.
-   */
-  setUserFlag(bit: number): boolean {
-    const m = Fence.userBit(bit);
-    return (Atomics.or(this.arena.i32, this.v() + F_FLAGS, m) & m) !== 0;
-  }
-
-  /** Clears user flag bit `bit` (kernel test_and_clear_bit). Returns its old value. Throws EINVAL, EBADF. */
-  clearUserFlag(bit: number): boolean {
-    const m = Fence.userBit(bit);
-    return (Atomics.and(this.arena.i32, this.v() + F_FLAGS, ~m) & m) !== 0;
-  }
-
-  /** Tests user flag bit `bit` (kernel test_bit). Throws EINVAL (bit out of range), EBADF. */
-  testUserFlag(bit: number): boolean {
-    const m = Fence.userBit(bit);
-    return (Atomics.load(this.arena.i32, this.v() + F_FLAGS) & m) !== 0;
   }
 
   /* ───────────── references ───────────── */
@@ -248,68 +117,6 @@ export class Fence {
    */
   put(): void {
     putFence(this.arena, this.v(), this);
-  }
-
-  /* ───────────── locking ───────────── */
-
-  /**
-   * Takes the fence lock (inline or borrowed). Returns false on timeout. Throws EDEADLK if held;
-   * ENOLCK for a borrowed lock while the calling thread already holds MAX_HELD_LOCKS (32)
-   * SpinLocks and borrowed fence locks (inline fence locks are not limited). In a sanitizing arena,
-   * LockOrderError (EDEADLK, nothing taken) when taking it under the locks held inverts an order
-   * some thread used (src/locks/lockdep.ts).
-   */
-  lock(timeoutMs?: number): boolean {
-    // Fast path, small enough for V8 to inline into the caller: the view's generation check and
-    // one CAS on the inline lock. Held by another thread: wait for it from what the CAS saw
-    // (acquireInlineSeen: no second CAS on a word another thread holds). Anything else (borrowed,
-    // stale, a timeout to validate) takes the full path, which reports it.
-    const i32 = this.i32;
-    const idx = this.fastLockIdx;
-    if (idx !== 0 && timeoutMs === undefined && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
-      const seen = Atomics.compareExchange(i32, idx, 0, this.me);
-      if (seen !== 0) acquireInlineSeen(this.arena, idx, this.arena.lockKindId, seen);
-      this.arena.inlineLocksHeld++;
-      return true;
-    }
-    return this.lockSlow(timeoutMs);
-  }
-  private lockSlow(timeoutMs: number | undefined): boolean {
-    return fenceLock(this.arena, this.v(), timeoutMs, K.MAX_HELD_LOCKS);
-  }
-  /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
-  unlock(): void {
-    // Fast path: one CAS from "held by me" to free. Held by me with the waiters' bit (futex
-    // waiters, or a traced contended hold): release and wake one (releaseInlineSeen). A borrowed or stale lock, or a word we do not
-    // hold, takes the full path, which reports the misuse; nothing was written.
-    const i32 = this.i32;
-    const idx = this.fastLockIdx;
-    const me = this.me;
-    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
-      const seen = Atomics.compareExchange(i32, idx, me, 0);
-      if (seen === me || (seen & K.LOCK_OWNER_MASK) === me) {
-        if (seen !== me) releaseInlineSeen(this.arena, idx);
-        this.arena.inlineLocksHeld--;
-        return;
-      }
-    }
-    this.unlockSlow();
-  }
-  private unlockSlow(): void {
-    fenceUnlock(this.arena, this.v());
-  }
-  /** Throws EPERM unless the calling thread holds the fence lock. */
-  assertHeld(): void {
-    fenceAssertHeld(this.arena, this.v());
-  }
-  /**
-   * Runs `fn` under the fence lock (kernel dma_fence_lock_irqsave / unlock_irqrestore); rethrows
-   * its error after unlocking. Locking: takes and releases the fence lock (not re-entrant: EDEADLK
-   * when the caller holds it). Returns what `fn` returns. Takes the same one-CAS fast paths as
-   * lock() and unlock().
-   */
-  withLock<T>(fn: () => T): T {
-    return withHeld(this, fn);
   }
 
   /* ───────────── signaling ───────────── */
@@ -497,10 +304,6 @@ export class Fence {
     return waitFenceAsync(this, timeoutMs, options);
   }
 
-  /** @internal Word index of the flags word (the futex word waiters sleep on); validates the view. */
-  get flagsIndex(): number {
-    return this.v() + F_FLAGS;
-  }
 
   /**
    * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of
@@ -532,41 +335,8 @@ export class Fence {
     return aliveHolds();
   }
 
-  /* ───────────── ordering ───────────── */
-
-  /**
-   * True when `a` is later than `b` on their common context (kernel dma_fence_is_later): 32-bit
-   * wrap-around unless `a` is a 64-bit fence. Throws EINVAL for fences of different contexts.
-   */
-  static isLater(a: Fence, b: Fence): boolean {
-    fenceArgs(a, b, 'isLater');
-    return isLaterOnContext(a.arena.i32, a.v(), b.v());
-  }
-
-  /**
-   * True when `a` is later than `b`, or the same point (kernel dma_fence_is_later_or_same): `a` is
-   * `b`, or not earlier on their common context. Throws EINVAL for fences of different contexts.
-   */
-  static isLaterOrSame(a: Fence, b: Fence): boolean {
-    fenceArgs(a, b, 'isLaterOrSame');
-    if (a.handle === b.handle) return true;
-    return !Fence.isLater(b, a);
-  }
-
-  /** The later of two fences of one context, or null when that one is already signaled. */
-  static later(a: Fence, b: Fence): Fence | null {
-    fenceArgs(a, b, 'later');
-    const f = Fence.isLater(a, b) ? a : b;
-    return f.isSignaled() ? null : f;
-  }
 }
 
-/** `a` and `b` as two fences of one arena (the ordering functions' arguments), else EINVAL. */
-function fenceArgs(a: unknown, b: unknown, where: string): void {
-  if (!(a instanceof Fence)) throw Errors.invalid(`${where}: a must be a Fence, got ${describeValue(a)}`);
-  if (!(b instanceof Fence)) throw Errors.invalid(`${where}: b must be a Fence, got ${describeValue(b)}`);
-  if (a.arena.buffer !== b.arena.buffer) throw Errors.invalid(`${where}: the fences belong to different arenas`);
-}
 
 /** @internal for the library's other modules: wraps a payload word index (no check). */
 export const fenceView: (arena: Arena, fw: number) => Fence = Fence.view;
