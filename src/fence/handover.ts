@@ -35,8 +35,8 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errors, FenceError } from '../errors.js';
 import { createFenceAt, type FenceInit } from './create.js';
-import { fenceLock, fenceTryGet, fenceUnlock } from './core.js';
-import { defineLedgerKind, ledgerAllocBlock, ledgerCreateRef, ledgerFind, ledgerPutRef, ledgerReserve } from './ledger.js';
+import { fenceLock, fenceUnlock } from './core.js';
+import { defineLedgerKind, ledgerAllocBlock, ledgerCreateRef, ledgerFind, ledgerGetRef, ledgerPutRef, ledgerReserve } from './ledger.js';
 import { putFence } from './release.js';
 
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_SIGNALING } = L;
@@ -45,7 +45,7 @@ const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
 
 const TRANSIT_BYTES = (BLOCK_HEADER_WORDS + TRANSIT_WORDS) * 4;
 
-/** What {@link shareAt} takes (`fence.share(options)`). */
+/** What `fence.share(options)` takes. */
 export interface ShareOptions {
   /**
    * The receiver also becomes the thread responsible for signaling the fence (see
@@ -149,10 +149,10 @@ export function receiveAt(arena: Arena, token: unknown): number {
   if (Atomics.load(i32, tw + TR_STATE) !== sent) throw stale('Fence.receive', token);
   const fw = i32[tw + TR_FENCE];
   const fgen = i32[tw + TR_FENCE_GEN];
-  const lw = ledgerReserve(arena); // room first: no allocation inside the claim
   if (!(i32[tw + TR_FLAGS] & TRF_SIGNALING)) {
+    const lw = ledgerReserve(arena); // room first: no allocation inside the claim
     if (!claim(arena, lw, tw, sent, fw, fgen, false)) throw stale('Fence.receive', token);
-  } else if (!claimSignaling(arena, lw, tw, sent, fw, fgen)) {
+  } else if (!claimSignaling(arena, tw, sent, fw, fgen)) {
     throw stale('Fence.receive', token);
   }
   arena.freeBlock(tw - BLOCK_HEADER_WORDS);
@@ -193,28 +193,40 @@ function claim(arena: Arena, lw: number, tw: number, sent: number, fw: number, f
 
 /**
  * A claim that also moves the signaling responsibility: under the fence lock, so that no signal
- * overwrites the timestamp words between the check and the claim. A temporary reference keeps
- * the fence alive while the lock is taken (the transit's could be claimed and put meanwhile).
+ * overwrites the timestamp words between the check and the claim. A temporary reference keeps the
+ * fence alive while the lock is taken (the transit's could be withdrawn and put meanwhile); it is
+ * tracked (ledgerGetRef: taken and recorded in one run), so a terminate() here leaks nothing.
  */
-function claimSignaling(arena: Arena, lw: number, tw: number, sent: number, fw: number, fgen: number): boolean {
+function claimSignaling(arena: Arena, tw: number, sent: number, fw: number, fgen: number): boolean {
   const i32 = arena.i32;
   const hw = fw - BLOCK_HEADER_WORDS;
-  if (!arena.isLive(hw, fgen) || !fenceTryGet(i32, fw)) return false;
+  if (!arena.isLive(hw, fgen)) return false;
+  try {
+    ledgerGetRef(arena, fw);
+  } catch (e) {
+    if (e instanceof FenceError && e.code === 'EBADF') return false; // lost its last reference meanwhile
+    throw e;
+  }
   // As in signaler.ts: the block may have been released and reused between the check and the get.
   if (!arena.isLive(hw, fgen) || blockTypeAt(i32, hw) !== A.BlockType.FENCE) {
+    const lw = i32[arena.slotBase + T_LEDGER];
+    i32[lw + LG_COUNT]--; // the entry just recorded, forgotten before the increment is undone
     Atomics.sub(i32, fw + F_REFCOUNT, 1);
     return false;
   }
+  let claimed = false;
   try {
+    const lw = ledgerReserve(arena);
     fenceLock(arena, fw);
     try {
-      return claim(arena, lw, tw, sent, fw, fgen, !(i32[fw + F_FLAGS] & FLAG_SIGNALED));
+      claimed = claim(arena, lw, tw, sent, fw, fgen, !(i32[fw + F_FLAGS] & FLAG_SIGNALED));
     } finally {
       fenceUnlock(arena, fw);
     }
   } finally {
-    putFence(arena, fw);
+    ledgerPutRef(arena, fw, fgen); // the temporary one (after a claim, the claimed one is left)
   }
+  return claimed;
 }
 
 /**
