@@ -36,7 +36,7 @@ import * as L from './layout.js';
 import { describeValue, Errors, FenceError } from '../errors.js';
 import { createFenceAt, type FenceInit } from './create.js';
 import { fenceLock, fenceUnlock } from './core.js';
-import { defineLedgerKind, ledgerAllocBlock, ledgerCreateRef, ledgerFind, ledgerGetRef, ledgerPutRef, ledgerReserve } from './ledger.js';
+import { defineLedgerKind, ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
 import { putFence } from './release.js';
 
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_SIGNALING } = L;
@@ -56,12 +56,23 @@ export interface ShareOptions {
 
 /**
  * Creates a fence whose one reference is recorded in the calling thread's ledger with no window
- * between the allocation and the record (ledgerCreateRef): a thread terminated at any point leaks
- * nothing. Returns the payload word index; the reference is put with putTracked (ledgerPutRef).
+ * between the allocation and the record (ledgerOpenCreating; the allocation writes the entry's
+ * value in its run): a thread terminated at any point leaks nothing. Returns the payload word index; the reference is put with putTracked (ledgerPutRef).
  * Throws as Fence.create (EINVAL, EBADF, ENOMEM; nothing recorded).
  */
 export function createTrackedAt(arena: Arena, init: FenceInit): number {
-  return ledgerCreateRef(arena, (recordAt) => createFenceAt(arena, init, recordAt));
+  const e = ledgerOpenCreating(arena);
+  let fw: number;
+  try {
+    fw = createFenceAt(arena, init, e + LE_VALUE);
+  } catch (err) {
+    ledgerAbortCreating(arena); // refused before its allocation, or by it: nothing was allocated
+    throw err;
+  }
+  const i32 = arena.i32;
+  // Right after the return (no call between): the entry is complete from here.
+  i32[e + LE_GEN] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+  return fw;
 }
 
 /**

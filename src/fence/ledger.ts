@@ -14,7 +14,7 @@
  * return; see src/fence/drop.ts). A thread terminated anywhere holds nothing unrecorded.
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
+import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
@@ -92,15 +92,13 @@ export function ledgerGetRef(arena: Arena, fw: number): void {
 }
 
 /**
- * Takes a new fence reference recorded as LGK_FENCE_REF with no window in between: the entry is
- * counted first with value 0 and generation LE_GEN_CREATING, `create(recordAt)` allocates the fence
- * writing its payload word index to `recordAt` (the entry's value word) in the allocation's run and
- * zeroing its flags there (see fenceAlloc), and the generation is written right after it returns.
- * A thread terminated anywhere leaves an entry the reaper understands (see reapCreating). On a
- * throw from `create` the entry is taken back. Returns the payload word index. Throws what
- * `create` throws (nothing recorded), ENOMEM.
+ * Opens the calling thread's next ledger entry for a fence reference being created: counted at
+ * once with value 0 and generation LE_GEN_CREATING, so that the allocation can write the value in
+ * its own run (recordAt: the returned entry's LE_VALUE word) and the caller the generation right
+ * after initialisation. Until then the reaper reads it with reapCreating. Returns the entry's word
+ * index. Throws ENOMEM (nothing opened).
  */
-export function ledgerCreateRef(arena: Arena, create: (recordAt: number) => number): number {
+export function ledgerOpenCreating(arena: Arena): number {
   const lw = ledgerReserve(arena);
   const i32 = arena.i32;
   const n = i32[lw + LG_COUNT];
@@ -109,15 +107,13 @@ export function ledgerCreateRef(arena: Arena, create: (recordAt: number) => numb
   i32[e + LE_VALUE] = 0;
   i32[e + LE_GEN] = L.LE_GEN_CREATING;
   i32[lw + LG_COUNT] = n + 1;
-  let fw: number;
-  try {
-    fw = create(e + LE_VALUE);
-  } catch (err) {
-    i32[lw + LG_COUNT] = n; // nothing was allocated (create throws before its allocation or on it)
-    throw err;
-  }
-  i32[e + LE_GEN] = i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-  return fw;
+  return e;
+}
+
+/** Takes back the entry {@link ledgerOpenCreating} opened last, when nothing was allocated. */
+export function ledgerAbortCreating(arena: Arena): void {
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
+  arena.i32[lw + LG_COUNT]--;
 }
 
 /**
@@ -209,8 +205,7 @@ function moveLast(i32: Int32Array, lw: number, kind: number, value: number, gen:
 
 /**
  * Removes the most recent entry equal to `[kind, value, gen]` (the calling thread's). Returns
- * whether it was there. The ledger block is freed when it empties (so `arena.check()` sees no
- * leak once a thread holds nothing).
+ * whether it was there. An emptied ledger stays allocated (see the check hook below).
  */
 export function ledgerRemove(arena: Arena, kind: number, value: number, gen: number): boolean {
   const i32 = arena.i32;
@@ -218,7 +213,6 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
   const last = moveLast(i32, lw, kind, value, gen);
   if (last < 0) return false;
   i32[lw + LG_COUNT] = last;
-  if (last === 0) freeLedger(arena, lw);
   return true;
 }
 
@@ -241,7 +235,6 @@ export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence
     i32[lw + LG_COUNT] = last + 1;
     throw Errors.badHandle('fence', arena.handleOf(fw - BLOCK_HEADER_WORDS), `putTracked on a fence with refcount ${old}`);
   }
-  if (last === 0) freeLedger(arena, lw);
   if (old === 1) releaseFenceAt(arena, fw, d, view);
   return true;
 }
@@ -304,7 +297,7 @@ defineLedgerKind(L.LGK_FENCE_REF, (arena, fw, gen) => {
 });
 
 /**
- * A dead thread's fence reference it was creating (ledgerCreateRef): nothing when the allocation
+ * A dead thread's fence reference it was creating (ledgerOpenCreating): nothing when the allocation
  * had not happened (value 0); the block freed when it was not initialised yet (fenceAlloc zeroes
  * the flags in the allocation's run); else its only reference put. Nobody else knew the fence.
  */
@@ -346,3 +339,19 @@ function reapEntry(arena: Arena, e: number, slot: number): void {
   reapers[i32[e + LE_KIND]]?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
 }
 onReap(ReapStage.LEDGER, reapLedger);
+
+/**
+ * Check hook: a live thread's ledger is its own bookkeeping, kept once allocated (an emptied one is
+ * not freed, so a thread creating and putting tracked references does not allocate it each time):
+ * not a leak. What its entries name is checked as usual. ledgerCompact frees an empty one; the
+ * reaper and detach free it with its thread.
+ */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const permanent: number[] = [];
+  for (let s = 0; s < arena.maxThreads; s++) {
+    const b = arena.slotWord(s);
+    if (i32[b + A.T_STATE] === A.SLOT_LIVE && i32[b + T_LEDGER] !== 0) permanent.push(i32[b + T_LEDGER]);
+  }
+  return { permanent };
+});
