@@ -12,7 +12,7 @@
  * not hit one cell's every repetition) and keeps its fastest repetition: on a shared machine a
  * repetition can only lose time to other processes. Workers are one crew (bench/crew.ts), started
  * once. Run: `node dist/bench/alloc.bench.js [--ms 300] [--reps 3]` (plus the options every suite
- * takes, bench/util.ts); --quick runs each cell once for 100 ms.
+ * takes, bench/util.ts); --quick runs each cell once for 60 ms.
  */
 import { Arena } from '../src/index.js';
 import type { AllocCell } from '../src/report/schema.js';
@@ -22,7 +22,7 @@ import { createGlobalLockList, GlobalLockList } from './global-lock-list.js';
 import { finishSuite, goal, positiveInt, runInfo, suiteArgs } from './util.js';
 
 const args = suiteArgs('alloc', { ms: { type: 'string' }, reps: { type: 'string' } });
-const MS = positiveInt(args, 'ms', args.quick ? 100 : 300);
+const MS = positiveInt(args, 'ms', args.quick ? 60 : 300);
 const REPS = positiveInt(args, 'reps', args.quick ? 1 : 3);
 const THREADS = [1, 2];
 const LIVE = [0, 1000];

@@ -4,7 +4,7 @@
  * chain (per call and per link walked), the garbage-collecting walk per link, and an armed chain
  * signaled backward (signal + re-arm per link, the kernel's wait_backward). Run:
  * `npx tsc -p . && node dist/bench/chain.bench.js` (the options every suite takes: bench/util.ts;
- * --quick measures a quarter of the time and 5 chains instead of 15 per walk). JSON →
+ * --quick measures a seventh of the time (bench/util.ts's timing) and 5 chains instead of 15 per walk). JSON →
  * bench/results/chain.json.
  */
 import { Arena, Fence, FenceChain } from '../src/index.js';

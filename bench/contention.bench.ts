@@ -25,7 +25,7 @@
  * fastest (with the fairness of that repetition): on a shared machine other processes can only take
  * time away. Every repetition's counter is checked.
  * Run: `node dist/bench/contention.bench.js [--ms 200] [--reps 3]` (plus the options every suite
- * takes, bench/util.ts); --quick runs each cell once for 60 ms (77 cells: on a loaded 2-core machine
+ * takes, bench/util.ts); --quick runs each cell once for 40 ms (77 cells: on a loaded 2-core machine
  * getting 8 workers scheduled costs more than the cell).
  */
 import { availableParallelism } from 'node:os';
@@ -49,7 +49,7 @@ import { Crew } from './crew.js';
 import { finishSuite, goal, jainIndex, positiveInt, runInfo, suiteArgs, type Goal } from './util.js';
 
 const args = suiteArgs('contention', { ms: { type: 'string' }, reps: { type: 'string' } });
-const MS = positiveInt(args, 'ms', args.quick ? 60 : 200);
+const MS = positiveInt(args, 'ms', args.quick ? 40 : 200);
 /** Repetitions of every cell, interleaved; each cell keeps its fastest (a shared machine only takes time away). */
 const REPS = positiveInt(args, 'reps', args.quick ? 1 : 3);
 const THREADS = [1, 2, 4, 8];

@@ -6,24 +6,29 @@
  * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
  * what tracing costs (a session recording the default categories, or every tracepoint, against the
  * same operation untraced; tracing off against a copy of the build without tracepoints, see
- * bench/notrace.ts). Run: `npm run bench`. The tracing-off pairs are timed in interleaved rounds of
- * CPU time (measureInterleaved): their target is a 2 % ratio, finer than sequential runs resolve.
+ * bench/notrace.ts). Run: `npm run bench`. The tracing-off pairs are timed in paired rounds of
+ * CPU time (bench/paired.ts, runPaired): their target is a 2 % ratio, finer than sequential runs
+ * resolve; their rows carry the median of the rounds' ratios and its interquartile range.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
  * process would slow the plain fence path for reasons no single-arena application has.
  * Each group runs in RUNS processes and every task keeps its best: on this 2-core VM 2 to 5 in 10
  * unpinned processes land in a slow mode (~1.6x on everything, for the whole process; none when
- * pinned to one core), which is the machine, not the code. --quick: 1 process per group, a quarter
- * of the time per task (bench/util.ts lists the options every suite takes).
+ * pinned to one core), which is the machine, not the code. --quick: each group once, in a worker
+ * thread (an isolate of its own: no feedback shared either, see runOnce), a seventh of the time per
+ * task (a quarter of the rounds, of a quarter the length, for paired groups) (bench/util.ts lists the
+ * options every suite takes).
  */
 import { MemPool } from '@thi.ng/malloc';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort } from 'node:worker_threads';
 import * as lib from '../src/index.js';
 import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
 import { buildNoTraceCopy, loadNoTraceCopy, removeNoTraceCopy } from './notrace.js';
-import { finishSuite, measure, row, runInfo, suiteArgs, timing, type Row } from './util.js';
+import { measurePaired, ownCode, quantile, type PairedOptions } from './paired.js';
+import { finishSuite, measure, row, runInfo, startWorker, suiteArgs, timing, type Row } from './util.js';
 
 const args = suiteArgs('core', { group: { type: 'string' }, notrace: { type: 'string' } });
 
@@ -129,37 +134,41 @@ function libFor(tracing: Tracing): Lib {
   return tracing === 'stripped' ? withoutTracepoints() : lib;
 }
 
+/**
+ * The loops of the fence tasks, as factories that refer to nothing outside themselves: each task
+ * runs its own compiled copy (ownCode), so that the two sides of a paired row, two builds' fences
+ * in one process, do not share one loop whose call sites see both builds' classes (polymorphic,
+ * each side then pays for the other's map check, and not equally).
+ */
+const lockLoop = (f: { lock(): boolean; unlock(): void }, n: number) => () => {
+  for (let i = 0; i < n; i++) {
+    f.lock();
+    f.unlock();
+  }
+};
+const lifecycleLoop = (fence: Pick<Lib['Fence'], 'create'>, arena: Arena, context: number, n: number) => {
+  let seqno = 1;
+  return () => {
+    for (let i = 0; i < n; i++) {
+      const f = fence.create(arena, { context, seqno: seqno++ });
+      f.signal();
+      f.put();
+    }
+  };
+};
+
 function fenceLock(mode: 'inline' | 'borrowed', sanitize: boolean, tracing: Tracing = 'off'): Task {
   const { Arena, Fence, SpinLock } = libFor(tracing);
   const arena = traced(Arena.create({ bytes: 8 << 20, sanitize }), tracing);
   const lock = mode === 'borrowed' ? SpinLock.at(arena, arena.alloc(64), 0) : undefined;
   const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, lock });
-  return [
-    `fence lock+unlock ${mode}${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`,
-    () => {
-      for (let i = 0; i < N; i++) {
-        f.lock();
-        f.unlock();
-      }
-    },
-  ];
+  return [`fence lock+unlock ${mode}${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`, ownCode(lockLoop)(f, N)];
 }
 
 function lifecycle(sanitize: boolean, tracing: Tracing = 'off'): Task {
   const { Arena, Fence } = libFor(tracing);
   const arena = traced(Arena.create({ bytes: 8 << 20, sanitize }), tracing);
-  const context = Fence.contextAlloc(arena);
-  let seqno = 1;
-  return [
-    `fence create+signal+put${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`,
-    () => {
-      for (let i = 0; i < N; i++) {
-        const f = Fence.create(arena, { context, seqno: seqno++ });
-        f.signal();
-        f.put();
-      }
-    },
-  ];
+  return [`fence create+signal+put${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`, ownCode(lifecycleLoop)(Fence, arena, Fence.contextAlloc(arena), N)];
 }
 
 /**
@@ -240,110 +249,147 @@ const GROUPS: Record<string, () => Task[]> = {
 };
 
 /**
- * Groups whose ratio must resolve a few percent: the tracing-off rows (target ≤ 1.02×), measured
- * with {@link measureInterleaved}. tinybench runs one task after the other, so a change of load on
- * the shared machine between the two lands in the ratio: one build read 1.02, 1.10 and 1.11 in
- * three runs of a day. Interleaved, one process still reads 0.98 to 1.09 for it (and 0.95 to 1.02
- * against an identical copy: a process-wide mode, see the header), which the best of the group's
- * processes (runGroup) takes out.
+ * Groups whose ratio must resolve a percent or two: the tracing-off rows (target ≤ 1.02×), each a
+ * task (first) and its baseline, measured in paired rounds (bench/paired.ts) rather than one after
+ * the other as tinybench does, where a change of load on the shared machine between the two lands
+ * in the ratio (one build read 1.02, 1.10 and 1.11 in three runs of a day).
  */
-const INTERLEAVED = new Set(['lifecycleNoTrace', 'lockNoTrace', 'lifecycleTracked']);
+const PAIRED = new Set(['lifecycleNoTrace', 'lockNoTrace']);
 
-/** Process CPU time in ns (user + system): a slice the OS gave another process is not counted. */
-function cpuNs(): number {
-  const c = process.cpuUsage();
-  return (c.user + c.system) * 1000;
+/** Paired rounds per process and CPU time per slice: ~0.6 s of CPU per process, ~0.1 s quick. */
+function pairedOptions(quick: boolean): PairedOptions {
+  return quick ? { inner: N, rounds: 100, sliceNs: 250_000, warmupMs: 100 } : { inner: N, rounds: 150, sliceNs: 1_000_000, warmupMs: 300 };
 }
 
 /**
- * Measures `tasks` in interleaved rounds: each round runs every task for the same number of calls
- * (~10 ms of CPU), in an order that reverses from one round to the next, timed in CPU time; each
- * task keeps its fastest round. Both sides of a ratio see the same machine, round by round.
- * Returns ns per operation.
+ * Processes per paired group. Many short ones rather than a few long: one process's median is
+ * stable to a fraction of a percent, but where V8 placed and how it compiled each copy's code is
+ * fixed for the process and differs from one to the next. Two identical copies of the build read
+ * 0.89 to 1.04 in one process each on the loaded VM (and, compiling synchronously, 0.945 in every
+ * process for one pair of copies, 1.04 for another: code layout, not timing). Pooled over many
+ * processes that placement averages out like any other noise.
  */
-function measureInterleaved(tasks: Task[], quick: boolean): Map<string, number> {
-  const rounds = quick ? 10 : 40;
-  const warm = performance.now() + (quick ? 100 : 300);
-  while (performance.now() < warm) for (const [, fn] of tasks) fn();
-  // Calls per round: ~10 ms of CPU for the slowest task (cpuUsage counts microseconds).
-  let slowest = 0;
-  for (const [, fn] of tasks) {
-    const t0 = cpuNs();
-    for (let k = 0; k < 20; k++) fn();
-    slowest = Math.max(slowest, (cpuNs() - t0) / 20);
-  }
-  const calls = Math.max(5, Math.ceil(10e6 / Math.max(slowest, 1)));
-  const best = new Map<string, number>();
-  for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? tasks : [...tasks].reverse();
-    for (const [name, fn] of order) {
-      const t0 = cpuNs();
-      for (let k = 0; k < calls; k++) fn();
-      const ns = (cpuNs() - t0) / (calls * N);
-      best.set(name, Math.min(ns, best.get(name) ?? Infinity));
-    }
-  }
-  return best;
+const PAIRED_RUNS = args.quick ? 1 : 12;
+
+/** What a child of a paired group writes: each task's ns per operation, and every round's ratio. */
+interface PairedOut {
+  ns: [string, number][];
+  ratios: number[];
 }
 
+/** Hands a group's figures back: on stdout from a child process, by message from a worker thread. */
+function emit(figures: unknown): void {
+  if (isMainThread) process.stdout.write(JSON.stringify(figures));
+  else parentPort!.postMessage(figures);
+}
+
+/** A group's run (a child process, or with --quick a worker thread): measures it and hands its figures back. */
 async function child(group: string): Promise<void> {
   const tasks = GROUPS[group];
   if (tasks === undefined) throw new Error(`core bench: unknown group "${group}"`);
   if (typeof args.own.notrace === 'string') noTrace = await loadNoTraceCopy(args.own.notrace);
-  const results = INTERLEAVED.has(group) ? measureInterleaved(tasks(), args.quick) : await measure(tasks(), N, timing(args.quick));
-  process.stdout.write(JSON.stringify([...results]));
+  if (PAIRED.has(group)) {
+    const [a, b] = tasks();
+    const r = measurePaired(a, b, pairedOptions(args.quick));
+    emit({ ns: [...r.ns], ratios: r.ratios } satisfies PairedOut);
+    return;
+  }
+  emit([...(await measure(tasks(), N, timing(args.quick)))]);
 }
 
-/** Processes per group; each task keeps its fastest (see the header). */
+/** Processes per group; each task keeps its fastest (see the header). Paired groups: see runPaired. */
 const RUNS = args.quick ? 1 : 5;
 
-function runGroup(group: string, notrace?: string): Map<string, number> {
+/**
+ * Runs `group` once (with the copy without tracepoints when given) and returns its figures. The
+ * full run starts a child process (see the header). --quick runs it in a worker thread instead: a
+ * V8 isolate of its own, so no other group's type feedback or compiled code reaches it (what the
+ * process boundary is for), started without a process's ~0.4 s of CPU (Node's start and the
+ * library's load), which was most of what a quick group cost — on a loaded machine, seconds.
+ */
+async function runOnce<T>(group: string, notrace?: string): Promise<T> {
+  const own = ['--group', group, ...(args.quick ? ['--quick'] : []), ...(notrace !== undefined ? ['--notrace', notrace] : [])];
+  if (args.quick) {
+    const w = startWorker<T>(new URL(import.meta.url), undefined, own);
+    const figures = await w.first;
+    await w.exited;
+    return figures;
+  }
+  const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), ...own], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out) as T;
+}
+
+/** Runs `group` RUNS times; each task keeps its fastest (see the header). */
+async function runGroup(group: string): Promise<Map<string, number>> {
   const best = new Map<string, number>();
   for (let run = 0; run < RUNS; run++) {
-    const own = [...(args.quick ? ['--quick'] : []), ...(notrace !== undefined ? ['--notrace', notrace] : [])];
-    const out = execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--group', group, ...own], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    for (const [name, ns] of JSON.parse(out) as [string, number][]) best.set(name, Math.min(ns, best.get(name) ?? Infinity));
+    for (const [name, ns] of await runOnce<[string, number][]>(group)) best.set(name, Math.min(ns, best.get(name) ?? Infinity));
   }
   return best;
 }
 
+/**
+ * The row of a paired group (see PAIRED): its rounds from PAIRED_RUNS processes pooled, the ratio their
+ * median and the spread their interquartile range; each task's ns per operation the median of its
+ * processes' medians. Every process counts: one that landed in the slow mode of the header slows
+ * both of its tasks, which a ratio of the two takes out, so no process is dropped and none picked.
+ */
+async function runPaired(group: string, notrace: string, target: { max: number }): Promise<Row> {
+  const ratios: number[] = [];
+  const perProcess: number[] = [];
+  const ns = new Map<string, number[]>();
+  for (let run = 0; run < PAIRED_RUNS; run++) {
+    const out = await runOnce<PairedOut>(group, notrace);
+    ratios.push(...out.ratios);
+    perProcess.push(quantile(out.ratios, 0.5));
+    for (const [name, x] of out.ns) ns.set(name, [...(ns.get(name) ?? []), x]);
+  }
+  const [[name, nsTask], [baseline, nsBase]] = [...ns].map(([k, xs]) => [k, quantile(xs, 0.5)] as const);
+  const r = row(new Map([[name, nsTask], [baseline, nsBase]]), name, baseline, target);
+  const ratio = quantile(ratios, 0.5);
+  return {
+    ...r,
+    ratio,
+    met: ratio <= target.max,
+    ratioQuartiles: [quantile(ratios, 0.25), quantile(ratios, 0.75)],
+    ratioRounds: ratios.length,
+    ratioByProcess: perProcess,
+  };
+}
+
 async function main(): Promise<void> {
   const r = (g: string) => runGroup(g);
-  const r2 = (g: string, notrace: string) => runGroup(g, notrace);
   const rows: Row[] = [];
-  for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
-  rows.push(row(r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
-  rows.push(row(r('fenceModes'), 'fence lock+unlock inline', 'fence lock+unlock borrowed', { max: 1.05 }));
-  rows.push(row(r('fenceWithLock'), 'fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)', { max: 1.2 }));
-  const san = r('fenceSanitize');
+  for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(await r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
+  rows.push(row(await r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
+  rows.push(row(await r('fenceModes'), 'fence lock+unlock inline', 'fence lock+unlock borrowed', { max: 1.05 }));
+  rows.push(row(await r('fenceWithLock'), 'fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)', { max: 1.2 }));
+  const san = await r('fenceSanitize');
   rows.push(row(san, 'fence lock+unlock inline (sanitize)', 'fence lock+unlock inline', { max: 2 }));
   rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));
-  rows.push(row(r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
-  rows.push(row(r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
-  // Interleaved (see INTERLEAVED): the tracked row's ratio is the cost of the ledger record and its removal.
-  const tracked = r('lifecycleTracked');
+  rows.push(row(await r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
+  rows.push(row(await r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
+  // The tracked row's ratio is the cost of the ledger record and its removal (same process).
+  const tracked = await r('lifecycleTracked');
   rows.push(row(tracked, 'fence createTracked+signal+putTracked', 'fence create+signal+put', { minOpsPerSec: 5e6 }));
   rows.push(row(tracked, 'fence share+receive+putTracked', 'fence create+signal+put'));
   // Tracing off against a build without the tracing code: this build beside a copy of it whose
   // tracepoints are stripped (bench/notrace.ts), both loaded in each child.
   const stripped = buildNoTraceCopy();
   try {
-    rows.push(row(r2('lifecycleNoTrace', stripped), 'fence create+signal+put (tracing off)', 'fence create+signal+put (a build without tracepoints)', { max: 1.02 }));
-    rows.push(row(r2('lockNoTrace', stripped), 'fence lock+unlock inline (tracing off)', 'fence lock+unlock inline (a build without tracepoints)', { max: 1.02 }));
+    rows.push(await runPaired('lifecycleNoTrace', stripped, { max: 1.02 }));
+    rows.push(await runPaired('lockNoTrace', stripped, { max: 1.02 }));
   } finally {
     removeNoTraceCopy(stripped);
   }
-  const lt = r('lifecycleTrace');
+  const lt = await r('lifecycleTrace');
   rows.push(row(lt, 'fence create+signal+put (tracing on)', 'fence create+signal+put', { max: 1.5 }));
   rows.push(row(lt, 'fence create+signal+put (tracing every tracepoint)', 'fence create+signal+put'));
-  rows.push(row(r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
-  const alloc = r('alloc');
+  rows.push(row(await r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
+  const alloc = await r('alloc');
   rows.push(row(alloc, 'arena allocBlock+freeBlock 64 B', '@thi.ng/malloc alloc+free 64 B', { max: 1.0 }));
   rows.push(row(alloc, 'arena alloc+free 64 B (public, zeroed)', '@thi.ng/malloc alloc+free 64 B', { max: 1.5 }));
-  const live = r('allocLive');
+  const live = await r('allocLive');
   rows.push(row(live, 'arena allocBlock+freeBlock 64 B, 1000 live', '@thi.ng/malloc alloc+free 64 B, 1000 live', { max: 1.0 }));
   finishSuite('core', args, { ...runInfo(args), rows });
 }

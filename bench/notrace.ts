@@ -4,8 +4,8 @@
  * tracepoints are gone, loaded beside it in the same process (two copies are two sets of
  * functions: neither's type feedback or inlining touches the other's).
  *
- * The copy is dist/src and dist/workers with every tracepoint's condition, `tracing(i32, TC_X)`,
- * replaced by the literal `false`. V8's bytecode generator emits nothing for `if (false) …`, so the
+ * The copy is dist/src and dist/workers with every tracepoint's condition, `tracing(i32, TC_X)` or,
+ * on the hot paths, the same test written inline, `i32[TH_FLAGS] & TC_X`, replaced by the literal `false`. V8's bytecode generator emits nothing for `if (false) …`, so the
  * stripped functions have the bytecode size, and hence the inlining decisions, of code that never
  * had the tracepoint. It sits inside dist/ so that the copy resolves its packages as the original.
  */
@@ -16,8 +16,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 /** dist/, from this file's compiled place (dist/bench/notrace.js). */
 const DIST = fileURLToPath(new URL('..', import.meta.url));
 
-/** A tracepoint's condition: a call of `tracing` (not its declaration). Its arguments hold no parentheses. */
-const TRACEPOINT = /(?<!function )\btracing\([^()]*\)/g;
+/**
+ * A tracepoint's condition: a call of `tracing` (not its declaration; its arguments hold no
+ * parentheses), or its inline form. Either, left anywhere in the copy, fails it (LEFT).
+ */
+const TRACEPOINT = /(?<!function )\btracing\([^()]*\)|\bi32\[TH_FLAGS\] & TC_[A-Z_]+/g;
+const LEFT = /(?<!function )\btracing\(|\[TH_FLAGS\] & TC_/;
 
 function jsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -35,14 +39,16 @@ export function buildNoTraceCopy(): string {
   rmSync(root, { recursive: true, force: true });
   let stripped = 0;
   for (const part of ['src', 'workers']) {
-    cpSync(join(DIST, part), join(root, part), { recursive: true });
+    // The compiled modules only: declarations and source maps are two thirds of dist's files, and
+    // nothing loads them (copying and removing them cost a loaded machine ~1.5 s).
+    cpSync(join(DIST, part), join(root, part), { recursive: true, filter: (p) => p.endsWith('.js') || statSync(p).isDirectory() });
     for (const file of jsFiles(join(root, part))) {
       const text = readFileSync(file, 'utf8');
       const out = text.replace(TRACEPOINT, () => {
         stripped++;
         return 'false';
       });
-      if (/(?<!function )\btracing\(/.test(out)) throw new Error(`notrace copy: a tracepoint in ${file} has a shape this script cannot strip`);
+      if (LEFT.test(out)) throw new Error(`notrace copy: a tracepoint in ${file} has a shape this script cannot strip`);
       if (out !== text) writeFileSync(file, out);
     }
   }

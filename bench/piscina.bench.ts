@@ -30,7 +30,8 @@
  * spinning on the queue (back to back, within lingerUs) takes a wake-up out of the path.
  *
  * Run: `node dist/bench/piscina.bench.js [--rounds N] [--tasks N] [--linger µs]` plus the options
- * every suite takes (bench/util.ts); --quick: 2 rounds, 200 tasks per variant and schedule.
+ * every suite takes (bench/util.ts); --quick: 2 rounds, 120 tasks per variant and schedule, one
+ * timed pair of chains (the full run's median of 3) and 20 warm-up tasks per side (50).
  */
 import { Arena, Fence, createFencePool, runWithFence, type FencePool } from '../src/index.js';
 import type { LatencyStat, PiscinaVariant } from '../src/report/schema.js';
@@ -40,7 +41,7 @@ const args = suiteArgs('piscina', { rounds: { type: 'string' }, tasks: { type: '
 const ROUNDS = positiveInt(args, 'rounds', args.quick ? 2 : 6);
 const CHAIN = 1000;
 /** Tasks per latency variant and schedule, over all rounds. */
-const TASKS = positiveInt(args, 'tasks', args.quick ? 200 : 2400);
+const TASKS = positiveInt(args, 'tasks', args.quick ? 120 : 2400);
 const GAP_US = 1000;
 /** --linger: the pool's lingerUs (its default when absent). */
 const LINGER = args.own.linger === undefined ? undefined : positiveInt(args, 'linger', 50);
@@ -161,11 +162,11 @@ async function main(): Promise<void> {
   // Warm-up: workers started, modules loaded, every path compiled.
   await chainFence(pool);
   await chainAwait(pool);
-  for (const side of SIDES) for (let i = 0; i < 50; i++) await latency(pool, i, side);
+  for (const side of SIDES) for (let i = 0; i < (args.quick ? 20 : 50); i++) await latency(pool, i, side);
 
   const fenceWall: number[] = [];
   const awaitWall: number[] = [];
-  for (let r = 0; r < Math.max(ROUNDS, 3); r++) {
+  for (let r = 0; r < (args.quick ? 1 : Math.max(ROUNDS, 3)); r++) {
     await settle();
     if (r % 2 === 0) {
       fenceWall.push(await chainFence(pool));

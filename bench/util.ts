@@ -85,9 +85,20 @@ export function positiveInt(args: SuiteArgs, name: string, dflt: number): number
   return n;
 }
 
+/**
+ * How long tinybench runs each task: at least `timeMs` and `iterations` calls (and `warmupMs` and
+ * `warmupIterations` calls before), whichever takes longer.
+ */
+export interface Timing {
+  timeMs: number;
+  warmupMs: number;
+  iterations: number;
+  warmupIterations: number;
+}
+
 /** Runs each `[name, fn]` where fn performs `inner` operations; returns ns per operation. */
-export async function measure(tasks: [string, () => void][], inner: number, timing: { timeMs: number; warmupMs: number }): Promise<Map<string, number>> {
-  const bench = new Bench({ time: timing.timeMs, warmup: true, warmupTime: timing.warmupMs });
+export async function measure(tasks: [string, () => void][], inner: number, timing: Timing): Promise<Map<string, number>> {
+  const bench = new Bench({ time: timing.timeMs, warmup: true, warmupTime: timing.warmupMs, iterations: timing.iterations, warmupIterations: timing.warmupIterations });
   for (const [name, fn] of tasks) bench.add(name, fn);
   await bench.run();
   const out = new Map<string, number>();
@@ -100,9 +111,15 @@ export async function measure(tasks: [string, () => void][], inner: number, timi
   return out;
 }
 
-/** tinybench time per task: the full run's, and --quick's (a quarter, for noisier figures of the same rows). */
-export function timing(quick: boolean): { timeMs: number; warmupMs: number } {
-  return quick ? { timeMs: 100, warmupMs: 30 } : { timeMs: 400, warmupMs: 100 };
+/**
+ * tinybench time per task: the full run's, and --quick's (60 and 20 ms: a seventh, for noisier
+ * figures of the same rows; on a loaded machine a quick run is a check that every row is there,
+ * and its time is mostly these times added up over every task of every suite). The full run keeps tinybench's minimum calls (64, 16 to warm up); --quick takes 8 and 2: a
+ * task whose call lasts milliseconds (a chain walk of 64 finds) made the minimum, not the time,
+ * what a quick run spent (~1.5 s of its chain suite for one task).
+ */
+export function timing(quick: boolean): Timing {
+  return quick ? { timeMs: 60, warmupMs: 20, iterations: 8, warmupIterations: 2 } : { timeMs: 400, warmupMs: 100, iterations: 64, warmupIterations: 16 };
 }
 
 /** Builds a row, with a ratio against `baseline` when given and a `≤ x` / `≥ x` target check. */
@@ -182,13 +199,13 @@ export interface StartedWorker<T> {
 }
 
 /**
- * Starts a worker on `url`. Every listener is attached here, before the caller can do anything that
+ * Starts a worker on `url`, with `argv` after its process.argv's first two. Every listener is attached here, before the caller can do anything that
  * makes the worker post or exit: an event that fired before its listener existed is lost, and
  * awaiting it afterwards never settles (the process then ends with exit code 13, an unsettled
  * top-level await). Callers await `first` and `exited` when they need them, never a fresh `once()`.
  */
-export function startWorker<T>(url: URL, workerData: unknown): StartedWorker<T> {
-  const worker = new Worker(url, { workerData });
+export function startWorker<T>(url: URL, workerData: unknown, argv?: string[]): StartedWorker<T> {
+  const worker = new Worker(url, { workerData, argv });
   const w = { worker, failure: undefined } as StartedWorker<T>;
   w.online = new Promise<void>((res) => worker.once('online', () => res()));
   w.exited = new Promise<number>((res) => worker.once('exit', res));

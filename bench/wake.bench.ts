@@ -25,7 +25,8 @@
  *
  * Run: `npm run bench:wake`, or `npx tsc -p . && node dist/bench/wake.bench.js [--rounds N]
  * [--main-spin] [--samples]` plus the options every suite takes (bench/util.ts): default 20,000
- * rounds per variant (~6 s on an idle machine), --quick 500; --seed S seeds the delay schedule.
+ * rounds per variant (~6 s on an idle machine), --quick 200 (on a loaded machine a round waits for
+ * a descheduled thread: 500 took up to 30 s); --seed S seeds the delay schedule.
  * JSON → bench/results/wake.json.
  */
 import seedrandom from 'seedrandom';
@@ -38,8 +39,8 @@ import * as P from './wake-protocol.js';
 /* ───────────── configuration ───────────── */
 
 const args = suiteArgs('wake', { rounds: { type: 'string' }, 'main-spin': { type: 'boolean', default: false }, samples: { type: 'boolean', default: false } });
-const ROUNDS = positiveInt(args, 'rounds', args.quick ? 500 : 20_000);
-const WARMUP = Math.min(args.quick ? 50 : 300, ROUNDS);
+const ROUNDS = positiveInt(args, 'rounds', args.quick ? 200 : 20_000);
+const WARMUP = Math.min(args.quick ? 30 : 300, ROUNDS);
 const SEED = args.seed;
 /** --main-spin: the main thread spins instead of sleeping while the woken worker finishes a round. */
 const MAIN_SPIN = args.own['main-spin'] === true;

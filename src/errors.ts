@@ -101,15 +101,26 @@ export interface UseAfterFreeReport {
   thread: number;
 }
 
-/** Raised by the sanitizer (throwing mode) at the moment a stale block is touched. */
-export class UseAfterFreeError extends FenceError {
-  /** What the sanitizer knows about the access (its message says the same in words). */
-  readonly report: UseAfterFreeReport;
+/**
+ * The base of the checkers' errors ({@link UseAfterFreeError}, {@link LockOrderError}): a
+ * FenceError that carries the checker's structured report beside the message that words it.
+ */
+export abstract class ReportedError<R> extends FenceError {
+  /** What the checker knows (the message says the same in words). */
+  readonly report: R;
+  /** The error of `code` and `name` for `report`, its message made by `describe`. */
+  protected constructor(code: ErrnoCode, name: string, report: R, describe: (r: R) => string) {
+    super(code, describe(report));
+    this.name = name;
+    this.report = report;
+  }
+}
+
+/** Raised by the sanitizer (throwing mode) at the moment a stale block is touched; `report` says what it knows of the access. */
+export class UseAfterFreeError extends ReportedError<UseAfterFreeReport> {
   /** The error for `report` (code EFAULT). */
   constructor(report: UseAfterFreeReport) {
-    super('EFAULT', describeUseAfterFree(report));
-    this.name = 'UseAfterFreeError';
-    this.report = report;
+    super('EFAULT', 'UseAfterFreeError', report, describeUseAfterFree);
   }
 }
 
@@ -159,14 +170,10 @@ export interface LockOrderReport {
  * Raised by the lock-order checker (sanitize mode, throwing) before an acquisition that inverts
  * a recorded lock order: code EDEADLK, and nothing was taken.
  */
-export class LockOrderError extends FenceError {
-  /** Both sides of the inversion, with their call sites. */
-  readonly report: LockOrderReport;
-  /** The error for `report` (code EDEADLK). */
+export class LockOrderError extends ReportedError<LockOrderReport> {
+  /** The error for `report` (code EDEADLK): both sides of the inversion, with their call sites. */
   constructor(report: LockOrderReport) {
-    super('EDEADLK', describeLockOrder(report));
-    this.name = 'LockOrderError';
-    this.report = report;
+    super('EDEADLK', 'LockOrderError', report, describeLockOrder);
   }
 }
 

@@ -207,6 +207,28 @@ describe('alloc / free', () => {
     expectClean(arena);
   });
 
+  it('frees that switch size class each push to their own class\'s cache', () => {
+    // The public free guesses its cache from the class of the view's last free (freeRaw): a wrong
+    // guess kept would put a block in another class's cache.
+    const arena = smallArena();
+    const off = (h: number) => h % 2 ** 28;
+    const sizes = [24, 24, 120, 500, 24, 120, 120, 500];
+    const lock = SpinLock.create(arena);
+    const refs = sizes.map((s) => arena.alloc(s));
+    refs.forEach((r, i) => {
+      arena.free(r);
+      // The next allocation of each size gets the block just freed, whatever class went before.
+      const again = arena.alloc(sizes[i]);
+      expect(off(again), `free #${i} (${sizes[i]} B)`).toBe(off(r));
+      arena.free(again);
+    });
+    // A lock block (the other type the public free takes) in between, then each size again.
+    arena.free(lock.ref);
+    for (const s of [500, 120, 24]) expect(off(arena.alloc(s)), `${s} B`).toBe(off(refs[sizes.lastIndexOf(s)]));
+    expect(arena.stats().frees).toBe(2 * sizes.length + 1);
+    expect(arena.check().problems).toEqual([]);
+  });
+
   it('LIFO reuse survives a cache overflow to the global free list', () => {
     const arena = smallArena();
     const refs = Array.from({ length: 100 }, () => arena.alloc(24));

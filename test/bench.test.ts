@@ -21,7 +21,19 @@ const DIST_BENCH = fileURLToPath(new URL('../dist/bench/', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'fencelab-bench-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[], timeoutMs = 20_000) {
+/*
+ * Bounds for a loaded machine (two busy loops on both cores: the full --quick run took 177 s, a
+ * refused flag 5 s): each child about 3× that, each test its children plus a margin.
+ */
+/** A command that refuses its flags before running anything. */
+const SHORT_MS = 60_000;
+/** bench --quick, every suite. */
+const ALL_SUITES_MS = 540_000;
+/** bench --quick, one suite. */
+const ONE_SUITE_MS = 300_000;
+const MARGIN_MS = 60_000;
+
+function run(args: string[], timeoutMs = SHORT_MS) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -77,6 +89,12 @@ function expectRows(rows: Row[], expected: [string, string?][]): void {
   for (const r of rows) {
     expect(positive(r.nsPerOp) && positive(r.opsPerSec), r.name).toBe(true);
     expect(r.baseline === undefined ? r.ratio === undefined : positive(r.ratio), `${r.name}: ratio ${r.ratio}`).toBe(true);
+    // A row of paired rounds: its ratio is their median, so it lies between their quartiles.
+    if (r.ratioQuartiles !== undefined) {
+      const [q1, q3] = r.ratioQuartiles;
+      expect(positive(q1) && q1 <= r.ratio! && r.ratio! <= q3, `${r.name}: ${q1} ≤ ${r.ratio} ≤ ${q3}`).toBe(true);
+      expect(r.ratioRounds! > 0 && r.ratioByProcess!.length > 0 && r.ratioByProcess!.every(positive), r.name).toBe(true);
+    }
   }
 }
 
@@ -85,7 +103,7 @@ describe('fencelab bench --quick', () => {
 
   it('runs every suite, each with all its rows, their same-run baselines and ratios, into one run file and the report', () => {
     const html = join(dir, 'first.html');
-    const r = run(['bench', '--quick', '--json', first, '--html', html], 240_000);
+    const r = run(['bench', '--quick', '--json', first, '--html', html], ALL_SUITES_MS);
     expect(r.code, r.stderr + r.stdout.slice(-2000)).toBe(0);
     expect(r.stdout).toMatch(/bench: 6 of 6 suites ran in [\d.]+ s\n/);
     const data: BenchRun = readRun(first);
@@ -96,6 +114,8 @@ describe('fencelab bench --quick', () => {
     for (const suite of SUITES) expect(data.suites[suite]!.quick, suite).toBe(true);
 
     expectRows(data.suites.core!.rows, CORE_ROWS);
+    // The tracing-off rows are measured in paired rounds and carry their spread.
+    expect(data.suites.core!.rows.filter((r) => r.ratioQuartiles !== undefined).map((r) => r.name)).toEqual(CORE_ROWS.filter(([n]) => n.endsWith('(tracing off)')).map(([n]) => n));
     expectRows(data.suites.chain!.rows, CHAIN_ROWS);
     const wake = data.suites.wake!;
     expect(wake.seed).toBe(DEFAULT_SEED);
@@ -153,12 +173,12 @@ describe('fencelab bench --quick', () => {
     const page = readFileSync(html, 'utf8');
     for (const suite of SUITES) expect(page).toContain(`<section id="${suite}">`);
     expect(page).not.toContain('failed in this run');
-  }, 300_000);
+  }, ALL_SUITES_MS + MARGIN_MS);
 
   it('with --baseline, shows every row\'s change against that run in the printed tables and the report', () => {
     const html = join(dir, 'second.html');
     const json = join(dir, 'second.json');
-    const r = run(['bench', '--quick', '--suite', 'chain', '--baseline', first, '--json', json, '--html', html], 120_000);
+    const r = run(['bench', '--quick', '--suite', 'chain', '--baseline', first, '--json', json, '--html', html], ONE_SUITE_MS);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^task +ns\/op .* before +change$/m);
     for (const [name] of CHAIN_ROWS) expect(r.stdout).toMatch(new RegExp(`${name.replace(/[()+.]/g, '\\$&')} .* [+−]\\d+\\.\\d% (better|worse|same)\\n`));
@@ -167,7 +187,7 @@ describe('fencelab bench --quick', () => {
     expect(page).toContain(`Compared with the baseline run ${first}`);
     expect(page).toContain('<th>baseline run</th><th>change</th>');
     expect(page).toContain('"label":"baseline run"');
-  }, 180_000);
+  }, ONE_SUITE_MS + MARGIN_MS);
 });
 
 describe('runBench', () => {
@@ -228,10 +248,10 @@ describe('fencelab bench flags', () => {
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.stdout, args.join(' ')).not.toContain('=== bench');
     }
-  });
+  }, 5 * SHORT_MS);
 
   it('each suite refuses an unknown option with exit code 2', () => {
-    const r = spawnSync(process.execPath, [join(DIST_BENCH, 'chain.bench.js'), '--bogus'], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(process.execPath, [join(DIST_BENCH, 'chain.bench.js'), '--bogus'], { encoding: 'utf8', timeout: SHORT_MS });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/chain bench: Unknown option '--bogus'/);
     expect(existsSync(join(DIST_BENCH, 'chain.bench.js'))).toBe(true);

@@ -5,10 +5,21 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { violationsOf, type ScenarioResult } from '../src/cli/scenario.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
-function run(args: string[], timeoutMs = 120_000) {
+/*
+ * Bounds for a loaded machine (two busy loops on both cores: a 400-operation demo took 22 s, a
+ * refused option 3.5 s): each child several times that, each test its children plus a margin
+ * (a loop of refused options: the sum it took there, several times over).
+ */
+/** A command that refuses its options, or prints its help. */
+const SHORT_MS = 60_000;
+/** A demo or stress run. */
+const RUN_MS = 150_000;
+
+function run(args: string[], timeoutMs = RUN_MS) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: timeoutMs });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -43,7 +54,7 @@ describe('fencelab demo', () => {
       expect(x.wakeP50Us).toBeGreaterThan(0);
     }
     expect(report.inlineClean).toBe(true);
-  }, 180_000);
+  }, RUN_MS + 30_000);
 
   it('prints the side-by-side table and the explanation', () => {
     const r = run(['demo', '--ops', '200']);
@@ -51,7 +62,7 @@ describe('fencelab demo', () => {
     expect(r.stdout).toContain('borrowed + sanitizer');
     expect(r.stdout).toContain('use-after-free caught');
     expect(r.stdout).toContain('What happened');
-  }, 180_000);
+  }, RUN_MS + 30_000);
 });
 
 describe('fencelab stress', () => {
@@ -67,36 +78,59 @@ describe('fencelab stress', () => {
     expect(ra.cancelled).toBeGreaterThan(0);
     const rb = JSON.parse(run(args).stdout);
     expect(rb.cancelled).toBe(ra.cancelled); // cancel decisions come from the seeded PRNG
-  });
+  }, 2 * RUN_MS + 30_000);
 
+  // --kills fixes the number of kills (the run waits for them): the counts are exact by
+  // construction, not by how the scheduler happened to place them within a --duration.
   it('survives importer kills: locks recovered, references dropped, nothing leaked', () => {
-    const r = run(['stress', '--duration', '3s', '--kill-rate', '4', '--seed', 'kills', '--json']);
+    const r = run(['stress', '--duration', '2s', '--kills', '4', '--seed', 'kills', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
-    expect(rep.kills).toBeGreaterThan(0);
+    expect(rep.kills).toBe(4);
+    expect(rep.exporterKills).toBe(0);
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
-  });
+    expect(rep.replay).toContain('--kills 4 --kill importers');
+  }, RUN_MS + 30_000);
 
   it('survives exporter kills too, callbacks on: operations end with -ENODEV once, drivers destroyed, nothing leaked', () => {
     // Callbacks on: an exporter killed inside signal() has the rest of its callbacks delivered by
-    // its reaper (the signal record), so none is lost and no node leaks.
-    const r = run(['stress', '--duration', '3s', '--kill', 'both', '--kill-rate', '5', '--callback-rate', '0.5', '--seed', 'exporter-kills', '--json']);
+    // its reaper (the signal record), so none is lost and no node leaks. With --kill both the
+    // kills alternate, importer first: 5 kills are 3 importers and 2 exporters.
+    const r = run(['stress', '--duration', '2s', '--kill', 'both', '--kills', '5', '--callback-rate', '0.5', '--seed', 'exporter-kills', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
-    expect(rep.exporterKills).toBeGreaterThan(0);
-    expect(rep.kills).toBeGreaterThan(rep.exporterKills);
+    expect(rep.kills).toBe(5);
+    expect(rep.exporterKills).toBe(2);
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
     expect(rep.fenceLifecycles).toBe(rep.fences);
+  }, RUN_MS + 30_000);
+
+  it('a run stopped before its --kills were all done says so: a violation, not a quietly smaller count', () => {
+    const clean = {
+      config: { kills: 3 }, fences: 5, signaled: 5, doubleSignals: 0, statusMismatches: 0, uafCaught: 0, meViolations: 0, hangs: 0, lockErrors: 0,
+      callbacks: { added: 0, ran: 0, removed: 0, late: 0, double: 0 }, leakedBytes: 0, leaks: [], checkProblems: [], workerErrors: [], kills: 2,
+    } as unknown as ScenarioResult;
+    expect(violationsOf(clean)).toEqual(['3 kills asked for but 2 done before the run was stopped']);
+    expect(violationsOf({ ...clean, kills: 3 })).toEqual([]);
   });
+
+  it('a kill rate still kills (seeded times; how many depends on the run): clean whatever the count', () => {
+    const r = run(['stress', '--duration', '2s', '--kill', 'exporters', '--kill-rate', '3', '--seed', 'rate', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.kills).toBe(rep.exporterKills);
+    expect(rep.violations).toEqual([]);
+    expect(rep.leakedBytes).toBe(0);
+  }, RUN_MS + 30_000);
 
   it('exits 1 and prints the seed and a replay line when an invariant breaks (borrowed locks)', () => {
     const r = run(['stress', '--ops', '2000', '--exporters', '1', '--importers', '1', '--lock-mode', 'borrowed', '--kill-rate', '0', '--seed', 'broken']);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('VIOLATIONS');
     expect(r.stdout).toContain('--seed broken');
-  });
+  }, RUN_MS + 30_000);
 
   it('rejects bad options with exit code 2 and a clear message', () => {
     const cases: [string[], RegExp][] = [
@@ -112,23 +146,28 @@ describe('fencelab stress', () => {
       [['stress', '--duration', '99999999999999999999s'], /too large \(at most 24h\)/],
       [['stress', '--duration', '0s'], /must be more than 0/],
       [['stress', '--ops', '10', '--duration', '5s'], /--ops and --duration bound the same run/],
+      [['stress', '--ops', '10', '--kills', '2'], /--kills spreads its kills over a --duration run/],
+      [['stress', '--kills', '2', '--kill-rate', '1'], /--kills and --kill-rate both set/],
+      [['stress', '--kills', '-1'], /--kills must be in 0..10000/],
       [['bench', '--suite', 'nope'], /Allowed choices are core, alloc, wake, chain, contention, piscina, all/],
       [['report', '--dir'], /argument missing/],
       [['report', '--bogus'], /unknown option/],
     ];
     for (const [args, message] of cases) {
-      const r = run(args, 60_000);
+      const r = run(args, SHORT_MS);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr, args.join(' ')).toMatch(message);
     }
-  });
+  }, 6 * SHORT_MS);
 
   it('has --help for every command', () => {
     for (const args of [['--help'], ['demo', '--help'], ['stress', '--help'], ['bench', '--help'], ['report', '--help']]) {
-      const r = run(args, 60_000);
+      const r = run(args, SHORT_MS);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: fencelab/);
     }
-    expect(run(['stress', '--help']).stdout).toContain('--kill-rate');
-  });
+    const help = run(['stress', '--help']).stdout;
+    expect(help).toContain('--kill-rate');
+    expect(help).toContain('--kills <n>');
+  }, 4 * SHORT_MS);
 });

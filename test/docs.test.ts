@@ -17,9 +17,16 @@ import { splitContractLines } from '../scripts/typedoc-contract.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TYPEDOC = join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc');
 
+/**
+ * Bound of one TypeDoc run: it took 105 s with two busy loops on both cores (20 s quiet), so 3× that;
+ * the tests that run it allow a little more than the run.
+ */
+const TYPEDOC_MS = 300_000;
+const TYPEDOC_TEST_MS = TYPEDOC_MS + 30_000;
+
 /** Runs TypeDoc from the repository with `args`, bounded. */
 function typedoc(args: string[]) {
-  return spawnSync(process.execPath, [TYPEDOC, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000, killSignal: 'SIGKILL' });
+  return spawnSync(process.execPath, [TYPEDOC, ...args], { cwd: ROOT, encoding: 'utf8', timeout: TYPEDOC_MS, killSignal: 'SIGKILL' });
 }
 const text = (t: string): CommentDisplayPart => ({ kind: 'text', text: t });
 
@@ -59,7 +66,7 @@ describe('npm run docs', () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  }, 150_000);
+  }, TYPEDOC_TEST_MS);
 });
 
 describe('every export documented', () => {
@@ -84,7 +91,7 @@ describe('every export documented', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 150_000);
+  }, TYPEDOC_TEST_MS);
 });
 
 /** The prose docs: the README and docs/*.md, repository-relative. */
@@ -112,6 +119,63 @@ function declares(text: string, name: string): boolean {
     ].join('|'),
     'm',
   ).test(text);
+}
+
+/** Every .ts file below `dir`. */
+function tsTree(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? tsTree(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
+}
+
+/**
+ * The units of a Markdown text a citation belongs to, each with its first line: a table row, a
+ * list item or a paragraph (their lines joined). Code blocks are left out.
+ */
+function units(md: string): { line: number; text: string }[] {
+  const out: { line: number; text: string }[] = [];
+  let para: { line: number; text: string } | undefined;
+  let code = false;
+  md.split('\n').forEach((l, i) => {
+    const fence = l.trimStart().startsWith('```');
+    if (fence) code = !code;
+    const row = l.startsWith('|');
+    const item = /^\s*(?:[-*]|\d+\.) /.test(l);
+    if (fence || code || row || item || l.trim() === '' || l.startsWith('#')) {
+      if (para) out.push(para);
+      para = undefined;
+      if (row && !code) out.push({ line: i + 1, text: l });
+      if (item && !code) para = { line: i + 1, text: l };
+    } else if (para) para.text += ` ${l}`;
+    else para = { line: i + 1, text: l };
+  });
+  if (para) out.push(para);
+  return out;
+}
+
+const SOURCES = tsTree(join(ROOT, 'src')).map((f) => readFileSync(f, 'utf8'));
+
+/**
+ * In a paragraph, list item or table row that cites files of src/, the plain names in backticks
+ * that a file of src/ defines at its top level (a function, a constant, a class; not a method,
+ * whose name may be an API word like `put`) and none of the cited files defines: a function moved
+ * to another file would leave the prose naming its old one. One line each, with `doc`'s line.
+ */
+function misplacedCitations(doc: string, md: string): string[] {
+  return units(md).flatMap(({ line, text }) => {
+    const files = [...text.matchAll(/`(src\/[\w./-]+\.ts)`/g)].map((m) => m[1]).filter((f) => existsSync(join(ROOT, f)));
+    if (files.length === 0) return [];
+    const cited = files.map((f) => readFileSync(join(ROOT, f), 'utf8'));
+    const names = new Set([...text.matchAll(/`([a-z][\w$]*)(?:\(\))?`/g)].map((m) => m[1]));
+    return [...names]
+      .filter((n) => !cited.some((t) => declares(t, n)) && SOURCES.some((t) => declaresAtTop(t, n)))
+      .map((n) => `${doc}:${line} \`${n}\` is in none of ${files.join(', ')}`);
+  });
+}
+
+/** True when `text` declares `name` at its top level: a function, class or variable (exported or not). */
+function declaresAtTop(text: string, name: string): boolean {
+  return new RegExp(`^(?:export\\s+)?(?:async\\s+)?(?:function\\*?|class|const|let|var)\\s+${name}\\b`, 'm').test(text);
 }
 
 /** Each reference as [doc:line, symbol or '', repository path]. */
@@ -150,6 +214,16 @@ describe('the prose docs', () => {
       return !sym.split('.').every((part) => declares(text, part));
     });
     expect(wrong).toEqual([]);
+  });
+
+  it('name a function cited beside source files with a file that defines it', () => {
+    const wrong = DOCS.flatMap((doc) => misplacedCitations(doc, readFileSync(join(ROOT, doc), 'utf8')));
+    expect(wrong).toEqual([]);
+  });
+
+  it('catch a function cited beside a file that does not define it', () => {
+    const md = '- the last put (`putFence`, `src/fence/core.ts`)\n  frees it.\n\nA `put` in `src/fence/core.ts`.\n';
+    expect(misplacedCitations('t.md', md)).toEqual(['t.md:1 `putFence` is in none of src/fence/core.ts']);
   });
 
   it('list, per layer of the architecture, files that are in its folder and the symbols they define', () => {

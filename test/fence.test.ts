@@ -700,13 +700,16 @@ describe('waiting', () => {
       import { Worker } from 'node:worker_threads';
       const arena = Arena.create({ bytes: 1 << 20, maxThreads: 4, maxFds: 16 });
       const a = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
-      a.waitAsync(150).then((r) => console.log('timeout-wait', r));
       const b = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 2 });
       b.waitAsync(20000).then((r) => console.log('signal-wait', r, b.status()));
-      // The signaler is unref'd: only the pending wait can keep this process running.
-      const w = new Worker(new URL(${JSON.stringify(fixture('fence-signaler').href)}),
-        { workerData: { buffer: arena.buffer, handle: b.get().handle, delayMs: 200 } });
-      w.unref();
+      a.waitAsync(150).then((r) => {
+        console.log('timeout-wait', r);
+        // Started once the timeout was seen, so the lines come in this order by construction. The
+        // signaler is unref'd: only the pending wait of b can keep this process running.
+        const w = new Worker(new URL(${JSON.stringify(fixture('fence-signaler').href)}),
+          { workerData: { buffer: arena.buffer, handle: b.get().handle, delayMs: 200 } });
+        w.unref();
+      });
     `;
     const dir = mkdtempSync(join(tmpdir(), 'fencelab-keepalive-'));
     const file = join(dir, 'keepalive.mjs');

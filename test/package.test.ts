@@ -28,7 +28,20 @@ const EXAMPLE = 'wait-async';
 const KEEP = /^npm_config_(cache|registry|userconfig|globalconfig|cafile|proxy|https_proxy|noproxy|strict_ssl)$/i;
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) || KEEP.test(k)));
 
-function run(cmd: string, args: string[], cwd: string, timeoutMs = 30_000): SpawnSyncReturns<string> {
+/*
+ * Bounds, for a loaded machine (two busy loops on both cores took a strict tsc 58 s, the pack and
+ * install 26 s): each child about 3× what it took there; each test or hook the sum of its children
+ * plus a margin, so a child that hangs fails with its own ETIMEDOUT rather than the test's timeout.
+ */
+/** A short child (node on a file, npm pack, the command's --help). */
+const RUN_MS = 60_000;
+/** npm install of the packed tarball. */
+const INSTALL_MS = 150_000;
+/** A strict tsc over the app and the library's declarations. */
+const TSC_MS = 240_000;
+const MARGIN_MS = 30_000;
+
+function run(cmd: string, args: string[], cwd: string, timeoutMs = RUN_MS): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
   if (r.error) throw r.error; // ETIMEDOUT, ENOENT: say so instead of a bare null status
   return r;
@@ -124,9 +137,9 @@ beforeAll(() => {
   bin = join(app, 'node_modules', '.bin', 'fencelab');
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-  const install = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, info.filename)], app, 45_000);
+  const install = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(dir, info.filename)], app, INSTALL_MS);
   expect(install.status, output(install)).toBe(0);
-}, 60_000);
+}, RUN_MS + INSTALL_MS + MARGIN_MS);
 
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -168,7 +181,7 @@ console.log(\`esm: callback \${cb !== null ? ran : -1}, waited \${waited}, clean
     expect(examples).toContain(`${EXAMPLE}.ts`);
     for (const f of examples) copyFileSync(join(ROOT, 'examples', f), join(app, f));
     writeFileSync(join(app, 'tsconfig.json'), strictConfig(['use.ts', ...examples]));
-    const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.json'], app, 90_000);
+    const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.json'], app, TSC_MS);
     expect(tsc.status, output(tsc)).toBe(0);
     const use = run(process.execPath, ['out/use.js'], app);
     expect(use.status, output(use)).toBe(0);
@@ -176,7 +189,7 @@ console.log(\`esm: callback \${cb !== null ? ran : -1}, waited \${waited}, clean
     const example = run(process.execPath, [`out/${EXAMPLE}.js`], app);
     expect(example.status, output(example)).toBe(0);
     expect(example.stdout).toMatch(/^main: fence signaled, status 1$/m);
-  }, 120_000);
+  }, TSC_MS + 2 * RUN_MS + MARGIN_MS);
 
   it('the published types offer no internal member: a strict tsc fails on each use of one', () => {
     const head = [
@@ -194,14 +207,14 @@ console.log(\`esm: callback \${cb !== null ? ran : -1}, waited \${waited}, clean
     ];
     writeFileSync(join(app, 'internal.ts'), [...head, ...INTERNAL_USES].join('\n') + '\n');
     writeFileSync(join(app, 'tsconfig.internal.json'), strictConfig(['internal.ts']));
-    const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.internal.json', '--noEmit', '--pretty', 'false'], app, 90_000);
+    const tsc = run(process.execPath, [TSC, '-p', 'tsconfig.internal.json', '--noEmit', '--pretty', 'false'], app, TSC_MS);
     expect(tsc.status, output(tsc)).not.toBe(0);
     // One error on every line that uses an internal member, and none anywhere else.
     const errorLines = new Set([...tsc.stdout.matchAll(/^internal\.ts\((\d+),\d+\): error TS(\d+)/gm)].map((m) => Number(m[1])));
     const expected = INTERNAL_USES.map((_, i) => head.length + i + 1);
     expect([...errorLines].sort((a, b) => a - b), output(tsc)).toEqual(expected);
     expect(tsc.stdout).not.toMatch(/node_modules\/fencelab/); // the declarations themselves are sound
-  }, 120_000);
+  }, TSC_MS + MARGIN_MS);
 
   it('require() from CommonJS gets the same library', () => {
     writeFileSync(

@@ -263,6 +263,7 @@ describe('scheduler: cancellation', () => {
     const waiting = runWithFence(p, arena, { i: 2, n: 3 }, { deps: [gate] });
     const deadline = Date.now() + WAIT_MS;
     while (tl.runs(0) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect(tl.runs(0)).toBe(1); // destroyed while task 0 runs (and holds the only thread): the rest is queued
     await p.destroy({ graceMs: 0 });
     expect(queued.status()).toBe(Errno.ECANCELED);
     expect(await running.waitAsync(WAIT_MS)).toBe(true); // the reaper ends it once the worker exit is seen

@@ -6,13 +6,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Driver, Errno, Fence, SpinLock, SyncFile, defineFenceOps, drainInbox } from '../src/index.js';
+import { Arena, Driver, Errno, Fence, FenceError, SpinLock, SyncFile, defineFenceOps, drainInbox } from '../src/index.js';
 import * as A from '../src/arena/layout.js';
 import * as DR from '../src/driver/layout.js';
 import * as FL from '../src/fence/layout.js';
 
 const L = { ...A, ...FL, ...DR };
-import { C, EX_CB_RAN, EX_DONE, EX_PUBLISHED, RING_SLOTS, S_OWNER, S_STATE, isTaken, slotWord } from '../workers/board.js';
+import { C, EX_CB_RAN, EX_DONE, EX_PUBLISHED, RING_SLOTS, SF_CARRIER, S_OWNER, S_STATE, isTaken, slotF64, slotWord } from '../workers/board.js';
 import type { Crew } from '../workers/crew.js';
 import { expectClean, fixture, TestWorker } from './support/core.js';
 import { startScenario, stopScenario, type Scenario } from './support/threads.js';
@@ -41,10 +41,22 @@ const stuckOps = defineFenceOps('test:stuck-release', {
   },
 });
 
-/** Ring slots of exporter `index` that an importer holds right now. */
-function takenFrom(crew: Crew, index: number): number {
+/**
+ * Ring slots of exporter `index` taken by an importer that has imported its sync-file fd: it closes the fd right after
+ * the import, and only it closes one while the exporter lives (fds are never reused: a closed one
+ * stays EBADF). A taken slot alone does not say the importer got that far.
+ */
+function importedFrom(crew: Crew, index: number): number {
   let n = 0;
-  for (let i = 0; i < RING_SLOTS; i++) if (isTaken(crew.count(slotWord(i, S_STATE))) && crew.count(slotWord(i, S_OWNER)) === index) n++;
+  for (let i = 0; i < RING_SLOTS; i++) {
+    if (!isTaken(crew.count(slotWord(i, S_STATE))) || crew.count(slotWord(i, S_OWNER)) !== index) continue;
+    try {
+      SyncFile.info(crew.arena, crew.board.f64[slotF64(i, SF_CARRIER)]);
+    } catch (e) {
+      if (!(e instanceof FenceError && e.code === 'EBADF')) throw e;
+      n++;
+    }
+  }
   return n;
 }
 
@@ -62,7 +74,11 @@ describe('dead-worker recovery', () => {
     await a.ask({ type: 'lock', ref: lock.ref }, 'locked');
     await a.ask({ type: 'spin' }, 'spinning');
     b.post({ type: 'lock', ref: lock.ref }); // blocks in B until A is reaped
-    await new Promise((r) => setTimeout(r, 20));
+    // Killed only once B is blocked on the lock (its thread slot says so), not after a guessed sleep.
+    for (const deadline = Date.now() + 60_000; !arena.describe().threads.some((t) => t.acquiring); ) {
+      if (Date.now() > deadline) throw new Error('B never blocked on the lock');
+      await new Promise((r) => setTimeout(r, 5));
+    }
     expect(b.messages.some((m) => m.type === 'locked')).toBe(false);
     const gone = exitOf(a.worker);
     await a.worker.terminate();
@@ -151,9 +167,10 @@ describe('dead-worker recovery', () => {
     }));
     const { crew } = s;
     const [dead, live] = s.exporters;
-    // Both importers end up waiting on one of its fences each (nothing else signals them).
-    await crew.until('exporter 1 to finish and both importers to hold a fence of exporter 0', () =>
-      crew.word(EX_PUBLISHED, dead.index) === K && crew.word(EX_DONE, live.index) === K && takenFrom(crew, dead.index) === 2);
+    // Both importers end up waiting on one of its fences each (nothing else signals them). Killed
+    // once both imported theirs (not merely took the slot): both then see -ENODEV, by construction.
+    await crew.until('exporter 1 to finish and both importers to import a fence of exporter 0', () =>
+      crew.word(EX_PUBLISHED, dead.index) === K && crew.word(EX_DONE, live.index) === K && importedFrom(crew, dead.index) === 2, 120_000);
     await crew.kill(dead);
     await crew.settled();
     expect(crew.errors).toEqual([]);
@@ -323,6 +340,9 @@ describe('a worker terminated between claiming a driver operation and freeing it
   });
 });
 
+/** Twenty worker boots and kills: 57 s with two busy loops on both cores, so each test gets several times that. */
+const KILL_LOOP_MS = 300_000;
+
 describe('an exporter terminated at random moments of a submit / export / execute loop', () => {
   it('every operation it submitted ends exactly once, its fds close, nothing leaks (20 kills)', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
@@ -344,7 +364,7 @@ describe('an exporter terminated at random moments of a submit / export / execut
     }
     d.destroy();
     expectClean(arena);
-  });
+  }, KILL_LOOP_MS);
 
   it('with a driver it created itself: the reaper also destroys the driver (20 kills)', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
@@ -359,5 +379,5 @@ describe('an exporter terminated at random moments of a submit / export / execut
       expect(SyncFile.openCount(arena)).toBe(0);
       expectClean(arena);
     }
-  });
+  }, KILL_LOOP_MS);
 });

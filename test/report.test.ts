@@ -192,6 +192,16 @@ describe('comparing with a baseline run', () => {
     expect(Object.keys(c)).toEqual(['chart-contention']);
   });
 
+  it('prints a row measured in paired rounds with the interquartile range of its rounds, in the text and the page', () => {
+    const row = { name: 'fence lock+unlock inline (tracing off)', nsPerOp: 20, opsPerSec: 5e7, baseline: 'fence lock+unlock inline (a build without tracepoints)' };
+    const paired = { ...row, ratio: 1.004, ratioQuartiles: [0.981, 1.027] as [number, number], ratioRounds: 2000, ratioByProcess: [0.99, 1.01], target: '≤ 1.02×', targetMaxRatio: 1.02, met: true };
+    const core = { ...SAMPLE.core, rows: [paired, { ...row, ratio: 1.004 }] };
+    const [pairedLine, plainLine] = renderText('core', core).split('\n').filter((l) => l.startsWith('fence lock+unlock inline (tracing off)'));
+    expect(pairedLine).toMatch(/ 1\.00× \(IQR 0\.98–1\.03\) +≤ 1\.02× +met/);
+    expect(plainLine).toMatch(/ 1\.00× *$/);
+    expect(renderReport({ core })).toContain('<td>1.00× (IQR 0.98–1.03)</td>');
+  });
+
   it('prints every row with its figure in the baseline run and the change', () => {
     const base = earlier();
     const core = renderText('core', SAMPLE.core, indexFigures(suiteFigures('core', base.core)));

@@ -9,7 +9,7 @@ import {
   Arena, Errno, Fence, SpinLock, createFencePool, dispatcherOf, ledgerSize, pendingCallbacks, putTracked, runWithFence,
   setAutoDispatch, startDispatcher, stopDispatcher, trackRef, waitInbox, watchPool, type FencePool,
 } from '../src/index.js';
-import { expectClean, fixture, rejects, TestWorker } from './support/core.js';
+import { expectClean, fixture, rejects, TestWorker, until } from './support/core.js';
 
 const workers: TestWorker[] = [];
 function spawn(name: string, data: unknown): TestWorker {
@@ -21,16 +21,6 @@ afterEach(async () => {
   setAutoDispatch(true);
   await Promise.all(workers.splice(0).map((w) => w.worker.terminate()));
 });
-
-/** Resolves true when `cond` holds within `ms`, polling on the event loop. */
-async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return true;
-}
 
 describe('dispatcher liveness', () => {
   it('an idle dispatcher does not keep a worker alive', async () => {

@@ -13,7 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, pendingCallbacks } from '../src/index.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture, TestWorker } from './support/core.js';
+import { expectClean, TestWorker, until } from './support/core.js';
+import { adaptJitter, KillTarget } from './support/killloop.js';
 
 const KILLS = 50;
 const FENCES = 120; // per round
@@ -23,21 +24,6 @@ const probes: TestWorker[] = [];
 afterEach(async () => {
   await Promise.all([...running.splice(0), ...probes.splice(0).map((p) => p.worker)].map((w) => w.terminate()));
 });
-
-async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  return true;
-}
-
-/** Busy-waits about `us` microseconds (the kill point's jitter). */
-function spin(us: number): void {
-  const end = performance.now() + us / 1000;
-  while (performance.now() < end);
-}
 
 describe('signal() kill window', () => {
   it(`a signaler terminated at random points (${KILLS} kills): callbacks exactly once, locks free, no leak`, async () => {
@@ -66,35 +52,20 @@ describe('signal() kill window', () => {
       await importer.ask({ type: 'add', handles: fences.map((f) => f.handle), base }, 'added');
       const shared = new SharedArrayBuffer(SK_CELLS * 4);
       const s = new Int32Array(shared);
-      const w = new Worker(fixture('signal-kill'), { workerData: { buffer: arena.buffer, shared, handles: fences.map((f) => f.handle) } });
-      running.push(w);
-      const errors: string[] = [];
-      const ready = new Promise<void>((resolve, reject) => {
-        w.on('message', (m: { type: string; message?: string }) => {
-          if (m.type === 'ready') resolve();
-          if (m.type === 'error') errors.push(String(m.message));
-        });
-        w.on('error', (e) => reject(e));
-      });
-      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-      arena.watch(w);
-      await ready;
-      Atomics.store(s, SK_GO, 1);
-      Atomics.notify(s, SK_GO);
+      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared, handles: fences.map((f) => f.handle) });
+      running.push(k.worker);
+      await k.ready;
+      k.go(s, SK_GO);
       // Wait (bounded) until it is signaling, then a seeded jitter, then the kill.
-      const start = Date.now();
-      while (Atomics.load(s, SK_AT) === 0 && Date.now() - start < 10_000);
-      spin(rand(delay));
-      await w.terminate();
-      await exited;
-      running.splice(running.indexOf(w), 1);
-      expect(errors).toEqual([]);
+      k.awaitWork(s, SK_AT);
+      await k.kill(rand(delay));
+      running.splice(running.indexOf(k.worker), 1);
+      expect(k.errors).toEqual([]);
       const at = s[SK_AT];
       const done = s[SK_DONE];
       if (at !== done) inside++;
       if (done > 0 && done < FENCES) midBatch++;
-      if (done === FENCES) delay = Math.max(10, delay >> 1);
-      else if (done === 0) delay = Math.min(5000, delay * 2);
+      delay = adaptJitter(delay, done, FENCES);
       // Every lock free (the reaper released what the worker held).
       for (const f of fences) {
         expect(f.lock(5_000)).toBe(true);
@@ -118,5 +89,5 @@ describe('signal() kill window', () => {
     console.log(`signal-kill: ${KILLS} kills (seed ${seed}), ${inside} inside signal(), ${midBatch} mid-batch, ${KILLS * FENCES * 2} callbacks`);
     expect(arena.stats().used).toBe(baseline);
     expectClean(arena);
-  }, 120_000);
+  }, 300_000); // 50 worker boots and kills: 43 s with two busy loops on both cores
 });

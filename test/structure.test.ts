@@ -1,8 +1,9 @@
 /**
  * The shape of the source tree, so that it cannot drift back: no module of src/ takes part in an
  * import cycle, no import runs upward in the layer order of docs/architecture.md, and workers/
- * reaches the library only through its public entry. Read from the TypeScript sources with the
- * compiler's parser (no build needed).
+ * reaches the library only through its public entry; and no file of src/ outgrows 400 lines, nor
+ * a function body 80 (the style rule: small files by concept, short functions). Read from the
+ * TypeScript sources with the compiler's parser (no build needed).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -141,5 +142,58 @@ describe('the source tree', () => {
         .map((e) => `${relative(ROOT, f)} → ${e.to}`),
     );
     expect(into).toEqual([]);
+  });
+});
+
+/** Longest a file of src/ may be, in lines (the style rule: small files by concept, ≤ ~400 lines). */
+const MAX_FILE_LINES = 400;
+/** Longest a function's body may be, in lines from its `{` to its `}` (the style rule: ≤ ~80 lines). */
+const MAX_FUNCTION_LINES = 80;
+
+/** Lines of every function-like body (functions, methods, accessors, constructors, arrows with a block) of `text`. */
+function functionLengths(file: string, text: string): { name: string; line: number; lines: number }[] {
+  const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+  const found: { name: string; line: number; lines: number }[] = [];
+  const visit = (n: ts.Node): void => {
+    if (ts.isFunctionLike(n) && 'body' in n && n.body) {
+      const first = sf.getLineAndCharacterOfPosition(n.body.getStart(sf)).line;
+      const last = sf.getLineAndCharacterOfPosition(n.body.end).line;
+      const name = n.name && !ts.isComputedPropertyName(n.name) ? n.name.getText(sf) : '(anonymous)';
+      found.push({ name, line: first + 1, lines: last - first + 1 });
+    }
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return found;
+}
+
+describe('the size of the source', () => {
+  const sources = tsFiles(SRC).map((f) => ({ file: relative(ROOT, f), text: readFileSync(f, 'utf8') }));
+
+  it(`keeps every file of src/ to ${MAX_FILE_LINES} lines`, () => {
+    const long = sources.map(({ file, text }) => ({ file, lines: text.split('\n').length - (text.endsWith('\n') ? 1 : 0) }));
+    expect(long.filter((f) => f.lines > MAX_FILE_LINES).map((f) => `${f.file}: ${f.lines} lines`)).toEqual([]);
+  });
+
+  it(`keeps every function body of src/ to ${MAX_FUNCTION_LINES} lines`, () => {
+    const long = sources.flatMap(({ file, text }) =>
+      functionLengths(file, text).filter((f) => f.lines > MAX_FUNCTION_LINES).map((f) => `${file}:${f.line} ${f.name}: ${f.lines} lines`),
+    );
+    expect(long).toEqual([]);
+  });
+
+  it('measures functions, methods, accessors and arrows, nested ones on their own', () => {
+    const text = [
+      'function outer() {', '  const inner = () => {', '    return 1;', '  };', '  return inner();', '}',
+      'class C {', '  get x() {', '    return 2;', '  }', '  m(): void {}', '}',
+      'const f = (a: number) => a + 1;',
+    ].join('\n');
+    expect(functionLengths('t.ts', text)).toEqual([
+      { name: 'outer', line: 1, lines: 6 },
+      { name: '(anonymous)', line: 2, lines: 3 },
+      { name: 'x', line: 8, lines: 3 },
+      { name: 'm', line: 11, lines: 1 },
+      { name: '(anonymous)', line: 13, lines: 1 },
+    ]);
   });
 });

@@ -138,22 +138,29 @@ export function allocRaw(arena: Arena, bytes: number): number {
   const cb = arena.cacheBase + cls * Hot.CACHE_STRIDE;
   const n = i32[cb];
   let hw: number;
-  if (n === 0 || arena.sanitize) hw = allocSlow(arena, cls, cb, bytes + Hot.HEADER_BYTES, RAW);
-  else {
+  let gen: number;
+  if (n === 0 || arena.sanitize) {
+    hw = allocSlow(arena, cls, cb, bytes + Hot.HEADER_BYTES, RAW);
+    gen = i32[hw + Hot.GEN];
+  } else {
     // popLive's run of plain writes, here rather than called (a call's arguments and its own reads
     // would cost this function's inlining budget).
     hw = i32[cb + n];
     i32[cb] = n - 1;
     i32[hw + Hot.TAG] = cls | Hot.RAW_TYPE | arena.liveTag | (i32[hw + Hot.TAG] & FREE_THREAD_BITS);
     const g = i32[hw + Hot.GEN];
-    i32[hw + Hot.GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+    gen = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
+    i32[hw + Hot.GEN] = gen;
     i32[arena.slotBase + Hot.ALLOCS]++;
   }
   const end = hw + CLASS_WORDS[cls];
   // Small payloads 8 bytes at a time (see zeroPayload): fill is a runtime call.
   if (cls > ZERO_BY_HAND_CLASS) i32.fill(0, hw + Hot.HEADER_WORDS, end);
   else for (let d = (hw + Hot.HEADER_WORDS) >>> 1, f64 = arena.f64, e = end >>> 1; d < e; d++) f64[d] = 0;
-  return (i32[hw + Hot.GEN] & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
+  // The handle from the generation in hand, not read back: V8 does not carry the header word's
+  // value across the Float64Array stores above, and the reload (waiting on the store just made)
+  // would sit on the chain from this allocation to the next free (see freeRaw).
+  return (gen & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
 }
 
 /** allocBlock with an empty cache (refilled first) or in sanitize mode (the poison is checked). */
@@ -247,7 +254,18 @@ export function freeRaw(arena: Arena, ref: number): boolean {
     cls >= Hot.NCLASSES
   )
     return false;
-  const cb = arena.cacheBase + cls * Hot.CACHE_STRIDE;
+  // The cache's word from the class of this thread's last public free, behind a branch, rather
+  // than computed from the tag: a computed address waits for the tag's load, which waits for the
+  // handle's decoding, which waits for the allocation that made it (a float multiply and two
+  // conversions), and the next allocation of the class waits for this push in turn. A predicted
+  // branch lets the CPU go on with the cache's loads and stores meanwhile; a free of another class
+  // than the last one's takes the computed address (and a mispredicted branch).
+  let cb = arena.rawFreeCache;
+  if (cls !== arena.rawFreeClass) {
+    cb = arena.cacheBase + cls * Hot.CACHE_STRIDE;
+    arena.rawFreeClass = cls;
+    arena.rawFreeCache = cb;
+  }
   const n = i32[cb];
   if (n === Hot.CACHE_CAP) return false;
   i32[hw + Hot.TAG] = (tag & KEEP_ON_FREE) | arena.freedTag;
@@ -272,17 +290,32 @@ function freeSlow(arena: Arena, hw: number): void {
   if (arena.sanitize) {
     i32.fill(L.POISON, hw + L.BLOCK_HEADER_WORDS, hw + (L.SIZE_CLASSES[cls] >>> 2));
     Atomics.add(i32, L.H_FREE_SERIAL, 1);
-    // Two threads racing to free one block: exactly one wins the compare-exchange. It is the
-    // last Atomics call before the push: terminate() can land at an Atomics call, not after it.
-    if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) throw Errors.badHandle('block', hw, 'double free');
-  } else {
-    i32[hw + B_TAG] = next;
   }
+  if (!pushFreed(arena, hw, cb, n, tag, next)) throw Errors.badHandle('block', hw, 'double free');
+}
+
+/**
+ * The commit of freeSlow: marks the live block at header word `hw` (tag `tag`) freed (tag `next`)
+ * and pushes it on the cache at word `cb` holding `n` blocks; false when another thread freed it
+ * first (nothing changed). One run with no call from the state change to the push (the call to
+ * this function comes before it). Sanitize mode changes the state with a compare-exchange, so of
+ * two threads racing to free one block exactly one wins; it is the last Atomics call before the
+ * push: terminate() can land at an Atomics call, not after it.
+ *
+ * freeBlock and freeRaw write the same run inline rather than call this: in the hot paths a call
+ * and its arguments would cost the inlining budget (see allocBlock), and they never take the
+ * compare-exchange (sanitize mode goes to freeSlow).
+ */
+function pushFreed(arena: Arena, hw: number, cb: number, n: number, tag: number, next: number): boolean {
+  const i32 = arena.i32;
+  if (!arena.sanitize) i32[hw + B_TAG] = next;
+  else if (Atomics.compareExchange(i32, hw + B_TAG, tag, next) !== tag) return false;
   const g = i32[hw + B_GEN];
   i32[hw + B_GEN] = (g & GEN_MASK) === GEN_MASK ? (g & ~GEN_MASK) | 1 : g + 1;
   i32[cb + n + 1] = hw;
   i32[cb] = n + 1;
   i32[arena.slotBase + T_FREES]++;
+  return true;
 }
 
 /**

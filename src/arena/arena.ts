@@ -133,6 +133,10 @@ export class Arena {
   readonly liveTag: number;
   /** @internal Tag bits of a block this thread freed into its cache: state cached, freeing thread (the allocator's). */
   readonly freedTag: number;
+  /** @internal The public free's guess of its cache (freeRaw, ./alloc.ts): the class of this view's last raw free (-1: none). */
+  rawFreeClass = -1;
+  /** @internal The word of this thread's cache of class {@link rawFreeClass} (`cacheBase + class * CACHE_STRIDE`). */
+  rawFreeCache = 0;
   private detached = false;
   private tracer: Tracer | undefined;
 

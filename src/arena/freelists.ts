@@ -34,7 +34,17 @@ export function refill(arena: Arena, cls: number, cb: number, blockBytes: number
     lockClass(arena, cl);
     let n = 0;
     let head = i32[cl + L.CL_HEAD];
-    for (let h = head; h !== 0 && n < L.CACHE_CAP >>> 1; h = i32[h + L.BLOCK_HEADER_WORDS]) n++;
+    // Each link is checked before it is taken (a corrupted one would hand out a block anywhere,
+    // the header included): the blocks before a bad one are taken, a bad head is an error (an empty
+    // list is not: another thread may have emptied it since the count was read).
+    for (let h = head; h !== 0 && n < L.CACHE_CAP >>> 1; h = i32[h + L.BLOCK_HEADER_WORDS]) {
+      if (!isFreeBlock(arena, h, cls)) break;
+      n++;
+    }
+    if (n === 0 && head !== 0) {
+      futexUnlock(i32, cl + L.CL_LOCK);
+      throw Errors.corruptArena(`the free list of size class ${cls} links byte ${head * 4}, no free block of that class`);
+    }
     // Most recently freed first out: the list head goes to the top of the cache (cell n).
     for (let j = n; j >= 1; j--) {
       i32[cb + j] = head;
@@ -94,6 +104,14 @@ export function flush(arena: Arena, cls: number, cb: number, k: number): number 
   i32[cb] = n - k;
   futexUnlock(i32, cl + L.CL_LOCK);
   return n - k;
+}
+
+/** Whether header word `hw` (a free-list link read from shared memory) is a free block of class `cls`. */
+function isFreeBlock(arena: Arena, hw: number, cls: number): boolean {
+  const i32 = arena.i32;
+  const tag = i32[hw + B_TAG];
+  return hw >= arena.heapStartW && hw < arena.heapEndW && (hw & 3) === 0 && i32[hw + B_GEN] >>> 24 === selfCheck(hw) &&
+    (tag & L.TAG_STATE_MASK << L.TAG_STATE_SHIFT) === L.STATE_FREE << L.TAG_STATE_SHIFT && (tag & L.TAG_CLASS_MASK) === cls;
 }
 
 function lockClass(arena: Arena, cl: number): void {

@@ -70,6 +70,11 @@ export function linkedPayload(arena: Arena, pw: number, type: number, what: stri
   return pw;
 }
 
+/** {@link linkedPayload}'s test without the throw: is `pw` the payload word of a live block of type `type`? */
+export function isLinkedPayload(arena: Arena, pw: number, type: number): boolean {
+  return liveBlockType(arena, pw - L.BLOCK_HEADER_WORDS) === type;
+}
+
 /** Type of the live block with its header at `hw`, or -1 when no live block is there. */
 function liveBlockType(arena: Arena, hw: number): number {
   if (!Number.isInteger(hw) || hw < arena.heapStartW || hw >= arena.heapEndW || (hw & 3) !== 0) return -1;

@@ -12,6 +12,7 @@
  * them all, and each layer registers in its own module, not in that entry.
  */
 import type { Arena } from './arena.js';
+import { SLOT_FREE, T_STATE } from './layout.js';
 
 /** A reaped slot's clean-up for one layer: `slot` is the dead thread's (or the detaching thread's own). */
 export type ReapHook = (arena: Arena, slot: number) => void;
@@ -30,6 +31,13 @@ export const ReapStage = {
    * delivered (before its references are dropped: they keep those fences alive).
    */
   SIGNALS: 25,
+  /**
+   * sw_sync work the dead thread had in flight: the points its `inc` or `close` reached are
+   * signaled, a close is finished, the point references it held for signaling are dropped (after
+   * SIGNALS: they keep the points alive while their lists are delivered), and the timeline half of
+   * a point release it was inside of is done (before RELEASES frees that point's block).
+   */
+  TIMELINES: 27,
   /** Fence releases the dead thread had begun are finished. */
   RELEASES: 30,
   /** Its sync-file fds are closed. */
@@ -97,6 +105,29 @@ const checkHooks: CheckHook[] = [];
 /** Registers a hook that takes part in every arena check. */
 export function onCheck(hook: CheckHook): void {
   if (!checkHooks.includes(hook)) checkHooks.push(hook);
+}
+
+/**
+ * Registers a check of every thread slot in use (not SLOT_FREE, live or dead and not yet reaped):
+ * `hook` gets the slot and its first word, and returns the problems it found there — or a
+ * {@link LayerCheck}, when the slot also holds blocks that are not leaks (a live thread's ledger).
+ */
+export function onThreadCheck(hook: (arena: Arena, slot: number, base: number) => string[] | LayerCheck): void {
+  onCheck((arena) => {
+    const problems: string[] = [];
+    const permanent: number[] = [];
+    for (let s = 0; s < arena.maxThreads; s++) {
+      const b = arena.slotWord(s);
+      if (Atomics.load(arena.i32, b + T_STATE) === SLOT_FREE) continue;
+      const r = hook(arena, s, b);
+      if (Array.isArray(r)) problems.push(...r);
+      else {
+        problems.push(...(r.problems ?? []));
+        permanent.push(...(r.permanent ?? []));
+      }
+    }
+    return { problems, permanent };
+  });
 }
 
 /** Runs every check hook. */

@@ -73,7 +73,8 @@ export async function runDemo(opts: DemoOptions, progress: Progress): Promise<De
       // No callbacks: addCallback waits for the fence lock without a bound, and a borrowed lock can
       // be garbage for good. The demo shows the damage; it must not hang on it.
       callbackRate: 0,
-      maxRunMs: 15_000,
+      // Bounds a borrowed run stuck on garbage; generous, so a loaded machine does not cut an inline run short (a violation).
+      maxRunMs: 60_000,
       killRate: 0,
       seed: `${opts.seed}:${i}`,
       onProgress: (p) => progress.update(i * opts.ops + p.ops, { run: run.label, ops: p.ops }),

@@ -60,6 +60,7 @@ program
   .addOption(new Option('--sanitizer <on|off>', 'arena sanitizer (counts stale accesses)').argParser(sanitizeOption).default(true, 'on'))
   .addOption(new Option('--cancel-rate <p>', 'probability an operation is cancelled (-ECANCELED)').argParser(rateOption('--cancel-rate')).default(STRESS_DEFAULTS.cancelRate))
   .addOption(new Option('--kill-rate <per-second>', 'workers terminated per second (then replaced)').argParser(numberOption('--kill-rate', 50)).default(STRESS_DEFAULTS.killRate))
+  .addOption(new Option('--kills <n>', 'exactly this many kills, evenly spread over a --duration run (which waits for them), instead of --kill-rate; with --kill both they alternate, importer first').argParser(intOption('--kills', 0, 10_000)))
   .addOption(new Option('--kill <who>', 'which workers the kills pick from').choices(['importers', 'exporters', 'both']).default(STRESS_DEFAULTS.kill))
   .addOption(new Option('--callback-rate <p>', 'probability an importer adds a callback').argParser(rateOption('--callback-rate')).default(STRESS_DEFAULTS.callbackRate))
   .addOption(new Option('--jitter <p>', 'relative jitter of work and critical-section times').argParser(rateOption('--jitter')).default(STRESS_DEFAULTS.jitter))
@@ -74,6 +75,10 @@ program
   .action(async (o: Omit<StressOptions, 'trace' | 'hangDump'> & { ops?: number; trace?: string; hangDump?: string }, command: Command) => {
     if (o.ops !== undefined && command.getOptionValueSource('duration') === 'cli')
       program.error('error: --ops and --duration bound the same run: give one of them', { exitCode: 2, code: 'fencelab.conflictingOptions' });
+    if (o.kills !== undefined && o.ops !== undefined)
+      program.error('error: --kills spreads its kills over a --duration run: it cannot be used with --ops', { exitCode: 2, code: 'fencelab.conflictingOptions' });
+    if (o.kills !== undefined && command.getOptionValueSource('killRate') === 'cli')
+      program.error('error: --kills and --kill-rate both set how many workers are killed: give one of them', { exitCode: 2, code: 'fencelab.conflictingOptions' });
     if (o.exporters + o.importers > MAX_STRESS_WORKERS)
       program.error(`error: ${o.exporters} exporters + ${o.importers} importers is more workers than the arena allows (at most ${MAX_STRESS_WORKERS})`, { exitCode: 2, code: 'fencelab.tooManyWorkers' });
     const seed = o.seed ?? randomBytes(4).toString('hex');

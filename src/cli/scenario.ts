@@ -33,6 +33,13 @@ export interface ScenarioConfig {
   killRate: number;
   /** Which workers the kills pick from (default importers). */
   killTarget?: KillTarget;
+  /**
+   * Exactly this many kills instead of a rate (timed runs only): kill i is due at
+   * i/(kills+1) of the duration and happens once a worker it may pick is up and an operation ended
+   * since the last kill; the run is not asked to stop before the last one (its hard bound still holds). With `killTarget` 'both' they
+   * alternate, importer first: ⌊kills/2⌋ exporters. The count is then exact, whatever the scheduling.
+   */
+  kills?: number;
   seed: string;
   arenaBytes: number;
   waitTimeoutMs: number;
@@ -96,7 +103,7 @@ export interface ScenarioResult {
 
 /** Rings a traced run makes room for besides its workers': the main thread's, and replacements' when it kills. */
 function spareRings(cfg: ScenarioConfig): number {
-  return 1 + (cfg.killRate > 0 ? 8 : 0);
+  return 1 + (cfg.killRate > 0 || (cfg.kills ?? 0) > 0 ? 8 : 0);
 }
 
 /** How long workers get to finish after the stop flag before they count as hung. */
@@ -126,6 +133,8 @@ class ScenarioRun {
   private started = 0;
   private stopSeenAt = Infinity;
   private nextKill = Infinity;
+  /** Operations count at the last kill (a fixed-count kill waits for one more to end). */
+  private opsAtKill = 0;
   private readonly hangWatch: HangWatch | null;
   private unserve: (() => void) | null = null;
 
@@ -151,6 +160,7 @@ class ScenarioRun {
     });
     this.rng = seedrandom(`${cfg.seed}:main`);
     this.timed = cfg.opsPerExporter === 0;
+    if (cfg.kills !== undefined && !this.timed) throw new RangeError('a fixed number of kills needs a timed run (durationMs)');
     this.hardLimit = cfg.maxRunMs ?? (this.timed ? cfg.durationMs : 0) + 60_000 + cfg.opsPerExporter * cfg.exporters * 2;
   }
 
@@ -201,17 +211,15 @@ class ScenarioRun {
         await this.terminateHung();
         return;
       }
-      if (now >= this.nextKill && !this.stopped()) {
-        this.scheduleKill(now);
-        await this.killOne();
-      }
+      if (!this.stopped() && this.killDue(now)) await this.killOne();
     }
   }
 
   /** Asks the workers to stop: the duration is over, a violation showed, or the run is past its bound. */
   private checkStop(elapsed: number): void {
     const crew = this.crew;
-    if (this.timed && elapsed >= this.cfg.durationMs) crew.stop();
+    // A fixed number of kills holds the stop back until the last one is done (the hard limit does not wait).
+    if (this.timed && elapsed >= this.cfg.durationMs && this.killsLeft() === 0) crew.stop();
     if (this.cfg.stopOnViolation && !this.stopped() && violationCounters(crew, this.arena) > 0) {
       crew.errors.push(`violation seen after ${Math.round(elapsed)} ms, ${crew.count(C.OPS)} operations: run stopped`);
       crew.stop();
@@ -234,16 +242,54 @@ class ScenarioRun {
     bump(crew.board, C.HANGS);
   }
 
-  /** Next kill time: a seeded exponential gap (kills per second = killRate). */
+  /** Kills of a fixed count still to do (0 with a kill rate). */
+  private killsLeft(): number {
+    return this.cfg.kills === undefined ? 0 : this.cfg.kills - this.crew.kills;
+  }
+
+  /** Next kill time of a kill rate: a seeded exponential gap (kills per second = killRate). */
   private scheduleKill(now: number): void {
     this.nextKill = this.cfg.killRate > 0 ? now + (-Math.log(1 - this.rng()) / this.cfg.killRate) * 1000 : Infinity;
+  }
+
+  /**
+   * Whether to kill now. A kill rate's kills are due at their scheduled times; a fixed count's
+   * kill i at i/(kills+1) of the duration (from the start, so a late kill does not push the others
+   * back), once it is ready.
+   */
+  private killDue(now: number): boolean {
+    const { kills, durationMs } = this.cfg;
+    if (kills !== undefined) return this.killsLeft() > 0 && now >= this.started + ((this.crew.kills + 1) * durationMs) / (kills + 1) && this.killReady();
+    if (now < this.nextKill) return false;
+    this.scheduleKill(now);
+    return true;
+  }
+
+  /**
+   * A fixed-count kill waits until it lands on a run in progress: an operation ended since the
+   * last kill, and a worker of the role it targets is up (a replacement still starting is no
+   * victim yet).
+   */
+  private killReady(): boolean {
+    const ops = this.crew.count(C.OPS);
+    if (ops <= this.opsAtKill || this.victims().length === 0) return false;
+    this.opsAtKill = ops;
+    return true;
+  }
+
+  /** Workers the next kill may pick: attached, of the role it targets. */
+  private victims(): Member[] {
+    const crew = this.crew;
+    let target = this.cfg.killTarget ?? 'importers';
+    // A fixed count alternates between the roles, importer first: the split is exact too.
+    if (target === 'both' && this.cfg.kills !== undefined) target = crew.kills % 2 === 0 ? 'importers' : 'exporters';
+    return [...crew.running].filter((m) => m.slot >= 0 && (target === 'both' || `${m.role}s` === target));
   }
 
   /** Terminates one worker of the kill target (seeded choice) and starts its replacement. */
   private async killOne(): Promise<void> {
     const crew = this.crew;
-    const target = this.cfg.killTarget ?? 'importers';
-    const victims = [...crew.running].filter((m) => m.slot >= 0 && (target === 'both' || `${m.role}s` === target));
+    const victims = this.victims();
     if (victims.length === 0 || crew.count(C.EXPORTERS_LEFT) === 0) return;
     const victim: Member = victims[Math.floor(this.rng() * victims.length)];
     const ops = this.cfg.opsPerExporter;
@@ -331,6 +377,8 @@ export function violationsOf(r: ScenarioResult): string[] {
   if (r.callbacks.double) v.push(`${r.callbacks.double} callbacks ran more than once (or after removal)`);
   if (r.leakedBytes) v.push(`${r.leakedBytes} bytes leaked in the arena: ${r.leaks.join(', ')}${r.leaks.length < 5 ? '' : ', …'}`);
   if (r.checkProblems.length) v.push(`arena check: ${r.checkProblems.slice(0, 3).join('; ')}`);
+  // A fixed count of kills is part of what the run promised (it stops early only when stopped).
+  if (r.config.kills !== undefined && r.kills !== r.config.kills) v.push(`${r.config.kills} kills asked for but ${r.kills} done before the run was stopped`);
   for (const e of r.workerErrors) v.push(`worker error: ${e}`);
   return v;
 }

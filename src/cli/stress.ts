@@ -20,6 +20,8 @@ export interface StressOptions {
   sanitizer: boolean;
   cancelRate: number;
   killRate: number;
+  /** Exactly this many kills, spread over a timed run, instead of `killRate` (see ScenarioConfig.kills). */
+  kills?: number;
   kill: KillTarget;
   callbackRate: number;
   jitter: number;
@@ -84,6 +86,7 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
     callbackRate: o.callbackRate,
     killRate: o.killRate,
     killTarget: o.kill,
+    ...(o.kills !== undefined ? { kills: o.kills } : {}),
     seed: o.seed,
     arenaBytes: 32 << 20,
     waitTimeoutMs: 5000,
@@ -99,7 +102,7 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
   const flags = [
     counted ? `--ops ${o.ops}` : `--duration ${o.duration}ms`,
     `--exporters ${o.exporters} --importers ${o.importers} --lock-mode ${o.lockMode} --lock ${o.lock}`,
-    `--sanitizer ${o.sanitizer ? 'on' : 'off'} --cancel-rate ${o.cancelRate} --kill-rate ${o.killRate} --kill ${o.kill}`,
+    `--sanitizer ${o.sanitizer ? 'on' : 'off'} --cancel-rate ${o.cancelRate} ${o.kills !== undefined ? `--kills ${o.kills}` : `--kill-rate ${o.killRate}`} --kill ${o.kill}`,
     `--callback-rate ${o.callbackRate} --jitter ${o.jitter} --work-us ${o.workUs} --cs-us ${o.csUs} --seed ${o.seed}`,
   ];
   return { ...result, seed: o.seed, fenceLifecycles: result.signaled, replay: `fencelab stress ${flags.join(' ')}`, ...(trace ? { trace } : {}) };

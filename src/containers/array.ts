@@ -15,6 +15,7 @@
  * array's lock without an ABBA with an enabler.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
+import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
@@ -26,9 +27,8 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
-import { onNesting } from '../locks/lockdep.js';
 import { isChainFw } from './chain.js';
-import { CB_ARRAY_CHILD, defer, defineContainerOps, fenceArg, isSignaledFw, putChild } from './common.js';
+import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChild } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
@@ -48,42 +48,48 @@ export interface FenceArrayOptions {
   signalOnAny?: boolean;
 }
 
-/** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
-export const arrayOps = defineContainerOps('dma_fence_array', {
+/** The array kind (see defineContainer): its ops and kind test. */
+const arrayKind = defineContainer('dma_fence_array', {
   enableSignaling: enableArray,
   signaled: arraySignaled,
   release: releaseArray,
   setDeadline: arraySetDeadline,
+  // The lock-order checker's nesting annotation: a child's lock taken under its array's lock.
+  // Only compared, never followed: the words need no check, the walk only a bound (the heap's size).
+  contains: (i32, afw, cfw) => {
+    const n = Math.min(i32[afw + A_NUM], i32.length);
+    const sw = i32[afw + A_SLOTS];
+    for (let i = 0; i < n; i++) if (i32[sw + i] === cfw) return true;
+    return false;
+  },
 });
+/** Ops of array fences (kernel `dma_fence_array_ops`); registered in every thread that imports this module. */
+export const arrayOps = arrayKind.ops;
+/** True when the fence at payload word `fw` is a fence array. */
+export const isArrayFw = arrayKind.is;
 
 /** ops.setDeadline (kernel dma_fence_array_set_deadline): every child is asked for the deadline. */
 function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
+  const n = arrayCount(arena, fw);
+  for (let i = 0; i < n; i++) fenceView(arena, arrayChild(arena, fw, i)).setDeadline(ns);
+}
+
+/**
+ * Number of children of the array at `fw`, checked: the count and the child list's word are read
+ * from shared memory and bound every walk over the children, so a count the list's block cannot
+ * hold, or a list word naming no live child list, throws ENOTRECOVERABLE.
+ */
+export function arrayCount(arena: Arena, fw: number): number {
   const i32 = arena.i32;
   const n = i32[fw + A_NUM];
-  for (let i = 0; i < n; i++) fenceView(arena, arrayChild(i32, fw, i)).setDeadline(ns);
+  const sw = linkedPayload(arena, i32[fw + A_SLOTS], A.BlockType.SLOTS, 'the child list of a fence array');
+  if (!(n > 0 && n <= arena.payloadBytes(sw - BLOCK_HEADER_WORDS) >>> 2)) throw Errors.corruptArena(`fence array @${fw * 4} counts ${n} children`);
+  return n;
 }
 
-/** True when the fence at payload word `fw` is a fence array. */
-export function isArrayFw(i32: Int32Array, fw: number): boolean {
-  return i32[fw + FL.F_OPS] === arrayOps.id;
-}
-
-// The lock-order checker's nesting annotation: a child's lock taken under its array's lock.
-onNesting((i32, afw, cfw) => {
-  if (!isArrayFw(i32, afw)) return false;
-  const n = i32[afw + A_NUM];
-  for (let i = 0; i < n; i++) if (arrayChild(i32, afw, i) === cfw) return true;
-  return false;
-});
-
-/** Number of children of the array at `fw`. */
-export function arrayCount(i32: Int32Array, fw: number): number {
-  return i32[fw + A_NUM];
-}
-
-/** Payload word of child `i` of the array at `fw`. */
-export function arrayChild(i32: Int32Array, fw: number, i: number): number {
-  return i32[i32[fw + A_SLOTS] + i];
+/** Payload word of child `i` (below {@link arrayCount}) of the array at `fw`, checked to be a live fence. */
+export function arrayChild(arena: Arena, fw: number, i: number): number {
+  return linkedPayload(arena, arena.i32[arena.i32[fw + A_SLOTS] + i], A.BlockType.FENCE, 'fence array child');
 }
 
 /** First child error (kernel dma_fence_array_set_pending_error): only while no error is set. */
@@ -101,9 +107,9 @@ function enableArray(arena: Arena, fw: number): boolean {
   const i32 = arena.i32;
   fenceUnlock(arena, fw);
   try {
-    const n = i32[fw + A_NUM];
+    const n = arrayCount(arena, fw);
     for (let i = 0; i < n; i++) {
-      const c = arrayChild(i32, fw, i);
+      const c = arrayChild(arena, fw, i);
       // The callback holds an array reference: the array may be reported signaled (and put by its
       // last user) before every callback has run.
       fenceGet(i32, fw);
@@ -162,9 +168,9 @@ function arraySignaled(arena: Arena, fw: number): boolean {
   if (Atomics.load(i32, fw + A_PENDING) <= 0) return true;
   if (Atomics.load(i32, fw + F_FLAGS) & FLAG_ENABLE_SIGNAL) return false;
   const any = (i32[fw + A_MODE] & ARRAY_SIGNAL_ANY) !== 0;
-  const n = i32[fw + A_NUM];
+  const n = arrayCount(arena, fw);
   for (let i = 0; i < n; i++) {
-    const c = arrayChild(i32, fw, i);
+    const c = arrayChild(arena, fw, i);
     if (isSignaledFw(arena, c)) {
       propagateError(i32, fw, c);
       if (any) return true;
@@ -178,7 +184,7 @@ function arraySignaled(arena: Arena, fw: number): boolean {
 /** ops.release: drops the children's references and frees the child list. */
 function releaseArray(arena: Arena, fw: number): void {
   const i32 = arena.i32;
-  const n = i32[fw + A_NUM];
+  const n = arrayCount(arena, fw);
   const sw = i32[fw + A_SLOTS];
   let first: unknown = NO_ERROR;
   for (let i = 0; i < n; i++) first = attempt(putChild, arena, i32[sw + i], 0, first);
@@ -288,9 +294,9 @@ export class FenceArray {
     const arena = f?.arena;
     const fw = fenceArg(arena, f, 'fence');
     if (!isArrayFw(arena.i32, fw)) throw Errors.invalid('FenceArray.fences: not a fence array');
-    const n = arena.i32[fw + A_NUM];
+    const n = arrayCount(arena, fw);
     const out: Fence[] = new Array<Fence>(n);
-    for (let i = 0; i < n; i++) out[i] = fenceView(arena, arrayChild(arena.i32, fw, i));
+    for (let i = 0; i < n; i++) out[i] = fenceView(arena, arrayChild(arena, fw, i));
     return out;
   }
 }

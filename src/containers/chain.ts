@@ -17,34 +17,39 @@
  * Release is iterative: releasing a link queues its predecessor instead of putting it from inside
  * the release, so a 100,000-link chain is freed in constant stack depth.
  */
-import { arenaArg, type Arena } from '../arena/arena.js';
+import type { Arena } from '../arena/arena.js';
+import { isLinkedPayload, linkedPayload, maxBlocks } from '../arena/handles.js';
+import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { contextAlloc, fenceGet, fenceInit, fenceLock, fenceReserve, fenceUnlock, seqnoOf } from '../fence/core.js';
+import { fenceGet, fenceLock, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
-import { clearSignalerAt } from '../fence/signaler.js';
-import { onNesting } from '../locks/lockdep.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { CB_CHAIN_LINK, defineContainerOps, fenceArg, flushDeferred, holdsLocks, isSignaledFw, putChild, runOrDefer } from './common.js';
-import { FenceMemory } from './memory.js';
+import { CB_CHAIN_LINK, defineContainer, flushDeferred, holdsLocks, isSignaledFw, putChild, runOrDefer } from './common.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
-const { F_CONTEXT, F_REFCOUNT } = FL;
+const { F_REFCOUNT } = FL;
 
 /** Block size of a chain link: the fence plus the C_* words. */
-const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
+export const CHAIN_BLOCK = FENCE_BLOCK + L.CHAIN_WORDS * 4;
 
-/** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
-export const chainOps = defineContainerOps('dma_fence_chain', {
+/** The chain link kind (see defineContainer): its ops and kind test. */
+const chainKind = defineContainer('dma_fence_chain', {
   enableSignaling: enableChain,
   signaled: chainSignaled,
   release: releaseChain,
   setDeadline: chainSetDeadline,
+  // The lock-order checker's nesting annotation: a link's fence or predecessor taken under the link's lock.
+  contains: (i32, lfw, fw) => i32[lfw + C_FENCE] === fw || i32[lfw + C_PREV] === fw,
 });
+/** Ops of chain links (kernel `dma_fence_chain_ops`); registered in every thread that imports this module. */
+export const chainOps = chainKind.ops;
+/** True when the fence at payload word `fw` is a chain link. */
+export const isChainFw = chainKind.is;
 
 /**
  * ops.setDeadline (kernel dma_fence_chain_set_deadline): the fence of every link still on the
@@ -53,9 +58,11 @@ export const chainOps = defineContainerOps('dma_fence_chain', {
 function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
   const i32 = arena.i32;
   fenceGet(i32, fw); // the walk's reference, consumed by chainWalk
+  let hops = maxBlocks(arena);
   for (let f = fw; f !== 0; f = chainWalk(arena, f)) {
     try {
-      fenceView(arena, containedFw(i32, f)).setDeadline(ns);
+      hops = step(hops);
+      fenceView(arena, containedFw(arena, f)).setDeadline(ns);
     } catch (e) {
       putFence(arena, f);
       throw e;
@@ -63,17 +70,22 @@ function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
   }
 }
 
-/** True when the fence at payload word `fw` is a chain link. */
-export function isChainFw(i32: Int32Array, fw: number): boolean {
-  return i32[fw + FL.F_OPS] === chainOps.id;
+/**
+ * Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. The
+ * link's word is read from shared memory and checked (ENOTRECOVERABLE when it names no live fence).
+ */
+export function containedFw(arena: Arena, fw: number): number {
+  const i32 = arena.i32;
+  return isChainFw(i32, fw) ? linkedPayload(arena, i32[fw + C_FENCE], A.BlockType.FENCE, 'the fence of a chain link') : fw;
 }
 
-// The lock-order checker's nesting annotation: a link's fence or predecessor taken under the link's lock.
-onNesting((i32, lfw, fw) => isChainFw(i32, lfw) && (i32[lfw + C_FENCE] === fw || i32[lfw + C_PREV] === fw));
-
-/** Kernel dma_fence_chain_contained: a link's fence, or the fence itself when it is no link. */
-export function containedFw(i32: Int32Array, fw: number): number {
-  return isChainFw(i32, fw) ? i32[fw + C_FENCE] : fw;
+/**
+ * Counts one more step of a walk down a chain (`hops` left before it): a chain cannot have more
+ * links than the heap has blocks, so a walk past that is a corrupted cycle, ENOTRECOVERABLE.
+ */
+function step(hops: number): number {
+  if (hops <= 0) throw Errors.corruptArena('a fence chain does not end');
+  return hops - 1;
 }
 
 /** Seqno of the predecessor when the link reused its context, else 0. */
@@ -86,6 +98,11 @@ export function chainGetPrev(arena: Arena, fw: number): number {
   const i32 = arena.i32;
   acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
   const p = i32[fw + C_PREV];
+  // Read from shared memory: checked before the increment (a corrupted word could name anything).
+  if (p !== 0 && !isLinkedPayload(arena, p, A.BlockType.FENCE)) {
+    releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
+    throw Errors.corruptArena(`chain link @${fw * 4} names byte ${p * 4} as its predecessor, no live fence`);
+  }
   // The link's own reference keeps p alive while we hold the lock: a plain increment is safe.
   if (p !== 0) Atomics.add(i32, p + F_REFCOUNT, 1);
   releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
@@ -105,7 +122,13 @@ export function chainWalk(arena: Arena, fw: number): number {
     return 0;
   }
   let prev: number;
+  let hops = maxBlocks(arena);
   while ((prev = chainGetPrev(arena, fw)) !== 0) {
+    if (hops-- === 0) {
+      putFence(arena, prev);
+      putFence(arena, fw);
+      throw Errors.corruptArena('a fence chain does not end');
+    }
     // No collecting under a lock of the calling thread: dropping a collected link's reference may
     // be the last put of a fence whose lock it holds, refused after the link was changed. The
     // links stay on the chain for a later walk (or the chain's release) to collect.
@@ -141,9 +164,11 @@ function armChain(arena: Arena, head: number): boolean {
   fenceGet(i32, head); // the callback's reference
   fenceGet(i32, head); // the walk's reference
   let f = head;
+  let hops = maxBlocks(arena);
   try {
     while (f !== 0) {
-      const c = containedFw(i32, f);
+      hops = step(hops);
+      const c = containedFw(arena, f);
       if (!isSignaledFw(arena, c) && fenceView(arena, c).addShared(CB_CHAIN_LINK, head) !== null) {
         putFence(arena, f);
         return true;
@@ -197,8 +222,17 @@ function chainSignaled(arena: Arena, fw: number): boolean {
   flushDeferred(arena);
   fenceGet(i32, fw);
   let f = fw;
+  let hops = maxBlocks(arena);
   while (f !== 0) {
-    if (!isSignaledFw(arena, containedFw(i32, f))) {
+    let signaled: boolean;
+    try {
+      hops = step(hops);
+      signaled = isSignaledFw(arena, containedFw(arena, f));
+    } catch (e) {
+      putFence(arena, f);
+      throw e;
+    }
+    if (!signaled) {
       putFence(arena, f);
       return false;
     }
@@ -237,134 +271,3 @@ function releaseChain(arena: Arena, fw: number): void {
 }
 
 defineSharedCallback(CB_CHAIN_LINK, onChainLink);
-
-/** Fence chains (kernel dma-fence-chain.c). All methods are static; links are plain {@link Fence}s. */
-export class FenceChain {
-  private constructor() {}
-
-  /**
-   * Creates a chain link (kernel dma_fence_chain_init) and takes over the caller's references on
-   * `prev` and `fence`. When `prev` is a link and `seqno` is later than its seqno, the link reuses
-   * prev's context (and remembers prev's seqno for findSeqno); otherwise it gets a new context and
-   * the seqno `max(prev.seqno, seqno)` when prev is a link. Seqnos are 64-bit.
-   * Locking: none. Threads: any attached thread (others that use the chain import fencelab).
-   * Returns the link with one reference. Throws EINVAL (`fence` is a chain, not Fences, other
-   * arena, seqno not an integer in 0..2^53-1), EBADF (released fence), ENOMEM; on a throw no
-   * reference was taken over.
-   */
-  static create(arena: Arena, prev: Fence | null, fence: Fence, seqno: number): Fence {
-    arenaArg(arena, 'FenceChain.create');
-    const mem = FenceChain.alloc(arena);
-    try {
-      return FenceChain.init(mem, prev, fence, seqno);
-    } catch (e) {
-      mem.free();
-      throw e;
-    }
-  }
-
-  /**
-   * Reserves the memory of one chain link (kernel dma_fence_chain_alloc), so that {@link init}
-   * later cannot fail for lack of memory.
-   * Threads: any attached thread. Returns the memory; pass it to {@link init} once, or free it
-   * with `mem.free()` (kernel dma_fence_chain_free). Throws ENOMEM.
-   */
-  static alloc(arena: Arena): FenceMemory {
-    arenaArg(arena, 'FenceChain.alloc');
-    return FenceMemory.make(arena, 'chain', 1, fenceReserve(arena, CHAIN_BLOCK), 0);
-  }
-
-  /**
-   * Builds a link in memory from {@link alloc} (kernel dma_fence_chain_init): what {@link create}
-   * does, without allocating. Takes over the caller's references on `prev` and `fence`.
-   * Threads: any attached thread. Returns the link with one reference. Throws what create throws
-   * but ENOMEM, plus EINVAL (memory of an array or another arena) and EBADF (memory already used
-   * or freed); on a throw nothing was taken over and the memory is still the caller's.
-   */
-  static init(mem: FenceMemory, prev: Fence | null, fence: Fence, seqno: number): Fence {
-    if (!(mem instanceof FenceMemory)) throw Errors.invalid('FenceChain.init needs memory from FenceChain.alloc');
-    const arena = mem.arena;
-    const i32 = arena.i32;
-    const cfw = fenceArg(arena, fence, 'fence');
-    if (isChainFw(i32, cfw)) throw Errors.invalid('FenceChain.create: the fence of a link cannot be a chain');
-    const pfw = prev === null || prev === undefined ? 0 : fenceArg(arena, prev, 'prev');
-    if (!Number.isSafeInteger(seqno) || seqno < 0)
-      throw Errors.invalid(`chain seqno must be an integer in 0..2^53-1, got ${describeValue(seqno)}`);
-    const prevIsChain = pfw !== 0 && isChainFw(i32, pfw);
-    let context: number;
-    let prevSeqno = 0;
-    if (prevIsChain && seqno > seqnoOf(i32, pfw)) {
-      context = i32[pfw + F_CONTEXT];
-      prevSeqno = seqnoOf(i32, pfw);
-    } else {
-      context = contextAlloc(arena, 1);
-      // Always a valid seqno: never behind the chain it extends.
-      if (prevIsChain) seqno = Math.max(seqnoOf(i32, pfw), seqno);
-    }
-    const [fw] = mem.take(arena, 'chain');
-    fenceInit(arena, fw, { opsId: chainOps.id, context, seqno, seqno64: true, lockIdx: 0, lenderHw: 0 });
-    clearSignalerAt(i32, fw); // its links signal it, not a thread
-    i32[fw + C_PREV] = pfw;
-    i32[fw + C_PREV_LOCK] = 0;
-    i32[fw + C_FENCE] = cfw;
-    i32[fw + C_PREV_SEQNO_LO] = prevSeqno | 0;
-    i32[fw + C_PREV_SEQNO_HI] = Math.floor(prevSeqno / 0x100000000);
-    return fenceView(arena, fw);
-  }
-
-  /** True when `f` is a chain link. Throws EBADF on a released fence. */
-  static isChain(f: Fence): boolean {
-    return isChainFw(f.arena.i32, fenceArg(f?.arena, f, 'fence'));
-  }
-
-  /**
-   * The fence a link holds, or `f` itself when it is no link (kernel dma_fence_chain_contained);
-   * a view without a reference of its own, valid while `f` is held.
-   */
-  static contained(f: Fence): Fence {
-    const arena = f?.arena;
-    const fw = fenceArg(arena, f, 'fence');
-    const c = containedFw(arena.i32, fw);
-    return c === fw ? f : fenceView(arena, c);
-  }
-
-  /**
-   * One step down the chain (kernel dma_fence_chain_walk): consumes the caller's reference on `f`
-   * and returns the next unsignaled predecessor with a new reference, or null at the end (also
-   * when `f` is no link). Garbage-collects signaled links on the way.
-   * Threads: any, concurrently with other walkers and signalers. Throws EBADF on a released fence.
-   */
-  static walk(f: Fence): Fence | null {
-    const arena = f?.arena;
-    const next = chainWalk(arena, fenceArg(arena, f, 'fence'));
-    return next === 0 ? null : fenceView(arena, next);
-  }
-
-  /**
-   * Finds the link that signals `seqno` (kernel dma_fence_chain_find_seqno), walking (and
-   * garbage-collecting) from `chain` down. `seqno` 0 → `chain` itself. Returns a new reference the
-   * caller puts, or null when everything up to `seqno` already signaled.
-   * Throws EINVAL when `chain` is not a link or `chain.seqno < seqno` (not reached yet), or seqno
-   * is not an integer in 0..2^53-1; EBADF on a released fence.
-   * Threads: any, while other threads signal and walk the same chain.
-   */
-  static findSeqno(chain: Fence, seqno: number): Fence | null {
-    const arena = chain?.arena;
-    const fw = fenceArg(arena, chain, 'chain');
-    const i32 = arena.i32;
-    if (!Number.isSafeInteger(seqno) || seqno < 0)
-      throw Errors.invalid(`findSeqno: seqno must be an integer in 0..2^53-1, got ${describeValue(seqno)}`);
-    flushDeferred(arena);
-    if (seqno === 0) return chain.get();
-    if (!isChainFw(i32, fw)) throw Errors.invalid('findSeqno: not a fence chain');
-    if (seqnoOf(i32, fw) < seqno) throw Errors.invalid(`findSeqno: seqno ${seqno} is later than the chain's ${seqnoOf(i32, fw)}`);
-    const context = i32[fw + F_CONTEXT];
-    fenceGet(i32, fw);
-    let f = fw;
-    while (f !== 0) {
-      if (i32[f + F_CONTEXT] !== context || !isChainFw(i32, f) || prevSeqnoOf(i32, f) < seqno) break;
-      f = chainWalk(arena, f);
-    }
-    return f === 0 ? null : fenceView(arena, f);
-  }
-}

@@ -9,6 +9,7 @@
  * lock, and otherwise as soon as it does not: at the next container entry point of this thread
  * (see {@link flushDeferred}) or in a microtask, whichever comes first.
  */
+import { onNesting } from '../locks/lockdep.js';
 import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
@@ -18,6 +19,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { defineFenceOps, findOps, type FenceOps } from '../fence/ops.js';
+import { ledgerAdd, ledgerPutRef } from '../fence/ledger.js';
 import { holdsFenceLock, putFence } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
@@ -41,15 +43,30 @@ export interface ContainerOps {
   release(arena: Arena, fw: number): void;
   /** Forwards a deadline hint to the fences it stands for (kernel dma_fence_array/chain_set_deadline). */
   setDeadline(arena: Arena, fw: number, ns: bigint): void;
+  /**
+   * Whether fence `innerFw` is a direct part of the container at `fw` (an array's child, a link's
+   * fence or predecessor), whose locks are taken nested under the container's: the lock-order
+   * checker's annotation (src/locks/lockdep.ts onNesting). Asked only for a container of this kind.
+   */
+  contains(i32: Int32Array, fw: number, innerFw: number): boolean;
+}
+
+/** A container kind made by {@link defineContainer}. */
+export interface ContainerKind {
+  /** Its registered ops. */
+  readonly ops: FenceOps;
+  /** True when the fence at payload word `fw` is of this kind (its ops word names the kind's ops). */
+  readonly is: (i32: Int32Array, fw: number) => boolean;
 }
 
 /**
- * Registers the ops of a container kind named after its kernel struct (`dma_fence_array`, …):
- * its driver name, an unbound timeline, and `ops` behind the view. Threads: every thread that
- * imports the container's module registers them.
+ * Defines a container kind named after its kernel struct (`dma_fence_array`, …): registers its
+ * ops (its driver name, an unbound timeline, and `ops` behind the view) and, for the lock-order
+ * checker, its nesting test guarded by the kind test. Threads: every thread that imports the
+ * container's module defines them.
  */
-export function defineContainerOps(kernelName: string, ops: ContainerOps): FenceOps {
-  return defineFenceOps(`fencelab:${kernelName}`, {
+export function defineContainer(kernelName: string, ops: ContainerOps): ContainerKind {
+  const fenceOps = defineFenceOps(`fencelab:${kernelName}`, {
     getDriverName: () => kernelName,
     getTimelineName: () => 'unbound',
     enableSignaling: (f) => ops.enableSignaling(f.arena, f.fw),
@@ -57,12 +74,18 @@ export function defineContainerOps(kernelName: string, ops: ContainerOps): Fence
     release: (f) => ops.release(f.arena, f.fw),
     setDeadline: (f, ns) => ops.setDeadline(f.arena, f.fw, ns),
   });
+  const id = fenceOps.id;
+  const is = (i32: Int32Array, fw: number): boolean => i32[fw + FL.F_OPS] === id;
+  onNesting((i32, outerFw, innerFw) => is(i32, outerFw) && ops.contains(i32, outerFw, innerFw));
+  return { ops: fenceOps, is };
 }
 
 /**
  * Drops a container's reference on a child (putFence without a view, as a step for `attempt`).
  * Locking: when the calling thread holds the child's lock, the drop is deferred until it holds no
- * lock (the reference goes to the deferred queue), so a container's release always completes.
+ * lock (the reference goes to the deferred queue, recorded in the thread's ledger), so a
+ * container's release always completes, and a thread terminated before the drop runs leaves it to
+ * its reaper.
  */
 export function putChild(arena: Arena, fw: number): void {
   // The child word was read from the container's block: checked, so a corrupted one is an
@@ -72,13 +95,31 @@ export function putChild(arena: Arena, fw: number): void {
   // last reference, putFence would refuse it (EDEADLK, the release would signal and free under the
   // lock) and the reference would be lost with the container. Whether it is the last only a race
   // with other threads' puts decides, so every drop under the child's lock is deferred.
-  if (holdsFenceLock(arena, cw)) defer(arena, cw, putDeferred);
-  else putFence(arena, cw);
+  if (!holdsFenceLock(arena, cw)) return putFence(arena, cw);
+  // The deferred queue is this thread's memory: the reference is recorded in the thread's ledger
+  // first (its LEDGER reap stage puts what a dead thread still records), so a thread terminated
+  // before the drop runs does not lose it. Without room for the entry (ENOMEM) it is deferred
+  // unrecorded, as before.
+  let recorded = true;
+  try {
+    ledgerAdd(arena, FL.LGK_FENCE_REF, cw);
+  } catch {
+    recorded = false;
+  }
+  defer(arena, cw, recorded ? putDeferredRecorded : putDeferred);
 }
 
 /** Deferred work: the reference a container's release handed over (see {@link putChild}). */
 function putDeferred(arena: Arena, fw: number): void {
   putFence(arena, fw);
+}
+
+/**
+ * {@link putDeferred} of a reference recorded in the ledger: dropped and forgotten in one run
+ * (ledgerPutRef). No entry left means the ledger's own reaper dropped it (the thread detached).
+ */
+function putDeferredRecorded(arena: Arena, fw: number): void {
+  ledgerPutRef(arena, fw, arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK);
 }
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */

@@ -30,7 +30,7 @@ export function matchContext(f: Fence, context: number): boolean {
   const fw = fenceArg(f?.arena, f, 'fence');
   const i32 = f.arena.i32;
   if (!isArrayFw(i32, fw)) return f.context === context;
-  const n = arrayCount(i32, fw);
-  for (let i = 0; i < n; i++) if (i32[arrayChild(i32, fw, i) + F_CONTEXT] !== context) return false;
+  const n = arrayCount(f.arena, fw);
+  for (let i = 0; i < n; i++) if (i32[arrayChild(f.arena, fw, i) + F_CONTEXT] !== context) return false;
   return true;
 }

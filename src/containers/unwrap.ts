@@ -4,6 +4,7 @@
  * newest per context, sorted by context. `SyncFile.merge` is built on {@link mergeFences}.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
+import { maxBlocks } from '../arena/handles.js';
 import { Errors } from '../errors.js';
 import { contextAlloc, fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
@@ -23,12 +24,15 @@ export function forEachLeaf(arena: Arena, fw: number, visit: (leaf: number) => v
   const i32 = arena.i32;
   fenceGet(i32, fw);
   let link = fw;
+  // A chain has no more links than the heap has blocks: past that, a corrupted cycle.
+  let hops = maxBlocks(arena);
   try {
     while (link !== 0) {
-      const c = containedFw(i32, link);
+      if (hops-- === 0) throw Errors.corruptArena('a fence chain does not end');
+      const c = containedFw(arena, link);
       if (isArrayFw(i32, c)) {
-        const n = arrayCount(i32, c);
-        for (let i = 0; i < n; i++) visit(arrayChild(i32, c, i));
+        const n = arrayCount(arena, c);
+        for (let i = 0; i < n; i++) visit(arrayChild(arena, c, i));
       } else {
         visit(c);
       }

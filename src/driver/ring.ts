@@ -6,6 +6,7 @@
  * (to the consumer) or hands it back (to the producers). The bell word wakes sleepers.
  */
 import * as A from '../arena/layout.js';
+import { Errors } from '../errors.js';
 import * as L from './layout.js';
 
 const { DRV_RING_HEAD, DRV_RING_TAIL, DRV_RING_BELL, DRV_RING, RING_STRIDE, RE_SEQ, RE_CMD, RE_OP_LO, RE_OP_HI } = L;
@@ -19,6 +20,18 @@ export function ringInit(i32: Int32Array, dw: number, cap: number): void {
 export function ringBell(i32: Int32Array, dw: number): void {
   Atomics.add(i32, dw + DRV_RING_BELL, 1);
   Atomics.notify(i32, dw + DRV_RING_BELL);
+}
+
+/**
+ * The position to retry at after a lost race: the head or tail word at `w` again. An entry whose
+ * sequence is ahead of our position (`dif` > 0) means the word moved past it before the entry was
+ * stored (the CAS comes first), so a word that still reads `pos` was rewritten: a corrupted ring
+ * would send the loop round forever, so it throws ENOTRECOVERABLE instead.
+ */
+function nextPos(i32: Int32Array, w: number, pos: number, dif: number): number {
+  const now = Atomics.load(i32, w);
+  if (dif > 0 && now === pos) throw Errors.corruptArena(`driver ring entry ${pos} is ahead of its position word @${w * 4}`);
+  return now;
 }
 
 /**
@@ -40,7 +53,7 @@ export function ringPost(i32: Int32Array, dw: number, mask: number, cmd: number,
       ringBell(i32, dw);
       return true;
     }
-    pos = Atomics.load(i32, dw + DRV_RING_TAIL);
+    pos = nextPos(i32, dw + DRV_RING_TAIL, pos, dif);
   }
 }
 
@@ -62,6 +75,6 @@ export function ringTake(i32: Int32Array, dw: number, mask: number, out: Int32Ar
       Atomics.store(i32, e + RE_SEQ, (pos + mask + 1) | 0);
       return true;
     }
-    pos = Atomics.load(i32, dw + DRV_RING_HEAD);
+    pos = nextPos(i32, dw + DRV_RING_HEAD, pos, dif);
   }
 }

@@ -8,10 +8,10 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
 import { fenceLock, fenceUnlock, isSignaledFlag } from './core.js';
-import { sharedHandlers } from './callbacks.js';
+import { sharedHandlers, sharedTarget } from './callbacks.js';
 import { deliverRemote, pushQueued, runDetached, runWake } from './inbox.js';
 
-const { CB_FENCE, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
+const { CB_FENCE, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
 /**
@@ -88,7 +88,7 @@ function finishNode(arena: Arena, nw: number, deadSlot: number): void {
   if (kind === L.CBK_WAKE) return runWake(arena, nw);
   if (kind === L.CBK_SHARED) {
     const handler = sharedHandlers[i32[nw + CB_TOKEN]];
-    const data = i32[nw + CB_TARGET];
+    const data = sharedTarget(arena, nw);
     const fw = i32[nw + CB_FENCE];
     i32[nw + CB_STATE] = L.CBS_DONE;
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);

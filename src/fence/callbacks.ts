@@ -10,6 +10,7 @@
  * thread left is callbackreap.ts.
  */
 import type { Arena } from '../arena/arena.js';
+import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 
@@ -59,6 +60,16 @@ export function onPendingCallbacks(fn: PendingListener | null): void {
 }
 
 /**
+ * The target of CBK_SHARED node `nw`, checked: every shared handler's `data` is a fence payload
+ * word (an array, a chain's head, a job) that it takes locks and drops references on, and the word
+ * is read from shared memory, so a corrupted one throws ENOTRECOVERABLE instead. (The node's fence
+ * is not checked: a reaper may finish a node whose fence is gone; handlers only read its words.)
+ */
+export function sharedTarget(arena: Arena, nw: number): number {
+  return linkedPayload(arena, arena.i32[nw + CB_TARGET], A.BlockType.FENCE, `the target of shared callback node @${nw * 4}`);
+}
+
+/**
  * Appends a node to the fence's list (fence lock held, fence unsignaled). Returns the node's
  * payload word index. Throws ENOMEM (nothing changed).
  */
@@ -70,6 +81,10 @@ export function linkCallbackLocked(
   target: number,
 ): number {
   const i32 = arena.i32;
+  // The tail is written through below: checked first (before the allocation, which must be
+  // followed by no call until the node is linked), so a corrupted one is an error, not a stray write.
+  const tail0 = i32[fw + L.F_CB_TAIL];
+  if (tail0 !== 0) linkedPayload(arena, tail0, A.BlockType.CALLBACK, 'the callback tail of a fence');
   const nw = arena.allocBlock(CB_BLOCK, A.BlockType.CALLBACK) + BLOCK_HEADER_WORDS;
   i32[nw + CB_FENCE] = fw;
   i32[nw + CB_NEXT] = 0;
@@ -116,6 +131,9 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   if (!arena.isLive(hw, gen) || i32[nw + CB_STATE] !== L.CBS_PENDING || i32[nw + CB_FENCE] !== fw) return false;
   const prev = i32[nw + CB_PREV];
   const next = i32[nw + CB_NEXT];
+  // Both neighbours are written through: checked first (nothing changed if one is corrupted).
+  if (prev) linkedPayload(arena, prev, A.BlockType.CALLBACK, 'the previous callback node');
+  if (next) linkedPayload(arena, next, A.BlockType.CALLBACK, 'the next callback node');
   if (prev) i32[prev + CB_NEXT] = next;
   else i32[fw + L.F_CB_HEAD] = next;
   if (next) i32[next + CB_PREV] = prev;

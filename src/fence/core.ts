@@ -14,13 +14,18 @@ import { opsFlagsOf } from './ops.js';
 import { contextClass, lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from '../locks/lockdep.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 import * as TR from '../trace/layout.js';
-import { traceEvent, traceEventNs, tracing } from '../trace/ring.js';
+import { traceEvent, traceEventNs } from '../trace/ring.js';
 
-const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE } = TR;
+const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE, TH_FLAGS } = TR;
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
 const { CB_NEXT, SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
+// markSignaledLocked's compound constants, computed once: each use of a module constant there is
+// bytecode (a load and a hole check), and its size decides whether V8 inlines it (see there).
+const SIGNALED_TIMESTAMP = FLAG_SIGNALED | FLAG_TIMESTAMP;
+/** A block's generation word, relative to its payload word. */
+const PAYLOAD_B_GEN = B_GEN - BLOCK_HEADER_WORDS;
 
 /**
  * Node's `process.hrtime.bigint`, looked up once: `process` is a dictionary-mode object, so
@@ -118,7 +123,9 @@ export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
   i32[fw + F_TIMESTAMP] = arena.me; // slot + 1
   i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + T_SERIAL];
   i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
-  if (tracing(i32, TC_FENCE)) traceInit(arena, fw);
+  // The hot paths' tracepoints test the flags word inline, not through ring.ts's tracing(): an
+  // imported function costs a binding load, a hole check and a target check at every call site.
+  if (i32[TH_FLAGS] & TC_FENCE) traceInit(arena, fw);
 }
 
 /** The dma_fence_init event of the fence just initialised at `fw`. */
@@ -258,19 +265,26 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
  * Marks the fence signaled with `ts` and detaches its callback list, with the lock held.
  * Returns the head of the detached callback list (0 none), or -1 when it was already signaled.
  * The caller runs the list (see inbox.ts) and must not touch the fence's list afterwards.
- * `tsIsNow`: `ts` was read from the clock for this signal (false for a timestamp a caller chose,
- * which the trace event then does not use as its time). `record`: push a signal record (see
+ * `tsIsNow` (default true): `ts` was read from the clock for this signal (false for a timestamp a
+ * caller chose, which the trace event then does not use as its time). `record` (default false): push a signal record (see
  * signal.ts) when there is something a reaper would have to finish — waiters to wake, callbacks
  * to run — in the run of the flag's Atomics op; it receives the detached list in the run that
  * detaches it. Without a list it is popped here, once the waiters are notified; with one (a head
  * is returned) the caller runs the list under it and pops it (see signal.ts).
+ *
+ * Size matters here: V8 inlines no function of more than 460 bytes of bytecode, and inlined into
+ * the signal paths this one costs nothing to call and lets the timestamp's BigInt go unallocated.
+ * Its tracepoint alone is 35 bytes, which once took it past the limit (a traced-off signal then
+ * cost ~10 % more than one built without tracepoints). Hence parameters without defaults (a
+ * default costs ~30 bytes of prologue) and precomputed constants; `node --print-bytecode
+ * --print-bytecode-filter=markSignaledLocked` shows its length (434 bytes, tracepoint included).
  */
-export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow = true, record = false): number {
+export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow?: boolean, record?: boolean): number {
   const i32 = arena.i32;
   if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return -1;
   arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
   // Timestamp first, then the flags: a reader that sees TIMESTAMP reads a complete value.
-  const old = Atomics.or(i32, fw + F_FLAGS, FLAG_SIGNALED | FLAG_TIMESTAMP);
+  const old = Atomics.or(i32, fw + F_FLAGS, SIGNALED_TIMESTAMP);
   // The list cannot change under the lock: read once. No waiters and no list (the common case):
   // nothing to notify, detach or record.
   const head = i32[fw + F_CB_HEAD];
@@ -287,7 +301,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
       if (d < SIGNAL_CAP) {
         rec = sb + T_SIGNAL + d * SIG_WORDS;
         i32[rec + SIG_FW] = fw;
-        i32[rec + SIG_FGEN] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+        i32[rec + SIG_FGEN] = i32[fw + PAYLOAD_B_GEN] & GEN_MASK;
         i32[rec + SIG_NODE] = 0;
       }
       i32[at] = d + 1;
@@ -301,7 +315,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
       i32[fw + F_CB_TAIL] = 0;
       if (rec !== 0) {
         i32[rec + SIG_NODE] = head;
-        i32[rec + SIG_NGEN] = i32[head - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+        i32[rec + SIG_NGEN] = i32[head + PAYLOAD_B_GEN] & GEN_MASK;
         i32[rec + SIG_NEXT] = i32[head + CB_NEXT];
       }
     } else if (pop >= 0) {
@@ -309,7 +323,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
       i32[arena.slotBase + T_SIGNAL_DEPTH] = pop;
     }
   }
-  if (tracing(i32, TC_FENCE)) traceSignaled(arena, fw, tsIsNow);
+  if (i32[TH_FLAGS] & TC_FENCE) traceSignaled(arena, fw, tsIsNow); // inline test: see fenceInit
   return head;
 }
 
@@ -317,8 +331,8 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
  * The dma_fence_signaled event, stamped with the fence's own timestamp when that is the signal's
  * time (it was read before the flag went up, so no waiter's wake can precede it in the trace).
  */
-function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean): void {
-  if (!tsIsNow) return traceFence(arena, EV_FENCE_SIGNALED, fw, arena.i32[fw + F_ERROR]);
+function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean | undefined): void {
+  if (tsIsNow === false) return traceFence(arena, EV_FENCE_SIGNALED, fw, arena.i32[fw + F_ERROR]);
   const i32 = arena.i32;
   traceEventNs(
     arena, i32[fw + F_TIMESTAMP], i32[fw + F_TIMESTAMP + 1],

@@ -145,24 +145,22 @@ export class Fence extends FenceBase {
   }
 
   /**
-   * Hands a new reference to one other thread: the reference waits in a transit record owned by
-   * the calling thread (its reaper drops it if this thread dies before it is received) until
-   * {@link receive} claims it. Returns the token: a safe integer wider than 32 bits (post it in a
-   * message or a Float64Array/BigInt64Array word, never an Int32Array). `options.signaling`: the
-   * receiver also becomes the thread responsible for signaling the fence ({@link adoptSignaling}),
-   * in the run of its claim. The caller keeps its own reference. Threads: the sender.
-   * Throws EINVAL (options), EBADF (released), ENOMEM.
+   * Hands a new reference to one other thread: it waits in a transit record of the calling thread
+   * (whose reaper drops it if this thread dies first) until {@link receive} claims it. Returns the
+   * token, a safe integer wider than 32 bits (a message or a Float64Array/BigInt64Array word, never
+   * an Int32Array). `options.signaling`: the receiver also becomes the fence's responsible thread
+   * ({@link adoptSignaling}) in its claim's run. The caller keeps its reference. Threads: the
+   * sender. Throws EINVAL (options), EBADF (released), ENOMEM.
    */
   share(options?: ShareOptions): number {
     return shareAt(this.arena, this.v(), options);
   }
 
   /**
-   * Claims the reference behind a token from {@link share}: recorded in the calling thread's
-   * ledger in the claim's run (tracked: put it with {@link putTracked}; this thread's reaper puts
-   * it if it dies). Exactly one receive of a token succeeds. Threads: any attached thread.
-   * Throws EINVAL (not a token), EBADF (a stale token: received already, withdrawn, or dropped
-   * with its dead sender; nothing changes), ENOMEM.
+   * Claims the reference behind a token from {@link share}, recorded in the calling thread's ledger
+   * in the claim's run (put it with {@link putTracked}; this thread's reaper puts it if it dies).
+   * Exactly one receive of a token succeeds. Threads: any attached thread. Throws EINVAL (not a
+   * token), EBADF (stale: received, withdrawn, or dropped with its dead sender; nothing changes), ENOMEM.
    */
   static receive(arena: Arena, token: number): Fence {
     return new Fence(arena, receiveAt(arenaArg(arena, 'Fence.receive'), token));

@@ -9,7 +9,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
-import { entries, pendingListener, sharedHandlers } from './callbacks.js';
+import { entries, pendingListener, sharedHandlers, sharedTarget } from './callbacks.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 
@@ -52,7 +52,7 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
     } else if (kind === L.CBK_SHARED) {
       const handler = sharedHandlers[i32[nw + CB_TOKEN]];
       if (typeof handler !== 'function') throw Errors.corruptArena(`callback node @${nw * 4} names no shared callback`);
-      const data = i32[nw + CB_TARGET];
+      const data = sharedTarget(arena, nw);
       const fw = i32[nw + CB_FENCE];
       i32[nw + CB_STATE] = L.CBS_DONE;
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
@@ -110,13 +110,14 @@ function runLocal(arena: Arena, nw: number): void {
 }
 
 /**
- * Runs one delivered node at the head of the list being drained (T_DRAINING = nw). The node stays
- * allocated and QUEUED while its function runs, so a thread terminated inside it leaves node and
- * delivery reference to its reaper. Order after the function: drop the reference and mark DONE,
- * unlink (T_DRAINING = next), free — each step at most one Atomics op followed by plain writes,
- * so a thread killed anywhere leaves what its reaper can finish exactly (see the comments below).
+ * Runs one delivered node, the tail (oldest) of the list being drained; `link` is the word that
+ * points at it. The node stays allocated and QUEUED while its function runs, so a thread
+ * terminated inside it leaves node and delivery reference to its reaper. Order after the
+ * function: drop the reference and mark DONE, unlink (`link` = 0), free — each step at most one
+ * Atomics op followed by plain writes, so a thread killed anywhere leaves what its reaper can
+ * finish exactly (see the comments below).
  */
-function runRemote(arena: Arena, nw: number, next: number): void {
+function runRemote(arena: Arena, nw: number, link: number): void {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const token = i32[nw + CB_TOKEN];
@@ -139,10 +140,11 @@ function runRemote(arena: Arena, nw: number, next: number): void {
     // reference is released by the reaper if we die before the release is done.
     const d = pushRelease(arena, fw);
     if (dropRef(arena, fw, d, nw + CB_STATE, L.CBS_DONE) === 1) releaseLast(arena, fw, d);
-    // FREEING with the hand-over of the list head, in one run of plain writes: a terminate() at
-    // the freeBlock call leaves a node only freeOrphanedNodes claims (discardInbox takes DONE heads).
+    // FREEING with the unlink (the word pointing at this tail node: T_DRAINING or the next newer
+    // node's CB_NEXT), in one run of plain writes: a terminate() at the freeBlock call leaves a
+    // node only freeOrphanedNodes claims (discardInbox frees a DONE one without putting it).
     i32[nw + CB_STATE] = L.CBS_FREEING;
-    i32[sb + L.T_DRAINING] = next;
+    i32[link] = 0;
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
   }
 }
@@ -220,33 +222,38 @@ export function pushQueued(arena: Arena, nw: number, rec: number, next: number):
 
 /**
  * Runs every callback queued in this thread's inbox, oldest first. Returns how many ran.
- * Threads: the owner (its dispatcher, or a blocking worker draining explicitly).
+ * Threads: the owner (its dispatcher, or a blocking worker draining explicitly), not from inside
+ * one of its callbacks (EDEADLK: callbacks run one at a time, to completion).
  */
 export function drainInbox(arena: Arena): number {
   const i32 = arena.i32;
-  let nw = Atomics.exchange(i32, arena.slotBase + L.T_INBOX, 0);
-  if (nw === 0) return 0;
-  let rev = 0;
-  while (nw !== 0) {
-    const next = i32[nw + CB_NEXT];
-    i32[nw + CB_NEXT] = rev;
-    rev = nw;
-    nw = next;
-  }
-  let n = 0;
-  let first: unknown = NO_ERROR;
-  // The detached list stays reachable from shared memory (T_DRAINING) until each node starts: a
-  // thread terminated mid-drain leaves the rest to its reaper instead of leaking them.
   const sb = arena.slotBase;
-  i32[sb + L.T_DRAINING] = rev;
-  for (nw = rev; nw !== 0; ) {
-    const next = i32[nw + CB_NEXT];
-    first = attempt(runRemote, arena, nw, next, first);
-    n++;
-    nw = next;
+  if (i32[sb + L.T_DRAINING] !== 0) throw Errors.deadlock('drainInbox from inside a callback of the same thread: callbacks run one at a time');
+  // The taken list stays reachable from shared memory (T_DRAINING) in the exchange's own run, and
+  // keeps its pushed order (newest first): the nodes run from the tail, each unlinked as it ends,
+  // so a thread terminated anywhere in the drain leaves the rest to its reaper (discardInbox).
+  const head = Atomics.exchange(i32, sb + L.T_INBOX, 0);
+  i32[sb + L.T_DRAINING] = head;
+  if (head === 0) return 0;
+  const nodes: number[] = [];
+  // Checked and bounded like runDetached's walk: the pushed links are shared memory too.
+  let hops = maxBlocks(arena);
+  try {
+    for (let nw = head; nw !== 0; nw = i32[nw + CB_NEXT]) {
+      if (hops-- === 0) throw Errors.corruptArena('an inbox does not end');
+      linkedPayload(arena, nw, A.BlockType.CALLBACK, 'inbox node');
+      nodes.push(nw);
+    }
+  } catch (e) {
+    i32[sb + L.T_DRAINING] = 0; // a corrupted list is reported, not mistaken later for a drain in progress
+    throw e;
+  }
+  let first: unknown = NO_ERROR;
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    first = attempt(runRemote, arena, nodes[k], k === 0 ? sb + L.T_DRAINING : nodes[k - 1] + CB_NEXT, first);
   }
   rethrowFirst(first);
-  return n;
+  return nodes.length;
 }
 
 /**
@@ -257,15 +264,10 @@ export function discardInbox(arena: Arena, slot: number): void {
   const i32 = arena.i32;
   const sb = arena.slotWord(slot);
   if (slot !== arena.slot) {
-    // A dead thread's list in progress: its head may be DONE (reference already put, node not
-    // yet freed); every other node is still QUEUED with its delivery reference.
-    let nw = i32[sb + L.T_DRAINING];
+    // A dead thread's list in progress: its tail may be DONE (reference already put, node not
+    // yet unlinked); every other node is still QUEUED with its delivery reference.
+    const nw = i32[sb + L.T_DRAINING];
     i32[sb + L.T_DRAINING] = 0;
-    if (nw !== 0 && i32[nw + CB_STATE] === L.CBS_DONE) {
-      const next = i32[nw + CB_NEXT];
-      arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-      nw = next;
-    }
     discardList(arena, nw);
   }
   discardList(arena, Atomics.exchange(i32, sb + L.T_INBOX, 0));
@@ -274,12 +276,16 @@ export function discardInbox(arena: Arena, slot: number): void {
 function discardList(arena: Arena, head: number): void {
   const i32 = arena.i32;
   let nw = head;
+  let hops = maxBlocks(arena);
   while (nw !== 0) {
+    if (hops-- === 0) throw Errors.corruptArena('a discarded inbox does not end');
+    linkedPayload(arena, nw, A.BlockType.CALLBACK, 'inbox node');
     const next = i32[nw + CB_NEXT];
     const fw = i32[nw + CB_FENCE];
+    const queued = i32[nw + CB_STATE] !== L.CBS_DONE;
     i32[nw + CB_STATE] = L.CBS_DONE;
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-    putRef(arena, fw);
+    if (queued) putRef(arena, fw);
     nw = next;
   }
 }

@@ -133,7 +133,7 @@ export const {
     DOORBELL: 1, // bumped (and notified) when the inbox gets work
     INBOX: 1, // head of a lock-free stack of callback nodes queued for this thread
     WAKE: 1, // per-thread wake word for waitAny
-    DRAINING: 1, // inbox list being run by drainInbox, from the running node on (the reaper discards it)
+    DRAINING: 1, // inbox list being run by drainInbox, newest first, up to the running node (the reaper discards it)
     RELEASE_DEPTH: 1, // release records in use (may exceed RELEASE_CAP: deeper ones are not recorded)
     RELEASE: RELEASE_CAP * REC_WORDS,
     LEDGER: 1, // payload word index of the slot's reference ledger block (0 none)

@@ -14,7 +14,8 @@
  * return; see src/fence/drop.ts). A thread terminated anywhere holds nothing unrecorded.
  */
 import type { Arena } from '../arena/arena.js';
-import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import { linkedPayload } from '../arena/handles.js';
+import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
@@ -123,7 +124,7 @@ export function ledgerAbortCreating(arena: Arena): void {
 export function ledgerFind(arena: Arena, kind: number, value: number, gen: number): number {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(i32, lw, kind, value, gen);
+  const last = moveLast(arena, lw, kind, value, gen);
   return last < 0 ? -1 : lw + LG_ENTRIES + last * LG_STRIDE;
 }
 
@@ -143,12 +144,27 @@ export function ledgerReserve(arena: Arena): number {
     i32[sw] = lw;
     i32[lw + LG_CAP] = capacityOf(arena, lw);
   }
-  const n = i32[lw + LG_COUNT];
-  if (n === i32[lw + LG_CAP]) {
+  // One unsigned compare: a corrupted (negative) count takes this path too, where it is checked.
+  if (i32[lw + LG_COUNT] >>> 0 >= i32[lw + LG_CAP]) {
     const left = compact(arena, lw);
     if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
   }
   return lw;
+}
+
+/**
+ * The entry count of ledger block `lw`, checked: the count and the block's own capacity word are
+ * read from shared memory, and a corrupted one would send the walks below past the block's end.
+ * Throws ENOTRECOVERABLE when `lw` is no live ledger block or the count is out of its bounds.
+ */
+function entryCount(arena: Arena, lw: number): number {
+  linkedPayload(arena, lw, A.BlockType.INTERNAL, 'a thread\'s reference ledger');
+  const i32 = arena.i32;
+  const n = i32[lw + LG_COUNT];
+  const cap = capacityOf(arena, lw);
+  // The capacity word may still be 0 (a thread terminated while installing a new ledger), never more.
+  if (!(n >= 0 && n <= cap && i32[lw + LG_CAP] >= 0 && i32[lw + LG_CAP] <= cap)) throw Errors.corruptArena(`the ledger @${lw * 4} counts ${n} of ${i32[lw + LG_CAP]} entries; its block holds ${cap}`);
+  return n;
 }
 
 /** Entries that fit in ledger block `lw`. */
@@ -185,8 +201,9 @@ function grow(arena: Arena, lw: number, n: number): number {
  * Index of the most recent entry `[kind, value, gen]` in the calling thread's ledger `lw` moved to
  * the last place (swapped with the entry there: the ledger holds the same set), or -1.
  */
-function moveLast(i32: Int32Array, lw: number, kind: number, value: number, gen: number): number {
-  const n = lw === 0 ? 0 : i32[lw + LG_COUNT];
+function moveLast(arena: Arena, lw: number, kind: number, value: number, gen: number): number {
+  const i32 = arena.i32;
+  const n = lw === 0 ? 0 : entryCount(arena, lw);
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (i32[e + LE_KIND] === kind && i32[e + LE_VALUE] === value && i32[e + LE_GEN] === gen) {
@@ -210,7 +227,7 @@ function moveLast(i32: Int32Array, lw: number, kind: number, value: number, gen:
 export function ledgerRemove(arena: Arena, kind: number, value: number, gen: number): boolean {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(i32, lw, kind, value, gen);
+  const last = moveLast(arena, lw, kind, value, gen);
   if (last < 0) return false;
   i32[lw + LG_COUNT] = last;
   return true;
@@ -226,7 +243,7 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
 export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence): boolean {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(i32, lw, L.LGK_FENCE_REF, fw, gen);
+  const last = moveLast(arena, lw, L.LGK_FENCE_REF, fw, gen);
   if (last < 0) return false;
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, lw + LG_COUNT, last);
@@ -267,7 +284,7 @@ export function ledgerCompact(arena: Arena): number {
 /** {@link ledgerCompact} of the calling thread's ledger `lw`, which stays allocated. */
 function compact(arena: Arena, lw: number): number {
   const i32 = arena.i32;
-  let n = i32[lw + LG_COUNT];
+  let n = entryCount(arena, lw);
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (arena.isLive(i32[e + LE_VALUE] - BLOCK_HEADER_WORDS, i32[e + LE_GEN])) continue;
@@ -322,7 +339,7 @@ function reapLedger(arena: Arena, slot: number): void {
   const lw = i32[sw];
   if (lw === 0) return;
   i32[sw] = 0;
-  const n = i32[lw + LG_COUNT];
+  const n = entryCount(arena, lw);
   let first: unknown = NO_ERROR;
   // Newest first, like unwinding: what a thread made last (an operation) goes before what it
   // made it with (its driver).
@@ -341,17 +358,21 @@ function reapEntry(arena: Arena, e: number, slot: number): void {
 onReap(ReapStage.LEDGER, reapLedger);
 
 /**
- * Check hook: a live thread's ledger is its own bookkeeping, kept once allocated (an emptied one is
- * not freed, so a thread creating and putting tracked references does not allocate it each time):
- * not a leak. What its entries name is checked as usual. ledgerCompact frees an empty one; the
- * reaper and detach free it with its thread.
+ * Check hook: every occupied slot's ledger is a live block with its count and capacity in bounds.
+ * A live thread's ledger is its own bookkeeping, kept once allocated (an emptied one is not freed,
+ * so a thread creating and putting tracked references does not allocate it each time): not a leak.
+ * What its entries name is checked as usual. ledgerCompact frees an empty one; the reaper and
+ * detach free it with its thread.
  */
-onCheck((arena) => {
+onThreadCheck((arena, s, b) => {
   const i32 = arena.i32;
-  const permanent: number[] = [];
-  for (let s = 0; s < arena.maxThreads; s++) {
-    const b = arena.slotWord(s);
-    if (i32[b + A.T_STATE] === A.SLOT_LIVE && i32[b + T_LEDGER] !== 0) permanent.push(i32[b + T_LEDGER]);
+  const lw = i32[b + T_LEDGER];
+  if (lw === 0) return [];
+  const permanent = i32[b + A.T_STATE] === A.SLOT_LIVE ? [lw] : [];
+  try {
+    entryCount(arena, lw);
+    return { permanent };
+  } catch (e) {
+    return { problems: [`thread ${s}: ${(e as Error).message}`], permanent };
   }
-  return { permanent };
 });

@@ -7,7 +7,7 @@
  * needs, the one ops.release is handed, is made by the factory fence.ts installs at load.
  */
 import type { Arena } from '../arena/arena.js';
-import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
@@ -15,13 +15,12 @@ import { Errno, Errors } from '../errors.js';
 import { setPutHook } from './inbox.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
-import { tracing } from '../trace/ring.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
 import { findOps, opsMissing } from './ops.js';
 import { signalFence } from './signal.js';
 
-const { EV_FENCE_DESTROY, TC_RELEASE } = TR;
+const { EV_FENCE_DESTROY, TC_RELEASE, TH_FLAGS } = TR;
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, F_LOCK, FLAG_INLINE_LOCK, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
@@ -149,7 +148,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
     i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
-  if (tracing(i32, TC_RELEASE)) traceFence(arena, EV_FENCE_DESTROY, fw, 0);
+  if (i32[TH_FLAGS] & TC_RELEASE) traceFence(arena, EV_FENCE_DESTROY, fw, 0); // inline test: see fenceInit in core.ts
   const id = i32[fw + F_OPS];
   const hasRelease = (flags & FLAG_OPS_RELEASE) !== 0;
   const ops = hasRelease ? findOps(id) : undefined;
@@ -205,17 +204,10 @@ function finishDeadReleases(arena: Arena, slot: number): void {
 onReap(ReapStage.RELEASES, finishDeadReleases);
 
 /** Check hook: a thread between calls has no release in flight. */
-onCheck((arena) => {
-  const i32 = arena.i32;
-  const problems: string[] = [];
-  for (let s = 0; s < arena.maxThreads; s++) {
-    const b = arena.slotWord(s);
-    if (i32[b + A.T_STATE] === A.SLOT_FREE) continue;
-    // The calling thread is between calls: no release of its own can be in flight (others may be).
-    const releases = i32[b + L.T_RELEASE_DEPTH];
-    if (releases < 0 || (s === arena.slot && releases !== 0)) problems.push(`thread ${s} has ${releases} fence releases in flight`);
-  }
-  return { problems };
+onThreadCheck((arena, s, b) => {
+  // The calling thread is between calls: no release of its own can be in flight (others may be).
+  const releases = arena.i32[b + L.T_RELEASE_DEPTH];
+  return releases < 0 || (s === arena.slot && releases !== 0) ? [`thread ${s} has ${releases} fence releases in flight`] : [];
 });
 
 setPutHook(putFence, releaseFenceAt);

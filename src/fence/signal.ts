@@ -9,6 +9,7 @@ import * as L from './layout.js';
 import { linkCallbackLocked, unlinkCallbackLocked } from './callbacks.js';
 import { runDetached } from './inbox.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
+import './linkcheck.js'; // registers the callback lists' part of arena.check()
 import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
@@ -73,10 +74,11 @@ export function signalFenceInline(arena: Arena, fw: number, idx: number, ts: big
 }
 
 /**
- * Runs detached list `head` under the signal record markSignaledLocked pushed for it (the top of
- * the calling thread's stack), then pops it.
+ * Runs detached list `head` under the signal record markSignaledLocked (with `record`) pushed for
+ * it — the top of the calling thread's stack — then pops it. For signalers that mark a fence under
+ * a lock of their own and run its callbacks after dropping it (sw_sync's timeline signaling).
  */
-function runRecorded(arena: Arena, head: number): void {
+export function runRecorded(arena: Arena, head: number): void {
   const d = arena.i32[arena.slotBase + T_SIGNAL_DEPTH] - 1;
   try {
     runDetached(arena, head, recordAt(arena, d));

@@ -13,8 +13,7 @@
  * stay locked forever. Fence inline locks are not listed (the reaper finds them by walking the heap).
  */
 import type { Arena } from '../arena/arena.js';
-import { onCheck, onDetach, onReap, ReapStage } from '../arena/hooks.js';
-import * as A from '../arena/layout.js';
+import { onDetach, onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock, releaseDeadWord } from './futex.js';
 import * as L from './layout.js';
 import { watchOwner } from './owners.js';
@@ -74,6 +73,8 @@ function acquireWordSlow(arena: Arena, idx: number, kind: number, timeoutMs: num
   const me = arena.me;
   const sb = arena.slotBase;
   const c = i32[sb + L.T_ROBUST_COUNT];
+  // A negative count (the fast path only compares it with the cap) indexes words before the list.
+  if (c < 0) throw Errors.corruptArena(`thread ${arena.slot} counts ${c} held lock words`);
   // The fast path may have published the word: unpublish it until we try again (see unlist).
   if (c < L.ROBUST_CAP) i32[sb + L.T_ROBUST + c] = 0;
   if ((Atomics.load(i32, idx) & OWNER) === me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
@@ -233,21 +234,35 @@ onReap(ReapStage.LOCKS, releaseDeadLocks);
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
 
 /**
+ * What is wrong with the `count` listed words of slot `s` (at slot word `b`): each must be a word of
+ * the arena, and the calling thread (between calls) must hold each of its own — a listed word it
+ * does not hold is a corrupted list (an unlock would not find it, a reaper would skip it).
+ */
+function robustListProblems(arena: Arena, s: number, b: number, count: number): string[] {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  for (let j = 0; j < count; j++) {
+    const idx = i32[b + L.T_ROBUST + j];
+    // Another live thread's list may change under this read: a release in flight lowers the count
+    // and clears the entry (and a new acquire refills it), so its 0 is a moment, not a corruption.
+    if (idx === 0 && s !== arena.slot) continue;
+    if (!(idx > 0 && idx < i32.length)) problems.push(`thread ${s} lists lock word ${j} at word ${idx}, outside the arena`);
+    else if (s === arena.slot && (Atomics.load(i32, idx) & OWNER) !== arena.me) problems.push(`thread ${s} lists lock word @${idx * 4}, which it does not hold`);
+  }
+  return problems;
+}
+
+/**
  * Check hook: every occupied slot's robust list is within its bounds, and the calling thread —
  * between calls — has no ticket record left (others may be waiting in a ticket queue right now).
  */
-onCheck((arena) => {
+onThreadCheck((arena, s, b) => {
   const i32 = arena.i32;
-  const problems: string[] = [];
-  for (let s = 0; s < arena.maxThreads; s++) {
-    const b = arena.slotWord(s);
-    if (Atomics.load(i32, b + A.T_STATE) === A.SLOT_FREE) continue;
-    const count = i32[b + L.T_ROBUST_COUNT];
-    if (count < 0 || count > L.ROBUST_CAP) problems.push(`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`);
-    const rec = i32[b + L.T_ROBUST_TICKET];
-    if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
-  }
-  return { problems };
+  const count = i32[b + L.T_ROBUST_COUNT];
+  const problems = count < 0 || count > L.ROBUST_CAP ? [`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`] : robustListProblems(arena, s, b, count);
+  const rec = i32[b + L.T_ROBUST_TICKET];
+  if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
+  return problems;
 });
 
 /**

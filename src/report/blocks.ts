@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
-import { changeOf, formatChange, formatFigure, goalFigure, rowFigure, type BaselineFigures, type Change, type Figure } from './compare.js';
+import { changeOf, formatChange, formatFigure, goalFigure, ratioText, rowFigure, type BaselineFigures, type Change, type Figure } from './compare.js';
 import { type Goal, type Row, type RunInfo, type Suite, type SuiteResults } from './schema.js';
 
 export const TITLES: Record<Suite, string> = {
@@ -266,7 +266,7 @@ export function rowTable(rows: Row[], base: Baseline<Suite> | undefined): string
     rows.map((x) => [
       x.name,
       x.nsPerOp.toFixed(1),
-      x.ratio === undefined ? '' : `${x.ratio.toFixed(2)}×`,
+      ratioText(x),
       x.baseline ?? '',
       x.target ?? '',
       metCell(x.met),

@@ -55,6 +55,16 @@ export function rowFigure(r: Row): Figure {
     : { key: r.name, value: r.nsPerOp, unit: 'ns', better: 'lower' };
 }
 
+/**
+ * A row's ratio as printed: `1.10×`, or with the interquartile range of its rounds when it was
+ * measured in paired rounds, `1.01× (IQR 0.98–1.04)`; empty without a ratio.
+ */
+export function ratioText(r: Row): string {
+  if (r.ratio === undefined) return '';
+  const q = r.ratioQuartiles;
+  return q === undefined ? `${r.ratio.toFixed(2)}×` : `${r.ratio.toFixed(2)}× (IQR ${q[0].toFixed(2)}–${q[1].toFixed(2)})`;
+}
+
 export function variantFigure(v: WakeVariant): Figure {
   return v.ratioP50 !== undefined
     ? { key: `${v.name} p50 ÷ ${v.baseline}`, value: v.ratioP50, unit: '×', better: 'lower' }

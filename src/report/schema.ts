@@ -49,8 +49,17 @@ export interface Row {
   nsPerOp: number;
   opsPerSec: number;
   baseline?: string;
-  /** nsPerOp / the baseline's nsPerOp. */
+  /**
+   * nsPerOp / the baseline's nsPerOp; for a row measured in paired rounds (one with
+   * {@link Row.ratioQuartiles}), the median of the rounds' ratios instead.
+   */
   ratio?: number;
+  /** Paired rounds only: the lower and upper quartile of the rounds' ratios (the ratio's spread). */
+  ratioQuartiles?: [number, number];
+  /** Paired rounds only: how many rounds the ratio is the median of. */
+  ratioRounds?: number;
+  /** Paired rounds only: each process's median ratio, in run order (how far one process's figure can be off). */
+  ratioByProcess?: number[];
   /** The target as printed: `≤ 1.2×` or `≥ 5.0 M/s`. */
   target?: string;
   /** The bound of a `≤ x×` target, in the unit of `ratio`. */

@@ -12,13 +12,14 @@ import {
   formatFigure,
   goalFigure,
   piscinaFigure,
+  ratioText,
   rowFigure,
   variantFigure,
   workloadFigure,
   type BaselineFigures,
   type Figure,
 } from './compare.js';
-import type { AllocResults, ChainResults, ContentionResults, CoreResults, Goal, PiscinaResults, Row, Suite, SuiteResults, WakeResults } from './schema.js';
+import type { AllocResults, ChainResults, ContentionResults, CoreResults, Goal, LatencyStat, PiscinaResults, Row, Suite, SuiteResults, WakeResults } from './schema.js';
 
 /** Columns aligned on their widest cell; the columns in `left` are left-aligned, the others right-aligned. */
 export function textTable(head: string[], rows: string[][], left: number[] = [0]): string {
@@ -35,6 +36,24 @@ function changeCells(f: Figure, baseline: BaselineFigures | undefined): string[]
 }
 
 const CHANGE_HEAD = ['before', 'change'];
+
+/** A latency figure (ns) in µs with `digits` decimals. */
+function micros(ns: number, digits: number): string {
+  return (ns / 1000).toFixed(digits);
+}
+
+/**
+ * The latency columns of a wake or piscina variant: the statistics `stats` of its latency in µs
+ * (`digits` decimals), then its p50 and p99 ratios to its baseline variant (empty for the baseline).
+ */
+function latencyCells(
+  v: { latencyNs: LatencyStat; ratioP50?: number; ratioP99?: number },
+  stats: (keyof LatencyStat)[],
+  digits: number,
+): string[] {
+  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
+  return [...stats.map((k) => micros(v.latencyNs[k], digits)), ratio(v.ratioP50), ratio(v.ratioP99)];
+}
 
 /** Each suite's text renderer. */
 const TEXT_RENDERERS: { [S in Suite]: (r: SuiteResults[S], baseline: BaselineFigures | undefined) => string } = {
@@ -60,7 +79,7 @@ function rowTable(rows: Row[], baseline: BaselineFigures | undefined): string {
     x.nsPerOp.toFixed(1),
     (x.opsPerSec / 1e6).toFixed(2),
     x.baseline ?? '',
-    x.ratio === undefined ? '' : `${x.ratio.toFixed(2)}×`,
+    ratioText(x),
     x.target ?? '',
     x.met === undefined ? '' : x.met ? 'met' : 'MISSED',
     ...changeCells(rowFigure(x), baseline),
@@ -94,19 +113,11 @@ export function goalText(goals: Goal[], baseline: BaselineFigures | undefined): 
 }
 
 function wakeText(r: WakeResults, baseline: BaselineFigures | undefined): string {
-  const us = (ns: number) => (ns / 1000).toFixed(2);
-  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
   const latency = textTable(
     ['variant', 'p50', 'p90', 'p99', 'mean', 'min', 'p50 ratio', 'p99 ratio', 'off-path', ...(baseline ? CHANGE_HEAD : [])],
     r.variants.map((v) => [
       v.name,
-      us(v.latencyNs.p50),
-      us(v.latencyNs.p90),
-      us(v.latencyNs.p99),
-      us(v.latencyNs.mean),
-      us(v.latencyNs.min),
-      ratio(v.ratioP50),
-      ratio(v.ratioP99),
+      ...latencyCells(v, ['p50', 'p90', 'p99', 'mean', 'min'], 2),
       String(v.offPath),
       ...changeCells(variantFigure(v), baseline),
     ]),
@@ -114,7 +125,7 @@ function wakeText(r: WakeResults, baseline: BaselineFigures | undefined): string
   const signalers = r.variants.filter((v) => v.signalCostNs !== undefined);
   const cost = textTable(
     ['variant', 'p50', 'p99'],
-    signalers.map((v) => [v.name, us(v.signalCostNs!.p50), us(v.signalCostNs!.p99)]),
+    signalers.map((v) => [v.name, micros(v.signalCostNs!.p50, 2), micros(v.signalCostNs!.p99, 2)]),
   );
   return [
     `signal → wake latency, µs (${r.rounds} rounds per variant, interleaved; ratio = fence ÷ the raw wait of the same kind; seed ${r.seed}; ${r.cores ?? '?'} cores, Node ${r.node ?? '?'}${quickNote(r)})`,
@@ -193,21 +204,9 @@ function allocText(r: AllocResults, baseline: BaselineFigures | undefined): stri
 }
 
 function piscinaText(r: PiscinaResults, baseline: BaselineFigures | undefined): string {
-  const us = (ns: number) => (ns / 1000).toFixed(1);
-  const ratio = (x: number | undefined) => (x === undefined ? '' : `${x.toFixed(2)}×`);
   const latency = textTable(
     ['schedule', 'variant', 'p50', 'p90', 'p99', 'min', 'p50 ratio', 'p99 ratio', ...(baseline ? CHANGE_HEAD : [])],
-    r.variants.map((v) => [
-      v.schedule,
-      v.name,
-      us(v.latencyNs.p50),
-      us(v.latencyNs.p90),
-      us(v.latencyNs.p99),
-      us(v.latencyNs.min),
-      ratio(v.ratioP50),
-      ratio(v.ratioP99),
-      ...changeCells(piscinaFigure(v), baseline),
-    ]),
+    r.variants.map((v) => [v.schedule, v.name, ...latencyCells(v, ['p50', 'p90', 'p99', 'min'], 1), ...changeCells(piscinaFigure(v), baseline)]),
     [0, 1],
   );
   return [

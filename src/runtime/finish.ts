@@ -9,9 +9,10 @@
  * anywhere. Nothing here touches piscina.
  */
 import type { Arena } from '../arena/arena.js';
+import { isLinkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errno } from '../errors.js';
+import { Errno, Errors } from '../errors.js';
 import { fenceLock, fenceUnlock, isSignaledFlag } from '../fence/core.js';
 import { adoptSignalingAt } from '../fence/signaler.js';
 import { type Fence, fenceView, putFence } from '../fence/fence.js';
@@ -105,7 +106,7 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
   let error: unknown;
   let failed = false;
   const depsW = i32[jw + J_DEPS];
-  const n = i32[jw + J_NDEPS];
+  const n = depCount(arena, jw);
   for (let d = 0; d < n; d++) {
     const e = depsW + d * L.DEP_WORDS;
     const dfw = i32[e + L.DEP_FW];
@@ -181,12 +182,28 @@ export function jobEnvelope(arena: Arena, jw: number): unknown {
   return load(arena, i32[jw + L.J_INPUT_KIND], i32[jw + L.J_INPUT], i32[jw + L.J_INPUT_LEN]);
 }
 
+/**
+ * The number of dependencies of job `jw`, checked: the count and the list's word are read from
+ * shared memory and bound the walks over the list, so a count its block cannot hold, or a list
+ * word naming no live block, throws ENOTRECOVERABLE.
+ */
+function depCount(arena: Arena, jw: number): number {
+  const i32 = arena.i32;
+  const n = i32[jw + J_NDEPS];
+  if (n === 0) return 0;
+  const depsW = i32[jw + J_DEPS];
+  if (!(n > 0 && isLinkedPayload(arena, depsW, A.BlockType.INTERNAL) && n * L.DEP_WORDS <= arena.payloadBytes(depsW - BLOCK_HEADER_WORDS) >>> 2))
+    throw Errors.corruptArena(`job @${jw * 4} counts ${n} dependencies in a list at byte ${depsW * 4}`);
+  return n;
+}
+
 /** Payload word indices of job `jw`'s dependencies, in order (valid while it runs). */
 export function jobDeps(arena: Arena, jw: number): number[] {
   const i32 = arena.i32;
   const depsW = i32[jw + J_DEPS];
   const out: number[] = [];
-  for (let d = 0; d < i32[jw + J_NDEPS]; d++) out.push(i32[depsW + d * L.DEP_WORDS + L.DEP_FW]);
+  const n = depCount(arena, jw);
+  for (let d = 0; d < n; d++) out.push(i32[depsW + d * L.DEP_WORDS + L.DEP_FW]);
   return out;
 }
 

@@ -27,6 +27,7 @@
  * module (it registers CB_JOB_DEP and the job fence ops): task.ts imports it in the workers.
  */
 import type { Arena } from '../arena/arena.js';
+import { maxBlocks } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
@@ -182,8 +183,11 @@ let draining = false;
 export function drainQueue(arena: Arena, sw: number, errno: number): number {
   draining = true;
   let n = 0;
+  // No queue holds more jobs than the heap has blocks: past that, a corrupted cycle.
+  let hops = maxBlocks(arena);
   try {
     for (;;) {
+      if (hops-- === 0) throw Errors.corruptArena(`the ready queue of scheduler @${sw * 4} does not end`);
       const jw = takeQueued(arena, sw);
       if (jw === 0) return n;
       if (cancelJob(arena, jw, errno)) n++;

@@ -5,7 +5,8 @@
  */
 import { T_LAYERS_END } from '../arena/layout.js';
 import { defineStruct } from '../arena/struct.js';
-import { FENCE_WORDS, T_FENCE_END } from '../fence/layout.js';
+import { FENCE_WORDS } from '../fence/layout.js';
+import { T_SYNC_END } from '../sync/layout.js';
 
 /** Ledger entry kind of a job a pull loop runs: the reaper of a dead loop ends it with -ENODEV. */
 export const LGK_JOB = 4;
@@ -24,7 +25,7 @@ export const {
     PULL_LOOKING: 1, // of those, the ones between jobs (counted in the scheduler's LOOKING)
     PULL_SLEEPING: 1, // of those, the ones asleep on WORK (counted in the scheduler's SLEEPING)
   },
-  { base: T_FENCE_END, limit: T_LAYERS_END },
+  { base: T_SYNC_END, limit: T_LAYERS_END },
 );
 
 /* ───────────── scheduler control block (S_* relative to its payload) ───────────── */

@@ -9,12 +9,14 @@
  * themselves — when they become ready, how they finish — are jobs.ts and finish.ts.
  */
 import type { Arena } from '../arena/arena.js';
+import { isLinkedPayload } from '../arena/handles.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { fenceGet } from '../fence/core.js';
+import { Errors } from '../errors.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
 const { J_NEXT } = L;
@@ -135,11 +137,20 @@ export function push(arena: Arena, sw: number, jw: number): boolean {
   return false;
 }
 
-/** Takes the first queued job (0 when empty). Called with the scheduler lock held. */
-function unlinkFirst(i32: Int32Array, sw: number): number {
+/**
+ * Takes the first queued job (0 when empty). Called with the scheduler lock held. The links are
+ * read from shared memory and checked before use (a corrupted one would hand a pull loop any word
+ * of the arena as a job): on a bad one the lock is dropped and ENOTRECOVERABLE thrown.
+ */
+function unlinkFirst(arena: Arena, sw: number): number {
+  const i32 = arena.i32;
   const jw = i32[sw + S_HEAD];
   if (jw === 0) return 0;
   const next = i32[jw + J_NEXT];
+  if (!isLinkedPayload(arena, jw, A.BlockType.FENCE) || (next !== 0 && !isLinkedPayload(arena, next, A.BlockType.FENCE))) {
+    unlockSched(arena, sw);
+    throw Errors.corruptArena(`the ready queue of scheduler @${sw * 4} links byte ${jw * 4} or ${next * 4}, no live job`);
+  }
   i32[sw + S_HEAD] = next;
   if (next === 0) i32[sw + S_TAIL] = 0;
   i32[sw + S_QUEUED]--;
@@ -149,7 +160,7 @@ function unlinkFirst(i32: Int32Array, sw: number): number {
 /** Takes the first queued job outside any pull loop (0 when empty). Threads: any attached thread. */
 export function takeQueued(arena: Arena, sw: number): number {
   lockSched(arena, sw);
-  const jw = unlinkFirst(arena.i32, sw);
+  const jw = unlinkFirst(arena, sw);
   unlockSched(arena, sw);
   return jw;
 }
@@ -206,7 +217,7 @@ export function takeOrPark(arena: Arena, sw: number, lingerUs: number, park: Par
       i32[sw + S_SLEEPING]--;
       i32[sb + L.T_PULL_SLEEPING]--;
     }
-    const jw = unlinkFirst(i32, sw);
+    const jw = unlinkFirst(arena, sw);
     if (jw !== 0) {
       i32[sw + S_LOOKING]--;
       i32[sb + L.T_PULL_LOOKING]--;

@@ -16,6 +16,7 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
+import { linkedPayload } from '../arena/handles.js';
 import { Errors } from '../errors.js';
 import { fenceGet } from '../fence/core.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
@@ -23,6 +24,7 @@ import { ledgerGetRef } from '../fence/ledger.js';
 import { holdsFenceLock, putFence, putUnderLock, releaseFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { readName, writeName } from './names.js';
+import './linkcheck.js'; // registers the sync layer's part of arena.check()
 
 const { FD_STATE, FD_FENCE, FD_OWNER, FD_NAME, FD_LOCK, FD_STRIDE, FDS_FREE, FDS_CLAIMED, FDS_LIVE, FDS_STATE_MASK, FDS_GEN_SHIFT, FDS_GEN_MASK, FD_INDEX_SCALE } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -65,6 +67,18 @@ function openLocked(i32: Int32Array, e: number, gen: number): boolean {
   return Atomics.load(i32, e + FD_STATE) === ((gen << FDS_GEN_SHIFT) | FDS_LIVE) && i32[e + FD_FENCE] !== 0;
 }
 
+/**
+ * The fence and name words of open entry `e`, checked (entry lock held): they are read from shared
+ * memory, and a corrupted one would take or drop references on, or free, whatever it names.
+ * Throws ENOTRECOVERABLE when the fence is no live fence block or the name no live name block.
+ */
+function entryFence(arena: Arena, e: number): number {
+  const i32 = arena.i32;
+  const nameW = i32[e + FD_NAME];
+  if (nameW !== 0) linkedPayload(arena, nameW, A.BlockType.SYNC_FILE, 'the name of an fd table entry');
+  return linkedPayload(arena, i32[e + FD_FENCE], A.BlockType.FENCE, 'the fence of an fd table entry');
+}
+
 function notOpen(fd: number): Error {
   return Errors.badHandle('sync_file fd', fd, 'not open (closed, or its entry was reused)');
 }
@@ -85,7 +99,7 @@ export function syncFileFence(arena: Arena, fd: number, track = false, nameOut?:
   let fw = 0;
   try {
     if (openLocked(i32, e, gen)) {
-      fw = i32[e + FD_FENCE];
+      fw = entryFence(arena, e);
       if (track) ledgerGetRef(arena, fw);
       else fenceGet(i32, fw);
       if (nameOut) nameOut[0] = i32[e + FD_NAME] ? readName(arena, i32[e + FD_NAME]) : '';
@@ -180,7 +194,7 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
   lockEntry(arena, e);
   try {
     if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner)) return false;
-    fw = i32[e + FD_FENCE];
+    fw = entryFence(arena, e);
     nameW = i32[e + FD_NAME];
     if (holdsFenceLock(arena, fw)) {
       // The caller holds the fence's lock: the last reference cannot be released under it, so the

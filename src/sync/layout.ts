@@ -1,11 +1,11 @@
 /**
  * The sync layer's shared-memory structs: the sync-file fd table entry (in the fixed table the
- * arena reserves at creation), the sw_sync timeline and its points, name blocks, and the fd
- * layer's header field.
+ * arena reserves at creation), the sw_sync timeline and its points, name blocks, the fd
+ * layer's header field, and the sw_sync records of the thread slot.
  */
-import { H_LAYERS_END, TABLE_ENTRY_WORDS } from '../arena/layout.js';
+import { H_LAYERS_END, T_LAYERS_END, TABLE_ENTRY_WORDS } from '../arena/layout.js';
 import { defineStruct, WORDS64 } from '../arena/struct.js';
-import { FENCE_WORDS, FLAG_USER_SHIFT, H_FENCE_END } from '../fence/layout.js';
+import { FENCE_WORDS, FLAG_USER_SHIFT, H_FENCE_END, T_FENCE_END } from '../fence/layout.js';
 
 /* ───────────── sync-file fd table (FD_* relative to an entry) ───────────── */
 export const { STATE: FD_STATE, FENCE: FD_FENCE, OWNER: FD_OWNER, NAME: FD_NAME, LOCK: FD_LOCK, END: FD_STRIDE } = defineStruct(
@@ -64,7 +64,7 @@ export const {
 export const { TIMELINE: PT_TIMELINE, PREV: PT_PREV, NEXT: PT_NEXT, LINKED: PT_LINKED, DEADLINE: PT_DEADLINE, END: PT_WORDS } = defineStruct(
   'sw_sync point',
   {
-    TIMELINE: 1, // payload word index of the timeline
+    TIMELINE: 1, // payload word index of the timeline (0 once its release dropped its timeline reference)
     PREV: 1,
     NEXT: 1,
     LINKED: 1, // 1 while on the timeline's list
@@ -75,3 +75,36 @@ export const { TIMELINE: PT_TIMELINE, PREV: PT_PREV, NEXT: PT_NEXT, LINKED: PT_L
 
 /** Fence flag of a point: PT_DEADLINE holds a deadline (kernel SW_SYNC_HAS_DEADLINE_BIT, the first user bit). */
 export const PT_HAS_DEADLINE = 1 << FLAG_USER_SHIFT;
+
+/* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
+/**
+ * Timeline records (src/sync/signaling.ts): a stack of the sw_sync `inc`s and `close`s this thread
+ * has in flight, so that the reaper of a thread terminated inside one finishes it — signals the
+ * points the counter reached (or, closed, all of them), ends the close, drops the point reference
+ * it held for signaling — instead of losing those points' callbacks. Deeper nesting (a callback
+ * that increments another timeline, …) is counted, not recorded.
+ */
+export const SW_CAP = 3;
+export const { TL: SWR_TL, STATE: SWR_STATE, POINT: SWR_POINT, PGEN: SWR_PGEN, END: SWR_WORDS } = defineStruct('timeline record', {
+  TL: 1, // payload word index of the timeline
+  STATE: 1, // its block generation | SWS_* bits
+  POINT: 1, // a point this thread holds a reference on while signaling it (0 none)…
+  PGEN: 1, // …and its generation
+});
+/** Record bit: a close() whose drop of its open reference has not happened yet. */
+export const SWS_CLOSE = 1 << 24;
+/** Record bit: that drop was the last open reference: the timeline is closed here, then its open-state reference put. */
+export const SWS_LAST = 1 << 25;
+/** Record bit: the open-state reference was put (the close is complete). */
+export const SWS_PUT = 1 << 26;
+
+export const { SW_DEPTH: T_SW_DEPTH, SW: T_SW, SW_FREE: T_SW_FREE, SW_FREE_GEN: T_SW_FREE_GEN, END: T_SYNC_END } = defineStruct(
+  'sync thread slot',
+  {
+    SW_DEPTH: 1, // timeline records in use (may exceed SW_CAP: deeper ones are not recorded)
+    SW: SW_CAP * SWR_WORDS,
+    SW_FREE: 1, // a timeline block whose last struct reference this thread dropped, being freed: payload word…
+    SW_FREE_GEN: 1, // …and generation (the reaper frees it if still live at it)
+  },
+  { base: T_FENCE_END, limit: T_LAYERS_END },
+);

@@ -1,32 +1,31 @@
 /**
  * sw_sync points: the fences of a timeline (a fence plus PT_* list words, borrowing the timeline's
- * lock and holding a reference to its struct), their ops, their sorted wait list, and signaling
- * them in order. The timeline's view is timeline.ts; its close and its owner's death are
- * timelineclose.ts.
+ * lock and holding a reference to its struct), their ops, their sorted wait list, and the
+ * timeline's struct references. Signaling them in order is signaling.ts; the timeline's view is
+ * timeline.ts; its close and its owner's death are timelineclose.ts, a dead signaler's work
+ * timelinereap.ts.
  */
 import type { Arena } from '../arena/arena.js';
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
-import { runDetached } from '../fence/inbox.js';
+import { Errors } from '../errors.js';
 import { fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
 import type { Fence } from '../fence/fence.js';
-import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { readName } from './names.js';
 
-const { TL_LOCK, TL_KREF, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE } = L;
-const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, FLAG_SIGNALED } = FL;
-const { BLOCK_HEADER_WORDS } = A;
+const { TL_LOCK, TL_KREF, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE, T_SW_FREE, T_SW_FREE_GEN } = L;
+const { F_SEQNO_LO, F_REFCOUNT, F_FLAGS } = FL;
+const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 const PT_BLOCK = A.BLOCK_HEADER_BYTES + L.PT_WORDS * 4;
 
 /** "a is not later than value" in 32-bit wrap-around order (kernel timeline_fence_signaled). */
-function reached(seqno: number, value: number): boolean {
+export function reached(seqno: number, value: number): boolean {
   return ((seqno - value) | 0) <= 0;
 }
 
@@ -47,15 +46,43 @@ export function unlockTimeline(arena: Arena, tw: number): void {
   releaseWord(arena, tw + TL_LOCK, arena.lockKindId);
 }
 
-/** Drops a struct reference; the last one frees the timeline block. */
-export function timelinePut(arena: Arena, tw: number): void {
-  if (Atomics.sub(arena.i32, tw + TL_KREF, 1) === 1) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
+/**
+ * The timeline of sw_sync point `fw`, checked: the word is read from the point's block, and a
+ * corrupted one would send the lock, unlink and put below anywhere in the arena (or past its end).
+ */
+function timelineOf(arena: Arena, fw: number): number {
+  return linkedPayload(arena, arena.i32[fw + PT_TIMELINE], A.BlockType.TIMELINE, 'the timeline of a sw_sync point');
 }
 
-/** Removes point `p` from its timeline's list (timeline lock held). */
-function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
+/**
+ * Drops a struct reference; the last one frees the timeline block. `at` (0: none) is the caller's
+ * record of the drop, set to `value` in the drop's run. Kill-safe: the drop, the caller's record
+ * and, for the last reference, the block named in the slot's T_SW_FREE happen in one run (an
+ * Atomics op, then plain writes), so the reaper of a thread terminated at the free finds the block.
+ */
+export function timelinePut(arena: Arena, tw: number, at = 0, value = 0): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const gen = i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+  const old = Atomics.sub(i32, tw + TL_KREF, 1);
+  if (at !== 0) i32[at] = value;
+  if (old !== 1) return;
+  i32[sb + T_SW_FREE_GEN] = gen;
+  i32[sb + T_SW_FREE] = tw;
+  arena.freeBlock(tw - BLOCK_HEADER_WORDS);
+  i32[sb + T_SW_FREE] = 0;
+}
+
+/**
+ * Removes point `p` from its timeline's list (timeline lock held). Its neighbours are checked
+ * before they are written: a corrupted link would otherwise write into whatever block it names.
+ */
+export function unlinkLocked(arena: Arena, tw: number, p: number): void {
+  const i32 = arena.i32;
   const prev = i32[p + PT_PREV];
   const next = i32[p + PT_NEXT];
+  if (prev) point(arena, prev, 1);
+  if (next) point(arena, next, 1);
   if (prev) i32[prev + PT_NEXT] = next;
   else i32[tw + TL_HEAD] = next;
   if (next) i32[next + PT_PREV] = prev;
@@ -71,16 +98,16 @@ function unlinkLocked(i32: Int32Array, tw: number, p: number): void {
  */
 export const swSyncOps = defineFenceOps('sw_sync', {
   getDriverName: () => 'sw_sync',
-  getTimelineName: (f: Fence) => readName(f.arena, f.arena.i32[f.fw + PT_TIMELINE] + TL_NAME),
+  getTimelineName: (f: Fence) => readName(f.arena, timelineOf(f.arena, f.fw) + TL_NAME),
   signaled: (f: Fence) => {
     const i32 = f.arena.i32;
-    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, i32[f.fw + PT_TIMELINE] + TL_VALUE));
+    return reached(i32[f.fw + F_SEQNO_LO], Atomics.load(i32, timelineOf(f.arena, f.fw) + TL_VALUE));
   },
   // Kernel timeline_fence_set_deadline: keep the earliest deadline asked for, under the lock.
   setDeadline: (f: Fence, ns: bigint) => {
     const arena = f.arena;
     const i32 = arena.i32;
-    const tw = i32[f.fw + PT_TIMELINE];
+    const tw = timelineOf(arena, f.fw);
     const at = (f.fw + PT_DEADLINE) >>> 1;
     lockTimeline(arena, tw);
     try {
@@ -93,19 +120,27 @@ export const swSyncOps = defineFenceOps('sw_sync', {
       unlockTimeline(arena, tw);
     }
   },
-  release: (f: Fence) => {
-    const arena = f.arena;
-    const i32 = arena.i32;
-    const tw = i32[f.fw + PT_TIMELINE];
-    lockTimeline(arena, tw);
-    try {
-      if (i32[f.fw + PT_LINKED]) unlinkLocked(i32, tw, f.fw);
-    } finally {
-      unlockTimeline(arena, tw);
-    }
-    timelinePut(arena, tw);
-  },
+  release: (f: Fence) => releasePoint(f.arena, f.fw),
 });
+
+/**
+ * The timeline half of a point's release (ops.release; and the reaper's, for a thread terminated
+ * inside it): unlinks it under the timeline lock and drops its timeline reference, clearing
+ * PT_TIMELINE in the drop's run — so a half-done release says what is left (PT_LINKED: the
+ * unlink; PT_TIMELINE ≠ 0: the drop), and a finished one does nothing again.
+ */
+export function releasePoint(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  if (i32[fw + PT_TIMELINE] === 0) return;
+  const tw = timelineOf(arena, fw);
+  lockTimeline(arena, tw);
+  try {
+    if (i32[fw + PT_LINKED]) unlinkLocked(arena, tw, fw);
+  } finally {
+    unlockTimeline(arena, tw);
+  }
+  timelinePut(arena, tw, fw + PT_TIMELINE, 0);
+}
 
 /**
  * Checks a point word read from a timeline's list (`hops`: how many more the walk may take):
@@ -114,45 +149,6 @@ export const swSyncOps = defineFenceOps('sw_sync', {
 export function point(arena: Arena, p: number, hops: number): number {
   if (hops <= 0) throw Errors.corruptArena('a timeline point list does not end');
   return linkedPayload(arena, p, A.BlockType.FENCE, 'timeline point');
-}
-
-/**
- * Signals, in list order, the points that `stop` accepts, with the timeline lock held; returns the
- * [point, callback list] pairs to run after the lock is dropped (each point with a reference that
- * keeps it alive until its callbacks ran), or null when no callbacks are pending.
- */
-export function signalLocked(arena: Arena, tw: number, value: number, all: boolean, error: number): number[] | null {
-  const i32 = arena.i32;
-  const ts = nowNs();
-  let run: number[] | null = null;
-  let hops = maxBlocks(arena);
-  for (let p = i32[tw + TL_HEAD]; p !== 0; ) {
-    point(arena, p, hops--);
-    if (!all && !reached(i32[p + F_SEQNO_LO], value)) break;
-    const next = i32[p + PT_NEXT];
-    unlinkLocked(i32, tw, p);
-    if (error && !(i32[p + F_FLAGS] & FLAG_SIGNALED)) i32[p + F_ERROR] = error;
-    const head = markSignaledLocked(arena, p, ts);
-    if (head > 0) {
-      // Like the kernel, hold a reference while the callbacks run outside the lock: the last holder
-      // may put the point as soon as it sees it signaled. A point whose last reference is already
-      // gone (a caller that dropped it with callbacks still pending) gets its callbacks run anyway.
-      (run ??= []).push(tryGet(i32, p) ? p : 0, head);
-    }
-    p = next;
-  }
-  return run;
-}
-
-/** Runs what {@link signalLocked} collected, then drops the references it took. */
-export function runCollected(arena: Arena, run: number[] | null): void {
-  if (!run) return;
-  let first: unknown = NO_ERROR;
-  for (let i = 0; i < run.length; i += 2) {
-    first = attempt(runDetached, arena, run[i + 1], 0, first);
-    if (run[i]) putFence(arena, run[i]);
-  }
-  rethrowFirst(first);
 }
 
 /**

@@ -20,12 +20,14 @@ import { contextAlloc } from '../fence/core.js';
 import { putFence } from '../fence/release.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
-import { lockTimeline, point, pointAtLocked, runCollected, signalLocked, swSyncOps, unlockTimeline } from './points.js';
+import { lockTimeline, point, pointAtLocked, swSyncOps, unlockTimeline } from './points.js';
+import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
 import { closeLast, isOwner } from './timelineclose.js';
+import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_CLOSE, SWS_LAST } = L;
 const { F_FLAGS } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -166,8 +168,10 @@ export class SwTimeline {
   /**
    * Advances the counter by `n` and signals, in order, every point it reached (kernel
    * SW_SYNC_IOC_INC; steps above 2^31-1 are split like the kernel splits them).
-   * Locking: takes the timeline lock; callbacks run after it is dropped (those of the calling
-   * thread here, others in their owners' threads). Throws EINVAL (n not a u32), EBADF (closed).
+   * Locking: takes the timeline lock, then once per point signaled; each point's callbacks run
+   * after it is dropped (those of the calling thread here, others in their owners' threads).
+   * Kill-safe: a thread terminated anywhere inside leaves the rest to its reaper (signaling.ts).
+   * Throws EINVAL (n not a u32), EBADF (closed).
    */
   inc(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
@@ -180,20 +184,27 @@ export class SwTimeline {
     this.step(tw, n);
   }
 
+  /**
+   * One kernel-sized step: the counter advanced under the lock, then the points it reached
+   * signaled one at a time (signalDue), all under a timeline record pushed first, so that the
+   * reaper of a thread terminated anywhere in between signals the rest.
+   */
   private step(tw: number, inc: number): void {
     const arena = this.arena;
     const i32 = arena.i32;
-    let run: number[] | null;
-    lockTimeline(arena, tw);
+    const d = pushTimelineRecord(arena, tw, 0);
     try {
-      if (i32[tw + TL_CLOSED]) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
-      const value = (i32[tw + TL_VALUE] + inc) | 0;
-      Atomics.store(i32, tw + TL_VALUE, value);
-      run = signalLocked(arena, tw, value, false, 0);
+      lockTimeline(arena, tw);
+      try {
+        if (i32[tw + TL_CLOSED]) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
+        Atomics.store(i32, tw + TL_VALUE, (i32[tw + TL_VALUE] + inc) | 0);
+      } finally {
+        unlockTimeline(arena, tw);
+      }
+      signalDue(arena, tw, timelineRecord(arena, d));
     } finally {
-      unlockTimeline(arena, tw);
+      popTimelineRecord(arena, d);
     }
-    runCollected(arena, run);
   }
 
   /**
@@ -246,9 +257,18 @@ export class SwTimeline {
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
     this.closedHere = true;
-    if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-    if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) !== 1) return;
-    closeLast(arena, tw, 1);
+    // The record first: the reaper of a thread terminated from here on finishes the close (drops
+    // the reference if it was not yet, closes the timeline if it was the last).
+    const d = pushTimelineRecord(arena, tw, SWS_CLOSE);
+    try {
+      const rec = timelineRecord(arena, d);
+      if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
+      const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
+      if (rec !== 0) i32[rec + SWR_STATE] = (i32[rec + SWR_STATE] & ~SWS_CLOSE) | (old === 1 ? SWS_LAST : 0);
+      if (old === 1) closeLast(arena, tw, d, true);
+    } finally {
+      popTimelineRecord(arena, d);
+    }
   }
 
   /**

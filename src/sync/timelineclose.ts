@@ -7,10 +7,11 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { attempt, Errno, NO_ERROR, rethrowFirst } from '../errors.js';
-import { lockTimeline, runCollected, signalLocked, timelinePut, unlockTimeline } from './points.js';
+import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
+import { lockTimeline, timelinePut, unlockTimeline } from './points.js';
+import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
 
-const { TL_FILE_REFS, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL } = L;
+const { TL_FILE_REFS, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, SWR_STATE, SWS_PUT } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
 /** True when the calling thread is responsible for timeline `tw`. */
@@ -20,24 +21,25 @@ export function isOwner(arena: Arena, tw: number): boolean {
 }
 
 /**
- * Closes timeline `tw`: every waiting point signaled with -ENOENT (kernel sw_sync release). With
- * `last` 1 (its last open reference is gone), the open state's struct reference is put too.
+ * Closes timeline `tw` under the calling thread's timeline record at depth `d` (pushed by the
+ * caller): every waiting point signaled, with -ENOENT unless the counter reached it (kernel
+ * sw_sync release). With `last` (its last open reference is gone), the open state's struct
+ * reference is put too, SWS_PUT set on the record in the put's run.
  * Locking: takes the timeline lock.
  */
-export function closeLast(arena: Arena, tw: number, last: number): void {
+export function closeLast(arena: Arena, tw: number, d: number, last: boolean): void {
   const i32 = arena.i32;
-  let run: number[] | null;
+  const rec = timelineRecord(arena, d);
   lockTimeline(arena, tw);
   try {
     Atomics.store(i32, tw + TL_CLOSED, 1);
-    run = signalLocked(arena, tw, 0, true, Errno.ENOENT);
   } finally {
     unlockTimeline(arena, tw);
   }
   try {
-    runCollected(arena, run);
+    signalDue(arena, tw, rec);
   } finally {
-    if (last !== 0) timelinePut(arena, tw);
+    if (last) timelinePut(arena, tw, rec === 0 ? 0 : rec + SWR_STATE, rec === 0 ? 0 : i32[rec + SWR_STATE] | SWS_PUT);
   }
 }
 
@@ -60,9 +62,19 @@ function closeOrphanedTimelines(arena: Arena, slot: number): void {
   for (const tw of found) {
     if (Atomics.compareExchange(i32, tw + TL_OWNER, who, 0) !== who) continue;
     // Closed while the dead owner's reference still keeps it open, then that reference dropped.
-    first = attempt(closeLast, arena, tw, 0, first);
+    first = attempt(closeKeepingRef, arena, tw, 0, first);
     if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) === 1) timelinePut(arena, tw);
   }
   rethrowFirst(first);
 }
 onReap(ReapStage.SIGNALERS, closeOrphanedTimelines);
+
+/** {@link closeLast} of a timeline whose open state's reference the caller drops itself, under a record of its own. */
+function closeKeepingRef(arena: Arena, tw: number): void {
+  const d = pushTimelineRecord(arena, tw, 0);
+  try {
+    closeLast(arena, tw, d, false);
+  } finally {
+    popTimelineRecord(arena, d);
+  }
+}

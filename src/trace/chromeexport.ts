@@ -7,7 +7,7 @@ import { BLOCK_HEADER_WORDS, BLOCK_TYPE_NAMES } from '../arena/layout.js';
 import { errnoName } from '../errors.js';
 import { ACQ_TIMEOUT } from '../locks/futex.js';
 import type { ChromeEvent, ChromeTrace, ExportNames, Placement } from './chrome.js';
-import { ACQUIRED, assignLanes, EVENT_NAMES, key, OP_ENDS, UAF_ACCESS, type FenceInfo, type Flow, type Slice } from './chromeparts.js';
+import { ACQUIRED, assignLanes, EVENT_NAMES, key, OP_ENDS, PAIR_BEGINS, pairKey, UAF_ACCESS, type FenceInfo, type Flow, type Slice } from './chromeparts.js';
 import * as L from './layout.js';
 import type { RawEvent, ThreadEvents, TraceSnapshot } from './snapshot.js';
 
@@ -142,6 +142,11 @@ export class ChromeExport {
   }
 
   private event(e: RawEvent, name: string): void {
+    const begins = PAIR_BEGINS.get(e.kind);
+    if (begins) {
+      this.push(begins(e), { e });
+      return;
+    }
     switch (e.kind) {
       case L.EV_FENCE_INIT:
       case L.EV_FENCE_EMIT:
@@ -153,11 +158,11 @@ export class ChromeExport {
         const args = { ...this.fenceArgs(e.a, e.b), ...(e.e ? { error: e.e, errno: errnoName(e.e) } : {}) };
         const s = this.slice(`signal ${this.label(e.a, e.b)}`, 'fence', e.ts, e.ts, args);
         this.signalSlices.set(key(e.a, e.b), s);
-        this.push(`sig:${key(e.a, e.b)}`, { e, slice: s });
+        this.push(pairKey.signal(e), { e, slice: s });
         break;
       }
       case L.EV_SIGNAL_DONE: {
-        const b = this.take(`sig:${key(e.a, e.b)}`);
+        const b = this.take(pairKey.signal(e));
         if (b?.slice) {
           b.slice.end = Math.max(b.slice.end, this.nsOf(e.ts));
           b.slice.args.callbacksRunHere = e.c;
@@ -165,20 +170,14 @@ export class ChromeExport {
         }
         break;
       }
-      case L.EV_FENCE_WAIT_START:
-        this.push(`wait:${key(e.a, e.b)}`, { e });
-        break;
       case L.EV_FENCE_WAIT_END:
         this.waitEnd(e);
-        break;
-      case L.EV_LOCK_CONTENDED:
-        this.push(`lock:${e.a}`, { e });
         break;
       case L.EV_LOCK_ACQUIRED:
         this.lockAcquired(e);
         break;
       case L.EV_LOCK_RELEASED: {
-        const b = this.take(`hold:${e.a}`);
+        const b = this.take(pairKey.hold(e));
         if (b) this.slice(`lock held @${e.a * 4}`, 'lock', b.e.ts, e.ts, { lock: e.a * 4, contended: true });
         break;
       }
@@ -188,9 +187,6 @@ export class ChromeExport {
       case L.EV_CB_QUEUED:
         this.queued.push({ node: key(e.a, e.b), thread: this.ti, ts: e.ts, fence: key(e.d, e.e) });
         this.instant(e, name, { ...this.fenceArgs(e.d, e.e), to: this.bySlot(e.c, e.ts) }, 'callback');
-        break;
-      case L.EV_CB_RUN:
-        this.push(`cb:${key(e.a, e.b)}`, { e });
         break;
       case L.EV_CB_DONE:
         this.callbackDone(e);
@@ -214,7 +210,7 @@ export class ChromeExport {
   }
 
   private waitEnd(e: RawEvent): void {
-    const b = this.take(`wait:${key(e.a, e.b)}`);
+    const b = this.take(pairKey.wait(e));
     if (!b) return; // its start was overwritten
     const outcome = e.e === 1 ? 'signaled' : e.e === 0 ? 'timed out' : 'aborted';
     const s = this.slice(`wait ${this.label(e.a, e.b)}${e.e === 1 ? '' : ` (${outcome})`}`, 'wait', b.e.ts, e.ts, {
@@ -224,16 +220,16 @@ export class ChromeExport {
   }
 
   private lockAcquired(e: RawEvent): void {
-    const b = this.take(`lock:${e.a}`);
+    const b = this.take(pairKey.lockWait(e));
     if (b)
       this.slice(`lock wait @${e.a * 4}`, 'lock', b.e.ts, e.ts, {
         lock: e.a * 4, holder: this.bySlot(b.e.b, b.e.ts), outcome: ACQUIRED[e.b] ?? e.b,
       });
-    if (e.b !== ACQ_TIMEOUT) this.push(`hold:${e.a}`, { e });
+    if (e.b !== ACQ_TIMEOUT) this.push(pairKey.hold(e), { e });
   }
 
   private callbackDone(e: RawEvent): void {
-    const b = this.take(`cb:${key(e.a, e.b)}`);
+    const b = this.take(pairKey.callback(e));
     if (!b) return;
     const s = this.slice(`callback ${this.label(b.e.c, b.e.d)}`, 'callback', b.e.ts, e.ts, {
       ...this.fenceArgs(b.e.c, b.e.d), ranBy: b.e.e === 1 ? 'the signaling thread' : 'its owner, from the inbox',

@@ -5,7 +5,7 @@
  */
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT } from '../locks/futex.js';
 import * as L from './layout.js';
-import type { ThreadEvents } from './snapshot.js';
+import type { RawEvent, ThreadEvents } from './snapshot.js';
 
 /** The kernel's tracepoint names where there is one, fencelab's own otherwise. */
 export const EVENT_NAMES: Readonly<Record<number, string>> = {
@@ -85,6 +85,30 @@ export interface Flow {
 }
 
 export const key = (fw: number, gen: number) => `${fw}:${gen & 0xffffff}`;
+
+/**
+ * The key under which the event pass keeps a begin pending until the event that ends it: both
+ * events of a pair name it from their own fields (a fence's key, a lock word, a callback node).
+ */
+export const pairKey = {
+  /** A fence's signal, EV_FENCE_SIGNALED → EV_SIGNAL_DONE. */
+  signal: (e: RawEvent) => `sig:${key(e.a, e.b)}`,
+  /** A wait, EV_FENCE_WAIT_START → EV_FENCE_WAIT_END. */
+  wait: (e: RawEvent) => `wait:${key(e.a, e.b)}`,
+  /** A contended lock's wait, EV_LOCK_CONTENDED → EV_LOCK_ACQUIRED. */
+  lockWait: (e: RawEvent) => `lock:${e.a}`,
+  /** That lock's hold, EV_LOCK_ACQUIRED → EV_LOCK_RELEASED. */
+  hold: (e: RawEvent) => `hold:${e.a}`,
+  /** A callback's run, EV_CB_RUN → EV_CB_DONE. */
+  callback: (e: RawEvent) => `cb:${key(e.a, e.b)}`,
+};
+
+/** The events that only begin a pair: the pass keeps them pending, under their pair key, for their end. */
+export const PAIR_BEGINS: ReadonlyMap<number, (e: RawEvent) => string> = new Map([
+  [L.EV_FENCE_WAIT_START, pairKey.wait],
+  [L.EV_LOCK_CONTENDED, pairKey.lockWait],
+  [L.EV_CB_RUN, pairKey.callback],
+]);
 
 /**
  * Gives every slice a track (tid) so that slices on one track nest: a slice goes to the first lane

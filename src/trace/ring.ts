@@ -6,6 +6,8 @@
  *
  * Off by default. A tracepoint is `if (tracing(i32, TC_X)) traceEvent(arena, EV_Y, …)`: with
  * tracing off that is one load of a header word that nobody writes while recording, and a branch.
+ * The hottest paths (fence init, signal, destroy) write the test inline, `if (i32[TH_FLAGS] & TC_X)`,
+ * which spares the imported function's binding and target checks at the call site.
  *
  * Rings outlive their threads: a worker's events are exported after it exited. A ring is freed by
  * its owner (when a new session needs another size) or, once its owner is gone, by the next

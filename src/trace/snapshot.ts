@@ -77,9 +77,12 @@ export function readTrace(arena: Arena): TraceSnapshot {
   const threads: ThreadEvents[] = [];
   for (const rw of ringBlocks(arena)) {
     if (i32[rw + L.R_SESSION] !== session) continue;
-    const cap = i32[rw + L.R_CAP];
+    // The size and position are read from shared memory: held to what the ring's block can hold,
+    // so a corrupted one reads garbage events from inside the ring, never past it or forever.
+    const fits = Math.floor((arena.payloadBytes(rw - A.BLOCK_HEADER_WORDS) / 4 - L.R_ENTRIES) / L.EV_WORDS);
+    const cap = Math.max(1, Math.min(i32[rw + L.R_CAP], fits));
     const head1 = Atomics.load(i32, rw + L.R_HEAD) >>> 0;
-    const next = i32[rw + L.R_NEXT];
+    const next = (i32[rw + L.R_NEXT] >>> 0) % cap;
     const n = Math.min(head1, cap);
     const first = head1 > cap ? next : 0;
     const events: RawEvent[] = [];

@@ -142,3 +142,22 @@ export class TestWorker {
     return code;
   }
 }
+
+/**
+ * Resolves true when `cond` holds within `ms` (false after), polling on the event loop every 2 ms:
+ * the bounded wait of the concurrency tests, so a bug fails a test instead of hanging CI.
+ */
+export async function until(cond: () => boolean, ms = 60_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return true;
+}
+
+/** Busy-waits about `us` microseconds (a kill point's jitter in the kill-loop tests). */
+export function spin(us: number): void {
+  const end = performance.now() + us / 1000;
+  while (performance.now() < end);
+}

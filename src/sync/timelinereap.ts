@@ -1,0 +1,98 @@
+/**
+ * Finishing the sw_sync work a dead thread had in flight, as a reap hook (stage TIMELINES, after
+ * SIGNALS delivered the callback list of the point it was signaling, before RELEASES frees the
+ * points it was releasing): a timeline block it was freeing, the timeline half of a point release
+ * it was inside of, and its timeline records (src/sync/signaling.ts) — the points its `inc` or
+ * `close` had not signaled yet, the close itself, the point reference it held for signaling.
+ */
+import type { Arena } from '../arena/arena.js';
+import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
+import * as A from '../arena/layout.js';
+import * as FL from '../fence/layout.js';
+import * as L from './layout.js';
+import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
+import { putFence } from '../fence/release.js';
+import { releasePoint, swSyncOps } from './points.js';
+import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
+import { closeLast } from './timelineclose.js';
+
+const { TL_FILE_REFS, TL_OWNER, TL_OWNER_SERIAL, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWS_CLOSE, SWS_LAST, SWS_PUT } = L;
+const { T_SW, T_SW_DEPTH, T_SW_FREE, T_SW_FREE_GEN } = L;
+const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
+
+/** Reap hook: everything sw_sync the dead thread of `slot` left half done (see the file comment). */
+function finishDeadTimelineWork(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return; // detach: a thread detaches between calls
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  // Terminated at the free of a timeline whose last struct reference it had dropped.
+  const tw = i32[b + T_SW_FREE];
+  if (tw !== 0 && arena.isLive(tw - BLOCK_HEADER_WORDS, i32[b + T_SW_FREE_GEN])) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
+  i32[b + T_SW_FREE] = 0;
+  let first: unknown = NO_ERROR;
+  // Point releases it was inside of (ops.release called: REL_IN_RELEASE): RELEASES frees the
+  // block without calling it again, so its timeline half (unlink, timeline reference) is done here.
+  const nr = Math.min(i32[b + FL.T_RELEASE_DEPTH], FL.RELEASE_CAP);
+  for (let j = nr - 1; j >= 0; j--) {
+    const fw = i32[FL.releaseRecord(b, j, FL.REC_FW)];
+    const gs = i32[FL.releaseRecord(b, j, FL.REC_STATE)];
+    if (gs & FL.REL_IN_RELEASE && arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK) && i32[fw + FL.F_OPS] === swSyncOps.id)
+      first = attempt(releasePoint, arena, fw, 0, first);
+  }
+  // Its timeline records, innermost first.
+  const n = Math.min(i32[b + T_SW_DEPTH], SW_CAP);
+  for (let j = n - 1; j >= 0; j--) first = attempt(finishRecord, arena, b + T_SW + j * SWR_WORDS, slot, first);
+  i32[b + T_SW_DEPTH] = 0;
+  rethrowFirst(first);
+}
+onReap(ReapStage.TIMELINES, finishDeadTimelineWork);
+
+/**
+ * Finishes timeline record `r` of dead slot `slot`: a close whose reference drop is pending drops
+ * it; a last close not complete closes the timeline (again: TL_CLOSED, the due points) and puts
+ * the open state's reference; an inc signals the points now due. Then the point reference the
+ * record names is dropped — after its callback list was delivered (stage SIGNALS).
+ */
+function finishRecord(arena: Arena, r: number, slot: number): void {
+  const i32 = arena.i32;
+  const tw = i32[r + SWR_TL];
+  let st = i32[r + SWR_STATE];
+  try {
+    if (tw === 0 || !arena.isLive(tw - BLOCK_HEADER_WORDS, st & GEN_MASK)) return;
+    if (st & SWS_CLOSE) st = dropOpenRef(arena, tw, slot, st);
+    if (st & SWS_PUT) return; // a complete close
+    const d = pushTimelineRecord(arena, tw, st & SWS_LAST);
+    try {
+      if (st & SWS_LAST) closeLast(arena, tw, d, true);
+      else signalDue(arena, tw, timelineRecord(arena, d));
+    } finally {
+      popTimelineRecord(arena, d);
+    }
+  } finally {
+    const p = i32[r + SWR_POINT];
+    i32[r + SWR_POINT] = 0;
+    if (p !== 0 && arena.isLive(p - BLOCK_HEADER_WORDS, i32[r + SWR_PGEN])) putFence(arena, p);
+  }
+}
+
+/**
+ * The rest of a dead thread's close() that had not dropped its open reference: no longer the
+ * owner (if it was), the reference dropped. Returns the record's state as the close would have
+ * left it (SWS_LAST when that was the last open reference).
+ */
+function dropOpenRef(arena: Arena, tw: number, slot: number, st: number): number {
+  const i32 = arena.i32;
+  if (i32[tw + TL_OWNER_SERIAL] === i32[arena.slotWord(slot) + A.T_SERIAL]) Atomics.compareExchange(i32, tw + TL_OWNER, slot + 1, 0);
+  const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
+  return (st & ~SWS_CLOSE) | (old === 1 ? SWS_LAST : 0);
+}
+
+/** Check hook: a thread between calls has no sw_sync work in flight. */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const problems: string[] = [];
+  const b = arena.slotBase;
+  if (i32[b + T_SW_DEPTH] !== 0) problems.push(`thread ${arena.slot} has ${i32[b + T_SW_DEPTH]} sw_sync timeline records in flight`);
+  if (i32[b + T_SW_FREE] !== 0) problems.push(`thread ${arena.slot} is freeing timeline @${i32[b + T_SW_FREE] * 4}`);
+  return { problems };
+});

@@ -1,0 +1,56 @@
+/**
+ * Inlining budget of the hot paths. V8's optimizing compiler inlines a function only when its
+ * bytecode is at most --max-inlined-bytecode-size (460 bytes in Node 20). The functions below are
+ * inlined into their callers on fence create+signal+put and lock+unlock, and some sit close to
+ * that limit (markSignaledLocked was 434 bytes when this test was written): a change that pushes
+ * one over costs the bench rows a few percent, which a noisy machine hides. This test reads each
+ * function's bytecode length from `node --print-bytecode` and fails when one no longer fits, so
+ * the change is noticed when it is made (shrink the function, or move its cold part out).
+ */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { fixture } from './support/core.js';
+
+/** Hot functions that V8 inlines today, and the path each is on. */
+const HOT: Record<string, string> = {
+  markSignaledLocked: 'signal: flag, timestamp and list detach under the lock',
+  signalFenceInline: 'signal with the inline lock',
+  fenceInit: 'create: the struct written',
+  createFenceAt: 'create: allocation and init',
+  putFence: 'put',
+  releaseFence: 'put: the last reference',
+  freeFence: 'put: the block back to the allocator',
+  recordEvent: 'every traced event: the ring write',
+};
+
+/** V8's limit in this Node (the flag's default, as `node --v8-options` prints it). */
+function inlineLimit(): number {
+  const out = spawnSync(process.execPath, ['--v8-options'], { encoding: 'utf8' }).stdout;
+  const m = /--max-inlined-bytecode-size=(\d+)/.exec(out);
+  if (!m) throw new Error('node --v8-options printed no --max-inlined-bytecode-size default');
+  return Number(m[1]);
+}
+
+/** Bytecode length of `name` when the hot-path fixture runs (null: never compiled). */
+function bytecodeLength(name: string): number | null {
+  const r = spawnSync(process.execPath, ['--print-bytecode', `--print-bytecode-filter=${name}`, fileURLToPath(fixture('hot-path'))], {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    timeout: 60_000,
+  });
+  expect(r.status, r.stderr).toBe(0);
+  const lengths = [...r.stdout.matchAll(/Bytecode length: (\d+)/g)].map((m) => Number(m[1]));
+  return lengths.length === 0 ? null : Math.max(...lengths);
+}
+
+describe('inlining budget of the hot paths', () => {
+  const limit = inlineLimit();
+  for (const [name, path] of Object.entries(HOT)) {
+    it(`${name} (${path}) fits V8's inlining limit`, () => {
+      const n = bytecodeLength(name);
+      expect(n, `${name} was not compiled by the hot-path fixture (renamed?)`).not.toBeNull();
+      expect(n!, `${name}: ${n} bytes of bytecode, V8 inlines up to ${limit}`).toBeLessThanOrEqual(limit);
+    });
+  }
+});

@@ -1,0 +1,77 @@
+/**
+ * The kill-loop harness of the kill-window tests (signal-kill, swsync-kill, defer-kill): a fixture
+ * worker that the arena watches, started through a GO cell, terminated at a seeded point of its
+ * work, and the adaptive jitter that keeps those points inside the work.
+ *
+ * Protocol of a kill-loop fixture: it posts { type: 'ready', … } once set up, then waits for
+ * cells[go] = 1; it stores a non-zero step number in cells[at] when it starts a step and in
+ * cells[done] when it finished one; anything unexpected it posts as { type: 'error', message }.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Arena } from '../../src/index.js';
+import { fixture, spin } from './core.js';
+
+/** A message of a kill-loop fixture. */
+export interface KillMsg {
+  type: string;
+  message?: string;
+  [k: string]: unknown;
+}
+
+/**
+ * A fixture worker under test: watched by `arena` (so its death is reaped), its 'ready' message,
+ * its reported errors and its 'exit' listened for from the start (an event is never awaited after
+ * it may have fired).
+ */
+export class KillTarget {
+  readonly worker: Worker;
+  /** What the fixture reported as { type: 'error' } (a kill test expects none). */
+  readonly errors: string[] = [];
+  /** The fixture's 'ready' message (rejects on a worker error). */
+  readonly ready: Promise<KillMsg>;
+  private readonly exited: Promise<void>;
+
+  constructor(arena: Arena, name: string, workerData: unknown) {
+    const w = new Worker(fixture(name), { workerData });
+    this.worker = w;
+    this.ready = new Promise<KillMsg>((resolve, reject) => {
+      w.on('message', (m: KillMsg) => {
+        if (m.type === 'ready') resolve(m);
+        if (m.type === 'error') this.errors.push(String(m.message));
+      });
+      w.on('error', reject);
+    });
+    this.exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    arena.watch(w);
+  }
+
+  /** Sets cells[go] (and wakes the fixture waiting on it). */
+  go(cells: Int32Array, go: number): void {
+    Atomics.store(cells, go, 1);
+    Atomics.notify(cells, go);
+  }
+
+  /** Busy-waits (bounded: 10 s) until the fixture started its first step (cells[at] ≠ 0). */
+  awaitWork(cells: Int32Array, at: number): void {
+    const start = Date.now();
+    while (Atomics.load(cells, at) === 0 && Date.now() - start < 10_000);
+  }
+
+  /** After `jitterUs` of busy-waiting, terminates the worker; resolves once its 'exit' (and so its reap) happened. */
+  async kill(jitterUs: number): Promise<void> {
+    spin(jitterUs);
+    await this.worker.terminate();
+    await this.exited;
+  }
+}
+
+/**
+ * The next jitter bound (µs) of an adaptive kill loop: halved (≥ 10) when the last kill came after
+ * the work was all done, doubled (≤ 5,000) when it came before any step finished, so that on a
+ * fast or a loaded machine the kills land inside the work.
+ */
+export function adaptJitter(delay: number, done: number, total: number): number {
+  if (done >= total) return Math.max(10, delay >> 1);
+  if (done === 0) return Math.min(5000, delay * 2);
+  return delay;
+}
