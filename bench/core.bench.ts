@@ -1,7 +1,8 @@
 /**
  * Single-thread costs of the core, each as a ratio to a baseline measured in the same run:
  * lock pairs per algorithm vs a raw TAS (exchange + store), fence lock inline vs raw and vs
- * borrowed, fence withLock(fn) vs the same closure between a raw TAS pair, fence create+signal+put,
+ * borrowed, fence withLock(fn) vs the same closure between a raw TAS pair, fence create+signal+put
+ * (untracked, and tracked in the creator's ledger; a share+receive round trip beside it),
  * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
  * what tracing costs (a session recording the default categories, or every tracepoint, against the
  * same operation untraced; tracing off against a copy of the build without tracepoints, see
@@ -170,6 +171,38 @@ function lifecycle(sanitize: boolean, tracing: Tracing = 'off'): Task {
   return [`fence create+signal+put${sanitize ? ' (sanitize)' : ''}${TRACING_LABEL[tracing]}`, ownCode(lifecycleLoop)(Fence, arena, Fence.contextAlloc(arena), N)];
 }
 
+/**
+ * create+signal+put with the creator's reference tracked (Fence.createTracked, putTracked): what
+ * accounting for it in the thread's ledger costs against the untracked row, in the same process.
+ */
+function lifecycleTracked(): Task {
+  const arena = Arena.create({ bytes: 8 << 20 });
+  const context = Fence.contextAlloc(arena);
+  let seqno = 1;
+  return [
+    'fence createTracked+signal+putTracked',
+    () => {
+      for (let i = 0; i < N; i++) {
+        const f = Fence.createTracked(arena, { context, seqno: seqno++ });
+        f.signal();
+        f.putTracked();
+      }
+    },
+  ];
+}
+
+/** One hand-over round trip in one thread: share, receive (tracked), putTracked. */
+function handover(): Task {
+  const arena = Arena.create({ bytes: 8 << 20 });
+  const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+  return [
+    'fence share+receive+putTracked',
+    () => {
+      for (let i = 0; i < N; i++) Fence.receive(arena, f.share()).putTracked();
+    },
+  ];
+}
+
 function thiPair(live: number): Task {
   const pool = new MemPool({ size: 16 << 20 });
   for (let i = 0; i < live; i++) pool.malloc(56);
@@ -206,6 +239,7 @@ const GROUPS: Record<string, () => Task[]> = {
   fenceSanitize: () => [fenceLock('inline', false), fenceLock('inline', true), fenceLock('borrowed', false), fenceLock('borrowed', true)],
   lifecycle: () => [lifecycle(false)],
   lifecycleSanitize: () => [lifecycle(false), lifecycle(true)],
+  lifecycleTracked: () => [lifecycle(false), lifecycleTracked(), handover()],
   lifecycleTrace: () => [lifecycle(false), lifecycle(false, 'on'), lifecycle(false, 'all')],
   lockTrace: () => [fenceLock('inline', false), fenceLock('inline', false, 'on')],
   lifecycleNoTrace: () => [lifecycle(false, 'off-labelled'), lifecycle(false, 'stripped')],
@@ -335,6 +369,10 @@ async function main(): Promise<void> {
   rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));
   rows.push(row(await r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
   rows.push(row(await r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
+  // The tracked row's ratio is the cost of the ledger record and its removal (same process).
+  const tracked = await r('lifecycleTracked');
+  rows.push(row(tracked, 'fence createTracked+signal+putTracked', 'fence create+signal+put', { minOpsPerSec: 5e6 }));
+  rows.push(row(tracked, 'fence share+receive+putTracked', 'fence create+signal+put'));
   // Tracing off against a build without the tracing code: this build beside a copy of it whose
   // tracepoints are stripped (bench/notrace.ts), both loaded in each child.
   const stripped = buildNoTraceCopy();

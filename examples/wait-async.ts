@@ -1,8 +1,9 @@
 /**
  * Example: the main thread awaits a fence that a worker signals, without blocking its event loop.
  *
- * Shows: Arena.create / Arena.attach, Fence.create, handing a fence to a worker (the sender takes
- * the receiver's reference), fence.waitAsync() on the main thread, fence.signal() in the worker.
+ * Shows: Arena.create / Arena.attach, Fence.create, handing a reference to a worker (fence.share() →
+ * Fence.receive: tracked on both sides, nothing leaks if either dies), fence.waitAsync() on the main
+ * thread, fence.signal() in the worker.
  * Run: npm run build && node dist/examples/wait-async.js
  * (outside this repository: import from 'fencelab', compile with tsc, run the .js — a worker
  * entry must be JavaScript on Node 20).
@@ -15,10 +16,11 @@ if (isMainThread) {
   const arena = Arena.create({ bytes: 1 << 20 });
   const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
 
-  // The worker will put one reference when it is done: take it for the worker before sending.
-  fence.get();
+  // A reference for the worker, owned by this thread until the worker receives it (if the worker
+  // dies first, it is withdrawn with this thread's ledger; once received, the worker's reaper drops it).
+  const token = fence.share();
   // This same file is the worker's entry point (the other branch below).
-  const worker = new Worker(new URL(import.meta.url), { workerData: { buffer: arena.buffer, handle: fence.handle } });
+  const worker = new Worker(new URL(import.meta.url), { workerData: { buffer: arena.buffer, token } });
   arena.watch(worker); // if the worker dies, its slot (locks, references) is reaped
   const exited = new Promise((resolve) => worker.once('exit', resolve)); // listen before anything can exit
 
@@ -33,12 +35,12 @@ if (isMainThread) {
   console.log(`main: arena clean: ${arena.check().ok}`);
   process.exitCode = signaled ? 0 : 1;
 } else {
-  const { buffer, handle } = workerData as { buffer: SharedArrayBuffer; handle: number };
+  const { buffer, token } = workerData as { buffer: SharedArrayBuffer; token: number };
   const arena = Arena.attach(buffer);
-  const fence = Fence.fromHandle(arena, handle); // takes no reference: the sender took ours
+  const fence = Fence.receive(arena, token); // our reference, recorded in our ledger in the claim
   await new Promise((resolve) => setTimeout(resolve, 100)); // "work"
   console.log('worker: signaling');
   fence.signal();
-  fence.put();
+  fence.putTracked();
   arena.detach(); // leave the arena cleanly (a reap would do the same after an exit)
 }

@@ -15,7 +15,7 @@ export { lockOrderCount, lockOrderReports } from './locks/lockdep.js';
 export { SpinLock } from './locks/spinlock.js';
 export { Fence } from './fence/fence.js';
 export { FenceSlot } from './fence/slot.js';
-export type { FenceCallback, FenceInit } from './fence/fence.js';
+export type { FenceCallback, FenceInit, ShareOptions } from './fence/fence.js';
 export type { WaitOptions } from './fence/wait.js';
 export { defineFenceOps } from './fence/ops.js';
 export type { FenceOps, FenceOpsTable } from './fence/ops.js';

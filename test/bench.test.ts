@@ -51,6 +51,8 @@ const CORE_ROWS: [string, string?][] = [
   ['fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed'],
   ['fence create+signal+put'],
   ['fence create+signal+put (sanitize)', 'fence create+signal+put'],
+  ['fence createTracked+signal+putTracked', 'fence create+signal+put'],
+  ['fence share+receive+putTracked', 'fence create+signal+put'],
   ['fence create+signal+put (tracing off)', 'fence create+signal+put (a build without tracepoints)'],
   ['fence lock+unlock inline (tracing off)', 'fence lock+unlock inline (a build without tracepoints)'],
   ['fence create+signal+put (tracing on)', 'fence create+signal+put'],

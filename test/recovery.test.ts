@@ -157,11 +157,11 @@ describe('dead-worker recovery', () => {
     expectClean(arena);
   });
 
-  it('an exporter terminated with operations in flight: its fences get -ENODEV, its fds close, nothing leaks', async () => {
+  it.each(['fd', 'token'] as const)('an exporter terminated with operations in flight (%s carrier): its fences get -ENODEV, its fds close or its shares are withdrawn, nothing leaks', async (carrier) => {
     const K = 40;
     // Exporter 0 hands off all its operations, then executes the first for 30 s: it is killed first.
     const s = (scenario = startScenario({
-      n: 2, m: 2, k: K, seed: 'dead-exporter', carrier: 'fd',
+      n: 2, m: 2, k: K, seed: 'dead-exporter', carrier,
       engine: { commandRate: 0, removeRate: 0.2, holdMaxMs: 15, workUs: 100, jitter: 1, awaitTake: false, waitTimeoutMs: 30_000 },
       exporter: (e) => (e === 0 ? { depth: K, workUs: 30_000_000, jitter: 0 } : {}),
     }));
@@ -183,7 +183,8 @@ describe('dead-worker recovery', () => {
     expect(s.drivers[1].counters.completed).toBe(K);
     expect(crew.word(EX_CB_RAN, dead.index)).toBe(0); // its owner died: its callbacks are dropped, never run elsewhere
     expect(crew.word(EX_CB_RAN, live.index)).toBe(K);
-    // Each of its fds was either imported before the death (the fence then ended -ENODEV) or closed by the reaper.
+    // Each of its fds (tokens) was either imported (received) before the death (the fence then ended
+    // -ENODEV) or closed (withdrawn) by the reaper.
     expect(crew.count(C.SEEN_NODEV) + crew.count(C.BAD_FD)).toBe(K);
     expect(crew.count(C.SEEN_NODEV)).toBeGreaterThanOrEqual(2);
     expect(crew.count(C.CONSUMED)).toBe(2 * K);
@@ -201,10 +202,10 @@ describe('dead-worker recovery', () => {
   // records): no retry. The board's recovery hands back the slots the victims had taken. Commands
   // go through the ring only: an importer ending an operation in place would be the signaler, and
   // kills inside signal() are the subject of test/signal-kill.test.ts, not of this one.
-  it('importers terminated while holding fences, callbacks and fence waits: the exporters finish, nothing leaks', async () => {
+  it.each(['fd', 'token'] as const)('importers terminated while holding fences, callbacks and fence waits (%s carrier): the exporters finish, nothing leaks', async (carrier) => {
     const K = 60;
     const s = (scenario = startScenario({
-      n: 2, m: 3, k: K, seed: 'dead-importers', carrier: 'fd',
+      n: 2, m: 3, k: K, seed: 'dead-importers', carrier,
       engine: { commandRate: 0.2, commandVia: 'ring', removeRate: 0, holdMaxMs: 30, workUs: 1050, jitter: 0.9 },
     }));
     const { crew } = s;

@@ -15,7 +15,7 @@ afterEach(async () => {
   current = undefined;
 });
 
-async function run(seed: string, carrier: 'fd' | 'handle'): Promise<void> {
+async function run(seed: string, carrier: 'fd' | 'handle' | 'token'): Promise<void> {
   const N = 3;
   const M = 3;
   const K = 150;
@@ -72,5 +72,9 @@ describe('exporters × importers × operations', () => {
 
   it('3 × 3 × 150 with parked fence references and random cancels', async () => {
     await run('handles-1', 'handle');
+  });
+
+  it('3 × 3 × 150 with hand-over tokens (share → receive) and random cancels', async () => {
+    await run('tokens-1', 'token');
   });
 });

@@ -18,6 +18,12 @@
  *   the reaper if the exporter dies). The importer imports it as a tracked reference (importFd),
  *   closes the fd and puts the reference before the hand-back; a dead importer's reference is put
  *   by its reaper, and recovery closes the fd if it was still open.
+ * - TOKEN: the carrier word holds a hand-over token (`fence.share()`): the reference is in a transit
+ *   record of the exporter's ledger until an importer claims it with `Fence.receive` (into its own
+ *   ledger, in the claim's run) and puts it before the hand-back. A dead exporter's reaper withdraws
+ *   what nobody received (the importer's receive is then EBADF, counted in BAD_FD); a dead importer's
+ *   reaper puts what it received; the exporter withdraws an unreceived token when it reclaims the slot
+ *   (or its detach does). Nothing travels back with the slot, and no recovery step drops anything.
  *
  * Exporter stages: each slot records how far its exporter got with the slot's operation (S_STAGE),
  * written in the run of the Atomics op it records (plain writes right after it), so the recovery
@@ -57,12 +63,14 @@ export const C = {
   RING_FULL: 28, // commands the driver's command ring refused (full)
   HOLD: 29, // non-zero: a worker inside a watched critical section stays there until it is cleared
   HELD: 30, // workers currently staying inside a critical section because of HOLD
-  CARRIER: 31, // setting, written by the parent before any worker starts: CARRIER_HANDLE or CARRIER_FD
+  CARRIER: 31, // setting, written by the parent before any worker starts: CARRIER_HANDLE, CARRIER_FD or CARRIER_TOKEN
   COUNT: 40,
 } as const;
 
 export const CARRIER_HANDLE = 0;
 export const CARRIER_FD = 1;
+/** C.CARRIER: slots carry hand-over tokens (fence.share() → Fence.receive). */
+export const CARRIER_TOKEN = 2;
 
 /* ───────────── the ring ───────────── */
 

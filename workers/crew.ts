@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Arena, UseAfterFreeReport } from '../src/index.js';
 import {
-  C, CARRIER_FD, CARRIER_HANDLE, EX_CB_RAN, EX_DONE, EX_LEFT, EX_PUBLISHED, EXF_DRIVER, MAX_WORKERS, createBoard, guardUndo, ringChanged,
+  C, CARRIER_FD, CARRIER_HANDLE, CARRIER_TOKEN, EX_CB_RAN, EX_DONE, EX_LEFT, EX_PUBLISHED, EXF_DRIVER, MAX_WORKERS, createBoard, guardUndo, ringChanged,
   type Board,
 } from './board.js';
 import { ENGINE_DEFAULTS, type EngineOptions, type EngineWorkerData, type Role } from './engine.js';
@@ -18,8 +18,11 @@ import { RingExporter } from './ring.js';
 export interface CrewOptions extends Partial<EngineOptions> {
   /** Seeds every worker's PRNG (with its index): a run replays from its seed. */
   seed: string;
-  /** How slots carry fences: parked references (default) or sync-file fds. */
-  carrier?: 'handle' | 'fd';
+  /**
+   * How slots carry fences: hand-over tokens (default: `fence.share()` → `Fence.receive`, tracked
+   * on both sides), parked references, or sync-file fds.
+   */
+  carrier?: 'handle' | 'fd' | 'token';
   /** Directory of the compiled exporter.js and importer.js (default: this module's). */
   workerDir?: URL;
 }
@@ -72,7 +75,7 @@ export class Crew {
     this.board = board;
     this.boardBuffer = buffer;
     this.guardBuffer = guard;
-    Atomics.store(board.i32, C.CARRIER, carrier === 'fd' ? CARRIER_FD : CARRIER_HANDLE);
+    Atomics.store(board.i32, C.CARRIER, carrier === 'fd' ? CARRIER_FD : carrier === 'handle' ? CARRIER_HANDLE : CARRIER_TOKEN);
   }
 
   /** Counter or word `c` of the board. */

@@ -88,7 +88,7 @@ function produce(drv: Driver): void {
   }
 }
 
-/** Our fds stay open until their importers took them (detach closes what we created): wait. */
+/** Our fds and tokens stay valid until their importers took them (detach closes or withdraws what we made): wait. */
 function awaitHandBacks(): void {
   let left = ring.outstanding();
   let deadline = performance.now() + cfg.waitTimeoutMs;
@@ -113,7 +113,7 @@ await t.run(
     // Importers send their commands to the driver named here (a word per exporter).
     board.f64[EXF_DRIVER + t.index] = driver.handle;
     produce(driver);
-    if (ring.fdCarrier) awaitHandBacks();
+    if (ring.fdCarrier || ring.tokenCarrier) awaitHandBacks();
     awaitOwnCallbacks();
   },
   () => {

@@ -11,7 +11,7 @@ import {
   Driver, DriverCmd, Errno, Fence, FenceError, SyncFile, drain, importFd, putTracked, waitInbox,
 } from '../src/index.js';
 import {
-  C, EXF_DRIVER, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD,
+  C, EXF_DRIVER, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_OP, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STATE, CARRIER_FD, CARRIER_TOKEN,
   bump, expectBit, ringChanged, settleSlot, slotF64, slotWord, takenBy, waitRing,
 } from './board.js';
 import { EngineThread, sleepMs } from './engine.js';
@@ -20,6 +20,7 @@ const t = new EngineThread();
 const { cfg, arena, board } = t;
 const b32 = board.i32;
 const fdCarrier = Atomics.load(b32, C.CARRIER) === CARRIER_FD;
+const tokenCarrier = Atomics.load(b32, C.CARRIER) === CARRIER_TOKEN;
 const drivers = new Map<number, Driver | null>();
 let cursor = 0;
 
@@ -44,9 +45,13 @@ function take(): number {
   return -1;
 }
 
-/** The slot's fence: a view on its parked reference, or a reference of ours imported from its fd. */
+/**
+ * The slot's fence: a view on its parked reference, or a reference of ours (tracked) imported from
+ * its fd or received with its token.
+ */
 function importFence(slot: number): Fence | null {
   const carrier = board.f64[slotF64(slot, SF_CARRIER)];
+  if (tokenCarrier) return receive(carrier);
   if (!fdCarrier) return Fence.fromHandle(arena, carrier);
   let fence: Fence;
   try {
@@ -59,6 +64,17 @@ function importFence(slot: number): Fence | null {
   }
   closeQuietly(carrier);
   return fence;
+}
+
+/** The reference behind a hand-over token, claimed into our ledger in one run (Fence.receive). */
+function receive(token: number): Fence | null {
+  try {
+    return Fence.receive(arena, token);
+  } catch (e) {
+    if (!(e instanceof FenceError && e.code === 'EBADF')) throw e;
+    bump(board, C.BAD_FD); // its exporter died and its reaper withdrew the reference
+    return null;
+  }
 }
 
 function closeQuietly(fd: number): void {
@@ -186,7 +202,7 @@ function finish(it: Taken, signaled: boolean): void {
   // ...then take the fence lock, as any importer may.
   if (!f.usesInlineLock) bump(board, C.STALE);
   t.critical((ms) => f.lock(ms), () => f.unlock(), f.lockWordIndex, t.jittered(cfg.csUs));
-  if (fdCarrier) putTracked(f);
+  if (fdCarrier || tokenCarrier) putTracked(f);
 }
 
 /** Gives the slot back: our INFLIGHT count first (marked in its run), then the state. */

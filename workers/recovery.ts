@@ -8,10 +8,11 @@
  */
 import { Errno, Fence, FenceError, SyncFile, dropParkedRef, type Arena } from '../src/index.js';
 import {
-  C, CARRIER_FD, DONE, EMPTY, EXPECT_NODEV, EX_LEFT, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_FENCE, STAGE_COUNTED, STAGE_ENDED,
+  C, CARRIER_FD, CARRIER_TOKEN, DONE, EMPTY, EXPECT_NODEV, EX_LEFT, PUBLISHED, RETURNED, RING_SLOTS, SF_CARRIER, SF_FENCE, STAGE_COUNTED, STAGE_ENDED,
   STAGE_INFLIGHT, STAGE_PUBLISHED, S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, bump, fillingBy,
   ringChanged, settleSlot, slotF64, slotWord, takenBy, type Board,
 } from './board.js';
+import { withdrawToken } from './ring.js';
 
 function fdCarrier(board: Board): boolean {
   return Atomics.load(board.i32, C.CARRIER) === CARRIER_FD;
@@ -27,11 +28,16 @@ function closeIfOpen(arena: Arena, fd: number): void {
   }
 }
 
-/** Drops what a slot's carrier holds: its parked reference, or its fd. */
+/**
+ * Drops what a slot's carrier holds: its parked reference, its fd, or its token — stale once its
+ * exporter's reaper withdrew it; ours (the parent exporting) to withdraw; received: nothing to do.
+ */
 function dropCarrier(arena: Arena, board: Board, slot: number): void {
   const at = slotF64(slot, SF_CARRIER);
   if (fdCarrier(board)) closeIfOpen(arena, board.f64[at]);
-  else dropParkedRef(arena, board.f64, at);
+  else if (Atomics.load(board.i32, C.CARRIER) === CARRIER_TOKEN) {
+    if (board.f64[at] !== 0) withdrawToken(arena, board.f64[at]);
+  } else dropParkedRef(arena, board.f64, at);
   board.f64[at] = 0;
 }
 

@@ -7,9 +7,9 @@
  * function entries, loop back-edges and Atomics ops, never inside such a run: the recovery of a
  * killed exporter then reads exactly what it had done.
  */
-import { Errno, SyncFile, dropParkedRef, parkRef, type Arena, type Fence } from '../src/index.js';
+import { Errno, Fence, FenceError, SyncFile, dropParkedRef, parkRef, type Arena } from '../src/index.js';
 import {
-  C, CARRIER_FD, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, PUBLISHED, RING_SLOTS, SF_CARRIER,
+  C, CARRIER_FD, CARRIER_TOKEN, DONE, EMPTY, EX_DONE, EX_LEFT, EX_PUBLISHED, EXPECT_CANCELED, PUBLISHED, RING_SLOTS, SF_CARRIER,
   SF_FENCE, SF_OP, STAGE_CLAIMED, STAGE_COUNTED, STAGE_ENDED, STAGE_INFLIGHT, STAGE_PUBLISHED, STAGE_SETTLED, STAGE_SUBMITTING,
   S_EXPECT, S_FREED, S_OWNER, S_RETURNING, S_STAGE, S_STATE, expectBit, fillingBy, isTaken, ringChanged, settleSlot, slotF64,
   slotWord, waitRing, type Board,
@@ -29,9 +29,14 @@ export class RingExporter {
     this.index = index;
   }
 
-  /** True when slots carry sync-file fds (C.CARRIER), false for parked references. */
+  /** True when slots carry sync-file fds (C.CARRIER). */
   get fdCarrier(): boolean {
     return Atomics.load(this.board.i32, C.CARRIER) === CARRIER_FD;
+  }
+
+  /** True when slots carry hand-over tokens (C.CARRIER). */
+  get tokenCarrier(): boolean {
+    return Atomics.load(this.board.i32, C.CARRIER) === CARRIER_TOKEN;
   }
 
   /**
@@ -65,6 +70,7 @@ export class RingExporter {
     const stage = slotWord(i, S_STAGE);
     const carrier = slotF64(i, SF_CARRIER);
     const fd = this.fdCarrier;
+    const token = this.tokenCarrier;
     const mine = fillingBy(this.index);
     // Every index is computed before the CAS: from it to the last plain write below there is no
     // call, so a terminate() leaves the claim recorded whole or not at all.
@@ -74,7 +80,15 @@ export class RingExporter {
     b32[stage] = STAGE_CLAIMED;
     if (fd) f64[carrier] = 0; // the importer closed that fd
     // A reclaimed slot carries the importer's reference back: dropped, and the word cleared, in one run.
-    else if (!fresh) dropParkedRef(this.arena, f64, carrier);
+    else if (!token) {
+      if (!fresh) dropParkedRef(this.arena, f64, carrier);
+    } else if (f64[carrier] !== 0) {
+      // Received, or its importer died before receiving: then its sender takes it back (us now, or
+      // its ledger when it leaves). A terminate() before the word is cleared leaves a token the
+      // recovery's withdraw finds stale.
+      withdrawToken(this.arena, f64[carrier]);
+      f64[carrier] = 0;
+    }
     return true;
   }
 
@@ -110,6 +124,7 @@ export class RingExporter {
     // An fd written late is still this thread's: its reaper closes it. A parked reference and its
     // handle go in together (parkRef), so recovery drops exactly what the word names.
     if (this.fdCarrier) f64[carrier] = SyncFile.create(this.arena, fence);
+    else if (this.tokenCarrier) f64[carrier] = fence.share(); // ours (our ledger) until an importer receives it
     else parkRef(fence, f64, carrier);
     Atomics.add(b32, C.INFLIGHT, 1);
     b32[stage] = STAGE_INFLIGHT;
@@ -172,6 +187,18 @@ export class RingExporter {
     Atomics.sub(b32, C.EXPORTERS_LEFT, 1);
     b32[EX_LEFT + this.index] = 1;
     ringChanged(this.board);
+  }
+}
+
+/**
+ * Withdraws an unreceived token if the calling thread shared it; a received or stale one is
+ * nothing to do, another live exporter's stays in that exporter's ledger until it leaves (EPERM).
+ */
+export function withdrawToken(arena: Arena, token: number): void {
+  try {
+    Fence.withdraw(arena, token);
+  } catch (e) {
+    if (!(e instanceof FenceError && e.code === 'EPERM')) throw e;
   }
 }
 

@@ -109,16 +109,24 @@ export function onCheck(hook: CheckHook): void {
 
 /**
  * Registers a check of every thread slot in use (not SLOT_FREE, live or dead and not yet reaped):
- * `hook` gets the slot and its first word, and returns the problems it found there.
+ * `hook` gets the slot and its first word, and returns the problems it found there — or a
+ * {@link LayerCheck}, when the slot also holds blocks that are not leaks (a live thread's ledger).
  */
-export function onThreadCheck(hook: (arena: Arena, slot: number, base: number) => string[]): void {
+export function onThreadCheck(hook: (arena: Arena, slot: number, base: number) => string[] | LayerCheck): void {
   onCheck((arena) => {
     const problems: string[] = [];
+    const permanent: number[] = [];
     for (let s = 0; s < arena.maxThreads; s++) {
       const b = arena.slotWord(s);
-      if (Atomics.load(arena.i32, b + T_STATE) !== SLOT_FREE) problems.push(...hook(arena, s, b));
+      if (Atomics.load(arena.i32, b + T_STATE) === SLOT_FREE) continue;
+      const r = hook(arena, s, b);
+      if (Array.isArray(r)) problems.push(...r);
+      else {
+        problems.push(...(r.problems ?? []));
+        permanent.push(...(r.permanent ?? []));
+      }
     }
-    return { problems };
+    return { problems, permanent };
   });
 }
 

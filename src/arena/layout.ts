@@ -137,8 +137,10 @@ export const BlockType = {
   FENCE_SLOT: 11,
   /** A thread's trace event ring. */
   TRACE: 12,
+  /** A fence reference in transit between threads (`fence.share()` → `Fence.receive`); its handle is the token. */
+  TRANSIT: 13,
 } as const;
-export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'fence_slot', 'trace'];
+export const BLOCK_TYPE_NAMES = ['free', 'raw', 'lock', 'fence', 'callback', 'slots', 'sync_file', 'timeline', 'operation', 'internal', 'driver', 'fence_slot', 'trace', 'transit'];
 export const NTYPES = 16;
 
 /** Block sizes, header included. Multiples of 16 so payloads stay 8-byte aligned. */

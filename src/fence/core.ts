@@ -83,7 +83,12 @@ export function checkContextSeqno(context: number, seqno: number, seqno64: boole
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
   const hw = arena.allocBlock(blockBytes, A.BlockType.FENCE);
   const fw = hw + BLOCK_HEADER_WORDS;
-  if (a.recordAt) arena.i32[a.recordAt] = fw;
+  if (a.recordAt) {
+    // In the allocation's run: the record names the block, and its reaper reads these flags as
+    // "not initialised yet" until fenceInit writes them (src/fence/ledger.ts reapCreating).
+    arena.i32[a.recordAt] = fw;
+    arena.i32[fw + F_FLAGS] = 0;
+  }
   fenceInit(arena, fw, a);
   return fw;
 }
@@ -220,10 +225,28 @@ function releaseDeadInlineLocks(arena: Arena, slot: number): void {
   if (slot === arena.slot) return;
   const i32 = arena.i32;
   const dead = slot + 1;
+  const held: number[] = [];
   arena.walk((hw, _size, state, type) => {
     const fw = hw + BLOCK_HEADER_WORDS;
-    if (state === A.STATE_LIVE && type === A.BlockType.FENCE && i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) releaseDeadWord(i32, fw + F_LOCK, dead);
+    if (state !== A.STATE_LIVE || type !== A.BlockType.FENCE || !(i32[fw + F_FLAGS] & FLAG_INLINE_LOCK)) return;
+    if ((Atomics.load(i32, fw + F_LOCK) & K.LOCK_OWNER_MASK) === dead) held.push(fw, i32[hw + A.B_GEN] & A.GEN_MASK);
+    releaseDeadWord(i32, fw + F_LOCK, dead);
   });
+  heldAtDeath.set(slot, held);
+}
+
+/** Per dead slot being reaped: the fences whose inline lock it held ([fw, generation] pairs). */
+const heldAtDeath = new Map<number, number[]>();
+
+/**
+ * The fences whose inline lock the thread of dead slot `slot` held when it died, as
+ * `[fw, generation]` pairs, collected by this reap's LOCKS stage; forgotten once read. A thread
+ * killed inside a signal held the fence's lock (src/fence/signaler.ts reads this).
+ */
+export function takeHeldAtDeath(slot: number): number[] {
+  const held = heldAtDeath.get(slot) ?? [];
+  heldAtDeath.delete(slot);
+  return held;
 }
 onReap(ReapStage.LOCKS, releaseDeadInlineLocks);
 

@@ -13,6 +13,8 @@ import { Errors } from '../errors.js';
 import { contextAlloc, fenceGet, isSignaledFlag, nowNs, setErrorChecked, statusOf } from './core.js';
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
 import { FenceBase } from './fencebase.js';
+import { createTrackedAt, receiveAt, shareAt, withdrawAt, type ShareOptions } from './handover.js';
+import { ledgerPutRef } from './ledger.js';
 import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
 import { holdsFenceLock, putFence, setViewFactory } from './release.js';
@@ -22,6 +24,7 @@ import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFenc
 
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
+export type { ShareOptions } from './handover.js';
 /** The put API lives in release.ts; re-exported for importers of the handle-level API. */
 export { putFence } from './release.js';
 
@@ -117,6 +120,59 @@ export class Fence extends FenceBase {
    */
   put(): void {
     putFence(this.arena, this.v(), this);
+  }
+
+  /* ───────────── tracked references and hand-over (src/fence/handover.ts) ───────────── */
+
+  /**
+   * {@link create}, with the reference recorded in the calling thread's ledger in the allocation's
+   * run: if the thread dies at any point, its reaper puts it (nothing leaks). Put it with
+   * {@link putTracked}. Threads: the creator. Throws as {@link create} (nothing recorded).
+   */
+  static createTracked(arena: Arena, init: FenceInit): Fence {
+    return new Fence(arena, createTrackedAt(arenaArg(arena, 'Fence.createTracked'), init));
+  }
+
+  /**
+   * Puts a reference the calling thread's ledger records ({@link createTracked}, {@link receive},
+   * trackRef, importFd) and forgets it in the same run. Throws EINVAL when this thread records no
+   * reference on the fence (nothing is put), EBADF when released.
+   */
+  putTracked(): void {
+    const fw = this.v();
+    if (!ledgerPutRef(this.arena, fw, this.arena.generationAt(fw - BLOCK_HEADER_WORDS), this))
+      throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
+  }
+
+  /**
+   * Hands a new reference to one other thread: it waits in a transit record of the calling thread
+   * (whose reaper drops it if this thread dies first) until {@link receive} claims it. Returns the
+   * token, a safe integer wider than 32 bits (a message or a Float64Array/BigInt64Array word, never
+   * an Int32Array). `options.signaling`: the receiver also becomes the fence's responsible thread
+   * ({@link adoptSignaling}) in its claim's run. The caller keeps its reference. Threads: the
+   * sender. Throws EINVAL (options), EBADF (released), ENOMEM.
+   */
+  share(options?: ShareOptions): number {
+    return shareAt(this.arena, this.v(), options);
+  }
+
+  /**
+   * Claims the reference behind a token from {@link share}, recorded in the calling thread's ledger
+   * in the claim's run (put it with {@link putTracked}; this thread's reaper puts it if it dies).
+   * Exactly one receive of a token succeeds. Threads: any attached thread. Throws EINVAL (not a
+   * token), EBADF (stale: received, withdrawn, or dropped with its dead sender; nothing changes), ENOMEM.
+   */
+  static receive(arena: Arena, token: number): Fence {
+    return new Fence(arena, receiveAt(arenaArg(arena, 'Fence.receive'), token));
+  }
+
+  /**
+   * Takes back and puts a reference the calling thread shared with {@link share} that nobody has
+   * received. Returns true when withdrawn, false when the token names no pending share any more
+   * (received or withdrawn). Throws EINVAL (not a token), EPERM (another thread's share).
+   */
+  static withdraw(arena: Arena, token: number): boolean {
+    return withdrawAt(arenaArg(arena, 'Fence.withdraw'), token);
   }
 
   /* ───────────── signaling ───────────── */

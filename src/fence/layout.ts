@@ -175,6 +175,37 @@ export const { KIND: LE_KIND, VALUE: LE_VALUE, GEN: LE_GEN, END: LG_STRIDE } = d
 });
 /** Ledger entry kind of a fence reference. */
 export const LGK_FENCE_REF = 1;
+/** Ledger entry kind of a transit record its sender has shared and nobody has received yet (src/fence/handover.ts). */
+export const LGK_TRANSIT = 5;
+/**
+ * LE_GEN of a fence reference being created (src/fence/handover.ts createTrackedAt): the entry's
+ * value is written in the allocation's run, its generation right after the fence is initialised.
+ */
+export const LE_GEN_CREATING = -1;
+
+/* ───────────── transit record: one block (BlockType.TRANSIT) per shared reference ───────────── */
+/**
+ * A fence reference in transit between two threads (src/fence/handover.ts): taken by the sender's
+ * `share()`, recorded in the sender's ledger (LGK_TRANSIT), claimed by one receiver, which records
+ * it in its own ledger in the claim's run. The block's handle is the token.
+ */
+export const { STATE: TR_STATE, FENCE: TR_FENCE, FENCE_GEN: TR_FENCE_GEN, FLAGS: TR_FLAGS, SENDER: TR_SENDER, END: TRANSIT_WORDS } = defineStruct('transit', {
+  STATE: 1, // (block generation << 2) | TRS_*: a CAS on it claims or withdraws the reference
+  FENCE: 1, // payload word index of the fence
+  FENCE_GEN: 1, // its block generation
+  FLAGS: 1, // TRF_*
+  SENDER: 1, // sender's thread slot + 1 (who may withdraw)
+});
+/** Transit states (low 2 bits of TR_STATE). EMPTY: being filled, holds no reference yet. */
+export const TRS_EMPTY = 0;
+/** Holds a reference nobody has received yet. */
+export const TRS_SENT = 1;
+/** A receiver took the reference (it frees the block). */
+export const TRS_CLAIMED = 2;
+/** The sender (or its reaper) took the reference back. */
+export const TRS_WITHDRAWN = 3;
+/** Transit flag: the receiver becomes the thread responsible for signaling the fence. */
+export const TRF_SIGNALING = 1;
 
 /* ───────────── fence slot (S_* relative to the payload's first word) ───────────── */
 /**

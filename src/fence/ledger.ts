@@ -93,6 +93,42 @@ export function ledgerGetRef(arena: Arena, fw: number): void {
 }
 
 /**
+ * Opens the calling thread's next ledger entry for a fence reference being created: counted at
+ * once with value 0 and generation LE_GEN_CREATING, so that the allocation can write the value in
+ * its own run (recordAt: the returned entry's LE_VALUE word) and the caller the generation right
+ * after initialisation. Until then the reaper reads it with reapCreating. Returns the entry's word
+ * index. Throws ENOMEM (nothing opened).
+ */
+export function ledgerOpenCreating(arena: Arena): number {
+  const lw = ledgerReserve(arena);
+  const i32 = arena.i32;
+  const n = i32[lw + LG_COUNT];
+  const e = lw + LG_ENTRIES + n * LG_STRIDE;
+  i32[e + LE_KIND] = L.LGK_FENCE_REF;
+  i32[e + LE_VALUE] = 0;
+  i32[e + LE_GEN] = L.LE_GEN_CREATING;
+  i32[lw + LG_COUNT] = n + 1;
+  return e;
+}
+
+/** Takes back the entry {@link ledgerOpenCreating} opened last, when nothing was allocated. */
+export function ledgerAbortCreating(arena: Arena): void {
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
+  arena.i32[lw + LG_COUNT]--;
+}
+
+/**
+ * Word index of the most recent entry `[kind, value, gen]` of the calling thread's ledger, moved
+ * to the last place (see moveLast), or -1 when it records none. Plain reads and writes.
+ */
+export function ledgerFind(arena: Arena, kind: number, value: number, gen: number): number {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  const last = moveLast(arena, lw, kind, value, gen);
+  return last < 0 ? -1 : lw + LG_ENTRIES + last * LG_STRIDE;
+}
+
+/**
  * Makes room for one more entry in the calling thread's ledger (allocating or growing it) and
  * returns its payload word index. Throws ENOMEM.
  */
@@ -110,7 +146,7 @@ export function ledgerReserve(arena: Arena): number {
   }
   // One unsigned compare: a corrupted (negative) count takes this path too, where it is checked.
   if (i32[lw + LG_COUNT] >>> 0 >= i32[lw + LG_CAP]) {
-    const left = ledgerCompact(arena);
+    const left = compact(arena, lw);
     if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
   }
   return lw;
@@ -186,8 +222,7 @@ function moveLast(arena: Arena, lw: number, kind: number, value: number, gen: nu
 
 /**
  * Removes the most recent entry equal to `[kind, value, gen]` (the calling thread's). Returns
- * whether it was there. The ledger block is freed when it empties (so `arena.check()` sees no
- * leak once a thread holds nothing).
+ * whether it was there. An emptied ledger stays allocated (see the check hook below).
  */
 export function ledgerRemove(arena: Arena, kind: number, value: number, gen: number): boolean {
   const i32 = arena.i32;
@@ -195,7 +230,6 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
   const last = moveLast(arena, lw, kind, value, gen);
   if (last < 0) return false;
   i32[lw + LG_COUNT] = last;
-  if (last === 0) freeLedger(arena, lw);
   return true;
 }
 
@@ -218,7 +252,6 @@ export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence
     i32[lw + LG_COUNT] = last + 1;
     throw Errors.badHandle('fence', arena.handleOf(fw - BLOCK_HEADER_WORDS), `putTracked on a fence with refcount ${old}`);
   }
-  if (last === 0) freeLedger(arena, lw);
   if (old === 1) releaseFenceAt(arena, fw, d, view);
   return true;
 }
@@ -236,21 +269,33 @@ function freeLedger(arena: Arena, lw: number): void {
 
 /**
  * Drops entries whose block (payload word `value`) is no longer live at `generation` — objects
- * finished by other threads. Returns the number of entries left.
+ * finished by other threads, transit records their receivers claimed — and frees the ledger block
+ * when nothing is left (so `arena.check()` sees no leak once a thread holds nothing). Returns the
+ * number of entries left.
  */
 export function ledgerCompact(arena: Arena): number {
-  const i32 = arena.i32;
-  const lw = i32[arena.slotBase + T_LEDGER];
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
   if (lw === 0) return 0;
+  const n = compact(arena, lw);
+  if (n === 0) freeLedger(arena, lw);
+  return n;
+}
+
+/** {@link ledgerCompact} of the calling thread's ledger `lw`, which stays allocated. */
+function compact(arena: Arena, lw: number): number {
+  const i32 = arena.i32;
   let n = entryCount(arena, lw);
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (arena.isLive(i32[e + LE_VALUE] - BLOCK_HEADER_WORDS, i32[e + LE_GEN])) continue;
     const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
-    i32.copyWithin(e, last, last + LG_STRIDE);
-    n--;
+    // The last entry moved over the stale one and the count lowered in one run of plain writes
+    // (no call, no back-edge between): a terminate() never leaves the moved entry counted twice.
+    i32[e + LE_KIND] = i32[last + LE_KIND];
+    i32[e + LE_VALUE] = i32[last + LE_VALUE];
+    i32[e + LE_GEN] = i32[last + LE_GEN];
+    i32[lw + LG_COUNT] = --n;
   }
-  i32[lw + LG_COUNT] = n;
   return n;
 }
 
@@ -263,9 +308,23 @@ export function ledgerSize(arena: Arena): number {
 /* ───────────── the reaper ───────────── */
 
 defineLedgerKind(L.LGK_FENCE_REF, (arena, fw, gen) => {
+  if (gen === L.LE_GEN_CREATING) return reapCreating(arena, fw);
   // The dead thread held a reference, so the fence cannot have been released: still check.
   if (arena.isLive(fw - BLOCK_HEADER_WORDS, gen)) putFence(arena, fw);
 });
+
+/**
+ * A dead thread's fence reference it was creating (ledgerOpenCreating): nothing when the allocation
+ * had not happened (value 0); the block freed when it was not initialised yet (fenceAlloc zeroes
+ * the flags in the allocation's run); else its only reference put. Nobody else knew the fence.
+ */
+function reapCreating(arena: Arena, fw: number): void {
+  if (fw === 0) return;
+  const hw = fw - BLOCK_HEADER_WORDS;
+  if (!arena.isLive(hw, arena.generationAt(hw))) return;
+  if (arena.i32[fw + L.F_FLAGS] & L.FLAG_INITIALIZED) putFence(arena, fw);
+  else arena.freeBlock(hw);
+}
 
 /** Reap hook: runs the reaper of every entry of the slot's ledger, newest first, and frees it. */
 function reapLedger(arena: Arena, slot: number): void {
@@ -298,14 +357,22 @@ function reapEntry(arena: Arena, e: number, slot: number): void {
 }
 onReap(ReapStage.LEDGER, reapLedger);
 
-/** Check hook: every occupied slot's ledger is a live block with its count and capacity in bounds. */
+/**
+ * Check hook: every occupied slot's ledger is a live block with its count and capacity in bounds.
+ * A live thread's ledger is its own bookkeeping, kept once allocated (an emptied one is not freed,
+ * so a thread creating and putting tracked references does not allocate it each time): not a leak.
+ * What its entries name is checked as usual. ledgerCompact frees an empty one; the reaper and
+ * detach free it with its thread.
+ */
 onThreadCheck((arena, s, b) => {
-  const lw = arena.i32[b + T_LEDGER];
+  const i32 = arena.i32;
+  const lw = i32[b + T_LEDGER];
   if (lw === 0) return [];
+  const permanent = i32[b + A.T_STATE] === A.SLOT_LIVE ? [lw] : [];
   try {
     entryCount(arena, lw);
-    return [];
+    return { permanent };
   } catch (e) {
-    return [`thread ${s}: ${(e as Error).message}`];
+    return { problems: [`thread ${s}: ${(e as Error).message}`], permanent };
   }
 });

@@ -22,7 +22,7 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errno, NO_ERROR, rethrowFirst } from '../errors.js';
 import { runDetached } from './inbox.js';
-import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
+import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs, takeHeldAtDeath } from './core.js';
 import { putFence } from './release.js';
 
 const { F_FLAGS, F_ERROR, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_SIGNALED } = L;
@@ -83,12 +83,26 @@ function signalOrphans(arena: Arena, slot: number): void {
     if (state !== A.STATE_LIVE || type !== A.BlockType.FENCE) return;
     const flags = i32[fw + F_FLAGS];
     if ((flags & (FLAG_INITIALIZED | FLAG_SIGNALED)) === FLAG_INITIALIZED && i32[fw + F_TIMESTAMP] === who && i32[fw + F_TIMESTAMP + 1] === serial)
-      found.push(fw, i32[hw + B_GEN] & GEN_MASK);
+      found.push(fw, i32[hw + B_GEN] & GEN_MASK, who, serial);
   });
+  // Killed inside a signal: the timestamp is written before the SIGNALED flag's Atomics.or, so a
+  // thread terminated between the two left the fence unsignaled with its signaler words
+  // overwritten. It held the fence's lock: if those words name no live thread, nobody is left to
+  // signal it, and it is signaled like the others (the words it shows then are what is checked).
+  const held = takeHeldAtDeath(slot);
+  for (let k = 0; k < held.length; k += 2) {
+    const fw = held[k];
+    const flags = i32[fw + F_FLAGS];
+    if (!arena.isLive(fw - BLOCK_HEADER_WORDS, held[k + 1]) || (flags & (FLAG_INITIALIZED | FLAG_SIGNALED)) !== FLAG_INITIALIZED) continue;
+    const w0 = i32[fw + F_TIMESTAMP];
+    const w1 = i32[fw + F_TIMESTAMP + 1];
+    if ((w0 === who && w1 === serial) || (w0 === 0 && w1 === 0) || namesLiveThread(arena, w0, w1)) continue;
+    found.push(fw, held[k + 1], w0, w1);
+  }
   let first: unknown = NO_ERROR;
-  for (let k = 0; k < found.length; k += 2) {
+  for (let k = 0; k < found.length; k += 4) {
     try {
-      signalOrphan(arena, found[k], found[k + 1], who, serial);
+      signalOrphan(arena, found[k], found[k + 1], found[k + 2], found[k + 3]);
     } catch (e) {
       if (first === NO_ERROR) first = e;
     }
@@ -96,9 +110,16 @@ function signalOrphans(arena: Arena, slot: number): void {
   rethrowFirst(first);
 }
 
+/** True when signaler words `[w0, w1]` name a live thread slot (slot + 1, its current serial). */
+function namesLiveThread(arena: Arena, w0: number, w1: number): boolean {
+  if (!Number.isInteger(w0) || w0 < 1 || w0 > arena.maxThreads) return false;
+  const b = arena.slotWord(w0 - 1);
+  return arena.i32[b + A.T_STATE] === A.SLOT_LIVE && arena.i32[b + A.T_SERIAL] === w1;
+}
+
 /**
  * Signals fence (`fw`, `gen`) with SIGNALER_DIED unless it was signaled, freed or adopted since the
- * walk (its signaler words no longer `[who, serial]`).
+ * walk (its signaler words no longer `[who, serial]`, the words the walk saw).
  */
 function signalOrphan(arena: Arena, fw: number, gen: number, who: number, serial: number): void {
   const i32 = arena.i32;

@@ -2,14 +2,14 @@
  * Tracked references, the public face of the reference ledger (src/fence/ledger.ts): a thread
  * records the fence references it holds, so that if it dies (worker.terminate(), a crash) the
  * reaper puts them. {@link importFd} takes and records a reference from a sync-file fd in one step.
+ * Fence.createTracked and Fence.receive (src/fence/handover.ts) hand out references recorded so
+ * from the start; {@link putTracked} puts any of them.
  */
 import type { Arena } from '../arena/arena.js';
-import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
-import { Errors } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { fenceView } from '../fence/fence.js';
-import { ledgerAdd, ledgerPutRef, ledgerReserve } from '../fence/ledger.js';
+import { ledgerAdd, ledgerReserve } from '../fence/ledger.js';
 import { syncFileFence } from '../sync/fdtable.js';
 
 export { ledgerCompact, ledgerSize } from '../fence/ledger.js';
@@ -31,10 +31,7 @@ export function trackRef(fence: Fence): Fence {
  * (nothing is put), EBADF on a released fence.
  */
 export function putTracked(fence: Fence): void {
-  const arena = fence.arena;
-  fence.refcount; // validates the view (EBADF on a released fence)
-  if (!ledgerPutRef(arena, fence.fw, arena.generationAt(fence.fw - A.BLOCK_HEADER_WORDS), fence))
-    throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
+  fence.putTracked();
 }
 
 /**

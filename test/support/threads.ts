@@ -25,7 +25,7 @@ export interface ScenarioOptions {
   m: number;
   k: number;
   seed: string;
-  carrier?: 'handle' | 'fd';
+  carrier?: 'handle' | 'fd' | 'token';
   lockMode?: LockMode;
   /** Options of every worker (over the defaults below). */
   engine?: Partial<EngineOptions>;
