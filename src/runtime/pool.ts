@@ -100,13 +100,13 @@ const NO_REQUIRE_ESM = '--no-experimental-require-module';
  * still loads, piscina replacing a worker) aborts the whole process on Node 20:
  * ModuleWrap::InstantiateSync then asks V8 whether the graph is async, of a module whose
  * instantiation the termination cut short — "FATAL ERROR: v8::Module::IsGraphAsync … must be used
- * on an instantiated module" (seen in test runs; reproduced: 2 of 3 runs of 150 pools destroyed
- * while their workers loaded). With require(esm) off, piscina's require() throws ERR_REQUIRE_ESM
- * before it compiles anything and piscina import()s the module, whose asynchronous instantiation a
- * termination ends cleanly (0 of 600 such pools); named tasks (task.ts) import() the same URL. It
- * also rules out require(esm) racing an import() of the same graph (nodejs/node#57126). The price:
- * code in the pool's workers cannot require() an ES module (ERR_REQUIRE_ESM: import() it).
- * A Node that no longer knows the flag gets the caller's options as they are.
+ * on an instantiated module" (seen in test runs; reproduced in 5 of 6 runs of 100–150 pools
+ * destroyed at random while their workers loaded). With require(esm) off, piscina's require()
+ * throws ERR_REQUIRE_ESM before it compiles anything and piscina import()s the module, whose
+ * asynchronous instantiation a termination ends cleanly (no abort in 10 such runs); named tasks
+ * (task.ts) import() the same URL. It also rules out require(esm) racing an import() of the same
+ * graph (nodejs/node#57126). The price: code in the pool's workers cannot require() an ES module
+ * (ERR_REQUIRE_ESM: import() it). A Node that no longer knows the flag gets the options as they are.
  */
 function workerExecArgv(execArgv: string[] | undefined): string[] {
   const base = execArgv ?? process.execArgv;
