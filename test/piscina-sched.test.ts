@@ -331,6 +331,7 @@ describe('scheduler: API', () => {
     rejects(arena, () => runWithFence(p, arena, {}, { deps: [foreign] }), 'EINVAL');
     foreign.put();
     rejects(arena, () => createFencePool(arena, { filename: fixture('piscina-graph').href, atomics: 'sync' as 'async' }), 'EINVAL');
+    rejects(arena, () => createFencePool(arena, { filename: fixture('piscina-graph').href, execArgv: '--no-warnings' as unknown as string[] }), 'EINVAL');
     const raw = new Piscina({ filename: fixture('piscina-graph').href, atomics: 'sync', maxThreads: 1, minThreads: 0 });
     try {
       rejects(arena, () => runWithFence(raw as unknown as FencePool, arena, {}), 'EINVAL');
@@ -340,5 +341,56 @@ describe('scheduler: API', () => {
     expect(tl.runs(0)).toBe(0);
     await finish(p, arena);
     rejects(arena, () => runWithFence(p, arena, {}), 'EINVAL'); // destroyed
+  });
+});
+
+describe('loading the task module', () => {
+  // piscina loads its `filename` with require(), which for an ES module (Node 20.19+: require(esm))
+  // instantiates the graph synchronously; a worker terminated inside that aborts the whole process
+  // on Node 20 (V8 fatal error in v8::Module::IsGraphAsync). A fence pool's workers run with
+  // require(esm) off: piscina's require() fails at once and piscina import()s the module.
+  it("a fence pool's workers import() the module; a plain piscina pool require()s it", async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(1);
+    const p = pool(arena, tl, 1);
+    const f = runWithFence(p, arena, undefined, { name: 'loadedBy' });
+    expect(await f.waitAsync(WAIT_MS)).toBe(true);
+    expect(taskResult(f)).toBe('import');
+    // The default export and a named one on the same worker: one module, loaded once.
+    const g = runWithFence(p, arena, { i: 0, n: 1 });
+    expect(await g.waitAsync(WAIT_MS)).toBe(true);
+    expect(taskResult(g)).toBe(0);
+    // piscina's own named runs on the pool underneath still find the module's exports.
+    expect(await p.piscina.run(null, { name: 'loadedByPlain' })).toBe('import');
+    f.put();
+    g.put();
+    await finish(p, arena);
+    // The caller's Node options are kept, require(esm) off added.
+    const q = createFencePool(arena, { filename: fixture('piscina-graph').href, minThreads: 0, maxThreads: 1, execArgv: ['--no-warnings'] });
+    pools.push(q);
+    expect((q.piscina.options as unknown as { execArgv: string[] }).execArgv).toEqual(['--no-warnings', '--no-experimental-require-module']);
+    await finish(q, arena);
+    // The probe tells the two apart: piscina given the module itself require()s it.
+    const raw = new Piscina({ filename: fixture('piscina-graph').href, name: 'loadedByPlain', maxThreads: 1, minThreads: 0, workerData: { tally: tl.buf } });
+    try {
+      expect(await raw.run(null)).toBe('require');
+    } finally {
+      await raw.destroy();
+    }
+  });
+
+  it('pools destroyed while their workers start and load the module leave nothing', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(1);
+    const rng = seedrandom('pload');
+    for (let round = 0; round < 16; round++) {
+      // No task: piscina loads the module as each worker starts, and the terminations aim at that
+      // load (a worker starts in ~30 ms, the module graph loads in ~100 ms quiet, both many times
+      // that under load), before, during and after it.
+      const p = pool(arena, tl);
+      await new Promise((r) => setTimeout(r, rng() * 300));
+      await p.destroy({ graceMs: 0 });
+      expectClean(arena);
+    }
   });
 });

@@ -57,8 +57,18 @@ function loadPiscina(): new (options: Record<string, unknown>) => PiscinaPool {
 export interface FencePoolOptions {
   /** piscina's other pool options, passed through. */
   [option: string]: unknown;
-  /** The task module (compiled JS: a path or file: URL) whose exports are `fenceTask(...)` functions. */
+  /**
+   * The task module (compiled JS: a path or file: URL) whose exports are `fenceTask(...)` functions.
+   * The workers load it with import(): they run with require(esm) off (see `execArgv`).
+   */
   filename: string;
+  /**
+   * Node options of the workers (piscina's option; default this process's), to which the pool adds
+   * `--no-experimental-require-module`: piscina's require() of an ES module task module aborts the
+   * process on Node 20 when a worker is terminated while it loads, so the module is import()ed
+   * instead. Code in the pool's workers cannot require() ES modules (it import()s them).
+   */
+  execArgv?: string[];
   /** Always `'async'`; anything else is refused (EINVAL). */
   atomics?: 'async';
   /**
@@ -77,6 +87,31 @@ export interface FencePoolOptions {
 }
 
 const KICK_FAILURES_TO_GIVE_UP = 3;
+
+const NO_REQUIRE_ESM = '--no-experimental-require-module';
+
+/**
+ * The pool workers' Node options: the caller's (piscina's default: this process's), with
+ * require(esm) off, so that the task module is loaded one way only, with import().
+ *
+ * Why: piscina loads its `filename` with require() first and import() only when that throws. On
+ * Node 20.19+ require() of an ES module (require(esm)) links and instantiates the whole graph
+ * synchronously, and a worker terminated inside that instantiation (pool.destroy() while a worker
+ * still loads, piscina replacing a worker) aborts the whole process on Node 20:
+ * ModuleWrap::InstantiateSync then asks V8 whether the graph is async, of a module whose
+ * instantiation the termination cut short — "FATAL ERROR: v8::Module::IsGraphAsync … must be used
+ * on an instantiated module" (seen in test runs; reproduced in 5 of 6 runs of 100–150 pools
+ * destroyed at random while their workers loaded). With require(esm) off, piscina's require()
+ * throws ERR_REQUIRE_ESM before it compiles anything and piscina import()s the module, whose
+ * asynchronous instantiation a termination ends cleanly (no abort in 10 such runs); named tasks
+ * (task.ts) import() the same URL. It also rules out require(esm) racing an import() of the same
+ * graph (nodejs/node#57126). The price: code in the pool's workers cannot require() an ES module
+ * (ERR_REQUIRE_ESM: import() it). A Node that no longer knows the flag gets the options as they are.
+ */
+function workerExecArgv(execArgv: string[] | undefined): string[] {
+  const base = execArgv ?? process.execArgv;
+  return process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) ? [...base, NO_REQUIRE_ESM] : [...base];
+}
 
 /**
  * A piscina pool driven by a fence scheduler. Create with {@link createFencePool}; destroy with
@@ -116,15 +151,17 @@ export class FencePool {
   /** Not public (one built by hand would skip its factory's checks): use {@link createFencePool}. */
   private constructor(arena: Arena, options: FencePoolOptions) {
     if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
-    const { lingerUs = 50, idleMs = 250, atomics, filename, ...rest } = options;
+    const { lingerUs = 50, idleMs = 250, atomics, filename, execArgv, ...rest } = options;
     if (atomics !== undefined && atomics !== 'async')
       throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${describeValue(atomics)}')`);
     if (typeof filename !== 'string' || filename === '') throw Errors.invalid('createFencePool needs the task module as filename');
     if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
     if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');
+    if (execArgv !== undefined && (!Array.isArray(execArgv) || execArgv.some((a) => typeof a !== 'string')))
+      throw Errors.invalid('execArgv must be an array of strings');
     this.arena = arena;
     const Piscina = loadPiscina();
-    this.piscina = new Piscina({ ...rest, filename, atomics: 'async' });
+    this.piscina = new Piscina({ ...rest, filename, atomics: 'async', execArgv: workerExecArgv(execArgv as string[] | undefined) });
     const o = this.piscina.options;
     this.limit = o.maxThreads * o.concurrentTasksPerWorker;
     this.sw = schedCreate(arena, this);
@@ -294,6 +331,8 @@ export function createFencePool(arena: Arena, options: FencePoolOptions): FenceP
  * Watches every worker of a piscina pool, present and future (Arena.watch): a worker that dies has
  * its slot reaped — the job it ran ends with -ENODEV, its references are put, its locks released.
  * {@link createFencePool} does this itself; use it for a plain piscina pool whose tasks use the arena.
+ * A plain pool given an ES module as `filename` loads it with require() (require(esm)), which on
+ * Node 20 aborts the process when a worker is terminated mid-load; a fence pool's workers import() it.
  * Threads: the thread that owns the pool.
  */
 export function watchPool(arena: Arena, pool: PoolLike): void {
