@@ -113,9 +113,7 @@ describe('a worker terminated inside the last put of fences (sanitizing arena)',
         const k = new KillTarget(arena, 'release-kill', { buffer: arena.buffer, shared: s.buffer, fences: FENCES });
         running.push(k.worker);
         const handles = (await k.ready).handles as number[];
-        k.go(s, RK_GO);
-        k.awaitWork(s, RK_AT);
-        await k.kill(rand(delay));
+        await k.killDuringWork(s, RK_GO, RK_AT, rand(delay));
         running.splice(running.indexOf(k.worker), 1);
         expect(k.errors).toEqual([]);
         const at = s[RK_AT];

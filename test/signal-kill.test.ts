@@ -55,10 +55,8 @@ describe('signal() kill window', () => {
       const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared, handles: fences.map((f) => f.handle) });
       running.push(k.worker);
       await k.ready;
-      k.go(s, SK_GO);
       // Wait (bounded) until it is signaling, then a seeded jitter, then the kill.
-      k.awaitWork(s, SK_AT);
-      await k.kill(rand(delay));
+      await k.killDuringWork(s, SK_GO, SK_AT, rand(delay));
       running.splice(running.indexOf(k.worker), 1);
       expect(k.errors).toEqual([]);
       const at = s[SK_AT];

@@ -98,9 +98,7 @@ describe('sw_sync inc/close kill window', () => {
       await k.ready;
       // The worker adopted them: its close (or its death) is the last.
       for (const tl of timelines) tl.close();
-      k.go(s, SW_GO);
-      k.awaitWork(s, SW_AT);
-      await k.kill(rand(delay));
+      await k.killDuringWork(s, SW_GO, SW_AT, rand(delay));
       running.splice(running.indexOf(k.worker), 1);
       expect(k.errors).toEqual([]);
       const at = s[SW_AT];

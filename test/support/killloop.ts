@@ -57,6 +57,16 @@ export class KillTarget {
     while (Atomics.load(cells, at) === 0 && Date.now() - start < 10_000);
   }
 
+  /**
+   * One round's kill: sets cells[go], waits until the fixture started working (cells[at]), and
+   * after `jitterUs` terminates it; resolves once it exited (and so was reaped).
+   */
+  async killDuringWork(cells: Int32Array, go: number, at: number, jitterUs: number): Promise<void> {
+    this.go(cells, go);
+    this.awaitWork(cells, at);
+    await this.kill(jitterUs);
+  }
+
   /** After `jitterUs` of busy-waiting, terminates the worker; resolves once its 'exit' (and so its reap) happened. */
   async kill(jitterUs: number): Promise<void> {
     spin(jitterUs);
