@@ -22,6 +22,14 @@ export function handleOf(i32: Int32Array, hw: number): number {
 }
 
 /**
+ * The generation a handle names (its high part), read from the handle itself: a check against it
+ * holds even once the block was freed and reused, where the header already has the new generation.
+ */
+export function handleGen(handle: number): number {
+  return Math.floor(handle / HANDLE_OFFSET_SCALE);
+}
+
+/**
  * Validates `handle` against `arena`'s heap and returns its block's header word index (see
  * {@link Arena.resolve}). Throws EBADF (not a handle, out of bounds, misaligned, freed, stale
  * generation) or EINVAL (a live block of another type than `type`; -1 accepts any type).

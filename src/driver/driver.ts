@@ -13,6 +13,7 @@
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { BlockView } from '../arena/blockview.js';
+import { handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errno, Errors, optionsArg } from '../errors.js';
@@ -267,7 +268,7 @@ export class Driver extends BlockView {
     const dw = this.check();
     checkCommand(cmd, opHandle);
     const ow = (opHandle & A.HANDLE_OFFSET_MASK) * 2 + BLOCK_HEADER_WORDS;
-    const gen = Math.floor(opHandle / A.HANDLE_OFFSET_SCALE);
+    const gen = handleGen(opHandle);
     return runCommand(this.arena, dw, cmd, ow, gen);
   }
 

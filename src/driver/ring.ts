@@ -5,6 +5,7 @@
  * claim a position with one CAS on the tail or head word; the entry's sequence store publishes it
  * (to the consumer) or hands it back (to the producers). The bell word wakes sleepers.
  */
+import { handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import { Errors } from '../errors.js';
 import * as L from './layout.js';
@@ -47,7 +48,7 @@ export function ringPost(i32: Int32Array, dw: number, mask: number, cmd: number,
     if (dif === 0 && Atomics.compareExchange(i32, dw + DRV_RING_TAIL, pos, (pos + 1) | 0) === pos) {
       i32[e + RE_CMD] = cmd;
       i32[e + RE_OP_LO] = opHandle & A.HANDLE_OFFSET_MASK;
-      i32[e + RE_OP_HI] = Math.floor(opHandle / A.HANDLE_OFFSET_SCALE);
+      i32[e + RE_OP_HI] = handleGen(opHandle);
       // The sequence store publishes the entry: the consumer reads the fields only after it.
       Atomics.store(i32, e + RE_SEQ, (pos + 1) | 0);
       ringBell(i32, dw);

@@ -14,7 +14,7 @@
  * - {@link receiveAt} (`Fence.receive`): the receiver claims the record with one compare-exchange
  *   SENT → CLAIMED, and in that run records the reference in its own ledger (LGK_FENCE_REF) and the
  *   record in its slot's spare word (the block it is freeing); then frees it. The state word
- *   carries the record's generation, and the claim compares it with the token's (tokenGen, never
+ *   carries the record's generation, and the claim compares it with the token's (handleGen, never
  *   the block header's, which a new record may have moved on), so a claim through a stale token
  *   fails even where a new record took the block. With TRF_SIGNALING the claim also makes the receiver the thread responsible for
  *   signaling (src/fence/signaler.ts): the claim is made under the fence lock and writes the
@@ -31,7 +31,7 @@
  * record; the entry's generation then tells it is stale): ledgerCompact, or any ledger growth.
  */
 import type { Arena } from '../arena/arena.js';
-import { blockTypeAt } from '../arena/handles.js';
+import { blockTypeAt, handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errors, FenceError } from '../errors.js';
@@ -147,17 +147,6 @@ function transitOf(arena: Arena, token: unknown, where: string): number {
 }
 
 /**
- * The generation of the record a (resolved) token names: taken from the token, never re-read from
- * the block. Once resolved, the record can be claimed, freed and its block reused by a new share
- * at any moment (the sender's cache hands the block it freed last to its next share), so the
- * header may already carry the new record's generation; a compare-exchange against the new
- * record's SENT state would let a stale token claim it.
- */
-function tokenGen(token: number): number {
-  return Math.floor(token / A.HANDLE_OFFSET_SCALE);
-}
-
-/**
  * Claims the reference behind `token` for the calling thread, recorded in its ledger in the
  * claim's run (and, with TRF_SIGNALING, the fence's signaling responsibility), and frees the
  * transit record. Returns the fence's payload word index; the reference is put with putTracked.
@@ -167,7 +156,11 @@ function tokenGen(token: number): number {
 export function receiveAt(arena: Arena, token: unknown): number {
   const i32 = arena.i32;
   const tw = transitOf(arena, token, 'Fence.receive');
-  const sent = (tokenGen(token as number) << 2) | TRS_SENT;
+  // The record's generation from the token (handleGen), never re-read from the block: once
+  // resolved, the record can be claimed, freed and its block reused by a new share (the sender's
+  // cache hands the block it freed last to its next share), and a compare-exchange against that
+  // record's SENT state would let a stale token claim it.
+  const sent = (handleGen(token as number) << 2) | TRS_SENT;
   if (Atomics.load(i32, tw + TR_STATE) !== sent) throw stale('Fence.receive', token);
   const fw = i32[tw + TR_FENCE];
   const fgen = i32[tw + TR_FENCE_GEN];
@@ -267,7 +260,7 @@ export function withdrawAt(arena: Arena, token: unknown): boolean {
     if (e instanceof FenceError && e.code === 'EBADF') return false;
     throw e;
   }
-  const tgen = tokenGen(token as number);
+  const tgen = handleGen(token as number); // from the token, as in receiveAt
   const e = ledgerFind(arena, L.LGK_TRANSIT, tw, tgen);
   if (e < 0) throw Errors.notOwner(`transit token ${token}`, i32[tw + TR_SENDER] - 1, arena.slot);
   const sent = (tgen << 2) | TRS_SENT;
