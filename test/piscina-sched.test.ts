@@ -12,9 +12,7 @@ import {
 } from '../src/index.js';
 import { expectClean, fixture, rejects } from './support/core.js';
 
-/** Word layout of the tally the tasks write (see test/fixtures/piscina-graph.ts). */
-const SEQ = 0;
-const RUNS = 1;
+import { RUNS } from './fixtures/piscina-graph-cells.js';
 const WAIT_MS = 60_000;
 
 interface Tally {

@@ -137,7 +137,7 @@ export const {
     RELEASE_DEPTH: 1, // release records in use (may exceed RELEASE_CAP: deeper ones are not recorded)
     RELEASE: RELEASE_CAP * REC_WORDS,
     LEDGER: 1, // payload word index of the slot's reference ledger block (0 none)
-    LEDGER_SPARE: 1, // a ledger block being installed (grown into) or retired: payload word…
+    LEDGER_SPARE: 1, // a block in flight — a ledger block installed (grown into) or retired, a block being freed (freeInFlight): payload word…
     LEDGER_SPARE_GEN: 1, // …and generation, so a thread killed mid-move leaves its reaper the block to free
     SIGNAL_DEPTH: 1, // signal records in use (may exceed SIGNAL_CAP: deeper ones are not recorded)
     SIGNAL: SIGNAL_CAP * SIG_WORDS,

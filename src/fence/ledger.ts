@@ -129,10 +129,10 @@ export function ledgerFind(arena: Arena, kind: number, value: number, gen: numbe
 }
 
 /**
- * Makes room for one more entry in the calling thread's ledger (allocating or growing it) and
- * returns its payload word index. Throws ENOMEM.
+ * Makes room for `room` more entries (1 to 3) in the calling thread's ledger (allocating or growing
+ * it) and returns its payload word index. Throws ENOMEM.
  */
-export function ledgerReserve(arena: Arena): number {
+export function ledgerReserve(arena: Arena, room = 1): number {
   const i32 = arena.i32;
   const sw = arena.slotBase + T_LEDGER;
   let lw = i32[sw];
@@ -145,9 +145,9 @@ export function ledgerReserve(arena: Arena): number {
     i32[lw + LG_CAP] = capacityOf(arena, lw);
   }
   // One unsigned compare: a corrupted (negative) count takes this path too, where it is checked.
-  if (i32[lw + LG_COUNT] >>> 0 >= i32[lw + LG_CAP]) {
+  if (i32[lw + LG_COUNT] >>> 0 > i32[lw + LG_CAP] - room) {
     const left = compact(arena, lw);
-    if (left > i32[lw + LG_CAP] >>> 1) lw = grow(arena, lw, left);
+    if (left > i32[lw + LG_CAP] >>> 1 || left > i32[lw + LG_CAP] - room) lw = grow(arena, lw, left);
   }
   return lw;
 }
@@ -179,7 +179,7 @@ function capacityOf(arena: Arena, lw: number): number {
 function grow(arena: Arena, lw: number, n: number): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  const cap = i32[lw + LG_CAP] * 2;
+  const cap = Math.max(FIRST_CAP, i32[lw + LG_CAP] * 2);
   const nw = arena.allocBlock((BLOCK_HEADER_WORDS + LG_ENTRIES + cap * LG_STRIDE) * 4, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
   i32[sb + T_LEDGER_SPARE_GEN] = i32[nw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   i32[sb + T_LEDGER_SPARE] = nw;
@@ -256,14 +256,27 @@ export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence
   return true;
 }
 
-/** Frees the calling thread's emptied ledger block (via the spare word, see grow). */
-function freeLedger(arena: Arena, lw: number): void {
+/** Frees the calling thread's emptied ledger block (see freeInFlight). */
+function freeLedger(arena: Arena): void {
+  freeInFlight(arena, arena.slotBase + T_LEDGER);
+}
+
+/**
+ * Frees the block whose payload word `i32[at]` names (nothing when 0) and clears `at`, kill-safe:
+ * the block moves from `at` to the slot's spare word in one run, and leaves it once freed, so a
+ * thread terminated at any point leaves it in `at` (its site frees it again) or in the spare (the
+ * reaper frees it if the free had not committed), never nowhere and never freed twice.
+ * Threads: the site's owner (a reaper finishing a dead thread's site too).
+ */
+export function freeInFlight(arena: Arena, at: number): void {
   const i32 = arena.i32;
   const sb = arena.slotBase;
-  i32[sb + T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-  i32[sb + T_LEDGER_SPARE] = lw;
-  i32[sb + T_LEDGER] = 0;
-  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
+  const w = i32[at];
+  if (w === 0) return;
+  i32[sb + T_LEDGER_SPARE_GEN] = i32[w - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  i32[sb + T_LEDGER_SPARE] = w;
+  i32[at] = 0;
+  arena.freeBlock(w - BLOCK_HEADER_WORDS);
   i32[sb + T_LEDGER_SPARE] = 0;
 }
 
@@ -277,7 +290,7 @@ export function ledgerCompact(arena: Arena): number {
   const lw = arena.i32[arena.slotBase + T_LEDGER];
   if (lw === 0) return 0;
   const n = compact(arena, lw);
-  if (n === 0) freeLedger(arena, lw);
+  if (n === 0) freeLedger(arena);
   return n;
 }
 

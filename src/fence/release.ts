@@ -62,6 +62,27 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
   }
 }
 
+/**
+ * {@link putFence} of a reference a site records at word `at` in shared memory (`i32[at]` names the
+ * fence): the word is cleared in the drop's run (see src/fence/drop.ts), so a thread terminated at
+ * any point leaves the reference recorded there or dropped with its record cleared, and a reaper
+ * that runs the site again puts it once. Same errors as putFence (`at` unchanged).
+ */
+export function putFenceAt(arena: Arena, fw: number, at: number): void {
+  const i32 = arena.i32;
+  const flags = i32[fw + F_FLAGS];
+  if (flags & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
+  if (holdsLockWord(arena, fw, flags)) return void putUnderLock(i32, fw, at);
+  const d = pushRelease(arena, fw);
+  const old = dropRef(arena, fw, d, at, 0);
+  if (old === 1) releaseFence(arena, fw, undefined, d, flags);
+  else if (old < 1) {
+    Atomics.add(i32, fw + F_REFCOUNT, 1);
+    i32[at] = fw;
+    throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
+  }
+}
+
 /** True when the calling thread holds the lock word fence `fw` takes (its own or a borrowed one). */
 export function holdsFenceLock(arena: Arena, fw: number): boolean {
   return holdsLockWord(arena, fw, arena.i32[fw + F_FLAGS]);

@@ -71,15 +71,18 @@ export function encode(v: unknown, what: string): Encoded {
 }
 
 /**
- * Stores an encoded value in a new block and returns its payload word index (0 for none).
+ * Stores an encoded value in a new block and returns its payload word index (0 for none). With
+ * `at` (≠ 0) the word is also written to `i32[at]` in the allocation's run, before the bytes: a
+ * thread terminated while it copies them leaves the block recorded there, not leaked.
  * Threads: any attached thread. Throws ENOMEM (nothing allocated).
  */
-export function store(arena: Arena, e: Encoded): number {
+export function store(arena: Arena, e: Encoded, at = 0): number {
   if (e.kind === CODEC_NONE) return 0;
   const hw = arena.allocBlock(e.length + A.BLOCK_HEADER_BYTES, A.BlockType.INTERNAL);
-  const at = (hw + A.BLOCK_HEADER_WORDS) * 4;
-  if (e.json !== null) Buffer.from(arena.buffer, at, e.length).write(e.json, 'utf8');
-  else new Uint8Array(arena.buffer, at, e.length).set(e.bytes!);
+  if (at !== 0) arena.i32[at] = hw + A.BLOCK_HEADER_WORDS;
+  const byte = (hw + A.BLOCK_HEADER_WORDS) * 4;
+  if (e.json !== null) Buffer.from(arena.buffer, byte, e.length).write(e.json, 'utf8');
+  else new Uint8Array(arena.buffer, byte, e.length).set(e.bytes!);
   return hw + A.BLOCK_HEADER_WORDS;
 }
 

@@ -16,12 +16,16 @@ import { Errno, Errors } from '../errors.js';
 import { fenceLock, fenceUnlock, isSignaledFlag } from '../fence/core.js';
 import { adoptSignalingAt } from '../fence/signaler.js';
 import { type Fence, fenceView, putFence } from '../fence/fence.js';
-import { drop, load, store, type Encoded } from './codec.js';
-import { defineLedgerKind, ledgerAdd, ledgerRemove, ledgerReserve } from '../fence/ledger.js';
+import { load, store, type Encoded } from './codec.js';
+import { defineLedgerKind, freeInFlight, ledgerRemove } from '../fence/ledger.js';
+import { ledgerExchangeRecord } from '../fence/ledgerexchange.js';
+import { dropRef, pushRelease } from '../fence/drop.js';
+import { putFenceAt, releaseFenceAt } from '../fence/release.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
 import { LGK_FENCE_REF } from '../fence/layout.js';
 import { LGK_JOB } from './layout.js';
 import { putTracked } from './ledger.js';
-import { schedPut } from './queue.js';
+import { requeue, schedPut } from './queue.js';
 
 const { BLOCK_HEADER_WORDS } = A;
 const { J_STATE, J_DEP_ERROR, J_SCHED, J_ABORT, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_RUNNING, JS_DONE, JS_CANCELED } = L;
@@ -92,13 +96,12 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
   if (result !== null && i32[jw + L.J_RESULT] === 0) {
     let rw = 0;
     try {
-      rw = store(arena, result);
+      rw = store(arena, result, jw + L.J_RESULT); // recorded in the allocation's run
     } catch {
       if (status > 0) status = Errno.ENOMEM; // the result did not fit: the job failed after all
     }
     i32[jw + L.J_RESULT_LEN] = rw === 0 ? 0 : result.length;
     i32[jw + L.J_RESULT_KIND] = rw === 0 ? 0 : result.kind;
-    i32[jw + L.J_RESULT] = rw;
   }
   if (Atomics.compareExchange(i32, jw + J_ABORT, L.AB_NONE, L.AB_OVER) === L.AB_ABORTED) Atomics.store(i32, jw + J_ABORT, L.AB_OVER);
   // Only the running task's own ctx.signal waits on the word (a notify costs a global lock).
@@ -118,22 +121,20 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
         i32[e + L.DEP_NODE] = 0;
         if (removed) putFence(arena, jw); // the callback's reference: it will never run
       }
-      i32[e + L.DEP_FW] = 0;
-      putFence(arena, dfw);
+      putFenceAt(arena, dfw, e + L.DEP_FW);
     } catch (err) {
       if (!failed) error = err;
       failed = true;
     }
   }
-  i32[jw + J_DEPS] = 0;
+  // Each block and reference goes with its record cleared in the same run (freeInFlight,
+  // putFenceAt, schedPut's `at`): a reaper running these steps again for a thread terminated
+  // among them neither leaks nor drops anything twice.
   i32[jw + J_NDEPS] = 0;
-  if (depsW) arena.freeBlock(depsW - BLOCK_HEADER_WORDS);
-  const input = i32[jw + L.J_INPUT];
-  i32[jw + L.J_INPUT] = 0;
-  drop(arena, input);
+  freeInFlight(arena, jw + J_DEPS);
+  freeInFlight(arena, jw + L.J_INPUT);
   const sw = i32[jw + J_SCHED];
-  i32[jw + J_SCHED] = 0;
-  if (sw !== 0) schedPut(arena, sw);
+  if (sw !== 0) schedPut(arena, sw, jw + J_SCHED);
   if (Atomics.load(i32, jw + J_STATE) === JS_RUNNING) Atomics.store(i32, jw + J_STATE, JS_DONE);
   try {
     // The result is written before the signal: a thread that sees the fence signaled sees it.
@@ -210,46 +211,59 @@ export function jobDeps(arena: Arena, jw: number): number[] {
 /* ───────────── pull loops run jobs ───────────── */
 
 /**
- * QUEUED → RUNNING for a job a pull loop took; records it in the thread's ledger (a reaper finishes
- * it with -ENODEV if the thread dies) and puts the queue's reference. Finish it with {@link finishRun}. Returns false when the job
- * was cancelled while queued (nothing to run), or when no ledger room could be had (it is then
- * finished with -ENOMEM).
+ * QUEUED → RUNNING for the job the calling pull loop just took (queue.ts takeOrPark, which left it
+ * in the thread slot's T_PULL_TAKEN with the queue's reference). In the transition's run the thread
+ * records in its ledger the scheduler's reference and the queue's (both its own to put now) and the
+ * job (newest: a reaper finishes the job before it puts the references), and clears the taken-job
+ * word; then the queue's reference is put. Finish the job with {@link finishRun}. Returns false when
+ * the job was cancelled while queued (nothing to run), or when the ledger had no room (the job is
+ * then finished with -ENOMEM). A thread terminated anywhere in here leaves the DISPATCH reaper below
+ * the job to put back in the queue, to finish, or its references to put.
  */
 export function startJob(arena: Arena, jw: number): boolean {
-  const i32 = arena.i32;
+  const kinds = LGK_FENCE_REF | (LGK_FENCE_REF << 6) | (LGK_JOB << 12);
+  let started: boolean;
   try {
-    ledgerReserve(arena); // room first: after the transition the record is plain writes
+    started = ledgerExchangeRecord(arena, jw + J_STATE, JS_QUEUED, JS_RUNNING, jw, kinds, arena.slotBase + L.T_PULL_TAKEN_REFS, 0);
   } catch {
-    // No memory for the record: the job cannot be run safely; it ends with the error instead.
-    cancelJob(arena, jw, Errno.ENOMEM);
-    putFence(arena, jw);
+    return startUnrecorded(arena, jw);
+  }
+  if (!started) {
+    putTaken(arena, jw); // cancelled while queued: the queue's reference
     return false;
   }
-  const ok = Atomics.compareExchange(i32, jw + J_STATE, JS_QUEUED, JS_RUNNING) === JS_QUEUED;
-  if (ok) {
-    // The scheduler's reference is now this thread's to put (FENCE_REF), and the job is its to
-    // finish (JOB, newer: a reaper finishes the job before it puts the reference).
-    ledgerAdd(arena, LGK_FENCE_REF, jw);
-    try {
-      ledgerAdd(arena, LGK_JOB, jw);
-    } catch {
-      finishRunUnrecorded(arena, jw);
-      putFence(arena, jw);
-      return false;
-    }
-    // The hand-over of the signaling (after the records: a call here would split their run): the
-    // job's fence is this worker's to signal from now on, so the pool's thread dying does not
-    // orphan a running job; if this worker dies, its LGK_JOB record ends the job with -ENODEV.
-    adoptSignalingAt(arena, jw);
-  }
-  putFence(arena, jw); // the queue's (the scheduler's keeps a running job alive)
-  return ok;
+  // The hand-over of the signaling: the job's fence is this worker's to signal from now on, so the
+  // pool's thread dying does not orphan a running job; if this worker dies, its LGK_JOB record ends
+  // the job with -ENODEV.
+  adoptSignalingAt(arena, jw);
+  putTracked(fenceView(arena, jw)); // the queue's (the scheduler's keeps a running job alive)
+  return true;
 }
 
-/** A started job whose ledger record could not be written: it ends with -ENOMEM, not run. */
-function finishRunUnrecorded(arena: Arena, jw: number): void {
-  finishSteps(arena, jw, Errno.ENOMEM, null, false, false);
-  putTracked(fenceView(arena, jw));
+/**
+ * A taken job with no ledger room for its records: it cannot be run safely, and ends with -ENOMEM
+ * instead. The thread holds both references outside the ledger meanwhile (T_PULL_TAKEN_REFS 2, set
+ * in the transition's run: the reaper then finishes the job and puts them), one fewer after each put.
+ */
+function startUnrecorded(arena: Arena, jw: number): false {
+  const i32 = arena.i32;
+  if (Atomics.compareExchange(i32, jw + J_STATE, JS_QUEUED, JS_RUNNING) === JS_QUEUED) {
+    i32[arena.slotBase + L.T_PULL_TAKEN_REFS] = 2;
+    finishSteps(arena, jw, Errno.ENOMEM, null, false, false);
+    putTaken(arena, jw);
+  }
+  putTaken(arena, jw);
+  return false;
+}
+
+/**
+ * Puts one of the references the calling thread holds on its taken job outside the ledger, counting
+ * it off T_PULL_TAKEN_REFS in the drop's run (see src/fence/drop.ts): the reaper never puts it twice.
+ */
+function putTaken(arena: Arena, jw: number): void {
+  const at = arena.slotBase + L.T_PULL_TAKEN_REFS;
+  const d = pushRelease(arena, jw);
+  if (dropRef(arena, jw, d, at, arena.i32[at] - 1) === 1) releaseFenceAt(arena, jw, d);
 }
 
 /** The error a dependency left on job `jw` (0 none): it is then finished with it, not run. */
@@ -263,6 +277,31 @@ export function isAborted(arena: Arena, jw: number): boolean {
 }
 
 /* ───────────── dead workers ───────────── */
+
+/**
+ * Reap hook: the job a dead thread's pull loop had taken and not recorded (see startJob). Not
+ * started yet, it goes back to the head of its queue — it never ran — or, the pool destroyed, is
+ * cancelled. Started without records (the -ENOMEM path), it is finished with -ENODEV like a job
+ * whose worker died running it. Then the references the thread still held on it are put.
+ */
+onReap(ReapStage.DISPATCH, (arena, slot) => {
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const jw = i32[b + L.T_PULL_TAKEN];
+  const refs = i32[b + L.T_PULL_TAKEN_REFS];
+  if (jw === 0 || slot === arena.slot) return;
+  i32[b + L.T_PULL_TAKEN] = 0;
+  i32[b + L.T_PULL_TAKEN_REFS] = 0;
+  if (refs <= 0 || refs > 2 || !arena.isLive(jw - BLOCK_HEADER_WORDS, i32[b + L.T_PULL_TAKEN_GEN])) return;
+  if (refs === 1 && Atomics.load(i32, jw + J_STATE) === JS_QUEUED) {
+    const sw = i32[jw + J_SCHED];
+    if (sw !== 0 && !requeue(arena, sw, jw)) return; // the queue's reference goes back with it
+    cancelJob(arena, jw, Errno.ECANCELED); // the pool is destroyed: as its drainQueue would
+  }
+  if (refs === 2) finishSteps(arena, jw, Errno.ENODEV, null, true, false);
+  putFence(arena, jw);
+  if (refs === 2) putFence(arena, jw);
+});
 
 defineLedgerKind(LGK_JOB, (arena, jw, gen) => {
   // The dead thread was running or finishing it: the rest of the steps run here, and a fence not

@@ -36,6 +36,7 @@ import { defineSharedCallback } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, fenceGet } from '../fence/core.js';
 import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
+import { freeInFlight } from '../fence/ledger.js';
 import { drop, store, type Encoded } from './codec.js';
 import { cancelJob, finishJob } from './finish.js';
 import { push, schedGet, takeQueued } from './queue.js';
@@ -200,18 +201,11 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
 
 /** ops.release of a job fence: the blocks it still owns. */
 function releaseJobBlocks(arena: Arena, jw: number): void {
-  const i32 = arena.i32;
-  for (const f of [L.J_INPUT, L.J_RESULT]) {
-    const w = i32[jw + f];
-    i32[jw + f] = 0;
-    drop(arena, w);
-  }
-  const depsW = i32[jw + J_DEPS];
-  if (depsW !== 0) {
-    // Only a job that was never finished still has these (its creator died mid-submit).
-    i32[jw + J_DEPS] = 0;
-    arena.freeBlock(depsW - BLOCK_HEADER_WORDS);
-  }
+  // Each freed with its word cleared in one run (a release cut off here is finished by a reaper).
+  freeInFlight(arena, jw + L.J_INPUT);
+  freeInFlight(arena, jw + L.J_RESULT);
+  // Only a job that was never finished still has a dependency list (its creator died mid-submit).
+  freeInFlight(arena, jw + J_DEPS);
 }
 
 /** Throws EINVAL unless `f` belongs to `arena`. */

@@ -14,7 +14,8 @@ export const LGK_JOB = 4;
 /* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
 export const {
   DISPATCHING: T_DISPATCHING, PULL_SCHED: T_PULL_SCHED, PULL_GEN: T_PULL_GEN, PULL_LOOPS: T_PULL_LOOPS, PULL_LOOKING: T_PULL_LOOKING,
-  PULL_SLEEPING: T_PULL_SLEEPING, END: T_RUNTIME_END,
+  PULL_SLEEPING: T_PULL_SLEEPING, PULL_TAKEN: T_PULL_TAKEN, PULL_TAKEN_GEN: T_PULL_TAKEN_GEN, PULL_TAKEN_REFS: T_PULL_TAKEN_REFS,
+  END: T_RUNTIME_END,
 } = defineStruct(
   'runtime thread slot',
   {
@@ -24,6 +25,9 @@ export const {
     PULL_LOOPS: 1, // pull loops this thread runs for it (counted in the scheduler's PULLERS)
     PULL_LOOKING: 1, // of those, the ones between jobs (counted in the scheduler's LOOKING)
     PULL_SLEEPING: 1, // of those, the ones asleep on WORK (counted in the scheduler's SLEEPING)
+    PULL_TAKEN: 1, // payload word of the job a pull loop took off the queue and has not recorded yet…
+    PULL_TAKEN_GEN: 1, // …its block generation…
+    PULL_TAKEN_REFS: 1, // …and the references on it the thread holds outside its ledger (0: nothing to reap)
   },
   { base: T_SYNC_END, limit: T_LAYERS_END },
 );

@@ -14,6 +14,7 @@ import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
+import * as F from '../fence/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { fenceGet } from '../fence/core.js';
 import { Errors } from '../errors.js';
@@ -54,11 +55,24 @@ export function schedGet(arena: Arena, sw: number): void {
   Atomics.add(arena.i32, sw + S_REFS, 1);
 }
 
-/** Drops one scheduler reference; the last frees the block. Threads: any attached thread. */
-export function schedPut(arena: Arena, sw: number): void {
-  if (Atomics.sub(arena.i32, sw + S_REFS, 1) !== 1) return;
+/**
+ * Drops one scheduler reference; the last frees the block. `at` (≠ 0): the word that records the
+ * reference (a job's J_SCHED), cleared in the drop's run; the last reference's block moves to the
+ * slot's spare word in that run too (see fence/ledger.ts freeInFlight), so a thread terminated at
+ * any point drops the reference once and leaks no block. Threads: any attached thread.
+ */
+export function schedPut(arena: Arena, sw: number, at = 0): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const gen = i32[sw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  const last = Atomics.sub(i32, sw + S_REFS, 1) === 1;
+  if (at !== 0) i32[at] = 0;
+  if (!last) return;
+  i32[sb + F.T_LEDGER_SPARE_GEN] = gen;
+  i32[sb + F.T_LEDGER_SPARE] = sw;
   owners.get(arena)?.delete(sw);
   arena.freeBlock(sw - BLOCK_HEADER_WORDS);
+  i32[sb + F.T_LEDGER_SPARE] = 0;
 }
 
 /**
@@ -113,6 +127,36 @@ export function push(arena: Arena, sw: number, jw: number): boolean {
   if (tail) i32[tail + J_NEXT] = jw;
   else i32[sw + S_HEAD] = jw;
   i32[sw + S_TAIL] = jw;
+  return linked(arena, sw, false);
+}
+
+/**
+ * Puts back at the head of the ready queue a job a dead thread's pull loop had taken and not started,
+ * with the reference the caller hands over (the queue's, which the dead loop held), and asks for a
+ * loop as {@link push} does. Threads: a reaper. Returns true — the job not linked, the reference
+ * still the caller's — when the scheduler is destroyed: the caller cancels the job.
+ */
+export function requeue(arena: Arena, sw: number, jw: number): boolean {
+  const i32 = arena.i32;
+  lockSched(arena, sw);
+  if (i32[sw + S_FLAGS] & L.SF_DESTROYED) {
+    unlockSched(arena, sw);
+    return true;
+  }
+  const head = i32[sw + S_HEAD];
+  i32[jw + J_NEXT] = head;
+  i32[sw + S_HEAD] = jw;
+  if (head === 0) i32[sw + S_TAIL] = jw;
+  return linked(arena, sw, true);
+}
+
+/**
+ * The end of {@link push} and {@link requeue}, the job linked (lock held; released here): counts it,
+ * wakes a sleeping loop and asks for another one when no loop would take it. `deferPump`: the
+ * owner's pump runs from a microtask (a reaper must not start workers from inside the reap).
+ */
+function linked(arena: Arena, sw: number, deferPump: boolean): boolean {
+  const i32 = arena.i32;
   const queued = i32[sw + S_QUEUED] + 1;
   i32[sw + S_QUEUED] = queued;
   const destroyed = (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
@@ -129,7 +173,8 @@ export function push(arena: Arena, sw: number, jw: number): boolean {
   if (destroyed) return true;
   if (!short) return false;
   const owner = owners.get(arena)?.get(sw);
-  if (owner) owner.pump();
+  if (owner && deferPump) queueMicrotask(() => owner.pump());
+  else if (owner) owner.pump();
   else {
     Atomics.add(i32, sw + S_BELL, 1);
     Atomics.notify(i32, sw + S_BELL);
@@ -219,6 +264,11 @@ export function takeOrPark(arena: Arena, sw: number, lingerUs: number, park: Par
     }
     const jw = unlinkFirst(arena, sw);
     if (jw !== 0) {
+      // Recorded in the unlink's run (no call since its last write): a thread terminated from here
+      // to the job's ledger record (finish.ts startJob) leaves it to the DISPATCH reaper, not lost.
+      i32[sb + L.T_PULL_TAKEN_GEN] = i32[jw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+      i32[sb + L.T_PULL_TAKEN_REFS] = 1; // the queue's
+      i32[sb + L.T_PULL_TAKEN] = jw;
       i32[sw + S_LOOKING]--;
       i32[sb + L.T_PULL_LOOKING]--;
       unlockSched(arena, sw);
