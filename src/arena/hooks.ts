@@ -34,8 +34,9 @@ export const ReapStage = {
   /**
    * sw_sync work the dead thread had in flight: the points its `inc` or `close` reached are
    * signaled, a close is finished, the point references it held for signaling are dropped (after
-   * SIGNALS: they keep the points alive while their lists are delivered), and the timeline half of
-   * a point release it was inside of is done (before RELEASES frees that point's block).
+   * SIGNALS: they keep the points alive while their lists are delivered), the point it was
+   * creating is freed or put, and the timeline half of a point release it was inside of is done
+   * (before RELEASES frees that point's block).
    */
   TIMELINES: 27,
   /** Fence releases the dead thread had begun are finished. */

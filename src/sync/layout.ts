@@ -98,13 +98,15 @@ export const SWS_LAST = 1 << 25;
 /** Record bit: the open-state reference was put (the close is complete). */
 export const SWS_PUT = 1 << 26;
 
-export const { SW_DEPTH: T_SW_DEPTH, SW: T_SW, SW_FREE: T_SW_FREE, SW_FREE_GEN: T_SW_FREE_GEN, END: T_SYNC_END } = defineStruct(
+export const { SW_DEPTH: T_SW_DEPTH, SW: T_SW, SW_FREE: T_SW_FREE, SW_FREE_GEN: T_SW_FREE_GEN, SW_NEW: T_SW_NEW, SW_NEW_GEN: T_SW_NEW_GEN, END: T_SYNC_END } = defineStruct(
   'sync thread slot',
   {
     SW_DEPTH: 1, // timeline records in use (may exceed SW_CAP: deeper ones are not recorded)
     SW: SW_CAP * SWR_WORDS,
     SW_FREE: 1, // a timeline block whose last struct reference this thread dropped, being freed: payload word…
     SW_FREE_GEN: 1, // …and generation (the reaper frees it if still live at it)
+    SW_NEW: 1, // the point createFence holds the creator's reference on (allocated or reused), 0 none: payload word…
+    SW_NEW_GEN: 1, // …and generation (the reaper puts it, or frees it while not initialised, if still live at it)
   },
   { base: T_FENCE_END, limit: T_LAYERS_END },
 );

@@ -11,14 +11,16 @@ import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
-import { fenceAlloc, markSignaledLocked, nowNs } from '../fence/core.js';
+import { fenceInit, markSignaledLocked, nowNs } from '../fence/core.js';
+import { dropRef, pushRelease } from '../fence/drop.js';
 import type { Fence } from '../fence/fence.js';
+import { releaseFenceAt } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { readName } from './names.js';
 
-const { TL_LOCK, TL_KREF, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE, T_SW_FREE, T_SW_FREE_GEN } = L;
+const { TL_LOCK, TL_KREF, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_NAME, PT_TIMELINE, PT_PREV, PT_NEXT, PT_LINKED, PT_DEADLINE, PT_HAS_DEADLINE, T_SW_FREE, T_SW_FREE_GEN, T_SW_NEW, T_SW_NEW_GEN } = L;
 const { F_SEQNO_LO, F_REFCOUNT, F_FLAGS } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
@@ -29,13 +31,39 @@ export function reached(seqno: number, value: number): boolean {
   return ((seqno - value) | 0) <= 0;
 }
 
-/** Takes a reference unless the point already lost its last one (kernel dma_fence_get_rcu). */
-function tryGet(i32: Int32Array, fw: number): boolean {
+/**
+ * Takes a reference on point `fw` unless it already lost its last one (kernel dma_fence_get_rcu),
+ * and names it in a record of the caller — `i32[at] = fw`, `i32[genAt]` its generation (`at` 0:
+ * none) — in the run of the compare-exchange (plain writes after it), so a thread terminated
+ * anywhere holds no unrecorded reference. Returns whether it took one.
+ */
+export function tryGetRecorded(i32: Int32Array, fw: number, at: number, genAt: number): boolean {
   for (;;) {
     const old = Atomics.load(i32, fw + F_REFCOUNT);
     if (old <= 0) return false;
-    if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1) === old) return true;
+    if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old + 1) === old) {
+      if (at !== 0) {
+        i32[genAt] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+        i32[at] = fw;
+      }
+      return true;
+    }
   }
+}
+
+/**
+ * Drops a reference on point `fw` that record word `at` (0: none) names, clearing the word in the
+ * drop's run (the kill-safe drop of src/fence/drop.ts); the last one releases the point. The
+ * caller does not hold the timeline lock (the release takes it).
+ */
+export function putRecorded(arena: Arena, fw: number, at: number): void {
+  const d = pushRelease(arena, fw);
+  if (dropRef(arena, fw, d, at, 0) === 1) releaseFenceAt(arena, fw, d);
+}
+
+/** Drops the creator's reference that {@link pointAtLocked} recorded in the calling thread's slot. */
+export function putCreatedPoint(arena: Arena, fw: number): void {
+  putRecorded(arena, fw, arena.slotBase + T_SW_NEW);
 }
 
 export function lockTimeline(arena: Arena, tw: number): void {
@@ -152,49 +180,71 @@ export function point(arena: Arena, p: number, hops: number): number {
 }
 
 /**
- * The point of timeline `tw` at `value`, with a reference for the caller: an unsignaled one with
- * that value is reused, else a new one is linked into the sorted list (signaled at once when the
- * counter already reached it). Locking: the timeline lock held. Throws ENOMEM.
+ * The point of timeline `tw` at `value`, with a reference for the caller recorded in the calling
+ * thread's slot (T_SW_NEW, put with {@link putCreatedPoint}): an unsignaled one with that value is
+ * reused, else a new one is linked into the sorted list (signaled at once when the counter already
+ * reached it). Locking: the timeline lock held. Throws ENOMEM (nothing recorded).
+ *
+ * Kill-safe: the reference is recorded in the run that takes it (the reuse's compare-exchange, the
+ * new point's allocation), the new point's timeline reference is named in PT_TIMELINE in the run
+ * of its increment, and the link is plain writes ending with PT_LINKED. The reaper of a thread
+ * terminated anywhere frees a block not initialised yet, or puts the reference, whose release
+ * (releasePoint) unlinks the point and drops its timeline reference only if it had them.
  */
 export function pointAtLocked(arena: Arena, tw: number, value: number): number {
   const i32 = arena.i32;
+  const sb = arena.slotBase;
   const seq = value | 0;
-  let fw = 0;
   // The last point not later than `value`: the list is sorted, new points usually go last.
   let at = i32[tw + TL_TAIL];
   let hops = maxBlocks(arena);
   while (at !== 0 && ((seq - i32[point(arena, at, hops--) + F_SEQNO_LO]) | 0) < 0) at = i32[at + PT_PREV];
   // Same value: reuse it unless it is being released (then insert before it, as the kernel does).
   while (at !== 0 && i32[point(arena, at, hops--) + F_SEQNO_LO] === seq) {
-    if (tryGet(i32, at)) {
-      fw = at;
-      break;
-    }
+    if (tryGetRecorded(i32, at, sb + T_SW_NEW, sb + T_SW_NEW_GEN)) return at;
     at = i32[at + PT_PREV];
   }
-  if (fw === 0) {
-    fw = fenceAlloc(arena, PT_BLOCK, {
-      opsId: swSyncOps.id, context: i32[tw + TL_CONTEXT], seqno: value, seqno64: false,
-      lockIdx: tw + TL_LOCK, lenderHw: tw - BLOCK_HEADER_WORDS,
-    });
-    clearSignalerAt(i32, fw); // the timeline signals it (closed with its owner: see closeOrphanedTimelines)
-    i32[fw + PT_TIMELINE] = tw;
-    i32[fw + PT_PREV] = 0;
-    i32[fw + PT_NEXT] = 0;
-    i32[fw + PT_LINKED] = 0;
-    Atomics.add(i32, tw + TL_KREF, 1);
-    if (reached(seq, i32[tw + TL_VALUE])) {
-      markSignaledLocked(arena, fw, nowNs()); // a new point has no callbacks yet
-    } else {
-      const next = at === 0 ? i32[tw + TL_HEAD] : i32[at + PT_NEXT];
-      i32[fw + PT_PREV] = at;
-      i32[fw + PT_NEXT] = next;
-      if (at) i32[at + PT_NEXT] = fw;
-      else i32[tw + TL_HEAD] = fw;
-      if (next) i32[next + PT_PREV] = fw;
-      else i32[tw + TL_TAIL] = fw;
-      i32[fw + PT_LINKED] = 1;
-    }
+  const fw = allocPoint(arena);
+  fenceInit(arena, fw, {
+    opsId: swSyncOps.id, context: i32[tw + TL_CONTEXT], seqno: value, seqno64: false,
+    lockIdx: tw + TL_LOCK, lenderHw: tw - BLOCK_HEADER_WORDS,
+  });
+  clearSignalerAt(i32, fw); // the timeline signals it (closed with its owner: see closeOrphanedTimelines)
+  // The timeline reference and the word that says the point holds it: one run.
+  Atomics.add(i32, tw + TL_KREF, 1);
+  i32[fw + PT_TIMELINE] = tw;
+  if (reached(seq, i32[tw + TL_VALUE])) {
+    markSignaledLocked(arena, fw, nowNs()); // a new point has no callbacks yet
+    return fw;
   }
+  // The link: plain writes, no call, PT_LINKED last (a terminate() lands before all or after all).
+  const next = at === 0 ? i32[tw + TL_HEAD] : i32[at + PT_NEXT];
+  i32[fw + PT_PREV] = at;
+  i32[fw + PT_NEXT] = next;
+  if (at) i32[at + PT_NEXT] = fw;
+  else i32[tw + TL_HEAD] = fw;
+  if (next) i32[next + PT_PREV] = fw;
+  else i32[tw + TL_TAIL] = fw;
+  i32[fw + PT_LINKED] = 1;
+  return fw;
+}
+
+/**
+ * Allocates a point block, recorded in the calling thread's slot (T_SW_NEW) in the allocation's
+ * run: plain writes after allocBlock returns, no call. They also mark it not initialised (flags
+ * 0: the reaper frees it) and holding no timeline reference and no link (PT_TIMELINE, PT_LINKED
+ * 0: its release, once initialised, touches no timeline). Throws ENOMEM (nothing recorded).
+ */
+function allocPoint(arena: Arena): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const fw = arena.allocBlock(PT_BLOCK, A.BlockType.FENCE) + BLOCK_HEADER_WORDS;
+  i32[sb + T_SW_NEW_GEN] = i32[fw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+  i32[sb + T_SW_NEW] = fw;
+  i32[fw + F_FLAGS] = 0;
+  i32[fw + PT_TIMELINE] = 0;
+  i32[fw + PT_PREV] = 0;
+  i32[fw + PT_NEXT] = 0;
+  i32[fw + PT_LINKED] = 0;
   return fw;
 }

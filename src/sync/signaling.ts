@@ -20,13 +20,11 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errno, NO_ERROR, rethrowFirst } from '../errors.js';
 import { markSignaledLocked, nowNs } from '../fence/core.js';
-import { dropRef, pushRelease } from '../fence/drop.js';
-import { releaseFenceAt } from '../fence/release.js';
 import { runRecorded } from '../fence/signal.js';
-import { lockTimeline, point, reached, unlinkLocked, unlockTimeline } from './points.js';
+import { lockTimeline, point, putRecorded, reached, tryGetRecorded, unlinkLocked, unlockTimeline } from './points.js';
 
 const { TL_VALUE, TL_HEAD, TL_CLOSED, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, T_SW, T_SW_DEPTH } = L;
-const { F_SEQNO_LO, F_REFCOUNT, F_ERROR, F_FLAGS, F_CB_HEAD, FLAG_SIGNALED } = FL;
+const { F_SEQNO_LO, F_ERROR, F_FLAGS, F_CB_HEAD, FLAG_SIGNALED } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 /**
@@ -84,7 +82,7 @@ export function signalDue(arena: Arena, tw: number, rec: number): void {
         // Like the kernel, hold a reference while the callbacks run outside the lock: the last
         // holder may put the point as soon as it sees it signaled. A point whose last reference
         // is already gone (dropped with callbacks pending) gets its callbacks run anyway.
-        held = getRecorded(arena.i32, p, rec);
+        held = tryGetRecorded(arena.i32, p, rec === 0 ? 0 : rec + SWR_POINT, rec + SWR_PGEN);
         // Signaled before unlinked: a thread terminated between the two leaves it on the list,
         // where the reaper's walk finds it signaled and unlinks it.
         head = markSignaledLocked(arena, p, nowNs(), true, true);
@@ -95,7 +93,7 @@ export function signalDue(arena: Arena, tw: number, rec: number): void {
     }
     if (p === 0) break;
     if (head > 0) first = attempt(runRecorded, arena, head, 0, first);
-    if (held) putRecorded(arena, p, rec);
+    if (held) putRecorded(arena, p, rec === 0 ? 0 : rec + SWR_POINT);
   }
   rethrowFirst(first);
 }
@@ -121,31 +119,4 @@ function nextWithCallbacks(arena: Arena, tw: number, hops: { left: number }): nu
     markSignaledLocked(arena, h, ts, true, true);
     unlinkLocked(arena, tw, h);
   }
-}
-
-/**
- * points.ts's tryGet that names the reference in record `rec` (0: none) in the run of its
- * compare-exchange (plain writes after it), so a thread terminated anywhere holds no unrecorded one.
- */
-function getRecorded(i32: Int32Array, p: number, rec: number): boolean {
-  for (;;) {
-    const old = Atomics.load(i32, p + F_REFCOUNT);
-    if (old <= 0) return false;
-    if (Atomics.compareExchange(i32, p + F_REFCOUNT, old, old + 1) === old) {
-      if (rec !== 0) {
-        i32[rec + SWR_PGEN] = i32[p - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
-        i32[rec + SWR_POINT] = p;
-      }
-      return true;
-    }
-  }
-}
-
-/**
- * Drops the reference {@link getRecorded} took, clearing the record in the drop's run (the
- * kill-safe drop of src/fence/drop.ts); the last one releases the point.
- */
-function putRecorded(arena: Arena, p: number, rec: number): void {
-  const d = pushRelease(arena, p);
-  if (dropRef(arena, p, d, rec === 0 ? 0 : rec + SWR_POINT, 0) === 1) releaseFenceAt(arena, p, d);
 }

@@ -20,7 +20,7 @@ import { contextAlloc } from '../fence/core.js';
 import { putFence } from '../fence/release.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
-import { lockTimeline, point, pointAtLocked, swSyncOps, unlockTimeline } from './points.js';
+import { lockTimeline, point, pointAtLocked, putCreatedPoint, swSyncOps, unlockTimeline } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
 import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
@@ -141,6 +141,9 @@ export class SwTimeline {
    * an fd that is signaled at once. `name` names the sync file (the kernel ignores it).
    * Locking: takes the timeline lock. Threads: any attached thread; the fd belongs to it and the
    * caller closes it with SyncFile.close.
+   * Kill-safe: the point's reference held here is recorded in the slot from the run that takes it
+   * (pointAtLocked) to the run that drops it, the fd is its own record (fdtable.ts): the reaper of a
+   * thread terminated anywhere inside puts or frees the one and closes the other.
    * Throws EINVAL (value not a u32, name not a string), EBADF (closed timeline), EMFILE, ENOMEM.
    */
   createFence(value: number, name?: string): number {
@@ -161,7 +164,7 @@ export class SwTimeline {
     try {
       return syncFileInstall(arena, fw, name);
     } finally {
-      putFence(arena, fw);
+      putCreatedPoint(arena, fw);
     }
   }
 

@@ -2,8 +2,9 @@
  * Finishing the sw_sync work a dead thread had in flight, as a reap hook (stage TIMELINES, after
  * SIGNALS delivered the callback list of the point it was signaling, before RELEASES frees the
  * points it was releasing): a timeline block it was freeing, the timeline half of a point release
- * it was inside of, and its timeline records (src/sync/signaling.ts) — the points its `inc` or
- * `close` had not signaled yet, the close itself, the point reference it held for signaling.
+ * it was inside of, the point it was creating (createFence), and its timeline records
+ * (src/sync/signaling.ts) — the points its `inc` or `close` had not signaled yet, the close
+ * itself, the point reference it held for signaling.
  */
 import type { Arena } from '../arena/arena.js';
 import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
@@ -17,7 +18,7 @@ import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from
 import { closeLast } from './timelineclose.js';
 
 const { TL_FILE_REFS, TL_OWNER, TL_OWNER_SERIAL, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWS_CLOSE, SWS_LAST, SWS_PUT } = L;
-const { T_SW, T_SW_DEPTH, T_SW_FREE, T_SW_FREE_GEN } = L;
+const { T_SW, T_SW_DEPTH, T_SW_FREE, T_SW_FREE_GEN, T_SW_NEW, T_SW_NEW_GEN } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 /** Reap hook: everything sw_sync the dead thread of `slot` left half done (see the file comment). */
@@ -30,6 +31,7 @@ function finishDeadTimelineWork(arena: Arena, slot: number): void {
   if (tw !== 0 && arena.isLive(tw - BLOCK_HEADER_WORDS, i32[b + T_SW_FREE_GEN])) arena.freeBlock(tw - BLOCK_HEADER_WORDS);
   i32[b + T_SW_FREE] = 0;
   let first: unknown = NO_ERROR;
+  first = attempt(putCreated, arena, b, 0, first);
   // Point releases it was inside of (ops.release called: REL_IN_RELEASE): RELEASES frees the
   // block without calling it again, so its timeline half (unlink, timeline reference) is done here.
   const nr = Math.min(i32[b + FL.T_RELEASE_DEPTH], FL.RELEASE_CAP);
@@ -46,6 +48,21 @@ function finishDeadTimelineWork(arena: Arena, slot: number): void {
   rethrowFirst(first);
 }
 onReap(ReapStage.TIMELINES, finishDeadTimelineWork);
+
+/**
+ * The point a dead thread was creating or reusing inside createFence (slot word T_SW_NEW at
+ * `b`): freed while not initialised (flags 0 from its allocation's run), else its creator's
+ * reference put — whose release unlinks the point and drops its timeline reference if it had
+ * got that far (points.ts pointAtLocked). Its fd, if installed, is closed at stage FILES.
+ */
+function putCreated(arena: Arena, b: number): void {
+  const i32 = arena.i32;
+  const p = i32[b + T_SW_NEW];
+  i32[b + T_SW_NEW] = 0;
+  if (p === 0 || !arena.isLive(p - BLOCK_HEADER_WORDS, i32[b + T_SW_NEW_GEN])) return;
+  if (i32[p + FL.F_FLAGS] & FL.FLAG_INITIALIZED) putFence(arena, p);
+  else arena.freeBlock(p - BLOCK_HEADER_WORDS);
+}
 
 /**
  * Finishes timeline record `r` of dead slot `slot`: a close whose reference drop is pending drops
@@ -94,5 +111,6 @@ onCheck((arena) => {
   const b = arena.slotBase;
   if (i32[b + T_SW_DEPTH] !== 0) problems.push(`thread ${arena.slot} has ${i32[b + T_SW_DEPTH]} sw_sync timeline records in flight`);
   if (i32[b + T_SW_FREE] !== 0) problems.push(`thread ${arena.slot} is freeing timeline @${i32[b + T_SW_FREE] * 4}`);
+  if (i32[b + T_SW_NEW] !== 0) problems.push(`thread ${arena.slot} holds a creator's reference on point @${i32[b + T_SW_NEW] * 4}`);
   return { problems };
 });
