@@ -18,16 +18,21 @@
  *     Goal: the best fence wait (`wait()`) ≥ 1.5× faster than pool.run at p50, in both schedules.
  *     Two schedules: back to back (the next task is submitted as soon as the last one is seen
  *     done: a worker's pull loop is still lingering on the queue and takes it from shared memory),
- *     and after an idle gap longer than the linger (the pool is idle: the fence path, too, must
- *     start a pull loop with a piscina message — its floor is that message and the worker's
- *     wake-up).
+ *     and after an idle gap longer than the linger (the pool's defaults: lingerUs 50 µs, idleMs
+ *     250 ms). In that gap the pull loops are asleep on the scheduler's WORK word (Atomics.waitAsync
+ *     in the workers): a submission wakes one with a futex notify, no piscina message. Only the
+ *     first task of each round starts a loop with a message: settle() waits for the loops to end
+ *     (idleMs), so every round starts from a pool left idle, as a user's would be.
  *
  * Where (b) can and cannot win: with the pool idle, handing a task to a sleeping worker is a
  * cross-thread wake-up (≈13 µs, ≈120 µs if the core idled) on both paths — piscina's message and the
  * scheduler's WORK notify alike — so that is the floor of both. The fence path saves only the way
  * back (a message and the main thread's wake-up); a main thread that sleeps on the fence pays a
  * wake-up there too, and only a spinning main thread (with a free core) or a pull loop still
- * spinning on the queue (back to back, within lingerUs) takes a wake-up out of the path.
+ * spinning on the queue (back to back, within lingerUs) takes a wake-up out of the path. Without a
+ * free core (a loaded machine) the woken worker runs on the submitting thread's core: the main
+ * thread's notify returns only once the worker has run the task, lingered and parked, so a
+ * loaded run measures the linger, not the paths (seen: wait() at 0.4–0.8× of pool.run).
  *
  * Run: `node dist/bench/piscina.bench.js [--rounds N] [--tasks N] [--linger µs]` plus the options
  * every suite takes (bench/util.ts); --quick: 2 rounds, 120 tasks per variant and schedule, one
