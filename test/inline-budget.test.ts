@@ -16,7 +16,8 @@ import { fixture } from './support/core.js';
 const HOT: Record<string, string> = {
   markSignaledLocked: 'signal: flag, timestamp and list detach under the lock',
   signalFenceInline: 'signal with the inline lock',
-  fenceInit: 'create: the struct written',
+  fenceInitWith: 'create: the struct written',
+  fenceAllocWith: 'create: allocation, its record and init',
   createFenceAt: 'create: allocation and init',
   putFence: 'put',
   releaseFence: 'put: the last reference',

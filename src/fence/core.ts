@@ -48,14 +48,6 @@ export interface InitArgs {
   lockIdx: number;
   /** Header word of the block holding the borrowed lock (0 inline). */
   lenderHw: number;
-  /**
-   * Word that receives the new fence's payload word index in the same run as its allocation
-   * (0: none): an owner that records the fence there finds it even if this thread is terminated
-   * before fenceAlloc returns.
-   */
-  recordAt?: number;
-  /** FLAG_OPS_* of the ops (opsFlagsOf): which optional ops the table has. 0 for none. */
-  opsFlags?: number;
 }
 
 /**
@@ -81,14 +73,7 @@ export function checkContextSeqno(context: number, seqno: number, seqno64: boole
 
 /** Allocates and initialises a fence block of `blockBytes` (≥ 64); returns its payload word index. */
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
-  const hw = arena.allocBlock(blockBytes, A.BlockType.FENCE);
-  const fw = hw + BLOCK_HEADER_WORDS;
-  if (a.recordAt) {
-    // In the allocation's run: the record names the block, and its reaper reads these flags as
-    // "not initialised yet" until fenceInit writes them (src/fence/ledger.ts reapCreating).
-    arena.i32[a.recordAt] = fw;
-    arena.i32[fw + F_FLAGS] = 0;
-  }
+  const fw = arena.allocBlock(blockBytes, A.BlockType.FENCE) + BLOCK_HEADER_WORDS;
   fenceInit(arena, fw, a);
   return fw;
 }
@@ -106,23 +91,31 @@ export function fenceReserve(arena: Arena, blockBytes: number): number {
 
 /** Initialises the fence at payload word `fw` with one reference (kernel dma_fence_init); allocates nothing. */
 export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
+  fenceInitWith(arena, fw, a.opsId, a.context, a.seqno, (a.seqno64 ? FLAG_SEQNO64 : 0) | opsFlagsOf(a.opsId), a.lockIdx, a.lenderHw);
+}
+
+/**
+ * {@link fenceInit} with InitArgs' fields as arguments (Fence.create's path: see createFenceAt):
+ * `flags` holds SEQNO64 and the ops' FLAG_OPS_* bits; INITIALIZED and INLINE_LOCK are added here.
+ */
+export function fenceInitWith(arena: Arena, fw: number, opsId: number, context: number, seqno: number, flags: number, lockIdx: number, lenderHw: number): void {
   const i32 = arena.i32;
-  i32[fw + F_LOCK] = a.lockIdx;
-  i32[fw + F_LENDER] = a.lenderHw;
-  i32[fw + F_LENDER_GEN] = a.lenderHw ? arena.generationAt(a.lenderHw) : 0;
-  i32[fw + F_OPS] = a.opsId;
+  i32[fw + F_LOCK] = lockIdx;
+  i32[fw + F_LENDER] = lenderHw;
+  i32[fw + F_LENDER_GEN] = lenderHw ? arena.generationAt(lenderHw) : 0;
+  i32[fw + F_OPS] = opsId;
   i32[fw + F_CB_HEAD] = 0;
   i32[fw + F_CB_TAIL] = 0;
   i32[fw + F_REFCOUNT] = 1;
   i32[fw + F_ERROR] = 0;
-  i32[fw + F_CONTEXT] = a.context;
-  i32[fw + F_SEQNO_LO] = a.seqno | 0;
-  i32[fw + F_SEQNO_HI] = Math.floor(a.seqno / 0x100000000);
+  i32[fw + F_CONTEXT] = context;
+  i32[fw + F_SEQNO_LO] = seqno | 0;
+  i32[fw + F_SEQNO_HI] = Math.floor(seqno / 0x100000000);
   // The thread responsible for signaling it (see signaler.ts): the creator, in the timestamp
   // words, which mean nothing until the signal overwrites them.
   i32[fw + F_TIMESTAMP] = arena.me; // slot + 1
   i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + T_SERIAL];
-  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (a.lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | (a.seqno64 ? FLAG_SEQNO64 : 0) | (a.opsFlags !== undefined ? a.opsFlags : opsFlagsOf(a.opsId));
+  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | flags;
   // The hot paths' tracepoints test the flags word inline, not through ring.ts's tracing(): an
   // imported function costs a binding load, a hole check and a target check at every call site.
   if (i32[TH_FLAGS] & TC_FENCE) traceInit(arena, fw);

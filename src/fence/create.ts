@@ -11,8 +11,12 @@ import { describeValue, Errors } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
-import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, markSignaledLocked, nowNs } from './core.js';
+import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, fenceInitWith, markSignaledLocked, nowNs } from './core.js';
 import { defaultOps, findOps, opsFlagsOf, stubOps, type FenceOps } from './ops.js';
+
+const { BLOCK_HEADER_WORDS } = A;
+const { FENCE } = A.BlockType;
+const { F_FLAGS, FLAG_SEQNO64 } = L;
 
 /** Block size of a plain fence: one 64-byte class, header included. */
 export const FENCE_BLOCK = A.BLOCK_HEADER_BYTES + L.FENCE_BYTES;
@@ -34,7 +38,7 @@ export interface FenceInit {
 /**
  * Checks `init` and allocates the fence with one reference; returns its payload word index.
  * `recordAt` (0 none) is a word that receives the index in the same run as the allocation (see
- * InitArgs.recordAt): the driver's submit records its out-fence so.
+ * fenceAllocWith): the driver's submit and Fence.createTracked record their fence so.
  * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
  */
 export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): number {
@@ -52,8 +56,27 @@ export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): 
     lockIdx = sl.index;
     lenderHw = arena.resolve(sl.ref, -1, 'lock');
   }
-  const opsFlags = ops === defaultOps ? 0 : opsFlagsOf(ops.id);
-  return fenceAlloc(arena, FENCE_BLOCK, { opsId: ops.id, context: init.context, seqno: init.seqno, seqno64, lockIdx, lenderHw, recordAt, opsFlags });
+  const flags = (seqno64 ? FLAG_SEQNO64 : 0) | (ops === defaultOps ? 0 : opsFlagsOf(ops.id));
+  return fenceAllocWith(arena, recordAt, ops.id, init.context, init.seqno, flags, lockIdx, lenderHw);
+}
+
+/**
+ * Allocates the fence and initialises it with InitArgs' fields as arguments (`flags`: see
+ * fenceInitWith), not an InitArgs object: V8 inlines only so much into one function, and an object
+ * handed to a call it did not inline is allocated, one more per fence (26 against 15 scavenges per
+ * 2 M create+signal+put). `recordAt` (0 none) receives the payload word index in the allocation's
+ * run, so that an owner recording the fence there finds it if this thread is terminated.
+ */
+function fenceAllocWith(arena: Arena, recordAt: number, opsId: number, context: number, seqno: number, flags: number, lockIdx: number, lenderHw: number): number {
+  const fw = arena.allocBlock(FENCE_BLOCK, FENCE) + BLOCK_HEADER_WORDS;
+  if (recordAt) {
+    // In the allocation's run: the record names the block, and its reaper reads these flags as
+    // "not initialised yet" until fenceInitWith writes them (src/fence/ledger.ts reapCreating).
+    arena.i32[recordAt] = fw;
+    arena.i32[fw + F_FLAGS] = 0;
+  }
+  fenceInitWith(arena, fw, opsId, context, seqno, flags, lockIdx, lenderHw);
+  return fw;
 }
 
 /** The lock a fence borrows: a SpinLock of this arena, or a lock/raw block ref. Throws EINVAL, EBADF. */

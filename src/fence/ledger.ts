@@ -328,7 +328,7 @@ defineLedgerKind(L.LGK_FENCE_REF, (arena, fw, gen) => {
 
 /**
  * A dead thread's fence reference it was creating (ledgerOpenCreating): nothing when the allocation
- * had not happened (value 0); the block freed when it was not initialised yet (fenceAlloc zeroes
+ * had not happened (value 0); the block freed when it was not initialised yet (fenceAllocWith zeroes
  * the flags in the allocation's run); else its only reference put. Nobody else knew the fence.
  */
 function reapCreating(arena: Arena, fw: number): void {
