@@ -4,6 +4,7 @@
  * thread-slot fields (the operation a thread has claimed to finish).
  */
 import { T_LAYERS_END } from '../arena/layout.js';
+import { TRACE_SLOT_WORDS } from '../trace/layout.js';
 import { defineStruct } from '../arena/struct.js';
 import { T_RUNTIME_END } from '../runtime/layout.js';
 
@@ -77,5 +78,6 @@ export const { FINISHING: T_FINISHING, FINISHING_STATE: T_FINISHING_STATE, FINIS
   defineStruct(
     'driver thread slot',
     { FINISHING: 1, FINISHING_STATE: 1, FINISHING_COUNTER: 1 },
-    { base: T_RUNTIME_END, limit: T_LAYERS_END },
+    // Up to the trace recorder's fields, which end the layer area: running into them fails at load.
+    { base: T_RUNTIME_END, limit: T_LAYERS_END - TRACE_SLOT_WORDS },
   );
