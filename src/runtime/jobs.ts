@@ -27,19 +27,20 @@
  * module (it registers CB_JOB_DEP and the job fence ops): task.ts imports it in the workers.
  */
 import type { Arena } from '../arena/arena.js';
-import { maxBlocks } from '../arena/handles.js';
+import { isLinkedPayload, maxBlocks } from '../arena/handles.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { contextAlloc, fenceAlloc, fenceGet } from '../fence/core.js';
+import { contextAlloc, fenceAlloc, fenceGet, isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { freeInFlight } from '../fence/ledger.js';
 import { drop, store, type Encoded } from './codec.js';
 import { cancelJob, finishJob } from './finish.js';
-import { push, schedGet, takeQueued } from './queue.js';
+import { linkTail, lockSched, pushReady, schedGet, takeQueued, unlockSched } from './queue.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
 const { J_STATE, J_PENDING, J_DEP_ERROR, J_SCHED, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_CANCELED } = L;
@@ -164,14 +165,14 @@ function onJobDep(arena: Arena, jw: number, dfw: number): void {
 defineSharedCallback(L.CB_JOB_DEP, onJobDep);
 
 /**
- * WAITING → QUEUED (only one caller wins) and into the ready queue. A destroyed pool's queue is
+ * WAITING → QUEUED (only one caller wins: queue.ts pushReady) and into the ready queue. A destroyed pool's queue is
  * cancelled here: in a loop, not by recursion — cancelling signals, which may make more jobs ready,
  * which land in the same queue and in the same loop.
  */
 function makeReady(arena: Arena, jw: number): void {
-  if (Atomics.compareExchange(arena.i32, jw + J_STATE, JS_WAITING, JS_QUEUED) !== JS_WAITING) return;
+  if (Atomics.load(arena.i32, jw + J_STATE) !== JS_WAITING) return;
   const sw = arena.i32[jw + J_SCHED];
-  if (push(arena, sw, jw) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
+  if (pushReady(arena, sw, jw) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
 }
 
 /** True while this thread cancels a queue (see makeReady). */
@@ -197,6 +198,80 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
   } finally {
     draining = false;
   }
+}
+
+/* ───────────── dead signalers ───────────── */
+
+/**
+ * Reap hook: what a dead thread left undone of making jobs ready. A job it had moved to QUEUED and
+ * not linked (T_PUSHED, see queue.ts pushReady) is linked now. And a dependency callback it was
+ * running may have been cut off anywhere — before the count (the node freed just before its
+ * handler starts: src/fence/inbox.ts runDetached), between the count and the push — which left its
+ * job WAITING forever although its dependencies have signaled: every job still WAITING whose
+ * dependencies have all signaled, or one of them with an error, is made ready here (the transition
+ * is a compare-and-swap: a live thread doing the same at the same time is harmless). What such a
+ * cut-off callback leaves is the job reference it held: see docs/architecture.md, known limits.
+ */
+onReap(ReapStage.DISPATCH, (arena, slot) => {
+  if (slot === arena.slot) return;
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const jw = i32[b + L.T_PUSHED];
+  if (jw !== 0) {
+    i32[b + L.T_PUSHED] = 0;
+    if (arena.isLive(jw - BLOCK_HEADER_WORDS, i32[b + L.T_PUSHED_GEN])) relink(arena, jw);
+  }
+  readyStuckJobs(arena);
+});
+
+/** Links a QUEUED job its dead pusher left in no queue (a job cancelled since needs nothing). */
+function relink(arena: Arena, jw: number): void {
+  const sw = arena.i32[jw + J_SCHED];
+  if (sw === 0) return;
+  lockSched(arena, sw);
+  if (Atomics.load(arena.i32, jw + J_STATE) !== JS_QUEUED) {
+    unlockSched(arena, sw);
+    return;
+  }
+  if (linkTail(arena, sw, jw, true)) drainQueue(arena, sw, Errno.ECANCELED);
+}
+
+/** Makes ready every WAITING job whose dependencies have settled (see the reap hook above). */
+function readyStuckJobs(arena: Arena): void {
+  const i32 = arena.i32;
+  const stuck: number[] = [];
+  arena.walk((hw, _size, state, type) => {
+    const jw = hw + BLOCK_HEADER_WORDS;
+    if (state === A.STATE_LIVE && type === A.BlockType.FENCE && i32[jw + FL.F_OPS] === jobOps.id && Atomics.load(i32, jw + J_STATE) === JS_WAITING)
+      stuck.push(jw);
+  });
+  for (const jw of stuck) {
+    const err = settledDeps(arena, jw);
+    if (err === null) continue;
+    if (err < 0) Atomics.compareExchange(i32, jw + J_DEP_ERROR, 0, err);
+    makeReady(arena, jw);
+  }
+}
+
+/**
+ * null while job `jw` still waits on a dependency (or is being armed: its creator's to finish);
+ * else the error of a dependency that failed, or 0 when all of them signaled fine.
+ */
+function settledDeps(arena: Arena, jw: number): number | null {
+  const i32 = arena.i32;
+  if (Atomics.load(i32, jw + J_PENDING) >= ARMING) return null;
+  const n = i32[jw + J_NDEPS];
+  const depsW = i32[jw + J_DEPS];
+  if (n <= 0 || !isLinkedPayload(arena, depsW, A.BlockType.INTERNAL) || n * L.DEP_WORDS > arena.payloadBytes(depsW - BLOCK_HEADER_WORDS) >>> 2) return null;
+  let signaled = 0;
+  for (let d = 0; d < n; d++) {
+    const dfw = i32[depsW + d * L.DEP_WORDS + L.DEP_FW];
+    if (dfw === 0 || !isSignaledFlag(i32, dfw)) continue;
+    const err = i32[dfw + FL.F_ERROR];
+    if (err < 0) return err;
+    signaled++;
+  }
+  return signaled === n ? 0 : null;
 }
 
 /** ops.release of a job fence: the blocks it still owns. */
