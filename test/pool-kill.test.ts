@@ -18,6 +18,7 @@ import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { F_REFCOUNT } from '../src/fence/layout.js';
 import { isJob } from '../src/runtime/jobs.js';
 import { J_RESULT } from '../src/runtime/layout.js';
+import * as L from '../src/runtime/layout.js';
 import { RUNS } from './fixtures/piscina-graph-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean, fixture, spin, until } from './support/core.js';
@@ -171,7 +172,8 @@ describe('fence pool workers terminated while graphs run', () => {
       const where = `round ${round} (seed ${seed}):`;
       const out = await bounded(g.done, WAIT_MS, () => {
         const hung = g.order.filter((n) => !g.fences[n].testSignaledFlag());
-        return `${where} ${hung.length} of ${NODES} out-fences never signaled (${hung.join(' ')}; pool ${JSON.stringify(pool.stats())}, piscina threads ${pool.piscina.threads.length} (${pool.piscina.threads.map((w) => w.threadId).join(",")}) queue ${(pool.piscina as unknown as { queueSize: number }).queueSize})`;
+        const st = hung.map((n) => { const fw = g.fences[n].fw; const i = arena.i32; return `${n}:s${i[fw + L.J_STATE]}p${i[fw + L.J_PENDING]}e${i[fw + L.J_DEP_ERROR]}r${i[fw + F_REFCOUNT]}[${(dag.spec[n].deps ?? []).map((d) => `${d}=${g.fences[d as string].testSignaledFlag() ? g.fences[d as string].status() : 'w'}`).join(',')}]`; });
+        return `${where} ${hung.length} of ${NODES} out-fences never signaled (${st.join(' ')}; pool ${JSON.stringify(pool.stats())}, piscina threads ${pool.piscina.threads.length} (${pool.piscina.threads.map((w) => w.threadId).join(",")}) queue ${(pool.piscina as unknown as { queueSize: number }).queueSize})`;
       });
       lastMs = Math.max(2, performance.now() - t0);
       await bounded(killing, WAIT_MS, () => `${where} the kills did not end`);

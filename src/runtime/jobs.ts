@@ -134,12 +134,37 @@ export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fen
     }
   }
   const rest = Atomics.sub(i32, jw + J_PENDING, ARMING) - ARMING;
-  if (rest === 0 || i32[jw + J_DEP_ERROR] < 0) makeReady(arena, jw);
+  if (isReady(arena, jw, rest)) makeReady(arena, jw);
   return job;
 }
 
 /** Added to a job's pending count while its dependencies are being armed. */
 const ARMING = 1 << 30;
+/**
+ * Set in a job's pending count by a reaper when a dead thread may have taken one of the job's
+ * dependency callbacks with it (see the DISPATCH hook below): the count may then never reach 0, and
+ * each later callback checks the dependencies themselves instead.
+ */
+const RECHECK = 1 << 29;
+
+/**
+ * True when job `jw`, `rest` dependencies left by the count, is to be queued: the count is done, a
+ * dependency failed (its error goes to the job at once), or — the count not to be trusted any
+ * more (RECHECK) — every dependency has signaled.
+ */
+function isReady(arena: Arena, jw: number, rest: number): boolean {
+  if (rest >= ARMING) return false;
+  if (rest === 0 || arena.i32[jw + J_DEP_ERROR] < 0) return true;
+  return (rest & RECHECK) !== 0 && settle(arena, jw);
+}
+
+/** True when job `jw`'s dependencies have settled (see settledDeps); a failed one's error is recorded. */
+function settle(arena: Arena, jw: number): boolean {
+  const err = settledDeps(arena, jw);
+  if (err === null) return false;
+  if (err < 0) Atomics.compareExchange(arena.i32, jw + J_DEP_ERROR, 0, err);
+  return true;
+}
 
 /** A dependency at `dfw` signaled: records its error, counts it. Returns the count left. */
 function depSignaled(i32: Int32Array, jw: number, dfw: number): number {
@@ -156,8 +181,7 @@ function depSignaled(i32: Int32Array, jw: number, dfw: number): number {
 function onJobDep(arena: Arena, jw: number, dfw: number): void {
   const i32 = arena.i32;
   try {
-    const rest = depSignaled(i32, jw, dfw);
-    if (rest === 0 || (rest < ARMING && i32[jw + J_DEP_ERROR] < 0)) makeReady(arena, jw);
+    if (isReady(arena, jw, depSignaled(i32, jw, dfw))) makeReady(arena, jw);
   } finally {
     putFence(arena, jw);
   }
@@ -169,10 +193,10 @@ defineSharedCallback(L.CB_JOB_DEP, onJobDep);
  * cancelled here: in a loop, not by recursion — cancelling signals, which may make more jobs ready,
  * which land in the same queue and in the same loop.
  */
-function makeReady(arena: Arena, jw: number): void {
+function makeReady(arena: Arena, jw: number, deferPump = false): void {
   if (Atomics.load(arena.i32, jw + J_STATE) !== JS_WAITING) return;
   const sw = arena.i32[jw + J_SCHED];
-  if (pushReady(arena, sw, jw) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
+  if (pushReady(arena, sw, jw, deferPump) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
 }
 
 /** True while this thread cancels a queue (see makeReady). */
@@ -209,7 +233,9 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
  * handler starts: src/fence/inbox.ts runDetached), between the count and the push — which left its
  * job WAITING forever although its dependencies have signaled: every job still WAITING whose
  * dependencies have all signaled, or one of them with an error, is made ready here (the transition
- * is a compare-and-swap: a live thread doing the same at the same time is harmless). What such a
+ * is a compare-and-swap: a live thread doing the same at the same time is harmless), and every other
+ * WAITING job is marked RECHECK, so that the callback of its last dependency makes it ready although
+ * the lost callback never counted. What such a
  * cut-off callback leaves is the job reference it held: see docs/architecture.md, known limits.
  */
 onReap(ReapStage.DISPATCH, (arena, slot) => {
@@ -236,7 +262,10 @@ function relink(arena: Arena, jw: number): void {
   if (linkTail(arena, sw, jw, true)) drainQueue(arena, sw, Errno.ECANCELED);
 }
 
-/** Makes ready every WAITING job whose dependencies have settled (see the reap hook above). */
+/**
+ * Makes ready every WAITING job whose dependencies have settled, and marks the others RECHECK: one
+ * of their callbacks may have died with the thread (see the reap hook above).
+ */
 function readyStuckJobs(arena: Arena): void {
   const i32 = arena.i32;
   const stuck: number[] = [];
@@ -246,10 +275,11 @@ function readyStuckJobs(arena: Arena): void {
       stuck.push(jw);
   });
   for (const jw of stuck) {
-    const err = settledDeps(arena, jw);
-    if (err === null) continue;
-    if (err < 0) Atomics.compareExchange(i32, jw + J_DEP_ERROR, 0, err);
-    makeReady(arena, jw);
+    // Marked first, checked after: a live callback that counted before the mark finds its
+    // dependency signaled here; one that counts after it sees the mark and checks for itself.
+    if (Atomics.load(i32, jw + J_PENDING) >= ARMING) continue;
+    Atomics.or(i32, jw + J_PENDING, RECHECK);
+    if (settle(arena, jw)) makeReady(arena, jw, true);
   }
 }
 

@@ -116,11 +116,11 @@ export function unlockSched(arena: Arena, sw: number): void {
  * — only the caller that wins the transition. When ready jobs outnumber the pull loops looking for
  * work, asks for another loop (the owner thread starts it, others ring BELL). Threads: any attached
  * thread holding a reference on the job. Returns true when the scheduler is destroyed: nobody will
- * take the job, the caller cancels the queue. Kill-safe: the transition, under the lock, names the
+ * take the job, the caller cancels the queue. `deferPump`: see linked. Kill-safe: the transition, under the lock, names the
  * job in the slot (T_PUSHED) in its run; {@link linkTail} clears it in the link's run. A thread
  * terminated between leaves a QUEUED job in no queue, which the DISPATCH reaper (jobs.ts) links.
  */
-export function pushReady(arena: Arena, sw: number, jw: number): boolean {
+export function pushReady(arena: Arena, sw: number, jw: number, deferPump = false): boolean {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const gen = i32[jw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
@@ -131,7 +131,7 @@ export function pushReady(arena: Arena, sw: number, jw: number): boolean {
   }
   i32[sb + L.T_PUSHED_GEN] = gen;
   i32[sb + L.T_PUSHED] = jw;
-  return linkTail(arena, sw, jw, false);
+  return linkTail(arena, sw, jw, deferPump);
 }
 
 /**
