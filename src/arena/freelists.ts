@@ -66,6 +66,10 @@ export function refill(arena: Arena, cls: number, cb: number, blockBytes: number
   const end = i32[L.H_HEAP_END];
   for (;;) {
     const top = Atomics.load(i32, L.H_HEAP_TOP);
+    // The header's check byte is computed before the carve: from the compare-exchange on, plain
+    // writes only, so a thread terminated there leaves no carved block without a valid header
+    // (the heap could not be walked past it: seen once in test/pool-kill.test.ts).
+    const check = selfCheck(top >>> 2) << 24;
     if (end - top < size) {
       // Before giving up, see if another thread flushed blocks of this class meanwhile.
       if (Atomics.load(i32, cl + L.CL_COUNT) > 0) return refill(arena, cls, cb, blockBytes);
@@ -74,7 +78,7 @@ export function refill(arena: Arena, cls: number, cb: number, blockBytes: number
     if (Atomics.compareExchange(i32, L.H_HEAP_TOP, top, top + size) !== top) continue;
     const hw = top >>> 2;
     i32[hw + B_TAG] = cls | (STATE_CACHED << TAG_STATE_SHIFT) | (NO_THREAD << TAG_ALLOC_SHIFT) | (NO_THREAD << TAG_FREE_SHIFT);
-    i32[hw + B_GEN] = selfCheck(hw) << 24;
+    i32[hw + B_GEN] = check;
     i32[cb + 1] = hw;
     i32[cb] = 1;
     return 1;

@@ -298,7 +298,7 @@ onReap(ReapStage.DISPATCH, (arena, slot) => {
     if (sw !== 0 && !requeue(arena, sw, jw)) return; // the queue's reference goes back with it
     cancelJob(arena, jw, Errno.ECANCELED); // the pool is destroyed: as its drainQueue would
   }
-  if (refs === 2) finishSteps(arena, jw, Errno.ENODEV, null, true, false);
+  if (refs === 2) finishSteps(arena, jw, deadEnd(arena, jw), null, true, false);
   putFence(arena, jw);
   if (refs === 2) putFence(arena, jw);
 });
@@ -308,8 +308,18 @@ defineLedgerKind(LGK_JOB, (arena, jw, gen) => {
   // yet signaled ends like a job on a GPU that was reset. The scheduler's reference is the
   // thread's FENCE_REF entry, put after this one.
   if (!arena.isLive(jw - BLOCK_HEADER_WORDS, gen)) return;
-  finishSteps(arena, jw, Errno.ENODEV, null, true, false);
+  finishSteps(arena, jw, deadEnd(arena, jw), null, true, false);
 });
+
+/**
+ * The status a reaper ends job `jw` with: the error of its failed dependency when it has one —
+ * the loop was only finishing it with that error, its task never ran, and every descendant of the
+ * failed task ends with that task's error — else -ENODEV (its worker died running it).
+ */
+function deadEnd(arena: Arena, jw: number): number {
+  const err = depError(arena, jw);
+  return err < 0 ? err : Errno.ENODEV;
+}
 
 /** A view of the job fence at payload word `jw` (no reference taken). */
 export function jobFence(arena: Arena, jw: number): Fence {

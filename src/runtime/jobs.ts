@@ -27,19 +27,20 @@
  * module (it registers CB_JOB_DEP and the job fence ops): task.ts imports it in the workers.
  */
 import type { Arena } from '../arena/arena.js';
-import { maxBlocks } from '../arena/handles.js';
+import { isLinkedPayload, maxBlocks } from '../arena/handles.js';
+import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { contextAlloc, fenceAlloc, fenceGet } from '../fence/core.js';
+import { contextAlloc, fenceAlloc, fenceGet, isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { freeInFlight } from '../fence/ledger.js';
 import { drop, store, type Encoded } from './codec.js';
 import { cancelJob, finishJob } from './finish.js';
-import { push, schedGet, takeQueued } from './queue.js';
+import { linkTail, lockSched, pushReady, schedGet, takeQueued, unlockSched } from './queue.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
 const { J_STATE, J_PENDING, J_DEP_ERROR, J_SCHED, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_CANCELED } = L;
@@ -133,12 +134,37 @@ export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fen
     }
   }
   const rest = Atomics.sub(i32, jw + J_PENDING, ARMING) - ARMING;
-  if (rest === 0 || i32[jw + J_DEP_ERROR] < 0) makeReady(arena, jw);
+  if (isReady(arena, jw, rest)) makeReady(arena, jw);
   return job;
 }
 
 /** Added to a job's pending count while its dependencies are being armed. */
 const ARMING = 1 << 30;
+/**
+ * Set in a job's pending count by a reaper when a dead thread may have taken one of the job's
+ * dependency callbacks with it (see the DISPATCH hook below): the count may then never reach 0, and
+ * each later callback checks the dependencies themselves instead.
+ */
+const RECHECK = 1 << 29;
+
+/**
+ * True when job `jw`, `rest` dependencies left by the count, is to be queued: the count is done, a
+ * dependency failed (its error goes to the job at once), or — the count not to be trusted any
+ * more (RECHECK) — every dependency has signaled.
+ */
+function isReady(arena: Arena, jw: number, rest: number): boolean {
+  if (rest >= ARMING) return false;
+  if (rest === 0 || arena.i32[jw + J_DEP_ERROR] < 0) return true;
+  return (rest & RECHECK) !== 0 && settle(arena, jw);
+}
+
+/** True when job `jw`'s dependencies have settled (see settledDeps); a failed one's error is recorded. */
+function settle(arena: Arena, jw: number): boolean {
+  const err = settledDeps(arena, jw);
+  if (err === null) return false;
+  if (err < 0) Atomics.compareExchange(arena.i32, jw + J_DEP_ERROR, 0, err);
+  return true;
+}
 
 /** A dependency at `dfw` signaled: records its error, counts it. Returns the count left. */
 function depSignaled(i32: Int32Array, jw: number, dfw: number): number {
@@ -155,8 +181,7 @@ function depSignaled(i32: Int32Array, jw: number, dfw: number): number {
 function onJobDep(arena: Arena, jw: number, dfw: number): void {
   const i32 = arena.i32;
   try {
-    const rest = depSignaled(i32, jw, dfw);
-    if (rest === 0 || (rest < ARMING && i32[jw + J_DEP_ERROR] < 0)) makeReady(arena, jw);
+    if (isReady(arena, jw, depSignaled(i32, jw, dfw))) makeReady(arena, jw);
   } finally {
     putFence(arena, jw);
   }
@@ -164,14 +189,14 @@ function onJobDep(arena: Arena, jw: number, dfw: number): void {
 defineSharedCallback(L.CB_JOB_DEP, onJobDep);
 
 /**
- * WAITING → QUEUED (only one caller wins) and into the ready queue. A destroyed pool's queue is
+ * WAITING → QUEUED (only one caller wins: queue.ts pushReady) and into the ready queue. A destroyed pool's queue is
  * cancelled here: in a loop, not by recursion — cancelling signals, which may make more jobs ready,
  * which land in the same queue and in the same loop.
  */
-function makeReady(arena: Arena, jw: number): void {
-  if (Atomics.compareExchange(arena.i32, jw + J_STATE, JS_WAITING, JS_QUEUED) !== JS_WAITING) return;
+function makeReady(arena: Arena, jw: number, deferPump = false): void {
+  if (Atomics.load(arena.i32, jw + J_STATE) !== JS_WAITING) return;
   const sw = arena.i32[jw + J_SCHED];
-  if (push(arena, sw, jw) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
+  if (pushReady(arena, sw, jw, deferPump) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
 }
 
 /** True while this thread cancels a queue (see makeReady). */
@@ -197,6 +222,86 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
   } finally {
     draining = false;
   }
+}
+
+/* ───────────── dead signalers ───────────── */
+
+/**
+ * Reap hook: what a dead thread left undone of making jobs ready. A job it had moved to QUEUED and
+ * not linked (T_PUSHED, see queue.ts pushReady) is linked now. And a dependency callback it was
+ * running may have been cut off anywhere — before the count (the node freed just before its
+ * handler starts: src/fence/inbox.ts runDetached), between the count and the push — which left its
+ * job WAITING forever although its dependencies have signaled: every job still WAITING whose
+ * dependencies have all signaled, or one of them with an error, is made ready here (the transition
+ * is a compare-and-swap: a live thread doing the same at the same time is harmless), and every other
+ * WAITING job is marked RECHECK, so that the callback of its last dependency makes it ready although
+ * the lost callback never counted. What such a
+ * cut-off callback leaves is the job reference it held: see docs/architecture.md, known limits.
+ */
+onReap(ReapStage.DISPATCH, (arena, slot) => {
+  if (slot === arena.slot) return;
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const jw = i32[b + L.T_PUSHED];
+  if (jw !== 0) {
+    i32[b + L.T_PUSHED] = 0;
+    if (arena.isLive(jw - BLOCK_HEADER_WORDS, i32[b + L.T_PUSHED_GEN])) relink(arena, jw);
+  }
+  readyStuckJobs(arena);
+});
+
+/** Links a QUEUED job its dead pusher left in no queue (a job cancelled since needs nothing). */
+function relink(arena: Arena, jw: number): void {
+  const sw = arena.i32[jw + J_SCHED];
+  if (sw === 0) return;
+  lockSched(arena, sw);
+  if (Atomics.load(arena.i32, jw + J_STATE) !== JS_QUEUED) {
+    unlockSched(arena, sw);
+    return;
+  }
+  if (linkTail(arena, sw, jw, true)) drainQueue(arena, sw, Errno.ECANCELED);
+}
+
+/**
+ * Makes ready every WAITING job whose dependencies have settled, and marks the others RECHECK: one
+ * of their callbacks may have died with the thread (see the reap hook above).
+ */
+function readyStuckJobs(arena: Arena): void {
+  const i32 = arena.i32;
+  const stuck: number[] = [];
+  arena.walk((hw, _size, state, type) => {
+    const jw = hw + BLOCK_HEADER_WORDS;
+    if (state === A.STATE_LIVE && type === A.BlockType.FENCE && i32[jw + FL.F_OPS] === jobOps.id && Atomics.load(i32, jw + J_STATE) === JS_WAITING)
+      stuck.push(jw);
+  });
+  for (const jw of stuck) {
+    // Marked first, checked after: a live callback that counted before the mark finds its
+    // dependency signaled here; one that counts after it sees the mark and checks for itself.
+    if (Atomics.load(i32, jw + J_PENDING) >= ARMING) continue;
+    Atomics.or(i32, jw + J_PENDING, RECHECK);
+    if (settle(arena, jw)) makeReady(arena, jw, true);
+  }
+}
+
+/**
+ * null while job `jw` still waits on a dependency (or is being armed: its creator's to finish);
+ * else the error of a dependency that failed, or 0 when all of them signaled fine.
+ */
+function settledDeps(arena: Arena, jw: number): number | null {
+  const i32 = arena.i32;
+  if (Atomics.load(i32, jw + J_PENDING) >= ARMING) return null;
+  const n = i32[jw + J_NDEPS];
+  const depsW = i32[jw + J_DEPS];
+  if (n <= 0 || !isLinkedPayload(arena, depsW, A.BlockType.INTERNAL) || n * L.DEP_WORDS > arena.payloadBytes(depsW - BLOCK_HEADER_WORDS) >>> 2) return null;
+  let signaled = 0;
+  for (let d = 0; d < n; d++) {
+    const dfw = i32[depsW + d * L.DEP_WORDS + L.DEP_FW];
+    if (dfw === 0 || !isSignaledFlag(i32, dfw)) continue;
+    const err = i32[dfw + FL.F_ERROR];
+    if (err < 0) return err;
+    signaled++;
+  }
+  return signaled === n ? 0 : null;
 }
 
 /** ops.release of a job fence: the blocks it still owns. */

@@ -15,7 +15,7 @@ export const LGK_JOB = 4;
 export const {
   DISPATCHING: T_DISPATCHING, PULL_SCHED: T_PULL_SCHED, PULL_GEN: T_PULL_GEN, PULL_LOOPS: T_PULL_LOOPS, PULL_LOOKING: T_PULL_LOOKING,
   PULL_SLEEPING: T_PULL_SLEEPING, PULL_TAKEN: T_PULL_TAKEN, PULL_TAKEN_GEN: T_PULL_TAKEN_GEN, PULL_TAKEN_REFS: T_PULL_TAKEN_REFS,
-  END: T_RUNTIME_END,
+  PUSHED: T_PUSHED, PUSHED_GEN: T_PUSHED_GEN, END: T_RUNTIME_END,
 } = defineStruct(
   'runtime thread slot',
   {
@@ -28,6 +28,8 @@ export const {
     PULL_TAKEN: 1, // payload word of the job a pull loop took off the queue and has not recorded yet…
     PULL_TAKEN_GEN: 1, // …its block generation…
     PULL_TAKEN_REFS: 1, // …and the references on it the thread holds outside its ledger (0: nothing to reap)
+    PUSHED: 1, // payload word of a job this thread moved WAITING → QUEUED and has not linked in its queue yet…
+    PUSHED_GEN: 1, // …and its block generation
   },
   { base: T_SYNC_END, limit: T_LAYERS_END },
 );

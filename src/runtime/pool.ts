@@ -22,6 +22,12 @@ export interface PoolLike {
   on(event: 'workerCreate', fn: () => void): unknown;
 }
 
+/** What the fence pool also listens to on its piscina pool. */
+interface PoolEvents {
+  /** Subscribes `fn` to the removal of each worker (one that died, or the pool's teardown). */
+  on(event: 'workerDestroy', fn: () => void): unknown;
+}
+
 /**
  * The part of a piscina pool the fence pool uses. piscina is an optional peer dependency, loaded
  * only when a fence pool is created, so neither its code nor its types are needed by other users.
@@ -131,6 +137,8 @@ export class FencePool {
   /** Kicks ever sent (wraps like the loops' start count it is compared with). */
   private issued = 0;
   private kickFailures = 0;
+  /** The loops' start count at the last kick failure: loops started since prove the module loads. */
+  private startedAtFailure = 0;
   private destroyed = false;
   private pumping = false;
   private again = false;
@@ -167,6 +175,7 @@ export class FencePool {
     this.sw = schedCreate(arena, this);
     this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs, idleMs };
     watchPool(arena, this.piscina);
+    (this.piscina as unknown as PoolEvents).on('workerDestroy', this.onWorkerGone);
     void this.bellLoop();
   }
 
@@ -248,12 +257,39 @@ export class FencePool {
     if (this.destroyed) return;
     // A module that cannot load fails every kick: after a few in a row, fail the queued jobs
     // instead of kicking forever (a worker that died is reaped, and its jobs end with -ENODEV).
-    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && schedCounts(this.arena, this.sw).pullers === 0) {
+    // Loops started since the last failure prove the module loads: the failure was a worker's
+    // death (terminated, crashed), which says nothing about the next kick. Without that reset,
+    // three workers dying while they ran loops failed every queued job with -EIO.
+    const c = schedCounts(this.arena, this.sw);
+    if (c.started !== this.startedAtFailure) {
+      this.startedAtFailure = c.started;
+      this.kickFailures = 0;
+    }
+    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && c.pullers === 0) {
       this.kickFailures = 0;
       drainQueue(this.arena, this.sw, Errno.EIO);
       return;
     }
     this.pump();
+  };
+
+  /**
+   * A worker left piscina's pool. piscina replaces a worker that dies — unless one ever died
+   * before it was ready ("fails during bootstrap"): from then on it replaces none, and starts one
+   * only for a task submitted while it has fewer than maxThreads. The kicks it holds then wait for
+   * a worker that never comes, and the pump sends no more (they count as loops about to start):
+   * with every worker gone, every job waited forever. So once piscina is done with the removal
+   * (a microtask later), a kick is sent for each worker missing under the kicks in flight: each
+   * such submission makes piscina start a worker. A kick too many only starts a loop that finds
+   * nothing and leaves.
+   */
+  private readonly onWorkerGone = (): void => {
+    queueMicrotask(() => {
+      if (this.destroyed) return;
+      const live = this.piscina.threads.filter((w) => w.threadId >= 0).length;
+      const missing = Math.min(this.kicks, this.piscina.options.maxThreads) - live;
+      for (let k = 0; k < missing; k++) this.kick();
+    });
   };
 
   /**

@@ -16,7 +16,6 @@ import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import * as F from '../fence/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { fenceGet } from '../fence/core.js';
 import { Errors } from '../errors.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
@@ -105,7 +104,7 @@ export function schedCounts(arena: Arena, sw: number): { queued: number; pullers
 
 export function lockSched(arena: Arena, sw: number): void {
   // A dead holder's word is released by the locks layer's reaper (owner died); the queue is
-  // consistent at every call boundary, so taking over needs nothing more.
+  // consistent at every call boundary (a link and its count are one run), so taking over needs nothing more.
   acquireWord(arena, sw + S_LOCK, K.LK_FUTEX);
 }
 export function unlockSched(arena: Arena, sw: number): void {
@@ -113,29 +112,51 @@ export function unlockSched(arena: Arena, sw: number): void {
 }
 
 /**
- * Appends `jw` to the ready queue with the queue's own reference. When ready jobs outnumber the
- * pull loops looking for work, asks for another loop: the owner thread starts it, others ring BELL.
- * Threads: any attached thread. Returns true when the scheduler is destroyed: nobody will take the
- * job, the caller cancels the queue.
+ * Moves job `jw` WAITING → QUEUED and appends it to the ready queue with the queue's own reference
+ * — only the caller that wins the transition. When ready jobs outnumber the pull loops looking for
+ * work, asks for another loop (the owner thread starts it, others ring BELL). Threads: any attached
+ * thread holding a reference on the job. Returns true when the scheduler is destroyed: nobody will
+ * take the job, the caller cancels the queue. `deferPump`: see linked. Kill-safe: the transition, under the lock, names the
+ * job in the slot (T_PUSHED) in its run; {@link linkTail} clears it in the link's run. A thread
+ * terminated between leaves a QUEUED job in no queue, which the DISPATCH reaper (jobs.ts) links.
  */
-export function push(arena: Arena, sw: number, jw: number): boolean {
+export function pushReady(arena: Arena, sw: number, jw: number, deferPump = false): boolean {
   const i32 = arena.i32;
-  fenceGet(i32, jw);
+  const sb = arena.slotBase;
+  const gen = i32[jw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   lockSched(arena, sw);
+  if (Atomics.compareExchange(i32, jw + L.J_STATE, L.JS_WAITING, L.JS_QUEUED) !== L.JS_WAITING) {
+    unlockSched(arena, sw);
+    return false;
+  }
+  i32[sb + L.T_PUSHED_GEN] = gen;
+  i32[sb + L.T_PUSHED] = jw;
+  return linkTail(arena, sw, jw, deferPump);
+}
+
+/**
+ * Links QUEUED job `jw` (in no queue) at the queue's tail, lock held (released in {@link linked}):
+ * the queue's reference, link, count and the clearing of T_PUSHED in one run (the Atomics.add, then
+ * plain writes only). Threads: a pusher, or the reaper of one that died before its link.
+ */
+export function linkTail(arena: Arena, sw: number, jw: number, deferPump: boolean): boolean {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  Atomics.add(i32, jw + F.F_REFCOUNT, 1);
   i32[jw + J_NEXT] = 0;
   const tail = i32[sw + S_TAIL];
   if (tail) i32[tail + J_NEXT] = jw;
   else i32[sw + S_HEAD] = jw;
   i32[sw + S_TAIL] = jw;
-  return linked(arena, sw, false);
+  i32[sw + S_QUEUED]++;
+  i32[sb + L.T_PUSHED] = 0;
+  return linked(arena, sw, deferPump);
 }
 
 /**
- * Puts back at the head of the ready queue a job a dead thread's pull loop had taken and not started,
- * with the reference the caller hands over (the queue's, which the dead loop held), and asks for a
- * loop as {@link push} does. Threads: a reaper. Returns true — the job not linked, the reference
- * still the caller's — when the scheduler is destroyed: the caller cancels the job.
- */
+ * Puts a job a dead loop had taken, not started, back at the queue's head with the reference the caller
+ * hands over (the queue's), as {@link pushReady} links. Threads: a reaper. Returns true — not linked,
+ * the reference still the caller's — when the scheduler is destroyed: the caller cancels the job. */
 export function requeue(arena: Arena, sw: number, jw: number): boolean {
   const i32 = arena.i32;
   lockSched(arena, sw);
@@ -147,18 +168,16 @@ export function requeue(arena: Arena, sw: number, jw: number): boolean {
   i32[jw + J_NEXT] = head;
   i32[sw + S_HEAD] = jw;
   if (head === 0) i32[sw + S_TAIL] = jw;
+  i32[sw + S_QUEUED]++;
   return linked(arena, sw, true);
 }
 
 /**
- * The end of {@link push} and {@link requeue}, the job linked (lock held; released here): counts it,
- * wakes a sleeping loop and asks for another one when no loop would take it. `deferPump`: the
- * owner's pump runs from a microtask (a reaper must not start workers from inside the reap).
- */
+ * The end of {@link linkTail} and {@link requeue} (lock held; released here): wakes a sleeping loop,
+ * asks for one when none would take the job; `deferPump`: from a microtask (a reaper starts no worker). */
 function linked(arena: Arena, sw: number, deferPump: boolean): boolean {
   const i32 = arena.i32;
-  const queued = i32[sw + S_QUEUED] + 1;
-  i32[sw + S_QUEUED] = queued;
+  const queued = i32[sw + S_QUEUED];
   const destroyed = (i32[sw + S_FLAGS] & L.SF_DESTROYED) !== 0;
   const short = queued > i32[sw + S_LOOKING];
   // Looking loops that are awake — spinning on HEAD, or finishing the job whose signal is pushing
@@ -297,9 +316,7 @@ export function takeOrPark(arena: Arena, sw: number, lingerUs: number, park: Par
 }
 
 /** Index of the scheduler's WORK word, which sleeping pull loops wait on. */
-export function workIndex(sw: number): number {
-  return sw + S_WORK;
-}
+export const workIndex = (sw: number): number => sw + S_WORK;
 
 /**
  * A pull loop that slept its idle time without work leaves (counts updated). Returns false — and
@@ -374,9 +391,7 @@ export function schedHandle(arena: Arena, sw: number): number {
 }
 
 /** Word index of a scheduler's BELL (the owner's kick loop waits on it). */
-export function bellIndex(sw: number): number {
-  return sw + S_BELL;
-}
+export const bellIndex = (sw: number): number => sw + S_BELL;
 
 /** Validates a scheduler handle posted to a worker; returns its payload word. Throws EBADF / EINVAL. */
 export function schedFromHandle(arena: Arena, handle: number): number {
