@@ -189,13 +189,17 @@ export function jobEnvelope(arena: Arena, jw: number): unknown {
  * word naming no live block, throws ENOTRECOVERABLE.
  */
 function depCount(arena: Arena, jw: number): number {
-  const i32 = arena.i32;
-  const n = i32[jw + J_NDEPS];
+  const n = arena.i32[jw + J_NDEPS];
   if (n === 0) return 0;
-  const depsW = i32[jw + J_DEPS];
-  if (!(n > 0 && isLinkedPayload(arena, depsW, A.BlockType.INTERNAL) && n * L.DEP_WORDS <= arena.payloadBytes(depsW - BLOCK_HEADER_WORDS) >>> 2))
-    throw Errors.corruptArena(`job @${jw * 4} counts ${n} dependencies in a list at byte ${depsW * 4}`);
+  if (!depListSound(arena, jw)) throw Errors.corruptArena(`job @${jw * 4} counts ${n} dependencies in a list at byte ${arena.i32[jw + J_DEPS] * 4}`);
   return n;
+}
+
+/** True when job `jw`'s dependency count is > 0 and its list (J_DEPS) is a live block that holds that many. */
+export function depListSound(arena: Arena, jw: number): boolean {
+  const n = arena.i32[jw + J_NDEPS];
+  const depsW = arena.i32[jw + J_DEPS];
+  return n > 0 && isLinkedPayload(arena, depsW, A.BlockType.INTERNAL) && n * L.DEP_WORDS <= arena.payloadBytes(depsW - BLOCK_HEADER_WORDS) >>> 2;
 }
 
 /** Payload word indices of job `jw`'s dependencies, in order (valid while it runs). */

@@ -27,7 +27,7 @@
  * module (it registers CB_JOB_DEP and the job fence ops): task.ts imports it in the workers.
  */
 import type { Arena } from '../arena/arena.js';
-import { isLinkedPayload, maxBlocks } from '../arena/handles.js';
+import { maxBlocks } from '../arena/handles.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
@@ -39,7 +39,7 @@ import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { freeInFlight } from '../fence/ledger.js';
 import { drop, store, type Encoded } from './codec.js';
-import { cancelJob, finishJob } from './finish.js';
+import { cancelJob, depListSound, finishJob } from './finish.js';
 import { linkTail, lockSched, pushReady, schedGet, takeQueued, unlockSched } from './queue.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
@@ -292,7 +292,7 @@ function settledDeps(arena: Arena, jw: number): number | null {
   if (Atomics.load(i32, jw + J_PENDING) >= ARMING) return null;
   const n = i32[jw + J_NDEPS];
   const depsW = i32[jw + J_DEPS];
-  if (n <= 0 || !isLinkedPayload(arena, depsW, A.BlockType.INTERNAL) || n * L.DEP_WORDS > arena.payloadBytes(depsW - BLOCK_HEADER_WORDS) >>> 2) return null;
+  if (!depListSound(arena, jw)) return null;
   let signaled = 0;
   for (let d = 0; d < n; d++) {
     const dfw = i32[depsW + d * L.DEP_WORDS + L.DEP_FW];
