@@ -145,7 +145,7 @@ const ARMING = 1 << 30;
  * dependency callbacks with it (see the DISPATCH hook below): the count may then never reach 0, and
  * each later callback checks the dependencies themselves instead.
  */
-const RECHECK = 1 << 29;
+export const RECHECK = 1 << 29;
 
 /**
  * True when job `jw`, `rest` dependencies left by the count, is to be queued: the count is done, a
