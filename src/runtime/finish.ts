@@ -116,8 +116,13 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
     if (dfw === 0) continue;
     try {
       if (early && i32[e + L.DEP_NODE] !== 0) {
+        // A dependency already signaled has detached its callbacks (removal would say false): ours
+        // ran or will run and puts its own reference. Its lock is not taken then — this thread may
+        // be inside that very signal, under that lock (a destroyed pool's queue cancelled from a
+        // dependency callback, jobs.ts makeReady, of a job that ended with an error), and taking it
+        // again was EDEADLK: the reaper of a pool worker killed by destroy({ graceMs: 0 }) threw it.
         const dep = fenceView(arena, dfw);
-        const removed = dep.removeCallback({ fence: dep, node: i32[e + L.DEP_NODE], generation: i32[e + L.DEP_NODE_GEN] });
+        const removed = !isSignaledFlag(i32, dfw) && dep.removeCallback({ fence: dep, node: i32[e + L.DEP_NODE], generation: i32[e + L.DEP_NODE_GEN] });
         i32[e + L.DEP_NODE] = 0;
         if (removed) putFence(arena, jw); // the callback's reference: it will never run
       }

@@ -145,7 +145,7 @@ const ARMING = 1 << 30;
  * dependency callbacks with it (see the DISPATCH hook below): the count may then never reach 0, and
  * each later callback checks the dependencies themselves instead.
  */
-const RECHECK = 1 << 29;
+export const RECHECK = 1 << 29;
 
 /**
  * True when job `jw`, `rest` dependencies left by the count, is to be queued: the count is done, a
@@ -191,23 +191,33 @@ defineSharedCallback(L.CB_JOB_DEP, onJobDep);
 /**
  * WAITING → QUEUED (only one caller wins: queue.ts pushReady) and into the ready queue. A destroyed pool's queue is
  * cancelled here: in a loop, not by recursion — cancelling signals, which may make more jobs ready,
- * which land in the same queue and in the same loop.
+ * which land in the same queue and in the same loop. A job of another destroyed pool (a dependency
+ * across pools) lands in that pool's queue, which this thread is not draining: that queue is
+ * drained here, one level deeper (at most one level per pool).
  */
 function makeReady(arena: Arena, jw: number, deferPump = false): void {
   if (Atomics.load(arena.i32, jw + J_STATE) !== JS_WAITING) return;
   const sw = arena.i32[jw + J_SCHED];
-  if (pushReady(arena, sw, jw, deferPump) && !draining) drainQueue(arena, sw, Errno.ECANCELED);
+  if (pushReady(arena, sw, jw, deferPump) && !isDraining(arena, sw)) drainQueue(arena, sw, Errno.ECANCELED);
 }
 
-/** True while this thread cancels a queue (see makeReady). */
-let draining = false;
+/**
+ * The queues this thread is cancelling, innermost last (see makeReady): one flag for all of them
+ * left the job of a second destroyed pool, made ready by a cancellation in the first pool's drain,
+ * in a queue nobody would drain again — its fence never signaled.
+ */
+const draining: { arena: Arena; sw: number }[] = [];
+
+function isDraining(arena: Arena, sw: number): boolean {
+  return draining.some((d) => d.sw === sw && d.arena.buffer === arena.buffer);
+}
 
 /**
  * Cancels every queued job with `errno` (a destroyed pool, or one whose workers cannot start).
  * Threads: any attached thread. Returns the number cancelled.
  */
 export function drainQueue(arena: Arena, sw: number, errno: number): number {
-  draining = true;
+  draining.push({ arena, sw });
   let n = 0;
   // No queue holds more jobs than the heap has blocks: past that, a corrupted cycle.
   let hops = maxBlocks(arena);
@@ -220,7 +230,7 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
       putFence(arena, jw); // the queue's
     }
   } finally {
-    draining = false;
+    draining.pop();
   }
 }
 
