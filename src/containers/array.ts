@@ -25,10 +25,11 @@ import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
+import { freeInFlight } from '../fence/ledger.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
-import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChild } from './common.js';
+import { CB_ARRAY_CHILD, defer, defineContainer, defineDeferredKind, fenceArg, isSignaledFw, putChildAt } from './common.js';
 import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
@@ -146,18 +147,24 @@ function onArrayChild(arena: Arena, afw: number, cfw: number): void {
   }
   // Taking the array lock is safe unless this very thread holds it (a user's withLock around a
   // child signal): then the signal waits until the lock is dropped.
+  // Queued, the work is recorded in the thread's ledger: a thread terminated before it runs leaves
+  // it to its reaper (defineDeferredKind below).
   const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & K.LOCK_OWNER_MASK;
-  if (owner === arena.me) defer(arena, afw, signalAndPut);
-  else signalAndPut(arena, afw);
-}
-
-function signalAndPut(arena: Arena, fw: number): void {
-  try {
-    fenceView(arena, fw).signal();
-  } finally {
-    putFence(arena, fw);
+  if (owner === arena.me) defer(arena, afw, signalArray, L.LGK_ARRAY_SIGNAL);
+  else {
+    try {
+      signalArray(arena, afw);
+    } finally {
+      putFence(arena, afw);
+    }
   }
 }
+
+/** The array's signal once every child has (a no-op when it already is: a reaper may run it again). */
+function signalArray(arena: Arena, fw: number): void {
+  fenceView(arena, fw).signal();
+}
+defineDeferredKind(L.LGK_ARRAY_SIGNAL, signalArray);
 
 /**
  * ops.signaled (polled without the lock). Done once A_PENDING reached zero. While signaling is not
@@ -181,14 +188,21 @@ function arraySignaled(arena: Arena, fw: number): boolean {
   return !any;
 }
 
-/** ops.release: drops the children's references and frees the child list. */
+/**
+ * ops.release: drops the children's references and frees the child list. Resumable (the reaper
+ * calls it again on an array whose release a terminate() cut off): each child's slot is cleared in
+ * the run of its drop (putChildAt), and the list is freed through the thread's spare word with
+ * A_SLOTS cleared in the run that hands it there (freeInFlight), so a second call skips what is
+ * done and drops every child still named exactly once.
+ */
 function releaseArray(arena: Arena, fw: number): void {
   const i32 = arena.i32;
+  if (i32[fw + A_SLOTS] === 0) return; // the list is freed: the release was done but the block's free
   const n = arrayCount(arena, fw);
   const sw = i32[fw + A_SLOTS];
   let first: unknown = NO_ERROR;
-  for (let i = 0; i < n; i++) first = attempt(putChild, arena, i32[sw + i], 0, first);
-  arena.freeBlock(sw - BLOCK_HEADER_WORDS);
+  for (let i = 0; i < n; i++) first = attempt(putChildAt, arena, sw + i, 0, first);
+  freeInFlight(arena, fw + A_SLOTS);
   rethrowFirst(first);
 }
 

@@ -14,8 +14,10 @@
  * the head down); when it fires — in whichever thread signals that fence — it walks again and
  * re-arms, or signals the chain when nothing is left. The callback holds a chain reference.
  *
- * Release is iterative: releasing a link queues its predecessor instead of putting it from inside
- * the release, so a 100,000-link chain is freed in constant stack depth.
+ * Release is iterative: a predecessor link released from inside its successor's release hands
+ * its words over to that successor (emptied by then) instead of putting them itself, so a
+ * 100,000-link chain is freed in constant stack depth — and, the queue being the link's own block,
+ * a release cut off by terminate() is finished by calling it again (see releaseChain).
  */
 import type { Arena } from '../arena/arena.js';
 import { isLinkedPayload, linkedPayload, maxBlocks } from '../arena/handles.js';
@@ -29,7 +31,7 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { CB_CHAIN_LINK, defineContainer, flushDeferred, holdsLocks, isSignaledFw, putChild, runOrDefer } from './common.js';
+import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
 const { F_REFCOUNT } = FL;
@@ -196,21 +198,23 @@ function enableChain(arena: Arena, fw: number): boolean {
   }
 }
 
-/** Deferred part of CB_CHAIN_LINK: re-arm or signal, then drop the callback's reference. */
+/**
+ * Deferred part of CB_CHAIN_LINK: re-arm or signal (the queue then drops the callback's
+ * reference). Run again by a reaper after a cut-off run, it arms once more: the extra callback
+ * holds a reference of its own, and a signal of a signaled chain is a no-op.
+ */
 function rearm(arena: Arena, head: number): void {
-  try {
-    if (!armChain(arena, head)) fenceView(arena, head).signal();
-  } finally {
-    putFence(arena, head);
-  }
+  if (!armChain(arena, head)) fenceView(arena, head).signal();
 }
+defineDeferredKind(L.LGK_CHAIN_REARM, rearm);
 
 /**
  * Shared callback CB_CHAIN_LINK, run by the thread that signals the armed fence. Re-arming takes
- * other fences' locks, so it runs at once only when this thread holds no lock (kernel: irq_work).
+ * other fences' locks, so it runs at once only when this thread holds no lock (kernel: irq_work);
+ * queued, it is recorded in the thread's ledger, and a dead thread's reaper runs it.
  */
 function onChainLink(arena: Arena, head: number): void {
-  runOrDefer(arena, head, rearm);
+  runOrDefer(arena, head, rearm, L.LGK_CHAIN_REARM);
 }
 
 /**
@@ -241,31 +245,55 @@ function chainSignaled(arena: Arena, fw: number): boolean {
   return true;
 }
 
-/* Iterative release: a release nested in another release of this thread queues instead of recursing. */
-let releasing: Arena | null = null;
-const releaseQueue: number[] = [];
+/*
+ * The release loop in progress in this thread: link `handLink` is putting its predecessor
+ * `handPrev` (see releaseChain). Thread-local, saved and restored around nested releases.
+ */
+let handArena: Arena | null = null;
+let handLink = 0;
+let handPrev = 0;
 
-/** ops.release: drops the link's references on its fence and its predecessor. */
+/**
+ * ops.release: drops the link's references on its fence and its predecessor, in that order, each
+ * word cleared in its drop's run (putChildAt). When the predecessor's drop is its last and it is a
+ * link, its own release (nested here) moves its two words into this link — both 0 by then — and
+ * clears its own, in one run of plain writes; the loop then drops those. So every reference still
+ * to drop is named by a word of a link whose release record is marked in release, and the reaper,
+ * calling this again on each such link (innermost first), drops each exactly once.
+ */
 function releaseChain(arena: Arena, fw: number): void {
   const i32 = arena.i32;
-  const prev = i32[fw + C_PREV];
-  const c = i32[fw + C_FENCE];
-  if (releasing === arena) {
-    if (prev !== 0) releaseQueue.push(prev);
-    releaseQueue.push(c);
+  const into = handLink;
+  if (handArena === arena && fw === handPrev && i32[into + C_FENCE] === 0 && i32[into + C_PREV] === 0) {
+    handPrev = 0;
+    // One run (plain writes, no call): the words are named by exactly one of the two links.
+    i32[into + C_FENCE] = i32[fw + C_FENCE];
+    i32[into + C_PREV] = i32[fw + C_PREV];
+    i32[fw + C_FENCE] = 0;
+    i32[fw + C_PREV] = 0;
     return;
   }
-  const outer = releasing;
-  const depth = releaseQueue.length;
-  releasing = arena;
+  const saved = [handArena, handLink, handPrev] as const;
   let first: unknown = NO_ERROR;
-  if (prev !== 0) releaseQueue.push(prev);
-  releaseQueue.push(c);
+  let hops = maxBlocks(arena);
   try {
-    // LIFO: the link's fence first, then its predecessor, whose release queues the next pair.
-    while (releaseQueue.length > depth) first = attempt(putChild, arena, releaseQueue.pop() as number, 0, first);
+    for (;;) {
+      first = attempt(putChildAt, arena, fw + C_FENCE, 0, first);
+      const stuck = i32[fw + C_FENCE] !== 0; // its drop failed (reported below): not tried again
+      const prev = i32[fw + C_PREV];
+      if (prev === 0) break;
+      handArena = arena;
+      handLink = fw;
+      handPrev = prev;
+      first = attempt(putChildAt, arena, fw + C_PREV, 0, first);
+      handPrev = 0;
+      // Nothing handed over (a plain fence, not the last reference, a deferred drop), or a drop that
+      // failed and left its word (reported below; looping would try it again): done.
+      if (stuck || i32[fw + C_PREV] === prev || (i32[fw + C_FENCE] === 0 && i32[fw + C_PREV] === 0)) break;
+      hops = step(hops);
+    }
   } finally {
-    releasing = outer;
+    [handArena, handLink, handPrev] = saved;
   }
   rethrowFirst(first);
 }

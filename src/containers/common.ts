@@ -18,9 +18,9 @@ import * as FL from '../fence/layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
-import { defineFenceOps, findOps, type FenceOps } from '../fence/ops.js';
-import { ledgerAdd, ledgerPutRef } from '../fence/ledger.js';
-import { holdsFenceLock, putFence } from '../fence/release.js';
+import { defineFenceOps, findOps, markReleaseResumable, type FenceOps } from '../fence/ops.js';
+import { defineLedgerKind, ledgerAdd, ledgerFind, ledgerPutRef } from '../fence/ledger.js';
+import { holdsFenceLock, putFence, putFenceAt } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
 export const CB_ARRAY_CHILD = 1;
@@ -74,6 +74,9 @@ export function defineContainer(kernelName: string, ops: ContainerOps): Containe
     release: (f) => ops.release(f.arena, f.fw),
     setDeadline: (f, ns) => ops.setDeadline(f.arena, f.fw, ns),
   });
+  // Both releases record their progress in the container's block (see putChildAt): the reaper
+  // calls a release cut off by terminate() again, and it drops what the first call had not.
+  markReleaseResumable(fenceOps);
   const id = fenceOps.id;
   const is = (i32: Int32Array, fw: number): boolean => i32[fw + FL.F_OPS] === id;
   onNesting((i32, outerFw, innerFw) => is(i32, outerFw) && ops.contains(i32, outerFw, innerFw));
@@ -81,46 +84,39 @@ export function defineContainer(kernelName: string, ops: ContainerOps): Containe
 }
 
 /**
- * Drops a container's reference on a child (putFence without a view, as a step for `attempt`).
+ * Drops a container's reference on the child named by word `at` of the container's block (a step
+ * for `attempt`; a word already 0 was dropped before: nothing happens), and clears the word in the
+ * drop's run (putFenceAt): a thread terminated at any point leaves the reference named there, or
+ * dropped (its release recorded) with the word cleared, so a container release called again by
+ * the reaper drops each child exactly once.
  * Locking: when the calling thread holds the child's lock, the drop is deferred until it holds no
- * lock (the reference goes to the deferred queue, recorded in the thread's ledger), so a
- * container's release always completes, and a thread terminated before the drop runs leaves it to
- * its reaper.
+ * lock (the reference goes to the deferred queue, recorded in the thread's ledger in the run that
+ * clears the word), so a container's release always completes, and a thread terminated before
+ * the drop runs leaves it to its reaper.
  */
-export function putChild(arena: Arena, fw: number): void {
+export function putChildAt(arena: Arena, at: number): void {
+  const i32 = arena.i32;
+  if (i32[at] === 0) return;
   // The child word was read from the container's block: checked, so a corrupted one is an
   // ENOTRECOVERABLE instead of a put at a random place.
-  const cw = linkedPayload(arena, fw, A.BlockType.FENCE, 'container child');
+  const cw = linkedPayload(arena, i32[at], A.BlockType.FENCE, 'container child');
   // The container's block is being freed, so this drop cannot be refused: if it were the child's
   // last reference, putFence would refuse it (EDEADLK, the release would signal and free under the
   // lock) and the reference would be lost with the container. Whether it is the last only a race
   // with other threads' puts decides, so every drop under the child's lock is deferred.
-  if (!holdsFenceLock(arena, cw)) return putFence(arena, cw);
+  if (!holdsFenceLock(arena, cw)) return putFenceAt(arena, cw, at);
   // The deferred queue is this thread's memory: the reference is recorded in the thread's ledger
-  // first (its LEDGER reap stage puts what a dead thread still records), so a thread terminated
-  // before the drop runs does not lose it. Without room for the entry (ENOMEM) it is deferred
-  // unrecorded, as before.
-  let recorded = true;
-  try {
-    ledgerAdd(arena, FL.LGK_FENCE_REF, cw);
-  } catch {
-    recorded = false;
-  }
-  defer(arena, cw, recorded ? putDeferredRecorded : putDeferred);
+  // first (its LEDGER reap stage puts what a dead thread still records), and the container's word
+  // cleared right after the entry's last plain write (no call between: one run). Without room for
+  // the entry (ENOMEM) it is deferred unrecorded, as before: a terminate() before it runs loses it
+  // (a leak, never a second drop).
+  const kind = recordWork(arena, FL.LGK_FENCE_REF, cw);
+  i32[at] = 0;
+  enqueue(arena, cw, dropOnly, kind);
 }
 
-/** Deferred work: the reference a container's release handed over (see {@link putChild}). */
-function putDeferred(arena: Arena, fw: number): void {
-  putFence(arena, fw);
-}
-
-/**
- * {@link putDeferred} of a reference recorded in the ledger: dropped and forgotten in one run
- * (ledgerPutRef). No entry left means the ledger's own reaper dropped it (the thread detached).
- */
-function putDeferredRecorded(arena: Arena, fw: number): void {
-  ledgerPutRef(arena, fw, arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK);
-}
+/** Deferred work of a child drop: nothing before the queue puts the reference. */
+function dropOnly(): void {}
 
 /** True when the calling thread holds any lock word (fence locks, SpinLocks, chain prev locks). */
 export function holdsLocks(arena: Arena): boolean {
@@ -142,12 +138,51 @@ export function isSignaledFw(arena: Arena, fw: number): boolean {
   return fenceView(arena, fw).isSignaled();
 }
 
-/** Deferred work: `fn(arena, fw)` consumes the reference the queue holds on `fw`. */
+/**
+ * Deferred work: `fn(arena, fw)` runs while the queue holds a reference on `fw`, which the queue
+ * puts once it returned (or threw).
+ */
 export type DeferredWork = (arena: Arena, fw: number) => void;
+
+/**
+ * Defines a kind of deferred container work that a dead thread's reaper finishes: the queued
+ * reference is recorded in the thread's ledger as `kind` (a LGK_* of containers/layout.ts), and the
+ * ledger's reaper runs `fn` on a dead thread's entry, then puts the reference. So work waiting in
+ * the queue of a thread terminated before it ran is not lost; `fn` must tolerate running after a
+ * cut-off run of itself (signaling a signaled fence is a no-op; a re-arm arms again).
+ * Threads: every thread that imports the container's module defines it.
+ */
+export function defineDeferredKind(kind: number, fn: DeferredWork): void {
+  defineLedgerKind(kind, (arena, fw, gen) => {
+    // The dead thread held a reference, so the fence cannot have been released: still check.
+    if (!arena.isLive(fw - A.BLOCK_HEADER_WORDS, gen)) return;
+    try {
+      fn(arena, fw);
+    } finally {
+      putFence(arena, fw);
+    }
+  });
+}
+
+/**
+ * Records the reference on `fw` the deferred queue is about to hold as ledger kind `kind` (the
+ * entry's last plain write ends the call: the caller's plain writes right after are in its run).
+ * Returns `kind`, or 0 when the ledger has no room (ENOMEM): the work is then queued unrecorded,
+ * and a terminate() before it runs loses it (a leak, never a second run).
+ */
+function recordWork(arena: Arena, kind: number, fw: number): number {
+  try {
+    ledgerAdd(arena, kind, fw);
+    return kind;
+  } catch {
+    return 0;
+  }
+}
 
 const qArena: Arena[] = [];
 const qFw: number[] = [];
 const qFn: DeferredWork[] = [];
+const qKind: number[] = []; // the ledger kind the queued reference is recorded as, or 0
 let qHead = 0;
 let running = false;
 let scheduled = false;
@@ -155,17 +190,18 @@ let scheduled = false;
 /**
  * Runs `fn(arena, fw)` now when the calling thread holds no lock and is not already running
  * deferred container work; otherwise queues it (it then runs after the current work, or once the
- * thread's locks are dropped). The caller hands over one reference on `fw`, which `fn` drops.
+ * thread's locks are dropped), recorded as `kind` (see {@link defineDeferredKind}; 0: not
+ * recorded). The caller hands over one reference on `fw`, which is put after `fn`.
  * Threads: any; the work runs in the calling thread either way.
  */
-export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork): void {
+export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork, kind = 0): void {
   if (running || holdsLocks(arena)) {
-    defer(arena, fw, fn);
+    defer(arena, fw, fn, kind);
     return;
   }
   running = true;
   try {
-    fn(arena, fw);
+    runThenPut(arena, fw, fn, 0);
     drainQueue();
   } finally {
     running = false;
@@ -174,15 +210,38 @@ export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork): void {
 
 /**
  * Queues `fn(arena, fw)` unconditionally (it runs after the current container work, at the next
- * {@link flushDeferred}, or in a microtask). The caller hands over one reference on `fw`.
+ * {@link flushDeferred}, or in a microtask), recorded as `kind` (see {@link defineDeferredKind}; 0:
+ * not recorded). The caller hands over one reference on `fw`, which is put after `fn`.
  */
-export function defer(arena: Arena, fw: number, fn: DeferredWork): void {
+export function defer(arena: Arena, fw: number, fn: DeferredWork, kind = 0): void {
+  enqueue(arena, fw, fn, kind === 0 ? 0 : recordWork(arena, kind, fw));
+}
+
+/** Queues work whose reference is recorded as `kind` already (0: not recorded). */
+function enqueue(arena: Arena, fw: number, fn: DeferredWork, kind: number): void {
   qArena.push(arena);
   qFw.push(fw);
   qFn.push(fn);
+  qKind.push(kind);
   if (!running && !scheduled) {
     scheduled = true;
     queueMicrotask(drainLater);
+  }
+}
+
+/**
+ * Runs `fn(arena, fw)`, then puts the reference the work held: a recorded one (`kind`) with
+ * ledgerPutRef, which forgets the entry in the drop's run. A recorded entry no longer there means
+ * the ledger's own reaper finished the work (the thread detached in between): nothing runs.
+ */
+function runThenPut(arena: Arena, fw: number, fn: DeferredWork, kind: number): void {
+  const gen = arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+  if (kind !== 0 && ledgerFind(arena, kind, fw, gen) < 0) return;
+  try {
+    fn(arena, fw);
+  } finally {
+    if (kind === 0) putFence(arena, fw);
+    else ledgerPutRef(arena, fw, gen, undefined, kind);
   }
 }
 
@@ -202,18 +261,19 @@ export function deferredCount(): number {
   return qFw.length - qHead;
 }
 
+/** Runs queued item `i` (a step for `attempt`). */
+function runQueued(i: number): void {
+  runThenPut(qArena[i], qFw[i], qFn[i], qKind[i]);
+}
+
 function drainQueue(): number {
   let n = 0;
   let first: unknown = NO_ERROR;
   while (qHead < qFw.length) {
-    const arena = qArena[qHead];
-    const fw = qFw[qHead];
-    const fn = qFn[qHead];
-    qHead++;
+    first = attempt(runQueued, qHead++, 0, 0, first);
     n++;
-    first = attempt(fn, arena, fw, 0, first);
   }
-  qArena.length = qFw.length = qFn.length = 0;
+  qArena.length = qFw.length = qFn.length = qKind.length = 0;
   qHead = 0;
   rethrowFirst(first);
   return n;

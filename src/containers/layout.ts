@@ -37,3 +37,14 @@ export const {
 );
 /** Words a chain link adds to a fence. */
 export const CHAIN_WORDS = CHAIN_END - FENCE_WORDS;
+
+/**
+ * Ledger entry kind of a fence array's signal waiting in a thread's deferred queue (the reference
+ * the last child callback held): a dead thread's reaper signals the array and puts it.
+ */
+export const LGK_ARRAY_SIGNAL = 6;
+/**
+ * Ledger entry kind of a fence chain's re-arm waiting in a thread's deferred queue (the chain
+ * callback's reference): a dead thread's reaper re-arms the chain (or signals it) and puts it.
+ */
+export const LGK_CHAIN_REARM = 7;

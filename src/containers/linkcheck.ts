@@ -8,6 +8,7 @@ import type { Arena } from '../arena/arena.js';
 import { isLinkedPayload } from '../arena/handles.js';
 import { onCheck } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
+import { F_REFCOUNT } from '../fence/layout.js';
 import { arrayChild, arrayCount, isArrayFw } from './array.js';
 import { isChainFw } from './chain.js';
 import * as L from './layout.js';
@@ -51,6 +52,9 @@ onCheck((arena) => {
   arena.walk((hw, _size, state, type) => {
     if (state !== A.STATE_LIVE || type !== BlockType.FENCE || problems.length >= 100) return;
     const fw = hw + BLOCK_HEADER_WORDS;
+    // A container whose release is in flight (no reference left) has its words cleared as its
+    // drops go (see putChildAt): nothing to check until its block is freed.
+    if (i32[fw + F_REFCOUNT] === 0) return;
     const p = isArrayFw(i32, fw) ? arrayProblem(arena, fw) : isChainFw(i32, fw) ? chainProblem(arena, fw, done) : null;
     if (p !== null) problems.push(p);
   });

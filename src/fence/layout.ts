@@ -103,7 +103,7 @@ export const { FW: REC_FW, STATE: REC_STATE, END: REC_WORDS } = defineStruct('re
   STATE: 1, // generation of the fence block | REL_* bits
 });
 export const REL_RESURRECTED = 1 << 24; // holds the reference the -EDEADLK signal runs under
-export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reaper does not call it again)
+export const REL_IN_RELEASE = 1 << 25; // ops.release has been called (the reaper calls it again only if it resumes)
 export const REL_DROPPED = 1 << 26; // the last reference is gone (without it the record is an intent only)
 
 /**

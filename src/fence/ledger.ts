@@ -234,16 +234,17 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
 }
 
 /**
- * Puts a reference on fence `fw` recorded (LGK_FENCE_REF at `gen`) in the calling thread's ledger
- * and forgets the entry in the drop's run (see dropRef): a thread terminated here still records a
- * reference it holds (the reaper puts it), or neither records nor holds it. The last reference
- * releases the fence (`view` handed to ops.release). Returns false when no such entry was recorded
- * (nothing is put). Throws EBADF for a fence without references (nothing changes).
+ * Puts a reference on fence `fw` recorded (as `kind`, LGK_FENCE_REF by default, at `gen`) in the
+ * calling thread's ledger and forgets the entry in the drop's run (see dropRef): a thread
+ * terminated here still records a reference it holds (the reaper puts it), or neither records nor
+ * holds it. The last reference releases the fence (`view` handed to ops.release). Returns false
+ * when no such entry was recorded (nothing is put). Throws EBADF for a fence without references
+ * (nothing changes).
  */
-export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence): boolean {
+export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence, kind: number = L.LGK_FENCE_REF): boolean {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(arena, lw, L.LGK_FENCE_REF, fw, gen);
+  const last = moveLast(arena, lw, kind, fw, gen);
   if (last < 0) return false;
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, lw + LG_COUNT, last);

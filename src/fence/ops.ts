@@ -88,6 +88,24 @@ export function findOps(id: number): FenceOps | undefined {
   return registry.get(id);
 }
 
+const resumable = new Set<number>();
+
+/**
+ * @internal Declares that the release of `ops` may be called again on a fence whose release was
+ * cut off (a thread terminated inside it): it records its progress in the fence's own block,
+ * clearing each word it has dropped in the run of the drop, so a second call finishes exactly what
+ * the first had not done. The reaper (src/fence/release.ts) calls such a release again instead of
+ * skipping it. The containers' releases are; a driver's release, which may not be, is not.
+ */
+export function markReleaseResumable(ops: FenceOps): void {
+  resumable.add(ops.id);
+}
+
+/** Whether the ops registered under `id` were marked with {@link markReleaseResumable}. */
+export function releaseResumes(id: number): boolean {
+  return resumable.has(id);
+}
+
 /** The software ops a fence gets when `Fence.create` is given none. */
 export const defaultOps = defineFenceOps('fencelab', {
   getDriverName: () => 'fencelab',

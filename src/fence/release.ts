@@ -17,7 +17,7 @@ import { isSignaledFlag, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
-import { findOps, opsMissing } from './ops.js';
+import { findOps, opsMissing, releaseResumes } from './ops.js';
 import { signalFence } from './signal.js';
 
 const { EV_FENCE_DESTROY, TC_RELEASE, TH_FLAGS } = TR;
@@ -194,8 +194,10 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
 /**
  * Reap hook: finishes the releases a dead thread had in flight, innermost first. A dropped last
  * reference → the release runs here; the -EDEADLK signal's reference → signal (if the dead thread
- * had not got that far) and put; ops.release already called → the block is freed without calling
- * it again (what it had not released yet stays allocated, and `arena.check()` reports it).
+ * had not got that far) and put; ops.release already called → called again when it resumes (a
+ * container's: it finishes what the cut-off call had not dropped, see markReleaseResumable), then
+ * the block is freed; another ops' release is not called twice (what it had not released yet stays
+ * allocated, and `arena.check()` reports it).
  */
 function finishDeadReleases(arena: Arena, slot: number): void {
   if (slot === arena.slot) return; // detach: a thread detaches between calls, not inside a release
@@ -208,7 +210,7 @@ function finishDeadReleases(arena: Arena, slot: number): void {
     if (!(gs & L.REL_DROPPED)) continue; // an intent: it died before its drop
     if (!arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK)) continue; // freed before it died
     if (gs & L.REL_IN_RELEASE) {
-      arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+      resumeRelease(arena, fw);
     } else if (gs & L.REL_RESURRECTED) {
       if (!isSignaledFlag(i32, fw)) signalFence(arena, fw, nowNs());
       putFence(arena, fw);
@@ -223,6 +225,22 @@ function finishDeadReleases(arena: Arena, slot: number): void {
   i32[b + L.T_RELEASE_DEPTH] = 0;
 }
 onReap(ReapStage.RELEASES, finishDeadReleases);
+
+/**
+ * The end of a dead thread's release cut off inside ops.release: a resumable release is called
+ * again (its own records in the fence block say what is left), then the block is freed.
+ */
+function resumeRelease(arena: Arena, fw: number): void {
+  const id = arena.i32[fw + F_OPS];
+  const ops = findOps(id);
+  // As in freeFence: a release this thread cannot run is reported, not skipped without a word.
+  if (ops === undefined && arena.i32[fw + F_FLAGS] & FLAG_OPS_RELEASE) warn(opsMissing(id, 'release'), 'FENCELAB_OPS_MISSING');
+  try {
+    if (ops !== undefined && releaseResumes(ops.id)) ops.table.release?.(viewOf(arena, fw));
+  } finally {
+    arena.freeBlock(fw - BLOCK_HEADER_WORDS);
+  }
+}
 
 /** Check hook: a thread between calls has no release in flight. */
 onThreadCheck((arena, s, b) => {
