@@ -5,7 +5,9 @@
  * functions: neither's type feedback or inlining touches the other's).
  *
  * The copy is dist/src and dist/workers with every tracepoint's condition, `tracing(i32, TC_X)` or,
- * on the hot paths, the same test written inline, `i32[TH_FLAGS] & TC_X`, replaced by the literal `false`. V8's bytecode generator emits nothing for `if (false) …`, so the
+ * on the hot paths, the same test written inline, `i32[TH_FLAGS] & TC_X` (on the fence hot paths
+ * with the literals of src/fence/hot.ts, which tsc writes as numbers each followed by a comment
+ * naming FH.TH_FLAGS or FH.TC_X), replaced by the literal `false`. V8's bytecode generator emits nothing for `if (false) …`, so the
  * stripped functions have the bytecode size, and hence the inlining decisions, of code that never
  * had the tracepoint. It sits inside dist/ so that the copy resolves its packages as the original.
  */
@@ -20,8 +22,8 @@ const DIST = fileURLToPath(new URL('..', import.meta.url));
  * A tracepoint's condition: a call of `tracing` (not its declaration; its arguments hold no
  * parentheses), or its inline form. Either, left anywhere in the copy, fails it (LEFT).
  */
-const TRACEPOINT = /(?<!function )\btracing\([^()]*\)|\bi32\[TH_FLAGS\] & TC_[A-Z_]+/g;
-const LEFT = /(?<!function )\btracing\(|\[TH_FLAGS\] & TC_/;
+const TRACEPOINT = /(?<!function )\btracing\([^()]*\)|\bi32\[TH_FLAGS\] & TC_[A-Z_]+|\bi32\[\d+ \/\* \w+\.TH_FLAGS \*\/\] & \d+ \/\* \w+\.TC_[A-Z_]+ \*\//g;
+const LEFT = /(?<!function )\btracing\(|\[TH_FLAGS\] & TC_|\.TH_FLAGS \*\/\] & /;
 
 function jsFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

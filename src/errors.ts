@@ -262,6 +262,7 @@ export const Errors = {
   badHandle: (what: string, handle: unknown, why: string) =>
     new FenceError('EBADF', `invalid ${what} handle ${typeof handle === 'number' ? handle : describeValue(handle)}: ${why}`),
   invalid: (message: string) => new FenceError('EINVAL', message),
+  notArena: (value: unknown, where: string) => new FenceError('EINVAL', `${where}: arena must be an Arena, got ${describeValue(value)}`),
   noMemory: (bytes: number, capacity: number) =>
     new FenceError('ENOMEM', `arena exhausted: cannot allocate ${bytes} bytes (capacity ${capacity})`),
   notOwner: (what: string, owner: number, me: number) =>

@@ -62,7 +62,7 @@ function freeChecked(arena: Arena, ref: number): void {
  * anything is read through it, so a wrong value is a typed error rather than a TypeError.
  */
 export function arenaArg(arena: unknown, where: string): Arena {
-  if (!(arena instanceof Arena)) throw Errors.invalid(`${where}: arena must be an Arena, got ${describeValue(arena)}`);
+  if (!(arena instanceof Arena)) throw Errors.notArena(arena, where); // message out of line: Fence.create inlines this
   return arena;
 }
 

@@ -14,18 +14,14 @@ import { opsFlagsOf } from './ops.js';
 import { contextClass, lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from '../locks/lockdep.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 import * as TR from '../trace/layout.js';
+import { FH } from './hot.js';
+import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 import { traceEvent, traceEventNs } from '../trace/ring.js';
 
-const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT, TC_FENCE, TH_FLAGS } = TR;
+const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT } = TR;
 
-const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
-const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
-const { CB_NEXT, SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
-// markSignaledLocked's compound constants, computed once: each use of a module constant there is
-// bytecode (a load and a hole check), and its size decides whether V8 inlines it (see there).
-const SIGNALED_TIMESTAMP = FLAG_SIGNALED | FLAG_TIMESTAMP;
-/** A block's generation word, relative to its payload word. */
-const PAYLOAD_B_GEN = B_GEN - BLOCK_HEADER_WORDS;
+const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
+const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 /**
  * Node's `process.hrtime.bigint`, looked up once: `process` is a dictionary-mode object, so
@@ -64,11 +60,17 @@ export function contextAlloc(arena: Arena, n = 1): number {
 
 /** Validates context/seqno the way every fence constructor needs. Throws EINVAL. */
 export function checkContextSeqno(context: number, seqno: number, seqno64: boolean): void {
+  // The messages are built out of line (badContextSeqno): Fence.create inlines this check.
+  if (!Number.isInteger(context) || context < 0 || context > 0x7fffffff || !Number.isInteger(seqno) || seqno < 0 || seqno > (seqno64 ? Number.MAX_SAFE_INTEGER : 0xffffffff))
+    throw badContextSeqno(context, seqno, seqno64);
+}
+
+/** {@link checkContextSeqno}'s error for the first of `context` and `seqno` that is out of range. */
+function badContextSeqno(context: number, seqno: number, seqno64: boolean): Error {
   if (!Number.isInteger(context) || context < 0 || context > 0x7fffffff)
-    throw Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${describeValue(context)}`);
+    return Errors.invalid(`fence context must be an integer in 0..2^31-1, got ${describeValue(context)}`);
   const max = seqno64 ? Number.MAX_SAFE_INTEGER : 0xffffffff;
-  if (!Number.isInteger(seqno) || seqno < 0 || seqno > max)
-    throw Errors.invalid(`fence seqno must be an integer in 0..${max}${seqno64 ? '' : ' (pass seqno64 for 64-bit)'}, got ${describeValue(seqno)}`);
+  return Errors.invalid(`fence seqno must be an integer in 0..${max}${seqno64 ? '' : ' (pass seqno64 for 64-bit)'}, got ${describeValue(seqno)}`);
 }
 
 /** Allocates and initialises a fence block of `blockBytes` (≥ 64); returns its payload word index. */
@@ -99,26 +101,27 @@ export function fenceInit(arena: Arena, fw: number, a: InitArgs): void {
  * `flags` holds SEQNO64 and the ops' FLAG_OPS_* bits; INITIALIZED and INLINE_LOCK are added here.
  */
 export function fenceInitWith(arena: Arena, fw: number, opsId: number, context: number, seqno: number, flags: number, lockIdx: number, lenderHw: number): void {
+  // Layout constants as FH literals (see hot.ts): Fence.create inlines this function.
   const i32 = arena.i32;
-  i32[fw + F_LOCK] = lockIdx;
-  i32[fw + F_LENDER] = lenderHw;
-  i32[fw + F_LENDER_GEN] = lenderHw ? arena.generationAt(lenderHw) : 0;
-  i32[fw + F_OPS] = opsId;
-  i32[fw + F_CB_HEAD] = 0;
-  i32[fw + F_CB_TAIL] = 0;
-  i32[fw + F_REFCOUNT] = 1;
-  i32[fw + F_ERROR] = 0;
-  i32[fw + F_CONTEXT] = context;
-  i32[fw + F_SEQNO_LO] = seqno | 0;
-  i32[fw + F_SEQNO_HI] = Math.floor(seqno / 0x100000000);
+  i32[fw + FH.F_LOCK] = lockIdx;
+  i32[fw + FH.F_LENDER] = lenderHw;
+  i32[fw + FH.F_LENDER_GEN] = lenderHw ? arena.generationAt(lenderHw) : 0;
+  i32[fw + FH.F_OPS] = opsId;
+  i32[fw + FH.F_CB_HEAD] = 0;
+  i32[fw + FH.F_CB_TAIL] = 0;
+  i32[fw + FH.F_REFCOUNT] = 1;
+  i32[fw + FH.F_ERROR] = 0;
+  i32[fw + FH.F_CONTEXT] = context;
+  i32[fw + FH.F_SEQNO_LO] = seqno | 0;
+  i32[fw + FH.F_SEQNO_HI] = Math.floor(seqno / 0x100000000);
   // The thread responsible for signaling it (see signaler.ts): the creator, in the timestamp
   // words, which mean nothing until the signal overwrites them.
-  i32[fw + F_TIMESTAMP] = arena.me; // slot + 1
-  i32[fw + F_TIMESTAMP + 1] = i32[arena.slotBase + T_SERIAL];
-  i32[fw + F_FLAGS] = FLAG_INITIALIZED | (lockIdx === 0 ? FLAG_INLINE_LOCK : 0) | flags;
+  i32[fw + FH.F_TIMESTAMP] = arena.me; // slot + 1
+  i32[fw + (FH.F_TIMESTAMP + 1)] = i32[arena.slotBase + FH.T_SERIAL];
+  i32[fw + FH.F_FLAGS] = FH.FLAG_INITIALIZED | (lockIdx === 0 ? FH.FLAG_INLINE_LOCK : 0) | flags;
   // The hot paths' tracepoints test the flags word inline, not through ring.ts's tracing(): an
   // imported function costs a binding load, a hole check and a target check at every call site.
-  if (i32[TH_FLAGS] & TC_FENCE) traceInit(arena, fw);
+  if (i32[FH.TH_FLAGS] & FH.TC_FENCE) traceInit(arena, fw);
 }
 
 /** The dma_fence_init event of the fence just initialised at `fw`. */
@@ -269,18 +272,18 @@ export function isSignaledFlag(i32: Int32Array, fw: number): boolean {
  * the signal paths this one costs nothing to call and lets the timestamp's BigInt go unallocated.
  * Its tracepoint alone is 35 bytes, which once took it past the limit (a traced-off signal then
  * cost ~10 % more than one built without tracepoints). Hence parameters without defaults (a
- * default costs ~30 bytes of prologue) and precomputed constants; `node --print-bytecode
- * --print-bytecode-filter=markSignaledLocked` shows its length (434 bytes, tracepoint included).
+ * default costs ~30 bytes of prologue) and the layout as FH literals (hot.ts); `node --print-bytecode
+ * --print-bytecode-filter=markSignaledLocked` shows its length (test/inline-budget.test.ts checks it).
  */
 export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow?: boolean, record?: boolean): number {
   const i32 = arena.i32;
-  if (i32[fw + F_FLAGS] & FLAG_SIGNALED) return -1;
-  arena.i64[(fw + F_TIMESTAMP) >>> 1] = ts;
+  if (i32[fw + FH.F_FLAGS] & FH.FLAG_SIGNALED) return -1;
+  arena.i64[(fw + FH.F_TIMESTAMP) >>> 1] = ts;
   // Timestamp first, then the flags: a reader that sees TIMESTAMP reads a complete value.
-  const old = Atomics.or(i32, fw + F_FLAGS, SIGNALED_TIMESTAMP);
+  const old = Atomics.or(i32, fw + FH.F_FLAGS, FH.SIGNALED_TIMESTAMP);
   // The list cannot change under the lock: read once. No waiters and no list (the common case):
   // nothing to notify, detach or record.
-  const head = i32[fw + F_CB_HEAD];
+  const head = i32[fw + FH.F_CB_HEAD];
   if (old & FLAG_WAITERS || head !== 0) {
     let rec = 0;
     let pop = -1;
@@ -289,34 +292,34 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
       // here, no call: a call's entry is a place to be terminated), so a reaper sees it whenever
       // the flag is up and the signal unfinished. Deeper than SIGNAL_CAP: counted only.
       const sb = arena.slotBase;
-      const at = sb + T_SIGNAL_DEPTH;
+      const at = sb + FH.T_SIGNAL_DEPTH;
       const d = i32[at];
-      if (d < SIGNAL_CAP) {
-        rec = sb + T_SIGNAL + d * SIG_WORDS;
-        i32[rec + SIG_FW] = fw;
-        i32[rec + SIG_FGEN] = i32[fw + PAYLOAD_B_GEN] & GEN_MASK;
-        i32[rec + SIG_NODE] = 0;
+      if (d < FH.SIGNAL_CAP) {
+        rec = sb + FH.T_SIGNAL + d * FH.SIG_WORDS;
+        i32[rec + FH.SIG_FW] = fw;
+        i32[rec + FH.SIG_FGEN] = i32[fw + FH.PAYLOAD_B_GEN] & GEN_MASK;
+        i32[rec + FH.SIG_NODE] = 0;
       }
       i32[at] = d + 1;
       pop = d;
     }
-    if (old & FLAG_WAITERS) Atomics.notify(i32, fw + F_FLAGS);
+    if (old & FLAG_WAITERS) Atomics.notify(i32, fw + FH.F_FLAGS);
     // From here to the record, plain writes only: a terminate() leaves the list on the fence (the
     // reaper detaches it) or in the record (the reaper dispatches the rest).
     if (head !== 0) {
-      i32[fw + F_CB_HEAD] = 0;
-      i32[fw + F_CB_TAIL] = 0;
+      i32[fw + FH.F_CB_HEAD] = 0;
+      i32[fw + FH.F_CB_TAIL] = 0;
       if (rec !== 0) {
-        i32[rec + SIG_NODE] = head;
-        i32[rec + SIG_NGEN] = i32[head + PAYLOAD_B_GEN] & GEN_MASK;
-        i32[rec + SIG_NEXT] = i32[head + CB_NEXT];
+        i32[rec + FH.SIG_NODE] = head;
+        i32[rec + FH.SIG_NGEN] = i32[head + FH.PAYLOAD_B_GEN] & GEN_MASK;
+        i32[rec + FH.SIG_NEXT] = i32[head + FH.CB_NEXT];
       }
     } else if (pop >= 0) {
       // Waiters only: notified above, nothing left for a reaper (a repeated notify is harmless).
-      i32[arena.slotBase + T_SIGNAL_DEPTH] = pop;
+      i32[arena.slotBase + FH.T_SIGNAL_DEPTH] = pop;
     }
   }
-  if (i32[TH_FLAGS] & TC_FENCE) traceSignaled(arena, fw, tsIsNow); // inline test: see fenceInit
+  if (i32[FH.TH_FLAGS] & FH.TC_FENCE) traceSignaled(arena, fw, tsIsNow); // inline test: see fenceInit
   return head;
 }
 

@@ -42,6 +42,19 @@ export interface FenceInit {
  * Throws EINVAL (context/seqno/ops/lock), EBADF (stale lock ref), ENOMEM.
  */
 export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): number {
+  // The common init, { context, seqno }: default ops, inline lock, 32-bit seqno. Everything else
+  // (and a non-object) takes createFenceSlow, out of line: this function is inlined into every
+  // create, and what it holds is spent from the caller's inlining budget (test/inline-budget.test.ts).
+  if (init === null || typeof init !== 'object' || init.ops !== undefined || init.lock !== undefined || init.seqno64 !== undefined)
+    return createFenceSlow(arena, init, recordAt);
+  const context = init.context;
+  const seqno = init.seqno;
+  checkContextSeqno(context, seqno, false);
+  return fenceAllocWith(arena, recordAt, defaultOps.id, context, seqno, 0, 0, 0);
+}
+
+/** {@link createFenceAt} of an init with ops, a borrowed lock or a seqno64 field (or not an object). Same contract. */
+function createFenceSlow(arena: Arena, init: FenceInit, recordAt: number): number {
   if (init === null || typeof init !== 'object') throw Errors.invalid(`Fence.create needs { context, seqno }, got ${describeValue(init)}`);
   const seqno64 = init.seqno64 === true;
   checkContextSeqno(init.context, init.seqno, seqno64);

@@ -198,7 +198,6 @@ export class Fence extends FenceBase {
     return signalerOf(this.arena.i32, this.v());
   }
 
-
   /**
    * Signals the fence and runs its pending callbacks.
    * Locking: takes the fence lock; must not be called with it held — use {@link signalLocked}.
@@ -207,10 +206,14 @@ export class Fence extends FenceBase {
    * Returns nothing; signaling twice is a no-op (see {@link checkAndSignal}).
    */
   signal(): void {
-    // The view's one-CAS lock when it has one (see lock()), checked against a released fence first.
+    // The view's one-CAS lock (see lock()) on a live fence; anything else out of line (inline budget).
     const idx = this.fastLockIdx;
     if (idx !== 0 && (this.i32[this.hw + B_GEN] & GEN_MASK) === this.gen) signalFenceInline(this.arena, this.fw, idx, nowNs());
-    else signalFence(this.arena, this.v(), nowNs());
+    else this.signalChecked();
+  }
+  /** {@link signal} without the one-CAS lock, or of a released view (throws). */
+  private signalChecked(): void {
+    signalFence(this.arena, this.v(), nowNs());
   }
 
   /** Signals with the given timestamp (monotonic ns). No-op when already signaled. */
@@ -360,7 +363,6 @@ export class Fence extends FenceBase {
     return waitFenceAsync(this, timeoutMs, options);
   }
 
-
   /**
    * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of
    * the first signaled one, or -1 on timeout. Blocks the calling thread.
@@ -390,9 +392,7 @@ export class Fence extends FenceBase {
   static get pendingAsyncWaits(): number {
     return aliveHolds();
   }
-
 }
-
 
 /** @internal for the library's other modules: wraps a payload word index (no check). */
 export const fenceView: (arena: Arena, fw: number) => Fence = Fence.view;

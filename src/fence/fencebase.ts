@@ -17,9 +17,12 @@ import {
 } from './core.js';
 import type { Fence } from './fence.js';
 import { opsById, type FenceOps } from './ops.js';
+import { FH } from './hot.js';
+import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+const { LK_TICKET } = K;
 
 /**
  * The base of {@link Fence}: its fields, user flags, ordering and lock (see the file comment).
@@ -47,14 +50,16 @@ export abstract class FenceBase {
 
   /** @internal Only Fence's constructor calls it (a view built from a word index skips the handle checks). */
   protected constructor(arena: Arena, fw: number) {
+    // Layout constants as FH literals (see hot.ts): every create and fromHandle inlines this.
     const i32 = arena.i32;
+    const hw = fw - FH.BLOCK_HEADER_WORDS;
     this.arena = arena;
     this.i32 = i32;
     this.me = arena.me;
     this.fw = fw;
-    this.hw = fw - BLOCK_HEADER_WORDS;
-    this.gen = i32[this.hw + B_GEN] & GEN_MASK;
-    this.fastLockIdx = i32[fw + F_FLAGS] & FLAG_INLINE_LOCK && arena.lockKindId !== K.LK_TICKET && !arena.sanitize ? fw + L.F_LOCK : 0;
+    this.hw = hw;
+    this.gen = i32[hw + FH.B_GEN] & GEN_MASK;
+    this.fastLockIdx = i32[fw + FH.F_FLAGS] & FH.FLAG_INLINE_LOCK && arena.lockKindId !== LK_TICKET && !arena.sanitize ? fw + FH.F_LOCK : 0;
   }
 
   /* ───────────── identity and fields ───────────── */
@@ -65,13 +70,20 @@ export abstract class FenceBase {
    * the generation moves on free as well as on allocation. @internal
    */
   protected v(): number {
-    const i32 = this.arena.i32;
-    const hw = this.hw;
-    if ((i32[hw + B_GEN] & GEN_MASK) !== this.gen) {
-      if (!this.arena.sanitize || this.arena.checkAccess(hw, this.gen, 'fence', this.gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1)))
-        throw Errors.badHandle('fence', this.gen * A.HANDLE_OFFSET_SCALE + (hw >>> 1), 'the fence was released (last reference put)');
-    }
+    // The released case out of line: every method inlines this check, so its bytecode is spent
+    // from the caller's inlining budget (test/inline-budget.test.ts).
+    if ((this.i32[this.hw + FH.B_GEN] & GEN_MASK) !== this.gen) this.stale();
     return this.fw;
+  }
+
+  /**
+   * {@link v}'s check failed: the block is no longer the view's generation. Throws EBADF, or in
+   * sanitize mode UseAfterFreeError; in counting mode the access is recorded and it returns. @internal
+   */
+  private stale(): void {
+    const handle = this.gen * A.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
+    if (!this.arena.sanitize || this.arena.checkAccess(this.hw, this.gen, 'fence', handle))
+      throw Errors.badHandle('fence', handle, 'the fence was released (last reference put)');
   }
 
   /** Plain-integer handle (offset + generation) to post to other threads. */
@@ -262,3 +274,4 @@ function fenceArgs(a: unknown, b: unknown, where: string): void {
   if (!(b instanceof FenceBase)) throw Errors.invalid(`${where}: b must be a Fence, got ${describeValue(b)}`);
   if (a.arena.buffer !== b.arena.buffer) throw Errors.invalid(`${where}: the fences belong to different arenas`);
 }
+

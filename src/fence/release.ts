@@ -19,10 +19,12 @@ import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
 import { findOps, opsMissing, releaseResumes } from './ops.js';
 import { signalFence } from './signal.js';
+import { FH } from './hot.js';
+import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
-const { EV_FENCE_DESTROY, TC_RELEASE, TH_FLAGS } = TR;
+const { EV_FENCE_DESTROY } = TR;
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CB_HEAD, F_LOCK, FLAG_INLINE_LOCK, FLAG_SIGNALED, FLAG_OPS_RELEASE, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, FLAG_SIGNALED, FLAG_OPS_RELEASE, H_STUB, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 let viewOf: (arena: Arena, fw: number) => Fence = () => {
@@ -44,22 +46,28 @@ export function setViewFactory(make: (arena: Arena, fw: number) => Fence): void 
  */
 export function putFence(arena: Arena, fw: number, view?: Fence): void {
   const i32 = arena.i32;
-  const flags = i32[fw + F_FLAGS];
+  const flags = i32[fw + FH.F_FLAGS]; // FH: see hot.ts (every put inlines this function)
   // The last put calls ops.release: a thread that could not is refused before it drops anything,
   // whether or not this put is the last (which only the race decides).
-  if (flags & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
+  if (flags & FLAG_OPS_RELEASE && findOps(i32[fw + FH.F_OPS]) === undefined) throw opsMissing(i32[fw + FH.F_OPS], 'put');
   // The release signals (taking the lock) and frees the block the lock word may live in: the holder
   // of the lock may only drop references that are not the last (kernel: a dma_fence_put of the last
   // reference under fence->lock deadlocks in the release).
   if (holdsLockWord(arena, fw, flags)) return void putUnderLock(i32, fw, 0);
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, 0, 0);
-  if (old === 1) {
-    releaseFence(arena, fw, view, d, flags);
-  } else if (old < 1) {
-    Atomics.add(i32, fw + F_REFCOUNT, 1);
-    throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
-  }
+  if (old === 1) releaseFence(arena, fw, view, d, flags);
+  else if (old < 1) badPut(i32, fw, old, 0);
+}
+
+/**
+ * A put on a fence that had no reference (refcount `old` before the drop): the drop is undone, and
+ * the site's record `i32[at]` restored (`at` 0: none); throws EBADF. Out of line: puts inline their path.
+ */
+function badPut(i32: Int32Array, fw: number, old: number, at: number): never {
+  Atomics.add(i32, fw + F_REFCOUNT, 1);
+  if (at !== 0) i32[at] = fw;
+  throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
 }
 
 /**
@@ -76,11 +84,7 @@ export function putFenceAt(arena: Arena, fw: number, at: number): void {
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, at, 0);
   if (old === 1) releaseFence(arena, fw, undefined, d, flags);
-  else if (old < 1) {
-    Atomics.add(i32, fw + F_REFCOUNT, 1);
-    i32[at] = fw;
-    throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
-  }
+  else if (old < 1) badPut(i32, fw, old, at);
 }
 
 /** True when the calling thread holds the lock word fence `fw` takes (its own or a borrowed one). */
@@ -91,7 +95,7 @@ export function holdsFenceLock(arena: Arena, fw: number): boolean {
 /** {@link holdsFenceLock} with the fence's flags in hand (INLINE_LOCK never changes after init). */
 function holdsLockWord(arena: Arena, fw: number, flags: number): boolean {
   const i32 = arena.i32;
-  const lw = flags & FLAG_INLINE_LOCK ? fw + F_LOCK : i32[fw + F_LOCK];
+  const lw = flags & FH.FLAG_INLINE_LOCK ? fw + FH.F_LOCK : i32[fw + FH.F_LOCK];
   return lw > 0 && lw < i32.length && (Atomics.load(i32, lw) & LOCK_OWNER_MASK) === arena.me;
 }
 
@@ -135,22 +139,29 @@ export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: F
 function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
   const i32 = arena.i32;
   // `flags` was read before the drop: SIGNALED may have gone up since, so a clear bit is read again.
-  if (!(flags & FLAG_SIGNALED) && !(i32[fw + F_FLAGS] & FLAG_SIGNALED) && i32[fw + F_CB_HEAD] !== 0) {
-    const state = recordState(arena, d);
-    // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
-    // deliveries take references of their own), then drop our reference again.
-    if (state) i32[state] |= L.REL_RESURRECTED;
-    Atomics.store(i32, fw + F_REFCOUNT, 1);
-    if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED)) i32[fw + F_ERROR] = Errno.EDEADLK;
-    try {
-      signalFence(arena, fw, nowNs());
-    } finally {
-      // The drop clears RESURRECTED in its run: the reaper sees our reference or a drop.
-      if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d, flags);
-    }
-    return;
+  // The unsignaled fence with callbacks (a driver's bug) out of line: the put path inlines this.
+  if (!(flags & FH.FLAG_SIGNALED) && !(i32[fw + FH.F_FLAGS] & FH.FLAG_SIGNALED) && i32[fw + FH.F_CB_HEAD] !== 0) releaseUnsignaled(arena, fw, view, d, flags);
+  else freeFence(arena, fw, view, d, flags);
+}
+
+/**
+ * {@link releaseFence} of an unsignaled fence with callbacks (kernel dma_fence_release's WARN):
+ * resurrected and signaled with -EDEADLK, its callbacks run, then freed.
+ */
+function releaseUnsignaled(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
+  const i32 = arena.i32;
+  const state = recordState(arena, d);
+  // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
+  // deliveries take references of their own), then drop our reference again.
+  if (state) i32[state] |= L.REL_RESURRECTED;
+  Atomics.store(i32, fw + F_REFCOUNT, 1);
+  if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED)) i32[fw + F_ERROR] = Errno.EDEADLK;
+  try {
+    signalFence(arena, fw, nowNs());
+  } finally {
+    // The drop clears RESURRECTED in its run: the reaper sees our reference or a drop.
+    if (dropRef(arena, fw, d, state, state ? i32[state] & ~L.REL_RESURRECTED : 0) === 1) freeFence(arena, fw, view, d, flags);
   }
-  freeFence(arena, fw, view, d, flags);
 }
 
 /** Word index of the state of the calling thread's release record `d`, or 0 past RELEASE_CAP (not recorded). */
@@ -164,18 +175,31 @@ function recordState(arena: Arena, d: number): number {
  */
 function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
   const i32 = arena.i32;
-  const sb = arena.slotBase;
-  if (i32[L.H_STUB] === fw) {
-    i32[sb + L.T_RELEASE_DEPTH] = d; // the stub is permanent
+  if (i32[H_STUB] === fw) {
+    i32[arena.slotBase + FH.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
-  if (i32[TH_FLAGS] & TC_RELEASE) traceFence(arena, EV_FENCE_DESTROY, fw, 0); // inline test: see fenceInit in core.ts
+  if (i32[FH.TH_FLAGS] & FH.TC_RELEASE) traceDestroy(arena, fw); // inline test: see fenceInit in core.ts
+  // Ops with a release out of line: the put path inlines this function (and the default ops have none).
+  if (flags & FLAG_OPS_RELEASE) return freeWithRelease(arena, fw, view, d);
+  // A terminate() between the free and the pop leaves a record whose generation has moved on.
+  arena.freeBlock(fw - FH.BLOCK_HEADER_WORDS);
+  i32[arena.slotBase + FH.T_RELEASE_DEPTH] = d;
+}
+
+/** The dma_fence_destroy event of `fw`, out of line: its arguments would be bytecode of freeFence. */
+function traceDestroy(arena: Arena, fw: number): void {
+  traceFence(arena, EV_FENCE_DESTROY, fw, 0);
+}
+
+/** {@link freeFence} of a fence whose ops have a release: ops.release, then the free and the pop. */
+function freeWithRelease(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
+  const i32 = arena.i32;
   const id = i32[fw + F_OPS];
-  const hasRelease = (flags & FLAG_OPS_RELEASE) !== 0;
-  const ops = hasRelease ? findOps(id) : undefined;
+  const ops = findOps(id);
   // Only a reaper finishing a dead thread's release (or a ledger drop) gets here without the ops:
   // the block is freed, and the missing release is reported rather than skipped without a word.
-  if (hasRelease && ops === undefined) warn(opsMissing(id, 'release'), 'FENCELAB_OPS_MISSING');
+  if (ops === undefined) warn(opsMissing(id, 'release'), 'FENCELAB_OPS_MISSING');
   const release = ops?.table.release;
   try {
     if (release !== undefined) {
@@ -187,7 +211,7 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
   } finally {
     // A terminate() between the free and the pop leaves a record whose generation has moved on.
     arena.freeBlock(fw - BLOCK_HEADER_WORDS);
-    i32[sb + L.T_RELEASE_DEPTH] = d;
+    i32[arena.slotBase + L.T_RELEASE_DEPTH] = d;
   }
 }
 

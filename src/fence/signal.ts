@@ -16,6 +16,8 @@ import { tracing } from '../trace/ring.js';
 import { acquireInlineSeen, releaseInline } from '../locks/lockword.js';
 import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
+import { FH } from './hot.js';
+import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
 const { SIGNAL_CAP, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
@@ -56,7 +58,7 @@ export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true
  */
 export function signalFenceInline(arena: Arena, fw: number, idx: number, ts: bigint): boolean {
   const i32 = arena.i32;
-  if (Atomics.load(i32, fw + L.F_FLAGS) & L.FLAG_SIGNALED) return true;
+  if (Atomics.load(i32, fw + FH.F_FLAGS) & FH.FLAG_SIGNALED) return true; // FH: see hot.ts
   const me = arena.me;
   const seen = Atomics.compareExchange(i32, idx, 0, me);
   if (seen !== 0) acquireInlineSeen(arena, idx, arena.lockKindId, seen);
