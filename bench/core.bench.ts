@@ -269,7 +269,10 @@ function pairedOptions(quick: boolean): PairedOptions {
  * process for one pair of copies, 1.04 for another: code layout, not timing). Pooled over many
  * processes that placement averages out like any other noise.
  */
-const PAIRED_RUNS = args.quick ? 1 : 12;
+// 32, not 12: with the hot paths cut smaller (docs/architecture.md, "The inlining budget") the
+// process-to-process spread doubled, and a median of 12 read above 1.02 one run in six for a
+// cost of nil; ~1 s per process, so this is ~40 s more per bench run.
+const PAIRED_RUNS = args.quick ? 1 : 32;
 
 /** What a child of a paired group writes: each task's ns per operation, and every round's ratio. */
 interface PairedOut {
