@@ -20,7 +20,7 @@ const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, IN
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_CB_HEAD, F_CB_TAIL, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
-const { CB_NEXT, SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
+const { CB_NEXT, SIGNAL_CAP, SIG_FGEN, SIG_FW, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_SHARED, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
 // markSignaledLocked's compound constants, computed once: each use of a module constant there is
 // bytecode (a load and a hole check), and its size decides whether V8 inlines it (see there).
 const SIGNALED_TIMESTAMP = FLAG_SIGNALED | FLAG_TIMESTAMP;
@@ -296,6 +296,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
         i32[rec + SIG_FW] = fw;
         i32[rec + SIG_FGEN] = i32[fw + PAYLOAD_B_GEN] & GEN_MASK;
         i32[rec + SIG_NODE] = 0;
+        i32[rec + SIG_SHARED] = 0;
       }
       i32[at] = d + 1;
       pop = d;
