@@ -8,7 +8,7 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
 import { fenceLock, fenceUnlock, isSignaledFlag } from './core.js';
-import { sharedHandlers, sharedTarget } from './callbacks.js';
+import { sharedHandlers, sharedReapers, sharedTarget } from './callbacks.js';
 import { deliverRemote, pushQueued, runDetached, runWake } from './inbox.js';
 
 const { CB_FENCE, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND } = L;
@@ -63,6 +63,7 @@ function finishSignal(arena: Arena, rec: number, slot: number): void {
     const rest = i32[rec + L.SIG_NEXT];
     let first: unknown = NO_ERROR;
     if (arena.isLive(nw - BLOCK_HEADER_WORDS, i32[rec + L.SIG_NGEN])) first = attempt(finishNode, arena, nw, slot, first);
+    else if (i32[rec + L.SIG_SHARED] !== 0) first = attempt(finishShared, arena, rec, 0, first);
     if (rest !== 0) first = attempt(runDetached, arena, rest, 0, first);
     rethrowFirst(first);
   } else if (fenceLive && isSignaledFlag(i32, fw) && i32[fw + L.F_CB_HEAD] !== 0) {
@@ -81,6 +82,18 @@ function finishSignal(arena: Arena, rec: number, slot: number): void {
   if (fenceLive && isSignaledFlag(i32, fw)) Atomics.notify(i32, fw + L.F_FLAGS);
 }
 
+/**
+ * The shared handler of record `rec` was cut off after its node's free (the node is gone, SIG_SHARED
+ * still names the handler): its reaper, if it has one, finishes what the progress bits say it still
+ * holds. Without one the call is lost (containers: a known limit).
+ */
+function finishShared(arena: Arena, rec: number): void {
+  const i32 = arena.i32;
+  const sh = i32[rec + L.SIG_SHARED];
+  const reap = sharedReapers[sh & L.SIG_HANDLER_MASK];
+  if (reap) reap(arena, i32[rec + L.SIG_SDATA], i32[rec + L.SIG_FW], sh & ~L.SIG_HANDLER_MASK);
+}
+
 /** Dispatches node `nw` of a dead signaler's list (live: not dispatched yet) by its kind and state. */
 function finishNode(arena: Arena, nw: number, deadSlot: number): void {
   const i32 = arena.i32;
@@ -92,7 +105,7 @@ function finishNode(arena: Arena, nw: number, deadSlot: number): void {
     const fw = i32[nw + CB_FENCE];
     i32[nw + CB_STATE] = L.CBS_DONE;
     arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-    handler(arena, data, fw);
+    handler(arena, data, fw, 0);
     return;
   }
   const state = i32[nw + CB_STATE];

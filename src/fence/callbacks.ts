@@ -35,11 +35,29 @@ export const entries = new Map<number, CallbackEntry>();
  * id in every thread, run by whichever thread signals — like a kernel callback, which runs in the
  * signaler's context. `data` is the node's CB_TARGET word; `fw` the signaled fence.
  */
-export type SharedHandler = (arena: Arena, data: number, fw: number) => void;
+export type SharedHandler = (arena: Arena, data: number, fw: number, rec: number) => void;
 export const sharedHandlers: SharedHandler[] = [];
-export function defineSharedCallback(id: number, fn: SharedHandler): void {
+/**
+ * What a reaper does for a shared handler whose thread was terminated inside it, after the node was
+ * freed (its call started): `step` is the progress bits (SIG_STEP_1 and up) the handler had set in
+ * its signal record's SIG_SHARED word, `data` and `fw` what the handler was called with.
+ */
+export type SharedReaper = (arena: Arena, data: number, fw: number, step: number) => void;
+export const sharedReapers: (SharedReaper | undefined)[] = [];
+/**
+ * Registers shared handler `fn` under `id` (1..255), in every thread that may signal its nodes.
+ *
+ * `fn`'s `rec` is the signal record it runs under (0: none — run by a reaper, or nested deeper than
+ * SIGNAL_CAP): the record's SIG_SHARED word holds `id` from before the node's free. A handler that
+ * holds something the node held (a reference on its target) says how far it got by setting progress
+ * bits in that word in the run of each step's Atomics op, and clears the word in the run of the op
+ * that lets go of the last thing it holds; `reap` finishes, for a terminated thread, whatever the
+ * word still says it holds. Without `reap`, a handler cut off after the node's free is lost.
+ */
+export function defineSharedCallback(id: number, fn: SharedHandler, reap?: SharedReaper): void {
   if (!Number.isInteger(id) || id <= 0 || id > 255) throw new RangeError(`shared callback id ${id} not in 1..255`);
   sharedHandlers[id] = fn;
+  sharedReapers[id] = reap;
 }
 let nextToken = 1;
 
@@ -121,9 +139,12 @@ export function linkCallbackLocked(
 
 /**
  * Unlinks a pending node from an unsignaled fence's list (fence lock held). Returns true when the
- * node (payload `nw`, generation `gen`) was still pending there; the node is freed.
+ * node (payload `nw`, generation `gen`) was still pending there; the node is freed. `at` (0 none):
+ * a word of the caller's set to 1 in the unlink's run, before the free — for a caller whose thread
+ * then holds what the node held (a shared node's reference), so that its reaper knows (the node
+ * itself may then still be live, unlinked: the caller's reaper frees it).
  */
-export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: number): boolean {
+export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: number, at = 0): boolean {
   const i32 = arena.i32;
   // Once signaled, the list was detached under this same lock: the node is running or ran.
   if (i32[fw + L.F_FLAGS] & L.FLAG_SIGNALED) return false;
@@ -143,6 +164,7 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   const token = i32[nw + CB_TOKEN];
   // FREEING, not DONE: if the owner dies right here (at the freeBlock call), its reaper frees it.
   i32[nw + CB_STATE] = i32[nw + CB_OWNER] === arena.slot ? L.CBS_FREEING : L.CBS_DONE;
+  if (at !== 0) i32[at] = 1;
   arena.freeBlock(hw);
   if (fn && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);
   return true;

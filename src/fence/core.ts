@@ -299,6 +299,7 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
         i32[rec + FH.SIG_FW] = fw;
         i32[rec + FH.SIG_FGEN] = i32[fw + FH.PAYLOAD_B_GEN] & GEN_MASK;
         i32[rec + FH.SIG_NODE] = 0;
+        i32[rec + FH.SIG_SHARED] = 0;
       }
       i32[at] = d + 1;
       pop = d;

@@ -9,7 +9,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
-import { entries, pendingListener, sharedHandlers, sharedTarget } from './callbacks.js';
+import { entries, pendingListener, sharedHandlers, sharedTarget, type SharedHandler } from './callbacks.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 
@@ -28,7 +28,8 @@ const { BLOCK_HEADER_WORDS } = A;
  * wake bumped, a handler or function started, a remote node pushed — the push moves the record
  * in its own run, since the owner frees the node later), so for the reaper of a thread
  * terminated here the record's node, if still live at its generation, is not dispatched yet, and
- * everything after it is an intact list.
+ * everything after it is an intact list. A shared node's handler runs under the record, which
+ * names it (SIG_SHARED, SIG_SDATA) from before the node's free: see defineSharedCallback.
  */
 export function runDetached(arena: Arena, head: number, rec = 0): void {
   const i32 = arena.i32;
@@ -50,13 +51,25 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
     if (kind === L.CBK_WAKE) {
       runWake(arena, nw);
     } else if (kind === L.CBK_SHARED) {
-      const handler = sharedHandlers[i32[nw + CB_TOKEN]];
+      const id = i32[nw + CB_TOKEN];
+      const handler = sharedHandlers[id];
       if (typeof handler !== 'function') throw Errors.corruptArena(`callback node @${nw * 4} names no shared callback`);
       const data = sharedTarget(arena, nw);
       const fw = i32[nw + CB_FENCE];
+      // The handler and its target go into the record before the node's free: a reaper that finds
+      // the node still live runs it from scratch (finishNode); once it is freed, what the node held
+      // is the handler's, and SIG_SHARED — with the progress bits the handler adds, cleared when it
+      // lets go — tells the reaper what is left (defineSharedCallback's reap).
+      if (rec !== 0) {
+        i32[rec + L.SIG_SDATA] = data;
+        i32[rec + L.SIG_SHARED] = id;
+      }
       i32[nw + CB_STATE] = L.CBS_DONE;
       arena.freeBlock(nw - BLOCK_HEADER_WORDS);
-      first = attempt(handler, arena, data, fw, first);
+      first = runShared(handler, arena, data, fw, rec, first);
+      // Plain write after the return (no interrupt point between): a handler without a reaper
+      // leaves nothing for one.
+      if (rec !== 0) i32[rec + L.SIG_SHARED] = 0;
     } else if (i32[nw + CB_OWNER] === arena.slot) {
       first = attempt(runLocal, arena, nw, 0, first);
       here++;
@@ -69,6 +82,16 @@ export function runDetached(arena: Arena, head: number, rec = 0): void {
   }
   if (traced) traceEvent(arena, EV_SIGNAL_DONE, fw, gen, here, queued, 0);
   rethrowFirst(first);
+}
+
+/** Calls shared handler `fn` like {@link attempt}: returns `first`, or what it threw when `first` is still NO_ERROR. */
+function runShared(fn: SharedHandler, arena: Arena, data: number, fw: number, rec: number, first: unknown): unknown {
+  try {
+    fn(arena, data, fw, rec);
+  } catch (e) {
+    return first === NO_ERROR ? e : first;
+  }
+  return first;
 }
 
 /** A WAKE node: bump and notify its word, then free it (a bump repeated by a reaper is harmless). */

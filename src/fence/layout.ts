@@ -111,16 +111,25 @@ export const REL_DROPPED = 1 << 26; // the last reference is gone (without it th
  * fence, and how far the callback list it detached has been dispatched — so that the reaper of a
  * thread terminated inside signal() delivers the rest (and wakes the waiters) instead of losing
  * them. Entry: [fence payload word, its generation, next node to dispatch, that node's
- * generation, the node after it]. Deeper nested signals are counted, not recorded.
+ * generation, the node after it, and for a shared node the handler running it and its target].
+ * Deeper nested signals are counted, not recorded.
  */
 export const SIGNAL_CAP = 4;
-export const { FW: SIG_FW, FGEN: SIG_FGEN, NODE: SIG_NODE, NGEN: SIG_NGEN, NEXT: SIG_NEXT, END: SIG_WORDS } = defineStruct('signal record', {
+export const {
+  FW: SIG_FW, FGEN: SIG_FGEN, NODE: SIG_NODE, NGEN: SIG_NGEN, NEXT: SIG_NEXT, SHARED: SIG_SHARED, SDATA: SIG_SDATA, END: SIG_WORDS,
+} = defineStruct('signal record', {
   FW: 1, // payload word index of the fence being signaled
   FGEN: 1, // its generation
   NODE: 1, // the detached list's next node not yet dispatched (0: none, or not detached yet)
   NGEN: 1, // that node's generation (not live at it: dispatched)
   NEXT: 1, // the node after it (read before NODE's dispatch may overwrite its link)
+  SHARED: 1, // NODE is a CBK_SHARED node: its handler id | the handler's SIG_STEP_* progress bits (0 once it let go)
+  SDATA: 1, // …and its target (the node's CB_TARGET), copied before the node is freed
 });
+/** Bits of SIG_SHARED below the handler's own progress bits: the shared handler's id (1..255). */
+export const SIG_HANDLER_MASK = 0xff;
+/** The first progress bit a shared handler may set in SIG_SHARED (see defineSharedCallback's reap). */
+export const SIG_STEP_1 = 1 << 8;
 
 export const {
   DOORBELL: T_DOORBELL, INBOX: T_INBOX, WAKE: T_WAKE, DRAINING: T_DRAINING, RELEASE_DEPTH: T_RELEASE_DEPTH, RELEASE: T_RELEASE,

@@ -205,12 +205,13 @@ export function addCallbackNode(
 
 /**
  * Removes callback `cb` (one of fence `fw`'s, checked by the caller). Locking: takes the fence
- * lock. Returns true only if it was still pending (it will then never run).
+ * lock. Returns true only if it was still pending (it will then never run). `at`: see
+ * unlinkCallbackLocked (1 there in the unlink's run).
  */
-export function removeCallbackNode(arena: Arena, fw: number, cb: FenceCallback): boolean {
+export function removeCallbackNode(arena: Arena, fw: number, cb: FenceCallback, at = 0): boolean {
   fenceLock(arena, fw);
   try {
-    return unlinkCallbackLocked(arena, fw, cb.node, cb.generation);
+    return unlinkCallbackLocked(arena, fw, cb.node, cb.generation, at);
   } finally {
     fenceUnlock(arena, fw);
   }

@@ -15,6 +15,7 @@ import * as L from './layout.js';
 import { Errno, Errors } from '../errors.js';
 import { fenceLock, fenceUnlock, isSignaledFlag } from '../fence/core.js';
 import { adoptSignalingAt } from '../fence/signaler.js';
+import { removeCallbackNode } from '../fence/signal.js';
 import { type Fence, fenceView, putFence } from '../fence/fence.js';
 import { load, store, type Encoded } from './codec.js';
 import { defineLedgerKind, freeInFlight, ledgerRemove } from '../fence/ledger.js';
@@ -26,6 +27,7 @@ import { LGK_FENCE_REF } from '../fence/layout.js';
 import { LGK_JOB } from './layout.js';
 import { putTracked } from './ledger.js';
 import { requeue, schedPut } from './queue.js';
+import './queuereap.js'; // the dead pull loops' counts: reaped before their taken job (below)
 
 const { BLOCK_HEADER_WORDS } = A;
 const { J_STATE, J_DEP_ERROR, J_SCHED, J_ABORT, J_DEPS, J_NDEPS, JS_WAITING, JS_QUEUED, JS_RUNNING, JS_DONE, JS_CANCELED } = L;
@@ -38,14 +40,51 @@ const { J_STATE, J_DEP_ERROR, J_SCHED, J_ABORT, J_DEPS, J_NDEPS, JS_WAITING, JS_
  * already started or finished.
  */
 export function cancelJob(arena: Arena, jw: number, errno: number): boolean {
+  if (!toCanceled(arena, jw, false)) return false;
+  finishJob(arena, jw, errno, null, true);
+  return true;
+}
+
+/**
+ * Cancels job `jw`, which the calling thread took off its (destroyed) queue with the take recorded
+ * (queue.ts takeQueued: T_PULL_TAKEN, one reference — the queue's), then puts the queue's reference.
+ * The cancel's transition counts the scheduler's reference into T_PULL_TAKEN_REFS in its run, and
+ * each put counts one off in the drop's run (putTaken), so a thread terminated anywhere in here
+ * leaves the DISPATCH reaper below exactly the job to finish and the references to put. Returns
+ * true when it cancelled the job (false: cancelled meanwhile by another thread).
+ */
+export function cancelTaken(arena: Arena, jw: number, errno: number): boolean {
+  const cancelled = toCanceled(arena, jw, true);
+  try {
+    if (cancelled) {
+      try {
+        finishSteps(arena, jw, errno, null, true, false);
+      } finally {
+        putTaken(arena, jw); // the scheduler's
+      }
+    }
+  } finally {
+    putTaken(arena, jw); // the queue's
+  }
+  return cancelled;
+}
+
+/**
+ * WAITING or QUEUED → CANCELED; false when the job had started or finished. `taken`: the job is
+ * the calling thread's recorded take, and the scheduler's reference becomes the thread's too, in
+ * the transition's run (T_PULL_TAKEN_REFS 2).
+ */
+function toCanceled(arena: Arena, jw: number, taken: boolean): boolean {
   const i32 = arena.i32;
+  const refs = arena.slotBase + L.T_PULL_TAKEN_REFS;
   for (;;) {
     const s = Atomics.load(i32, jw + J_STATE);
     if (s !== JS_WAITING && s !== JS_QUEUED) return false;
-    if (Atomics.compareExchange(i32, jw + J_STATE, s, JS_CANCELED) === s) break;
+    if (Atomics.compareExchange(i32, jw + J_STATE, s, JS_CANCELED) === s) {
+      if (taken) i32[refs] = 2;
+      return true;
+    }
   }
-  finishJob(arena, jw, errno, null, true);
-  return true;
 }
 
 /** Asks a running job to stop: what its task reads as ctx.aborted / ctx.signal. */
@@ -115,17 +154,7 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
     const dfw = i32[e + L.DEP_FW];
     if (dfw === 0) continue;
     try {
-      if (early && i32[e + L.DEP_NODE] !== 0) {
-        // A dependency already signaled has detached its callbacks (removal would say false): ours
-        // ran or will run and puts its own reference. Its lock is not taken then — this thread may
-        // be inside that very signal, under that lock (a destroyed pool's queue cancelled from a
-        // dependency callback, jobs.ts makeReady, of a job that ended with an error), and taking it
-        // again was EDEADLK: the reaper of a pool worker killed by destroy({ graceMs: 0 }) threw it.
-        const dep = fenceView(arena, dfw);
-        const removed = !isSignaledFlag(i32, dfw) && dep.removeCallback({ fence: dep, node: i32[e + L.DEP_NODE], generation: i32[e + L.DEP_NODE_GEN] });
-        i32[e + L.DEP_NODE] = 0;
-        if (removed) putFence(arena, jw); // the callback's reference: it will never run
-      }
+      if (early && i32[e + L.DEP_NODE] !== 0) removeDepCallback(arena, jw, e);
       putFenceAt(arena, dfw, e + L.DEP_FW);
     } catch (err) {
       if (!failed) error = err;
@@ -151,6 +180,33 @@ function finishSteps(arena: Arena, jw: number, status: number, result: Encoded |
     failed = true;
   }
   if (failed) throw error;
+}
+
+/**
+ * Removes the callback still armed on dependency entry `e` of job `jw`, which ends early, and puts
+ * the job reference it held when it was still pending (it will then never run). DEP_REMOVED says
+ * so from the unlink's run (before the node's free, under the dependency's lock), and DEP_NODE is
+ * cleared in the put's run (putFenceAt), so a reaper running this again for a thread terminated in
+ * between finds the reference still to put — and the node, if the kill landed at its free, still to
+ * free (unlinked: nobody else reaches it). A node that ran (the dependency signaled first) was never
+ * marked: its handler has the reference.
+ */
+function removeDepCallback(arena: Arena, jw: number, e: number): void {
+  const i32 = arena.i32;
+  const nw = i32[e + L.DEP_NODE];
+  const gen = i32[e + L.DEP_NODE_GEN];
+  if (i32[e + L.DEP_REMOVED] === 0) {
+    const dfw = i32[e + L.DEP_FW];
+    // A signaled dependency's list is detached (or about to be, by its signaler or that one's
+    // reaper): the node runs, nothing to remove — and its lock is not taken, since the job may be
+    // ending inside that very signal (a job's cancel signals it under its lock, and its dependents'
+    // callbacks may cancel them there: the reaper of a cancel finishes it so).
+    if (!isSignaledFlag(i32, dfw)) removeCallbackNode(arena, dfw, { fence: fenceView(arena, dfw), node: nw, generation: gen }, e + L.DEP_REMOVED);
+  } else if (arena.isLive(nw - BLOCK_HEADER_WORDS, gen)) {
+    arena.freeBlock(nw - BLOCK_HEADER_WORDS);
+  }
+  if (i32[e + L.DEP_REMOVED] !== 0) putFenceAt(arena, jw, e + L.DEP_NODE);
+  else i32[e + L.DEP_NODE] = 0;
 }
 
 /** Signals `f` with `errno` unless already signaled, under its lock. True when this call signaled it. */
@@ -327,6 +383,7 @@ defineLedgerKind(LGK_JOB, (arena, jw, gen) => {
  */
 function deadEnd(arena: Arena, jw: number): number {
   const err = depError(arena, jw);
+  if (Atomics.load(arena.i32, jw + J_STATE) === JS_CANCELED) return Errno.ECANCELED; // a dead drainQueue's cancel (cancelTaken)
   return err < 0 ? err : Errno.ENODEV;
 }
 

@@ -27,7 +27,7 @@
  * module (it registers CB_JOB_DEP and the job fence ops): task.ts imports it in the workers.
  */
 import type { Arena } from '../arena/arena.js';
-import { maxBlocks } from '../arena/handles.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
@@ -38,8 +38,9 @@ import { contextAlloc, fenceAlloc, fenceGet, isSignaledFlag } from '../fence/cor
 import { Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { freeInFlight } from '../fence/ledger.js';
+import { putFenceAt } from '../fence/release.js';
 import { drop, store, type Encoded } from './codec.js';
-import { cancelJob, depListSound, finishJob } from './finish.js';
+import { cancelJob, cancelTaken, depListSound, finishJob } from './finish.js';
 import { linkTail, lockSched, pushReady, schedGet, takeQueued, unlockSched } from './queue.js';
 
 const { BLOCK_HEADER_WORDS, BLOCK_HEADER_BYTES } = A;
@@ -166,27 +167,67 @@ function settle(arena: Arena, jw: number): boolean {
   return true;
 }
 
-/** A dependency at `dfw` signaled: records its error, counts it. Returns the count left. */
-function depSignaled(i32: Int32Array, jw: number, dfw: number): number {
+/**
+ * A dependency at `dfw` signaled: records its error, counts it. Returns the count left. `at` (0
+ * none): the word (a signal record's SIG_SHARED) that says DEP_COUNTED from the count's run on.
+ */
+function depSignaled(i32: Int32Array, jw: number, dfw: number, at = 0): number {
   const err = i32[dfw + FL.F_ERROR];
+  // Repeated by a reaper after a terminate() here: the compare-exchange only ever stores the first.
   if (err < 0) Atomics.compareExchange(i32, jw + J_DEP_ERROR, 0, err);
-  return Atomics.sub(i32, jw + J_PENDING, 1) - 1;
+  const rest = Atomics.sub(i32, jw + J_PENDING, 1) - 1;
+  if (at !== 0) i32[at] = L.CB_JOB_DEP | DEP_COUNTED;
+  return rest;
 }
+
+/** Progress bit of a CB_JOB_DEP handler in its signal record's SIG_SHARED: the dependency is counted. */
+const DEP_COUNTED = FL.SIG_STEP_1;
 
 /**
  * Shared callback CB_JOB_DEP, run by the thread that signals dependency `dfw` of job `jw`; puts the
  * job reference the callback held. The last dependency — or the first that failed: its error
  * reaches the job's fence without waiting for the others — queues the job.
+ *
+ * Under signal record `rec` (see defineSharedCallback), which names this handler and the job from
+ * before the node's free: DEP_COUNTED goes into its SIG_SHARED in the count's run, and the word is
+ * cleared in the run of the drop of the job reference (putFenceAt). So for a thread terminated
+ * anywhere in here the reaper (reapJobDep) knows whether the dependency was counted and that the
+ * reference is still held.
  */
-function onJobDep(arena: Arena, jw: number, dfw: number): void {
+function onJobDep(arena: Arena, jw: number, dfw: number, rec = 0): void {
+  const i32 = arena.i32;
+  const at = rec === 0 ? 0 : rec + FL.SIG_SHARED;
+  try {
+    if (isReady(arena, jw, depSignaled(i32, jw, dfw, at))) makeReady(arena, jw);
+  } finally {
+    if (at === 0) putFence(arena, jw);
+    else putFenceAt(arena, jw, at);
+  }
+}
+
+/**
+ * What {@link onJobDep} left when its thread was terminated after the node's free and before the
+ * drop (SIGNALS reap stage): the dependency is counted unless `step` says it was, the job made ready
+ * if the count (or a failed dependency, or RECHECK's own look) says so — makeReady is a
+ * compare-and-swap, so doing it again after the dead thread did is harmless — and the job reference
+ * the callback held is put. A job no longer WAITING needs no count: only the put.
+ */
+function reapJobDep(arena: Arena, data: number, dfw: number, step: number): void {
+  const jw = linkedPayload(arena, data, A.BlockType.FENCE, 'the job of a dependency callback cut off');
+  if (!isJob(arena, jw)) throw Errors.corruptArena(`the dependency callback of a dead thread names fence @${jw * 4}, not a job`);
   const i32 = arena.i32;
   try {
-    if (isReady(arena, jw, depSignaled(i32, jw, dfw))) makeReady(arena, jw);
+    if (Atomics.load(i32, jw + J_STATE) === JS_WAITING) {
+      // Counted: the count only goes down (or gains RECHECK, which isReady checks for itself), so
+      // the count now says ready whenever the one the dead thread took did.
+      const rest = step & DEP_COUNTED ? Atomics.load(i32, jw + J_PENDING) : depSignaled(i32, jw, dfw);
+      if (isReady(arena, jw, rest)) makeReady(arena, jw, true);
+    }
   } finally {
     putFence(arena, jw);
   }
 }
-defineSharedCallback(L.CB_JOB_DEP, onJobDep);
+defineSharedCallback(L.CB_JOB_DEP, onJobDep, reapJobDep);
 
 /**
  * WAITING → QUEUED (only one caller wins: queue.ts pushReady) and into the ready queue. A destroyed pool's queue is
@@ -221,11 +262,24 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
   let n = 0;
   // No queue holds more jobs than the heap has blocks: past that, a corrupted cycle.
   let hops = maxBlocks(arena);
+  const refs = arena.slotBase + L.T_PULL_TAKEN_REFS;
   try {
     for (;;) {
       if (hops-- === 0) throw Errors.corruptArena(`the ready queue of scheduler @${sw * 4} does not end`);
-      const jw = takeQueued(arena, sw);
-      if (jw === 0) return n;
+      // Each take recorded like a pull loop's (a worker draining from a dependency callback may be
+      // terminated here), unless the slot's record is in use: a pull loop finishing a job it
+      // could not record (finish.ts startUnrecorded), which signals, which may land here.
+      const record = arena.i32[refs] === 0;
+      const jw = takeQueued(arena, sw, record);
+      if (jw === 0) {
+        // Empty: what this thread linked into it is drained (see queue.ts linkTail).
+        if (arena.i32[arena.slotBase + L.T_DRAIN] === sw) arena.i32[arena.slotBase + L.T_DRAIN] = 0;
+        return n;
+      }
+      if (record) {
+        if (cancelTaken(arena, jw, errno)) n++;
+        continue;
+      }
       if (cancelJob(arena, jw, errno)) n++;
       putFence(arena, jw); // the queue's
     }
@@ -238,15 +292,16 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
 
 /**
  * Reap hook: what a dead thread left undone of making jobs ready. A job it had moved to QUEUED and
- * not linked (T_PUSHED, see queue.ts pushReady) is linked now. And a dependency callback it was
- * running may have been cut off anywhere — before the count (the node freed just before its
- * handler starts: src/fence/inbox.ts runDetached), between the count and the push — which left its
- * job WAITING forever although its dependencies have signaled: every job still WAITING whose
- * dependencies have all signaled, or one of them with an error, is made ready here (the transition
- * is a compare-and-swap: a live thread doing the same at the same time is harmless), and every other
- * WAITING job is marked RECHECK, so that the callback of its last dependency makes it ready although
- * the lost callback never counted. What such a
- * cut-off callback leaves is the job reference it held: see docs/architecture.md, known limits.
+ * not linked (T_PUSHED, see queue.ts pushReady) is linked now, and a destroyed queue it had linked a
+ * job into and not drained (T_DRAIN, see queue.ts linkTail) is drained. A dependency callback it was
+ * running under a signal record was finished at the SIGNALS stage (reapJobDep); one run without a
+ * record (deeper than SIGNAL_CAP, or from enableSignaling's refusal) may have been cut off before
+ * its count or its push, which left its job WAITING forever although its dependencies have
+ * signaled: every job still WAITING whose dependencies have all signaled, or one of them with an
+ * error, is made ready here (the transition is a compare-and-swap: a live thread doing the same at
+ * the same time is harmless), and every other WAITING job is marked RECHECK, so that the callback of
+ * its last dependency makes it ready although the lost callback never counted. Such an unrecorded
+ * callback's job reference stays (docs/architecture.md, known limits).
  */
 onReap(ReapStage.DISPATCH, (arena, slot) => {
   if (slot === arena.slot) return;
@@ -256,6 +311,12 @@ onReap(ReapStage.DISPATCH, (arena, slot) => {
   if (jw !== 0) {
     i32[b + L.T_PUSHED] = 0;
     if (arena.isLive(jw - BLOCK_HEADER_WORDS, i32[b + L.T_PUSHED_GEN])) relink(arena, jw);
+  }
+  // A destroyed queue it linked a job into and had not drained: nobody else will.
+  const sw = i32[b + L.T_DRAIN];
+  if (sw !== 0) {
+    i32[b + L.T_DRAIN] = 0;
+    if (arena.isLive(sw - BLOCK_HEADER_WORDS, i32[b + L.T_DRAIN_GEN])) drainQueue(arena, sw, Errno.ECANCELED);
   }
   readyStuckJobs(arena);
 });

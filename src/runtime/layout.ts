@@ -15,7 +15,7 @@ export const LGK_JOB = 4;
 export const {
   DISPATCHING: T_DISPATCHING, PULL_SCHED: T_PULL_SCHED, PULL_GEN: T_PULL_GEN, PULL_LOOPS: T_PULL_LOOPS, PULL_LOOKING: T_PULL_LOOKING,
   PULL_SLEEPING: T_PULL_SLEEPING, PULL_TAKEN: T_PULL_TAKEN, PULL_TAKEN_GEN: T_PULL_TAKEN_GEN, PULL_TAKEN_REFS: T_PULL_TAKEN_REFS,
-  PUSHED: T_PUSHED, PUSHED_GEN: T_PUSHED_GEN, END: T_RUNTIME_END,
+  PUSHED: T_PUSHED, PUSHED_GEN: T_PUSHED_GEN, DRAIN: T_DRAIN, DRAIN_GEN: T_DRAIN_GEN, END: T_RUNTIME_END,
 } = defineStruct(
   'runtime thread slot',
   {
@@ -30,6 +30,8 @@ export const {
     PULL_TAKEN_REFS: 1, // …and the references on it the thread holds outside its ledger (0: nothing to reap)
     PUSHED: 1, // payload word of a job this thread moved WAITING → QUEUED and has not linked in its queue yet…
     PUSHED_GEN: 1, // …and its block generation
+    DRAIN: 1, // payload word of a destroyed scheduler this thread linked a job into and has not drained yet (jobs.ts drainQueue)…
+    DRAIN_GEN: 1, // …and its block generation
   },
   { base: T_SYNC_END, limit: T_LAYERS_END },
 );
@@ -100,10 +102,11 @@ export const AB_ABORTED = 1;
 export const AB_OVER = 2; // the task finished: nobody waits on the word any more
 
 /** One dependency entry in the J_DEPS block. */
-export const { FW: DEP_FW, NODE: DEP_NODE, NODE_GEN: DEP_NODE_GEN, END: DEP_WORDS } = defineStruct('job dependency', {
+export const { FW: DEP_FW, NODE: DEP_NODE, NODE_GEN: DEP_NODE_GEN, REMOVED: DEP_REMOVED, END: DEP_WORDS } = defineStruct('job dependency', {
   FW: 1, // payload word of the dependency fence (the job holds a reference)
-  NODE: 1, // its callback node (0 when it had already signaled), to remove it if the job ends early…
+  NODE: 1, // its callback node (0 when it had already signaled, or its reference is put), to remove it if the job ends early…
   NODE_GEN: 1, // …and the node's generation
+  REMOVED: 1, // 1 from the unlink's run when the job's end removed the node: the callback's job reference is the finisher's to put
 });
 
 /** How an envelope or result is encoded in its block. */

@@ -93,6 +93,13 @@ export interface FencePoolOptions {
 }
 
 const KICK_FAILURES_TO_GIVE_UP = 3;
+/**
+ * Kicks failed by their worker's exit in a row (no loop started since) before the pool gives up
+ * too: a module that kills its worker as it loads. More than KICK_FAILURES_TO_GIVE_UP, because a
+ * worker terminated before its loop started (the pool-kill test's kills, a crash) says nothing
+ * about the module: three such deaths in a row failed every queued job with -EIO.
+ */
+const KICK_EXITS_TO_GIVE_UP = 10;
 
 const NO_REQUIRE_ESM = '--no-experimental-require-module';
 
@@ -137,6 +144,8 @@ export class FencePool {
   /** Kicks ever sent (wraps like the loops' start count it is compared with). */
   private issued = 0;
   private kickFailures = 0;
+  /** Of the kick failures in a row, those of a worker's exit (piscina: "worker exited with code"). */
+  private kickExits = 0;
   /** The loops' start count at the last kick failure: loops started since prove the module loads. */
   private startedAtFailure = 0;
   private destroyed = false;
@@ -245,6 +254,7 @@ export class FencePool {
     this.kicks--;
     if (this.kicks === 0) this.whenIdle?.();
     this.kickFailures = 0;
+    this.kickExits = 0;
     if (typeof ran === 'number') this.counters.ran += ran;
     this.pump();
   };
@@ -264,9 +274,13 @@ export class FencePool {
     if (c.started !== this.startedAtFailure) {
       this.startedAtFailure = c.started;
       this.kickFailures = 0;
+      this.kickExits = 0;
     }
-    if (++this.kickFailures >= KICK_FAILURES_TO_GIVE_UP && c.pullers === 0) {
+    if (e instanceof Error && e.message.startsWith('worker exited with code')) this.kickExits++;
+    else this.kickFailures++;
+    if ((this.kickFailures >= KICK_FAILURES_TO_GIVE_UP || this.kickExits >= KICK_EXITS_TO_GIVE_UP) && c.pullers === 0) {
       this.kickFailures = 0;
+      this.kickExits = 0;
       drainQueue(this.arena, this.sw, Errno.EIO);
       return;
     }

@@ -10,7 +10,6 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { isLinkedPayload } from '../arena/handles.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
@@ -34,6 +33,11 @@ export interface SchedulerOwner {
   pump(): void;
 }
 const owners = new Map<Arena, Map<number, SchedulerOwner>>();
+
+/** The owner registered for scheduler `sw` in this thread (see {@link schedCreate}), if any. */
+export function schedOwner(arena: Arena, sw: number): SchedulerOwner | undefined {
+  return owners.get(arena)?.get(sw);
+}
 
 /**
  * Allocates a scheduler block holding one reference (the pool's) and registers `owner` as this
@@ -137,11 +141,15 @@ export function pushReady(arena: Arena, sw: number, jw: number, deferPump = fals
 /**
  * Links QUEUED job `jw` (in no queue) at the queue's tail, lock held (released in {@link linked}):
  * the queue's reference, link, count and the clearing of T_PUSHED in one run (the Atomics.add, then
- * plain writes only). Threads: a pusher, or the reaper of one that died before its link.
+ * plain writes only). Threads: a pusher, or the reaper of one that died before its link. A
+ * destroyed queue is drained by its pusher (true is returned): the link's run names the scheduler
+ * in T_DRAIN, which jobs.ts drainQueue clears once the queue is empty, so the reaper of a pusher
+ * terminated in between drains it (nobody else would).
  */
 export function linkTail(arena: Arena, sw: number, jw: number, deferPump: boolean): boolean {
   const i32 = arena.i32;
   const sb = arena.slotBase;
+  const gen = i32[sw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   Atomics.add(i32, jw + F.F_REFCOUNT, 1);
   i32[jw + J_NEXT] = 0;
   const tail = i32[sw + S_TAIL];
@@ -150,6 +158,10 @@ export function linkTail(arena: Arena, sw: number, jw: number, deferPump: boolea
   i32[sw + S_TAIL] = jw;
   i32[sw + S_QUEUED]++;
   i32[sb + L.T_PUSHED] = 0;
+  if (i32[sw + S_FLAGS] & L.SF_DESTROYED) {
+    i32[sb + L.T_DRAIN_GEN] = gen;
+    i32[sb + L.T_DRAIN] = sw;
+  }
   return linked(arena, sw, deferPump);
 }
 
@@ -221,10 +233,22 @@ function unlinkFirst(arena: Arena, sw: number): number {
   return jw;
 }
 
-/** Takes the first queued job outside any pull loop (0 when empty). Threads: any attached thread. */
-export function takeQueued(arena: Arena, sw: number): number {
+/**
+ * Takes the first queued job outside any pull loop (0 when empty). Threads: any attached thread.
+ * `record`: the take is recorded in the thread slot as a pull loop's is (T_PULL_TAKEN, the queue's
+ * reference counted), in the unlink's run — the caller must find T_PULL_TAKEN_REFS 0 (nothing of a
+ * pull loop's there) and end the job with finish.ts cancelTaken.
+ */
+export function takeQueued(arena: Arena, sw: number, record = false): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
   lockSched(arena, sw);
   const jw = unlinkFirst(arena, sw);
+  if (jw !== 0 && record) {
+    i32[sb + L.T_PULL_TAKEN_GEN] = i32[jw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+    i32[sb + L.T_PULL_TAKEN_REFS] = 1; // the queue's
+    i32[sb + L.T_PULL_TAKEN] = jw;
+  }
   unlockSched(arena, sw);
   return jw;
 }
@@ -355,35 +379,6 @@ export function lookAgain(arena: Arena, sw: number): void {
   i32[arena.slotBase + L.T_PULL_LOOKING]++;
   unlockSched(arena, sw);
 }
-
-/* ───────────── dead workers ───────────── */
-
-/**
- * Reap hook: a dead thread's pull loops leave the scheduler's counts (else the main thread would
- * wait for loops that will never take a job), and the owner is asked to make up for them.
- */
-onReap(ReapStage.DISPATCH, (arena, slot) => {
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  const sw = i32[b + L.T_PULL_SCHED];
-  if (sw === 0 || slot === arena.slot) return;
-  i32[b + L.T_PULL_SCHED] = 0;
-  if (!arena.isLive(sw - BLOCK_HEADER_WORDS, i32[b + L.T_PULL_GEN])) return;
-  lockSched(arena, sw);
-  i32[sw + S_PULLERS] -= i32[b + L.T_PULL_LOOPS];
-  i32[sw + S_LOOKING] -= i32[b + L.T_PULL_LOOKING];
-  i32[sw + S_SLEEPING] -= i32[b + L.T_PULL_SLEEPING];
-  unlockSched(arena, sw);
-  i32[b + L.T_PULL_LOOPS] = 0;
-  i32[b + L.T_PULL_LOOKING] = 0;
-  i32[b + L.T_PULL_SLEEPING] = 0;
-  const owner = owners.get(arena)?.get(sw);
-  if (owner) queueMicrotask(() => owner.pump());
-  else {
-    Atomics.add(i32, sw + S_BELL, 1);
-    Atomics.notify(i32, sw + S_BELL);
-  }
-});
 
 /** Handle of the scheduler block (posted to pool workers). */
 export function schedHandle(arena: Arena, sw: number): number {
