@@ -21,6 +21,12 @@
  *
  * This machine's core count is in the results: 4 and 8 workers on 2 cores measure what
  * oversubscription does to each lock (a preempted holder or next-in-line ticket stalls everyone).
+ * Even 2 workers on 2 cores measure one of two things, depending on the rest of the machine: with
+ * both cores free they run in parallel and the lock changes hands at almost every acquisition
+ * (several cross-core cache-line transfers each; a bare test-and-set made 4–7 M/s on the 2-core VM
+ * this was written on); with one core taken by other processes they are time-sliced on the other,
+ * the lock changes hands about once per time slice, and the cell reads close to one worker's speed
+ * (10–25 M/s there). Per-thread CPU time (/proc/self/task/<tid>/schedstat) tells the two apart.
  * Every cell runs `--reps` times, the repetitions interleaved with the other cells', and keeps its
  * fastest (with the fairness of that repetition): on a shared machine other processes can only take
  * time away. Every repetition's counter is checked.

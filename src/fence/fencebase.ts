@@ -11,7 +11,8 @@ import * as K from '../locks/layout.js';
 import { withHeld } from '../locks/scoped.js';
 import * as L from './layout.js';
 import { describeValue, Errors } from '../errors.js';
-import { acquireInlineSeen, releaseInlineSeen } from '../locks/lockword.js';
+import { ACQ_TIMEOUT, futexSpin } from '../locks/futex.js';
+import { acquireInlineSeen, inlineSpins, releaseInlineSeen } from '../locks/lockword.js';
 import {
   fenceAssertHeld, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, seqnoOf, timestampOf,
 } from './core.js';
@@ -183,14 +184,20 @@ export abstract class FenceBase {
    */
   lock(timeoutMs?: number): boolean {
     // Fast path, small enough for V8 to inline into the caller: the view's generation check and
-    // one CAS on the inline lock. Held by another thread: wait for it from what the CAS saw
-    // (acquireInlineSeen: no second CAS on a word another thread holds). Anything else (borrowed,
-    // stale, a timeout to validate) takes the full path, which reports it.
+    // one CAS on the inline lock. Held by another thread: wait for it from what the CAS saw (no
+    // second CAS on a word another thread holds): a futex word's spin called from here, so that it
+    // is compiled into the caller's optimised code (see futexSpin), then acquireInlineSeen (sleep,
+    // traced waits, other kinds). Anything else (borrowed, stale, a timeout to validate) takes the
+    // full path, which reports it.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
     if (idx !== 0 && timeoutMs === undefined && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
       const seen = Atomics.compareExchange(i32, idx, 0, this.me);
-      if (seen !== 0) acquireInlineSeen(this.arena, idx, this.arena.lockKindId, seen);
+      if (seen !== 0) {
+        const kind = this.arena.lockKindId;
+        const spins = inlineSpins(i32, kind, seen, this.me);
+        if (!spins || futexSpin(i32, idx, this.me, seen) === ACQ_TIMEOUT) acquireInlineSeen(this.arena, idx, kind, seen, spins);
+      }
       this.arena.inlineLocksHeld++;
       return true;
     }

@@ -8,8 +8,31 @@
 import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_TICKET_MASK, LOCK_TICKET_NEXT_SHIFT, LOCK_TICKET_SERVING_SHIFT, LOCK_WAITERS } from './layout.js';
 import { watchOwner } from './owners.js';
 
-/** Spins before sleeping: tens of µs catch short critical sections without a ~13–120 µs futex wake. */
-export const FUTEX_SPINS = 200;
+/**
+ * Looks at the word before sleeping. With the backoff between them (below) they span about 2.5 µs:
+ * enough for a short critical section, and a holder that was preempted (more threads than cores)
+ * soon stops costing the waiter's core.
+ */
+export const FUTEX_SPINS = 12;
+/**
+ * Busy wait between two looks, in iterations of a multiply-add that touches no memory: it doubles
+ * from SPIN_BACKOFF_MIN (a few ns) to SPIN_BACKOFF_MAX (~0.35 µs). Every look at a held word takes
+ * a copy of its cache line, and the holder's next compare-exchange on it (its unlock, then its next
+ * lock) has to take the line back first: a waiter that looks back to back makes every release a
+ * hand-over, and with two threads the lock changed hands at every acquisition (measured: one
+ * acquisition per hand-over), each costing several cross-core line transfers. Looking less often
+ * lets the holder release and retake the word from its own cache now and then.
+ */
+const SPIN_BACKOFF_MIN = 4;
+const SPIN_BACKOFF_MAX = 256;
+/** Where the backoff's busy work goes, so that the compiler cannot drop the loop. */
+let backoffSink = 0;
+
+/** `n` dependent multiply-adds on `x` (~1.3 ns each), no memory traffic: the spin's backoff. */
+function backoff(n: number, x: number): number {
+  for (let k = 0; k < n; k++) x = (Math.imul(x, 1103515245) + 12345) | 0;
+  return x;
+}
 
 /** A sleep without deadline wakes this often to look at the holder (see owners.ts). */
 const WAIT_SLICE_MS = 50;
@@ -20,26 +43,52 @@ export const ACQ_OK = 1;
 export const ACQ_OWNER_DIED = 2;
 
 /**
- * Acquires the futex word at `idx` for owner `me` (slot + 1). `seen`: the word a failed
- * compare-exchange of the caller's just returned (non-zero), so that this one starts spinning
- * instead of trying another: each compare-exchange on a held word takes its cache line away from
- * the holder, who needs it back to unlock.
- * Threads: any; on Node's main thread a contended wait blocks the event loop.
- * Returns ACQ_OK, ACQ_OWNER_DIED, or ACQ_TIMEOUT once `deadline` (performance.now() ms) passes.
- * Throws ENOTRECOVERABLE, without a deadline only, when the word names a holder that cannot exist.
+ * The spin phase of an acquisition: looks at the word FUTEX_SPINS times with the backoff between
+ * the looks, and takes it when it sees it free. `old`: the word the caller last saw (non-zero).
+ * Small and flat on purpose: a caller on a hot path (the fence lock) calls it directly, so that V8
+ * compiles it into the caller's optimised code. Inside futexLock, reached through acquireInlineSeen,
+ * acquireContended and acquireSlow, the spin stayed in V8's baseline tier in the contention bench's
+ * workers (%GetOptimizationStatus after 400 ms of contention): every look and compare-exchange a
+ * call into a builtin.
+ * Returns ACQ_OK or ACQ_OWNER_DIED when it took the word, ACQ_TIMEOUT when it gave up (still held).
  */
-export function futexLock(i32: Int32Array, idx: number, me: number, deadline: number, seen?: number): number {
-  let old = seen ?? Atomics.compareExchange(i32, idx, 0, me);
-  if (old === 0) return ACQ_OK;
+export function futexSpin(i32: Int32Array, idx: number, me: number, old: number): number {
+  let wait = SPIN_BACKOFF_MIN;
+  let x = old;
   for (let spin = 0; spin < FUTEX_SPINS; spin++) {
     if ((old & LOCK_OWNER_MASK) === 0) {
       // Keep LOCK_WAITERS if it is set: sleepers may still be queued behind us.
       const seen = Atomics.compareExchange(i32, idx, old, me | (old & LOCK_WAITERS));
-      if (seen === old) return old & LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
-      old = seen;
-      continue;
+      if (seen === old) {
+        backoffSink = x;
+        return old & LOCK_DIED ? ACQ_OWNER_DIED : ACQ_OK;
+      }
     }
+    // Held (or taken under us): wait without touching the line, then look again.
+    x = backoff(wait, x);
+    if (wait < SPIN_BACKOFF_MAX) wait <<= 1;
     old = Atomics.load(i32, idx);
+  }
+  backoffSink = x;
+  return ACQ_TIMEOUT;
+}
+
+/**
+ * Acquires the futex word at `idx` for owner `me` (slot + 1). `seen`: the word a failed
+ * compare-exchange of the caller's just returned (non-zero), so that this one starts spinning
+ * instead of trying another: each compare-exchange on a held word takes its cache line away from
+ * the holder, who needs it back to unlock. `spun`: the caller already ran {@link futexSpin} and it
+ * gave up; straight to sleeping.
+ * Threads: any; on Node's main thread a contended wait blocks the event loop.
+ * Returns ACQ_OK, ACQ_OWNER_DIED, or ACQ_TIMEOUT once `deadline` (performance.now() ms) passes.
+ * Throws ENOTRECOVERABLE, without a deadline only, when the word names a holder that cannot exist.
+ */
+export function futexLock(i32: Int32Array, idx: number, me: number, deadline: number, seen?: number, spun = false): number {
+  let old = seen ?? Atomics.compareExchange(i32, idx, 0, me);
+  if (old === 0) return ACQ_OK;
+  if (!spun) {
+    const r = futexSpin(i32, idx, me, old);
+    if (r !== ACQ_TIMEOUT) return r;
   }
   let since = -1;
   for (;;) {

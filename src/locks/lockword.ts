@@ -123,7 +123,7 @@ export function tryAcquireWord(arena: Arena, idx: number, kind: number, cap: num
  * contended (with the holder seen), acquired, owner died. A contended hold is traced to its release.
  * `seen`: the non-zero word a failed compare-exchange of the caller's returned, if any (see futexLock).
  */
-function acquireContended(arena: Arena, idx: number, kind: number, deadline: number, seen?: number): number {
+function acquireContended(arena: Arena, idx: number, kind: number, deadline: number, seen?: number, spun = false): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const holder = ((seen ?? Atomics.load(i32, idx)) & OWNER) - 1;
@@ -132,7 +132,7 @@ function acquireContended(arena: Arena, idx: number, kind: number, deadline: num
   i32[sb + T_WAIT_LOCK] = idx;
   let r: number;
   try {
-    r = acquireSlow(arena, idx, kind, deadline, seen);
+    r = acquireSlow(arena, idx, kind, deadline, seen, spun);
   } finally {
     i32[sb + T_WAIT_LOCK] = 0;
   }
@@ -150,11 +150,14 @@ function acquireContended(arena: Arena, idx: number, kind: number, deadline: num
   return r;
 }
 
-/** The algorithm's wait; `seen`: the non-zero word a failed compare-exchange returned, if any (see futexLock). */
-function acquireSlow(arena: Arena, idx: number, kind: number, deadline: number, seen?: number): number {
+/**
+ * The algorithm's wait; `seen`: the non-zero word a failed compare-exchange returned, if any, and
+ * `spun`: the caller ran futexSpin already (see futexLock).
+ */
+function acquireSlow(arena: Arena, idx: number, kind: number, deadline: number, seen: number | undefined, spun: boolean): number {
   switch (kind) {
     case L.LK_FUTEX:
-      return futexLock(arena.i32, idx, arena.me, deadline, seen);
+      return futexLock(arena.i32, idx, arena.me, deadline, seen, spun);
     case L.LK_TICKET:
       return ticketLock(arena.i32, idx, arena.me, arena.slotBase, deadline);
     default:
@@ -288,12 +291,23 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
  * acquireInline without a timeout, for a caller whose compare-exchange on the inline word at `idx`
  * found it held (`seen`, non-zero): straight to the algorithm's wait, with no second
  * compare-exchange on a word another thread holds. Not for ticket words. Does not count the lock
- * in `inlineLocksHeld`: the caller does.
+ * in `inlineLocksHeld`: the caller does. `spun`: the caller ran futexSpin on a futex word and it
+ * gave up (see {@link inlineSpins}); the wait goes straight to sleeping.
  * Locking: EDEADLK when `seen` says the calling thread holds it. Returns ACQ_OK or ACQ_OWNER_DIED.
  */
-export function acquireInlineSeen(arena: Arena, idx: number, kind: number, seen: number): number {
+export function acquireInlineSeen(arena: Arena, idx: number, kind: number, seen: number, spun = false): number {
   if ((seen & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
-  return acquireContended(arena, idx, kind, Infinity, seen);
+  return acquireContended(arena, idx, kind, Infinity, seen, spun);
+}
+
+/**
+ * True when a caller whose compare-exchange on an inline word found it held (`seen`) may run
+ * futexSpin itself before acquireInlineSeen: a futex word held by another thread, lock tracing off
+ * (a traced acquisition records its contention in acquireContended). The word is not yet waited
+ * for in the thread slot (T_WAIT_LOCK) during that spin, only once the thread sleeps.
+ */
+export function inlineSpins(i32: Int32Array, kind: number, seen: number, me: number): boolean {
+  return kind === L.LK_FUTEX && (seen & OWNER) !== me && !tracing(i32, TC_LOCK);
 }
 
 /**
