@@ -20,9 +20,10 @@
  * (its done callback runs once), the dependents end -ECANCELED without running, nothing leaks.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, createFencePool, runWithFence, taskResult, type FencePool } from '../src/index.js';
+import { Arena, Errno, Fence, runWithFence, taskResult, type FencePool } from '../src/index.js';
 import { RUNS } from './fixtures/piscina-graph-cells.js';
-import { expectClean, fixture, until } from './support/core.js';
+import { expectClean, until } from './support/core.js';
+import { graphPool, graphTally } from './support/graphpool.js';
 
 const WAIT_MS = 30_000;
 
@@ -51,13 +52,8 @@ type Mode = { graceMs: 0 } | { graceMs: undefined } | { graceMs: 20_000 };
 async function destroyWhileRunning(mode: Mode): Promise<{ rootStatus: number }> {
   const arena = Arena.create({ bytes: 2 << 20 });
   const n = NAMES.length;
-  const tallyBuf = new SharedArrayBuffer(4 * (RUNS + 3 * n));
-  const tally = new Int32Array(tallyBuf);
-  const make = (): FencePool => {
-    const p = createFencePool(arena, { filename: fixture('piscina-graph').href, minThreads: 1, maxThreads: 1, workerData: { tally: tallyBuf } });
-    pools.push(p);
-    return p;
-  };
+  const { tallyBuf, tally } = graphTally(n);
+  const make = (): FencePool => graphPool(arena, tallyBuf, pools);
   const p = make();
   const q = make();
   const done: Record<string, number> = Object.fromEntries(NAMES.map((k) => [k, 0]));

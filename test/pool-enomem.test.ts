@@ -11,11 +11,12 @@
  * fails every time. Memory given back, the same pool runs a job again.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, FenceError, createFencePool, runWithFence, taskResult, type FencePool } from '../src/index.js';
+import { Arena, Errno, Fence, FenceError, runWithFence, taskResult, type FencePool } from '../src/index.js';
 import { SIZE_CLASSES, BLOCK_HEADER_BYTES } from '../src/arena/layout.js';
 import { J_DEP_ERROR } from '../src/runtime/layout.js';
 import { RUNS } from './fixtures/piscina-graph-cells.js';
-import { expectClean, fixture, until } from './support/core.js';
+import { expectClean, until } from './support/core.js';
+import { graphPool, graphTally } from './support/graphpool.js';
 
 const WAIT_MS = 30_000;
 
@@ -49,10 +50,8 @@ describe('a pool job started without ledger room', () => {
   it('ends with -ENOMEM without running, its dependents inherit the error, the pool goes on, nothing leaks', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const n = 4;
-    const tallyBuf = new SharedArrayBuffer(4 * (RUNS + 3 * n));
-    const tally = new Int32Array(tallyBuf);
-    const pool = createFencePool(arena, { filename: fixture('piscina-graph').href, minThreads: 1, maxThreads: 1, workerData: { tally: tallyBuf } });
-    pools.push(pool);
+    const { tallyBuf, tally } = graphTally(n);
+    const pool = graphPool(arena, tallyBuf, pools);
     const gate = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
     const a = runWithFence(pool, arena, { i: 0, n }, { deps: [gate] });
     const b = runWithFence(pool, arena, { i: 1, n }, { deps: [a] });

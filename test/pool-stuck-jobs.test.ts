@@ -17,14 +17,15 @@
  * A walk that regresses leaves j1/j3/j4 or j2 hanging (bounded waits fail), or readies j6 early.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, createFencePool, runWithFence, taskResult, type FencePool } from '../src/index.js';
+import { Arena, Errno, Fence, runWithFence, taskResult, type FencePool } from '../src/index.js';
 import { putFence } from '../src/fence/fence.js';
 import { F_REFCOUNT } from '../src/fence/layout.js';
 import { RECHECK } from '../src/runtime/jobs.js';
 import * as L from '../src/runtime/layout.js';
 import { lockSched, unlockSched } from '../src/runtime/queue.js';
 import { RUNS } from './fixtures/piscina-graph-cells.js';
-import { expectClean, fixture, TestWorker, until } from './support/core.js';
+import { expectClean, TestWorker, until } from './support/core.js';
+import { graphPool, graphTally } from './support/graphpool.js';
 
 const WAIT_MS = 30_000;
 
@@ -47,10 +48,8 @@ describe('the DISPATCH reaper readies stuck WAITING jobs and marks the others RE
   it('a dependency callback cut off in a dead signaler: every job ends exactly as its dependencies say, nothing hangs', async () => {
     const arena = Arena.create({ bytes: 2 << 20 });
     const n = 6;
-    const tallyBuf = new SharedArrayBuffer(4 * (RUNS + 3 * n));
-    const tally = new Int32Array(tallyBuf);
-    const pool = createFencePool(arena, { filename: fixture('piscina-graph').href, minThreads: 1, maxThreads: 1, workerData: { tally: tallyBuf } });
-    pools.push(pool);
+    const { tallyBuf, tally } = graphTally(n);
+    const pool = graphPool(arena, tallyBuf, pools);
     const ctx = Fence.contextAlloc(arena);
     const [D, G, F, E] = [1, 2, 3, 4].map((seqno) => Fence.create(arena, { context: ctx, seqno }));
     const job = (i: number, deps: Fence[]): Fence => runWithFence(pool, arena, { i: i - 1, n }, { deps });

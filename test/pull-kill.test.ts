@@ -11,12 +11,13 @@
  * of a run of jobs: every job's fence signals, a successful one ran exactly once, nothing leaks.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, Errno, type Fence, type FencePool, createFencePool, runWithFence, taskResult } from '../src/index.js';
+import { Arena, Errno, type Fence, type FencePool, runWithFence, taskResult } from '../src/index.js';
 import { schedHandle } from '../src/runtime/queue.js';
 import { PK_CELLS, PK_DONE, PK_GO } from './fixtures/pull-kill-cells.js';
 import { RUNS } from './fixtures/piscina-graph-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean, fixture } from './support/core.js';
+import { expectClean } from './support/core.js';
+import { graphPool, graphTally } from './support/graphpool.js';
 import { adaptJitter, KillTarget, type KillMsg } from './support/killloop.js';
 
 const KILLS = 50;
@@ -40,9 +41,8 @@ interface Setup {
 /** A one-thread fence pool on a fresh arena, and a maker of bare pull loops on its scheduler. */
 function setup(n: number): Setup {
   const arena = Arena.create({ bytes: 8 << 20 });
-  const tallyBuf = new SharedArrayBuffer(4 * (RUNS + 3 * n));
-  const pool = createFencePool(arena, { filename: fixture('piscina-graph').href, minThreads: 1, maxThreads: 1, workerData: { tally: tallyBuf } });
-  pools.push(pool);
+  const { tallyBuf, tally } = graphTally(n);
+  const pool = graphPool(arena, tallyBuf, pools);
   const shared = new SharedArrayBuffer(PK_CELLS * 4);
   const rogue = (jobs: number, holdAfterTake: boolean): KillTarget => {
     Atomics.store(new Int32Array(shared), PK_GO, 0);
@@ -50,7 +50,7 @@ function setup(n: number): Setup {
     targets.push(k);
     return k;
   };
-  return { arena, pool, tally: new Int32Array(tallyBuf), cells: new Int32Array(shared), rogue };
+  return { arena, pool, tally, cells: new Int32Array(shared), rogue };
 }
 
 /** Resolves on the fixture's 'taken' message; rejects after `ms`. */

@@ -8,7 +8,7 @@
  * sanitizer (./sanitizer.ts), statistics and the consistency check (./check.ts).
  */
 import type { Worker } from 'node:worker_threads';
-import { describeValue, Errors, type FenceError, type UseAfterFreeReport } from '../errors.js';
+import { describeValue, Errors, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { allocBlock, allocRaw, freeBlock, FREEABLE_TYPES, freeRaw, SMALL_PAYLOAD, zeroPayload } from './alloc.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';

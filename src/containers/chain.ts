@@ -28,7 +28,7 @@ import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { fenceGet, fenceLock, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
-import { type Fence, fenceView } from '../fence/fence.js';
+import { fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';

@@ -22,7 +22,7 @@ import { FH } from './hot.js';
 import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
-const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+const { B_GEN, GEN_MASK } = A;
 const { LK_TICKET } = K;
 
 /**

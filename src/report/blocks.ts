@@ -2,7 +2,6 @@
  * Building blocks of the benchmark report (html.ts): colours, bar and line charts, tables, the
  * baseline comparison of one figure, and a suite section's frame.
  */
-import { join } from 'node:path';
 import type { ChartConfiguration } from 'chart.js';
 import { changeOf, formatChange, formatFigure, goalFigure, ratioText, rowFigure, type BaselineFigures, type Change, type Figure } from './compare.js';
 import { type Goal, type Row, type RunInfo, type Suite, type SuiteResults } from './schema.js';

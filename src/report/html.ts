@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { NOISE, indexFigures, suiteFigures, type Change } from './compare.js';
 import { SUITES, type BenchResults, type BenchRun, type Suite, type SuiteResults } from './schema.js';
-import { COLOR, Section, escapeHtml, Baseline, section, lines } from './blocks.js';
+import { COLOR, Section, escapeHtml, Baseline } from './blocks.js';
 import { coreSection, chainSection, wakeSection, contentionSection, allocSection, piscinaSection } from './sections.js';
 import type { ChromeTrace } from '../trace/chrome.js';
 import { renderTimelineSection, TIMELINE_STYLE } from '../trace/viewer.js';

@@ -43,12 +43,10 @@ export class SwTimeline {
   readonly arena: Arena;
   /** Plain-integer handle of the timeline block, to post to other workers. */
   readonly handle: number;
-  private readonly tw: number;
   private closedHere = false;
 
   private constructor(arena: Arena, hw: number) {
     this.arena = arena;
-    this.tw = hw + BLOCK_HEADER_WORDS;
     this.handle = arena.handleOf(hw);
   }
 
