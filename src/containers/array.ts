@@ -26,7 +26,7 @@ import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenc
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { freeInFlight } from '../fence/ledger.js';
-import { putFence } from '../fence/release.js';
+import { putFence, putFenceAt } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, defineContainer, defineDeferredKind, fenceArg, isSignaledFw, putChildAt } from './common.js';
@@ -134,29 +134,70 @@ function enableArray(arena: Arena, fw: number): boolean {
   }
 }
 
+/** Progress bit of a CB_ARRAY_CHILD handler in its signal record's SIG_SHARED: the child is counted. */
+const CHILD_COUNTED = FL.SIG_STEP_1;
+/** …and its count was the one that reached zero: the array's signal is this handler's to do. */
+const CHILD_LAST = FL.SIG_STEP_1 << 1;
+
 /**
  * Shared callback CB_ARRAY_CHILD, run by the thread that signals child `cfw` of array `afw`;
  * consumes the array reference the callback held.
+ *
+ * Under signal record `rec` (see defineSharedCallback), which names this handler and the array
+ * from before the node's free: the count-down's run writes CHILD_COUNTED (and CHILD_LAST when it
+ * reached zero) into its SIG_SHARED, and the word is cleared in the run that lets go of the array
+ * reference — its drop (putFenceAt), or the ledger entry that hands it to the deferred queue. So
+ * for a thread terminated anywhere in here the reaper (reapArrayChild) knows whether the child was
+ * counted, whether the array's signal was this call's, and that the reference is still held.
  */
-function onArrayChild(arena: Arena, afw: number, cfw: number): void {
+function onArrayChild(arena: Arena, afw: number, cfw: number, rec = 0): void {
   const i32 = arena.i32;
+  const at = rec === 0 ? 0 : rec + FL.SIG_SHARED;
   propagateError(i32, afw, cfw);
-  if (Atomics.sub(i32, afw + A_PENDING, 1) !== 1) {
-    putFence(arena, afw);
-    return;
-  }
+  const last = Atomics.sub(i32, afw + A_PENDING, 1) === 1;
+  if (at !== 0) i32[at] = CB_ARRAY_CHILD | CHILD_COUNTED | (last ? CHILD_LAST : 0);
+  if (!last) return putArrayRef(arena, afw, at);
   // Taking the array lock is safe unless this very thread holds it (a user's withLock around a
   // child signal): then the signal waits until the lock is dropped.
   // Queued, the work is recorded in the thread's ledger: a thread terminated before it runs leaves
   // it to its reaper (defineDeferredKind below).
   const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & K.LOCK_OWNER_MASK;
-  if (owner === arena.me) defer(arena, afw, signalArray, L.LGK_ARRAY_SIGNAL);
+  if (owner === arena.me) defer(arena, afw, signalArray, L.LGK_ARRAY_SIGNAL, at);
   else {
     try {
       signalArray(arena, afw);
     } finally {
-      putFence(arena, afw);
+      putArrayRef(arena, afw, at);
     }
+  }
+}
+
+/** Puts the array reference of a child callback, clearing word `at` (0: none) in the drop's run. */
+function putArrayRef(arena: Arena, afw: number, at: number): void {
+  if (at === 0) putFence(arena, afw);
+  else putFenceAt(arena, afw, at);
+}
+
+/**
+ * What {@link onArrayChild} left when its thread was terminated after the node's free and before
+ * it let go of the array reference (SIGNALS reap stage): the child is counted (its error
+ * propagated: a first-error compare-exchange, harmless to repeat) unless `step` says it was, the
+ * array signaled when that count — the dead thread's or this one — reached zero (a no-op on a
+ * signaled array: the cut-off call may have signaled it already), and the reference put.
+ */
+function reapArrayChild(arena: Arena, data: number, cfw: number, step: number): void {
+  const afw = linkedPayload(arena, data, A.BlockType.FENCE, 'the array of a child callback cut off');
+  const i32 = arena.i32;
+  if (!isArrayFw(i32, afw)) throw Errors.corruptArena(`the array child callback of a dead thread names fence @${afw * 4}, not an array`);
+  try {
+    let last = (step & CHILD_LAST) !== 0;
+    if ((step & CHILD_COUNTED) === 0) {
+      propagateError(i32, afw, cfw);
+      last = Atomics.sub(i32, afw + A_PENDING, 1) === 1;
+    }
+    if (last) signalArray(arena, afw);
+  } finally {
+    putFence(arena, afw);
   }
 }
 
@@ -206,7 +247,7 @@ function releaseArray(arena: Arena, fw: number): void {
   rethrowFirst(first);
 }
 
-defineSharedCallback(CB_ARRAY_CHILD, onArrayChild);
+defineSharedCallback(CB_ARRAY_CHILD, onArrayChild, reapArrayChild);
 
 /** Fence arrays (kernel dma-fence-array.c). All methods are static; arrays are plain {@link Fence}s. */
 export class FenceArray {

@@ -212,9 +212,30 @@ defineDeferredKind(L.LGK_CHAIN_REARM, rearm);
  * Shared callback CB_CHAIN_LINK, run by the thread that signals the armed fence. Re-arming takes
  * other fences' locks, so it runs at once only when this thread holds no lock (kernel: irq_work);
  * queued, it is recorded in the thread's ledger, and a dead thread's reaper runs it.
+ *
+ * Under signal record `rec` (see defineSharedCallback), which names this handler and the chain
+ * from before the node's free: its SIG_SHARED is cleared in the run that lets go of the chain
+ * reference (the put after the re-arm, or the ledger entry that queues it), so a thread
+ * terminated in between leaves the re-arm and the put to reapChainLink.
  */
-function onChainLink(arena: Arena, head: number): void {
-  runOrDefer(arena, head, rearm, L.LGK_CHAIN_REARM);
+function onChainLink(arena: Arena, head: number, _fw: number, rec = 0): void {
+  runOrDefer(arena, head, rearm, L.LGK_CHAIN_REARM, rec === 0 ? 0 : rec + FL.SIG_SHARED);
+}
+
+/**
+ * What {@link onChainLink} left when its thread was terminated after the node's free and before it
+ * let go of the chain reference (SIGNALS reap stage): the re-arm, from the start (an arm the
+ * cut-off run made holds a reference of its own; a signal of a signaled chain is a no-op), then
+ * the put.
+ */
+function reapChainLink(arena: Arena, data: number): void {
+  const head = linkedPayload(arena, data, A.BlockType.FENCE, 'the chain of a link callback cut off');
+  if (!isChainFw(arena.i32, head)) throw Errors.corruptArena(`the chain callback of a dead thread names fence @${head * 4}, not a chain link`);
+  try {
+    rearm(arena, head);
+  } finally {
+    putFence(arena, head);
+  }
 }
 
 /**
@@ -298,4 +319,4 @@ function releaseChain(arena: Arena, fw: number): void {
   rethrowFirst(first);
 }
 
-defineSharedCallback(CB_CHAIN_LINK, onChainLink);
+defineSharedCallback(CB_CHAIN_LINK, onChainLink, reapChainLink);

@@ -192,16 +192,19 @@ let scheduled = false;
  * deferred container work; otherwise queues it (it then runs after the current work, or once the
  * thread's locks are dropped), recorded as `kind` (see {@link defineDeferredKind}; 0: not
  * recorded). The caller hands over one reference on `fw`, which is put after `fn`.
+ * `at` (0: none): a word naming that reference (a signal record's SIG_SHARED, see
+ * defineSharedCallback), cleared in the run that lets go of it — the put's (putFenceAt), or the
+ * ledger entry's that hands it to the queue (see {@link defer}).
  * Threads: any; the work runs in the calling thread either way.
  */
-export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork, kind = 0): void {
+export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork, kind = 0, at = 0): void {
   if (running || holdsLocks(arena)) {
-    defer(arena, fw, fn, kind);
+    defer(arena, fw, fn, kind, at);
     return;
   }
   running = true;
   try {
-    runThenPut(arena, fw, fn, 0);
+    runThenPut(arena, fw, fn, 0, at);
     drainQueue();
   } finally {
     running = false;
@@ -212,9 +215,14 @@ export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork, kind = 0)
  * Queues `fn(arena, fw)` unconditionally (it runs after the current container work, at the next
  * {@link flushDeferred}, or in a microtask), recorded as `kind` (see {@link defineDeferredKind}; 0:
  * not recorded). The caller hands over one reference on `fw`, which is put after `fn`.
+ * `at` (0: none): a word naming that reference, cleared right after the ledger entry's last write
+ * (one run: from there the LEDGER reaper owns the work). Work that could not be recorded leaves
+ * the word set: a thread terminated before it runs leaves it to whoever reads the word.
  */
-export function defer(arena: Arena, fw: number, fn: DeferredWork, kind = 0): void {
-  enqueue(arena, fw, fn, kind === 0 ? 0 : recordWork(arena, kind, fw));
+export function defer(arena: Arena, fw: number, fn: DeferredWork, kind = 0, at = 0): void {
+  const recorded = kind === 0 ? 0 : recordWork(arena, kind, fw);
+  if (at !== 0 && recorded !== 0) arena.i32[at] = 0;
+  enqueue(arena, fw, fn, recorded);
 }
 
 /** Queues work whose reference is recorded as `kind` already (0: not recorded). */
@@ -231,17 +239,19 @@ function enqueue(arena: Arena, fw: number, fn: DeferredWork, kind: number): void
 
 /**
  * Runs `fn(arena, fw)`, then puts the reference the work held: a recorded one (`kind`) with
- * ledgerPutRef, which forgets the entry in the drop's run. A recorded entry no longer there means
+ * ledgerPutRef, which forgets the entry in the drop's run; one named by word `at` (see
+ * {@link runOrDefer}) with putFenceAt, which clears it in that run. A recorded entry no longer there means
  * the ledger's own reaper finished the work (the thread detached in between): nothing runs.
  */
-function runThenPut(arena: Arena, fw: number, fn: DeferredWork, kind: number): void {
+function runThenPut(arena: Arena, fw: number, fn: DeferredWork, kind: number, at = 0): void {
   const gen = arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   if (kind !== 0 && ledgerFind(arena, kind, fw, gen) < 0) return;
   try {
     fn(arena, fw);
   } finally {
-    if (kind === 0) putFence(arena, fw);
-    else ledgerPutRef(arena, fw, gen, undefined, kind);
+    if (kind !== 0) ledgerPutRef(arena, fw, gen, undefined, kind);
+    else if (at !== 0) putFenceAt(arena, fw, at);
+    else putFence(arena, fw);
   }
 }
 

@@ -85,7 +85,7 @@ function finishSignal(arena: Arena, rec: number, slot: number): void {
 /**
  * The shared handler of record `rec` was cut off after its node's free (the node is gone, SIG_SHARED
  * still names the handler): its reaper, if it has one, finishes what the progress bits say it still
- * holds. Without one the call is lost (containers: a known limit).
+ * holds. Without one the call is lost.
  */
 function finishShared(arena: Arena, rec: number): void {
   const i32 = arena.i32;
