@@ -42,16 +42,21 @@ const stuckOps = defineFenceOps('test:stuck-release', {
 });
 
 /**
- * Ring slots of exporter `index` taken by an importer that has imported its sync-file fd: it closes the fd right after
- * the import, and only it closes one while the exporter lives (fds are never reused: a closed one
- * stays EBADF). A taken slot alone does not say the importer got that far.
+ * Ring slots of exporter `index` taken by an importer that has imported what the slot carries: a
+ * sync-file fd, which the importer closes right after its import (only it closes one while the
+ * exporter lives, and fds are never reused: a closed one stays EBADF), or a hand-over token, whose
+ * transit record the receiver frees once it holds the reference (a token's block then resolves
+ * EBADF; only the receive frees it while the exporter lives). A taken slot alone does not say the
+ * importer got that far: a token is no fd, so SyncFile.info of one is EBADF from the start.
  */
-function importedFrom(crew: Crew, index: number): number {
+function importedFrom(crew: Crew, index: number, carrier: 'fd' | 'token'): number {
   let n = 0;
   for (let i = 0; i < RING_SLOTS; i++) {
     if (!isTaken(crew.count(slotWord(i, S_STATE))) || crew.count(slotWord(i, S_OWNER)) !== index) continue;
+    const handle = crew.board.f64[slotF64(i, SF_CARRIER)];
     try {
-      SyncFile.info(crew.arena, crew.board.f64[slotF64(i, SF_CARRIER)]);
+      if (carrier === 'fd') SyncFile.info(crew.arena, handle);
+      else crew.arena.resolve(handle, A.BlockType.TRANSIT, 'transit record');
     } catch (e) {
       if (!(e instanceof FenceError && e.code === 'EBADF')) throw e;
       n++;
@@ -170,7 +175,7 @@ describe('dead-worker recovery', () => {
     // Both importers end up waiting on one of its fences each (nothing else signals them). Killed
     // once both imported theirs (not merely took the slot): both then see -ENODEV, by construction.
     await crew.until('exporter 1 to finish and both importers to import a fence of exporter 0', () =>
-      crew.word(EX_PUBLISHED, dead.index) === K && crew.word(EX_DONE, live.index) === K && importedFrom(crew, dead.index) === 2, 120_000);
+      crew.word(EX_PUBLISHED, dead.index) === K && crew.word(EX_DONE, live.index) === K && importedFrom(crew, dead.index, carrier) === 2, 120_000);
     await crew.kill(dead);
     await crew.settled();
     expect(crew.errors).toEqual([]);
