@@ -6,7 +6,7 @@
  * call: the array's signal when its count had reached zero (the array's flag never set, its
  * callbacks never run) and the reference (the array and its children stay allocated).
  *
- * A worker (test/fixtures/array-child-kill.ts) signals the children of arrays whose signaling the
+ * A worker (test/fixtures/signal-kill.ts, the signal-kill suite's) signals the children of arrays whose signaling the
  * test enabled, and is terminated at seeded points. After each kill and reap the test signals what
  * the worker did not; then every array is signaled (its flag set at once: nothing left to poll it
  * up), each of the test's callbacks ran exactly once, bounded waits end, and after the puts the
@@ -19,7 +19,7 @@ import { Arena, drain, Fence, FenceArray, pendingCallbacks, setAutoDispatch, sto
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as A from '../src/arena/layout.js';
 import * as FL from '../src/fence/layout.js';
-import { AK_AT, AK_CELLS, AK_DONE, AK_GO } from './fixtures/array-child-kill-cells.js';
+import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
 import { adaptJitter, KillTarget } from './support/killloop.js';
@@ -96,21 +96,21 @@ describe('threads terminated inside container callbacks', () => {
     setAutoDispatch(false);
     stopDispatcher(arena);
     const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(AK_CELLS * 4));
+    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
     cutOff.clear();
     let delay = 300;
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { leaves, tops, counts } = containers(arena, rand, ARRAYS);
-      const k = new KillTarget(arena, 'array-child-kill', { buffer: arena.buffer, shared: cells.buffer, signals: leaves.map((f) => f.handle) });
+      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) });
       targets.push(k);
-      for (let c = 0; c < AK_CELLS; c++) Atomics.store(cells, c, 0);
+      for (let c = 0; c < SK_CELLS; c++) Atomics.store(cells, c, 0);
       await k.ready;
-      await k.killDuringWork(cells, AK_GO, AK_AT, rand(delay));
+      await k.killDuringWork(cells, SK_GO, SK_AT, rand(delay));
       targets.splice(targets.indexOf(k), 1);
       expect(k.errors, `round ${round}`).toEqual([]);
-      const at = Atomics.load(cells, AK_AT);
-      const done = Atomics.load(cells, AK_DONE);
+      const at = Atomics.load(cells, SK_AT);
+      const done = Atomics.load(cells, SK_DONE);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);
       // What the worker did not signal, the test does: each container's count then reaches its end
