@@ -114,8 +114,8 @@ describe('fencelab bench --quick', () => {
     for (const suite of SUITES) expect(data.suites[suite]!.quick, suite).toBe(true);
 
     expectRows(data.suites.core!.rows, CORE_ROWS);
-    // The tracing-off rows are measured in paired rounds and carry their spread.
-    expect(data.suites.core!.rows.filter((r) => r.ratioQuartiles !== undefined).map((r) => r.name)).toEqual(CORE_ROWS.filter(([n]) => n.endsWith('(tracing off)')).map(([n]) => n));
+    // The tracing-off and allocator rows are measured in paired rounds and carry their spread.
+    expect(data.suites.core!.rows.filter((r) => r.ratioQuartiles !== undefined).map((r) => r.name)).toEqual(CORE_ROWS.filter(([n]) => n.endsWith('(tracing off)') || n.startsWith('arena ')).map(([n]) => n));
     expectRows(data.suites.chain!.rows, CHAIN_ROWS);
     const wake = data.suites.wake!;
     expect(wake.seed).toBe(DEFAULT_SEED);
