@@ -45,10 +45,16 @@ function finishDeadSignals(arena: Arena, slot: number): void {
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
   const n = Math.min(i32[b + L.T_SIGNAL_DEPTH], L.SIGNAL_CAP);
+  // The deferred lists (signals nested deeper than SIGNAL_INLINE, not run yet) are intact lists:
+  // dispatched like a signal's, and apart from every record's (a list moves in one run).
+  const deferred = i32[b + L.T_SIGNAL_DEFER];
+  i32[b + L.T_SIGNAL_DEFER] = 0;
+  i32[b + L.T_SIGNAL_DEFER_TAIL] = 0;
   let first: unknown = NO_ERROR;
+  if (deferred !== 0) first = attempt(runDetached, arena, deferred, 0, first);
   for (let j = n - 1; j >= 0; j--) first = attempt(finishSignal, arena, b + L.T_SIGNAL + j * L.SIG_WORDS, slot, first);
   i32[b + L.T_SIGNAL_DEPTH] = 0;
-  if (n > 0) ringAll(arena);
+  if (n > 0 || deferred !== 0) ringAll(arena);
   rethrowFirst(first);
 }
 onReap(ReapStage.SIGNALS, finishDeadSignals);

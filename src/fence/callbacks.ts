@@ -47,8 +47,7 @@ export const sharedReapers: (SharedReaper | undefined)[] = [];
 /**
  * Registers shared handler `fn` under `id` (1..255), in every thread that may signal its nodes.
  *
- * `fn`'s `rec` is the signal record it runs under (0: none — run by a reaper, or nested deeper than
- * SIGNAL_CAP): the record's SIG_SHARED word holds `id` from before the node's free. A handler that
+ * `fn`'s `rec` is the signal record it runs under (0: none — run by a reaper): the record's SIG_SHARED word holds `id` from before the node's free. A handler that
  * holds something the node held (a reference on its target) says how far it got by setting progress
  * bits in that word in the run of each step's Atomics op, and clears the word in the run of the op
  * that lets go of the last thing it holds; `reap` finishes, for a terminated thread, whatever the

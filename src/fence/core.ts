@@ -290,7 +290,9 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
     if (record) {
       // The signal record, pushed in the run of the flag's Atomics op (plain writes written out
       // here, no call: a call's entry is a place to be terminated), so a reaper sees it whenever
-      // the flag is up and the signal unfinished. Deeper than SIGNAL_CAP: counted only.
+      // the flag is up and the signal unfinished. The depth never reaches SIGNAL_CAP here (a signal
+      // at the last record defers its list instead of running it: runRecorded); the test only keeps
+      // a stray depth from writing past the records.
       const sb = arena.slotBase;
       const at = sb + FH.T_SIGNAL_DEPTH;
       const d = i32[at];

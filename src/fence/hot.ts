@@ -39,7 +39,7 @@ export const enum FH {
   /** The calling thread's signal records (slot-relative) and their shape. */
   T_SIGNAL = 69,
   T_SIGNAL_DEPTH = 68,
-  SIGNAL_CAP = 4,
+  SIGNAL_CAP = 5,
   SIG_WORDS = 7,
   SIG_FW = 0,
   SIG_FGEN = 1,

@@ -112,9 +112,14 @@ export const REL_DROPPED = 1 << 26; // the last reference is gone (without it th
  * thread terminated inside signal() delivers the rest (and wakes the waiters) instead of losing
  * them. Entry: [fence payload word, its generation, next node to dispatch, that node's
  * generation, the node after it, and for a shared node the handler running it and its target].
- * Deeper nested signals are counted, not recorded.
+ * Signals nest SIGNAL_INLINE deep with their callbacks run at once; one nested deeper takes the last
+ * record only until its list is moved to the thread's deferred list (T_SIGNAL_DEFER), which the
+ * signal at the last inline depth runs under its own record before it returns (the kernel defers
+ * the same way, with irq_work), so no signal goes unrecorded.
  */
-export const SIGNAL_CAP = 4;
+export const SIGNAL_CAP = 5;
+/** Signal nesting whose callbacks run inside the signal call; deeper ones are deferred (see SIGNAL_CAP). */
+export const SIGNAL_INLINE = SIGNAL_CAP - 1;
 export const {
   FW: SIG_FW, FGEN: SIG_FGEN, NODE: SIG_NODE, NGEN: SIG_NGEN, NEXT: SIG_NEXT, SHARED: SIG_SHARED, SDATA: SIG_SDATA, END: SIG_WORDS,
 } = defineStruct('signal record', {
@@ -134,7 +139,7 @@ export const SIG_STEP_1 = 1 << 8;
 export const {
   DOORBELL: T_DOORBELL, INBOX: T_INBOX, WAKE: T_WAKE, DRAINING: T_DRAINING, RELEASE_DEPTH: T_RELEASE_DEPTH, RELEASE: T_RELEASE,
   LEDGER: T_LEDGER, LEDGER_SPARE: T_LEDGER_SPARE, LEDGER_SPARE_GEN: T_LEDGER_SPARE_GEN, SIGNAL_DEPTH: T_SIGNAL_DEPTH, SIGNAL: T_SIGNAL,
-  IN_FLIGHT: T_IN_FLIGHT, IN_FLIGHT_GEN: T_IN_FLIGHT_GEN,
+  SIGNAL_DEFER: T_SIGNAL_DEFER, SIGNAL_DEFER_TAIL: T_SIGNAL_DEFER_TAIL, IN_FLIGHT: T_IN_FLIGHT, IN_FLIGHT_GEN: T_IN_FLIGHT_GEN,
   END: T_FENCE_END,
 } = defineStruct(
   'fence thread slot',
@@ -148,8 +153,10 @@ export const {
     LEDGER: 1, // payload word index of the slot's reference ledger block (0 none)
     LEDGER_SPARE: 1, // a block in flight — a ledger block installed (grown into) or retired, a block being freed (freeInFlight): payload word…
     LEDGER_SPARE_GEN: 1, // …and generation, so a thread killed mid-move leaves its reaper the block to free
-    SIGNAL_DEPTH: 1, // signal records in use (may exceed SIGNAL_CAP: deeper ones are not recorded)
+    SIGNAL_DEPTH: 1, // signal records in use (at most SIGNAL_CAP: deeper signals are deferred)
     SIGNAL: SIGNAL_CAP * SIG_WORDS,
+    SIGNAL_DEFER: 1, // callback lists of signals nested deeper than SIGNAL_INLINE, joined, not yet run: first node…
+    SIGNAL_DEFER_TAIL: 1, // …and last node (the next deferred list is linked after it)
     IN_FLIGHT: 1, // a block between its allocation and the struct that will own it (a sync file's name): payload word…
     IN_FLIGHT_GEN: 1, // …and generation: the reaper frees it if still live at that generation
   },

@@ -8,6 +8,8 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { linkCallbackLocked, unlinkCallbackLocked } from './callbacks.js';
 import { runDetached } from './inbox.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
 import './linkcheck.js'; // registers the callback lists' part of arena.check()
 import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
@@ -20,7 +22,7 @@ import { FH } from './hot.js';
 import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
-const { SIGNAL_CAP, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEPTH } = L;
+const { CB_NEXT, SIGNAL_INLINE, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEFER, T_SIGNAL_DEFER_TAIL, T_SIGNAL_DEPTH } = L;
 
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
@@ -79,19 +81,61 @@ export function signalFenceInline(arena: Arena, fw: number, idx: number, ts: big
  * Runs detached list `head` under the signal record markSignaledLocked (with `record`) pushed for
  * it — the top of the calling thread's stack — then pops it. For signalers that mark a fence under
  * a lock of their own and run its callbacks after dropping it (sw_sync's timeline signaling).
+ * A signal nested deeper than SIGNAL_INLINE does not run its list: it is deferred, and the signal at
+ * depth SIGNAL_INLINE runs it (and whatever its callbacks defer in turn) before returning.
  */
 export function runRecorded(arena: Arena, head: number): void {
-  const d = arena.i32[arena.slotBase + T_SIGNAL_DEPTH] - 1;
-  try {
-    runDetached(arena, head, recordAt(arena, d));
-  } finally {
-    arena.i32[arena.slotBase + T_SIGNAL_DEPTH] = d;
-  }
+  const at = arena.slotBase + T_SIGNAL_DEPTH;
+  const d = arena.i32[at] - 1;
+  if (d >= SIGNAL_INLINE) return deferList(arena, head, d);
+  const rec = arena.slotBase + T_SIGNAL + d * SIG_WORDS;
+  let first = attempt(runDetached, arena, head, rec, NO_ERROR);
+  if (d === SIGNAL_INLINE - 1) first = attempt(runDeferred, arena, rec, 0, first);
+  arena.i32[at] = d;
+  rethrowFirst(first);
 }
 
-/** Word index of the calling thread's signal record at depth `d`, 0 past SIGNAL_CAP. */
-function recordAt(arena: Arena, d: number): number {
-  return d < SIGNAL_CAP ? arena.slotBase + T_SIGNAL + d * SIG_WORDS : 0;
+/**
+ * Moves list `head` of the calling thread's last signal record (`d`: over the inline depth) to the
+ * end of its deferred list and pops the record. The walk to the list's tail only reads (the record
+ * still names the list); the move is one run of plain writes, so a reaper finds the list in exactly
+ * one of the two places.
+ */
+function deferList(arena: Arena, head: number, d: number): void {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  let tail = head;
+  let hops = maxBlocks(arena);
+  for (let nw = i32[head + CB_NEXT]; nw !== 0; nw = i32[nw + CB_NEXT]) {
+    if (hops-- === 0) throw Errors.corruptArena('a deferred callback list does not end');
+    linkedPayload(arena, nw, A.BlockType.CALLBACK, 'callback node');
+    tail = nw;
+  }
+  const last = i32[sb + T_SIGNAL_DEFER_TAIL];
+  if (i32[sb + T_SIGNAL_DEFER] !== 0) i32[last + CB_NEXT] = head;
+  else i32[sb + T_SIGNAL_DEFER] = head;
+  i32[sb + T_SIGNAL_DEFER_TAIL] = tail;
+  i32[sb + T_SIGNAL_DEPTH] = d;
+}
+
+/**
+ * Runs the calling thread's deferred lists under record `rec` (the last inline one, its own list
+ * done), until its callbacks defer no more. Each list moves from the deferred words into the record
+ * in one run of plain writes. A throwing callback does not stop the others; the first error is rethrown.
+ */
+function runDeferred(arena: Arena, rec: number): void {
+  const i32 = arena.i32;
+  const q = arena.slotBase + T_SIGNAL_DEFER;
+  let first: unknown = NO_ERROR;
+  for (let head = i32[q]; head !== 0; head = i32[q]) {
+    i32[rec + SIG_NODE] = head;
+    i32[rec + SIG_NGEN] = i32[head - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
+    i32[rec + SIG_NEXT] = i32[head + CB_NEXT];
+    i32[q] = 0;
+    i32[q + 1] = 0; // T_SIGNAL_DEFER_TAIL
+    first = attempt(runDetached, arena, head, rec, first);
+  }
+  rethrowFirst(first);
 }
 
 /**
@@ -148,10 +192,13 @@ export function enableSignaling(view: Fence, fw: number): void {
   } finally {
     fenceUnlock(arena, fw);
   }
-  if (head > 0) runDetached(arena, head);
+  if (head > 0) runRecorded(arena, head);
 }
 
-/** With the lock held: sets ENABLE_SIGNAL; returns a detached callback list if it signaled. */
+/**
+ * With the lock held: sets ENABLE_SIGNAL; returns a detached callback list if it signaled (its
+ * signal record pushed: the caller runs it with runRecorded).
+ */
 function enableSignalingLocked(view: Fence, fw: number): number {
   const arena = view.arena;
   const i32 = arena.i32;
@@ -164,7 +211,9 @@ function enableSignalingLocked(view: Fence, fw: number): number {
   const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
   if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
   if (tracing(i32, TC_FENCE)) traceFence(arena, EV_FENCE_ENABLE_SIGNAL, fw, 0);
-  if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs()));
+  // The refusal signals with a record, as signal() does: its waiters' wake and (nested in a
+  // callback) the depth bookkeeping are the reaper's if the thread dies before runRecorded.
+  if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs(), true, true));
   return 0;
 }
 
@@ -198,7 +247,7 @@ export function addCallbackNode(
   } finally {
     fenceUnlock(arena, fw);
   }
-  if (head > 0) runDetached(arena, head);
+  if (head > 0) runRecorded(arena, head);
   if (nw === 0) return null;
   return { fence: view, node: nw, generation: arena.generationAt(nw - A.BLOCK_HEADER_WORDS) };
 }

@@ -295,7 +295,8 @@ export function drainQueue(arena: Arena, sw: number, errno: number): number {
  * not linked (T_PUSHED, see queue.ts pushReady) is linked now, and a destroyed queue it had linked a
  * job into and not drained (T_DRAIN, see queue.ts linkTail) is drained. A dependency callback it was
  * running under a signal record was finished at the SIGNALS stage (reapJobDep); one run without a
- * record (deeper than SIGNAL_CAP, or from enableSignaling's refusal) may have been cut off before
+ * record (only a reaper's own run: signals deeper than SIGNAL_INLINE are deferred, not unrecorded,
+ * see runRecorded in src/fence/signal.ts) may have been cut off before
  * its count or its push, which left its job WAITING forever although its dependencies have
  * signaled: every job still WAITING whose dependencies have all signaled, or one of them with an
  * error, is made ready here (the transition is a compare-and-swap: a live thread doing the same at

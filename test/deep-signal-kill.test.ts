@@ -1,0 +1,127 @@
+/**
+ * Kill window of signals nested deeper than the signal records (docs/architecture.md, "Kill
+ * safety": signal records). A callback that signals another fence nests that signal inside its
+ * own; before deeper signals were deferred (SIGNAL_INLINE, runRecorded in src/fence/signal.ts), a
+ * signal nested deeper than the records ran its callbacks with no record at all, so a thread
+ * terminated there lost what it had in hand: a list still on a signaled fence (never run), an array
+ * child callback cut off after its node's free (the array never signaled, its reference kept), a
+ * remote callback between its delivery reference and its push (the reference kept).
+ *
+ * A worker (test/fixtures/deep-signal-kill.ts) signals the first fence of chains whose every fence's
+ * worker callback signals the next, DEPTH fences deep; every fence also carries the test's callbacks
+ * and is the child of an array carrying more. It is terminated at seeded points. After each kill and
+ * reap the test signals what the worker did not; then every array is signaled, each of the test's
+ * callbacks ran exactly once, bounded waits end, and after the puts the arena is clean with its
+ * bytes in use back to the baseline.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Arena, drain, Fence, FenceArray, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
+import { onReap, ReapStage } from '../src/arena/hooks.js';
+import * as FL from '../src/fence/layout.js';
+import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { seededInt } from './fixtures/seeded.js';
+import { expectClean } from './support/core.js';
+import { adaptJitter, KillTarget } from './support/killloop.js';
+
+const KILLS = 60;
+const CHAINS = 40; // per round
+const DEPTH = 9; // fences per chain: signals nest this deep, more than SIGNAL_INLINE
+const CALLBACKS = 2; // the test's callbacks on each fence and on each array
+const WAIT_MS = 10_000;
+
+const targets: KillTarget[] = [];
+afterEach(async () => {
+  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+  setAutoDispatch(true);
+});
+
+/*
+ * Where the kills landed, read by a reap hook that runs before the SIGNALS stage: a dead thread
+ * nested SIGNAL_INLINE or more signals deep (running the callbacks of a signal that deep, deferred
+ * or not) was killed in the window under test.
+ */
+let deep = 0;
+onReap(ReapStage.CALLBACKS, (arena, slot) => {
+  if (slot !== arena.slot && arena.i32[arena.slotWord(slot) + FL.T_SIGNAL_DEPTH] >= FL.SIGNAL_INLINE) deep++;
+});
+
+/** One round's chains (DEPTH fences each, the test's callbacks on each) and the arrays over their fences. */
+function chains(arena: Arena, rand: (n: number) => number) {
+  const ctx = Fence.contextAlloc(arena);
+  let seqno = 1;
+  const fences: Fence[][] = [];
+  const arrays: Fence[] = [];
+  const counts: number[] = [];
+  const count = (f: Fence): void => {
+    for (let c = 0; c < CALLBACKS; c++) {
+      const k = counts.push(0) - 1;
+      f.addCallback(() => counts[k]++);
+    }
+  };
+  for (let i = 0; i < CHAINS; i++) {
+    const chain: Fence[] = [];
+    for (let j = 0; j < DEPTH; j++) {
+      // The array takes over one reference, the test keeps the other (to signal what the worker did not).
+      const f = Fence.create(arena, { context: ctx, seqno: seqno++ }).get();
+      const a = FenceArray.create(arena, [f], { context: Fence.contextAlloc(arena), seqno: 1 });
+      count(a); // enables the array's signaling: its child callback goes first on f's list
+      count(f);
+      chain.push(f);
+      arrays.push(a);
+    }
+    fences.push(chain);
+  }
+  // A seeded order of chains (Fisher–Yates): which chain the kills meet varies with the seed.
+  for (let i = fences.length - 1; i > 0; i--) {
+    const j = rand(i + 1);
+    [fences[i], fences[j]] = [fences[j], fences[i]];
+  }
+  return { fences, arrays, counts };
+}
+
+describe('threads terminated inside deeply nested signals', () => {
+  it(`signals nested ${DEPTH} deep cut off at seeded points (${KILLS} kills): every callback once, nothing leaks`, async () => {
+    const seed = process.env.FENCELAB_SEED ?? 'deep-signal-kill-1';
+    const rand = seededInt(seed);
+    const arena = Arena.create({ bytes: 8 << 20 });
+    // No dispatcher: this thread drains its inbox itself once a round's worker is reaped (see
+    // array-child-kill.test.ts: a dispatcher could block on a lock only the reap releases).
+    setAutoDispatch(false);
+    stopDispatcher(arena);
+    const baseline = arena.stats().used;
+    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    deep = 0;
+    let delay = 300;
+    let inside = 0;
+    for (let round = 0; round < KILLS; round++) {
+      const { fences, arrays, counts } = chains(arena, rand);
+      const k = new KillTarget(arena, 'deep-signal-kill', { buffer: arena.buffer, shared: cells.buffer, chains: fences.map((c) => c.map((f) => f.handle)) });
+      targets.push(k);
+      for (let c = 0; c < SK_CELLS; c++) Atomics.store(cells, c, 0);
+      await k.ready;
+      await k.killDuringWork(cells, SK_GO, SK_AT, rand(delay));
+      targets.splice(targets.indexOf(k), 1);
+      expect(k.errors, `round ${round}`).toEqual([]);
+      const at = Atomics.load(cells, SK_AT);
+      const done = Atomics.load(cells, SK_DONE);
+      if (at > done) inside++;
+      delay = adaptJitter(delay, done, fences.length);
+      const where = `round ${round} (seed ${seed}, at ${at} done ${done})`;
+      // What the worker did not signal, the test does, each chain in order (the worker's callbacks
+      // died with it): every array's count then reaches its end here or was finished by the reaper.
+      for (const c of fences) for (const f of c) if (!f.testSignaledFlag()) f.signal();
+      const unsignaled = arrays.flatMap((a, i) => (a.testSignaledFlag() ? [] : [i]));
+      expect(unsignaled, `${where}: arrays left unsignaled`).toEqual([]);
+      for (const a of arrays) expect(await a.waitAsync(WAIT_MS), `${where}: a bounded wait ended`).toBe(true);
+      // The test's callbacks the worker (or its reaper) queued to this thread run now.
+      drain(arena);
+      for (const f of [...arrays, ...fences.flat()]) f.put();
+      expect(counts.flatMap((c, i) => (c === 1 ? [] : [`#${i}: ${c}`])), `${where}: each callback once`).toEqual([]);
+      expect(arena.stats().used, `${where}: bytes in use back to the baseline`).toBe(baseline);
+      expectClean(arena);
+    }
+    expect(pendingCallbacks()).toBe(0);
+    console.log(`deep-signal-kill (seed ${seed}): ${KILLS} kills, ${inside} inside a signal, ${deep} nested ${FL.SIGNAL_INLINE} or more deep`);
+    expect(deep, 'kills in the window under test').toBeGreaterThan(KILLS / 10);
+  }, 300_000);
+});
