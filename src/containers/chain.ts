@@ -12,7 +12,9 @@
  *
  * Signaling: enabling arms one shared callback on the fence of the first unsignaled link (from
  * the head down); when it fires — in whichever thread signals that fence — it walks again and
- * re-arms, or signals the chain when nothing is left. The callback holds a chain reference.
+ * re-arms, or signals the chain when nothing is left. The callback holds a chain reference. The
+ * references a re-arm's walk holds are named in the thread's chain walk records (T_WALK), so a
+ * thread terminated inside one leaves them to its reaper (dropWalkRecords).
  *
  * Release is iterative: a predecessor link released from inside its successor's release hands
  * its words over to that successor (emptied by then) instead of putting them itself, so a
@@ -21,6 +23,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { isLinkedPayload, linkedPayload, maxBlocks } from '../arena/handles.js';
+import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
@@ -29,11 +32,11 @@ import { defineSharedCallback } from '../fence/callbacks.js';
 import { fenceGet, fenceLock, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { fenceView } from '../fence/fence.js';
-import { putFence } from '../fence/release.js';
+import { putFence, putFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
 
-const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
+const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, T_WALK, T_WALK_DEPTH, W_LINK, W_PREV, W_AUX, W_WORDS, WALK_CAP } = L;
 const { F_REFCOUNT } = FL;
 
 /** Block size of a chain link: the fence plus the C_* words. */
@@ -95,8 +98,11 @@ export function prevSeqnoOf(i32: Int32Array, fw: number): number {
   return i32[fw + C_PREV_SEQNO_HI] * 0x100000000 + (i32[fw + C_PREV_SEQNO_LO] >>> 0);
 }
 
-/** The predecessor of link `fw` with a new reference, or 0 (kernel dma_fence_chain_get_prev). */
-export function chainGetPrev(arena: Arena, fw: number): number {
+/**
+ * The predecessor of link `fw` with a new reference, or 0 (kernel dma_fence_chain_get_prev).
+ * `at` (0 none): a word set to the predecessor in the reference's run (a walk record's, see armChain).
+ */
+export function chainGetPrev(arena: Arena, fw: number, at = 0): number {
   const i32 = arena.i32;
   acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
   const p = i32[fw + C_PREV];
@@ -106,7 +112,10 @@ export function chainGetPrev(arena: Arena, fw: number): number {
     throw Errors.corruptArena(`chain link @${fw * 4} names byte ${p * 4} as its predecessor, no live fence`);
   }
   // The link's own reference keeps p alive while we hold the lock: a plain increment is safe.
-  if (p !== 0) Atomics.add(i32, p + F_REFCOUNT, 1);
+  if (p !== 0) {
+    Atomics.add(i32, p + F_REFCOUNT, 1);
+    if (at !== 0) i32[at] = p;
+  }
   releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
   return p;
 }
@@ -115,20 +124,26 @@ export function chainGetPrev(arena: Arena, fw: number): number {
  * Kernel dma_fence_chain_walk: consumes one reference on `fw`, returns the next link (or the
  * plain fence at the end) with a reference, or 0 at the end. Garbage-collects: predecessors whose
  * fence signaled are unlinked with a compare-exchange of C_PREV (under the link's prev lock).
+ * `rec` (0 none): a chain walk record (see armChain) whose W_LINK names the reference on `fw`;
+ * every reference the step takes, hands over or drops is named there in that run, and on return
+ * W_LINK names the one returned (on a throw, the record names what is still held).
  * Threads: any, concurrently with other walkers and signalers.
  */
-export function chainWalk(arena: Arena, fw: number): number {
+export function chainWalk(arena: Arena, fw: number, rec = 0): number {
   const i32 = arena.i32;
+  const linkAt = rec === 0 ? 0 : rec + W_LINK;
+  const prevAt = rec === 0 ? 0 : rec + W_PREV;
+  const auxAt = rec === 0 ? 0 : rec + W_AUX;
   if (!isChainFw(i32, fw)) {
-    putFence(arena, fw);
+    putFenceAt(arena, fw, linkAt);
     return 0;
   }
   let prev: number;
   let hops = maxBlocks(arena);
-  while ((prev = chainGetPrev(arena, fw)) !== 0) {
+  while ((prev = chainGetPrev(arena, fw, prevAt)) !== 0) {
     if (hops-- === 0) {
-      putFence(arena, prev);
-      putFence(arena, fw);
+      putFenceAt(arena, prev, prevAt);
+      putFenceAt(arena, fw, linkAt);
       throw Errors.corruptArena('a fence chain does not end');
     }
     // No collecting under a lock of the calling thread: dropping a collected link's reference may
@@ -138,54 +153,166 @@ export function chainWalk(arena: Arena, fw: number): number {
     let replacement: number;
     if (isChainFw(i32, prev)) {
       if (!isSignaledFw(arena, i32[prev + C_FENCE])) break;
-      replacement = chainGetPrev(arena, prev);
+      replacement = chainGetPrev(arena, prev, auxAt);
     } else {
       if (!isSignaledFw(arena, prev)) break;
       replacement = 0;
     }
     acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
     const swapped = i32[fw + C_PREV] === prev;
-    // The link takes over our reference on the replacement, and its old one on prev is ours to drop.
-    if (swapped) i32[fw + C_PREV] = replacement;
+    // The link takes over our reference on the replacement, and its old one on prev is ours to
+    // drop: the record's AUX word names that one instead, in the swap's run.
+    if (swapped) {
+      i32[fw + C_PREV] = replacement;
+      if (auxAt !== 0) i32[auxAt] = prev;
+    }
     releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
-    if (swapped) putFence(arena, prev);
-    else if (replacement !== 0) putFence(arena, replacement);
-    putFence(arena, prev);
+    if (swapped) putFenceAt(arena, prev, auxAt);
+    else if (replacement !== 0) putFenceAt(arena, replacement, auxAt);
+    putFenceAt(arena, prev, prevAt);
   }
-  putFence(arena, fw);
+  putFenceAt(arena, fw, linkAt);
+  // The returned reference moves from PREV to LINK (plain writes: one run; in between, or before,
+  // both words name references still held, each once).
+  if (rec !== 0) {
+    i32[linkAt] = prev;
+    i32[prevAt] = 0;
+  }
   return prev;
 }
 
 /**
  * Arms the chain callback on the fence of the first unsignaled link from `head` down (kernel
  * dma_fence_chain_enable_signaling). Returns false when everything is signaled. Must not be
- * called with the head's fence lock held.
+ * called with the head's fence lock held; the caller holds a reference on `head`.
+ *
+ * The references the walk holds are named in a chain walk record of the thread slot (T_WALK):
+ * each word is set in the run that takes its reference (the get's Atomics.add, chainGetPrev's
+ * under the prev lock) and cleared in the run that drops it (putFenceAt) or hands it over (the
+ * callback's reference: the node's link, see linkCallbackLocked; a collected predecessor's: the
+ * C_PREV swap). So a thread terminated anywhere in here leaves exactly the references its record
+ * names, which the reaper drops (dropWalkRecords); a throw drops them here.
  */
 function armChain(arena: Arena, head: number): boolean {
+  const rec = pushWalk(arena);
+  let armed: boolean;
+  try {
+    armed = armFrom(arena, head, rec);
+  } catch (e) {
+    // The walk's error is the one reported (a failed drop's is dropped with it).
+    if (rec !== 0) attempt(dropWalk, arena, rec, 0, e);
+    throw e;
+  } finally {
+    popWalk(arena);
+  }
+  return armed;
+}
+
+/** The walk of {@link armChain} under record `rec` (0: deeper than WALK_CAP, not recorded). */
+function armFrom(arena: Arena, head: number, rec: number): boolean {
   const i32 = arena.i32;
-  fenceGet(i32, head); // the callback's reference
-  fenceGet(i32, head); // the walk's reference
+  const linkAt = rec === 0 ? 0 : rec + W_LINK;
+  const auxAt = rec === 0 ? 0 : rec + W_AUX;
+  getAt(i32, head, linkAt); // the walk's reference
   let f = head;
   let hops = maxBlocks(arena);
   try {
     while (f !== 0) {
       hops = step(hops);
       const c = containedFw(arena, f);
-      if (!isSignaledFw(arena, c) && fenceView(arena, c).addShared(CB_CHAIN_LINK, head) !== null) {
-        putFence(arena, f);
-        return true;
+      if (!isSignaledFw(arena, c)) {
+        // The callback's reference, handed to the node in its link's run.
+        getAt(i32, head, auxAt);
+        if (fenceView(arena, c).addShared(CB_CHAIN_LINK, head, auxAt) !== null) {
+          putFenceAt(arena, f, linkAt);
+          return true;
+        }
+        // Signaled meanwhile: never the last reference (the caller holds one).
+        putFenceAt(arena, head, auxAt);
       }
-      f = chainWalk(arena, f);
+      f = chainWalk(arena, f, rec);
     }
   } catch (e) {
-    if (f !== 0) putFence(arena, f);
-    Atomics.sub(i32, head + F_REFCOUNT, 1);
+    // Recorded: armChain drops what the record names.
+    if (rec === 0 && f !== 0) putFence(arena, f);
     throw e;
   }
-  // Never the last reference: the caller holds one.
-  Atomics.sub(i32, head + F_REFCOUNT, 1);
   return false;
 }
+
+/** Takes a reference on `fw`, naming it in word `at` (0 none) in the same run. */
+function getAt(i32: Int32Array, fw: number, at: number): void {
+  Atomics.add(i32, fw + F_REFCOUNT, 1);
+  if (at !== 0) i32[at] = fw;
+}
+
+/**
+ * Pushes a chain walk record on the calling thread's stack: its words are cleared (every pop
+ * leaves them so; cleared again for a slot's first use) before the depth counts it, in one run.
+ * Returns the record's word, or 0 when WALK_CAP are in use (counted, not recorded).
+ */
+function pushWalk(arena: Arena): number {
+  const i32 = arena.i32;
+  const b = arena.slotBase;
+  const d = i32[b + T_WALK_DEPTH];
+  const rec = d < WALK_CAP ? b + T_WALK + d * W_WORDS : 0;
+  if (rec !== 0) {
+    i32[rec + W_LINK] = 0;
+    i32[rec + W_PREV] = 0;
+    i32[rec + W_AUX] = 0;
+  }
+  i32[b + T_WALK_DEPTH] = d + 1;
+  return rec;
+}
+
+/** Pops the calling thread's innermost chain walk record (its words all cleared by then). */
+function popWalk(arena: Arena): void {
+  arena.i32[arena.slotBase + T_WALK_DEPTH]--;
+}
+
+/**
+ * Drops every reference chain walk record `rec` names, each word cleared in its drop's run; the
+ * first error is rethrown once all were tried.
+ */
+function dropWalk(arena: Arena, rec: number): void {
+  let first: unknown = NO_ERROR;
+  for (const w of [W_AUX, W_PREV, W_LINK]) first = attempt(putWalkRef, arena, rec + w, 0, first);
+  rethrowFirst(first);
+}
+
+/** Drops the reference walk record word `at` names, if any (a step for `attempt`). */
+function putWalkRef(arena: Arena, at: number): void {
+  const i32 = arena.i32;
+  if (i32[at] === 0) return;
+  // Read from shared memory: checked, so a corrupted word is ENOTRECOVERABLE, not a put at random.
+  const fw = linkedPayload(arena, i32[at], A.BlockType.FENCE, 'a chain walk reference');
+  putFenceAt(arena, fw, at);
+}
+
+/**
+ * Reap hook (CHAIN_WALKS): drops the references the chain walks of the dead thread of `slot`
+ * still held, innermost record first. Nothing for a detaching thread (it detaches between calls).
+ */
+function dropWalkRecords(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return;
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const n = Math.min(i32[b + T_WALK_DEPTH], WALK_CAP);
+  let first: unknown = NO_ERROR;
+  for (let d = n - 1; d >= 0; d--) first = attempt(dropWalk, arena, b + T_WALK + d * W_WORDS, 0, first);
+  i32[b + T_WALK_DEPTH] = 0;
+  rethrowFirst(first);
+}
+onReap(ReapStage.CHAIN_WALKS, dropWalkRecords);
+
+/** Check hook: a thread between calls has no chain walk in flight. */
+onCheck((arena) => {
+  const i32 = arena.i32;
+  const b = arena.slotBase;
+  const problems: string[] = [];
+  if (i32[b + T_WALK_DEPTH] !== 0) problems.push(`thread ${arena.slot} has ${i32[b + T_WALK_DEPTH]} chain walk records in flight`);
+  return { problems };
+});
 
 /** ops.enableSignaling: entered with the chain lock held; dropped while the links' fences are locked. */
 function enableChain(arena: Arena, fw: number): boolean {
