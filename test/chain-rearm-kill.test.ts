@@ -137,5 +137,5 @@ describe('threads terminated inside a chain re-arm', () => {
         `(${hits.holding} holding walk references, ${hits.refs} references in all)`,
     );
     expect(hits.holding, 'kills in the window under test').toBeGreaterThan(KILLS / 10);
-  }, 300_000);
+  }, 400_000);
 });

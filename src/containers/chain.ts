@@ -14,7 +14,7 @@
  * the head down); when it fires — in whichever thread signals that fence — it walks again and
  * re-arms, or signals the chain when nothing is left. The callback holds a chain reference. The
  * references a re-arm's walk holds are named in the thread's chain walk records (T_WALK), so a
- * thread terminated inside one leaves them to its reaper (dropWalkRecords).
+ * thread terminated inside one leaves them to its reaper (chainwalk.ts).
  *
  * Release is iterative: a predecessor link released from inside its successor's release hands
  * its words over to that successor (emptied by then) instead of putting them itself, so a
@@ -23,7 +23,6 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { isLinkedPayload, linkedPayload, maxBlocks } from '../arena/handles.js';
-import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
@@ -34,9 +33,10 @@ import { FENCE_BLOCK } from '../fence/create.js';
 import { fenceView } from '../fence/fence.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
+import { dropWalk, getAt, popWalk, pushWalk } from './chainwalk.js';
 import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
 
-const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, T_WALK, T_WALK_DEPTH, W_LINK, W_PREV, W_AUX, W_WORDS, WALK_CAP } = L;
+const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, W_LINK, W_PREV, W_AUX } = L;
 const { F_REFCOUNT } = FL;
 
 /** Block size of a chain link: the fence plus the C_* words. */
@@ -191,7 +191,7 @@ export function chainWalk(arena: Arena, fw: number, rec = 0): number {
  * under the prev lock) and cleared in the run that drops it (putFenceAt) or hands it over (the
  * callback's reference: the node's link, see linkCallbackLocked; a collected predecessor's: the
  * C_PREV swap). So a thread terminated anywhere in here leaves exactly the references its record
- * names, which the reaper drops (dropWalkRecords); a throw drops them here.
+ * names, which the reaper drops (dropWalkRecords, chainwalk.ts); a throw drops them here.
  */
 function armChain(arena: Arena, head: number): boolean {
   const rec = pushWalk(arena);
@@ -239,80 +239,6 @@ function armFrom(arena: Arena, head: number, rec: number): boolean {
   }
   return false;
 }
-
-/** Takes a reference on `fw`, naming it in word `at` (0 none) in the same run. */
-function getAt(i32: Int32Array, fw: number, at: number): void {
-  Atomics.add(i32, fw + F_REFCOUNT, 1);
-  if (at !== 0) i32[at] = fw;
-}
-
-/**
- * Pushes a chain walk record on the calling thread's stack: its words are cleared (every pop
- * leaves them so; cleared again for a slot's first use) before the depth counts it, in one run.
- * Returns the record's word, or 0 when WALK_CAP are in use (counted, not recorded).
- */
-function pushWalk(arena: Arena): number {
-  const i32 = arena.i32;
-  const b = arena.slotBase;
-  const d = i32[b + T_WALK_DEPTH];
-  const rec = d < WALK_CAP ? b + T_WALK + d * W_WORDS : 0;
-  if (rec !== 0) {
-    i32[rec + W_LINK] = 0;
-    i32[rec + W_PREV] = 0;
-    i32[rec + W_AUX] = 0;
-  }
-  i32[b + T_WALK_DEPTH] = d + 1;
-  return rec;
-}
-
-/** Pops the calling thread's innermost chain walk record (its words all cleared by then). */
-function popWalk(arena: Arena): void {
-  arena.i32[arena.slotBase + T_WALK_DEPTH]--;
-}
-
-/**
- * Drops every reference chain walk record `rec` names, each word cleared in its drop's run; the
- * first error is rethrown once all were tried.
- */
-function dropWalk(arena: Arena, rec: number): void {
-  let first: unknown = NO_ERROR;
-  for (const w of [W_AUX, W_PREV, W_LINK]) first = attempt(putWalkRef, arena, rec + w, 0, first);
-  rethrowFirst(first);
-}
-
-/** Drops the reference walk record word `at` names, if any (a step for `attempt`). */
-function putWalkRef(arena: Arena, at: number): void {
-  const i32 = arena.i32;
-  if (i32[at] === 0) return;
-  // Read from shared memory: checked, so a corrupted word is ENOTRECOVERABLE, not a put at random.
-  const fw = linkedPayload(arena, i32[at], A.BlockType.FENCE, 'a chain walk reference');
-  putFenceAt(arena, fw, at);
-}
-
-/**
- * Reap hook (CHAIN_WALKS): drops the references the chain walks of the dead thread of `slot`
- * still held, innermost record first. Nothing for a detaching thread (it detaches between calls).
- */
-function dropWalkRecords(arena: Arena, slot: number): void {
-  if (slot === arena.slot) return;
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  const n = Math.min(i32[b + T_WALK_DEPTH], WALK_CAP);
-  let first: unknown = NO_ERROR;
-  for (let d = n - 1; d >= 0; d--) first = attempt(dropWalk, arena, b + T_WALK + d * W_WORDS, 0, first);
-  i32[b + T_WALK_DEPTH] = 0;
-  rethrowFirst(first);
-}
-onReap(ReapStage.CHAIN_WALKS, dropWalkRecords);
-
-/** Check hook: a thread between calls has no chain walk in flight. */
-onCheck((arena) => {
-  const i32 = arena.i32;
-  const b = arena.slotBase;
-  const problems: string[] = [];
-  if (i32[b + T_WALK_DEPTH] !== 0) problems.push(`thread ${arena.slot} has ${i32[b + T_WALK_DEPTH]} chain walk records in flight`);
-  return { problems };
-});
 
 /** ops.enableSignaling: entered with the chain lock held; dropped while the links' fences are locked. */
 function enableChain(arena: Arena, fw: number): boolean {

@@ -325,9 +325,8 @@ export class Fence extends FenceBase {
   }
 
   /**
-   * @internal A CBK_SHARED node: handler `id` (see defineSharedCallback) runs in the signaling
-   * thread with `data`. Returns null when already signaled. `at` (0 none): a word cleared in the
-   * node's link's run (see linkCallbackLocked).
+   * @internal A CBK_SHARED node: handler `id` (see defineSharedCallback) runs in the signaling thread
+   * with `data`. Returns null when already signaled. `at`: see linkCallbackLocked (cleared at link).
    */
   addShared(id: number, data: number, at = 0): FenceCallback | null {
     return this.addNode(L.CBK_SHARED, id, data, at);
