@@ -215,6 +215,7 @@ function armFrom(arena: Arena, head: number, rec: number): boolean {
   const auxAt = rec === 0 ? 0 : rec + W_AUX;
   getAt(i32, head, linkAt); // the walk's reference
   let f = head;
+  let cbHeld = false; // the callback's reference, for an unrecorded walk's throw
   let hops = maxBlocks(arena);
   try {
     while (f !== 0) {
@@ -223,7 +224,10 @@ function armFrom(arena: Arena, head: number, rec: number): boolean {
       if (!isSignaledFw(arena, c)) {
         // The callback's reference, handed to the node in its link's run.
         getAt(i32, head, auxAt);
-        if (fenceView(arena, c).addShared(CB_CHAIN_LINK, head, auxAt) !== null) {
+        cbHeld = true;
+        const armed = fenceView(arena, c).addShared(CB_CHAIN_LINK, head, auxAt) !== null;
+        cbHeld = false;
+        if (armed) {
           putFenceAt(arena, f, linkAt);
           return true;
         }
@@ -234,7 +238,10 @@ function armFrom(arena: Arena, head: number, rec: number): boolean {
     }
   } catch (e) {
     // Recorded: armChain drops what the record names.
-    if (rec === 0 && f !== 0) putFence(arena, f);
+    if (rec === 0) {
+      if (cbHeld) putFence(arena, head);
+      if (f !== 0) putFence(arena, f);
+    }
     throw e;
   }
   return false;
