@@ -11,8 +11,7 @@
  * the worker did not; then every array is signaled (its flag set at once: nothing left to poll it
  * up), each of the test's callbacks ran exactly once, bounded waits end, and after the puts the
  * arena is clean with its bytes in use back to the baseline. (The chain's link callback got the
- * same treatment, see reapChainLink; a kill inside its re-arm still leaks the walk's untracked
- * references, a known limit, so it is not under this suite's leak checks.)
+ * same treatment, see reapChainLink; its re-arm's walk is under test/chain-rearm-kill.test.ts.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, drain, Fence, FenceArray, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';

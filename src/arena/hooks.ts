@@ -39,6 +39,11 @@ export const ReapStage = {
    * (before RELEASES frees that point's block).
    */
   TIMELINES: 27,
+  /**
+   * The fence references the dead thread's chain re-arms held for their walks are dropped (after
+   * SIGNALS, whose chain callbacks re-arm from the start: the references keep the links alive).
+   */
+  CHAIN_WALKS: 28,
   /** Fence releases the dead thread had begun are finished. */
   RELEASES: 30,
   /** Its sync-file fds are closed. */

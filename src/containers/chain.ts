@@ -12,7 +12,9 @@
  *
  * Signaling: enabling arms one shared callback on the fence of the first unsignaled link (from
  * the head down); when it fires — in whichever thread signals that fence — it walks again and
- * re-arms, or signals the chain when nothing is left. The callback holds a chain reference.
+ * re-arms, or signals the chain when nothing is left. The callback holds a chain reference. The
+ * references a re-arm's walk holds are named in the thread's chain walk records (T_WALK), so a
+ * thread terminated inside one leaves them to its reaper (chainwalk.ts).
  *
  * Release is iterative: a predecessor link released from inside its successor's release hands
  * its words over to that successor (emptied by then) instead of putting them itself, so a
@@ -29,11 +31,12 @@ import { defineSharedCallback } from '../fence/callbacks.js';
 import { fenceGet, fenceLock, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { fenceView } from '../fence/fence.js';
-import { putFence } from '../fence/release.js';
+import { putFence, putFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
+import { dropWalk, getAt, popWalk, pushWalk } from './chainwalk.js';
 import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
 
-const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
+const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, W_LINK, W_PREV, W_AUX } = L;
 const { F_REFCOUNT } = FL;
 
 /** Block size of a chain link: the fence plus the C_* words. */
@@ -95,8 +98,11 @@ export function prevSeqnoOf(i32: Int32Array, fw: number): number {
   return i32[fw + C_PREV_SEQNO_HI] * 0x100000000 + (i32[fw + C_PREV_SEQNO_LO] >>> 0);
 }
 
-/** The predecessor of link `fw` with a new reference, or 0 (kernel dma_fence_chain_get_prev). */
-export function chainGetPrev(arena: Arena, fw: number): number {
+/**
+ * The predecessor of link `fw` with a new reference, or 0 (kernel dma_fence_chain_get_prev).
+ * `at` (0 none): a word set to the predecessor in the reference's run (a walk record's, see armChain).
+ */
+export function chainGetPrev(arena: Arena, fw: number, at = 0): number {
   const i32 = arena.i32;
   acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
   const p = i32[fw + C_PREV];
@@ -106,7 +112,10 @@ export function chainGetPrev(arena: Arena, fw: number): number {
     throw Errors.corruptArena(`chain link @${fw * 4} names byte ${p * 4} as its predecessor, no live fence`);
   }
   // The link's own reference keeps p alive while we hold the lock: a plain increment is safe.
-  if (p !== 0) Atomics.add(i32, p + F_REFCOUNT, 1);
+  if (p !== 0) {
+    Atomics.add(i32, p + F_REFCOUNT, 1);
+    if (at !== 0) i32[at] = p;
+  }
   releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
   return p;
 }
@@ -115,20 +124,26 @@ export function chainGetPrev(arena: Arena, fw: number): number {
  * Kernel dma_fence_chain_walk: consumes one reference on `fw`, returns the next link (or the
  * plain fence at the end) with a reference, or 0 at the end. Garbage-collects: predecessors whose
  * fence signaled are unlinked with a compare-exchange of C_PREV (under the link's prev lock).
+ * `rec` (0 none): a chain walk record (see armChain) whose W_LINK names the reference on `fw`;
+ * every reference the step takes, hands over or drops is named there in that run, and on return
+ * W_LINK names the one returned (on a throw, the record names what is still held).
  * Threads: any, concurrently with other walkers and signalers.
  */
-export function chainWalk(arena: Arena, fw: number): number {
+export function chainWalk(arena: Arena, fw: number, rec = 0): number {
   const i32 = arena.i32;
+  const linkAt = rec === 0 ? 0 : rec + W_LINK;
+  const prevAt = rec === 0 ? 0 : rec + W_PREV;
+  const auxAt = rec === 0 ? 0 : rec + W_AUX;
   if (!isChainFw(i32, fw)) {
-    putFence(arena, fw);
+    putFenceAt(arena, fw, linkAt);
     return 0;
   }
   let prev: number;
   let hops = maxBlocks(arena);
-  while ((prev = chainGetPrev(arena, fw)) !== 0) {
+  while ((prev = chainGetPrev(arena, fw, prevAt)) !== 0) {
     if (hops-- === 0) {
-      putFence(arena, prev);
-      putFence(arena, fw);
+      putFenceAt(arena, prev, prevAt);
+      putFenceAt(arena, fw, linkAt);
       throw Errors.corruptArena('a fence chain does not end');
     }
     // No collecting under a lock of the calling thread: dropping a collected link's reference may
@@ -138,52 +153,97 @@ export function chainWalk(arena: Arena, fw: number): number {
     let replacement: number;
     if (isChainFw(i32, prev)) {
       if (!isSignaledFw(arena, i32[prev + C_FENCE])) break;
-      replacement = chainGetPrev(arena, prev);
+      replacement = chainGetPrev(arena, prev, auxAt);
     } else {
       if (!isSignaledFw(arena, prev)) break;
       replacement = 0;
     }
     acquireWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
     const swapped = i32[fw + C_PREV] === prev;
-    // The link takes over our reference on the replacement, and its old one on prev is ours to drop.
-    if (swapped) i32[fw + C_PREV] = replacement;
+    // The link takes over our reference on the replacement, and its old one on prev is ours to
+    // drop: the record's AUX word names that one instead, in the swap's run.
+    if (swapped) {
+      i32[fw + C_PREV] = replacement;
+      if (auxAt !== 0) i32[auxAt] = prev;
+    }
     releaseWord(arena, fw + C_PREV_LOCK, arena.lockKindId);
-    if (swapped) putFence(arena, prev);
-    else if (replacement !== 0) putFence(arena, replacement);
-    putFence(arena, prev);
+    if (swapped) putFenceAt(arena, prev, auxAt);
+    else if (replacement !== 0) putFenceAt(arena, replacement, auxAt);
+    putFenceAt(arena, prev, prevAt);
   }
-  putFence(arena, fw);
+  putFenceAt(arena, fw, linkAt);
+  // The returned reference moves from PREV to LINK (plain writes: one run; in between, or before,
+  // both words name references still held, each once).
+  if (rec !== 0) {
+    i32[linkAt] = prev;
+    i32[prevAt] = 0;
+  }
   return prev;
 }
 
 /**
  * Arms the chain callback on the fence of the first unsignaled link from `head` down (kernel
  * dma_fence_chain_enable_signaling). Returns false when everything is signaled. Must not be
- * called with the head's fence lock held.
+ * called with the head's fence lock held; the caller holds a reference on `head`.
+ *
+ * The references the walk holds are named in a chain walk record of the thread slot (T_WALK):
+ * each word is set in the run that takes its reference (the get's Atomics.add, chainGetPrev's
+ * under the prev lock) and cleared in the run that drops it (putFenceAt) or hands it over (the
+ * callback's reference: the node's link, see linkCallbackLocked; a collected predecessor's: the
+ * C_PREV swap). So a thread terminated anywhere in here leaves exactly the references its record
+ * names, which the reaper drops (dropWalkRecords, chainwalk.ts); a throw drops them here.
  */
 function armChain(arena: Arena, head: number): boolean {
+  const rec = pushWalk(arena);
+  let armed: boolean;
+  try {
+    armed = armFrom(arena, head, rec);
+  } catch (e) {
+    // The walk's error is the one reported (a failed drop's is dropped with it).
+    if (rec !== 0) attempt(dropWalk, arena, rec, 0, e);
+    throw e;
+  } finally {
+    popWalk(arena);
+  }
+  return armed;
+}
+
+/** The walk of {@link armChain} under record `rec` (0: deeper than WALK_CAP, not recorded). */
+function armFrom(arena: Arena, head: number, rec: number): boolean {
   const i32 = arena.i32;
-  fenceGet(i32, head); // the callback's reference
-  fenceGet(i32, head); // the walk's reference
+  const linkAt = rec === 0 ? 0 : rec + W_LINK;
+  const auxAt = rec === 0 ? 0 : rec + W_AUX;
+  getAt(i32, head, linkAt); // the walk's reference
   let f = head;
+  let cbHeld = false; // the callback's reference, for an unrecorded walk's throw
   let hops = maxBlocks(arena);
   try {
     while (f !== 0) {
       hops = step(hops);
       const c = containedFw(arena, f);
-      if (!isSignaledFw(arena, c) && fenceView(arena, c).addShared(CB_CHAIN_LINK, head) !== null) {
-        putFence(arena, f);
-        return true;
+      if (!isSignaledFw(arena, c)) {
+        // The callback's reference, handed to the node in its link's run.
+        getAt(i32, head, auxAt);
+        cbHeld = true;
+        const armed = fenceView(arena, c).addShared(CB_CHAIN_LINK, head, auxAt) !== null;
+        cbHeld = false;
+        if (armed) {
+          putFenceAt(arena, f, linkAt);
+          return true;
+        }
+        // Signaled meanwhile: never the last reference (the caller holds one).
+        putFenceAt(arena, head, auxAt);
       }
-      f = chainWalk(arena, f);
+      f = chainWalk(arena, f, rec);
     }
   } catch (e) {
-    if (f !== 0) putFence(arena, f);
-    Atomics.sub(i32, head + F_REFCOUNT, 1);
+    // Recorded: armChain drops what the record names.
+    if (rec === 0) {
+      if (cbHeld) putFence(arena, head);
+      if (f !== 0) putFence(arena, f);
+    }
     throw e;
   }
-  // Never the last reference: the caller holds one.
-  Atomics.sub(i32, head + F_REFCOUNT, 1);
   return false;
 }
 

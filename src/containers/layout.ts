@@ -1,9 +1,11 @@
 /**
  * The containers' shared-memory structs: a fence array and a fence chain link are fence blocks
- * with words of their own after the fence's (relative to the fence payload word).
+ * with words of their own after the fence's (relative to the fence payload word); the containers'
+ * thread-slot fields (the chain re-arm's walk records).
  */
+import { T_LAYERS_END } from '../arena/layout.js';
 import { defineStruct } from '../arena/struct.js';
-import { FENCE_WORDS } from '../fence/layout.js';
+import { FENCE_WORDS, T_FENCE_END } from '../fence/layout.js';
 
 /** Fence array (kernel dma_fence_array). */
 export const { NUM: A_NUM, PENDING: A_PENDING, SLOTS: A_SLOTS, MODE: A_MODE, END: ARRAY_END } = defineStruct(
@@ -48,3 +50,27 @@ export const LGK_ARRAY_SIGNAL = 6;
  * callback's reference): a dead thread's reaper re-arms the chain (or signals it) and puts it.
  */
 export const LGK_CHAIN_REARM = 7;
+
+/* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
+/**
+ * Chain walk records (src/containers/chain.ts armChain): a stack of the re-arms this thread is
+ * walking a chain for, each naming the fence references its walk holds — every word is set in the
+ * run that takes its reference and cleared in the run that drops it or hands it over, so a reaper
+ * drops exactly the references a terminated thread's walks still held. Deeper nested re-arms (a
+ * re-arm run by a callback of a release inside another's walk) are counted, not recorded.
+ */
+export const WALK_CAP = 3;
+export const { LINK: W_LINK, PREV: W_PREV, AUX: W_AUX, END: W_WORDS } = defineStruct('chain walk record', {
+  LINK: 1, // payload word of the link (or plain fence) the walk stands on, with a reference (0 none)
+  PREV: 1, // its predecessor, with the reference the walk's next step took (0 none)
+  AUX: 1, // a third reference: the predecessor's own predecessor while a signaled link is collected, then the link's old one on the collected fence; or the callback's on the chain until its node is linked (0 none)
+});
+
+export const { WALK_DEPTH: T_WALK_DEPTH, WALK: T_WALK, END: T_CONTAINERS_END } = defineStruct(
+  'containers thread slot',
+  {
+    WALK_DEPTH: 1, // chain walk records in use (may exceed WALK_CAP: deeper ones are not recorded)
+    WALK: WALK_CAP * W_WORDS,
+  },
+  { base: T_FENCE_END, limit: T_LAYERS_END },
+);

@@ -88,7 +88,9 @@ export function sharedTarget(arena: Arena, nw: number): number {
 
 /**
  * Appends a node to the fence's list (fence lock held, fence unsignaled). Returns the node's
- * payload word index. Throws ENOMEM (nothing changed).
+ * payload word index. Throws ENOMEM (nothing changed). `at` (0 none): a word of the caller's
+ * cleared in the link's run — for a caller whose record names a reference the node takes over
+ * (a chain re-arm's callback reference), so that its reaper never drops it a second time.
  */
 export function linkCallbackLocked(
   arena: Arena,
@@ -96,6 +98,7 @@ export function linkCallbackLocked(
   kind: number,
   entry: CallbackEntry | number | null,
   target: number,
+  at = 0,
 ): number {
   const i32 = arena.i32;
   // The tail is written through below: checked first (before the allocation, which must be
@@ -127,6 +130,7 @@ export function linkCallbackLocked(
   if (tail) i32[tail + CB_NEXT] = nw;
   else i32[fw + L.F_CB_HEAD] = nw;
   i32[fw + L.F_CB_TAIL] = nw;
+  if (at !== 0) i32[at] = 0;
   if (kind === L.CBK_FN && entry && typeof entry !== 'number') {
     const token = nextToken++;
     if (nextToken > 0x7fffffff) nextToken = 1;

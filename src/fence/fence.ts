@@ -325,15 +325,15 @@ export class Fence extends FenceBase {
   }
 
   /**
-   * @internal A CBK_SHARED node: handler `id` (see defineSharedCallback) runs in the signaling
-   * thread with `data`. Returns null when already signaled.
+   * @internal A CBK_SHARED node: handler `id` (see defineSharedCallback) runs in the signaling thread
+   * with `data`. Returns null when already signaled. `at`: see linkCallbackLocked (cleared at link).
    */
-  addShared(id: number, data: number): FenceCallback | null {
-    return this.addNode(L.CBK_SHARED, id, data);
+  addShared(id: number, data: number, at = 0): FenceCallback | null {
+    return this.addNode(L.CBK_SHARED, id, data, at);
   }
 
-  private addNode(kind: number, fn: ((f: Fence) => void) | number | null, target: number): FenceCallback | null {
-    return addCallbackNode(this, this.v(), kind, fn, target);
+  private addNode(kind: number, fn: ((f: Fence) => void) | number | null, target: number, at = 0): FenceCallback | null {
+    return addCallbackNode(this, this.v(), kind, fn, target, at);
   }
 
   /** Removes a callback; true only if it was still pending (it will then never run). */

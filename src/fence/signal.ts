@@ -222,6 +222,7 @@ function enableSignalingLocked(view: Fence, fw: number): number {
  * and enables signaling (kernel dma_fence_add_callback). Locking: takes the fence lock.
  * Returns null — and the callback is never run — when the fence is already signaled, or when
  * enabling signaling signaled it (ops.enableSignaling refused): the kernel's -ENOENT.
+ * `at` (0 none): a word cleared in the link's run (see linkCallbackLocked); left set when nothing was linked.
  * Throws EINVAL (the fence's ops not registered in this thread), ENOMEM.
  */
 export function addCallbackNode(
@@ -230,6 +231,7 @@ export function addCallbackNode(
   kind: number,
   fn: ((f: Fence) => void) | number | null,
   target: number,
+  at = 0,
 ): FenceCallback | null {
   const arena = view.arena;
   if (isSignaledFlag(arena.i32, fw)) return null;
@@ -242,7 +244,7 @@ export function addCallbackNode(
     head = enableSignalingLocked(view, fw);
     if (!isSignaledFlag(arena.i32, fw)) {
       const entry = typeof fn === 'function' ? { fn, view, fw, arena } : fn;
-      nw = linkCallbackLocked(arena, fw, kind, entry, target);
+      nw = linkCallbackLocked(arena, fw, kind, entry, target, at);
     }
   } finally {
     fenceUnlock(arena, fw);

@@ -5,7 +5,8 @@
  */
 import { H_LAYERS_END, T_LAYERS_END, TABLE_ENTRY_WORDS } from '../arena/layout.js';
 import { defineStruct, WORDS64 } from '../arena/struct.js';
-import { FENCE_WORDS, FLAG_USER_SHIFT, H_FENCE_END, T_FENCE_END } from '../fence/layout.js';
+import { FENCE_WORDS, FLAG_USER_SHIFT, H_FENCE_END } from '../fence/layout.js';
+import { T_CONTAINERS_END } from '../containers/layout.js';
 
 /* ───────────── sync-file fd table (FD_* relative to an entry) ───────────── */
 export const { STATE: FD_STATE, FENCE: FD_FENCE, OWNER: FD_OWNER, NAME: FD_NAME, LOCK: FD_LOCK, END: FD_STRIDE } = defineStruct(
@@ -108,5 +109,5 @@ export const { SW_DEPTH: T_SW_DEPTH, SW: T_SW, SW_FREE: T_SW_FREE, SW_FREE_GEN: 
     SW_NEW: 1, // the point createFence holds the creator's reference on (allocated or reused), 0 none: payload word…
     SW_NEW_GEN: 1, // …and generation (the reaper puts it, or frees it while not initialised, if still live at it)
   },
-  { base: T_FENCE_END, limit: T_LAYERS_END },
+  { base: T_CONTAINERS_END, limit: T_LAYERS_END },
 );

@@ -1,0 +1,141 @@
+/**
+ * Kill window of a fence chain's re-arm (docs/architecture.md, "Kill safety": container
+ * callbacks). The chain's link callback (CB_CHAIN_LINK) runs in the thread that signals the armed
+ * link's fence and re-arms the chain: it walks from the head down, collecting signaled links, and
+ * arms a new callback on the first unsignaled fence (armChain). That walk holds fence references
+ * of its own — on the link it stands on, on the predecessor it took, on a collected link's
+ * predecessor, on the chain for the callback it is arming. Before they were named in the thread's
+ * chain walk records (T_WALK), a thread terminated inside the walk lost them: the chain still
+ * signaled (its reaper re-arms from the start), but the links those references held stayed
+ * allocated.
+ *
+ * A worker (test/fixtures/signal-kill.ts) signals, in a seeded order, the fences of the links of
+ * chains whose signaling the test enabled — so the chains' re-arms run in its callbacks — and is
+ * terminated at seeded points. After each kill and reap the test signals what the worker did not;
+ * then every chain is signaled (its flag up at once: nothing left to poll it up), each of the
+ * test's callbacks ran exactly once, bounded waits end, and after the puts the arena is clean
+ * with its bytes in use back to the baseline.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Arena, drain, Fence, FenceChain, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
+import { onReap, ReapStage } from '../src/arena/hooks.js';
+import * as CL from '../src/containers/layout.js';
+import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { seededInt } from './fixtures/seeded.js';
+import { expectClean } from './support/core.js';
+import { adaptJitter, KillTarget } from './support/killloop.js';
+
+const KILLS = 60;
+const CHAINS = 80; // per round
+const LINKS = 5; // per chain
+const CALLBACKS = 4; // main-thread callbacks on each chain
+const WAIT_MS = 10_000;
+
+const targets: KillTarget[] = [];
+afterEach(async () => {
+  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+  setAutoDispatch(true);
+});
+
+/*
+ * What the kills hit, read by a reap hook that runs before the CHAIN_WALKS stage drops the walks'
+ * references: kills inside a chain walk (a record in use), and of those, the ones whose record
+ * still named references (the leak the old code had).
+ */
+const hits = { inWalk: 0, holding: 0, refs: 0 };
+function countWalks(arena: Arena, slot: number): void {
+  if (slot === arena.slot) return;
+  const i32 = arena.i32;
+  const b = arena.slotWord(slot);
+  const depth = i32[b + CL.T_WALK_DEPTH];
+  if (!(depth > 0)) return;
+  hits.inWalk++;
+  let refs = 0;
+  for (let d = 0; d < Math.min(depth, CL.WALK_CAP); d++) {
+    const rec = b + CL.T_WALK + d * CL.W_WORDS;
+    for (const w of [CL.W_LINK, CL.W_PREV, CL.W_AUX]) if (i32[rec + w] !== 0) refs++;
+  }
+  if (refs > 0) hits.holding++;
+  hits.refs += refs;
+}
+onReap(ReapStage.CALLBACKS, countWalks);
+
+/** One round's chains, signaling enabled by the test's callbacks (CALLBACKS on each head). */
+function chains(arena: Arena, rand: (n: number) => number) {
+  const ctx = Fence.contextAlloc(arena);
+  let seqno = 1;
+  // The link takes over one reference, the test keeps the other (to signal what the worker did not).
+  const plain = (): Fence => Fence.create(arena, { context: ctx, seqno: seqno++ }).get();
+  const leaves: Fence[] = []; // every link's fence, for the worker to signal
+  const heads: Fence[] = [];
+  for (let i = 0; i < CHAINS; i++) {
+    let head: Fence | null = null;
+    for (let l = 0; l < LINKS; l++) {
+      const f = plain();
+      leaves.push(f);
+      head = FenceChain.create(arena, head, f, l + 1);
+    }
+    heads.push(head!);
+  }
+  // A seeded order (Fisher–Yates): the armed fence signals early or late, so the re-arms' walks
+  // meet signaled links to collect, and unsignaled ones to arm on, at every depth.
+  for (let i = leaves.length - 1; i > 0; i--) {
+    const j = rand(i + 1);
+    [leaves[i], leaves[j]] = [leaves[j], leaves[i]];
+  }
+  const counts = new Array<number>(heads.length * CALLBACKS).fill(0);
+  heads.forEach((h, i) => {
+    for (let c = 0; c < CALLBACKS; c++) h.addCallback(() => counts[i * CALLBACKS + c]++);
+  });
+  return { leaves, heads, counts };
+}
+
+describe('threads terminated inside a chain re-arm', () => {
+  it(`chain re-arms cut off at seeded points (${KILLS} kills): every chain signaled once, nothing leaks`, async () => {
+    const seed = process.env.FENCELAB_SEED ?? 'chain-rearm-kill-1';
+    const rand = seededInt(seed);
+    const arena = Arena.create({ bytes: 8 << 20 });
+    // No dispatcher here: this thread drains its inbox itself once a round's worker is reaped (see
+    // test/array-child-kill.test.ts: a dispatcher may block on a lock only the reap releases).
+    setAutoDispatch(false);
+    stopDispatcher(arena);
+    const baseline = arena.stats().used;
+    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    hits.inWalk = hits.holding = hits.refs = 0;
+    let delay = 300;
+    let inside = 0;
+    for (let round = 0; round < KILLS; round++) {
+      const { leaves, heads, counts } = chains(arena, rand);
+      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) });
+      targets.push(k);
+      for (let c = 0; c < SK_CELLS; c++) Atomics.store(cells, c, 0);
+      await k.ready;
+      await k.killDuringWork(cells, SK_GO, SK_AT, rand(delay));
+      targets.splice(targets.indexOf(k), 1);
+      expect(k.errors, `round ${round}`).toEqual([]);
+      const at = Atomics.load(cells, SK_AT);
+      const done = Atomics.load(cells, SK_DONE);
+      if (at > done) inside++;
+      delay = adaptJitter(delay, done, leaves.length);
+      // What the worker did not signal, the test does: each chain's re-arms then reach its end here
+      // or were finished by the reaper — so every flag is up now, without a poll.
+      for (const f of leaves) if (!f.testSignaledFlag()) f.signal();
+      const unsignaled = heads.flatMap((h, i) => (h.testSignaledFlag() ? [] : [i]));
+      expect(unsignaled, `round ${round} (seed ${seed}, at ${at} done ${done}): chains left unsignaled`).toEqual([]);
+      for (const h of heads) expect(await h.waitAsync(WAIT_MS), `round ${round}: a bounded wait ended`).toBe(true);
+      // The test's callbacks the worker (or its reaper) queued to this thread run now.
+      drain(arena);
+      for (const f of [...heads, ...leaves]) f.put();
+      expect(counts.filter((c) => c !== 1), `round ${round} (seed ${seed}): each callback once`).toEqual([]);
+      const leaked = arena.stats().used - baseline;
+      expect(leaked, `round ${round} (seed ${seed}, at ${at} done ${done}): bytes leaked`).toBe(0);
+      expectClean(arena);
+    }
+    expect(pendingCallbacks()).toBe(0);
+    console.log(
+      `chain-rearm-kill (seed ${seed}): ${KILLS} kills, ${inside} inside a signal, ${hits.inWalk} inside a re-arm's walk ` +
+        `(${hits.holding} holding walk references, ${hits.refs} references in all)`,
+    );
+    expect(hits.holding, 'kills in the window under test').toBeGreaterThan(KILLS / 10);
+  }, 400_000);
+});
