@@ -36,8 +36,8 @@
  * selection alone (the more kinds and repetitions, the luckier the best one's best). After the
  * grid, which has warmed every lock up under contention, the fence's inline lock and every plain
  * lock (the bare test-and-set and each SpinLock kind) run again with 2 workers in `--goal-rounds`
- * rounds: each round runs each lock once, their order rotated from round to round so that none
- * always follows the same neighbour. Each lock's figure is its median over the rounds; the best
+ * rounds: each round runs each lock once, their order rotated from round to round and reversed every
+ * other round, so that none always follows the same neighbour. Each lock's figure is its median over the rounds; the best
  * plain lock is the one with the highest median, and the goal is the fence's median ÷ that one's.
  * The spread printed with it: the quartiles of the rounds' own ratios (fence ÷ that lock, same
  * round).
@@ -171,7 +171,7 @@ async function workloadCell(crew: ContentionCrew, variant: (typeof WORKLOAD_VARI
 /**
  * The first goal's comparison (see the file comment): GOAL_ROUNDS rounds of one cell of each of
  * the fence's inline lock and the plain locks with GOAL_THREADS workers, their order rotated by
- * one each round. Returns each lock's row: median and quartiles over its rounds, and for a plain
+ * one each round and reversed every other round. Returns each lock's row: median and quartiles over its rounds, and for a plain
  * lock the fence's median ÷ its median with the quartiles of the per-round ratios.
  */
 async function goalRounds(crew: ContentionCrew, nsPerIter: number): Promise<ContentionRoundsRow[]> {
@@ -179,7 +179,9 @@ async function goalRounds(crew: ContentionCrew, nsPerIter: number): Promise<Cont
   const samples = kinds.map((): ContentionCell[] => []);
   for (let round = 0; round < GOAL_ROUNDS; round++)
     for (let k = 0; k < kinds.length; k++) {
-      const at = (k + round) % kinds.length;
+      // Rotated by one each round, and run backwards every other round: what ran just before a
+      // lock (a cell that left a worker preempted, a line in another core's cache) is not always the same lock.
+      const at = (round % 2 === 0 ? k + round : kinds.length - 1 - k + round) % kinds.length;
       samples[at].push(await lockCell(crew, kinds[at], GOAL_THREADS, 0, nsPerIter));
     }
   const fence = samples[0].map((c) => c.mOpsPerSec);
