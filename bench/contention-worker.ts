@@ -95,7 +95,9 @@ function payloadWord(handle: number, word: number): number {
 
 /**
  * A lock cell: each variant's batch function (the work) in a loop that looks at STOP between
- * batches. The batch functions are what calibrate() warms up.
+ * batches. The batch functions are what calibrate() warms up. Every worker runs one batch before
+ * its first look: on a loaded machine a worker woken by START may get a core only after STOP
+ * (a 40 ms --quick cell), and a cell of no acquisitions at all has no throughput or fairness to report.
  */
 function lockCell(cell: LockCell, ctl: CellControl): LockResult {
   const i32 = arena.i32;
@@ -106,24 +108,24 @@ function lockCell(cell: LockCell, ctl: CellControl): LockResult {
   if (variant === 'raw') {
     const word = payloadWord(cell.block, LOCK_WORD);
     ctl.ready();
-    while (!ctl.stopped()) {
+    do {
       sink += rawBatch(i32, word, counter, csIters, batch);
       count += batch;
-    }
+    } while (!ctl.stopped());
   } else if (variant === 'fence inline' || variant === 'fence borrowed') {
     const fence = Fence.fromHandle(arena, cell.fence);
     ctl.ready();
-    while (!ctl.stopped()) {
+    do {
       sink += fenceBatch(fence, i32, counter, csIters, batch);
       count += batch;
-    }
+    } while (!ctl.stopped());
   } else {
     const lock = SpinLock.at(arena, cell.block, LOCK_WORD * 4, variant);
     ctl.ready();
-    while (!ctl.stopped()) {
+    do {
       sink += spinLockBatch(lock, i32, counter, csIters, batch);
       count += batch;
-    }
+    } while (!ctl.stopped());
   }
   return { count, sink };
 }

@@ -11,7 +11,10 @@ import { watchOwner } from './owners.js';
 /**
  * Looks at the word before sleeping. With the backoff between them (below) they span about 2.5 µs:
  * enough for a short critical section, and a holder that was preempted (more threads than cores)
- * soon stops costing the waiter's core.
+ * soon stops costing the waiter's core. Measured against other counts (fence inline lock, 2
+ * workers pinned to the 2 cores, ÷ a bare test-and-set in the same rounds, ~100 rounds each): 12
+ * looks 0.88–0.96, 6 looks 0.91, 9 looks 0.51 (and 0.71 with the backoff up to 1024), 24 looks
+ * 0.70, 48 looks 0.38 (not monotonic, cause not found; same-build copies in the same rounds agree within 0.01).
  */
 export const FUTEX_SPINS = 12;
 /**

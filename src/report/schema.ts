@@ -148,6 +148,28 @@ export interface ContentionCell {
   counterOk: boolean;
 }
 
+/**
+ * One lock of the first contention goal's comparison (the fence's inline lock against every plain
+ * lock, 2 workers): its figures over rounds in which every one of them ran once, in rotated order.
+ */
+export interface ContentionRoundsRow {
+  kind: string;
+  threads: number;
+  /** Rounds it ran in, one cell each. */
+  rounds: number;
+  /** Median over the rounds (M acquisitions/s of all workers). */
+  mOpsPerSec: number;
+  /** Lower and upper quartile over the rounds. */
+  quartiles: [number, number];
+  /** Medians over the rounds of slowest ÷ fastest worker and of Jain's index. */
+  fairness: number;
+  jain: number;
+  /** A plain lock: the fence's median ÷ this one's. */
+  fenceRatio?: number;
+  /** A plain lock: the quartiles of the rounds' own ratios (fence ÷ this lock in the same round). */
+  fenceRatioQuartiles?: [number, number];
+}
+
 /** The fence workload at one worker count: an exporter signaling, importers adding callbacks and reading status. */
 export interface FenceWorkloadRow {
   /** How the fences lock: one timeline lock they all borrow, or each its inline lock. */
@@ -174,6 +196,8 @@ export interface ContentionResults extends RunInfo {
   nsPerIter?: number;
   /** The grid (csNs 0) and the critical-section sweep (csNs > 0). */
   results: ContentionCell[];
+  /** The first goal's comparison in interleaved rounds; absent in files written before it. */
+  goalRounds?: ContentionRoundsRow[];
   /** The fence workload; absent in files written before it. */
   workload?: FenceWorkloadRow[];
   goals?: Goal[];

@@ -178,8 +178,29 @@ function contentionText(r: ContentionResults, baseline: BaselineFigures | undefi
         ]),
       ),
     );
+  if (r.goalRounds && r.goalRounds.length > 0) parts.push('', goalRoundsText(r.goalRounds));
   if (r.goals && r.goals.length > 0) parts.push('', goalText(r.goals, baseline));
   return parts.join('\n');
+}
+
+/** The first contention goal's comparison: each lock's median and spread over the interleaved rounds. */
+function goalRoundsText(rows: NonNullable<ContentionResults['goalRounds']>): string {
+  const pair = (q: [number, number] | undefined, digits: number) => (q === undefined ? '—' : `${q[0].toFixed(digits)}–${q[1].toFixed(digits)}`);
+  return [
+    `the fence lock against every plain lock, ${rows[0].threads} workers, ${rows[0].rounds} interleaved rounds (medians; IQR = quartiles over the rounds; fence ÷ = the fence's median ÷ the lock's, and the quartiles of the rounds' own ratios)`,
+    textTable(
+      ['lock', 'M ops/s', 'IQR', 'Jain', 'min/max', 'fence ÷', 'its IQR'],
+      rows.map((g) => [
+        g.kind,
+        g.mOpsPerSec.toFixed(3),
+        pair(g.quartiles, 3),
+        g.jain.toFixed(2),
+        g.fairness.toFixed(2),
+        g.fenceRatio === undefined ? '—' : `${g.fenceRatio.toFixed(2)}×`,
+        pair(g.fenceRatioQuartiles, 2),
+      ]),
+    ),
+  ].join('\n');
 }
 
 function allocText(r: AllocResults, baseline: BaselineFigures | undefined): string {
