@@ -4,21 +4,17 @@
  * paths (init, lock, signal, get/put).
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors, MAX_ERRNO, describeValue } from '../errors.js';
-import { releaseDeadWord } from '../locks/futex.js';
 import { opsFlagsOf } from './ops.js';
 import { contextClass, lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from '../locks/lockdep.js';
 import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
-import * as TR from '../trace/layout.js';
+import './inlinereap.js'; // registers the reap of a dead thread's fence inline locks
 import { FH } from './hot.js';
 import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
-import { traceEvent, traceEventNs } from '../trace/ring.js';
-
-const { EVENT_BITS_SHIFT, EV_FENCE_INIT, EV_FENCE_SIGNALED, INIT_INLINE_LOCK, INIT_SEQNO_HI_SHIFT } = TR;
+import { entryWord, ownRing, publishEntry, traceEvent } from '../trace/ring.js';
 
 const { F_FLAGS, F_LOCK, F_LENDER, F_LENDER_GEN, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, F_SEQNO_LO, F_SEQNO_HI, F_TIMESTAMP, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_SIGNALED, FLAG_TIMESTAMP, FLAG_WAITERS } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
@@ -124,11 +120,28 @@ export function fenceInitWith(arena: Arena, fw: number, opsId: number, context: 
   if (i32[FH.TH_FLAGS] & FH.TC_FENCE) traceInit(arena, fw);
 }
 
-/** The dma_fence_init event of the fence just initialised at `fw`. */
+/**
+ * The dma_fence_init event of the fence just initialised at `fw`, written straight into the ring
+ * (see traceSignaled): one call from fenceInitWith's tracepoint, stamped with a clock read.
+ */
 function traceInit(arena: Arena, fw: number): void {
+  const rw = ownRing(arena);
+  if (rw === 0) return;
   const i32 = arena.i32;
-  const bits = (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK ? INIT_INLINE_LOCK : 0) | ((i32[fw + F_SEQNO_HI] & 0xffff) << INIT_SEQNO_HI_SHIFT);
-  traceEvent(arena, EV_FENCE_INIT | (bits << EVENT_BITS_SHIFT), fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_OPS]);
+  const ev = entryWord(i32, rw);
+  arena.i64[ev >>> 1] = hrtimeBigInt();
+  i32[ev + FH.EV_KIND] = FH.EV_FENCE_INIT | (i32[fw + FH.F_FLAGS] & FH.FLAG_INLINE_LOCK ? FH.INIT_INLINE_LOCK_BITS : 0) | ((i32[fw + FH.F_SEQNO_HI] & 0xffff) << FH.INIT_SEQNO_HI_BITS_SHIFT);
+  fenceEventArgs(i32, ev, fw);
+  i32[ev + FH.EV_E] = i32[fw + FH.F_OPS];
+  publishEntry(i32, rw);
+}
+
+/** Arguments A–D of a fence event at entry `ev`: the fence's payload word, generation, context and seqno (low 32 bits). */
+function fenceEventArgs(i32: Int32Array, ev: number, fw: number): void {
+  i32[ev + FH.EV_A] = fw;
+  i32[ev + FH.EV_B] = i32[fw + FH.PAYLOAD_B_GEN] & GEN_MASK;
+  i32[ev + FH.EV_C] = i32[fw + FH.F_CONTEXT];
+  i32[ev + FH.EV_D] = i32[fw + FH.F_SEQNO_LO];
 }
 
 /**
@@ -137,7 +150,7 @@ function traceInit(arena: Arena, fw: number): void {
  */
 export function traceFence(arena: Arena, kind: number, fw: number, e: number): void {
   const i32 = arena.i32;
-  traceEvent(arena, kind, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], e);
+  traceEvent(arena, kind, fw, i32[fw + FH.PAYLOAD_B_GEN] & GEN_MASK, i32[fw + FH.F_CONTEXT], i32[fw + FH.F_SEQNO_LO], e);
 }
 
 export function seqnoOf(i32: Int32Array, fw: number): number {
@@ -212,39 +225,6 @@ export function fenceUnlock(arena: Arena, fw: number): void {
   releaseWord(arena, idx, arena.lockKindId);
   if (arena.sanitize) lockdepReleased(arena, idx);
 }
-
-/**
- * Reap hook: fence inline locks are not robust-listed (their hot path is one CAS), but they sit at
- * a known place in every fence block, so the heap walk finds the ones the dead thread held.
- */
-function releaseDeadInlineLocks(arena: Arena, slot: number): void {
-  if (slot === arena.slot) return;
-  const i32 = arena.i32;
-  const dead = slot + 1;
-  const held: number[] = [];
-  arena.walk((hw, _size, state, type) => {
-    const fw = hw + BLOCK_HEADER_WORDS;
-    if (state !== A.STATE_LIVE || type !== A.BlockType.FENCE || !(i32[fw + F_FLAGS] & FLAG_INLINE_LOCK)) return;
-    if ((Atomics.load(i32, fw + F_LOCK) & K.LOCK_OWNER_MASK) === dead) held.push(fw, i32[hw + A.B_GEN] & A.GEN_MASK);
-    releaseDeadWord(i32, fw + F_LOCK, dead);
-  });
-  heldAtDeath.set(slot, held);
-}
-
-/** Per dead slot being reaped: the fences whose inline lock it held ([fw, generation] pairs). */
-const heldAtDeath = new Map<number, number[]>();
-
-/**
- * The fences whose inline lock the thread of dead slot `slot` held when it died, as
- * `[fw, generation]` pairs, collected by this reap's LOCKS stage; forgotten once read. A thread
- * killed inside a signal held the fence's lock (src/fence/signaler.ts reads this).
- */
-export function takeHeldAtDeath(slot: number): number[] {
-  const held = heldAtDeath.get(slot) ?? [];
-  heldAtDeath.delete(slot);
-  return held;
-}
-onReap(ReapStage.LOCKS, releaseDeadInlineLocks);
 
 /** Throws EPERM unless the calling thread holds the fence lock (kernel dma_fence_assert_held). */
 export function fenceAssertHeld(arena: Arena, fw: number): void {
@@ -329,14 +309,24 @@ export function markSignaledLocked(arena: Arena, fw: number, ts: bigint, tsIsNow
 /**
  * The dma_fence_signaled event, stamped with the fence's own timestamp when that is the signal's
  * time (it was read before the flag went up, so no waiter's wake can precede it in the trace).
+ *
+ * Written straight into the ring, not through traceEvent's generic argument list: inlined into
+ * the signal path with everything it calls, where the generic recorder did not fit V8's
+ * cumulative inlining budget beside markSignaledLocked and stayed a call of nine arguments.
+ * Layout constants as FH literals (hot.ts): bytecode bytes count against that budget.
  */
 function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean | undefined): void {
-  if (tsIsNow === false) return traceFence(arena, EV_FENCE_SIGNALED, fw, arena.i32[fw + F_ERROR]);
+  if (tsIsNow === false) return traceFence(arena, FH.EV_FENCE_SIGNALED, fw, arena.i32[fw + FH.F_ERROR]);
+  const rw = ownRing(arena);
+  if (rw === 0) return;
   const i32 = arena.i32;
-  traceEventNs(
-    arena, i32[fw + F_TIMESTAMP], i32[fw + F_TIMESTAMP + 1],
-    EV_FENCE_SIGNALED, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK, i32[fw + F_CONTEXT], i32[fw + F_SEQNO_LO], i32[fw + F_ERROR],
-  );
+  const ev = entryWord(i32, rw);
+  i32[ev + FH.EV_NS_LO] = i32[fw + FH.F_TIMESTAMP];
+  i32[ev + FH.EV_NS_HI] = i32[fw + (FH.F_TIMESTAMP + 1)];
+  i32[ev + FH.EV_KIND] = FH.EV_FENCE_SIGNALED;
+  fenceEventArgs(i32, ev, fw);
+  i32[ev + FH.EV_E] = i32[fw + FH.F_ERROR];
+  publishEntry(i32, rw);
 }
 
 /** Sets the error of an unsignaled fence. Throws EINVAL when signaled or errno is not in -4095..-1. */

@@ -61,6 +61,21 @@ export const enum FH {
   TH_FLAGS = 52,
   TC_FENCE = 1,
   TC_RELEASE = 128,
+  /** A trace event's words (relative to its entry), and what the init and signaled events' kind words hold. */
+  EV_NS_LO = 0,
+  EV_NS_HI = 1,
+  EV_KIND = 2,
+  EV_A = 3,
+  EV_B = 4,
+  EV_C = 5,
+  EV_D = 6,
+  EV_E = 7,
+  EV_FENCE_INIT = 1,
+  EV_FENCE_SIGNALED = 4,
+  /** INIT_INLINE_LOCK in the kind word (shifted by EVENT_BITS_SHIFT). */
+  INIT_INLINE_LOCK_BITS = 256,
+  /** Where the seqno's bits 32–47 go in the kind word (INIT_SEQNO_HI_SHIFT + EVENT_BITS_SHIFT). */
+  INIT_SEQNO_HI_BITS_SHIFT = 16,
 }
 
 {
@@ -74,6 +89,9 @@ export const enum FH {
     [FH.SIG_NGEN, L.SIG_NGEN], [FH.SIG_NEXT, L.SIG_NEXT], [FH.SIG_SHARED, L.SIG_SHARED], [FH.CB_NEXT, L.CB_NEXT], [FH.T_RELEASE_DEPTH, L.T_RELEASE_DEPTH],
     [FH.PAYLOAD_B_GEN, A.B_GEN - A.BLOCK_HEADER_WORDS], [FH.BLOCK_HEADER_WORDS, A.BLOCK_HEADER_WORDS], [FH.B_GEN, A.B_GEN], [FH.T_SERIAL, A.T_SERIAL],
     [FH.TH_FLAGS, TR.TH_FLAGS], [FH.TC_FENCE, TR.TC_FENCE], [FH.TC_RELEASE, TR.TC_RELEASE],
+    [FH.EV_NS_LO, TR.EV_NS_LO], [FH.EV_NS_HI, TR.EV_NS_HI], [FH.EV_KIND, TR.EV_KIND], [FH.EV_A, TR.EV_A], [FH.EV_B, TR.EV_B],
+    [FH.EV_C, TR.EV_C], [FH.EV_D, TR.EV_D], [FH.EV_E, TR.EV_E], [FH.EV_FENCE_INIT, TR.EV_FENCE_INIT], [FH.EV_FENCE_SIGNALED, TR.EV_FENCE_SIGNALED],
+    [FH.INIT_INLINE_LOCK_BITS, TR.INIT_INLINE_LOCK << TR.EVENT_BITS_SHIFT], [FH.INIT_SEQNO_HI_BITS_SHIFT, TR.INIT_SEQNO_HI_SHIFT + TR.EVENT_BITS_SHIFT],
   ];
   const wrong = pairs.findIndex(([hot, real]) => hot !== real);
   if (wrong >= 0) throw new Error(`fence/hot.ts: constant #${wrong} of FH (${pairs[wrong][0]}) no longer matches the layout (${pairs[wrong][1]})`);

@@ -56,9 +56,15 @@ export function signalFence(arena: Arena, fw: number, ts: bigint, tsIsNow = true
 /**
  * {@link signalFence} for a view whose inline lock takes the one-CAS path (Fence.signal: an inline
  * lock word `idx`, an arena that neither uses ticket locks nor sanitizes): the lock taken and
- * dropped as Fence.lock/unlock do, without fenceLock's dispatch. Same contract as signalFence.
+ * dropped as Fence.lock/unlock do, without fenceLock's dispatch. Same contract as signalFence,
+ * stamped now.
+ *
+ * The clock is read here, under the lock (as the kernel's dma_fence_signal reads ktime_get()), not
+ * passed in: where the caller's optimized code calls this function instead of inlining it (with
+ * tracing on, the signaled event makes it too large to inline), a BigInt argument is allocated
+ * on every signal; read and stored in one compiled function it never is.
  */
-export function signalFenceInline(arena: Arena, fw: number, idx: number, ts: bigint): boolean {
+export function signalFenceInline(arena: Arena, fw: number, idx: number): boolean {
   const i32 = arena.i32;
   if (Atomics.load(i32, fw + FH.F_FLAGS) & FH.FLAG_SIGNALED) return true; // FH: see hot.ts
   const me = arena.me;
@@ -67,7 +73,7 @@ export function signalFenceInline(arena: Arena, fw: number, idx: number, ts: big
   arena.inlineLocksHeld++;
   let head: number;
   try {
-    head = markSignaledLocked(arena, fw, ts, true, true);
+    head = markSignaledLocked(arena, fw, nowNs(), true, true);
   } finally {
     // Held by us, nobody waiting: one compare-exchange. Otherwise the full release (wakes a waiter).
     if (Atomics.compareExchange(i32, idx, me, 0) === me) arena.inlineLocksHeld--;

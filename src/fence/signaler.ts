@@ -22,7 +22,8 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errno, NO_ERROR, rethrowFirst } from '../errors.js';
 import { runDetached } from './inbox.js';
-import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs, takeHeldAtDeath } from './core.js';
+import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
+import { takeHeldAtDeath } from './inlinereap.js';
 import { putFence } from './release.js';
 
 const { F_FLAGS, F_ERROR, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_SIGNALED } = L;

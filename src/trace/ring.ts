@@ -25,7 +25,7 @@ import * as L from './layout.js';
 
 // Module constants, not namespace loads: optimized code folds a module's own constants, so the
 // recording path reads no layout offset at run time.
-const { EV_A, EV_B, EV_C, EV_D, EV_E, EV_KIND, EV_NS_HI, EV_NS_LO, EV_WORDS, R_CAP, R_ENTRIES, R_HEAD, R_MAGIC, R_NAME_LEN, R_NEXT, R_SERIAL, R_SESSION, R_SLOT, R_THREAD_ID, THREAD_NAME_WORDS, TH_FLAGS, TH_RING_EVENTS, TH_SESSION, TRACE_MAGIC, T_NAME, T_NAME_LEN, T_TRACE_NO_RING, T_TRACE_RING } = L;
+const { EV_A, EV_B, EV_C, EV_D, EV_E, EV_KIND, EV_WORDS, R_CAP, R_ENTRIES, R_HEAD, R_MAGIC, R_NAME_LEN, R_NEXT, R_SERIAL, R_SESSION, R_SLOT, R_THREAD_ID, THREAD_NAME_WORDS, TH_FLAGS, TH_RING_EVENTS, TH_SESSION, TRACE_MAGIC, T_NAME, T_NAME_LEN, T_TRACE_NO_RING, T_TRACE_RING } = L;
 const { BLOCK_HEADER_WORDS, T_SERIAL } = A;
 const TRACE_BLOCK = A.BlockType.TRACE;
 
@@ -58,21 +58,28 @@ export function tracing(i32: Int32Array, cat: number): boolean {
  * Records one event, stamped now, in the calling thread's ring. Call it behind {@link tracing}.
  * Threads: any attached thread, into its own ring only. Never throws: without a ring (the arena is
  * out of memory) the event is dropped.
+ *
+ * The generic recorder of the tracepoints that take no specialised one: the fence init and signal
+ * events, on the create+signal+put path, write their entries themselves (fence/core.ts) with
+ * {@link ownRing}, {@link entryWord} and {@link publishEntry}. Behind each tracepoint's check, a
+ * branch that gathers no type feedback while tracing is off, so untraced code inlines none of it
+ * (the core bench's "tracing off" rows compare with a build without tracepoints). All its loads
+ * and stores are to this thread's slot and ring.
  */
 export function traceEvent(arena: Arena, kind: number, a: number, b: number, c: number, d: number, e: number): void {
-  recordEvent(arena, 0, STAMP_NOW, kind, a, b, c, d, e);
+  const rw = ownRing(arena);
+  if (rw === 0) return;
+  const i32 = arena.i32;
+  const ev = entryWord(i32, rw);
+  arena.i64[ev >>> 1] = hrtimeBigInt();
+  i32[ev + EV_KIND] = kind;
+  i32[ev + EV_A] = a;
+  i32[ev + EV_B] = b;
+  i32[ev + EV_C] = c;
+  i32[ev + EV_D] = d;
+  i32[ev + EV_E] = e;
+  publishEntry(i32, rw);
 }
-
-/**
- * {@link traceEvent} stamped with a monotonic-ns time the caller already read, given as the two
- * halves of its 64-bit value (a fence timestamp as the arena stores it): no clock read.
- */
-export function traceEventNs(arena: Arena, nsLo: number, nsHi: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
-  recordEvent(arena, nsLo, nsHi, kind, a, b, c, d, e);
-}
-
-/** recordEvent's `nsHi` for "read the clock now" (a real timestamp's high half is never negative). */
-const STAMP_NOW = -1;
 
 /** Block bytes (header included) of a ring of `events` events, before rounding to its size class. */
 function ringBytes(events: number): number {
@@ -93,42 +100,39 @@ export function ringCapacity(events: number): number {
   return Math.floor(((cls - A.BLOCK_HEADER_BYTES) / 4 - L.R_ENTRIES) / L.EV_WORDS);
 }
 
-/**
- * Appends one event to the calling thread's ring of the current session (set up by
- * {@link openRing} at the thread's first event of a session) and stamps it: the clock now, or the
- * time given as ns halves.
- *
- * Small and straight-line, so that V8 inlines it into the trace helpers that call it: each
- * tracepoint calls one behind its `tracing` check, a branch that gathers no type feedback while
- * tracing is off, so untraced code inlines none of it (the core bench's "tracing off" rows compare
- * with a build without tracepoints). All its loads and stores are to this thread's slot and ring.
+/*
+ * A ring write in three parts, for recorders that fill an entry themselves (one call from the
+ * tracepoint, no generic argument list): the ring, the entry's word, then its publication. Each is
+ * small, so V8 inlines them into the recorder. Only the calling thread writes its ring: plain
+ * loads and stores.
  */
-function recordEvent(arena: Arena, nsLo: number, nsHi: number, kind: number, a: number, b: number, c: number, d: number, e: number): void {
+
+/**
+ * The calling thread's ring of the current session, set up by {@link openRing} at the thread's
+ * first event of the session: its payload word, or 0 without one (no session, or the arena was
+ * full: the event is dropped).
+ */
+export function ownRing(arena: Arena): number {
   const i32 = arena.i32;
-  let rw = i32[arena.slotBase + T_TRACE_RING];
-  if (rw === 0 || i32[rw + R_SESSION] !== i32[TH_SESSION]) {
-    rw = openRing(arena);
-    if (rw === 0) return;
-  }
-  const next = i32[rw + R_NEXT];
-  const ev = rw + R_ENTRIES + next * EV_WORDS;
-  // The time: a clock read is one BigInt64 store (`ev` is even: an even payload word, ENTRIES and
-  // EV_WORDS even); a time given as halves is two.
-  if (nsHi === STAMP_NOW) {
-    arena.i64[ev >>> 1] = hrtimeBigInt();
-  } else {
-    i32[ev + EV_NS_LO] = nsLo;
-    i32[ev + EV_NS_HI] = nsHi;
-  }
-  i32[ev + EV_KIND] = kind;
-  i32[ev + EV_A] = a;
-  i32[ev + EV_B] = b;
-  i32[ev + EV_C] = c;
-  i32[ev + EV_D] = d;
-  i32[ev + EV_E] = e;
-  // The entry first, then the position and count that publish it: a thread terminated in the
-  // middle leaves an entry no reader takes. Plain writes: only this thread writes its ring.
-  i32[rw + R_NEXT] = next + 1 === i32[rw + R_CAP] ? 0 : next + 1;
+  const rw = i32[arena.slotBase + T_TRACE_RING];
+  return rw !== 0 && i32[rw + R_SESSION] === i32[TH_SESSION] ? rw : openRing(arena);
+}
+
+/**
+ * Word index of the entry that ring `rw`'s next event fills: even (an even payload word, ENTRIES
+ * and EV_WORDS even), so the event's time is one BigInt64 store at `ev >>> 1`.
+ */
+export function entryWord(i32: Int32Array, rw: number): number {
+  return rw + R_ENTRIES + i32[rw + R_NEXT] * EV_WORDS;
+}
+
+/**
+ * Publishes the entry at ring `rw`'s next position, written before: the position, then the count.
+ * A thread terminated before this leaves an entry no reader takes.
+ */
+export function publishEntry(i32: Int32Array, rw: number): void {
+  const next = i32[rw + R_NEXT] + 1;
+  i32[rw + R_NEXT] = next === i32[rw + R_CAP] ? 0 : next;
   i32[rw + R_HEAD] = (i32[rw + R_HEAD] + 1) | 0;
 }
 
