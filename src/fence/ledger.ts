@@ -93,48 +93,6 @@ export function ledgerGetRef(arena: Arena, fw: number): void {
 }
 
 /**
- * Takes a counted reference on the object at payload word `value` — the compare-exchange of its
- * counter word `counter` from n > 0 to n + 1 — recorded as `kind` in the calling thread's ledger in
- * that exchange's run (the entry's words computed before, plain writes after, no back-edge): a
- * thread terminated anywhere holds it recorded or not at all. Returns false, nothing taken or
- * recorded, once the counter is 0. Throws ENOMEM (nothing taken).
- */
-export function ledgerGetCounted(arena: Arena, kind: number, value: number, counter: number): boolean {
-  const lw = ledgerReserve(arena);
-  const i32 = arena.i32;
-  const n = i32[lw + LG_COUNT];
-  const e = lw + LG_ENTRIES + n * LG_STRIDE;
-  const gen = i32[value - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
-  for (;;) {
-    const old = Atomics.load(i32, counter);
-    if (old <= 0) return false;
-    if (Atomics.compareExchange(i32, counter, old, old + 1) === old) {
-      i32[e + LE_KIND] = kind;
-      i32[e + LE_VALUE] = value;
-      i32[e + LE_GEN] = gen;
-      i32[lw + LG_COUNT] = n + 1;
-      return true;
-    }
-  }
-}
-
-/**
- * Drops a counted reference that the calling thread's ledger records as `[kind, value, gen]`: the
- * `Atomics.sub` of counter word `counter`, the entry forgotten in its run. Returns the counter's
- * value before the drop (1: that was the last reference, the caller finishes the object in the
- * same run it returns to), or 0 when no such entry is recorded (nothing dropped).
- */
-export function ledgerDropCounted(arena: Arena, kind: number, value: number, gen: number, counter: number): number {
-  const i32 = arena.i32;
-  const lw = i32[arena.slotBase + T_LEDGER];
-  const last = moveLast(arena, lw, kind, value, gen);
-  if (last < 0) return 0;
-  const old = Atomics.sub(i32, counter, 1);
-  i32[lw + LG_COUNT] = last;
-  return old;
-}
-
-/**
  * Opens the calling thread's next ledger entry for a fence reference being created: counted at
  * once with value 0 and generation LE_GEN_CREATING, so that the allocation can write the value in
  * its own run (recordAt: the returned entry's LE_VALUE word) and the caller the generation right

@@ -26,12 +26,12 @@ import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
-import { findOpenRef, getOpenRef, receiveTimeline, shareTimeline } from './timelineshare.js';
-import { ledgerAllocBlock, ledgerDropCounted } from '../fence/ledger.js';
+import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline } from './timelineshare.js';
+import { ledgerAllocBlock } from '../fence/ledger.js';
 
 const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_LAST } = L;
 const { F_FLAGS } = FL;
-const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+const { BLOCK_HEADER_WORDS } = A;
 
 const TL_BLOCK = A.BLOCK_HEADER_BYTES + L.TL_WORDS * 4;
 
@@ -293,14 +293,15 @@ export class SwTimeline {
     // neither open nor closable (and its block allocated for good).
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
-    if (findOpenRef(arena, tw) < 0) throw Errors.invalid(`close: the calling thread holds no open reference of timeline ${this.handle} (one for another thread goes through share/receive)`);
+    const e = findOpenRef(arena, tw);
+    if (e < 0) throw Errors.invalid(`close: the calling thread holds no open reference of timeline ${this.handle} (one for another thread goes through share/receive)`);
     this.closedHere = true;
     // The record first: the reaper of a thread terminated from here on finishes a last close.
     const d = pushTimelineRecord(arena, tw, 0);
     try {
       const rec = timelineRecord(arena, d);
       if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-      const old = ledgerDropCounted(arena, L.LGK_TIMELINE_REF, tw, i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK, tw + TL_FILE_REFS);
+      const old = dropTrackedRef(arena, tw, e);
       if (rec !== 0 && old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
       if (old === 1) closeLast(arena, tw, d, true);
     } finally {

@@ -20,30 +20,62 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
 import { claim, stale, transitOf } from '../fence/handover.js';
-import { defineLedgerKind, ledgerAllocBlock, ledgerFind, ledgerGetCounted, ledgerReserve } from '../fence/ledger.js';
+import { defineLedgerKind, ledgerAllocBlock, ledgerFind, ledgerReserve } from '../fence/ledger.js';
 import { dropOpenRef } from './timelineclose.js';
 
 const { TL_FILE_REFS, LGK_TIMELINE_REF, LGK_TL_TRANSIT } = L;
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_EMPTY, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_TIMELINE } = FL;
-const { LG_COUNT, LG_ENTRIES, LG_STRIDE, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = FL;
+const { LG_COUNT, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 const TRANSIT_BYTES = (BLOCK_HEADER_WORDS + TRANSIT_WORDS) * 4;
 
 /**
- * Takes another open reference of timeline `tw` for the calling thread, recorded in its ledger in
- * the compare-exchange's run. Throws EBADF (closed: no open reference left; nothing taken), ENOMEM.
+ * Takes another open reference of timeline `tw` for the calling thread — the compare-exchange of
+ * TL_FILE_REFS from n > 0 to n + 1 — recorded in its ledger in that exchange's run (the entry's
+ * words computed before, plain writes after, no back-edge): a thread terminated anywhere holds it
+ * recorded or not at all. Throws EBADF (closed: nothing taken), ENOMEM.
  */
 export function getOpenRef(arena: Arena, tw: number, handle: number): void {
-  if (!ledgerGetCounted(arena, LGK_TIMELINE_REF, tw, tw + TL_FILE_REFS)) throw Errors.badHandle('timeline', handle, 'the timeline was closed');
+  const lw = ledgerReserve(arena);
+  const i32 = arena.i32;
+  const n = i32[lw + LG_COUNT];
+  const e = lw + LG_ENTRIES + n * LG_STRIDE;
+  const gen = i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+  for (;;) {
+    const old = Atomics.load(i32, tw + TL_FILE_REFS);
+    if (old <= 0) throw Errors.badHandle('timeline', handle, 'the timeline was closed');
+    if (Atomics.compareExchange(i32, tw + TL_FILE_REFS, old, old + 1) === old) {
+      i32[e + LE_KIND] = LGK_TIMELINE_REF;
+      i32[e + LE_VALUE] = tw;
+      i32[e + LE_GEN] = gen;
+      i32[lw + LG_COUNT] = n + 1;
+      return;
+    }
+  }
 }
 
 /**
- * Word index of the calling thread's ledger entry for an open reference of timeline `tw` (moved
- * last, for the drop), or -1 when it holds none.
+ * Word index of the calling thread's ledger entry for an open reference of timeline `tw`, moved to
+ * the last place (for {@link dropTrackedRef}), or -1 when it holds none.
  */
 export function findOpenRef(arena: Arena, tw: number): number {
   return ledgerFind(arena, LGK_TIMELINE_REF, tw, arena.i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK);
+}
+
+/**
+ * Drops the open reference of timeline `tw` whose ledger entry {@link findOpenRef} returned as `e`
+ * (moved last; the ledger unchanged since): the `Atomics.sub` of TL_FILE_REFS, the entry forgotten in its
+ * run. Returns the count before the drop (1: it was the last; the caller records that in the same
+ * run it returns to).
+ */
+export function dropTrackedRef(arena: Arena, tw: number, e: number): number {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  const last = (e - lw - LG_ENTRIES) / LG_STRIDE;
+  const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
+  i32[lw + LG_COUNT] = last;
+  return old;
 }
 
 /**
