@@ -279,8 +279,8 @@ export class SwTimeline {
    * point's fence). Threads: a thread holding an open reference (EINVAL, nothing changed, for one
    * holding none: a reference another thread took is that thread's to close).
    * Kill-safe: the drop forgets the ledger entry and, when last, sets SWS_LAST on the timeline
-   * record in its run; the reaper of a thread terminated before it drops the entry's reference,
-   * after it finishes the last close.
+   * record in its run. A thread terminated before the drop leaves its reaper the entry to drop;
+   * after it, the last close (if it was) to finish.
    */
   close(): void {
     const arena = this.arena;
