@@ -37,6 +37,7 @@ describe('signaler death', () => {
   it("a dead worker's fences handed to main signal -EOWNERDEAD: waits return, callbacks run once", async () => {
     const arena = Arena.create({ size: 1 << 20 });
     const { w, ready } = await dying(arena, { fences: 3 });
+    const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill
     const fences = ready.fences.map((h) => Fence.fromHandle(arena, h));
     for (const f of fences) expect(f.signaler).toBe(ready.slot);
     const ran: number[] = [];
@@ -53,7 +54,7 @@ describe('signaler death', () => {
     await new Promise((r) => setTimeout(r, 0));
     expect(ran.sort()).toEqual([0, 1, 2]);
     for (const f of fences) f.put();
-    SwTimeline.fromHandle(arena, ready.timeline).close();
+    tl.close();
     expectClean(arena);
   });
 
@@ -64,6 +65,7 @@ describe('signaler death', () => {
     const ours = Fence.create(arena, { context: ctx, seqno: 2 });
     expect(adopted.signaler).toBe(arena.slot);
     const { w, ready } = await dying(arena, { adopt: adopted.handle });
+    const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill
     expect(adopted.signaler).toBe(ready.slot);
     await kill(arena, w);
     expect(adopted.status()).toBe(Errno.EOWNERDEAD);
@@ -74,14 +76,14 @@ describe('signaler death', () => {
     expect(adopted.adoptSignaling()).toBe(false); // signaled: nothing to adopt
     adopted.put();
     ours.put();
-    SwTimeline.fromHandle(arena, ready.timeline).close();
+    tl.close();
     expectClean(arena);
   });
 
   it("a dead worker's timeline closes: waiting points end -ENOENT, the other holder's close frees it", async () => {
     const arena = Arena.create({ size: 1 << 20 });
     const { w, ready } = await dying(arena, {});
-    const tl = SwTimeline.fromHandle(arena, ready.timeline);
+    const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill
     const fd = tl.createFence(5, 'waits');
     const point = SyncFile.getFence(arena, fd)!;
     const cb: number[] = [];
@@ -102,9 +104,10 @@ describe('signaler death', () => {
     const arena = Arena.create({ size: 1 << 20 });
     const before = arena.stats().used;
     const { w, ready } = await dying(arena, { rawBlocks: 8, kept: 2 });
+    const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill
     expect(arena.stats().used).toBeGreaterThan(before + 8 * 1024);
     await kill(arena, w);
-    SwTimeline.fromHandle(arena, ready.timeline).close();
+    tl.close();
     const report = arena.check();
     expect(report.problems).toEqual([]);
     // The raw blocks are gone; the two fences it kept stay (their reference is the dead thread's,

@@ -15,7 +15,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
+import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile, ledgerCompact } from '../src/index.js';
 import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { TL_VALUE } from '../src/sync/layout.js';
@@ -88,8 +88,8 @@ describe('sw_sync createFence kill window', () => {
       fences.flat().forEach((f, i) => expect(f.addCallback(() => c[i]++)).not.toBeNull());
       const ops = plan(rand);
       const s = new Int32Array(new SharedArrayBuffer(SW_CELLS * 4));
-      tls[1].get(); // the worker's open reference: it adopts signaling, so its death is the last close
-      const k = new KillTarget(arena, 'swsync-create-kill', { buffer: arena.buffer, shared: s.buffer, handles: tls.map((tl) => tl.handle), ops });
+      // The worker's open reference on tls[1], shared: it adopts signaling, so its death is the last close.
+      const k = new KillTarget(arena, 'swsync-create-kill', { buffer: arena.buffer, shared: s.buffer, handle: tls[0].handle, token: tls[1].share(), ops });
       running.push(k.worker);
       await k.ready;
       tls[1].close();
@@ -143,6 +143,8 @@ describe('sw_sync createFence kill window', () => {
     for (const c of counts) expect(c.every((n) => n === 1)).toBe(true);
     console.log(`swsync-create-kill: ${KILLS} kills (seed ${seed}), ${inCreate} inside createFence`);
     expect(arena.stats().live.timeline ?? 0).toBe(0);
+    // Our open references were closed and our shares received: our ledger holds nothing and is freed.
+    expect(ledgerCompact(arena)).toBe(0);
     expect(arena.stats().used).toBe(baseline);
   }, 180_000);
 });

@@ -12,7 +12,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile, pendingCallbacks } from '../src/index.js';
+import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile, ledgerCompact, pendingCallbacks } from '../src/index.js';
 import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { TL_VALUE } from '../src/sync/layout.js';
@@ -92,8 +92,8 @@ describe('sw_sync inc/close kill window', () => {
       const ops = plan(rand);
       const shared = new SharedArrayBuffer(SW_CELLS * 4);
       const s = new Int32Array(shared);
-      for (const tl of timelines) tl.get(); // the worker's open references
-      const k = new KillTarget(arena, 'swsync-kill', { buffer: arena.buffer, shared, handles: timelines.map((tl) => tl.handle), ops });
+      // The worker's open references, shared: it receives them before 'ready'.
+      const k = new KillTarget(arena, 'swsync-kill', { buffer: arena.buffer, shared, tokens: timelines.map((tl) => tl.share()), ops });
       running.push(k.worker);
       await k.ready;
       // The worker adopted them: its close (or its death) is the last.
@@ -143,6 +143,8 @@ describe('sw_sync inc/close kill window', () => {
     expect(await importer.exited()).toBe(0);
     console.log(`swsync-kill: ${KILLS} kills (seed ${seed}), ${inside} inside an operation (${midInc} in inc, ${inClose} in close), ${mine.reduce((a, c) => a + c.length, 0) * 2} callbacks`);
     expect(arena.stats().live.timeline ?? 0).toBe(0);
+    // Our open references were closed and our shares received: our ledger holds nothing and is freed.
+    expect(ledgerCompact(arena)).toBe(0);
     expect(arena.stats().used).toBe(baseline);
     expectClean(arena);
   }, 180_000);

@@ -190,8 +190,9 @@ describe('SwTimeline close', () => {
     const arena = arenaFor();
     const tl = SwTimeline.create(arena);
     const fd = tl.createFence(2);
-    expect(tl.get()).toBe(tl);
-    const other = SwTimeline.fromHandle(arena, tl.handle);
+    const other = tl.get();
+    expect(other).not.toBe(tl);
+    expect(other.handle).toBe(tl.handle);
     tl.close();
     rejects(arena, () => tl.inc(1), 'EBADF'); // this view is closed…
     other.inc(1); // …the timeline is not
@@ -200,6 +201,50 @@ describe('SwTimeline close', () => {
     expect(SyncFile.wait(arena, fd, 0)).toBe(false);
     other.close();
     expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+    SyncFile.close(arena, fd);
+    expectClean(arena);
+  });
+
+  it('share/receive: one receive per token, a receiver closes its own; bad tokens and foreign closes are refused', () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena);
+    const fd = tl.createFence(1);
+    const token = tl.share();
+    expect(Number.isSafeInteger(token)).toBe(true);
+    const got = SwTimeline.receive(arena, token);
+    expect(got.handle).toBe(tl.handle);
+    rejects(arena, () => SwTimeline.receive(arena, token), 'EBADF'); // received: stale
+    for (const bad of ['x', null, undefined, {}]) rejects(arena, () => SwTimeline.receive(arena, bad as never), 'EINVAL');
+    for (const stale of [0, -1, 1.5, 2 ** 40]) rejects(arena, () => SwTimeline.receive(arena, stale), 'EBADF');
+    rejects(arena, () => SwTimeline.receive(null as never, token), 'EINVAL');
+    rejects(arena, () => SwTimeline.receive(arena, tl.handle), 'EINVAL'); // a timeline, no token
+    // Fence and timeline tokens are not interchangeable.
+    const f = fenceOf(arena, fd);
+    const ft = f.share();
+    rejects(arena, () => SwTimeline.receive(arena, ft), 'EINVAL');
+    const tt = tl.share();
+    rejects(arena, () => Fence.receive(arena, tt), 'EINVAL');
+    rejects(arena, () => Fence.withdraw(arena, tt), 'EINVAL');
+    SwTimeline.receive(arena, tt).close();
+    Fence.receive(arena, ft).putTracked();
+    f.put();
+    got.close();
+    tl.close();
+    rejects(arena, () => tl.share(), 'EBADF'); // this view is closed
+    rejects(arena, () => SwTimeline.fromHandle(arena, tl.handle).share(), 'EBADF'); // the timeline is
+    SyncFile.close(arena, fd);
+    expectClean(arena);
+  });
+
+  it('close() drops a reference of the calling thread: none held is EINVAL, nothing changes', () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena);
+    const fd = tl.createFence(3); // keeps the block alive once closed
+    const extra = tl.get();
+    extra.close();
+    tl.close();
+    // The timeline is closed but live (its point): a view from its handle holds no reference.
+    rejects(arena, () => SwTimeline.fromHandle(arena, tl.handle).close(), 'EINVAL');
     SyncFile.close(arena, fd);
     expectClean(arena);
   });

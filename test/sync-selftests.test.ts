@@ -149,8 +149,8 @@ describe('sync_stress_parallelism', () => {
     const iterations = 1 << 16;
     const counter = new SharedArrayBuffer(4);
     const workers = [0, 1].map((id) => {
-      tl.get(); // an open reference for each worker, which closes it
-      return new TestWorker('sync-shared-timeline', { buffer: arena.buffer, timeline: tl.handle, id, iterations, counter, timeoutMs: 60_000 });
+      // An open reference for each worker, shared: it receives it and closes it.
+      return new TestWorker('sync-shared-timeline', { buffer: arena.buffer, timeline: tl.share(), id, iterations, counter, timeoutMs: 60_000 });
     });
     try {
       await Promise.all(workers.map((w) => w.next('done', 50_000)));
@@ -177,14 +177,11 @@ describe('sync_stress_consumer', () => {
     const lock = SpinLock.create(arena);
     const counter = new SharedArrayBuffer(8);
     const common = {
-      buffer: arena.buffer, consumer: consumer.handle, producers: producers.map((p) => p.handle), lock: lock.ref,
-      iterations, counter, timeoutMs: 60_000,
+      buffer: arena.buffer, lock: lock.ref, iterations, counter, timeoutMs: 60_000,
     };
-    const spawn = (role: 'producer' | 'consumer', id: number) => {
-      consumer.get();
-      producers.forEach((p) => p.get());
-      return new TestWorker('sync-mpsc', { ...common, role, id });
-    };
+    // Each worker receives an open reference on every timeline (shared for it) and closes them.
+    const spawn = (role: 'producer' | 'consumer', id: number) =>
+      new TestWorker('sync-mpsc', { ...common, consumer: consumer.share(), producers: producers.map((p) => p.share()), role, id });
     const workers = [...Array.from({ length: n }, (_, id) => spawn('producer', id)), spawn('consumer', 0)];
     try {
       await Promise.all(workers.map((w) => w.next('done', 55_000)));

@@ -40,7 +40,7 @@ import { fenceLock, fenceUnlock } from './core.js';
 import { defineLedgerKind, ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
 import { putFence } from './release.js';
 
-const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_SIGNALING } = L;
+const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_SIGNALING, TRF_TIMELINE } = L;
 const { LG_COUNT, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN, F_REFCOUNT, F_FLAGS, F_TIMESTAMP, FLAG_SIGNALED } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK, T_SERIAL } = A;
 
@@ -137,13 +137,17 @@ function dropRecord(arena: Arena, tw: number, kind: number): void {
 }
 
 /**
- * The transit record named by `token`, for `where`: its payload word. Throws EINVAL (not a number,
- * a live block that is no transit record), EBADF (not a handle of this arena, or a record already
- * received, withdrawn or reaped: freed).
+ * The transit record named by `token`, for `where`: its payload word. `timeline`: the record must
+ * hold a sw_sync timeline's open reference (TRF_TIMELINE), else a fence reference. Throws EINVAL
+ * (not a number, a live block that is no transit record, a record of the other kind), EBADF (not a
+ * handle of this arena, or a record already received, withdrawn or reaped: freed).
  */
-function transitOf(arena: Arena, token: unknown, where: string): number {
-  if (typeof token !== 'number') throw Errors.invalid(`${where}: token must be a number from fence.share(), got ${describeValue(token)}`);
-  return arena.resolve(token, A.BlockType.TRANSIT, 'transit token') + BLOCK_HEADER_WORDS;
+export function transitOf(arena: Arena, token: unknown, where: string, timeline: boolean): number {
+  const from = timeline ? 'timeline.share()' : 'fence.share()';
+  if (typeof token !== 'number') throw Errors.invalid(`${where}: token must be a number from ${from}, got ${describeValue(token)}`);
+  const tw = arena.resolve(token, A.BlockType.TRANSIT, 'transit token') + BLOCK_HEADER_WORDS;
+  if (((arena.i32[tw + TR_FLAGS] & TRF_TIMELINE) !== 0) !== timeline) throw Errors.invalid(`${where}: token ${token} is not from ${from}`);
+  return tw;
 }
 
 /**
@@ -155,7 +159,7 @@ function transitOf(arena: Arena, token: unknown, where: string): number {
  */
 export function receiveAt(arena: Arena, token: unknown): number {
   const i32 = arena.i32;
-  const tw = transitOf(arena, token, 'Fence.receive');
+  const tw = transitOf(arena, token, 'Fence.receive', false);
   // The record's generation from the token (handleGen), never re-read from the block: once
   // resolved, the record can be claimed, freed and its block reused by a new share (the sender's
   // cache hands the block it freed last to its next share), and a compare-exchange against that
@@ -166,7 +170,7 @@ export function receiveAt(arena: Arena, token: unknown): number {
   const fgen = i32[tw + TR_FENCE_GEN];
   if (!(i32[tw + TR_FLAGS] & TRF_SIGNALING)) {
     const lw = ledgerReserve(arena); // room first: no allocation inside the claim
-    if (!claim(arena, lw, tw, sent, fw, fgen, false)) throw stale('Fence.receive', token);
+    if (!claim(arena, lw, tw, sent, fw, fgen, false, L.LGK_FENCE_REF)) throw stale('Fence.receive', token);
   } else if (!claimSignaling(arena, tw, sent, fw, fgen)) {
     throw stale('Fence.receive', token);
   }
@@ -175,17 +179,19 @@ export function receiveAt(arena: Arena, token: unknown): number {
   return fw;
 }
 
-function stale(where: string, token: unknown): FenceError {
+/** The EBADF of a token whose record no longer holds its reference. */
+export function stale(where: string, token: unknown): FenceError {
   return Errors.badHandle('transit token', token, `${where}: the reference was already received, withdrawn, or dropped with its dead sender`);
 }
 
 /**
  * The claim: compare-exchange `sent` → CLAIMED on record `tw`, then in its run (plain writes, every
- * index computed before) the fence reference `[fw, fgen]` appended to ledger `lw`, the record put in
- * the spare word, and — `signaling` — the calling thread written as the fence's responsible thread
- * (the caller holds the fence lock and saw it unsignaled). Returns false when the claim lost.
+ * index computed before) the reference `[fw, fgen]` appended to ledger `lw` as `kind` (a fence's,
+ * or a timeline's open reference), the record put in the spare word, and — `signaling` — the
+ * calling thread written as the fence's responsible thread (the caller holds the fence lock and saw
+ * it unsignaled). Returns false when the claim lost.
  */
-function claim(arena: Arena, lw: number, tw: number, sent: number, fw: number, fgen: number, signaling: boolean): boolean {
+export function claim(arena: Arena, lw: number, tw: number, sent: number, fw: number, fgen: number, signaling: boolean, kind: number): boolean {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const n = i32[lw + LG_COUNT];
@@ -193,7 +199,7 @@ function claim(arena: Arena, lw: number, tw: number, sent: number, fw: number, f
   const me = arena.me;
   const serial = i32[sb + T_SERIAL];
   if (Atomics.compareExchange(i32, tw + TR_STATE, sent, (sent & ~3) | TRS_CLAIMED) !== sent) return false;
-  i32[e + LE_KIND] = L.LGK_FENCE_REF;
+  i32[e + LE_KIND] = kind;
   i32[e + LE_VALUE] = fw;
   i32[e + LE_GEN] = fgen;
   i32[lw + LG_COUNT] = n + 1;
@@ -234,7 +240,7 @@ function claimSignaling(arena: Arena, tw: number, sent: number, fw: number, fgen
     const lw = ledgerReserve(arena);
     fenceLock(arena, fw);
     try {
-      claimed = claim(arena, lw, tw, sent, fw, fgen, !(i32[fw + F_FLAGS] & FLAG_SIGNALED));
+      claimed = claim(arena, lw, tw, sent, fw, fgen, !(i32[fw + F_FLAGS] & FLAG_SIGNALED), L.LGK_FENCE_REF);
     } finally {
       fenceUnlock(arena, fw);
     }
@@ -255,7 +261,7 @@ export function withdrawAt(arena: Arena, token: unknown): boolean {
   const i32 = arena.i32;
   let tw: number;
   try {
-    tw = transitOf(arena, token, 'Fence.withdraw');
+    tw = transitOf(arena, token, 'Fence.withdraw', false);
   } catch (e) {
     if (e instanceof FenceError && e.code === 'EBADF') return false;
     throw e;

@@ -222,6 +222,11 @@ export const TRS_CLAIMED = 2;
 export const TRS_WITHDRAWN = 3;
 /** Transit flag: the receiver becomes the thread responsible for signaling the fence. */
 export const TRF_SIGNALING = 1;
+/**
+ * Transit flag: the record holds an open reference of a sw_sync timeline (src/sync/timelineshare.ts,
+ * TR_FENCE naming the timeline), not a fence reference: only SwTimeline.receive claims it.
+ */
+export const TRF_TIMELINE = 2;
 
 /* ───────────── fence slot (S_* relative to the payload's first word) ───────────── */
 /**

@@ -50,7 +50,7 @@ export const {
 } = defineStruct('timeline', {
   LOCK: 1, // the timeline lock; its points borrow it as their fence lock (kernel sync_timeline.lock)
   KREF: 1, // struct references: 1 while the timeline is open, + 1 per point
-  FILE_REFS: 1, // open references (create, get); the last close signals the rest with -ENOENT
+  FILE_REFS: 1, // open references (create, get, receive; each in its holder's ledger): the last close signals the rest with -ENOENT
   CONTEXT: 1,
   VALUE: 1, // u32 counter, written under the lock, read with Atomics.load
   HEAD: 1, // first point (fence payload word) of the list sorted by seqno, 0 empty
@@ -60,6 +60,14 @@ export const {
   OWNER_SERIAL: 1, // …and that slot's serial (a later occupant of the slot is not the owner)
   NAME: NAME_WORDS,
 });
+
+/**
+ * Ledger entry kinds of the sync layer (src/fence/ledger.ts; the reapers are src/sync/timelineshare.ts):
+ * an open reference of a timeline the thread holds (create, get, receive; dropped by close), and a
+ * transit record holding one it shared and nobody has received yet (TRF_TIMELINE).
+ */
+export const LGK_TIMELINE_REF = 8;
+export const LGK_TL_TRANSIT = 9;
 
 /* ───────────── sw_sync point: a fence block with a list link (PT_* relative to the fence payload) ───────────── */
 export const { TIMELINE: PT_TIMELINE, PREV: PT_PREV, NEXT: PT_NEXT, LINKED: PT_LINKED, DEADLINE: PT_DEADLINE, END: PT_WORDS } = defineStruct(
@@ -92,9 +100,11 @@ export const { TL: SWR_TL, STATE: SWR_STATE, POINT: SWR_POINT, PGEN: SWR_PGEN, E
   POINT: 1, // a point this thread holds a reference on while signaling it (0 none)…
   PGEN: 1, // …and its generation
 });
-/** Record bit: a close() whose drop of its open reference has not happened yet. */
-export const SWS_CLOSE = 1 << 24;
-/** Record bit: that drop was the last open reference: the timeline is closed here, then its open-state reference put. */
+/**
+ * Record bit: a close() dropped the last open reference (set in the drop's run; until then the
+ * reference is its holder's ledger entry): the timeline is closed here, then its open-state
+ * reference put.
+ */
 export const SWS_LAST = 1 << 25;
 /** Record bit: the open-state reference was put (the close is complete). */
 export const SWS_PUT = 1 << 26;

@@ -26,8 +26,10 @@ import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
+import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline } from './timelineshare.js';
+import { ledgerAllocBlock } from '../fence/ledger.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_CLOSE, SWS_LAST } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_LAST } = L;
 const { F_FLAGS } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -51,31 +53,39 @@ export class SwTimeline {
   }
 
   /**
-   * Creates a timeline on a new fence context, counter 0, with one open reference (the caller's).
-   * `name` (default `thread-<threadId>`, like the kernel's task name) is cut to 31 UTF-8 bytes.
-   * Threads: any attached thread. Throws EINVAL (name not a string), ENOMEM.
+   * Creates a timeline on a new fence context, counter 0, with one open reference: the caller's,
+   * recorded in its ledger in the allocation's run (its reaper closes it if it dies; see
+   * timelineshare.ts). `name` (default `thread-<threadId>`, like the kernel's task name) is cut to
+   * 31 UTF-8 bytes. Threads: any attached thread. Throws EINVAL (name not a string), ENOMEM.
    */
   static create(arena: Arena, name?: string): SwTimeline {
     if (arena === null || typeof arena !== 'object' || !(arena.i32 instanceof Int32Array)) throw Errors.invalid('expected an Arena');
     checkName(name, 'timeline');
     const context = contextAlloc(arena, 1);
-    const hw = arena.allocBlock(TL_BLOCK, A.BlockType.TIMELINE);
-    const tw = hw + BLOCK_HEADER_WORDS;
     const i32 = arena.i32;
-    i32.fill(0, tw, tw + L.TL_WORDS);
+    const tw = ledgerAllocBlock(arena, L.LGK_TIMELINE_REF, TL_BLOCK, A.BlockType.TIMELINE);
+    // Every word but the name in the allocation's run (plain writes, no call): the reaper of a
+    // thread terminated from here on finds a whole timeline to drop its reference from (and close).
+    i32[tw + TL_LOCK] = 0;
     i32[tw + TL_KREF] = 1;
     i32[tw + TL_FILE_REFS] = 1;
     i32[tw + TL_CONTEXT] = context;
+    i32[tw + TL_VALUE] = 0;
+    i32[tw + TL_HEAD] = 0;
+    i32[tw + TL_TAIL] = 0;
+    i32[tw + TL_CLOSED] = 0;
     i32[tw + TL_OWNER] = arena.slot + 1;
     i32[tw + TL_OWNER_SERIAL] = i32[arena.slotBase + A.T_SERIAL];
+    i32[tw + TL_NAME + L.NM_LEN] = 0;
     writeName(arena, tw + TL_NAME, name ?? `thread-${threadId}`);
-    return new SwTimeline(arena, hw);
+    return new SwTimeline(arena, tw - BLOCK_HEADER_WORDS);
   }
 
   /**
-   * A view of the timeline behind `handle` (takes no reference: the sender takes one with
-   * {@link get} for the receiver, who {@link close}s it). Throws EBADF (stale, freed, forged) or
-   * EINVAL (another block type).
+   * A view of the timeline behind `handle`. It takes no reference: it is valid while someone
+   * holds one, and its close() drops one the calling thread holds (see {@link close}); a reference
+   * for another thread goes through {@link share} and {@link receive}. Throws EBADF (stale, freed,
+   * forged) or EINVAL (another block type).
    */
   static fromHandle(arena: Arena, handle: number): SwTimeline {
     arenaArg(arena, 'SwTimeline.fromHandle');
@@ -120,17 +130,38 @@ export class SwTimeline {
   }
 
   /**
-   * Takes another open reference (for a worker the handle is posted to; it calls {@link close}).
-   * Returns this. Throws EBADF once closed.
+   * Takes another open reference for the calling thread, recorded in its ledger in the run that
+   * takes it, and returns a new view to {@link close} it with (this thread's reaper drops it if
+   * it dies first). Not for another thread: that one's reference goes through {@link share}.
+   * Throws EBADF once closed, ENOMEM.
    */
   get(): SwTimeline {
-    const i32 = this.arena.i32;
     const tw = this.v();
-    for (;;) {
-      const old = Atomics.load(i32, tw + TL_FILE_REFS);
-      if (old <= 0) throw Errors.badHandle('timeline', this.handle, 'the timeline was closed');
-      if (Atomics.compareExchange(i32, tw + TL_FILE_REFS, old, old + 1) === old) return this;
-    }
+    getOpenRef(this.arena, tw, this.handle);
+    return new SwTimeline(this.arena, tw - BLOCK_HEADER_WORDS);
+  }
+
+  /**
+   * Hands a new open reference to one other thread: it waits in a transit record of the calling
+   * thread (whose reaper drops it if this thread dies first) until {@link receive} claims it.
+   * Returns the token, a safe integer wider than 32 bits (post it in a message or a
+   * Float64Array/BigInt64Array word). The caller keeps its own reference. Threads: the sender.
+   * Throws EBADF (closed), ENOMEM.
+   */
+  share(): number {
+    return shareTimeline(this.arena, this.v(), this.handle);
+  }
+
+  /**
+   * Claims the open reference behind a token from {@link share}, recorded in the calling thread's
+   * ledger in the claim's run, and returns a view to {@link close} it with (this thread's reaper
+   * drops it if it dies first). Exactly one receive of a token succeeds. Threads: any attached
+   * thread. Throws EINVAL (not a timeline token: a fence's included), EBADF (stale: received, or
+   * dropped with its dead sender; nothing changes), ENOMEM.
+   */
+  static receive(arena: Arena, token: number): SwTimeline {
+    arenaArg(arena, 'SwTimeline.receive');
+    return new SwTimeline(arena, receiveTimeline(arena, token) - BLOCK_HEADER_WORDS);
   }
 
   /**
@@ -240,11 +271,16 @@ export class SwTimeline {
   }
 
   /**
-   * Closes this view's open reference. The last one (kernel sw_sync release) signals every point
-   * still waiting with -ENOENT, and the timeline is freed once its last point is released.
-   * Using this view afterwards (createFence, inc, a second close) throws EBADF.
+   * Closes an open reference of the calling thread ({@link create}, {@link get}, {@link receive}:
+   * any view of the timeline in that thread closes one). The last one (kernel sw_sync release)
+   * signals every point still waiting with -ENOENT, and the timeline is freed once its last point
+   * is released. Using this view afterwards (createFence, inc, a second close) throws EBADF.
    * Locking: takes the timeline lock (EDEADLK, nothing changed, when the caller holds it through a
-   * point's fence). Threads: any attached thread.
+   * point's fence). Threads: a thread holding an open reference (EINVAL, nothing changed, for one
+   * holding none: a reference another thread took is that thread's to close).
+   * Kill-safe: the drop forgets the ledger entry and, when last, sets SWS_LAST on the timeline
+   * record in its run. A thread terminated before the drop leaves its reaper the entry to drop;
+   * after it, the last close (if it was) to finish.
    */
   close(): void {
     const arena = this.arena;
@@ -257,15 +293,16 @@ export class SwTimeline {
     // neither open nor closable (and its block allocated for good).
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
+    const e = findOpenRef(arena, tw);
+    if (e < 0) throw Errors.invalid(`close: the calling thread holds no open reference of timeline ${this.handle} (one for another thread goes through share/receive)`);
     this.closedHere = true;
-    // The record first: the reaper of a thread terminated from here on finishes the close (drops
-    // the reference if it was not yet, closes the timeline if it was the last).
-    const d = pushTimelineRecord(arena, tw, SWS_CLOSE);
+    // The record first: the reaper of a thread terminated from here on finishes a last close.
+    const d = pushTimelineRecord(arena, tw, 0);
     try {
       const rec = timelineRecord(arena, d);
       if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-      const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
-      if (rec !== 0) i32[rec + SWR_STATE] = (i32[rec + SWR_STATE] & ~SWS_CLOSE) | (old === 1 ? SWS_LAST : 0);
+      const old = dropTrackedRef(arena, tw, e);
+      if (rec !== 0 && old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
       if (old === 1) closeLast(arena, tw, d, true);
     } finally {
       popTimelineRecord(arena, d);
@@ -277,7 +314,8 @@ export class SwTimeline {
    * closed as by {@link close} of its last reference (every waiting point signaled with -ENOENT;
    * the other holders' views then throw EBADF, and their close() only drops their reference).
    * A timeline's creator is responsible until another thread adopts it or it closes its view.
-   * Threads: any attached thread holding an open reference. Throws EBADF once closed.
+   * Threads: any attached thread (responsibility is not a reference: its death closes the timeline,
+   * its ledger drops the references it holds). Throws EBADF once closed.
    */
   adoptSignaling(): void {
     const i32 = this.arena.i32;

@@ -11,7 +11,7 @@ import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
 import { lockTimeline, timelinePut, unlockTimeline } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
 
-const { TL_FILE_REFS, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, SWR_STATE, SWS_PUT } = L;
+const { TL_FILE_REFS, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, SWR_STATE, SWS_LAST, SWS_PUT } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
 /** True when the calling thread is responsible for timeline `tw`. */
@@ -45,8 +45,9 @@ export function closeLast(arena: Arena, tw: number, d: number, last: boolean): v
 
 /**
  * Reap hook: the timelines the dead thread of `slot` was responsible for are closed (points
- * -ENOENT: nobody is left to advance them) and its open reference is dropped; the other holders'
- * views throw EBADF from then on, and their close() drops their references.
+ * -ENOENT: nobody is left to advance them); the other holders' views throw EBADF from then on, and
+ * their close() drops their references. Its own open references were its ledger's entries, dropped
+ * at stage LEDGER before this one ({@link dropOpenRef}).
  */
 function closeOrphanedTimelines(arena: Arena, slot: number): void {
   if (slot === arena.slot) return; // detach: the thread is alive
@@ -61,20 +62,28 @@ function closeOrphanedTimelines(arena: Arena, slot: number): void {
   let first: unknown = NO_ERROR;
   for (const tw of found) {
     if (Atomics.compareExchange(i32, tw + TL_OWNER, who, 0) !== who) continue;
-    // Closed while the dead owner's reference still keeps it open, then that reference dropped.
-    first = attempt(closeKeepingRef, arena, tw, 0, first);
-    if (Atomics.sub(i32, tw + TL_FILE_REFS, 1) === 1) timelinePut(arena, tw);
+    // Closed while the open state's reference keeps it (the other holders', or a point's if none).
+    first = attempt(closeUnder, arena, tw, 0, first);
   }
   rethrowFirst(first);
 }
 onReap(ReapStage.SIGNALERS, closeOrphanedTimelines);
 
-/** {@link closeLast} of a timeline whose open state's reference the caller drops itself, under a record of its own. */
-function closeKeepingRef(arena: Arena, tw: number): void {
-  const d = pushTimelineRecord(arena, tw, 0);
+/** {@link closeLast} of a timeline, under a record of its own: `bits` SWS_LAST to put the open state's reference too. */
+function closeUnder(arena: Arena, tw: number, bits: number): void {
+  const d = pushTimelineRecord(arena, tw, bits);
   try {
-    closeLast(arena, tw, d, false);
+    closeLast(arena, tw, d, bits !== 0);
   } finally {
     popTimelineRecord(arena, d);
   }
+}
+
+/**
+ * Drops an open reference of timeline `tw` that nobody's ledger records any more — a dead thread's
+ * ledger entry, or a dead sender's unreceived transit record — as close() would: the last one
+ * closes the timeline (points -ENOENT) and puts the open state's reference. Threads: a reaper.
+ */
+export function dropOpenRef(arena: Arena, tw: number): void {
+  if (Atomics.sub(arena.i32, tw + TL_FILE_REFS, 1) === 1) closeUnder(arena, tw, SWS_LAST);
 }

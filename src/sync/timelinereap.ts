@@ -3,8 +3,8 @@
  * SIGNALS delivered the callback list of the point it was signaling, before RELEASES frees the
  * points it was releasing): a timeline block it was freeing, the timeline half of a point release
  * it was inside of, the point it was creating (createFence), and its timeline records
- * (src/sync/signaling.ts) — the points its `inc` or `close` had not signaled yet, the close
- * itself, the point reference it held for signaling.
+ * (src/sync/signaling.ts) — the points its `inc` or `close` had not signaled yet, a last close,
+ * the point reference it held for signaling. (Its open references are ledger entries: stage LEDGER.)
  */
 import type { Arena } from '../arena/arena.js';
 import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
@@ -17,7 +17,7 @@ import { releasePoint, swSyncOps } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
 import { closeLast } from './timelineclose.js';
 
-const { TL_FILE_REFS, TL_OWNER, TL_OWNER_SERIAL, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWS_CLOSE, SWS_LAST, SWS_PUT } = L;
+const { SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWS_LAST, SWS_PUT } = L;
 const { T_SW, T_SW_DEPTH, T_SW_FREE, T_SW_FREE_GEN, T_SW_NEW, T_SW_NEW_GEN } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
@@ -43,7 +43,7 @@ function finishDeadTimelineWork(arena: Arena, slot: number): void {
   }
   // Its timeline records, innermost first.
   const n = Math.min(i32[b + T_SW_DEPTH], SW_CAP);
-  for (let j = n - 1; j >= 0; j--) first = attempt(finishRecord, arena, b + T_SW + j * SWR_WORDS, slot, first);
+  for (let j = n - 1; j >= 0; j--) first = attempt(finishRecord, arena, b + T_SW + j * SWR_WORDS, 0, first);
   i32[b + T_SW_DEPTH] = 0;
   rethrowFirst(first);
 }
@@ -65,18 +65,18 @@ function putCreated(arena: Arena, b: number): void {
 }
 
 /**
- * Finishes timeline record `r` of dead slot `slot`: a close whose reference drop is pending drops
- * it; a last close not complete closes the timeline (again: TL_CLOSED, the due points) and puts
- * the open state's reference; an inc signals the points now due. Then the point reference the
- * record names is dropped — after its callback list was delivered (stage SIGNALS).
+ * Finishes timeline record `r` of a dead thread: a last close not complete closes the timeline
+ * (again: TL_CLOSED, the due points) and puts the open state's reference; an inc, or a close cut
+ * off before its drop, signals the points now due (the reference that close had not dropped yet
+ * is still its ledger entry: stage LEDGER drops it). Then the point reference the record names is
+ * dropped — after its callback list was delivered (stage SIGNALS).
  */
-function finishRecord(arena: Arena, r: number, slot: number): void {
+function finishRecord(arena: Arena, r: number): void {
   const i32 = arena.i32;
   const tw = i32[r + SWR_TL];
-  let st = i32[r + SWR_STATE];
+  const st = i32[r + SWR_STATE];
   try {
     if (tw === 0 || !arena.isLive(tw - BLOCK_HEADER_WORDS, st & GEN_MASK)) return;
-    if (st & SWS_CLOSE) st = dropOpenRef(arena, tw, slot, st);
     if (st & SWS_PUT) return; // a complete close
     const d = pushTimelineRecord(arena, tw, st & SWS_LAST);
     try {
@@ -90,18 +90,6 @@ function finishRecord(arena: Arena, r: number, slot: number): void {
     i32[r + SWR_POINT] = 0;
     if (p !== 0 && arena.isLive(p - BLOCK_HEADER_WORDS, i32[r + SWR_PGEN])) putFence(arena, p);
   }
-}
-
-/**
- * The rest of a dead thread's close() that had not dropped its open reference: no longer the
- * owner (if it was), the reference dropped. Returns the record's state as the close would have
- * left it (SWS_LAST when that was the last open reference).
- */
-function dropOpenRef(arena: Arena, tw: number, slot: number, st: number): number {
-  const i32 = arena.i32;
-  if (i32[tw + TL_OWNER_SERIAL] === i32[arena.slotWord(slot) + A.T_SERIAL]) Atomics.compareExchange(i32, tw + TL_OWNER, slot + 1, 0);
-  const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
-  return (st & ~SWS_CLOSE) | (old === 1 ? SWS_LAST : 0);
 }
 
 /** Check hook: a thread between calls has no sw_sync work in flight. */
