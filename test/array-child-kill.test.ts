@@ -21,7 +21,7 @@ import * as FL from '../src/fence/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
 const ARRAYS = 300; // per round (see containers)
@@ -29,6 +29,7 @@ const CALLBACKS = 4; // main-thread callbacks on each container
 const WAIT_MS = 10_000;
 
 const targets: KillTarget[] = [];
+const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
 afterEach(async () => {
   await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
   setAutoDispatch(true);
@@ -101,15 +102,8 @@ describe('threads terminated inside container callbacks', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { leaves, tops, counts } = containers(arena, rand, ARRAYS);
-      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) });
-      targets.push(k);
-      for (let c = 0; c < SK_CELLS; c++) Atomics.store(cells, c, 0);
-      await k.ready;
-      await k.killDuringWork(cells, SK_GO, SK_AT, rand(delay));
-      targets.splice(targets.indexOf(k), 1);
-      expect(k.errors, `round ${round}`).toEqual([]);
-      const at = Atomics.load(cells, SK_AT);
-      const done = Atomics.load(cells, SK_DONE);
+      const { at, done, errors } = await killRound(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) }, targets, cells, KILL_CELLS, rand(delay));
+      expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);
       // What the worker did not signal, the test does: each container's count then reaches its end

@@ -23,7 +23,7 @@ import * as CL from '../src/containers/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 80; // per round
@@ -32,6 +32,7 @@ const CALLBACKS = 4; // main-thread callbacks on each chain
 const WAIT_MS = 10_000;
 
 const targets: KillTarget[] = [];
+const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
 afterEach(async () => {
   await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
   setAutoDispatch(true);
@@ -106,15 +107,8 @@ describe('threads terminated inside a chain re-arm', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { leaves, heads, counts } = chains(arena, rand);
-      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) });
-      targets.push(k);
-      for (let c = 0; c < SK_CELLS; c++) Atomics.store(cells, c, 0);
-      await k.ready;
-      await k.killDuringWork(cells, SK_GO, SK_AT, rand(delay));
-      targets.splice(targets.indexOf(k), 1);
-      expect(k.errors, `round ${round}`).toEqual([]);
-      const at = Atomics.load(cells, SK_AT);
-      const done = Atomics.load(cells, SK_DONE);
+      const { at, done, errors } = await killRound(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) }, targets, cells, KILL_CELLS, rand(delay));
+      expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);
       // What the worker did not signal, the test does: each chain's re-arms then reach its end here

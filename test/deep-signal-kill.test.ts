@@ -21,7 +21,7 @@ import * as FL from '../src/fence/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 40; // per round
@@ -30,6 +30,7 @@ const CALLBACKS = 2; // the test's callbacks on each fence and on each array
 const WAIT_MS = 10_000;
 
 const targets: KillTarget[] = [];
+const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
 afterEach(async () => {
   await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
   setAutoDispatch(true);
@@ -95,15 +96,8 @@ describe('threads terminated inside deeply nested signals', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { fences, arrays, counts } = chains(arena, rand);
-      const k = new KillTarget(arena, 'deep-signal-kill', { buffer: arena.buffer, shared: cells.buffer, chains: fences.map((c) => c.map((f) => f.handle)) });
-      targets.push(k);
-      for (let c = 0; c < SK_CELLS; c++) Atomics.store(cells, c, 0);
-      await k.ready;
-      await k.killDuringWork(cells, SK_GO, SK_AT, rand(delay));
-      targets.splice(targets.indexOf(k), 1);
-      expect(k.errors, `round ${round}`).toEqual([]);
-      const at = Atomics.load(cells, SK_AT);
-      const done = Atomics.load(cells, SK_DONE);
+      const { at, done, errors } = await killRound(arena, 'deep-signal-kill', { buffer: arena.buffer, shared: cells.buffer, chains: fences.map((c) => c.map((f) => f.handle)) }, targets, cells, KILL_CELLS, rand(delay));
+      expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, fences.length);
       const where = `round ${round} (seed ${seed}, at ${at} done ${done})`;

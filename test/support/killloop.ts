@@ -1,7 +1,8 @@
 /**
- * The kill-loop harness of the kill-window tests (signal-kill, swsync-kill, defer-kill): a fixture
- * worker that the arena watches, started through a GO cell, terminated at a seeded point of its
- * work, and the adaptive jitter that keeps those points inside the work.
+ * The kill-loop harness of the kill-window tests (signal-kill, swsync-kill, defer-kill, the
+ * container and deep-signal kill tests): a fixture worker that the arena watches, started through
+ * a GO cell, terminated at a seeded point of its work (killRound: one such round), and the
+ * adaptive jitter that keeps those points inside the work.
  *
  * Protocol of a kill-loop fixture: it posts { type: 'ready', … } once set up, then waits for
  * cells[go] = 1; it stores a non-zero step number in cells[at] when it starts a step and in
@@ -84,4 +85,30 @@ export function adaptJitter(delay: number, done: number, total: number): number 
   if (done >= total) return Math.max(10, delay >> 1);
   if (done === 0) return Math.min(5000, delay * 2);
   return delay;
+}
+
+/** Where one round's kill landed: the fixture's last started and last finished step, and what it reported. */
+export interface KillRound {
+  at: number;
+  done: number;
+  errors: string[];
+}
+
+/**
+ * One round of a kill loop: starts fixture `name` with `workerData` (listed in `targets` while it
+ * lives, so a failing test's cleanup terminates it), clears `cells`, and once it is ready kills it
+ * `jitterUs` after its first step (cells[go], cells[at], cells[done] as in the protocol above).
+ * Resolves after its exit, so after its reap.
+ */
+export async function killRound(
+  arena: Arena, name: string, workerData: unknown, targets: KillTarget[],
+  cells: Int32Array, idx: { go: number; at: number; done: number }, jitterUs: number,
+): Promise<KillRound> {
+  const k = new KillTarget(arena, name, workerData);
+  targets.push(k);
+  for (let c = 0; c < cells.length; c++) Atomics.store(cells, c, 0);
+  await k.ready;
+  await k.killDuringWork(cells, idx.go, idx.at, jitterUs);
+  targets.splice(targets.indexOf(k), 1);
+  return { at: Atomics.load(cells, idx.at), done: Atomics.load(cells, idx.done), errors: k.errors };
 }
