@@ -13,6 +13,7 @@
  */
 import type { Arena } from './arena.js';
 import { SLOT_FREE, T_STATE } from './layout.js';
+import { describeValue, warn } from '../errors.js';
 
 /** A reaped slot's clean-up for one layer: `slot` is the dead thread's (or the detaching thread's own). */
 export type ReapHook = (arena: Arena, slot: number) => void;
@@ -76,9 +77,28 @@ export function onReap(stage: number, hook: ReapHook): void {
   reapHooks.sort((a, b) => a.stage - b.stage);
 }
 
-/** Runs every reap hook for `slot`, in stage order. */
+/**
+ * Runs every reap hook for `slot`, in stage order. A hook that throws (a bug in fencelab, or an
+ * arena corrupted past what its checks catch) does not stop the others: the rest of the dead
+ * thread's state is still recovered, and each failure is reported as a process warning with code
+ * {@link REAP_FAILED} naming the stage and the slot (a reap runs in a worker's 'exit' listener,
+ * where a throw would take the whole process down).
+ */
 export function runReapHooks(arena: Arena, slot: number): void {
-  for (const r of reapHooks) r.hook(arena, slot);
+  for (const r of reapHooks) {
+    try {
+      r.hook(arena, slot);
+    } catch (e) {
+      warn(`reap of thread slot ${slot} failed at stage ${stageName(r.stage)}: ${e instanceof Error ? e.message : describeValue(e)}`, REAP_FAILED);
+    }
+  }
+}
+
+/** The warning code of a reap hook that threw (see {@link runReapHooks}). */
+export const REAP_FAILED = 'FENCELAB_REAP_FAILED';
+
+function stageName(stage: number): string {
+  return Object.entries(ReapStage).find(([, v]) => v === stage)?.[0] ?? String(stage);
 }
 
 /** A detach check: the reason the calling thread cannot detach yet, or null. */

@@ -152,9 +152,12 @@ function releaseUnsignaled(arena: Arena, fw: number, view: Fence | undefined, d:
   const i32 = arena.i32;
   const state = recordState(arena, d);
   // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
-  // deliveries take references of their own), then drop our reference again.
-  if (state) i32[state] |= L.REL_RESURRECTED;
+  // deliveries take references of their own), then drop our reference again. The store first and
+  // the record's flag after it, in one run (see src/fence/drop.ts): a terminate() lands at the
+  // Atomics call, before it, so the reaper never sees RESURRECTED on a refcount still 0 (it
+  // releases the dropped fence again instead).
   Atomics.store(i32, fw + F_REFCOUNT, 1);
+  if (state) i32[state] |= L.REL_RESURRECTED;
   if (!(i32[fw + F_FLAGS] & FLAG_SIGNALED)) i32[fw + F_ERROR] = Errno.EDEADLK;
   try {
     signalFence(arena, fw, nowNs());
