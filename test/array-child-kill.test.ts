@@ -14,14 +14,12 @@
  * same treatment, see reapChainLink; its re-arm's walk is under test/chain-rearm-kill.test.ts.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, drain, Fence, FenceArray, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
+import { Arena, Fence, FenceArray, pendingCallbacks, setAutoDispatch } from '../src/index.js';
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as A from '../src/arena/layout.js';
 import * as FL from '../src/fence/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
-import { seededInt } from './fixtures/seeded.js';
-import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
 const ARRAYS = 300; // per round (see containers)
@@ -87,16 +85,7 @@ function containers(arena: Arena, rand: (n: number) => number, arrays: number) {
 
 describe('threads terminated inside container callbacks', () => {
   it(`array child callbacks cut off at seeded points (${KILLS} kills): every array signaled once, nothing leaks`, async () => {
-    const seed = process.env.FENCELAB_SEED ?? 'array-child-kill-1';
-    const rand = seededInt(seed);
-    const arena = Arena.create({ bytes: 8 << 20 });
-    // No dispatcher here: this thread drains its inbox itself once a round's worker is reaped. A
-    // dispatcher may run a delivered callback between the kill and the 'exit' that reaps the worker,
-    // and block there for good on a lock the dead worker held, which only that reap releases.
-    setAutoDispatch(false);
-    stopDispatcher(arena);
-    const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    const { seed, rand, arena, baseline, cells } = signalKillSetup('array-child-kill-1', SK_CELLS);
     cutOff.clear();
     let delay = 300;
     let inside = 0;
@@ -106,18 +95,7 @@ describe('threads terminated inside container callbacks', () => {
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);
-      // What the worker did not signal, the test does: each container's count then reaches its end
-      // here or was finished by the reaper — so every flag is up now, without a poll.
-      for (const f of leaves) if (!f.testSignaledFlag()) f.signal();
-      const unsignaled = tops.flatMap((t, i) => (t.testSignaledFlag() ? [] : [i]));
-      expect(unsignaled, `round ${round} (seed ${seed}, at ${at} done ${done}): containers left unsignaled`).toEqual([]);
-      for (const t of tops) expect(await t.waitAsync(WAIT_MS), `round ${round}: a bounded wait ended`).toBe(true);
-      // The test's callbacks the worker (or its reaper) queued to this thread run now.
-      drain(arena);
-      for (const f of [...tops, ...leaves]) f.put();
-      expect(counts.filter((c) => c !== 1), `round ${round} (seed ${seed}): each callback once`).toEqual([]);
-      expect(arena.stats().used, `round ${round} (seed ${seed}, at ${at} done ${done}): bytes in use back to the baseline`).toBe(baseline);
-      expectClean(arena);
+      await settleContainerRound(arena, leaves, tops, counts, baseline, `round ${round} (seed ${seed}, at ${at} done ${done})`, WAIT_MS);
     }
     expect(pendingCallbacks()).toBe(0);
     const cut = cutOff.get(1) ?? 0; // CB_ARRAY_CHILD

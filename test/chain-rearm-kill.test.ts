@@ -17,13 +17,11 @@
  * with its bytes in use back to the baseline.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, drain, Fence, FenceChain, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
+import { Arena, Fence, FenceChain, pendingCallbacks, setAutoDispatch } from '../src/index.js';
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as CL from '../src/containers/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
-import { seededInt } from './fixtures/seeded.js';
-import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 80; // per round
@@ -93,15 +91,7 @@ function chains(arena: Arena, rand: (n: number) => number) {
 
 describe('threads terminated inside a chain re-arm', () => {
   it(`chain re-arms cut off at seeded points (${KILLS} kills): every chain signaled once, nothing leaks`, async () => {
-    const seed = process.env.FENCELAB_SEED ?? 'chain-rearm-kill-1';
-    const rand = seededInt(seed);
-    const arena = Arena.create({ bytes: 8 << 20 });
-    // No dispatcher here: this thread drains its inbox itself once a round's worker is reaped (see
-    // test/array-child-kill.test.ts: a dispatcher may block on a lock only the reap releases).
-    setAutoDispatch(false);
-    stopDispatcher(arena);
-    const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    const { seed, rand, arena, baseline, cells } = signalKillSetup('chain-rearm-kill-1', SK_CELLS);
     hits.inWalk = hits.holding = hits.refs = 0;
     let delay = 300;
     let inside = 0;
@@ -111,19 +101,7 @@ describe('threads terminated inside a chain re-arm', () => {
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);
-      // What the worker did not signal, the test does: each chain's re-arms then reach its end here
-      // or were finished by the reaper — so every flag is up now, without a poll.
-      for (const f of leaves) if (!f.testSignaledFlag()) f.signal();
-      const unsignaled = heads.flatMap((h, i) => (h.testSignaledFlag() ? [] : [i]));
-      expect(unsignaled, `round ${round} (seed ${seed}, at ${at} done ${done}): chains left unsignaled`).toEqual([]);
-      for (const h of heads) expect(await h.waitAsync(WAIT_MS), `round ${round}: a bounded wait ended`).toBe(true);
-      // The test's callbacks the worker (or its reaper) queued to this thread run now.
-      drain(arena);
-      for (const f of [...heads, ...leaves]) f.put();
-      expect(counts.filter((c) => c !== 1), `round ${round} (seed ${seed}): each callback once`).toEqual([]);
-      const leaked = arena.stats().used - baseline;
-      expect(leaked, `round ${round} (seed ${seed}, at ${at} done ${done}): bytes leaked`).toBe(0);
-      expectClean(arena);
+      await settleContainerRound(arena, leaves, heads, counts, baseline, `round ${round} (seed ${seed}, at ${at} done ${done})`, WAIT_MS);
     }
     expect(pendingCallbacks()).toBe(0);
     console.log(

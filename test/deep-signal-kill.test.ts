@@ -15,13 +15,11 @@
  * bytes in use back to the baseline.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, drain, Fence, FenceArray, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
+import { Arena, Fence, FenceArray, pendingCallbacks, setAutoDispatch } from '../src/index.js';
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as FL from '../src/fence/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
-import { seededInt } from './fixtures/seeded.js';
-import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 40; // per round
@@ -82,15 +80,7 @@ function chains(arena: Arena, rand: (n: number) => number) {
 
 describe('threads terminated inside deeply nested signals', () => {
   it(`signals nested ${DEPTH} deep cut off at seeded points (${KILLS} kills): every callback once, nothing leaks`, async () => {
-    const seed = process.env.FENCELAB_SEED ?? 'deep-signal-kill-1';
-    const rand = seededInt(seed);
-    const arena = Arena.create({ bytes: 8 << 20 });
-    // No dispatcher: this thread drains its inbox itself once a round's worker is reaped (see
-    // array-child-kill.test.ts: a dispatcher could block on a lock only the reap releases).
-    setAutoDispatch(false);
-    stopDispatcher(arena);
-    const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    const { seed, rand, arena, baseline, cells } = signalKillSetup('deep-signal-kill-1', SK_CELLS);
     deep = 0;
     let delay = 300;
     let inside = 0;
@@ -100,19 +90,9 @@ describe('threads terminated inside deeply nested signals', () => {
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, fences.length);
-      const where = `round ${round} (seed ${seed}, at ${at} done ${done})`;
       // What the worker did not signal, the test does, each chain in order (the worker's callbacks
       // died with it): every array's count then reaches its end here or was finished by the reaper.
-      for (const c of fences) for (const f of c) if (!f.testSignaledFlag()) f.signal();
-      const unsignaled = arrays.flatMap((a, i) => (a.testSignaledFlag() ? [] : [i]));
-      expect(unsignaled, `${where}: arrays left unsignaled`).toEqual([]);
-      for (const a of arrays) expect(await a.waitAsync(WAIT_MS), `${where}: a bounded wait ended`).toBe(true);
-      // The test's callbacks the worker (or its reaper) queued to this thread run now.
-      drain(arena);
-      for (const f of [...arrays, ...fences.flat()]) f.put();
-      expect(counts.flatMap((c, i) => (c === 1 ? [] : [`#${i}: ${c}`])), `${where}: each callback once`).toEqual([]);
-      expect(arena.stats().used, `${where}: bytes in use back to the baseline`).toBe(baseline);
-      expectClean(arena);
+      await settleContainerRound(arena, fences.flat(), arrays, counts, baseline, `round ${round} (seed ${seed}, at ${at} done ${done})`, WAIT_MS);
     }
     expect(pendingCallbacks()).toBe(0);
     console.log(`deep-signal-kill (seed ${seed}): ${KILLS} kills, ${inside} inside a signal, ${deep} nested ${FL.SIGNAL_INLINE} or more deep`);

@@ -9,8 +9,10 @@
  * cells[done] when it finished one; anything unexpected it posts as { type: 'error', message }.
  */
 import { Worker } from 'node:worker_threads';
-import type { Arena } from '../../src/index.js';
-import { fixture, spin } from './core.js';
+import { expect } from 'vitest';
+import { Arena, drain, type Fence, setAutoDispatch, stopDispatcher } from '../../src/index.js';
+import { seededInt } from '../fixtures/seeded.js';
+import { expectClean, fixture, spin } from './core.js';
 
 /** A message of a kill-loop fixture. */
 export interface KillMsg {
@@ -111,4 +113,50 @@ export async function killRound(
   await k.killDuringWork(cells, idx.go, idx.at, jitterUs);
   targets.splice(targets.indexOf(k), 1);
   return { at: Atomics.load(cells, idx.at), done: Atomics.load(cells, idx.done), errors: k.errors };
+}
+
+/** The shared state of a signal-family kill test (see {@link signalKillSetup}). */
+export interface SignalKillSetup {
+  seed: string;
+  rand: (n: number) => number;
+  arena: Arena;
+  /** Bytes in use before the first round: every round ends back at it. */
+  baseline: number;
+  cells: Int32Array;
+}
+
+/**
+ * The setup of the signal-family kill tests: seeded (FENCELAB_SEED, else `defaultSeed`), an arena
+ * with no dispatcher — this thread drains its inbox itself once a round's worker is reaped: a
+ * dispatcher may run a delivered callback between the kill and the 'exit' that reaps the worker,
+ * and block there for good on a lock the dead worker held, which only that reap releases — and
+ * `cellCount` shared cells. The test's afterEach turns auto-dispatch back on.
+ */
+export function signalKillSetup(defaultSeed: string, cellCount: number): SignalKillSetup {
+  const seed = process.env.FENCELAB_SEED ?? defaultSeed;
+  const arena = Arena.create({ bytes: 8 << 20 });
+  setAutoDispatch(false);
+  stopDispatcher(arena);
+  return { seed, rand: seededInt(seed), arena, baseline: arena.stats().used, cells: new Int32Array(new SharedArrayBuffer(cellCount * 4)) };
+}
+
+/**
+ * The end of a container kill round: the leaves the worker did not signal, the test signals (each
+ * container's count then reaches its end here or was finished by the reaper, so every container's
+ * flag is up at once, without a poll); bounded waits on the containers end; the test's callbacks the
+ * worker or its reaper queued to this thread run; after the puts each callback ran once and the
+ * arena is clean with its bytes in use back to `baseline`. `where` names the round in failures.
+ */
+export async function settleContainerRound(
+  arena: Arena, leaves: Fence[], containers: Fence[], counts: number[], baseline: number, where: string, waitMs: number,
+): Promise<void> {
+  for (const f of leaves) if (!f.testSignaledFlag()) f.signal();
+  const unsignaled = containers.flatMap((c, i) => (c.testSignaledFlag() ? [] : [i]));
+  expect(unsignaled, `${where}: containers left unsignaled`).toEqual([]);
+  for (const c of containers) expect(await c.waitAsync(waitMs), `${where}: a bounded wait ended`).toBe(true);
+  drain(arena);
+  for (const f of [...containers, ...leaves]) f.put();
+  expect(counts.flatMap((c, i) => (c === 1 ? [] : [`#${i}: ${c}`])), `${where}: each callback once`).toEqual([]);
+  expect(arena.stats().used, `${where}: bytes in use back to the baseline`).toBe(baseline);
+  expectClean(arena);
 }
