@@ -219,12 +219,40 @@ export interface AllocCell {
   ratio?: number;
 }
 
+/**
+ * What a second worker adds to one allocator at one live-set size, over paired rounds: each round
+ * ran it as four slices, 1, 2, 2, 1 workers (or 2, 1, 1, 2), and gives one scaling, its 2-worker
+ * slices' pairs/s ÷ its 1-worker slices'.
+ */
+export interface AllocRoundsRow {
+  impl: string;
+  live: number;
+  rounds: number;
+  /** Medians over the slices, M pairs/s of all workers: 1 worker, 2 workers. */
+  mOpsPerSec: [number, number];
+  /** Median of the rounds' scalings, and their lower and upper quartile. */
+  scaling: number;
+  scalingQuartiles: [number, number];
+  /**
+   * Medians over the slices of the share of its window a worker spent on a CPU (the lower of the
+   * two workers in a 2-worker slice): 1 worker, 2 workers. Absent where it cannot be read.
+   */
+  onCpu?: [number, number];
+  /** The 2-worker slices' worst overlap of the workers' windows (time both ran ÷ time either ran). */
+  overlap: number;
+}
+
 export interface AllocResults extends RunInfo {
-  /** Duration of each repetition of a cell. */
+  /** Duration of each slice (files before the paired rounds: of each repetition of a cell). */
   ms: number;
-  /** Repetitions per cell; each cell keeps its fastest. */
-  reps: number;
+  /** Paired rounds (see AllocRoundsRow); absent in files written before them. */
+  rounds?: number;
+  /** Files before the paired rounds: repetitions per cell, each cell its fastest. */
+  reps?: number;
+  /** Each cell: the median of its slices (files before the paired rounds: its fastest repetition). */
   cells: AllocCell[];
+  /** The second worker's scaling per allocator and live-set size; absent in files written before it. */
+  scalingRounds?: AllocRoundsRow[];
   goals: Goal[];
 }
 
