@@ -27,7 +27,10 @@
  * gives their worst overlap). Beside it, each worker's time on a CPU in its window
  * (/proc/thread-self/schedstat): on a 2-core machine where other processes take a core, two
  * workers share one and a second worker adds nothing — the table says so rather than the figure
- * hiding it. @thi.ng/malloc's own scaling, nothing shared, is what the machine allowed.
+ * hiding it. @thi.ng/malloc's own scaling, nothing shared, is what the machine allowed. And per
+ * round, the pairs per CPU second of the 2-worker slices ÷ the 1-worker slices': what a second
+ * worker costs the work itself (a lock, a shared counter, a line two threads write), whatever
+ * share of the cores the machine gave — 1 when it costs nothing.
  *
  * Workers are one crew (bench/crew.ts), started once. Run: `node dist/bench/alloc.bench.js
  * [--ms 60] [--rounds 15]` (plus the options every suite takes, bench/util.ts); --quick runs 3
@@ -61,6 +64,8 @@ type AllocCrew = Crew<AllocCellMessage, AllocResult>;
 /** One slice: its workers' pairs/s in all, each worker's share of its window on a CPU, how far their windows overlap. */
 interface Slice {
   mOpsPerSec: number;
+  /** Pairs per ns the workers spent on a CPU, all of them (NaN where schedstat cannot be read). */
+  perCpuNs: number;
   /** The lowest of the workers' on-CPU shares (NaN where schedstat cannot be read). */
   onCpu: number;
   /** Time all workers ran ÷ time any ran (1: the same window). */
@@ -75,11 +80,14 @@ async function slice(crew: AllocCrew, impl: AllocImpl, live: number, threads: nu
   // Pairs per ns × 1000 = millions per second.
   const mOpsPerSec = results.reduce((a, r) => a + r.count / (r.endNs - r.startNs), 0) * 1000;
   const onCpu = Math.min(...results.map((r) => (r.onCpuNs < 0 ? NaN : r.onCpuNs / (r.endNs - r.startNs))));
+  // A worker that never got a core in its window (0 ns, 0 pairs) adds nothing to either sum.
+  const cpuNs = results.reduce((a, r) => a + r.onCpuNs, 0);
+  const perCpuNs = results.some((r) => r.onCpuNs < 0) || cpuNs === 0 ? NaN : results.reduce((a, r) => a + r.count, 0) / cpuNs;
   const first = Math.min(...results.map((r) => r.startNs));
   const last = Math.max(...results.map((r) => r.endNs));
   // 0 when they did not overlap at all (one worker got a core only after the other had stopped).
   const overlap = Math.max(0, Math.min(...results.map((r) => r.endNs)) - Math.max(...results.map((r) => r.startNs))) / (last - first);
-  return { mOpsPerSec, onCpu, overlap };
+  return { mOpsPerSec, perCpuNs, onCpu, overlap };
 }
 
 /** The slices of one allocator and live-set size, and its rounds' scalings. */
@@ -89,21 +97,26 @@ interface Group {
   /** Per side (1 worker, 2 workers): every slice. */
   slices: [Slice[], Slice[]];
   scalings: number[];
+  /** Per round: its 2-worker slices' pairs per CPU ns ÷ its 1-worker slices' (where schedstat was read). */
+  cpuScalings: number[];
 }
 
 /** Runs ROUNDS rounds over every group (see the header). */
 async function measureRounds(crew: AllocCrew): Promise<Group[]> {
-  const groups: Group[] = LIVE.flatMap((live) => ALLOC_IMPLS.map((impl): Group => ({ impl, live, slices: [[], []], scalings: [] })));
+  const groups: Group[] = LIVE.flatMap((live) => ALLOC_IMPLS.map((impl): Group => ({ impl, live, slices: [[], []], scalings: [], cpuScalings: [] })));
   for (let round = 0; round < ROUNDS; round++)
     for (const at of rotatedOrder(round, groups.length)) {
       const g = groups[at];
       const sum = [0, 0];
+      const cpu = [0, 0];
       for (const side of pairOrder(round)) {
         const s = await slice(crew, g.impl, g.live, THREADS[side]);
         g.slices[side].push(s);
         sum[side] += s.mOpsPerSec;
+        cpu[side] += s.perCpuNs;
       }
       g.scalings.push(sum[1] / sum[0]);
+      if (Number.isFinite(cpu[1] / cpu[0])) g.cpuScalings.push(cpu[1] / cpu[0]);
     }
   return groups;
 }
@@ -123,8 +136,13 @@ function roundsRow(g: Group): AllocRoundsRow {
     mOpsPerSec: [medianOf(g.slices[0].map((s) => s.mOpsPerSec)), medianOf(g.slices[1].map((s) => s.mOpsPerSec))],
     scaling: median,
     scalingQuartiles: quartiles,
-    overlap: Math.min(...g.slices[1].map((s) => s.overlap)),
+    overlap: medianOf(g.slices[1].map((s) => s.overlap)),
   };
+  if (g.cpuScalings.length > 0) {
+    const cpu = spread(g.cpuScalings);
+    row.cpuScaling = cpu.median;
+    row.cpuScalingQuartiles = cpu.quartiles;
+  }
   const cpu1 = onCpu(0);
   const cpu2 = onCpu(1);
   if (cpu1 !== undefined && cpu2 !== undefined) row.onCpu = [cpu1, cpu2];

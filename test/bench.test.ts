@@ -164,6 +164,7 @@ describe('fencelab bench --quick', () => {
       // Shares of a window: the workers' overlap may be 0 on a loaded machine, never outside [0, 1].
       expect(Number.isFinite(r.overlap) && r.overlap >= 0 && r.overlap <= 1, `${r.impl}: overlap ${r.overlap}`).toBe(true);
       if (r.onCpu !== undefined) expect(r.onCpu.every((x) => Number.isFinite(x) && x >= 0), `${r.impl}: on CPU ${r.onCpu}`).toBe(true);
+      if (r.cpuScaling !== undefined) expect(positive(r.cpuScalingQuartiles![0]) && r.cpuScalingQuartiles![0] <= r.cpuScaling && r.cpuScaling <= r.cpuScalingQuartiles![1], `${r.impl}: per CPU s ${r.cpuScaling}`).toBe(true);
     }
     expect(alloc.goals).toHaveLength(2);
     expect(alloc.goals[0].measured).toBe(alloc.scalingRounds!.find((r) => r.impl === impls[1] && r.live === 0)!.scaling);

@@ -238,8 +238,15 @@ export interface AllocRoundsRow {
    * two workers in a 2-worker slice): 1 worker, 2 workers. Absent where it cannot be read.
    */
   onCpu?: [number, number];
-  /** The 2-worker slices' worst overlap of the workers' windows (time both ran ÷ time either ran). */
+  /** Median over the 2-worker slices of the overlap of the workers' windows (time both ran ÷ time either ran). */
   overlap: number;
+  /**
+   * Median over the rounds of their 2-worker slices' pairs per CPU second ÷ their 1-worker slices'
+   * (1: a second worker costs the work nothing, whatever the machine's load), and its quartiles.
+   * Absent where on-CPU time cannot be read.
+   */
+  cpuScaling?: number;
+  cpuScalingQuartiles?: [number, number];
 }
 
 export interface AllocResults extends RunInfo {

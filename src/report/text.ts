@@ -230,8 +230,8 @@ export function allocSchedule(r: AllocResults): string {
 
 /** The alloc suite's rounds table (text and report): its caption, head and cells. */
 export const ALLOC_ROUNDS_CAPTION =
-  "in paired rounds (each round runs every allocator as 1, 2, 2, 1 workers, or 2, 1, 1, 2; a round's scaling = its 2-worker slices' pairs/s ÷ its 1-worker slices'; median and IQR over the rounds; on CPU = median share of its window a worker had a core, the lower worker's with 2; overlap = the 2-worker slices' worst overlap of the two workers' windows)";
-export const ALLOC_ROUNDS_HEAD = ['allocator', 'live', 'rounds', 'M pairs/s, 1 worker', '2 workers', 'scaling', 'IQR', 'on CPU, 1 worker', '2 workers', 'overlap'];
+  "in paired rounds (each round runs every allocator as 1, 2, 2, 1 workers, or 2, 1, 1, 2; a round's scaling = its 2-worker slices' pairs/s ÷ its 1-worker slices'; median and IQR over the rounds; on CPU = median share of its window a worker had a core, the lower worker's with 2; overlap = median overlap of the two workers' windows; per CPU s = the same scaling in pairs per second on a CPU, 1 when a second worker costs the work nothing)";
+export const ALLOC_ROUNDS_HEAD = ['allocator', 'live', 'rounds', 'M pairs/s, 1 worker', '2 workers', 'scaling', 'IQR', 'on CPU, 1 worker', '2 workers', 'overlap', 'per CPU s', 'its IQR'];
 export function allocRoundsCells(row: AllocRoundsRow): string[] {
   const share = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(0)} %`);
   return [
@@ -245,6 +245,8 @@ export function allocRoundsCells(row: AllocRoundsRow): string[] {
     share(row.onCpu?.[0]),
     share(row.onCpu?.[1]),
     share(row.overlap),
+    row.cpuScaling === undefined ? '—' : `${row.cpuScaling.toFixed(2)}×`,
+    row.cpuScalingQuartiles === undefined ? '—' : `${row.cpuScalingQuartiles[0].toFixed(2)}–${row.cpuScalingQuartiles[1].toFixed(2)}`,
   ];
 }
 
