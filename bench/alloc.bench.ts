@@ -58,6 +58,12 @@ const WORKER = new URL('./alloc-worker.js', import.meta.url);
 const LIST_BYTES = 4 << 20;
 
 const arena = Arena.create({ bytes: 16 << 20 });
+/**
+ * The global-lock free list, one for the run as the arena is: every slice frees all it allocated
+ * (checked after each), so the next starts from the same list (a fresh 4 MB buffer per slice cost
+ * the parent more than the slice's set-up).
+ */
+const list = createGlobalLockList(LIST_BYTES);
 
 type AllocCrew = Crew<AllocCellMessage, AllocResult>;
 
@@ -73,7 +79,6 @@ interface Slice {
 }
 
 async function slice(crew: AllocCrew, impl: AllocImpl, live: number, threads: number): Promise<Slice> {
-  const list = createGlobalLockList(LIST_BYTES);
   const { results } = await crew.run(Array(threads).fill({ impl, live, list }), MS, true);
   const view = new GlobalLockList(list, arena.me);
   if (view.freeCount() !== view.carved()) throw new Error(`global-lock free list: ${view.carved()} blocks carved, ${view.freeCount()} free after the cell`);
