@@ -219,46 +219,31 @@ export interface AllocCell {
   ratio?: number;
 }
 
-/**
- * What a second worker adds to one allocator at one live-set size, over paired rounds: each round
- * ran it as four slices, 1, 2, 2, 1 workers (or 2, 1, 1, 2), and gives one scaling, its 2-worker
- * slices' pairs/s ÷ its 1-worker slices'.
- */
+/** What a second worker adds to one allocator and live-set size, over paired rounds of 1, 2, 2, 1 (or 2, 1, 1, 2) worker slices. */
 export interface AllocRoundsRow {
   impl: string;
   live: number;
   rounds: number;
-  /** Medians over the slices, M pairs/s of all workers: 1 worker, 2 workers. */
-  mOpsPerSec: [number, number];
-  /** Median of the rounds' scalings, and their lower and upper quartile. */
+  mOpsPerSec: [number, number]; // medians over the slices, M pairs/s of all workers: 1 worker, 2 workers
+  /** Median of the rounds' scalings (2-worker pairs/s ÷ 1-worker), and their lower and upper quartile. */
   scaling: number;
   scalingQuartiles: [number, number];
-  /**
-   * Medians over the slices of the share of its window a worker spent on a CPU (the lower of the
-   * two workers in a 2-worker slice): 1 worker, 2 workers. Absent where it cannot be read.
-   */
-  onCpu?: [number, number];
-  /** Median over the 2-worker slices of the overlap of the workers' windows (time both ran ÷ time either ran). */
-  overlap: number;
-  /**
-   * Median over the rounds of their 2-worker slices' pairs per CPU second ÷ their 1-worker slices'
-   * (1: a second worker costs the work nothing, whatever the machine's load), and its quartiles.
-   * Absent where on-CPU time cannot be read.
-   */
+  onCpu?: [number, number]; // median share of its window a worker was on a CPU (with 2, the lower one's): 1 worker, 2 workers
+  overlap: number; // median over the 2-worker slices of the overlap of the workers' windows (both ran ÷ either ran)
+  /** The scaling in pairs per CPU second (1: a second worker costs the work nothing), and its quartiles. */
   cpuScaling?: number;
   cpuScalingQuartiles?: [number, number];
 }
 
 export interface AllocResults extends RunInfo {
-  /** Duration of each slice (files before the paired rounds: of each repetition of a cell). */
+  /** Duration of each slice (older files: of each repetition of a cell). */
   ms: number;
-  /** Paired rounds (see AllocRoundsRow); absent in files written before them. */
+  /** Paired rounds; absent in older files, which have `reps` (each cell its fastest repetition). */
   rounds?: number;
-  /** Files before the paired rounds: repetitions per cell, each cell its fastest. */
   reps?: number;
-  /** Each cell: the median of its slices (files before the paired rounds: its fastest repetition). */
+  /** Each cell: the median of its slices (older files: its fastest repetition). */
   cells: AllocCell[];
-  /** The second worker's scaling per allocator and live-set size; absent in files written before it. */
+  /** Per allocator and live-set size, over the rounds; absent in older files. */
   scalingRounds?: AllocRoundsRow[];
   goals: Goal[];
 }
