@@ -13,15 +13,16 @@
  * The cell's time runs from START to the last worker's finish: work a worker does between STOP and
  * noticing it (a batch of lock acquisitions that a stalled lock makes long) is inside the window
  * its count is divided by. Times are `process.hrtime.bigint()`, one clock for every thread.
+ * The others stay idle in their event loop. Every wait is bounded: a worker that fails, exits or
+ * never gets ready fails the cell (and the suite) instead of hanging it.
  *
  * A cell run `together` adds a start barrier in shared memory: woken by START, each worker counts
  * itself in ARRIVED and spins until every worker of the cell has, so that they start within about
  * a microsecond of each other instead of one futex wake-up apart (tens of µs, more when the
  * machine is loaded) — a cell that measures what N workers do at once starts with all N working.
  * The spin is for cells of no more workers than cores: a worker spinning for one that has no core
- * holds the core it needs.
- * The others stay idle in their event loop. Every wait is bounded: a worker that fails, exits or
- * never gets ready fails the cell (and the suite) instead of hanging it.
+ * holds the core it needs. (A worker that dies at the barrier leaves the others spinning until the
+ * parent, with no result within its bound, fails the cell and terminates the crew.)
  *
  * The worker side is {@link serveCells}; a suite's worker module calls it with its cell handler.
  */
