@@ -15,6 +15,11 @@ export interface AllocCellMessage {
 export interface AllocResult {
   /** alloc+free pairs. */
   count: number;
+  /** The worker's own window: from the start barrier to seeing STOP (`process.hrtime.bigint()`, ns). */
+  startNs: number;
+  endNs: number;
+  /** Time this thread spent on a CPU in that window (/proc/thread-self/schedstat), ns; -1 where it cannot be read. */
+  onCpuNs: number;
   /** Keeps the loop's results from being optimised away. */
   sink: number;
 }

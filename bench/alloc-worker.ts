@@ -3,6 +3,7 @@
  * frees one 64-byte block at a time, as fast as it can until STOP, with one of the allocators, after
  * allocating `live` blocks it keeps for the cell.
  */
+import { readFileSync } from 'node:fs';
 import { MemPool } from '@thi.ng/malloc';
 import { Arena, BlockType } from '../src/index.js';
 import { PAYLOAD_BYTES, type AllocCellMessage, type AllocResult } from './alloc-protocol.js';
@@ -33,19 +34,38 @@ const crew: CrewData<{ buffer: SharedArrayBuffer }> = serveCells<AllocCellMessag
 const arena = Arena.attach(crew.data.buffer);
 
 /**
- * Runs `batch` (BATCH pairs) until STOP and returns the pairs. Before the cell starts it runs it
- * WARMUP times, so that the cell measures optimised code, not the JIT compiling it.
+ * Runs `batch` (BATCH pairs) until STOP and returns the pairs and the window they were made in
+ * (from the start barrier to seeing STOP: the kept blocks' set-up and release are outside it).
+ * Before the cell starts it runs it WARMUP times, so that the cell measures optimised code, not
+ * the JIT compiling it.
  */
 function timed(ctl: CellControl, batch: () => number): AllocResult {
   let sink = 0;
   for (let i = 0; i < WARMUP; i++) sink += batch();
   let count = 0;
   ctl.ready();
+  const cpu0 = onCpuNs();
+  const startNs = Number(process.hrtime.bigint());
   while (!ctl.stopped()) {
     sink += batch();
     count += BATCH;
   }
-  return { count, sink };
+  const endNs = Number(process.hrtime.bigint());
+  const cpu1 = onCpuNs();
+  return { count, startNs, endNs, onCpuNs: cpu0 < 0 || cpu1 < 0 ? -1 : cpu1 - cpu0, sink };
+}
+
+/**
+ * This thread's time on a CPU so far, ns (the first field of /proc/thread-self/schedstat), or −1
+ * where there is no such file. Beside the window's wall time it tells a worker that had a core for
+ * the whole window from one that shared it with another process (or with the other worker).
+ */
+function onCpuNs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ', 1)[0]);
+  } catch {
+    return -1;
+  }
 }
 
 function publicLoop(cell: AllocCellMessage, ctl: CellControl): AllocResult {

@@ -63,7 +63,7 @@ import {
   type WorkloadResult,
 } from './contention-protocol.js';
 import { Crew } from './crew.js';
-import { quantile } from './paired.js';
+import { quantile, rotatedOrder, spread } from './paired.js';
 import { finishSuite, goal, jainIndex, positiveInt, runInfo, suiteArgs, type Goal } from './util.js';
 
 const args = suiteArgs('contention', { ms: { type: 'string' }, reps: { type: 'string' }, 'goal-rounds': { type: 'string' } });
@@ -178,29 +178,25 @@ async function goalRounds(crew: ContentionCrew, nsPerIter: number): Promise<Cont
   const kinds = [GOAL_FENCE, ...GOAL_PLAIN];
   const samples = kinds.map((): ContentionCell[] => []);
   for (let round = 0; round < GOAL_ROUNDS; round++)
-    for (let k = 0; k < kinds.length; k++) {
-      // Rotated by one each round, and run backwards every other round: what ran just before a
-      // lock (a cell that left a worker preempted, a line in another core's cache) is not always the same lock.
-      const at = (round % 2 === 0 ? k + round : kinds.length - 1 - k + round) % kinds.length;
-      samples[at].push(await lockCell(crew, kinds[at], GOAL_THREADS, 0, nsPerIter));
-    }
+    for (const at of rotatedOrder(round, kinds.length)) samples[at].push(await lockCell(crew, kinds[at], GOAL_THREADS, 0, nsPerIter));
   const fence = samples[0].map((c) => c.mOpsPerSec);
   const fenceMedian = quantile(fence, 0.5);
   return kinds.map((kind, i) => {
     const ops = samples[i].map((c) => c.mOpsPerSec);
+    const { median, quartiles } = spread(ops);
     const row: ContentionRoundsRow = {
       kind,
       threads: GOAL_THREADS,
       rounds: ops.length,
-      mOpsPerSec: quantile(ops, 0.5),
-      quartiles: [quantile(ops, 0.25), quantile(ops, 0.75)],
+      mOpsPerSec: median,
+      quartiles,
       fairness: quantile(samples[i].map((c) => c.fairness), 0.5),
       jain: quantile(samples[i].map((c) => c.jain!), 0.5),
     };
     if (kind !== GOAL_FENCE) {
       const ratios = fence.map((f, r) => f / ops[r]);
       row.fenceRatio = fenceMedian / row.mOpsPerSec;
-      row.fenceRatioQuartiles = [quantile(ratios, 0.25), quantile(ratios, 0.75)];
+      row.fenceRatioQuartiles = spread(ratios).quartiles;
     }
     return row;
   });

@@ -16,11 +16,19 @@
  * The others stay idle in their event loop. Every wait is bounded: a worker that fails, exits or
  * never gets ready fails the cell (and the suite) instead of hanging it.
  *
+ * A cell run `together` adds a start barrier in shared memory: woken by START, each worker counts
+ * itself in ARRIVED and spins until every worker of the cell has, so that they start within about
+ * a microsecond of each other instead of one futex wake-up apart (tens of µs, more when the
+ * machine is loaded) — a cell that measures what N workers do at once starts with all N working.
+ * The spin is for cells of no more workers than cores: a worker spinning for one that has no core
+ * holds the core it needs. (A worker that dies at the barrier leaves the others spinning until the
+ * parent, with no result within its bound, fails the cell and terminates the crew.)
+ *
  * The worker side is {@link serveCells}; a suite's worker module calls it with its cell handler.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Arena } from '../src/index.js';
-import { CTL_READY, CTL_START, CTL_STOP, CTL_WORDS } from './crew-protocol.js';
+import { CTL_ARRIVED, CTL_READY, CTL_START, CTL_STOP, CTL_TOGETHER, CTL_WORDS } from './crew-protocol.js';
 import { startWorker, type StartedWorker } from './util.js';
 
 /** Bound on a worker's set-up for a cell and on its result after STOP. */
@@ -86,25 +94,28 @@ export class Crew<C, R> {
   }
 
   /**
-   * Runs one cell for `ms` on the first `parts.length` workers, worker i getting `parts[i]`.
-   * Returns each worker's result and the time from START to the last worker's finish. Throws when
-   * a worker fails, exits, or does not get ready or answer within a bound.
+   * Runs one cell for `ms` on the first `parts.length` workers, worker i getting `parts[i]`;
+   * `together`: behind the start barrier (see the header). Returns each worker's result and the
+   * time from START to the last worker's finish. Throws when a worker fails, exits, or does not get
+   * ready or answer within a bound.
    */
-  async run(parts: C[], ms: number): Promise<{ results: R[]; elapsedMs: number }> {
+  async run(parts: C[], ms: number, together = false): Promise<{ results: R[]; elapsedMs: number }> {
     try {
-      return await this.runCell(parts, ms);
+      return await this.runCell(parts, ms, together);
     } catch (e) {
       this.broken = true;
       throw e;
     }
   }
 
-  private async runCell(parts: C[], ms: number): Promise<{ results: R[]; elapsedMs: number }> {
+  private async runCell(parts: C[], ms: number, together: boolean): Promise<{ results: R[]; elapsedMs: number }> {
     if (this.failure) throw this.failure;
     if (parts.length > this.members.length) throw new Error(`a cell of ${parts.length} workers in a crew of ${this.members.length}`);
     const gen = ++this.gen;
     const c = this.ctl;
     Atomics.store(c, CTL_READY, 0);
+    Atomics.store(c, CTL_ARRIVED, 0);
+    Atomics.store(c, CTL_TOGETHER, together ? parts.length : 0);
     const answers = parts.map((_, i) => new Promise<[R, number]>((resolve, reject) => this.waiting.set(i, { resolve, reject })));
     // A worker that failed rejects every answer; until they are awaited, no unhandled rejection.
     for (const a of answers) a.catch(() => {});
@@ -154,7 +165,10 @@ function sleep(ms: number): Promise<void> {
 
 /** A worker's handle on the running cell. */
 export interface CellControl {
-  /** Counts this worker ready and blocks until the parent starts the cell. */
+  /**
+   * Counts this worker ready and blocks until the parent starts the cell (and, in a cell run
+   * `together`, until every worker of the cell is past the start barrier).
+   */
   ready(): void;
   /** True once the parent stopped the cell (an Atomics load: check it every few iterations). */
   stopped(): boolean;
@@ -180,9 +194,14 @@ export function serveCells<C, R, D>(handler: (cell: C, ctl: CellControl, data: D
         Atomics.add(c, CTL_READY, 1);
         for (;;) {
           const start = Atomics.load(c, CTL_START);
-          if (start === gen) return;
+          if (start === gen) break;
           Atomics.wait(c, CTL_START, start, 1000);
         }
+        // TOGETHER and ARRIVED were stored before START: this worker, past START, sees this cell's.
+        const together = Atomics.load(c, CTL_TOGETHER);
+        if (together === 0) return;
+        Atomics.add(c, CTL_ARRIVED, 1);
+        while (Atomics.load(c, CTL_ARRIVED) < together);
       },
       stopped: () => Atomics.load(c, CTL_STOP) === gen,
     };

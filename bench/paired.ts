@@ -2,7 +2,7 @@
  * Paired measurement of two tasks whose ratio must resolve a percent or two (the tracing-off rows,
  * target ≤ 1.02×) on a shared, noisy machine.
  *
- * One round times four short slices in the order A, B, B, A (the next round B, A, A, B) and gives
+ * One round times four short slices in the order A, B, B, A (the next round B, A, A, B: pairOrder) and gives
  * one ratio, (A₁ + A₂) / (B₁ + B₂): a change of speed that is linear across the round (another
  * process starting, the CPU's clock moving) lands on both sides equally. The figure is the median
  * of many rounds' ratios, with their interquartile range as its spread: a slice that a GC, a
@@ -61,6 +61,30 @@ export function quantile(xs: readonly number[], q: number): number {
   return s[lo] + (s[hi] - s[lo]) * (at - lo);
 }
 
+/**
+ * The sides (0 = A, 1 = B) of one paired round's four slices, in the order they run: A, B, B, A in
+ * even rounds, B, A, A, B in odd ones. Each side's two slices sit symmetrically around the round's
+ * middle, so a speed that drifts linearly across the round adds the same to both sides' sums, and
+ * neither side always runs first (right after whatever ran before the round).
+ */
+export function pairOrder(round: number): readonly [0 | 1, 0 | 1, 0 | 1, 0 | 1] {
+  return round % 2 === 0 ? [0, 1, 1, 0] : [1, 0, 0, 1];
+}
+
+/**
+ * The order in which round `round` runs `n` interleaved measurements (indices 0..n−1): rotated by
+ * one each round and run backwards every other round, so that what ran just before a measurement
+ * (a cell that left a worker preempted, a line in another core's cache) is not always the same one.
+ */
+export function rotatedOrder(round: number, n: number): number[] {
+  return Array.from({ length: n }, (_, k) => (round % 2 === 0 ? k + round : n - 1 - k + round) % n);
+}
+
+/** Median and quartiles of `xs`: a figure over rounds and its spread. */
+export function spread(xs: readonly number[]): { median: number; quartiles: [number, number] } {
+  return { median: quantile(xs, 0.5), quartiles: [quantile(xs, 0.25), quantile(xs, 0.75)] };
+}
+
 /** The median ns of one empty slice: the two cpuNs() calls around it, taken out of every slice. */
 function timerCost(): number {
   const xs: number[] = [];
@@ -109,22 +133,11 @@ export function measurePaired(a: PairTask, b: PairTask, o: PairedOptions): Paire
   const nsA: number[] = [];
   const nsB: number[] = [];
   const perOp = calls * o.inner;
+  const fns = [fa, fb];
   for (let r = 0; r < o.rounds; r++) {
-    let ta: number;
-    let tb: number;
-    if (r % 2 === 0) {
-      const a1 = slice(fa, calls, overhead);
-      const b1 = slice(fb, calls, overhead);
-      const b2 = slice(fb, calls, overhead);
-      ta = a1 + slice(fa, calls, overhead);
-      tb = b1 + b2;
-    } else {
-      const b1 = slice(fb, calls, overhead);
-      const a1 = slice(fa, calls, overhead);
-      const a2 = slice(fa, calls, overhead);
-      tb = b1 + slice(fb, calls, overhead);
-      ta = a1 + a2;
-    }
+    const t = [0, 0];
+    for (const side of pairOrder(r)) t[side] += slice(fns[side], calls, overhead);
+    const [ta, tb] = t;
     // A round whose slices read nothing (a clock that did not move) says nothing: skipped, not zero.
     if (ta > 0 && tb > 0) {
       ratios.push(ta / tb);

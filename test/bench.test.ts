@@ -155,7 +155,19 @@ describe('fencelab bench --quick', () => {
       [0, 1000].flatMap((live) => [1, 2].flatMap((t) => impls.map((i) => [i, t, live, i === impls[2] ? undefined : impls[2]]))),
     );
     for (const c of alloc.cells) expect(positive(c.mOpsPerSec) && positive(c.nsPerOp) && (c.baseline === undefined || positive(c.ratio)), c.impl).toBe(true);
+    // Every allocator and live set in paired rounds of 1 and 2 workers: the scaling is the median of the rounds' own, inside their quartiles.
+    expect(positive(alloc.rounds)).toBe(true);
+    expect(alloc.scalingRounds!.map((r) => [r.impl, r.live, r.rounds])).toEqual([0, 1000].flatMap((live) => impls.map((i) => [i, live, alloc.rounds])));
+    for (const r of alloc.scalingRounds!) {
+      const [q1, q3] = r.scalingQuartiles;
+      expect(r.mOpsPerSec.every(positive) && positive(q1) && q1 <= r.scaling && r.scaling <= q3, `${r.impl}, ${r.live} live: ${q1} ≤ ${r.scaling} ≤ ${q3}`).toBe(true);
+      // Shares of a window: the workers' overlap may be 0 on a loaded machine, never outside [0, 1].
+      expect(Number.isFinite(r.overlap) && r.overlap >= 0 && r.overlap <= 1, `${r.impl}: overlap ${r.overlap}`).toBe(true);
+      if (r.onCpu !== undefined) expect(r.onCpu.every((x) => Number.isFinite(x) && x >= 0), `${r.impl}: on CPU ${r.onCpu}`).toBe(true);
+      if (r.cpuScaling !== undefined) expect(positive(r.cpuScalingQuartiles![0]) && r.cpuScalingQuartiles![0] <= r.cpuScaling && r.cpuScaling <= r.cpuScalingQuartiles![1], `${r.impl}: per CPU s ${r.cpuScaling}`).toBe(true);
+    }
     expect(alloc.goals).toHaveLength(2);
+    expect(alloc.goals[0].measured).toBe(alloc.scalingRounds!.find((r) => r.impl === impls[1] && r.live === 0)!.scaling);
     const piscina = data.suites.piscina!;
     const fenceChain = '1000-task chain, fence-driven (per task)';
     const awaitChain = '1000-task chain, main awaits each pool.run (per task)';

@@ -112,6 +112,9 @@ describe('renderReport', () => {
     expect(html).toContain('<tr><td>futex</td><td>2</td><td>1 µs</td><td>2</td><td>2.00×</td><td>0.99</td><td>0.95</td><td>yes</td></tr>');
     expect(html).toContain('<tr><td class="text">each fence its own inline lock</td><td>4</td><td>100</td><td>4.00×</td><td>1800</td><td>2000</td></tr>');
     expect(html).toContain('<tr><td>global-lock free list</td><td>2</td><td>0</td><td>15</td><td>133.2</td><td>9.60×</td></tr>');
+    // The allocator's scaling rounds: medians, the IQR of the rounds' scalings, on-CPU shares (— where unread).
+    expect(html).toContain('<tr><td class="text">arena allocBlock+freeBlock</td><td>0</td><td>5</td><td>80.00</td><td>160.00</td><td>2.00×</td><td>1.90–2.05</td><td>99 %</td><td>97 %</td><td>100 %</td><td>0.98×</td><td>0.95–1.01</td></tr>');
+    expect(html).toContain('<td>1.80–2.10</td><td>—</td><td>—</td><td>100 %</td><td>—</td><td>—</td></tr>');
     for (const g of [...SAMPLE.wake.goals, ...SAMPLE.contention.goals!, ...SAMPLE.alloc.goals, ...SAMPLE.piscina.goals]) expect(html).toContain(cells(g.name));
     expect(html).toContain('run 2026-01-02T03:04:05.000Z · Node v20.99.0 · Test CPU @ 1 GHz · 3 cores');
     expect(html).toContain('6 met</span>, <span class="missed">1 missed');

@@ -219,12 +219,32 @@ export interface AllocCell {
   ratio?: number;
 }
 
+/** What a second worker adds to one allocator and live-set size, over paired rounds of 1, 2, 2, 1 (or 2, 1, 1, 2) worker slices. */
+export interface AllocRoundsRow {
+  impl: string;
+  live: number;
+  rounds: number;
+  mOpsPerSec: [number, number]; // medians over the slices, M pairs/s of all workers: 1 worker, 2 workers
+  /** Median of the rounds' scalings (2-worker pairs/s ÷ 1-worker), and their lower and upper quartile. */
+  scaling: number;
+  scalingQuartiles: [number, number];
+  onCpu?: [number, number]; // median share of its window a worker was on a CPU (with 2, the lower one's): 1 worker, 2 workers
+  overlap: number; // median over the 2-worker slices of the overlap of the workers' windows (both ran ÷ either ran)
+  /** The scaling in pairs per CPU second (1: a second worker costs the work nothing), and its quartiles. */
+  cpuScaling?: number;
+  cpuScalingQuartiles?: [number, number];
+}
+
 export interface AllocResults extends RunInfo {
-  /** Duration of each repetition of a cell. */
+  /** Duration of each slice (older files: of each repetition of a cell). */
   ms: number;
-  /** Repetitions per cell; each cell keeps its fastest. */
-  reps: number;
+  /** Paired rounds; absent in older files, which have `reps` (each cell its fastest repetition). */
+  rounds?: number;
+  reps?: number;
+  /** Each cell: the median of its slices (older files: its fastest repetition). */
   cells: AllocCell[];
+  /** Per allocator and live-set size, over the rounds; absent in older files. */
+  scalingRounds?: AllocRoundsRow[];
   goals: Goal[];
 }
 

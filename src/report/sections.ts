@@ -3,9 +3,9 @@
  * baseline run when there is one.
  */
 import { allocFigure, cellFigure, goalFigure, piscinaFigure, rowFigure, variantFigure, workloadFigure } from './compare.js';
-import { formatCs } from './text.js';
+import { ALLOC_ROUNDS_CAPTION, ALLOC_ROUNDS_HEAD, allocRoundsCells, allocSchedule, formatCs } from './text.js';
 import { type AllocCell, type AllocResults, type ChainResults, type ContentionCell, type ContentionResults, type CoreResults, type FenceWorkloadRow, type PiscinaResults, type WakeResults } from './schema.js';
-import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, barDatasets, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant } from './blocks.js';
+import { SERIES, BASELINE_SERIES, LINE_CHART_PX, Config, Charts, Section, Baseline, changeFor, changeLine, barDatasets, lineDatasets, lineChart, COMMON_OPTIONS, barChart, barLegend, barsHeight, axisFloor, chartBlock, section, changeHead, changeCells, rowTable, goalTable, htmlTable, outcomes, rowsByFigure, lines, nullable, significant, escapeHtml } from './blocks.js';
 
 export function coreSection(r: CoreResults, base: Baseline<'core'> | undefined): Section {
   const ratioRows = r.rows.filter((x) => x.ratio !== undefined);
@@ -290,9 +290,15 @@ export function allocSection(r: AllocResults, base: Baseline<'alloc'> | undefine
       ...changeCells(allocFigure(c), base),
     ]),
   );
-  const caption = `Each worker allocates and frees one 64-byte block at a time. @thi.ng/malloc is single-threaded, so each worker has a pool of its own (nothing shared); the global-lock free list takes one lock on every call; the arena's allocator works in per-thread caches. ns/pair is per worker; ratio = that ÷ @thi.ng/malloc's with the same workers and live blocks (lower is faster). Fastest of ${r.reps} repetition${r.reps === 1 ? '' : 's'} per cell.${base ? ' Light bars: the baseline run.' : ''}`;
+  const caption = `Each worker allocates and frees one 64-byte block at a time. @thi.ng/malloc is single-threaded, so each worker has a pool of its own (nothing shared); the global-lock free list takes one lock on every call; the arena's allocator works in per-thread caches. ns/pair is per worker; ratio = that ÷ @thi.ng/malloc's with the same workers and live blocks (lower is faster). ${
+    r.rounds !== undefined ? `Each cell: the median of its slices over ${r.rounds} paired rounds.` : `Fastest of ${r.reps ?? 1} repetition${r.reps === 1 ? '' : 's'} per cell.`
+  }${base ? ' Light bars: the baseline run.' : ''}`;
+  const rounds =
+    r.scalingRounds && r.scalingRounds.length > 0
+      ? [`<p>What a second worker adds, ${escapeHtml(ALLOC_ROUNDS_CAPTION)}</p>`, htmlTable(ALLOC_ROUNDS_HEAD, r.scalingRounds.map(allocRoundsCells), [0])]
+      : [];
   return {
-    html: section('alloc', r, `${r.ms} ms × ${r.reps} per cell`, [chartBlock('chart-alloc', LINE_CHART_PX, caption), table, goalTable(r.goals, base)]),
+    html: section('alloc', r, allocSchedule(r), [chartBlock('chart-alloc', LINE_CHART_PX, caption), table, ...rounds, goalTable(r.goals, base)]),
     charts: [['chart-alloc', chart]],
     met: r.goals.map((g) => g.met),
     changes: base ? [...r.cells.map((c) => changeFor(allocFigure(c), base)), ...r.goals.map((g) => changeFor(goalFigure(g), base))] : [],

@@ -19,7 +19,7 @@ import {
   type BaselineFigures,
   type Figure,
 } from './compare.js';
-import type { AllocResults, ChainResults, ContentionResults, CoreResults, Goal, LatencyStat, PiscinaResults, Row, Suite, SuiteResults, WakeResults } from './schema.js';
+import type { AllocResults, AllocRoundsRow, ChainResults, ContentionResults, CoreResults, Goal, LatencyStat, PiscinaResults, Row, Suite, SuiteResults, WakeResults } from './schema.js';
 
 /** Columns aligned on their widest cell; the columns in `left` are left-aligned, the others right-aligned. */
 export function textTable(head: string[], rows: string[][], left: number[] = [0]): string {
@@ -216,12 +216,38 @@ function allocText(r: AllocResults, baseline: BaselineFigures | undefined): stri
       ...changeCells(allocFigure(c), baseline),
     ]),
   );
+  const parts = [`allocator, one 64-byte block alloc+free at a time (${allocSchedule(r)}; ${r.cores ?? '?'} cores; ns/pair per worker; ratio = ns/pair ÷ @thi.ng/malloc's with the same workers and live blocks${quickNote(r)})`, table];
+  if (r.scalingRounds && r.scalingRounds.length > 0)
+    parts.push('', `what a second worker adds, ${ALLOC_ROUNDS_CAPTION}`, textTable(ALLOC_ROUNDS_HEAD, r.scalingRounds.map(allocRoundsCells)));
+  parts.push('', goalText(r.goals, baseline));
+  return parts.join('\n');
+}
+
+/** How the alloc suite measured its cells: paired rounds of slices, or (older files) each cell's fastest repetition. */
+export function allocSchedule(r: AllocResults): string {
+  return r.rounds !== undefined ? `${r.rounds} paired rounds of ${r.ms} ms slices, median per cell` : `${r.ms} ms × ${r.reps ?? 1} per cell, fastest kept`;
+}
+
+/** The alloc suite's rounds table (text and report): its caption, head and cells. */
+export const ALLOC_ROUNDS_CAPTION =
+  "in paired rounds (each round runs every allocator as 1, 2, 2, 1 workers, or 2, 1, 1, 2; a round's scaling = its 2-worker slices' pairs/s ÷ its 1-worker slices'; median and IQR over the rounds; on CPU = median share of its window a worker had a core, the lower worker's with 2; overlap = median overlap of the two workers' windows; per CPU s = the same scaling in pairs per second on a CPU, 1 when a second worker costs the work nothing)";
+export const ALLOC_ROUNDS_HEAD = ['allocator', 'live', 'rounds', 'M pairs/s, 1 worker', '2 workers', 'scaling', 'IQR', 'on CPU, 1 worker', '2 workers', 'overlap', 'per CPU s', 'its IQR'];
+export function allocRoundsCells(row: AllocRoundsRow): string[] {
+  const share = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(0)} %`);
   return [
-    `allocator, one 64-byte block alloc+free at a time (${r.ms} ms × ${r.reps} per cell, fastest kept; ${r.cores ?? '?'} cores; ns/pair per worker; ratio = ns/pair ÷ @thi.ng/malloc's with the same workers and live blocks${quickNote(r)})`,
-    table,
-    '',
-    goalText(r.goals, baseline),
-  ].join('\n');
+    row.impl,
+    String(row.live),
+    String(row.rounds),
+    row.mOpsPerSec[0].toFixed(2),
+    row.mOpsPerSec[1].toFixed(2),
+    `${row.scaling.toFixed(2)}×`,
+    `${row.scalingQuartiles[0].toFixed(2)}–${row.scalingQuartiles[1].toFixed(2)}`,
+    share(row.onCpu?.[0]),
+    share(row.onCpu?.[1]),
+    share(row.overlap),
+    row.cpuScaling === undefined ? '—' : `${row.cpuScaling.toFixed(2)}×`,
+    row.cpuScalingQuartiles === undefined ? '—' : `${row.cpuScalingQuartiles[0].toFixed(2)}–${row.cpuScalingQuartiles[1].toFixed(2)}`,
+  ];
 }
 
 function piscinaText(r: PiscinaResults, baseline: BaselineFigures | undefined): string {

@@ -52,12 +52,16 @@ export const SAMPLE: SuiteResults = {
   alloc: {
     ...RUN,
     ms: 50,
-    reps: 2,
+    rounds: 5,
     cells: [1, 2].flatMap((threads) => [
       { impl: 'arena allocBlock+freeBlock', threads, live: 0, mOpsPerSec: 80 * threads, nsPerOp: 12.5, baseline: '@thi.ng/malloc (a pool per thread)', ratio: 0.9 },
       { impl: '@thi.ng/malloc (a pool per thread)', threads, live: 0, mOpsPerSec: 72 * threads, nsPerOp: 13.9 },
       { impl: 'global-lock free list', threads, live: 0, mOpsPerSec: 30 / threads, nsPerOp: 33.3 * threads * threads, baseline: '@thi.ng/malloc (a pool per thread)', ratio: 2.4 * threads * threads },
     ]),
+    scalingRounds: [
+      { impl: 'arena allocBlock+freeBlock', live: 0, rounds: 5, mOpsPerSec: [80, 160], scaling: 2, scalingQuartiles: [1.9, 2.05], onCpu: [0.99, 0.97], overlap: 0.999, cpuScaling: 0.98, cpuScalingQuartiles: [0.95, 1.01] },
+      { impl: '@thi.ng/malloc (a pool per thread)', live: 0, rounds: 5, mOpsPerSec: [72, 144], scaling: 2, scalingQuartiles: [1.8, 2.1], overlap: 0.998 },
+    ],
     goals: [{ name: 'arena allocBlock+freeBlock, 2 workers ÷ 1 worker (pairs/s of all workers)', measured: 2, unit: '×', op: '≥', target: 1.6, met: true }],
   },
   contention: {
