@@ -37,8 +37,8 @@ export const enum FH {
   /** FLAG_SIGNALED | FLAG_TIMESTAMP: what a signal sets. */
   SIGNALED_TIMESTAMP = 8 | 16,
   /** The calling thread's signal records (slot-relative) and their shape. */
-  T_SIGNAL = 69,
-  T_SIGNAL_DEPTH = 68,
+  T_SIGNAL = 71,
+  T_SIGNAL_DEPTH = 70,
   SIGNAL_CAP = 5,
   SIG_WORDS = 7,
   SIG_FW = 0,
@@ -48,8 +48,9 @@ export const enum FH {
   SIG_NEXT = 4,
   SIG_SHARED = 5,
   CB_NEXT = 1,
-  /** The calling thread's release-record depth (slot-relative). */
+  /** The calling thread's release-record depth (slot-relative), and the depth from which a release is deferred. */
   T_RELEASE_DEPTH = 52,
+  RELEASE_INLINE = 5,
   /** The block's generation word, relative to its payload's first word (B_GEN - BLOCK_HEADER_WORDS). */
   PAYLOAD_B_GEN = -1,
   BLOCK_HEADER_WORDS = 2,
@@ -87,6 +88,7 @@ export const enum FH {
     [FH.SIGNALED_TIMESTAMP, L.FLAG_SIGNALED | L.FLAG_TIMESTAMP], [FH.T_SIGNAL, L.T_SIGNAL], [FH.T_SIGNAL_DEPTH, L.T_SIGNAL_DEPTH],
     [FH.SIGNAL_CAP, L.SIGNAL_CAP], [FH.SIG_WORDS, L.SIG_WORDS], [FH.SIG_FW, L.SIG_FW], [FH.SIG_FGEN, L.SIG_FGEN], [FH.SIG_NODE, L.SIG_NODE],
     [FH.SIG_NGEN, L.SIG_NGEN], [FH.SIG_NEXT, L.SIG_NEXT], [FH.SIG_SHARED, L.SIG_SHARED], [FH.CB_NEXT, L.CB_NEXT], [FH.T_RELEASE_DEPTH, L.T_RELEASE_DEPTH],
+    [FH.RELEASE_INLINE, L.RELEASE_INLINE],
     [FH.PAYLOAD_B_GEN, A.B_GEN - A.BLOCK_HEADER_WORDS], [FH.BLOCK_HEADER_WORDS, A.BLOCK_HEADER_WORDS], [FH.B_GEN, A.B_GEN], [FH.T_SERIAL, A.T_SERIAL],
     [FH.TH_FLAGS, TR.TH_FLAGS], [FH.TC_FENCE, TR.TC_FENCE], [FH.TC_RELEASE, TR.TC_RELEASE],
     [FH.EV_NS_LO, TR.EV_NS_LO], [FH.EV_NS_HI, TR.EV_NS_HI], [FH.EV_KIND, TR.EV_KIND], [FH.EV_A, TR.EV_A], [FH.EV_B, TR.EV_B],

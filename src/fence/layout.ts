@@ -96,8 +96,14 @@ export const { CONTEXT: H_CONTEXT, STUB: H_STUB, STUB_LOCK: H_STUB_LOCK, END: H_
  * Release records (src/fence/release.ts): a stack of the fences whose last reference this thread
  * has dropped and whose release it has not finished, so that the reaper can finish the release of
  * a thread terminated inside it. Entry: [payload word index, generation | REL_* state bits].
+ * Releases nest RELEASE_INLINE deep; a last put nested deeper takes the last record only until its
+ * fence is moved to the thread's deferred list (T_RELEASE_DEFER), which the release at the last
+ * inline depth runs under its own record before it returns (as signals are deferred past
+ * SIGNAL_INLINE), so no release goes unrecorded.
  */
-export const RELEASE_CAP = 6; // deeper nested releases are counted, not recorded
+export const RELEASE_CAP = 6;
+/** Release nesting that runs inside the put; a last put nested deeper is deferred (see RELEASE_CAP). */
+export const RELEASE_INLINE = RELEASE_CAP - 1;
 export const { FW: REC_FW, STATE: REC_STATE, END: REC_WORDS } = defineStruct('release record', {
   FW: 1, // payload word index of the fence
   STATE: 1, // generation of the fence block | REL_* bits
@@ -138,7 +144,7 @@ export const SIG_STEP_1 = 1 << 8;
 
 export const {
   DOORBELL: T_DOORBELL, INBOX: T_INBOX, WAKE: T_WAKE, DRAINING: T_DRAINING, RELEASE_DEPTH: T_RELEASE_DEPTH, RELEASE: T_RELEASE,
-  LEDGER: T_LEDGER, LEDGER_SPARE: T_LEDGER_SPARE, LEDGER_SPARE_GEN: T_LEDGER_SPARE_GEN, SIGNAL_DEPTH: T_SIGNAL_DEPTH, SIGNAL: T_SIGNAL,
+  RELEASE_DEFER: T_RELEASE_DEFER, RELEASE_DEFER_TAIL: T_RELEASE_DEFER_TAIL, LEDGER: T_LEDGER, LEDGER_SPARE: T_LEDGER_SPARE, LEDGER_SPARE_GEN: T_LEDGER_SPARE_GEN, SIGNAL_DEPTH: T_SIGNAL_DEPTH, SIGNAL: T_SIGNAL,
   SIGNAL_DEFER: T_SIGNAL_DEFER, SIGNAL_DEFER_TAIL: T_SIGNAL_DEFER_TAIL, IN_FLIGHT: T_IN_FLIGHT, IN_FLIGHT_GEN: T_IN_FLIGHT_GEN,
   END: T_FENCE_END,
 } = defineStruct(
@@ -148,8 +154,10 @@ export const {
     INBOX: 1, // head of a lock-free stack of callback nodes queued for this thread
     WAKE: 1, // per-thread wake word for waitAny
     DRAINING: 1, // inbox list being run by drainInbox, newest first, up to the running node (the reaper discards it)
-    RELEASE_DEPTH: 1, // release records in use (may exceed RELEASE_CAP: deeper ones are not recorded)
+    RELEASE_DEPTH: 1, // release records in use (at most RELEASE_CAP: deeper releases are deferred)
     RELEASE: RELEASE_CAP * REC_WORDS,
+    RELEASE_DEFER: 1, // fences whose release nested deeper than RELEASE_INLINE is deferred, not run yet: first one…
+    RELEASE_DEFER_TAIL: 1, // …and last one (each links the next through its refcount word, as -next: see deferRelease)
     LEDGER: 1, // payload word index of the slot's reference ledger block (0 none)
     LEDGER_SPARE: 1, // a block in flight — a ledger block installed (grown into) or retired, a block being freed (freeInFlight): payload word…
     LEDGER_SPARE_GEN: 1, // …and generation, so a thread killed mid-move leaves its reaper the block to free

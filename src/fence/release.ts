@@ -11,11 +11,12 @@ import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
-import { Errno, Errors, warn } from '../errors.js';
+import { attempt, Errno, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
 import { setPutHook } from './inbox.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { dropRef, pushRelease } from './drop.js';
+import { deferRelease, finishDeadDeferred, releaseDropped, runDeferredAt, setDeferHook } from './releasedefer.js';
 import type { Fence } from './fence.js';
 import { findOps, opsMissing, releaseResumes } from './ops.js';
 import { signalFence } from './signal.js';
@@ -24,7 +25,7 @@ import './hot.js'; // its load-time check of FH (tsc drops the import above: con
 
 const { EV_FENCE_DESTROY } = TR;
 
-const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, FLAG_SIGNALED, FLAG_OPS_RELEASE, H_STUB, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP } = L;
+const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, FLAG_SIGNALED, FLAG_OPS_RELEASE, H_STUB, releaseRecord, REC_FW, REC_STATE, RELEASE_CAP, RELEASE_INLINE, T_RELEASE_DEFER } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 let viewOf: (arena: Arena, fw: number) => Fence = () => {
@@ -134,7 +135,9 @@ export function releaseFenceAt(arena: Arena, fw: number, depth: number, view?: F
 /**
  * The release after the last put, under release record `d`, which it pops when the block is
  * freed: kernel dma_fence_release. An unsignaled fence with callbacks is resurrected and signaled
- * with -EDEADLK first; then ops.release runs and the block is freed.
+ * with -EDEADLK first; then ops.release runs and the block is freed. Nested deeper than
+ * RELEASE_INLINE, a release that would run code (callbacks, ops.release) is deferred instead (see
+ * deferRelease); a plain free is not (it nests nothing), so the put path tests nothing for it.
  */
 function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
   const i32 = arena.i32;
@@ -146,9 +149,22 @@ function releaseFence(arena: Arena, fw: number, view: Fence | undefined, d: numb
 
 /**
  * {@link releaseFence} of an unsignaled fence with callbacks (kernel dma_fence_release's WARN):
- * resurrected and signaled with -EDEADLK, its callbacks run, then freed.
+ * resurrected and signaled with -EDEADLK, its callbacks run, then freed. At the last inline depth,
+ * the releases its callbacks deferred run before it returns.
  */
 function releaseUnsignaled(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
+  if (d >= RELEASE_INLINE) return deferRelease(arena, fw, d);
+  let first: unknown = NO_ERROR;
+  try {
+    signalAndFree(arena, fw, view, d, flags);
+  } catch (e) {
+    first = e;
+  }
+  runDeferredAt(arena, d, first);
+}
+
+/** The body of {@link releaseUnsignaled}: the -EDEADLK signal under the resurrected reference, then the free. */
+function signalAndFree(arena: Arena, fw: number, view: Fence | undefined, d: number, flags: number): void {
   const i32 = arena.i32;
   const state = recordState(arena, d);
   // Kernel dma_fence_release: callbacks would never run. Resurrect for the signal (remote
@@ -182,9 +198,9 @@ function freeFence(arena: Arena, fw: number, view: Fence | undefined, d: number,
     i32[arena.slotBase + FH.T_RELEASE_DEPTH] = d; // the stub is permanent
     return;
   }
-  if (i32[FH.TH_FLAGS] & FH.TC_RELEASE) traceDestroy(arena, fw); // inline test: see fenceInit in core.ts
   // Ops with a release out of line: the put path inlines this function (and the default ops have none).
   if (flags & FLAG_OPS_RELEASE) return freeWithRelease(arena, fw, view, d);
+  if (i32[FH.TH_FLAGS] & FH.TC_RELEASE) traceDestroy(arena, fw); // inline test: see fenceInit in core.ts
   // A terminate() between the free and the pop leaves a record whose generation has moved on.
   arena.freeBlock(fw - FH.BLOCK_HEADER_WORDS);
   i32[arena.slotBase + FH.T_RELEASE_DEPTH] = d;
@@ -195,8 +211,25 @@ function traceDestroy(arena: Arena, fw: number): void {
   traceFence(arena, EV_FENCE_DESTROY, fw, 0);
 }
 
-/** {@link freeFence} of a fence whose ops have a release: ops.release, then the free and the pop. */
+/**
+ * {@link freeFence} of a fence whose ops have a release: its destroy event, ops.release, then the
+ * free and the pop. Nested deeper than RELEASE_INLINE it is deferred; at the last inline depth,
+ * the releases ops.release deferred run before it returns.
+ */
 function freeWithRelease(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
+  if (d >= RELEASE_INLINE) return deferRelease(arena, fw, d);
+  if (arena.i32[FH.TH_FLAGS] & FH.TC_RELEASE) traceDestroy(arena, fw);
+  let first: unknown = NO_ERROR;
+  try {
+    callReleaseAndFree(arena, fw, view, d);
+  } catch (e) {
+    first = e;
+  }
+  runDeferredAt(arena, d, first);
+}
+
+/** The body of {@link freeWithRelease}: ops.release, then (whether it throws or not) the free and the pop. */
+function callReleaseAndFree(arena: Arena, fw: number, view: Fence | undefined, d: number): void {
   const i32 = arena.i32;
   const id = i32[fw + F_OPS];
   const ops = findOps(id);
@@ -230,6 +263,8 @@ function finishDeadReleases(arena: Arena, slot: number): void {
   if (slot === arena.slot) return; // detach: a thread detaches between calls, not inside a release
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
+  // Its deferred releases first: each dropped fence is on the list or in a record, not both.
+  let first = attempt(finishDeadDeferred, arena, b, 0, NO_ERROR);
   const n = Math.min(i32[b + L.T_RELEASE_DEPTH], RELEASE_CAP);
   for (let j = n - 1; j >= 0; j--) {
     const fw = i32[releaseRecord(b, j, REC_FW)];
@@ -242,15 +277,13 @@ function finishDeadReleases(arena: Arena, slot: number): void {
       if (!isSignaledFlag(i32, fw)) signalFence(arena, fw, nowNs());
       putFence(arena, fw);
     } else {
-      // The dead thread's drop becomes ours: recorded as dropped on our own stack, then released.
-      const d = pushRelease(arena, fw);
-      const state = recordState(arena, d);
-      if (state) i32[state] |= L.REL_DROPPED;
-      releaseFence(arena, fw, undefined, d, i32[fw + F_FLAGS]);
+      releaseDropped(arena, fw);
     }
   }
   i32[b + L.T_RELEASE_DEPTH] = 0;
+  rethrowFirst(first);
 }
+
 onReap(ReapStage.RELEASES, finishDeadReleases);
 
 /**
@@ -273,7 +306,10 @@ function resumeRelease(arena: Arena, fw: number): void {
 onThreadCheck((arena, s, b) => {
   // The calling thread is between calls: no release of its own can be in flight (others may be).
   const releases = arena.i32[b + L.T_RELEASE_DEPTH];
-  return releases < 0 || (s === arena.slot && releases !== 0) ? [`thread ${s} has ${releases} fence releases in flight`] : [];
+  const problems = releases < 0 || (s === arena.slot && releases !== 0) ? [`thread ${s} has ${releases} fence releases in flight`] : [];
+  if (s === arena.slot && arena.i32[b + T_RELEASE_DEFER] !== 0) problems.push(`thread ${s} has deferred fence releases not run`);
+  return problems;
 });
 
 setPutHook(putFence, releaseFenceAt);
+setDeferHook(releaseFenceAt);
