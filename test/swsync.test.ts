@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
-import { TestWorker, expectClean, rejects } from './support/core.js';
+import { TestWorker, expectClean, rejects, until } from './support/core.js';
 
 function arenaFor(): Arena {
   return Arena.create({ bytes: 2 << 20, maxThreads: 4, maxFds: 256 });
@@ -236,7 +236,7 @@ describe('SwTimeline close', () => {
     expectClean(arena);
   });
 
-  it('close() drops a reference of the calling thread: none held is EINVAL, nothing changes', () => {
+  it('close() with no reference on a closed timeline only closes the view; a second close of it is EBADF', () => {
     const arena = arenaFor();
     const tl = SwTimeline.create(arena);
     const fd = tl.createFence(3); // keeps the block alive once closed
@@ -244,8 +244,32 @@ describe('SwTimeline close', () => {
     extra.close();
     tl.close();
     // The timeline is closed but live (its point): a view from its handle holds no reference.
-    rejects(arena, () => SwTimeline.fromHandle(arena, tl.handle).close(), 'EINVAL');
+    const view = SwTimeline.fromHandle(arena, tl.handle);
+    view.close(); // harmless: nothing to close, nobody's reference dropped
+    expect(arena.check().problems).toEqual([]);
+    expect(arena.stats().live.timeline).toBe(1);
+    rejects(arena, () => view.close(), 'EBADF'); // this view is closed
+    rejects(arena, () => view.inc(1), 'EBADF');
     SyncFile.close(arena, fd);
+    rejects(arena, () => SwTimeline.fromHandle(arena, tl.handle), 'EBADF'); // freed with its point
+    expectClean(arena);
+  });
+
+  it('close() of a fromHandle view in a thread holding a reference is that holder\'s close', () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena);
+    const fd = tl.createFence(5);
+    const f = fenceOf(arena, fd);
+    const seen: number[] = [];
+    f.addCallback((g) => seen.push(g.status()));
+    SyncFile.close(arena, fd);
+    // This thread holds the creator's reference: any of its views closes it (the last: closes the
+    // timeline and, its point gone, frees it). A thread holding none: the worker tests below.
+    const view = SwTimeline.fromHandle(arena, tl.handle);
+    view.close();
+    expect(seen).toEqual([Errno.ENOENT]);
+    rejects(arena, () => tl.inc(1), 'EBADF'); // the holder's close was the last
+    f.put();
     expectClean(arena);
   });
 
@@ -337,6 +361,70 @@ describe('SwTimeline under the sanitizer', () => {
 });
 
 describe('SwTimeline across workers', () => {
+  /** Starts the swsync-view-user fixture on `arena`, watched (its death is reaped). */
+  async function viewUser(arena: Arena): Promise<TestWorker> {
+    const w = new TestWorker('swsync-view-user', { buffer: arena.buffer });
+    arena.watch(w.worker);
+    await w.next('ready');
+    return w;
+  }
+
+  for (const end of ['closes', 'dies'] as const) {
+    it(`a worker creates, main closes a fromHandle view: points -ENOENT, every view throws, the block is freed once the worker ${end}`, async () => {
+      const arena = arenaFor();
+      const w = await viewUser(arena);
+      try {
+        const { handle } = await w.ask({ type: 'create' }, 'create');
+        const view = SwTimeline.fromHandle(arena, handle as number);
+        const fd = view.createFence(2);
+        const f = fenceOf(arena, fd);
+        const seen: number[] = [];
+        f.addCallback((g) => seen.push(g.status()));
+        view.close(); // main holds no reference: the timeline closes, the worker's stays
+        expect(seen).toEqual([Errno.ENOENT]);
+        expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+        rejects(arena, () => view.close(), 'EBADF');
+        const other = SwTimeline.fromHandle(arena, handle as number); // still allocated: the worker's reference
+        for (const use of [() => other.inc(1), () => other.createFence(9), () => other.value, () => other.get(), () => other.share()])
+          rejects(arena, use, 'EBADF');
+        other.close(); // closed already: only this view
+        expect((await w.ask({ type: 'inc' }, 'inc')).code).toBe('EBADF');
+        SyncFile.close(arena, fd);
+        f.put();
+        expect(arena.stats().live.timeline).toBe(1); // the worker's reference keeps it
+        if (end === 'closes') expect((await w.ask({ type: 'close' }, 'close')).code).toBe('');
+        else await w.worker.terminate();
+        if (end === 'dies') await w.exited();
+        expect(await until(() => (arena.stats().live.timeline ?? 0) === 0, 10_000)).toBe(true);
+        rejects(arena, () => SwTimeline.fromHandle(arena, handle as number), 'EBADF');
+      } finally {
+        await w.worker.terminate();
+      }
+      expectClean(arena);
+    });
+  }
+
+  it('main creates, a worker closes a fromHandle view: the timeline closes, main\'s close then frees it', async () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena, 'main-made');
+    const fd = tl.createFence(1);
+    const w = await viewUser(arena);
+    try {
+      await w.ask({ type: 'view', handle: tl.handle }, 'view');
+      expect((await w.ask({ type: 'close' }, 'close')).code).toBe('');
+      expect((await w.ask({ type: 'close' }, 'close')).code).toBe('EBADF'); // its view is closed
+      expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+      rejects(arena, () => tl.inc(1), 'EBADF');
+      SyncFile.close(arena, fd);
+      expect(arena.stats().live.timeline).toBe(1); // main's reference keeps it
+      tl.close(); // main's, the last: frees
+      expect(arena.stats().live.timeline ?? 0).toBe(0);
+    } finally {
+      await w.worker.terminate();
+    }
+    expectClean(arena);
+  });
+
   it('a worker killed while holding the timeline lock: the lock is recovered, its fds closed', async () => {
     const arena = Arena.create({ bytes: 2 << 20, maxThreads: 4, maxFds: 64 });
     const tl = SwTimeline.create(arena, 'shared');

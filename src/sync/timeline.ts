@@ -15,18 +15,18 @@ import * as A from '../arena/layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors, describeValue } from '../errors.js';
+import { Errors, NO_ERROR, attempt, describeValue, rethrowFirst } from '../errors.js';
 import { contextAlloc } from '../fence/core.js';
 import { putFence } from '../fence/release.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
 import { lockTimeline, point, pointAtLocked, putCreatedPoint, swSyncOps, unlockTimeline } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
-import { closeLast, isOwner } from './timelineclose.js';
+import { closeLast, closeTimeline, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
-import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline } from './timelineshare.js';
+import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline, tryGetOpenRef } from './timelineshare.js';
 import { ledgerAllocBlock } from '../fence/ledger.js';
 
 const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_LAST } = L;
@@ -83,9 +83,10 @@ export class SwTimeline {
 
   /**
    * A view of the timeline behind `handle`. It takes no reference: it is valid while someone
-   * holds one, and its close() drops one the calling thread holds (see {@link close}); a reference
-   * for another thread goes through {@link share} and {@link receive}. Throws EBADF (stale, freed,
-   * forged) or EINVAL (another block type).
+   * holds one. Its close() drops one the calling thread holds, or — holding none — closes the
+   * timeline for everyone (see {@link close}); a reference for another thread goes through
+   * {@link share} and {@link receive}. Throws EBADF (stale, freed, forged) or EINVAL (another
+   * block type).
    */
   static fromHandle(arena: Arena, handle: number): SwTimeline {
     arenaArg(arena, 'SwTimeline.fromHandle');
@@ -271,16 +272,29 @@ export class SwTimeline {
   }
 
   /**
-   * Closes an open reference of the calling thread ({@link create}, {@link get}, {@link receive}:
-   * any view of the timeline in that thread closes one). The last one (kernel sw_sync release)
-   * signals every point still waiting with -ENOENT, and the timeline is freed once its last point
-   * is released. Using this view afterwards (createFence, inc, a second close) throws EBADF.
+   * Closes this view (using it afterwards — createFence, inc, value, a second close — throws EBADF).
+   * What else it does depends on the calling thread:
+   *
+   * - It holds an open reference ({@link create}, {@link get}, {@link receive}; any view of the
+   *   timeline in that thread closes one): drops it. The last one (kernel sw_sync release) closes
+   *   the timeline — every point still waiting signaled with -ENOENT — and the block is freed once
+   *   its last point is released.
+   * - It holds none (a {@link fromHandle} view of a timeline another thread created or received):
+   *   closes the timeline as a timeline, as its owner's death does — every waiting point signaled
+   *   with -ENOENT, and createFence, inc, value, get and share through any view throw EBADF from
+   *   then on — and drops nobody's reference: the block is freed once the last holder closes (or
+   *   dies) and the last point is released. On a timeline closed already, it only closes this view.
+   *
    * Locking: takes the timeline lock (EDEADLK, nothing changed, when the caller holds it through a
-   * point's fence). Threads: a thread holding an open reference (EINVAL, nothing changed, for one
-   * holding none: a reference another thread took is that thread's to close).
-   * Kill-safe: the drop forgets the ledger entry and, when last, sets SWS_LAST on the timeline
-   * record in its run. A thread terminated before the drop leaves its reaper the entry to drop;
-   * after it, the last close (if it was) to finish.
+   * point's fence). Threads: any attached thread.
+   * Kill-safe: a holder's drop forgets the ledger entry and, when last, sets SWS_LAST on the
+   * timeline record in its run. A thread terminated before the drop leaves its reaper the entry to
+   * drop; after it, the last close (if it was) to finish. A thread holding none takes an open
+   * reference of its own first (a ledger entry, in the run that takes it), closes the timeline
+   * under a timeline record, then drops that reference as a holder does: its reaper finishes the
+   * signaling and drops the reference, so the close happened or not (one terminated before
+   * TL_CLOSED is set) and nothing leaks. Throws EBADF (this view closed; the block freed), EDEADLK,
+   * ENOMEM (a thread holding none whose ledger cannot grow: nothing changed).
    */
   close(): void {
     const arena = this.arena;
@@ -294,19 +308,25 @@ export class SwTimeline {
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
     const e = findOpenRef(arena, tw);
-    if (e < 0) throw Errors.invalid(`close: the calling thread holds no open reference of timeline ${this.handle} (one for another thread goes through share/receive)`);
-    this.closedHere = true;
-    // The record first: the reaper of a thread terminated from here on finishes a last close.
-    const d = pushTimelineRecord(arena, tw, 0);
-    try {
-      const rec = timelineRecord(arena, d);
-      if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-      const old = dropTrackedRef(arena, tw, e);
-      if (rec !== 0 && old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
-      if (old === 1) closeLast(arena, tw, d, true);
-    } finally {
-      popTimelineRecord(arena, d);
+    if (e >= 0) {
+      this.closedHere = true;
+      dropOwnRef(arena, tw, e);
+      return;
     }
+    // None held. Closed already (TL_CLOSED), or its last reference gone (the last close is
+    // running or done): only this view closes. Else a reference of our own keeps the block alive
+    // (and is our reaper's to drop) while the timeline is closed under it.
+    if (Atomics.load(i32, tw + TL_CLOSED) || !tryGetOpenRef(arena, tw)) {
+      this.closedHere = true;
+      return;
+    }
+    this.closedHere = true;
+    let first = attempt(closeTimeline, arena, tw, 0, NO_ERROR);
+    // Looked up again: the callbacks that ran may have changed the ledger (or, closing another
+    // view of this timeline here, dropped this very reference).
+    const e2 = findOpenRef(arena, tw);
+    if (e2 >= 0) first = attempt(dropOwnRef, arena, tw, e2, first);
+    rethrowFirst(first);
   }
 
   /**
@@ -322,5 +342,25 @@ export class SwTimeline {
     const tw = this.v();
     i32[tw + TL_OWNER_SERIAL] = i32[this.arena.slotBase + A.T_SERIAL];
     Atomics.store(i32, tw + TL_OWNER, this.arena.slot + 1);
+  }
+}
+
+/**
+ * Drops the calling thread's open reference of timeline `tw` whose ledger entry
+ * {@link findOpenRef} returned as `e` (close() of a holder): under a timeline record pushed first,
+ * so that the reaper of a thread terminated from the drop on finishes a last close. The owner's
+ * close leaves the timeline nobody's.
+ */
+function dropOwnRef(arena: Arena, tw: number, e: number): void {
+  const i32 = arena.i32;
+  const d = pushTimelineRecord(arena, tw, 0);
+  try {
+    const rec = timelineRecord(arena, d);
+    if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
+    const old = dropTrackedRef(arena, tw, e);
+    if (rec !== 0 && old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
+    if (old === 1) closeLast(arena, tw, d, true);
+  } finally {
+    popTimelineRecord(arena, d);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Closing an sw_sync timeline: the last open reference's close (kernel sw_sync release: every
- * waiting point signaled with -ENOENT), and the close of the timelines a dead thread was
- * responsible for (registered here as a reap hook of the sync layer).
+ * waiting point signaled with -ENOENT), and the close of a timeline while references remain — that
+ * of the timelines a dead thread was responsible for (registered here as a reap hook of the sync
+ * layer), and close() from a view of a thread holding no reference (src/sync/timeline.ts).
  */
 import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
@@ -63,11 +64,23 @@ function closeOrphanedTimelines(arena: Arena, slot: number): void {
   for (const tw of found) {
     if (Atomics.compareExchange(i32, tw + TL_OWNER, who, 0) !== who) continue;
     // Closed while the open state's reference keeps it (the other holders', or a point's if none).
-    first = attempt(closeUnder, arena, tw, 0, first);
+    first = attempt(closeTimeline, arena, tw, 0, first);
   }
   rethrowFirst(first);
 }
 onReap(ReapStage.SIGNALERS, closeOrphanedTimelines);
+
+/**
+ * Closes timeline `tw` as a timeline — TL_CLOSED set, every waiting point signaled (-ENOENT unless
+ * reached) — and drops no open reference: the block lives until its holders' references and its
+ * points are gone. Under a timeline record of its own, so the reaper of a thread terminated inside
+ * finishes the signaling (one terminated before TL_CLOSED is set has closed nothing). The caller
+ * keeps the block alive (an open reference, or the reaper's knowledge that one is held).
+ * Locking: takes the timeline lock.
+ */
+export function closeTimeline(arena: Arena, tw: number): void {
+  closeUnder(arena, tw, 0);
+}
 
 /** {@link closeLast} of a timeline, under a record of its own: `bits` SWS_LAST to put the open state's reference too. */
 function closeUnder(arena: Arena, tw: number, bits: number): void {

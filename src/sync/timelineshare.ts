@@ -37,6 +37,14 @@ const TRANSIT_BYTES = (BLOCK_HEADER_WORDS + TRANSIT_WORDS) * 4;
  * recorded or not at all. Throws EBADF (closed: nothing taken), ENOMEM.
  */
 export function getOpenRef(arena: Arena, tw: number, handle: number): void {
+  if (!tryGetOpenRef(arena, tw)) throw Errors.badHandle('timeline', handle, 'the timeline was closed');
+}
+
+/**
+ * {@link getOpenRef} that returns false instead of throwing when no open reference is left (the
+ * last close dropped it: the timeline is closed or closing; nothing taken). Throws ENOMEM.
+ */
+export function tryGetOpenRef(arena: Arena, tw: number): boolean {
   const lw = ledgerReserve(arena);
   const i32 = arena.i32;
   const n = i32[lw + LG_COUNT];
@@ -44,13 +52,13 @@ export function getOpenRef(arena: Arena, tw: number, handle: number): void {
   const gen = i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
   for (;;) {
     const old = Atomics.load(i32, tw + TL_FILE_REFS);
-    if (old <= 0) throw Errors.badHandle('timeline', handle, 'the timeline was closed');
+    if (old <= 0) return false;
     if (Atomics.compareExchange(i32, tw + TL_FILE_REFS, old, old + 1) === old) {
       i32[e + LE_KIND] = LGK_TIMELINE_REF;
       i32[e + LE_VALUE] = tw;
       i32[e + LE_GEN] = gen;
       i32[lw + LG_COUNT] = n + 1;
-      return;
+      return true;
     }
   }
 }
