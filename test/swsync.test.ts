@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
 import { TestWorker, expectClean, rejects, until } from './support/core.js';
+import { SW_CAP, T_SW_DEPTH, T_SW_MORE } from '../src/sync/layout.js';
 
 function arenaFor(): Arena {
   return Arena.create({ bytes: 2 << 20, maxThreads: 4, maxFds: 256 });
@@ -286,6 +287,44 @@ describe('SwTimeline close', () => {
     SyncFile.close(arena, fds[0]);
     SyncFile.close(arena, fds[2]);
     tl.close();
+    expectClean(arena);
+  });
+});
+
+describe('SwTimeline nested incs', () => {
+  it('incs nested from callbacks past the slot\'s records are recorded in blocks, freed on the way out', () => {
+    const arena = arenaFor();
+    const LEVELS = 7;
+    const tls = Array.from({ length: LEVELS }, (_, k) => SwTimeline.create(arena, `nest-${k}`));
+    const fds = tls.map((tl) => tl.createFence(1));
+    const fences = fds.map((fd) => fenceOf(arena, fd));
+    const sb = arena.slotBase;
+    let deepest = 0;
+    let blocks = 0;
+    fences.forEach((f, k) =>
+      f.addCallback(() => {
+        const d = arena.i32[sb + T_SW_DEPTH];
+        if (d > deepest) {
+          deepest = d;
+          blocks = arena.stats().live.internal ?? 0;
+        }
+        if (k + 1 < LEVELS) tls[k + 1].inc(1);
+        if (d > SW_CAP) expect(arena.i32[sb + T_SW_MORE]).not.toBe(0); // a record block stacked
+      }),
+    );
+    const before = arena.stats().live.internal ?? 0;
+    tls[0].inc(1);
+    expect(deepest).toBeGreaterThan(SW_CAP);
+    expect(blocks - before).toBe(deepest - SW_CAP); // one block per record past the slot's
+    expect(arena.i32[sb + T_SW_DEPTH]).toBe(0);
+    expect(arena.i32[sb + T_SW_MORE]).toBe(0);
+    expect(arena.stats().live.internal ?? 0).toBe(before);
+    for (const f of fences) {
+      expect(f.status()).toBe(1);
+      f.put();
+    }
+    for (const fd of fds) SyncFile.close(arena, fd);
+    for (const tl of tls) tl.close();
     expectClean(arena);
   });
 });

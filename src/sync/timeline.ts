@@ -15,14 +15,14 @@ import * as A from '../arena/layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors, NO_ERROR, attempt, describeValue, rethrowFirst } from '../errors.js';
+import { Errors, NO_ERROR, describeValue, rethrowFirst } from '../errors.js';
 import { contextAlloc } from '../fence/core.js';
 import { putFence } from '../fence/release.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
 import { lockTimeline, point, pointAtLocked, putCreatedPoint, swSyncOps, unlockTimeline } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
-import { closeLast, closeTimeline, isOwner } from './timelineclose.js';
+import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
@@ -287,14 +287,15 @@ export class SwTimeline {
    *
    * Locking: takes the timeline lock (EDEADLK, nothing changed, when the caller holds it through a
    * point's fence). Threads: any attached thread.
-   * Kill-safe: a holder's drop forgets the ledger entry and, when last, sets SWS_LAST on the
-   * timeline record in its run. A thread terminated before the drop leaves its reaper the entry to
-   * drop; after it, the last close (if it was) to finish. A thread holding none takes an open
-   * reference of its own first (a ledger entry, in the run that takes it), closes the timeline
-   * under a timeline record, then drops that reference as a holder does: its reaper finishes the
+   * Kill-safe: a timeline record is pushed first. A holder's drop forgets the ledger entry and,
+   * when last, sets SWS_LAST on the record in its run: a thread terminated before the drop leaves
+   * its reaper the entry to drop; after it, the last close (if it was) to finish. A thread holding
+   * none takes an open reference of its own (a ledger entry, in the run that takes it), closes the
+   * timeline under the record, then drops that reference as a holder does: its reaper finishes the
    * signaling and drops the reference, so the close happened or not (one terminated before
    * TL_CLOSED is set) and nothing leaks. Throws EBADF (this view closed; the block freed), EDEADLK,
-   * ENOMEM (a thread holding none whose ledger cannot grow: nothing changed).
+   * ENOMEM (no memory for the record, nested past SW_CAP, or for the ledger entry of a thread
+   * holding none: nothing changed).
    */
   close(): void {
     const arena = this.arena;
@@ -308,25 +309,27 @@ export class SwTimeline {
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
     const e = findOpenRef(arena, tw);
-    if (e >= 0) {
-      this.closedHere = true;
-      dropOwnRef(arena, tw, e);
-      return;
-    }
-    // None held. Closed already (TL_CLOSED), or its last reference gone (the last close is
-    // running or done): only this view closes. Else a reference of our own keeps the block alive
-    // (and is our reaper's to drop) while the timeline is closed under it.
-    if (Atomics.load(i32, tw + TL_CLOSED) || !tryGetOpenRef(arena, tw)) {
+    // None held, and closed already (TL_CLOSED) or its last reference gone (the last close is
+    // running or done): only this view closes.
+    if (e < 0 && (Atomics.load(i32, tw + TL_CLOSED) || Atomics.load(i32, tw + TL_FILE_REFS) <= 0)) {
       this.closedHere = true;
       return;
     }
-    this.closedHere = true;
-    let first = attempt(closeTimeline, arena, tw, 0, NO_ERROR);
-    // Looked up again: the callbacks that ran may have changed the ledger (or, closing another
-    // view of this timeline here, dropped this very reference).
-    const e2 = findOpenRef(arena, tw);
-    if (e2 >= 0) first = attempt(dropOwnRef, arena, tw, e2, first);
-    rethrowFirst(first);
+    // The record first (ENOMEM past SW_CAP: nothing changed): the reaper of a thread terminated
+    // from here on finishes what it names.
+    const d = pushTimelineRecord(arena, tw, 0);
+    try {
+      if (e >= 0) {
+        this.closedHere = true;
+        dropOwnRef(arena, tw, e, d);
+      } else if (!tryGetOpenRef(arena, tw)) this.closedHere = true; // its last reference went meanwhile
+      else {
+        this.closedHere = true;
+        closeHoldingNone(arena, tw, d);
+      }
+    } finally {
+      popTimelineRecord(arena, d);
+    }
   }
 
   /**
@@ -347,20 +350,43 @@ export class SwTimeline {
 
 /**
  * Drops the calling thread's open reference of timeline `tw` whose ledger entry
- * {@link findOpenRef} returned as `e` (close() of a holder): under a timeline record pushed first,
- * so that the reaper of a thread terminated from the drop on finishes a last close. The owner's
- * close leaves the timeline nobody's.
+ * {@link findOpenRef} returned as `e` (close() of a holder), under its timeline record at depth
+ * `d`: SWS_LAST set in the drop's run when it was the last, so that the reaper of a thread
+ * terminated from the drop on finishes the last close. The owner's close leaves the timeline
+ * nobody's.
  */
-function dropOwnRef(arena: Arena, tw: number, e: number): void {
+function dropOwnRef(arena: Arena, tw: number, e: number, d: number): void {
   const i32 = arena.i32;
-  const d = pushTimelineRecord(arena, tw, 0);
+  const rec = timelineRecord(arena, d);
+  if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
+  const old = dropTrackedRef(arena, tw, e);
+  if (old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
+  if (old === 1) closeLast(arena, tw, d, true);
+}
+
+/**
+ * close() of a thread holding no open reference of timeline `tw`, under its timeline record at
+ * depth `d`, with an open reference it has just taken (its ledger's: kept alive, and dropped by
+ * its reaper): the timeline closed as a timeline, as its owner's death does (closeLast without
+ * the put, as closeOrphanedTimelines does), then that reference dropped as a holder's. The
+ * record serves both: a thread terminated inside leaves its reaper the signaling to finish (or,
+ * past a last drop, the last close) and its ledger the reference. Callback errors: the first is
+ * rethrown once both are done.
+ */
+function closeHoldingNone(arena: Arena, tw: number, d: number): void {
+  let first: unknown = NO_ERROR;
   try {
-    const rec = timelineRecord(arena, d);
-    if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-    const old = dropTrackedRef(arena, tw, e);
-    if (rec !== 0 && old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
-    if (old === 1) closeLast(arena, tw, d, true);
-  } finally {
-    popTimelineRecord(arena, d);
+    closeLast(arena, tw, d, false);
+  } catch (err) {
+    first = err;
   }
+  // Looked up again: the callbacks that ran may have changed the ledger (or, closing another view
+  // of this timeline here, dropped this very reference).
+  const e = findOpenRef(arena, tw);
+  try {
+    if (e >= 0) dropOwnRef(arena, tw, e, d);
+  } catch (err) {
+    if (first === NO_ERROR) first = err;
+  }
+  rethrowFirst(first);
 }

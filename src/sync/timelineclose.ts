@@ -40,7 +40,7 @@ export function closeLast(arena: Arena, tw: number, d: number, last: boolean): v
   try {
     signalDue(arena, tw, rec);
   } finally {
-    if (last) timelinePut(arena, tw, rec === 0 ? 0 : rec + SWR_STATE, rec === 0 ? 0 : i32[rec + SWR_STATE] | SWS_PUT);
+    if (last) timelinePut(arena, tw, rec + SWR_STATE, i32[rec + SWR_STATE] | SWS_PUT);
   }
 }
 
@@ -64,23 +64,11 @@ function closeOrphanedTimelines(arena: Arena, slot: number): void {
   for (const tw of found) {
     if (Atomics.compareExchange(i32, tw + TL_OWNER, who, 0) !== who) continue;
     // Closed while the open state's reference keeps it (the other holders', or a point's if none).
-    first = attempt(closeTimeline, arena, tw, 0, first);
+    first = attempt(closeUnder, arena, tw, 0, first);
   }
   rethrowFirst(first);
 }
 onReap(ReapStage.SIGNALERS, closeOrphanedTimelines);
-
-/**
- * Closes timeline `tw` as a timeline — TL_CLOSED set, every waiting point signaled (-ENOENT unless
- * reached) — and drops no open reference: the block lives until its holders' references and its
- * points are gone. Under a timeline record of its own, so the reaper of a thread terminated inside
- * finishes the signaling (one terminated before TL_CLOSED is set has closed nothing). The caller
- * keeps the block alive (an open reference, or the reaper's knowledge that one is held).
- * Locking: takes the timeline lock.
- */
-export function closeTimeline(arena: Arena, tw: number): void {
-  closeUnder(arena, tw, 0);
-}
 
 /** {@link closeLast} of a timeline, under a record of its own: `bits` SWS_LAST to put the open state's reference too. */
 function closeUnder(arena: Arena, tw: number, bits: number): void {
