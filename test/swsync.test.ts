@@ -3,9 +3,10 @@
  * identical point, 32-bit wrap-around, close → -ENOENT, sharing by handle, bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
+import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
 import { TestWorker, expectClean, rejects, until } from './support/core.js';
-import { SW_CAP, T_SW_DEPTH, T_SW_MORE } from '../src/sync/layout.js';
+import { SW_CAP, T_SW_DEPTH, T_SW_MORE, TL_FILE_REFS } from '../src/sync/layout.js';
+import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 
 function arenaFor(): Arena {
   return Arena.create({ bytes: 2 << 20, maxThreads: 4, maxFds: 256 });
@@ -237,6 +238,42 @@ describe('SwTimeline close', () => {
     expectClean(arena);
   });
 
+  it('withdraw() takes back an unreceived share as the sender\'s own reference; received or foreign tokens are refused', () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena);
+    const fd = tl.createFence(1);
+    const tw = arena.resolve(tl.handle, BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+    const token = tl.share();
+    expect(arena.i32[tw + TL_FILE_REFS]).toBe(2);
+    const back = tl.withdraw(token);
+    expect(back.handle).toBe(tl.handle);
+    expect(arena.i32[tw + TL_FILE_REFS]).toBe(2); // the same reference, ours again
+    rejects(arena, () => SwTimeline.receive(arena, token), 'EBADF'); // withdrawn: stale
+    rejects(arena, () => tl.withdraw(token), 'EBADF');
+    const got = SwTimeline.receive(arena, tl.share());
+    const received = tl.share();
+    SwTimeline.receive(arena, received).close();
+    rejects(arena, () => tl.withdraw(received), 'EBADF'); // received already: nothing changes
+    const other = SwTimeline.create(arena);
+    const foreign = other.share();
+    rejects(arena, () => tl.withdraw(foreign), 'EINVAL'); // another timeline's share
+    other.withdraw(foreign).close();
+    other.close();
+    const f = fenceOf(arena, fd);
+    const ft = f.share();
+    rejects(arena, () => tl.withdraw(ft), 'EINVAL'); // a fence's token
+    expect(Fence.withdraw(arena, ft)).toBe(true);
+    f.put();
+    expect(arena.i32[tw + TL_FILE_REFS]).toBe(3); // tl, back, got
+    back.close();
+    got.close();
+    expect(SyncFile.wait(arena, fd, 0)).toBe(false);
+    tl.close(); // the last
+    expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+    SyncFile.close(arena, fd);
+    expectClean(arena);
+  });
+
   it('close() with no reference on a closed timeline only closes the view; a second close of it is EBADF', () => {
     const arena = arenaFor();
     const tl = SwTimeline.create(arena);
@@ -442,6 +479,26 @@ describe('SwTimeline across workers', () => {
       expectClean(arena);
     });
   }
+
+  it('withdraw(): another thread\'s share is EPERM; a share the sender withdrew is its reference, dropped at its death', async () => {
+    const arena = arenaFor();
+    const w = await viewUser(arena);
+    try {
+      const { handle } = await w.ask({ type: 'create' }, 'create');
+      const { token } = await w.ask({ type: 'share' }, 'share');
+      rejects(arena, () => SwTimeline.fromHandle(arena, handle as number).withdraw(token as number), 'EPERM');
+      expect((await w.ask({ type: 'withdraw', token }, 'withdraw')).code).toBe('');
+      rejects(arena, () => SwTimeline.receive(arena, token as number), 'EBADF');
+      const tw = arena.resolve(handle as number, BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+      expect(arena.i32[tw + TL_FILE_REFS]).toBe(2); // both the worker's
+      await w.worker.terminate();
+      await w.exited();
+      expect(await until(() => (arena.stats().live.timeline ?? 0) === 0, 10_000)).toBe(true); // both dropped by its reaper
+    } finally {
+      await w.worker.terminate();
+    }
+    expectClean(arena);
+  });
 
   it('main creates, a worker closes a fromHandle view: the timeline closes, main\'s close then frees it', async () => {
     const arena = arenaFor();

@@ -26,7 +26,7 @@ import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
-import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline, tryGetOpenRef } from './timelineshare.js';
+import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline, tryGetOpenRef, withdrawTimeline } from './timelineshare.js';
 import { ledgerAllocBlock } from '../fence/ledger.js';
 
 const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_LAST } = L;
@@ -151,6 +151,20 @@ export class SwTimeline {
    */
   share(): number {
     return shareTimeline(this.arena, this.v(), this.handle);
+  }
+
+  /**
+   * Takes back a reference this thread shared with {@link share} that nobody has received: it
+   * becomes an open reference of the calling thread again (in its ledger from the compare-exchange
+   * that takes it back), held by the returned view — {@link close} it like one from {@link get}.
+   * Works on a closed view or timeline too (the reference exists until dropped). Threads: the
+   * sender. Throws EINVAL (not a timeline token, or another timeline's), EPERM (another thread's
+   * share), EBADF (received already, withdrawn, or dropped with its dead sender: nothing changes).
+   */
+  withdraw(token: number): SwTimeline {
+    const tw = this.arena.resolve(this.handle, A.BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+    withdrawTimeline(this.arena, tw, token);
+    return new SwTimeline(this.arena, tw - BLOCK_HEADER_WORDS);
   }
 
   /**

@@ -155,6 +155,36 @@ export function receiveTimeline(arena: Arena, token: unknown): number {
   return tw;
 }
 
+/**
+ * Takes back the open reference of timeline `tw` that the calling thread shared as `token` and
+ * nobody received: the compare-exchange SENT → WITHDRAWN turns its ledger entry (LGK_TL_TRANSIT)
+ * into an open reference of the timeline (LGK_TIMELINE_REF) in its run, so the reference is the
+ * sender's own again at every instant (a close drops it, as its reaper would); the record is then
+ * freed through the slot's spare word. Threads: the sender. Throws EINVAL (not a timeline token, or
+ * another timeline's), EPERM (another thread's share), EBADF (received, withdrawn, or dropped with
+ * its dead sender: nothing changes).
+ */
+export function withdrawTimeline(arena: Arena, tw: number, token: unknown): void {
+  const i32 = arena.i32;
+  const t = transitOf(arena, token, 'timeline.withdraw', true);
+  const tgen = handleGen(token as number); // the record's generation from the token, as in receive
+  const sent = (tgen << 2) | TRS_SENT;
+  if (Atomics.load(i32, t + TR_STATE) !== sent) throw stale('timeline.withdraw', token);
+  if (i32[t + TR_FENCE] !== tw) throw Errors.invalid(`timeline.withdraw: token ${token} is a share of another timeline`);
+  const e = ledgerFind(arena, LGK_TL_TRANSIT, t, tgen);
+  if (e < 0) throw Errors.notOwner(`timeline transit token ${token}`, i32[t + TR_SENDER] - 1, arena.slot);
+  const twGen = i32[t + TR_FENCE_GEN];
+  const sb = arena.slotBase;
+  if (Atomics.compareExchange(i32, t + TR_STATE, sent, (tgen << 2) | TRS_WITHDRAWN) !== sent) throw stale('timeline.withdraw', token);
+  i32[e + LE_KIND] = LGK_TIMELINE_REF;
+  i32[e + LE_VALUE] = tw;
+  i32[e + LE_GEN] = twGen;
+  i32[sb + T_LEDGER_SPARE_GEN] = tgen;
+  i32[sb + T_LEDGER_SPARE] = t;
+  arena.freeBlock(t - BLOCK_HEADER_WORDS);
+  i32[sb + T_LEDGER_SPARE] = 0;
+}
+
 /* ───────────── the reapers ───────────── */
 
 /** A dead thread's open reference: dropped as by close() (the dead thread held it: still checked). */
