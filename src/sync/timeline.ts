@@ -15,21 +15,20 @@ import * as A from '../arena/layout.js';
 import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors, NO_ERROR, describeValue, rethrowFirst } from '../errors.js';
+import { Errors, describeValue } from '../errors.js';
 import { contextAlloc } from '../fence/core.js';
 import { putFence } from '../fence/release.js';
 import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
 import { lockTimeline, point, pointAtLocked, putCreatedPoint, swSyncOps, unlockTimeline } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
-import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
-import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline, tryGetOpenRef, withdrawTimeline } from './timelineshare.js';
+import { closeHoldingNone, dropOwnRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline, tryGetOpenRef, withdrawTimeline } from './timelineshare.js';
 import { ledgerAllocBlock } from '../fence/ledger.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_LAST } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE } = L;
 const { F_FLAGS } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -360,47 +359,4 @@ export class SwTimeline {
     i32[tw + TL_OWNER_SERIAL] = i32[this.arena.slotBase + A.T_SERIAL];
     Atomics.store(i32, tw + TL_OWNER, this.arena.slot + 1);
   }
-}
-
-/**
- * Drops the calling thread's open reference of timeline `tw` whose ledger entry
- * {@link findOpenRef} returned as `e` (close() of a holder), under its timeline record at depth
- * `d`: SWS_LAST set in the drop's run when it was the last, so that the reaper of a thread
- * terminated from the drop on finishes the last close. The owner's close leaves the timeline
- * nobody's.
- */
-function dropOwnRef(arena: Arena, tw: number, e: number, d: number): void {
-  const i32 = arena.i32;
-  const rec = timelineRecord(arena, d);
-  if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-  const old = dropTrackedRef(arena, tw, e);
-  if (old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
-  if (old === 1) closeLast(arena, tw, d, true);
-}
-
-/**
- * close() of a thread holding no open reference of timeline `tw`, under its timeline record at
- * depth `d`, with an open reference it has just taken (its ledger's: kept alive, and dropped by
- * its reaper): the timeline closed as a timeline, as its owner's death does (closeLast without
- * the put, as closeOrphanedTimelines does), then that reference dropped as a holder's. The
- * record serves both: a thread terminated inside leaves its reaper the signaling to finish (or,
- * past a last drop, the last close) and its ledger the reference. Callback errors: the first is
- * rethrown once both are done.
- */
-function closeHoldingNone(arena: Arena, tw: number, d: number): void {
-  let first: unknown = NO_ERROR;
-  try {
-    closeLast(arena, tw, d, false);
-  } catch (err) {
-    first = err;
-  }
-  // Looked up again: the callbacks that ran may have changed the ledger (or, closing another view
-  // of this timeline here, dropped this very reference).
-  const e = findOpenRef(arena, tw);
-  try {
-    if (e >= 0) dropOwnRef(arena, tw, e, d);
-  } catch (err) {
-    if (first === NO_ERROR) first = err;
-  }
-  rethrowFirst(first);
 }

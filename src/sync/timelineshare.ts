@@ -10,20 +10,25 @@
  * A reference for another thread travels as fences' do (src/fence/handover.ts), in a transit
  * record (flag TRF_TIMELINE) recorded in the sender's ledger as LGK_TL_TRANSIT: `share()` takes the
  * reference into it, `SwTimeline.receive` claims it with one compare-exchange that records it in the
- * receiver's ledger in its run. At every instant the reference is one ledger's: the sender's (its
- * reaper withdraws and drops an unreceived one) or the receiver's.
+ * receiver's ledger in its run, or `withdraw` takes it back into the sender's. At every instant the
+ * reference is one ledger's: the sender's (its reaper withdraws and drops an unreceived one) or the
+ * receiver's.
+ *
+ * Also here, the two ways close() drops a tracked reference: a holder's own, and the temporary one
+ * a thread holding none takes to close the timeline for everyone.
  */
 import type { Arena } from '../arena/arena.js';
 import { handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { claim, stale, transitOf } from '../fence/handover.js';
 import { defineLedgerKind, ledgerAllocBlock, ledgerFind, ledgerReserve } from '../fence/ledger.js';
-import { dropOpenRef } from './timelineclose.js';
+import { closeLast, dropOpenRef, isOwner } from './timelineclose.js';
+import { timelineRecord } from './signaling.js';
 
-const { TL_FILE_REFS, LGK_TIMELINE_REF, LGK_TL_TRANSIT } = L;
+const { TL_FILE_REFS, TL_OWNER, SWR_STATE, SWS_LAST, LGK_TIMELINE_REF, LGK_TL_TRANSIT } = L;
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_EMPTY, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_TIMELINE } = FL;
 const { LG_COUNT, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
@@ -84,6 +89,49 @@ export function dropTrackedRef(arena: Arena, tw: number, e: number): number {
   const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
   i32[lw + LG_COUNT] = last;
   return old;
+}
+
+/**
+ * Drops the calling thread's open reference of timeline `tw` whose ledger entry
+ * {@link findOpenRef} returned as `e` (close() of a holder), under its timeline record at depth
+ * `d`: SWS_LAST set in the drop's run when it was the last, so that the reaper of a thread
+ * terminated from the drop on finishes the last close. The owner's close leaves the timeline
+ * nobody's.
+ */
+export function dropOwnRef(arena: Arena, tw: number, e: number, d: number): void {
+  const i32 = arena.i32;
+  const rec = timelineRecord(arena, d);
+  if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
+  const old = dropTrackedRef(arena, tw, e);
+  if (old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
+  if (old === 1) closeLast(arena, tw, d, true);
+}
+
+/**
+ * close() of a thread holding no open reference of timeline `tw`, under its timeline record at
+ * depth `d`, with an open reference it has just taken (its ledger's: kept alive, and dropped by
+ * its reaper): the timeline closed as a timeline, as its owner's death does (closeLast without
+ * the put, as closeOrphanedTimelines does), then that reference dropped as a holder's. The
+ * record serves both: a thread terminated inside leaves its reaper the signaling to finish (or,
+ * past a last drop, the last close) and its ledger the reference. Callback errors: the first is
+ * rethrown once both are done.
+ */
+export function closeHoldingNone(arena: Arena, tw: number, d: number): void {
+  let first: unknown = NO_ERROR;
+  try {
+    closeLast(arena, tw, d, false);
+  } catch (err) {
+    first = err;
+  }
+  // Looked up again: the callbacks that ran may have changed the ledger (or, closing another view
+  // of this timeline here, dropped this very reference).
+  const e = findOpenRef(arena, tw);
+  try {
+    if (e >= 0) dropOwnRef(arena, tw, e, d);
+  } catch (err) {
+    if (first === NO_ERROR) first = err;
+  }
+  rethrowFirst(first);
 }
 
 /**
