@@ -3,8 +3,10 @@
  * identical point, 32-bit wrap-around, close → -ENOENT, sharing by handle, bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
-import { TestWorker, expectClean, rejects } from './support/core.js';
+import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile } from '../src/index.js';
+import { TestWorker, expectClean, rejects, until } from './support/core.js';
+import { SW_CAP, T_SW_DEPTH, T_SW_MORE, TL_FILE_REFS } from '../src/sync/layout.js';
+import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 
 function arenaFor(): Arena {
   return Arena.create({ bytes: 2 << 20, maxThreads: 4, maxFds: 256 });
@@ -236,7 +238,43 @@ describe('SwTimeline close', () => {
     expectClean(arena);
   });
 
-  it('close() drops a reference of the calling thread: none held is EINVAL, nothing changes', () => {
+  it('withdraw() takes back an unreceived share as the sender\'s own reference; received or foreign tokens are refused', () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena);
+    const fd = tl.createFence(1);
+    const tw = arena.resolve(tl.handle, BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+    const token = tl.share();
+    expect(arena.i32[tw + TL_FILE_REFS]).toBe(2);
+    const back = tl.withdraw(token);
+    expect(back.handle).toBe(tl.handle);
+    expect(arena.i32[tw + TL_FILE_REFS]).toBe(2); // the same reference, ours again
+    rejects(arena, () => SwTimeline.receive(arena, token), 'EBADF'); // withdrawn: stale
+    rejects(arena, () => tl.withdraw(token), 'EBADF');
+    const got = SwTimeline.receive(arena, tl.share());
+    const received = tl.share();
+    SwTimeline.receive(arena, received).close();
+    rejects(arena, () => tl.withdraw(received), 'EBADF'); // received already: nothing changes
+    const other = SwTimeline.create(arena);
+    const foreign = other.share();
+    rejects(arena, () => tl.withdraw(foreign), 'EINVAL'); // another timeline's share
+    other.withdraw(foreign).close();
+    other.close();
+    const f = fenceOf(arena, fd);
+    const ft = f.share();
+    rejects(arena, () => tl.withdraw(ft), 'EINVAL'); // a fence's token
+    expect(Fence.withdraw(arena, ft)).toBe(true);
+    f.put();
+    expect(arena.i32[tw + TL_FILE_REFS]).toBe(3); // tl, back, got
+    back.close();
+    got.close();
+    expect(SyncFile.wait(arena, fd, 0)).toBe(false);
+    tl.close(); // the last
+    expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+    SyncFile.close(arena, fd);
+    expectClean(arena);
+  });
+
+  it('close() with no reference on a closed timeline only closes the view; a second close of it is EBADF', () => {
     const arena = arenaFor();
     const tl = SwTimeline.create(arena);
     const fd = tl.createFence(3); // keeps the block alive once closed
@@ -244,8 +282,32 @@ describe('SwTimeline close', () => {
     extra.close();
     tl.close();
     // The timeline is closed but live (its point): a view from its handle holds no reference.
-    rejects(arena, () => SwTimeline.fromHandle(arena, tl.handle).close(), 'EINVAL');
+    const view = SwTimeline.fromHandle(arena, tl.handle);
+    view.close(); // harmless: nothing to close, nobody's reference dropped
+    expect(arena.check().problems).toEqual([]);
+    expect(arena.stats().live.timeline).toBe(1);
+    rejects(arena, () => view.close(), 'EBADF'); // this view is closed
+    rejects(arena, () => view.inc(1), 'EBADF');
     SyncFile.close(arena, fd);
+    rejects(arena, () => SwTimeline.fromHandle(arena, tl.handle), 'EBADF'); // freed with its point
+    expectClean(arena);
+  });
+
+  it('close() of a fromHandle view in a thread holding a reference is that holder\'s close', () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena);
+    const fd = tl.createFence(5);
+    const f = fenceOf(arena, fd);
+    const seen: number[] = [];
+    f.addCallback((g) => seen.push(g.status()));
+    SyncFile.close(arena, fd);
+    // This thread holds the creator's reference: any of its views closes it (the last: closes the
+    // timeline and, its point gone, frees it). A thread holding none: the worker tests below.
+    const view = SwTimeline.fromHandle(arena, tl.handle);
+    view.close();
+    expect(seen).toEqual([Errno.ENOENT]);
+    rejects(arena, () => tl.inc(1), 'EBADF'); // the holder's close was the last
+    f.put();
     expectClean(arena);
   });
 
@@ -262,6 +324,44 @@ describe('SwTimeline close', () => {
     SyncFile.close(arena, fds[0]);
     SyncFile.close(arena, fds[2]);
     tl.close();
+    expectClean(arena);
+  });
+});
+
+describe('SwTimeline nested incs', () => {
+  it('incs nested from callbacks past the slot\'s records are recorded in blocks, freed on the way out', () => {
+    const arena = arenaFor();
+    const LEVELS = 7;
+    const tls = Array.from({ length: LEVELS }, (_, k) => SwTimeline.create(arena, `nest-${k}`));
+    const fds = tls.map((tl) => tl.createFence(1));
+    const fences = fds.map((fd) => fenceOf(arena, fd));
+    const sb = arena.slotBase;
+    let deepest = 0;
+    let blocks = 0;
+    fences.forEach((f, k) =>
+      f.addCallback(() => {
+        const d = arena.i32[sb + T_SW_DEPTH];
+        if (d > deepest) {
+          deepest = d;
+          blocks = arena.stats().live.internal ?? 0;
+        }
+        if (k + 1 < LEVELS) tls[k + 1].inc(1);
+        if (d > SW_CAP) expect(arena.i32[sb + T_SW_MORE]).not.toBe(0); // a record block stacked
+      }),
+    );
+    const before = arena.stats().live.internal ?? 0;
+    tls[0].inc(1);
+    expect(deepest).toBeGreaterThan(SW_CAP);
+    expect(blocks - before).toBe(deepest - SW_CAP); // one block per record past the slot's
+    expect(arena.i32[sb + T_SW_DEPTH]).toBe(0);
+    expect(arena.i32[sb + T_SW_MORE]).toBe(0);
+    expect(arena.stats().live.internal ?? 0).toBe(before);
+    for (const f of fences) {
+      expect(f.status()).toBe(1);
+      f.put();
+    }
+    for (const fd of fds) SyncFile.close(arena, fd);
+    for (const tl of tls) tl.close();
     expectClean(arena);
   });
 });
@@ -337,6 +437,90 @@ describe('SwTimeline under the sanitizer', () => {
 });
 
 describe('SwTimeline across workers', () => {
+  /** Starts the swsync-view-user fixture on `arena`, watched (its death is reaped). */
+  async function viewUser(arena: Arena): Promise<TestWorker> {
+    const w = new TestWorker('swsync-view-user', { buffer: arena.buffer });
+    arena.watch(w.worker);
+    await w.next('ready');
+    return w;
+  }
+
+  for (const end of ['closes', 'dies'] as const) {
+    it(`a worker creates, main closes a fromHandle view: points -ENOENT, every view throws, the block is freed once the worker ${end}`, async () => {
+      const arena = arenaFor();
+      const w = await viewUser(arena);
+      try {
+        const { handle } = await w.ask({ type: 'create' }, 'create');
+        const view = SwTimeline.fromHandle(arena, handle as number);
+        const fd = view.createFence(2);
+        const f = fenceOf(arena, fd);
+        const seen: number[] = [];
+        f.addCallback((g) => seen.push(g.status()));
+        view.close(); // main holds no reference: the timeline closes, the worker's stays
+        expect(seen).toEqual([Errno.ENOENT]);
+        expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+        rejects(arena, () => view.close(), 'EBADF');
+        const other = SwTimeline.fromHandle(arena, handle as number); // still allocated: the worker's reference
+        for (const use of [() => other.inc(1), () => other.createFence(9), () => other.value, () => other.get(), () => other.share()])
+          rejects(arena, use, 'EBADF');
+        other.close(); // closed already: only this view
+        expect((await w.ask({ type: 'inc' }, 'inc')).code).toBe('EBADF');
+        SyncFile.close(arena, fd);
+        f.put();
+        expect(arena.stats().live.timeline).toBe(1); // the worker's reference keeps it
+        if (end === 'closes') expect((await w.ask({ type: 'close' }, 'close')).code).toBe('');
+        else await w.worker.terminate();
+        if (end === 'dies') await w.exited();
+        expect(await until(() => (arena.stats().live.timeline ?? 0) === 0, 10_000)).toBe(true);
+        rejects(arena, () => SwTimeline.fromHandle(arena, handle as number), 'EBADF');
+      } finally {
+        await w.worker.terminate();
+      }
+      expectClean(arena);
+    });
+  }
+
+  it('withdraw(): another thread\'s share is EPERM; a share the sender withdrew is its reference, dropped at its death', async () => {
+    const arena = arenaFor();
+    const w = await viewUser(arena);
+    try {
+      const { handle } = await w.ask({ type: 'create' }, 'create');
+      const { token } = await w.ask({ type: 'share' }, 'share');
+      rejects(arena, () => SwTimeline.fromHandle(arena, handle as number).withdraw(token as number), 'EPERM');
+      expect((await w.ask({ type: 'withdraw', token }, 'withdraw')).code).toBe('');
+      rejects(arena, () => SwTimeline.receive(arena, token as number), 'EBADF');
+      const tw = arena.resolve(handle as number, BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+      expect(arena.i32[tw + TL_FILE_REFS]).toBe(2); // both the worker's
+      await w.worker.terminate();
+      await w.exited();
+      expect(await until(() => (arena.stats().live.timeline ?? 0) === 0, 10_000)).toBe(true); // both dropped by its reaper
+    } finally {
+      await w.worker.terminate();
+    }
+    expectClean(arena);
+  });
+
+  it('main creates, a worker closes a fromHandle view: the timeline closes, main\'s close then frees it', async () => {
+    const arena = arenaFor();
+    const tl = SwTimeline.create(arena, 'main-made');
+    const fd = tl.createFence(1);
+    const w = await viewUser(arena);
+    try {
+      await w.ask({ type: 'view', handle: tl.handle }, 'view');
+      expect((await w.ask({ type: 'close' }, 'close')).code).toBe('');
+      expect((await w.ask({ type: 'close' }, 'close')).code).toBe('EBADF'); // its view is closed
+      expect(SyncFile.info(arena, fd).status).toBe(Errno.ENOENT);
+      rejects(arena, () => tl.inc(1), 'EBADF');
+      SyncFile.close(arena, fd);
+      expect(arena.stats().live.timeline).toBe(1); // main's reference keeps it
+      tl.close(); // main's, the last: frees
+      expect(arena.stats().live.timeline ?? 0).toBe(0);
+    } finally {
+      await w.worker.terminate();
+    }
+    expectClean(arena);
+  });
+
   it('a worker killed while holding the timeline lock: the lock is recovered, its fds closed', async () => {
     const arena = Arena.create({ bytes: 2 << 20, maxThreads: 4, maxFds: 64 });
     const tl = SwTimeline.create(arena, 'shared');

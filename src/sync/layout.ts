@@ -90,8 +90,10 @@ export const PT_HAS_DEADLINE = 1 << FLAG_USER_SHIFT;
  * Timeline records (src/sync/signaling.ts): a stack of the sw_sync `inc`s and `close`s this thread
  * has in flight, so that the reaper of a thread terminated inside one finishes it — signals the
  * points the counter reached (or, closed, all of them), ends the close, drops the point reference
- * it held for signaling — instead of losing those points' callbacks. Deeper nesting (a callback
- * that increments another timeline, …) is counted, not recorded.
+ * it held for signaling — instead of losing those points' callbacks. The first SW_CAP live in the
+ * thread slot; deeper ones (a callback that increments another timeline, …) each in a block of
+ * their own (struct `timeline record block`), stacked from the slot's T_SW_MORE: every level is
+ * recorded.
  */
 export const SW_CAP = 3;
 export const { TL: SWR_TL, STATE: SWR_STATE, POINT: SWR_POINT, PGEN: SWR_PGEN, END: SWR_WORDS } = defineStruct('timeline record', {
@@ -100,6 +102,14 @@ export const { TL: SWR_TL, STATE: SWR_STATE, POINT: SWR_POINT, PGEN: SWR_PGEN, E
   POINT: 1, // a point this thread holds a reference on while signaling it (0 none)…
   PGEN: 1, // …and its generation
 });
+/** A timeline record deeper than SW_CAP: an INTERNAL block of the thread that pushed it. */
+export const { DOWN: SWB_DOWN, END: SWB_WORDS } = defineStruct(
+  'timeline record block',
+  {
+    DOWN: 1, // the next shallower record block (payload word), 0 for the one at depth SW_CAP
+  },
+  { base: SWR_WORDS },
+);
 /**
  * Record bit: a close() dropped the last open reference (set in the drop's run; until then the
  * reference is its holder's ledger entry): the timeline is closed here, then its open-state
@@ -109,15 +119,18 @@ export const SWS_LAST = 1 << 25;
 /** Record bit: the open-state reference was put (the close is complete). */
 export const SWS_PUT = 1 << 26;
 
-export const { SW_DEPTH: T_SW_DEPTH, SW: T_SW, SW_FREE: T_SW_FREE, SW_FREE_GEN: T_SW_FREE_GEN, SW_NEW: T_SW_NEW, SW_NEW_GEN: T_SW_NEW_GEN, END: T_SYNC_END } = defineStruct(
+export const {
+  SW_DEPTH: T_SW_DEPTH, SW: T_SW, SW_FREE: T_SW_FREE, SW_FREE_GEN: T_SW_FREE_GEN, SW_NEW: T_SW_NEW, SW_NEW_GEN: T_SW_NEW_GEN, SW_MORE: T_SW_MORE, END: T_SYNC_END,
+} = defineStruct(
   'sync thread slot',
   {
-    SW_DEPTH: 1, // timeline records in use (may exceed SW_CAP: deeper ones are not recorded)
+    SW_DEPTH: 1, // timeline records in use (past SW_CAP: the deeper ones are blocks stacked from SW_MORE)
     SW: SW_CAP * SWR_WORDS,
-    SW_FREE: 1, // a timeline block whose last struct reference this thread dropped, being freed: payload word…
+    SW_FREE: 1, // a block this thread is freeing — a timeline whose last struct reference it dropped, a record block it popped: payload word…
     SW_FREE_GEN: 1, // …and generation (the reaper frees it if still live at it)
     SW_NEW: 1, // the point createFence holds the creator's reference on (allocated or reused), 0 none: payload word…
     SW_NEW_GEN: 1, // …and generation (the reaper puts it, or frees it while not initialised, if still live at it)
+    SW_MORE: 1, // the innermost timeline record block (records past SW_CAP: payload word), 0 none
   },
   { base: T_CONTAINERS_END, limit: T_LAYERS_END },
 );

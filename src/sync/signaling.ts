@@ -23,45 +23,86 @@ import { markSignaledLocked, nowNs } from '../fence/core.js';
 import { runRecorded } from '../fence/signal.js';
 import { lockTimeline, point, putRecorded, reached, tryGetRecorded, unlinkLocked, unlockTimeline } from './points.js';
 
-const { TL_VALUE, TL_HEAD, TL_CLOSED, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, T_SW, T_SW_DEPTH } = L;
+const { TL_VALUE, TL_HEAD, TL_CLOSED, SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWB_DOWN, SWB_WORDS, T_SW, T_SW_DEPTH, T_SW_MORE, T_SW_FREE, T_SW_FREE_GEN } = L;
 const { F_SEQNO_LO, F_ERROR, F_FLAGS, F_CB_HEAD, FLAG_SIGNALED } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
+const RECORD_BLOCK_BYTES = A.BLOCK_HEADER_BYTES + SWB_WORDS * 4;
+
 /**
  * Pushes a timeline record `[tw, generation | bits]` (SWS_* bits) on the calling thread's stack
- * and returns its depth, for {@link timelineRecord} and {@link popTimelineRecord}. Plain writes
- * only: a thread terminated at the call has recorded nothing and done nothing yet.
+ * and returns its depth, for {@link timelineRecord} and {@link popTimelineRecord}. Past SW_CAP the
+ * record is a block of its own (see {@link pushRecordBlock}). Plain writes after that allocation,
+ * through the depth: a thread terminated at the call has recorded nothing and done nothing yet.
+ * Throws ENOMEM (past SW_CAP only: nothing pushed).
  */
 export function pushTimelineRecord(arena: Arena, tw: number, bits: number): number {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const d = i32[sb + T_SW_DEPTH];
-  if (d < SW_CAP) {
-    const r = sb + T_SW + d * SWR_WORDS;
-    i32[r + SWR_TL] = tw;
-    i32[r + SWR_STATE] = (i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK) | bits;
-    i32[r + SWR_POINT] = 0;
-    i32[r + SWR_PGEN] = 0;
-  }
+  const r = d < SW_CAP ? sb + T_SW + d * SWR_WORDS : pushRecordBlock(arena);
+  i32[r + SWR_TL] = tw;
+  i32[r + SWR_STATE] = (i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK) | bits;
+  i32[r + SWR_POINT] = 0;
+  i32[r + SWR_PGEN] = 0;
   i32[sb + T_SW_DEPTH] = d + 1;
   return d;
 }
 
-/** Word index of the calling thread's timeline record at depth `d`, 0 past SW_CAP (not recorded). */
-export function timelineRecord(arena: Arena, d: number): number {
-  return d < SW_CAP ? arena.slotBase + T_SW + d * SWR_WORDS : 0;
+/**
+ * Allocates a record block for the next record past SW_CAP and stacks it on the slot's T_SW_MORE,
+ * in the allocation's run (plain writes after allocBlock returns, no call — nor any in the caller
+ * before its depth store). Its record words are the caller's to write. Throws ENOMEM (nothing
+ * allocated).
+ */
+function pushRecordBlock(arena: Arena): number {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const r = arena.allocBlock(RECORD_BLOCK_BYTES, A.BlockType.INTERNAL) + BLOCK_HEADER_WORDS;
+  i32[r + SWB_DOWN] = i32[sb + T_SW_MORE];
+  i32[sb + T_SW_MORE] = r;
+  return r;
 }
 
-/** Pops the calling thread's timeline records down to depth `d`. */
+/** Word index of the calling thread's timeline record at depth `d` (below its depth). */
+export function timelineRecord(arena: Arena, d: number): number {
+  const sb = arena.slotBase;
+  if (d < SW_CAP) return sb + T_SW + d * SWR_WORDS;
+  const i32 = arena.i32;
+  let r = i32[sb + T_SW_MORE];
+  for (let k = i32[sb + T_SW_DEPTH] - 1; k > d; k--) r = i32[r + SWB_DOWN];
+  return r;
+}
+
+/**
+ * Pops the calling thread's timeline records down to depth `d`, freeing their blocks (past
+ * SW_CAP). Kill-safe: the depth and the unlink of a block are one run of plain writes, and the
+ * block is named in T_SW_FREE (which the reaper frees if still live) until it is freed.
+ */
 export function popTimelineRecord(arena: Arena, d: number): void {
-  arena.i32[arena.slotBase + T_SW_DEPTH] = d;
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  for (let n = i32[sb + T_SW_DEPTH]; n > d; n--) {
+    if (n <= SW_CAP) {
+      i32[sb + T_SW_DEPTH] = d;
+      return;
+    }
+    const r = i32[sb + T_SW_MORE];
+    i32[sb + T_SW_DEPTH] = n - 1;
+    i32[sb + T_SW_MORE] = i32[r + SWB_DOWN];
+    i32[sb + T_SW_FREE_GEN] = i32[r - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+    i32[sb + T_SW_FREE] = r;
+    arena.freeBlock(r - BLOCK_HEADER_WORDS);
+    i32[sb + T_SW_FREE] = 0;
+  }
+  i32[sb + T_SW_DEPTH] = d;
 }
 
 /**
  * Signals, in list order, every point of timeline `tw` that is due — reached by the counter, or
  * any once the timeline is closed (those not reached with -ENOENT). Under the timeline lock, points
  * without callbacks are marked signaled and unlinked in a row; a point with callbacks ends the
- * hold: a reference is taken (recorded in timeline record `rec`, 0 none), the point is marked
+ * hold: a reference is taken (recorded in timeline record `rec`), the point is marked
  * signaled with a signal record and unlinked, its callbacks run after the lock is dropped, then the
  * reference is dropped, and the walk goes on. Concurrent walks (another inc, a close, a reaper)
  * share the work. A throwing callback does not stop the others; the first error is rethrown at the
@@ -82,7 +123,7 @@ export function signalDue(arena: Arena, tw: number, rec: number): void {
         // Like the kernel, hold a reference while the callbacks run outside the lock: the last
         // holder may put the point as soon as it sees it signaled. A point whose last reference
         // is already gone (dropped with callbacks pending) gets its callbacks run anyway.
-        held = tryGetRecorded(arena.i32, p, rec === 0 ? 0 : rec + SWR_POINT, rec + SWR_PGEN);
+        held = tryGetRecorded(arena.i32, p, rec + SWR_POINT, rec + SWR_PGEN);
         // Signaled before unlinked: a thread terminated between the two leaves it on the list,
         // where the reaper's walk finds it signaled and unlinks it.
         head = markSignaledLocked(arena, p, nowNs(), true, true);
@@ -93,7 +134,7 @@ export function signalDue(arena: Arena, tw: number, rec: number): void {
     }
     if (p === 0) break;
     if (head > 0) first = attempt(runRecorded, arena, head, 0, first);
-    if (held) putRecorded(arena, p, rec === 0 ? 0 : rec + SWR_POINT);
+    if (held) putRecorded(arena, p, rec + SWR_POINT);
   }
   rethrowFirst(first);
 }

@@ -22,14 +22,13 @@ import { threadId } from 'node:worker_threads';
 import { checkName, readName, writeName } from './names.js';
 import { lockTimeline, point, pointAtLocked, putCreatedPoint, swSyncOps, unlockTimeline } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
-import { closeLast, isOwner } from './timelineclose.js';
 import './timelinereap.js'; // registers the reap hook that finishes a dead thread's inc or close
 import { syncFileFence } from './fdtable.js';
 import { syncFileInstall } from './syncfile.js';
-import { dropTrackedRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline } from './timelineshare.js';
+import { closeHoldingNone, dropOwnRef, findOpenRef, getOpenRef, receiveTimeline, shareTimeline, tryGetOpenRef, withdrawTimeline } from './timelineshare.js';
 import { ledgerAllocBlock } from '../fence/ledger.js';
 
-const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE, SWR_STATE, SWS_LAST } = L;
+const { TL_LOCK, TL_KREF, TL_FILE_REFS, TL_CONTEXT, TL_VALUE, TL_HEAD, TL_TAIL, TL_CLOSED, TL_OWNER, TL_OWNER_SERIAL, TL_NAME, PT_TIMELINE, PT_NEXT, PT_DEADLINE, PT_HAS_DEADLINE } = L;
 const { F_FLAGS } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -83,9 +82,10 @@ export class SwTimeline {
 
   /**
    * A view of the timeline behind `handle`. It takes no reference: it is valid while someone
-   * holds one, and its close() drops one the calling thread holds (see {@link close}); a reference
-   * for another thread goes through {@link share} and {@link receive}. Throws EBADF (stale, freed,
-   * forged) or EINVAL (another block type).
+   * holds one. Its close() drops one the calling thread holds, or — holding none — closes the
+   * timeline for everyone (see {@link close}); a reference for another thread goes through
+   * {@link share} and {@link receive}. Throws EBADF (stale, freed, forged) or EINVAL (another
+   * block type).
    */
   static fromHandle(arena: Arena, handle: number): SwTimeline {
     arenaArg(arena, 'SwTimeline.fromHandle');
@@ -150,6 +150,20 @@ export class SwTimeline {
    */
   share(): number {
     return shareTimeline(this.arena, this.v(), this.handle);
+  }
+
+  /**
+   * Takes back a reference this thread shared with {@link share} that nobody has received: it
+   * becomes an open reference of the calling thread again (in its ledger from the compare-exchange
+   * that takes it back), held by the returned view — {@link close} it like one from {@link get}.
+   * Works on a closed view or timeline too (the reference exists until dropped). Threads: the
+   * sender. Throws EINVAL (not a timeline token, or another timeline's), EPERM (another thread's
+   * share), EBADF (received already, withdrawn, or dropped with its dead sender: nothing changes).
+   */
+  withdraw(token: number): SwTimeline {
+    const tw = this.arena.resolve(this.handle, A.BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
+    withdrawTimeline(this.arena, tw, token);
+    return new SwTimeline(this.arena, tw - BLOCK_HEADER_WORDS);
   }
 
   /**
@@ -271,16 +285,30 @@ export class SwTimeline {
   }
 
   /**
-   * Closes an open reference of the calling thread ({@link create}, {@link get}, {@link receive}:
-   * any view of the timeline in that thread closes one). The last one (kernel sw_sync release)
-   * signals every point still waiting with -ENOENT, and the timeline is freed once its last point
-   * is released. Using this view afterwards (createFence, inc, a second close) throws EBADF.
+   * Closes this view (using it afterwards — createFence, inc, value, a second close — throws EBADF).
+   * What else it does depends on the calling thread:
+   *
+   * - It holds an open reference ({@link create}, {@link get}, {@link receive}; any view of the
+   *   timeline in that thread closes one): drops it. The last one (kernel sw_sync release) closes
+   *   the timeline — every point still waiting signaled with -ENOENT — and the block is freed once
+   *   its last point is released.
+   * - It holds none (a {@link fromHandle} view of a timeline another thread created or received):
+   *   closes the timeline as a timeline, as its owner's death does — every waiting point signaled
+   *   with -ENOENT, and createFence, inc, value, get and share through any view throw EBADF from
+   *   then on — and drops nobody's reference: the block is freed once the last holder closes (or
+   *   dies) and the last point is released. On a timeline closed already, it only closes this view.
+   *
    * Locking: takes the timeline lock (EDEADLK, nothing changed, when the caller holds it through a
-   * point's fence). Threads: a thread holding an open reference (EINVAL, nothing changed, for one
-   * holding none: a reference another thread took is that thread's to close).
-   * Kill-safe: the drop forgets the ledger entry and, when last, sets SWS_LAST on the timeline
-   * record in its run. A thread terminated before the drop leaves its reaper the entry to drop;
-   * after it, the last close (if it was) to finish.
+   * point's fence). Threads: any attached thread.
+   * Kill-safe: a timeline record is pushed first. A holder's drop forgets the ledger entry and,
+   * when last, sets SWS_LAST on the record in its run: a thread terminated before the drop leaves
+   * its reaper the entry to drop; after it, the last close (if it was) to finish. A thread holding
+   * none takes an open reference of its own (a ledger entry, in the run that takes it), closes the
+   * timeline under the record, then drops that reference as a holder does: its reaper finishes the
+   * signaling and drops the reference, so the close happened or not (one terminated before
+   * TL_CLOSED is set) and nothing leaks. Throws EBADF (this view closed; the block freed), EDEADLK,
+   * ENOMEM (no memory for the record, nested past SW_CAP, or for the ledger entry of a thread
+   * holding none: nothing changed).
    */
   close(): void {
     const arena = this.arena;
@@ -294,16 +322,24 @@ export class SwTimeline {
     if ((Atomics.load(i32, tw + TL_LOCK) & LOCK_OWNER_MASK) === arena.me)
       throw Errors.deadlock('close of a timeline while holding its lock (a point fence\'s lock): unlock first (nothing changed)');
     const e = findOpenRef(arena, tw);
-    if (e < 0) throw Errors.invalid(`close: the calling thread holds no open reference of timeline ${this.handle} (one for another thread goes through share/receive)`);
-    this.closedHere = true;
-    // The record first: the reaper of a thread terminated from here on finishes a last close.
+    // None held, and closed already (TL_CLOSED) or its last reference gone (the last close is
+    // running or done): only this view closes.
+    if (e < 0 && (Atomics.load(i32, tw + TL_CLOSED) || Atomics.load(i32, tw + TL_FILE_REFS) <= 0)) {
+      this.closedHere = true;
+      return;
+    }
+    // The record first (ENOMEM past SW_CAP: nothing changed): the reaper of a thread terminated
+    // from here on finishes what it names.
     const d = pushTimelineRecord(arena, tw, 0);
     try {
-      const rec = timelineRecord(arena, d);
-      if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
-      const old = dropTrackedRef(arena, tw, e);
-      if (rec !== 0 && old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
-      if (old === 1) closeLast(arena, tw, d, true);
+      if (e >= 0) {
+        this.closedHere = true;
+        dropOwnRef(arena, tw, e, d);
+      } else if (!tryGetOpenRef(arena, tw)) this.closedHere = true; // its last reference went meanwhile
+      else {
+        this.closedHere = true;
+        closeHoldingNone(arena, tw, d);
+      }
     } finally {
       popTimelineRecord(arena, d);
     }

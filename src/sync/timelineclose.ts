@@ -1,7 +1,8 @@
 /**
  * Closing an sw_sync timeline: the last open reference's close (kernel sw_sync release: every
- * waiting point signaled with -ENOENT), and the close of the timelines a dead thread was
- * responsible for (registered here as a reap hook of the sync layer).
+ * waiting point signaled with -ENOENT), and the close of a timeline while references remain — that
+ * of the timelines a dead thread was responsible for (registered here as a reap hook of the sync
+ * layer), and close() from a view of a thread holding no reference (src/sync/timeline.ts).
  */
 import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
@@ -39,7 +40,7 @@ export function closeLast(arena: Arena, tw: number, d: number, last: boolean): v
   try {
     signalDue(arena, tw, rec);
   } finally {
-    if (last) timelinePut(arena, tw, rec === 0 ? 0 : rec + SWR_STATE, rec === 0 ? 0 : i32[rec + SWR_STATE] | SWS_PUT);
+    if (last) timelinePut(arena, tw, rec + SWR_STATE, i32[rec + SWR_STATE] | SWS_PUT);
   }
 }
 

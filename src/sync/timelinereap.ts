@@ -3,22 +3,24 @@
  * SIGNALS delivered the callback list of the point it was signaling, before RELEASES frees the
  * points it was releasing): a timeline block it was freeing, the timeline half of a point release
  * it was inside of, the point it was creating (createFence), and its timeline records
- * (src/sync/signaling.ts) — the points its `inc` or `close` had not signaled yet, a last close,
- * the point reference it held for signaling. (Its open references are ledger entries: stage LEDGER.)
+ * (src/sync/signaling.ts; those past SW_CAP in blocks, freed here) — the points its `inc` or
+ * `close` had not signaled yet, a last close, the point reference it held for signaling. (Its open
+ * references are ledger entries: stage LEDGER.)
  */
 import type { Arena } from '../arena/arena.js';
 import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { putFence } from '../fence/release.js';
 import { releasePoint, swSyncOps } from './points.js';
 import { popTimelineRecord, pushTimelineRecord, signalDue, timelineRecord } from './signaling.js';
 import { closeLast } from './timelineclose.js';
 
-const { SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWS_LAST, SWS_PUT } = L;
-const { T_SW, T_SW_DEPTH, T_SW_FREE, T_SW_FREE_GEN, T_SW_NEW, T_SW_NEW_GEN } = L;
+const { SW_CAP, SWR_TL, SWR_STATE, SWR_POINT, SWR_PGEN, SWR_WORDS, SWB_DOWN, SWS_LAST, SWS_PUT } = L;
+const { T_SW, T_SW_DEPTH, T_SW_FREE, T_SW_FREE_GEN, T_SW_NEW, T_SW_NEW_GEN, T_SW_MORE } = L;
 const { BLOCK_HEADER_WORDS, GEN_MASK } = A;
 
 /** Reap hook: everything sw_sync the dead thread of `slot` left half done (see the file comment). */
@@ -41,11 +43,31 @@ function finishDeadTimelineWork(arena: Arena, slot: number): void {
     if (gs & FL.REL_IN_RELEASE && arena.isLive(fw - BLOCK_HEADER_WORDS, gs & GEN_MASK) && i32[fw + FL.F_OPS] === swSyncOps.id)
       first = attempt(releasePoint, arena, fw, 0, first);
   }
-  // Its timeline records, innermost first.
-  const n = Math.min(i32[b + T_SW_DEPTH], SW_CAP);
-  for (let j = n - 1; j >= 0; j--) first = attempt(finishRecord, arena, b + T_SW + j * SWR_WORDS, 0, first);
+  // Its timeline records, innermost first: the blocks past SW_CAP, then the slot's.
+  const depth = i32[b + T_SW_DEPTH];
+  const blocks = recordBlocks(arena, b);
+  for (let j = depth - 1; j >= 0; j--) {
+    const r = j < SW_CAP ? b + T_SW + j * SWR_WORDS : blocks[depth - 1 - j];
+    if (r !== undefined) first = attempt(finishRecord, arena, r, 0, first);
+  }
   i32[b + T_SW_DEPTH] = 0;
+  i32[b + T_SW_MORE] = 0;
+  for (const r of blocks) arena.freeBlock(r - BLOCK_HEADER_WORDS);
   rethrowFirst(first);
+}
+
+/**
+ * The record blocks stacked on the slot at `b` (T_SW_MORE), innermost first, each checked to be a
+ * live INTERNAL block (the chain cannot be longer than the heap has blocks).
+ */
+function recordBlocks(arena: Arena, b: number): number[] {
+  const i32 = arena.i32;
+  const out: number[] = [];
+  for (let r = i32[b + T_SW_MORE]; r !== 0; r = i32[r + SWB_DOWN]) {
+    if (out.length >= maxBlocks(arena)) throw Errors.corruptArena('a thread\'s timeline record blocks do not end');
+    out.push(linkedPayload(arena, r, A.BlockType.INTERNAL, 'timeline record block'));
+  }
+  return out;
 }
 onReap(ReapStage.TIMELINES, finishDeadTimelineWork);
 
@@ -98,6 +120,7 @@ onCheck((arena) => {
   const problems: string[] = [];
   const b = arena.slotBase;
   if (i32[b + T_SW_DEPTH] !== 0) problems.push(`thread ${arena.slot} has ${i32[b + T_SW_DEPTH]} sw_sync timeline records in flight`);
+  if (i32[b + T_SW_MORE] !== 0) problems.push(`thread ${arena.slot} has timeline record blocks stacked (@${i32[b + T_SW_MORE] * 4})`);
   if (i32[b + T_SW_FREE] !== 0) problems.push(`thread ${arena.slot} is freeing timeline @${i32[b + T_SW_FREE] * 4}`);
   if (i32[b + T_SW_NEW] !== 0) problems.push(`thread ${arena.slot} holds a creator's reference on point @${i32[b + T_SW_NEW] * 4}`);
   return { problems };

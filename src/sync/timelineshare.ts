@@ -10,20 +10,25 @@
  * A reference for another thread travels as fences' do (src/fence/handover.ts), in a transit
  * record (flag TRF_TIMELINE) recorded in the sender's ledger as LGK_TL_TRANSIT: `share()` takes the
  * reference into it, `SwTimeline.receive` claims it with one compare-exchange that records it in the
- * receiver's ledger in its run. At every instant the reference is one ledger's: the sender's (its
- * reaper withdraws and drops an unreceived one) or the receiver's.
+ * receiver's ledger in its run, or `withdraw` takes it back into the sender's. At every instant the
+ * reference is one ledger's: the sender's (its reaper withdraws and drops an unreceived one) or the
+ * receiver's.
+ *
+ * Also here, the two ways close() drops a tracked reference: a holder's own, and the temporary one
+ * a thread holding none takes to close the timeline for everyone.
  */
 import type { Arena } from '../arena/arena.js';
 import { handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { claim, stale, transitOf } from '../fence/handover.js';
 import { defineLedgerKind, ledgerAllocBlock, ledgerFind, ledgerReserve } from '../fence/ledger.js';
-import { dropOpenRef } from './timelineclose.js';
+import { closeLast, dropOpenRef, isOwner } from './timelineclose.js';
+import { timelineRecord } from './signaling.js';
 
-const { TL_FILE_REFS, LGK_TIMELINE_REF, LGK_TL_TRANSIT } = L;
+const { TL_FILE_REFS, TL_OWNER, SWR_STATE, SWS_LAST, LGK_TIMELINE_REF, LGK_TL_TRANSIT } = L;
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_EMPTY, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_TIMELINE } = FL;
 const { LG_COUNT, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = FL;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
@@ -37,6 +42,14 @@ const TRANSIT_BYTES = (BLOCK_HEADER_WORDS + TRANSIT_WORDS) * 4;
  * recorded or not at all. Throws EBADF (closed: nothing taken), ENOMEM.
  */
 export function getOpenRef(arena: Arena, tw: number, handle: number): void {
+  if (!tryGetOpenRef(arena, tw)) throw Errors.badHandle('timeline', handle, 'the timeline was closed');
+}
+
+/**
+ * {@link getOpenRef} that returns false instead of throwing when no open reference is left (the
+ * last close dropped it: the timeline is closed or closing; nothing taken). Throws ENOMEM.
+ */
+export function tryGetOpenRef(arena: Arena, tw: number): boolean {
   const lw = ledgerReserve(arena);
   const i32 = arena.i32;
   const n = i32[lw + LG_COUNT];
@@ -44,13 +57,13 @@ export function getOpenRef(arena: Arena, tw: number, handle: number): void {
   const gen = i32[tw - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
   for (;;) {
     const old = Atomics.load(i32, tw + TL_FILE_REFS);
-    if (old <= 0) throw Errors.badHandle('timeline', handle, 'the timeline was closed');
+    if (old <= 0) return false;
     if (Atomics.compareExchange(i32, tw + TL_FILE_REFS, old, old + 1) === old) {
       i32[e + LE_KIND] = LGK_TIMELINE_REF;
       i32[e + LE_VALUE] = tw;
       i32[e + LE_GEN] = gen;
       i32[lw + LG_COUNT] = n + 1;
-      return;
+      return true;
     }
   }
 }
@@ -76,6 +89,49 @@ export function dropTrackedRef(arena: Arena, tw: number, e: number): number {
   const old = Atomics.sub(i32, tw + TL_FILE_REFS, 1);
   i32[lw + LG_COUNT] = last;
   return old;
+}
+
+/**
+ * Drops the calling thread's open reference of timeline `tw` whose ledger entry
+ * {@link findOpenRef} returned as `e` (close() of a holder), under its timeline record at depth
+ * `d`: SWS_LAST set in the drop's run when it was the last, so that the reaper of a thread
+ * terminated from the drop on finishes the last close. The owner's close leaves the timeline
+ * nobody's.
+ */
+export function dropOwnRef(arena: Arena, tw: number, e: number, d: number): void {
+  const i32 = arena.i32;
+  const rec = timelineRecord(arena, d);
+  if (isOwner(arena, tw)) Atomics.store(i32, tw + TL_OWNER, 0); // its owner closed it: nobody's now
+  const old = dropTrackedRef(arena, tw, e);
+  if (old === 1) i32[rec + SWR_STATE] |= SWS_LAST;
+  if (old === 1) closeLast(arena, tw, d, true);
+}
+
+/**
+ * close() of a thread holding no open reference of timeline `tw`, under its timeline record at
+ * depth `d`, with an open reference it has just taken (its ledger's: kept alive, and dropped by
+ * its reaper): the timeline closed as a timeline, as its owner's death does (closeLast without
+ * the put, as closeOrphanedTimelines does), then that reference dropped as a holder's. The
+ * record serves both: a thread terminated inside leaves its reaper the signaling to finish (or,
+ * past a last drop, the last close) and its ledger the reference. Callback errors: the first is
+ * rethrown once both are done.
+ */
+export function closeHoldingNone(arena: Arena, tw: number, d: number): void {
+  let first: unknown = NO_ERROR;
+  try {
+    closeLast(arena, tw, d, false);
+  } catch (err) {
+    first = err;
+  }
+  // Looked up again: the callbacks that ran may have changed the ledger (or, closing another view
+  // of this timeline here, dropped this very reference).
+  const e = findOpenRef(arena, tw);
+  try {
+    if (e >= 0) dropOwnRef(arena, tw, e, d);
+  } catch (err) {
+    if (first === NO_ERROR) first = err;
+  }
+  rethrowFirst(first);
 }
 
 /**
@@ -145,6 +201,36 @@ export function receiveTimeline(arena: Arena, token: unknown): number {
   arena.freeBlock(t - BLOCK_HEADER_WORDS);
   i32[arena.slotBase + T_LEDGER_SPARE] = 0;
   return tw;
+}
+
+/**
+ * Takes back the open reference of timeline `tw` that the calling thread shared as `token` and
+ * nobody received: the compare-exchange SENT → WITHDRAWN turns its ledger entry (LGK_TL_TRANSIT)
+ * into an open reference of the timeline (LGK_TIMELINE_REF) in its run, so the reference is the
+ * sender's own again at every instant (a close drops it, as its reaper would); the record is then
+ * freed through the slot's spare word. Threads: the sender. Throws EINVAL (not a timeline token, or
+ * another timeline's), EPERM (another thread's share), EBADF (received, withdrawn, or dropped with
+ * its dead sender: nothing changes).
+ */
+export function withdrawTimeline(arena: Arena, tw: number, token: unknown): void {
+  const i32 = arena.i32;
+  const t = transitOf(arena, token, 'timeline.withdraw', true);
+  const tgen = handleGen(token as number); // the record's generation from the token, as in receive
+  const sent = (tgen << 2) | TRS_SENT;
+  if (Atomics.load(i32, t + TR_STATE) !== sent) throw stale('timeline.withdraw', token);
+  if (i32[t + TR_FENCE] !== tw) throw Errors.invalid(`timeline.withdraw: token ${token} is a share of another timeline`);
+  const e = ledgerFind(arena, LGK_TL_TRANSIT, t, tgen);
+  if (e < 0) throw Errors.notOwner(`timeline transit token ${token}`, i32[t + TR_SENDER] - 1, arena.slot);
+  const twGen = i32[t + TR_FENCE_GEN];
+  const sb = arena.slotBase;
+  if (Atomics.compareExchange(i32, t + TR_STATE, sent, (tgen << 2) | TRS_WITHDRAWN) !== sent) throw stale('timeline.withdraw', token);
+  i32[e + LE_KIND] = LGK_TIMELINE_REF;
+  i32[e + LE_VALUE] = tw;
+  i32[e + LE_GEN] = twGen;
+  i32[sb + T_LEDGER_SPARE_GEN] = tgen;
+  i32[sb + T_LEDGER_SPARE] = t;
+  arena.freeBlock(t - BLOCK_HEADER_WORDS);
+  i32[sb + T_LEDGER_SPARE] = 0;
 }
 
 /* ───────────── the reapers ───────────── */
