@@ -7,7 +7,7 @@
  * order, errors reach the outermost caller without stopping the rest, and the records are empty after.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, defineFenceOps, Fence } from '../src/index.js';
+import { Arena, defineFenceOps, Errno, Fence } from '../src/index.js';
 import * as FL from '../src/fence/layout.js';
 import { expectClean } from './support/core.js';
 
@@ -79,6 +79,29 @@ describe('signals nested deeper than the signal records reach inline', () => {
     expect(refusing.filter((f) => !f.testSignaledFlag())).toEqual([]);
     expect(records(arena)).toEqual([0, 0, 0]);
     for (const f of [...fs, ...refusing]) f.put();
+    expectClean(arena);
+  });
+
+  it('a deferred list keeps its fence alive until its callbacks ran: a deep last put of an unsignaled fence', () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const ctx = Fence.contextAlloc(arena);
+    const seen: { i: number; error: number; signaled: boolean }[] = [];
+    // Deep in the cascade, each callback drops the last reference of an unsignaled fence with a
+    // callback: its release signals it -EDEADLK (deferred past the inline depth), then frees it
+    // (kernel dma_fence_release). The deferred callbacks must still get a live fence.
+    const fs = cascade(arena, [], (i) => {
+      const g = Fence.create(arena, { context: ctx, seqno: i + 1 });
+      g.addCallback((v) => seen.push({ i, error: v.error, signaled: v.testSignaledFlag() }));
+      g.put();
+    });
+    const before = arena.stats().live.fence ?? 0;
+    fs[0].signal();
+    expect(seen.map((s) => s.i).sort((a, b) => a - b)).toEqual(Array.from({ length: DEPTH }, (_, i) => i));
+    for (const s of seen) expect(s).toEqual({ i: s.i, error: Errno.EDEADLK, signaled: true });
+    // Every such fence freed once its callbacks ran; the references the deferred lists held are gone.
+    expect(arena.stats().live.fence ?? 0).toBe(before);
+    expect(records(arena)).toEqual([0, 0, 0]);
+    for (const f of fs) f.put();
     expectClean(arena);
   });
 });

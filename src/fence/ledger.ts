@@ -23,6 +23,7 @@ import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
 import { putFence, releaseFenceAt } from './release.js';
+import { setTrackedRefs } from './signal.js';
 
 const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -390,3 +391,6 @@ onThreadCheck((arena, s, b) => {
     return { problems: [`thread ${s}: ${(e as Error).message}`], permanent };
   }
 });
+
+// A deferred callback list holds a tracked reference on its fence (src/fence/signal.ts deferHolding).
+setTrackedRefs(ledgerGetRef, (arena, fw, gen) => ledgerPutRef(arena, fw, gen));

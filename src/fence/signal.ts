@@ -8,7 +8,7 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { linkCallbackLocked, unlinkCallbackLocked } from './callbacks.js';
 import { runDetached } from './inbox.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, FenceError, NO_ERROR, rethrowFirst } from '../errors.js';
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
 import './linkcheck.js'; // registers the callback lists' part of arena.check()
@@ -22,7 +22,7 @@ import { FH } from './hot.js';
 import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
 const { EV_FENCE_ENABLE_SIGNAL, TC_FENCE } = TR;
-const { CB_NEXT, SIGNAL_INLINE, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEFER, T_SIGNAL_DEFER_TAIL, T_SIGNAL_DEPTH } = L;
+const { CB_FENCE, CB_NEXT, SIGNAL_INLINE, SIG_NEXT, SIG_NGEN, SIG_NODE, SIG_WORDS, T_SIGNAL, T_SIGNAL_DEFER, T_SIGNAL_DEFER_TAIL, T_SIGNAL_DEPTH } = L;
 
 /** Returned by addCallback; pass to removeCallback. */
 export interface FenceCallback {
@@ -93,12 +93,65 @@ export function signalFenceInline(arena: Arena, fw: number, idx: number): boolea
 export function runRecorded(arena: Arena, head: number): void {
   const at = arena.slotBase + T_SIGNAL_DEPTH;
   const d = arena.i32[at] - 1;
-  if (d >= SIGNAL_INLINE) return deferList(arena, head, d);
+  if (d >= SIGNAL_INLINE) return deferHolding(arena, head, d);
   const rec = arena.slotBase + T_SIGNAL + d * SIG_WORDS;
   let first = attempt(runDetached, arena, head, rec, NO_ERROR);
   if (d === SIGNAL_INLINE - 1) first = attempt(runDeferred, arena, rec, 0, first);
   arena.i32[at] = d;
   rethrowFirst(first);
+}
+
+/**
+ * The fences whose deferred lists hold a reference of the calling thread (its ledger records each),
+ * with their arena: put once their lists ran (see {@link deferHolding}).
+ */
+const heldForDeferred: { arena: Arena; fw: number }[] = [];
+
+/** A tracked reference's get and put (src/fence/ledger.ts installs its own: it sits above this module). */
+let trackedGet: (arena: Arena, fw: number) => void = () => {
+  throw Errors.invalid('no reference ledger loaded');
+};
+let trackedPut: (arena: Arena, fw: number, gen: number) => boolean = () => false;
+/** @internal ledger.ts installs ledgerGetRef and ledgerPutRef at load. */
+export function setTrackedRefs(get: typeof trackedGet, put: typeof trackedPut): void {
+  trackedGet = get;
+  trackedPut = put;
+}
+
+/**
+ * {@link deferList} with a reference on the list's fence for the time until its callbacks run: the
+ * signal returns first, and its caller may drop the last reference in between (a release signals an
+ * unsignaled fence with -EDEADLK, then frees it), which would hand the callbacks a freed fence. The
+ * reference is taken with its ledger entry in one run before the move, so a thread terminated
+ * anywhere leaves its reaper the list (run at SIGNALS, the fence still alive) and the reference
+ * (dropped at LEDGER, after). With no ledger room (ENOMEM) or no reference left to take (EBADF: a
+ * signal of a fence nobody holds) the list is deferred without one, as before.
+ */
+function deferHolding(arena: Arena, head: number, d: number): void {
+  const fw = arena.i32[head + CB_FENCE];
+  let held = true;
+  try {
+    trackedGet(arena, fw);
+  } catch (e) {
+    if (!(e instanceof FenceError)) throw e;
+    held = false;
+  }
+  deferList(arena, head, d);
+  if (held) heldForDeferred.push({ arena, fw });
+}
+
+/** Takes the references {@link deferHolding} took for `arena`'s deferred lists so far. */
+function takeHeldForDeferred(arena: Arena): number[] {
+  const mine: number[] = [];
+  for (let i = heldForDeferred.length - 1; i >= 0; i--) {
+    if (heldForDeferred[i].arena === arena) mine.push(heldForDeferred.splice(i, 1)[0].fw);
+  }
+  return mine;
+}
+
+/** Puts the ledger-recorded reference on `fw` that its deferred list held (its callbacks have run). */
+function putHeldForDeferred(arena: Arena, fw: number): void {
+  trackedPut(arena, fw, arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK);
 }
 
 /**
@@ -134,12 +187,15 @@ function runDeferred(arena: Arena, rec: number): void {
   const q = arena.slotBase + T_SIGNAL_DEFER;
   let first: unknown = NO_ERROR;
   for (let head = i32[q]; head !== 0; head = i32[q]) {
+    // The references the lists joined here hold (later deferrals are the next batch's).
+    const held = takeHeldForDeferred(arena);
     i32[rec + SIG_NODE] = head;
     i32[rec + SIG_NGEN] = i32[head - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
     i32[rec + SIG_NEXT] = i32[head + CB_NEXT];
     i32[q] = 0;
     i32[q + 1] = 0; // T_SIGNAL_DEFER_TAIL
     first = attempt(runDetached, arena, head, rec, first);
+    for (const fw of held) first = attempt(putHeldForDeferred, arena, fw, 0, first);
   }
   rethrowFirst(first);
 }
