@@ -1,7 +1,7 @@
 /**
  * The containers' shared-memory structs: a fence array and a fence chain link are fence blocks
  * with words of their own after the fence's (relative to the fence payload word); the containers'
- * thread-slot fields (the chain re-arm's walk records).
+ * thread-slot fields (the chain walks' records).
  */
 import { T_LAYERS_END } from '../arena/layout.js';
 import { defineStruct } from '../arena/struct.js';
@@ -53,11 +53,13 @@ export const LGK_CHAIN_REARM = 7;
 
 /* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
 /**
- * Chain walk records (src/containers/chain.ts armChain): a stack of the re-arms this thread is
- * walking a chain for, each naming the fence references its walk holds — every word is set in the
- * run that takes its reference and cleared in the run that drops it or hands it over, so a reaper
- * drops exactly the references a terminated thread's walks still held. Deeper nested re-arms (a
- * re-arm run by a callback of a release inside another's walk) are counted, not recorded.
+ * Chain walk records (src/containers/chainwalk.ts): a stack of the chain walks this thread is in —
+ * a re-arm's (armChain), a signaled-query's (chainSignaled), a deadline's (chainSetDeadline) —
+ * each naming the fence references its walk holds: every word is set in the run that takes its
+ * reference and cleared in the run that drops it or hands it over, so a reaper drops exactly the
+ * references a terminated thread's walks still held. Walks nest (a re-arm run by a callback of a
+ * signal a signaled-query's poll made, of a release inside another's walk); deeper ones than
+ * WALK_CAP are counted, not recorded.
  */
 export const WALK_CAP = 3;
 export const { LINK: W_LINK, PREV: W_PREV, AUX: W_AUX, END: W_WORDS } = defineStruct('chain walk record', {
