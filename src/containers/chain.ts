@@ -35,7 +35,8 @@ import { fenceView } from '../fence/fence.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { getAt, inWalkRecord } from './chainwalk.js';
-import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
+import { defineContainerWork } from './work.js';
+import { CB_CHAIN_LINK, defineContainer, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, W_LINK, W_PREV, W_AUX } = L;
 const { F_REFCOUNT } = FL;
@@ -285,20 +286,22 @@ function enableChain(arena: Arena, fw: number): boolean {
 function rearm(arena: Arena, head: number): void {
   if (!armChain(arena, head)) fenceView(arena, head).signal();
 }
-defineDeferredKind(L.LGK_CHAIN_REARM, rearm);
+defineContainerWork(isChainFw, rearm);
 
 /**
  * Shared callback CB_CHAIN_LINK, run by the thread that signals the armed fence. Re-arming takes
  * other fences' locks, so it runs at once only when this thread holds no lock (kernel: irq_work);
- * queued, it is recorded in the thread's ledger, and a dead thread's reaper runs it.
+ * queued, it is an item of the thread's container work list (the chain's own C_WORK word: no
+ * memory needed), and a dead thread's reaper runs it. A re-arm queued already (in any thread's
+ * list) and not yet taken off it runs after this call: this one's reference is put instead.
  *
  * Under signal record `rec` (see defineSharedCallback), which names this handler and the chain
  * from before the node's free: its SIG_SHARED is cleared in the run that lets go of the chain
- * reference (the put after the re-arm, or the ledger entry that queues it), so a thread
+ * reference (the put after the re-arm, or the link that queues it), so a thread
  * terminated in between leaves the re-arm and the put to reapChainLink.
  */
 function onChainLink(arena: Arena, head: number, _fw: number, rec = 0): void {
-  runOrDefer(arena, head, rearm, L.LGK_CHAIN_REARM, rec === 0 ? 0 : rec + FL.SIG_SHARED);
+  runOrDefer(arena, head, rec === 0 ? 0 : rec + FL.SIG_SHARED);
 }
 
 /**
