@@ -52,9 +52,11 @@ async function start(arena: Arena, mode: 'run' | 'kill') {
   };
   const k = new KillTarget(arena, 'container-work-enomem', data);
   targets.push(k);
+  // Listened for from the start: 'ran' may come right after 'ready'.
+  const ran = new Promise<KillMsg>((resolve) => k.worker.on('message', (m: KillMsg) => m.type === 'ran' && resolve(m)));
   const ready = await k.ready;
   expect(k.errors).toEqual([]);
-  return { s, k, ready };
+  return { s, k, ready, ran };
 }
 
 /** What the worker saw with the arena full: its ledger could not grow, both items listed, x dropped. */
@@ -84,10 +86,9 @@ describe('container work queued with the arena full', () => {
   it('is queued without memory and runs once the thread holds no lock', async () => {
     const arena = Arena.create({ bytes: 2 << 20 });
     const baseline = arena.stats().used;
-    const { s, k, ready } = await start(arena, 'run');
+    const { s, k, ready, ran } = await start(arena, 'run');
     expectQueuedWithoutMemory(ready);
-    const ran = await new Promise<KillMsg>((resolve) => k.worker.on('message', (m: KillMsg) => m.type === 'ran' && resolve(m)));
-    expect(ran).toMatchObject({ listed: 0, queued: 0, arraySignaled: true });
+    expect(await ran).toMatchObject({ listed: 0, queued: 0, arraySignaled: true });
     await k.kill(0);
     expect(k.errors).toEqual([]);
     finish(arena, s, baseline);
