@@ -18,9 +18,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain, pendingCallbacks, setAutoDispatch } from '../src/index.js';
-import { onReap, ReapStage } from '../src/arena/hooks.js';
-import * as CL from '../src/containers/layout.js';
 import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { countWalkHits } from './support/chainwalks.js';
 import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
@@ -36,28 +35,8 @@ afterEach(async () => {
   setAutoDispatch(true);
 });
 
-/*
- * What the kills hit, read by a reap hook that runs before the CHAIN_WALKS stage drops the walks'
- * references: kills inside a chain walk (a record in use), and of those, the ones whose record
- * still named references (the leak the old code had).
- */
-const hits = { inWalk: 0, holding: 0, refs: 0 };
-function countWalks(arena: Arena, slot: number): void {
-  if (slot === arena.slot) return;
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  const depth = i32[b + CL.T_WALK_DEPTH];
-  if (!(depth > 0)) return;
-  hits.inWalk++;
-  let refs = 0;
-  for (let d = 0; d < Math.min(depth, CL.WALK_CAP); d++) {
-    const rec = b + CL.T_WALK + d * CL.W_WORDS;
-    for (const w of [CL.W_LINK, CL.W_PREV, CL.W_AUX]) if (i32[rec + w] !== 0) refs++;
-  }
-  if (refs > 0) hits.holding++;
-  hits.refs += refs;
-}
-onReap(ReapStage.CALLBACKS, countWalks);
+// What the kills hit in the chain walk records (test/support/chainwalks.ts).
+const hits = countWalkHits();
 
 /** One round's chains, signaling enabled by the test's callbacks (CALLBACKS on each head). */
 function chains(arena: Arena, rand: (n: number) => number) {

@@ -157,7 +157,7 @@ export const CACHE_STRIDE = CACHE_CAP + 1; // per class: [count, CACHE_CAP entri
  * Thread-slot words reserved for higher layers (robust lock list, inbox, release records, …): the
  * layers' structs chain up from the start, the trace recorder's sits at the end (src/trace/layout.ts).
  */
-export const LAYER_WORDS = 163;
+export const LAYER_WORDS = 166;
 export const {
   STATE: T_STATE, THREAD_ID: T_THREAD_ID, ALLOCS: T_ALLOCS, FREES: T_FREES, SERIAL: T_SERIAL, LAYERS: T_LAYERS,
   CACHE: T_CACHE, END: THREAD_STRIDE,

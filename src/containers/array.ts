@@ -29,10 +29,11 @@ import { freeInFlight } from '../fence/ledger.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
-import { CB_ARRAY_CHILD, defer, defineContainer, defineDeferredKind, fenceArg, isSignaledFw, putChildAt } from './common.js';
+import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChildAt } from './common.js';
+import { defineContainerWork } from './work.js';
 import { FenceMemory } from './memory.js';
 
-const { A_NUM, A_PENDING, A_SLOTS, A_MODE, ARRAY_SIGNAL_ANY } = L;
+const { A_NUM, A_PENDING, A_SLOTS, A_MODE, K_WORK, ARRAY_SIGNAL_ANY } = L;
 const { F_ERROR, F_FLAGS, F_REFCOUNT, FLAG_ENABLE_SIGNAL } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -146,7 +147,7 @@ const CHILD_LAST = FL.SIG_STEP_1 << 1;
  * Under signal record `rec` (see defineSharedCallback), which names this handler and the array
  * from before the node's free: the count-down's run writes CHILD_COUNTED (and CHILD_LAST when it
  * reached zero) into its SIG_SHARED, and the word is cleared in the run that lets go of the array
- * reference — its drop (putFenceAt), or the ledger entry that hands it to the deferred queue. So
+ * reference — its drop (putFenceAt), or the link that queues it as container work. So
  * for a thread terminated anywhere in here the reaper (reapArrayChild) knows whether the child was
  * counted, whether the array's signal was this call's, and that the reference is still held.
  */
@@ -159,10 +160,10 @@ function onArrayChild(arena: Arena, afw: number, cfw: number, rec = 0): void {
   if (!last) return putArrayRef(arena, afw, at);
   // Taking the array lock is safe unless this very thread holds it (a user's withLock around a
   // child signal): then the signal waits until the lock is dropped.
-  // Queued, the work is recorded in the thread's ledger: a thread terminated before it runs leaves
-  // it to its reaper (defineDeferredKind below).
+  // Queued, the work is an item of the thread's container work list (the array's own K_WORK word):
+  // a thread terminated before it runs leaves it to its reaper (defineContainerWork below).
   const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & K.LOCK_OWNER_MASK;
-  if (owner === arena.me) defer(arena, afw, signalArray, L.LGK_ARRAY_SIGNAL, at);
+  if (owner === arena.me) defer(arena, afw, at);
   else {
     try {
       signalArray(arena, afw);
@@ -205,7 +206,7 @@ function reapArrayChild(arena: Arena, data: number, cfw: number, step: number): 
 function signalArray(arena: Arena, fw: number): void {
   fenceView(arena, fw).signal();
 }
-defineDeferredKind(L.LGK_ARRAY_SIGNAL, signalArray);
+defineContainerWork(isArrayFw, signalArray);
 
 /**
  * ops.signaled (polled without the lock). Done once A_PENDING reached zero. While signaling is not
@@ -333,6 +334,7 @@ export class FenceArray {
     i32[fw + A_PENDING] = any ? 1 : n;
     i32[fw + A_SLOTS] = sw;
     i32[fw + A_MODE] = any ? ARRAY_SIGNAL_ANY : 0;
+    i32[fw + K_WORK] = 0; // not queued
     return fenceView(arena, fw);
   }
 

@@ -13,8 +13,9 @@
  * Signaling: enabling arms one shared callback on the fence of the first unsignaled link (from
  * the head down); when it fires — in whichever thread signals that fence — it walks again and
  * re-arms, or signals the chain when nothing is left. The callback holds a chain reference. The
- * references a re-arm's walk holds are named in the thread's chain walk records (T_WALK), so a
- * thread terminated inside one leaves them to its reaper (chainwalk.ts).
+ * references every walk holds — a re-arm's, a signaled-query's, a deadline's — are named in the
+ * thread's chain walk records (T_WALK), so a thread terminated inside one leaves them to its
+ * reaper (chainwalk.ts).
  *
  * Release is iterative: a predecessor link released from inside its successor's release hands
  * its words over to that successor (emptied by then) instead of putting them itself, so a
@@ -28,13 +29,14 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { fenceGet, fenceLock, fenceUnlock } from '../fence/core.js';
+import { fenceLock, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { fenceView } from '../fence/fence.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
-import { dropWalk, getAt, popWalk, pushWalk } from './chainwalk.js';
-import { CB_CHAIN_LINK, defineContainer, defineDeferredKind, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
+import { getAt, inWalkRecord } from './chainwalk.js';
+import { defineContainerWork } from './work.js';
+import { CB_CHAIN_LINK, defineContainer, flushDeferred, holdsLocks, isSignaledFw, putChildAt, runOrDefer } from './common.js';
 
 const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, W_LINK, W_PREV, W_AUX } = L;
 const { F_REFCOUNT } = FL;
@@ -58,21 +60,49 @@ export const isChainFw = chainKind.is;
 
 /**
  * ops.setDeadline (kernel dma_fence_chain_set_deadline): the fence of every link still on the
- * chain, walked from `fw` down (the walk collects signaled links as it goes, like the kernel's).
+ * chain, walked from `fw` down (the walk collects signaled links as it goes, like the kernel's)
+ * under a chain walk record (see walkChain).
  */
 function chainSetDeadline(arena: Arena, fw: number, ns: bigint): void {
-  const i32 = arena.i32;
-  fenceGet(i32, fw); // the walk's reference, consumed by chainWalk
+  walkChain(arena, fw, (c) => {
+    fenceView(arena, c).setDeadline(ns);
+    return true;
+  });
+}
+
+/**
+ * Walks the chain from `fw` (the caller holds a reference on it) down, calling `visit` on the
+ * fence of each link (the fence itself at the end) until it returns false. Returns true when the
+ * walk reached the end. The walk's references are named in a chain walk record of the thread slot
+ * from the run that takes each (getAt, chainGetPrev) to the run that drops it (putFenceAt) or
+ * hands it over (chainWalk's collection), so a thread terminated inside `visit` or a step leaves
+ * exactly the references its record names, which its reaper drops (CHAIN_WALKS).
+ */
+function walkChain(arena: Arena, fw: number, visit: (c: number) => boolean): boolean {
+  return inWalkRecord(arena, (rec) => walkFrom(arena, fw, rec, visit));
+}
+
+/** The walk of {@link walkChain} under record `rec` (0: deeper than WALK_CAP, not recorded). */
+function walkFrom(arena: Arena, fw: number, rec: number, visit: (c: number) => boolean): boolean {
+  const linkAt = rec === 0 ? 0 : rec + W_LINK;
+  getAt(arena.i32, fw, linkAt); // the walk's reference, consumed by chainWalk
   let hops = maxBlocks(arena);
-  for (let f = fw; f !== 0; f = chainWalk(arena, f)) {
+  for (let f = fw; f !== 0; f = chainWalk(arena, f, rec)) {
+    let more: boolean;
     try {
       hops = step(hops);
-      fenceView(arena, containedFw(arena, f)).setDeadline(ns);
+      more = visit(containedFw(arena, f));
     } catch (e) {
-      putFence(arena, f);
+      // Recorded: inWalkRecord drops what the record names (W_LINK: f).
+      if (rec === 0) putFence(arena, f);
       throw e;
     }
+    if (!more) {
+      putFenceAt(arena, f, linkAt);
+      return false;
+    }
   }
+  return true;
 }
 
 /**
@@ -191,21 +221,11 @@ export function chainWalk(arena: Arena, fw: number, rec = 0): number {
  * under the prev lock) and cleared in the run that drops it (putFenceAt) or hands it over (the
  * callback's reference: the node's link, see linkCallbackLocked; a collected predecessor's: the
  * C_PREV swap). So a thread terminated anywhere in here leaves exactly the references its record
- * names, which the reaper drops (dropWalkRecords, chainwalk.ts); a throw drops them here.
+ * names, which the reaper drops (dropWalkRecords, chainwalk.ts); a throw drops them in
+ * inWalkRecord.
  */
 function armChain(arena: Arena, head: number): boolean {
-  const rec = pushWalk(arena);
-  let armed: boolean;
-  try {
-    armed = armFrom(arena, head, rec);
-  } catch (e) {
-    // The walk's error is the one reported (a failed drop's is dropped with it).
-    if (rec !== 0) attempt(dropWalk, arena, rec, 0, e);
-    throw e;
-  } finally {
-    popWalk(arena);
-  }
-  return armed;
+  return inWalkRecord(arena, (rec) => armFrom(arena, head, rec));
 }
 
 /** The walk of {@link armChain} under record `rec` (0: deeper than WALK_CAP, not recorded). */
@@ -266,20 +286,22 @@ function enableChain(arena: Arena, fw: number): boolean {
 function rearm(arena: Arena, head: number): void {
   if (!armChain(arena, head)) fenceView(arena, head).signal();
 }
-defineDeferredKind(L.LGK_CHAIN_REARM, rearm);
+defineContainerWork(isChainFw, rearm);
 
 /**
  * Shared callback CB_CHAIN_LINK, run by the thread that signals the armed fence. Re-arming takes
  * other fences' locks, so it runs at once only when this thread holds no lock (kernel: irq_work);
- * queued, it is recorded in the thread's ledger, and a dead thread's reaper runs it.
+ * queued, it is an item of the thread's container work list (the chain's own C_WORK word: no
+ * memory needed), and a dead thread's reaper runs it. A re-arm queued already (in any thread's
+ * list) and not yet taken off it runs after this call: this one's reference is put instead.
  *
  * Under signal record `rec` (see defineSharedCallback), which names this handler and the chain
  * from before the node's free: its SIG_SHARED is cleared in the run that lets go of the chain
- * reference (the put after the re-arm, or the ledger entry that queues it), so a thread
+ * reference (the put after the re-arm, or the link that queues it), so a thread
  * terminated in between leaves the re-arm and the put to reapChainLink.
  */
 function onChainLink(arena: Arena, head: number, _fw: number, rec = 0): void {
-  runOrDefer(arena, head, rearm, L.LGK_CHAIN_REARM, rec === 0 ? 0 : rec + FL.SIG_SHARED);
+  runOrDefer(arena, head, rec === 0 ? 0 : rec + FL.SIG_SHARED);
 }
 
 /**
@@ -300,30 +322,12 @@ function reapChainLink(arena: Arena, data: number): void {
 
 /**
  * ops.signaled: every link's fence signaled (walks and garbage-collects; under a lock of the
- * calling thread the walk collects nothing and reads the fences' flags only, see chainWalk).
+ * calling thread the walk collects nothing and reads the fences' flags only, see chainWalk). The
+ * walk's references are recorded as a re-arm's are (see walkChain).
  */
 function chainSignaled(arena: Arena, fw: number): boolean {
-  const i32 = arena.i32;
   flushDeferred(arena);
-  fenceGet(i32, fw);
-  let f = fw;
-  let hops = maxBlocks(arena);
-  while (f !== 0) {
-    let signaled: boolean;
-    try {
-      hops = step(hops);
-      signaled = isSignaledFw(arena, containedFw(arena, f));
-    } catch (e) {
-      putFence(arena, f);
-      throw e;
-    }
-    if (!signaled) {
-      putFence(arena, f);
-      return false;
-    }
-    f = chainWalk(arena, f);
-  }
-  return true;
+  return walkChain(arena, fw, (c) => isSignaledFw(arena, c));
 }
 
 /*

@@ -1,6 +1,7 @@
 /**
- * Chain walk records: the fence references a chain re-arm's walk holds (armChain in chain.ts),
- * named in the calling thread's slot (T_WALK, T_WALK_DEPTH of containers/layout.ts). A record's
+ * Chain walk records: the fence references a chain walk holds — a re-arm's (armChain in chain.ts),
+ * a signaled-query's (chainSignaled), a deadline's (chainSetDeadline) — named in the calling
+ * thread's slot (T_WALK, T_WALK_DEPTH of containers/layout.ts). A record's
  * word is set in the run that takes its reference and cleared in the run that drops it or hands
  * it over, so the reaper of a thread terminated inside a walk drops exactly the references its
  * records name (the CHAIN_WALKS reap stage).
@@ -28,7 +29,7 @@ export function getAt(i32: Int32Array, fw: number, at: number): void {
  * leaves them so; cleared again for a slot's first use) before the depth counts it, in one run.
  * Returns the record's word, or 0 when WALK_CAP are in use (counted, not recorded).
  */
-export function pushWalk(arena: Arena): number {
+function pushWalk(arena: Arena): number {
   const i32 = arena.i32;
   const b = arena.slotBase;
   const d = i32[b + T_WALK_DEPTH];
@@ -43,15 +44,33 @@ export function pushWalk(arena: Arena): number {
 }
 
 /** Pops the calling thread's innermost chain walk record (its words all cleared by then). */
-export function popWalk(arena: Arena): void {
+function popWalk(arena: Arena): void {
   arena.i32[arena.slotBase + T_WALK_DEPTH]--;
+}
+
+/**
+ * Runs `walk` under a chain walk record pushed for it (0 when WALK_CAP are in use: the walk is
+ * counted, not recorded, and drops what it holds itself on a throw), and pops the record after.
+ * On a throw the references the record still names are dropped here; the walk's error is the one
+ * reported (a failed drop's is dropped with it).
+ */
+export function inWalkRecord<T>(arena: Arena, walk: (rec: number) => T): T {
+  const rec = pushWalk(arena);
+  try {
+    return walk(rec);
+  } catch (e) {
+    if (rec !== 0) attempt(dropWalk, arena, rec, 0, e);
+    throw e;
+  } finally {
+    popWalk(arena);
+  }
 }
 
 /**
  * Drops every reference chain walk record `rec` names, each word cleared in its drop's run; the
  * first error is rethrown once all were tried.
  */
-export function dropWalk(arena: Arena, rec: number): void {
+function dropWalk(arena: Arena, rec: number): void {
   let first: unknown = NO_ERROR;
   for (const w of [W_AUX, W_PREV, W_LINK]) first = attempt(putWalkRef, arena, rec + w, 0, first);
   rethrowFirst(first);

@@ -14,12 +14,14 @@ import { heldLockCount } from '../locks/lockword.js';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import { linkedPayload } from '../arena/handles.js';
+import * as L from './layout.js';
+import { listWork, runTaken, takeWork, workOf, type DeferredWork } from './work.js';
 import * as FL from '../fence/layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { defineFenceOps, findOps, markReleaseResumable, type FenceOps } from '../fence/ops.js';
-import { defineLedgerKind, ledgerAdd, ledgerFind, ledgerPutRef } from '../fence/ledger.js';
+import { ledgerAdd, ledgerFind, ledgerPutRef } from '../fence/ledger.js';
 import { holdsFenceLock, putFence, putFenceAt } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
@@ -89,10 +91,10 @@ export function defineContainer(kernelName: string, ops: ContainerOps): Containe
  * drop's run (putFenceAt): a thread terminated at any point leaves the reference named there, or
  * dropped (its release recorded) with the word cleared, so a container release called again by
  * the reaper drops each child exactly once.
- * Locking: when the calling thread holds the child's lock, the drop is deferred until it holds no
- * lock (the reference goes to the deferred queue, recorded in the thread's ledger in the run that
- * clears the word), so a container's release always completes, and a thread terminated before
- * the drop runs leaves it to its reaper.
+ * Locking: when the calling thread holds the child's lock, a drop that is not the last is done at
+ * once; the last is deferred until the thread holds no lock (the reference goes to the deferred
+ * queue, recorded in the thread's ledger in the run that clears the word), so a container's
+ * release always completes, and a thread terminated before the drop runs leaves it to its reaper.
  */
 export function putChildAt(arena: Arena, at: number): void {
   const i32 = arena.i32;
@@ -103,16 +105,36 @@ export function putChildAt(arena: Arena, at: number): void {
   // The container's block is being freed, so this drop cannot be refused: if it were the child's
   // last reference, putFence would refuse it (EDEADLK, the release would signal and free under the
   // lock) and the reference would be lost with the container. Whether it is the last only a race
-  // with other threads' puts decides, so every drop under the child's lock is deferred.
+  // with other threads' puts decides: the drop is a compare-exchange that never takes the last.
   if (!holdsFenceLock(arena, cw)) return putFenceAt(arena, cw, at);
-  // The deferred queue is this thread's memory: the reference is recorded in the thread's ledger
-  // first (its LEDGER reap stage puts what a dead thread still records), and the container's word
-  // cleared right after the entry's last plain write (no call between: one run). Without room for
-  // the entry (ENOMEM) it is deferred unrecorded, as before: a terminate() before it runs loses it
-  // (a leak, never a second drop).
-  const kind = recordWork(arena, FL.LGK_FENCE_REF, cw);
+  // Not the last reference: dropped now, as a put under the lock would (no release follows).
+  if (dropNotLast(i32, cw, at)) return;
+  // The last: the deferred queue is this thread's memory, so the reference is recorded in the
+  // thread's ledger first (its LEDGER reap stage puts what a dead thread still records), and the
+  // container's word cleared right after the entry's last plain write (no call between: one run).
+  // Without room for the entry (ENOMEM) it is deferred unrecorded: a terminate() before it runs
+  // loses it (a leak, never a second drop; see "Known limits" in docs/architecture.md).
+  const kind = recordDrop(arena, cw);
   i32[at] = 0;
   enqueue(arena, cw, dropOnly, kind);
+}
+
+/**
+ * Drops a reference on fence `fw` that is not its last, clearing word `at` in the drop's run (the
+ * compare-exchange, then a plain write). Returns false, dropping nothing, when it would be the last.
+ * Throws EBADF on a fence without references (nothing changes).
+ */
+function dropNotLast(i32: Int32Array, fw: number, at: number): boolean {
+  for (;;) {
+    const old = Atomics.load(i32, fw + FL.F_REFCOUNT);
+    if (old === 1) return false;
+    if (old < 1) throw Errors.badHandle('fence', fw, `put on a fence with refcount ${old}`);
+    // Another thread's get or put in between fails the exchange: read again.
+    if (Atomics.compareExchange(i32, fw + FL.F_REFCOUNT, old, old - 1) === old) {
+      i32[at] = 0;
+      return true;
+    }
+  }
 }
 
 /** Deferred work of a child drop: nothing before the queue puts the reference. */
@@ -139,72 +161,48 @@ export function isSignaledFw(arena: Arena, fw: number): boolean {
 }
 
 /**
- * Deferred work: `fn(arena, fw)` runs while the queue holds a reference on `fw`, which the queue
- * puts once it returned (or threw).
+ * Records the child reference on `fw` the deferred queue is about to hold in the thread's ledger
+ * (the entry's last plain write ends the call: the caller's plain writes right after are in its
+ * run). Returns LGK_FENCE_REF, or 0 when the ledger has no room (ENOMEM): see putChildAt.
  */
-export type DeferredWork = (arena: Arena, fw: number) => void;
-
-/**
- * Defines a kind of deferred container work that a dead thread's reaper finishes: the queued
- * reference is recorded in the thread's ledger as `kind` (a LGK_* of containers/layout.ts), and the
- * ledger's reaper runs `fn` on a dead thread's entry, then puts the reference. So work waiting in
- * the queue of a thread terminated before it ran is not lost; `fn` must tolerate running after a
- * cut-off run of itself (signaling a signaled fence is a no-op; a re-arm arms again).
- * Threads: every thread that imports the container's module defines it.
- */
-export function defineDeferredKind(kind: number, fn: DeferredWork): void {
-  defineLedgerKind(kind, (arena, fw, gen) => {
-    // The dead thread held a reference, so the fence cannot have been released: still check.
-    if (!arena.isLive(fw - A.BLOCK_HEADER_WORDS, gen)) return;
-    try {
-      fn(arena, fw);
-    } finally {
-      putFence(arena, fw);
-    }
-  });
-}
-
-/**
- * Records the reference on `fw` the deferred queue is about to hold as ledger kind `kind` (the
- * entry's last plain write ends the call: the caller's plain writes right after are in its run).
- * Returns `kind`, or 0 when the ledger has no room (ENOMEM): the work is then queued unrecorded,
- * and a terminate() before it runs loses it (a leak, never a second run).
- */
-function recordWork(arena: Arena, kind: number, fw: number): number {
+function recordDrop(arena: Arena, fw: number): number {
   try {
-    ledgerAdd(arena, kind, fw);
-    return kind;
+    ledgerAdd(arena, FL.LGK_FENCE_REF, fw);
+    return FL.LGK_FENCE_REF;
   } catch {
     return 0;
   }
 }
 
+/** A queue entry's `kind` for work recorded in the thread's container work list (see listWork). */
+const LISTED = -1;
+
 const qArena: Arena[] = [];
 const qFw: number[] = [];
 const qFn: DeferredWork[] = [];
-const qKind: number[] = []; // the ledger kind the queued reference is recorded as, or 0
+const qKind: number[] = []; // LISTED, the ledger kind the queued reference is recorded as, or 0
 let qHead = 0;
 let running = false;
 let scheduled = false;
 
 /**
- * Runs `fn(arena, fw)` now when the calling thread holds no lock and is not already running
- * deferred container work; otherwise queues it (it then runs after the current work, or once the
- * thread's locks are dropped), recorded as `kind` (see {@link defineDeferredKind}; 0: not
- * recorded). The caller hands over one reference on `fw`, which is put after `fn`.
+ * Runs container `fw`'s work (see {@link defineContainerWork}) now when the calling thread holds
+ * no lock and is not already running deferred container work; otherwise queues it (it then runs
+ * after the current work, or once the thread's locks are dropped) in the thread's container work
+ * list. The caller hands over one reference on `fw`, which is put after the work.
  * `at` (0: none): a word naming that reference (a signal record's SIG_SHARED, see
  * defineSharedCallback), cleared in the run that lets go of it — the put's (putFenceAt), or the
- * ledger entry's that hands it to the queue (see {@link defer}).
+ * list's (see {@link defer}).
  * Threads: any; the work runs in the calling thread either way.
  */
-export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork, kind = 0, at = 0): void {
+export function runOrDefer(arena: Arena, fw: number, at = 0): void {
   if (running || holdsLocks(arena)) {
-    defer(arena, fw, fn, kind, at);
+    defer(arena, fw, at);
     return;
   }
   running = true;
   try {
-    runThenPut(arena, fw, fn, 0, at);
+    runThenPut(arena, fw, workOf(arena, fw), 0, at);
     drainQueue();
   } finally {
     running = false;
@@ -212,20 +210,21 @@ export function runOrDefer(arena: Arena, fw: number, fn: DeferredWork, kind = 0,
 }
 
 /**
- * Queues `fn(arena, fw)` unconditionally (it runs after the current container work, at the next
- * {@link flushDeferred}, or in a microtask), recorded as `kind` (see {@link defineDeferredKind}; 0:
- * not recorded). The caller hands over one reference on `fw`, which is put after `fn`.
- * `at` (0: none): a word naming that reference, cleared right after the ledger entry's last write
- * (one run: from there the LEDGER reaper owns the work). Work that could not be recorded leaves
- * the word set: a thread terminated before it runs leaves it to whoever reads the word.
+ * Queues container `fw`'s work unconditionally (it runs after the current container work, at the
+ * next {@link flushDeferred}, or in a microtask), recorded in the thread's container work list,
+ * which needs no memory: nothing to refuse, nothing lost. The caller hands over one reference on
+ * `fw`; `at` (0: none) names it and is cleared in the run that links the item. When `fw`'s work
+ * is queued already, that queued run (later than this call) does it: the reference is put here
+ * instead (never the last: the queued work holds one).
  */
-export function defer(arena: Arena, fw: number, fn: DeferredWork, kind = 0, at = 0): void {
-  const recorded = kind === 0 ? 0 : recordWork(arena, kind, fw);
-  if (at !== 0 && recorded !== 0) arena.i32[at] = 0;
-  enqueue(arena, fw, fn, recorded);
+export function defer(arena: Arena, fw: number, at = 0): void {
+  const fn = workOf(arena, fw);
+  if (listWork(arena, fw, at)) enqueue(arena, fw, fn, LISTED);
+  else if (at !== 0) putFenceAt(arena, fw, at);
+  else putFence(arena, fw);
 }
 
-/** Queues work whose reference is recorded as `kind` already (0: not recorded). */
+/** Queues work whose reference is recorded as `kind` already (LISTED, a ledger kind, or 0: not recorded). */
 function enqueue(arena: Arena, fw: number, fn: DeferredWork, kind: number): void {
   qArena.push(arena);
   qFw.push(fw);
@@ -238,12 +237,19 @@ function enqueue(arena: Arena, fw: number, fn: DeferredWork, kind: number): void
 }
 
 /**
- * Runs `fn(arena, fw)`, then puts the reference the work held: a recorded one (`kind`) with
- * ledgerPutRef, which forgets the entry in the drop's run; one named by word `at` (see
- * {@link runOrDefer}) with putFenceAt, which clears it in that run. A recorded entry no longer there means
- * the ledger's own reaper finished the work (the thread detached in between): nothing runs.
+ * Runs `fn(arena, fw)`, then puts the reference the work held: a listed one (the first item of
+ * the thread's work list: the queue runs in the list's order) taken into WORK_RUN and put from
+ * there; a ledger-recorded one (`kind`) with ledgerPutRef, which forgets the entry in the drop's
+ * run; one named by word `at` (see {@link runOrDefer}) with putFenceAt, which clears it in that
+ * run. A listed item or a ledger entry no longer there means a reaper finished the work (the
+ * thread detached in between): nothing runs.
  */
 function runThenPut(arena: Arena, fw: number, fn: DeferredWork, kind: number, at = 0): void {
+  if (kind === LISTED) {
+    if (arena.i32[arena.slotBase + L.T_WORK_HEAD] !== fw) return;
+    takeWork(arena, arena.slotBase);
+    return runTaken(arena, arena.slotBase);
+  }
   const gen = arena.i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   if (kind !== 0 && ledgerFind(arena, kind, fw, gen) < 0) return;
   try {

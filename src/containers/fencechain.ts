@@ -16,7 +16,7 @@ import { fenceArg, flushDeferred } from './common.js';
 import * as L from './layout.js';
 import { FenceMemory } from './memory.js';
 
-const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI } = L;
+const { C_PREV, C_PREV_LOCK, C_FENCE, C_PREV_SEQNO_LO, C_PREV_SEQNO_HI, K_WORK } = L;
 const { F_CONTEXT } = FL;
 
 /** Fence chains (kernel dma-fence-chain.c). All methods are static; links are plain {@link Fence}s. */
@@ -90,6 +90,7 @@ export class FenceChain {
     i32[fw + C_FENCE] = cfw;
     i32[fw + C_PREV_SEQNO_LO] = prevSeqno | 0;
     i32[fw + C_PREV_SEQNO_HI] = Math.floor(prevSeqno / 0x100000000);
+    i32[fw + K_WORK] = 0; // not queued
     return fenceView(arena, fw);
   }
 
