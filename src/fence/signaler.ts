@@ -24,7 +24,7 @@ import { Errno, NO_ERROR, rethrowFirst } from '../errors.js';
 import { runDetached } from './inbox.js';
 import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
 import { takeHeldAtDeath } from './inlinereap.js';
-import { takeRobustHeldAtDeath } from '../locks/lockword.js';
+import { takeRobustHeldAtDeath } from '../locks/deadreap.js';
 import { putFence } from './release.js';
 
 const { F_FLAGS, F_ERROR, F_LOCK, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SIGNALED } = L;
