@@ -13,6 +13,7 @@
 import { Worker } from 'node:worker_threads';
 import { expect, it } from 'vitest';
 import { Arena, Fence, ledgerCompact } from '../src/index.js';
+import { seededInt, testSeed } from './fixtures/seeded.js';
 import { CELL_EMPTY, CELL_FULL, RACE_STOLEN, RACE_STOP, raceViews } from './fixtures/handover-cells.js';
 import { expectClean, fixture, WORKER_WAIT_MS } from './support/core.js';
 
@@ -45,6 +46,7 @@ it(`a stale token claims nothing: up to ${ROUNDS} receives raced by a withdrawal
     w.once('error', reject);
   });
   await looping;
+  const rand = seededInt(testSeed('handover-race'));
   const start = performance.now();
   let lost = 0;
   try {
@@ -53,7 +55,7 @@ it(`a stale token claims nothing: up to ${ROUNDS} receives raced by a withdrawal
       token[0] = a.share();
       Atomics.store(state, 0, CELL_FULL);
       await0(state, CELL_FULL, true, deadline); // taken: the receive is under way
-      for (let s = r & 15; s > 0; s--) Atomics.load(state, 0); // varies where in it we land
+      for (let s = rand(16); s > 0; s--) Atomics.load(state, 0); // varies where in it we land
       Fence.withdraw(arena, token[0]); // races the claim: either may win
       const unpublished = b.share(); // after a won withdrawal: the block just freed
       await0(state, CELL_EMPTY, false, deadline);

@@ -13,7 +13,7 @@ import { Arena, Fence, SpinLock, type LockKind } from '../src/index.js';
 import * as K from '../src/locks/layout.js';
 import { heldLockCount } from '../src/locks/lockword.js';
 import { CELLS, COUNTER, DONE, GO, IN, MAX_LANES, PAUSE, ROUNDS, STOP, VIOLATIONS } from './fixtures/lock-kill-cells.js';
-import { seededInt } from './fixtures/seeded.js';
+import { seededInt, testSeed } from './fixtures/seeded.js';
 import { expectClean, fixture } from './support/core.js';
 
 const LANES = 3;
@@ -172,7 +172,7 @@ describe.each(K.LOCK_KINDS.map((k) => [k]))('a %s SpinLock whose holders and wai
   it(`${KILLS[kind]} kills: after each reap the lock is acquirable, the counts are exact, the arena is clean`, { timeout: 180_000 }, async () => {
     const arena = Arena.create({ bytes: 1 << 20, maxThreads: 16, maxFds: 16 });
     const target = spinLockTarget(arena, kind);
-    await killRun(arena, target, kind === 'ticket', KILLS[kind], `spin-${kind}`);
+    await killRun(arena, target, kind === 'ticket', KILLS[kind], testSeed(`spin-${kind}`));
     target.dispose();
     expectClean(arena);
   });
@@ -186,7 +186,7 @@ describe.each([
   it(`${kills} kills: acquirable after each reap, counts exact, arena clean`, { timeout: 180_000 }, async () => {
     const arena = Arena.create({ bytes: 1 << 20, maxThreads: 16, maxFds: 16, lockKind: kind });
     const target = fenceTarget(arena, mode === 'borrowed' ? SpinLock.create(arena, kind) : undefined);
-    await killRun(arena, target, kind === 'ticket', kills, `fence-${mode}-${kind}`);
+    await killRun(arena, target, kind === 'ticket', kills, testSeed(`fence-${mode}-${kind}`));
     target.dispose();
     expectClean(arena);
   });

@@ -14,6 +14,7 @@ import * as FL from '../src/fence/layout.js';
 const L = { ...A, ...FL, ...DR };
 import { C, EX_CB_RAN, EX_DONE, EX_PUBLISHED, RING_SLOTS, SF_CARRIER, S_OWNER, S_STATE, isTaken, slotF64, slotWord } from '../workers/board.js';
 import type { Crew } from '../workers/crew.js';
+import { seededInt, testSeed } from './fixtures/seeded.js';
 import { expectClean, fixture, TestWorker } from './support/core.js';
 import { startScenario, stopScenario, type Scenario } from './support/threads.js';
 
@@ -166,7 +167,7 @@ describe('dead-worker recovery', () => {
     const K = 40;
     // Exporter 0 hands off all its operations, then executes the first for 30 s: it is killed first.
     const s = (scenario = startScenario({
-      n: 2, m: 2, k: K, seed: 'dead-exporter', carrier,
+      n: 2, m: 2, k: K, seed: testSeed('dead-exporter'), carrier,
       engine: { commandRate: 0, removeRate: 0.2, holdMaxMs: 15, workUs: 100, jitter: 1, awaitTake: false, waitTimeoutMs: 30_000 },
       exporter: (e) => (e === 0 ? { depth: K, workUs: 30_000_000, jitter: 0 } : {}),
     }));
@@ -210,7 +211,7 @@ describe('dead-worker recovery', () => {
   it.each(['fd', 'token'] as const)('importers terminated while holding fences, callbacks and fence waits (%s carrier): the exporters finish, nothing leaks', async (carrier) => {
     const K = 60;
     const s = (scenario = startScenario({
-      n: 2, m: 3, k: K, seed: 'dead-importers', carrier,
+      n: 2, m: 3, k: K, seed: testSeed('dead-importers'), carrier,
       engine: { commandRate: 0.2, commandVia: 'ring', removeRate: 0, holdMaxMs: 30, workUs: 1050, jitter: 0.9 },
     }));
     const { crew } = s;
@@ -352,11 +353,12 @@ describe('an exporter terminated at random moments of a submit / export / execut
   it('every operation it submitted ends exactly once, its fds close, nothing leaks (20 kills)', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const d = Driver.create(arena);
+    const rand = seededInt(testSeed('exporter-loop'));
     for (let round = 0; round < 20; round++) {
       const w = probe(arena);
       await w.next('ready');
       await w.ask({ type: 'submit-loop', driver: d.handle }, 'looping');
-      await new Promise((r) => setTimeout(r, 2 + ((round * 7) % 13)));
+      await new Promise((r) => setTimeout(r, 2 + rand(13)));
       const gone = exitOf(w.worker);
       await w.worker.terminate();
       await gone;
@@ -373,11 +375,12 @@ describe('an exporter terminated at random moments of a submit / export / execut
 
   it('with a driver it created itself: the reaper also destroys the driver (20 kills)', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
+    const rand = seededInt(testSeed('exporter-own-driver'));
     for (let round = 0; round < 20; round++) {
       const w = probe(arena);
       await w.next('ready');
       await w.ask({ type: 'submit-loop', driver: 0 }, 'looping');
-      await new Promise((r) => setTimeout(r, 2 + ((round * 5) % 11)));
+      await new Promise((r) => setTimeout(r, 2 + rand(11)));
       const gone = exitOf(w.worker);
       await w.worker.terminate();
       await gone;

@@ -230,9 +230,14 @@ function claimSignaling(arena: Arena, tw: number, sent: number, fw: number, fgen
   }
   // As in signaler.ts: the block may have been released and reused between the check and the get.
   if (!arena.isLive(hw, fgen) || blockTypeAt(i32, hw) !== A.BlockType.FENCE) {
+    // The increment undone first, the entry forgotten in its run (see src/fence/drop.ts): the
+    // entry names the block at the generation the get saw (ledgerGetRef), so a terminate() at the
+    // Atomics call, before it runs, leaves the reaper an entry to put; forgotten first, that
+    // reference would be held by nobody.
     const lw = i32[arena.slotBase + T_LEDGER];
-    i32[lw + LG_COUNT]--; // the entry just recorded, forgotten before the increment is undone
+    const n = i32[lw + LG_COUNT] - 1;
     Atomics.sub(i32, fw + F_REFCOUNT, 1);
+    i32[lw + LG_COUNT] = n;
     return false;
   }
   let claimed = false;

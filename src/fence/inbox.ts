@@ -288,10 +288,10 @@ export function discardInbox(arena: Arena, slot: number): void {
   const sb = arena.slotWord(slot);
   if (slot !== arena.slot) {
     // A dead thread's list in progress: its tail may be DONE (reference already put, node not
-    // yet unlinked); every other node is still QUEUED with its delivery reference.
-    const nw = i32[sb + L.T_DRAINING];
-    i32[sb + L.T_DRAINING] = 0;
-    discardList(arena, nw);
+    // yet unlinked); every other node is still QUEUED with its delivery reference. Taken with an
+    // exchange, as the inbox is: the slot's reaper and a pusher that saw the owner dead
+    // (pushQueued) may both get here, and only one may discard the list.
+    discardList(arena, Atomics.exchange(i32, sb + L.T_DRAINING, 0));
   }
   discardList(arena, Atomics.exchange(i32, sb + L.T_INBOX, 0));
 }

@@ -24,9 +24,10 @@ import { Errno, NO_ERROR, rethrowFirst } from '../errors.js';
 import { runDetached } from './inbox.js';
 import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
 import { takeHeldAtDeath } from './inlinereap.js';
+import { takeRobustHeldAtDeath } from '../locks/deadreap.js';
 import { putFence } from './release.js';
 
-const { F_FLAGS, F_ERROR, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_SIGNALED } = L;
+const { F_FLAGS, F_ERROR, F_LOCK, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SIGNALED } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 /** The error a fence gets when the thread responsible for signaling it dies. */
@@ -79,18 +80,23 @@ function signalOrphans(arena: Arena, slot: number): void {
   const who = slot + 1;
   const serial = i32[b + A.T_SERIAL];
   const found: number[] = [];
+  // Killed inside a signal: the timestamp is written before the SIGNALED flag's Atomics.or (a
+  // terminate() lands at that Atomics call, before it runs), so a thread terminated between the
+  // two left the fence unsignaled with its signaler words overwritten. It held the fence's lock —
+  // an inline one (inlinereap.ts) or a borrowed, robust-listed word (lockword.ts) — so the fences
+  // whose lock it held are looked at again below, whatever their words say.
+  const held = takeHeldAtDeath(slot);
+  const heldWords = new Set(takeRobustHeldAtDeath(slot));
   arena.walk((hw, _size, state, type) => {
     const fw = hw + BLOCK_HEADER_WORDS;
     if (state !== A.STATE_LIVE || type !== A.BlockType.FENCE) return;
     const flags = i32[fw + F_FLAGS];
-    if ((flags & (FLAG_INITIALIZED | FLAG_SIGNALED)) === FLAG_INITIALIZED && i32[fw + F_TIMESTAMP] === who && i32[fw + F_TIMESTAMP + 1] === serial)
-      found.push(fw, i32[hw + B_GEN] & GEN_MASK, who, serial);
+    if ((flags & (FLAG_INITIALIZED | FLAG_SIGNALED)) !== FLAG_INITIALIZED) return;
+    if (i32[fw + F_TIMESTAMP] === who && i32[fw + F_TIMESTAMP + 1] === serial) found.push(fw, i32[hw + B_GEN] & GEN_MASK, who, serial);
+    else if (heldWords.size !== 0 && !(flags & FLAG_INLINE_LOCK) && heldWords.has(i32[fw + F_LOCK])) held.push(fw, i32[hw + B_GEN] & GEN_MASK);
   });
-  // Killed inside a signal: the timestamp is written before the SIGNALED flag's Atomics.or, so a
-  // thread terminated between the two left the fence unsignaled with its signaler words
-  // overwritten. It held the fence's lock: if those words name no live thread, nobody is left to
-  // signal it, and it is signaled like the others (the words it shows then are what is checked).
-  const held = takeHeldAtDeath(slot);
+  // If the words of a fence whose lock it held name no live thread, nobody is left to signal it,
+  // and it is signaled like the others (the words it shows then are what is checked).
   for (let k = 0; k < held.length; k += 2) {
     const fw = held[k];
     const flags = i32[fw + F_FLAGS];

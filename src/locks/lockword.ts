@@ -13,11 +13,12 @@
  * stay locked forever. Fence inline locks are not listed (the reaper finds them by walking the heap).
  */
 import type { Arena } from '../arena/arena.js';
-import { onDetach, onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
-import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock, releaseDeadWord } from './futex.js';
+import { onDetach, onThreadCheck } from '../arena/hooks.js';
+import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from './futex.js';
 import * as L from './layout.js';
 import { watchOwner } from './owners.js';
-import { releaseDeadTicket, releaseTicket, ticketLock, ticketTryLock } from './ticket.js';
+import { releaseTicket, ticketLock, ticketTryLock } from './ticket.js';
+import './deadreap.js'; // registers the reap of a dead thread's robust-listed words
 import { Errors, describeValue } from '../errors.js';
 import { deadlineOf } from '../timeout.js';
 import * as TR from '../trace/layout.js';
@@ -216,24 +217,6 @@ export function heldLockCount(arena: Arena): number {
   return arena.i32[arena.slotBase + L.T_ROBUST_COUNT] + arena.inlineLocksHeld;
 }
 
-/**
- * Reap hook: releases every robust-listed word the dead thread held, marked owner-died, and
- * recovers the ticket it had taken (ticket.ts). Scans one entry past the count: a word is
- * published before its CAS (see acquireWord), and only words the dead thread owns are touched.
- */
-function releaseDeadLocks(arena: Arena, slot: number): void {
-  if (slot === arena.slot) return; // detach: refused while locks are held (below)
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  const dead = slot + 1;
-  releaseDeadTicket(i32, b, dead);
-  const n = Math.min(Math.max(i32[b + L.T_ROBUST_COUNT], 0) + 1, L.ROBUST_CAP);
-  for (let j = 0; j < n; j++) {
-    const idx = i32[b + L.T_ROBUST + j];
-    if (idx > 0 && idx < i32.length) releaseDeadWord(i32, idx, dead);
-  }
-}
-onReap(ReapStage.LOCKS, releaseDeadLocks);
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
 
 /**

@@ -26,6 +26,13 @@ import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { readName, writeName } from './names.js';
 import './linkcheck.js'; // registers the sync layer's part of arena.check()
 
+/**
+ * FD_OWNER of a freed entry: no slot. A claimer writes its slot right after its compare-exchange,
+ * and a dead slot's reaper (closeFdsOf) must not take a new claim of an entry that slot once
+ * owned, seen before that write, for its own.
+ */
+const NO_OWNER = -1;
+
 const { FD_STATE, FD_FENCE, FD_OWNER, FD_NAME, FD_LOCK, FD_STRIDE, FDS_FREE, FDS_CLAIMED, FDS_LIVE, FDS_STATE_MASK, FDS_GEN_SHIFT, FDS_GEN_MASK, FD_INDEX_SCALE } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -207,13 +214,18 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
       depth = pushRelease(arena, fw);
       last = dropRef(arena, fw, depth, e + FD_FENCE, 0) === 1;
     }
-    Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
-    // The name moves from the entry to our in-flight word in the run of the free above.
+    // The name moves from the entry to our in-flight word, and the owner goes, before the free
+    // below: once FREE, installFd may claim the entry (without its lock) and write its own name
+    // and owner, which a write of ours after the free would clobber. In the drop's run (plain
+    // writes up to the store): a closer terminated at the store leaves a half-closed entry
+    // (finishHalfClosed) and the name in flight (freeInFlight).
     if (nameW) {
       i32[arena.slotBase + FL.T_IN_FLIGHT_GEN] = i32[nameW - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
       i32[arena.slotBase + FL.T_IN_FLIGHT] = nameW;
     }
     i32[e + FD_NAME] = 0;
+    i32[e + FD_OWNER] = NO_OWNER;
+    Atomics.store(i32, e + FD_STATE, (gen << FDS_GEN_SHIFT) | FDS_FREE);
   } finally {
     unlockEntry(arena, e);
   }
@@ -246,6 +258,7 @@ export function closeFdsOf(arena: Arena, slot: number): number {
       const nameW = i32[e + FD_NAME];
       i32[e + FD_FENCE] = 0;
       i32[e + FD_NAME] = 0;
+      i32[e + FD_OWNER] = NO_OWNER;
       Atomics.store(i32, e + FD_STATE, (w & ~FDS_STATE_MASK) | FDS_FREE);
       if (nameW) arena.freeBlock(nameW - BLOCK_HEADER_WORDS);
       if (fw) putFence(arena, fw);
@@ -271,8 +284,10 @@ function finishHalfClosed(arena: Arena): void {
     try {
       if (Atomics.load(i32, e + FD_STATE) !== w || i32[e + FD_FENCE] !== 0) continue;
       nameW = i32[e + FD_NAME];
-      Atomics.store(i32, e + FD_STATE, (w & ~FDS_STATE_MASK) | FDS_FREE);
+      // Before the free, as in closeEntry: after it the entry may be claimed again.
       i32[e + FD_NAME] = 0;
+      i32[e + FD_OWNER] = NO_OWNER;
+      Atomics.store(i32, e + FD_STATE, (w & ~FDS_STATE_MASK) | FDS_FREE);
     } finally {
       unlockEntry(arena, e);
     }
