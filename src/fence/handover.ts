@@ -274,19 +274,35 @@ export function withdrawAt(arena: Arena, token: unknown): boolean {
   const tgen = handleGen(token as number); // from the token, as in receiveAt
   const e = ledgerFind(arena, L.LGK_TRANSIT, tw, tgen);
   if (e < 0) throw Errors.notOwner(`transit token ${token}`, i32[tw + TR_SENDER] - 1, arena.slot);
-  const sent = (tgen << 2) | TRS_SENT;
   const fw = i32[tw + TR_FENCE];
   const fgen = i32[tw + TR_FENCE_GEN];
-  const sb = arena.slotBase;
-  if (Atomics.compareExchange(i32, tw + TR_STATE, sent, (tgen << 2) | TRS_WITHDRAWN) !== sent) return false; // claimed: the receiver frees it
-  i32[e + LE_KIND] = L.LGK_FENCE_REF;
-  i32[e + LE_VALUE] = fw;
-  i32[e + LE_GEN] = fgen;
-  i32[sb + T_LEDGER_SPARE_GEN] = tgen;
-  i32[sb + T_LEDGER_SPARE] = tw;
-  arena.freeBlock(tw - BLOCK_HEADER_WORDS);
-  i32[sb + T_LEDGER_SPARE] = 0;
+  if (!commitWithdrawal(arena, tw, tgen, e, L.LGK_FENCE_REF)) return false; // claimed: the receiver frees it
   ledgerPutRef(arena, fw, fgen);
+  return true;
+}
+
+/**
+ * The commit of a withdrawal (a fence's or a timeline's share): the compare-exchange of transit
+ * record `t` (generation `tgen`) from SENT to WITHDRAWN turns the sender's ledger entry `e` into a
+ * reference of `kind` on the shared object (the record's TR_FENCE, at TR_FENCE_GEN) in its run, so
+ * the reference is the sender's own again at every instant; the record is then freed through the
+ * slot's spare word. Returns false when a receiver claimed it first (nothing changed: the
+ * receiver frees the record).
+ */
+export function commitWithdrawal(arena: Arena, t: number, tgen: number, e: number, kind: number): boolean {
+  const i32 = arena.i32;
+  const sb = arena.slotBase;
+  const value = i32[t + TR_FENCE];
+  const gen = i32[t + TR_FENCE_GEN];
+  const sent = (tgen << 2) | TRS_SENT;
+  if (Atomics.compareExchange(i32, t + TR_STATE, sent, (tgen << 2) | TRS_WITHDRAWN) !== sent) return false;
+  i32[e + LE_KIND] = kind;
+  i32[e + LE_VALUE] = value;
+  i32[e + LE_GEN] = gen;
+  i32[sb + T_LEDGER_SPARE_GEN] = tgen;
+  i32[sb + T_LEDGER_SPARE] = t;
+  arena.freeBlock(t - BLOCK_HEADER_WORDS);
+  i32[sb + T_LEDGER_SPARE] = 0;
   return true;
 }
 

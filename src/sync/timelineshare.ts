@@ -23,7 +23,7 @@ import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errors, NO_ERROR, rethrowFirst } from '../errors.js';
-import { claim, stale, transitOf } from '../fence/handover.js';
+import { claim, commitWithdrawal, stale, transitOf } from '../fence/handover.js';
 import { defineLedgerKind, ledgerAllocBlock, ledgerFind, ledgerReserve } from '../fence/ledger.js';
 import { closeLast, dropOpenRef, isOwner } from './timelineclose.js';
 import { timelineRecord } from './signaling.js';
@@ -221,16 +221,7 @@ export function withdrawTimeline(arena: Arena, tw: number, token: unknown): void
   if (i32[t + TR_FENCE] !== tw) throw Errors.invalid(`timeline.withdraw: token ${token} is a share of another timeline`);
   const e = ledgerFind(arena, LGK_TL_TRANSIT, t, tgen);
   if (e < 0) throw Errors.notOwner(`timeline transit token ${token}`, i32[t + TR_SENDER] - 1, arena.slot);
-  const twGen = i32[t + TR_FENCE_GEN];
-  const sb = arena.slotBase;
-  if (Atomics.compareExchange(i32, t + TR_STATE, sent, (tgen << 2) | TRS_WITHDRAWN) !== sent) throw stale('timeline.withdraw', token);
-  i32[e + LE_KIND] = LGK_TIMELINE_REF;
-  i32[e + LE_VALUE] = tw;
-  i32[e + LE_GEN] = twGen;
-  i32[sb + T_LEDGER_SPARE_GEN] = tgen;
-  i32[sb + T_LEDGER_SPARE] = t;
-  arena.freeBlock(t - BLOCK_HEADER_WORDS);
-  i32[sb + T_LEDGER_SPARE] = 0;
+  if (!commitWithdrawal(arena, t, tgen, e, LGK_TIMELINE_REF)) throw stale('timeline.withdraw', token);
 }
 
 /* ───────────── the reapers ───────────── */
