@@ -15,14 +15,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile, ledgerCompact } from '../src/index.js';
+import { Arena, BlockType, Errno, SwTimeline, ledgerCompact } from '../src/index.js';
 import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { CLOSE, CREATE, CREATE_NAMED, INC } from './fixtures/swsync-create-ops.js';
 import { seededInt } from './fixtures/seeded.js';
-import { until } from './support/core.js';
+import { timelinePoint, until } from './support/core.js';
 import { adaptJitter, KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
@@ -54,14 +54,6 @@ function plan(rand: (n: number) => number): [number, number, number][] {
   return ops;
 }
 
-/** A Fence of the main thread on a new point of `tl` at `value`, through an fd it closes. */
-function mainPoint(arena: Arena, tl: SwTimeline, value: number): Fence {
-  const fd = tl.createFence(value);
-  const f = SyncFile.getFence(arena, fd)!;
-  SyncFile.close(arena, fd);
-  return f;
-}
-
 /** What timeline `k`'s counter may be after the first `done` ops ran whole and op `at` (if ≠ done) was cut. */
 function expectedValues(ops: [number, number, number][], k: number, at: number, done: number): number[] {
   const incs = ops.slice(0, done).filter(([kind, j]) => kind === INC && j === k).length;
@@ -82,7 +74,7 @@ describe('sw_sync createFence kill window', () => {
     let delay = 300; // µs of jitter range, adapted so that kills land inside the run
     for (let round = 0; round < KILLS; round++) {
       const tls = [SwTimeline.create(arena, `main-${round}`), SwTimeline.create(arena, `worker-${round}`)];
-      const fences = tls.map((tl) => Array.from({ length: MAIN_POINTS }, (_, i) => mainPoint(arena, tl, 2 * (i + 1))));
+      const fences = tls.map((tl) => Array.from({ length: MAIN_POINTS }, (_, i) => timelinePoint(arena, tl, 2 * (i + 1))));
       const c = new Array<number>(2 * MAIN_POINTS + 1).fill(0);
       counts.push(c);
       fences.flat().forEach((f, i) => expect(f.addCallback(() => c[i]++)).not.toBeNull());
@@ -119,7 +111,7 @@ describe('sw_sync createFence kill window', () => {
       const v0 = tls[0].value;
       expect(expectedValues(ops, 0, at, done), where).toContain(v0);
       fences[0].forEach((f, i) => expect(f.flags & FLAG_SIGNALED, `${where}: main timeline point ${2 * (i + 1)} (value ${v0})`).toBe(2 * (i + 1) <= v0 ? FLAG_SIGNALED : 0));
-      const later = mainPoint(arena, tls[0], LATER);
+      const later = timelinePoint(arena, tls[0], LATER);
       expect(later.addCallback(() => c[2 * MAIN_POINTS]++)).not.toBeNull();
       tls[0].inc(LATER - v0);
       for (const f of [...fences[0], later]) {

@@ -17,14 +17,14 @@
  * clean with its bytes in use back to the baseline.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, BlockType, drain, Errno, Fence, SwTimeline, SyncFile, ledgerCompact, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
+import { Arena, BlockType, drain, Errno, SwTimeline, ledgerCompact, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { SW_CAP, T_SW_DEPTH, TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
-import { expectClean } from './support/core.js';
+import { expectClean, timelinePoint } from './support/core.js';
 import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
@@ -45,14 +45,6 @@ onReap(ReapStage.SIGNALS, (arena, slot) => {
   if (slot !== arena.slot && arena.i32[arena.slotWord(slot) + T_SW_DEPTH] > SW_CAP) deep++;
 });
 
-/** The test's point of `tl` at `value`, through an fd it closes. */
-function pointOf(arena: Arena, tl: SwTimeline, value: number): Fence {
-  const fd = tl.createFence(value);
-  const f = SyncFile.getFence(arena, fd)!;
-  SyncFile.close(arena, fd);
-  return f;
-}
-
 describe('sw_sync incs nested past the slot\'s timeline records', () => {
   it(`an inc cascade ${LEVELS} timelines deep cut off at seeded points (${KILLS} kills): reached points signaled, callbacks once, nothing leaks`, async () => {
     const seed = process.env.FENCELAB_SEED ?? 'swsync-deep-kill-1';
@@ -68,7 +60,7 @@ describe('sw_sync incs nested past the slot\'s timeline records', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const tls = Array.from({ length: LEVELS }, (_, k) => SwTimeline.create(arena, `deep-${round}-${k}`));
-      const points = tls.map((tl) => Array.from({ length: POINTS }, (_, i) => pointOf(arena, tl, i + 1)));
+      const points = tls.map((tl) => Array.from({ length: POINTS }, (_, i) => timelinePoint(arena, tl, i + 1)));
       const counts = points.map((ps) => ps.map(() => 0));
       points.forEach((ps, k) => ps.forEach((f, i) => expect(f.addCallback(() => counts[k][i]++)).not.toBeNull()));
       // The first point each inc reaches increments the next timeline: the nested inc starts before its parent's walk ends.

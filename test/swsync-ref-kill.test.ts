@@ -13,14 +13,14 @@
  */
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile, ledgerCompact } from '../src/index.js';
+import { Arena, BlockType, Errno, SwTimeline, ledgerCompact } from '../src/index.js';
 import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { FLAG_SIGNALED } from '../src/fence/layout.js';
 import { TL_FILE_REFS } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { CLOSE, GET, RECEIVE, SHARE } from './fixtures/swsync-ref-ops.js';
 import { seededInt } from './fixtures/seeded.js';
-import { until } from './support/core.js';
+import { timelinePoint, until } from './support/core.js';
 import { adaptJitter, KillTarget } from './support/killloop.js';
 
 const KILLS = 60;
@@ -50,14 +50,6 @@ function plan(rand: (n: number) => number): number[] {
   return ops;
 }
 
-/** A Fence of the main thread on a new point of `tl` at `value`, through an fd it closes. */
-function mainPoint(arena: Arena, tl: SwTimeline, value: number): Fence {
-  const fd = tl.createFence(value);
-  const f = SyncFile.getFence(arena, fd)!;
-  SyncFile.close(arena, fd);
-  return f;
-}
-
 describe('sw_sync timeline references of a non-owner', () => {
   it(`a thread taking and dropping references terminated at random points (${KILLS} kills): each dropped once, the timeline closes, nothing leaks`, async () => {
     const seed = process.env.FENCELAB_SEED ?? 'swsync-ref-kill-1';
@@ -71,7 +63,7 @@ describe('sw_sync timeline references of a non-owner', () => {
       const keep = round % 2 === 0;
       const tl = SwTimeline.create(arena, `ref-${round}`);
       const tw = arena.resolve(tl.handle, BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
-      const points = Array.from({ length: POINTS }, (_, i) => mainPoint(arena, tl, i + 1));
+      const points = Array.from({ length: POINTS }, (_, i) => timelinePoint(arena, tl, i + 1));
       const c = new Array<number>(POINTS).fill(0);
       counts.push(c);
       points.forEach((f, i) => expect(f.addCallback(() => c[i]++)).not.toBeNull());

@@ -12,7 +12,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
-import { FenceError, type Arena } from '../../src/index.js';
+import { FenceError, SyncFile, type Arena, type Fence, type SwTimeline } from '../../src/index.js';
 
 /** Asserts `fn` throws a FenceError with `code`, then that the arena is still consistent. */
 export function rejects(arena: Arena, fn: () => unknown, code: string): FenceError {
@@ -160,4 +160,12 @@ export async function until(cond: () => boolean, ms = 60_000): Promise<boolean> 
 export function spin(us: number): void {
   const end = performance.now() + us / 1000;
   while (performance.now() < end);
+}
+
+/** A Fence of the calling thread on a new point of `tl` at `value`, through an fd it closes. */
+export function timelinePoint(arena: Arena, tl: SwTimeline, value: number): Fence {
+  const fd = tl.createFence(value);
+  const f = SyncFile.getFence(arena, fd)!;
+  SyncFile.close(arena, fd);
+  return f;
 }
