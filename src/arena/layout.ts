@@ -12,7 +12,7 @@ import { defineStruct } from './struct.js';
 
 export const MAGIC = 0x46454e43; // 'FENC'
 /** Bumped whenever any layer's shared layout changes: attach() refuses another version. */
-export const LAYOUT_VERSION = 10;
+export const LAYOUT_VERSION = 11;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 /** Header words reserved for higher layers' header fields. */
@@ -158,9 +158,11 @@ export const CACHE_STRIDE = CACHE_CAP + 1; // per class: [count, CACHE_CAP entri
  * layers' structs chain up from the start, the trace recorder's sits at the end (src/trace/layout.ts).
  */
 export const LAYER_WORDS = 166;
+/** Lock words taken over from one dead thread before its reap that the reap still learns of (T_TAKEN). */
+export const TAKEN_CAP = 4;
 export const {
   STATE: T_STATE, THREAD_ID: T_THREAD_ID, ALLOCS: T_ALLOCS, FREES: T_FREES, SERIAL: T_SERIAL, LAYERS: T_LAYERS,
-  CACHE: T_CACHE, END: THREAD_STRIDE,
+  CACHE: T_CACHE, OS_TID: T_OS_TID, OS_START: T_OS_START, TAKEN_COUNT: T_TAKEN_COUNT, TAKEN: T_TAKEN, END: THREAD_STRIDE,
 } = defineStruct('thread slot', {
   STATE: 1, // SLOT_FREE / SLOT_LIVE / SLOT_DEAD / SLOT_RESERVED
   THREAD_ID: 1, // Node threadId of the occupant
@@ -169,6 +171,10 @@ export const {
   SERIAL: 1, // registration serial of the occupant
   LAYERS: LAYER_WORDS, // higher layers' thread-slot structs, chained from here (src/locks/layout.ts first)
   CACHE: NCLASSES * CACHE_STRIDE,
+  OS_TID: 1, // kernel thread id of the occupant (src/arena/osthread.ts), 0 when unknown
+  OS_START: 1, // its start time (clock ticks since boot, low 31 bits), told apart from a reused id
+  TAKEN_COUNT: 1, // lock words a waiter took over from this dead, not yet reaped thread (src/locks/owners.ts)
+  TAKEN: TAKEN_CAP, // the first TAKEN_CAP of them
 });
 /** End of the thread-slot area reserved for higher layers. */
 export const T_LAYERS_END = T_LAYERS + LAYER_WORDS;

@@ -12,6 +12,7 @@ import { Errors } from '../errors.js';
 import { flushSlotCaches, releaseDeadClassLocks } from './freelists.js';
 import type { Arena } from './arena.js';
 import { runReapHooks } from './hooks.js';
+import { osThreadGone, ownOsThread } from './osthread.js';
 import * as L from './layout.js';
 import { EV_THREAD_REAPED, TC_THREAD } from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
@@ -34,6 +35,8 @@ export function claimSlot(i32: Int32Array): number {
     // A reaped slot comes back zeroed except for what the reaper folded away; clear the rest.
     i32.fill(0, base + 1, base + stride);
     i32[base + L.T_THREAD_ID] = threadId;
+    // Its kernel identity: a waiter on a word this thread holds can then tell that it died.
+    [i32[base + L.T_OS_TID], i32[base + L.T_OS_START]] = ownOsThread();
     i32[base + L.T_SERIAL] = Atomics.add(i32, L.H_THREAD_SERIAL, 1) + 1;
     Atomics.store(i32, base + L.T_STATE, L.SLOT_LIVE);
     return s;
@@ -93,6 +96,25 @@ export function reapSlot(arena: Arena, s: number): void {
   // Last: the higher layers' clean-up may still read a raw block (a lock borrowed from one).
   settleRawBlocks(arena, s, true);
   releaseSlot(arena, s);
+}
+
+/**
+ * Reaps every live slot of the arena whose thread is gone from the process (src/arena/osthread.ts)
+ * and was not reaped: a worker whose parent is blocked in a wait that only the reap can end — its
+ * 'exit' event, which reaps it, waits for the parent's event loop — or a thread nobody watched.
+ * Threads: any live thread holding no locks (the reap takes locks). Returns how many it reaped.
+ */
+export function reapGoneThreads(arena: Arena): number {
+  const i32 = arena.i32;
+  let n = 0;
+  for (let s = 0; s < arena.maxThreads; s++) {
+    if (s === arena.slot) continue;
+    const b = slotWord(i32, s);
+    if (Atomics.load(i32, b + L.T_STATE) !== L.SLOT_LIVE || !osThreadGone(i32[b + L.T_OS_TID], i32[b + L.T_OS_START])) continue;
+    reapSlot(arena, s);
+    n++;
+  }
+  return n;
 }
 
 /**

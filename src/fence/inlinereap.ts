@@ -8,7 +8,7 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
-import { releaseDeadWord } from '../locks/futex.js';
+import { releaseDeadWord, takenWords } from '../locks/owners.js';
 import * as L from './layout.js';
 
 const { F_FLAGS, F_LOCK, FLAG_INLINE_LOCK } = L;
@@ -23,10 +23,12 @@ function releaseDeadInlineLocks(arena: Arena, slot: number): void {
   const i32 = arena.i32;
   const dead = slot + 1;
   const held: number[] = [];
+  // Inline words a waiter took over before this reap (src/locks/owners.ts) were held at death too.
+  const taken = new Set(takenWords(i32, arena.slotWord(slot)));
   arena.walk((hw, _size, state, type) => {
     const fw = hw + BLOCK_HEADER_WORDS;
     if (state !== A.STATE_LIVE || type !== A.BlockType.FENCE || !(i32[fw + F_FLAGS] & FLAG_INLINE_LOCK)) return;
-    if ((Atomics.load(i32, fw + F_LOCK) & K.LOCK_OWNER_MASK) === dead) held.push(fw, i32[hw + A.B_GEN] & A.GEN_MASK);
+    if ((Atomics.load(i32, fw + F_LOCK) & K.LOCK_OWNER_MASK) === dead || taken.has(fw + F_LOCK)) held.push(fw, i32[hw + A.B_GEN] & A.GEN_MASK);
     releaseDeadWord(i32, fw + F_LOCK, dead);
   });
   heldAtDeath.set(slot, held);

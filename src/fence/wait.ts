@@ -13,6 +13,8 @@ import { traceEvent, tracing } from '../trace/ring.js';
 import { checkTimeout } from '../timeout.js';
 import type { Fence } from './fence.js';
 import { holdAlive, releaseAlive } from './keepalive.js';
+import { reapGoneThreads } from '../arena/threads.js';
+import { heldLockCount } from '../locks/lockword.js';
 import type { FenceCallback } from './signal.js';
 
 const { EV_FENCE_WAIT_END, EV_FENCE_WAIT_START, TC_WAIT, T_WAIT_FENCE, T_WAIT_GEN, T_WAIT_SINCE } = TR;
@@ -63,14 +65,48 @@ function waitBlocking(f: Fence, arena: Arena, idx: number, timeoutMs: number): b
   i32[sb + T_WAIT_GEN] = i32[fw - A.BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   i32[sb + T_WAIT_SINCE] = Date.now() & 0x7fffffff;
   i32[sb + T_WAIT_FENCE] = fw;
+  const patience = timeoutMs === Infinity ? new Patience(performance.now()) : null;
   try {
     for (;;) {
       const v = sleepValue(f, i32, idx, deadline);
       if (v === SIGNALED || v === TIMED_OUT) return v === SIGNALED;
-      if (v !== RETRY) Atomics.wait(i32, idx, v, deadline - performance.now());
+      if (v !== RETRY) Atomics.wait(i32, idx, v, patience ? patience.slice() : deadline - performance.now());
+      patience?.look(arena);
     }
   } finally {
     i32[sb + T_WAIT_FENCE] = 0;
+  }
+}
+
+/** When a wait without timeout first looks for threads that are gone (see {@link Patience}), and its longest gap between looks. */
+const PATIENCE_MS = 50;
+const PATIENCE_MAX_MS = 1000;
+
+/**
+ * A blocking wait without timeout sleeps in slices, and between them reaps the arena's threads that
+ * are gone from the process but not reaped (reapGoneThreads): its fence may be one that only such
+ * a reap will signal (`-EOWNERDEAD`), and when this thread is the dead worker's parent, the 'exit'
+ * event that would reap it waits for this wait to end. First look after PATIENCE_MS, then at
+ * doubling gaps up to PATIENCE_MAX_MS (a look reads /proc once per live thread). Not while this
+ * thread holds a lock: the reap takes locks.
+ */
+class Patience {
+  private gap = PATIENCE_MS;
+  private next: number;
+  constructor(now: number) {
+    this.next = now + PATIENCE_MS;
+  }
+  /** How long the next sleep may last: until the next look. */
+  slice(): number {
+    return Math.max(this.next - performance.now(), 1);
+  }
+  /** Between sleeps: the look, when due. */
+  look(arena: Arena): void {
+    const now = performance.now();
+    if (now < this.next) return;
+    this.gap = Math.min(this.gap * 2, PATIENCE_MAX_MS);
+    this.next = now + this.gap;
+    if (!arena.isDetached && heldLockCount(arena) === 0) reapGoneThreads(arena);
   }
 }
 
@@ -201,12 +237,14 @@ export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
   const first = checkAny(fences, timeoutMs);
   if (first >= 0) return first;
   const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
+  const patience = timeoutMs === Infinity ? new Patience(performance.now()) : null;
   try {
     for (;;) {
       const seen = Atomics.load(i32, wake);
       const i = anyReady(fences, deadline);
       if (i !== SLEEP) return i;
-      Atomics.wait(i32, wake, seen, deadline - performance.now());
+      Atomics.wait(i32, wake, seen, patience ? patience.slice() : deadline - performance.now());
+      patience?.look(fences[0].arena);
     }
   } finally {
     disarmWakes(fences, cbs);

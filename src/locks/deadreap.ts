@@ -4,7 +4,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
-import { releaseDeadWord } from './futex.js';
+import { releaseDeadWord, takenWords } from './owners.js';
 import * as L from './layout.js';
 import { releaseDeadTicket } from './ticket.js';
 
@@ -31,6 +31,8 @@ function releaseDeadLocks(arena: Arena, slot: number): void {
     if ((Atomics.load(i32, idx) & OWNER) === dead) held.push(idx);
     releaseDeadWord(i32, idx, dead);
   }
+  // Words a waiter took over before this reap (owners.ts) were held at death too.
+  held.push(...takenWords(i32, b));
   heldAtDeath.set(slot, held);
 }
 

@@ -5,7 +5,7 @@
  *
  * Word: 0 free; otherwise `owner | LOCK_WAITERS? | LOCK_DIED?` with `owner` = thread slot + 1.
  */
-import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_TICKET_MASK, LOCK_TICKET_NEXT_SHIFT, LOCK_TICKET_SERVING_SHIFT, LOCK_WAITERS } from './layout.js';
+import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_WAITERS } from './layout.js';
 import { watchOwner } from './owners.js';
 
 /**
@@ -144,26 +144,4 @@ export function futexReleaseDead(i32: Int32Array, idx: number, dead: number): bo
       return true;
     }
   }
-}
-
-/** Releases any kind of lock word held by `dead` (ticket words advance their serving count). */
-export function releaseDeadWord(i32: Int32Array, idx: number, dead: number): void {
-  for (;;) {
-    const old = Atomics.load(i32, idx);
-    if ((old & LOCK_OWNER_MASK) !== dead) return;
-    // A held ticket word has next ≠ serving; other kinds keep those bits zero.
-    const isTicket =
-      ((old >>> LOCK_TICKET_NEXT_SHIFT) & LOCK_TICKET_MASK) !== ((old >>> LOCK_TICKET_SERVING_SHIFT) & LOCK_TICKET_MASK);
-    const next = (isTicket ? ticketReleased(old) : old & ~LOCK_OWNER_MASK) | LOCK_DIED;
-    if (Atomics.compareExchange(i32, idx, old, next) === old) {
-      Atomics.notify(i32, idx);
-      return;
-    }
-  }
-}
-
-/** A ticket word with its owner cleared and its serving count advanced. */
-export function ticketReleased(old: number): number {
-  const serving = ((old >>> LOCK_TICKET_SERVING_SHIFT) + 1) & LOCK_TICKET_MASK;
-  return ((old & ~LOCK_OWNER_MASK & 0x00ffffff) | (serving << LOCK_TICKET_SERVING_SHIFT)) | 0;
 }

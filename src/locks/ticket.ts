@@ -28,9 +28,9 @@
  */
 import { SLOT_FREE, T_STATE } from '../arena/layout.js';
 import { Errors } from '../errors.js';
-import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, releaseDeadWord, ticketReleased } from './futex.js';
+import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT } from './futex.js';
 import * as L from './layout.js';
-import { slotBaseOf, slotCount, watchOwner } from './owners.js';
+import { releaseDeadWord, slotBaseOf, slotCount, ticketReleased, watchOwner } from './owners.js';
 
 const OWNER = L.LOCK_OWNER_MASK;
 const TM = L.LOCK_TICKET_MASK;
