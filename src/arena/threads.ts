@@ -13,6 +13,7 @@ import { flushSlotCaches, releaseDeadClassLocks } from './freelists.js';
 import type { Arena } from './arena.js';
 import { runReapHooks } from './hooks.js';
 import { osThreadGone, ownOsThread } from './osthread.js';
+import { forgetWatch, noteWatch, watches } from './watching.js';
 import * as L from './layout.js';
 import { EV_THREAD_REAPED, TC_THREAD } from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
@@ -74,7 +75,9 @@ export function watchWorker(arena: Arena, worker: Worker): void {
   // Recorded now: Node resets threadId to -1 by the time 'exit' fires.
   const tid = worker.threadId;
   if (tid < 0) throw Errors.invalid('watch: the worker has already exited');
+  noteWatch(tid);
   worker.once('exit', () => {
+    forgetWatch(tid);
     if (arena.isDetached) return;
     for (const s of slotsOfThread(arena.i32, tid)) reapSlot(arena, s);
   });
@@ -99,10 +102,10 @@ export function reapSlot(arena: Arena, s: number): void {
 }
 
 /**
- * Reaps every live slot of the arena whose thread is gone from the process (src/arena/osthread.ts)
- * and was not reaped: a worker whose parent is blocked in a wait that only the reap can end — its
- * 'exit' event, which reaps it, waits for the parent's event loop — or a thread nobody watched.
- * Threads: any live thread holding no locks (the reap takes locks). Returns how many it reaped.
+ * Reaps every live slot of the arena whose thread this thread watches and which is gone from the
+ * process (src/arena/osthread.ts) though not reaped: for a watcher blocked in a wait that only such
+ * a reap can end — the worker's 'exit' event, which would reap it, waits for this thread's event
+ * loop. Threads: any live thread holding no locks (the reap takes locks). Returns how many it reaped.
  */
 export function reapGoneThreads(arena: Arena): number {
   const i32 = arena.i32;
@@ -110,7 +113,8 @@ export function reapGoneThreads(arena: Arena): number {
   for (let s = 0; s < arena.maxThreads; s++) {
     if (s === arena.slot) continue;
     const b = slotWord(i32, s);
-    if (Atomics.load(i32, b + L.T_STATE) !== L.SLOT_LIVE || !osThreadGone(i32[b + L.T_OS_TID], i32[b + L.T_OS_START])) continue;
+    if (Atomics.load(i32, b + L.T_STATE) !== L.SLOT_LIVE || !watches(i32[b + L.T_THREAD_ID])) continue;
+    if (!osThreadGone(i32[b + L.T_OS_TID], i32[b + L.T_OS_START])) continue;
     reapSlot(arena, s);
     n++;
   }

@@ -11,18 +11,22 @@
  *    before it frees the slot), so one check can only see it during a release-free-register race
  *    of a few instructions; a quarter second of them is corruption.
  *
- * And it takes the word over when its holder's thread is gone from the process (the kernel's
- * view: src/arena/osthread.ts) but not reaped yet. A worker's reap runs on its parent's event
- * loop, at its 'exit' event; a parent blocked in this wait — an allocation needing a free-list
- * lock the worker held, a lock() on a fence the worker was signaling — would otherwise wait for a
- * reap that can only come after the wait. The word is released as the reap's LOCKS stage releases
- * it (marked owner-died, so this waiter is told) and listed in the dead slot (T_TAKEN), so that the
- * reap, when it comes, still knows the dead thread held it (src/fence/signaler.ts needs that).
+ * And a waiter that watches the holder (src/arena/watching.ts) takes the word over when
+ * the holder's thread is gone from the process (the kernel's view: src/arena/osthread.ts) but not
+ * reaped yet. A worker's reap runs on its watcher's event loop, at its 'exit' event; a watcher
+ * blocked in this wait — an allocation needing a free-list lock the worker held, a lock() on a fence
+ * the worker was signaling — would otherwise wait for a reap that can only come after the wait.
+ * The word is released as the reap's LOCKS stage releases it (marked owner-died, so this waiter is
+ * told) and listed in the dead slot (T_TAKEN), so that the reap, when it comes, still knows the dead
+ * thread held it (src/fence/signaler.ts needs that). Other waiters wait for the reap as before: the
+ * watcher's 'exit' listeners run before any of them enters (an application's own clean-up there
+ * sees the critical section as the dead thread left it).
  *
  * Word-level like futex.ts: the arena's own free-list locks use it through futexLock.
  */
-import { H_MAX_THREADS, H_THREAD_STRIDE, H_THREAD_TABLE, MAX_THREADS_LIMIT, SLOT_FREE, T_OS_START, T_OS_TID, T_STATE, T_TAKEN, T_TAKEN_COUNT, TAKEN_CAP } from '../arena/layout.js';
+import { H_MAX_THREADS, H_THREAD_STRIDE, H_THREAD_TABLE, MAX_THREADS_LIMIT, SLOT_FREE, T_OS_START, T_OS_TID, T_STATE, T_THREAD_ID, T_TAKEN, T_TAKEN_COUNT, TAKEN_CAP } from '../arena/layout.js';
 import { osThreadGone } from '../arena/osthread.js';
+import { watches } from '../arena/watching.js';
 import { Errors } from '../errors.js';
 import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_TICKET_MASK, LOCK_TICKET_NEXT_SHIFT, LOCK_TICKET_SERVING_SHIFT } from './layout.js';
 
@@ -72,7 +76,7 @@ let watchedWord = -1;
 let watchedOwner = 0;
 let nextAsk = 0;
 
-/** True when the thread of `owner` (slot word `b`), holding `idx` for GONE_CHECK_MS of this wait, is gone. */
+/** True when the thread of `owner` (slot word `b`), holding `idx` for GONE_CHECK_MS of this wait, is one this thread watches and is gone. */
 function holderGone(i32: Int32Array, idx: number, owner: number, b: number, now: number): boolean {
   if (idx !== watchedWord || owner !== watchedOwner) {
     watchedWord = idx;
@@ -82,7 +86,7 @@ function holderGone(i32: Int32Array, idx: number, owner: number, b: number, now:
   }
   if (now < nextAsk) return false;
   nextAsk = now + GONE_CHECK_MS;
-  return osThreadGone(i32[b + T_OS_TID], i32[b + T_OS_START]);
+  return watches(i32[b + T_THREAD_ID]) && osThreadGone(i32[b + T_OS_TID], i32[b + T_OS_START]);
 }
 
 /** Releases `idx` from dead `owner` (slot word `b`) and lists it there for the reap; once, if several waiters see it. */
