@@ -71,6 +71,11 @@ describe('a parent blocked on a word its terminated, not yet reaped worker held'
     expect(r.detail).toEqual({ locked: true, ownerDied: true });
   });
 
+  it('lock() on a ticket SpinLock whose queue holds the worker\'s ticket ahead of ours passes it', async () => {
+    const r = await scenario({ scenario: 'ticket-queued' });
+    expect(r.detail).toEqual({ ticketsOut: 2, locked: true });
+  });
+
   it('the reap still knows the word was held at death: a fence left mid-signal is signaled -EOWNERDEAD', async () => {
     const r = await scenario({ scenario: 'clobbered' });
     expect(r.detail).toEqual({ added: true, signaled: true, callbackErrors: [Errno.EOWNERDEAD] });

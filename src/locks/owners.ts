@@ -59,7 +59,7 @@ export function watchOwner(i32: Int32Array, idx: number, w: number, now: number,
   if (owner > slots) throw Errors.corruptLock(idx, w, `its owner field names thread ${owner - 1}; the arena has ${slots} thread slots`);
   const b = slotBaseOf(i32, owner - 1);
   if (Atomics.load(i32, b + T_STATE) !== SLOT_FREE) {
-    if (holderGone(i32, idx, owner, b, now)) takeOver(i32, idx, owner, b);
+    if (watchedThreadGone(i32, idx, owner, now)) takeOver(i32, idx, owner, b);
     return -1;
   }
   if (since < 0) return now;
@@ -76,8 +76,12 @@ let watchedWord = -1;
 let watchedOwner = 0;
 let nextAsk = 0;
 
-/** True when the thread of `owner` (slot word `b`), holding `idx` for GONE_CHECK_MS of this wait, is one this thread watches and is gone. */
-function holderGone(i32: Int32Array, idx: number, owner: number, b: number, now: number): boolean {
+/**
+ * True when the thread of `owner` (thread slot + 1), which this wait on word `idx` has watched for
+ * GONE_CHECK_MS (as its holder, or a ticket waiting ahead), is a worker this thread watches and is
+ * gone. Asks the kernel at most every GONE_CHECK_MS.
+ */
+export function watchedThreadGone(i32: Int32Array, idx: number, owner: number, now: number): boolean {
   if (idx !== watchedWord || owner !== watchedOwner) {
     watchedWord = idx;
     watchedOwner = owner;
@@ -86,6 +90,7 @@ function holderGone(i32: Int32Array, idx: number, owner: number, b: number, now:
   }
   if (now < nextAsk) return false;
   nextAsk = now + GONE_CHECK_MS;
+  const b = slotBaseOf(i32, owner - 1);
   return watches(i32[b + T_THREAD_ID]) && osThreadGone(i32[b + T_OS_TID], i32[b + T_OS_START]);
 }
 

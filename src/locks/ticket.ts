@@ -30,7 +30,7 @@ import { SLOT_FREE, T_STATE } from '../arena/layout.js';
 import { Errors } from '../errors.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT } from './futex.js';
 import * as L from './layout.js';
-import { releaseDeadWord, slotBaseOf, slotCount, ticketReleased, watchOwner } from './owners.js';
+import { releaseDeadWord, slotBaseOf, slotCount, ticketReleased, watchedThreadGone, watchOwner } from './owners.js';
 
 const OWNER = L.LOCK_OWNER_MASK;
 const TM = L.LOCK_TICKET_MASK;
@@ -66,13 +66,18 @@ function withNext(w: number, next: number): number {
  * A dead thread not reaped yet still counts: its reaper decides about its ticket.
  */
 function ticketRecorded(i32: Int32Array, idx: number, t: number): boolean {
+  return ticketRecorder(i32, idx, t) >= 0;
+}
+
+/** The occupied thread slot whose record holds ticket `t` of word `idx`, or -1 (see ticketRecorded). */
+function ticketRecorder(i32: Int32Array, idx: number, t: number): number {
   for (let s = 0, n = slotCount(i32); s < n; s++) {
     const b = slotBaseOf(i32, s);
     if (Atomics.load(i32, b + T_STATE) === SLOT_FREE) continue;
     const rec = Atomics.load(i32, b + L.T_ROBUST_TICKET);
-    if ((rec & RECORDED) !== 0 && (rec & TM) === t && Atomics.load(i32, b + L.T_ROBUST_PENDING) === idx) return true;
+    if ((rec & RECORDED) !== 0 && (rec & TM) === t && Atomics.load(i32, b + L.T_ROBUST_PENDING) === idx) return s;
   }
-  return false;
+  return -1;
 }
 
 /**
@@ -162,11 +167,20 @@ export function ticketLock(i32: Int32Array, idx: number, me: number, sb: number,
         throw e;
       }
     }
-    if ((w & OWNER) === 0 && w === last && !ticketRecorded(i32, idx, servingOf(w))) {
-      // An orphaned head, unowned and unchanged since the last check. Our ticket is behind it, so
-      // `serving` cannot have wrapped around to it again: the compare-exchange passes this one.
-      Atomics.compareExchange(i32, idx, w, passHead(w));
-      continue;
+    if ((w & OWNER) === 0 && w === last) {
+      const r = ticketRecorder(i32, idx, servingOf(w));
+      if (r < 0) {
+        // An orphaned head, unowned and unchanged since the last check. Our ticket is behind it, so
+        // `serving` cannot have wrapped around to it again: the compare-exchange passes this one.
+        Atomics.compareExchange(i32, idx, w, passHead(w));
+        continue;
+      }
+      // The head's ticket is a worker's that this thread watches and whose thread is gone: its reap
+      // would pass it, and waits for this wait (owners.ts). Pass it as the reap does.
+      if (deadline === Infinity && watchedThreadGone(i32, idx, r + 1, now)) {
+        releaseDeadTicket(i32, slotBaseOf(i32, r), r + 1);
+        continue;
+      }
     }
     if (now >= deadline && giveUp(i32, idx, sb, mine)) return ACQ_TIMEOUT;
     // Nothing moved for a whole round of spins: the thread whose turn it is does not run (a loaded
