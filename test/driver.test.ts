@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena, BlockType, Driver, DriverCmd, Errno, Fence, SyncFile, UseAfterFreeError } from '../src/index.js';
+import { FINISH_CAP } from '../src/driver/layout.js';
 import { expectClean, rejects } from './support/core.js';
 
 describe('Driver', () => {
@@ -139,5 +140,32 @@ describe('Driver', () => {
       expectClean(arena);
     }
   });
-});
 
+  it('ends nested in callbacks up to FINISH_CAP deep; one deeper is EDEADLK and changes nothing', () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const d = Driver.create(arena);
+    const ops = Array.from({ length: FINISH_CAP + 2 }, () => d.submit());
+    const seen: [number, boolean | string][] = [];
+    // Each end's out-fence callback (this thread's: it runs inside that end) cancels the next.
+    ops.forEach((o, i) => {
+      if (i + 1 < ops.length)
+        o.fence.addCallback(() => {
+          try {
+            seen.push([i + 1, d.cancel(ops[i + 1].handle)]);
+          } catch (e) {
+            seen.push([i + 1, (e as { code: string }).code]);
+          }
+        });
+    });
+    expect(d.execute(ops[0])).toBe(1);
+    // Innermost first: the end FINISH_CAP deep is refused before it claims anything.
+    expect(seen).toEqual([[FINISH_CAP, 'EDEADLK'], ...Array.from({ length: FINISH_CAP - 1 }, (_, k) => [FINISH_CAP - 1 - k, true])]);
+    expect(ops[FINISH_CAP].state).toBe('submitted');
+    expect(arena.check().problems).toEqual([]);
+    // Outside the nesting it ends as usual (and its callback ends the last one).
+    expect(d.cancel(ops[FINISH_CAP].handle)).toBe(true);
+    expect(d.counters).toMatchObject({ submitted: FINISH_CAP + 2, completed: 1, canceled: FINISH_CAP + 1, live: 0 });
+    d.destroy();
+    expectClean(arena);
+  });
+});

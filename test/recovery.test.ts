@@ -324,9 +324,11 @@ describe('a worker terminated between claiming a driver operation and freeing it
     const finishing = (op.gen << L.OPS_GEN_SHIFT) | L.OPS_FINISHING;
     Atomics.store(i32, op.ow + L.OP_STATE, finishing);
     i32[op.ow + L.OP_RESULT] = Errno.ECANCELED;
-    i32[b + L.T_FINISHING_STATE] = finishing;
-    i32[b + L.T_FINISHING_COUNTER] = L.DRV_CANCELED;
-    i32[b + L.T_FINISHING] = op.ow;
+    const rec = b + L.T_FINISH; // the outermost end record
+    i32[rec + L.FIN_STATE] = finishing;
+    i32[rec + L.FIN_COUNTER] = L.DRV_CANCELED;
+    i32[rec + L.FIN_OP] = op.ow;
+    i32[b + L.T_FINISH_DEPTH] = 1;
     if (stage !== 'claimed') {
       f.setError(Errno.ECANCELED);
       f.signal();

@@ -71,13 +71,24 @@ export const { SEQ: RE_SEQ, CMD: RE_CMD, OP_LO: RE_OP_LO, OP_HI: RE_OP_HI, END: 
 
 /* ───────────── thread-slot fields (T_* relative to the slot's base word) ───────────── */
 /**
- * The driver operation this thread has claimed (won the CAS to OPS_FINISHING) and not yet freed:
- * payload word, the FINISHING state word it set, and the counter to bump.
+ * One record of an operation end this thread is inside (won the CAS to OPS_FINISHING, not yet
+ * freed): payload word (0: none), the FINISHING state word it set, and the counter to bump.
  */
-export const { FINISHING: T_FINISHING, FINISHING_STATE: T_FINISHING_STATE, FINISHING_COUNTER: T_FINISHING_COUNTER, END: T_DRIVER_END } =
+export const { OP: FIN_OP, STATE: FIN_STATE, COUNTER: FIN_COUNTER, END: FINISH_STRIDE } = defineStruct('operation end record', {
+  OP: 1,
+  STATE: 1,
+  COUNTER: 1,
+});
+/**
+ * Operation ends a thread can be inside at once: an end signals its out-fence, whose callbacks in
+ * the same thread may end another operation (a cancel), and so on. One deeper is refused (EDEADLK).
+ */
+export const FINISH_CAP = 4;
+/** The operation end records of this thread: how many are in use (innermost last), and the records. */
+export const { FINISH_DEPTH: T_FINISH_DEPTH, FINISH: T_FINISH, END: T_DRIVER_END } =
   defineStruct(
     'driver thread slot',
-    { FINISHING: 1, FINISHING_STATE: 1, FINISHING_COUNTER: 1 },
+    { FINISH_DEPTH: 1, FINISH: FINISH_CAP * FINISH_STRIDE },
     // Up to the trace recorder's fields, which end the layer area: running into them fails at load.
     { base: T_RUNTIME_END, limit: T_LAYERS_END - TRACE_SLOT_WORDS },
   );

@@ -196,15 +196,19 @@ function endOf(counter: number): number {
  * errno set first), bumps `counter`, drops the operation's fence reference and frees the block.
  * Returns whether this call ended it. Threads: any attached thread. Locks: takes the out-fence's
  * lock (the operation's own word when borrowed — still live here, since only the winner frees it).
- * Recovery: the claim is recorded in the caller's thread slot (T_FINISHING) in the same run as
- * the CAS, so a thread terminated anywhere before the free leaves its reaper able to finish the
- * end (see finishDeadOps in recovery.ts).
+ * Recovery: the claim is recorded in the caller's thread slot (a T_FINISH record, one per nested
+ * end) in the same run as the CAS, so a thread terminated anywhere before the free leaves its
+ * reaper able to finish the end, and every end it was nested in (see finishDeadOps in recovery.ts).
+ * Throws EDEADLK, changing nothing, when the thread is inside FINISH_CAP ends already.
  */
 export function finishOp(arena: Arena, ow: number, gen: number, status: number, counter: number, allowRunning: boolean): boolean {
   const i32 = arena.i32;
   const sb = arena.slotBase;
   const hw = ow - BLOCK_HEADER_WORDS;
   const finishing = (gen << OPS_GEN_SHIFT) | OPS_FINISHING;
+  const depth = i32[sb + L.T_FINISH_DEPTH];
+  if (depth >= L.FINISH_CAP) throw Errors.deadlock(`operation ends nested deeper than ${L.FINISH_CAP} (an end's callbacks ending another operation)`);
+  const rec = sb + L.T_FINISH + depth * L.FINISH_STRIDE;
   for (;;) {
     if (!arena.isLive(hw, gen)) return false;
     const s = Atomics.load(i32, ow + OP_STATE);
@@ -212,10 +216,12 @@ export function finishOp(arena: Arena, ow: number, gen: number, status: number, 
     const st = s & STATE_MASK;
     if (st !== OPS_SUBMITTED && !(st === OPS_RUNNING && allowRunning)) return false;
     if (Atomics.compareExchange(i32, ow + OP_STATE, s, finishing) === s) {
+      // The record and its push in the run of the CAS: a reaper always knows the claim.
       i32[ow + OP_RESULT] = status;
-      i32[sb + L.T_FINISHING_STATE] = finishing;
-      i32[sb + L.T_FINISHING_COUNTER] = counter;
-      i32[sb + L.T_FINISHING] = ow;
+      i32[rec + L.FIN_STATE] = finishing;
+      i32[rec + L.FIN_COUNTER] = counter;
+      i32[rec + L.FIN_OP] = ow;
+      i32[sb + L.T_FINISH_DEPTH] = depth + 1;
       break;
     }
   }
@@ -223,8 +229,12 @@ export function finishOp(arena: Arena, ow: number, gen: number, status: number, 
   if (counter !== L.DRV_COMPLETED && tracing(i32, TC_DRIVER)) traceEvent(arena, EV_OP_CANCELLED, ow, gen, endOf(counter), status, 0);
   // The submitter's ledger names it; only the submitter may edit its ledger (others leave a stale
   // entry that the submitter's execute or compaction drops).
-  if (i32[ow + OP_OWNER] === arena.slot) ledgerRemove(arena, L.LGK_OPERATION, ow, gen);
-  completeOp(arena, ow, counter, sb);
+  try {
+    if (i32[ow + OP_OWNER] === arena.slot) ledgerRemove(arena, L.LGK_OPERATION, ow, gen);
+    completeOp(arena, ow, counter, rec);
+  } finally {
+    i32[sb + L.T_FINISH_DEPTH] = depth;
+  }
   return true;
 }
 
@@ -232,7 +242,7 @@ export function finishOp(arena: Arena, ow: number, gen: number, status: number, 
  * The end of a claimed operation, from wherever its finisher got to: signal the out-fence with
  * OP_RESULT (unless it is signaled); count it (the counter add, then state COUNTED, in one run);
  * drop its fence reference (state 0 in the drop's run: see dropRef); free the block; clear the
- * finisher's record at `recordBase` (a thread slot). Each step happens exactly once whoever
+ * finisher's end record at `recordBase` (in a thread slot's T_FINISH). Each step happens exactly once whoever
  * finishes. Threads: the finisher, or the reaper of a dead one.
  */
 export function completeOp(arena: Arena, ow: number, counter: number, recordBase: number): void {
@@ -261,7 +271,7 @@ export function completeOp(arena: Arena, ow: number, counter: number, recordBase
     // A call here is no new interruption point: a terminate() at it is one at the freeBlock call.
     if (tracing(i32, TC_DRIVER)) traceEvent(arena, EV_OP_ENDED, ow, gen, endOf(counter), i32[ow + OP_RESULT], 0);
     arena.freeBlock(ow - BLOCK_HEADER_WORDS);
-    i32[recordBase + L.T_FINISHING] = 0;
+    i32[recordBase + L.FIN_OP] = 0;
     // Wake exporters sleeping in execute(): one of their operations may be the one that ended.
     ringBell(i32, dw);
   }

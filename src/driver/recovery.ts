@@ -17,23 +17,35 @@ const { BLOCK_HEADER_WORDS } = A;
 
 /**
  * Reap hook: a thread terminated between claiming an operation and freeing it leaves the claim in
- * its slot; finish it here. The record is ours to act on only while the block is still that
- * allocation (generation) in that thread's FINISHING state, or in state 0 (ended, not yet freed).
+ * its slot (a T_FINISH record per end it was nested in); finish them here, innermost first, as
+ * the thread would have returned through them.
  * Threads: the reaper. Also run by the DRIVER kind before it decides whether a driver is idle.
  */
 export function finishDeadOps(arena: Arena, slot: number): void {
   if (slot === arena.slot) return; // detach: never inside finishOp
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
-  const ow = i32[b + L.T_FINISHING];
+  const depth = Math.min(Math.max(i32[b + L.T_FINISH_DEPTH], 0), L.FINISH_CAP);
+  for (let k = depth - 1; k >= 0; k--) finishDeadEnd(arena, b + L.T_FINISH + k * L.FINISH_STRIDE);
+  i32[b + L.T_FINISH_DEPTH] = 0;
+}
+
+/**
+ * One end record of a dead thread, at `rec`. The record is ours to act on only while the block is
+ * still that allocation (generation) in that thread's FINISHING state, or COUNTED, or in state 0
+ * (ended, not yet freed).
+ */
+function finishDeadEnd(arena: Arena, rec: number): void {
+  const i32 = arena.i32;
+  const ow = i32[rec + L.FIN_OP];
   if (ow === 0) return;
-  const finishing = i32[b + L.T_FINISHING_STATE];
+  const finishing = i32[rec + L.FIN_STATE];
   if (!arena.isLive(ow - BLOCK_HEADER_WORDS, finishing >>> OPS_GEN_SHIFT)) return;
   const s = Atomics.load(i32, ow + OP_STATE);
   const counted = (finishing & ~((1 << OPS_GEN_SHIFT) - 1)) | L.OPS_COUNTED;
   // A terminate() inside the free leaves the block live with state 0 (the sanitizer poisons only
   // after the free commits: src/arena/alloc.ts freeSlow), or freed: either is handled above.
-  if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[b + L.T_FINISHING_COUNTER], b);
+  if (s === finishing || s === counted || s === 0) completeOp(arena, ow, i32[rec + L.FIN_COUNTER], rec);
 }
 onReap(ReapStage.OPERATIONS, finishDeadOps);
 
