@@ -22,7 +22,7 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { checkContextSeqno, fenceGet, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
+import { checkContextSeqno, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { freeInFlight } from '../fence/ledger.js';
@@ -31,6 +31,7 @@ import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChildAt } from './common.js';
 import { defineContainerWork } from './work.js';
+import { getAt, inWalkRecord } from './chainwalk.js';
 import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, K_WORK, ARRAY_SIGNAL_ANY } = L;
@@ -112,27 +113,40 @@ function enableArray(arena: Arena, fw: number): boolean {
     const n = arrayCount(arena, fw);
     for (let i = 0; i < n; i++) {
       const c = arrayChild(arena, fw, i);
-      // The callback holds an array reference: the array may be reported signaled (and put by its
-      // last user) before every callback has run.
-      fenceGet(i32, fw);
-      let armed: unknown;
-      try {
-        armed = fenceView(arena, c).addShared(CB_ARRAY_CHILD, fw);
-      } catch (e) {
-        Atomics.sub(i32, fw + F_REFCOUNT, 1);
-        throw e;
-      }
-      if (armed === null) {
-        // Already signaled: count it here. Never the last reference: the enabler holds one.
-        propagateError(i32, fw, c);
-        Atomics.sub(i32, fw + F_REFCOUNT, 1);
-        if (Atomics.sub(i32, fw + A_PENDING, 1) === 1) return false;
-      }
+      if (!inWalkRecord(arena, (rec) => armChild(arena, fw, c, rec)) && Atomics.sub(i32, fw + A_PENDING, 1) === 1) return false;
     }
     return true;
   } finally {
     fenceLock(arena, fw);
   }
+}
+
+/**
+ * Arms array `fw`'s callback on child `c`; false when the child had already signaled (counted by
+ * the caller). The callback holds an array reference — the array may be reported signaled (and put
+ * by its last user) before every callback has run — taken before the link, under walk record `rec`
+ * (src/containers/chainwalk.ts; 0 when none is free): named in the record in the run that takes it,
+ * and the record cleared in the run that links the node (which then holds it) or drops it, so a
+ * thread terminated in between leaves the reference to its reaper instead of leaking the array.
+ */
+function armChild(arena: Arena, fw: number, c: number, rec: number): boolean {
+  const i32 = arena.i32;
+  const at = rec === 0 ? 0 : rec + L.W_AUX;
+  getAt(i32, fw, at);
+  let armed: unknown;
+  try {
+    armed = fenceView(arena, c).addShared(CB_ARRAY_CHILD, fw, at);
+  } catch (e) {
+    // Recorded, the walk record's drop (inWalkRecord) puts it back.
+    if (at === 0) Atomics.sub(i32, fw + F_REFCOUNT, 1);
+    throw e;
+  }
+  if (armed !== null) return true;
+  // Already signaled: counted by the caller. Never the last reference: the enabler holds one.
+  propagateError(i32, fw, c);
+  Atomics.sub(i32, fw + F_REFCOUNT, 1);
+  if (at !== 0) i32[at] = 0;
+  return false;
 }
 
 /** Progress bit of a CB_ARRAY_CHILD handler in its signal record's SIG_SHARED: the child is counted. */

@@ -1,6 +1,7 @@
 /**
  * Chain walk records: the fence references a chain walk holds — a re-arm's (armChain in chain.ts),
- * a signaled-query's (chainSignaled), a deadline's (chainSetDeadline) — named in the calling
+ * a signaled-query's (chainSignaled), a deadline's (chainSetDeadline), and an array's arming of a
+ * child callback (armChild in array.ts) — named in the calling
  * thread's slot (T_WALK, T_WALK_DEPTH of containers/layout.ts). A record's
  * word is set in the run that takes its reference and cleared in the run that drops it or hands
  * it over, so the reaper of a thread terminated inside a walk drops exactly the references its
