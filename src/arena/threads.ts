@@ -77,9 +77,12 @@ export function watchWorker(arena: Arena, worker: Worker): void {
   if (tid < 0) throw Errors.invalid('watch: the worker has already exited');
   noteWatch(tid);
   worker.once('exit', () => {
-    forgetWatch(tid);
-    if (arena.isDetached) return;
-    for (const s of slotsOfThread(arena.i32, tid)) reapSlot(arena, s);
+    // Forgotten after the reap: a stage waiting on a word the dead thread still holds may take it over.
+    try {
+      if (!arena.isDetached) for (const s of slotsOfThread(arena.i32, tid)) reapSlot(arena, s);
+    } finally {
+      forgetWatch(tid);
+    }
   });
 }
 
