@@ -1,11 +1,12 @@
 /**
  * Kill window of an array's enableSignaling: it takes an array reference for each child's callback
  * before linking the callback's node, and a thread terminated between the two used to leak that
- * reference (and so the array and its children). The reference is now named in a walk record
- * (src/containers/chainwalk.ts) from its take to its link, so the reaper drops it. After every kill
+ * reference (and so the array and its children); one terminated between two children left the
+ * array enabled with the rest unarmed, never to signal. The arming is now recorded in a walk record
+ * (src/containers/chainwalk.ts): the reaper drops the reference and arms the rest. After every kill
  * and reap, the test signals every child and puts its references: every array is released, and the
- * arena is back to its bytes in use. (The array cut off in its arming is not signaled: a window
- * left open, see docs/architecture.md.)
+ * arena is back to its bytes in use, and every array signaled: the one cut off in its arming was
+ * armed the rest of the way by the reaper (src/containers/arraychildren.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceArray } from '../src/index.js';
@@ -59,10 +60,12 @@ describe('array enableSignaling kill window', () => {
         c.signal();
         c.put();
       }
-      // Not waited for: the array the worker was arming when it died stays unsignaled (its arming is
-      // not resumed by the reaper: docs/architecture.md, kill windows left). Its armed children's
-      // callbacks and the puts release it all the same.
-      for (const a of arrays) a.put();
+      // Every array signals, the one whose arming was cut off included (its reaper armed the rest);
+      // a wait enables signaling on those the worker had not reached.
+      for (const a of arrays) {
+        expect(a.wait(5_000), `${where}: array ${arrays.indexOf(a)} (armed up to ${cells[1]}, ${cells[2]} done)`).toBe(true);
+        a.put();
+      }
       expect(arena.stats().used, `${where}: bytes in use`).toBe(baseline);
     }
     console.log(`array-enable-kill (seed ${seed}): ${KILLS} kills, ${inside} inside an enableSignaling`);

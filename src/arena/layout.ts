@@ -157,7 +157,7 @@ export const CACHE_STRIDE = CACHE_CAP + 1; // per class: [count, CACHE_CAP entri
  * Thread-slot words reserved for higher layers (robust lock list, inbox, release records, …): the
  * layers' structs chain up from the start, the trace recorder's sits at the end (src/trace/layout.ts).
  */
-export const LAYER_WORDS = 176;
+export const LAYER_WORDS = 179;
 /** Lock words taken over from one dead thread before its reap that the reap still learns of (T_TAKEN). */
 export const TAKEN_CAP = 4;
 export const {

@@ -31,7 +31,8 @@ import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
 import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChildAt } from './common.js';
 import { defineContainerWork } from './work.js';
-import { getAt, inWalkRecord } from './chainwalk.js';
+import { arrayChild, arrayCount, enableArray, propagateError, withArmingRecord } from './arraychildren.js';
+import { setEnableRecorder } from '../fence/signal.js';
 import { FenceMemory } from './memory.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, A_MODE, K_WORK, ARRAY_SIGNAL_ANY } = L;
@@ -70,83 +71,13 @@ const arrayKind = defineContainer('dma_fence_array', {
 export const arrayOps = arrayKind.ops;
 /** True when the fence at payload word `fw` is a fence array. */
 export const isArrayFw = arrayKind.is;
+// An array's enable is recorded from before its flag goes up (arraychildren.ts); other fences' run as they are.
+setEnableRecorder((arena, fw, enable) => (isArrayFw(arena.i32, fw) ? withArmingRecord(arena, fw, enable) : enable()));
 
 /** ops.setDeadline (kernel dma_fence_array_set_deadline): every child is asked for the deadline. */
 function arraySetDeadline(arena: Arena, fw: number, ns: bigint): void {
   const n = arrayCount(arena, fw);
   for (let i = 0; i < n; i++) fenceView(arena, arrayChild(arena, fw, i)).setDeadline(ns);
-}
-
-/**
- * Number of children of the array at `fw`, checked: the count and the child list's word are read
- * from shared memory and bound every walk over the children, so a count the list's block cannot
- * hold, or a list word naming no live child list, throws ENOTRECOVERABLE.
- */
-export function arrayCount(arena: Arena, fw: number): number {
-  const i32 = arena.i32;
-  const n = i32[fw + A_NUM];
-  const sw = linkedPayload(arena, i32[fw + A_SLOTS], A.BlockType.SLOTS, 'the child list of a fence array');
-  if (!(n > 0 && n <= arena.payloadBytes(sw - BLOCK_HEADER_WORDS) >>> 2)) throw Errors.corruptArena(`fence array @${fw * 4} counts ${n} children`);
-  return n;
-}
-
-/** Payload word of child `i` (below {@link arrayCount}) of the array at `fw`, checked to be a live fence. */
-export function arrayChild(arena: Arena, fw: number, i: number): number {
-  return linkedPayload(arena, arena.i32[arena.i32[fw + A_SLOTS] + i], A.BlockType.FENCE, 'fence array child');
-}
-
-/** First child error (kernel dma_fence_array_set_pending_error): only while no error is set. */
-function propagateError(i32: Int32Array, afw: number, cfw: number): void {
-  const err = i32[cfw + F_ERROR];
-  if (err < 0) Atomics.compareExchange(i32, afw + F_ERROR, 0, err);
-}
-
-/**
- * ops.enableSignaling: arms one shared callback per child. Entered with the array lock held (core
- * enableSignalingLocked); drops it while arming (see the lock-order note above) and takes it again
- * before returning. Returns false when every child (any child, signal-on-any) already signaled.
- */
-function enableArray(arena: Arena, fw: number): boolean {
-  const i32 = arena.i32;
-  fenceUnlock(arena, fw);
-  try {
-    const n = arrayCount(arena, fw);
-    for (let i = 0; i < n; i++) {
-      const c = arrayChild(arena, fw, i);
-      if (!inWalkRecord(arena, (rec) => armChild(arena, fw, c, rec)) && Atomics.sub(i32, fw + A_PENDING, 1) === 1) return false;
-    }
-    return true;
-  } finally {
-    fenceLock(arena, fw);
-  }
-}
-
-/**
- * Arms array `fw`'s callback on child `c`; false when the child had already signaled (counted by
- * the caller). The callback holds an array reference — the array may be reported signaled (and put
- * by its last user) before every callback has run — taken before the link, under walk record `rec`
- * (src/containers/chainwalk.ts; 0 when none is free): named in the record in the run that takes it,
- * and the record cleared in the run that links the node (which then holds it) or drops it, so a
- * thread terminated in between leaves the reference to its reaper instead of leaking the array.
- */
-function armChild(arena: Arena, fw: number, c: number, rec: number): boolean {
-  const i32 = arena.i32;
-  const at = rec === 0 ? 0 : rec + L.W_AUX;
-  getAt(i32, fw, at);
-  let armed: unknown;
-  try {
-    armed = fenceView(arena, c).addShared(CB_ARRAY_CHILD, fw, at);
-  } catch (e) {
-    // Recorded, the walk record's drop (inWalkRecord) puts it back.
-    if (at === 0) Atomics.sub(i32, fw + F_REFCOUNT, 1);
-    throw e;
-  }
-  if (armed !== null) return true;
-  // Already signaled: counted by the caller. Never the last reference: the enabler holds one.
-  propagateError(i32, fw, c);
-  Atomics.sub(i32, fw + F_REFCOUNT, 1);
-  if (at !== 0) i32[at] = 0;
-  return false;
 }
 
 /** Progress bit of a CB_ARRAY_CHILD handler in its signal record's SIG_SHARED: the child is counted. */

@@ -1,7 +1,7 @@
 /**
  * Chain walk records: the fence references a chain walk holds — a re-arm's (armChain in chain.ts),
- * a signaled-query's (chainSignaled), a deadline's (chainSetDeadline), and an array's arming of a
- * child callback (armChild in array.ts) — named in the calling
+ * a signaled-query's (chainSignaled), a deadline's (chainSetDeadline), and an array's arming of its
+ * children (withArmingRecord in arraychildren.ts, whose cut-off arming the reap finishes) — named in the calling
  * thread's slot (T_WALK, T_WALK_DEPTH of containers/layout.ts). A record's
  * word is set in the run that takes its reference and cleared in the run that drops it or hands
  * it over, so the reaper of a thread terminated inside a walk drops exactly the references its
@@ -16,7 +16,7 @@ import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
 import { putFenceAt } from '../fence/release.js';
 
-const { T_WALK, T_WALK_DEPTH, W_LINK, W_PREV, W_AUX, W_WORDS, WALK_CAP } = L;
+const { T_WALK, T_WALK_DEPTH, W_LINK, W_PREV, W_AUX, W_STEP, W_ARMING, W_WORDS, WALK_CAP } = L;
 const { F_REFCOUNT } = FL;
 
 /** Takes a reference on `fw`, naming it in word `at` (0 none) in the same run. */
@@ -39,6 +39,7 @@ function pushWalk(arena: Arena): number {
     i32[rec + W_LINK] = 0;
     i32[rec + W_PREV] = 0;
     i32[rec + W_AUX] = 0;
+    i32[rec + W_STEP] = 0;
   }
   i32[b + T_WALK_DEPTH] = d + 1;
   return rec;
@@ -86,6 +87,15 @@ function putWalkRef(arena: Arena, at: number): void {
   putFenceAt(arena, fw, at);
 }
 
+/** What finishes an array's arming cut off under walk record `rec` of a dead thread (arraychildren.ts). */
+type ArmingReaper = (arena: Arena, rec: number) => void;
+let armingReaper: ArmingReaper | null = null;
+
+/** Installs the reaper of a cut-off array arming (arraychildren.ts, which imports this module). */
+export function setArmingReaper(fn: ArmingReaper): void {
+  armingReaper = fn;
+}
+
 /**
  * Reap hook (CHAIN_WALKS): drops the references the chain walks of the dead thread of `slot`
  * still held, innermost record first. Nothing for a detaching thread (it detaches between calls).
@@ -96,7 +106,12 @@ function dropWalkRecords(arena: Arena, slot: number): void {
   const b = arena.slotWord(slot);
   const n = Math.min(i32[b + T_WALK_DEPTH], WALK_CAP);
   let first: unknown = NO_ERROR;
-  for (let d = n - 1; d >= 0; d--) first = attempt(dropWalk, arena, b + T_WALK + d * W_WORDS, 0, first);
+  for (let d = n - 1; d >= 0; d--) {
+    const rec = b + T_WALK + d * W_WORDS;
+    // An array's arming cut off: finished first, while the record's reference keeps the array.
+    if (i32[rec + W_STEP] & W_ARMING && armingReaper !== null) first = attempt(armingReaper, arena, rec, 0, first);
+    first = attempt(dropWalk, arena, rec, 0, first);
+  }
   i32[b + T_WALK_DEPTH] = 0;
   rethrowFirst(first);
 }

@@ -5,7 +5,8 @@
 import type { Fence } from '../fence/fence.js';
 import { Errors, describeValue } from '../errors.js';
 import { F_CONTEXT } from '../fence/layout.js';
-import { arrayChild, arrayCount, isArrayFw } from './array.js';
+import { isArrayFw } from './array.js';
+import { arrayChild, arrayCount } from './arraychildren.js';
 import { isChainFw } from './chain.js';
 import { fenceArg } from './common.js';
 

@@ -68,11 +68,14 @@ export const WORK_END = 1;
  * WALK_CAP are counted, not recorded.
  */
 export const WALK_CAP = 3;
-export const { LINK: W_LINK, PREV: W_PREV, AUX: W_AUX, END: W_WORDS } = defineStruct('chain walk record', {
-  LINK: 1, // payload word of the link (or plain fence) the walk stands on, with a reference (0 none)
+export const { LINK: W_LINK, PREV: W_PREV, AUX: W_AUX, STEP: W_STEP, END: W_WORDS } = defineStruct('chain walk record', {
+  LINK: 1, // payload word of the link (or plain fence) the walk stands on, with a reference (0 none); an array being armed
   PREV: 1, // its predecessor, with the reference the walk's next step took (0 none)
-  AUX: 1, // a third reference: the predecessor's own predecessor while a signaled link is collected, then the link's old one on the collected fence; or the callback's on the chain until its node is linked (0 none)
+  AUX: 1, // a third reference: the predecessor's own predecessor while a signaled link is collected, then the link's old one on the collected fence; or the callback's on the chain (or an array's on its child) until its node is linked (0 none)
+  STEP: 1, // no reference: 0, or where the arming of the array LINK names stands (W_ARMING, child index, phase: src/containers/arraychildren.ts)
 });
+/** W_STEP of a record that arms an array's child callbacks: this bit, the child index shifted by 2, the phase in the low 2 bits. */
+export const W_ARMING = 1 << 30;
 
 export const {
   WALK_DEPTH: T_WALK_DEPTH, WALK: T_WALK, WORK_HEAD: T_WORK_HEAD, WORK_TAIL: T_WORK_TAIL, WORK_RUN: T_WORK_RUN, END: T_CONTAINERS_END,

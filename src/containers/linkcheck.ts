@@ -9,7 +9,8 @@ import { isLinkedPayload } from '../arena/handles.js';
 import { onCheck } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import { F_REFCOUNT } from '../fence/layout.js';
-import { arrayChild, arrayCount, isArrayFw } from './array.js';
+import { isArrayFw } from './array.js';
+import { arrayChild, arrayCount } from './arraychildren.js';
 import { isChainFw } from './chain.js';
 import * as L from './layout.js';
 

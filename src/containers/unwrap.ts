@@ -10,7 +10,8 @@ import { contextAlloc, fenceGet, seqnoLater, timestampOf } from '../fence/core.j
 import { Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
 import * as FL from '../fence/layout.js';
-import { arrayChild, arrayCount, FenceArray, isArrayFw } from './array.js';
+import { FenceArray, isArrayFw } from './array.js';
+import { arrayChild, arrayCount } from './arraychildren.js';
 import { chainWalk, containedFw } from './chain.js';
 import { fenceArg, flushDeferred, isSignaledFw } from './common.js';
 

@@ -270,6 +270,29 @@ function enableSignalingLocked(view: Fence, fw: number): number {
   // refused (EINVAL) and leaves signaling to be enabled by a thread that has them, instead of
   // skipping the op. FLAG_OPS_ENABLE clear: the table has no enableSignaling to call.
   const t = flags & L.FLAG_OPS_ENABLE ? opsById(i32[fw + L.F_OPS]).table : undefined;
+  if (t?.enableSignaling && enableRecorder !== null) return enableRecorder(arena, fw, () => enableNow(view, fw, t));
+  return enableNow(view, fw, t);
+}
+
+/**
+ * What records an `ops.enableSignaling` for a reaper, around the flag and the op (see
+ * {@link setEnableRecorder}); null: nothing does.
+ */
+type EnableRecorder = (arena: Arena, fw: number, enable: () => number) => number;
+let enableRecorder: EnableRecorder | null = null;
+
+/**
+ * Installs what runs the flag and the op of an enable on a fence with `ops.enableSignaling` (a
+ * container's: an array records its arming before the flag goes up, src/containers/arraychildren.ts).
+ */
+export function setEnableRecorder(fn: EnableRecorder): void {
+  enableRecorder = fn;
+}
+
+/** enableSignalingLocked from the flag on: sets it, calls the op (`t`'s), signals on a refusal. */
+function enableNow(view: Fence, fw: number, t: ReturnType<typeof opsById>['table'] | undefined): number {
+  const arena = view.arena;
+  const i32 = arena.i32;
   const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
   if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
   if (tracing(i32, TC_FENCE)) traceFence(arena, EV_FENCE_ENABLE_SIGNAL, fw, 0);
