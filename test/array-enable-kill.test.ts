@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceArray } from '../src/index.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, KillTarget } from './support/killloop.js';
+import { KillTarget, killInStep } from './support/killloop.js';
 
 const KILLS = 50;
 const ARRAYS = 40;
@@ -48,14 +48,10 @@ describe('array enableSignaling kill window', () => {
       const k = new KillTarget(arena, 'array-enable-kill', { buffer: arena.buffer, shared: cells.buffer, tokens: arrays.map((a) => a.share()) });
       running.push(k);
       await k.ready;
-      k.go(cells, 0);
-      k.awaitWork(cells, 1);
-      await k.kill(rand(jitter));
+      const r = await killInStep(k, cells, rand(jitter), jitter, ARRAYS);
       running.splice(0);
-      expect(k.errors).toEqual([]);
-      const done = Atomics.load(cells, 2);
-      if (Atomics.load(cells, 1) > done) inside++;
-      jitter = adaptJitter(jitter, done, ARRAYS);
+      if (r.inside) inside++;
+      jitter = r.jitter;
       for (const c of children) {
         c.signal();
         c.put();

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence } from '../src/index.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, KillTarget } from './support/killloop.js';
+import { KillTarget, killInStep } from './support/killloop.js';
 
 const running: KillTarget[] = [];
 afterEach(async () => {
@@ -75,14 +75,10 @@ describe('operation ends nested in each other, cut off', () => {
     let inside = 0;
     for (let round = 0; round < 50; round++) {
       const { k, fences } = await start(arena, cells, CHAINS, 20, false);
-      k.go(cells, 0);
-      k.awaitWork(cells, 1);
-      await k.kill(rand(jitter));
+      const r = await killInStep(k, cells, rand(jitter), jitter, CHAINS);
       running.splice(0);
-      expect(k.errors).toEqual([]);
-      const done = Atomics.load(cells, 2);
-      if (Atomics.load(cells, 1) > done) inside++;
-      jitter = adaptJitter(jitter, done, CHAINS);
+      if (r.inside) inside++;
+      jitter = r.jitter;
       settle(arena, fences, baseline, `round ${round} (seed ${seed})`);
     }
     console.log(`nested-end (seed ${seed}): 50 kills, ${inside} inside an execute`);

@@ -89,6 +89,21 @@ export function adaptJitter(delay: number, done: number, total: number): number 
   return delay;
 }
 
+/**
+ * One round of an adaptive kill loop on a started fixture whose cells are [GO, AT, DONE] (the
+ * protocol above, at 0, 1, 2): sets GO, waits for its first step, terminates it `delayUs` later and
+ * resumes after its reap. Returns whether the kill landed inside a step, and the next jitter bound
+ * (see adaptJitter) from `jitter` and the fixture's `total` steps.
+ */
+export async function killInStep(k: KillTarget, cells: Int32Array, delayUs: number, jitter: number, total: number): Promise<{ inside: boolean; jitter: number }> {
+  k.go(cells, 0);
+  k.awaitWork(cells, 1);
+  await k.kill(delayUs);
+  expect(k.errors).toEqual([]);
+  const done = Atomics.load(cells, 2);
+  return { inside: Atomics.load(cells, 1) > done, jitter: adaptJitter(jitter, done, total) };
+}
+
 /** Where one round's kill landed: the fixture's last started and last finished step, and what it reported. */
 export interface KillRound {
   at: number;
