@@ -22,7 +22,7 @@ import { Errors } from '../errors.js';
 import { fenceLock, fenceUnlock } from '../fence/core.js';
 import { fenceView } from '../fence/fence.js';
 import { putFenceAt } from '../fence/release.js';
-import { inWalkRecord, setArmingReaper } from './chainwalk.js';
+import { getAt, inWalkRecord, setArmingReaper } from './chainwalk.js';
 import { CB_ARRAY_CHILD } from './common.js';
 
 const { A_NUM, A_PENDING, A_SLOTS, W_ARMING, W_AUX, W_LINK, W_STEP } = L;
@@ -67,9 +67,8 @@ export function withArmingRecord(arena: Arena, fw: number, enable: () => number)
   return inWalkRecord(arena, (rec) => {
     const i32 = arena.i32;
     if (rec !== 0) {
-      Atomics.add(i32, fw + F_REFCOUNT, 1);
-      i32[rec + W_LINK] = fw;
-      i32[rec + W_STEP] = W_ARMING;
+      getAt(i32, fw, rec + W_LINK);
+      i32[rec + W_STEP] = W_ARMING; // in the run of the reference's take (no call or Atomics between)
     }
     const outer = armingRecord;
     armingRecord = rec;
@@ -129,11 +128,8 @@ function armFrom(arena: Arena, fw: number, start: number, rec: number): boolean 
 function armChild(arena: Arena, fw: number, c: number, i: number, rec: number): boolean {
   const i32 = arena.i32;
   const at = rec === 0 ? 0 : rec + W_AUX;
-  Atomics.add(i32, fw + F_REFCOUNT, 1);
-  if (rec !== 0) {
-    i32[at] = fw;
-    i32[rec + W_STEP] = W_ARMING | (i << 2) | ARM_TAKEN;
-  }
+  getAt(i32, fw, at);
+  if (rec !== 0) i32[rec + W_STEP] = W_ARMING | (i << 2) | ARM_TAKEN;
   let armed: unknown;
   try {
     armed = fenceView(arena, c).addShared(CB_ARRAY_CHILD, fw, at);
