@@ -6,9 +6,9 @@
  * alloc+free vs @thi.ng/malloc (empty and with 1,000 live blocks), the sanitizer's overhead, and
  * what tracing costs (a session recording the default categories, or every tracepoint, against the
  * same operation untraced; tracing off against a copy of the build without tracepoints, see
- * bench/notrace.ts). Run: `npm run bench`. The tracing-off pairs and the allocator rows are timed
- * in paired rounds of CPU time (bench/paired.ts, runPaired; see PAIRED for why): their rows carry
- * the median of the rounds' ratios and its interquartile range.
+ * bench/notrace.ts). Run: `npm run bench`. Every ratio with a target (and the every-tracepoint
+ * row) is timed in paired rounds of CPU time (bench/paired.ts, runPaired; see PAIRED for why):
+ * those rows carry the median of the rounds' ratios and its interquartile range.
  *
  * Each row runs in its own child process, task and baseline side by side: V8 shares type feedback
  * between every caller of a function, so measuring, say, ticket locks and sanitized fences in one
@@ -17,7 +17,7 @@
  * unpinned processes land in a slow mode (~1.6-1.9x on everything, often for the whole process,
  * under load also for stretches of a few ms; none when pinned to one core), which is the machine,
  * not the code: a best-of per task can take the task's from outside the slow mode and its
- * baseline's from inside, or the reverse, so rows with a tight target are paired (see PAIRED).
+ * baseline's from inside, or the reverse, so every row with a ratio target is paired (see PAIRED).
  * --quick: each group once, in a worker
  * thread (an isolate of its own: no feedback shared either, see runOnce), a seventh of the time per
  * task (a quarter of the rounds, of a quarter the length, for paired groups) (bench/util.ts lists the
@@ -236,15 +236,18 @@ const GROUPS: Record<string, () => Task[]> = {
   ttas: () => [rawTas(), spinLock('ttas')],
   ticket: () => [rawTas(), spinLock('ticket')],
   futex: () => [rawTas(), spinLock('futex')],
-  fenceInline: () => [rawTas(), fenceLock('inline', false)],
-  fenceModes: () => [fenceLock('borrowed', false), fenceLock('inline', false)],
-  fenceWithLock: () => [rawTasAround(), fenceWithLock()],
-  fenceSanitize: () => [fenceLock('inline', false), fenceLock('inline', true), fenceLock('borrowed', false), fenceLock('borrowed', true)],
   lifecycle: () => [lifecycle(false)],
-  lifecycleSanitize: () => [lifecycle(false), lifecycle(true)],
   lifecycleTracked: () => [lifecycle(false), lifecycleTracked(), handover()],
-  lifecycleTrace: () => [lifecycle(false), lifecycle(false, 'on'), lifecycle(false, 'all')],
-  lockTrace: () => [fenceLock('inline', false), fenceLock('inline', false, 'on')],
+  // Paired groups (see PAIRED): the task first, its baseline second.
+  fenceInline: () => [fenceLock('inline', false), rawTas()],
+  fenceModes: () => [fenceLock('inline', false), fenceLock('borrowed', false)],
+  fenceWithLock: () => [fenceWithLock(), rawTasAround()],
+  fenceSanitizeInline: () => [fenceLock('inline', true), fenceLock('inline', false)],
+  fenceSanitizeBorrowed: () => [fenceLock('borrowed', true), fenceLock('borrowed', false)],
+  lifecycleSanitize: () => [lifecycle(true), lifecycle(false)],
+  lifecycleTraceOn: () => [lifecycle(false, 'on'), lifecycle(false)],
+  lifecycleTraceAll: () => [lifecycle(false, 'all'), lifecycle(false)],
+  lockTraceOn: () => [fenceLock('inline', false, 'on'), fenceLock('inline', false)],
   lifecycleNoTrace: () => [lifecycle(false, 'off-labelled'), lifecycle(false, 'stripped')],
   lockNoTrace: () => [fenceLock('inline', false, 'off-labelled'), fenceLock('inline', false, 'stripped')],
   allocBlock: () => [arenaPair(0, 'block'), thiPair(0)],
@@ -261,9 +264,15 @@ const GROUPS: Record<string, () => Task[]> = {
  * 20 ms slice to the next under load, with no GC, compilation or deoptimization there, on both the
  * arena's loop and @thi.ng/malloc's at once, while a latency-bound multiply chain kept its speed),
  * and a sequential run that timed the arena in it and the baseline out of it read the public
- * alloc+free at 1.9× where paired rounds of the same processes read 0.6–1.0×.
+ * alloc+free at 1.9× where paired rounds of the same processes read 0.6–1.0×. The same went for
+ * every other ratio with a target: timed one after the other, each task keeping its fastest of 5
+ * processes, one build read inline lock ÷ raw TAS at 0.72× and 1.20×, sanitized inline lock at
+ * 2.15× and 3.37×, create+signal+put traced at 1.61× (paired: 1.41×) in two runs of one hour. So
+ * all of them are paired; SEQUENTIAL keeps the SpinLock rows (no target) and the groups whose
+ * target is a throughput, where a task's fastest process is the figure.
  */
-const PAIRED = new Set(['lifecycleNoTrace', 'lockNoTrace', 'allocBlock', 'allocPublic', 'allocLive']);
+const SEQUENTIAL = new Set(['tas', 'ttas', 'ticket', 'futex', 'lifecycle', 'lifecycleTracked']);
+const PAIRED = new Set(Object.keys(GROUPS).filter((g) => !SEQUENTIAL.has(g)));
 
 /** Paired rounds per process and CPU time per slice: ~0.6 s of CPU per process, ~0.1 s quick. */
 function pairedOptions(quick: boolean): PairedOptions {
@@ -287,6 +296,11 @@ const PAIRED_RUNS = args.quick ? 1 : 32;
  * (0.2–0.4× and 0.6–1.0×), so a dozen processes resolve them; 32 would add ~1 min per bench run.
  */
 const ALLOC_PAIRED_RUNS = args.quick ? 1 : 12;
+/**
+ * Processes per paired group of the other ratios (lock paths, sanitizer, tracing on): their targets
+ * are 15–50 % away from what a process reads, so 8 processes resolve them.
+ */
+const RATIO_PAIRED_RUNS = args.quick ? 1 : 8;
 
 /** What a child of a paired group writes: each task's ns per operation, and every round's ratio. */
 interface PairedOut {
@@ -351,7 +365,7 @@ async function runGroup(group: string): Promise<Map<string, number>> {
  * processes' medians. Every process counts: one that landed in the slow mode of the header slows
  * both of its tasks, which a ratio of the two takes out, so no process is dropped and none picked.
  */
-async function runPaired(group: string, notrace: string | undefined, target: { max: number }, runs = PAIRED_RUNS): Promise<Row> {
+async function runPaired(group: string, notrace: string | undefined, target: { max: number } | undefined, runs = PAIRED_RUNS): Promise<Row> {
   const ratios: number[] = [];
   const perProcess: number[] = [];
   const ns = new Map<string, number[]>();
@@ -367,7 +381,7 @@ async function runPaired(group: string, notrace: string | undefined, target: { m
   return {
     ...r,
     ratio,
-    met: ratio <= target.max,
+    ...(target === undefined ? {} : { met: ratio <= target.max }),
     ratioQuartiles: [quantile(ratios, 0.25), quantile(ratios, 0.75)],
     ratioRounds: ratios.length,
     ratioByProcess: perProcess,
@@ -376,16 +390,16 @@ async function runPaired(group: string, notrace: string | undefined, target: { m
 
 async function main(): Promise<void> {
   const r = (g: string) => runGroup(g);
+  const paired = (g: string, max?: number) => runPaired(g, undefined, max === undefined ? undefined : { max }, RATIO_PAIRED_RUNS);
   const rows: Row[] = [];
   for (const k of ['tas', 'ttas', 'ticket', 'futex'] as const) rows.push(row(await r(k), `SpinLock ${k} lock+unlock`, 'raw TAS exchange+store'));
-  rows.push(row(await r('fenceInline'), 'fence lock+unlock inline', 'raw TAS exchange+store', { max: 1.2 }));
-  rows.push(row(await r('fenceModes'), 'fence lock+unlock inline', 'fence lock+unlock borrowed', { max: 1.05 }));
-  rows.push(row(await r('fenceWithLock'), 'fence withLock(fn) inline', 'raw TAS exchange+store around fn (try/finally)', { max: 1.2 }));
-  const san = await r('fenceSanitize');
-  rows.push(row(san, 'fence lock+unlock inline (sanitize)', 'fence lock+unlock inline', { max: 2 }));
-  rows.push(row(san, 'fence lock+unlock borrowed (sanitize)', 'fence lock+unlock borrowed', { max: 2 }));
+  rows.push(await paired('fenceInline', 1.2));
+  rows.push(await paired('fenceModes', 1.05));
+  rows.push(await paired('fenceWithLock', 1.2));
+  rows.push(await paired('fenceSanitizeInline', 2));
+  rows.push(await paired('fenceSanitizeBorrowed', 2));
   rows.push(row(await r('lifecycle'), 'fence create+signal+put', undefined, { minOpsPerSec: 5e6 }));
-  rows.push(row(await r('lifecycleSanitize'), 'fence create+signal+put (sanitize)', 'fence create+signal+put', { max: 2 }));
+  rows.push(await paired('lifecycleSanitize', 2));
   // The tracked row's ratio is the cost of the ledger record and its removal (same process).
   const tracked = await r('lifecycleTracked');
   rows.push(row(tracked, 'fence createTracked+signal+putTracked', 'fence create+signal+put', { minOpsPerSec: 5e6 }));
@@ -399,10 +413,9 @@ async function main(): Promise<void> {
   } finally {
     removeNoTraceCopy(stripped);
   }
-  const lt = await r('lifecycleTrace');
-  rows.push(row(lt, 'fence create+signal+put (tracing on)', 'fence create+signal+put', { max: 1.5 }));
-  rows.push(row(lt, 'fence create+signal+put (tracing every tracepoint)', 'fence create+signal+put'));
-  rows.push(row(await r('lockTrace'), 'fence lock+unlock inline (tracing on)', 'fence lock+unlock inline', { max: 1.5 }));
+  rows.push(await paired('lifecycleTraceOn', 1.5));
+  rows.push(await paired('lifecycleTraceAll'));
+  rows.push(await paired('lockTraceOn', 1.5));
   rows.push(await runPaired('allocBlock', undefined, { max: 1.0 }, ALLOC_PAIRED_RUNS));
   rows.push(await runPaired('allocPublic', undefined, { max: 1.5 }, ALLOC_PAIRED_RUNS));
   rows.push(await runPaired('allocLive', undefined, { max: 1.0 }, ALLOC_PAIRED_RUNS));
