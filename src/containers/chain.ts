@@ -82,7 +82,7 @@ function walkChain(arena: Arena, fw: number, visit: (c: number) => boolean): boo
   return inWalkRecord(arena, (rec) => walkFrom(arena, fw, rec, visit));
 }
 
-/** The walk of {@link walkChain} under record `rec` (0: deeper than WALK_CAP, not recorded). */
+/** The walk of {@link walkChain} under record `rec` (0: none, see inWalkRecord). */
 function walkFrom(arena: Arena, fw: number, rec: number, visit: (c: number) => boolean): boolean {
   const linkAt = rec === 0 ? 0 : rec + W_LINK;
   getAt(arena.i32, fw, linkAt); // the walk's reference, consumed by chainWalk
@@ -228,7 +228,7 @@ function armChain(arena: Arena, head: number): boolean {
   return inWalkRecord(arena, (rec) => armFrom(arena, head, rec));
 }
 
-/** The walk of {@link armChain} under record `rec` (0: deeper than WALK_CAP, not recorded). */
+/** The walk of {@link armChain} under record `rec` (0: none, see inWalkRecord). */
 function armFrom(arena: Arena, head: number, rec: number): boolean {
   const i32 = arena.i32;
   const linkAt = rec === 0 ? 0 : rec + W_LINK;

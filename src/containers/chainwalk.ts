@@ -8,16 +8,18 @@
  * records name (the CHAIN_WALKS reap stage).
  */
 import type { Arena } from '../arena/arena.js';
-import { linkedPayload } from '../arena/handles.js';
+import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import { onCheck, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, Errors, FenceError, NO_ERROR, rethrowFirst } from '../errors.js';
 import { putFenceAt } from '../fence/release.js';
 
-const { T_WALK, T_WALK_DEPTH, W_LINK, W_PREV, W_AUX, W_STEP, W_ARMING, W_WORDS, WALK_CAP } = L;
+const { T_WALK, T_WALK_DEPTH, T_WALK_MORE, T_WALK_FREE, T_WALK_FREE_GEN, W_LINK, W_PREV, W_AUX, W_STEP, W_ARMING, W_WORDS, WB_DOWN, WB_LEVEL, WB_WORDS, WALK_CAP } = L;
 const { F_REFCOUNT } = FL;
+const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
+const WALK_BLOCK_BYTES = A.BLOCK_HEADER_BYTES + WB_WORDS * 4;
 
 /** Takes a reference on `fw`, naming it in word `at` (0 none) in the same run. */
 export function getAt(i32: Int32Array, fw: number, at: number): void {
@@ -28,13 +30,14 @@ export function getAt(i32: Int32Array, fw: number, at: number): void {
 /**
  * Pushes a chain walk record on the calling thread's stack: its words are cleared (every pop
  * leaves them so; cleared again for a slot's first use) before the depth counts it, in one run.
- * Returns the record's word, or 0 when WALK_CAP are in use (counted, not recorded).
+ * Past WALK_CAP the record is a block of its own (see {@link pushWalkBlock}). Returns the record's
+ * word, or 0 when a block was needed and the arena has no room for one (counted, not recorded).
  */
 function pushWalk(arena: Arena): number {
   const i32 = arena.i32;
   const b = arena.slotBase;
   const d = i32[b + T_WALK_DEPTH];
-  const rec = d < WALK_CAP ? b + T_WALK + d * W_WORDS : 0;
+  const rec = d < WALK_CAP ? b + T_WALK + d * W_WORDS : pushWalkBlock(arena, d);
   if (rec !== 0) {
     i32[rec + W_LINK] = 0;
     i32[rec + W_PREV] = 0;
@@ -45,14 +48,55 @@ function pushWalk(arena: Arena): number {
   return rec;
 }
 
-/** Pops the calling thread's innermost chain walk record (its words all cleared by then). */
-function popWalk(arena: Arena): void {
-  arena.i32[arena.slotBase + T_WALK_DEPTH]--;
+/**
+ * Allocates the record block of walk depth `d` (WALK_CAP or more) and stacks it on the slot's
+ * T_WALK_MORE, in the allocation's run (plain writes after allocBlock returns, no call — nor any
+ * in pushWalk before its depth store). Returns its payload word, or 0 without room: the walk then
+ * runs unrecorded, as it would have before blocks (ENOMEM refuses nothing a caller started).
+ */
+function pushWalkBlock(arena: Arena, d: number): number {
+  const i32 = arena.i32;
+  const b = arena.slotBase;
+  let hw: number;
+  try {
+    hw = arena.allocBlock(WALK_BLOCK_BYTES, A.BlockType.INTERNAL);
+  } catch (e) {
+    if (e instanceof FenceError && e.code === 'ENOMEM') return 0;
+    throw e;
+  }
+  const r = hw + BLOCK_HEADER_WORDS;
+  i32[r + WB_DOWN] = i32[b + T_WALK_MORE];
+  i32[r + WB_LEVEL] = d;
+  i32[b + T_WALK_MORE] = r;
+  return r;
 }
 
 /**
- * Runs `walk` under a chain walk record pushed for it (0 when WALK_CAP are in use: the walk is
- * counted, not recorded, and drops what it holds itself on a throw), and pops the record after.
+ * Pops the calling thread's innermost chain walk record (its words all cleared by then), freeing
+ * its block past WALK_CAP. Kill-safe: the depth and the unlink of a block are one run of plain
+ * writes, and the block is named in T_WALK_FREE (which the reaper frees if still live) until it is.
+ */
+function popWalk(arena: Arena): void {
+  const i32 = arena.i32;
+  const b = arena.slotBase;
+  const d = i32[b + T_WALK_DEPTH] - 1;
+  const r = i32[b + T_WALK_MORE];
+  if (d < WALK_CAP || r === 0 || i32[r + WB_LEVEL] !== d) {
+    i32[b + T_WALK_DEPTH] = d; // in the slot, or unrecorded
+    return;
+  }
+  i32[b + T_WALK_DEPTH] = d;
+  i32[b + T_WALK_MORE] = i32[r + WB_DOWN];
+  i32[b + T_WALK_FREE_GEN] = i32[r - BLOCK_HEADER_WORDS + B_GEN] & GEN_MASK;
+  i32[b + T_WALK_FREE] = r;
+  arena.freeBlock(r - BLOCK_HEADER_WORDS);
+  i32[b + T_WALK_FREE] = 0;
+}
+
+/**
+ * Runs `walk` under a chain walk record pushed for it (0 when its depth needed a block and the
+ * arena had none: the walk is counted, not recorded, and drops what it holds itself on a throw),
+ * and pops the record after.
  * On a throw the references the record still names are dropped here; the walk's error is the one
  * reported (a failed drop's is dropped with it).
  */
@@ -97,22 +141,57 @@ export function setArmingReaper(fn: ArmingReaper): void {
 }
 
 /**
+ * The chain walk record blocks stacked on the slot at word `b`, by the depth each records: each
+ * checked to be a live INTERNAL block (the stack cannot be longer than the heap has blocks).
+ */
+function walkBlocks(arena: Arena, b: number): Map<number, number> {
+  const i32 = arena.i32;
+  const byLevel = new Map<number, number>();
+  for (let r = i32[b + T_WALK_MORE]; r !== 0; r = i32[r + WB_DOWN]) {
+    if (byLevel.size >= maxBlocks(arena)) throw Errors.corruptArena(`the chain walk record blocks of the slot at word ${b} do not end`);
+    const rec = linkedPayload(arena, r, A.BlockType.INTERNAL, 'chain walk record block');
+    byLevel.set(i32[rec + WB_LEVEL], rec);
+  }
+  return byLevel;
+}
+
+/**
+ * The chain walk records of the thread of slot `slot`, innermost first: the slot's up to WALK_CAP,
+ * its record blocks past it. A depth with neither (a walk the arena had no block for) has no entry.
+ */
+export function walkRecords(arena: Arena, slot: number): number[] {
+  const b = arena.slotWord(slot);
+  const blocks = walkBlocks(arena, b);
+  const out: number[] = [];
+  for (let d = arena.i32[b + T_WALK_DEPTH] - 1; d >= 0; d--) {
+    const rec = d < WALK_CAP ? b + T_WALK + d * W_WORDS : blocks.get(d);
+    if (rec !== undefined) out.push(rec);
+  }
+  return out;
+}
+
+/**
  * Reap hook (CHAIN_WALKS): drops the references the chain walks of the dead thread of `slot`
- * still held, innermost record first. Nothing for a detaching thread (it detaches between calls).
+ * still held, innermost record first, and frees its record blocks (and one it was freeing).
+ * Nothing for a detaching thread (it detaches between calls).
  */
 function dropWalkRecords(arena: Arena, slot: number): void {
   if (slot === arena.slot) return;
   const i32 = arena.i32;
   const b = arena.slotWord(slot);
-  const n = Math.min(i32[b + T_WALK_DEPTH], WALK_CAP);
+  const freeing = i32[b + T_WALK_FREE];
+  if (freeing !== 0 && arena.isLive(freeing - BLOCK_HEADER_WORDS, i32[b + T_WALK_FREE_GEN])) arena.freeBlock(freeing - BLOCK_HEADER_WORDS);
+  i32[b + T_WALK_FREE] = 0;
+  const blocks = walkBlocks(arena, b);
   let first: unknown = NO_ERROR;
-  for (let d = n - 1; d >= 0; d--) {
-    const rec = b + T_WALK + d * W_WORDS;
+  for (const rec of walkRecords(arena, slot)) {
     // An array's arming cut off: finished first, while the record's reference keeps the array.
     if (i32[rec + W_STEP] & W_ARMING && armingReaper !== null) first = attempt(armingReaper, arena, rec, 0, first);
     first = attempt(dropWalk, arena, rec, 0, first);
   }
   i32[b + T_WALK_DEPTH] = 0;
+  i32[b + T_WALK_MORE] = 0;
+  for (const rec of blocks.values()) arena.freeBlock(rec - BLOCK_HEADER_WORDS);
   rethrowFirst(first);
 }
 onReap(ReapStage.CHAIN_WALKS, dropWalkRecords);
@@ -123,5 +202,6 @@ onCheck((arena) => {
   const b = arena.slotBase;
   const problems: string[] = [];
   if (i32[b + T_WALK_DEPTH] !== 0) problems.push(`thread ${arena.slot} has ${i32[b + T_WALK_DEPTH]} chain walk records in flight`);
+  if (i32[b + T_WALK_MORE] !== 0) problems.push(`thread ${arena.slot} has a chain walk record block left (@${i32[b + T_WALK_MORE] * 4})`);
   return { problems };
 });

@@ -64,8 +64,10 @@ export const WORK_END = 1;
  * each naming the fence references its walk holds: every word is set in the run that takes its
  * reference and cleared in the run that drops it or hands it over, so a reaper drops exactly the
  * references a terminated thread's walks still held. Walks nest (a re-arm run by a callback of a
- * signal a signaled-query's poll made, of a release inside another's walk); deeper ones than
- * WALK_CAP are counted, not recorded.
+ * signal a signaled-query's poll made, of a release inside another's walk): the first WALK_CAP
+ * live in the slot, deeper ones each in a block of their own (struct `chain walk record block`),
+ * stacked from the slot's T_WALK_MORE. Only a walk whose block the arena had no room for is
+ * counted and not recorded.
  */
 export const WALK_CAP = 3;
 export const { LINK: W_LINK, PREV: W_PREV, AUX: W_AUX, STEP: W_STEP, END: W_WORDS } = defineStruct('chain walk record', {
@@ -76,14 +78,26 @@ export const { LINK: W_LINK, PREV: W_PREV, AUX: W_AUX, STEP: W_STEP, END: W_WORD
 });
 /** W_STEP of a record that arms an array's child callbacks: this bit, the child index shifted by 2, the phase in the low 2 bits. */
 export const W_ARMING = 1 << 30;
+/** A chain walk record deeper than WALK_CAP: an INTERNAL block of the thread that pushed it, the record's words first. */
+export const { DOWN: WB_DOWN, LEVEL: WB_LEVEL, END: WB_WORDS } = defineStruct(
+  'chain walk record block',
+  {
+    DOWN: 1, // the next shallower record block (payload word), 0 for the one at depth WALK_CAP
+    LEVEL: 1, // the walk depth whose record this is (WALK_CAP or more)
+  },
+  { base: W_WORDS },
+);
 
 export const {
-  WALK_DEPTH: T_WALK_DEPTH, WALK: T_WALK, WORK_HEAD: T_WORK_HEAD, WORK_TAIL: T_WORK_TAIL, WORK_RUN: T_WORK_RUN, END: T_CONTAINERS_END,
+  WALK_DEPTH: T_WALK_DEPTH, WALK: T_WALK, WALK_MORE: T_WALK_MORE, WALK_FREE: T_WALK_FREE, WALK_FREE_GEN: T_WALK_FREE_GEN, WORK_HEAD: T_WORK_HEAD, WORK_TAIL: T_WORK_TAIL, WORK_RUN: T_WORK_RUN, END: T_CONTAINERS_END,
 } = defineStruct(
   'containers thread slot',
   {
-    WALK_DEPTH: 1, // chain walk records in use (may exceed WALK_CAP: deeper ones are not recorded)
+    WALK_DEPTH: 1, // chain walks in progress (records in the slot up to WALK_CAP, deeper ones in blocks)
     WALK: WALK_CAP * W_WORDS,
+    WALK_MORE: 1, // the innermost chain walk record block (payload word), 0 none; each names the next shallower
+    WALK_FREE: 1, // a record block unlinked and being freed (the reaper frees it if still live)…
+    WALK_FREE_GEN: 1, // …and its generation
     WORK_HEAD: 1, // first container of the thread's container work list (see K_WORK), 0 empty; each item holds a reference
     WORK_TAIL: 1, // its last
     WORK_RUN: 1, // the container whose work the thread took off the list and runs, with its reference (0 none)
