@@ -38,7 +38,7 @@ import { describeValue, Errors, FenceError } from '../errors.js';
 import { createFenceAt, type FenceInit } from './create.js';
 import { fenceLock, fenceUnlock } from './core.js';
 import { defineLedgerKind, ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
-import { putFence } from './release.js';
+import { liveFenceBlock, putFence } from './release.js';
 
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_SIGNALING, TRF_TIMELINE } = L;
 const { LG_COUNT, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN, F_REFCOUNT, F_FLAGS, F_TIMESTAMP, FLAG_SIGNALED } = L;
@@ -230,7 +230,10 @@ function claimSignaling(arena: Arena, tw: number, sent: number, fw: number, fgen
   }
   // As in signaler.ts: the block may have been released and reused between the check and the get.
   if (!arena.isLive(hw, fgen) || blockTypeAt(i32, hw) !== A.BlockType.FENCE) {
-    // The increment undone first, the entry forgotten in its run (see src/fence/drop.ts): the
+    // Reused as a fence: the get took a real reference on it, recorded at its generation: a
+    // tracked put (it releases the fence if its owner dropped its own meanwhile; see undoStaleGet).
+    if (liveFenceBlock(i32, hw) && ledgerPutRef(arena, fw, i32[hw + B_GEN] & GEN_MASK)) return false;
+    // Reused as anything else: the increment undone first, the entry forgotten in its run (see src/fence/drop.ts): the
     // entry names the block at the generation the get saw (ledgerGetRef), so a terminate() at the
     // Atomics call, before it runs, leaves the reaper an entry to put; forgotten first, that
     // reference would be held by nobody.

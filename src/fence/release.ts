@@ -7,6 +7,7 @@
  * needs, the one ops.release is handed, is made by the factory fence.ts installs at load.
  */
 import type { Arena } from '../arena/arena.js';
+import { blockTypeAt, isLive } from '../arena/handles.js';
 import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
@@ -59,6 +60,25 @@ export function putFence(arena: Arena, fw: number, view?: Fence): void {
   const old = dropRef(arena, fw, d, 0, 0);
   if (old === 1) releaseFence(arena, fw, view, d, flags);
   else if (old < 1) badPut(i32, fw, old, 0);
+}
+
+/**
+ * Takes back a get-unless-zero on `fw` that a recheck found stale: the block was released and
+ * reused between the caller's generation check and its get. Reused as a fence, the get took a real
+ * reference on that fence, which is put (its release runs if the fence's owner dropped its own
+ * meanwhile: a plain decrement would leave it at 0, never released). Reused as anything else, the
+ * increment went to another struct's word and is taken back.
+ */
+export function undoStaleGet(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  const hw = fw - A.BLOCK_HEADER_WORDS;
+  if (liveFenceBlock(i32, hw)) putFence(arena, fw);
+  else Atomics.sub(i32, fw + F_REFCOUNT, 1);
+}
+
+/** True when the block at header word `hw` is live and a fence (whatever its generation). */
+export function liveFenceBlock(i32: Int32Array, hw: number): boolean {
+  return isLive(i32, hw, i32[hw + A.B_GEN] & A.GEN_MASK) && blockTypeAt(i32, hw) === A.BlockType.FENCE;
 }
 
 /**

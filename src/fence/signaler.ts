@@ -25,9 +25,9 @@ import { runDetached } from './inbox.js';
 import { fenceLock, fenceTryGet, fenceUnlock, markSignaledLocked, nowNs } from './core.js';
 import { takeHeldAtDeath } from './inlinereap.js';
 import { takeRobustHeldAtDeath } from '../locks/deadreap.js';
-import { putFence } from './release.js';
+import { putFence, undoStaleGet } from './release.js';
 
-const { F_FLAGS, F_ERROR, F_LOCK, F_REFCOUNT, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SIGNALED } = L;
+const { F_FLAGS, F_ERROR, F_LOCK, F_TIMESTAMP, FLAG_INITIALIZED, FLAG_INLINE_LOCK, FLAG_SIGNALED } = L;
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 
 /** The error a fence gets when the thread responsible for signaling it dies. */
@@ -132,12 +132,9 @@ function signalOrphan(arena: Arena, fw: number, gen: number, who: number, serial
   const i32 = arena.i32;
   const hw = fw - BLOCK_HEADER_WORDS;
   if (!arena.isLive(hw, gen) || !fenceTryGet(i32, fw)) return;
-  // The block may have been released and reused between the check and the get: then the
-  // increment went to a new fence (or another block's word) and is undone.
-  if (!arena.isLive(hw, gen) || blockTypeAt(i32, hw) !== A.BlockType.FENCE) {
-    Atomics.sub(i32, fw + F_REFCOUNT, 1);
-    return;
-  }
+  // The block may have been released and reused between the check and the get: then the get
+  // went to a new fence (or another block's word) and is undone.
+  if (!arena.isLive(hw, gen) || blockTypeAt(i32, hw) !== A.BlockType.FENCE) return undoStaleGet(arena, fw);
   let head = 0;
   try {
     fenceLock(arena, fw);
