@@ -27,11 +27,12 @@ import { readName, writeName } from './names.js';
 import './linkcheck.js'; // registers the sync layer's part of arena.check()
 
 /**
- * FD_OWNER of a freed entry: no slot. A claimer writes its slot right after its compare-exchange,
- * and a dead slot's reaper (closeFdsOf) must not take a new claim of an entry that slot once
- * owned, seen before that write, for its own.
+ * FD_OWNER of a free entry: no thread (owners are slot + 1, so a fresh table's zeroed entries name
+ * nobody too). A claimer writes its own right after its compare-exchange, and a dead slot's reaper
+ * (closeFdsOf) must not take a new claim of an entry that slot once owned, seen before that
+ * write, for its own — nor, in a fresh table, one whose zeroed owner read as slot 0.
  */
-const NO_OWNER = -1;
+const NO_OWNER = 0;
 
 const { FD_STATE, FD_FENCE, FD_OWNER, FD_NAME, FD_LOCK, FD_STRIDE, FDS_FREE, FDS_CLAIMED, FDS_LIVE, FDS_STATE_MASK, FDS_GEN_SHIFT, FDS_GEN_MASK, FD_INDEX_SCALE } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -156,7 +157,7 @@ export function installFd(arena: Arena, fw: number, name: string | undefined): n
     // src/fence/drop.ts): the claim names its owner, the reference names its fence and the name
     // block. A claimer terminated before LIVE leaves a CLAIMED entry its reaper can undo (closeFdsOf).
     if (Atomics.compareExchange(i32, e + FD_STATE, w, (gen << FDS_GEN_SHIFT) | FDS_CLAIMED) !== w) continue;
-    i32[e + FD_OWNER] = arena.slot;
+    i32[e + FD_OWNER] = arena.me;
     i32[e + FD_FENCE] = 0;
     // The claimed entry owns the name from here (closeFdsOf frees a dead claimer's).
     i32[e + FD_NAME] = nameW;
@@ -200,7 +201,7 @@ function closeEntry(arena: Arena, e: number, gen: number, owner: number): boolea
   let depth = 0;
   lockEntry(arena, e);
   try {
-    if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner)) return false;
+    if (!openLocked(i32, e, gen) || (owner >= 0 && i32[e + FD_OWNER] !== owner + 1)) return false;
     fw = entryFence(arena, e);
     nameW = i32[e + FD_NAME];
     if (holdsFenceLock(arena, fw)) {
@@ -249,7 +250,7 @@ export function closeFdsOf(arena: Arena, slot: number): number {
   for (let index = 0; index < cap; index++) {
     const e = table + index * FD_STRIDE;
     const w = Atomics.load(i32, e + FD_STATE);
-    if (i32[e + FD_OWNER] !== slot) continue;
+    if (i32[e + FD_OWNER] !== slot + 1) continue;
     if ((w & FDS_STATE_MASK) === FDS_LIVE) {
       if (closeEntry(arena, e, w >>> FDS_GEN_SHIFT, slot)) n++;
     } else if ((w & FDS_STATE_MASK) === FDS_CLAIMED && slot !== arena.slot) {

@@ -14,7 +14,7 @@ export const { STATE: FD_STATE, FENCE: FD_FENCE, OWNER: FD_OWNER, NAME: FD_NAME,
   {
     STATE: 1, // (generation << FDS_GEN_SHIFT) | FDS_*: claims are a CAS on this word
     FENCE: 1, // word index of the fence payload (the fd holds one reference)
-    OWNER: 1, // thread slot that created it (its fds are closed when it is reaped); -1 once freed
+    OWNER: 1, // thread slot + 1 that created it (its fds are closed when it is reaped); 0 none (a fresh table's zeroed entries, and once freed)
     NAME: 1, // payload word index of a name block, 0 default
     LOCK: 1, // robust lock word (futex kind): lookups and close of this entry serialise on it
   },

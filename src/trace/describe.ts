@@ -315,7 +315,7 @@ class Walker {
         name: nameW ? readName(this.arena, nameW) : '',
         fence: this.fenceLabel(fw),
         status: this.stateOf(fw).status,
-        owner: this.nameOf(i32[w + SY.FD_OWNER]),
+        owner: this.nameOf(i32[w + SY.FD_OWNER] - 1), // slot + 1
       });
     }
     return fds;
