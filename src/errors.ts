@@ -267,6 +267,7 @@ export const Errors = {
     new FenceError('ENOMEM', `arena exhausted: cannot allocate ${bytes} bytes (capacity ${capacity})`),
   notOwner: (what: string, owner: number, me: number) =>
     new FenceError('EPERM', `${what} is held by thread ${owner}, not by the calling thread ${me}`),
+  notPermitted: (message: string) => new FenceError('EPERM', message),
   noEntry: (message: string) => new FenceError('ENOENT', message),
   deadlock: (message: string) => new FenceError('EDEADLK', message),
   busy: (message: string) => new FenceError('EBUSY', message),

@@ -218,4 +218,32 @@ describe('cross-thread callbacks', () => {
     for (const f of fences) f.put();
     expectClean(arena);
   });
+
+  it('another thread removes a wake or shared callback, but not a function callback: EPERM, and the callback still runs once', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const ctx = Fence.contextAlloc(arena);
+    const f = Fence.create(arena, { context: ctx, seqno: 1 });
+    const g = Fence.create(arena, { context: ctx, seqno: 2 });
+    let ran = 0;
+    const fn = f.addCallback(() => ran++)!;
+    const cell = arena.alloc(8); // the word a wake node bumps
+    const wake = g.addWake(arena.resolve(cell, -1, 'block') + 2)!;
+    const w = spawn({ buffer: arena.buffer });
+    await w.next('ready');
+    const refused = await w.ask({ type: 'remove-foreign', handle: f.handle, node: fn.node, generation: fn.generation }, 'removed-foreign');
+    expect(refused.code).toBe('EPERM');
+    const removed = await w.ask({ type: 'remove-foreign', handle: g.handle, node: wake.node, generation: wake.generation }, 'removed-foreign');
+    expect(removed.removed).toBe(true);
+    expect(g.removeCallback(wake)).toBe(false); // gone already
+    f.signal();
+    g.signal();
+    drainInbox(arena);
+    expect(ran).toBe(1);
+    expect(pendingCallbacks()).toBe(0);
+    await w.ask({ type: 'exit' }, 'bye');
+    f.put();
+    g.put();
+    arena.free(cell);
+    expectClean(arena);
+  });
 });

@@ -15,9 +15,10 @@ const { CB_FENCE, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND } = L;
 const { BLOCK_HEADER_WORDS } = A;
 
 /**
- * A thread killed between marking one of its own nodes FREEING and freeing it (worker.terminate()
- * lands at the freeBlock call) leaves the node unreachable. Only the owner marks FREEING, and the
- * owner is dead when its slot is reaped, so freeing those nodes here cannot race anyone.
+ * A thread killed between marking a node FREEING and freeing it (worker.terminate() lands at the
+ * freeBlock call) leaves the node unreachable. A node is marked FREEING only by its owner (a
+ * thread removing another's node takes it over first, see unlinkCallbackLocked), and the owner is
+ * dead when its slot is reaped, so freeing those nodes here cannot race anyone.
  * The walk skips blocks being carved concurrently (it stops at a header not yet written).
  */
 function freeOrphanedNodes(arena: Arena, slot: number): void {

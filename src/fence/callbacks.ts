@@ -13,6 +13,7 @@ import type { Arena } from '../arena/arena.js';
 import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
+import { Errors } from '../errors.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -145,7 +146,8 @@ export function linkCallbackLocked(
  * node (payload `nw`, generation `gen`) was still pending there; the node is freed. `at` (0 none):
  * a word of the caller's set to 1 in the unlink's run, before the free — for a caller whose thread
  * then holds what the node held (a shared node's reference), so that its reaper knows (the node
- * itself may then still be live, unlinked: the caller's reaper frees it).
+ * itself may then still be live, unlinked: the caller's reaper frees it). Throws EPERM, changing
+ * nothing, for a function callback another thread added (its function is in that thread's table).
  */
 export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: number, at = 0): boolean {
   const i32 = arena.i32;
@@ -153,6 +155,12 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   if (i32[fw + L.F_FLAGS] & L.FLAG_SIGNALED) return false;
   const hw = nw - BLOCK_HEADER_WORDS;
   if (!arena.isLive(hw, gen) || i32[nw + CB_STATE] !== L.CBS_PENDING || i32[nw + CB_FENCE] !== fw) return false;
+  // A function callback's function is in the table of the thread that added it: removed by
+  // another thread, it would stay there (keeping that thread's process alive) while this thread
+  // dropped an entry of its own under the same token. Refused before anything changes.
+  const owner = i32[nw + CB_OWNER];
+  if (i32[nw + CB_KIND] === L.CBK_FN && owner !== arena.slot)
+    throw Errors.notPermitted(`a function callback can be removed only by the thread that added it (thread ${owner}; this is thread ${arena.slot})`);
   const prev = i32[nw + CB_PREV];
   const next = i32[nw + CB_NEXT];
   // Both neighbours are written through: checked first (nothing changed if one is corrupted).
@@ -165,8 +173,11 @@ export function unlinkCallbackLocked(arena: Arena, fw: number, nw: number, gen: 
   // Free before the thread-local bookkeeping (calls): a kill in between must not strand the node.
   const fn = i32[nw + CB_KIND] === L.CBK_FN;
   const token = i32[nw + CB_TOKEN];
-  // FREEING, not DONE: if the owner dies right here (at the freeBlock call), its reaper frees it.
-  i32[nw + CB_STATE] = i32[nw + CB_OWNER] === arena.slot ? L.CBS_FREEING : L.CBS_DONE;
+  // FREEING, not DONE: if this thread dies right here (at the freeBlock call), its reaper frees
+  // the node (freeOrphanedNodes: the FREEING nodes it owns). Another thread's node (a wake or
+  // shared callback: nothing of it in that thread's table) is taken over first, in the same run.
+  i32[nw + CB_OWNER] = arena.slot;
+  i32[nw + CB_STATE] = L.CBS_FREEING;
   if (at !== 0) i32[at] = 1;
   arena.freeBlock(hw);
   if (fn && entries.delete(token) && entries.size === 0 && pendingListener) pendingListener(arena, false);

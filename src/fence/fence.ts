@@ -336,7 +336,7 @@ export class Fence extends FenceBase {
     return addCallbackNode(this, this.v(), kind, fn, target, at);
   }
 
-  /** Removes a callback; true only if it was still pending (it will then never run). */
+  /** Removes a callback; true only if it was still pending (then it never runs). EINVAL: another fence's callback; EPERM: a function callback another thread added. */
   removeCallback(cb: FenceCallback): boolean {
     if (!cb || typeof cb.node !== 'number' || cb.fence?.fw !== this.fw) throw Errors.invalid('callback does not belong to this fence');
     return removeCallbackNode(this.arena, this.v(), cb);

@@ -74,7 +74,7 @@ export const {
 export const CBS_PENDING = 1;
 export const CBS_QUEUED = 2; // detached by signal, waiting in the owner's inbox
 export const CBS_DONE = 3;
-/** Set by the owner just before it frees its own node: a reaper frees FREEING nodes of a dead owner. */
+/** Set by the thread freeing a node, made its owner first, just before the free: a reaper frees FREEING nodes of a dead owner. */
 export const CBS_FREEING = 4;
 export const CBK_FN = 0;
 export const CBK_WAKE = 1;
