@@ -247,13 +247,17 @@ export function warn(e: unknown, code: string): void {
 }
 
 /**
- * An options argument: `undefined` → `{}`, an object (not an array) as it is; anything else (null,
- * a number, a string) → EINVAL naming `where`, before any option is read.
+ * An options argument: `undefined` → `{}`, an object (not an array) with no key outside `known` as
+ * it is; anything else (null, a number, a string, an unknown option) → EINVAL naming `where`,
+ * before any option is read.
  */
-export function optionsArg<T extends object>(options: T | undefined, where: string): T {
+export function optionsArg<T extends object>(options: T | undefined, where: string, known: readonly (keyof T & string)[]): T {
   if (options === undefined) return {} as T;
   if (options === null || typeof options !== 'object' || Array.isArray(options))
     throw new FenceError('EINVAL', `${where}: options must be an object, got ${describeValue(options)}`);
+  // A misspelled option would otherwise be a silent default (`{ size }` for `{ bytes }`).
+  for (const key of Object.keys(options))
+    if (!(known as readonly string[]).includes(key)) throw new FenceError('EINVAL', `${where}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`);
   return options;
 }
 

@@ -18,18 +18,16 @@ import { Arena, Fence, FenceArray, pendingCallbacks, setAutoDispatch } from '../
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as A from '../src/arena/layout.js';
 import * as FL from '../src/fence/layout.js';
-import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
-import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
+import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
+import { adaptJitter, killRound, killTargets, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
 const ARRAYS = 300; // per round (see containers)
 const CALLBACKS = 4; // main-thread callbacks on each container
 const WAIT_MS = 10_000;
 
-const targets: KillTarget[] = [];
-const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+const targets = killTargets();
+afterEach(() => {
   setAutoDispatch(true);
 });
 
@@ -91,7 +89,7 @@ describe('threads terminated inside container callbacks', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { leaves, tops, counts } = containers(arena, rand, ARRAYS);
-      const { at, done, errors } = await killRound(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) }, targets, cells, KILL_CELLS, rand(delay));
+      const { at, done, errors } = await killRound(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) }, targets, cells, SK_STEPS, rand(delay));
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);

@@ -18,9 +18,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain, pendingCallbacks, setAutoDispatch } from '../src/index.js';
-import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
 import { countWalkHits } from './support/chainwalks.js';
-import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 80; // per round
@@ -28,10 +28,8 @@ const LINKS = 5; // per chain
 const CALLBACKS = 4; // main-thread callbacks on each chain
 const WAIT_MS = 10_000;
 
-const targets: KillTarget[] = [];
-const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+const targets = killTargets();
+afterEach(() => {
   setAutoDispatch(true);
 });
 
@@ -76,7 +74,7 @@ describe('threads terminated inside a chain re-arm', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { leaves, heads, counts } = chains(arena, rand);
-      const { at, done, errors } = await killRound(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) }, targets, cells, KILL_CELLS, rand(delay));
+      const { at, done, errors } = await killRound(arena, 'signal-kill', { buffer: arena.buffer, shared: cells.buffer, handles: leaves.map((f) => f.handle) }, targets, cells, SK_STEPS, rand(delay));
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, leaves.length);

@@ -12,24 +12,20 @@
  * then each chain reads signaled, and after the puts the arena is clean with its bytes in use
  * back to the baseline.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain } from '../src/index.js';
-import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { countWalkHits } from './support/chainwalks.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 16; // per round
 const LINKS = 64; // per chain
 const PASSES = 4; // walks of each chain by the worker (a query and a deadline each)
 
-const targets: KillTarget[] = [];
-const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
-});
+const targets = killTargets();
 
 // What the kills hit in the chain walk records (test/support/chainwalks.ts).
 const hits = countWalkHits();
@@ -67,7 +63,7 @@ describe('threads terminated inside a chain signaled-query or deadline walk', ()
     for (let round = 0; round < KILLS; round++) {
       const { leaves, heads } = chains(arena, rand);
       const data = { buffer: arena.buffer, shared: cells.buffer, handles: heads.map((h) => h.handle), passes: PASSES };
-      const { at, done, errors } = await killRound(arena, 'chain-walk-kill', data, targets, cells, KILL_CELLS, rand(delay));
+      const { at, done, errors } = await killRound(arena, 'chain-walk-kill', data, targets, cells, SK_STEPS, rand(delay));
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, heads.length * PASSES);

@@ -10,15 +10,12 @@
  * be created, then does what queues the work. 'run': it frees what it filled and its queue runs.
  * 'kill': it is terminated with the work still queued, and its reaper runs it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceArray, FenceChain } from '../src/index.js';
 import { expectClean } from './support/core.js';
-import { KillTarget, type KillMsg } from './support/killloop.js';
+import { type KillMsg, KillTarget, killTargets } from './support/killloop.js';
 
-const targets: KillTarget[] = [];
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
-});
+const targets = killTargets();
 
 const LINKS = 4;
 

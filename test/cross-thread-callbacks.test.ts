@@ -170,7 +170,7 @@ describe('cross-thread callbacks', () => {
     const rand = seededInt(process.env.FENCELAB_SEED ?? 'drain-kill-1');
     const arena = Arena.create({ bytes: 4 << 20 });
     const ctx = Fence.contextAlloc(arena);
-    const baseline = arena.stats().bytesInUse;
+    const baseline = arena.stats().used;
     const N = 60;
     for (let round = 0; round < 30; round++) {
       const fences = Array.from({ length: N }, (_, i) => Fence.create(arena, { context: ctx, seqno: round * N + i + 1 }));
@@ -191,7 +191,7 @@ describe('cross-thread callbacks', () => {
       expect(leaked, `round ${round}`).toEqual([]);
       for (const f of fences) f.put();
       expectClean(arena);
-      expect(arena.stats().bytesInUse, `round ${round}`).toBe(baseline);
+      expect(arena.stats().used, `round ${round}`).toBe(baseline);
     }
   });
 

@@ -18,8 +18,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceArray, pendingCallbacks, setAutoDispatch } from '../src/index.js';
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as FL from '../src/fence/layout.js';
-import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
-import { adaptJitter, killRound, type KillTarget, settleContainerRound, signalKillSetup } from './support/killloop.js';
+import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
+import { adaptJitter, killRound, killTargets, settleContainerRound, signalKillSetup } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 40; // per round
@@ -27,10 +27,8 @@ const DEPTH = 9; // fences per chain: signals nest this deep, more than SIGNAL_I
 const CALLBACKS = 2; // the test's callbacks on each fence and on each array
 const WAIT_MS = 10_000;
 
-const targets: KillTarget[] = [];
-const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+const targets = killTargets();
+afterEach(() => {
   setAutoDispatch(true);
 });
 
@@ -86,7 +84,7 @@ describe('threads terminated inside deeply nested signals', () => {
     let inside = 0;
     for (let round = 0; round < KILLS; round++) {
       const { fences, arrays, counts } = chains(arena, rand);
-      const { at, done, errors } = await killRound(arena, 'deep-signal-kill', { buffer: arena.buffer, shared: cells.buffer, chains: fences.map((c) => c.map((f) => f.handle)) }, targets, cells, KILL_CELLS, rand(delay));
+      const { at, done, errors } = await killRound(arena, 'deep-signal-kill', { buffer: arena.buffer, shared: cells.buffer, chains: fences.map((c) => c.map((f) => f.handle)) }, targets, cells, SK_STEPS, rand(delay));
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       delay = adaptJitter(delay, done, fences.length);

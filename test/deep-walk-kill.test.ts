@@ -7,25 +7,21 @@
  * After each kill and reap the test signals every fence: every chain then reads signaled, and
  * after the puts the arena is clean with its bytes in use back to the baseline.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain, defineFenceOps } from '../src/index.js';
 import * as CL from '../src/containers/layout.js';
-import { SK_AT, SK_CELLS, SK_DONE, SK_GO } from './fixtures/signal-kill-cells.js';
+import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { countWalkHits } from './support/chainwalks.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets } from './support/killloop.js';
 
 const KILLS = 50;
 const GROUPS = 6; // nests per round: one worker step each
 const DEPTH = 5; // chains per nest: walks nest this deep
 const LONG = 150; // signaled links of the two innermost chains (where the walks spend their time)
 
-const targets: KillTarget[] = [];
-const KILL_CELLS = { go: SK_GO, at: SK_AT, done: SK_DONE };
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
-});
+const targets = killTargets();
 
 // What the kills hit in the chain walk records (test/support/chainwalks.ts).
 const hits = countWalkHits();
@@ -79,7 +75,7 @@ describe('threads terminated inside chain walks nested past the slot records', (
         groups: groups.map((g) => g.map((h) => h.handle)),
         polled: polled.map((g) => g.map((p) => p.handle)),
       };
-      const { at, done, errors } = await killRound(arena, 'deep-walk-kill', data, targets, cells, KILL_CELLS, rand(delay));
+      const { at, done, errors } = await killRound(arena, 'deep-walk-kill', data, targets, cells, SK_STEPS, rand(delay));
       expect(errors, `round ${round}`).toEqual([]);
       delay = adaptJitter(delay, done, GROUPS);
       for (const f of fences) if (!f.testSignaledFlag()) f.signal();

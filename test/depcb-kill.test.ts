@@ -14,7 +14,7 @@
  * them) with test/fixtures/depcb-kill.ts signaling the dependencies: once held inside the
  * callback's cancel (deterministic), and at seeded random points of a cascade of cancels.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, Errno, Fence } from '../src/index.js';
 import { F_REFCOUNT } from '../src/fence/layout.js';
 import { encode } from '../src/runtime/codec.js';
@@ -24,16 +24,13 @@ import { schedCreate, schedDestroy, schedPut } from '../src/runtime/queue.js';
 import { DK_AT, DK_CELLS, DK_DONE, DK_GO } from './fixtures/depcb-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, KillTarget, type KillMsg } from './support/killloop.js';
+import { adaptJitter, type KillMsg, KillTarget, killTargets } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAIN = 6; // jobs per round, each depending on the one before and on a fence of its own
 const WAIT_MS = 10_000;
 
-const targets: KillTarget[] = [];
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
-});
+const targets = killTargets();
 
 /** A fence of the test thread (its reference is the test's). */
 function plainFence(arena: Arena): Fence {

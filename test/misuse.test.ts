@@ -181,6 +181,10 @@ describe('bad input is typed, and messages are safe for any value', () => {
     ['arena.free(hostile)', (a) => a.free(hostile as never)],
     ['arena.alloc(Symbol)', (a) => a.alloc(Symbol('n') as never)],
     ['Fence.isLater(f, null)', (a) => Fence.isLater(Fence.stub(a), null as never)],
+    // A misspelled option is refused, not a silent default.
+    ['Arena.create({ size })', () => Arena.create({ size: 1 << 20 } as never)],
+    ['Driver.create(arena, { ring })', (a) => Driver.create(a, { ring: 16 } as never)],
+    ['submit({ duration })', (a) => Driver.create(a).submit({ duration: 5 } as never)],
   ];
   for (const [name, fn] of cases) {
     it(`${name} → FenceError EINVAL/EBADF`, () => {

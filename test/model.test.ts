@@ -224,7 +224,7 @@ class MakeArray implements Cmd {
 }
 
 class MakeChain extends OnFence {
-  check = (w: World) => live(w).some((m) => m.kind === 'plain');
+  override check = (w: World) => live(w).some((m) => m.kind === 'plain');
   run(_: World, w: World): void {
     count(this.constructor.name);
     const plain = live(w).filter((m) => m.kind === 'plain');

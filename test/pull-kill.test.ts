@@ -18,16 +18,15 @@ import { RUNS } from './fixtures/piscina-graph-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
 import { graphPool, graphTally } from './support/graphpool.js';
-import { adaptJitter, KillTarget, type KillMsg } from './support/killloop.js';
+import { adaptJitter, type KillMsg, KillTarget, killTargets } from './support/killloop.js';
 
 const KILLS = 50;
 const JOBS = 40; // per round
 const WAIT_MS = 60_000;
 
 const pools: FencePool[] = [];
-const targets: KillTarget[] = [];
+const targets = killTargets();
 afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
   await Promise.all(pools.splice(0).map((p) => p.destroy()));
 });
 

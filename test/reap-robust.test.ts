@@ -17,7 +17,7 @@ afterEach(async () => {
 
 describe('reap robustness', () => {
   it('a throwing reap hook is reported and the later stages still recover the dead thread', async () => {
-    const arena = Arena.create({ size: 1 << 20 });
+    const arena = Arena.create({ bytes: 1 << 20 });
     let doomed = -1;
     let calls = 0;
     onReap(ReapStage.CALLBACKS, (a, slot) => {

@@ -13,7 +13,7 @@
  * that runs first reads how deep the dead thread's releases went: the kills under test leave a nest
  * of level RELEASE_CAP or deeper in flight (dropped and not released yet, on a record or deferred).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, Fence } from '../src/index.js';
 import { onReap, ReapStage } from '../src/arena/hooks.js';
 import * as A from '../src/arena/layout.js';
@@ -22,18 +22,15 @@ import { CR_AT, CR_CELLS, CR_DONE, CR_GO } from './fixtures/container-release-ki
 import { nestFence } from './fixtures/release-nest.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets } from './support/killloop.js';
 
 const KILLS = 80;
 const NESTS = 80; // per round: their puts outlast terminate()'s landing
 const LEVELS = 48; // nest levels: releases cascade this deep, most of it past RELEASE_CAP
 const DEEP_KILLS = 50; // kills that must land in the window under test
 
-const targets: KillTarget[] = [];
+const targets = killTargets();
 const KILL_CELLS = { go: CR_GO, at: CR_AT, done: CR_DONE };
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
-});
 
 /** The nest level of each nest fence of the current round, by payload word. */
 const levelOf = new Map<number, number>();

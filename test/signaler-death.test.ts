@@ -35,7 +35,7 @@ async function kill(arena: Arena, w: TestWorker): Promise<void> {
 
 describe('signaler death', () => {
   it("a dead worker's fences handed to main signal -EOWNERDEAD: waits return, callbacks run once", async () => {
-    const arena = Arena.create({ size: 1 << 20 });
+    const arena = Arena.create({ bytes: 1 << 20 });
     const { w, ready } = await dying(arena, { fences: 3 });
     const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill
     const fences = ready.fences.map((h) => Fence.fromHandle(arena, h));
@@ -59,7 +59,7 @@ describe('signaler death', () => {
   });
 
   it('a fence the dying worker adopted signals -EOWNERDEAD; one it did not adopt stays pending', async () => {
-    const arena = Arena.create({ size: 1 << 20 });
+    const arena = Arena.create({ bytes: 1 << 20 });
     const ctx = Fence.contextAlloc(arena);
     const adopted = Fence.create(arena, { context: ctx, seqno: 1 });
     const ours = Fence.create(arena, { context: ctx, seqno: 2 });
@@ -81,7 +81,7 @@ describe('signaler death', () => {
   });
 
   it("a dead worker's timeline closes: waiting points end -ENOENT, the other holder's close frees it", async () => {
-    const arena = Arena.create({ size: 1 << 20 });
+    const arena = Arena.create({ bytes: 1 << 20 });
     const { w, ready } = await dying(arena, {});
     const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill
     const fd = tl.createFence(5, 'waits');
@@ -101,7 +101,7 @@ describe('signaler death', () => {
   });
 
   it("a dead worker's raw blocks are freed; the fences it shared with nobody are signaled", async () => {
-    const arena = Arena.create({ size: 1 << 20 });
+    const arena = Arena.create({ bytes: 1 << 20 });
     const before = arena.stats().used;
     const { w, ready } = await dying(arena, { rawBlocks: 8, kept: 2 });
     const tl = SwTimeline.receive(arena, ready.timeline); // our open reference, received before the kill

@@ -25,7 +25,7 @@ import { SW_CAP, T_SW_DEPTH, TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean, timelinePoint } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets } from './support/killloop.js';
 
 const KILLS = 60;
 const LEVELS = 8; // timelines of the cascade
@@ -33,9 +33,8 @@ const STEP = 4; // each inc's increment: the points it reaches
 const STEPS = 6; // the worker's incs of the first timeline per round
 const POINTS = STEP * STEPS; // per timeline, at 1..POINTS
 
-const targets: KillTarget[] = [];
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+const targets = killTargets();
+afterEach(() => {
   setAutoDispatch(true);
 });
 

@@ -9,7 +9,7 @@
  * thread then closes its references: every point ends -ENOENT, every callback ran exactly once,
  * every timeline is freed, and the arena is clean with its bytes in use back to the baseline.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Arena, BlockType, Errno, Fence, SwTimeline, SyncFile, ledgerCompact } from '../src/index.js';
 import { BLOCK_HEADER_WORDS } from '../src/arena/layout.js';
 import { FLAG_SIGNALED } from '../src/fence/layout.js';
@@ -17,16 +17,13 @@ import { TL_CLOSED, TL_FILE_REFS } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean, until } from './support/core.js';
-import { adaptJitter, killRound, type KillTarget } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets } from './support/killloop.js';
 
 const KILLS = 60;
 const TIMELINES = 6; // per round, closed in order by the worker
 const POINTS = 24; // per timeline, each with a callback of the main thread
 
-const targets: KillTarget[] = [];
-afterEach(async () => {
-  await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
-});
+const targets = killTargets();
 
 describe('sw_sync close() from a view holding no reference: kill window', () => {
   it(`a thread closing other threads' timelines terminated at random points (${KILLS} kills): closed whole or not at all, no reference lost or leaked`, async () => {

@@ -30,7 +30,7 @@ function headerError(i32: Int32Array): string | null {
  * Throws FenceError EINVAL for impossible options.
  */
 export function createBuffer(options?: ArenaOptions): SharedArrayBuffer {
-  options = optionsArg(options, 'Arena.create');
+  options = optionsArg(options, 'Arena.create', ['bytes', 'lockKind', 'sanitize', 'maxThreads', 'maxFds']);
   const bytes = options.bytes ?? 32 * 1024 * 1024;
   const maxThreads = options.maxThreads ?? 64;
   const maxFds = options.maxFds ?? 4096;

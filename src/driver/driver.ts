@@ -132,7 +132,7 @@ export class Driver extends BlockView {
    */
   static create(arena: Arena, options?: DriverOptions): Driver {
     arenaArg(arena, 'Driver.create');
-    options = optionsArg(options, 'Driver.create');
+    options = optionsArg(options, 'Driver.create', ['lockMode', 'ringSize']);
     const mode = options.lockMode ?? 'inline';
     if (mode !== 'inline' && mode !== 'borrowed') throw Errors.invalid(`lockMode must be 'inline' or 'borrowed', got ${describeValue(mode)}`);
     const cap = options.ringSize ?? 256;
@@ -205,7 +205,7 @@ export class Driver extends BlockView {
    * Threads: the exporter (any attached thread). Throws EINVAL (options), ENOMEM (nothing left allocated).
    */
   submit(options?: SubmitOptions): Operation {
-    options = optionsArg(options, 'submit');
+    options = optionsArg(options, 'submit', ['durationUs', 'payload']);
     const arena = this.arena;
     const i32 = arena.i32;
     const dw = this.check();

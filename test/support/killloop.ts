@@ -9,7 +9,7 @@
  * cells[done] when it finished one; anything unexpected it posts as { type: 'error', message }.
  */
 import { Worker } from 'node:worker_threads';
-import { expect } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { Arena, drain, type Fence, setAutoDispatch, stopDispatcher } from '../../src/index.js';
 import { seededInt } from '../fixtures/seeded.js';
 import { expectClean, fixture, spin } from './core.js';
@@ -19,6 +19,18 @@ export interface KillMsg {
   type: string;
   message?: string;
   [k: string]: unknown;
+}
+
+/**
+ * The kill targets of a test file: each test's are terminated after it, so that a failing test's
+ * workers cannot outlive it. Push a target while it lives (killRound does).
+ */
+export function killTargets(): KillTarget[] {
+  const targets: KillTarget[] = [];
+  afterEach(async () => {
+    await Promise.all(targets.splice(0).map((k) => k.worker.terminate()));
+  });
+  return targets;
 }
 
 /**
