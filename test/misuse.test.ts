@@ -185,7 +185,18 @@ describe('bad input is typed, and messages are safe for any value', () => {
     ['Arena.create({ size })', () => Arena.create({ size: 1 << 20 } as never)],
     ['Driver.create(arena, { ring })', (a) => Driver.create(a, { ring: 16 } as never)],
     ['submit({ duration })', (a) => Driver.create(a).submit({ duration: 5 } as never)],
+    ['share({ signal })', (a) => Fence.create(a, { context: 1, seqno: 1 }).share({ signal: true } as never)],
+    ['trace.start({ events })', (a) => a.trace.start({ events: 100 } as never)],
+    ['FenceArray.create(…, { any })', (a) => FenceArray.create(a, [Fence.create(a, { context: 1, seqno: 1 })], { context: 2, seqno: 1, any: true } as never)],
   ];
+  it('waitAsync(ms, { abort }) → a promise rejected with FenceError EINVAL', async () => {
+    const arena = arenaOf();
+    const f = Fence.create(arena, { context: 1, seqno: 1 });
+    await expect(f.waitAsync(1, { abort: new AbortController().signal } as never)).rejects.toMatchObject({ code: 'EINVAL' });
+    f.signal();
+    f.put();
+    expectClean(arena);
+  });
   for (const [name, fn] of cases) {
     it(`${name} → FenceError EINVAL/EBADF`, () => {
       const arena = arenaOf();

@@ -20,7 +20,7 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue, optionsArg } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
@@ -258,7 +258,8 @@ export class FenceArray {
     const arena = mem.arena;
     if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.init needs a non-empty array of fences');
     if (fences.length !== mem.count) throw Errors.invalid(`FenceArray.init: memory for ${mem.count} fences, given ${fences.length}`);
-    if (options === null || typeof options !== 'object') throw Errors.invalid('FenceArray.create needs { context, seqno }');
+    if (options === undefined || options === null) throw Errors.invalid('FenceArray.create needs { context, seqno }');
+    options = optionsArg(options, 'FenceArray.create', ['context', 'seqno', 'signalOnAny']);
     const { context, seqno } = options;
     const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
     checkContextSeqno(context, seqno, seqno64);

@@ -34,7 +34,7 @@ import type { Arena } from '../arena/arena.js';
 import { blockTypeAt, handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { describeValue, Errors, FenceError } from '../errors.js';
+import { describeValue, Errors, FenceError, optionsArg } from '../errors.js';
 import { createFenceAt, type FenceInit } from './create.js';
 import { fenceLock, fenceUnlock } from './core.js';
 import { defineLedgerKind, ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
@@ -110,8 +110,7 @@ export function shareAt(arena: Arena, fw: number, options?: ShareOptions): numbe
 /** `options.signaling` as a boolean (absent: false). Throws EINVAL. */
 function shareSignaling(options: ShareOptions | undefined): boolean {
   if (options === undefined) return false;
-  if (options === null || typeof options !== 'object') throw Errors.invalid(`share options must be an object, got ${describeValue(options)}`);
-  const s = options.signaling;
+  const s = optionsArg(options, 'share', ['signaling']).signaling;
   if (s !== undefined && typeof s !== 'boolean') throw Errors.invalid(`share options.signaling must be a boolean, got ${describeValue(s)}`);
   return s === true;
 }

@@ -7,7 +7,7 @@
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { Errors, optionsArg } from '../errors.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 import { checkTimeout } from '../timeout.js';
@@ -172,8 +172,7 @@ function traceWaitEnd(arena: Arena, span: WaitSpan, outcome: number): void {
 /** `opts.signal`, validated. Throws EINVAL when it is not an AbortSignal. */
 function abortSignalOf(opts: WaitOptions | undefined): AbortSignal | undefined {
   if (opts === undefined) return undefined;
-  if (opts === null || typeof opts !== 'object') throw Errors.invalid('wait options must be an object ({ signal? })');
-  const s = opts.signal;
+  const s = optionsArg(opts, 'wait', ['signal']).signal;
   if (s !== undefined && !(s instanceof AbortSignal)) throw Errors.invalid('wait options: signal must be an AbortSignal');
   return s;
 }

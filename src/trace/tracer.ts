@@ -6,7 +6,7 @@
  * driver names of fence ops (for track names) and the arena dump walker behind `arena.describe()`.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errors, describeValue } from '../errors.js';
+import { Errors, describeValue, optionsArg } from '../errors.js';
 import { toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
 import type { ArenaDump } from './dump.js';
 import * as L from './layout.js';
@@ -87,7 +87,7 @@ export class Tracer {
    * Returns nothing. Throws EINVAL for unknown categories or a ring size out of 16..MAX_RING_EVENTS.
    */
   start(options: TraceOptions = {}): void {
-    if (options === null || typeof options !== 'object') throw Errors.invalid('trace.start options must be an object');
+    options = optionsArg(options, 'trace.start', ['categories', 'eventsPerThread']);
     let bits = L.TC_DEFAULT;
     if (options.categories === 'all') bits = L.TC_ALL;
     else if (options.categories !== undefined) {
