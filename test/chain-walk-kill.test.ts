@@ -15,10 +15,9 @@
 import { describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain } from '../src/index.js';
 import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
-import { seededInt } from './fixtures/seeded.js';
 import { countWalkHits } from './support/chainwalks.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, killTargets } from './support/killloop.js';
+import { adaptJitter, killRound, killSetup, killTargets } from './support/killloop.js';
 
 const KILLS = 60;
 const CHAINS = 16; // per round
@@ -52,11 +51,7 @@ function chains(arena: Arena, rand: (n: number) => number) {
 
 describe('threads terminated inside a chain signaled-query or deadline walk', () => {
   it(`chain walks cut off at seeded points (${KILLS} kills): every chain still reads signaled, nothing leaks`, async () => {
-    const seed = process.env.FENCELAB_SEED ?? 'chain-walk-kill-1';
-    const rand = seededInt(seed);
-    const arena = Arena.create({ bytes: 16 << 20 });
-    const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    const { seed, rand, arena, baseline, cells } = killSetup('chain-walk-kill-1', SK_CELLS, 16 << 20);
     hits.inWalk = hits.holding = hits.refs = 0;
     let delay = 300;
     let inside = 0;

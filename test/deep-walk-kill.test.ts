@@ -11,10 +11,9 @@ import { describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain, defineFenceOps } from '../src/index.js';
 import * as CL from '../src/containers/layout.js';
 import { SK_CELLS, SK_STEPS } from './fixtures/signal-kill-cells.js';
-import { seededInt } from './fixtures/seeded.js';
 import { countWalkHits } from './support/chainwalks.js';
 import { expectClean } from './support/core.js';
-import { adaptJitter, killRound, killTargets } from './support/killloop.js';
+import { adaptJitter, killRound, killSetup, killTargets } from './support/killloop.js';
 
 const KILLS = 50;
 const GROUPS = 6; // nests per round: one worker step each
@@ -60,11 +59,7 @@ function nests(arena: Arena) {
 
 describe('threads terminated inside chain walks nested past the slot records', () => {
   it(`nested walks cut off at seeded points (${KILLS} kills): every chain still reads signaled, nothing leaks`, async () => {
-    const seed = process.env.FENCELAB_SEED ?? 'deep-walk-kill-1';
-    const rand = seededInt(seed);
-    const arena = Arena.create({ bytes: 16 << 20 });
-    const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(SK_CELLS * 4));
+    const { seed, rand, arena, baseline, cells } = killSetup('deep-walk-kill-1', SK_CELLS, 16 << 20);
     hits.inWalk = hits.holding = hits.refs = hits.deep = 0;
     let delay = 300;
     for (let round = 0; round < KILLS; round++) {

@@ -153,18 +153,28 @@ export interface SignalKillSetup {
 }
 
 /**
- * The setup of the signal-family kill tests: seeded (FENCELAB_SEED, else `defaultSeed`), an arena
- * with no dispatcher — this thread drains its inbox itself once a round's worker is reaped: a
- * dispatcher may run a delivered callback between the kill and the 'exit' that reaps the worker,
- * and block there for good on a lock the dead worker held, which only that reap releases — and
- * `cellCount` shared cells. The test's afterEach turns auto-dispatch back on.
+ * The setup of a kill test: seeded (FENCELAB_SEED, else `defaultSeed`), an arena of `bytes`
+ * (`prepare` runs on it before the baseline is read), its bytes in use, and `cellCount` shared cells.
+ */
+export function killSetup(defaultSeed: string, cellCount: number, bytes = 8 << 20, prepare?: (arena: Arena) => void): SignalKillSetup {
+  const seed = process.env.FENCELAB_SEED ?? defaultSeed;
+  const arena = Arena.create({ bytes });
+  prepare?.(arena);
+  return { seed, rand: seededInt(seed), arena, baseline: arena.stats().used, cells: new Int32Array(new SharedArrayBuffer(cellCount * 4)) };
+}
+
+/**
+ * The setup of the signal-family kill tests: {@link killSetup} with no dispatcher — this thread
+ * drains its inbox itself once a round's worker is reaped: a dispatcher may run a delivered
+ * callback between the kill and the 'exit' that reaps the worker, and block there for good on a
+ * lock the dead worker held, which only that reap releases. The test's afterEach turns
+ * auto-dispatch back on.
  */
 export function signalKillSetup(defaultSeed: string, cellCount: number): SignalKillSetup {
-  const seed = process.env.FENCELAB_SEED ?? defaultSeed;
-  const arena = Arena.create({ bytes: 8 << 20 });
-  setAutoDispatch(false);
-  stopDispatcher(arena);
-  return { seed, rand: seededInt(seed), arena, baseline: arena.stats().used, cells: new Int32Array(new SharedArrayBuffer(cellCount * 4)) };
+  return killSetup(defaultSeed, cellCount, 8 << 20, (arena) => {
+    setAutoDispatch(false);
+    stopDispatcher(arena);
+  });
 }
 
 /**
