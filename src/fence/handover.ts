@@ -232,10 +232,10 @@ function claimSignaling(arena: Arena, tw: number, sent: number, fw: number, fgen
     // Reused as a fence: the get took a real reference on it, recorded at its generation: a
     // tracked put (it releases the fence if its owner dropped its own meanwhile; see undoStaleGet).
     if (liveFenceBlock(i32, hw) && ledgerPutRef(arena, fw, i32[hw + B_GEN] & GEN_MASK)) return false;
-    // Reused as anything else: the increment undone first, the entry forgotten in its run (see src/fence/drop.ts): the
-    // entry names the block at the generation the get saw (ledgerGetRef), so a terminate() at the
-    // Atomics call, before it runs, leaves the reaper an entry to put; forgotten first, that
-    // reference would be held by nobody.
+    // Reused as anything else: the increment undone first, the entry forgotten in its run (see
+    // src/fence/drop.ts): the entry names the block at the generation the get saw (ledgerGetRef),
+    // so a terminate() at the Atomics call, before it runs, leaves the reaper an entry to put;
+    // forgotten first, that reference would be held by nobody.
     const lw = i32[arena.slotBase + T_LEDGER];
     const n = i32[lw + LG_COUNT] - 1;
     Atomics.sub(i32, fw + F_REFCOUNT, 1);
