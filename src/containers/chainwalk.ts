@@ -161,7 +161,11 @@ function walkBlocks(arena: Arena, b: number): Map<number, number> {
  */
 export function walkRecords(arena: Arena, slot: number): number[] {
   const b = arena.slotWord(slot);
-  const blocks = walkBlocks(arena, b);
+  return recordsOf(arena, b, walkBlocks(arena, b));
+}
+
+/** {@link walkRecords} of the slot at word `b`, whose record blocks by depth are `blocks`. */
+function recordsOf(arena: Arena, b: number, blocks: Map<number, number>): number[] {
   const out: number[] = [];
   for (let d = arena.i32[b + T_WALK_DEPTH] - 1; d >= 0; d--) {
     const rec = d < WALK_CAP ? b + T_WALK + d * W_WORDS : blocks.get(d);
@@ -184,7 +188,7 @@ function dropWalkRecords(arena: Arena, slot: number): void {
   i32[b + T_WALK_FREE] = 0;
   const blocks = walkBlocks(arena, b);
   let first: unknown = NO_ERROR;
-  for (const rec of walkRecords(arena, slot)) {
+  for (const rec of recordsOf(arena, b, blocks)) {
     // An array's arming cut off: finished first, while the record's reference keeps the array.
     if (i32[rec + W_STEP] & W_ARMING && armingReaper !== null) first = attempt(armingReaper, arena, rec, 0, first);
     first = attempt(dropWalk, arena, rec, 0, first);
