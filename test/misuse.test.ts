@@ -3,7 +3,7 @@
  * naming the problem, and nothing changes (the arena stays consistent, nothing leaks).
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, BlockType, Driver, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, mergeFences } from '../src/index.js';
+import { Arena, BlockType, Driver, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, ledgerSize, mergeFences, trackRef } from '../src/index.js';
 import * as AL from '../src/arena/layout.js';
 import { expectClean, rejects } from './support/core.js';
 
@@ -26,6 +26,28 @@ describe('put() of the last reference under the fence lock', () => {
     expect(arena.inlineLocksHeld).toBe(0);
     f.put(); // now released: signaled -EDEADLK, its callback ran
     expect(ran).toBe(1);
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('putTracked is refused the same way, and the ledger keeps its entry until the real put', () => {
+    const arena = arenaOf();
+    const f = Fence.createTracked(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+    let ran = 0;
+    f.addCallback(() => ran++);
+    const entries = ledgerSize(arena);
+    f.lock();
+    rejects(arena, () => f.putTracked(), 'EDEADLK');
+    expect([f.refcount, ledgerSize(arena)]).toEqual([1, entries]);
+    // Not the last: dropped under the lock, with its entry.
+    trackRef(f.get());
+    expect([f.refcount, ledgerSize(arena)]).toEqual([2, entries + 1]);
+    f.putTracked();
+    expect([f.refcount, ledgerSize(arena)]).toEqual([1, entries]);
+    f.unlock();
+    expect(arena.inlineLocksHeld).toBe(0);
+    f.putTracked();
+    expect([ran, ledgerSize(arena)]).toEqual([1, entries - 1]);
     expectClean(arena);
     arena.detach();
   });

@@ -116,6 +116,10 @@ export class Arena {
   readonly uafReports: UseAfterFreeReport[] = [];
   /** @internal Fence inline lock words this thread holds (they are not robust-listed; see acquireInline). */
   inlineLocksHeld = 0;
+  /** @internal This thread's reference ledger block as last checked (src/fence/ledger.ts): its payload word, 0 for none. */
+  ledgerSeen = 0;
+  /** @internal The entries {@link ledgerSeen} holds. */
+  ledgerSeenCap = 0;
   /**
    * @internal Word index of the sanitizer area (the lock-order checker's graph, src/locks/lockdep.ts): the
    * SANITIZER_AREA_BYTES just below the heap of a sanitizing arena; 0 without sanitize.
@@ -162,10 +166,7 @@ export class Arena {
     this.sanitizerArea = this.sanitize ? this.heapStartW - (L.SANITIZER_AREA_BYTES >>> 2) : 0;
   }
 
-  /**
-   * Creates an arena and registers the calling thread in slot 0.
-   * Throws FenceError EINVAL for impossible options.
-   */
+  /** Creates an arena and registers the calling thread in slot 0. Throws FenceError EINVAL for impossible options. */
   static create(options?: ArenaOptions): Arena {
     const buffer = createBuffer(options);
     return Arena.register(buffer, claimSlot(new Int32Array(buffer)));

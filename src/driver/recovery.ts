@@ -9,7 +9,7 @@ import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errno } from '../errors.js';
-import { defineLedgerKind } from '../fence/ledger.js';
+import { defineLedgerKind } from '../fence/ledgerreap.js';
 import { completeOp, finishOp } from './operation.js';
 
 const { OP_STATE, OP_FENCE, OPS_GEN_SHIFT } = L;

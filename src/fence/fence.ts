@@ -140,7 +140,7 @@ export class Fence extends FenceBase {
    */
   putTracked(): void {
     const fw = this.v();
-    if (!ledgerPutRef(this.arena, fw, this.arena.generationAt(fw - BLOCK_HEADER_WORDS), this))
+    if (!ledgerPutRef(this.arena, fw, this.gen, this))
       throw Errors.invalid('putTracked: the calling thread tracks no reference on this fence');
   }
 

@@ -37,7 +37,8 @@ import * as L from './layout.js';
 import { describeValue, Errors, FenceError, optionsArg } from '../errors.js';
 import { createFenceAt, type FenceInit } from './create.js';
 import { fenceLock, fenceUnlock } from './core.js';
-import { defineLedgerKind, ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
+import { ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
+import { defineLedgerKind } from './ledgerreap.js';
 import { liveFenceBlock, putFence } from './release.js';
 
 const { TR_STATE, TR_FENCE, TR_FENCE_GEN, TR_FLAGS, TR_SENDER, TRANSIT_WORDS, TRS_SENT, TRS_CLAIMED, TRS_WITHDRAWN, TRF_SIGNALING, TRF_TIMELINE } = L;

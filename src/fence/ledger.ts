@@ -2,11 +2,8 @@
  * The reference ledger: what a thread holds that nobody else could give back if it died — fence
  * references, driver operations and drivers. One block per thread slot (T_LEDGER), entries
  * `[kind, value, generation]`. Only the owner writes it; the reaper reads it once the owner is dead
- * (the LEDGER reap stage below), so no lock is needed. Entries may go stale (an operation finished
- * by another thread): the generation tells, and {@link ledgerCompact} drops them.
- *
- * Kinds are registered per thread like shared callbacks: the reaping thread must have loaded the
- * module that defines a kind (this one defines LGK_FENCE_REF; the driver its own kinds).
+ * (the LEDGER reap stage, ./ledgerreap.ts), so no lock is needed. Entries may go stale (an
+ * operation finished by another thread): the generation tells, and {@link ledgerCompact} drops them.
  *
  * Recording is kill-safe when what is recorded happens inside {@link ledgerAllocBlock} or
  * {@link ledgerGetRef}: the block allocation or the refcount increment, then only plain writes up to
@@ -15,28 +12,17 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { linkedPayload } from '../arena/handles.js';
-import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { Errors } from '../errors.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
-import { putFence, releaseFenceAt } from './release.js';
+import { putRefusedOrLocked, releaseFenceAt } from './release.js';
 import { setTrackedRefs } from './signal.js';
 
 const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = L;
 const { BLOCK_HEADER_WORDS } = A;
-
-/** What the reaper does with one entry of a dead slot: `value`/`generation` as recorded. */
-export type LedgerReaper = (arena: Arena, value: number, generation: number, deadSlot: number) => void;
-
-const reapers: LedgerReaper[] = [];
-/** Registers the reaper of ledger kind `kind` (1..63) in this thread. Throws EINVAL. */
-export function defineLedgerKind(kind: number, reaper: LedgerReaper): void {
-  if (!Number.isInteger(kind) || kind < 1 || kind > 63) throw Errors.invalid(`ledger kind ${kind} not in 1..63`);
-  reapers[kind] = reaper;
-}
 
 const FIRST_CAP = 20;
 
@@ -156,13 +142,22 @@ export function ledgerReserve(arena: Arena, room = 1): number {
 /**
  * The entry count of ledger block `lw`, checked: the count and the block's own capacity word are
  * read from shared memory, and a corrupted one would send the walks below past the block's end.
- * Throws ENOTRECOVERABLE when `lw` is no live ledger block or the count is out of its bounds.
+ * The block's type and capacity are checked once per block the thread installs (the arena view
+ * keeps them until grow or a free retires the block); the count, every time. Throws
+ * ENOTRECOVERABLE when `lw` is no live ledger block or the count is out of its bounds.
  */
-function entryCount(arena: Arena, lw: number): number {
-  linkedPayload(arena, lw, A.BlockType.INTERNAL, 'a thread\'s reference ledger');
+export function entryCount(arena: Arena, lw: number): number {
   const i32 = arena.i32;
+  let cap = arena.ledgerSeenCap;
+  if (lw !== arena.ledgerSeen) {
+    linkedPayload(arena, lw, A.BlockType.INTERNAL, 'a thread\'s reference ledger');
+    cap = capacityOf(arena, lw);
+    if (lw === i32[arena.slotBase + T_LEDGER]) {
+      arena.ledgerSeen = lw;
+      arena.ledgerSeenCap = cap;
+    }
+  }
   const n = i32[lw + LG_COUNT];
-  const cap = capacityOf(arena, lw);
   // The capacity word may still be 0 (a thread terminated while installing a new ledger), never more.
   if (!(n >= 0 && n <= cap && i32[lw + LG_CAP] >= 0 && i32[lw + LG_CAP] <= cap)) throw Errors.corruptArena(`the ledger @${lw * 4} counts ${n} of ${i32[lw + LG_CAP]} entries; its block holds ${cap}`);
   return n;
@@ -191,6 +186,7 @@ function grow(arena: Arena, lw: number, n: number): number {
   i32[sb + T_LEDGER_SPARE_GEN] = i32[lw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK;
   i32[sb + T_LEDGER_SPARE] = lw;
   i32[sb + T_LEDGER] = nw;
+  arena.ledgerSeen = 0;
   arena.freeBlock(lw - BLOCK_HEADER_WORDS);
   i32[sb + T_LEDGER_SPARE] = 0;
   return nw;
@@ -208,6 +204,7 @@ function moveLast(arena: Arena, lw: number, kind: number, value: number, gen: nu
   for (let j = n - 1; j >= 0; j--) {
     const e = lw + LG_ENTRIES + j * LG_STRIDE;
     if (i32[e + LE_KIND] === kind && i32[e + LE_VALUE] === value && i32[e + LE_GEN] === gen) {
+      if (j === n - 1) return j;
       const last = lw + LG_ENTRIES + (n - 1) * LG_STRIDE;
       i32[e + LE_KIND] = i32[last + LE_KIND];
       i32[e + LE_VALUE] = i32[last + LE_VALUE];
@@ -239,14 +236,15 @@ export function ledgerRemove(arena: Arena, kind: number, value: number, gen: num
  * calling thread's ledger and forgets the entry in the drop's run (see dropRef): a thread
  * terminated here still records a reference it holds (the reaper puts it), or neither records nor
  * holds it. The last reference releases the fence (`view` handed to ops.release). Returns false
- * when no such entry was recorded (nothing is put). Throws EBADF for a fence without references
- * (nothing changes).
+ * when no such entry was recorded (nothing is put). Throws as a put (EBADF, EINVAL, EDEADLK:
+ * nothing changes, the entry stays).
  */
 export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence, kind: number = L.LGK_FENCE_REF): boolean {
   const i32 = arena.i32;
   const lw = i32[arena.slotBase + T_LEDGER];
   const last = moveLast(arena, lw, kind, fw, gen);
   if (last < 0) return false;
+  if (putRefusedOrLocked(arena, fw, lw + LG_COUNT, last)) return true;
   const d = pushRelease(arena, fw);
   const old = dropRef(arena, fw, d, lw + LG_COUNT, last);
   if (old < 1) {
@@ -260,6 +258,7 @@ export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence
 
 /** Frees the calling thread's emptied ledger block (see freeInFlight). */
 function freeLedger(arena: Arena): void {
+  arena.ledgerSeen = 0;
   freeInFlight(arena, arena.slotBase + T_LEDGER);
 }
 
@@ -319,78 +318,6 @@ export function ledgerSize(arena: Arena): number {
   const lw = arena.i32[arena.slotBase + T_LEDGER];
   return lw === 0 ? 0 : arena.i32[lw + LG_COUNT];
 }
-
-/* ───────────── the reaper ───────────── */
-
-defineLedgerKind(L.LGK_FENCE_REF, (arena, fw, gen) => {
-  if (gen === L.LE_GEN_CREATING) return reapCreating(arena, fw);
-  // The dead thread held a reference, so the fence cannot have been released: still check.
-  if (arena.isLive(fw - BLOCK_HEADER_WORDS, gen)) putFence(arena, fw);
-});
-
-/**
- * A dead thread's fence reference it was creating (ledgerOpenCreating): nothing when the allocation
- * had not happened (value 0); the block freed when it was not initialised yet (fenceAllocWith zeroes
- * the flags in the allocation's run); else its only reference put. Nobody else knew the fence.
- */
-function reapCreating(arena: Arena, fw: number): void {
-  if (fw === 0) return;
-  const hw = fw - BLOCK_HEADER_WORDS;
-  if (!arena.isLive(hw, arena.generationAt(hw))) return;
-  if (arena.i32[fw + L.F_FLAGS] & L.FLAG_INITIALIZED) putFence(arena, fw);
-  else arena.freeBlock(hw);
-}
-
-/** Reap hook: runs the reaper of every entry of the slot's ledger, newest first, and frees it. */
-function reapLedger(arena: Arena, slot: number): void {
-  const i32 = arena.i32;
-  const b = arena.slotWord(slot);
-  // A block the dead thread was installing or retiring (see grow): not the ledger, just memory.
-  const spare = i32[b + T_LEDGER_SPARE];
-  if (spare !== 0 && slot !== arena.slot && arena.isLive(spare - BLOCK_HEADER_WORDS, i32[b + T_LEDGER_SPARE_GEN]))
-    arena.freeBlock(spare - BLOCK_HEADER_WORDS);
-  i32[b + T_LEDGER_SPARE] = 0;
-  const sw = b + T_LEDGER;
-  const lw = i32[sw];
-  if (lw === 0) return;
-  i32[sw] = 0;
-  const n = entryCount(arena, lw);
-  let first: unknown = NO_ERROR;
-  // Newest first, like unwinding: what a thread made last (an operation) goes before what it
-  // made it with (its driver).
-  for (let j = n - 1; j >= 0; j--) first = attempt(reapEntry, arena, lw + LG_ENTRIES + j * LG_STRIDE, slot, first);
-  // The dead thread allocated the block; freeing it from here counts it in our slot's stats,
-  // which the arena folds together, so the live counters stay right.
-  arena.freeBlock(lw - BLOCK_HEADER_WORDS);
-  rethrowFirst(first);
-}
-
-/** Runs the reaper of the ledger entry at word `e` of dead slot `slot` (none for an unknown kind). */
-function reapEntry(arena: Arena, e: number, slot: number): void {
-  const i32 = arena.i32;
-  reapers[i32[e + LE_KIND]]?.(arena, i32[e + LE_VALUE], i32[e + LE_GEN], slot);
-}
-onReap(ReapStage.LEDGER, reapLedger);
-
-/**
- * Check hook: every occupied slot's ledger is a live block with its count and capacity in bounds.
- * A live thread's ledger is its own bookkeeping, kept once allocated (an emptied one is not freed,
- * so a thread creating and putting tracked references does not allocate it each time): not a leak.
- * What its entries name is checked as usual. ledgerCompact frees an empty one; the reaper and
- * detach free it with its thread.
- */
-onThreadCheck((arena, s, b) => {
-  const i32 = arena.i32;
-  const lw = i32[b + T_LEDGER];
-  if (lw === 0) return [];
-  const permanent = i32[b + A.T_STATE] === A.SLOT_LIVE ? [lw] : [];
-  try {
-    entryCount(arena, lw);
-    return { permanent };
-  } catch (e) {
-    return { problems: [`thread ${s}: ${(e as Error).message}`], permanent };
-  }
-});
 
 // A deferred callback list holds a tracked reference on its fence (src/fence/signal.ts deferHolding).
 setTrackedRefs(ledgerGetRef, (arena, fw, gen) => ledgerPutRef(arena, fw, gen));

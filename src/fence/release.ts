@@ -98,14 +98,27 @@ function badPut(i32: Int32Array, fw: number, old: number, at: number): never {
  * that runs the site again puts it once. Same errors as putFence (`at` unchanged).
  */
 export function putFenceAt(arena: Arena, fw: number, at: number): void {
+  if (putRefusedOrLocked(arena, fw, at, 0)) return;
+  const d = pushRelease(arena, fw);
+  const old = dropRef(arena, fw, d, at, 0);
+  if (old === 1) releaseFenceAt(arena, fw, d);
+  else if (old < 1) badPut(arena.i32, fw, old, at);
+}
+
+/**
+ * What every put checks before its drop (see {@link putFence}), for the sites that record the drop
+ * in a word of their own (`i32[at] = value` in the drop's run; `at` 0: none): throws EINVAL when
+ * the fence's ops have a release and are not registered in this thread; when the calling thread
+ * holds the fence's lock, does the drop here ({@link putUnderLock}: EDEADLK for the last
+ * reference) and returns true; else returns false (the caller drops).
+ */
+export function putRefusedOrLocked(arena: Arena, fw: number, at: number, value: number): boolean {
   const i32 = arena.i32;
   const flags = i32[fw + F_FLAGS];
   if (flags & FLAG_OPS_RELEASE && findOps(i32[fw + F_OPS]) === undefined) throw opsMissing(i32[fw + F_OPS], 'put');
-  if (holdsLockWord(arena, fw, flags)) return void putUnderLock(i32, fw, at);
-  const d = pushRelease(arena, fw);
-  const old = dropRef(arena, fw, d, at, 0);
-  if (old === 1) releaseFence(arena, fw, undefined, d, flags);
-  else if (old < 1) badPut(i32, fw, old, at);
+  if (!holdsLockWord(arena, fw, flags)) return false;
+  putUnderLock(i32, fw, at, value);
+  return true;
 }
 
 /** True when the calling thread holds the lock word fence `fw` takes (its own or a borrowed one). */
@@ -122,11 +135,11 @@ function holdsLockWord(arena: Arena, fw: number, flags: number): boolean {
 
 /**
  * A reference drop by the holder of the fence's lock: drops a reference that is not the last and
- * clears the site's record `i32[at]` (`at` 0: none) in the same run; refuses the last one with
- * EDEADLK, dropping nothing. A drop that is not the last needs no release record (putFence's
+ * writes the site's record `i32[at] = value` (`at` 0: none) in the same run; refuses the last one
+ * with EDEADLK, dropping nothing. A drop that is not the last needs no release record (putFence's
  * record is popped at once for it), so one compare-exchange is the whole drop.
  */
-export function putUnderLock(i32: Int32Array, fw: number, at: number): void {
+export function putUnderLock(i32: Int32Array, fw: number, at: number, value = 0): void {
   for (;;) {
     const old = Atomics.load(i32, fw + F_REFCOUNT);
     if (old === 1) {
@@ -138,7 +151,7 @@ export function putUnderLock(i32: Int32Array, fw: number, at: number): void {
     // Another thread's get or put in between fails the exchange: read again (each retry means
     // another thread made progress).
     if (Atomics.compareExchange(i32, fw + F_REFCOUNT, old, old - 1) === old) {
-      if (at !== 0) i32[at] = 0;
+      if (at !== 0) i32[at] = value;
       return;
     }
   }

@@ -11,7 +11,7 @@ import * as FL from '../fence/layout.js';
 import { Errors, describeValue } from '../errors.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
 import { Fence } from '../fence/fence.js';
-import { releaseFenceAt } from '../fence/release.js';
+import { putRefusedOrLocked, releaseFenceAt } from '../fence/release.js';
 
 function checkCell(cells: Float64Array, index: number): void {
   if (!(cells instanceof Float64Array)) throw Errors.invalid('parked references live in a Float64Array');
@@ -49,18 +49,25 @@ export function parkRef(fence: Fence, cells: Float64Array, index: number): void 
  * Drops the reference parked in `cells[index]` and clears the word in the same run as the
  * refcount decrement; the last reference releases the fence (as {@link Fence.put}).
  *
- * Locking: none (the release may take the fence lock: not with it held). The caller's protocol
- * makes it the only user of the word at that moment.
+ * Locking: none of its own; the holder of the fence's lock may drop a reference that is not the
+ * last (the release would take the lock). The caller's protocol makes it the only user of the word
+ * at that moment.
  * Threads: any attached thread — the one the hand-off protocol names, or one recovering after a
  * dead thread.
- * Returns true when a reference was dropped, false when the word was 0. Throws EINVAL (bad cell),
- * EBADF (the word names a released fence: the word was not written by {@link parkRef}).
+ * Returns true when a reference was dropped, false when the word was 0. Throws EINVAL (bad cell;
+ * ops with a release not registered in this thread), EBADF (the word names a released fence: the
+ * word was not written by {@link parkRef}), EDEADLK (the last reference, by the holder of the
+ * fence's lock); nothing changes on a throw.
  */
 export function dropParkedRef(arena: Arena, cells: Float64Array, index: number): boolean {
   checkCell(cells, index);
   const handle = cells[index];
   if (handle === 0) return false;
   const fw = Fence.fromHandle(arena, handle).fw;
+  if (putRefusedOrLocked(arena, fw, 0, 0)) {
+    cells[index] = 0; // right after the compare-exchange's return: its run
+    return true;
+  }
   // The same protocol as every drop (src/fence/drop.ts): the intent record, then the decrement
   // with its records, then the word cleared right after the return (a plain write, no call between).
   const d = pushRelease(arena, fw);

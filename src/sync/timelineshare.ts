@@ -24,7 +24,8 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { claim, commitWithdrawal, stale, transitOf } from '../fence/handover.js';
-import { defineLedgerKind, ledgerAllocBlock, ledgerFind, ledgerReserve } from '../fence/ledger.js';
+import { ledgerAllocBlock, ledgerFind, ledgerReserve } from '../fence/ledger.js';
+import { defineLedgerKind } from '../fence/ledgerreap.js';
 import { closeLast, dropOpenRef, isOwner } from './timelineclose.js';
 import { timelineRecord } from './signaling.js';
 
