@@ -10,9 +10,10 @@
 import type { Worker } from 'node:worker_threads';
 import { describeValue, Errors, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
-import { allocBlock, allocRaw, freeBlock, FREEABLE_TYPES, freeRaw, SMALL_PAYLOAD, zeroPayload } from './alloc.js';
+import { allocBlock, allocRaw, freeBlock, freeRaw, SMALL_PAYLOAD } from './alloc.js';
+import { allocLarge, freeChecked } from './allocchecked.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
-import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.js';
+import { handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
 import { checkAccess } from './sanitizer.js';
@@ -23,39 +24,6 @@ import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, r
 
 /** BlockType.RAW, as a module constant (a shorter load than the namespace's property). */
 const RAW = L.BlockType.RAW;
-
-/**
- * alloc's every case but a small raw block: a large one, or bad arguments (EINVAL). Out of line,
- * so that the public alloc stays small enough to inline whole into its callers.
- */
-function allocLarge(arena: Arena, bytes: unknown, type: unknown): number {
-  if (!Number.isInteger(bytes) || (bytes as number) <= 0 || (bytes as number) > L.MAX_ARENA_BYTES)
-    throw Errors.invalid(`alloc size must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
-  // Only raw blocks: a typed block made here (a zeroed "fence") would pass every typed entry's
-  // check while holding none of its invariants.
-  if (type !== L.BlockType.RAW)
-    throw Errors.invalid(
-      `arena.alloc makes raw blocks only (BlockType.RAW); got block type ${describeValue(type)}: typed blocks are made by their own API (Fence.create, SpinLock.create, Driver.submit)`,
-    );
-  const hw = allocBlock(arena, (bytes as number) + L.BLOCK_HEADER_BYTES, L.BlockType.RAW);
-  zeroPayload(arena, hw);
-  return handleOf(arena.i32, hw);
-}
-
-/**
- * free's every case the fast path (freeRaw) declines: validates `ref` (EBADF for a stale, freed or
- * forged handle, EINVAL for a block with a lifetime of its own), then frees with every check of
- * freeBlock (a full cache flushed, the sanitizer's poison and double-free compare-exchange).
- */
-function freeChecked(arena: Arena, ref: number): void {
-  const hw = resolve(arena, ref, -1, 'block');
-  const type = blockTypeAt(arena.i32, hw);
-  if (((1 << type) & FREEABLE_TYPES) === 0)
-    throw Errors.invalid(
-      `arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close, the driver's end of an operation)`,
-    );
-  freeBlock(arena, hw);
-}
 
 /**
  * `arena` as an Arena (an argument of a public entry), else EINVAL naming `where`: checked before
