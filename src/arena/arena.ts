@@ -17,7 +17,7 @@ import { handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
 import { checkAccess } from './sanitizer.js';
-import { attachedWords, createBuffer } from './setup.js';
+import { adoptKeepArg, attachedWords, createBuffer } from './setup.js';
 import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
 import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, settleRawBlocks, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
@@ -233,12 +233,13 @@ export class Arena {
    * adopts it first: `adopt(ref)` makes it the calling thread's (its death frees it then), and
    * `adopt(ref, { keep: true })` makes it the arena's (no death frees it: free it explicitly).
    * A thread that detaches leaves its raw blocks to the arena. Threads: any attached thread.
-   * Returns nothing. Throws EBADF (stale or freed handle), EINVAL (not a raw block, bad options).
+   * Returns nothing. Throws EBADF (stale or freed handle), EINVAL (not a raw block; options not an
+   * object, with a key other than `keep`, or `keep` not a boolean), before anything changes.
    */
   adopt(ref: number, options?: { keep?: boolean }): void {
-    if (options !== undefined && (options === null || typeof options !== 'object')) throw Errors.invalid('adopt options must be an object');
+    const keep = adoptKeepArg(options);
     const hw = resolve(this, ref, L.BlockType.RAW, 'raw block');
-    if (!adoptRawBlock(this, hw, options?.keep === true)) throw Errors.badHandle('raw block', ref, 'freed or handed over while being adopted');
+    if (!adoptRawBlock(this, hw, keep)) throw Errors.badHandle('raw block', ref, 'freed or handed over while being adopted');
   }
 
   /**
