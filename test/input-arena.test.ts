@@ -1,9 +1,10 @@
 /**
- * Bad input to the Arena's entries: adopt's and create's options. Each is refused with a typed FenceError
+ * Bad input to the Arena's entries and its SpinLock views: a freed SpinLock, adopt's and create's
+ * options. Each is refused with a typed FenceError
  * before anything changes: the arena stays consistent and nothing leaks.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, FenceError } from '../src/index.js';
+import { Arena, FenceError, SpinLock } from '../src/index.js';
 import { expectClean, rejects } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
@@ -20,6 +21,54 @@ function throwsCode(fn: () => unknown, code: string): FenceError {
   expect((caught as FenceError).code).toBe(code);
   return caught as FenceError;
 }
+
+describe('a freed SpinLock view', () => {
+  it('refuses lock, tryLock, withLock, unlock and free with EBADF, also once the block is reused', () => {
+    const a = arenaOf();
+    const s = SpinLock.create(a);
+    s.free();
+    rejects(a, () => s.lock(10), 'EBADF');
+    rejects(a, () => s.lock(), 'EBADF');
+    rejects(a, () => s.tryLock(), 'EBADF');
+    rejects(a, () => s.withLock(() => 1), 'EBADF');
+    rejects(a, () => s.unlock(), 'EBADF');
+    rejects(a, () => s.free(), 'EBADF');
+    // The block comes back to the next allocation of its size: another owner's memory now.
+    const ref = a.alloc(8);
+    rejects(a, () => s.lock(10), 'EBADF');
+    rejects(a, () => s.tryLock(), 'EBADF');
+    rejects(a, () => s.unlock(), 'EBADF');
+    const reused = SpinLock.at(a, ref, 0);
+    expect(reused.owner).toBe(-1); // nothing was written into the raw block
+    a.free(ref);
+    expectClean(a);
+    a.detach();
+  });
+
+  it('a SpinLock.at view of a freed raw block is refused the same way', () => {
+    const a = arenaOf();
+    const ref = a.alloc(16);
+    const s = SpinLock.at(a, ref, 4);
+    a.free(ref);
+    rejects(a, () => s.lock(10), 'EBADF');
+    rejects(a, () => s.tryLock(), 'EBADF');
+    expectClean(a);
+    a.detach();
+  });
+
+  it('a live lock still locks and unlocks', () => {
+    const a = arenaOf();
+    const s = SpinLock.create(a);
+    expect(s.lock(10)).toBe(true);
+    s.unlock();
+    expect(s.tryLock()).toBe(true);
+    s.unlock();
+    expect(s.withLock(() => 7)).toBe(7);
+    s.free();
+    expectClean(a);
+    a.detach();
+  });
+});
 
 describe('arena.adopt options', () => {
   it('an unknown key, a non-boolean keep, an array or null are EINVAL naming the known key, and the block keeps its owner', () => {
