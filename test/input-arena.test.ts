@@ -1,11 +1,11 @@
 /**
- * Bad input to the Arena's entries and its SpinLock views: a freed SpinLock, adopt's and create's
- * options. Each is refused with a typed FenceError
+ * Bad input to the Arena's entries and its SpinLock views: a detach from inside a callback, a
+ * freed SpinLock, adopt's and create's options. Each is refused with a typed FenceError
  * before anything changes: the arena stays consistent and nothing leaks.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, FenceError, SpinLock } from '../src/index.js';
-import { expectClean, rejects } from './support/core.js';
+import { Arena, Fence, FenceError, SpinLock, defineFenceOps, drainInbox } from '../src/index.js';
+import { expectClean, rejects, TestWorker, until } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
 
@@ -21,6 +21,74 @@ function throwsCode(fn: () => unknown, code: string): FenceError {
   expect((caught as FenceError).code).toBe(code);
   return caught as FenceError;
 }
+
+describe('arena.detach() from inside a callback', () => {
+  it('is refused with EBUSY in a callback run by the signal, and the thread detaches afterwards', () => {
+    const a = arenaOf();
+    const f = Fence.create(a, { context: Fence.contextAlloc(a), seqno: 1 });
+    let code = '';
+    f.addCallback(() => {
+      try {
+        a.detach();
+      } catch (e) {
+        code = (e as FenceError).code;
+      }
+    });
+    f.signal();
+    expect(code).toBe('EBUSY');
+    expect(a.isDetached).toBe(false);
+    f.put();
+    expectClean(a);
+    a.detach();
+  });
+
+  it('is refused with EBUSY in ops.release', () => {
+    const a = arenaOf();
+    let code = '';
+    const ops = defineFenceOps('input-arena:release', {
+      getDriverName: () => 'input-arena',
+      getTimelineName: () => 'release',
+      release: () => {
+        try {
+          a.detach();
+        } catch (e) {
+          code = (e as FenceError).code;
+        }
+      },
+    });
+    const f = Fence.create(a, { context: Fence.contextAlloc(a), seqno: 1, ops });
+    f.signal();
+    f.put();
+    expect(code).toBe('EBUSY');
+    expect(a.isDetached).toBe(false);
+    expectClean(a);
+    a.detach();
+  });
+
+  it('is refused with EBUSY in a callback delivered through the inbox', async () => {
+    const a = arenaOf();
+    const f = Fence.create(a, { context: Fence.contextAlloc(a), seqno: 1 });
+    let code = '';
+    f.addCallback(() => {
+      try {
+        a.detach();
+      } catch (e) {
+        code = (e as FenceError).code;
+      }
+    });
+    const w = new TestWorker('fence-signaler', { buffer: a.buffer, handle: f.get().handle, delayMs: 0 });
+    await w.next('signaled');
+    await w.exited();
+    // This thread's dispatcher (or the explicit drain) runs it from the inbox.
+    drainInbox(a);
+    expect(await until(() => code !== '', 10_000)).toBe(true);
+    expect(code).toBe('EBUSY');
+    expect(a.isDetached).toBe(false);
+    f.put();
+    expectClean(a);
+    a.detach();
+  });
+});
 
 describe('a freed SpinLock view', () => {
   it('refuses lock, tryLock, withLock, unlock and free with EBADF, also once the block is reused', () => {

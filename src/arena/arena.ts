@@ -327,7 +327,8 @@ export class Arena {
 
   /**
    * Leaves the arena: this thread's caches go back to the free lists and its slot is freed.
-   * Throws EBUSY while this thread still holds locks. The view is unusable afterwards.
+   * Throws EBUSY while this thread still holds locks or is inside a fence callback or release
+   * (nothing changed). The view is unusable afterwards.
    */
   detach(): void {
     if (this.detached) return;
