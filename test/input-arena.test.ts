@@ -1,6 +1,6 @@
 /**
- * Bad input to the Arena's entries and its SpinLock views: a detach from inside a callback, a
- * freed SpinLock, adopt's and create's options. Each is refused with a typed FenceError
+ * Bad input to the Arena's entries and its SpinLock views: a detached view, a detach from inside a
+ * callback, a freed SpinLock, adopt's and create's options. Each is refused with a typed FenceError
  * before anything changes: the arena stays consistent and nothing leaks.
  */
 import { describe, expect, it } from 'vitest';
@@ -21,6 +21,39 @@ function throwsCode(fn: () => unknown, code: string): FenceError {
   expect((caught as FenceError).code).toBe(code);
   return caught as FenceError;
 }
+
+describe('a detached Arena view', () => {
+  it('refuses its own methods and every entry given it with EBADF, and changes nothing', () => {
+    const a = arenaOf();
+    const buf = a.buffer;
+    const ctx = Fence.contextAlloc(a);
+    a.detach();
+    expect(a.isDetached).toBe(true);
+    expect(a instanceof Arena).toBe(false);
+    throwsCode(() => a.alloc(16), 'EBADF');
+    throwsCode(() => a.alloc(100_000), 'EBADF');
+    throwsCode(() => a.free(1), 'EBADF');
+    throwsCode(() => a.adopt(1), 'EBADF');
+    throwsCode(() => a.check(), 'EBADF');
+    throwsCode(() => a.stats(), 'EBADF');
+    throwsCode(() => a.describe(), 'EBADF');
+    throwsCode(() => a.trace, 'EBADF');
+    throwsCode(() => a.lockKind, 'EBADF');
+    throwsCode(() => Fence.create(a, { context: ctx, seqno: 1 }), 'EBADF');
+    throwsCode(() => Fence.contextAlloc(a), 'EBADF');
+    throwsCode(() => SpinLock.create(a), 'EBADF');
+    a.detach(); // still a no-op
+    const b = Arena.attach(buf);
+    expectClean(b);
+    expect(b.stats().allocs).toBe(0);
+    b.detach();
+  });
+
+  it('a value that is not an Arena is still EINVAL', () => {
+    throwsCode(() => Fence.contextAlloc({} as Arena), 'EINVAL');
+    throwsCode(() => SpinLock.create(null as unknown as Arena), 'EINVAL');
+  });
+});
 
 describe('arena.detach() from inside a callback', () => {
   it('is refused with EBUSY in a callback run by the signal, and the thread detaches afterwards', () => {

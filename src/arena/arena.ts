@@ -16,6 +16,7 @@ import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } 
 import { handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
+import { makeDetached, notArenaError } from './detached.js';
 import { checkAccess } from './sanitizer.js';
 import { adoptKeepArg, attachedWords, createBuffer } from './setup.js';
 import type { ArenaDump } from '../trace/dump.js';
@@ -26,11 +27,11 @@ import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, r
 const RAW = L.BlockType.RAW;
 
 /**
- * `arena` as an Arena (an argument of a public entry), else EINVAL naming `where`: checked before
- * anything is read through it, so a wrong value is a typed error rather than a TypeError.
+ * `arena` as an Arena (an argument of a public entry), else EINVAL naming `where` (EBADF for a
+ * detached view): checked before anything is read through it, so a wrong value is a typed error.
  */
 export function arenaArg(arena: unknown, where: string): Arena {
-  if (!(arena instanceof Arena)) throw Errors.notArena(arena, where); // message out of line: Fence.create inlines this
+  if (!(arena instanceof Arena)) throw notArenaError(arena, where); // EBADF for a detached view; out of line: Fence.create inlines this
   return arena;
 }
 
@@ -328,7 +329,9 @@ export class Arena {
   /**
    * Leaves the arena: this thread's caches go back to the free lists and its slot is freed.
    * Throws EBUSY while this thread still holds locks or is inside a fence callback or release
-   * (nothing changed). The view is unusable afterwards.
+   * (nothing changed). Afterwards the view's methods and every entry given it throw EBADF (detach
+   * itself does nothing again); Fence and SpinLock views made on it must not be used (their fast
+   * paths do not look at the arena view).
    */
   detach(): void {
     if (this.detached) return;
@@ -339,6 +342,7 @@ export class Arena {
     runReapHooks(this, this.slot);
     settleRawBlocks(this, this.slot, false);
     releaseSlot(this, this.slot);
+    makeDetached(this, Arena.prototype);
   }
 
   /* ───────────── observability ───────────── */
