@@ -10,13 +10,15 @@
 import type { Worker } from 'node:worker_threads';
 import { describeValue, Errors, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
-import { allocBlock, allocRaw, freeBlock, FREEABLE_TYPES, freeRaw, SMALL_PAYLOAD, zeroPayload } from './alloc.js';
+import { allocBlock, allocRaw, freeBlock, freeRaw, SMALL_PAYLOAD } from './alloc.js';
+import { allocLarge, freeChecked } from './allocchecked.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
-import { blockTypeAt, handleOf, isLive, payloadBytes, resolve } from './handles.js';
+import { handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
+import { makeDetached, notArenaError } from './detached.js';
 import { checkAccess } from './sanitizer.js';
-import { attachedWords, createBuffer } from './setup.js';
+import { adoptKeepArg, attachedWords, createBuffer } from './setup.js';
 import type { ArenaDump } from '../trace/dump.js';
 import { describeArena, Tracer } from '../trace/tracer.js';
 import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, rememberView, settleRawBlocks, slotsOfThread, slotWord, viewOf, watchWorker } from './threads.js';
@@ -25,44 +27,11 @@ import { adoptRawBlock, claimSlot, forgetView, ownSlot, reapSlot, releaseSlot, r
 const RAW = L.BlockType.RAW;
 
 /**
- * alloc's every case but a small raw block: a large one, or bad arguments (EINVAL). Out of line,
- * so that the public alloc stays small enough to inline whole into its callers.
- */
-function allocLarge(arena: Arena, bytes: unknown, type: unknown): number {
-  if (!Number.isInteger(bytes) || (bytes as number) <= 0 || (bytes as number) > L.MAX_ARENA_BYTES)
-    throw Errors.invalid(`alloc size must be a positive integer ≤ ${L.MAX_ARENA_BYTES}, got ${describeValue(bytes)}`);
-  // Only raw blocks: a typed block made here (a zeroed "fence") would pass every typed entry's
-  // check while holding none of its invariants.
-  if (type !== L.BlockType.RAW)
-    throw Errors.invalid(
-      `arena.alloc makes raw blocks only (BlockType.RAW); got block type ${describeValue(type)}: typed blocks are made by their own API (Fence.create, SpinLock.create, Driver.submit)`,
-    );
-  const hw = allocBlock(arena, (bytes as number) + L.BLOCK_HEADER_BYTES, L.BlockType.RAW);
-  zeroPayload(arena, hw);
-  return handleOf(arena.i32, hw);
-}
-
-/**
- * free's every case the fast path (freeRaw) declines: validates `ref` (EBADF for a stale, freed or
- * forged handle, EINVAL for a block with a lifetime of its own), then frees with every check of
- * freeBlock (a full cache flushed, the sanitizer's poison and double-free compare-exchange).
- */
-function freeChecked(arena: Arena, ref: number): void {
-  const hw = resolve(arena, ref, -1, 'block');
-  const type = blockTypeAt(arena.i32, hw);
-  if (((1 << type) & FREEABLE_TYPES) === 0)
-    throw Errors.invalid(
-      `arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close, the driver's end of an operation)`,
-    );
-  freeBlock(arena, hw);
-}
-
-/**
- * `arena` as an Arena (an argument of a public entry), else EINVAL naming `where`: checked before
- * anything is read through it, so a wrong value is a typed error rather than a TypeError.
+ * `arena` as an Arena (an argument of a public entry), else EINVAL naming `where` (EBADF for a
+ * detached view): checked before anything is read through it, so a wrong value is a typed error.
  */
 export function arenaArg(arena: unknown, where: string): Arena {
-  if (!(arena instanceof Arena)) throw Errors.notArena(arena, where); // message out of line: Fence.create inlines this
+  if (!(arena instanceof Arena)) throw notArenaError(arena, where); // EBADF for a detached view; out of line: Fence.create inlines this
   return arena;
 }
 
@@ -265,12 +234,13 @@ export class Arena {
    * adopts it first: `adopt(ref)` makes it the calling thread's (its death frees it then), and
    * `adopt(ref, { keep: true })` makes it the arena's (no death frees it: free it explicitly).
    * A thread that detaches leaves its raw blocks to the arena. Threads: any attached thread.
-   * Returns nothing. Throws EBADF (stale or freed handle), EINVAL (not a raw block, bad options).
+   * Returns nothing. Throws EBADF (stale or freed handle), EINVAL (not a raw block; options not an
+   * object, with a key other than `keep`, or `keep` not a boolean), before anything changes.
    */
   adopt(ref: number, options?: { keep?: boolean }): void {
-    if (options !== undefined && (options === null || typeof options !== 'object')) throw Errors.invalid('adopt options must be an object');
+    const keep = adoptKeepArg(options);
     const hw = resolve(this, ref, L.BlockType.RAW, 'raw block');
-    if (!adoptRawBlock(this, hw, options?.keep === true)) throw Errors.badHandle('raw block', ref, 'freed or handed over while being adopted');
+    if (!adoptRawBlock(this, hw, keep)) throw Errors.badHandle('raw block', ref, 'freed or handed over while being adopted');
   }
 
   /**
@@ -358,7 +328,10 @@ export class Arena {
 
   /**
    * Leaves the arena: this thread's caches go back to the free lists and its slot is freed.
-   * Throws EBUSY while this thread still holds locks. The view is unusable afterwards.
+   * Throws EBUSY while this thread still holds locks or is inside a fence callback or release
+   * (nothing changed). Afterwards the view's methods and every entry given it throw EBADF (detach
+   * itself does nothing again); Fence and SpinLock views made on it must not be used (their fast
+   * paths do not look at the arena view).
    */
   detach(): void {
     if (this.detached) return;
@@ -369,6 +342,7 @@ export class Arena {
     runReapHooks(this, this.slot);
     settleRawBlocks(this, this.slot, false);
     releaseSlot(this, this.slot);
+    makeDetached(this, Arena.prototype);
   }
 
   /* ───────────── observability ───────────── */

@@ -26,11 +26,33 @@ function headerError(i32: Int32Array): string | null {
 }
 
 /**
+ * An options argument of the Arena's entries: {@link optionsArg}'s checks (an object, no unknown
+ * key), and no option given as `null` — `undefined` (or leaving it out) means the default, `null`
+ * is a mistake rather than a silent default. Throws FenceError EINVAL naming `where` and the option.
+ */
+export function arenaOptionsArg<T extends object>(options: T | undefined, where: string, known: readonly (keyof T & string)[]): T {
+  const o = optionsArg(options, where, known);
+  for (const key of known)
+    if ((o as Record<string, unknown>)[key] === null) throw Errors.invalid(`${where}: option ${key} is null (leave it out, or undefined, for the default)`);
+  return o;
+}
+
+/**
+ * What `arena.adopt`'s options ask: true for `{ keep: true }` (the arena's), false for the calling
+ * thread's. Throws EINVAL for options that are not an object, an unknown key, a null or non-boolean `keep`.
+ */
+export function adoptKeepArg(options: unknown): boolean {
+  const keep: unknown = arenaOptionsArg(options as { keep?: boolean } | undefined, 'arena.adopt', ['keep']).keep;
+  if (keep !== undefined && typeof keep !== 'boolean') throw Errors.invalid(`arena.adopt: keep must be a boolean, got ${describeValue(keep)}`);
+  return keep === true;
+}
+
+/**
  * A new arena's buffer, its header initialised from `options` (Arena.create).
- * Throws FenceError EINVAL for impossible options.
+ * Throws FenceError EINVAL for impossible options (an option given as null among them).
  */
 export function createBuffer(options?: ArenaOptions): SharedArrayBuffer {
-  options = optionsArg(options, 'Arena.create', ['bytes', 'lockKind', 'sanitize', 'maxThreads', 'maxFds']);
+  options = arenaOptionsArg(options, 'Arena.create', ['bytes', 'lockKind', 'sanitize', 'maxThreads', 'maxFds']);
   const bytes = options.bytes ?? 32 * 1024 * 1024;
   const maxThreads = options.maxThreads ?? 64;
   const maxFds = options.maxFds ?? 4096;

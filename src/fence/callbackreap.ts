@@ -3,7 +3,7 @@
  * CALLBACKS and SIGNALS): the nodes it was freeing, and the signals it was inside of.
  */
 import type { Arena } from '../arena/arena.js';
-import { onReap, ReapStage } from '../arena/hooks.js';
+import { onDetach, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
@@ -33,6 +33,20 @@ function freeOrphanedNodes(arena: Arena, slot: number): void {
   for (const hw of orphans) arena.freeBlock(hw);
 }
 onReap(ReapStage.CALLBACKS, freeOrphanedNodes);
+
+/**
+ * Why the calling thread cannot detach now, or null: from inside a fence callback (an inbox drain,
+ * a signal's list or its deferred work, a release) the detach would reap the very records and
+ * inbox the dispatch is still walking, and the dispatch would go on in a freed slot.
+ */
+function detachInCallback(arena: Arena): string | null {
+  const i32 = arena.i32;
+  const b = arena.slotBase;
+  if (i32[b + L.T_DRAINING] !== 0 || i32[b + L.T_SIGNAL_DEPTH] !== 0 || i32[b + L.T_RELEASE_DEPTH] !== 0)
+    return 'detach from inside a fence callback or release (detach after the dispatch returns)';
+  return null;
+}
+onDetach(detachInCallback);
 
 /**
  * Reap hook: finishes the signals the dead thread of `slot` had in flight (its signal records,

@@ -96,8 +96,19 @@ export class SpinLock {
     return wordOwner(this.arena.i32, this.index);
   }
 
+  /**
+   * Throws unless the view's block is still the one it was made on (the generation moves on free
+   * as well as on allocation): EBADF for a freed lock, or in a sanitizing arena UseAfterFreeError
+   * (counting mode records the access and returns). Threads: the view's.
+   */
   private checkLive(): void {
-    if (this.arena.sanitize) this.arena.checkAccess(this.hw, this.gen, 'lock', 0);
+    if ((this.arena.i32[this.hw + A.B_GEN] & A.GEN_MASK) !== this.gen) this.stale();
+  }
+
+  /** {@link checkLive}'s failure, out of line: throws EBADF, or reports to the sanitizer. */
+  private stale(): void {
+    if (!this.arena.sanitize || this.arena.checkAccess(this.hw, this.gen, 'lock', 0))
+      throw Errors.badHandle('lock', this.ref, 'the lock was freed (its block may hold another owner\'s data now)');
   }
 
   /**
@@ -110,11 +121,12 @@ export class SpinLock {
    * the queue on time). Sets {@link ownerDied}. Throws EINVAL (bad timeout), EDEADLK, ENOLCK, EBUSY
    * (255 ticket waiters), and without a timeout ENOTRECOVERABLE when the word is in a state no
    * lock can be in (its owner is no thread of the arena, a ticket vanished): it never waits forever
-   * on a corrupted or reused word. In a sanitizing arena, LockOrderError (EDEADLK, nothing taken)
+   * on a corrupted or reused word; EBADF once the lock was freed. In a sanitizing arena, LockOrderError (EDEADLK, nothing taken)
    * when taking it under the locks held inverts an order some thread used (src/locks/lockdep.ts).
    */
   lock(timeoutMs?: number): boolean {
     if (this.arena.sanitize) return this.lockChecked(timeoutMs);
+    this.checkLive();
     const r = acquireWord(this.arena, this.index, this.kindId, timeoutMs, L.MAX_HELD_LOCKS);
     this.ownerDied = r === ACQ_OWNER_DIED;
     return r !== ACQ_TIMEOUT;
@@ -137,7 +149,7 @@ export class SpinLock {
 
   /**
    * Acquires the lock if it is free; returns whether it did. Throws ENOLCK like {@link lock} when
-   * the calling thread already holds {@link SpinLock.MAX_HELD} locks.
+   * the calling thread already holds {@link SpinLock.MAX_HELD} locks, EBADF once the lock was freed.
    */
   tryLock(): boolean {
     this.checkLive();
@@ -149,7 +161,7 @@ export class SpinLock {
     return true;
   }
 
-  /** Releases the lock. Throws EPERM when the calling thread does not hold it. */
+  /** Releases the lock. Throws EPERM when the calling thread does not hold it, EBADF once the lock was freed. */
   unlock(): void {
     this.checkLive();
     releaseWord(this.arena, this.index, this.kindId);
@@ -163,9 +175,11 @@ export class SpinLock {
 
   /**
    * Frees the block holding the lock (for {@link at}, the whole raw/operation block). A fence still
-   * borrowing it now dangles — the borrowed-lock use-after-free. Throws EBUSY while the calling thread holds it.
+   * borrowing it now dangles — the borrowed-lock use-after-free. Throws EBUSY while the calling
+   * thread holds it, EBADF once freed (this view or another).
    */
   free(): void {
+    this.checkLive();
     if (this.owner === this.arena.slot) throw Errors.busy('free of a lock the calling thread holds');
     this.arena.free(this.ref);
   }
