@@ -77,8 +77,8 @@ const modules = new Map<string, Promise<Record<string, unknown>>>();
 
 /**
  * The export `name` of the pool's module, loaded with import(): in a fence pool's workers that is
- * how piscina loaded it too (require(esm) is off there: pool.ts workerExecArgv), so this finds the
- * module already evaluated and the module is never loaded two ways at once.
+ * how piscina loaded it too (require(esm) is off there: poolopts.ts workerExecArgv), so this finds
+ * the module already evaluated and the module is never loaded two ways at once.
  */
 async function namedTask(filename: string, name: string): Promise<TaskFn> {
   let m = modules.get(filename);
