@@ -329,10 +329,15 @@ function traceSignaled(arena: Arena, fw: number, tsIsNow: boolean | undefined): 
   publishEntry(i32, rw);
 }
 
+/** Throws EINVAL unless `errno` is a fence error: an integer in -4095..-1. */
+export function checkErrno(errno: unknown): void {
+  if (!Number.isInteger(errno) || (errno as number) >= 0 || (errno as number) < -MAX_ERRNO)
+    throw Errors.invalid(`fence error must be a negative errno in -${MAX_ERRNO}..-1, got ${describeValue(errno)}`);
+}
+
 /** Sets the error of an unsignaled fence. Throws EINVAL when signaled or errno is not in -4095..-1. */
 export function setErrorChecked(i32: Int32Array, fw: number, errno: number): void {
-  if (!Number.isInteger(errno) || errno >= 0 || errno < -MAX_ERRNO)
-    throw Errors.invalid(`fence error must be a negative errno in -${MAX_ERRNO}..-1, got ${describeValue(errno)}`);
+  checkErrno(errno);
   if (isSignaledFlag(i32, fw)) throw Errors.invalid('setError on a signaled fence');
   i32[fw + F_ERROR] = errno;
 }

@@ -2,7 +2,7 @@
  * Delivering fence callbacks (nodes of callbacks.ts): running a list detached by signal — here,
  * or queued to the owner's inbox with a doorbell ring — and draining or discarding an inbox.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
@@ -246,10 +246,11 @@ export function pushQueued(arena: Arena, nw: number, rec: number, next: number):
 /**
  * Runs every callback queued in this thread's inbox, oldest first. Returns how many ran.
  * Threads: the owner (its dispatcher, or a blocking worker draining explicitly), not from inside
- * one of its callbacks (EDEADLK: callbacks run one at a time, to completion).
+ * one of its callbacks (EDEADLK: callbacks run one at a time, to completion). Throws EINVAL (not
+ * an Arena).
  */
 export function drainInbox(arena: Arena): number {
-  const i32 = arena.i32;
+  const i32 = arenaArg(arena, 'drainInbox').i32;
   const sb = arena.slotBase;
   if (i32[sb + L.T_DRAINING] !== 0) throw Errors.deadlock('drainInbox from inside a callback of the same thread: callbacks run one at a time');
   // The taken list stays reachable from shared memory (T_DRAINING) in the exchange's own run, and

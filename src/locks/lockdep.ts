@@ -24,7 +24,7 @@
  * edges up in a per-thread cache, and only an order never seen before touches the shared graph,
  * searches it and captures the call site (`new Error().stack`).
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import { LockOrderError, type LockOrderReport, type LockOrderStep } from '../errors.js';
 import * as L from './layout.js';
 
@@ -177,13 +177,15 @@ function releaseOutOfOrder(s: ThreadState, word: number): void {
   }
 }
 
-/** Inversions reported in the arena so far, all threads (0 without sanitize). */
+/** Inversions reported in the arena so far, all threads (0 without sanitize). Throws EINVAL (not an Arena). */
 export function lockOrderCount(arena: Arena): number {
+  arenaArg(arena, 'lockOrderCount');
   return arena.sanitizerArea === 0 ? 0 : Atomics.load(arena.i32, arena.sanitizerArea + L.LD_REPORTS);
 }
 
-/** Inversions this thread recorded in counting mode (`sanitize: 'count'`), oldest first. */
+/** Inversions this thread recorded in counting mode (`sanitize: 'count'`), oldest first. Throws EINVAL (not an Arena). */
 export function lockOrderReports(arena: Arena): readonly LockOrderReport[] {
+  arenaArg(arena, 'lockOrderReports');
   return states.get(arena)?.reports ?? [];
 }
 

@@ -14,8 +14,8 @@
 import { deserialize, serialize } from 'node:v8';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
-import { Errors } from '../errors.js';
-import { CODEC_JSON, CODEC_NONE, CODEC_V8 } from './layout.js';
+import { Errno, Errors, FenceError, type ErrnoCode } from '../errors.js';
+import { CODEC_FENCE_ERROR, CODEC_JSON, CODEC_NONE, CODEC_THROWN, CODEC_V8 } from './layout.js';
 
 /** An encoded value before it is stored: its codec and bytes (none for `undefined`). */
 export interface Encoded {
@@ -97,4 +97,37 @@ export function load(arena: Arena, kind: number, w: number, length: number): unk
 /** Frees a block from {@link store} (no-op for 0). */
 export function drop(arena: Arena, w: number): void {
   if (w !== 0) arena.freeBlock(w - A.BLOCK_HEADER_WORDS);
+}
+
+/**
+ * What a task threw, encoded (kind flagged CODEC_THROWN). A FenceError travels as its code and
+ * message (flag CODEC_FENCE_ERROR): v8.serialize would make it a plain Error, without its class or
+ * code. Something that cannot travel becomes an Error with its message. Threads: pool workers.
+ */
+export function encodeThrown(e: unknown): Encoded {
+  let enc: Encoded;
+  if (e instanceof FenceError) {
+    const prefix = `${e.code}: `;
+    enc = encode([e.code, e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message], 'thrown value');
+    enc.kind |= CODEC_FENCE_ERROR;
+  } else {
+    try {
+      enc = encode(e, 'thrown value');
+    } catch {
+      enc = encode(new Error(String((e as Error)?.message ?? e)), 'thrown value');
+    }
+  }
+  enc.kind |= CODEC_THROWN;
+  return enc;
+}
+
+/**
+ * Decodes a job's result of `kind` stored at payload word `w` (see {@link load}): `thrown` when the
+ * task threw, `value` what it returned or threw — a FenceError rebuilt with its code. Threads: any.
+ */
+export function loadResult(arena: Arena, kind: number, w: number, length: number): { thrown: boolean; value: unknown } {
+  const value = load(arena, kind & ~(CODEC_THROWN | CODEC_FENCE_ERROR), w, length);
+  if ((kind & CODEC_FENCE_ERROR) === 0) return { thrown: (kind & CODEC_THROWN) !== 0, value };
+  const [code, message] = value as [string, string];
+  return { thrown: true, value: new FenceError(Object.hasOwn(Errno, code) ? (code as ErrnoCode) : 'EIO', message) };
 }

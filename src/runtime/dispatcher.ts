@@ -9,14 +9,14 @@
  * callback; {@link startDispatcher} starts it explicitly. A worker that blocks its event loop
  * (Atomics.wait loops) calls {@link drain} or {@link waitInbox} instead.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { onPendingCallbacks, pendingCallbackCount } from '../fence/callbacks.js';
 import { discardInbox, drainInbox } from '../fence/inbox.js';
 import { holdAlive, releaseAlive } from '../fence/keepalive.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue, optionsArg } from '../errors.js';
 import { checkTimeout } from '../timeout.js';
 
 /** Where an error thrown by a callback goes (default: rethrown as an uncaught exception). */
@@ -115,23 +115,29 @@ function rethrow(e: unknown): void {
 /**
  * Starts this thread's dispatcher for `arena` (or returns the running one).
  * Threads: any attached thread with an event loop. Locks: none; the loop's first drain happens on
- * a later microtask. Returns the Dispatcher. Throws EINVAL for a detached arena.
+ * a later microtask. Returns the Dispatcher. Throws EINVAL (not an Arena, a detached arena, options:
+ * an unknown key, `onError` not a function), before anything starts.
  */
-export function startDispatcher(arena: Arena, options: { onError?: DispatchErrorHandler } = {}): Dispatcher {
+export function startDispatcher(arena: Arena, options?: { onError?: DispatchErrorHandler }): Dispatcher {
+  arenaArg(arena, 'startDispatcher');
+  const onError = optionsArg(options, 'startDispatcher', ['onError']).onError;
+  if (onError !== undefined && typeof onError !== 'function')
+    throw Errors.invalid(`startDispatcher: options.onError must be a function, got ${describeValue(onError)}`);
   if (arena.isDetached) throw Errors.invalid('startDispatcher on a detached arena');
   let d = dispatchers.get(arena);
   if (d) {
-    if (options.onError) d.setErrorHandler(options.onError);
+    if (onError) d.setErrorHandler(onError);
     return d;
   }
-  d = Dispatcher.make(arena, options.onError ?? rethrow);
+  d = Dispatcher.make(arena, onError ?? rethrow);
   dispatchers.set(arena, d);
   void d.run();
   return d;
 }
 
-/** Stops this thread's dispatcher for `arena`, if any. Returns whether one was running. */
+/** Stops this thread's dispatcher for `arena`, if any. Returns whether one was running. Throws EINVAL (not an Arena). */
 export function stopDispatcher(arena: Arena): boolean {
+  arenaArg(arena, 'stopDispatcher');
   const d = dispatchers.get(arena);
   if (!d) return false;
   dispatchers.delete(arena);
@@ -139,8 +145,9 @@ export function stopDispatcher(arena: Arena): boolean {
   return true;
 }
 
-/** The running dispatcher of this thread for `arena`, or undefined. */
+/** The running dispatcher of this thread for `arena`, or undefined. Throws EINVAL (not an Arena). */
 export function dispatcherOf(arena: Arena): Dispatcher | undefined {
+  arenaArg(arena, 'dispatcherOf');
   return dispatchers.get(arena);
 }
 
@@ -155,17 +162,19 @@ export function setAutoDispatch(on: boolean): void {
 /**
  * Runs every callback queued for this thread now (a blocking worker's dispatcher). Threads: the
  * owner. Returns how many ran; a throwing callback does not stop the others, the first error is
- * rethrown after all ran.
+ * rethrown after all ran. Throws EINVAL (not an Arena).
  */
 export function drain(arena: Arena): number {
-  return drainInbox(arena);
+  return drainInbox(arenaArg(arena, 'drain'));
 }
 
 /**
  * Blocks (Atomics.wait on the doorbell) until at least one queued callback ran or `timeoutMs`
  * passed. Threads: workers (on the main thread it blocks the event loop). Returns how many ran.
+ * Throws EINVAL (not an Arena, a bad timeout).
  */
 export function waitInbox(arena: Arena, timeoutMs = Infinity): number {
+  arenaArg(arena, 'waitInbox');
   checkTimeout(timeoutMs, 'waitInbox timeoutMs');
   const i32 = arena.i32;
   const bell = arena.slotBase + FL.T_DOORBELL;

@@ -17,7 +17,7 @@ import { fenceLock, fenceUnlock, isSignaledFlag } from '../fence/core.js';
 import { adoptSignalingAt } from '../fence/signaler.js';
 import { removeCallbackNode } from '../fence/signal.js';
 import { type Fence, fenceView, putFence } from '../fence/fence.js';
-import { load, store, type Encoded } from './codec.js';
+import { load, loadResult, store, type Encoded } from './codec.js';
 import { freeInFlight, ledgerRemove } from '../fence/ledger.js';
 import { defineLedgerKind } from '../fence/ledgerreap.js';
 import { ledgerExchangeRecord } from '../fence/ledgerexchange.js';
@@ -235,8 +235,7 @@ export function signalErrorAt(arena: Arena, f: Fence, errno: number): boolean {
  */
 export function jobResult(arena: Arena, jw: number): { thrown: boolean; value: unknown } {
   const i32 = arena.i32;
-  const kind = i32[jw + L.J_RESULT_KIND];
-  return { thrown: (kind & L.CODEC_THROWN) !== 0, value: load(arena, kind & ~L.CODEC_THROWN, i32[jw + L.J_RESULT], i32[jw + L.J_RESULT_LEN]) };
+  return loadResult(arena, i32[jw + L.J_RESULT_KIND], i32[jw + L.J_RESULT], i32[jw + L.J_RESULT_LEN]);
 }
 
 /** The decoded envelope of job `jw`. */

@@ -4,9 +4,9 @@
  * graph is submitted at once and the scheduler starts each stage when its inputs have signaled.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errno, Errors, describeValue } from '../errors.js';
+import { Errno, Errors, describeValue, optionsArg } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
-import { runWithFence, taskResult, type FencePool } from './piscina.js';
+import { checkPool, runWithFence, taskResult, type FencePool } from './piscina.js';
 import { cancelJob } from './finish.js';
 
 /** One stage of a graph. */
@@ -48,19 +48,23 @@ export interface GraphRun<K extends string = string> {
  * an error reaches every descendant. `signal` cancels every stage not yet started (-ECANCELED).
  *
  * Threads: the pool's thread. Returns a {@link GraphRun} at once.
- * Throws EINVAL (not an object, an unknown or duplicate dependency name, a cycle — named —, a
- * payload that cannot travel through shared memory); ENOMEM. On a throw nothing of the graph runs:
- * stages already submitted are cancelled and their references put.
+ * Throws EINVAL (not a fence pool or Arena, not an object, a stage or option key other than those
+ * above, an unknown or duplicate dependency name, a cycle — named —, a payload that cannot travel
+ * through shared memory); ENOMEM. The pool, the options and every stage are checked before any is
+ * submitted; on a later throw nothing of the graph runs: stages already submitted are cancelled
+ * and their references put.
  */
 export function runGraph<K extends string>(
   pool: FencePool,
   arena: Arena,
   spec: Readonly<Record<K, GraphNode>>,
-  options: { signal?: AbortSignal } = {},
+  options?: { signal?: AbortSignal },
 ): GraphRun<K> {
+  checkPool(pool, arena, 'runGraph');
+  const signal = optionsArg(options, 'runGraph', ['signal']).signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw Errors.invalid(`runGraph: signal must be an AbortSignal, got ${describeValue(signal)}`);
   const order = topoOrder(spec);
   const fences = {} as Record<K, Fence>;
-  const signal = options.signal;
   try {
     for (const name of order) {
       const node = spec[name];
@@ -118,6 +122,7 @@ function topoOrder<K extends string>(spec: Readonly<Record<K, GraphNode>>): K[] 
   for (const n of names) {
     const node = spec[n];
     if (node === null || typeof node !== 'object') throw Errors.invalid(`stage '${n}' must be an object`);
+    optionsArg(node, `runGraph: stage '${n}'`, ['payload', 'deps', 'task']);
     const deps = node.deps ?? [];
     if (!Array.isArray(deps)) throw Errors.invalid(`stage '${n}': deps must be an array of stage names`);
     if (node.task !== undefined && typeof node.task !== 'string') throw Errors.invalid(`stage '${n}': task must be a string`);

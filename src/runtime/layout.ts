@@ -114,6 +114,7 @@ export const CODEC_NONE = 0; // `undefined`: no block
 export const CODEC_JSON = 1; // UTF-8 JSON (plain data: the fast path)
 export const CODEC_V8 = 2; // v8.serialize (structured clone: Map, Date, typed arrays, errors, cycles…)
 export const CODEC_THROWN = 4; // flag: the value is what the task threw
+export const CODEC_FENCE_ERROR = 8; // flag (with CODEC_THROWN): a FenceError, stored as [code, message]
 
 /** Shared-callback id of a job's dependency callback (ids are unique across layers: containers use 1 and 2). */
 export const CB_JOB_DEP = 3;

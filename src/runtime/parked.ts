@@ -6,12 +6,13 @@
  * whoever recovers after it drops what the word still names, and nothing is put twice or leaked.
  * Handles are safe integers wider than 32 bits, hence a Float64Array word.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import * as FL from '../fence/layout.js';
 import { Errors, describeValue } from '../errors.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
 import { Fence } from '../fence/fence.js';
 import { putRefusedOrLocked, releaseFenceAt } from '../fence/release.js';
+import { fenceArgOf } from './args.js';
 
 function checkCell(cells: Float64Array, index: number): void {
   if (!(cells instanceof Float64Array)) throw Errors.invalid('parked references live in a Float64Array');
@@ -26,13 +27,14 @@ function checkCell(cells: Float64Array, index: number): void {
  * Locking: none. The caller's own protocol makes it the only writer of the word at that moment.
  * Threads: any attached thread; the reference belongs to the word, not to the calling thread (a
  * reaper does not drop it: drop it with {@link dropParkedRef}).
- * Returns nothing. Throws EINVAL (not a Float64Array, index out of range, the word is not 0),
- * EBADF (a released fence; nothing is parked).
+ * Returns nothing. Throws EINVAL (not a Fence, not a Float64Array, index out of range, the word is
+ * not 0), EBADF (a released fence; nothing is parked).
  */
 export function parkRef(fence: Fence, cells: Float64Array, index: number): void {
+  fenceArgOf(fence, 'parkRef'); // EBADF on a released fence
   checkCell(cells, index);
   if (cells[index] !== 0) throw Errors.invalid(`cell ${index} already holds a parked reference (${cells[index]})`);
-  const handle = fence.handle; // validates the view (EBADF on a released fence)
+  const handle = fence.handle;
   const i32 = fence.arena.i32;
   const rc = fence.fw + FL.F_REFCOUNT;
   // The increment, then the handle, with no call between: one run for terminate().
@@ -54,12 +56,13 @@ export function parkRef(fence: Fence, cells: Float64Array, index: number): void 
  * at that moment.
  * Threads: any attached thread — the one the hand-off protocol names, or one recovering after a
  * dead thread.
- * Returns true when a reference was dropped, false when the word was 0. Throws EINVAL (bad cell;
+ * Returns true when a reference was dropped, false when the word was 0. Throws EINVAL (not an Arena, bad cell;
  * ops with a release not registered in this thread), EBADF (the word names a released fence: the
  * word was not written by {@link parkRef}), EDEADLK (the last reference, by the holder of the
  * fence's lock); nothing changes on a throw.
  */
 export function dropParkedRef(arena: Arena, cells: Float64Array, index: number): boolean {
+  arenaArg(arena, 'dropParkedRef');
   checkCell(cells, index);
   const handle = cells[index];
   if (handle === 0) return false;

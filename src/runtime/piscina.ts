@@ -15,9 +15,11 @@
  * worker that signals, and that worker's loop takes the next one: a dependency chain runs without a
  * round trip through the main thread.
  */
-import type { Arena } from '../arena/arena.js';
-import { Errno, Errors } from '../errors.js';
-import { Fence } from '../fence/fence.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
+import { Errno, Errors, describeValue, optionsArg } from '../errors.js';
+import type { Fence } from '../fence/fence.js';
+import { checkErrno } from '../fence/core.js';
+import { fenceArgOf } from './args.js';
 import { startDispatcher } from './dispatcher.js';
 import { encode, type Encoded } from './codec.js';
 import { checkSameArena, createJob, isJob } from './jobs.js';
@@ -44,12 +46,17 @@ export interface RunOptions {
   done?: (err: unknown, result?: unknown) => void;
 }
 
-function checkPool(pool: FencePool, arena: Arena): void {
+/**
+ * Throws EINVAL unless `pool` is a live fence pool of `arena` (checked before anything is submitted).
+ * Threads: any. `where` names the entry in the messages.
+ */
+export function checkPool(pool: FencePool, arena: Arena, where: string): void {
+  arenaArg(arena, where);
   if (!(pool instanceof FencePool)) {
     const atomics = (pool as { options?: { atomics?: string } } | null)?.options?.atomics;
     if (atomics !== undefined && atomics !== 'async')
       throw Errors.invalid(`piscina pool must use atomics: 'async' (got '${atomics}'): 'sync' freezes a task's async waits`);
-    throw Errors.invalid('runWithFence needs a pool from createFencePool (its scheduler starts tasks once their dependencies signal)');
+    throw Errors.invalid(`${where} needs a pool from createFencePool (its scheduler starts tasks once their dependencies signal), got ${describeValue(pool)}`);
   }
   if (pool.arena.buffer !== arena.buffer) throw Errors.invalid('the pool belongs to another arena');
   if (pool.isDestroyed) throw Errors.invalid('the pool was destroyed');
@@ -66,27 +73,45 @@ function checkPool(pool: FencePool, arena: Arena): void {
  * the fence: {@link taskResult}.
  * Threads: the pool's thread. Locking: takes each dependency's fence lock in turn, then the
  * scheduler's queue lock.
- * Throws EINVAL (not a fence pool, destroyed pool, deps of another arena, a payload that cannot
- * travel through shared memory — functions, SharedArrayBuffers), ENOMEM (nothing is left behind).
+ * Throws EINVAL (not a fence pool, destroyed pool, not an Arena, options: not an object, an unknown
+ * key, a value of the wrong type, deps of another arena; a payload that cannot travel through
+ * shared memory — functions, SharedArrayBuffers), EBADF (a released dependency), ENOMEM; every
+ * check happens before anything is allocated or taken, and nothing is left behind on a throw.
  */
-export function runWithFence(pool: FencePool, arena: Arena, payload: unknown, opts: RunOptions = {}): Fence {
-  checkPool(pool, arena);
-  const deps = opts.deps ?? [];
-  if (!Array.isArray(deps)) throw Errors.invalid('deps must be an array of fences');
-  deps.forEach((d, i) => checkSameArena(arena, d, `deps[${i}]`));
-  const names = opts.inputNames;
-  if (names !== undefined && (!Array.isArray(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
-    throw Errors.invalid('inputNames must be strings, one per dependency');
-  if (opts.name !== undefined && typeof opts.name !== 'string') throw Errors.invalid('name must be a string');
-  const envelope: Envelope = [payload, opts.name ?? null, names ?? null];
+export function runWithFence(pool: FencePool, arena: Arena, payload: unknown, opts?: RunOptions): Fence {
+  checkPool(pool, arena, 'runWithFence');
+  const o = runOptions(arena, opts);
+  const deps = o.deps ?? [];
+  const names = o.inputNames;
+  const envelope: Envelope = [payload, o.name ?? null, names ?? null];
   const encoded: Encoded =
-    opts.name === undefined && names === undefined && payload === undefined ? encode(undefined, 'payload') : encode(trimEnvelope(envelope), 'payload');
-  const signal = opts.signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw Errors.invalid('signal must be an AbortSignal');
+    o.name === undefined && names === undefined && payload === undefined ? encode(undefined, 'payload') : encode(trimEnvelope(envelope), 'payload');
+  const signal = o.signal;
   const job = createJob(arena, pool.sw, encoded, signal?.aborted ? [] : deps, signal?.aborted === true);
   if (signal && !signal.aborted) onAbort(arena, job, signal);
-  if (opts.done) onDone(job, opts.done);
+  if (o.done) onDone(job, o.done);
   return job;
+}
+
+const RUN_OPTIONS = ['deps', 'inputNames', 'signal', 'name', 'done'] as const;
+
+/**
+ * {@link runWithFence}'s options, every one checked (types, unknown keys, each dependency a live
+ * fence of `arena`). Threads: any. Throws EINVAL naming the option, EBADF (a released dependency).
+ */
+function runOptions(arena: Arena, opts: RunOptions | undefined): RunOptions {
+  const o = optionsArg(opts, 'runWithFence', [...RUN_OPTIONS]);
+  const deps = o.deps ?? [];
+  if (!Array.isArray(deps)) throw Errors.invalid(`runWithFence: deps must be an array of fences, got ${describeValue(deps)}`);
+  deps.forEach((d, i) => checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`));
+  const names: unknown = o.inputNames;
+  if (names !== undefined && (!Array.isArray(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
+    throw Errors.invalid('runWithFence: inputNames must be strings, one per dependency');
+  if (o.name !== undefined && typeof o.name !== 'string') throw Errors.invalid(`runWithFence: name must be a string, got ${describeValue(o.name)}`);
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+    throw Errors.invalid(`runWithFence: signal must be an AbortSignal, got ${describeValue(o.signal)}`);
+  if (o.done !== undefined && typeof o.done !== 'function') throw Errors.invalid(`runWithFence: done must be a function, got ${describeValue(o.done)}`);
+  return o;
 }
 
 /** Drops trailing nulls of the envelope (most tasks have neither a name nor input keys). */
@@ -138,10 +163,10 @@ function onDone(job: Fence, done: (err: unknown, result?: unknown) => void): voi
  * The result of a finished pool task. Returns what the task returned. Throws what it threw (its
  * fence has -EIO), a FenceError with the fence's code for any other error (ECANCELED, ENODEV, a
  * dependency's), EBUSY while the fence is not signaled, EINVAL for a fence that is not a pool task.
- * Threads: any attached thread holding a reference on `fence`.
+ * Threads: any attached thread holding a reference on `fence`. EBADF for a released fence.
  */
 export function taskResult(fence: Fence): unknown {
-  if (!(fence instanceof Fence)) throw Errors.invalid('taskResult needs a Fence');
+  fenceArgOf(fence, 'taskResult');
   if (!isJob(fence.arena, fence.fw)) throw Errors.invalid('taskResult: not the out-fence of a pool task');
   if (!fence.testSignaledFlag()) throw Errors.busy('taskResult: the task has not finished');
   const status = fence.status();
@@ -155,8 +180,12 @@ export function taskResult(fence: Fence): unknown {
  * Signals `fence` with `errno` unless it is already signaled, atomically under the fence lock (so
  * a concurrent successful signal is never turned into an error). Callbacks of the calling thread
  * run under the lock (kernel dma_fence_signal_locked).
- * Threads: any attached thread. Returns true when this call signaled it. Throws EINVAL (errno).
+ * Threads: any attached thread. Returns true when this call signaled it. Throws EINVAL (not a
+ * Fence; errno not in -4095..-1, checked even when the fence is already signaled), EBADF (a
+ * released fence), before anything changes.
  */
 export function signalError(fence: Fence, errno: number): boolean {
+  fenceArgOf(fence, 'signalError');
+  checkErrno(errno);
   return signalErrorAt(fence.arena, fence, errno);
 }

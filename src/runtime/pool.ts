@@ -7,9 +7,9 @@
  */
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { Arena } from '../arena/arena.js';
-import { Errno, Errors, describeValue } from '../errors.js';
+import { Arena, arenaArg } from '../arena/arena.js';
+import { Errno, Errors, describeValue, optionsArg } from '../errors.js';
+import { checkPoolOptions, startPiscina, type FencePoolOptions } from './poolopts.js';
 import { drainQueue } from './jobs.js';
 import { bellIndex, schedCounts, schedCreate, schedDestroy, schedHandle, schedPut } from './queue.js';
 import type { FenceTaskMessage } from './task.js';
@@ -46,51 +46,7 @@ export interface PiscinaPool extends PoolLike {
   destroy(): Promise<void>;
 }
 
-/** Loads piscina (an optional peer dependency) on first use; throws EINVAL naming the fix when absent. */
-function loadPiscina(): new (options: Record<string, unknown>) => PiscinaPool {
-  try {
-    return (createRequire(import.meta.url)('piscina') as { Piscina: new (options: Record<string, unknown>) => PiscinaPool }).Piscina;
-  } catch {
-    throw Errors.invalid('createFencePool needs piscina, an optional peer dependency of fencelab: npm install piscina');
-  }
-}
-
-/**
- * {@link createFencePool}'s options: piscina's pool options (maxThreads, minThreads, idleTimeout,
- * workerData, resourceLimits, … passed through as they are), less `atomics` (always `'async'`),
- * plus the scheduler's.
- */
-export interface FencePoolOptions {
-  /** piscina's other pool options, passed through. */
-  [option: string]: unknown;
-  /**
-   * The task module (compiled JS: a path or file: URL) whose exports are `fenceTask(...)` functions.
-   * The workers load it with import(): they run with require(esm) off (see `execArgv`).
-   */
-  filename: string;
-  /**
-   * Node options of the workers (piscina's option; default this process's), to which the pool adds
-   * `--no-experimental-require-module`: piscina's require() of an ES module task module aborts the
-   * process on Node 20 when a worker is terminated while it loads, so the module is import()ed
-   * instead. Code in the pool's workers cannot require() ES modules (it import()s them).
-   */
-  execArgv?: string[];
-  /** Always `'async'`; anything else is refused (EINVAL). */
-  atomics?: 'async';
-  /**
-   * How long (µs) a pull loop whose queue ran dry spins before it sleeps (default 50). A job queued
-   * within that time starts in well under a microsecond instead of after a futex wake-up; the price
-   * is that much spinning per lull.
-   */
-  lingerUs?: number;
-  /**
-   * How long (ms) a pull loop sleeps without work before it ends (default 250). While it sleeps, a
-   * queued job wakes it through shared memory; once it ended, the next job needs a message from the
-   * main thread (piscina's) to start a loop again. A sleeping loop is a running piscina task: it
-   * keeps the process alive until it ends or the pool is destroyed.
-   */
-  idleMs?: number;
-}
+export type { FencePoolOptions } from './poolopts.js';
 
 const KICK_FAILURES_TO_GIVE_UP = 3;
 /**
@@ -100,31 +56,6 @@ const KICK_FAILURES_TO_GIVE_UP = 3;
  * about the module: three such deaths in a row failed every queued job with -EIO.
  */
 const KICK_EXITS_TO_GIVE_UP = 10;
-
-const NO_REQUIRE_ESM = '--no-experimental-require-module';
-
-/**
- * The pool workers' Node options: the caller's (piscina's default: this process's), with
- * require(esm) off, so that the task module is loaded one way only, with import().
- *
- * Why: piscina loads its `filename` with require() first and import() only when that throws. On
- * Node 20.19+ require() of an ES module (require(esm)) links and instantiates the whole graph
- * synchronously, and a worker terminated inside that instantiation (pool.destroy() while a worker
- * still loads, piscina replacing a worker) aborts the whole process on Node 20:
- * ModuleWrap::InstantiateSync then asks V8 whether the graph is async, of a module whose
- * instantiation the termination cut short — "FATAL ERROR: v8::Module::IsGraphAsync … must be used
- * on an instantiated module" (seen in test runs; reproduced in 5 of 6 runs of 100–150 pools
- * destroyed at random while their workers loaded). With require(esm) off, piscina's require()
- * throws ERR_REQUIRE_ESM before it compiles anything and piscina import()s the module, whose
- * asynchronous instantiation a termination ends cleanly (no abort in 10 such runs); named tasks
- * (task.ts) import() the same URL. It also rules out require(esm) racing an import() of the same
- * graph (nodejs/node#57126). The price: code in the pool's workers cannot require() an ES module
- * (ERR_REQUIRE_ESM: import() it). A Node that no longer knows the flag gets the options as they are.
- */
-function workerExecArgv(execArgv: string[] | undefined): string[] {
-  const base = execArgv ?? process.execArgv;
-  return process.allowedNodeEnvironmentFlags.has(NO_REQUIRE_ESM) ? [...base, NO_REQUIRE_ESM] : [...base];
-}
 
 /**
  * A piscina pool driven by a fence scheduler. Create with {@link createFencePool}; destroy with
@@ -167,18 +98,9 @@ export class FencePool {
 
   /** Not public (one built by hand would skip its factory's checks): use {@link createFencePool}. */
   private constructor(arena: Arena, options: FencePoolOptions) {
-    if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs an options object with the task module as filename');
-    const { lingerUs = 50, idleMs = 250, atomics, filename, execArgv, ...rest } = options;
-    if (atomics !== undefined && atomics !== 'async')
-      throw Errors.invalid(`a fence pool runs piscina with atomics: 'async' (got '${describeValue(atomics)}')`);
-    if (typeof filename !== 'string' || filename === '') throw Errors.invalid('createFencePool needs the task module as filename');
-    if (!Number.isFinite(lingerUs) || lingerUs < 0) throw Errors.invalid('lingerUs must be a finite number ≥ 0');
-    if (!Number.isFinite(idleMs) || idleMs < 0) throw Errors.invalid('idleMs must be a finite number ≥ 0');
-    if (execArgv !== undefined && (!Array.isArray(execArgv) || execArgv.some((a) => typeof a !== 'string')))
-      throw Errors.invalid('execArgv must be an array of strings');
+    const { lingerUs = 50, idleMs = 250, filename } = checkPoolOptions(options);
     this.arena = arena;
-    const Piscina = loadPiscina();
-    this.piscina = new Piscina({ ...rest, filename, atomics: 'async', execArgv: workerExecArgv(execArgv as string[] | undefined) });
+    this.piscina = startPiscina(options) as PiscinaPool;
     const o = this.piscina.options;
     this.limit = o.maxThreads * o.concurrentTasksPerWorker;
     this.sw = schedCreate(arena, this);
@@ -329,12 +251,14 @@ export class FencePool {
    *
    * The grace matters even when no task runs long: a worker that has just signaled a fence may still
    * be handing the fence's callbacks to their threads, and terminating it there would lose them.
-   * Threads: the pool's. Returns when piscina is destroyed. Calling it again does nothing.
+   * Threads: the pool's. Returns when piscina is destroyed. Calling it again does nothing. Rejects
+   * with EINVAL (options: not an object, an unknown key, a bad graceMs) before anything changes.
    */
-  async destroy(options: { graceMs?: number } = {}): Promise<void> {
+  async destroy(options?: { graceMs?: number }): Promise<void> {
+    const graceMs = optionsArg(options, 'FencePool.destroy', ['graceMs']).graceMs ?? 100;
+    if (typeof graceMs !== 'number' || !Number.isFinite(graceMs) || graceMs < 0)
+      throw Errors.invalid(`FencePool.destroy: graceMs must be a finite number ≥ 0, got ${describeValue(graceMs)}`);
     if (this.destroyed) return;
-    const graceMs = options.graceMs ?? 100;
-    if (!Number.isFinite(graceMs) || graceMs < 0) throw Errors.invalid('graceMs must be a finite number ≥ 0');
     this.destroyed = true;
     schedDestroy(this.arena, this.sw);
     drainQueue(this.arena, this.sw, Errno.ECANCELED);
@@ -369,11 +293,14 @@ function toURL(filename: string): string {
  * fences, callbacks delivered to the worker's inbox) until the next task arrives.
  *
  * Threads: any attached thread; the pool belongs to it (submissions and destroy happen there).
- * Returns the {@link FencePool}. Throws EINVAL (bad options, atomics other than 'async'), ENOMEM.
+ * Returns the {@link FencePool}. Throws EINVAL (not an Arena; bad options: an unknown key — not one
+ * of piscina's pool options nor the scheduler's —, a value of the wrong type or range, atomics
+ * other than 'async'; an error piscina's constructor throws, as `cause`), ENOMEM; nothing is left
+ * behind on a throw.
  */
 export function createFencePool(arena: Arena, options: FencePoolOptions): FencePool {
-  if (!(arena instanceof Arena)) throw Errors.invalid('createFencePool needs an Arena');
-  if (options === null || typeof options !== 'object') throw Errors.invalid('createFencePool needs options with a filename');
+  arenaArg(arena, 'createFencePool');
+  checkPoolOptions(options);
   return FencePool.make(arena, options);
 }
 
@@ -383,9 +310,14 @@ export function createFencePool(arena: Arena, options: FencePoolOptions): FenceP
  * {@link createFencePool} does this itself; use it for a plain piscina pool whose tasks use the arena.
  * A plain pool given an ES module as `filename` loads it with require() (require(esm)), which on
  * Node 20 aborts the process when a worker is terminated mid-load; a fence pool's workers import() it.
- * Threads: the thread that owns the pool.
+ * Threads: the thread that owns the pool. Throws EINVAL (not an Arena; a pool without a `threads`
+ * array or an `on` method), before anything is watched.
  */
 export function watchPool(arena: Arena, pool: PoolLike): void {
+  arenaArg(arena, 'watchPool');
+  const p = pool as Partial<PoolLike> | null;
+  if (p === null || typeof p !== 'object' || !Array.isArray(p.threads) || typeof p.on !== 'function')
+    throw Errors.invalid(`watchPool: pool must be a piscina pool (threads and on('workerCreate')), got ${describeValue(pool)}`);
   const seen = new WeakSet<Worker>();
   const scan = () => {
     for (const w of pool.threads) {

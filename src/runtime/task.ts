@@ -7,10 +7,10 @@
  * loop spins briefly, then sleeps on the queue in shared memory, and ends after a while idle.
  */
 import { Arena } from '../arena/arena.js';
-import { Errno, Errors } from '../errors.js';
+import { Errno, Errors, describeValue } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import * as L from './layout.js';
-import { encode, type Encoded } from './codec.js';
+import { encode, encodeThrown, type Encoded } from './codec.js';
 import { isJob } from './jobs.js';
 import { depError, finishRun, isAborted, jobDeps, jobEnvelope, jobFence, jobResult, startJob } from './finish.js';
 import { enterPull, leaveIdle, LEAVE, lookAgain, PARK, schedFromHandle, takeOrPark, workIndex, type Park } from './queue.js';
@@ -77,8 +77,8 @@ const modules = new Map<string, Promise<Record<string, unknown>>>();
 
 /**
  * The export `name` of the pool's module, loaded with import(): in a fence pool's workers that is
- * how piscina loaded it too (require(esm) is off there: pool.ts workerExecArgv), so this finds the
- * module already evaluated and the module is never loaded two ways at once.
+ * how piscina loaded it too (require(esm) is off there: poolopts.ts workerExecArgv), so this finds
+ * the module already evaluated and the module is never loaded two ways at once.
  */
 async function namedTask(filename: string, name: string): Promise<TaskFn> {
   let m = modules.get(filename);
@@ -90,6 +90,9 @@ async function namedTask(filename: string, name: string): Promise<TaskFn> {
 }
 
 async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
+  // Sent by a fence pool only: anything else is a misuse of the handler (rejects with EINVAL).
+  if (msg === null || typeof msg !== 'object' || !(msg.buffer instanceof SharedArrayBuffer))
+    throw Errors.invalid(`a fenceTask handler runs the messages of a fence pool, got ${describeValue(msg)}`);
   const arena = Arena.attach(msg.buffer);
   const sw = schedFromHandle(arena, msg.sched);
   enterPull(arena, sw);
@@ -155,18 +158,6 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
       });
     }
   }
-}
-
-/** What a task threw, encoded; something that cannot travel becomes an Error with its message. */
-function encodeThrown(e: unknown): Encoded {
-  let enc: Encoded;
-  try {
-    enc = encode(e, 'thrown value');
-  } catch {
-    enc = encode(new Error(String((e as Error)?.message ?? e)), 'thrown value');
-  }
-  enc.kind |= L.CODEC_THROWN;
-  return enc;
 }
 
 class TaskContext implements FenceTaskContext {

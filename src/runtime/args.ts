@@ -1,0 +1,16 @@
+/**
+ * Argument checks of the runtime's free functions (dispatcher, ledger, pool glue): a wrong value is
+ * a typed FenceError naming the argument, thrown before anything is read through it or changed.
+ */
+import { Errors, describeValue } from '../errors.js';
+import { Fence } from '../fence/fence.js';
+
+/**
+ * `fence` as a live Fence (an argument of a public runtime entry), else EINVAL naming `where` and
+ * `what`, or EBADF once the fence was released. Threads: any. Changes nothing.
+ */
+export function fenceArgOf(fence: unknown, where: string, what = 'fence'): Fence {
+  if (!(fence instanceof Fence)) throw Errors.invalid(`${where}: ${what} must be a Fence, got ${describeValue(fence)}`);
+  fence.refcount; // validates the view (EBADF on a released fence)
+  return fence;
+}
