@@ -11,7 +11,7 @@ import { describeValue, Errors } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
-import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, fenceInitWith, markSignaledLocked, nowNs } from './core.js';
+import { checkContextSeqno, contextAlloc, fenceAlloc, fenceGet, fenceInitWith, markSignaledLocked, nowNs, nsArg } from './core.js';
 import { defaultOps, findOps, opsFlagsOf, stubOps, type FenceOps } from './ops.js';
 
 const { BLOCK_HEADER_WORDS } = A;
@@ -147,8 +147,7 @@ export function stubFenceAt(arena: Arena): number {
  * `timestamp` (default now); returns its payload word index. Throws EINVAL (timestamp), ENOMEM.
  */
 export function privateStubAt(arena: Arena, timestamp?: bigint): number {
-  if (timestamp !== undefined && (typeof timestamp !== 'bigint' || timestamp < 0n))
-    throw Errors.invalid('privateStub timestamp must be a bigint ≥ 0 (ns)');
+  if (timestamp !== undefined) nsArg(timestamp, 'privateStub timestamp');
   const context = contextAlloc(arena, 1);
   const fw = fenceAlloc(arena, FENCE_BLOCK, { opsId: stubOps.id, context, seqno: 0, seqno64: false, lockIdx: 0, lenderHw: 0 });
   markSignaledLocked(arena, fw, timestamp ?? nowNs(), timestamp === undefined);
