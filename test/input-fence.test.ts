@@ -47,3 +47,75 @@ describe('times stored in 64-bit words', () => {
     arena.detach();
   });
 });
+
+describe('fence arguments', () => {
+  it('isArray and isChain answer false for what is no Fence (a forged one too), and keep EBADF for a released one', () => {
+    const arena = arenaOf();
+    for (const x of [null, undefined, {}, 5, 'f', Object.create(Fence.prototype)]) {
+      expect(FenceArray.isArray(x as Fence)).toBe(false);
+      expect(FenceChain.isChain(x as Fence)).toBe(false);
+    }
+    const f = fenceOf(arena);
+    expect([FenceArray.isArray(f), FenceChain.isChain(f)]).toEqual([false, false]);
+    const stale = Fence.fromHandle(arena, f.handle);
+    f.put();
+    rejects(arena, () => FenceArray.isArray(stale), 'EBADF');
+    rejects(arena, () => FenceChain.isChain(stale), 'EBADF');
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('a forged Fence (Object.create(Fence.prototype)) is EINVAL everywhere, nothing taken', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const forged = Object.create(Fence.prototype) as Fence;
+    const half = Object.assign(Object.create(Fence.prototype), { arena: {}, fw: 'x' }) as Fence;
+    const slot = FenceSlot.create(arena);
+    for (const x of [forged, half]) {
+      rejects(arena, () => Fence.isLater(x, f), 'EINVAL');
+      rejects(arena, () => Fence.isLater(f, x), 'EINVAL');
+      rejects(arena, () => SyncFile.create(arena, x), 'EINVAL');
+      rejects(arena, () => slot.set(x), 'EINVAL');
+      rejects(arena, () => mergeFences(arena, [f, x]), 'EINVAL');
+      rejects(arena, () => FenceChain.create(arena, null, x, 1), 'EINVAL');
+      rejects(arena, () => FenceArray.create(arena, [x], { context: Fence.contextAlloc(arena), seqno: 1 }), 'EINVAL');
+      rejects(arena, () => Fence.waitAny([f, x], 0), 'EINVAL');
+      rejects(arena, () => isContainer(x), 'EINVAL');
+    }
+    expect(f.refcount).toBe(1);
+    slot.destroy();
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('withLock of what is no function is EINVAL before locking', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const sl = SpinLock.create(arena);
+    for (const fn of [5, null, {}, 'x']) {
+      rejects(arena, () => f.withLock(fn as unknown as () => void), 'EINVAL');
+      rejects(arena, () => sl.withLock(fn as unknown as () => void), 'EINVAL');
+    }
+    expect(arena.inlineLocksHeld).toBe(0);
+    expect(f.withLock(() => 7)).toBe(7);
+    expect(sl.withLock(() => 8)).toBe(8);
+    sl.free();
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('FenceChain.create takes null as "no prev", not undefined; FenceArray signalOnAny must be a boolean', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    rejects(arena, () => FenceChain.create(arena, undefined as unknown as null, f, 1), 'EINVAL');
+    for (const any of [Symbol('a'), 'yes', 1, null])
+      rejects(arena, () => FenceArray.create(arena, [f], { context: Fence.contextAlloc(arena), seqno: 1, signalOnAny: any as unknown as boolean }), 'EINVAL');
+    expect(f.refcount).toBe(1);
+    const link = FenceChain.create(arena, null, f, 1);
+    link.put();
+    expectClean(arena);
+    arena.detach();
+  });
+});

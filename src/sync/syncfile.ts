@@ -9,6 +9,7 @@ import { mergeFences, unwrapFences } from '../containers/unwrap.js';
 import { Errors, FenceError, describeValue } from '../errors.js';
 import { nsArg, seqnoOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
+import { isFenceView } from '../fence/fencebase.js';
 import { putFence } from '../fence/release.js';
 import type { WaitOptions } from '../fence/wait.js';
 import { closeFd, installFd, openFdCount, syncFileFence } from './fdtable.js';
@@ -44,7 +45,7 @@ function checkArena(arena: Arena): void {
 }
 
 function fenceArg(arena: Arena, fence: Fence): number {
-  if (!(fence instanceof Fence)) throw Errors.invalid('SyncFile.create needs a Fence');
+  if (!isFenceView(fence)) throw Errors.invalid(`SyncFile.create needs a Fence, got ${describeValue(fence)}`);
   if (fence.arena.buffer !== arena.buffer) throw Errors.invalid('the fence belongs to another arena');
   // Fence.fromHandle re-validates the view: a released fence → EBADF before anything changes.
   return Fence.fromHandle(arena, fence.handle).fw;
