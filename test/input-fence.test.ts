@@ -119,3 +119,36 @@ describe('fence arguments', () => {
     arena.detach();
   });
 });
+
+describe('tokens', () => {
+  it('what is no positive safe integer is EINVAL for receive and withdraw; a number naming no share stays EBADF / false', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    for (const t of [NaN, 1.5, -1, 0, Infinity, -Infinity, 2 ** 53, '5']) {
+      const e = rejects(arena, () => Fence.receive(arena, t as number), 'EINVAL');
+      expect(e.message).not.toMatch(/32 bits/);
+      rejects(arena, () => Fence.withdraw(arena, t as number), 'EINVAL');
+    }
+    const token = f.share();
+    expect(Fence.withdraw(arena, token)).toBe(true);
+    rejects(arena, () => Fence.receive(arena, token), 'EBADF');
+    expect(Fence.withdraw(arena, token)).toBe(false);
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('a negative int32 whose low bits name a block gets the truncation hint (EINVAL)', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const token = f.share();
+    // What an Int32Array word keeps of a token whose bit 31 is set: its block offset, negative.
+    const cut = ((token % 2 ** 28) + 2 ** 31) | 0;
+    expect(cut).toBeLessThan(0);
+    expect(rejects(arena, () => Fence.receive(arena, cut), 'EINVAL').message).toMatch(/32 bits/);
+    expect(Fence.withdraw(arena, token)).toBe(true);
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+});
