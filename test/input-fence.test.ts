@@ -152,3 +152,51 @@ describe('tokens', () => {
     arena.detach();
   });
 });
+
+describe('driver', () => {
+  it('waitBell refuses a seen that is no int32', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    for (const seen of [Symbol('s'), 10n, {}, 'x', 1.5, NaN, 2 ** 31, null]) rejects(arena, () => d.waitBell(seen as number, 0), 'EINVAL');
+    d.waitBell(d.bell + 1, 0); // a real value: returns (bounded)
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('payload words must be int32, null options are EINVAL; nothing submitted', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    for (const payload of [[2 ** 32 + 5], [NaN], [1.9], [Symbol('p')], ['1']])
+      rejects(arena, () => d.submit({ payload: payload as number[] }), 'EINVAL');
+    rejects(arena, () => d.submit({ durationUs: null as unknown as number }), 'EINVAL');
+    rejects(arena, () => Driver.create(arena, { lockMode: null as unknown as 'inline' }), 'EINVAL');
+    rejects(arena, () => Driver.create(arena, { ringSize: null as unknown as number }), 'EINVAL');
+    expect(d.counters.submitted).toBe(0);
+    const op = d.submit({ payload: [-(2 ** 31), 2 ** 31 - 1] });
+    expect([op.payload(0), op.payload(1)]).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+    expect(d.execute(op)).toBe(1);
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('execute of an executed operation is EBADF, of a forged one EINVAL; a cancelled one still reports -ECANCELED', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    const op = d.submit();
+    expect(d.execute(op)).toBe(1);
+    rejects(arena, () => d.execute(op), 'EBADF');
+    const forged = Object.create(Object.getPrototypeOf(op));
+    rejects(arena, () => d.execute(forged), 'EINVAL');
+    rejects(arena, () => d.execute({} as typeof op), 'EINVAL');
+    const c = d.submit();
+    expect(d.cancel(c.handle)).toBe(true);
+    expect(d.execute(c)).toBe(Errno.ECANCELED);
+    rejects(arena, () => d.execute(c), 'EBADF');
+    expect(d.counters).toMatchObject({ completed: 1, canceled: 1, live: 0 });
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+});
