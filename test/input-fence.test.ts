@@ -3,7 +3,7 @@
  * FenceError with the exact code, thrown before anything changes (arena.check() clean, nothing leaked).
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceSlot, SpinLock, SwTimeline, SyncFile, isContainer, mergeFences } from '../src/index.js';
+import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SpinLock, SwTimeline, SyncFile, defineFenceOps, isContainer, ledgerSize, mergeFences, type FenceInit, type FenceOpsTable } from '../src/index.js';
 import { expectClean, rejects } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
@@ -196,6 +196,38 @@ describe('driver', () => {
     rejects(arena, () => d.execute(c), 'EBADF');
     expect(d.counters).toMatchObject({ completed: 1, canceled: 1, live: 0 });
     d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('option keys and option values', () => {
+  it('defineFenceOps refuses a key no ops table has (a misspelled hook would never run)', () => {
+    const base = { getDriverName: () => 'd', getTimelineName: () => 't' };
+    const e = (() => {
+      try {
+        defineFenceOps('input-fence:typo', { ...base, relase() {} } as FenceOpsTable);
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(e).toBeInstanceOf(FenceError);
+    expect((e as FenceError).code).toBe('EINVAL');
+    expect((e as FenceError).message).toMatch(/relase/);
+    expect(defineFenceOps('input-fence:ok', { ...base, release() {} }).name).toBe('input-fence:ok');
+  });
+
+  it('Fence.create refuses a seqno64 that is no boolean and an unknown key beside ops/lock/seqno64; createTracked any unknown key', () => {
+    const arena = arenaOf();
+    const context = Fence.contextAlloc(arena);
+    const entries = ledgerSize(arena);
+    for (const seqno64 of ['yes', 1, null, {}]) rejects(arena, () => Fence.create(arena, { context, seqno: 1, seqno64: seqno64 as boolean }), 'EINVAL');
+    rejects(arena, () => Fence.create(arena, { context, seqno: 1, seqno64: false, seqNo64: true } as FenceInit), 'EINVAL');
+    rejects(arena, () => Fence.createTracked(arena, { context, seqno: 1, seqNo64: true } as FenceInit), 'EINVAL');
+    rejects(arena, () => Fence.createTracked(arena, { context, seqno: 1, seqno64: 'yes' as unknown as boolean }), 'EINVAL');
+    expect(ledgerSize(arena)).toBe(entries);
+    const f = Fence.createTracked(arena, { context, seqno: 2, seqno64: true });
+    f.putTracked();
     expectClean(arena);
     arena.detach();
   });

@@ -35,7 +35,7 @@ import { blockTypeAt, handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errors, FenceError, optionsArg } from '../errors.js';
-import { createFenceAt, type FenceInit } from './create.js';
+import { checkInitKeys, createFenceAt, type FenceInit } from './create.js';
 import { fenceLock, fenceUnlock } from './core.js';
 import { ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
 import { defineLedgerKind } from './ledgerreap.js';
@@ -63,6 +63,8 @@ export interface ShareOptions {
  * Throws as Fence.create (EINVAL, EBADF, ENOMEM; nothing recorded).
  */
 export function createTrackedAt(arena: Arena, init: FenceInit): number {
+  // Off the hot path: every key checked here (createFenceAt's fast path does not count them).
+  if (init !== null && typeof init === 'object') checkInitKeys(init, 'Fence.createTracked');
   const e = ledgerOpenCreating(arena);
   let fw: number;
   try {
