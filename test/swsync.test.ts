@@ -217,7 +217,8 @@ describe('SwTimeline close', () => {
     expect(got.handle).toBe(tl.handle);
     rejects(arena, () => SwTimeline.receive(arena, token), 'EBADF'); // received: stale
     for (const bad of ['x', null, undefined, {}]) rejects(arena, () => SwTimeline.receive(arena, bad as never), 'EINVAL');
-    for (const stale of [0, -1, 1.5, 2 ** 40]) rejects(arena, () => SwTimeline.receive(arena, stale), 'EBADF');
+    for (const notToken of [0, -1, 1.5, NaN]) rejects(arena, () => SwTimeline.receive(arena, notToken), 'EINVAL'); // no positive safe integer
+    rejects(arena, () => SwTimeline.receive(arena, 2 ** 40), 'EBADF'); // names no share
     rejects(arena, () => SwTimeline.receive(null as never, token), 'EINVAL');
     rejects(arena, () => SwTimeline.receive(arena, tl.handle), 'EINVAL'); // a timeline, no token
     // Fence and timeline tokens are not interchangeable.

@@ -25,6 +25,7 @@ import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
+import { isFenceView } from '../fence/fencebase.js';
 import { freeInFlight } from '../fence/ledger.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
@@ -250,7 +251,7 @@ export class FenceArray {
    * on each fence.
    * Threads: any attached thread. Returns the array with one reference. Throws EINVAL (wrong
    * count, memory of a chain or another arena, empty list, not Fences, a container as child, bad
-   * context/seqno), EBADF (a released child, memory already used or freed); on a throw nothing was
+   * context/seqno, signalOnAny not a boolean), EBADF (a released child, memory already used or freed); on a throw nothing was
    * taken over and the memory is still the caller's.
    */
   static init(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions): Fence {
@@ -260,7 +261,8 @@ export class FenceArray {
     if (fences.length !== mem.count) throw Errors.invalid(`FenceArray.init: memory for ${mem.count} fences, given ${fences.length}`);
     if (options === undefined || options === null) throw Errors.invalid('FenceArray.create needs { context, seqno }');
     options = optionsArg(options, 'FenceArray.create', ['context', 'seqno', 'signalOnAny']);
-    const { context, seqno } = options;
+    const { context, seqno, signalOnAny } = options;
+    if (signalOnAny !== undefined && typeof signalOnAny !== 'boolean') throw Errors.invalid(`FenceArray.create: signalOnAny must be a boolean, got ${describeValue(signalOnAny)}`);
     const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
     checkContextSeqno(context, seqno, seqno64);
     const i32 = arena.i32;
@@ -284,9 +286,12 @@ export class FenceArray {
     return fenceView(arena, fw);
   }
 
-  /** True when `f` is a fence array (kernel dma_fence_is_array). Throws EBADF on a released fence. */
+  /**
+   * True when `f` is a fence array (kernel dma_fence_is_array); false for anything that is no
+   * Fence (null, a number, a plain object). Threads: any. Throws EBADF on a released fence.
+   */
   static isArray(f: Fence): boolean {
-    return isArrayFw(f.arena.i32, fenceArg(f?.arena, f, 'fence'));
+    return isFenceView(f) && isArrayFw(f.arena.i32, fenceArg(f.arena, f, 'fence'));
   }
 
   /**

@@ -17,9 +17,10 @@ import { linkedPayload } from '../arena/handles.js';
 import * as L from './layout.js';
 import { listWork, runTaken, takeWork, workOf, type DeferredWork } from './work.js';
 import * as FL from '../fence/layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
+import { attempt, describeValue, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
 import { isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
+import { isFenceView } from '../fence/fencebase.js';
 import { defineFenceOps, findOps, markReleaseResumable, type FenceOps } from '../fence/ops.js';
 import { ledgerAdd, ledgerFind, ledgerPutRef } from '../fence/ledger.js';
 import { holdsFenceLock, putFence, putFenceAt } from '../fence/release.js';
@@ -33,7 +34,7 @@ export const CB_CHAIN_LINK = 2;
  * payload word index. Throws EINVAL (not a Fence, other arena) or EBADF (released).
  */
 export function fenceArg(arena: Arena, f: unknown, what: string): number {
-  if (!(f instanceof Fence)) throw Errors.invalid(`${what} must be a Fence`);
+  if (!isFenceView(f)) throw Errors.invalid(`${what} must be a Fence, got ${describeValue(f)}`);
   if (f.arena.buffer !== arena.buffer) throw Errors.invalid(`${what} belongs to another arena`);
   return arena.resolve(f.handle, A.BlockType.FENCE, what) + A.BLOCK_HEADER_WORDS;
 }

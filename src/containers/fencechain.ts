@@ -8,6 +8,7 @@ import { maxBlocks } from '../arena/handles.js';
 import { describeValue, Errors } from '../errors.js';
 import { contextAlloc, fenceGet, fenceInit, fenceReserve, seqnoOf } from '../fence/core.js';
 import { type Fence, fenceView } from '../fence/fence.js';
+import { isFenceView } from '../fence/fencebase.js';
 import * as FL from '../fence/layout.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
@@ -29,8 +30,8 @@ export class FenceChain {
    * prev's context (and remembers prev's seqno for findSeqno); otherwise it gets a new context and
    * the seqno `max(prev.seqno, seqno)` when prev is a link. Seqnos are 64-bit.
    * Locking: none. Threads: any attached thread (others that use the chain import fencelab).
-   * Returns the link with one reference. Throws EINVAL (`fence` is a chain, not Fences, other
-   * arena, seqno not an integer in 0..2^53-1), EBADF (released fence), ENOMEM; on a throw no
+   * Returns the link with one reference. Throws EINVAL (`fence` is a chain, not Fences — `prev`
+   * is a Fence or null, undefined is refused —, other arena, seqno not an integer in 0..2^53-1), EBADF (released fence), ENOMEM; on a throw no
    * reference was taken over.
    */
   static create(arena: Arena, prev: Fence | null, fence: Fence, seqno: number): Fence {
@@ -68,7 +69,8 @@ export class FenceChain {
     const i32 = arena.i32;
     const cfw = fenceArg(arena, fence, 'fence');
     if (isChainFw(i32, cfw)) throw Errors.invalid('FenceChain.create: the fence of a link cannot be a chain');
-    const pfw = prev === null || prev === undefined ? 0 : fenceArg(arena, prev, 'prev');
+    // Only null means no prev (undefined is a caller's mistake, like an absent argument).
+    const pfw = prev === null ? 0 : fenceArg(arena, prev, 'prev (a Fence, or null for none)');
     if (!Number.isSafeInteger(seqno) || seqno < 0)
       throw Errors.invalid(`chain seqno must be an integer in 0..2^53-1, got ${describeValue(seqno)}`);
     const prevIsChain = pfw !== 0 && isChainFw(i32, pfw);
@@ -94,9 +96,12 @@ export class FenceChain {
     return fenceView(arena, fw);
   }
 
-  /** True when `f` is a chain link. Throws EBADF on a released fence. */
+  /**
+   * True when `f` is a chain link (kernel dma_fence_is_chain); false for anything that is no Fence.
+   * Threads: any. Throws EBADF on a released fence.
+   */
   static isChain(f: Fence): boolean {
-    return isChainFw(f.arena.i32, fenceArg(f?.arena, f, 'fence'));
+    return isFenceView(f) && isChainFw(f.arena.i32, fenceArg(f.arena, f, 'fence'));
   }
 
   /**

@@ -90,6 +90,20 @@ export interface SubmitOptions {
   payload?: ArrayLike<number>;
 }
 
+/** The operations {@link Driver.execute} ran: executing one again is EBADF, not a made-up -ECANCELED. */
+const executed = new WeakSet<Operation>();
+
+/**
+ * Checks {@link Driver.execute}'s argument: an Operation that `driver` submitted (a forged object,
+ * one of another driver → EINVAL) and that no execute ran yet (→ EBADF). Threads: the submitter.
+ */
+function operationArg(driver: Driver, op: unknown): asserts op is Operation {
+  if (!(op instanceof Operation) || !(op.driver instanceof Driver) || op.driver.handle !== driver.handle ||
+      op.driver.arena !== driver.arena || !Number.isInteger(op.ow) || !Number.isInteger(op.gen))
+    throw Errors.invalid(`execute: op must be an Operation of this driver, got ${describeValue(op)}`);
+  if (executed.has(op)) throw Errors.badHandle('operation', op.handle, 'it was executed already');
+}
+
 /** Operations longer than this sleep (on the driver bell) instead of spinning. */
 const SPIN_LIMIT_US = 200;
 
@@ -134,9 +148,9 @@ export class Driver extends BlockView {
   static create(arena: Arena, options?: DriverOptions): Driver {
     arenaArg(arena, 'Driver.create');
     options = optionsArg(options, 'Driver.create', ['lockMode', 'ringSize']);
-    const mode = options.lockMode ?? 'inline';
+    const mode = options.lockMode === undefined ? 'inline' : options.lockMode;
     if (mode !== 'inline' && mode !== 'borrowed') throw Errors.invalid(`lockMode must be 'inline' or 'borrowed', got ${describeValue(mode)}`);
-    const cap = options.ringSize ?? 256;
+    const cap = options.ringSize === undefined ? 256 : options.ringSize;
     if (!Number.isInteger(cap) || cap < 2 || cap > 1 << 16 || (cap & (cap - 1)) !== 0)
       throw Errors.invalid(`ringSize must be a power of two in 2..65536, got ${describeValue(cap)}`);
     const context = contextAlloc(arena, 1);
@@ -210,14 +224,14 @@ export class Driver extends BlockView {
     const arena = this.arena;
     const i32 = arena.i32;
     const dw = this.check();
-    const dur = options.durationUs ?? 0;
+    const dur = options.durationUs === undefined ? 0 : options.durationUs;
     if (!Number.isInteger(dur) || dur < 0 || dur > 60_000_000) throw Errors.invalid(`durationUs must be an integer in 0..60e6, got ${describeValue(dur)}`);
     const payload = options.payload;
     if (payload !== undefined && (payload === null || typeof payload !== 'object' || typeof payload.length !== 'number' || payload.length > OP_PAYLOAD_WORDS))
       throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
     if (payload !== undefined)
       for (let k = 0; k < payload.length; k++)
-        if (typeof payload[k] !== 'number') throw Errors.invalid(`payload[${k}] must be a number, got ${describeValue(payload[k])}`);
+        if (typeof payload[k] !== 'number' || (payload[k] | 0) !== payload[k]) throw Errors.invalid(`payload[${k}] must be an int32, got ${describeValue(payload[k])}`);
     const ow = submitOperation(arena, dw, dur, payload);
     const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
     return Operation.make(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
@@ -227,10 +241,11 @@ export class Driver extends BlockView {
    * Executes an operation: simulated work of its duration (spinning when short, else sleeping on
    * the driver bell), consuming the command ring meanwhile, then completes it (signal, free).
    * Returns the out-fence's final status: 1 when this call completed it, -ECANCELED when a command
-   * ended it first. Threads: the submitter (it owns the ledger entry).
+   * ended it first. Threads: the submitter (it owns the ledger entry). Throws EINVAL (not an
+   * Operation of this driver), EBADF (an operation executed already: nothing runs again).
    */
   execute(op: Operation): number {
-    if (!(op instanceof Operation) || op.driver.handle !== this.handle || op.driver.arena.buffer !== this.arena.buffer) throw Errors.invalid(`execute: op must be an Operation of this driver, got ${describeValue(op)}`);
+    operationArg(this, op);
     const arena = this.arena;
     const i32 = arena.i32;
     const dw = this.check();
@@ -255,6 +270,7 @@ export class Driver extends BlockView {
       }
     }
     const done = finishOp(arena, ow, gen, 1, DRV_COMPLETED, true);
+    executed.add(op);
     ledgerRemove(arena, L.LGK_OPERATION, ow, gen);
     return done ? 1 : Errno.ECANCELED;
   }
@@ -315,9 +331,10 @@ export class Driver extends BlockView {
 
   /**
    * Blocks until the bell moves from `seen` (a command was posted or an operation ended), or
-   * `timeoutMs` passes. Threads: workers (exporter idle loops). Throws EINVAL for a bad timeout.
+   * `timeoutMs` passes. Threads: workers (exporter idle loops). Throws EINVAL (seen not an int32, a bad timeout).
    */
   waitBell(seen: number, timeoutMs: number): void {
+    if (!Number.isInteger(seen) || seen < -0x80000000 || seen > 0x7fffffff) throw Errors.invalid(`waitBell: seen must be a bell value (an int32), got ${describeValue(seen)}`);
     checkTimeout(timeoutMs, 'waitBell timeoutMs');
     Atomics.wait(this.arena.i32, this.check() + DRV_RING_BELL, seen, timeoutMs);
   }

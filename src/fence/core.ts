@@ -69,6 +69,19 @@ function badContextSeqno(context: number, seqno: number, seqno64: boolean): Erro
   return Errors.invalid(`fence seqno must be an integer in 0..${max}${seqno64 ? '' : ' (pass seqno64 for 64-bit)'}, got ${describeValue(seqno)}`);
 }
 
+/** Largest time in ns a fence word holds (a signed 64-bit word: timestamps, deadlines). */
+export const MAX_NS = 2n ** 63n - 1n;
+
+/**
+ * `ns` as a time in monotonic ns for a 64-bit word: a bigint in 0..2^63-1, else EINVAL naming
+ * `where` (a larger one would wrap when stored). The one rule of every timestamp and deadline
+ * argument. Threads: any. Throws EINVAL.
+ */
+export function nsArg(ns: unknown, where: string): bigint {
+  if (typeof ns !== 'bigint' || ns < 0n || ns > MAX_NS) throw Errors.invalid(`${where} needs a bigint in 0..2^63-1 (ns), got ${describeValue(ns)}`);
+  return ns;
+}
+
 /** Allocates and initialises a fence block of `blockBytes` (≥ 64); returns its payload word index. */
 export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): number {
   const fw = arena.allocBlock(blockBytes, A.BlockType.FENCE) + BLOCK_HEADER_WORDS;

@@ -10,7 +10,7 @@ import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
-import { contextAlloc, fenceGet, isSignaledFlag, nowNs, setErrorChecked, statusOf } from './core.js';
+import { contextAlloc, fenceGet, isSignaledFlag, nowNs, nsArg, setErrorChecked, statusOf } from './core.js';
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
 import { FenceBase } from './fencebase.js';
 import { createTrackedAt, receiveAt, shareAt, withdrawAt, type ShareOptions } from './handover.js';
@@ -216,9 +216,9 @@ export class Fence extends FenceBase {
     signalFence(this.arena, this.v(), nowNs());
   }
 
-  /** Signals with the given timestamp (monotonic ns). No-op when already signaled. */
+  /** Signals with the given timestamp (monotonic ns, a bigint in 0..2^63-1, else EINVAL). No-op when already signaled. */
   signalTimestamp(ns: bigint): void {
-    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('signalTimestamp needs a bigint ≥ 0 (ns)');
+    nsArg(ns, 'signalTimestamp');
     signalFence(this.arena, this.v(), ns, false);
   }
 
@@ -229,10 +229,10 @@ export class Fence extends FenceBase {
 
   /**
    * Signals with the fence lock held by the caller (kernel dma_fence_signal_locked); callbacks run
-   * here, under the lock. Returns true when it was already signaled.
+   * here, under the lock. Returns true when it was already signaled. `ts` as signalTimestamp's (EINVAL, nothing changed).
    */
   signalLocked(ts?: bigint): boolean {
-    return signalFenceLocked(this.arena, this.v(), ts ?? nowNs(), ts === undefined);
+    return signalFenceLocked(this.arena, this.v(), ts === undefined ? nowNs() : nsArg(ts, 'signalLocked'), ts === undefined);
   }
 
   /** SIGNALED bit only, without asking the ops (kernel dma_fence_test_signaled_flag). */
@@ -296,11 +296,11 @@ export class Fence extends FenceBase {
   /**
    * Passes a deadline hint to ops.setDeadline (kernel dma_fence_set_deadline), unsignaled fences
    * only; arrays and chains forward it to their fences, sw_sync points record it.
-   * Threads: any that registered the fence's ops. Throws EINVAL (ns not a bigint ≥ 0, the ops not
-   * registered in this thread), EBADF.
+   * Threads: any that registered the fence's ops. Throws EINVAL (ns not a bigint in 0..2^63-1, the
+   * ops not registered in this thread), EBADF.
    */
   setDeadline(ns: bigint): void {
-    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('setDeadline needs a bigint ≥ 0 (ns)');
+    nsArg(ns, 'setDeadline');
     setDeadlineOf(this, this.v(), ns);
   }
 

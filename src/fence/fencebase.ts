@@ -5,7 +5,7 @@
  * derives `Fence` from it with construction, references, signaling, callbacks and waits; the split
  * is by concept only, every member is the one the single class had.
  */
-import type { Arena } from '../arena/arena.js';
+import { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import { withHeld } from '../locks/scoped.js';
@@ -235,9 +235,10 @@ export abstract class FenceBase {
    * Runs `fn` under the fence lock (kernel dma_fence_lock_irqsave / unlock_irqrestore); rethrows
    * its error after unlocking. Locking: takes and releases the fence lock (not re-entrant: EDEADLK
    * when the caller holds it). Returns what `fn` returns. Takes the same one-CAS fast paths as
-   * lock() and unlock().
+   * lock() and unlock(). Throws EINVAL (fn not a function: before locking).
    */
   withLock<T>(fn: () => T): T {
+    if (typeof fn !== 'function') throw Errors.invalid(`withLock needs a function, got ${describeValue(fn)}`);
     return withHeld(this, fn);
   }
 
@@ -275,10 +276,19 @@ export abstract class FenceBase {
   }
 }
 
+/**
+ * True when `x` is a real Fence view: a FenceBase whose arena is an Arena and whose words make an
+ * integer handle. A forged object (`Object.create(Fence.prototype)`) passes `instanceof` but not
+ * this. The shared check behind every entry's fence argument (never on the fast paths). Threads: any.
+ */
+export function isFenceView(x: unknown): x is Fence {
+  return x instanceof FenceBase && x.arena instanceof Arena && Number.isInteger(x.fw) && Number.isInteger(x.handle);
+}
+
 /** `a` and `b` as two fences of one arena (the ordering functions' arguments), else EINVAL. */
 function fenceArgs(a: unknown, b: unknown, where: string): void {
-  if (!(a instanceof FenceBase)) throw Errors.invalid(`${where}: a must be a Fence, got ${describeValue(a)}`);
-  if (!(b instanceof FenceBase)) throw Errors.invalid(`${where}: b must be a Fence, got ${describeValue(b)}`);
+  if (!isFenceView(a)) throw Errors.invalid(`${where}: a must be a Fence, got ${describeValue(a)}`);
+  if (!isFenceView(b)) throw Errors.invalid(`${where}: b must be a Fence, got ${describeValue(b)}`);
   if (a.arena.buffer !== b.arena.buffer) throw Errors.invalid(`${where}: the fences belong to different arenas`);
 }
 

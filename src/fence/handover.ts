@@ -35,7 +35,7 @@ import { blockTypeAt, handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errors, FenceError, optionsArg } from '../errors.js';
-import { createFenceAt, type FenceInit } from './create.js';
+import { checkInitKeys, createFenceAt, type FenceInit } from './create.js';
 import { fenceLock, fenceUnlock } from './core.js';
 import { ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
 import { defineLedgerKind } from './ledgerreap.js';
@@ -63,6 +63,8 @@ export interface ShareOptions {
  * Throws as Fence.create (EINVAL, EBADF, ENOMEM; nothing recorded).
  */
 export function createTrackedAt(arena: Arena, init: FenceInit): number {
+  // Off the hot path: every key checked here (createFenceAt's fast path does not count them).
+  if (init !== null && typeof init === 'object') checkInitKeys(init, 'Fence.createTracked');
   const e = ledgerOpenCreating(arena);
   let fw: number;
   try {
@@ -139,12 +141,13 @@ function dropRecord(arena: Arena, tw: number, kind: number): void {
 /**
  * The transit record named by `token`, for `where`: its payload word. `timeline`: the record must
  * hold a sw_sync timeline's open reference (TRF_TIMELINE), else a fence reference. Throws EINVAL
- * (not a number, a live block that is no transit record, a record of the other kind), EBADF (not a
- * handle of this arena, or a record already received, withdrawn or reaped: freed).
+ * (not a positive safe integer — never looked up —, a live block that is no transit record, a
+ * record of the other kind), EBADF (no handle of this arena, or a record already received,
+ * withdrawn or reaped: freed).
  */
 export function transitOf(arena: Arena, token: unknown, where: string, timeline: boolean): number {
   const from = timeline ? 'timeline.share()' : 'fence.share()';
-  if (typeof token !== 'number') throw Errors.invalid(`${where}: token must be a number from ${from}, got ${describeValue(token)}`);
+  if (typeof token !== 'number' || !Number.isSafeInteger(token) || token <= 0) throw badToken(arena, token, `${where}: token must be a positive safe integer from ${from}`);
   const tw = arena.resolve(token, A.BlockType.TRANSIT, 'transit token') + BLOCK_HEADER_WORDS;
   if (((arena.i32[tw + TR_FLAGS] & TRF_TIMELINE) !== 0) !== timeline) throw Errors.invalid(`${where}: token ${token} is not from ${from}`);
   return tw;
@@ -177,6 +180,17 @@ export function receiveAt(arena: Arena, token: unknown): number {
   arena.freeBlock(tw - BLOCK_HEADER_WORDS);
   i32[arena.slotBase + T_LEDGER_SPARE] = 0;
   return fw;
+}
+
+/**
+ * The EINVAL of a value that is no token (`what` says what a token is). A negative int32 gets the
+ * truncation hint only when its low bits name a block offset in the heap: a token kept in an
+ * Int32Array word, whose bit 31 was set.
+ */
+function badToken(arena: Arena, token: unknown, what: string): FenceError {
+  const hw = typeof token === 'number' && Number.isInteger(token) && token < 0 && token >= -0x80000000 ? (token & A.HANDLE_OFFSET_MASK) * 2 : -1;
+  const cut = hw >= arena.heapStartW && hw < arena.heapEndW && (hw & 3) === 0;
+  return Errors.invalid(`${what}, got ${describeValue(token)}${cut ? ' (it looks cut to 32 bits: keep tokens in a message or a Float64Array/BigInt64Array word, never an Int32Array)' : ''}`);
 }
 
 /** The EBADF of a token whose record no longer holds its reference. */

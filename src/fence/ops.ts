@@ -3,7 +3,7 @@
  * same name and the fence stores the name's 32-bit hash. A thread that meets an ops id it never
  * registered gets a clear EINVAL, not a wrong driver.
  */
-import { Errors } from '../errors.js';
+import { Errors, optionsArg } from '../errors.js';
 import type { Fence } from './fence.js';
 import { FLAG_OPS_DEADLINE, FLAG_OPS_ENABLE, FLAG_OPS_RELEASE } from './layout.js';
 
@@ -48,11 +48,14 @@ function opsId(name: string): number {
 /**
  * Registers an ops table under `name` in the calling thread and returns it. Registering the same
  * name again replaces the table (each thread registers its own copy). Throws EINVAL for an empty
- * name, a missing mandatory function, or a name whose id collides with another registered name.
+ * name, a missing mandatory function, a key no ops table has, or a name whose id collides with
+ * another registered name.
  */
 export function defineFenceOps(name: string, table: FenceOpsTable): FenceOps {
   if (typeof name !== 'string' || name.length === 0) throw Errors.invalid('fence ops need a non-empty name');
   if (table === null || typeof table !== 'object') throw Errors.invalid(`fence ops ${name}: table must be an object`);
+  // A misspelled hook (`relase`) would otherwise never run, silently.
+  optionsArg(table, `fence ops ${name}`, ['getDriverName', 'getTimelineName', 'enableSignaling', 'signaled', 'release', 'setDeadline']);
   for (const fn of ['getDriverName', 'getTimelineName'] as const)
     if (typeof table[fn] !== 'function') throw Errors.invalid(`fence ops ${name}: ${fn} is mandatory`);
   for (const fn of ['enableSignaling', 'signaled', 'release', 'setDeadline'] as const)

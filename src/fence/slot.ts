@@ -18,6 +18,7 @@ import { Errors } from '../errors.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { fenceTryGet } from './core.js';
 import { Fence, fenceView, putFence } from './fence.js';
+import { isFenceView } from './fencebase.js';
 import { holdsFenceLock, putUnderLock } from './release.js';
 
 const { S_LOCK, S_FENCE, SLOT_WORDS } = L;
@@ -69,7 +70,7 @@ export class FenceSlot extends BlockView {
     const i32 = arena.i32;
     let fw = 0;
     if (fence !== null) {
-      if (!(fence instanceof Fence)) throw Errors.invalid('FenceSlot.set needs a Fence or null');
+      if (!isFenceView(fence)) throw Errors.invalid('FenceSlot.set needs a Fence or null');
       if (fence.arena.buffer !== arena.buffer) throw Errors.invalid('FenceSlot.set: the fence belongs to another arena');
       fw = arena.resolve(fence.handle, A.BlockType.FENCE, 'fence') + BLOCK_HEADER_WORDS;
       if (!fenceTryGet(i32, fw)) throw Errors.badHandle('fence', fence.handle, 'the fence was released (last reference put)');

@@ -12,6 +12,7 @@ import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 import { checkTimeout } from '../timeout.js';
 import type { Fence } from './fence.js';
+import { isFenceView } from './fencebase.js';
 import { holdAlive, releaseAlive } from './keepalive.js';
 import { reapGoneThreads } from '../arena/threads.js';
 import { heldLockCount } from '../locks/lockword.js';
@@ -291,7 +292,7 @@ function checkAny(fences: Fence[], timeoutMs: number): number {
   checkTimeout(timeoutMs, 'waitAny timeoutMs');
   if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
   for (const f of fences) {
-    if (typeof f?.addWake !== 'function') throw Errors.invalid('waitAny: every element must be a Fence');
+    if (!isFenceView(f)) throw Errors.invalid('waitAny: every element must be a Fence');
     if (f.arena !== fences[0].arena) throw Errors.invalid('waitAny: fences of different arenas');
   }
   return firstSignaled(fences);

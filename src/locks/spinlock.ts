@@ -6,7 +6,7 @@ import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { allocBlock, zeroPayload } from '../arena/alloc.js';
-import { Errors } from '../errors.js';
+import { describeValue, Errors } from '../errors.js';
 import { withHeld } from './scoped.js';
 import { lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from './lockdep.js';
 import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
@@ -168,8 +168,9 @@ export class SpinLock {
     if (this.arena.sanitize) lockdepReleased(this.arena, this.index);
   }
 
-  /** Runs `fn` with the lock held; rethrows its error after unlocking. */
+  /** Runs `fn` with the lock held; rethrows its error after unlocking. Throws EINVAL (fn not a function: before locking). */
   withLock<T>(fn: () => T): T {
+    if (typeof fn !== 'function') throw Errors.invalid(`SpinLock.withLock needs a function, got ${describeValue(fn)}`);
     return withHeld(this, fn);
   }
 

@@ -7,8 +7,9 @@
 import type { Arena } from '../arena/arena.js';
 import { mergeFences, unwrapFences } from '../containers/unwrap.js';
 import { Errors, FenceError, describeValue } from '../errors.js';
-import { seqnoOf } from '../fence/core.js';
+import { nsArg, seqnoOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
+import { isFenceView } from '../fence/fencebase.js';
 import { putFence } from '../fence/release.js';
 import type { WaitOptions } from '../fence/wait.js';
 import { closeFd, installFd, openFdCount, syncFileFence } from './fdtable.js';
@@ -44,7 +45,7 @@ function checkArena(arena: Arena): void {
 }
 
 function fenceArg(arena: Arena, fence: Fence): number {
-  if (!(fence instanceof Fence)) throw Errors.invalid('SyncFile.create needs a Fence');
+  if (!isFenceView(fence)) throw Errors.invalid(`SyncFile.create needs a Fence, got ${describeValue(fence)}`);
   if (fence.arena.buffer !== arena.buffer) throw Errors.invalid('the fence belongs to another arena');
   // Fence.fromHandle re-validates the view: a released fence → EBADF before anything changes.
   return Fence.fromHandle(arena, fence.handle).fw;
@@ -200,11 +201,11 @@ export class SyncFile {
    * fence's ops.setDeadline; an array (a merged file) passes it to its fences, a sw_sync point
    * records it (SwTimeline.getDeadline reads it back). A signaled fence ignores it.
    * Threads: any attached thread that registered the fence's ops. Locking: the entry lock, briefly.
-   * Throws EBADF (fd not open), EINVAL (ns not a bigint ≥ 0, the ops not registered here).
+   * Throws EBADF (fd not open), EINVAL (ns not a bigint in 0..2^63-1, the ops not registered here).
    */
   static setDeadline(arena: Arena, fd: number, ns: bigint): void {
     checkArena(arena);
-    if (typeof ns !== 'bigint' || ns < 0n) throw Errors.invalid('SyncFile.setDeadline needs a bigint ≥ 0 (ns)');
+    nsArg(ns, 'SyncFile.setDeadline');
     const f = fenceView(arena, syncFileFence(arena, fd));
     try {
       f.setDeadline(ns);

@@ -1,0 +1,234 @@
+/**
+ * Input checks of the fence, container, sync-file and driver entries: each bad argument is a
+ * FenceError with the exact code, thrown before anything changes (arena.check() clean, nothing leaked).
+ */
+import { describe, expect, it } from 'vitest';
+import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SpinLock, SwTimeline, SyncFile, defineFenceOps, isContainer, ledgerSize, mergeFences, type FenceInit, type FenceOpsTable } from '../src/index.js';
+import { expectClean, rejects } from './support/core.js';
+
+const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
+const fenceOf = (arena: Arena) => Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
+
+describe('times stored in 64-bit words', () => {
+  const bad: unknown[] = [-1n, -5n, 2n ** 63n, 2n ** 64n, 2n ** 64n + 5n, 1.5, NaN, '12345', {}, Symbol('t'), 5];
+
+  it('signalTimestamp, signalLocked and setDeadline refuse what is no bigint in 0..2^63-1, unsignaled after', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    for (const ts of bad) {
+      rejects(arena, () => f.signalTimestamp(ts as bigint), 'EINVAL');
+      rejects(arena, () => f.setDeadline(ts as bigint), 'EINVAL');
+      f.lock();
+      try {
+        rejects(arena, () => f.signalLocked(ts as bigint), 'EINVAL');
+      } finally {
+        f.unlock();
+      }
+      rejects(arena, () => Fence.privateStub(arena, ts as bigint), 'EINVAL');
+    }
+    expect(f.isSignaled()).toBe(false);
+    f.signalTimestamp(2n ** 63n - 1n);
+    expect(f.timestamp).toBe(2n ** 63n - 1n);
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('SyncFile.setDeadline refuses an out-of-range deadline and records none', () => {
+    const arena = arenaOf();
+    const tl = SwTimeline.create(arena, 't');
+    const fd = tl.createFence(3);
+    for (const ns of [2n ** 64n + 9n, 2n ** 63n, -1n]) rejects(arena, () => SyncFile.setDeadline(arena, fd, ns), 'EINVAL');
+    SyncFile.setDeadline(arena, fd, 9n);
+    expect(tl.getDeadline(fd)).toBe(9n);
+    SyncFile.close(arena, fd);
+    tl.close();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('fence arguments', () => {
+  it('isArray and isChain answer false for what is no Fence (a forged one too), and keep EBADF for a released one', () => {
+    const arena = arenaOf();
+    for (const x of [null, undefined, {}, 5, 'f', Object.create(Fence.prototype)]) {
+      expect(FenceArray.isArray(x as Fence)).toBe(false);
+      expect(FenceChain.isChain(x as Fence)).toBe(false);
+    }
+    const f = fenceOf(arena);
+    expect([FenceArray.isArray(f), FenceChain.isChain(f)]).toEqual([false, false]);
+    const stale = Fence.fromHandle(arena, f.handle);
+    f.put();
+    rejects(arena, () => FenceArray.isArray(stale), 'EBADF');
+    rejects(arena, () => FenceChain.isChain(stale), 'EBADF');
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('a forged Fence (Object.create(Fence.prototype)) is EINVAL everywhere, nothing taken', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const forged = Object.create(Fence.prototype) as Fence;
+    const half = Object.assign(Object.create(Fence.prototype), { arena: {}, fw: 'x' }) as Fence;
+    const slot = FenceSlot.create(arena);
+    for (const x of [forged, half]) {
+      rejects(arena, () => Fence.isLater(x, f), 'EINVAL');
+      rejects(arena, () => Fence.isLater(f, x), 'EINVAL');
+      rejects(arena, () => SyncFile.create(arena, x), 'EINVAL');
+      rejects(arena, () => slot.set(x), 'EINVAL');
+      rejects(arena, () => mergeFences(arena, [f, x]), 'EINVAL');
+      rejects(arena, () => FenceChain.create(arena, null, x, 1), 'EINVAL');
+      rejects(arena, () => FenceArray.create(arena, [x], { context: Fence.contextAlloc(arena), seqno: 1 }), 'EINVAL');
+      rejects(arena, () => Fence.waitAny([f, x], 0), 'EINVAL');
+      rejects(arena, () => isContainer(x), 'EINVAL');
+    }
+    expect(f.refcount).toBe(1);
+    slot.destroy();
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('withLock of what is no function is EINVAL before locking', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const sl = SpinLock.create(arena);
+    for (const fn of [5, null, {}, 'x']) {
+      rejects(arena, () => f.withLock(fn as unknown as () => void), 'EINVAL');
+      rejects(arena, () => sl.withLock(fn as unknown as () => void), 'EINVAL');
+    }
+    expect(arena.inlineLocksHeld).toBe(0);
+    expect(f.withLock(() => 7)).toBe(7);
+    expect(sl.withLock(() => 8)).toBe(8);
+    sl.free();
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('FenceChain.create takes null as "no prev", not undefined; FenceArray signalOnAny must be a boolean', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    rejects(arena, () => FenceChain.create(arena, undefined as unknown as null, f, 1), 'EINVAL');
+    for (const any of [Symbol('a'), 'yes', 1, null])
+      rejects(arena, () => FenceArray.create(arena, [f], { context: Fence.contextAlloc(arena), seqno: 1, signalOnAny: any as unknown as boolean }), 'EINVAL');
+    expect(f.refcount).toBe(1);
+    const link = FenceChain.create(arena, null, f, 1);
+    link.put();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('tokens', () => {
+  it('what is no positive safe integer is EINVAL for receive and withdraw; a number naming no share stays EBADF / false', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    for (const t of [NaN, 1.5, -1, 0, Infinity, -Infinity, 2 ** 53, '5']) {
+      const e = rejects(arena, () => Fence.receive(arena, t as number), 'EINVAL');
+      expect(e.message).not.toMatch(/32 bits/);
+      rejects(arena, () => Fence.withdraw(arena, t as number), 'EINVAL');
+    }
+    const token = f.share();
+    expect(Fence.withdraw(arena, token)).toBe(true);
+    rejects(arena, () => Fence.receive(arena, token), 'EBADF');
+    expect(Fence.withdraw(arena, token)).toBe(false);
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('a negative int32 whose low bits name a block gets the truncation hint (EINVAL)', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const token = f.share();
+    // What an Int32Array word keeps of a token whose bit 31 is set: its block offset, negative.
+    const cut = ((token % 2 ** 28) + 2 ** 31) | 0;
+    expect(cut).toBeLessThan(0);
+    expect(rejects(arena, () => Fence.receive(arena, cut), 'EINVAL').message).toMatch(/32 bits/);
+    expect(Fence.withdraw(arena, token)).toBe(true);
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('driver', () => {
+  it('waitBell refuses a seen that is no int32', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    for (const seen of [Symbol('s'), 10n, {}, 'x', 1.5, NaN, 2 ** 31, null]) rejects(arena, () => d.waitBell(seen as number, 0), 'EINVAL');
+    d.waitBell(d.bell + 1, 0); // a real value: returns (bounded)
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('payload words must be int32, null options are EINVAL; nothing submitted', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    for (const payload of [[2 ** 32 + 5], [NaN], [1.9], [Symbol('p')], ['1']])
+      rejects(arena, () => d.submit({ payload: payload as number[] }), 'EINVAL');
+    rejects(arena, () => d.submit({ durationUs: null as unknown as number }), 'EINVAL');
+    rejects(arena, () => Driver.create(arena, { lockMode: null as unknown as 'inline' }), 'EINVAL');
+    rejects(arena, () => Driver.create(arena, { ringSize: null as unknown as number }), 'EINVAL');
+    expect(d.counters.submitted).toBe(0);
+    const op = d.submit({ payload: [-(2 ** 31), 2 ** 31 - 1] });
+    expect([op.payload(0), op.payload(1)]).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+    expect(d.execute(op)).toBe(1);
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it('execute of an executed operation is EBADF, of a forged one EINVAL; a cancelled one still reports -ECANCELED', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    const op = d.submit();
+    expect(d.execute(op)).toBe(1);
+    rejects(arena, () => d.execute(op), 'EBADF');
+    const forged = Object.create(Object.getPrototypeOf(op));
+    rejects(arena, () => d.execute(forged), 'EINVAL');
+    rejects(arena, () => d.execute({} as typeof op), 'EINVAL');
+    const c = d.submit();
+    expect(d.cancel(c.handle)).toBe(true);
+    expect(d.execute(c)).toBe(Errno.ECANCELED);
+    rejects(arena, () => d.execute(c), 'EBADF');
+    expect(d.counters).toMatchObject({ completed: 1, canceled: 1, live: 0 });
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('option keys and option values', () => {
+  it('defineFenceOps refuses a key no ops table has (a misspelled hook would never run)', () => {
+    const base = { getDriverName: () => 'd', getTimelineName: () => 't' };
+    const e = (() => {
+      try {
+        defineFenceOps('input-fence:typo', { ...base, relase() {} } as FenceOpsTable);
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(e).toBeInstanceOf(FenceError);
+    expect((e as FenceError).code).toBe('EINVAL');
+    expect((e as FenceError).message).toMatch(/relase/);
+    expect(defineFenceOps('input-fence:ok', { ...base, release() {} }).name).toBe('input-fence:ok');
+  });
+
+  it('Fence.create refuses a seqno64 that is no boolean and an unknown key beside ops/lock/seqno64; createTracked any unknown key', () => {
+    const arena = arenaOf();
+    const context = Fence.contextAlloc(arena);
+    const entries = ledgerSize(arena);
+    for (const seqno64 of ['yes', 1, null, {}]) rejects(arena, () => Fence.create(arena, { context, seqno: 1, seqno64: seqno64 as boolean }), 'EINVAL');
+    rejects(arena, () => Fence.create(arena, { context, seqno: 1, seqno64: false, seqNo64: true } as FenceInit), 'EINVAL');
+    rejects(arena, () => Fence.createTracked(arena, { context, seqno: 1, seqNo64: true } as FenceInit), 'EINVAL');
+    rejects(arena, () => Fence.createTracked(arena, { context, seqno: 1, seqno64: 'yes' as unknown as boolean }), 'EINVAL');
+    expect(ledgerSize(arena)).toBe(entries);
+    const f = Fence.createTracked(arena, { context, seqno: 2, seqno64: true });
+    f.putTracked();
+    expectClean(arena);
+    arena.detach();
+  });
+});
