@@ -16,7 +16,7 @@
  * round trip through the main thread.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errno, Errors } from '../errors.js';
+import { describeValue, Errno, Errors } from '../errors.js';
 import { Fence } from '../fence/fence.js';
 import { startDispatcher } from './dispatcher.js';
 import { encode, type Encoded } from './codec.js';
@@ -48,7 +48,7 @@ function checkPool(pool: FencePool, arena: Arena): void {
   if (!(pool instanceof FencePool)) {
     const atomics = (pool as { options?: { atomics?: string } } | null)?.options?.atomics;
     if (atomics !== undefined && atomics !== 'async')
-      throw Errors.invalid(`piscina pool must use atomics: 'async' (got '${atomics}'): 'sync' freezes a task's async waits`);
+      throw Errors.invalid(`piscina pool must use atomics: 'async' (got ${describeValue(atomics)}): 'sync' freezes a task's async waits`);
     throw Errors.invalid('runWithFence needs a pool from createFencePool (its scheduler starts tasks once their dependencies signal)');
   }
   if (pool.arena.buffer !== arena.buffer) throw Errors.invalid('the pool belongs to another arena');
