@@ -226,7 +226,7 @@ export function rethrowFirst(first: unknown): void {
  * Whether object `x` is an array: `undefined` for a revoked Proxy, the one object `Array.isArray`
  * throws for (it runs no trap, so no caller code). Any thread; never throws.
  */
-function arrayKind(x: object): boolean | undefined {
+export function arrayKind(x: object): boolean | undefined {
   try {
     return Array.isArray(x);
   } catch {
