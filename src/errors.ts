@@ -1,6 +1,12 @@
 /**
  * Errors in one place (piscina habit): every throw in fencelab goes through {@link Errors} so that
  * messages are consistent and callers match on `code`, never on prose.
+ *
+ * Messages are safe for any value ({@link describeValue}): a Symbol, a BigInt, an object without a
+ * prototype or with a throwing `toString`, a revoked Proxy (EINVAL, like any other wrong value).
+ * The contract for the caller's own code: an exception thrown by code the caller supplied while an
+ * entry reads its argument (a getter, a Proxy trap) propagates unchanged, not wrapped, and the entry
+ * reads its arguments before it changes anything, so nothing has changed when it does.
  */
 
 /** Kernel errno values, negative as the kernel passes them (`Errno.EIO === -5`). */
@@ -59,8 +65,12 @@ const NAMES = new Map<number, ErrnoCode>(
   (Object.entries(Errno) as [ErrnoCode, number][]).map(([k, v]) => [v, k]),
 );
 
-/** Name of a negative errno (`-5` → `'EIO'`), or `'E<n>'` when it has no name here. */
+/**
+ * Name of a negative errno (`-5` → `'EIO'`), or `'E<n>'` when it has no name here. Any thread.
+ * Throws EINVAL when `errno` is not an integer number.
+ */
 export function errnoName(errno: number): string {
+  if (!Number.isInteger(errno)) throw new FenceError('EINVAL', `errnoName: errno must be an integer, got ${describeValue(errno)}`);
   return NAMES.get(errno) ?? `E${-errno}`;
 }
 
@@ -213,8 +223,25 @@ export function rethrowFirst(first: unknown): void {
 }
 
 /**
+ * Whether object `x` is an array: `undefined` for a revoked Proxy, the one object `Array.isArray`
+ * throws for (it runs no trap, so no caller code). Any thread; never throws.
+ */
+export function arrayKind(x: object): boolean | undefined {
+  try {
+    return Array.isArray(x);
+  } catch {
+    return undefined;
+  }
+}
+
+function describeObject(array: boolean | undefined): string {
+  return array === undefined ? 'a revoked proxy' : array ? 'an array' : 'an object';
+}
+
+/**
  * A short description of any value for an error message. Never throws: `String(x)` and template
- * literals do for a Symbol, an object without a prototype, or a throwing `toString`.
+ * literals do for a Symbol, an object without a prototype, or a throwing `toString`; it reads no
+ * property of an object and runs none of a Proxy's traps (a revoked one is `'a revoked proxy'`).
  */
 export function describeValue(x: unknown): string {
   switch (typeof x) {
@@ -231,7 +258,8 @@ export function describeValue(x: unknown): string {
     case 'function':
       return 'a function';
     default:
-      return x === null ? 'null' : Array.isArray(x) ? 'an array' : 'an object';
+      if (x === null) return 'null';
+      return describeObject(arrayKind(x as object));
   }
 }
 
@@ -248,12 +276,13 @@ export function warn(e: unknown, code: string): void {
 
 /**
  * An options argument: `undefined` → `{}`, an object (not an array) with no key outside `known` as
- * it is; anything else (null, a number, a string, an unknown option) → EINVAL naming `where`,
- * before any option is read.
+ * it is; anything else (null, a number, a string, a revoked Proxy, an unknown option) → EINVAL
+ * naming `where`, before any option is read. A Proxy's throwing `ownKeys` trap propagates unchanged
+ * (the caller's own code, see the file comment). Any thread.
  */
 export function optionsArg<T extends object>(options: T | undefined, where: string, known: readonly (keyof T & string)[]): T {
   if (options === undefined) return {} as T;
-  if (options === null || typeof options !== 'object' || Array.isArray(options))
+  if (options === null || typeof options !== 'object' || arrayKind(options) !== false)
     throw new FenceError('EINVAL', `${where}: options must be an object, got ${describeValue(options)}`);
   // A misspelled option would otherwise be a silent default (`{ size }` for `{ bytes }`).
   for (const key of Object.keys(options))

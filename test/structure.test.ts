@@ -63,7 +63,7 @@ const graph = new Map(tsFiles(SRC).map((f) => [relative(ROOT, f), importsOf(f)] 
  */
 const RANKS: [rank: number, pattern: RegExp][] = [
   [0, /^src\/(errors|timeout)\.ts$/],
-  [1, /^src\/(arena\/|locks\/(futex|owners|layout)\.ts$|trace\/(layout|ring|tracer|chrome|chromeexport|chromeparts|snapshot|dump|viewer)\.ts$)/],
+  [1, /^src\/(arena\/|locks\/(futex|owners|layout)\.ts$|trace\/(layout|ring|tracer|chrome|chromeexport|chromeparts|snapshot|dump|viewer|shape)\.ts$)/],
   [2, /^src\/locks\//],
   [3, /^src\/fence\//],
   [4, /^src\/containers\//],

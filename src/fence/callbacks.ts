@@ -13,7 +13,7 @@ import type { Arena } from '../arena/arena.js';
 import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { describeValue, Errors } from '../errors.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
@@ -55,7 +55,7 @@ export const sharedReapers: (SharedReaper | undefined)[] = [];
  * word still says it holds. Without `reap`, a handler cut off after the node's free is lost.
  */
 export function defineSharedCallback(id: number, fn: SharedHandler, reap?: SharedReaper): void {
-  if (!Number.isInteger(id) || id <= 0 || id > 255) throw new RangeError(`shared callback id ${id} not in 1..255`);
+  if (!Number.isInteger(id) || id <= 0 || id > 255) throw new RangeError(`shared callback id ${describeValue(id)} not in 1..255`);
   sharedHandlers[id] = fn;
   sharedReapers[id] = reap;
 }

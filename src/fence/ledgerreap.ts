@@ -10,7 +10,7 @@ import type { Arena } from '../arena/arena.js';
 import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
+import { attempt, describeValue, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { entryCount } from './ledger.js';
 import { putFence } from './release.js';
 
@@ -23,7 +23,7 @@ export type LedgerReaper = (arena: Arena, value: number, generation: number, dea
 const reapers: LedgerReaper[] = [];
 /** Registers the reaper of ledger kind `kind` (1..63) in this thread. Throws EINVAL. */
 export function defineLedgerKind(kind: number, reaper: LedgerReaper): void {
-  if (!Number.isInteger(kind) || kind < 1 || kind > 63) throw Errors.invalid(`ledger kind ${kind} not in 1..63`);
+  if (!Number.isInteger(kind) || kind < 1 || kind > 63) throw Errors.invalid(`ledger kind ${describeValue(kind)} not in 1..63`);
   reapers[kind] = reaper;
 }
 

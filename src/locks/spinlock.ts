@@ -82,7 +82,7 @@ export class SpinLock {
     if (type !== A.BlockType.RAW && type !== A.BlockType.OPERATION && type !== A.BlockType.LOCK)
       throw Errors.invalid(`SpinLock.at needs a raw or operation block, got a ${A.BLOCK_TYPE_NAMES[type]} block`);
     if (!Number.isInteger(byteOffset) || byteOffset < 0 || byteOffset % 4 !== 0 || byteOffset + 4 > arena.payloadBytes(hw))
-      throw Errors.invalid(`lock offset ${byteOffset} is not a 4-byte aligned offset inside the ${arena.payloadBytes(hw)}-byte block`);
+      throw Errors.invalid(`lock offset ${describeValue(byteOffset)} is not a 4-byte aligned offset inside the ${arena.payloadBytes(hw)}-byte block`);
     return new SpinLock(arena, ref, hw, byteOffset, lockKindId(kind, arena.lockKindId));
   }
 

@@ -55,7 +55,7 @@ export function checkPool(pool: FencePool, arena: Arena, where: string): void {
   if (!(pool instanceof FencePool)) {
     const atomics = (pool as { options?: { atomics?: string } } | null)?.options?.atomics;
     if (atomics !== undefined && atomics !== 'async')
-      throw Errors.invalid(`piscina pool must use atomics: 'async' (got '${atomics}'): 'sync' freezes a task's async waits`);
+      throw Errors.invalid(`piscina pool must use atomics: 'async' (got ${describeValue(atomics)}): 'sync' freezes a task's async waits`);
     throw Errors.invalid(`${where} needs a pool from createFencePool (its scheduler starts tasks once their dependencies signal), got ${describeValue(pool)}`);
   }
   if (pool.arena.buffer !== arena.buffer) throw Errors.invalid('the pool belongs to another arena');

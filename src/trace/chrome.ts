@@ -13,7 +13,9 @@
  *
  * Pure: it works on a {@link TraceSnapshot} (already copied out of the arena).
  */
+import { describeValue, Errors, optionsArg } from '../errors.js';
 import { ChromeExport } from './chromeexport.js';
+import { checkShape, type Shape } from './shape.js';
 import type { TraceSnapshot } from './snapshot.js';
 
 export { EVENT_NAMES } from './chromeparts.js';
@@ -69,20 +71,49 @@ export interface Placement {
   /** Prefix of the two process names ("borrowed + sanitizer: threads"). */
   label?: string;
 }
+const EVENT_SHAPE: Shape = { ts: 'number', kind: 'integer', bits: 'integer', a: 'integer', b: 'integer', c: 'integer', d: 'integer', e: 'integer' };
+/** What the exporter reads of a snapshot, field by field. */
+const SNAPSHOT_SHAPE: Shape = {
+  session: 'number', recording: 'boolean', startMs: 'number', endMs: 'number', slotNames: { '*': 'string' },
+  threads: [{ slot: 'integer', serial: 'number', threadId: 'number', name: 'string', alive: 'boolean', recorded: 'number', lost: 'number', events: [EVENT_SHAPE] }],
+};
+/** What {@link mergeChromeTraces} and the timeline view read of a Chrome trace. */
+export const CHROME_TRACE_SHAPE: Shape = {
+  traceEvents: [{ name: 'string', ph: 'string', pid: 'number', tid: 'number', 'ts?': 'number', 'dur?': 'number', 'cat?': 'string', 'id?': 'number', 'args?': {} }],
+  otherData: { 'eventsLost?': 'number' },
+};
+
+/**
+ * `placement` checked: an object of known keys (`undefined` → `{}`), `origin` and `pid` finite
+ * numbers, `label` a string. Any thread. Throws EINVAL naming `where`.
+ */
+export function placementArg(placement: Placement | undefined, where: string): Placement {
+  const p = optionsArg(placement, where, ['origin', 'pid', 'label']);
+  for (const k of ['origin', 'pid'] as const)
+    if (p[k] !== undefined && !Number.isFinite(p[k])) throw Errors.invalid(`${where}: ${k} must be a finite number, got ${describeValue(p[k])}`);
+  checkShape(p, { 'label?': 'string' }, `${where}: placement`);
+  return p;
+}
+
 /**
  * Converts a snapshot to a Chrome trace. Events whose partner was lost (overwritten in a full
  * ring) are left out; spans still open when the session ended (a wait that never returned, a
- * fence never signaled) are closed at its end and marked `open: true`.
+ * fence never signaled) are closed at its end and marked `open: true`. Any thread. Throws EINVAL
+ * naming the argument and the field when `snap`, `names` or `placement` has the wrong shape.
  */
 export function toChromeTrace(snap: TraceSnapshot, names: ExportNames = {}, placement: Placement = {}): ChromeTrace {
-  return new ChromeExport(snap, names, placement).run();
+  checkShape(snap, SNAPSHOT_SHAPE, 'snapshot');
+  checkShape(optionsArg(names, 'toChromeTrace: names', ['opsName']), { 'opsName?': 'function' }, 'names');
+  return new ChromeExport(snap, names, placementArg(placement, 'toChromeTrace')).run();
 }
 
 /**
  * One trace from several (each made with its own `placement.pid`, two apart): events side by
  * side, flow ids renumbered so that they stay unique, each part's `otherData` kept under `parts`.
+ * Any thread. Throws EINVAL naming the part and field when `parts` is not an array of Chrome traces.
  */
 export function mergeChromeTraces(parts: ChromeTrace[]): ChromeTrace {
+  checkShape(parts, [CHROME_TRACE_SHAPE], 'parts');
   const traceEvents: ChromeEvent[] = [];
   let base = 0;
   for (const p of parts) {

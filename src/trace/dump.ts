@@ -230,19 +230,47 @@ export interface ArenaDump {
   notes: string[];
 }
 
-/** Throws a TypeError naming what is wrong when `x` is not a dump this version reads. */
+const NAMED_LOCK = { lock: 'number', what: 'string' } as const;
+/** What {@link renderDump} and {@link analyzeHang} read of a dump, field by field. */
+const DUMP_SHAPE: Shape = {
+  takenAt: 'string',
+  pid: 'number',
+  'reason?': 'string',
+  arena: { bytes: 'number', used: 'number', maxThreads: 'number', lockKind: 'string', sanitize: 'boolean', useAfterFree: 'number', tracing: ['string'] },
+  threads: [{
+    slot: 'number', threadId: 'number', name: 'string', state: 'string', inboxQueued: 'number', dispatching: 'boolean',
+    'waitingOn?': { fence: 'string', forMs: 'number' }, 'acquiring?': { ...NAMED_LOCK, holder: 'string' }, locksHeld: [NAMED_LOCK],
+  }],
+  fences: [{
+    label: 'string', state: 'string', 'error?': 'string', refcount: 'number', driver: 'string', timeline: 'string', createdBy: 'string',
+    lock: { mode: 'string', holder: 'string|null', ownerDied: 'boolean', 'lender?': 'string', 'dangling?': 'boolean' },
+    waiters: { sleeping: ['string'], flagged: 'boolean' }, callbacks: [{ owner: 'string', kind: 'string' }],
+  }],
+  timelines: [{ name: 'string', context: 'number', value: 'number', closed: 'boolean', points: [{ seqno: 'number', state: 'string', refcount: 'number' }] }],
+  locks: [{ ...NAMED_LOCK, holder: 'string', ownerDied: 'boolean', waiting: ['string'] }],
+  fds: [{ fd: 'number', name: 'string', fence: 'string', status: 'number', owner: 'string' }],
+  operations: [{ id: 'number', state: 'string', fence: 'string', owner: 'string' }],
+  notes: ['string'],
+};
+
+/**
+ * Checks that `x` is a dump this version reads, deep enough that {@link renderDump} and
+ * {@link analyzeHang} cannot crash on it. Any thread. Returns nothing. Throws EINVAL naming what
+ * is wrong (`dump.threads[0] lacks \`slot\``).
+ */
 export function assertDump(x: unknown): asserts x is ArenaDump {
-  const d = x as Partial<ArenaDump> | null;
-  if (d === null || typeof d !== 'object' || d.format !== DUMP_FORMAT) throw new TypeError('not a fencelab arena dump');
-  if (d.version !== DUMP_VERSION) throw new TypeError(`arena dump version ${describeValue(d.version)}, this fencelab reads version ${DUMP_VERSION}`);
-  for (const k of ['threads', 'fences', 'timelines', 'locks', 'fds', 'operations', 'notes'] as const)
-    if (!Array.isArray(d[k])) throw new TypeError(`arena dump without its ${k} list`);
+  checkShape(x, {}, 'dump');
+  const d = x as Partial<ArenaDump>;
+  if (d.format !== DUMP_FORMAT) throw Errors.invalid(`dump: not a fencelab arena dump (format ${describeValue(d.format)})`);
+  if (d.version !== DUMP_VERSION) throw Errors.invalid(`dump: arena dump version ${describeValue(d.version)}, this fencelab reads version ${DUMP_VERSION}`);
+  checkShape(x, DUMP_SHAPE, 'dump');
 }
 
 const fmtMs = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
 
-/** The dump as text, section by section (sync_debug style). */
+/** The dump as text, section by section (sync_debug style). Any thread. Throws EINVAL for what {@link assertDump} refuses. */
 export function renderDump(d: ArenaDump): string {
+  assertDump(d);
   const out: string[] = [];
   out.push(`fencelab arena dump — pid ${d.pid}, ${d.takenAt}${d.reason ? ` (${d.reason})` : ''}`);
   const a = d.arena;
@@ -296,9 +324,10 @@ export function renderDump(d: ArenaDump): string {
 /**
  * What stands in the way, in sentences: every thread blocked on a fence or a lock, the fence's or
  * lock's state and who holds it, and cycles of threads waiting on each other's locks. Empty when
- * nothing is blocked and nothing is pending.
+ * nothing is blocked and nothing is pending. Any thread. Throws EINVAL for what {@link assertDump} refuses.
  */
 export function analyzeHang(d: ArenaDump): string[] {
+  assertDump(d);
   const out: string[] = [];
   const fences = new Map(d.fences.map((f) => [f.label, f]));
   const locks = new Map(d.locks.map((l) => [l.lock, l]));
@@ -340,4 +369,5 @@ export function analyzeHang(d: ArenaDump): string[] {
     out.push(`no thread is blocked in a wait or a lock; ${pending.length} fences are pending (first: ${pending[0].label}, created by ${pending[0].createdBy})`);
   return out;
 }
-import { describeValue } from '../errors.js';
+import { describeValue, Errors } from '../errors.js';
+import { checkShape, type Shape } from './shape.js';

@@ -252,7 +252,7 @@ export const MAX_RING_EVENTS = Math.floor(((A.SIZE_CLASSES[A.NCLASSES - 1] - A.B
  */
 export function startTrace(arena: Arena, categories: number, events: number): void {
   if (!Number.isInteger(categories) || categories <= 0 || (categories & ~L.TC_ALL) !== 0)
-    throw Errors.invalid(`trace categories must be a non-empty set of known categories, got ${categories}`);
+    throw Errors.invalid(`trace categories must be a non-empty set of known categories, got ${describeValue(categories)}`);
   if (!Number.isInteger(events) || events < 16 || events > MAX_RING_EVENTS)
     throw Errors.invalid(`trace ring size must be an integer number of events in 16..${MAX_RING_EVENTS}, got ${describeValue(events)}`);
   const i32 = arena.i32;

@@ -7,7 +7,7 @@
  */
 import type { Arena } from '../arena/arena.js';
 import { Errors, describeValue, optionsArg } from '../errors.js';
-import { toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
+import { placementArg, toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
 import type { ArenaDump } from './dump.js';
 import * as L from './layout.js';
 import { DEFAULT_RING_EVENTS, disposeTrace, nameThread, ownThreadName, startTrace, stopTrace, traceFlags } from './ring.js';
@@ -100,7 +100,7 @@ export class Tracer {
         bits |= bit;
       }
     }
-    startTrace(this.arena, bits, options.eventsPerThread ?? DEFAULT_RING_EVENTS);
+    startTrace(this.arena, bits, options.eventsPerThread === undefined ? DEFAULT_RING_EVENTS : options.eventsPerThread);
   }
 
   /** Stops recording in every thread; the events stay readable until the next start. Threads: any. */
@@ -144,9 +144,11 @@ export class Tracer {
   /**
    * The current session as a Chrome trace-event object: `JSON.stringify` it to a file that
    * Perfetto (ui.perfetto.dev) or chrome://tracing opens. `placement` puts it beside other
-   * sessions in one trace (see mergeChromeTraces). Threads: any attached thread.
+   * sessions in one trace (see mergeChromeTraces). Threads: any attached thread. Throws EINVAL for
+   * a `placement` that is not an object of known keys (`origin`, `pid`: finite numbers; `label`).
    */
   export(placement: Placement = {}): ChromeTrace {
+    placementArg(placement, 'trace.export');
     return toChromeTrace(readTrace(this.arena), { opsName: (id) => opsNamer(id) }, placement);
   }
 

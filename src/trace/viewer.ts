@@ -5,7 +5,9 @@
  * zooms with the wheel, pans by dragging, and shows an event's details on hover. No network, no
  * dependency: the trace sits in the page as JSON.
  */
-import type { ChromeTrace } from './chrome.js';
+import { Errors, optionsArg } from '../errors.js';
+import { CHROME_TRACE_SHAPE, type ChromeTrace } from './chrome.js';
+import { checkShape } from './shape.js';
 
 /** Options of {@link renderTimelinePage} and {@link renderTimelineSection}. */
 export interface TimelineOptions {
@@ -26,7 +28,13 @@ function esc(text: string): string {
 
 /** JSON for a `<script>` element: every `<` escaped, so no string in it can close the element. */
 function scriptJson(value: unknown): string {
-  return JSON.stringify(value).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  let json: string;
+  try {
+    json = JSON.stringify(value);
+  } catch (e) {
+    throw Errors.invalid(`trace cannot be written as JSON (${e instanceof Error ? e.message : 'it threw'})`);
+  }
+  return json.replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 }
 
 /** Counts shown above the timeline. */
@@ -51,11 +59,13 @@ function summary(trace: ChromeTrace): string {
 
 /**
  * A `<section>` that draws `trace` (its data, canvas and script included). Put it in any page;
- * several sections need distinct `options.id`s.
+ * several sections need distinct `options.id`s. Any thread. Throws EINVAL naming the field when
+ * `trace` is not a Chrome trace or `options` has the wrong shape (an id that is no plain identifier).
  */
 export function renderTimelineSection(trace: ChromeTrace, options: TimelineOptions = {}): string {
+  options = timelineArgs(trace, options, 'renderTimelineSection');
   const id = options.id ?? 'fencelab-timeline';
-  if (!/^[A-Za-z][\w-]*$/.test(id)) throw new RangeError(`timeline id must be a plain identifier, got ${JSON.stringify(id)}`);
+  if (!/^[A-Za-z][\w-]*$/.test(id)) throw Errors.invalid(`renderTimelineSection: id must be a plain identifier, got ${JSON.stringify(id)}`);
   const howto = options.traceFile
     ? `<p class="fl-howto">The full trace is <code>${esc(options.traceFile)}</code>: open it in <a href="https://ui.perfetto.dev">ui.perfetto.dev</a> (“Open trace file”) or in chrome://tracing (“Load”) for search, SQL and flow following.</p>`
     : `<p class="fl-howto">This view draws a Chrome trace-event file; Perfetto (ui.perfetto.dev) and chrome://tracing open the same file.</p>`;
@@ -70,8 +80,20 @@ ${howto}
 </section>`;
 }
 
-/** A whole page with the timeline of `trace`. */
+/**
+ * `trace` and `options` of a timeline view checked: a Chrome trace, options of known keys with
+ * string values. Returns the options (`{}` for undefined). Throws EINVAL naming `where`.
+ */
+function timelineArgs(trace: ChromeTrace, options: TimelineOptions | undefined, where: string): TimelineOptions {
+  checkShape(trace, CHROME_TRACE_SHAPE, 'trace');
+  const o = optionsArg(options, where, ['title', 'traceFile', 'id', 'descriptionHtml']);
+  checkShape(o, { 'title?': 'string', 'traceFile?': 'string', 'id?': 'string', 'descriptionHtml?': 'string' }, `${where}: options`);
+  return o;
+}
+
+/** A whole page with the timeline of `trace`. Any thread. Throws EINVAL like {@link renderTimelineSection}. */
 export function renderTimelinePage(trace: ChromeTrace, options: TimelineOptions = {}): string {
+  options = timelineArgs(trace, options, 'renderTimelinePage');
   return `<!doctype html>
 <html lang="en">
 <head>
