@@ -62,8 +62,9 @@ export async function runDemo(opts: DemoOptions, progress: Progress): Promise<De
   const runs: DemoReport['runs'] = [];
   const traces: ChromeTrace[] = [];
   for (const [i, run] of RUNS.entries()) {
+    const defaults = { ...DEMO_DEFAULTS, ops: opts.ops }; // the report's config shows the run's own count
     const cfg: ScenarioConfig = {
-      ...DEMO_DEFAULTS,
+      ...defaults,
       lockMode: run.lockMode,
       sanitize: run.sanitize,
       lockKind: 'futex',

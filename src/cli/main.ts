@@ -7,7 +7,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { REPORT_FILE, TRACE_SAMPLE_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
 import { readTraceSample, runBench, suiteFile, type BenchOptions } from './bench.js';
@@ -20,17 +20,26 @@ import { traceLines, writeTraceFiles } from './tracefile.js';
 import { MAX_RING_EVENTS } from '../trace/ring.js';
 import type { ChromeTrace } from '../trace/chrome.js';
 import type { ArenaDump } from '../trace/dump.js';
+import { FenceError } from '../errors.js';
 
 const program = new Command();
 program
   .name('fencelab')
   .description('Linux DMA fences for Node.js worker threads: the borrowed-lock use-after-free, live, and its fix')
+  .version(packageVersion(), '--version', 'print the version of fencelab')
+  .addHelpText('after', '\nWith no command, fencelab runs the full demo (about a minute; what `npm start` does).')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });
 
+/** The version in fencelab's package.json (two directories above dist/src/cli, in a clone and in the package). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 program
   .command('demo', { isDefault: true })
-  .description('run the exporter/importer scenario with borrowed and inline locks, with and without the sanitizer, side by side')
+  .description('run the exporter/importer scenario with borrowed and inline locks, with and without the sanitizer, side by side (the default command)')
   .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
   .addOption(new Option('--seed <seed>', 'seed of the workload choices').argParser(seedOption).default('fencelab'))
   .option('--json', 'print the report as JSON on stdout', false)
@@ -117,9 +126,16 @@ program
     try {
       dump = file !== undefined ? readDump(file) : await inspectProcess(pid!);
     } catch (e) {
-      return program.error(`error: ${e instanceof Error ? e.message : String(e)}`, { exitCode: 2, code: 'fencelab.noDump' });
+      return program.error(`error: ${oneLine(e)}`, { exitCode: 2, code: 'fencelab.noDump' });
     }
-    console.log(o.json ? JSON.stringify(dump, null, 2) : renderInspect(dump));
+    let text: string;
+    try {
+      text = o.json ? JSON.stringify(dump, null, 2) : renderInspect(dump);
+    } catch (e) {
+      // A dump that passed the checks but still cannot be rendered is malformed input too, not a crash.
+      return program.error(`error: ${file ?? `process ${pid}`}: not a well-formed dump (${oneLine(e)})`, { exitCode: 2, code: 'fencelab.noDump' });
+    }
+    console.log(text);
   });
 
 /** `--trace-events <n>`: events each thread's trace ring holds. */
@@ -201,8 +217,17 @@ try {
   if (e instanceof CommanderError) {
     // --help and --version end with code 0; every other usage error is exit code 2.
     process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else if (e instanceof FenceError) {
+    // The library refused an input the command passed on (a file's contents, an option): bad input, not a crash.
+    console.error(`error: ${oneLine(e)}`);
+    process.exitCode = 2;
   } else {
     console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
     process.exitCode = 1;
   }
+}
+
+/** An error's message on one line (a message with a file's contents in it may span several). */
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
 }
