@@ -105,7 +105,7 @@ export async function runDemo(opts: DemoOptions, progress: Progress): Promise<De
 }
 
 /**
- * What one borrowed run's stale accesses did, as two lines. With the sanitizer the demo counts
+ * What one borrowed run's stale accesses did, as lines of the summary. With the sanitizer the demo counts
  * (`sanitize: 'count'`): each stale access is recorded, then goes on into the freed (poisoned) or
  * reused block, where the lock word seldom comes free — so most also end as a lock wait that timed out.
  */
@@ -114,12 +114,14 @@ function borrowedOutcome(r: ScenarioResult & { label: string }): string[] {
   if (r.config.sanitize) {
     return [
       `${r.label}: the sanitizer caught ${r.uafCaught} of ${r.staleAccesses} stale lock accesses as they happened; it counts`,
-      `    each and lets it go on, into freed (poisoned) or reused memory whose lock word seldom comes free: ${timeouts}.`,
+      `    each and lets it go on, into freed (poisoned) or reused memory whose lock word seldom comes free:`,
+      `    ${timeouts}.`,
     ];
   }
   return [
     `${r.label}: the same ${r.staleAccesses} stale accesses broke mutual exclusion ${r.meViolations} times, unlocked words`,
-    `    another thread had overwritten ${r.lockErrors} times; ${timeouts}.`,
+    `    another thread had overwritten ${r.lockErrors} times;`,
+    `    ${timeouts}.`,
   ];
 }
 
