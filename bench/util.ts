@@ -13,6 +13,8 @@
  *   --seed N           the seed of its seeded choices (default 0x5eed)
  *   --out FILE         where its results go (default bench/results/<suite>.json)
  *   --baseline FILE    a run file (fencelab bench --json): its tables show each row's change against it
+ *   --gathered         run by fencelab bench, which gathers FILE into its own output (and may delete it):
+ *                      the suite does not print FILE's path
  *
  * and measures, prints its tables, writes FILE and exits 0; on any failure it writes no results,
  * says why on stderr and exits non-zero. Unknown options exit 2.
@@ -35,6 +37,8 @@ export interface SuiteArgs {
   seed: number;
   out: string;
   baseline?: string;
+  /** Run by `fencelab bench`, which says where the results went: `out` is not printed. */
+  gathered: boolean;
   /** The suite's own options, as `parseArgs` returns them. */
   own: Record<string, string | boolean | undefined>;
 }
@@ -54,6 +58,7 @@ export function suiteArgs(suite: Suite, own: NonNullable<ParseArgsConfig['option
         seed: { type: 'string' },
         out: { type: 'string' },
         baseline: { type: 'string' },
+        gathered: { type: 'boolean', default: false },
         ...own,
       },
     });
@@ -65,10 +70,13 @@ export function suiteArgs(suite: Suite, own: NonNullable<ParseArgsConfig['option
       seed,
       out: resolve((values.out as string | undefined) ?? join(RESULTS_DIR, `${suite}.json`)),
       baseline: values.baseline as string | undefined,
+      gathered: values.gathered as boolean,
       own: values as SuiteArgs['own'],
     };
   } catch (e) {
+    const ownUsage = Object.entries(own).map(([name, o]) => (o.type === 'boolean' ? `[--${name}]` : `[--${name} N]`));
     console.error(`${suite} bench: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(`usage: node dist/bench/${suite}.bench.js [--quick] [--seed N] [--out FILE] [--baseline FILE] ${ownUsage.join(' ')}`.trimEnd());
     process.exit(2);
   }
 }
@@ -182,7 +190,7 @@ export function finishSuite<S extends Suite>(suite: S, args: SuiteArgs, data: Su
     }
   }
   console.log(`\n${renderText(suite, data, figures)}${note}`);
-  console.log(`\nresults: ${args.out}`);
+  if (!args.gathered) console.log(`\nresults: ${args.out}`);
 }
 
 /** A worker with every event the suite needs already being listened for. */

@@ -5,17 +5,18 @@
  * Each suite runs as its own process, from its compiled file dist/bench/<suite>.bench.js, found by
  * path next to this module's compiled file: a process boundary, not an import, so the command and
  * bench/ do not depend on each other (both depend on src/report/, which depends on neither). The
- * suites' command line (--quick, --seed, --out, --baseline) is described in bench/util.ts. A suite
+ * suites' command line (--quick, --seed, --out, --baseline, --gathered) is described in bench/util.ts. A suite
  * that fails does not stop the others: every suite runs, the results of those that succeeded are
  * written with the report, and the failures are returned for the exit code.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { REPORT_FILE, TRACE_SAMPLE_FILE, writeReport } from '../report/html.js';
 import type { ChromeTrace } from '../trace/chrome.js';
+import { timelinePath } from './tracefile.js';
 import {
   RESULTS_DIR,
   RUN_FORMAT,
@@ -41,6 +42,46 @@ export interface BenchOptions {
   baseline?: { file: string; run: BenchRun };
   /** Also record a short traced run next to the report and show its timeline there. */
   trace?: boolean;
+  /** Suites' own options (see {@link SUITE_OPTIONS}), passed to every suite as they are. */
+  suiteOptions?: readonly string[];
+}
+
+/** An option some suites take of their own (bench/<suite>.bench.ts), which `fencelab bench` forwards. */
+export interface SuiteOption {
+  /** The option as the suites take it, e.g. `--goal-rounds`. */
+  name: string;
+  /** Takes a value (a positive integer); else a flag. */
+  value: boolean;
+  /** The suites that take it, with what it sets in each. */
+  suites: Partial<Record<Suite, string>>;
+}
+
+/** The suites' own options, as their programs take them (their headers say more). */
+export const SUITE_OPTIONS: readonly SuiteOption[] = [
+  { name: '--ms', value: true, suites: { alloc: 'ms per slice (60, quick 25)', contention: 'ms per cell (200, quick 40)' } },
+  { name: '--rounds', value: true, suites: { alloc: 'paired rounds (15, quick 3)', wake: 'rounds per variant (20000, quick 200)', piscina: 'rounds (6, quick 2)' } },
+  { name: '--reps', value: true, suites: { contention: 'repetitions of each cell (3, quick 1)' } },
+  { name: '--goal-rounds', value: true, suites: { contention: 'rounds of the goal comparison (9, quick 3)' } },
+  { name: '--tasks', value: true, suites: { piscina: 'tasks per variant and schedule (2400, quick 120)' } },
+  { name: '--linger', value: true, suites: { piscina: 'µs idle workers linger' } },
+  { name: '--main-spin', value: false, suites: { wake: 'the parent spins instead of waiting' } },
+  { name: '--samples', value: false, suites: { wake: 'also dump the latency samples' } },
+];
+
+/**
+ * The suites' own options `given` (name → value, true for a flag) as the suites' arguments.
+ * Throws an Error naming the option and the suites that take it when a selected suite does not.
+ */
+export function suiteOptionArgs(given: ReadonlyMap<string, number | true>, suites: readonly Suite[]): string[] {
+  const args: string[] = [];
+  for (const [name, value] of given) {
+    const takers = Object.keys(SUITE_OPTIONS.find((x) => x.name === name)?.suites ?? {}) as Suite[];
+    const others = [...new Set(suites)].filter((s) => !takers.includes(s));
+    if (others.length > 0)
+      throw new Error(`${name} is an option of the ${takers.join(', ')} suite${takers.length > 1 ? 's' : ''} only, not of ${others.join(', ')}: select only ${takers.length > 1 ? 'those' : 'it'} (--suite ${takers.join(',')})`);
+    args.push(name, ...(value === true ? [] : [String(value)]));
+  }
+  return args;
 }
 
 /** Runs one suite's process with `args`; returns undefined when it succeeded, else what went wrong. */
@@ -134,7 +175,7 @@ function runSuites(o: BenchOptions, suites: Suite[], runSuite: SuiteRunner, log:
     suites.forEach((suite, i) => {
       log(`\n=== bench ${suite} (${i + 1} of ${suites.length}${o.quick ? ', quick' : ''}) ===`);
       const out = join(outDir, `${suite}.json`);
-      const args = ['--out', out, '--seed', String(o.seed), ...(o.quick ? ['--quick'] : []), ...(o.baseline ? ['--baseline', o.baseline.file] : [])];
+      const args = ['--out', out, '--gathered', '--seed', String(o.seed), ...(o.quick ? ['--quick'] : []), ...(o.baseline ? ['--baseline', o.baseline.file] : []), ...(o.suiteOptions ?? [])];
       const ts = performance.now();
       let why = runSuite(suite, args, o.quick ? SUITE_TIMEOUT_MS.quick : SUITE_TIMEOUT_MS.full);
       log(`(${suite}: ${why === undefined ? 'done' : 'FAILED'} in ${((performance.now() - ts) / 1000).toFixed(1)} s)`);
@@ -146,6 +187,7 @@ function runSuites(o: BenchOptions, suites: Suite[], runSuite: SuiteRunner, log:
         }
       }
       if (why !== undefined) failed.push([suite, why]);
+      else if (o.json === undefined) log(`results: ${out}`);
     });
   } finally {
     if (o.json !== undefined) rmSync(outDir, { recursive: true, force: true });
@@ -165,16 +207,26 @@ function withOlderResults(results: BenchResults, failed: [Suite, string][], log:
   }
 }
 
+/**
+ * The traced sample's file for `reportFile`: trace.json in the results directory (where `report`
+ * finds it), else named after the report (`before.html` → `before.trace.json`), so that writing a
+ * report elsewhere never overwrites a trace.json of the user's.
+ */
+export function traceSamplePath(reportFile: string): string {
+  if (resolve(reportFile) === resolve(RESULTS_DIR, REPORT_FILE)) return join(RESULTS_DIR, TRACE_SAMPLE_FILE);
+  return join(dirname(reportFile), `${basename(reportFile).replace(/\.html?$/i, '')}.trace.json`);
+}
+
 /** Records the report's traced sample next to `reportFile`. Returns it, or undefined (said why in the log). */
 function traceSample(reportFile: string, log: (line: string) => void): { trace: ChromeTrace; file: string } | undefined {
-  const file = join(dirname(reportFile), TRACE_SAMPLE_FILE);
+  const file = traceSamplePath(reportFile);
   const why = recordTraceSample(file);
   if (why !== undefined) {
     log(`(no traced sample in the report: ${why})`);
     return undefined;
   }
-  log(`trace sample: ${file}`);
-  return { trace: readTraceSample(file), file: TRACE_SAMPLE_FILE };
+  log(`trace sample: ${file} and its timeline ${timelinePath(file)}`);
+  return { trace: readTraceSample(file), file: basename(file) };
 }
 
 /**

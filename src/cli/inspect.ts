@@ -4,7 +4,9 @@
  *
  * A running stress announces itself with a file `fencelab-<pid>.inspect` in the temp directory and
  * answers SIGUSR2 by writing its dump to `fencelab-<pid>.dump.json` there; `inspect` signals only
- * processes that announced themselves (SIGUSR2 ends a process that does not handle it).
+ * processes that announced themselves (SIGUSR2 ends a process that does not handle it). The file
+ * carries the process's start time (Linux /proc/<pid>/stat), so a stale file whose pid now belongs
+ * to another process is not taken for a stress: that process is never signalled.
  * The same module writes the dump a stress run takes when it detects a hang.
  */
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -74,33 +76,76 @@ export function serveInspect(arena: () => Arena | null, dir = tmpdir()): () => v
   process.on('SIGUSR2', onRequest);
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
-  writeFileSync(announce, `${process.argv.slice(1).join(' ')}\n`);
+  const start = processStartTime(process.pid);
+  writeFileSync(announce, `${process.argv.slice(1).join(' ')}\n${start !== undefined ? `start-time ${start}\n` : ''}`);
   return undo;
 }
 
-/** Running processes that announced themselves (stale announcements of dead processes are skipped). */
+/**
+ * The start time of process `pid` (field 22 of /proc/<pid>/stat, clock ticks since boot), or
+ * undefined when it cannot be read (no such process, or no procfs). With the pid it names one
+ * process for good: a pid reused later has another start time.
+ */
+function processStartTime(pid: number): string | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces: count fields after its ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+/**
+ * Whether `pid` is the running process that wrote its announcement in `dir`: the start time in
+ * the file matches the process's. Without procfs (not Linux) a live process with the file is taken
+ * at its word.
+ */
+function announcedBy(pid: number, dir = tmpdir()): boolean {
+  let text: string;
+  try {
+    text = readFileSync(announcePath(pid, dir), 'utf8');
+  } catch {
+    return false;
+  }
+  if (processStartTime(process.pid) === undefined) return isRunning(pid);
+  const start = processStartTime(pid);
+  return start !== undefined && /^start-time (\d+)$/m.exec(text)?.[1] === start;
+}
+
+/** Whether a process `pid` exists (signal 0: nothing is sent). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Running processes that announced themselves (stale announcements are skipped: of processes that
+ * ended, and of pids another process has since — see {@link announcedBy}).
+ */
 export function announcedProcesses(dir = tmpdir()): number[] {
   const out: number[] = [];
   for (const name of readdirSync(dir)) {
     const m = ANNOUNCE.exec(name);
-    if (!m) continue;
-    const pid = Number(m[1]);
-    try {
-      process.kill(pid, 0);
-      out.push(pid);
-    } catch {
-      // not running any more
-    }
+    if (m && announcedBy(Number(m[1]), dir)) out.push(Number(m[1]));
   }
   return out.sort((a, b) => a - b);
 }
 
 /**
  * Asks the announced process `pid` for its dump and waits for it (at most `timeoutMs`).
- * Throws an Error when the process did not announce itself or did not answer in time.
+ * Throws an Error when the process did not announce itself (or its announcement is stale: the pid is
+ * another process's now, which is then not signalled) or did not answer in time.
  */
 export async function inspectProcess(pid: number, timeoutMs = 5000, dir = tmpdir()): Promise<ArenaDump> {
   if (!existsSync(announcePath(pid, dir))) throw new Error(`process ${pid} is not a running fencelab stress (no ${announcePath(pid, dir)})`);
+  if (!announcedBy(pid, dir))
+    throw new Error(`process ${pid} is not the fencelab stress that wrote ${announcePath(pid, dir)} (a stale file: that run ended; not signalling ${pid})`);
   const file = dumpPath(pid, dir);
   const before = existsSync(file) ? statSync(file).mtimeMs : -1;
   process.kill(pid, 'SIGUSR2');

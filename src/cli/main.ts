@@ -7,30 +7,39 @@
 import { Command, CommanderError, Option } from 'commander';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { REPORT_FILE, TRACE_SAMPLE_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
-import { readTraceSample, runBench, suiteFile, type BenchOptions } from './bench.js';
+import { SUITE_OPTIONS, readTraceSample, runBench, suiteFile, suiteOptionArgs, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { announcedProcesses, inspectProcess, readDump, renderInspect } from './inspect.js';
 import { createProgress } from './progress.js';
-import { MAX_STRESS_WORKERS, STRESS_DEFAULTS, STRESS_TRACE_EVENTS, renderStress, runStress, type StressOptions } from './stress.js';
+import { CALLBACKS_NOT_ADDED, MAX_STRESS_WORKERS, STRESS_DEFAULTS, STRESS_TRACE_EVENTS, renderStress, runStress, type StressOptions } from './stress.js';
 import { traceLines, writeTraceFiles } from './tracefile.js';
 import { MAX_RING_EVENTS } from '../trace/ring.js';
 import type { ChromeTrace } from '../trace/chrome.js';
 import type { ArenaDump } from '../trace/dump.js';
+import { FenceError } from '../errors.js';
 
 const program = new Command();
 program
   .name('fencelab')
   .description('Linux DMA fences for Node.js worker threads: the borrowed-lock use-after-free, live, and its fix')
+  .version(packageVersion(), '--version', 'print the version of fencelab')
+  .addHelpText('after', '\nWith no command, fencelab runs the full demo (about a minute; what `npm start` does).')
   .exitOverride()
   .configureOutput({ outputError: (str, write) => write(str) });
 
+/** The version in fencelab's package.json (two directories above dist/src/cli, in a clone and in the package). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 program
   .command('demo', { isDefault: true })
-  .description('run the exporter/importer scenario with borrowed and inline locks, with and without the sanitizer, side by side')
+  .description('run the exporter/importer scenario with borrowed and inline locks, with and without the sanitizer, side by side (the default command)')
   .addOption(new Option('--ops <n>', 'operations per run').argParser(intOption('--ops', 100, 10_000_000)).default(DEMO_DEFAULTS.ops))
   .addOption(new Option('--seed <seed>', 'seed of the workload choices').argParser(seedOption).default('fencelab'))
   .option('--json', 'print the report as JSON on stdout', false)
@@ -51,6 +60,7 @@ program
 program
   .command('stress')
   .description('hammer fences across exporter and importer workers, checking every invariant; exits 1 on a violation')
+  .addHelpText('after', `\nIn the summary, ${CALLBACKS_NOT_ADDED}`)
   .addOption(new Option('--duration <time>', 'how long to run (e.g. 10s, 2m)').argParser(parseDuration).default(STRESS_DEFAULTS.durationMs, '10s'))
   .addOption(new Option('--ops <n>', 'operations per exporter instead of a duration').argParser(intOption('--ops', 1, 1e9)))
   .addOption(new Option('--exporters <n>', 'exporter workers').argParser(intOption('--exporters', 1, 32)).default(STRESS_DEFAULTS.exporters))
@@ -117,9 +127,16 @@ program
     try {
       dump = file !== undefined ? readDump(file) : await inspectProcess(pid!);
     } catch (e) {
-      return program.error(`error: ${e instanceof Error ? e.message : String(e)}`, { exitCode: 2, code: 'fencelab.noDump' });
+      return program.error(`error: ${oneLine(e)}`, { exitCode: 2, code: 'fencelab.noDump' });
     }
-    console.log(o.json ? JSON.stringify(dump, null, 2) : renderInspect(dump));
+    let text: string;
+    try {
+      text = o.json ? JSON.stringify(dump, null, 2) : renderInspect(dump);
+    } catch (e) {
+      // A dump that passed the checks but still cannot be rendered is malformed input too, not a crash.
+      return program.error(`error: ${file ?? `process ${pid}`}: not a well-formed dump (${oneLine(e)})`, { exitCode: 2, code: 'fencelab.noDump' });
+    }
+    console.log(text);
   });
 
 /** `--trace-events <n>`: events each thread's trace ring holds. */
@@ -137,17 +154,39 @@ program
   .option('--quick', 'fewer rounds and shorter times, the same rows (noisier figures)', false)
   .addOption(new Option('--seed <n>', 'seed of the seeded choices (the wake delay schedule)').argParser(intOption('--seed', 0, 2 ** 32 - 1)).default(DEFAULT_SEED, String(DEFAULT_SEED)))
   .addOption(new Option('--json <file>', 'write every suite of the run to this one file (with Node version, CPU, cores, date and seed) instead of bench/results/<suite>.json').argParser(fileOption('--json')))
-  .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE})`).argParser(fileOption('--html')))
+  .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE}); its traced sample goes next to it, named after it (<name>.trace.json and .trace.html)`).argParser(fileOption('--html')))
   .addOption(new Option('--baseline <file>', 'an earlier --json file: every row shows its change against it, in the tables and the report').argParser(baselineOption))
-  .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] }) => {
+  .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] } & Record<string, unknown>) => {
+    let suiteOptions: string[];
+    try {
+      suiteOptions = suiteOptionArgs(givenSuiteOptions(o), o.suite ?? SUITES);
+    } catch (e) {
+      return program.error(`error: ${oneLine(e)}`, { exitCode: 2, code: 'fencelab.suiteOption' });
+    }
     // The suites (and tinybench) ship with the repository, not with the npm package.
     if (!(o.suite ?? SUITES).every((suite) => existsSync(suiteFile(suite))))
       program.error('error: the benchmark suites are not part of the installed package: run them from a clone of the repository (npm run bench)', { exitCode: 2, code: 'fencelab.noBench' });
     if (chartJsPath() === null) program.error(NO_CHART_JS, { exitCode: 2, code: 'fencelab.noChartJs' });
-    const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline, trace: true });
+    const outcome = runBench({ suites: o.suite ?? SUITES, quick: o.quick, seed: o.seed, json: o.json, html: o.html, baseline: o.baseline, trace: true, suiteOptions });
     for (const [suite, why] of outcome.failed) console.error(`error: bench suite ${suite} failed (${why})`);
     process.exitCode = outcome.failed.length === 0 ? 0 : 1;
   });
+
+for (const x of SUITE_OPTIONS) {
+  const what = Object.entries(x.suites).map(([suite, text]) => `${suite}: ${text}`).join('; ');
+  const opt = new Option(x.value ? `${x.name} <n>` : x.name, `suite option, only with suites that take it — ${what}`);
+  program.commands.find((c) => c.name() === 'bench')!.addOption(x.value ? opt.argParser(intOption(x.name, 1, 1e9)) : opt);
+}
+
+/** The suite options given on the bench command line (name → value), from commander's parsed options. */
+function givenSuiteOptions(o: Record<string, unknown>): Map<string, number | true> {
+  const given = new Map<string, number | true>();
+  for (const x of SUITE_OPTIONS) {
+    const value = o[new Option(x.name).attributeName()];
+    if (value !== undefined) given.set(x.name, value as number | true);
+  }
+  return given;
+}
 
 program
   .command('report')
@@ -201,8 +240,17 @@ try {
   if (e instanceof CommanderError) {
     // --help and --version end with code 0; every other usage error is exit code 2.
     process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else if (e instanceof FenceError) {
+    // The library refused an input the command passed on (a file's contents, an option): bad input, not a crash.
+    console.error(`error: ${oneLine(e)}`);
+    process.exitCode = 2;
   } else {
     console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
     process.exitCode = 1;
   }
+}
+
+/** An error's message on one line (a message with a file's contents in it may span several). */
+function oneLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, ' ');
 }

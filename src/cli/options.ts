@@ -3,8 +3,8 @@
  * a message that names the option and what it accepts.
  */
 import { InvalidArgumentError } from 'commander';
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { LOCK_KINDS, type LockKind } from '../locks/layout.js';
 import { SUITES, readRun, type BenchRun, type Suite } from '../report/schema.js';
 
@@ -91,12 +91,24 @@ export function suitesOption(text: string, previous: Suite[] | undefined): Suite
   return out;
 }
 
-/** A file to write: resolved to an absolute path; an existing directory there is refused before anything runs. */
+/**
+ * A file to write: resolved to an absolute path. Refused before anything runs: an existing directory
+ * there, or a directory to put it in that does not exist or cannot be written (a run must not end
+ * in an error about where its output goes).
+ */
 export function fileOption(name: string): (text: string) => string {
   return (text) => {
     if (text.trim() === '') throw new InvalidArgumentError(`${name} needs a file name`);
     const file = resolve(text);
     if (existsSync(file) && statSync(file).isDirectory()) throw new InvalidArgumentError(`${name} ${text} is a directory, not a file`);
+    const dir = dirname(file);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InvalidArgumentError(`${name} ${text}: directory ${dir} does not exist`);
+    try {
+      accessSync(dir, constants.W_OK);
+      if (existsSync(file)) accessSync(file, constants.W_OK);
+    } catch {
+      throw new InvalidArgumentError(`${name} ${text}: cannot be written here (no permission)`);
+    }
     return file;
   };
 }

@@ -384,7 +384,7 @@ export function violationsOf(r: ScenarioResult): string[] {
   if (r.hangs) v.push(`${r.hangs} lock or wait timeouts (hangs)`);
   if (r.lockErrors) v.push(`${r.lockErrors} unlocks of a lock word that had been overwritten`);
   if (r.callbacks.added !== r.callbacks.ran + r.callbacks.removed + r.callbacks.late && r.kills === 0)
-    v.push(`${r.callbacks.added} callbacks added but ${r.callbacks.ran} ran, ${r.callbacks.removed} removed, ${r.callbacks.late} refused`);
+    v.push(`${r.callbacks.added} callbacks added but ${r.callbacks.ran} ran, ${r.callbacks.removed} removed, ${r.callbacks.late} not added (already signaled)`);
   if (r.callbacks.double) v.push(`${r.callbacks.double} callbacks ran more than once (or after removal)`);
   if (r.leakedBytes) v.push(`${r.leakedBytes} bytes leaked in the arena: ${r.leaks.join(', ')}${r.leaks.length < 5 ? '' : ', …'}`);
   if (r.checkProblems.length) v.push(`arena check: ${r.checkProblems.slice(0, 3).join('; ')}`);

@@ -2,6 +2,7 @@
  * `fencelab stress`: the exporter/importer scenario as a concurrency stress test — seeded, time- or
  * count-bounded, with cancels, callbacks and worker kills, stopping at the first violation.
  */
+import { basename, isAbsolute, relative } from 'node:path';
 import type { LockKind } from '../locks/layout.js';
 import { MAX_WORKERS } from '../../workers/board.js';
 import type { ChromeTrace } from '../trace/chrome.js';
@@ -105,8 +106,28 @@ export async function runStress(o: StressOptions, progress: Progress): Promise<S
     `--sanitizer ${o.sanitizer ? 'on' : 'off'} --cancel-rate ${o.cancelRate} ${o.kills !== undefined ? `--kills ${o.kills}` : `--kill-rate ${o.killRate}`} --kill ${o.kill}`,
     `--callback-rate ${o.callbackRate} --jitter ${o.jitter} --work-us ${o.workUs} --cs-us ${o.csUs} --seed ${o.seed}`,
   ];
-  return { ...result, seed: o.seed, fenceLifecycles: result.signaled, replay: `fencelab stress ${flags.join(' ')}`, ...(trace ? { trace } : {}) };
+  return { ...result, seed: o.seed, fenceLifecycles: result.signaled, replay: `${invocation()} stress ${flags.join(' ')}`, ...(trace ? { trace } : {}) };
 }
+
+/**
+ * How to run fencelab again where this run was started: `npx fencelab` under npm or npx (a clone's
+ * scripts), `fencelab` when it ran as the installed command, else `node` and this file (relative to
+ * the working directory when it is below it) — a clone has no `fencelab` on PATH.
+ */
+export function invocation(): string {
+  if (process.env.npm_command !== undefined || process.env.npm_lifecycle_event !== undefined) return 'npx fencelab';
+  const main = process.argv[1];
+  if (main === undefined || basename(main) === 'fencelab') return 'fencelab';
+  const rel = relative(process.cwd(), main);
+  const file = rel.startsWith('..') || isAbsolute(rel) ? main : rel;
+  return `node ${/^[\w./@+-]+$/.test(file) ? file : `'${file.replace(/'/g, `'\\''`)}'`}`;
+}
+
+/** What the callbacks row's third figure is (in `stress --help` and the README): nothing went wrong. */
+export const CALLBACKS_NOT_ADDED =
+  'callbacks "not added" are addCallback calls that found the fence already signaled: addCallback returned null (the kernel\'s -ENOENT), ' +
+  'nothing to run ' +
+  '(the signal won the race; in a fast run most calls do), not an error. JSON: callbacks.late.';
 
 export function renderStress(r: StressReport): string {
   const rows: [string, string | number][] = [
@@ -114,7 +135,7 @@ export function renderStress(r: StressReport): string {
     ['fence lifecycles (create→signal→release)', r.fenceLifecycles],
     ['operations / s', Math.round(r.opsPerSec)],
     ['cancelled (-ECANCELED)', r.cancelled],
-    ['callbacks ran / removed / refused', `${r.callbacks.ran} / ${r.callbacks.removed} / ${r.callbacks.late}`],
+    ['callbacks ran / removed / not added (already signaled)', `${r.callbacks.ran} / ${r.callbacks.removed} / ${r.callbacks.late}`],
     ['workers killed (importers / exporters)', `${r.kills - r.exporterKills} / ${r.exporterKills}`],
     ['locks taken over from a dead holder', r.ownerDied],
     ['use-after-free caught', r.config.sanitize ? r.uafCaught : 'off'],
@@ -127,7 +148,7 @@ export function renderStress(r: StressReport): string {
   if (r.violations.length === 0) out.push('\nOK: every invariant held (each fence signaled once, each callback at most once and exactly once unless removed, every reference dropped, no leak, no hang).');
   else out.push(`\nVIOLATIONS (${r.violations.length}):`, ...r.violations.map((v) => `- ${v}`), `\nreplay: ${r.replay}`);
   if (r.hang) {
-    out.push(`\nHANG (${r.hang.reason}): the arena was dumped to ${r.hang.file} (read it with: fencelab inspect ${r.hang.file})`);
+    out.push(`\nHANG (${r.hang.reason}): the arena was dumped to ${r.hang.file} (read it with: ${invocation()} inspect ${r.hang.file})`);
     out.push(...r.hang.analysis.map((l) => `- ${l}`));
   }
   return out.join('\n');
