@@ -5,22 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceError, SpinLock, defineFenceOps, drainInbox } from '../src/index.js';
-import { expectClean, rejects, TestWorker, until } from './support/core.js';
+import { expectClean, rejects, TestWorker, throwsCode, until } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
-
-/** Asserts `fn` throws a FenceError with `code` (for views whose arena cannot be checked through them). */
-function throwsCode(fn: () => unknown, code: string): FenceError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, `expected FenceError ${code}`).toBeInstanceOf(FenceError);
-  expect((caught as FenceError).code).toBe(code);
-  return caught as FenceError;
-}
 
 describe('a detached Arena view', () => {
   it('refuses its own methods and every entry given it with EBADF, and changes nothing', () => {

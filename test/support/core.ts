@@ -14,8 +14,8 @@ import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
 import { FenceError, SyncFile, type Arena, type Fence, type SwTimeline } from '../../src/index.js';
 
-/** Asserts `fn` throws a FenceError with `code`, then that the arena is still consistent. */
-export function rejects(arena: Arena, fn: () => unknown, code: string): FenceError {
+/** Asserts `fn` throws a FenceError with `code` (a negative errno); returns it. */
+export function throwsCode(fn: () => unknown, code: string): FenceError {
   let caught: unknown;
   try {
     fn();
@@ -26,6 +26,12 @@ export function rejects(arena: Arena, fn: () => unknown, code: string): FenceErr
   const err = caught as FenceError;
   expect(err.code).toBe(code);
   expect(err.errno).toBeLessThan(0);
+  return err;
+}
+
+/** Asserts `fn` throws a FenceError with `code`, then that the arena is still consistent. */
+export function rejects(arena: Arena, fn: () => unknown, code: string): FenceError {
+  const err = throwsCode(fn, code);
   const report = arena.check();
   expect(report.problems).toEqual([]);
   expect(report.ok).toBe(true);
