@@ -72,11 +72,7 @@ function badContextSeqno(context: number, seqno: number, seqno64: boolean): Erro
 /** Largest time in ns a fence word holds (a signed 64-bit word: timestamps, deadlines). */
 export const MAX_NS = 2n ** 63n - 1n;
 
-/**
- * `ns` as a time in monotonic ns for a 64-bit word: a bigint in 0..2^63-1, else EINVAL naming
- * `where` (a larger one would wrap when stored). The one rule of every timestamp and deadline
- * argument. Threads: any. Throws EINVAL.
- */
+/** `ns` for a 64-bit time word (every timestamp and deadline argument): a bigint in 0..2^63-1, else EINVAL naming `where`. */
 export function nsArg(ns: unknown, where: string): bigint {
   if (typeof ns !== 'bigint' || ns < 0n || ns > MAX_NS) throw Errors.invalid(`${where} needs a bigint in 0..2^63-1 (ns), got ${describeValue(ns)}`);
   return ns;
