@@ -13,7 +13,9 @@ import { Arena } from '../src/index.js';
 import { renderDemo, type DemoReport } from '../src/cli/demo.js';
 import { runBench, suiteOptionArgs, traceSamplePath, type SuiteRunner } from '../src/cli/bench.js';
 import { REPORT_FILE, TRACE_SAMPLE_FILE } from '../src/report/html.js';
-import { RESULTS_DIR } from '../src/report/schema.js';
+import { RESULTS_DIR, RUN_FORMAT, RUN_VERSION } from '../src/report/schema.js';
+import { outputsRefusal } from '../src/cli/outputs.js';
+import { timelinePath } from '../src/cli/tracefile.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 /** One short child (a refused option, a help text, a small run) on a loaded 2-core machine. */
@@ -81,6 +83,55 @@ describe('output paths are checked before anything runs', () => {
       expect(r.stdout, args.join(' ')).toBe(''); // nothing ran: no table, no progress
     }
   }, 5 * SHORT_MS + 10_000);
+});
+
+describe('an existing file is replaced only when fencelab wrote it', () => {
+  const foreign = join(dir, 'notes.txt');
+  const page = join(dir, 'page.html');
+  const cases: [string[], string][] = [
+    [['demo', '--ops', '100', '--trace', foreign], '--trace'],
+    [['stress', '--ops', '10', '--hang-dump', page], '--hang-dump'],
+    [['bench', '--suite', 'chain', '--json', foreign], '--json'],
+    [['bench', '--suite', 'chain', '--html', page], '--html'],
+  ];
+  it('refuses another file (exit code 2, before anything runs) and leaves it as it was', () => {
+    writeFileSync(foreign, 'precious\n');
+    writeFileSync(page, '<html><title>my page</title></html>\n');
+    for (const [args, option] of cases) {
+      const r = run(args);
+      expectRefused(r, new RegExp(`${option}: .* was not written by fencelab; .* --force`), args.join(' '));
+      expect(r.stdout, args.join(' ')).toBe('');
+    }
+    expect(readFileSync(foreign, 'utf8')).toBe('precious\n');
+    expect(readFileSync(page, 'utf8')).toBe('<html><title>my page</title></html>\n');
+  }, 4 * SHORT_MS + 10_000);
+
+  it('checks the page written next to a trace too', () => {
+    const trace = join(dir, 'side.json');
+    writeFileSync(join(dir, 'side.html'), 'not ours\n');
+    expectRefused(run(['demo', '--ops', '100', '--trace', trace]), /--trace \(its timeline page\): .*side\.html/, 'timeline page');
+    expect(existsSync(trace)).toBe(false);
+  }, SHORT_MS + 10_000);
+
+  it('replaces its own trace, page, run file and dump, an empty file, and anything with --force', () => {
+    const trace = join(dir, 'own.json');
+    expect(run(['demo', '--ops', '100', '--trace', trace]).code).toBe(0);
+    const r = run(['demo', '--ops', '100', '--trace', trace]); // both files are fencelab's now
+    expect(r.code, r.stderr).toBe(0);
+    const a = Arena.create({ bytes: 1 << 20 });
+    const dump = join(dir, 'dump.json');
+    writeFileSync(dump, JSON.stringify(a.describe('outputs test'), null, 1));
+    const runFile = join(dir, 'run.json');
+    writeFileSync(runFile, JSON.stringify({ format: RUN_FORMAT, version: RUN_VERSION }, null, 2));
+    const empty = join(dir, 'empty.json');
+    writeFileSync(empty, '');
+    const outputs = [trace, timelinePath(trace), dump, runFile, empty].map((file) => ({ option: '--x', file }));
+    expect(outputsRefusal(outputs, false)).toBeNull();
+    expect(outputsRefusal([{ option: '--x', file: dir }], true)).toMatch(/is a directory/);
+    const f = run(['demo', '--ops', '100', '--trace', foreign, '--force']);
+    expect(f.code, f.stderr).toBe(0);
+    expect(readFileSync(foreign, 'utf8')).toMatch(/^\{"traceEvents":/);
+  }, 3 * SHORT_MS + 10_000);
 });
 
 describe('fencelab --version and --help', () => {

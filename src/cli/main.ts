@@ -10,13 +10,14 @@ import { join, resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { REPORT_FILE, TRACE_SAMPLE_FILE, chartJsPath, writeReport } from '../report/html.js';
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
-import { SUITE_OPTIONS, readTraceSample, runBench, suiteFile, suiteOptionArgs, type BenchOptions } from './bench.js';
+import { SUITE_OPTIONS, readTraceSample, runBench, suiteFile, suiteOptionArgs, traceSamplePath, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
 import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { announcedProcesses, inspectProcess, readDump, renderInspect } from './inspect.js';
 import { createProgress } from './progress.js';
 import { CALLBACKS_NOT_ADDED, MAX_STRESS_WORKERS, STRESS_DEFAULTS, STRESS_TRACE_EVENTS, renderStress, runStress, type StressOptions } from './stress.js';
-import { traceLines, writeTraceFiles } from './tracefile.js';
+import { outputsRefusal, type PlannedOutput } from './outputs.js';
+import { timelinePath, traceLines, writeTraceFiles } from './tracefile.js';
 import { MAX_RING_EVENTS } from '../trace/ring.js';
 import type { ChromeTrace } from '../trace/chrome.js';
 import type { ArenaDump } from '../trace/dump.js';
@@ -37,6 +38,20 @@ function packageVersion(): string {
   return pkg.version;
 }
 
+/** `--force`, on every command that writes files the user names. */
+const forceOption = (): Option => new Option('--force', 'overwrite an existing output file even when fencelab did not write it');
+
+/** A trace file and the timeline page written next to it (`--trace`). */
+function traceOutputs(file: string | undefined): PlannedOutput[] {
+  return file === undefined ? [] : [{ option: '--trace', file }, { option: '--trace (its timeline page)', file: timelinePath(file) }];
+}
+
+/** Exits with code 2, before anything runs, when one of `outputs` must not be written (src/cli/outputs.ts). */
+function checkOutputs(outputs: PlannedOutput[], force: boolean | undefined): void {
+  const why = outputsRefusal(outputs, force === true);
+  if (why !== null) program.error(`error: ${why}`, { exitCode: 2, code: 'fencelab.outputExists' });
+}
+
 program
   .command('demo', { isDefault: true })
   .description('run the exporter/importer scenario with borrowed and inline locks, with and without the sanitizer, side by side (the default command)')
@@ -45,7 +60,9 @@ program
   .option('--json', 'print the report as JSON on stdout', false)
   .addOption(new Option('--trace <file>', 'record the four runs and write a Chrome trace (Perfetto, chrome://tracing) and a timeline page next to it').argParser(fileOption('--trace')))
   .addOption(traceEventsOption('enough for the whole run'))
-  .action(async (o: { ops: number; seed: string; json: boolean; trace?: string; traceEvents?: number }) => {
+  .addOption(forceOption())
+  .action(async (o: { ops: number; seed: string; json: boolean; trace?: string; traceEvents?: number; force?: boolean }) => {
+    checkOutputs(traceOutputs(o.trace), o.force);
     const progress = createProgress('demo', 4 * o.ops, { quiet: o.json });
     const { trace, ...report } = await runDemo({ ...o, trace: o.trace !== undefined }, progress);
     if (o.json) console.log(JSON.stringify(report, null, 2));
@@ -82,7 +99,8 @@ program
   .addOption(traceEventsOption(`${STRESS_TRACE_EVENTS}; the newest are kept`))
   .addOption(new Option('--hang-after <time>', 'no operation finishing for this long is a hang: the arena is dumped').argParser(parseDuration).default(5000, '5s'))
   .addOption(new Option('--hang-dump <file>', 'where a hang dumps the arena (default fencelab-hang-<seed>.json)').argParser(fileOption('--hang-dump')))
-  .action(async (o: Omit<StressOptions, 'trace' | 'hangDump'> & { ops?: number; trace?: string; hangDump?: string }, command: Command) => {
+  .addOption(forceOption())
+  .action(async (o: Omit<StressOptions, 'trace' | 'hangDump'> & { ops?: number; trace?: string; hangDump?: string; force?: boolean }, command: Command) => {
     if (o.ops !== undefined && command.getOptionValueSource('duration') === 'cli')
       program.error('error: --ops and --duration bound the same run: give one of them', { exitCode: 2, code: 'fencelab.conflictingOptions' });
     if (o.kills !== undefined && o.ops !== undefined)
@@ -93,6 +111,7 @@ program
       program.error(`error: ${o.exporters} exporters + ${o.importers} importers is more workers than the arena allows (at most ${MAX_STRESS_WORKERS})`, { exitCode: 2, code: 'fencelab.tooManyWorkers' });
     const seed = o.seed ?? randomBytes(4).toString('hex');
     const opts = { ...o, seed, trace: o.trace !== undefined, hangDump: o.hangDump ?? resolve(`fencelab-hang-${seed}.json`) };
+    checkOutputs([...traceOutputs(o.trace), { option: o.hangDump === undefined ? 'the hang dump' : '--hang-dump', file: opts.hangDump }], o.force);
     const total = o.ops !== undefined ? o.ops * o.exporters : o.duration;
     const progress = createProgress('stress', total, { quiet: o.json });
     const { trace, ...report } = await runStress(opts, progress);
@@ -156,7 +175,17 @@ program
   .addOption(new Option('--json <file>', 'write every suite of the run to this one file (with Node version, CPU, cores, date and seed) instead of bench/results/<suite>.json').argParser(fileOption('--json')))
   .addOption(new Option('--html <file>', `write the report here (default bench/results/${REPORT_FILE}); its traced sample goes next to it, named after it (<name>.trace.json and .trace.html)`).argParser(fileOption('--html')))
   .addOption(new Option('--baseline <file>', 'an earlier --json file: every row shows its change against it, in the tables and the report').argParser(baselineOption))
-  .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline'] } & Record<string, unknown>) => {
+  .addOption(forceOption())
+  .action((o: { suite?: Suite[]; quick: boolean; seed: number; json?: string; html?: string; baseline?: BenchOptions['baseline']; force?: boolean } & Record<string, unknown>) => {
+    const sample = o.html === undefined ? undefined : traceSamplePath(o.html);
+    checkOutputs([
+      ...(o.json === undefined ? [] : [{ option: '--json', file: o.json }]),
+      ...(o.html === undefined || sample === undefined ? [] : [
+        { option: '--html', file: o.html },
+        { option: '--html (its traced sample)', file: sample },
+        { option: '--html (its traced sample\'s page)', file: timelinePath(sample) },
+      ]),
+    ], o.force);
     let suiteOptions: string[];
     try {
       suiteOptions = suiteOptionArgs(givenSuiteOptions(o), o.suite ?? SUITES);

@@ -13,7 +13,7 @@ import { SUITES, type BenchResults, type BenchRun, type Suite, type SuiteResults
 import { COLOR, Section, escapeHtml, Baseline } from './blocks.js';
 import { coreSection, chainSection, wakeSection, contentionSection, allocSection, piscinaSection } from './sections.js';
 import type { ChromeTrace } from '../trace/chrome.js';
-import { renderTimelineSection, TIMELINE_STYLE } from '../trace/viewer.js';
+import { GENERATOR_META, renderTimelineSection, TIMELINE_STYLE } from '../trace/viewer.js';
 
 /** The report's file name when it sits next to the results it shows (bench/results/). */
 export const REPORT_FILE = 'report.html';
@@ -54,6 +54,7 @@ export function renderReport(results: BenchResults, options: ReportOptions = {})
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+${GENERATOR_META}
 <title>fencelab benchmarks</title>
 <style>${STYLE}${options.trace ? TIMELINE_STYLE : ''}</style>
 </head>

@@ -91,6 +91,9 @@ function timelineArgs(trace: ChromeTrace, options: TimelineOptions | undefined, 
   return o;
 }
 
+/** What marks a page fencelab wrote (its `<head>` carries it): the CLI overwrites only its own files. @internal */
+export const GENERATOR_META = '<meta name="generator" content="fencelab">';
+
 /** A whole page with the timeline of `trace`. Any thread. Throws EINVAL like {@link renderTimelineSection}. */
 export function renderTimelinePage(trace: ChromeTrace, options: TimelineOptions = {}): string {
   options = timelineArgs(trace, options, 'renderTimelinePage');
@@ -99,6 +102,7 @@ export function renderTimelinePage(trace: ChromeTrace, options: TimelineOptions 
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+${GENERATOR_META}
 <title>${esc(options.title ?? 'fencelab trace')}</title>
 <style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #212121; }
