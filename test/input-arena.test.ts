@@ -4,7 +4,7 @@
  * before anything changes: the arena stays consistent and nothing leaks.
  */
 import { describe, expect, it } from 'vitest';
-import { Arena, Fence, FenceError, SpinLock, defineFenceOps, drainInbox } from '../src/index.js';
+import { Arena, Fence, FenceError, SpinLock, SwTimeline, SyncFile, defineFenceOps, drainInbox } from '../src/index.js';
 import { expectClean, rejects, TestWorker, throwsCode, until } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
@@ -35,6 +35,41 @@ describe('a detached Arena view', () => {
     expect(b.stats().allocs).toBe(0);
     b.detach();
   });
+
+  for (const options of [{}, { sanitize: true as const }, { lockKind: 'ticket' as const }]) {
+    it(`refuses the Fence, SpinLock, timeline and sync-file views made on it before (${JSON.stringify(options)}): the thread's slot is gone`, () => {
+      const a = Arena.create({ bytes: 1 << 20, maxFds: 64, ...options });
+      const buf = a.buffer;
+      const f = Fence.create(a, { context: Fence.contextAlloc(a), seqno: 1 });
+      const lock = SpinLock.create(a);
+      const tl = SwTimeline.create(a, 'before');
+      const fd = SyncFile.create(a, f);
+      const handle = f.handle;
+      const ref = lock.ref;
+      a.detach();
+      for (const [what, fn] of [
+        ['lock', () => f.lock()], ['unlock', () => f.unlock()], ['signal', () => f.signal()], ['status', () => f.status()],
+        ['get', () => f.get()], ['put', () => f.put()], ['addCallback', () => f.addCallback(() => undefined)], ['wait', () => f.wait(0)],
+        ['withLock', () => f.withLock(() => 1)], ['setError', () => f.setError(-5)], ['share', () => f.share()],
+        ['SpinLock.lock', () => lock.lock()], ['SpinLock.tryLock', () => lock.tryLock()], ['SpinLock.unlock', () => lock.unlock()],
+        ['SpinLock.withLock', () => lock.withLock(() => 1)], ['SpinLock.free', () => lock.free()],
+        ['timeline.inc', () => tl.inc(1)], ['SyncFile.info', () => SyncFile.info(a, fd)], ['SyncFile.close', () => SyncFile.close(a, fd)],
+      ] as [string, () => unknown][]) {
+        expect(throwsCode(fn, 'EBADF').message, what).toMatch(/detached/);
+      }
+      // Nothing was written: the fence and the lock are as the detach left them.
+      const b = Arena.attach(buf);
+      const g = Fence.fromHandle(b, handle);
+      expect(g.status()).toBe(0);
+      expect(g.refcount).toBe(1);
+      const again = SpinLock.fromRef(b, ref);
+      expect(again.owner).toBe(-1);
+      again.free();
+      g.put();
+      expectClean(b);
+      b.detach();
+    });
+  }
 
   it('a value that is not an Arena is still EINVAL', () => {
     throwsCode(() => Fence.contextAlloc({} as Arena), 'EINVAL');

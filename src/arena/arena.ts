@@ -110,7 +110,11 @@ export class Arena {
   rawFreeClass = -1;
   /** @internal The word of this thread's cache of class {@link rawFreeClass} (`cacheBase + class * CACHE_STRIDE`). */
   rawFreeCache = 0;
-  private detached = false;
+  /**
+   * @internal True once {@link detach} ran: Fence and SpinLock views made on this view read it in
+   * their checks (their fast paths do not go through the view's methods) and refuse with EBADF.
+   */
+  detached = false;
   private tracer: Tracer | undefined;
 
   private constructor(buffer: SharedArrayBuffer, slot: number) {
@@ -329,9 +333,8 @@ export class Arena {
   /**
    * Leaves the arena: this thread's caches go back to the free lists and its slot is freed.
    * Throws EBUSY while this thread still holds locks or is inside a fence callback or release
-   * (nothing changed). Afterwards the view's methods and every entry given it throw EBADF (detach
-   * itself does nothing again); Fence and SpinLock views made on it must not be used (their fast
-   * paths do not look at the arena view).
+   * (nothing changed). Afterwards the view's methods, every entry given it, and every Fence and
+   * SpinLock view made on it throw EBADF (detach itself does nothing again).
    */
   detach(): void {
     if (this.detached) return;

@@ -208,7 +208,7 @@ export class Fence extends FenceBase {
   signal(): void {
     // The view's one-CAS lock (see lock()) on a live fence; anything else out of line (inline budget).
     const idx = this.fastLockIdx;
-    if (idx !== 0 && (this.i32[this.hw + B_GEN] & GEN_MASK) === this.gen) signalFenceInline(this.arena, this.fw, idx);
+    if (idx !== 0 && (this.i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached) signalFenceInline(this.arena, this.fw, idx);
     else this.signalChecked();
   }
   /** {@link signal} without the one-CAS lock, or of a released view (throws). */

@@ -6,6 +6,7 @@
  * is by concept only, every member is the one the single class had.
  */
 import { Arena } from '../arena/arena.js';
+import { detachedError } from '../arena/detached.js';
 import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import { withHeld } from '../locks/scoped.js';
@@ -73,7 +74,7 @@ export abstract class FenceBase {
   protected v(): number {
     // The released case out of line: every method inlines this check, so its bytecode is spent
     // from the caller's inlining budget (test/inline-budget.test.ts).
-    if ((this.i32[this.hw + FH.B_GEN] & GEN_MASK) !== this.gen) this.stale();
+    if ((this.i32[this.hw + FH.B_GEN] & GEN_MASK) !== this.gen || this.arena.detached) this.stale();
     return this.fw;
   }
 
@@ -82,6 +83,7 @@ export abstract class FenceBase {
    * sanitize mode UseAfterFreeError; in counting mode the access is recorded and it returns. @internal
    */
   private stale(): void {
+    if (this.arena.detached) throw detachedError('Fence view');
     const handle = this.gen * A.HANDLE_OFFSET_SCALE + (this.hw >>> 1);
     if (!this.arena.sanitize || this.arena.checkAccess(this.hw, this.gen, 'fence', handle))
       throw Errors.badHandle('fence', handle, 'the fence was released (last reference put)');
@@ -191,7 +193,7 @@ export abstract class FenceBase {
     // full path, which reports it.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
-    if (idx !== 0 && timeoutMs === undefined && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
+    if (idx !== 0 && timeoutMs === undefined && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached) {
       const seen = Atomics.compareExchange(i32, idx, 0, this.me);
       if (seen !== 0) {
         const kind = this.arena.lockKindId;
@@ -214,7 +216,7 @@ export abstract class FenceBase {
     const i32 = this.i32;
     const idx = this.fastLockIdx;
     const me = this.me;
-    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen) {
+    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached) {
       const seen = Atomics.compareExchange(i32, idx, me, 0);
       if (seen === me || (seen & K.LOCK_OWNER_MASK) === me) {
         if (seen !== me) releaseInlineSeen(this.arena, idx);

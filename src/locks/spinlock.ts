@@ -8,6 +8,7 @@ import * as L from './layout.js';
 import { allocBlock, zeroPayload } from '../arena/alloc.js';
 import { describeValue, Errors } from '../errors.js';
 import { withHeld } from './scoped.js';
+import { detachedError } from '../arena/detached.js';
 import { lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from './lockdep.js';
 import { ACQ_OWNER_DIED, ACQ_TIMEOUT, acquireWord, lockKindId, releaseWord, tryAcquireWord, wordOwner } from './lockword.js';
 
@@ -102,11 +103,12 @@ export class SpinLock {
    * (counting mode records the access and returns). Threads: the view's.
    */
   private checkLive(): void {
-    if ((this.arena.i32[this.hw + A.B_GEN] & A.GEN_MASK) !== this.gen) this.stale();
+    if ((this.arena.i32[this.hw + A.B_GEN] & A.GEN_MASK) !== this.gen || this.arena.detached) this.stale();
   }
 
   /** {@link checkLive}'s failure, out of line: throws EBADF, or reports to the sanitizer. */
   private stale(): void {
+    if (this.arena.detached) throw detachedError('SpinLock view');
     if (!this.arena.sanitize || this.arena.checkAccess(this.hw, this.gen, 'lock', 0))
       throw Errors.badHandle('lock', this.ref, 'the lock was freed (its block may hold another owner\'s data now)');
   }

@@ -4,7 +4,7 @@
  * and poll. Every function validates the fd first: a closed, stale or forged fd throws EBADF and
  * changes nothing.
  */
-import type { Arena } from '../arena/arena.js';
+import { arenaArg, type Arena } from '../arena/arena.js';
 import { mergeFences, unwrapFences } from '../containers/unwrap.js';
 import { Errors, FenceError, describeValue } from '../errors.js';
 import { nsArg, seqnoOf } from '../fence/core.js';
@@ -39,9 +39,9 @@ export interface SyncFileInfo {
 
 /* ───────────── public API ───────────── */
 
-function checkArena(arena: Arena): void {
-  if (arena === null || typeof arena !== 'object' || !(arena.i32 instanceof Int32Array))
-    throw Errors.invalid('expected an Arena');
+/** Throws EINVAL unless `arena` is an Arena view (EBADF for a detached one), naming `SyncFile.<where>`. */
+function checkArena(arena: Arena, where: string): void {
+  arenaArg(arena, `SyncFile.${where}`);
 }
 
 function fenceArg(arena: Arena, fence: Fence): number {
@@ -73,7 +73,7 @@ export class SyncFile {
    * fence), EMFILE (table full), ENOMEM.
    */
   static create(arena: Arena, fence: Fence, name?: string): number {
-    checkArena(arena);
+    checkArena(arena, 'create');
     checkName(name, 'sync_file');
     return installFd(arena, fenceArg(arena, fence), name);
   }
@@ -85,7 +85,7 @@ export class SyncFile {
    * Throws EBADF for a closed, stale or forged fd.
    */
   static getFence(arena: Arena, fd: number): Fence | null {
-    checkArena(arena);
+    checkArena(arena, 'getFence');
     return fenceView(arena, syncFileFence(arena, fd));
   }
 
@@ -94,7 +94,7 @@ export class SyncFile {
    * creator). Throws EBADF for an fd that is not open (a second close included).
    */
   static close(arena: Arena, fd: number): void {
-    checkArena(arena);
+    checkArena(arena, 'close');
     closeFd(arena, fd);
   }
 
@@ -106,7 +106,7 @@ export class SyncFile {
    * ENOENT (fd2 is not an open sync file), EMFILE, ENOMEM — in the kernel's order.
    */
   static merge(arena: Arena, fd1: number, fd2: number, name?: string, flags = 0): number {
-    checkArena(arena);
+    checkArena(arena, 'merge');
     const fw1 = syncFileFence(arena, fd1);
     let fw2 = 0;
     try {
@@ -141,7 +141,7 @@ export class SyncFile {
    * each fence's lock for its status. Throws EBADF.
    */
   static info(arena: Arena, fd: number): SyncFileInfo {
-    checkArena(arena);
+    checkArena(arena, 'info');
     const names = [''];
     const f = fenceView(arena, syncFileFence(arena, fd, false, names));
     try {
@@ -172,7 +172,7 @@ export class SyncFile {
    * (bad timeout).
    */
   static wait(arena: Arena, fd: number, timeoutMs: number): boolean {
-    checkArena(arena);
+    checkArena(arena, 'wait');
     const f = fenceView(arena, syncFileFence(arena, fd));
     try {
       return f.wait(timeoutMs);
@@ -187,7 +187,7 @@ export class SyncFile {
    * reason, and the fence reference the wait held is put.
    */
   static async waitAsync(arena: Arena, fd: number, timeoutMs: number, options?: WaitOptions): Promise<boolean> {
-    checkArena(arena);
+    checkArena(arena, 'waitAsync');
     const f = fenceView(arena, syncFileFence(arena, fd));
     try {
       return await f.waitAsync(timeoutMs, options);
@@ -204,7 +204,7 @@ export class SyncFile {
    * Throws EBADF (fd not open), EINVAL (ns not a bigint in 0..2^63-1, the ops not registered here).
    */
   static setDeadline(arena: Arena, fd: number, ns: bigint): void {
-    checkArena(arena);
+    checkArena(arena, 'setDeadline');
     nsArg(ns, 'SyncFile.setDeadline');
     const f = fenceView(arena, syncFileFence(arena, fd));
     try {
@@ -216,7 +216,7 @@ export class SyncFile {
 
   /** Open fds in the table (all threads). Threads: any; a snapshot while others create/close. */
   static openCount(arena: Arena): number {
-    checkArena(arena);
+    checkArena(arena, 'openCount');
     return openFdCount(arena);
   }
 }

@@ -55,10 +55,10 @@ export class SwTimeline {
    * Creates a timeline on a new fence context, counter 0, with one open reference: the caller's,
    * recorded in its ledger in the allocation's run (its reaper closes it if it dies; see
    * timelineshare.ts). `name` (default `thread-<threadId>`, like the kernel's task name) is cut to
-   * 31 UTF-8 bytes. Threads: any attached thread. Throws EINVAL (name not a string), ENOMEM.
+   * 31 UTF-8 bytes. Threads: any attached thread. Throws EINVAL (name not a string; or not an Arena), EBADF (a detached arena view), ENOMEM.
    */
   static create(arena: Arena, name?: string): SwTimeline {
-    if (arena === null || typeof arena !== 'object' || !(arena.i32 instanceof Int32Array)) throw Errors.invalid('expected an Arena');
+    arenaArg(arena, 'SwTimeline.create');
     checkName(name, 'timeline');
     const context = contextAlloc(arena, 1);
     const i32 = arena.i32;
