@@ -12,12 +12,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceArray } from '../src/index.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean } from './support/core.js';
-import { KillTarget, killInStep } from './support/killloop.js';
+import { KillTarget, killInStep, moreKills } from './support/killloop.js';
 
-/** Kills that must land inside an enableSignaling: the test kills until they did. */
-const INSIDE_KILLS = 20;
-/** Rounds (one kill each) at most: a loaded machine lands fewer per round, so it kills more instead of failing (~30 % land inside on a quiet one). */
-const MAX_KILLS = 200;
+/** Planned kills; more until a third of them landed inside an enableSignaling (~30 % do on a quiet machine, fewer on a loaded one: see moreKills). */
+const KILLS = 50;
 const ARRAYS = 40;
 const CHILDREN = 4;
 const running: KillTarget[] = [];
@@ -26,7 +24,7 @@ afterEach(async () => {
 });
 
 describe('array enableSignaling kill window', () => {
-  it(`a thread terminated while arrays arm their children, until ${INSIDE_KILLS} kills land inside (at most ${MAX_KILLS}): every array released, nothing leaks`, async () => {
+  it(`a thread terminated while arrays arm their children (at least ${KILLS} kills): every array released, nothing leaks`, async () => {
     const seed = process.env.FENCELAB_SEED ?? 'array-enable-kill-1';
     const rand = seededInt(seed);
     const arena = Arena.create({ bytes: 8 << 20 });
@@ -40,7 +38,7 @@ describe('array enableSignaling kill window', () => {
     let jitter = 200;
     let inside = 0;
     let round = 0;
-    for (; inside < INSIDE_KILLS && round < MAX_KILLS; round++) {
+    for (; moreKills(round, inside > KILLS / 3, KILLS); round++) {
       const where = `round ${round} (seed ${seed})`;
       const ctx = Fence.contextAlloc(arena);
       const children = Array.from({ length: ARRAYS * CHILDREN }, (_, i) => Fence.create(arena, { context: ctx, seqno: i + 1 }));
@@ -69,7 +67,7 @@ describe('array enableSignaling kill window', () => {
       expect(arena.stats().used, `${where}: bytes in use`).toBe(baseline);
     }
     console.log(`array-enable-kill (seed ${seed}): ${round} kills, ${inside} inside an enableSignaling`);
-    expect(inside, 'kills in the window under test').toBe(INSIDE_KILLS);
+    expect(inside, 'kills in the window under test').toBeGreaterThan(KILLS / 3);
     expectClean(arena);
   }, 600_000);
 });
