@@ -64,6 +64,17 @@ describe('arena arguments of the runtime functions', () => {
   });
 });
 
+describe('importFd of an fd that is not open', () => {
+  it('is EBADF and leaves no ledger behind: the bytes in use are as before', () => {
+    const arena = arenaOf();
+    const used = arena.stats().used;
+    for (const fd of [12345, -1, 2 ** 40, bad<number>('x'), bad<number>(null)]) rejects(arena, () => importFd(arena, fd), 'EBADF');
+    expect(arena.stats().used).toBe(used);
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
 describe('fence arguments of the runtime functions', () => {
   it('EINVAL for a value that is not a Fence, EBADF for a released fence; nothing changes', () => {
     const arena = arenaOf();

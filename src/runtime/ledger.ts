@@ -57,11 +57,17 @@ export function putTracked(fence: Fence): void {
  * reference taken and recorded in one run (see ledgerGetRef), so a thread terminated at any point
  * either holds no reference or one its reaper will drop. Room in the ledger is made first, outside
  * the fd entry's lock. Threads: the importer. Returns the fence (put it with putTracked).
- * Throws EINVAL (not an Arena), EBADF (fd not open), ENOMEM.
+ * Throws EINVAL (not an Arena), EBADF (fd not open; a ledger made for it is freed again), ENOMEM.
  */
 export function importFd(arena: Arena, fd: number): Fence {
   ledgerReserve(arenaArg(arena, 'importFd'));
-  return fenceView(arena, syncFileFence(arena, fd, true));
+  try {
+    return fenceView(arena, syncFileFence(arena, fd, true));
+  } catch (e) {
+    // A refused fd leaves nothing behind: not the ledger the reservation may have just made.
+    if (sizeAt(arena) === 0) compactAt(arena);
+    throw e;
+  }
 }
 
 /**
