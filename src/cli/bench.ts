@@ -235,8 +235,9 @@ function traceSample(reportFile: string, log: (line: string) => void): { trace: 
  * undefined.
  */
 function recordTraceSample(file: string): string | undefined {
+  // --force: the bench command checked `file` and its page before it ran (with its own --force or without).
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const args = ['stress', '--ops', '150', '--exporters', '1', '--importers', '1', '--kill-rate', '0', '--seed', 'trace-sample', '--json', '--trace', file];
+  const args = ['stress', '--ops', '150', '--exporters', '1', '--importers', '1', '--kill-rate', '0', '--seed', 'trace-sample', '--json', '--trace', file, '--force'];
   const r = spawnSync(process.execPath, [main, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
   if (r.error) return r.error.message;
   return r.status === 0 ? undefined : `exit code ${r.status}: ${(r.stderr ?? '').trim().split('\n').slice(-1)[0]}`;
