@@ -3,6 +3,7 @@
  * FenceError with the exact code, thrown before anything changes (arena.check() clean, nothing leaked).
  */
 import { describe, expect, it } from 'vitest';
+import { heldLockCount } from '../src/locks/lockword.js';
 import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SpinLock, SwTimeline, SyncFile, defineFenceOps, isContainer, ledgerSize, mergeFences, type FenceInit, type FenceOpsTable } from '../src/index.js';
 import { expectClean, rejects } from './support/core.js';
 
@@ -97,7 +98,7 @@ describe('fence arguments', () => {
       rejects(arena, () => f.withLock(fn as unknown as () => void), 'EINVAL');
       rejects(arena, () => sl.withLock(fn as unknown as () => void), 'EINVAL');
     }
-    expect(arena.inlineLocksHeld).toBe(0);
+    expect(heldLockCount(arena)).toBe(0);
     expect(f.withLock(() => 7)).toBe(7);
     expect(sl.withLock(() => 8)).toBe(8);
     sl.free();

@@ -3,6 +3,7 @@
  * naming the problem, and nothing changes (the arena stays consistent, nothing leaks).
  */
 import { describe, expect, it } from 'vitest';
+import { heldLockCount } from '../src/locks/lockword.js';
 import { Arena, BlockType, Driver, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SwTimeline, SyncFile, ledgerSize, mergeFences, trackRef } from '../src/index.js';
 import * as AL from '../src/arena/layout.js';
 import { expectClean, rejects } from './support/core.js';
@@ -23,7 +24,7 @@ describe('put() of the last reference under the fence lock', () => {
     f.put();
     expect(f.refcount).toBe(1);
     f.unlock();
-    expect(arena.inlineLocksHeld).toBe(0);
+    expect(heldLockCount(arena)).toBe(0);
     f.put(); // now released: signaled -EDEADLK, its callback ran
     expect(ran).toBe(1);
     expectClean(arena);
@@ -45,7 +46,7 @@ describe('put() of the last reference under the fence lock', () => {
     f.putTracked();
     expect([f.refcount, ledgerSize(arena)]).toEqual([1, entries]);
     f.unlock();
-    expect(arena.inlineLocksHeld).toBe(0);
+    expect(heldLockCount(arena)).toBe(0);
     f.putTracked();
     expect([ran, ledgerSize(arena)]).toEqual([1, entries - 1]);
     expectClean(arena);
@@ -143,7 +144,7 @@ describe('put() of the last reference under the fence lock', () => {
     a.unlock();
     await new Promise((resolve) => setImmediate(resolve));
     expect(ran).toBe(2); // released unsignaled: signaled -EDEADLK, each callback once
-    expect(arena.inlineLocksHeld).toBe(0);
+    expect(heldLockCount(arena)).toBe(0);
     expectClean(arena);
     arena.detach();
   });

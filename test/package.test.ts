@@ -93,7 +93,6 @@ const INTERNAL_USES = [
   'arena.heapEndW;',
   'arena.liveTag;',
   'arena.freedTag;',
-  'arena.inlineLocksHeld;',
   'arena.handleOf(0);',
   "arena.resolve(0, 0, 'x');",
   'arena.payloadBytes(0);',

@@ -83,8 +83,6 @@ export class Arena {
   readonly capacity: number;
   /** Stale accesses this view recorded in counting mode (the arena-wide count is {@link uafCount}). */
   readonly uafReports: UseAfterFreeReport[] = [];
-  /** @internal Fence inline lock words this thread holds (they are not robust-listed; see acquireInline). */
-  inlineLocksHeld = 0;
   /** @internal This thread's reference ledger block as last checked (src/fence/ledger.ts): its payload word, 0 for none. */
   ledgerSeen = 0;
   /** @internal The entries {@link ledgerSeen} holds. */

@@ -12,7 +12,7 @@ import { defineStruct } from './struct.js';
 
 export const MAGIC = 0x46454e43; // 'FENC'
 /** Bumped whenever any layer's shared layout changes: attach() refuses another version. */
-export const LAYOUT_VERSION = 13;
+export const LAYOUT_VERSION = 14;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 /** Header words reserved for higher layers' header fields. */
@@ -157,7 +157,7 @@ export const CACHE_STRIDE = CACHE_CAP + 1; // per class: [count, CACHE_CAP entri
  * Thread-slot words reserved for higher layers (robust lock list, inbox, release records, …): the
  * layers' structs chain up from the start, the trace recorder's sits at the end (src/trace/layout.ts).
  */
-export const LAYER_WORDS = 182;
+export const LAYER_WORDS = 183;
 /** Lock words taken over from one dead thread before its reap that the reap still learns of (T_TAKEN). */
 export const TAKEN_CAP = 4;
 export const {

@@ -203,7 +203,7 @@ function fenceLockChecked(arena: Arena, fw: number, timeoutMs: number | undefine
   const idx = fw + F_LOCK;
   const key = lockdepCheck(arena, contextClass(i32[fw + F_CONTEXT]), idx, fw);
   if (Atomics.compareExchange(i32, idx, 0, arena.me) !== 0) return fenceLockCheckedSlow(arena, fw, timeoutMs, cap, key);
-  arena.inlineLocksHeld++;
+  i32[arena.slotBase + K.T_INLINE_HELD]++;
   lockdepAcquired(arena, key, idx, fw);
   return true;
 }
@@ -224,7 +224,7 @@ function fenceLockCheckedSlow(arena: Arena, fw: number, timeoutMs: number | unde
 export function fenceUnlock(arena: Arena, fw: number): void {
   if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) {
     // Held by us, nobody waiting: one compare-exchange, as Fence.unlock does without sanitize.
-    if (arena.sanitize && arena.lockKindId !== K.LK_TICKET && Atomics.compareExchange(arena.i32, fw + F_LOCK, arena.me, 0) === arena.me) arena.inlineLocksHeld--;
+    if (arena.sanitize && arena.lockKindId !== K.LK_TICKET && Atomics.compareExchange(arena.i32, fw + F_LOCK, arena.me, 0) === arena.me) arena.i32[arena.slotBase + K.T_INLINE_HELD]--;
     else releaseInline(arena, fw + F_LOCK, arena.lockKindId);
     if (arena.sanitize) lockdepReleased(arena, fw + F_LOCK);
     return;

@@ -24,7 +24,7 @@ import './hot.js'; // its load-time check of FH (tsc drops the import above: con
 
 const { F_FLAGS, F_OPS, F_REFCOUNT, F_ERROR, F_CONTEXT, FLAG_INLINE_LOCK, FLAG_SEQNO64, FLAG_WAITERS } = L;
 const { B_GEN, GEN_MASK } = A;
-const { LK_TICKET } = K;
+const { LK_TICKET, T_INLINE_HELD } = K;
 
 /**
  * The base of {@link Fence}: its fields, user flags, ordering and lock (see the file comment).
@@ -200,7 +200,7 @@ export abstract class FenceBase {
         const spins = inlineSpins(i32, kind, seen, this.me);
         if (!spins || futexSpin(i32, idx, this.me, seen) === ACQ_TIMEOUT) acquireInlineSeen(this.arena, idx, kind, seen, spins);
       }
-      this.arena.inlineLocksHeld++;
+      i32[this.arena.slotBase + T_INLINE_HELD]++;
       return true;
     }
     return this.lockSlow(timeoutMs);
@@ -220,7 +220,7 @@ export abstract class FenceBase {
       const seen = Atomics.compareExchange(i32, idx, me, 0);
       if (seen === me || (seen & K.LOCK_OWNER_MASK) === me) {
         if (seen !== me) releaseInlineSeen(this.arena, idx);
-        this.arena.inlineLocksHeld--;
+        i32[this.arena.slotBase + T_INLINE_HELD]--;
         return;
       }
     }

@@ -37,8 +37,8 @@ export const enum FH {
   /** FLAG_SIGNALED | FLAG_TIMESTAMP: what a signal sets. */
   SIGNALED_TIMESTAMP = 8 | 16,
   /** The calling thread's signal records (slot-relative) and their shape. */
-  T_SIGNAL = 71,
-  T_SIGNAL_DEPTH = 70,
+  T_SIGNAL = 72,
+  T_SIGNAL_DEPTH = 71,
   SIGNAL_CAP = 5,
   SIG_WORDS = 7,
   SIG_FW = 0,
@@ -49,7 +49,7 @@ export const enum FH {
   SIG_SHARED = 5,
   CB_NEXT = 1,
   /** The calling thread's release-record depth (slot-relative), and the depth from which a release is deferred. */
-  T_RELEASE_DEPTH = 52,
+  T_RELEASE_DEPTH = 53,
   RELEASE_INLINE = 5,
   /** The block's generation word, relative to its payload's first word (B_GEN - BLOCK_HEADER_WORDS). */
   PAYLOAD_B_GEN = -1,

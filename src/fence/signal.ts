@@ -16,6 +16,7 @@ import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLo
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 import { acquireInlineSeen, releaseInline } from '../locks/lockword.js';
+import { T_INLINE_HELD } from '../locks/layout.js';
 import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 import { FH } from './hot.js';
@@ -70,13 +71,14 @@ export function signalFenceInline(arena: Arena, fw: number, idx: number): boolea
   const me = arena.me;
   const seen = Atomics.compareExchange(i32, idx, 0, me);
   if (seen !== 0) acquireInlineSeen(arena, idx, arena.lockKindId, seen);
-  arena.inlineLocksHeld++;
+  const held = arena.slotBase + T_INLINE_HELD;
+  i32[held]++;
   let head: number;
   try {
     head = markSignaledLocked(arena, fw, nowNs(), true, true);
   } finally {
     // Held by us, nobody waiting: one compare-exchange. Otherwise the full release (wakes a waiter).
-    if (Atomics.compareExchange(i32, idx, me, 0) === me) arena.inlineLocksHeld--;
+    if (Atomics.compareExchange(i32, idx, me, 0) === me) i32[held]--;
     else releaseInline(arena, idx, arena.lockKindId);
   }
   if (head > 0) runRecorded(arena, head);

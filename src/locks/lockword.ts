@@ -214,7 +214,7 @@ export function releaseWord(arena: Arena, idx: number, kind: number): void {
 
 /** Lock words the calling thread holds in `arena` (robust-listed and inline fence locks). */
 export function heldLockCount(arena: Arena): number {
-  return arena.i32[arena.slotBase + L.T_ROBUST_COUNT] + arena.inlineLocksHeld;
+  return arena.i32[arena.slotBase + L.T_ROBUST_COUNT] + arena.i32[arena.slotBase + L.T_INLINE_HELD];
 }
 
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
@@ -258,7 +258,7 @@ onThreadCheck((arena, s, b) => {
  */
 export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs?: number): number {
   if (kind !== L.LK_TICKET && (timeoutMs === undefined || (typeof timeoutMs === 'number' && timeoutMs >= 0)) && Atomics.compareExchange(arena.i32, idx, 0, arena.me) === 0) {
-    arena.inlineLocksHeld++;
+    arena.i32[arena.slotBase + L.T_INLINE_HELD]++;
     return ACQ_OK;
   }
   const deadline = lockDeadline(timeoutMs);
@@ -266,7 +266,7 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
   if ((w & OWNER) === arena.me) throw Errors.deadlock(`lock word @${idx * 4} is already held by the calling thread ${arena.slot}`);
   let r = kind === L.LK_TICKET ? ticketTryLock(arena.i32, idx, arena.me) : ACQ_TIMEOUT;
   if (r === ACQ_TIMEOUT) r = acquireContended(arena, idx, kind, deadline);
-  if (r !== ACQ_TIMEOUT) arena.inlineLocksHeld++;
+  if (r !== ACQ_TIMEOUT) arena.i32[arena.slotBase + L.T_INLINE_HELD]++;
   return r;
 }
 
@@ -274,7 +274,7 @@ export function acquireInline(arena: Arena, idx: number, kind: number, timeoutMs
  * acquireInline without a timeout, for a caller whose compare-exchange on the inline word at `idx`
  * found it held (`seen`, non-zero): straight to the algorithm's wait, with no second
  * compare-exchange on a word another thread holds. Not for ticket words. Does not count the lock
- * in `inlineLocksHeld`: the caller does. `spun`: the caller ran futexSpin on a futex word and it
+ * in the slot's T_INLINE_HELD: the caller does. `spun`: the caller ran futexSpin on a futex word and it
  * gave up (see {@link inlineSpins}); the wait goes straight to sleeping.
  * Locking: EDEADLK when `seen` says the calling thread holds it. Returns ACQ_OK or ACQ_OWNER_DIED.
  */
@@ -297,7 +297,7 @@ export function inlineSpins(i32: Int32Array, kind: number, seen: number, me: num
  * releaseInline for a caller whose compare-exchange from "held by me" to free failed on a word it
  * holds with the waiters' bit set: releases it and wakes one waiter, with no second
  * compare-exchange. Records the end of a traced hold (a traced hold sets that bit: see
- * acquireContended). Does not count the lock out of `inlineLocksHeld`: the caller does.
+ * acquireContended). Does not count the lock out of T_INLINE_HELD: the caller does.
  */
 export function releaseInlineSeen(arena: Arena, idx: number): void {
   futexUnlock(arena.i32, idx);
@@ -314,7 +314,7 @@ export function releaseInline(arena: Arena, idx: number, kind: number): void {
     releaseHeld(i32, idx, kind);
     if (tracedHoldCount !== 0) traceRelease(arena, idx); // a traced hold releases here (see acquireContended)
   }
-  arena.inlineLocksHeld--;
+  i32[arena.slotBase + L.T_INLINE_HELD]--;
 }
 
 /** Releases a word the caller was found to hold, by its algorithm. */
