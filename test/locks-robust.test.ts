@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, Fence, FenceChain, LOCK_KINDS, SpinLock } from '../src/index.js';
+import * as K from '../src/locks/layout.js';
 import { heldLockCount } from '../src/locks/lockword.js';
 import { seededInt, testSeed } from './fixtures/seeded.js';
 import { TestWorker, expectClean, rejects } from './support/core.js';
@@ -58,6 +59,30 @@ describe('held-lock bookkeeping', () => {
     expectClean(arena);
     arena.detach();
     expect(arena.isDetached).toBe(true);
+  });
+
+  it('inline fence locks (40, past the robust list\'s 32) mixed with SpinLocks, released in random order: the count is exact; check() reports a count below 0', () => {
+    const arena = Arena.create({ bytes: 1 << 20, maxThreads: 4, maxFds: 16 });
+    const context = Fence.contextAlloc(arena);
+    const fences = Array.from({ length: 40 }, (_, i) => Fence.create(arena, { context, seqno: i + 1 }));
+    const locks = locksOf(arena, 8);
+    const all: { lock(): boolean; unlock(): void }[] = [...fences, ...locks];
+    const order = shuffled(all.length, testSeed('inline-release-order'));
+    order.forEach((i, k) => {
+      expect(all[i].lock()).toBe(true);
+      expect(heldLockCount(arena)).toBe(k + 1);
+    });
+    shuffled(all.length, testSeed('inline-release-order-2')).forEach((i, k) => {
+      all[i].unlock();
+      expect(heldLockCount(arena)).toBe(all.length - k - 1);
+    });
+    expect(arena.i32[arena.slotBase + K.T_INLINE_HELD]).toBe(0);
+    arena.i32[arena.slotBase + K.T_INLINE_HELD] = -1;
+    expect(arena.check().problems).toContain(`thread ${arena.slot} counts -1 held fence inline locks`);
+    arena.i32[arena.slotBase + K.T_INLINE_HELD] = 0;
+    for (const f of fences) f.put();
+    for (const l of locks) l.free();
+    expectClean(arena);
   });
 
   it('the 33rd lock is refused with ENOLCK (lock, tryLock, a borrowed fence lock) and changes nothing', () => {

@@ -239,13 +239,17 @@ function robustListProblems(arena: Arena, s: number, b: number, count: number): 
 }
 
 /**
- * Check hook: every occupied slot's robust list is within its bounds, and the calling thread —
+ * Check hook: every occupied slot's robust list is within its bounds and its inline-lock count not
+ * below 0, and the calling thread —
  * between calls — has no ticket record left (others may be waiting in a ticket queue right now).
  */
 onThreadCheck((arena, s, b) => {
   const i32 = arena.i32;
   const count = i32[b + L.T_ROBUST_COUNT];
   const problems = count < 0 || count > L.ROBUST_CAP ? [`thread ${s} counts ${count} held lock words (0..${L.ROBUST_CAP})`] : robustListProblems(arena, s, b, count);
+  // Below 0 a thread that holds locks would read as holding none (container work run under them).
+  const inline = i32[b + L.T_INLINE_HELD];
+  if (inline < 0) problems.push(`thread ${s} counts ${inline} held fence inline locks`);
   const rec = i32[b + L.T_ROBUST_TICKET];
   if (s === arena.slot && rec !== 0) problems.push(`thread ${s} has a ticket record left between calls (0x${rec.toString(16)})`);
   return problems;
