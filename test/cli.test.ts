@@ -3,11 +3,15 @@
  * (the sanitizer's use-after-free count equals the stale accesses the scenario itself made).
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { violationsOf, type ScenarioResult } from '../src/cli/scenario.js';
 import { LibraryWarnings } from '../src/cli/warnings.js';
 import { Errors, warn } from '../src/errors.js';
+import type { ArenaDump } from '../src/trace/index.js';
 
 const MAIN = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 
@@ -159,6 +163,28 @@ describe('fencelab stress', () => {
     expect(rep.kills).toBe(rep.exporterKills);
     expect(rep.violations).toEqual([]);
     expect(rep.leakedBytes).toBe(0);
+  }, RUN_MS + 30_000);
+
+  it('the hang watch looks only while operations are due: not at the start, not at the shutdown, and a stall the run got over is no failure', () => {
+    // With --hang-after 1ms every 20 ms tick without a finished operation is a stall. The
+    // workers' start (no operation yet) and shutdown (every operation finished) have none by
+    // design: a dump taken there showed the main thread alone and an empty arena, and it was printed
+    // as a HANG below "OK". A stall inside the workload (a loaded machine) may still be dumped.
+    const dir = mkdtempSync(join(tmpdir(), 'fencelab-hang-'));
+    try {
+      const dump = join(dir, 'hang.json');
+      const r = run(['stress', '--ops', '1500', '--kill-rate', '0', '--hang-after', '1ms', '--hang-dump', dump, '--seed', 'hang-watch']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toContain('OK: every invariant held');
+      expect(r.stdout).not.toMatch(/^HANG/m);
+      if (existsSync(dump)) {
+        const taken = JSON.parse(readFileSync(dump, 'utf8')) as ArenaDump;
+        expect(taken.threads.length, taken.reason).toBeGreaterThan(1); // the workers were attached
+        expect(r.stdout).toMatch(/^STALL \(the run went on afterwards: not a failure\) \(hang: no progress for \d+ ms\)/m);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, RUN_MS + 30_000);
 
   it('exits 1 and prints the seed and a replay line when an invariant breaks (borrowed locks)', () => {

@@ -191,7 +191,8 @@ export class HangWatch {
       return null;
     }
     if (this.dump !== null || nowMs - this.since < this.afterMs) return null;
-    return this.take(`hang: no progress for ${((nowMs - this.since) / 1000).toFixed(1)} s`);
+    const ms = nowMs - this.since;
+    return this.take(`hang: no progress for ${ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`}`);
   }
 
   /** Dumps the arena now (once per run: a second call returns the first dump). */

@@ -215,7 +215,11 @@ class ScenarioRun {
       const now = performance.now();
       const elapsed = now - this.started;
       this.cfg.onProgress?.({ ops: crew.count(C.OPS), elapsedMs: elapsed, kills: crew.kills });
-      if (!this.stopped()) this.hangWatch?.tick(crew.count(C.OPS), now);
+      // The hang watch looks from the first finished operation to the stop (with --ops, the last):
+      // the workers' start and shutdown stand still by design, and the run's bounds watch them.
+      const done = crew.count(C.OPS);
+      const ops = this.cfg.opsPerExporter;
+      if (!this.stopped() && done > 0 && (ops === 0 || done < ops * this.cfg.exporters)) this.hangWatch?.tick(done, now);
       this.checkStop(elapsed);
       if (elapsed > this.stopSeenAt + STOP_GRACE_MS) {
         await this.terminateHung();
