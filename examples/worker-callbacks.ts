@@ -3,6 +3,9 @@
  *
  * Shows: callbacks belong to the thread that added them; a signal in any other thread queues them
  * to the owner's inbox and the owner's dispatcher runs them (its pending callback keeps it alive).
+ * Each worker gets its reference as a share token (fence.share() → Fence.receive → putTracked): the
+ * reference is always in exactly one thread's ledger, so a worker that dies drops it; the signaler's
+ * share also hands it the duty of signaling (a signaler that dies signals the fence -EOWNERDEAD).
  * Run: npm run build && node dist/examples/worker-callbacks.js
  */
 import { Worker, isMainThread, parentPort, threadId, workerData } from 'node:worker_threads';
@@ -14,8 +17,9 @@ if (isMainThread) {
   const arena = Arena.create({ bytes: 1 << 20 });
   const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
   const start = (role: Role) => {
-    fence.get(); // one reference for each worker, which puts it
-    const w = new Worker(new URL(import.meta.url), { workerData: { role, buffer: arena.buffer, handle: fence.handle } });
+    // One reference for each worker, in this thread's ledger until the worker receives it.
+    const token = fence.share({ signaling: role === 'signaler' });
+    const w = new Worker(new URL(import.meta.url), { workerData: { role, buffer: arena.buffer, token } });
     arena.watch(w);
     return { w, exited: new Promise((resolve) => w.once('exit', resolve)) };
   };
@@ -28,9 +32,9 @@ if (isMainThread) {
   fence.put();
   process.exitCode = arena.check().ok ? 0 : 1;
 } else {
-  const { role, buffer, handle } = workerData as { role: Role; buffer: SharedArrayBuffer; handle: number };
+  const { role, buffer, token } = workerData as { role: Role; buffer: SharedArrayBuffer; token: number };
   const arena = Arena.attach(buffer);
-  const fence = Fence.fromHandle(arena, handle);
+  const fence = Fence.receive(arena, token); // now in this worker's ledger
   if (role === 'owner') {
     const ran = new Promise<void>((resolve) => {
       const cb = fence.addCallback((f) => {
@@ -46,6 +50,6 @@ if (isMainThread) {
     console.log(`signaler (thread ${threadId}): signaling`);
     fence.signal(); // the owner's callback is queued to the owner, not run here
   }
-  fence.put();
+  fence.putTracked();
   arena.detach();
 }

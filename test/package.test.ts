@@ -145,10 +145,13 @@ afterAll(() => {
 });
 
 describe('npm package', () => {
-  it('ships the library, its declarations, the command and its worker, and nothing of the repository', () => {
+  it('ships the library, its declarations, the command and its worker, the docs and examples the README links, and nothing else of the repository', () => {
     for (const f of ['package.json', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'dist/workers/exporter.js', 'dist/workers/importer.js', 'dist/workers/board.js'])
       expect(files).toContain(f);
-    const stray = files.filter((f) => !/^(package\.json|README\.md|dist\/src\/.*|dist\/workers\/[a-z-]+\.(js|js\.map|d\.ts|d\.ts\.map))$/.test(f));
+    // Every relative link of the README resolves inside the package (an npm page or node_modules/fencelab).
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    for (const [, target] of readme.matchAll(/\]\(((?:docs|examples)\/[^)#]+)/g)) expect(files, target).toContain(target);
+    const stray = files.filter((f) => !/^(package\.json|README\.md|docs\/[a-z-]+\.md|examples\/[a-z-]+\.ts|dist\/src\/.*|dist\/workers\/[a-z-]+\.(js|js\.map|d\.ts|d\.ts\.map))$/.test(f));
     expect(stray).toEqual([]);
   });
 
