@@ -748,6 +748,34 @@ describe('waiting', () => {
     for (const f of fs) f.put();
   });
 
+  it("waitAny / waitAnyAsync wait on the fences passed, whatever the caller does to its array meanwhile", async () => {
+    // The wait and its clean-up read a copy: a caller that cleared its array while the async wait
+    // was pending stranded it (never settled after both signaled; with a timeout, a TypeError and
+    // two wake nodes left on the fences), and one that replaced an element got EINVAL.
+    const arena = newArena();
+    const [a, b, c] = [fence(arena, 1), fence(arena, 2), fence(arena, 3)];
+    const cleared = [a, b];
+    const pending = Fence.waitAnyAsync(cleared, 60_000);
+    cleared.length = 0;
+    setTimeout(() => b.signal(), 10);
+    expect(await pending).toBe(1);
+    const replaced = [a, c];
+    const timedOut = Fence.waitAnyAsync(replaced, 20);
+    replaced[0] = b;
+    replaced.shift();
+    expect(await timedOut).toBe(-1);
+    // An element read once: a getter that changes its answer cannot swap in a non-fence.
+    let reads = 0;
+    const list = [a];
+    Object.defineProperty(list, 1, { enumerable: true, get: () => (++reads === 1 ? c : 42) });
+    expect(Fence.waitAny(list, 1)).toBe(-1);
+    expect(reads).toBe(1);
+    a.signal();
+    c.signal();
+    for (const f of [a, b, c]) f.put();
+    expectClean(arena);
+  });
+
   it('wait of a fence signaled with an error returns true; status tells the error', async () => {
     const arena = newArena();
     const f = fence(arena);

@@ -182,6 +182,35 @@ describe('driver', () => {
     arena.detach();
   });
 
+  it('a payload is read once: a length or element that changes between reads cannot write past the operation or leak it', () => {
+    const arena = arenaOf();
+    const d = Driver.create(arena);
+    // length 1 while checked, 64 when copied: the copy wrote over the next block's header.
+    let lengthReads = 0;
+    const growing: Record<number, number> = Object.defineProperty({}, 'length', { get: () => (++lengthReads <= 1 ? 1 : 64) });
+    for (let k = 0; k < 64; k++) growing[k] = 0x41414141;
+    const op = d.submit({ payload: growing as unknown as number[] });
+    expect(lengthReads).toBe(1);
+    expect(op.payload(0)).toBe(0x41414141);
+    expect(d.execute(op)).toBe(1);
+    // An element that is an int32 when checked and throws (the caller's own error) or is a Symbol
+    // when read again: it is read once, so the first call throws before anything is allocated.
+    const mine = new Error('mine');
+    let reads = 0;
+    const flaky = Object.defineProperty({ length: 1 }, 0, { get: () => { if (++reads > 1) throw mine; return 7; } });
+    const again = d.submit({ payload: flaky as unknown as number[] });
+    expect([reads, again.payload(0)]).toEqual([1, 7]);
+    expect(d.execute(again)).toBe(1);
+    const throwing = Object.defineProperty({ length: 1 }, 0, { get: () => { throw mine; } });
+    expect(() => d.submit({ payload: throwing as unknown as number[] })).toThrow(mine);
+    for (const payload of [{ length: 1.5, 0: 1, 1: 2 }, { length: -1 }, { length: '1', 0: 1 }, 5, 'ab'])
+      rejects(arena, () => d.submit({ payload: payload as unknown as number[] }), 'EINVAL');
+    expect(d.counters.submitted).toBe(2);
+    d.destroy();
+    expectClean(arena);
+    arena.detach();
+  });
+
   it('execute of an executed operation is EBADF, of a forged one EINVAL; a cancelled one still reports -ECANCELED', () => {
     const arena = arenaOf();
     const d = Driver.create(arena);

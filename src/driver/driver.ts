@@ -226,13 +226,7 @@ export class Driver extends BlockView {
     const dw = this.check();
     const dur = options.durationUs === undefined ? 0 : options.durationUs;
     if (!Number.isInteger(dur) || dur < 0 || dur > 60_000_000) throw Errors.invalid(`durationUs must be an integer in 0..60e6, got ${describeValue(dur)}`);
-    const payload = options.payload;
-    if (payload !== undefined && (payload === null || typeof payload !== 'object' || typeof payload.length !== 'number' || payload.length > OP_PAYLOAD_WORDS))
-      throw Errors.invalid(`payload holds at most ${OP_PAYLOAD_WORDS} words`);
-    if (payload !== undefined)
-      for (let k = 0; k < payload.length; k++)
-        if (typeof payload[k] !== 'number' || (payload[k] | 0) !== payload[k]) throw Errors.invalid(`payload[${k}] must be an int32, got ${describeValue(payload[k])}`);
-    const ow = submitOperation(arena, dw, dur, payload);
+    const ow = submitOperation(arena, dw, dur, payloadWords(options.payload));
     const gen = arena.generationAt(ow - BLOCK_HEADER_WORDS);
     return Operation.make(this, ow, gen, fenceView(arena, i32[ow + OP_FENCE]));
   }
@@ -358,4 +352,23 @@ export class Driver extends BlockView {
     this.arena.freeBlock(dw - BLOCK_HEADER_WORDS);
     ledgerRemove(this.arena, L.LGK_DRIVER, dw, this.gen);
   }
+}
+
+/**
+ * A submit's payload as checked words, its length and each element read exactly once: what is
+ * copied into the operation is what was checked (an array-like whose length or elements change
+ * between two reads wrote past the operation block, or threw after it was allocated).
+ */
+function payloadWords(payload: unknown): number[] | undefined {
+  if (payload === undefined) return undefined;
+  const n: unknown = payload !== null && typeof payload === 'object' ? (payload as ArrayLike<unknown>).length : undefined;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > OP_PAYLOAD_WORDS)
+    throw Errors.invalid(`payload must be an array of at most ${OP_PAYLOAD_WORDS} int32 words, got ${describeValue(payload)}`);
+  const words: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const w: unknown = (payload as ArrayLike<unknown>)[k];
+    if (typeof w !== 'number' || (w | 0) !== w) throw Errors.invalid(`payload[${k}] must be an int32, got ${describeValue(w)}`);
+    words.push(w);
+  }
+  return words;
 }

@@ -233,8 +233,9 @@ function sleepValue(f: Fence, i32: Int32Array, idx: number, deadline: number): n
  * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of
  * the first signaled one, or -1 on timeout. Blocks the calling thread.
  */
-export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
-  const first = checkAny(fences, timeoutMs);
+export function waitAnyFence(list: Fence[], timeoutMs: number): number {
+  const fences = checkAny(list, timeoutMs);
+  const first = firstSignaled(fences);
   if (first >= 0) return first;
   const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
   const patience = timeoutMs === Infinity ? new Patience(performance.now()) : null;
@@ -255,10 +256,11 @@ export function waitAnyFence(fences: Fence[], timeoutMs: number): number {
  * Async {@link waitAnyFence}; keeps the process alive while pending. An abort of `opts.signal`
  * rejects with its reason; the wake nodes are removed from every fence either way.
  */
-export async function waitAnyFenceAsync(fences: Fence[], timeoutMs: number, opts?: WaitOptions): Promise<number> {
+export async function waitAnyFenceAsync(list: Fence[], timeoutMs: number, opts?: WaitOptions): Promise<number> {
   const signal = abortSignalOf(opts);
   signal?.throwIfAborted();
-  const first = checkAny(fences, timeoutMs);
+  const fences = checkAny(list, timeoutMs);
+  const first = firstSignaled(fences);
   if (first >= 0) return first;
   const { i32, wake, deadline, cbs } = armWakes(fences, timeoutMs);
   const abort = signal ? new AbortRace(signal) : undefined;
@@ -287,15 +289,20 @@ function anyReady(fences: Fence[], deadline: number): number {
   return performance.now() >= deadline ? -1 : SLEEP;
 }
 
-/** Validates waitAny's arguments; returns the index of a fence already signaled, or -1. */
-function checkAny(fences: Fence[], timeoutMs: number): number {
+/**
+ * Validates waitAny's arguments and returns the fences as a copy of the caller's array, each element
+ * read once: the wait and its clean-up use the copy, so a caller that changes its array while an
+ * async wait is pending (clears it to reuse it) cannot strand the wait or its wake nodes.
+ */
+function checkAny(list: Fence[], timeoutMs: number): Fence[] {
   checkTimeout(timeoutMs, 'waitAny timeoutMs');
-  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
+  if (!Array.isArray(list) || list.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
+  const fences: Fence[] = Array.prototype.slice.call(list);
   for (const f of fences) {
     if (!isFenceView(f)) throw Errors.invalid('waitAny: every element must be a Fence');
     if (f.arena !== fences[0].arena) throw Errors.invalid('waitAny: fences of different arenas');
   }
-  return firstSignaled(fences);
+  return fences;
 }
 
 /**
