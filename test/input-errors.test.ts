@@ -124,6 +124,16 @@ function traced(): { arena: Arena; dump: Record<string, unknown> } {
 }
 
 describe('trace and dump helpers check the shape of their input', () => {
+  it("arena.describe refuses a reason that is no string (the dump's own readers would refuse the dump)", () => {
+    const arena = arenaOf();
+    for (const [, v] of [...hostile(), ['number', 42] as [string, unknown]]) einval(() => arena.describe(v as string), /describe: reason must be a string/);
+    const dump = arena.describe('why');
+    assertDump(dump);
+    expect(dump.reason).toBe('why');
+    expectClean(arena);
+    arena.detach();
+  });
+
   it('refuse what is not a dump with EINVAL naming the field', () => {
     const { arena, dump } = traced();
     einval(() => assertDump({}), 'dump: not a fencelab arena dump');

@@ -361,9 +361,11 @@ export class Arena {
    * mode and holder, waiters and pending callbacks, creator; timelines and their points; held locks
    * and their owners; sync-file fds; driver operations; threads and what each is blocked on.
    * Threads: any attached thread. Locking: takes none (it can describe a hung arena; while other
-   * threads run, what it sees may be torn). `reason` is recorded in the dump.
+   * threads run, what it sees may be torn). `reason` is recorded in the dump. Throws EINVAL (a
+   * reason that is no string: the dump's readers, renderDump and assertDump, would refuse it).
    */
   describe(reason?: string): ArenaDump {
+    if (reason !== undefined && typeof reason !== 'string') throw Errors.invalid(`describe: reason must be a string, got ${describeValue(reason)}`);
     return describeArena(this, reason);
   }
 
