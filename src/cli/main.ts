@@ -221,7 +221,10 @@ program
   .command('report')
   .description('write the HTML report from the benchmark JSON already in the results directory, running nothing')
   .addOption(new Option('--dir <path>', 'results directory (report.html is written there)').default(RESULTS_DIR, 'bench/results'))
-  .action((o: { dir: string }) => report(o.dir));
+  .action((o: { dir: string }) => {
+    if (o.dir.trim() === '') program.error('error: --dir needs a directory, got an empty string', { exitCode: 2, code: 'fencelab.badDir' });
+    report(o.dir);
+  });
 
 const NO_CHART_JS = 'error: the report inlines Chart.js, an optional peer dependency of fencelab that is not installed: npm install chart.js';
 

@@ -389,7 +389,7 @@ export function fenceGet(i32: Int32Array, fw: number): void {
  * for fences of different contexts (they are not ordered).
  */
 export function isLaterOnContext(i32: Int32Array, fa: number, fb: number): boolean {
-  if (i32[fa + F_CONTEXT] !== i32[fb + F_CONTEXT]) throw Errors.invalid('isLater: fences of different contexts are not ordered');
+  if (i32[fa + F_CONTEXT] !== i32[fb + F_CONTEXT]) throw Errors.invalid('isLater/later: fences of different contexts are not ordered');
   return seqnoLater(i32, fa, fb);
 }
 
