@@ -193,8 +193,9 @@ describe('driver', () => {
     expect(lengthReads).toBe(1);
     expect(op.payload(0)).toBe(0x41414141);
     expect(d.execute(op)).toBe(1);
-    // An element that is an int32 when checked and throws (the caller's own error) or is a Symbol
-    // when read again: it is read once, so the first call throws before anything is allocated.
+    // An element that would throw (the caller's own error) on a second read is read once: the
+    // submit goes through with the value checked. One that throws on its first read propagates
+    // before anything is allocated.
     const mine = new Error('mine');
     let reads = 0;
     const flaky = Object.defineProperty({ length: 1 }, 0, { get: () => { if (++reads > 1) throw mine; return 7; } });

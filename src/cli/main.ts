@@ -12,7 +12,7 @@ import { REPORT_FILE, TRACE_SAMPLE_FILE, chartJsPath, writeReport } from '../rep
 import { DEFAULT_SEED, RESULTS_DIR, SUITES, readResults, type BenchResults, type Suite } from '../report/schema.js';
 import { SUITE_OPTIONS, readTraceSample, runBench, suiteFile, suiteOptionArgs, traceSamplePath, type BenchOptions } from './bench.js';
 import { DEMO_DEFAULTS, renderDemo, runDemo } from './demo.js';
-import { baselineOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
+import { baselineOption, dirOption, fileOption, intOption, numberOption, lockKindOption, lockModeOption, parseDuration, rateOption, sanitizeOption, seedOption, suitesOption } from './options.js';
 import { announcedProcesses, inspectProcess, readDump, renderInspect } from './inspect.js';
 import { createProgress } from './progress.js';
 import { CALLBACKS_NOT_ADDED, MAX_STRESS_WORKERS, STRESS_DEFAULTS, STRESS_TRACE_EVENTS, renderStress, runStress, type StressOptions } from './stress.js';
@@ -220,11 +220,8 @@ function givenSuiteOptions(o: Record<string, unknown>): Map<string, number | tru
 program
   .command('report')
   .description('write the HTML report from the benchmark JSON already in the results directory, running nothing')
-  .addOption(new Option('--dir <path>', 'results directory (report.html is written there)').default(RESULTS_DIR, 'bench/results'))
-  .action((o: { dir: string }) => {
-    if (o.dir.trim() === '') program.error('error: --dir needs a directory, got an empty string', { exitCode: 2, code: 'fencelab.badDir' });
-    report(o.dir);
-  });
+  .addOption(new Option('--dir <path>', 'results directory (report.html is written there)').argParser(dirOption('--dir')).default(RESULTS_DIR, 'bench/results'))
+  .action((o: { dir: string }) => report(o.dir));
 
 const NO_CHART_JS = 'error: the report inlines Chart.js, an optional peer dependency of fencelab that is not installed: npm install chart.js';
 

@@ -96,6 +96,14 @@ export function suitesOption(text: string, previous: Suite[] | undefined): Suite
  * there, or a directory to put it in that does not exist or cannot be written (a run must not end
  * in an error about where its output goes).
  */
+/** A directory option's parser: refuses an empty path (what it means is said when the directory is read). */
+export function dirOption(name: string): (text: string) => string {
+  return (text) => {
+    if (text.trim() === '') throw new InvalidArgumentError(`${name} needs a directory, got an empty string`);
+    return text;
+  };
+}
+
 export function fileOption(name: string): (text: string) => string {
   return (text) => {
     if (text.trim() === '') throw new InvalidArgumentError(`${name} needs a file name`);
