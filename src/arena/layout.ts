@@ -12,7 +12,7 @@ import { defineStruct } from './struct.js';
 
 export const MAGIC = 0x46454e43; // 'FENC'
 /** Bumped whenever any layer's shared layout changes: attach() refuses another version. */
-export const LAYOUT_VERSION = 14;
+export const LAYOUT_VERSION = 15;
 
 /* ───────────── arena header (word indices from 0) ───────────── */
 /** Header words reserved for higher layers' header fields. */

@@ -282,6 +282,7 @@ export class FenceArray {
     i32[fw + A_PENDING] = any ? 1 : n;
     i32[fw + A_SLOTS] = sw;
     i32[fw + A_MODE] = any ? ARRAY_SIGNAL_ANY : 0;
+    i32[fw + L.A_ARMED] = 0;
     i32[fw + K_WORK] = 0; // not queued
     return fenceView(arena, fw);
   }

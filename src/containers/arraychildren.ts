@@ -12,20 +12,27 @@
  * ARM_COUNTED: the child had signaled already and was counted; W_AUX names the reference until it
  * is dropped. Every change of W_STEP is in the run of the Atomics operation it describes, so a
  * reaper (CHAIN_WALKS) reads exactly how far the dead thread got and arms the rest itself.
+ *
+ * An arming that throws (ENOMEM for a callback node, a child's own op, the lock-order checker)
+ * leaves the children before the one that failed armed: A_ARMED names that one, and the enable is
+ * undone (the flag goes down again, src/fence/signal.ts), so the next enable resumes there — no
+ * child is armed twice and none is left out. The one refusal known in advance, a child lock the
+ * calling thread holds (the arming would take it: EDEADLK), is refused before the flag goes up.
  */
 import type { Arena } from '../arena/arena.js';
 import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
+import * as K from '../locks/layout.js';
 import { Errors } from '../errors.js';
-import { fenceLock, fenceUnlock } from '../fence/core.js';
+import { fenceLock, fenceLockIndex, fenceUnlock } from '../fence/core.js';
 import { fenceView } from '../fence/fence.js';
 import { putFenceAt } from '../fence/release.js';
 import { getAt, inWalkRecord, setArmingReaper } from './chainwalk.js';
 import { CB_ARRAY_CHILD } from './common.js';
 
-const { A_NUM, A_PENDING, A_SLOTS, W_ARMING, W_AUX, W_LINK, W_STEP } = L;
+const { A_ARMED, A_NUM, A_PENDING, A_SLOTS, W_ARMING, W_AUX, W_LINK, W_STEP } = L;
 const { F_ERROR, F_FLAGS, F_REFCOUNT, FLAG_ENABLE_SIGNAL, FLAG_SIGNALED } = FL;
 const { BLOCK_HEADER_WORDS } = A;
 
@@ -64,11 +71,13 @@ export function propagateError(i32: Int32Array, afw: number, cfw: number): void 
  * = enableArray below, the signal of a refusal), and lets go of the record after all of it.
  */
 export function withArmingRecord(arena: Arena, fw: number, enable: () => number): number {
+  checkChildLocks(arena, fw);
   return inWalkRecord(arena, (rec) => {
     const i32 = arena.i32;
     if (rec !== 0) {
       getAt(i32, fw, rec + W_LINK);
-      i32[rec + W_STEP] = W_ARMING; // in the run of the reference's take (no call or Atomics between)
+      // In the run of the reference's take (no call or Atomics between); from where an undone enable stopped.
+      i32[rec + W_STEP] = W_ARMING | (i32[fw + A_ARMED] << 2);
     }
     const outer = armingRecord;
     armingRecord = rec;
@@ -88,6 +97,22 @@ export function withArmingRecord(arena: Arena, fw: number, enable: () => number)
   });
 }
 
+/**
+ * Throws EDEADLK when the calling thread holds the lock of a child the arming is to take (from
+ * A_ARMED on): refused before the flag goes up, nothing changed. The lock words are only compared
+ * here; the arming's own lock calls check them.
+ */
+function checkChildLocks(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  const n = arrayCount(arena, fw);
+  for (let i = i32[fw + A_ARMED]; i < n; i++) {
+    const idx = fenceLockIndex(arena, arrayChild(arena, fw, i), false);
+    if ((Atomics.load(i32, idx) & K.LOCK_OWNER_MASK) === arena.me) {
+      throw Errors.deadlock(`the calling thread holds the lock of fence array child ${i}: signaling of the array cannot be enabled under it (arming takes the children's locks)`);
+    }
+  }
+}
+
 /** The walk record of the array enable this thread is in (withArmingRecord), 0 none. */
 let armingRecord = 0;
 
@@ -100,9 +125,10 @@ let armingRecord = 0;
  */
 export function enableArray(arena: Arena, fw: number): boolean {
   const rec = armingRecord;
+  const start = arena.i32[fw + A_ARMED];
   fenceUnlock(arena, fw);
   try {
-    return armFrom(arena, fw, 0, rec);
+    return armFrom(arena, fw, start, rec);
   } finally {
     fenceLock(arena, fw);
   }
@@ -111,11 +137,18 @@ export function enableArray(arena: Arena, fw: number): boolean {
 /**
  * Arms the callbacks of children `start` and up of array `fw`, under walk record `rec` (0 none).
  * Returns false when the count of children still to signal reached zero (the array is then to be
- * signaled by the caller).
+ * signaled by the caller). On a throw, A_ARMED names the child that failed: it is neither armed
+ * nor counted, every one before it is.
  */
 function armFrom(arena: Arena, fw: number, start: number, rec: number): boolean {
   const n = arrayCount(arena, fw);
-  for (let i = start; i < n; i++) if (!armChild(arena, fw, arrayChild(arena, fw, i), i, rec)) return false;
+  let i = start;
+  try {
+    for (; i < n; i++) if (!armChild(arena, fw, arrayChild(arena, fw, i), i, rec)) return false;
+  } catch (e) {
+    arena.i32[fw + A_ARMED] = i;
+    throw e;
+  }
   return true;
 }
 

@@ -15,12 +15,12 @@ const arrayStruct = defineStruct(
     PENDING: 1, // children still to signal (signal-on-any: 1); goes ≤ 0 when done
     SLOTS: 1, // payload word of the SLOTS block: one child payload word per entry
     MODE: 1, // ARRAY_SIGNAL_ANY
-    PAD: 1, // places WORK where a chain link has it
+    ARMED: 1, // children armed when an enable failed part way (0 none): the next enable resumes there; also places WORK where a chain link has it
     WORK: 1, // the array's signal queued as container work (see K_WORK)
   },
   { base: FENCE_WORDS },
 );
-export const { NUM: A_NUM, PENDING: A_PENDING, SLOTS: A_SLOTS, MODE: A_MODE, END: ARRAY_END } = arrayStruct;
+export const { NUM: A_NUM, PENDING: A_PENDING, SLOTS: A_SLOTS, MODE: A_MODE, ARMED: A_ARMED, END: ARRAY_END } = arrayStruct;
 /** Words an array adds to a fence. */
 export const ARRAY_WORDS = ARRAY_END - FENCE_WORDS;
 export const ARRAY_SIGNAL_ANY = 1;

@@ -2,9 +2,8 @@
  * The Fence: a view over a fence struct in the arena (kernel `struct dma_fence`), with mainline
  * semantics: idempotent signal, callbacks exactly once, error only before signal, ops detached on
  * signal, 32-bit wrap-around ordering unless 64-bit, release of an unsignaled fence with callbacks
- * → -EDEADLK. The lock is either inline (in the fence, flag INLINE_LOCK) or borrowed from the
- * exporter's block — the borrowed-lock use-after-free when that block is freed first. The view validates and
- * delegates: the work is done at handle level (core, create, signal, release, wait).
+ * → -EDEADLK. The lock is inline (in the fence, flag INLINE_LOCK) or borrowed from the exporter's
+ * block (the use-after-free when that block is freed first). The view validates and delegates.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
@@ -287,7 +286,9 @@ export class Fence extends FenceBase {
 
   /**
    * Asks the exporter to signal eventually (kernel dma_fence_enable_sw_signaling): calls
-   * ops.enableSignaling once, under the fence lock; false from it signals the fence.
+   * ops.enableSignaling once, under the fence lock; false from it signals the fence. An op that
+   * throws leaves signaling not enabled: the next enable calls it again (an array resumes its arming).
+   * Throws EDEADLK (an array or chain over a fence whose lock the caller holds), ENOMEM, EINVAL, EBADF.
    */
   enableSignaling(): void {
     enableSignaling(this, this.v());
@@ -310,9 +311,8 @@ export class Fence extends FenceBase {
    * Adds a callback that runs exactly once when the fence signals, in the calling thread (kernel
    * dma_fence_add_callback). Also enables signaling.
    * Returns null — and `fn` is never called — when the fence is already signaled, or when enabling
-   * signaling signaled it (ops.enableSignaling refused, an array whose children all signaled):
-   * the kernel's -ENOENT, "already signaled, do the work yourself".
-   * Throws EINVAL (fn not a function, the fence's ops not registered in this thread), ENOMEM.
+   * signaling signaled it (ops.enableSignaling refused, an array whose children all signaled): the
+   * kernel's -ENOENT. Throws EINVAL (fn not a function, ops not registered here), ENOMEM, EDEADLK.
    */
   addCallback(fn: (fence: Fence) => void): FenceCallback | null {
     if (typeof fn !== 'function') throw Errors.invalid('addCallback needs a function');

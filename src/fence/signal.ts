@@ -298,10 +298,29 @@ function enableNow(view: Fence, fw: number, t: ReturnType<typeof opsById>['table
   const old = Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
   if (old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return 0;
   if (tracing(i32, TC_FENCE)) traceFence(arena, EV_FENCE_ENABLE_SIGNAL, fw, 0);
+  if (!t?.enableSignaling) return 0;
+  let armed: boolean;
+  try {
+    armed = t.enableSignaling(view);
+  } catch (e) {
+    undoEnable(i32, fw);
+    throw e;
+  }
   // The refusal signals with a record, as signal() does: its waiters' wake and (nested in a
   // callback) the depth bookkeeping are the reaper's if the thread dies before runRecorded.
-  if (t?.enableSignaling && !t.enableSignaling(view)) return Math.max(0, markSignaledLocked(arena, fw, nowNs(), true, true));
-  return 0;
+  return armed ? 0 : Math.max(0, markSignaledLocked(arena, fw, nowNs(), true, true));
+}
+
+/**
+ * An `ops.enableSignaling` that threw did not enable signaling: the flag goes down again, so the
+ * next enable calls the op again (an array resumes its arming where it stopped). A fence that
+ * signaled meanwhile keeps it. A waiter asleep on the flags word had relied on this enable: it is
+ * woken, finds the flag down and enables signaling itself (src/fence/wait.ts sleepValue).
+ */
+function undoEnable(i32: Int32Array, fw: number): void {
+  const old = Atomics.and(i32, fw + L.F_FLAGS, ~L.FLAG_ENABLE_SIGNAL);
+  if (old & L.FLAG_SIGNALED) Atomics.or(i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
+  else if (old & L.FLAG_WAITERS) Atomics.notify(i32, fw + L.F_FLAGS);
 }
 
 /**

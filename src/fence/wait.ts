@@ -20,7 +20,7 @@ import type { FenceCallback } from './signal.js';
 
 const { EV_FENCE_WAIT_END, EV_FENCE_WAIT_START, TC_WAIT, T_WAIT_FENCE, T_WAIT_GEN, T_WAIT_SINCE } = TR;
 
-const { FLAG_SIGNALED, FLAG_WAITERS } = L;
+const { FLAG_ENABLE_SIGNAL, FLAG_SIGNALED, FLAG_WAITERS } = L;
 
 /** How long a waiter spins before sleeping: catches short operations without a futex wake. */
 let spinMicros = 30;
@@ -225,6 +225,11 @@ function sleepValue(f: Fence, i32: Int32Array, idx: number, deadline: number): n
   const v = Atomics.load(i32, idx);
   if (v & FLAG_SIGNALED || f.isSignaled()) return SIGNALED;
   if (performance.now() >= deadline) return TIMED_OUT;
+  // Down again: another thread's enable, which this wait relied on, threw and was undone (signal.ts undoEnable).
+  if (!(v & FLAG_ENABLE_SIGNAL)) {
+    f.enableSignaling();
+    return RETRY;
+  }
   if (!(v & FLAG_WAITERS) && Atomics.compareExchange(i32, idx, v, v | FLAG_WAITERS) !== v) return RETRY;
   return v | FLAG_WAITERS; // never 0 or -1: bit 30 is set and bit 31 never is
 }
