@@ -208,4 +208,30 @@ describe('SpinLock construction', () => {
     expect(arena.stats().live).toEqual({});
     expectClean(arena);
   });
+
+  // arena.free of a block under a lock word the caller holds: the robust list would go on naming
+  // freed memory, the lock could never be released, and detach would be EBUSY for good.
+  for (const kind of LOCK_KINDS) {
+    it(`arena.free refuses a block holding a ${kind} word the caller holds (EBUSY), and frees it once unlocked`, () => {
+      const own = SpinLock.create(arena, kind);
+      const raw = arena.alloc(64);
+      const at = SpinLock.at(arena, raw, 8, kind);
+      const lent = arena.alloc(16);
+      const f = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, lock: lent });
+      own.lock();
+      at.lock();
+      f.lock();
+      rejects(arena, () => arena.free(own.ref), 'EBUSY');
+      rejects(arena, () => arena.free(raw), 'EBUSY');
+      rejects(arena, () => arena.free(lent), 'EBUSY'); // a fence's borrowed lock, taken through the fence
+      const other = arena.alloc(64); // a block under no held word frees as ever
+      arena.free(other);
+      for (const l of [f, at, own]) l.unlock();
+      f.signal();
+      f.put();
+      for (const ref of [own.ref, raw, lent]) arena.free(ref);
+      expect(arena.stats().live).toEqual({});
+      expectClean(arena);
+    });
+  }
 });

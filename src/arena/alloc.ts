@@ -14,6 +14,7 @@
 import { Errors } from '../errors.js';
 import type { Arena } from './arena.js';
 import { flush, refill } from './freelists.js';
+import { heldWords } from './hooks.js';
 import * as L from './layout.js';
 import { selfCheck } from './layout.js';
 import { checkPoison, poisonPayload } from './sanitizer.js';
@@ -242,6 +243,8 @@ export function freeRaw(arena: Arena, ref: number): boolean {
   const hw = typeof ref === 'number' ? (ref & HANDLE_OFFSET_MASK) * 2 : 0;
   if (hw < arena.heapStartW || hw >= arena.heapEndW || (hw & 3) !== 0 || arena.sanitize) return false;
   const i32 = arena.i32;
+  // Holding a lock word: the checked path looks for it in this block (hooks.ts heldWords).
+  if (i32[arena.slotBase + heldWords.countWord] !== 0) return false;
   const tag = i32[hw + Hot.TAG];
   const g = i32[hw + Hot.GEN];
   const cls = tag & Hot.CLASS_MASK;

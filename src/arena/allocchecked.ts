@@ -6,6 +6,7 @@ import { describeValue, Errors } from '../errors.js';
 import type { Arena } from './arena.js';
 import { allocBlock, FREEABLE_TYPES, freeBlock, zeroPayload } from './alloc.js';
 import { blockTypeAt, handleOf, resolve } from './handles.js';
+import { heldWords } from './hooks.js';
 import * as L from './layout.js';
 
 /**
@@ -38,5 +39,7 @@ export function freeChecked(arena: Arena, ref: number): void {
     throw Errors.invalid(
       `arena.free: handle ${ref} is a ${L.BLOCK_TYPE_NAMES[type] ?? type} block, released through its own API (put, close, the driver's end of an operation)`,
     );
+  const held = heldWords.find(arena, hw);
+  if (held >= 0) throw Errors.busy(`arena.free: the calling thread holds the lock word @${held * 4} in block ${ref}: unlock it first`);
   freeBlock(arena, hw);
 }

@@ -222,7 +222,8 @@ export class Arena {
   /**
    * Frees a raw or lock block by handle. Throws EBADF for a stale, freed or forged handle, EINVAL
    * for a block that has a lifetime of its own (a fence is released by its last put(), a sync file
-   * by close(), a driver operation by its driver): nothing changes either way.
+   * by close(), a driver operation by its driver), EBUSY for a block holding a lock word the
+   * calling thread holds (a SpinLock, a fence's borrowed lock): nothing changes either way.
    */
   free(ref: number): void {
     // The common case inline (freeRaw); anything it declines gets every check, out of line.

@@ -101,6 +101,22 @@ function stageName(stage: number): string {
   return Object.entries(ReapStage).find(([, v]) => v === stage)?.[0] ?? String(stage);
 }
 
+/**
+ * The words of blocks a thread holds: the locks layer's robust list (the lock words it holds in
+ * raw, lock and operation blocks). `countWord`: the thread-slot word (from the slot's first word)
+ * counting them, which arena.free's inline path reads, so a thread that holds none pays one load;
+ * `find(arena, hw)`: the index of such a word of the calling thread's inside block `hw`, or -1.
+ * arena.free refuses a block under a held word (EBUSY): the list would go on naming freed memory,
+ * the lock could never be released, and the thread could never detach. Set by {@link onHeldWords}.
+ */
+export const heldWords = { countWord: 0, find: (_arena: Arena, _hw: number): number => -1 };
+
+/** Registers the layer whose thread-slot word `countWord` counts held words, and their search (see {@link heldWords}). */
+export function onHeldWords(countWord: number, find: (arena: Arena, hw: number) => number): void {
+  heldWords.countWord = countWord;
+  heldWords.find = find;
+}
+
 /** A detach check: the reason the calling thread cannot detach yet, or null. */
 export type DetachCheck = (arena: Arena) => string | null;
 const detachChecks: DetachCheck[] = [];

@@ -13,8 +13,9 @@
  * stay locked forever. Fence inline locks are not listed (the reaper finds them by walking the heap).
  */
 import type { Arena } from '../arena/arena.js';
-import { onDetach, onThreadCheck } from '../arena/hooks.js';
+import { onDetach, onHeldWords, onThreadCheck } from '../arena/hooks.js';
 import { ACQ_OK, ACQ_OWNER_DIED, ACQ_TIMEOUT, futexLock, futexTryLock, futexUnlock } from './futex.js';
+import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { watchOwner } from './owners.js';
 import { releaseTicket, ticketLock, ticketTryLock } from './ticket.js';
@@ -218,6 +219,19 @@ export function heldLockCount(arena: Arena): number {
 }
 
 onDetach((arena) => (heldLockCount(arena) > 0 ? 'detach while holding locks' : null));
+
+/** The held-words search arena.free asks (hooks.ts heldWords): a robust-listed word of the calling thread's inside block `hw`. */
+onHeldWords(L.T_ROBUST_COUNT, (arena, hw) => {
+  const i32 = arena.i32;
+  const b = arena.slotBase;
+  const end = hw + A.BLOCK_HEADER_WORDS + (arena.payloadBytes(hw) >>> 2);
+  const n = Math.min(i32[b + L.T_ROBUST_COUNT], L.ROBUST_CAP);
+  for (let j = 0; j < n; j++) {
+    const idx = i32[b + L.T_ROBUST + j];
+    if (idx >= hw && idx < end) return idx;
+  }
+  return -1;
+});
 
 /**
  * What is wrong with the `count` listed words of slot `s` (at slot word `b`): each must be a word of
