@@ -119,10 +119,29 @@ describe('fence arguments', () => {
     expectClean(arena);
     arena.detach();
   });
+
+  it("FenceArray.init's refusals name init, create's name create; the memory stays the caller's", () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const mem = FenceArray.alloc(arena, 1);
+    const bad: [string, unknown][] = [['null options', null], ['an unknown key', { context: 1, seqno: 1, signalonany: true }], ['a signalOnAny no boolean', { context: 1, seqno: 1, signalOnAny: 1 }]];
+    for (const [what, options] of bad) {
+      const init = rejects(arena, () => FenceArray.init(mem, [f], options as { context: number; seqno: number }), 'EINVAL');
+      expect(init.message, what).toMatch(/^EINVAL: FenceArray\.init\b/);
+      const create = rejects(arena, () => FenceArray.create(arena, [f], options as { context: number; seqno: number }), 'EINVAL');
+      expect(create.message, what).toMatch(/^EINVAL: FenceArray\.create\b/);
+    }
+    expect(mem.available).toBe(true);
+    mem.free();
+    expect(f.refcount).toBe(1);
+    f.put();
+    expectClean(arena);
+    arena.detach();
+  });
 });
 
 describe('tokens', () => {
-  it('what is no positive safe integer is EINVAL for receive and withdraw; a number naming no share stays EBADF / false', () => {
+  it('what is no positive safe integer is EINVAL for receive and withdraw; a stale token is EBADF / false, a number that never was one EBADF for both', () => {
     const arena = arenaOf();
     const f = fenceOf(arena);
     for (const t of [NaN, 1.5, -1, 0, Infinity, -Infinity, 2 ** 53, '5']) {
@@ -134,6 +153,12 @@ describe('tokens', () => {
     expect(Fence.withdraw(arena, token)).toBe(true);
     rejects(arena, () => Fence.receive(arena, token), 'EBADF');
     expect(Fence.withdraw(arena, token)).toBe(false);
+    // A number that never was a token (outside the heap, between blocks) is EBADF, as for receive:
+    // only a token whose record was freed is an answer (false).
+    for (const t of [12345, 2 ** 40 + 8, token + 1]) {
+      rejects(arena, () => Fence.receive(arena, t), 'EBADF');
+      rejects(arena, () => Fence.withdraw(arena, t), 'EBADF');
+    }
     f.put();
     expectClean(arena);
     arena.detach();

@@ -102,32 +102,47 @@ export function maxBlocks(arena: Arena): number {
 
 /** resolve's slow path: every check in order, throwing on the first that fails (returns `hw` if none does). */
 function explainHandle(arena: Arena, handle: number, type: number, what: string): number {
-  // typeof first: comparing a non-number would convert it (a Symbol or a throwing valueOf throws a TypeError).
-  if (typeof handle !== 'number') throw Errors.badHandle(what, handle, 'not a handle');
-  if (!Number.isSafeInteger(handle) || handle <= 0)
-    throw Errors.badHandle(what, handle, handle < 0 && handle >= -0x80000000 ? `not a handle (${TRUNCATED})` : 'not a handle');
-  const i32 = arena.i32;
+  const why = handleFault(arena, handle);
+  if (why !== null) throw Errors.badHandle(what, handle, why);
   const hw = (handle & HANDLE_OFFSET_MASK) * 2;
-  if (hw < arena.heapStartW || hw >= Atomics.load(i32, L.H_HEAP_TOP) >>> 2)
-    throw Errors.badHandle(what, handle, 'out of the arena heap');
-  if ((hw & 3) !== 0) throw Errors.badHandle(what, handle, 'misaligned');
-  const tag = i32[hw + B_TAG];
-  const gen = i32[hw + B_GEN];
-  if (gen >>> 24 !== selfCheck(hw) || (tag & TAG_CLASS_MASK) >= L.NCLASSES)
-    throw Errors.badHandle(what, handle, 'does not point at a block');
-  if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE) throw Errors.badHandle(what, handle, 'block was freed');
-  if ((gen & GEN_MASK) !== Math.floor(handle / HANDLE_OFFSET_SCALE)) {
-    // A handle cut to 32 bits (an Int32Array/Uint32Array word) keeps the offset and loses the
-    // generation's high bits: say so when the live block's own handle wraps to the same 32 bits.
-    const own = (gen & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
-    if (own > 0xffffffff && handle <= 0xffffffff && (own % 0x100000000 === handle || (own | 0) === (handle | 0)))
-      throw Errors.badHandle(what, handle, `stale generation (${TRUNCATED})`);
-    throw Errors.badHandle(what, handle, 'stale generation (the block was freed and reused)');
-  }
-  const t = (tag >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
+  const t = (arena.i32[hw + B_TAG] >>> TAG_TYPE_SHIFT) & TAG_TYPE_MASK;
   if (type >= 0 && t !== type) throw Errors.invalid(`handle ${handle} is a ${L.BLOCK_TYPE_NAMES[t] ?? t} block, not a ${what}`);
   // Another thread carved, allocated or freed the block between the fast path's reads and these.
   return hw;
+}
+
+const FREED = 'block was freed';
+const REUSED = 'stale generation (the block was freed and reused)';
+
+/** Why `handle` names no live block (EBADF's reason), in the order of the checks; null when it does. */
+function handleFault(arena: Arena, handle: unknown): string | null {
+  // typeof first: comparing a non-number would convert it (a Symbol or a throwing valueOf throws a TypeError).
+  if (typeof handle !== 'number') return 'not a handle';
+  if (!Number.isSafeInteger(handle) || handle <= 0) return handle < 0 && handle >= -0x80000000 ? `not a handle (${TRUNCATED})` : 'not a handle';
+  const i32 = arena.i32;
+  const hw = (handle & HANDLE_OFFSET_MASK) * 2;
+  if (hw < arena.heapStartW || hw >= Atomics.load(i32, L.H_HEAP_TOP) >>> 2) return 'out of the arena heap';
+  if ((hw & 3) !== 0) return 'misaligned';
+  const tag = i32[hw + B_TAG];
+  const gen = i32[hw + B_GEN];
+  if (gen >>> 24 !== selfCheck(hw) || (tag & TAG_CLASS_MASK) >= L.NCLASSES) return 'does not point at a block';
+  if (((tag >>> TAG_STATE_SHIFT) & TAG_STATE_MASK) !== STATE_LIVE) return FREED;
+  if ((gen & GEN_MASK) === Math.floor(handle / HANDLE_OFFSET_SCALE)) return null;
+  // A handle cut to 32 bits (an Int32Array/Uint32Array word) keeps the offset and loses the
+  // generation's high bits: say so when the live block's own handle wraps to the same 32 bits.
+  const own = (gen & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
+  if (own > 0xffffffff && handle <= 0xffffffff && (own % 0x100000000 === handle || (own | 0) === (handle | 0))) return `stale generation (${TRUNCATED})`;
+  return REUSED;
+}
+
+/**
+ * True when `handle` names a block of the arena that was freed since (and maybe reused): a handle
+ * that went stale, as against a number that never was one (out of the heap, not at a block, cut
+ * to 32 bits) — for an API whose stale handles are an answer, not an error (Fence.withdraw).
+ */
+export function isStaleHandle(arena: Arena, handle: unknown): boolean {
+  const why = handleFault(arena, handle);
+  return why === FREED || why === REUSED;
 }
 
 /** Type of the block at header word `hw` (a {@link L.BlockType} value). */

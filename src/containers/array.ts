@@ -217,7 +217,7 @@ export class FenceArray {
     if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.create needs a non-empty array of fences');
     const mem = FenceArray.alloc(arena, fences.length);
     try {
-      return FenceArray.init(mem, fences, options);
+      return initArray(mem, fences, options, 'FenceArray.create');
     } catch (e) {
       mem.free();
       throw e;
@@ -255,38 +255,8 @@ export class FenceArray {
    * taken over and the memory is still the caller's.
    */
   static init(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions): Fence {
-    if (!(mem instanceof FenceMemory)) throw Errors.invalid('FenceArray.init needs memory from FenceArray.alloc');
-    const arena = mem.arena;
-    if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.init needs a non-empty array of fences');
-    if (fences.length !== mem.count) throw Errors.invalid(`FenceArray.init: memory for ${mem.count} fences, given ${fences.length}`);
-    if (options === undefined || options === null) throw Errors.invalid('FenceArray.create needs { context, seqno }');
-    options = optionsArg(options, 'FenceArray.create', ['context', 'seqno', 'signalOnAny']);
-    const { context, seqno, signalOnAny } = options;
-    if (signalOnAny !== undefined && typeof signalOnAny !== 'boolean') throw Errors.invalid(`FenceArray.create: signalOnAny must be a boolean, got ${describeValue(signalOnAny)}`);
-    const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
-    checkContextSeqno(context, seqno, seqno64);
-    const i32 = arena.i32;
-    const n = fences.length;
-    const children: number[] = new Array<number>(n);
-    for (let i = 0; i < n; i++) {
-      const c = fenceArg(arena, fences[i], `fences[${i}]`);
-      if (isArrayFw(i32, c) || isChainFw(i32, c)) throw Errors.invalid(`fences[${i}] is a container: arrays hold plain fences only (unwrap it first)`);
-      children[i] = c;
-    }
-    const [fw, sw] = mem.take(arena, 'array');
-    fenceInit(arena, fw, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
-    clearSignalerAt(i32, fw); // its children signal it, not a thread
-    for (let i = 0; i < n; i++) i32[sw + i] = children[i];
-    const any = options.signalOnAny === true;
-    i32[fw + A_NUM] = n;
-    i32[fw + A_PENDING] = any ? 1 : n;
-    i32[fw + A_SLOTS] = sw;
-    i32[fw + A_MODE] = any ? ARRAY_SIGNAL_ANY : 0;
-    i32[fw + L.A_ARMED] = 0;
-    i32[fw + K_WORK] = 0; // not queued
-    return fenceView(arena, fw);
+    return initArray(mem, fences, options, 'FenceArray.init');
   }
-
   /**
    * True when `f` is a fence array (kernel dma_fence_is_array); false for anything that is no
    * Fence (null, a number, a plain object). Threads: any. Throws EBADF on a released fence.
@@ -308,4 +278,38 @@ export class FenceArray {
     for (let i = 0; i < n; i++) out[i] = fenceView(arena, arrayChild(arena, fw, i));
     return out;
   }
+}
+
+/** {@link FenceArray.init} for `where` (the entry the caller called, named in its errors). */
+function initArray(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions, where: string): Fence {
+  if (!(mem instanceof FenceMemory)) throw Errors.invalid(`${where} needs memory from FenceArray.alloc`);
+  const arena = mem.arena;
+  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid(`${where} needs a non-empty array of fences`);
+  if (fences.length !== mem.count) throw Errors.invalid(`${where}: memory for ${mem.count} fences, given ${fences.length}`);
+  if (options === undefined || options === null) throw Errors.invalid(`${where} needs { context, seqno }`);
+  options = optionsArg(options, where, ['context', 'seqno', 'signalOnAny']);
+  const { context, seqno, signalOnAny } = options;
+  if (signalOnAny !== undefined && typeof signalOnAny !== 'boolean') throw Errors.invalid(`${where}: signalOnAny must be a boolean, got ${describeValue(signalOnAny)}`);
+  const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
+  checkContextSeqno(context, seqno, seqno64);
+  const i32 = arena.i32;
+  const n = fences.length;
+  const children: number[] = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const c = fenceArg(arena, fences[i], `fences[${i}]`);
+    if (isArrayFw(i32, c) || isChainFw(i32, c)) throw Errors.invalid(`fences[${i}] is a container: arrays hold plain fences only (unwrap it first)`);
+    children[i] = c;
+  }
+  const [fw, sw] = mem.take(arena, 'array');
+  fenceInit(arena, fw, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
+  clearSignalerAt(i32, fw); // its children signal it, not a thread
+  for (let i = 0; i < n; i++) i32[sw + i] = children[i];
+  const any = options.signalOnAny === true;
+  i32[fw + A_NUM] = n;
+  i32[fw + A_PENDING] = any ? 1 : n;
+  i32[fw + A_SLOTS] = sw;
+  i32[fw + A_MODE] = any ? ARRAY_SIGNAL_ANY : 0;
+  i32[fw + L.A_ARMED] = 0;
+  i32[fw + K_WORK] = 0; // not queued
+  return fenceView(arena, fw);
 }

@@ -68,7 +68,7 @@ export class FenceChain {
     const arena = mem.arena;
     const i32 = arena.i32;
     const cfw = fenceArg(arena, fence, 'fence');
-    if (isChainFw(i32, cfw)) throw Errors.invalid('FenceChain.create: the fence of a link cannot be a chain');
+    if (isChainFw(i32, cfw)) throw Errors.invalid('the fence of a chain link cannot be a chain (FenceChain.create/init)');
     // Only null means no prev (undefined is a caller's mistake, like an absent argument).
     const pfw = prev === null ? 0 : fenceArg(arena, prev, 'prev (a Fence, or null for none)');
     if (!Number.isSafeInteger(seqno) || seqno < 0)

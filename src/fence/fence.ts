@@ -168,7 +168,7 @@ export class Fence extends FenceBase {
   /**
    * Takes back and puts a reference the calling thread shared with {@link share} that nobody has
    * received. Returns true when withdrawn, false when the token names no pending share any more
-   * (received or withdrawn). Throws EINVAL (not a token), EPERM (another thread's share).
+   * (received or withdrawn). Throws EINVAL or EBADF (never a token), EPERM (another thread's share).
    */
   static withdraw(arena: Arena, token: number): boolean {
     return withdrawAt(arenaArg(arena, 'Fence.withdraw'), token);

@@ -31,7 +31,7 @@
  * record; the entry's generation then tells it is stale): ledgerCompact, or any ledger growth.
  */
 import type { Arena } from '../arena/arena.js';
-import { blockTypeAt, handleGen } from '../arena/handles.js';
+import { blockTypeAt, handleGen, isStaleHandle } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errors, FenceError, optionsArg } from '../errors.js';
@@ -277,7 +277,9 @@ function claimSignaling(arena: Arena, tw: number, sent: number, fw: number, fgen
  * The compare-exchange SENT → WITHDRAWN turns the sender's ledger entry into a fence reference in
  * its run; the record is then freed and the reference put (ledgerPutRef), each step kill-safe.
  * Threads: the sender. Returns true when withdrawn, false when the token no longer names a share
- * (received, withdrawn). Throws EINVAL (not a token), EPERM (a live share of another thread).
+ * (received, withdrawn: its record freed). Throws EINVAL (not a positive safe integer, a live block
+ * that is no transit record), EBADF (a number that names no block of the arena), EPERM (a live
+ * share of another thread).
  */
 export function withdrawAt(arena: Arena, token: unknown): boolean {
   const i32 = arena.i32;
@@ -285,7 +287,8 @@ export function withdrawAt(arena: Arena, token: unknown): boolean {
   try {
     tw = transitOf(arena, token, 'Fence.withdraw', false);
   } catch (e) {
-    if (e instanceof FenceError && e.code === 'EBADF') return false;
+    // Received or withdrawn: the record was freed. A number that never was a token stays EBADF.
+    if (e instanceof FenceError && e.code === 'EBADF' && isStaleHandle(arena, token)) return false;
     throw e;
   }
   const tgen = handleGen(token as number); // from the token, as in receiveAt
