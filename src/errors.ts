@@ -298,6 +298,7 @@ export const Errors = {
   notArena: (value: unknown, where: string) => new FenceError('EINVAL', `${where}: arena must be an Arena, got ${describeValue(value)}`),
   noMemory: (bytes: number, capacity: number) =>
     new FenceError('ENOMEM', `arena exhausted: cannot allocate ${bytes} bytes (capacity ${capacity})`),
+  noRoom: (need: string, room: number) => new FenceError('ENOMEM', `arena exhausted: ${need}, the arena has room for ${room} (nothing was allocated)`),
   notOwner: (what: string, owner: number, me: number) =>
     new FenceError('EPERM', `${what} is held by thread ${owner}, not by the calling thread ${me}`),
   notPermitted: (message: string) => new FenceError('EPERM', message),

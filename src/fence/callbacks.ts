@@ -17,7 +17,8 @@ import { describeValue, Errors } from '../errors.js';
 
 const { CB_FENCE, CB_NEXT, CB_PREV, CB_OWNER, CB_TOKEN, CB_STATE, CB_KIND, CB_TARGET } = L;
 const { BLOCK_HEADER_WORDS } = A;
-const CB_BLOCK = BLOCK_HEADER_WORDS * 4 + L.CB_WORDS * 4;
+/** Bytes of a callback node's block, header included (its size class rounds it up). */
+export const CB_BLOCK = BLOCK_HEADER_WORDS * 4 + L.CB_WORDS * 4;
 
 /** A callback's function and what it is called with, kept in its owner thread. */
 export interface CallbackEntry {

@@ -364,8 +364,8 @@ export class Fence extends FenceBase {
   }
 
   /**
-   * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of
-   * the first signaled one, or -1 on timeout. Blocks the calling thread.
+   * Waits until any of `fences` signals (kernel dma_fence_wait_any_timeout). Returns the index of the first signaled
+   * one, or -1 on timeout. Blocks the calling thread. Arms a 48-byte wake node on each fence: ENOMEM, arming none, without room for all.
    */
   static waitAny(fences: Fence[], timeoutMs = Infinity): number {
     return waitAnyFence(fences, timeoutMs);

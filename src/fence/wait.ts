@@ -17,6 +17,7 @@ import { holdAlive, releaseAlive } from './keepalive.js';
 import { reapGoneThreads } from '../arena/threads.js';
 import { heldLockCount } from '../locks/lockword.js';
 import type { FenceCallback } from './signal.js';
+import { CB_BLOCK } from './callbacks.js';
 
 const { EV_FENCE_WAIT_END, EV_FENCE_WAIT_START, TC_WAIT, T_WAIT_FENCE, T_WAIT_GEN, T_WAIT_SINCE } = TR;
 
@@ -286,6 +287,8 @@ export async function waitAnyFenceAsync(list: Fence[], timeoutMs: number, opts?:
 }
 
 const SLEEP = -2;
+/** Bytes of a wake node's block: a callback node rounded up to its size class. */
+const WAKE_BYTES = A.SIZE_CLASSES.find((bytes) => bytes >= CB_BLOCK);
 
 /** One step of a waitAny: the index of a signaled fence, -1 when `deadline` passed, else SLEEP. */
 function anyReady(fences: Fence[], deadline: number): number {
@@ -313,9 +316,16 @@ function checkAny(list: Fence[], timeoutMs: number): Fence[] {
 /**
  * Arms a WAKE node on each fence that bumps this thread's wake word when it signals (stopping at
  * the first fence already signaled). The caller waits on the word and disarms in `finally`.
+ * Throws ENOMEM before arming anything when the arena has no room for a node on every fence.
  */
 function armWakes(fences: Fence[], timeoutMs: number) {
   const arena = fences[0].arena;
+  // Room for every node first, as the kernel allocates its callbacks before adding any. Blocks are
+  // never split or merged: nodes carved from the heap by a call that ran out part way would stay
+  // callback-sized blocks once freed, and the arena would no longer hold what it held before.
+  // (Another thread allocating meanwhile can still make an arming fail part way.)
+  const room = arena.blocksAvailable(CB_BLOCK);
+  if (room < fences.length) throw Errors.noRoom(`waitAny over ${fences.length} fences needs a wake node of ${WAKE_BYTES} bytes on each`, room);
   const wake = arena.slotBase + L.T_WAKE;
   const cbs: (FenceCallback | null)[] = [];
   try {
