@@ -105,15 +105,18 @@ describe('same thread', () => {
     expect(arena.i32[hw + 2] & 0x3ff).toBe(arena.me); // the importer's id, written into op2's memory
     imported.unlock();
 
-    // Broken mutual exclusion: the importer holds the fence lock while the exporter frees op2 and
-    // starts op3 there (zeroed memory): op3 takes "its" lock although the fence lock is held.
+    // Broken mutual exclusion: the exporter frees op2 and starts op3 there (zeroed memory). Not
+    // while this thread holds the fence lock: arena.free refuses a block under a lock word the
+    // caller holds (EBUSY). Another thread's hold it cannot see: the two-thread test below.
     expect(imported.lock(20)).toBe(true);
+    rejects(arena, () => arena.free(op2), 'EBUSY');
+    imported.unlock();
     arena.free(op2);
     const op3 = arena.alloc(OP_BYTES);
     expect(op3 % OFFSET).toBe(op % OFFSET);
     const op3Lock = SpinLock.at(arena, op3, 0);
-    expect(op3Lock.tryLock()).toBe(true); // two holders of one word at once
-    // The importer's unlock now releases op3's lock under op3's feet.
+    expect(op3Lock.tryLock()).toBe(true);
+    // The importer's unlock of "its" fence lock releases op3's lock under op3's feet.
     imported.unlock();
     expect(op3Lock.owner).toBe(-1);
     rejects(arena, () => op3Lock.unlock(), 'EPERM');

@@ -113,6 +113,7 @@ function explainHandle(arena: Arena, handle: number, type: number, what: string)
 
 const FREED = 'block was freed';
 const REUSED = 'stale generation (the block was freed and reused)';
+const TRUNCATED_GEN = `stale generation (${TRUNCATED})`;
 
 /** Why `handle` names no live block (EBADF's reason), in the order of the checks; null when it does. */
 function handleFault(arena: Arena, handle: unknown): string | null {
@@ -131,18 +132,19 @@ function handleFault(arena: Arena, handle: unknown): string | null {
   // A handle cut to 32 bits (an Int32Array/Uint32Array word) keeps the offset and loses the
   // generation's high bits: say so when the live block's own handle wraps to the same 32 bits.
   const own = (gen & GEN_MASK) * HANDLE_OFFSET_SCALE + (hw >>> 1);
-  if (own > 0xffffffff && handle <= 0xffffffff && (own % 0x100000000 === handle || (own | 0) === (handle | 0))) return `stale generation (${TRUNCATED})`;
+  if (own > 0xffffffff && handle <= 0xffffffff && (own % 0x100000000 === handle || (own | 0) === (handle | 0))) return TRUNCATED_GEN;
   return REUSED;
 }
 
 /**
  * True when `handle` names a block of the arena that was freed since (and maybe reused): a handle
- * that went stale, as against a number that never was one (out of the heap, not at a block, cut
- * to 32 bits) — for an API whose stale handles are an answer, not an error (Fence.withdraw).
+ * that went stale, as against a number that never was one (out of the heap, between blocks) — for
+ * an API whose stale handles are an answer, not an error (Fence.withdraw). A generation that looks
+ * cut to 32 bits counts as stale: a block reused a multiple of 8 times since wraps the same way.
  */
 export function isStaleHandle(arena: Arena, handle: unknown): boolean {
   const why = handleFault(arena, handle);
-  return why === FREED || why === REUSED;
+  return why === FREED || why === REUSED || why === TRUNCATED_GEN;
 }
 
 /** Type of the block at header word `hw` (a {@link L.BlockType} value). */
