@@ -30,6 +30,7 @@ const HOT: Record<string, string> = {
   publishEntry: 'every traced event: the entry published',
   FenceBase: 'create: the view (its constructor)',
   arenaArg: 'create: the arena argument checked',
+  isView: 'create: the arena argument\'s brand and prototype tested',
   checkContextSeqno: 'create: context and seqno checked',
   v: 'put (and every method): the view checked against a released fence',
   signal: 'signal: the one-CAS dispatch',

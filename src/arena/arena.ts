@@ -32,7 +32,7 @@ const RAW = L.BlockType.RAW;
  * detached view): checked before anything is read through it, so a wrong value is a typed error.
  */
 export function arenaArg(arena: unknown, where: string): Arena {
-  if (!(arena instanceof Arena)) throw notArenaError(arena, where); // EBADF for a detached view; out of line: Fence.create inlines this
+  if (!Arena.isView(arena)) throw notArenaError(arena, where); // EBADF for a detached view; out of line: Fence.create inlines this
   return arena;
 }
 
@@ -115,6 +115,19 @@ export class Arena {
    */
   detached = false;
   private tracer: Tracer | undefined;
+
+  /**
+   * @internal Whether `x` is an attached Arena view (arenaArg's test). The brand test comes first:
+   * it never throws and runs no Proxy trap, where `instanceof` throws a TypeError for a revoked
+   * Proxy; `instanceof` then walks the prototype of a real view only, which a detached view no
+   * longer has. Inlined into Fence.create with arenaArg (test/inline-budget.test.ts).
+   */
+  static isView(x: unknown): x is Arena {
+    return typeof x === 'object' && x !== null && #view in x && x instanceof Arena;
+  }
+
+  /** The brand {@link isView} tests: only the constructor gives it, so a forged object lacks it. */
+  #view(): void {}
 
   private constructor(buffer: SharedArrayBuffer, slot: number) {
     this.buffer = buffer;
