@@ -234,6 +234,29 @@ export function arrayKind(x: object): boolean | undefined {
   }
 }
 
+/**
+ * Whether `x` is an object (or a function) whose properties an entry may read: false for null, a
+ * primitive and a revoked Proxy, which throws a TypeError at any read or test (it runs no trap, so
+ * no caller code). A live Proxy passes: its traps are the caller's own code. Any thread; never throws.
+ */
+export function isLiveObject(x: unknown): x is object {
+  return x !== null && (typeof x === 'object' || typeof x === 'function') && arrayKind(x as object) !== undefined;
+}
+
+/** `Array.isArray(x)` for an entry's argument: false for a revoked Proxy, where it throws. Any thread; never throws. */
+export function isArrayArg(x: unknown): x is unknown[] {
+  return arrayKind(x as object) === true;
+}
+
+/**
+ * `x instanceof C` for an entry's argument, false where `instanceof` throws a TypeError of its own
+ * (a revoked Proxy), so that the entry refuses it with a typed error. Any thread; never throws
+ * except from a live Proxy's getPrototypeOf trap (the caller's code, see the file comment).
+ */
+export function isInstance<T>(x: unknown, C: Function & { readonly prototype: T }): x is T {
+  return isLiveObject(x) && x instanceof C;
+}
+
 function describeObject(array: boolean | undefined): string {
   return array === undefined ? 'a revoked proxy' : array ? 'an array' : 'an object';
 }

@@ -3,7 +3,7 @@
  * Arena.attach's checks of a buffer it is handed (magic, layout version, the header words a view
  * trusts).
  */
-import { describeValue, Errors, optionsArg } from '../errors.js';
+import { describeValue, Errors, optionsArg, isInstance } from '../errors.js';
 import * as K from '../locks/layout.js';
 import type { ArenaOptions } from './arena.js';
 import * as L from './layout.js';
@@ -99,7 +99,7 @@ export function createBuffer(options?: ArenaOptions): SharedArrayBuffer {
  * sound header (Arena.attach). Throws EINVAL otherwise.
  */
 export function attachedWords(buffer: SharedArrayBuffer): Int32Array {
-  if (!(buffer instanceof SharedArrayBuffer) || buffer.byteLength < 4096)
+  if (!isInstance(buffer, SharedArrayBuffer) || buffer.byteLength < 4096)
     throw Errors.invalid('not a fencelab arena: expected a SharedArrayBuffer from Arena.create');
   const i32 = new Int32Array(buffer);
   if (i32[L.H_MAGIC] !== L.MAGIC) throw Errors.invalid('not a fencelab arena (bad magic)');

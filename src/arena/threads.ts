@@ -8,7 +8,7 @@
  * one references any more is collected with its buffer.
  */
 import { threadId, type Worker } from 'node:worker_threads';
-import { Errors } from '../errors.js';
+import { describeValue, Errors, isLiveObject } from '../errors.js';
 import { flushSlotCaches, releaseDeadClassLocks } from './freelists.js';
 import type { Arena } from './arena.js';
 import { runReapHooks } from './hooks.js';
@@ -70,8 +70,8 @@ export function ownSlot(i32: Int32Array): number {
  * Throws EINVAL for a non-worker or a worker that has already exited.
  */
 export function watchWorker(arena: Arena, worker: Worker): void {
-  if (worker === null || typeof worker !== 'object' || typeof worker.once !== 'function' || !Number.isInteger(worker.threadId))
-    throw Errors.invalid('watch needs a Worker');
+  if (worker === null || typeof worker !== 'object' || !isLiveObject(worker) || typeof worker.once !== 'function' || !Number.isInteger(worker.threadId))
+    throw Errors.invalid(`watch needs a Worker, got ${describeValue(worker)}`);
   // Recorded now: Node resets threadId to -1 by the time 'exit' fires.
   const tid = worker.threadId;
   if (tid < 0) throw Errors.invalid('watch: the worker has already exited');

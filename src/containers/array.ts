@@ -20,7 +20,7 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue, optionsArg } from '../errors.js';
+import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue, optionsArg, isArrayArg, isInstance } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { checkContextSeqno, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
 import { FENCE_BLOCK } from '../fence/create.js';
@@ -30,7 +30,7 @@ import { freeInFlight } from '../fence/ledger.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
-import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, putChildAt } from './common.js';
+import { CB_ARRAY_CHILD, defer, defineContainer, fenceArg, isSignaledFw, ownFenceArg, putChildAt } from './common.js';
 import { defineContainerWork } from './work.js';
 import { arrayChild, arrayCount, enableArray, propagateError, withArmingRecord } from './arraychildren.js';
 import { setEnableRecorder } from '../fence/signal.js';
@@ -214,7 +214,7 @@ export class FenceArray {
    */
   static create(arena: Arena, fences: Fence[], options: FenceArrayOptions): Fence {
     arenaArg(arena, 'FenceArray.create');
-    if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('FenceArray.create needs a non-empty array of fences');
+    if (!isArrayArg(fences) || fences.length === 0) throw Errors.invalid(`FenceArray.create needs a non-empty array of fences, got ${describeValue(fences)}`);
     const mem = FenceArray.alloc(arena, fences.length);
     try {
       return initArray(mem, fences, options, 'FenceArray.create');
@@ -257,6 +257,7 @@ export class FenceArray {
   static init(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions): Fence {
     return initArray(mem, fences, options, 'FenceArray.init');
   }
+
   /**
    * True when `f` is a fence array (kernel dma_fence_is_array); false for anything that is no
    * Fence (null, a number, a plain object). Threads: any. Throws EBADF on a released fence.
@@ -270,8 +271,8 @@ export class FenceArray {
    * array is held). Throws EINVAL when `f` is not an array, EBADF when it was released.
    */
   static fences(f: Fence): Fence[] {
-    const arena = f?.arena;
-    const fw = fenceArg(arena, f, 'fence');
+    const fw = ownFenceArg(f, 'fence');
+    const arena = f.arena;
     if (!isArrayFw(arena.i32, fw)) throw Errors.invalid('FenceArray.fences: not a fence array');
     const n = arrayCount(arena, fw);
     const out: Fence[] = new Array<Fence>(n);
@@ -282,9 +283,9 @@ export class FenceArray {
 
 /** {@link FenceArray.init} for `where` (the entry the caller called, named in its errors). */
 function initArray(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions, where: string): Fence {
-  if (!(mem instanceof FenceMemory)) throw Errors.invalid(`${where} needs memory from FenceArray.alloc`);
+  if (!isInstance(mem, FenceMemory)) throw Errors.invalid(`${where} needs memory from FenceArray.alloc`);
   const arena = mem.arena;
-  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid(`${where} needs a non-empty array of fences`);
+  if (!isArrayArg(fences) || fences.length === 0) throw Errors.invalid(`${where} needs a non-empty array of fences, got ${describeValue(fences)}`);
   if (fences.length !== mem.count) throw Errors.invalid(`${where}: memory for ${mem.count} fences, given ${fences.length}`);
   if (options === undefined || options === null) throw Errors.invalid(`${where} needs { context, seqno }`);
   options = optionsArg(options, where, ['context', 'seqno', 'signalOnAny']);

@@ -39,6 +39,15 @@ export function fenceArg(arena: Arena, f: unknown, what: string): number {
   return arena.resolve(f.handle, A.BlockType.FENCE, what) + A.BLOCK_HEADER_WORDS;
 }
 
+/**
+ * {@link fenceArg} of a fence given without its arena (the entries that take one fence): checked
+ * before its arena is read, since reading `f.arena` of a revoked Proxy throws a TypeError.
+ */
+export function ownFenceArg(f: unknown, what: string): number {
+  if (!isFenceView(f)) throw Errors.invalid(`${what} must be a Fence, got ${describeValue(f)}`);
+  return fenceArg(f.arena, f, what);
+}
+
 /** What a container's ops do, at handle level (`fw`: the container's payload word). */
 export interface ContainerOps {
   enableSignaling(arena: Arena, fw: number): boolean;

@@ -5,7 +5,7 @@
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { maxBlocks } from '../arena/handles.js';
-import { describeValue, Errors } from '../errors.js';
+import { describeValue, Errors, isInstance } from '../errors.js';
 import { contextAlloc, fenceGet, fenceInit, fenceReserve, seqnoOf } from '../fence/core.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { isFenceView } from '../fence/fencebase.js';
@@ -13,7 +13,7 @@ import * as FL from '../fence/layout.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { CHAIN_BLOCK, chainOps, chainWalk, containedFw, isChainFw, prevSeqnoOf } from './chain.js';
-import { fenceArg, flushDeferred } from './common.js';
+import { fenceArg, flushDeferred, ownFenceArg } from './common.js';
 import * as L from './layout.js';
 import { FenceMemory } from './memory.js';
 
@@ -64,7 +64,7 @@ export class FenceChain {
    * or freed); on a throw nothing was taken over and the memory is still the caller's.
    */
   static init(mem: FenceMemory, prev: Fence | null, fence: Fence, seqno: number): Fence {
-    if (!(mem instanceof FenceMemory)) throw Errors.invalid('FenceChain.init needs memory from FenceChain.alloc');
+    if (!isInstance(mem, FenceMemory)) throw Errors.invalid('FenceChain.init needs memory from FenceChain.alloc');
     const arena = mem.arena;
     const i32 = arena.i32;
     const cfw = fenceArg(arena, fence, 'fence');
@@ -109,8 +109,8 @@ export class FenceChain {
    * a view without a reference of its own, valid while `f` is held.
    */
   static contained(f: Fence): Fence {
-    const arena = f?.arena;
-    const fw = fenceArg(arena, f, 'fence');
+    const fw = ownFenceArg(f, 'fence');
+    const arena = f.arena;
     const c = containedFw(arena, fw);
     return c === fw ? f : fenceView(arena, c);
   }
@@ -122,8 +122,9 @@ export class FenceChain {
    * Threads: any, concurrently with other walkers and signalers. Throws EBADF on a released fence.
    */
   static walk(f: Fence): Fence | null {
-    const arena = f?.arena;
-    const next = chainWalk(arena, fenceArg(arena, f, 'fence'));
+    const fw = ownFenceArg(f, 'fence');
+    const arena = f.arena;
+    const next = chainWalk(arena, fw);
     return next === 0 ? null : fenceView(arena, next);
   }
 
@@ -136,8 +137,8 @@ export class FenceChain {
    * Threads: any, while other threads signal and walk the same chain.
    */
   static findSeqno(chain: Fence, seqno: number): Fence | null {
-    const arena = chain?.arena;
-    const fw = fenceArg(arena, chain, 'chain');
+    const fw = ownFenceArg(chain, 'chain');
+    const arena = chain.arena;
     const i32 = arena.i32;
     if (!Number.isSafeInteger(seqno) || seqno < 0)
       throw Errors.invalid(`findSeqno: seqno must be an integer in 0..2^53-1, got ${describeValue(seqno)}`);

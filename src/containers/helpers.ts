@@ -8,7 +8,7 @@ import { F_CONTEXT } from '../fence/layout.js';
 import { isArrayFw } from './array.js';
 import { arrayChild, arrayCount } from './arraychildren.js';
 import { isChainFw } from './chain.js';
-import { fenceArg } from './common.js';
+import { ownFenceArg } from './common.js';
 
 /**
  * True when `f` is a fence array or a chain link (kernel dma_fence_is_container): a fence that
@@ -16,7 +16,7 @@ import { fenceArg } from './common.js';
  * Threads: any. Throws EINVAL (not a Fence), EBADF (released).
  */
 export function isContainer(f: Fence): boolean {
-  const fw = fenceArg(f?.arena, f, 'fence');
+  const fw = ownFenceArg(f, 'fence');
   const i32 = f.arena.i32;
   return isArrayFw(i32, fw) || isChainFw(i32, fw);
 }
@@ -28,7 +28,7 @@ export function isContainer(f: Fence): boolean {
  */
 export function matchContext(f: Fence, context: number): boolean {
   if (!Number.isInteger(context) || context < 0) throw Errors.invalid(`matchContext: context must be an integer ≥ 0, got ${describeValue(context)}`);
-  const fw = fenceArg(f?.arena, f, 'fence');
+  const fw = ownFenceArg(f, 'fence');
   const i32 = f.arena.i32;
   if (!isArrayFw(i32, fw)) return f.context === context;
   const n = arrayCount(f.arena, fw);

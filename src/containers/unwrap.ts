@@ -5,7 +5,7 @@
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { maxBlocks } from '../arena/handles.js';
-import { Errors } from '../errors.js';
+import { Errors, describeValue, isArrayArg } from '../errors.js';
 import { contextAlloc, fenceGet, seqnoLater, timestampOf } from '../fence/core.js';
 import { Fence, fenceView } from '../fence/fence.js';
 import { putFence } from '../fence/release.js';
@@ -13,7 +13,7 @@ import * as FL from '../fence/layout.js';
 import { FenceArray, isArrayFw } from './array.js';
 import { arrayChild, arrayCount } from './arraychildren.js';
 import { chainWalk, containedFw } from './chain.js';
-import { fenceArg, flushDeferred, isSignaledFw } from './common.js';
+import { fenceArg, flushDeferred, isSignaledFw, ownFenceArg } from './common.js';
 
 /**
  * Calls `visit(leaf)` for every plain fence inside `fw` (kernel dma_fence_unwrap_for_each): the
@@ -53,8 +53,8 @@ export function forEachLeaf(arena: Arena, fw: number, visit: (leaf: number) => v
  * Threads: any. Throws EINVAL (not a Fence), EBADF (released).
  */
 export function unwrapFences(f: Fence): Fence[] {
-  const arena = f?.arena;
-  const fw = fenceArg(arena, f, 'fence');
+  const fw = ownFenceArg(f, 'fence');
+  const arena = f.arena;
   flushDeferred(arena);
   const out: Fence[] = [];
   forEachLeaf(arena, fw, (leaf) => out.push(leaf === fw ? f : fenceView(arena, leaf)));
@@ -71,7 +71,7 @@ export function unwrapFences(f: Fence): Fence[] {
  */
 export function mergeFences(arena: Arena, fences: Fence[]): Fence {
   arenaArg(arena, 'mergeFences');
-  if (!Array.isArray(fences) || fences.length === 0) throw Errors.invalid('mergeFences needs a non-empty array of fences');
+  if (!isArrayArg(fences) || fences.length === 0) throw Errors.invalid(`mergeFences needs a non-empty array of fences, got ${describeValue(fences)}`);
   const i32 = arena.i32;
   const heads = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
   flushDeferred(arena);
@@ -150,9 +150,10 @@ function dedupFw(arena: Arena, fws: number[]): number {
  * Fences of one arena), EBADF (a released fence) before anything is put.
  */
 export function dedupArray(fences: Fence[]): Fence[] {
-  if (!Array.isArray(fences)) throw Errors.invalid('dedupArray needs an array of fences');
+  if (!isArrayArg(fences)) throw Errors.invalid(`dedupArray needs an array of fences, got ${describeValue(fences)}`);
   if (fences.length === 0) return [];
-  const arena = fences[0]?.arena;
+  ownFenceArg(fences[0], 'fences[0]');
+  const arena = fences[0].arena;
   const fws = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
   const byFw = new Map<number, Fence>();
   fences.forEach((f, i) => byFw.set(fws[i], f));

@@ -16,7 +16,7 @@ import { BlockView } from '../arena/blockview.js';
 import { handleGen } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { describeValue, Errno, Errors, optionsArg } from '../errors.js';
+import { describeValue, Errno, Errors, optionsArg, isInstance, isLiveObject } from '../errors.js';
 import { contextAlloc, traceFence } from '../fence/core.js';
 import { fenceView } from '../fence/fence.js';
 import { ledgerAllocBlock, ledgerRemove } from '../fence/ledger.js';
@@ -98,7 +98,7 @@ const executed = new WeakSet<Operation>();
  * one of another driver → EINVAL) and that no execute ran yet (→ EBADF). Threads: the submitter.
  */
 function operationArg(driver: Driver, op: unknown): asserts op is Operation {
-  if (!(op instanceof Operation) || !(op.driver instanceof Driver) || op.driver.handle !== driver.handle ||
+  if (!isInstance(op, Operation) || !isInstance(op.driver, Driver) || op.driver.handle !== driver.handle ||
       op.driver.arena !== driver.arena || !Number.isInteger(op.ow) || !Number.isInteger(op.gen))
     throw Errors.invalid(`execute: op must be an Operation of this driver, got ${describeValue(op)}`);
   if (executed.has(op)) throw Errors.badHandle('operation', op.handle, 'it was executed already');
@@ -361,7 +361,7 @@ export class Driver extends BlockView {
  */
 function payloadWords(payload: unknown): number[] | undefined {
   if (payload === undefined) return undefined;
-  const n: unknown = payload !== null && typeof payload === 'object' ? (payload as ArrayLike<unknown>).length : undefined;
+  const n: unknown = payload !== null && typeof payload === 'object' && isLiveObject(payload) ? (payload as ArrayLike<unknown>).length : undefined;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > OP_PAYLOAD_WORDS)
     throw Errors.invalid(`payload must be an array of at most ${OP_PAYLOAD_WORDS} int32 words, got ${describeValue(payload)}`);
   const words: number[] = [];

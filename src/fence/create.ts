@@ -7,7 +7,7 @@ import type { Arena } from '../arena/arena.js';
 import { onCheck } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { describeValue, Errors, optionsArg } from '../errors.js';
+import { describeValue, Errors, optionsArg, isInstance, isLiveObject } from '../errors.js';
 import * as K from '../locks/layout.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { SpinLock } from '../locks/spinlock.js';
@@ -77,7 +77,7 @@ function createFenceSlow(arena: Arena, init: FenceInit, recordAt: number): numbe
   // Only an absent ops means the default: `ops: null` is a caller's mistake, refused like any other.
   const ops = init.ops === undefined ? defaultOps : init.ops;
   // The default ops are registered in every thread as ops.ts loads: no lookup for them.
-  if (ops !== defaultOps && (ops === null || typeof ops !== 'object' || findOps(ops.id) !== ops)) throw Errors.invalid('ops must come from defineFenceOps in this thread');
+  if (ops !== defaultOps && (ops === null || typeof ops !== 'object' || !isLiveObject(ops) || findOps(ops.id) !== ops)) throw Errors.invalid('ops must come from defineFenceOps in this thread');
   let lockIdx = 0;
   let lenderHw = 0;
   if (init.lock !== undefined) {
@@ -111,7 +111,7 @@ function fenceAllocWith(arena: Arena, recordAt: number, opsId: number, context: 
 /** The lock a fence borrows: a SpinLock of this arena, or a lock/raw block ref. Throws EINVAL, EBADF. */
 function borrowedLock(arena: Arena, lock: number | SpinLock): SpinLock {
   let sl: SpinLock | undefined;
-  if (lock instanceof SpinLock) {
+  if (isInstance(lock, SpinLock)) {
     if (lock.arena.buffer !== arena.buffer) throw Errors.invalid('borrowed lock belongs to another arena');
     sl = lock;
   } else {

@@ -8,7 +8,7 @@
 import { arenaArg, type Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errors } from '../errors.js';
+import { Errors, isLiveObject } from '../errors.js';
 import { contextAlloc, fenceGet, isSignaledFlag, nowNs, nsArg, setErrorChecked, statusOf } from './core.js';
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
 import { FenceBase } from './fencebase.js';
@@ -338,7 +338,7 @@ export class Fence extends FenceBase {
 
   /** Removes a callback; true only if it was still pending (then it never runs). EINVAL: another fence's callback; EPERM: a function callback another thread added. */
   removeCallback(cb: FenceCallback): boolean {
-    if (!cb || typeof cb.node !== 'number' || cb.fence?.fw !== this.fw) throw Errors.invalid('callback does not belong to this fence');
+    if (!isLiveObject(cb) || typeof cb.node !== 'number' || !isLiveObject(cb.fence) || cb.fence.fw !== this.fw) throw Errors.invalid('callback does not belong to this fence');
     return removeCallbackNode(this.arena, this.v(), cb);
   }
 

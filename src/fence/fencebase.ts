@@ -11,7 +11,7 @@ import * as A from '../arena/layout.js';
 import * as K from '../locks/layout.js';
 import { withHeld } from '../locks/scoped.js';
 import * as L from './layout.js';
-import { describeValue, Errors } from '../errors.js';
+import { describeValue, Errors, isInstance } from '../errors.js';
 import { ACQ_TIMEOUT, futexSpin } from '../locks/futex.js';
 import { acquireInlineSeen, inlineSpins, releaseInlineSeen } from '../locks/lockword.js';
 import {
@@ -284,7 +284,7 @@ export abstract class FenceBase {
  * this. The shared check behind every entry's fence argument (never on the fast paths). Threads: any.
  */
 export function isFenceView(x: unknown): x is Fence {
-  return x instanceof FenceBase && x.arena instanceof Arena && Number.isInteger(x.fw) && Number.isInteger(x.handle);
+  return isInstance(x, FenceBase) && Arena.isView(x.arena) && Number.isInteger(x.fw) && Number.isInteger(x.handle);
 }
 
 /** `a` and `b` as two fences of one arena (the ordering functions' arguments), else EINVAL. */

@@ -7,7 +7,7 @@
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { Errors, optionsArg } from '../errors.js';
+import { Errors, optionsArg, describeValue, isArrayArg, isInstance } from '../errors.js';
 import * as TR from '../trace/layout.js';
 import { traceEvent, tracing } from '../trace/ring.js';
 import { checkTimeout } from '../timeout.js';
@@ -175,7 +175,7 @@ function traceWaitEnd(arena: Arena, span: WaitSpan, outcome: number): void {
 function abortSignalOf(opts: WaitOptions | undefined): AbortSignal | undefined {
   if (opts === undefined) return undefined;
   const s = optionsArg(opts, 'wait', ['signal']).signal;
-  if (s !== undefined && !(s instanceof AbortSignal)) throw Errors.invalid('wait options: signal must be an AbortSignal');
+  if (s !== undefined && !isInstance(s, AbortSignal)) throw Errors.invalid('wait options: signal must be an AbortSignal');
   return s;
 }
 
@@ -304,7 +304,7 @@ function anyReady(fences: Fence[], deadline: number): number {
  */
 function checkAny(list: Fence[], timeoutMs: number): Fence[] {
   checkTimeout(timeoutMs, 'waitAny timeoutMs');
-  if (!Array.isArray(list) || list.length === 0) throw Errors.invalid('waitAny needs a non-empty array of fences');
+  if (!isArrayArg(list) || list.length === 0) throw Errors.invalid(`waitAny needs a non-empty array of fences, got ${describeValue(list)}`);
   const fences: Fence[] = Array.prototype.slice.call(list);
   for (const f of fences) {
     if (!isFenceView(f)) throw Errors.invalid('waitAny: every element must be a Fence');

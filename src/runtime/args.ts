@@ -2,7 +2,7 @@
  * Argument checks of the runtime's free functions (dispatcher, ledger, pool glue): a wrong value is
  * a typed FenceError naming the argument, thrown before anything is read through it or changed.
  */
-import { Errors, describeValue } from '../errors.js';
+import { Errors, describeValue, isInstance } from '../errors.js';
 import { Fence } from '../fence/fence.js';
 
 /**
@@ -10,7 +10,7 @@ import { Fence } from '../fence/fence.js';
  * `what`, or EBADF once the fence was released. Threads: any. Changes nothing.
  */
 export function fenceArgOf(fence: unknown, where: string, what = 'fence'): Fence {
-  if (!(fence instanceof Fence)) throw Errors.invalid(`${where}: ${what} must be a Fence, got ${describeValue(fence)}`);
+  if (!isInstance(fence, Fence)) throw Errors.invalid(`${where}: ${what} must be a Fence, got ${describeValue(fence)}`);
   fence.refcount; // validates the view (EBADF on a released fence)
   return fence;
 }

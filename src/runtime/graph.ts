@@ -4,7 +4,7 @@
  * graph is submitted at once and the scheduler starts each stage when its inputs have signaled.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errno, Errors, describeValue, optionsArg } from '../errors.js';
+import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { checkPool, runWithFence, taskResult, type FencePool } from './piscina.js';
 import { cancelJob } from './finish.js';
@@ -62,7 +62,7 @@ export function runGraph<K extends string>(
 ): GraphRun<K> {
   checkPool(pool, arena, 'runGraph');
   const signal = optionsArg(options, 'runGraph', ['signal']).signal;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw Errors.invalid(`runGraph: signal must be an AbortSignal, got ${describeValue(signal)}`);
+  if (signal !== undefined && !isInstance(signal, AbortSignal)) throw Errors.invalid(`runGraph: signal must be an AbortSignal, got ${describeValue(signal)}`);
   const order = topoOrder(spec);
   const fences = {} as Record<K, Fence>;
   try {
@@ -124,7 +124,7 @@ function topoOrder<K extends string>(spec: Readonly<Record<K, GraphNode>>): K[] 
     if (node === null || typeof node !== 'object') throw Errors.invalid(`stage '${n}' must be an object`);
     optionsArg(node, `runGraph: stage '${n}'`, ['payload', 'deps', 'task']);
     const deps = node.deps ?? [];
-    if (!Array.isArray(deps)) throw Errors.invalid(`stage '${n}': deps must be an array of stage names`);
+    if (!isArrayArg(deps)) throw Errors.invalid(`stage '${n}': deps must be an array of stage names, got ${describeValue(deps)}`);
     if (node.task !== undefined && typeof node.task !== 'string') throw Errors.invalid(`stage '${n}': task must be a string`);
     const seen = new Set<string>();
     for (const d of deps as K[]) {

@@ -32,7 +32,7 @@ import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errno, Errors } from '../errors.js';
+import { Errno, Errors, describeValue, isInstance } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, fenceGet, isSignaledFlag } from '../fence/core.js';
 import { Fence, fenceView, putFence } from '../fence/fence.js';
@@ -387,6 +387,6 @@ function releaseJobBlocks(arena: Arena, jw: number): void {
 
 /** Throws EINVAL unless `f` belongs to `arena`. */
 export function checkSameArena(arena: Arena, f: Fence, what: string): void {
-  if (!(f instanceof Fence)) throw Errors.invalid(`${what} must be a Fence`);
+  if (!isInstance(f, Fence)) throw Errors.invalid(`${what} must be a Fence, got ${describeValue(f)}`);
   if (f.arena.buffer !== arena.buffer) throw Errors.invalid(`${what} belongs to another arena`);
 }

@@ -8,14 +8,14 @@
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
 import * as FL from '../fence/layout.js';
-import { Errors, describeValue } from '../errors.js';
+import { Errors, describeValue, isInstance } from '../errors.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
 import { Fence } from '../fence/fence.js';
 import { putRefusedOrLocked, releaseFenceAt } from '../fence/release.js';
 import { fenceArgOf } from './args.js';
 
 function checkCell(cells: Float64Array, index: number): void {
-  if (!(cells instanceof Float64Array)) throw Errors.invalid('parked references live in a Float64Array');
+  if (!isInstance(cells, Float64Array)) throw Errors.invalid(`parked references live in a Float64Array, got ${describeValue(cells)}`);
   if (!Number.isInteger(index) || index < 0 || index >= cells.length)
     throw Errors.invalid(`cell index ${describeValue(index)} not in 0..${cells.length - 1}`);
 }

@@ -16,7 +16,7 @@
  * round trip through the main thread.
  */
 import { arenaArg, type Arena } from '../arena/arena.js';
-import { Errno, Errors, describeValue, optionsArg } from '../errors.js';
+import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance, isLiveObject } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { checkErrno } from '../fence/core.js';
 import { fenceArgOf } from './args.js';
@@ -52,8 +52,9 @@ export interface RunOptions {
  */
 export function checkPool(pool: FencePool, arena: Arena, where: string): void {
   arenaArg(arena, where);
-  if (!(pool instanceof FencePool)) {
-    const atomics = (pool as { options?: { atomics?: string } } | null)?.options?.atomics;
+  if (!isInstance(pool, FencePool)) {
+    const options = isLiveObject(pool) ? (pool as { options?: unknown }).options : undefined;
+    const atomics = isLiveObject(options) ? (options as { atomics?: string }).atomics : undefined;
     if (atomics !== undefined && atomics !== 'async')
       throw Errors.invalid(`piscina pool must use atomics: 'async' (got ${describeValue(atomics)}): 'sync' freezes a task's async waits`);
     throw Errors.invalid(`${where} needs a pool from createFencePool (its scheduler starts tasks once their dependencies signal), got ${describeValue(pool)}`);
@@ -102,13 +103,13 @@ const RUN_OPTIONS = ['deps', 'inputNames', 'signal', 'name', 'done'] as const;
 function runOptions(arena: Arena, opts: RunOptions | undefined): RunOptions {
   const o = optionsArg(opts, 'runWithFence', [...RUN_OPTIONS]);
   const deps = o.deps ?? [];
-  if (!Array.isArray(deps)) throw Errors.invalid(`runWithFence: deps must be an array of fences, got ${describeValue(deps)}`);
+  if (!isArrayArg(deps)) throw Errors.invalid(`runWithFence: deps must be an array of fences, got ${describeValue(deps)}`);
   deps.forEach((d, i) => checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`));
   const names: unknown = o.inputNames;
-  if (names !== undefined && (!Array.isArray(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
+  if (names !== undefined && (!isArrayArg(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
     throw Errors.invalid('runWithFence: inputNames must be strings, one per dependency');
   if (o.name !== undefined && typeof o.name !== 'string') throw Errors.invalid(`runWithFence: name must be a string, got ${describeValue(o.name)}`);
-  if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+  if (o.signal !== undefined && !isInstance(o.signal, AbortSignal))
     throw Errors.invalid(`runWithFence: signal must be an AbortSignal, got ${describeValue(o.signal)}`);
   if (o.done !== undefined && typeof o.done !== 'function') throw Errors.invalid(`runWithFence: done must be a function, got ${describeValue(o.done)}`);
   return o;

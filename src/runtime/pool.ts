@@ -8,7 +8,7 @@
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { Arena, arenaArg } from '../arena/arena.js';
-import { Errno, Errors, describeValue, optionsArg } from '../errors.js';
+import { Errno, Errors, describeValue, optionsArg, isArrayArg, isLiveObject } from '../errors.js';
 import { checkPoolOptions, startPiscina, type FencePoolOptions } from './poolopts.js';
 import { drainQueue } from './jobs.js';
 import { bellIndex, schedCounts, schedCreate, schedDestroy, schedHandle, schedPut } from './queue.js';
@@ -316,7 +316,7 @@ export function createFencePool(arena: Arena, options: FencePoolOptions): FenceP
 export function watchPool(arena: Arena, pool: PoolLike): void {
   arenaArg(arena, 'watchPool');
   const p = pool as Partial<PoolLike> | null;
-  if (p === null || typeof p !== 'object' || !Array.isArray(p.threads) || typeof p.on !== 'function')
+  if (p === null || typeof p !== 'object' || !isLiveObject(p) || !isArrayArg(p.threads) || typeof p.on !== 'function')
     throw Errors.invalid(`watchPool: pool must be a piscina pool (threads and on('workerCreate')), got ${describeValue(pool)}`);
   const seen = new WeakSet<Worker>();
   const scan = () => {

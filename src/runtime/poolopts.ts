@@ -4,7 +4,7 @@
  * documented pool options) — and piscina's construction, whose errors come back as FenceErrors.
  */
 import { createRequire } from 'node:module';
-import { Errors, describeValue, optionsArg } from '../errors.js';
+import { Errors, describeValue, optionsArg, isArrayArg } from '../errors.js';
 
 /**
  * {@link createFencePool}'s options: piscina's pool options (maxThreads, minThreads, idleTimeout,
@@ -118,7 +118,7 @@ export function checkPoolOptions(options: FencePoolOptions): FencePoolOptions {
   checkMs(o, 'lingerUs', false);
   checkMs(o, 'idleMs', false);
   const execArgv = o.execArgv;
-  if (execArgv !== undefined && (!Array.isArray(execArgv) || execArgv.some((a) => typeof a !== 'string'))) throw bad('execArgv', 'an array of strings', execArgv);
+  if (execArgv !== undefined && (!isArrayArg(execArgv) || execArgv.some((a) => typeof a !== 'string'))) throw bad('execArgv', 'an array of strings', execArgv);
   checkInt(o, 'minThreads', 0);
   checkInt(o, 'maxThreads', 1);
   checkInt(o, 'concurrentTasksPerWorker', 1);

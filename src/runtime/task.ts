@@ -7,7 +7,7 @@
  * loop spins briefly, then sleeps on the queue in shared memory, and ends after a while idle.
  */
 import { Arena } from '../arena/arena.js';
-import { Errno, Errors, describeValue } from '../errors.js';
+import { Errno, Errors, describeValue, isInstance, isLiveObject } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import * as L from './layout.js';
 import { encode, encodeThrown, type Encoded } from './codec.js';
@@ -91,7 +91,7 @@ async function namedTask(filename: string, name: string): Promise<TaskFn> {
 
 async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
   // Sent by a fence pool only: anything else is a misuse of the handler (rejects with EINVAL).
-  if (msg === null || typeof msg !== 'object' || !(msg.buffer instanceof SharedArrayBuffer))
+  if (msg === null || typeof msg !== 'object' || !isLiveObject(msg) || !isInstance(msg.buffer, SharedArrayBuffer))
     throw Errors.invalid(`a fenceTask handler runs the messages of a fence pool, got ${describeValue(msg)}`);
   const arena = Arena.attach(msg.buffer);
   const sw = schedFromHandle(arena, msg.sched);

@@ -6,7 +6,7 @@
  * driver names of fence ops (for track names) and the arena dump walker behind `arena.describe()`.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errors, describeValue, optionsArg } from '../errors.js';
+import { Errors, describeValue, optionsArg, isArrayArg } from '../errors.js';
 import { placementArg, toChromeTrace, type ChromeTrace, type Placement } from './chrome.js';
 import type { ArenaDump } from './dump.js';
 import * as L from './layout.js';
@@ -91,7 +91,7 @@ export class Tracer {
     let bits = L.TC_DEFAULT;
     if (options.categories === 'all') bits = L.TC_ALL;
     else if (options.categories !== undefined) {
-      if (!Array.isArray(options.categories) || options.categories.length === 0)
+      if (!isArrayArg(options.categories) || options.categories.length === 0)
         throw Errors.invalid(`trace categories must be 'all' or a non-empty array of ${TRACE_CATEGORIES.join(', ')}`);
       bits = 0;
       for (const c of options.categories) {
