@@ -106,6 +106,25 @@ export function sizeClassFor(blockBytes: number): number {
 }
 
 /**
+ * How many blocks of `blockBytes` (header included; 0 when no size class is that large) the calling
+ * thread could allocate one after another right now — for a caller that needs many and would rather
+ * refuse up front than carve the heap into blocks of that size and give up part way: its
+ * cache of the class, the class's global free list and the heap not carved yet. Blocks of other
+ * classes and other threads' caches are not counted: blocks are never split or merged, and this
+ * thread cannot take another's cache. Exact while no other thread allocates or frees; a snapshot
+ * otherwise. Takes no lock.
+ */
+export function availableBlocks(arena: Arena, blockBytes: number): number {
+  const cls = sizeClassFor(blockBytes);
+  if (cls < 0) return 0;
+  const i32 = arena.i32;
+  const cached = i32[arena.cacheBase + cls * L.CACHE_STRIDE];
+  const listed = Atomics.load(i32, L.H_CLASSES + cls * L.CL_STRIDE + L.CL_COUNT);
+  const uncarved = i32[L.H_HEAP_END] - Atomics.load(i32, L.H_HEAP_TOP);
+  return cached + listed + Math.floor(uncarved / L.SIZE_CLASSES[cls]);
+}
+
+/**
  * Hot-path allocation (see {@link Arena.allocBlock}): pops a block of `blockBytes`' class from the
  * calling thread's cache (refilling it first when empty) and tags it live with type `type`.
  * Returns its header word index. Throws ENOMEM.

@@ -10,14 +10,13 @@
 import type { Worker } from 'node:worker_threads';
 import { describeValue, Errors, type UseAfterFreeReport } from '../errors.js';
 import * as K from '../locks/layout.js';
-import { allocBlock, allocRaw, freeBlock, freeRaw, sizeClassFor, SMALL_PAYLOAD } from './alloc.js';
+import { allocBlock, allocRaw, freeBlock, freeRaw, SMALL_PAYLOAD } from './alloc.js';
 import { allocLarge, freeChecked } from './allocchecked.js';
 import { arenaStats, checkArena, walkArena, type ArenaStats, type CheckReport } from './check.js';
 import { handleOf, isLive, payloadBytes, resolve } from './handles.js';
 import { detachRefusal, runReapHooks } from './hooks.js';
 import * as L from './layout.js';
 import { makeDetached, notArenaError } from './detached.js';
-import { availableBlocks } from './freelists.js';
 import { checkAccess } from './sanitizer.js';
 import { adoptKeepArg, attachedWords, createBuffer } from './setup.js';
 import type { ArenaDump } from '../trace/dump.js';
@@ -269,16 +268,6 @@ export class Arena {
     return allocBlock(this, blockBytes, type);
   }
 
-  /**
-   * @internal How many blocks of `blockBytes` (header included) this thread could allocate one
-   * after another now (0 when no size class is that large): for a caller that needs many and would
-   * rather refuse up front than carve the heap into blocks of that size and give up part way.
-   * A snapshot while other threads allocate; takes no lock.
-   */
-  blocksAvailable(blockBytes: number): number {
-    const cls = sizeClassFor(blockBytes);
-    return cls < 0 ? 0 : availableBlocks(this, cls);
-  }
 
   /**
    * @internal Hot-path free of the live block at header word `hw` (already validated by the caller).

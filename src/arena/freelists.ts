@@ -86,21 +86,6 @@ export function refill(arena: Arena, cls: number, cb: number, blockBytes: number
 }
 
 /**
- * How many blocks of class `cls` the calling thread could allocate one after another right now: its
- * cache of the class, the class's global free list and the heap not carved yet. Blocks of other
- * classes and other threads' caches are not counted: blocks are never split or merged, and this
- * thread cannot take another's cache. Exact while no other thread allocates or frees; a snapshot
- * otherwise. Takes no lock.
- */
-export function availableBlocks(arena: Arena, cls: number): number {
-  const i32 = arena.i32;
-  const cached = i32[arena.cacheBase + cls * L.CACHE_STRIDE];
-  const listed = Atomics.load(i32, L.H_CLASSES + cls * L.CL_STRIDE + L.CL_COUNT);
-  const uncarved = i32[L.H_HEAP_END] - Atomics.load(i32, L.H_HEAP_TOP);
-  return cached + listed + Math.floor(uncarved / L.SIZE_CLASSES[cls]);
-}
-
-/**
  * Moves the `k` most recent blocks of the cache at word `cb` (the calling thread's, or a reaped
  * slot's) to the global free list of class `cls`; returns the cache's new count. The caller pushes
  * the block being freed after this, so LIFO reuse of the very last free is kept.

@@ -18,6 +18,7 @@ import { reapGoneThreads } from '../arena/threads.js';
 import { heldLockCount } from '../locks/lockword.js';
 import type { FenceCallback } from './signal.js';
 import { CB_BLOCK } from './callbacks.js';
+import { availableBlocks } from '../arena/alloc.js';
 
 const { EV_FENCE_WAIT_END, EV_FENCE_WAIT_START, TC_WAIT, T_WAIT_FENCE, T_WAIT_GEN, T_WAIT_SINCE } = TR;
 
@@ -324,7 +325,7 @@ function armWakes(fences: Fence[], timeoutMs: number) {
   // never split or merged: nodes carved from the heap by a call that ran out part way would stay
   // callback-sized blocks once freed, and the arena would no longer hold what it held before.
   // (Another thread allocating meanwhile can still make an arming fail part way.)
-  const room = arena.blocksAvailable(CB_BLOCK);
+  const room = availableBlocks(arena, CB_BLOCK);
   if (room < fences.length) throw Errors.noRoom(`waitAny over ${fences.length} fences needs a wake node of ${WAKE_BYTES} bytes on each`, room);
   const wake = arena.slotBase + L.T_WAKE;
   const cbs: (FenceCallback | null)[] = [];
