@@ -618,6 +618,14 @@ describe.each(LOCK_KINDS.map((k) => [k]))('fence lock() / unlock() in a %s arena
     expect(f.lock(0)).toBe(true);
     f.unlock();
 
+    // Enabling signaling (or a wait) under the fence's own lock: EDEADLK, as ever, without the lock taken.
+    const e = fence(arena);
+    e.lock();
+    rejects(arena, () => e.enableSignaling(), 'EDEADLK');
+    rejects(arena, () => e.wait(10), 'EDEADLK');
+    e.unlock();
+    e.put();
+
     // Held by another thread: no fast path may take it or drop it.
     const holder = new TestWorker('lock-holder', { buffer: arena.buffer });
     try {
@@ -625,6 +633,9 @@ describe.each(LOCK_KINDS.map((k) => [k]))('fence lock() / unlock() in a %s arena
       await holder.ask({ type: 'lockFence', handle: f.handle }, 'locked');
       expect(f.lock(0)).toBe(false);
       expect(f.lock(5)).toBe(false);
+      // Enabling signaling takes no lock (a plain fence has no op to call): it does not wait for the holder.
+      f.enableSignaling();
+      expect(f.wait(5)).toBe(false);
       const word = Atomics.load(arena.i32, f.lockWordIndex);
       rejects(arena, () => f.unlock(), 'EPERM');
       expect(Atomics.load(arena.i32, f.lockWordIndex)).toBe(word);

@@ -12,11 +12,11 @@ import { attempt, Errors, FenceError, NO_ERROR, rethrowFirst } from '../errors.j
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
 import './linkcheck.js'; // registers the callback lists' part of arena.check()
-import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
+import { fenceAssertHeld, fenceLock, fenceLockIndex, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 import { acquireInlineSeen, releaseInline } from '../locks/lockword.js';
-import { T_INLINE_HELD } from '../locks/layout.js';
+import { LOCK_OWNER_MASK, T_INLINE_HELD } from '../locks/layout.js';
 import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 import { FH } from './hot.js';
@@ -248,7 +248,12 @@ function poll(view: Fence, fw: number, locked: boolean): boolean {
  */
 export function enableSignaling(view: Fence, fw: number): void {
   const arena = view.arena;
-  if (Atomics.load(arena.i32, fw + L.F_FLAGS) & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return;
+  const flags = Atomics.load(arena.i32, fw + L.F_FLAGS);
+  if (flags & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) return;
+  // No op to call: the flag alone, without the lock, which guards the op's one call (kernel
+  // __dma_fence_enable_signaling): a waiter does not contend with the fence's signaler for it. A
+  // sanitizing arena takes the lock as ever (its checks of a borrowed lock's lender run there).
+  if (!(flags & L.FLAG_OPS_ENABLE) && !arena.sanitize) return enableFlag(arena, fw);
   fenceLock(arena, fw);
   let head = 0;
   try {
@@ -257,6 +262,18 @@ export function enableSignaling(view: Fence, fw: number): void {
     fenceUnlock(arena, fw);
   }
   if (head > 0) runRecorded(arena, head);
+}
+
+/**
+ * Sets ENABLE_SIGNAL of a fence whose ops have no enableSignaling. Throws EDEADLK, as the lock's
+ * taking would, when the calling thread holds the fence's lock (a wait under it could not end).
+ */
+function enableFlag(arena: Arena, fw: number): void {
+  if ((Atomics.load(arena.i32, fenceLockIndex(arena, fw, false)) & LOCK_OWNER_MASK) === arena.me) {
+    throw Errors.deadlock(`the calling thread holds the lock of fence @${fw * 4}: signaling cannot be enabled (nor waited for) under it`);
+  }
+  const old = Atomics.or(arena.i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);
+  if (!(old & (L.FLAG_ENABLE_SIGNAL | L.FLAG_SIGNALED)) && tracing(arena.i32, TC_FENCE)) traceFence(arena, EV_FENCE_ENABLE_SIGNAL, fw, 0);
 }
 
 /**

@@ -98,11 +98,13 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
   enterPull(arena, sw);
   const i32 = arena.i32;
   const park: Park = { parkedOn: 0, asleep: false };
+  const linger = new Linger(msg.lingerUs);
   let ran = 0;
   for (;;) {
-    const jw = takeOrPark(arena, sw, msg.lingerUs, park);
+    const jw = takeOrPark(arena, sw, linger.us, park);
     if (jw === LEAVE) return ran;
     if (jw === PARK) {
+      linger.parked();
       // Asleep without holding the event loop (the async work a task left behind goes on); the
       // next push wakes one sleeper. Idle for idleMs, the loop ends and the worker is piscina's again.
       // No timeout on the wait itself: a notify that meets an async waiter with a timeout costs
@@ -121,8 +123,10 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
       }
       continue;
     }
+    linger.took();
     if (!startJob(arena, jw)) {
       lookAgain(arena, sw); // cancelled while queued
+      linger.looking();
       continue;
     }
     ran++;
@@ -157,6 +161,52 @@ async function pullLoop(msg: FenceTaskMessage, self: Handler): Promise<number> {
         throw e;
       });
     }
+    linger.looking();
+  }
+}
+
+/** How far a pull loop's linger may grow over the pool's `lingerUs`. */
+const LINGER_GROWTH = 16;
+
+/**
+ * A pull loop's linger, adapted to how soon jobs come: a job that arrives after the loop parked,
+ * but within LINGER_GROWTH × `lingerUs` of its last one, sets the linger to 1.5 × that interval,
+ * so the next such job finds the loop still spinning; a longer lull sets it back to `lingerUs`.
+ * A fixed linger shorter than a submitter's turnaround (a main thread woken from its own wait,
+ * then submitting the next task) makes every job pay a wake-up of a parked loop, whose cost makes
+ * the next turnaround longer still. `lingerUs` 0 stays 0 (park at once).
+ */
+export class Linger {
+  /** The current linger (µs). */
+  us: number;
+  private readonly base: number;
+  private readonly cap: number;
+  /** When the loop began looking (performance.now()), and whether it parked since. */
+  private since = performance.now();
+  private slept = false;
+
+  constructor(lingerUs: number) {
+    this.base = lingerUs;
+    this.us = lingerUs;
+    this.cap = lingerUs * LINGER_GROWTH;
+  }
+
+  /** The loop began looking for a job (its last one is done). */
+  looking(): void {
+    this.since = performance.now();
+    this.slept = false;
+  }
+
+  /** The loop parked: its linger ran out. */
+  parked(): void {
+    this.slept = true;
+  }
+
+  /** The loop took a job: after a park, the linger follows the interval since it began looking. */
+  took(): void {
+    if (!this.slept) return;
+    const waited = (performance.now() - this.since) * 1000;
+    this.us = waited < this.cap ? Math.min(this.cap, Math.max(this.base, waited * 1.5)) : this.base;
   }
 }
 
