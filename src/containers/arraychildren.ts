@@ -24,9 +24,9 @@ import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import * as K from '../locks/layout.js';
 import { Errors } from '../errors.js';
-import { fenceLock, fenceLockIndex, fenceUnlock } from '../fence/core.js';
+import { fenceLock, fenceUnlock } from '../fence/core.js';
+import { holdsFenceLock } from '../fence/held.js';
 import { fenceView } from '../fence/fence.js';
 import { putFenceAt } from '../fence/release.js';
 import { getAt, inWalkRecord, setArmingReaper } from './chainwalk.js';
@@ -99,15 +99,13 @@ export function withArmingRecord(arena: Arena, fw: number, enable: () => number)
 
 /**
  * Throws EDEADLK when the calling thread holds the lock of a child the arming is to take (from
- * A_ARMED on): refused before the flag goes up, nothing changed. The lock words are only compared
- * here; the arming's own lock calls check them.
+ * A_ARMED on): refused before the flag goes up, nothing changed.
  */
 function checkChildLocks(arena: Arena, fw: number): void {
   const i32 = arena.i32;
   const n = arrayCount(arena, fw);
   for (let i = i32[fw + A_ARMED]; i < n; i++) {
-    const idx = fenceLockIndex(arena, arrayChild(arena, fw, i), false);
-    if ((Atomics.load(i32, idx) & K.LOCK_OWNER_MASK) === arena.me) {
+    if (holdsFenceLock(arena, arrayChild(arena, fw, i))) {
       throw Errors.deadlock(`the calling thread holds the lock of fence array child ${i}: signaling of the array cannot be enabled under it (arming takes the children's locks)`);
     }
   }

@@ -23,7 +23,8 @@ import { Fence, fenceView } from '../fence/fence.js';
 import { isFenceView } from '../fence/fencebase.js';
 import { defineFenceOps, findOps, markReleaseResumable, type FenceOps } from '../fence/ops.js';
 import { ledgerAdd, ledgerFind, ledgerPutRef } from '../fence/ledger.js';
-import { holdsFenceLock, putFence, putFenceAt } from '../fence/release.js';
+import { holdsFenceLock } from '../fence/held.js';
+import { putFence, putFenceAt } from '../fence/release.js';
 
 /** Shared-callback ids (1–15 belong to containers, see src/fence/callbacks.ts). */
 export const CB_ARRAY_CHILD = 1;

@@ -16,7 +16,8 @@ import { createTrackedAt, receiveAt, shareAt, withdrawAt, type ShareOptions } fr
 import { ledgerPutRef } from './ledger.js';
 import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
-import { holdsFenceLock, putFence, setViewFactory } from './release.js';
+import { holdsFenceLock } from './held.js';
+import { putFence, setViewFactory } from './release.js';
 import { adoptSignalingAt, signalerOf } from './signaler.js';
 import { addCallbackNode, enableSignaling, pollSignaled, pollSignaledLocked, removeCallbackNode, signalFence, signalFenceInline, signalFenceLocked, type FenceCallback } from './signal.js';
 import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFence, waitFenceAsync, type WaitOptions } from './wait.js';
@@ -24,8 +25,7 @@ import { getSpinMicros, setSpinMicros, waitAnyFence, waitAnyFenceAsync, waitFenc
 export type { FenceInit } from './create.js';
 export type { FenceCallback } from './signal.js';
 export type { ShareOptions } from './handover.js';
-/** The put API lives in release.ts; re-exported for importers of the handle-level API. */
-export { putFence } from './release.js';
+export { putFence } from './release.js'; // the put API (release.ts), for importers of the handle-level API
 
 const { BLOCK_HEADER_WORDS, B_GEN, GEN_MASK } = A;
 

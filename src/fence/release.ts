@@ -11,7 +11,6 @@ import { blockTypeAt, isLive } from '../arena/handles.js';
 import { onReap, onThreadCheck, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
-import { LOCK_OWNER_MASK } from '../locks/layout.js';
 import { attempt, Errno, Errors, NO_ERROR, rethrowFirst, warn } from '../errors.js';
 import { setPutHook } from './inbox.js';
 import { isSignaledFlag, nowNs, traceFence } from './core.js';
@@ -22,6 +21,7 @@ import type { Fence } from './fence.js';
 import { findOps, opsMissing, releaseResumes } from './ops.js';
 import { signalFence } from './signal.js';
 import { FH } from './hot.js';
+import { holdsLockWord } from './held.js';
 import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
 
 const { EV_FENCE_DESTROY } = TR;
@@ -121,17 +121,6 @@ export function putRefusedOrLocked(arena: Arena, fw: number, at: number, value: 
   return true;
 }
 
-/** True when the calling thread holds the lock word fence `fw` takes (its own or a borrowed one). */
-export function holdsFenceLock(arena: Arena, fw: number): boolean {
-  return holdsLockWord(arena, fw, arena.i32[fw + F_FLAGS]);
-}
-
-/** {@link holdsFenceLock} with the fence's flags in hand (INLINE_LOCK never changes after init). */
-function holdsLockWord(arena: Arena, fw: number, flags: number): boolean {
-  const i32 = arena.i32;
-  const lw = flags & FH.FLAG_INLINE_LOCK ? fw + FH.F_LOCK : i32[fw + FH.F_LOCK];
-  return lw > 0 && lw < i32.length && (Atomics.load(i32, lw) & LOCK_OWNER_MASK) === arena.me;
-}
 
 /**
  * A reference drop by the holder of the fence's lock: drops a reference that is not the last and

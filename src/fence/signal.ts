@@ -12,11 +12,12 @@ import { attempt, Errors, FenceError, NO_ERROR, rethrowFirst } from '../errors.j
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
 import './linkcheck.js'; // registers the callback lists' part of arena.check()
-import { fenceAssertHeld, fenceLock, fenceLockIndex, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
+import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 import { acquireInlineSeen, releaseInline } from '../locks/lockword.js';
-import { LOCK_OWNER_MASK, T_INLINE_HELD } from '../locks/layout.js';
+import { T_INLINE_HELD } from '../locks/layout.js';
+import { holdsFenceLock } from './held.js';
 import type { Fence } from './fence.js';
 import { findOps, opsById } from './ops.js';
 import { FH } from './hot.js';
@@ -269,7 +270,7 @@ export function enableSignaling(view: Fence, fw: number): void {
  * taking would, when the calling thread holds the fence's lock (a wait under it could not end).
  */
 function enableFlag(arena: Arena, fw: number): void {
-  if ((Atomics.load(arena.i32, fenceLockIndex(arena, fw, false)) & LOCK_OWNER_MASK) === arena.me) {
+  if (holdsFenceLock(arena, fw)) {
     throw Errors.deadlock(`the calling thread holds the lock of fence @${fw * 4}: signaling cannot be enabled (nor waited for) under it`);
   }
   const old = Atomics.or(arena.i32, fw + L.F_FLAGS, L.FLAG_ENABLE_SIGNAL);

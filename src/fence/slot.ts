@@ -19,7 +19,8 @@ import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { fenceTryGet } from './core.js';
 import { Fence, fenceView, putFence } from './fence.js';
 import { isFenceView } from './fencebase.js';
-import { holdsFenceLock, putUnderLock } from './release.js';
+import { holdsFenceLock } from './held.js';
+import { putUnderLock } from './release.js';
 
 const { S_LOCK, S_FENCE, SLOT_WORDS } = L;
 const { BLOCK_HEADER_WORDS } = A;

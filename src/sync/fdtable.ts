@@ -21,7 +21,8 @@ import { Errors } from '../errors.js';
 import { fenceGet } from '../fence/core.js';
 import { dropRef, pushRelease } from '../fence/drop.js';
 import { ledgerGetRef } from '../fence/ledger.js';
-import { holdsFenceLock, putFence, putUnderLock, releaseFenceAt } from '../fence/release.js';
+import { holdsFenceLock } from '../fence/held.js';
+import { putFence, putUnderLock, releaseFenceAt } from '../fence/release.js';
 import { acquireWord, releaseWord } from '../locks/lockword.js';
 import { readName, writeName } from './names.js';
 import './linkcheck.js'; // registers the sync layer's part of arena.check()
