@@ -268,7 +268,6 @@ export class Arena {
     return allocBlock(this, blockBytes, type);
   }
 
-
   /**
    * @internal Hot-path free of the live block at header word `hw` (already validated by the caller).
    * Threads: any attached thread, through its own view. Throws EBADF on a double free.
