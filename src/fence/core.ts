@@ -223,7 +223,7 @@ function fenceLockCheckedSlow(arena: Arena, fw: number, timeoutMs: number | unde
 /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
 export function fenceUnlock(arena: Arena, fw: number): void {
   if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) {
-    // Held by us, nobody waiting: one compare-exchange, as Fence.unlock does without sanitize.
+    // Sanitizing, held by us, nobody waiting: one compare-exchange. Else the checked release.
     if (arena.sanitize && arena.lockKindId !== K.LK_TICKET && Atomics.compareExchange(arena.i32, fw + F_LOCK, arena.me, 0) === arena.me) arena.i32[arena.slotBase + K.T_INLINE_HELD]--;
     else releaseInline(arena, fw + F_LOCK, arena.lockKindId);
     if (arena.sanitize) lockdepReleased(arena, fw + F_LOCK);

@@ -13,7 +13,7 @@ import { withHeld } from '../locks/scoped.js';
 import * as L from './layout.js';
 import { describeValue, Errors, isInstance } from '../errors.js';
 import { ACQ_TIMEOUT, futexSpin } from '../locks/futex.js';
-import { acquireInlineSeen, inlineSpins, releaseInlineSeen } from '../locks/lockword.js';
+import { acquireInlineSeen, inlineSpins, releaseInlineExchanged } from '../locks/lockword.js';
 import {
   fenceAssertHeld, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, seqnoOf, timestampOf,
 } from './core.js';
@@ -210,19 +210,20 @@ export abstract class FenceBase {
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {
-    // Fast path: one CAS from "held by me" to free. Held by me with the waiters' bit (futex
-    // waiters, or a traced contended hold): release and wake one (releaseInlineSeen). A borrowed or stale lock, or a word we do not
+    // Fast path: the word read as held by me, then one exchange to free. Only the holder frees a
+    // word it holds (other threads only add the waiters' bit), so the exchange cannot take a word
+    // from anyone else; an exchange is cheaper than a compare-exchange that must also cover the
+    // bit. Held by me with the waiters' bit (futex waiters, or a traced contended hold): wake one
+    // after the exchange (releaseInlineExchanged). A borrowed or stale lock, or a word we do not
     // hold, takes the full path, which reports the misuse; nothing was written.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
     const me = this.me;
-    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached) {
-      const seen = Atomics.compareExchange(i32, idx, me, 0);
-      if (seen === me || (seen & K.LOCK_OWNER_MASK) === me) {
-        if (seen !== me) releaseInlineSeen(this.arena, idx);
-        i32[this.arena.slotBase + T_INLINE_HELD]--;
-        return;
-      }
+    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached && (i32[idx] & K.LOCK_OWNER_MASK) === me) {
+      const seen = Atomics.exchange(i32, idx, 0);
+      if (seen !== me) releaseInlineExchanged(this.arena, idx, seen);
+      i32[this.arena.slotBase + T_INLINE_HELD]--;
+      return;
     }
     this.unlockSlow();
   }

@@ -15,7 +15,7 @@ import './linkcheck.js'; // registers the callback lists' part of arena.check()
 import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
-import { acquireInlineSeen, releaseInline } from '../locks/lockword.js';
+import { acquireInlineSeen, releaseInlineExchanged } from '../locks/lockword.js';
 import { T_INLINE_HELD } from '../locks/layout.js';
 import { holdsFenceLock } from './held.js';
 import type { Fence } from './fence.js';
@@ -78,9 +78,11 @@ export function signalFenceInline(arena: Arena, fw: number, idx: number): boolea
   try {
     head = markSignaledLocked(arena, fw, nowNs(), true, true);
   } finally {
-    // Held by us, nobody waiting: one compare-exchange. Otherwise the full release (wakes a waiter).
-    if (Atomics.compareExchange(i32, idx, me, 0) === me) i32[held]--;
-    else releaseInline(arena, idx, arena.lockKindId);
+    // Held by us since the acquire above: one exchange frees it (as Fence.unlock), then a waiter
+    // the word's bit announces is woken.
+    const was = Atomics.exchange(i32, idx, 0);
+    if (was !== me) releaseInlineExchanged(arena, idx, was);
+    i32[held]--;
   }
   if (head > 0) runRecorded(arena, head);
   return head < 0;

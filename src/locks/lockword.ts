@@ -312,13 +312,13 @@ export function inlineSpins(i32: Int32Array, kind: number, seen: number, me: num
 }
 
 /**
- * releaseInline for a caller whose compare-exchange from "held by me" to free failed on a word it
- * holds with the waiters' bit set: releases it and wakes one waiter, with no second
- * compare-exchange. Records the end of a traced hold (a traced hold sets that bit: see
- * acquireContended). Does not count the lock out of T_INLINE_HELD: the caller does.
+ * The rest of a release for a caller that held the word and exchanged it to free, reading `seen`
+ * (its owner id with the waiters' bit set): wakes one waiter, and records the end of a traced hold
+ * (a traced hold sets that bit: see acquireContended). Does not count the lock out of
+ * T_INLINE_HELD: the caller does.
  */
-export function releaseInlineSeen(arena: Arena, idx: number): void {
-  futexUnlock(arena.i32, idx);
+export function releaseInlineExchanged(arena: Arena, idx: number, seen: number): void {
+  if (seen & L.LOCK_WAITERS) Atomics.notify(arena.i32, idx, 1);
   if (tracedHoldCount !== 0) traceRelease(arena, idx);
 }
 
