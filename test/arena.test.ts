@@ -152,8 +152,9 @@ describe('handles', () => {
 describe('alloc / free', () => {
   it('allocates zeroed blocks of the size asked and frees them', () => {
     const arena = smallArena();
-    // Small payloads are cleared word by word, larger ones by fill: sizes on both sides of the switch.
-    const sizes = [1, 8, 24, 56, 100, 248, 249, 1000, 5000];
+    // Payloads up to 248 bytes take the inline path (cleared 8 bytes at a time), larger ones the
+    // checked path (fill): sizes on both sides of that switch and of the small classes' end (1016).
+    const sizes = [1, 8, 24, 56, 100, 248, 249, 1000, 1016, 1017, 5000];
     const refs = sizes.map((n) => arena.alloc(n));
     expect(new Set(refs).size).toBe(sizes.length);
     refs.forEach((ref, i) => {

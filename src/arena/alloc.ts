@@ -31,8 +31,6 @@ const KEEP_ON_FREE = ~((TAG_STATE_MASK << TAG_STATE_SHIFT) | (TAG_THREAD_MASK <<
 const FREE_THREAD_BITS = TAG_THREAD_MASK << TAG_FREE_SHIFT;
 /** Largest block (in words, header included) whose payload {@link zeroPayload} clears by hand; larger ones use fill. */
 const ZERO_BY_HAND_WORDS = 64;
-/** Largest size class whose payload is cleared by hand (its blocks are at most ZERO_BY_HAND_WORDS). */
-const ZERO_BY_HAND_CLASS = L.SIZE_CLASSES.findLastIndex((bytes) => bytes >>> 2 <= ZERO_BY_HAND_WORDS);
 /** Words per block of each size class. */
 const CLASS_WORDS = Int32Array.from(L.SIZE_CLASSES, (bytes) => bytes >>> 2);
 
@@ -44,8 +42,13 @@ const CLASS_WORDS = Int32Array.from(L.SIZE_CLASSES, (bytes) => bytes >>> 2);
  */
 export const FREEABLE_TYPES = (1 << L.BlockType.RAW) | (1 << L.BlockType.LOCK);
 
-/** Largest payload {@link allocRaw} serves (its block's class comes from the small-class table). */
-export const SMALL_PAYLOAD = 1024 - BLOCK_HEADER_BYTES;
+/**
+ * Largest payload {@link allocRaw} serves: a block it zeroes by hand (larger ones take allocLarge,
+ * whose zeroPayload calls fill). Not up to the small-class table's 1 KiB: fill's branch in
+ * allocRaw made it too large for V8 to inline beside the public free, and a call to it returns
+ * the handle (a number wider than 31 bits) as a heap-allocated number.
+ */
+export const SMALL_PAYLOAD = ZERO_BY_HAND_WORDS * 4 - BLOCK_HEADER_BYTES;
 
 /**
  * The small layout constants of the public alloc and free paths ({@link allocRaw}, {@link freeRaw})
@@ -174,9 +177,8 @@ export function allocRaw(arena: Arena, bytes: number): number {
     i32[arena.slotBase + Hot.ALLOCS]++;
   }
   const end = hw + CLASS_WORDS[cls];
-  // Small payloads 8 bytes at a time (see zeroPayload): fill is a runtime call.
-  if (cls > ZERO_BY_HAND_CLASS) i32.fill(0, hw + Hot.HEADER_WORDS, end);
-  else for (let d = (hw + Hot.HEADER_WORDS) >>> 1, f64 = arena.f64, e = end >>> 1; d < e; d++) f64[d] = 0;
+  // 8 bytes at a time (see zeroPayload): fill is a runtime call.
+  for (let d = (hw + Hot.HEADER_WORDS) >>> 1, f64 = arena.f64, e = end >>> 1; d < e; d++) f64[d] = 0;
   // The handle from the generation in hand, not read back: V8 does not carry the header word's
   // value across the Float64Array stores above, and the reload (waiting on the store just made)
   // would sit on the chain from this allocation to the next free (see freeRaw).
