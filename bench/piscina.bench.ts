@@ -34,6 +34,17 @@
  * thread's notify returns only once the worker has run the task, lingered and parked, so a
  * loaded run measures the linger, not the paths (seen: wait() at 0.4–0.8× of pool.run).
  *
+ * Back to back has two steady modes on the 2-core VM, and a run's p50 is the share of each. Fast
+ * (2–15 µs a task): the main thread and the pull loop on different cores, the main thread's spin
+ * catches the signal, nobody sleeps, nobody notifies. Slow (45–80 µs): once the main thread has
+ * slept, the worker's notify wakes it on the worker's own core (a per-task timeline showed the
+ * worker's finishRun held up until the main thread, spinning on that core, went back to sleep),
+ * so the two then take turns on one core and every task pays a sleep and a wake; a longer main
+ * spin only lengthens each turn (150 µs: 200 µs a task), spinning 0 µs leaves 45 µs. Which mode
+ * a round starts in is the kernel's placement; long rounds end in the fast one (per 50 tasks:
+ * 45 µs for 50–500 tasks, then 2–5 µs to the end), which is why --quick, 60 tasks a round, often
+ * reads the slow one.
+ *
  * Run: `node dist/bench/piscina.bench.js [--rounds N] [--tasks N] [--linger µs]` plus the options
  * every suite takes (bench/util.ts); --quick: 2 rounds, 120 tasks per variant and schedule, one
  * timed pair of chains (the full run's median of 3) and 20 warm-up tasks per side (50).
