@@ -17,12 +17,12 @@
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { linkedPayload } from '../arena/handles.js';
 import * as A from '../arena/layout.js';
-import * as K from '../locks/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst, describeValue, optionsArg, isArrayArg, isInstance } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { checkContextSeqno, fenceInit, fenceLock, fenceLockIndex, fenceReserve, fenceUnlock } from '../fence/core.js';
+import { checkContextSeqno, fenceInit, fenceLock, fenceReserve, fenceUnlock } from '../fence/core.js';
+import { holdsFenceLock } from '../fence/held.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { isFenceView } from '../fence/fencebase.js';
@@ -108,8 +108,7 @@ function onArrayChild(arena: Arena, afw: number, cfw: number, rec = 0): void {
   // child signal): then the signal waits until the lock is dropped.
   // Queued, the work is an item of the thread's container work list (the array's own K_WORK word):
   // a thread terminated before it runs leaves it to its reaper (defineContainerWork below).
-  const owner = Atomics.load(i32, fenceLockIndex(arena, afw)) & K.LOCK_OWNER_MASK;
-  if (owner === arena.me) defer(arena, afw, at);
+  if (holdsFenceLock(arena, afw)) defer(arena, afw, at);
   else {
     try {
       signalArray(arena, afw);
