@@ -142,6 +142,28 @@ describe('lock-order checker (sanitize)', () => {
     expectClean(arena);
   });
 
+  it('an inline lock found held by another thread is waited for and listed once: the orders taken after it are its own', async () => {
+    // Fence.lock records a lock on an empty held list before its compare-exchange and takes the
+    // record back when the word is held; a record left behind would make the next lock look nested in it.
+    const arena = Arena.create({ bytes: 1 << 20, sanitize: true });
+    const [f, g] = [fence(arena), fence(arena)];
+    const holder = new TestWorker('lock-holder', { buffer: arena.buffer });
+    workers.push(holder);
+    await holder.next('ready', 60_000);
+    await holder.ask({ type: 'lockFence', handle: f.handle, untilWaited: true }, 'locked', 60_000);
+    expect(f.lock()).toBe(true); // the word is held: this waits, and the worker drops it once it sees the wait
+    f.unlock();
+    await holder.next('unlocked', 60_000);
+    takeAThenB(g, f); // g → f: nothing held before g, so no order with a stale f
+    expect(lockOrderCount(arena)).toBe(0);
+    inversion(() => takeAThenB(f, g)); // f → g against g → f
+    expect(lockOrderCount(arena)).toBe(1);
+    await holder.ask({ type: 'exit' }, 'bye', 60_000);
+    f.put();
+    g.put();
+    expectClean(arena);
+  });
+
   it('across threads: a worker took A then B; the main thread taking B then A is told, with the worker\'s call site', async () => {
     const arena = Arena.create({ bytes: 1 << 20, sanitize: true });
     const a = fence(arena);

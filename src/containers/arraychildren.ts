@@ -25,7 +25,7 @@ import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { Errors } from '../errors.js';
-import { fenceLock, fenceUnlock } from '../fence/core.js';
+import { fenceLock, fenceUnlock } from '../fence/lock.js';
 import { holdsFenceLock } from '../fence/held.js';
 import { fenceView } from '../fence/fence.js';
 import { putFenceAt } from '../fence/release.js';

@@ -29,7 +29,7 @@ import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
 import { attempt, Errors, NO_ERROR, rethrowFirst } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
-import { fenceLock, fenceUnlock } from '../fence/core.js';
+import { fenceLock, fenceUnlock } from '../fence/lock.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { fenceView } from '../fence/fence.js';
 import { putFence, putFenceAt } from '../fence/release.js';

@@ -7,7 +7,8 @@ import { onDetach, onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { attempt, NO_ERROR, rethrowFirst } from '../errors.js';
-import { fenceLock, fenceUnlock, isSignaledFlag } from './core.js';
+import { isSignaledFlag } from './core.js';
+import { fenceLock, fenceUnlock } from './lock.js';
 import { sharedHandlers, sharedReapers, sharedTarget } from './callbacks.js';
 import { deliverRemote, pushQueued, runDetached, runWake } from './inbox.js';
 

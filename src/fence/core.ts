@@ -9,8 +9,6 @@ import * as K from '../locks/layout.js';
 import * as L from './layout.js';
 import { Errors, MAX_ERRNO, describeValue } from '../errors.js';
 import { opsFlagsOf } from './ops.js';
-import { contextClass, lockdepAcquired, lockdepCheck, lockdepReleased, wordClass } from '../locks/lockdep.js';
-import { ACQ_TIMEOUT, acquireInline, acquireWord, releaseInline, releaseWord } from '../locks/lockword.js';
 import './inlinereap.js'; // registers the reap of a dead thread's fence inline locks
 import { FH } from './hot.js';
 import './hot.js'; // its load-time check of FH (tsc drops the import above: const enum members only)
@@ -164,82 +162,6 @@ export function traceFence(arena: Arena, kind: number, fw: number, e: number): v
 
 export function seqnoOf(i32: Int32Array, fw: number): number {
   return i32[fw + F_SEQNO_HI] * 0x100000000 + (i32[fw + F_SEQNO_LO] >>> 0);
-}
-
-/**
- * Word index of the fence's lock word: its own (inline), or the borrowed one — which the
- * sanitizer checks is still inside the live block it was borrowed from.
- */
-export function fenceLockIndex(arena: Arena, fw: number, check = true): number {
-  const i32 = arena.i32;
-  if (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) return fw + F_LOCK;
-  if (check && arena.sanitize) {
-    arena.checkAccess(i32[fw + F_LENDER], i32[fw + F_LENDER_GEN], 'fence-lock', arena.handleOf(fw - BLOCK_HEADER_WORDS));
-  }
-  return i32[fw + F_LOCK];
-}
-
-/**
- * Takes the fence lock (kernel dma_fence_lock_irqsave). Returns false on timeout, true otherwise;
- * `ownerDied` outcomes count as acquired. Throws EDEADLK when the caller already holds it, ENOLCK
- * when a borrowed lock would be the calling thread's `cap`+1st listed lock word (Fence.lock passes
- * MAX_HELD_LOCKS; the library's own calls the robust list's full size).
- */
-export function fenceLock(arena: Arena, fw: number, timeoutMs?: number, cap: number = K.ROBUST_CAP): boolean {
-  if (arena.sanitize) return fenceLockChecked(arena, fw, timeoutMs, cap);
-  if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) return acquireInline(arena, fw + F_LOCK, arena.lockKindId, timeoutMs) !== ACQ_TIMEOUT;
-  return acquireWord(arena, fenceLockIndex(arena, fw), arena.lockKindId, timeoutMs, cap) !== ACQ_TIMEOUT;
-}
-
-/**
- * fenceLock in a sanitizing arena: the lock-order checker sees the acquisition first (it may throw
- * LockOrderError, EDEADLK, with nothing taken) and lists the lock as held once it is taken. The
- * class of an inline lock is the fence context; of a borrowed one, the lent word (src/locks/lockdep.ts).
- */
-function fenceLockChecked(arena: Arena, fw: number, timeoutMs: number | undefined, cap: number): boolean {
-  // Small enough to inline: a free inline word, one compare-exchange, as Fence.lock without sanitize.
-  const i32 = arena.i32;
-  if (!(i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) || timeoutMs !== undefined || arena.lockKindId === K.LK_TICKET) return fenceLockCheckedSlow(arena, fw, timeoutMs, cap);
-  const idx = fw + F_LOCK;
-  const key = lockdepCheck(arena, contextClass(i32[fw + F_CONTEXT]), idx, fw);
-  if (Atomics.compareExchange(i32, idx, 0, arena.me) !== 0) return fenceLockCheckedSlow(arena, fw, timeoutMs, cap, key);
-  i32[arena.slotBase + K.T_INLINE_HELD]++;
-  lockdepAcquired(arena, key, idx, fw);
-  return true;
-}
-
-/** fenceLockChecked for a borrowed or ticket lock, a timeout, or a word that was not free (`key`: already checked). */
-function fenceLockCheckedSlow(arena: Arena, fw: number, timeoutMs: number | undefined, cap: number, key = 0): boolean {
-  const i32 = arena.i32;
-  const inline = (i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) !== 0;
-  const idx = inline ? fw + F_LOCK : fenceLockIndex(arena, fw);
-  if (key === 0) key = lockdepCheck(arena, inline ? contextClass(i32[fw + F_CONTEXT]) : wordClass(idx, i32[fw + F_LENDER_GEN]), idx, fw);
-  const r = inline ? acquireInline(arena, idx, arena.lockKindId, timeoutMs) : acquireWord(arena, idx, arena.lockKindId, timeoutMs, cap);
-  if (r === ACQ_TIMEOUT) return false;
-  lockdepAcquired(arena, key, idx, fw);
-  return true;
-}
-
-/** Releases the fence lock. Throws EPERM when the caller does not hold it. */
-export function fenceUnlock(arena: Arena, fw: number): void {
-  if (arena.i32[fw + F_FLAGS] & FLAG_INLINE_LOCK) {
-    // Sanitizing, held by us, nobody waiting: one compare-exchange. Else the checked release.
-    if (arena.sanitize && arena.lockKindId !== K.LK_TICKET && Atomics.compareExchange(arena.i32, fw + F_LOCK, arena.me, 0) === arena.me) arena.i32[arena.slotBase + K.T_INLINE_HELD]--;
-    else releaseInline(arena, fw + F_LOCK, arena.lockKindId);
-    if (arena.sanitize) lockdepReleased(arena, fw + F_LOCK);
-    return;
-  }
-  // The sanitizer checked this word when it was acquired; one stale critical section is one report.
-  const idx = fenceLockIndex(arena, fw, false);
-  releaseWord(arena, idx, arena.lockKindId);
-  if (arena.sanitize) lockdepReleased(arena, idx);
-}
-
-/** Throws EPERM unless the calling thread holds the fence lock (kernel dma_fence_assert_held). */
-export function fenceAssertHeld(arena: Arena, fw: number): void {
-  const idx = fenceLockIndex(arena, fw);
-  const owner = (Atomics.load(arena.i32, idx) & K.LOCK_OWNER_MASK) - 1;
-  if (owner !== arena.slot) throw Errors.notOwner('fence lock', owner, arena.slot);
 }
 
 export function isSignaledFlag(i32: Int32Array, fw: number): boolean {

@@ -14,9 +14,8 @@ import * as L from './layout.js';
 import { describeValue, Errors, isInstance } from '../errors.js';
 import { ACQ_TIMEOUT, futexSpin } from '../locks/futex.js';
 import { acquireInlineSeen, inlineSpins, releaseInlineExchanged } from '../locks/lockword.js';
-import {
-  fenceAssertHeld, fenceLock, fenceLockIndex, fenceUnlock, isLaterOnContext, seqnoOf, timestampOf,
-} from './core.js';
+import { isLaterOnContext, seqnoOf, timestampOf } from './core.js';
+import { fenceAssertHeld, fenceLock, fenceLockIndex, fenceUnlock } from './lock.js';
 import type { Fence } from './fence.js';
 import { opsById, type FenceOps } from './ops.js';
 import { FH } from './hot.js';

@@ -36,7 +36,7 @@ import * as A from '../arena/layout.js';
 import * as L from './layout.js';
 import { describeValue, Errors, FenceError, optionsArg } from '../errors.js';
 import { checkInitKeys, createFenceAt, type FenceInit } from './create.js';
-import { fenceLock, fenceUnlock } from './core.js';
+import { fenceLock, fenceUnlock } from './lock.js';
 import { ledgerAbortCreating, ledgerAllocBlock, ledgerFind, ledgerGetRef, ledgerOpenCreating, ledgerPutRef, ledgerReserve } from './ledger.js';
 import { defineLedgerKind } from './ledgerreap.js';
 import { liveFenceBlock, putFence } from './release.js';

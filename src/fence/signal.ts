@@ -12,7 +12,8 @@ import { attempt, Errors, FenceError, NO_ERROR, rethrowFirst } from '../errors.j
 import { linkedPayload, maxBlocks } from '../arena/handles.js';
 import './callbackreap.js'; // registers the callbacks' reap hooks
 import './linkcheck.js'; // registers the callback lists' part of arena.check()
-import { fenceAssertHeld, fenceLock, fenceUnlock, isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
+import { isSignaledFlag, markSignaledLocked, nowNs, traceFence } from './core.js';
+import { fenceAssertHeld, fenceLock, fenceUnlock } from './lock.js';
 import * as TR from '../trace/layout.js';
 import { tracing } from '../trace/ring.js';
 import { acquireInlineSeen, releaseInlineExchanged } from '../locks/lockword.js';

@@ -27,13 +27,12 @@
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { LockOrderError, type LockOrderReport, type LockOrderStep } from '../errors.js';
 import * as L from './layout.js';
+import { callSite, loadStack, storeStack } from './lockstacks.js';
 
-const { LC_KEY, LC_HEAD, LC_INFO, LC_WORDS, LE_PAIR, LE_NEXT, LE_THREAD, LE_STACK, LE_STACK_LEN, LE_DEAD, LE_WORDS } = L;
+const { LC_KEY, LC_HEAD, LC_INFO, LC_WORDS, LE_PAIR, LE_NEXT, LE_THREAD, LE_DEAD, LE_WORDS } = L;
 
 /** Most reports one thread keeps in counting mode (the arena-wide count goes on). */
 const MAX_REPORTS = 1000;
-/** Frames of a call site kept. */
-const STACK_FRAMES = 12;
 
 const HELD_KEY = 0;
 const HELD_WORD = 1;
@@ -157,6 +156,22 @@ function grow(s: ThreadState): Int32Array {
   held.set(s.held);
   s.held = held;
   return held;
+}
+
+/**
+ * {@link lockdepCheck} and {@link lockdepAcquired} at once for a thread that holds no lock (no
+ * order to check): records `word` as held under `key` and returns true, before the caller's
+ * one compare-exchange (undone with {@link lockdepReleased} when that fails). False, nothing
+ * recorded, when the thread holds some: the caller checks first.
+ */
+export function lockdepFirst(arena: Arena, key: number, word: number, fw: number): boolean {
+  const s = arena === lastArena ? (lastState as ThreadState) : stateOf(arena);
+  if (s.n !== 0) return false;
+  s.held[HELD_KEY] = key;
+  s.held[HELD_WORD] = word;
+  s.held[HELD_FW] = fw;
+  s.n = 1;
+  return true;
 }
 
 /** Forgets the held lock word `word` (any release order; a word not on the list changes nothing). */
@@ -352,39 +367,4 @@ function report(arena: Arena, s: ThreadState, from: number, to: number, stack: s
   Atomics.add(i32, ld + L.LD_REPORTS, 1);
   if (!arena.counting) throw new LockOrderError(r);
   if (s.reports.length < MAX_REPORTS) s.reports.push(r);
-}
-
-/** The caller's call site: the stack from the first frame outside the lock code. */
-function callSite(): string {
-  const lines = (new Error().stack ?? '').split('\n').slice(1);
-  let first = 0;
-  while (first < lines.length - 1 && /[\\/](locks[\\/](lockdep|spinlock)|fence[\\/](core|fence))\.[jt]s/.test(lines[first])) first++;
-  return lines.slice(first, first + STACK_FRAMES).map((l) => l.trim()).join('\n');
-}
-
-function stackView(arena: Arena, s: ThreadState): Uint16Array {
-  if (s.stacks === undefined) s.stacks = new Uint16Array(arena.buffer, (arena.sanitizerArea + L.LD_STACKS) * 4, L.LD_STACK_STORE_CHARS);
-  return s.stacks;
-}
-
-/** Keeps `stack` in the shared stack store for edge entry `e` (none when the store is full). */
-function storeStack(arena: Arena, s: ThreadState, e: number, stack: string): void {
-  const i32 = arena.i32;
-  const len = Math.min(stack.length, L.LD_STACK_CHARS);
-  const at = Atomics.add(i32, arena.sanitizerArea + L.LD_STACK_TOP, len);
-  if (at + len > L.LD_STACK_STORE_CHARS) return;
-  const u16 = stackView(arena, s);
-  for (let k = 0; k < len; k++) u16[at + k] = stack.charCodeAt(k);
-  Atomics.store(i32, e + LE_STACK, at);
-  Atomics.store(i32, e + LE_STACK_LEN, len);
-}
-
-function loadStack(arena: Arena, s: ThreadState, e: number): string {
-  const len = Atomics.load(arena.i32, e + LE_STACK_LEN);
-  if (len === 0) return '(call site not kept: the stack store is full)';
-  const at = Atomics.load(arena.i32, e + LE_STACK);
-  const u16 = stackView(arena, s);
-  let out = '';
-  for (let k = 0; k < len; k += 4096) out += String.fromCharCode(...u16.subarray(at + k, at + Math.min(len, k + 4096)));
-  return out;
 }
