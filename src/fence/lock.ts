@@ -1,7 +1,7 @@
 /**
  * The fence lock by payload word (kernel dma_fence_lock_irqsave / unlock_irqrestore /
  * dma_fence_assert_held): the inline word or the borrowed one, through the lock kind's algorithm,
- * and in a sanitizing arena through the lock-order checker. Fence.lock/unlock's one-CAS fast paths
+ * and in a sanitizing arena through the lock-order checker. Fence.lock/unlock's fast paths
  * (src/fence/fencebase.ts) come here for everything else.
  */
 import type { Arena } from '../arena/arena.js';
