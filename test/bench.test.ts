@@ -183,7 +183,7 @@ describe('fencelab bench --quick', () => {
       expect(positive(v.latencyNs.p50) && v.latencyNs.n >= piscina.tasks, v.name).toBe(true);
       expect(v.baseline === undefined ? v.ratioP50 === undefined : positive(v.ratioP50) && positive(v.ratioP99), v.name).toBe(true);
     }
-    expect(piscina.goals).toHaveLength(3);
+    expect(piscina.goals).toHaveLength(2);
 
     const page = readFileSync(html, 'utf8');
     for (const suite of SUITES) expect(page).toContain(`<section id="${suite}">`);
