@@ -16,8 +16,9 @@ if (isMainThread) {
   const arena = Arena.create({ bytes: 1 << 20 });
   const fence = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
 
-  // A reference for the worker, owned by this thread until the worker receives it (if the worker
-  // dies first, it is withdrawn with this thread's ledger; once received, the worker's reaper drops it).
+  // A reference for the worker, in this thread's ledger until the worker receives it (if the worker
+  // dies first, it stays there until Fence.withdraw or this thread's detach or reap; once received,
+  // the worker's reaper drops it).
   const token = fence.share();
   // This same file is the worker's entry point (the other branch below).
   const worker = new Worker(new URL(import.meta.url), { workerData: { buffer: arena.buffer, token } });

@@ -184,12 +184,21 @@ function cleanComment(raw: string): string {
     .trim();
 }
 
-/** Comments before `node` that stand on lines of their own (not the previous line's trailing comment). */
+/**
+ * Comments before `node` that stand on lines of their own (not the previous line's trailing comment).
+ * `//` lines that follow each other are one comment wrapped over lines, not sentences of their own.
+ */
 function ownLineComments(text: string, node: ts.Node): string[] {
   const out: string[] = [];
+  let lineEnd = -1; // end of the previous `//` comment taken, while the next may continue it
   for (const r of ts.getLeadingCommentRanges(text, node.getFullStart()) ?? []) {
     const lineStart = text.lastIndexOf('\n', r.pos - 1) + 1;
-    if (text.slice(lineStart, r.pos).trim() === '') out.push(cleanComment(text.slice(r.pos, r.end)));
+    if (text.slice(lineStart, r.pos).trim() !== '') continue;
+    const raw = text.slice(r.pos, r.end);
+    const wraps = raw.startsWith('//') && lineEnd >= 0 && /^[ \t]*\n[ \t]*$/.test(text.slice(lineEnd, r.pos));
+    if (wraps) out[out.length - 1] = `${out[out.length - 1]} ${cleanComment(raw)}`.trim();
+    else out.push(cleanComment(raw));
+    lineEnd = raw.startsWith('//') ? r.end : -1;
   }
   return out.filter((c) => c !== '');
 }
@@ -380,8 +389,10 @@ function anchor(name: string): string {
   return `layout-${name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}`;
 }
 
-function formatValue(name: string, v: number, format: 'bits' | 'int'): string {
+/** A value as the table shows it; `names`: its group's, where an `X_COUNT` beside an `X_SHIFT` is that field's width. */
+function formatValue(name: string, v: number, format: 'bits' | 'int', names: ReadonlySet<string>): string {
   if (/SHIFT|_BITS$/.test(name)) return `shift ${v}`;
+  if (/_COUNT$/.test(name) && names.has(name.replace(/_COUNT$/, '_SHIFT'))) return `${v} bits`;
   if (/MASK/.test(name)) return `mask 0x${(v >>> 0).toString(16)}`;
   if (format === 'bits' && v > 0 && (v & (v - 1)) === 0) return `bit ${Math.log2(v)}`;
   return String(v);
@@ -470,9 +481,10 @@ function renderValues(modules: ReadonlyMap<string, Record<string, unknown>>, con
     // A comment above the first of several values (and not on its line) introduces the group,
     // unless the next value has one above it too: then each value's comment is its own (doc comments).
     const intro = found.length > 1 && found[0].c.lead !== '' && found[0].c.trail === '' && found[1].c.lead === '' ? found[0].c.lead : '';
+    const names = new Set(found.map(({ key }) => key));
     const rows = found.map(({ c, key, v }, i) => {
       const doc = i === 0 && intro ? '' : joinDocs([c.lead, c.trail]);
-      return `| \`${c.name}\` | ${formatValue(key, v, g.format)} | ${cell(meaning(c.name, doc, st.used, st.problems))} |`;
+      return `| \`${c.name}\` | ${formatValue(key, v, g.format, names)} | ${cell(meaning(c.name, doc, st.used, st.problems))} |`;
     });
     const where = [...new Set(found.map(({ c }) => c.file))].map((f) => `[\`${f}\`](../${f})`).join(', ');
     out.push(`#### ${g.title}`, '', `Defined in ${where}.${intro ? ` ${sentence(intro)}` : ''}`, '', '| Name | Value | Meaning |', '|---|---|---|', ...rows, '');

@@ -94,7 +94,7 @@ export const {
   'containers thread slot',
   {
     WALK_DEPTH: 1, // chain walks in progress (records in the slot up to WALK_CAP, deeper ones in blocks)
-    WALK: WALK_CAP * W_WORDS,
+    WALK: WALK_CAP * W_WORDS, // WALK_CAP chain walk records of W_WORDS words (struct chain walk record)
     WALK_MORE: 1, // the innermost chain walk record block (payload word), 0 none; each names the next shallower
     WALK_FREE: 1, // a record block unlinked and being freed (the reaper frees it if still live)…
     WALK_FREE_GEN: 1, // …and its generation

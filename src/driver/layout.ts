@@ -31,9 +31,10 @@ export const OPS_FINISHING = 3; // claimed by exactly one finisher (complete, ca
 export const OPS_NEW = 4; // allocated and recorded by its submitter, not yet published
 export const OPS_COUNTED = 5; // finishing: its end counted, its fence reference not yet dropped
 
-/** Ledger entry kinds of the driver layer (the fence layer's kinds are below 2). */
-export const LGK_OPERATION = 2; // an operation its submitter has not ended: the reaper ends it with -ENODEV
-export const LGK_DRIVER = 3; // a driver: destroyed with its creator once its operations ended
+/** Ledger entry kind of an operation its submitter has not ended: the reaper ends it with -ENODEV. */
+export const LGK_OPERATION = 2;
+/** Ledger entry kind of a driver: destroyed with its creator once its operations ended. */
+export const LGK_DRIVER = 3;
 
 /* ───────────── driver block (DRV_* relative to payload) ───────────── */
 export const {

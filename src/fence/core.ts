@@ -1,7 +1,7 @@
 /**
  * Handle-level fence functions: everything the Fence class and the containers build on. `fw` is
  * the word index of a fence payload (header at fw - 2). No JS objects are allocated on the hot
- * paths (init, lock, signal, get/put).
+ * paths (init, signal, get; the put is release.ts, the fence lock lock.ts).
  */
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';

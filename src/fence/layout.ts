@@ -46,15 +46,15 @@ export const FLAG_ENABLE_SIGNAL = 1 << 5;
  * never reads them. sw_sync uses the first for "a deadline was set", as the kernel's does.
  */
 export const FLAG_USER_SHIFT = 6;
-export const FLAG_USER_COUNT = 16;
+export const FLAG_USER_COUNT = 16; // how many user flag bits (Fence.USER_FLAG_COUNT)
 /**
  * Which optional ops the fence's table has, recorded at creation: a thread that has not
  * registered the ops still knows whether an op would have to run, and refuses instead of
  * skipping it (fencelab's own; the kernel has the table itself).
  */
-export const FLAG_OPS_ENABLE = 1 << 22;
-export const FLAG_OPS_RELEASE = 1 << 23;
-export const FLAG_OPS_DEADLINE = 1 << 24;
+export const FLAG_OPS_ENABLE = 1 << 22; // This one: the table has enableSignaling.
+export const FLAG_OPS_RELEASE = 1 << 23; // the table has release
+export const FLAG_OPS_DEADLINE = 1 << 24; // the table has setDeadline
 export const FLAG_WAITERS = 1 << 30;
 
 /* ───────────── callback node (CB_* relative to payload) ───────────── */
@@ -162,7 +162,7 @@ export const {
     LEDGER_SPARE: 1, // a block in flight — a ledger block installed (grown into) or retired, a block being freed (freeInFlight): payload word…
     LEDGER_SPARE_GEN: 1, // …and generation, so a thread killed mid-move leaves its reaper the block to free
     SIGNAL_DEPTH: 1, // signal records in use (at most SIGNAL_CAP: deeper signals are deferred)
-    SIGNAL: SIGNAL_CAP * SIG_WORDS,
+    SIGNAL: SIGNAL_CAP * SIG_WORDS, // SIGNAL_CAP signal records of SIG_WORDS words (struct signal record)
     SIGNAL_DEFER: 1, // callback lists of signals nested deeper than SIGNAL_INLINE, joined, not yet run: first node…
     SIGNAL_DEFER_TAIL: 1, // …and last node (the next deferred list is linked after it)
     IN_FLIGHT: 1, // a block between its allocation and the struct that will own it (a sync file's name): payload word…

@@ -81,10 +81,10 @@ export const {
     INPUT_LEN: 1, // its length in bytes
     INPUT_KIND: 1, // CODEC_* of the envelope
     RESULT: 1, // block holding the encoded result or thrown error; 0 none
-    RESULT_LEN: 1,
+    RESULT_LEN: 1, // its length in bytes
     RESULT_KIND: 1, // CODEC_*, | CODEC_THROWN when the task threw
     DEPS: 1, // block of NDEPS entries DEP_*: the dependencies (a reference each) and their callbacks
-    NDEPS: 1,
+    NDEPS: 1, // entries in DEPS
   },
   { base: FENCE_WORDS },
 );

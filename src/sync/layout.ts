@@ -62,11 +62,11 @@ export const {
 });
 
 /**
- * Ledger entry kinds of the sync layer (src/fence/ledger.ts; the reapers are src/sync/timelineshare.ts):
- * an open reference of a timeline the thread holds (create, get, receive; dropped by close), and a
- * transit record holding one it shared and nobody has received yet (TRF_TIMELINE).
+ * Ledger entry kind of an open reference of a timeline the thread holds (create, get, receive;
+ * dropped by close). The sync layer's kinds are reaped by src/sync/timelineshare.ts.
  */
 export const LGK_TIMELINE_REF = 8;
+/** Ledger entry kind of a transit record holding a timeline reference its sender shared and nobody has received yet (TRF_TIMELINE). */
 export const LGK_TL_TRANSIT = 9;
 
 /* ───────────── sw_sync point: a fence block with a list link (PT_* relative to the fence payload) ───────────── */
@@ -125,7 +125,7 @@ export const {
   'sync thread slot',
   {
     SW_DEPTH: 1, // timeline records in use (past SW_CAP: the deeper ones are blocks stacked from SW_MORE)
-    SW: SW_CAP * SWR_WORDS,
+    SW: SW_CAP * SWR_WORDS, // SW_CAP timeline records of SWR_WORDS words (struct timeline record)
     SW_FREE: 1, // a block this thread is freeing — a timeline whose last struct reference it dropped, a record block it popped: payload word…
     SW_FREE_GEN: 1, // …and generation (the reaper frees it if still live at it)
     SW_NEW: 1, // the point createFence holds the creator's reference on (allocated or reused), 0 none: payload word…
