@@ -314,6 +314,29 @@ describe('scheduler: API', () => {
     await finish(p, arena);
   });
 
+  it('a task that throws what cannot travel, with no message to read, ends -EIO; its loop goes on', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(2);
+    // One loop: a job left RUNNING by the throw (encoding what the task threw threw in the loop's
+    // catch) held the loop counted busy, so no other job of the pool started either.
+    const p = pool(arena, tl, 1);
+    for (const kind of ['null-prototype', 'revoked']) {
+      const bad = runWithFence(p, arena, kind, { name: 'throwsUntravelable' });
+      const after = runWithFence(p, arena, { i: 0, n: 2 }, { deps: [bad] });
+      const other = runWithFence(p, arena, { i: 1, n: 2 });
+      for (const f of [bad, after, other]) expect(await f.waitAsync(10_000), `${kind}: every fence signaled in time`).toBe(true);
+      expect(bad.status()).toBe(Errno.EIO);
+      expect(() => taskResult(bad)).toThrow(kind === 'revoked' ? 'the task threw a revoked proxy' : 'the task threw an object');
+      expect(after.status()).toBe(Errno.EIO); // inherited, never ran
+      expect(other.status()).toBe(1);
+      for (const f of [bad, after, other]) f.put();
+    }
+    expect(tl.runs(0)).toBe(0);
+    expect(tl.runs(1)).toBe(2);
+    expect(p.counters.kickErrors).toBe(0);
+    await finish(p, arena);
+  });
+
   it('refuses what it cannot run, leaving nothing behind', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const tl = tally(1);
