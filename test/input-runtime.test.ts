@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import {
   Arena, Errno, Fence, FenceError, createFencePool, dispatcherOf, drain, drainInbox, dropParkedRef, importFd, ledgerCompact, ledgerSize,
   lockOrderCount, lockOrderReports, parkRef, putTracked, runGraph, runWithFence, signalError, startDispatcher, stopDispatcher,
-  taskResult, trackRef, waitInbox, watchPool, fenceTask, type FencePool, type FenceTaskMessage, type GraphNode,
+  taskResult, trackRef, waitInbox, watchPool, fenceTask, defineFenceOps, type FencePool, type FenceTaskMessage, type GraphNode,
 } from '../src/index.js';
-import { expectClean, fixture, rejects } from './support/core.js';
+import { expectClean, fixture, rejects, throwsCode } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
 const fenceOf = (arena: Arena) => Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
@@ -182,6 +182,44 @@ describe('runWithFence and runGraph options', () => {
     }
     ok.signal(); // a callback left on it would run here
     ok.put();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+describe('runWithFence with a dependency it cannot arm', () => {
+  it('EDEADLK for one whose lock the caller holds, the ops\' own error for one that refuses: nothing submitted, nothing taken', async () => {
+    const arena = arenaOf();
+    const pool = poolOf(arena);
+    const ok = fenceOf(arena);
+    const held = fenceOf(arena);
+    const ops = defineFenceOps('test:refuses-enable', {
+      getDriverName: () => 'test',
+      getTimelineName: () => 'refuses',
+      enableSignaling: () => {
+        throw new Error('enable refused');
+      },
+    });
+    const refusing = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, ops });
+    try {
+      // Both came back as a job that had "failed" with -ENOMEM, as if submitted.
+      held.lock();
+      try {
+        throwsCode(() => runWithFence(pool, arena, 1, { deps: [ok, held] }), 'EDEADLK');
+      } finally {
+        held.unlock();
+      }
+      // Armed on `ok` first: the job is undone, its callback there removed, its references put.
+      expect(() => runWithFence(pool, arena, 1, { deps: [ok, refusing] })).toThrow('enable refused');
+      for (const f of [ok, held, refusing]) expect(f.refcount).toBe(1);
+      expect(pool.stats().queued).toBe(0);
+    } finally {
+      await pool.destroy();
+    }
+    for (const f of [ok, held, refusing]) {
+      f.signal(); // a callback left on it would run here
+      f.put();
+    }
     expectClean(arena);
     arena.detach();
   });

@@ -19,10 +19,11 @@ import { arenaArg, type Arena } from '../arena/arena.js';
 import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance, isLiveObject } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { checkErrno } from '../fence/core.js';
-import { fenceArgOf } from './args.js';
+import { holdsFenceLock } from '../fence/held.js';
+import { checkSameArena, fenceArgOf } from './args.js';
 import { startDispatcher } from './dispatcher.js';
 import { encode, type Encoded } from './codec.js';
-import { checkSameArena, createJob, isJob } from './jobs.js';
+import { createJob, isJob } from './jobs.js';
 import { abortRunning, cancelJob, jobResult, signalErrorAt } from './finish.js';
 import { FencePool } from './pool.js';
 import type { Envelope } from './task.js';
@@ -76,8 +77,9 @@ export function checkPool(pool: FencePool, arena: Arena, where: string): void {
  * scheduler's queue lock.
  * Throws EINVAL (not a fence pool, destroyed pool, not an Arena, options: not an object, an unknown
  * key, a value of the wrong type, deps of another arena; a payload that cannot travel through
- * shared memory — functions, SharedArrayBuffers), EBADF (a released dependency), ENOMEM; every
- * check happens before anything is allocated or taken, and nothing is left behind on a throw.
+ * shared memory — functions, SharedArrayBuffers), EBADF (a released dependency), EDEADLK (the
+ * calling thread holds a dependency's fence lock), ENOMEM; every check happens before anything is
+ * allocated or taken, and nothing is left behind on a throw.
  */
 export function runWithFence(pool: FencePool, arena: Arena, payload: unknown, opts?: RunOptions): Fence {
   checkPool(pool, arena, 'runWithFence');
@@ -104,7 +106,12 @@ function runOptions(arena: Arena, opts: RunOptions | undefined): RunOptions {
   const o = optionsArg(opts, 'runWithFence', [...RUN_OPTIONS]);
   const deps = o.deps ?? [];
   if (!isArrayArg(deps)) throw Errors.invalid(`runWithFence: deps must be an array of fences, got ${describeValue(deps)}`);
-  deps.forEach((d, i) => checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`));
+  deps.forEach((d, i) => {
+    checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`);
+    // Arming takes the dependency's lock: refused here, before anything is allocated (it was an
+    // -ENOMEM job returned as if submitted).
+    if (holdsFenceLock(arena, d.fw)) throw Errors.deadlock(`runWithFence: deps[${i}]'s fence lock is held by the calling thread: unlock first`);
+  });
   const names: unknown = o.inputNames;
   if (names !== undefined && (!isArrayArg(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
     throw Errors.invalid('runWithFence: inputNames must be strings, one per dependency');
