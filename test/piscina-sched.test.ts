@@ -337,6 +337,28 @@ describe('scheduler: API', () => {
     await finish(p, arena);
   });
 
+  it('a graph refused for a payload submits nothing, though a pull loop is looking for work', async () => {
+    const N = 300;
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(N + 1);
+    // Loops that spin between jobs take a job the moment it is queued: stages submitted before the
+    // one that cannot travel ran (all 300 on one thread) before the refusal could cancel them.
+    const p = pool(arena, tl, 1, { lingerUs: 1_000_000 });
+    const warm = runWithFence(p, arena, { i: N, n: N + 1 });
+    expect(await warm.waitAsync(WAIT_MS)).toBe(true);
+    warm.put();
+    const spec: Record<string, GraphNode> = {};
+    for (let i = 0; i < N; i++) spec[`s${i}`] = { payload: { i, n: N + 1 } };
+    spec.last = { payload: () => 1 };
+    rejects(arena, () => runGraph(p, arena, spec), 'EINVAL');
+    await new Promise((r) => setTimeout(r, 50));
+    let ran = 0;
+    for (let i = 0; i < N; i++) ran += tl.runs(i);
+    expect(ran).toBe(0);
+    expect(p.stats().queued).toBe(0);
+    await finish(p, arena);
+  });
+
   it('refuses what it cannot run, leaving nothing behind', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const tl = tally(1);
@@ -345,7 +367,7 @@ describe('scheduler: API', () => {
     rejects(arena, () => runWithFence(p, arena, () => 1), 'EINVAL');
     rejects(arena, () => runGraph(p, arena, { a: { deps: ['b'] }, b: { deps: ['a'] } }), 'EINVAL');
     rejects(arena, () => runGraph(p, arena, { a: { deps: ['nope'] } }), 'EINVAL');
-    // A graph whose third stage cannot be encoded: the first two are cancelled, nothing runs.
+    // A graph whose third stage cannot be encoded: refused before any stage is submitted.
     rejects(arena, () => runGraph(p, arena, { a: { payload: { i: 0, n: 1 } }, b: { deps: ['a'] }, c: { deps: ['b'], payload: () => 1 } }), 'EINVAL');
     const other = Arena.create({ bytes: 1 << 20 });
     const foreign = Fence.create(other, { context: Fence.contextAlloc(other), seqno: 1 });

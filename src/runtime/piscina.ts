@@ -84,15 +84,34 @@ export function checkPool(pool: FencePool, arena: Arena, where: string): void {
 export function runWithFence(pool: FencePool, arena: Arena, payload: unknown, opts?: RunOptions): Fence {
   checkPool(pool, arena, 'runWithFence');
   const o = runOptions(arena, opts);
-  const deps = o.deps ?? [];
-  const names = o.inputNames;
-  const envelope: Envelope = [payload, o.name ?? null, names ?? null];
-  const encoded: Encoded =
-    o.name === undefined && names === undefined && payload === undefined ? encode(undefined, 'payload') : encode(trimEnvelope(envelope), 'payload');
-  const signal = o.signal;
+  return submitEncoded(pool, arena, encodeEnvelope(payload, o.name, o.inputNames), o.deps ?? [], o.signal, o.done);
+}
+
+/**
+ * A task's envelope (payload, task name, input keys), encoded for the arena. Throws EINVAL for a
+ * payload that cannot travel through shared memory. Threads: any. Allocates nothing.
+ */
+export function encodeEnvelope(payload: unknown, name: string | undefined, names: readonly string[] | undefined): Encoded {
+  if (name === undefined && names === undefined && payload === undefined) return encode(undefined, 'payload');
+  const envelope: Envelope = [payload, name ?? null, names ? [...names] : null];
+  return encode(trimEnvelope(envelope), 'payload');
+}
+
+/**
+ * {@link runWithFence} after its checks, with the envelope encoded ({@link encodeEnvelope}): the
+ * job, its abort signal and done callback. Threads: the pool's thread. Throws ENOMEM.
+ */
+export function submitEncoded(
+  pool: FencePool,
+  arena: Arena,
+  encoded: Encoded,
+  deps: Fence[],
+  signal?: AbortSignal,
+  done?: (err: unknown, result?: unknown) => void,
+): Fence {
   const job = createJob(arena, pool.sw, encoded, signal?.aborted ? [] : deps, signal?.aborted === true);
   if (signal && !signal.aborted) onAbort(arena, job, signal);
-  if (o.done) onDone(job, o.done);
+  if (done) onDone(job, done);
   return job;
 }
 
