@@ -213,6 +213,18 @@ describe('runWithFence with a dependency it cannot arm', () => {
       expect(() => runWithFence(pool, arena, 1, { deps: [ok, refusing] })).toThrow('enable refused');
       for (const f of [ok, held, refusing]) expect(f.refcount).toBe(1);
       expect(pool.stats().queued).toBe(0);
+      // Signaled, a dependency is counted without its lock: a callback run under it (signalError's)
+      // submits its dependent, which inherits the error.
+      const failed = fenceOf(arena);
+      let dependent: Fence | null = null;
+      failed.addCallback(() => (dependent = runWithFence(pool, arena, 1, { deps: [failed] })));
+      signalError(failed, Errno.EIO);
+      failed.put();
+      expect(dependent).not.toBeNull();
+      const d = dependent! as Fence;
+      expect(await d.waitAsync(10_000)).toBe(true);
+      expect(d.status()).toBe(Errno.EIO);
+      d.put();
     } finally {
       await pool.destroy();
     }

@@ -18,7 +18,7 @@
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance, isLiveObject } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
-import { checkErrno } from '../fence/core.js';
+import { checkErrno, isSignaledFlag } from '../fence/core.js';
 import { holdsFenceLock } from '../fence/held.js';
 import { checkSameArena, fenceArgOf } from './args.js';
 import { startDispatcher } from './dispatcher.js';
@@ -127,9 +127,11 @@ function runOptions(arena: Arena, opts: RunOptions | undefined): RunOptions {
   if (!isArrayArg(deps)) throw Errors.invalid(`runWithFence: deps must be an array of fences, got ${describeValue(deps)}`);
   deps.forEach((d, i) => {
     checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`);
-    // Arming takes the dependency's lock: refused here, before anything is allocated (it was an
-    // -ENOMEM job returned as if submitted).
-    if (holdsFenceLock(arena, d.fw)) throw Errors.deadlock(`runWithFence: deps[${i}]'s fence lock is held by the calling thread: unlock first`);
+    // Arming an unsignaled dependency takes its lock: refused here, before anything is allocated
+    // (it was an -ENOMEM job returned as if submitted). A signaled one is counted without the lock
+    // (a callback run under it, as signalError's are, may submit its dependents).
+    if (!isSignaledFlag(arena.i32, d.fw) && holdsFenceLock(arena, d.fw))
+      throw Errors.deadlock(`runWithFence: deps[${i}]'s fence lock is held by the calling thread: unlock first`);
   });
   const names: unknown = o.inputNames;
   if (names !== undefined && (!isArrayArg(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
