@@ -359,6 +359,31 @@ describe('scheduler: API', () => {
     await finish(p, arena);
   });
 
+  it('a task module that kills its workers as it loads fails queued tasks with -EIO, later ones too, and stops restarting workers', async () => {
+    for (const mode of ['throw', 'exit']) {
+      const arena = Arena.create({ bytes: 1 << 20 });
+      // Piscina never handed these workers a kick, so no kick failed: the pool resent one for each
+      // removal, starting the next doomed worker for ever (≈10 a second), and a throw there was
+      // piscina's 'error' event, which ended the test process.
+      const p = createFencePool(arena, { filename: fixture('piscina-broken').href, maxThreads: 2, workerData: { mode } });
+      pools.push(p);
+      let created = 0;
+      p.piscina.on('workerCreate', () => created++);
+      const a = runWithFence(p, arena, 1);
+      const b = runWithFence(p, arena, 2, { deps: [a] });
+      expect(await b.waitAsync(20_000), `${mode}: the tasks ended in time`).toBe(true);
+      expect([a.status(), b.status()]).toEqual([Errno.EIO, Errno.EIO]);
+      const later = runWithFence(p, arena, 3);
+      expect(await later.waitAsync(20_000), `${mode}: a later task ended in time`).toBe(true);
+      expect(later.status()).toBe(Errno.EIO);
+      const seen = created;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(created, `${mode}: no worker started once the pool gave up`).toBe(seen);
+      for (const f of [a, b, later]) f.put();
+      await finish(p, arena);
+    }
+  });
+
   it('refuses what it cannot run, leaving nothing behind', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const tl = tally(1);
