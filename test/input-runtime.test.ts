@@ -272,6 +272,17 @@ describe('taskResult of a task that failed with a library error', () => {
       expect((caught as FenceError).code).toBe('EINVAL');
       expect((caught as FenceError).message).toMatch(/^EINVAL: the pool module has no fenceTask export/);
       f.put();
+      // A dependency failed with an errno that has no name here: the dependent's error keeps it
+      // (it was EIO, errno -5: what a task that threw reports).
+      const dep = fenceOf(arena);
+      signalError(dep, -32);
+      const g = runWithFence(pool, arena, 1, { deps: [dep] });
+      dep.put();
+      expect(await g.waitAsync(10_000)).toBe(true);
+      expect(g.status()).toBe(-32);
+      const e = throwsCode(() => taskResult(g), 'E32');
+      expect(e.errno).toBe(-32);
+      g.put();
     } finally {
       await pool.destroy();
     }

@@ -190,8 +190,9 @@ function onDone(job: Fence, done: (err: unknown, result?: unknown) => void): voi
 
 /**
  * The result of a finished pool task. Returns what the task returned. Throws what it threw (its
- * fence has -EIO), a FenceError with the fence's code for any other error (ECANCELED, ENODEV, a
- * dependency's), EBUSY while the fence is not signaled, EINVAL for a fence that is not a pool task.
+ * fence has -EIO), a FenceError with the fence's code and errno for any other error (ECANCELED,
+ * ENODEV, a dependency's — `'E32'` for an errno without a name here, see errnoName), EBUSY while
+ * the fence is not signaled, EINVAL for a fence that is not a pool task.
  * Threads: any attached thread holding a reference on `fence`. EBADF for a released fence.
  */
 export function taskResult(fence: Fence): unknown {
