@@ -81,11 +81,14 @@ export class FenceError extends Error {
   /** The kernel's negative errno for `code` (`Errno[code]`). */
   readonly errno: number;
   /** An error of `code`; the message is prefixed with the code. */
-  constructor(code: ErrnoCode, message: string) {
+  constructor(code: ErrnoCode, message: string);
+  /** @internal An errno with no name here: its {@link errnoName} (`'E32'`) as the code, and itself. */
+  constructor(code: string, message: string, errno: number);
+  constructor(code: string, message: string, errno?: number) {
     super(`${code}: ${message}`);
     this.name = 'FenceError';
     this.code = code;
-    this.errno = Errno[code];
+    this.errno = errno ?? Errno[code as ErrnoCode];
   }
 }
 
@@ -337,8 +340,14 @@ export const Errors = {
   tooManyThreads: (max: number) =>
     new FenceError('EMFILE', `arena thread table is full (maxThreads ${max})`),
   tooManyFiles: (max: number) => new FenceError('EMFILE', `fd table is full (${max} entries)`),
-  /** An outcome reported as a negative errno (a fence's status), as an error to throw. */
-  fromErrno: (errno: number, message: string) => new FenceError(NAMES.get(errno) ?? 'EIO', message),
+  /**
+   * An outcome reported as a negative errno (a fence's status), as an error to throw; an errno with
+   * no name here keeps its own (code `'E32'`, errno -32), not EIO's — a pool task's EIO says it threw.
+   */
+  fromErrno: (errno: number, message: string) => {
+    const name = NAMES.get(errno);
+    return name !== undefined ? new FenceError(name, message) : new FenceError(`E${-errno}`, message, errno);
+  },
   badTimeout: (name: string, value: unknown) =>
     new FenceError('EINVAL', `${name} must be a number of ms ≥ 0 (Infinity: no limit), got ${describeValue(value)}`),
 } as const;

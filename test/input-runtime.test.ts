@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import {
   Arena, Errno, Fence, FenceError, createFencePool, dispatcherOf, drain, drainInbox, dropParkedRef, importFd, ledgerCompact, ledgerSize,
   lockOrderCount, lockOrderReports, parkRef, putTracked, runGraph, runWithFence, signalError, startDispatcher, stopDispatcher,
-  taskResult, trackRef, waitInbox, watchPool, fenceTask, type FencePool, type FenceTaskMessage, type GraphNode,
+  taskResult, trackRef, waitInbox, watchPool, fenceTask, defineFenceOps, type FencePool, type FenceTaskMessage, type GraphNode,
 } from '../src/index.js';
-import { expectClean, fixture, rejects } from './support/core.js';
+import { expectClean, fixture, rejects, throwsCode } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
 const fenceOf = (arena: Arena) => Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
@@ -187,6 +187,56 @@ describe('runWithFence and runGraph options', () => {
   });
 });
 
+describe('runWithFence with a dependency it cannot arm', () => {
+  it('EDEADLK for one whose lock the caller holds, the ops\' own error for one that refuses: nothing submitted, nothing taken', async () => {
+    const arena = arenaOf();
+    const pool = poolOf(arena);
+    const ok = fenceOf(arena);
+    const held = fenceOf(arena);
+    const ops = defineFenceOps('test:refuses-enable', {
+      getDriverName: () => 'test',
+      getTimelineName: () => 'refuses',
+      enableSignaling: () => {
+        throw new Error('enable refused');
+      },
+    });
+    const refusing = Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1, ops });
+    try {
+      // Both came back as a job that had "failed" with -ENOMEM, as if submitted.
+      held.lock();
+      try {
+        throwsCode(() => runWithFence(pool, arena, 1, { deps: [ok, held] }), 'EDEADLK');
+      } finally {
+        held.unlock();
+      }
+      // Armed on `ok` first: the job is undone, its callback there removed, its references put.
+      expect(() => runWithFence(pool, arena, 1, { deps: [ok, refusing] })).toThrow('enable refused');
+      for (const f of [ok, held, refusing]) expect(f.refcount).toBe(1);
+      expect(pool.stats().queued).toBe(0);
+      // Signaled, a dependency is counted without its lock: a callback run under it (signalError's)
+      // submits its dependent, which inherits the error.
+      const failed = fenceOf(arena);
+      let dependent: Fence | null = null;
+      failed.addCallback(() => (dependent = runWithFence(pool, arena, 1, { deps: [failed] })));
+      signalError(failed, Errno.EIO);
+      failed.put();
+      expect(dependent).not.toBeNull();
+      const d = dependent! as Fence;
+      expect(await d.waitAsync(10_000)).toBe(true);
+      expect(d.status()).toBe(Errno.EIO);
+      d.put();
+    } finally {
+      await pool.destroy();
+    }
+    for (const f of [ok, held, refusing]) {
+      f.signal(); // a callback left on it would run here
+      f.put();
+    }
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
 describe('createFencePool options', () => {
   it('refuses bad types, ranges and unknown keys with EINVAL; piscina\'s own refusals come back as EINVAL with the cause', () => {
     const arena = arenaOf();
@@ -222,6 +272,17 @@ describe('taskResult of a task that failed with a library error', () => {
       expect((caught as FenceError).code).toBe('EINVAL');
       expect((caught as FenceError).message).toMatch(/^EINVAL: the pool module has no fenceTask export/);
       f.put();
+      // A dependency failed with an errno that has no name here: the dependent's error keeps it
+      // (it was EIO, errno -5: what a task that threw reports).
+      const dep = fenceOf(arena);
+      signalError(dep, -32);
+      const g = runWithFence(pool, arena, 1, { deps: [dep] });
+      dep.put();
+      expect(await g.waitAsync(10_000)).toBe(true);
+      expect(g.status()).toBe(-32);
+      const e = throwsCode(() => taskResult(g), 'E32');
+      expect(e.errno).toBe(-32);
+      g.put();
     } finally {
       await pool.destroy();
     }

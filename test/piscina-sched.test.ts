@@ -314,6 +314,76 @@ describe('scheduler: API', () => {
     await finish(p, arena);
   });
 
+  it('a task that throws what cannot travel, with no message to read, ends -EIO; its loop goes on', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(2);
+    // One loop: a job left RUNNING by the throw (encoding what the task threw threw in the loop's
+    // catch) held the loop counted busy, so no other job of the pool started either.
+    const p = pool(arena, tl, 1);
+    for (const kind of ['null-prototype', 'revoked']) {
+      const bad = runWithFence(p, arena, kind, { name: 'throwsUntravelable' });
+      const after = runWithFence(p, arena, { i: 0, n: 2 }, { deps: [bad] });
+      const other = runWithFence(p, arena, { i: 1, n: 2 });
+      for (const f of [bad, after, other]) expect(await f.waitAsync(10_000), `${kind}: every fence signaled in time`).toBe(true);
+      expect(bad.status()).toBe(Errno.EIO);
+      expect(() => taskResult(bad)).toThrow(kind === 'revoked' ? 'the task threw a revoked proxy' : 'the task threw an object');
+      expect(after.status()).toBe(Errno.EIO); // inherited, never ran
+      expect(other.status()).toBe(1);
+      for (const f of [bad, after, other]) f.put();
+    }
+    expect(tl.runs(0)).toBe(0);
+    expect(tl.runs(1)).toBe(2);
+    expect(p.counters.kickErrors).toBe(0);
+    await finish(p, arena);
+  });
+
+  it('a graph refused for a payload submits nothing, though a pull loop is looking for work', async () => {
+    const N = 300;
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const tl = tally(N + 1);
+    // Loops that spin between jobs take a job the moment it is queued: stages submitted before the
+    // one that cannot travel ran (all 300 on one thread) before the refusal could cancel them.
+    const p = pool(arena, tl, 1, { lingerUs: 1_000_000 });
+    const warm = runWithFence(p, arena, { i: N, n: N + 1 });
+    expect(await warm.waitAsync(WAIT_MS)).toBe(true);
+    warm.put();
+    const spec: Record<string, GraphNode> = {};
+    for (let i = 0; i < N; i++) spec[`s${i}`] = { payload: { i, n: N + 1 } };
+    spec.last = { payload: () => 1 };
+    rejects(arena, () => runGraph(p, arena, spec), 'EINVAL');
+    await new Promise((r) => setTimeout(r, 50));
+    let ran = 0;
+    for (let i = 0; i < N; i++) ran += tl.runs(i);
+    expect(ran).toBe(0);
+    expect(p.stats().queued).toBe(0);
+    await finish(p, arena);
+  });
+
+  it('a task module that kills its workers as it loads fails queued tasks with -EIO, later ones too, and stops restarting workers', async () => {
+    for (const mode of ['throw', 'exit']) {
+      const arena = Arena.create({ bytes: 1 << 20 });
+      // Piscina never handed these workers a kick, so no kick failed: the pool resent one for each
+      // removal, starting the next doomed worker for ever (≈10 a second), and a throw there was
+      // piscina's 'error' event, which ended the test process.
+      const p = createFencePool(arena, { filename: fixture('piscina-broken').href, maxThreads: 2, workerData: { mode } });
+      pools.push(p);
+      let created = 0;
+      p.piscina.on('workerCreate', () => created++);
+      const a = runWithFence(p, arena, 1);
+      const b = runWithFence(p, arena, 2, { deps: [a] });
+      expect(await b.waitAsync(20_000), `${mode}: the tasks ended in time`).toBe(true);
+      expect([a.status(), b.status()]).toEqual([Errno.EIO, Errno.EIO]);
+      const later = runWithFence(p, arena, 3);
+      expect(await later.waitAsync(20_000), `${mode}: a later task ended in time`).toBe(true);
+      expect(later.status()).toBe(Errno.EIO);
+      const seen = created;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(created, `${mode}: no worker started once the pool gave up`).toBe(seen);
+      for (const f of [a, b, later]) f.put();
+      await finish(p, arena);
+    }
+  });
+
   it('refuses what it cannot run, leaving nothing behind', async () => {
     const arena = Arena.create({ bytes: 1 << 20 });
     const tl = tally(1);
@@ -322,7 +392,7 @@ describe('scheduler: API', () => {
     rejects(arena, () => runWithFence(p, arena, () => 1), 'EINVAL');
     rejects(arena, () => runGraph(p, arena, { a: { deps: ['b'] }, b: { deps: ['a'] } }), 'EINVAL');
     rejects(arena, () => runGraph(p, arena, { a: { deps: ['nope'] } }), 'EINVAL');
-    // A graph whose third stage cannot be encoded: the first two are cancelled, nothing runs.
+    // A graph whose third stage cannot be encoded: refused before any stage is submitted.
     rejects(arena, () => runGraph(p, arena, { a: { payload: { i: 0, n: 1 } }, b: { deps: ['a'] }, c: { deps: ['b'], payload: () => 1 } }), 'EINVAL');
     const other = Arena.create({ bytes: 1 << 20 });
     const foreign = Fence.create(other, { context: Fence.contextAlloc(other), seqno: 1 });

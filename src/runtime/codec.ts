@@ -14,7 +14,7 @@
 import { deserialize, serialize } from 'node:v8';
 import type { Arena } from '../arena/arena.js';
 import * as A from '../arena/layout.js';
-import { Errno, Errors, FenceError, type ErrnoCode } from '../errors.js';
+import { Errno, Errors, FenceError, describeValue, type ErrnoCode } from '../errors.js';
 import { CODEC_FENCE_ERROR, CODEC_JSON, CODEC_NONE, CODEC_THROWN, CODEC_V8 } from './layout.js';
 
 /** An encoded value before it is stored: its codec and bytes (none for `undefined`). */
@@ -102,23 +102,36 @@ export function drop(arena: Arena, w: number): void {
 /**
  * What a task threw, encoded (kind flagged CODEC_THROWN). A FenceError travels as its code and
  * message (flag CODEC_FENCE_ERROR): v8.serialize would make it a plain Error, without its class or
- * code. Something that cannot travel becomes an Error with its message. Threads: pool workers.
+ * code. Something that cannot travel becomes an Error with its message, or — no message to read
+ * either (a null-prototype object holding a function, a throwing getter, a revoked Proxy) — with
+ * a description of the value. Never throws: the pull loop calls it in its catch, and a throw there
+ * left the job RUNNING for good (its fence never signaled, the loop counted as busy, so no other
+ * job of a one-loop pool started either). Threads: pool workers.
  */
 export function encodeThrown(e: unknown): Encoded {
   let enc: Encoded;
-  if (e instanceof FenceError) {
-    const prefix = `${e.code}: `;
-    enc = encode([e.code, e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message], 'thrown value');
-    enc.kind |= CODEC_FENCE_ERROR;
-  } else {
-    try {
-      enc = encode(e, 'thrown value');
-    } catch {
-      enc = encode(new Error(String((e as Error)?.message ?? e)), 'thrown value');
-    }
+  try {
+    enc = encodeThrownValue(e);
+  } catch {
+    enc = encode(new Error(`the task threw ${describeValue(e)}, which cannot travel through shared memory`), 'thrown value');
   }
   enc.kind |= CODEC_THROWN;
   return enc;
+}
+
+/** {@link encodeThrown} without its last resort: throws what reading `e` throws. */
+function encodeThrownValue(e: unknown): Encoded {
+  if (e instanceof FenceError) {
+    const prefix = `${e.code}: `;
+    const enc = encode([e.code, e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message], 'thrown value');
+    enc.kind |= CODEC_FENCE_ERROR;
+    return enc;
+  }
+  try {
+    return encode(e, 'thrown value');
+  } catch {
+    return encode(new Error(String((e as Error)?.message ?? e)), 'thrown value');
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { Arena } from '../arena/arena.js';
 import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
-import { checkPool, runWithFence, taskResult, type FencePool } from './piscina.js';
+import { checkPool, encodeEnvelope, submitEncoded, taskResult, type FencePool } from './piscina.js';
 import { cancelJob } from './finish.js';
 
 /** One stage of a graph. */
@@ -50,9 +50,11 @@ export interface GraphRun<K extends string = string> {
  * Threads: the pool's thread. Returns a {@link GraphRun} at once.
  * Throws EINVAL (not a fence pool or Arena, not an object, a stage or option key other than those
  * above, an unknown or duplicate dependency name, a cycle — named —, a payload that cannot travel
- * through shared memory); ENOMEM. The pool, the options and every stage are checked before any is
- * submitted; on a later throw nothing of the graph runs: stages already submitted are cancelled
- * and their references put.
+ * through shared memory); ENOMEM. The pool, the options and every stage (its payload encoded) are
+ * checked before any is submitted, so a refusal submits nothing. Out of memory part way, the
+ * stages already submitted are cancelled and their references put: those not started never run,
+ * but one a worker took at once (no dependencies, a pull loop looking for work) may have started
+ * and runs to its end.
  */
 export function runGraph<K extends string>(
   pool: FencePool,
@@ -64,18 +66,15 @@ export function runGraph<K extends string>(
   const signal = optionsArg(options, 'runGraph', ['signal']).signal;
   if (signal !== undefined && !isInstance(signal, AbortSignal)) throw Errors.invalid(`runGraph: signal must be an AbortSignal, got ${describeValue(signal)}`);
   const order = topoOrder(spec);
+  // Every payload encoded before the first stage is submitted: a stage submitted before one that
+  // cannot travel may already have run by the time that one throws.
+  const envelopes = order.map((name) => encodeEnvelope(spec[name].payload, spec[name].task, spec[name].deps ?? []));
   const fences = {} as Record<K, Fence>;
   try {
-    for (const name of order) {
-      const node = spec[name];
-      const deps = (node.deps ?? []) as K[];
-      fences[name] = runWithFence(pool, arena, node.payload, {
-        deps: deps.map((d) => fences[d]),
-        inputNames: [...deps],
-        name: node.task,
-        signal,
-      });
-    }
+    order.forEach((name, i) => {
+      const deps = (spec[name].deps ?? []) as K[];
+      fences[name] = submitEncoded(pool, arena, envelopes[i], deps.map((d) => fences[d]), signal);
+    });
   } catch (e) {
     for (const name of order) {
       const f = fences[name];

@@ -32,10 +32,10 @@ import { onReap, ReapStage } from '../arena/hooks.js';
 import * as A from '../arena/layout.js';
 import * as FL from '../fence/layout.js';
 import * as L from './layout.js';
-import { Errno, Errors, describeValue, isInstance } from '../errors.js';
+import { Errno, Errors, FenceError, isInstance } from '../errors.js';
 import { defineSharedCallback } from '../fence/callbacks.js';
 import { contextAlloc, fenceAlloc, fenceGet, isSignaledFlag } from '../fence/core.js';
-import { Fence, fenceView, putFence } from '../fence/fence.js';
+import { type Fence, fenceView, putFence } from '../fence/fence.js';
 import { defineFenceOps } from '../fence/ops.js';
 import { freeInFlight } from '../fence/ledger.js';
 import { putFenceAt } from '../fence/release.js';
@@ -71,7 +71,7 @@ const timelines = new Map<Arena, { context: number; seqno: number }>();
  * finishes. A job whose dependencies have all signaled is queued before this returns.
  * `canceled`: the job is born cancelled (its fence signaled -ECANCELED, never queued).
  * Threads: the pool's thread. Locking: takes each dependency's fence lock in turn (addShared), then
- * the scheduler lock. Throws ENOMEM (nothing is left allocated).
+ * the scheduler lock. Throws ENOMEM (nothing is left allocated), or what arming threw (armDeps).
  */
 export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fence[], canceled = false): Fence {
   const i32 = arena.i32;
@@ -110,7 +110,21 @@ export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fen
     finishJob(arena, jw, Errno.ECANCELED, null, false);
     return job;
   }
-  for (let d = 0; d < n; d++) {
+  armDeps(arena, job, depsW, deps);
+  const rest = Atomics.sub(i32, jw + J_PENDING, ARMING) - ARMING;
+  if (isReady(arena, jw, rest)) makeReady(arena, jw);
+  return job;
+}
+
+/**
+ * Arms job `job`'s dependencies (list at `depsW`): a reference on each, a CB_JOB_DEP callback (with a job reference) on each
+ * unsignaled one. Out of memory fails the job with it (it must not wait on what it could not arm); any other refusal (a
+ * lock-order error, a dependency's ops that threw) undoes the job (cancelled, callbacks removed, references put) and is thrown.
+ */
+function armDeps(arena: Arena, job: Fence, depsW: number, deps: Fence[]): void {
+  const i32 = arena.i32;
+  const jw = job.fw;
+  for (let d = 0; d < deps.length; d++) {
     const e = depsW + d * L.DEP_WORDS;
     const dep = deps[d];
     dep.get(); // the job's reference on its input, until it finishes
@@ -119,11 +133,12 @@ export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fen
     let cb: ReturnType<Fence['addShared']> = null;
     try {
       cb = dep.addShared(L.CB_JOB_DEP, jw);
-    } catch {
-      // Out of memory arming: the job fails with it rather than waiting on what it could not arm.
+    } catch (err) {
       putFence(arena, jw);
-      Atomics.compareExchange(i32, jw + J_DEP_ERROR, 0, Errno.ENOMEM);
-      break;
+      if (isInstance(err, FenceError) && err.code === 'ENOMEM') return void Atomics.compareExchange(i32, jw + J_DEP_ERROR, 0, Errno.ENOMEM);
+      cancelJob(arena, jw, Errno.ECANCELED);
+      job.put();
+      throw err;
     }
     if (cb) {
       i32[e + L.DEP_NODE] = cb.node;
@@ -134,9 +149,6 @@ export function createJob(arena: Arena, sw: number, envelope: Encoded, deps: Fen
       depSignaled(i32, jw, dep.fw);
     }
   }
-  const rest = Atomics.sub(i32, jw + J_PENDING, ARMING) - ARMING;
-  if (isReady(arena, jw, rest)) makeReady(arena, jw);
-  return job;
 }
 
 /** Added to a job's pending count while its dependencies are being armed. */
@@ -383,10 +395,4 @@ function releaseJobBlocks(arena: Arena, jw: number): void {
   freeInFlight(arena, jw + L.J_RESULT);
   // Only a job that was never finished still has a dependency list (its creator died mid-submit).
   freeInFlight(arena, jw + J_DEPS);
-}
-
-/** Throws EINVAL unless `f` belongs to `arena`. */
-export function checkSameArena(arena: Arena, f: Fence, what: string): void {
-  if (!isInstance(f, Fence)) throw Errors.invalid(`${what} must be a Fence, got ${describeValue(f)}`);
-  if (f.arena.buffer !== arena.buffer) throw Errors.invalid(`${what} belongs to another arena`);
 }

@@ -18,11 +18,12 @@
 import { arenaArg, type Arena } from '../arena/arena.js';
 import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance, isLiveObject } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
-import { checkErrno } from '../fence/core.js';
-import { fenceArgOf } from './args.js';
+import { checkErrno, isSignaledFlag } from '../fence/core.js';
+import { holdsFenceLock } from '../fence/held.js';
+import { checkSameArena, fenceArgOf } from './args.js';
 import { startDispatcher } from './dispatcher.js';
 import { encode, type Encoded } from './codec.js';
-import { checkSameArena, createJob, isJob } from './jobs.js';
+import { createJob, isJob } from './jobs.js';
 import { abortRunning, cancelJob, jobResult, signalErrorAt } from './finish.js';
 import { FencePool } from './pool.js';
 import type { Envelope } from './task.js';
@@ -76,21 +77,41 @@ export function checkPool(pool: FencePool, arena: Arena, where: string): void {
  * scheduler's queue lock.
  * Throws EINVAL (not a fence pool, destroyed pool, not an Arena, options: not an object, an unknown
  * key, a value of the wrong type, deps of another arena; a payload that cannot travel through
- * shared memory — functions, SharedArrayBuffers), EBADF (a released dependency), ENOMEM; every
- * check happens before anything is allocated or taken, and nothing is left behind on a throw.
+ * shared memory — functions, SharedArrayBuffers), EBADF (a released dependency), EDEADLK (the
+ * calling thread holds a dependency's fence lock), ENOMEM; every check happens before anything is
+ * allocated or taken, and nothing is left behind on a throw.
  */
 export function runWithFence(pool: FencePool, arena: Arena, payload: unknown, opts?: RunOptions): Fence {
   checkPool(pool, arena, 'runWithFence');
   const o = runOptions(arena, opts);
-  const deps = o.deps ?? [];
-  const names = o.inputNames;
-  const envelope: Envelope = [payload, o.name ?? null, names ?? null];
-  const encoded: Encoded =
-    o.name === undefined && names === undefined && payload === undefined ? encode(undefined, 'payload') : encode(trimEnvelope(envelope), 'payload');
-  const signal = o.signal;
+  return submitEncoded(pool, arena, encodeEnvelope(payload, o.name, o.inputNames), o.deps ?? [], o.signal, o.done);
+}
+
+/**
+ * A task's envelope (payload, task name, input keys), encoded for the arena. Throws EINVAL for a
+ * payload that cannot travel through shared memory. Threads: any. Allocates nothing.
+ */
+export function encodeEnvelope(payload: unknown, name: string | undefined, names: readonly string[] | undefined): Encoded {
+  if (name === undefined && names === undefined && payload === undefined) return encode(undefined, 'payload');
+  const envelope: Envelope = [payload, name ?? null, names ? [...names] : null];
+  return encode(trimEnvelope(envelope), 'payload');
+}
+
+/**
+ * {@link runWithFence} after its checks, with the envelope encoded ({@link encodeEnvelope}): the
+ * job, its abort signal and done callback. Threads: the pool's thread. Throws ENOMEM.
+ */
+export function submitEncoded(
+  pool: FencePool,
+  arena: Arena,
+  encoded: Encoded,
+  deps: Fence[],
+  signal?: AbortSignal,
+  done?: (err: unknown, result?: unknown) => void,
+): Fence {
   const job = createJob(arena, pool.sw, encoded, signal?.aborted ? [] : deps, signal?.aborted === true);
   if (signal && !signal.aborted) onAbort(arena, job, signal);
-  if (o.done) onDone(job, o.done);
+  if (done) onDone(job, done);
   return job;
 }
 
@@ -104,7 +125,14 @@ function runOptions(arena: Arena, opts: RunOptions | undefined): RunOptions {
   const o = optionsArg(opts, 'runWithFence', [...RUN_OPTIONS]);
   const deps = o.deps ?? [];
   if (!isArrayArg(deps)) throw Errors.invalid(`runWithFence: deps must be an array of fences, got ${describeValue(deps)}`);
-  deps.forEach((d, i) => checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`));
+  deps.forEach((d, i) => {
+    checkSameArena(arena, fenceArgOf(d, 'runWithFence', `deps[${i}]`), `deps[${i}]`);
+    // Arming an unsignaled dependency takes its lock: refused here, before anything is allocated
+    // (it was an -ENOMEM job returned as if submitted). A signaled one is counted without the lock
+    // (a callback run under it, as signalError's are, may submit its dependents).
+    if (!isSignaledFlag(arena.i32, d.fw) && holdsFenceLock(arena, d.fw))
+      throw Errors.deadlock(`runWithFence: deps[${i}]'s fence lock is held by the calling thread: unlock first`);
+  });
   const names: unknown = o.inputNames;
   if (names !== undefined && (!isArrayArg(names) || names.length !== deps.length || names.some((n) => typeof n !== 'string')))
     throw Errors.invalid('runWithFence: inputNames must be strings, one per dependency');
@@ -162,8 +190,9 @@ function onDone(job: Fence, done: (err: unknown, result?: unknown) => void): voi
 
 /**
  * The result of a finished pool task. Returns what the task returned. Throws what it threw (its
- * fence has -EIO), a FenceError with the fence's code for any other error (ECANCELED, ENODEV, a
- * dependency's), EBUSY while the fence is not signaled, EINVAL for a fence that is not a pool task.
+ * fence has -EIO), a FenceError with the fence's code and errno for any other error (ECANCELED,
+ * ENODEV, a dependency's — `'E32'` for an errno without a name here, see errnoName), EBUSY while
+ * the fence is not signaled, EINVAL for a fence that is not a pool task.
  * Threads: any attached thread holding a reference on `fence`. EBADF for a released fence.
  */
 export function taskResult(fence: Fence): unknown {

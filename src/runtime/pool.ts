@@ -26,6 +26,8 @@ export interface PoolLike {
 interface PoolEvents {
   /** Subscribes `fn` to the removal of each worker (one that died, or the pool's teardown). */
   on(event: 'workerDestroy', fn: () => void): unknown;
+  /** Subscribes `fn` to the errors of workers that had no task (piscina throws them without a listener). */
+  on(event: 'error', fn: (e: unknown) => void): unknown;
 }
 
 /**
@@ -79,6 +81,12 @@ export class FencePool {
   private kickExits = 0;
   /** The loops' start count at the last kick failure: loops started since prove the module loads. */
   private startedAtFailure = 0;
+  /** Workers removed in a row while a job was queued and no loop started (see onWorkerGone). */
+  private bootDeaths = 0;
+  /** The loops' start count at the last worker removal. */
+  private startedAtGone = 0;
+  /** Gave up on a module that kills every worker as it loads: no replacement kicks until the next pump's. */
+  private stalled = false;
   private destroyed = false;
   private pumping = false;
   private again = false;
@@ -107,6 +115,11 @@ export class FencePool {
     this.msg = { buffer: arena.buffer, sched: schedHandle(arena, this.sw), filename: toURL(filename), lingerUs, idleMs };
     watchPool(arena, this.piscina);
     (this.piscina as unknown as PoolEvents).on('workerDestroy', this.onWorkerGone);
+    // A worker that fails before it took a task (its module threw as it loaded) is piscina's
+    // 'error' event, which without a listener ended the whole process. Its removal is counted below.
+    (this.piscina as unknown as PoolEvents).on('error', (e) => {
+      this.lastKickError = e;
+    });
     void this.bellLoop();
   }
 
@@ -156,8 +169,10 @@ export class FencePool {
         const c = schedCounts(this.arena, this.sw);
         // A kick that failed may or may not have started its loop: counting it as started may
         // start one loop too many (it finds nothing and leaves), never one too few.
-        const unstarted = Math.max(0, (this.issued - c.started - this.counters.kickErrors) | 0);
+        // Stalled, the kicks in flight wait in piscina's queue for a worker it will not start.
+        const unstarted = this.stalled ? 0 : Math.max(0, (this.issued - c.started - this.counters.kickErrors) | 0);
         let want = Math.min(c.queued - c.looking - unstarted, this.limit - c.pullers - unstarted);
+        if (want > 0) this.stalled = false;
         while (want-- > 0) this.kick();
       } while (this.again);
     } finally {
@@ -218,10 +233,26 @@ export class FencePool {
    * (a microtask later), a kick is sent for each worker missing under the kicks in flight: each
    * such submission makes piscina start a worker. A kick too many only starts a loop that finds
    * nothing and leaves.
+   *
+   * A module that kills every worker as it loads (it throws, or exits) fails no kick — piscina had
+   * not handed it one — so that resent kick started the next doomed worker, for ever (≈10 a second,
+   * the job never ending). So removals in a row while a job is queued, no loop running and none
+   * started since, count towards a give-up: the queued jobs fail with -EIO, and the pool sends no
+   * more kicks for removals until a pump kicks again (the next job made ready).
    */
   private readonly onWorkerGone = (): void => {
     queueMicrotask(() => {
       if (this.destroyed) return;
+      const c = schedCounts(this.arena, this.sw);
+      if (c.started !== this.startedAtGone || c.queued === 0 || c.pullers > 0) {
+        this.startedAtGone = c.started;
+        this.bootDeaths = 0;
+      } else if (++this.bootDeaths >= KICK_EXITS_TO_GIVE_UP) {
+        this.bootDeaths = 0;
+        this.stalled = true;
+        drainQueue(this.arena, this.sw, Errno.EIO);
+      }
+      if (this.stalled) return;
       const live = this.piscina.threads.filter((w) => w.threadId >= 0).length;
       const missing = Math.min(this.kicks, this.piscina.options.maxThreads) - live;
       for (let k = 0; k < missing; k++) this.kick();
