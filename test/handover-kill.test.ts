@@ -13,7 +13,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { Arena, Errno, Fence, FenceError, ledgerCompact } from '../src/index.js';
+import { Arena, Errno, Fence, FenceArray, FenceChain, FenceError, ledgerCompact } from '../src/index.js';
 import { CELL_EMPTY, CELL_FULL, CELL_TAKEN, CELL_WITHDRAWING, cellViews, makeCells } from './fixtures/handover-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean, fixture, rejects, WORKER_WAIT_MS } from './support/core.js';
@@ -213,6 +213,62 @@ describe('hand-over', () => {
     expect(ledgerCompact(arena)).toBe(0);
     expectClean(arena);
     expectClean(other);
+  });
+
+  it('put() drops a tracked reference with its record, and a call that takes a reference over forgets its record', () => {
+    // The ledger may never record more references than the thread holds: its reaper, or detach(),
+    // would drop the extra one, which another holder still counts on.
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const context = Fence.contextAlloc(arena);
+    const f = Fence.createTracked(arena, { context, seqno: 1 });
+    f.get(); // a second reference, untracked (say, for a handle posted to another thread)
+    f.put(); // the tracked one goes with its record: either reference may be the one dropped
+    expect(f.refcount).toBe(1);
+    expect(ledgerCompact(arena)).toBe(0);
+    rejects(arena, () => f.putTracked(), 'EINVAL'); // nothing tracked any more: nothing is put
+    f.signal();
+    f.put();
+    // FenceArray and FenceChain take over the caller's references, FenceChain.walk consumes one.
+    const a = Fence.createTracked(arena, { context, seqno: 2 });
+    const b = Fence.receive(arena, a.share());
+    const arr = FenceArray.create(arena, [a, b], { context: Fence.contextAlloc(arena), seqno: 1 });
+    expect(ledgerCompact(arena)).toBe(0);
+    const c = Fence.createTracked(arena, { context, seqno: 3 });
+    const link = FenceChain.create(arena, null, c, 1);
+    expect(ledgerCompact(arena)).toBe(0);
+    const top = FenceChain.create(arena, link, Fence.create(arena, { context, seqno: 4 }), 2);
+    const walker = Fence.receive(arena, top.share());
+    const next = FenceChain.walk(walker);
+    expect(ledgerCompact(arena)).toBe(0);
+    next?.put();
+    a.signal();
+    c.signal();
+    FenceChain.contained(top).signal();
+    expect(arr.isSignaled()).toBe(true);
+    arr.put();
+    top.put();
+    expect(ledgerCompact(arena)).toBe(0);
+    expectClean(arena);
+  });
+
+  it('a tracked reference put with put() is not dropped again when the thread detaches', async () => {
+    const arena = Arena.create({ bytes: 1 << 20 });
+    const w = new Worker(fixture('tracked-put'), { workerData: { buffer: arena.buffer } });
+    const exited = new Promise<number>((resolve) => w.once('exit', resolve));
+    const handle = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no handle from the worker')), WORKER_WAIT_MS);
+      w.once('message', (h: number) => {
+        clearTimeout(t);
+        resolve(h);
+      });
+      w.once('error', reject);
+    });
+    expect(await exited).toBe(0); // it put its own reference with put() and detached
+    const f = Fence.fromHandle(arena, handle); // without the fix: EBADF, detach dropped ours
+    expect(f.refcount).toBe(1);
+    expect(f.isSignaled()).toBe(true);
+    f.put();
+    expectClean(arena);
   });
 
   it('signaling responsibility moves with the claim', () => {

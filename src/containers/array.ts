@@ -27,7 +27,7 @@ import { holdsFenceLock } from '../fence/held.js';
 import { FENCE_BLOCK } from '../fence/create.js';
 import { type Fence, fenceView } from '../fence/fence.js';
 import { isFenceView } from '../fence/fencebase.js';
-import { freeInFlight } from '../fence/ledger.js';
+import { freeInFlight, ledgerForgetRef } from '../fence/ledger.js';
 import { putFence, putFenceAt } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { isChainFw } from './chain.js';
@@ -302,6 +302,9 @@ function initArray(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions
     children[i] = c;
   }
   const [fw, sw] = mem.take(arena, 'array');
+  // From here nothing throws: the references are the array's. Any the caller's ledger records
+  // are forgotten first (a terminate() in between leaks one, never drops it twice).
+  for (let i = 0; i < n; i++) ledgerForgetRef(arena, children[i]);
   fenceInit(arena, fw, { opsId: arrayOps.id, context, seqno, seqno64, lockIdx: 0, lenderHw: 0 });
   clearSignalerAt(i32, fw); // its children signal it, not a thread
   for (let i = 0; i < n; i++) i32[sw + i] = children[i];

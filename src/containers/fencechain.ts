@@ -10,6 +10,7 @@ import { contextAlloc, fenceGet, fenceInit, fenceReserve, seqnoOf } from '../fen
 import { type Fence, fenceView } from '../fence/fence.js';
 import { isFenceView } from '../fence/fencebase.js';
 import * as FL from '../fence/layout.js';
+import { ledgerForgetRef } from '../fence/ledger.js';
 import { putFence } from '../fence/release.js';
 import { clearSignalerAt } from '../fence/signaler.js';
 import { CHAIN_BLOCK, chainOps, chainWalk, containedFw, isChainFw, prevSeqnoOf } from './chain.js';
@@ -85,6 +86,9 @@ export class FenceChain {
       if (prevIsChain) seqno = Math.max(seqnoOf(i32, pfw), seqno);
     }
     const [fw] = mem.take(arena, 'chain');
+    // The references become the link's: records of them in the caller's ledger go first (see FenceArray).
+    ledgerForgetRef(arena, cfw);
+    if (pfw !== 0) ledgerForgetRef(arena, pfw);
     fenceInit(arena, fw, { opsId: chainOps.id, context, seqno, seqno64: true, lockIdx: 0, lenderHw: 0 });
     clearSignalerAt(i32, fw); // its links signal it, not a thread
     i32[fw + C_PREV] = pfw;
@@ -124,6 +128,7 @@ export class FenceChain {
   static walk(f: Fence): Fence | null {
     const fw = ownFenceArg(f, 'fence');
     const arena = f.arena;
+    ledgerForgetRef(arena, fw); // the walk consumes the caller's reference (see FenceArray)
     const next = chainWalk(arena, fw);
     return next === 0 ? null : fenceView(arena, next);
   }

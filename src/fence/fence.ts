@@ -13,7 +13,7 @@ import { contextAlloc, fenceGet, isSignaledFlag, nowNs, nsArg, setErrorChecked, 
 import { createFenceAt, privateStubAt, stubFenceAt, type FenceInit } from './create.js';
 import { FenceBase } from './fencebase.js';
 import { createTrackedAt, receiveAt, shareAt, withdrawAt, type ShareOptions } from './handover.js';
-import { ledgerPutRef } from './ledger.js';
+import { ledgerPutIfTracked, ledgerPutRef } from './ledger.js';
 import { aliveHolds } from './keepalive.js';
 import { describeFence, driverNameOf, setDeadlineOf, timelineNameOf } from './opcalls.js';
 import { holdsFenceLock } from './held.js';
@@ -114,11 +114,13 @@ export class Fence extends FenceBase {
   }
 
   /**
-   * Drops a reference; the last one releases the fence: an unsignaled fence with callbacks is
-   * first signaled with -EDEADLK (kernel WARN), then ops.release runs and the block is freed.
+   * Drops a reference; the last one releases the fence: an unsignaled fence with callbacks is first
+   * signaled with -EDEADLK (kernel WARN), then ops.release runs and the block is freed. A reference
+   * the calling thread's ledger records ({@link createTracked}, {@link receive}) goes first, with its record.
    */
   put(): void {
-    putFence(this.arena, this.v(), this);
+    const fw = this.v();
+    if (!ledgerPutIfTracked(this.arena, fw, this.gen, this)) putFence(this.arena, fw, this);
   }
 
   /* ───────────── tracked references and hand-over (src/fence/handover.ts) ───────────── */
@@ -126,16 +128,15 @@ export class Fence extends FenceBase {
   /**
    * {@link create}, with the reference recorded in the calling thread's ledger in the allocation's
    * run: if the thread dies at any point, its reaper puts it (nothing leaks). Put it with
-   * {@link putTracked}. Threads: the creator. Throws as {@link create} (nothing recorded).
+   * {@link put} or {@link putTracked}. Threads: the creator. Throws as {@link create} (nothing recorded).
    */
   static createTracked(arena: Arena, init: FenceInit): Fence {
     return new Fence(arena, createTrackedAt(arenaArg(arena, 'Fence.createTracked'), init));
   }
 
   /**
-   * Puts a reference the calling thread's ledger records ({@link createTracked}, {@link receive},
-   * trackRef, importFd) and forgets it in the same run. Throws EINVAL when this thread records no
-   * reference on the fence (nothing is put), EBADF when released.
+   * {@link put}, for a reference the calling thread's ledger records ({@link createTracked}, {@link receive},
+   * trackRef, importFd): EINVAL when it records none on the fence (nothing is put), EBADF when released.
    */
   putTracked(): void {
     const fw = this.v();
@@ -156,10 +157,10 @@ export class Fence extends FenceBase {
   }
 
   /**
-   * Claims the reference behind a token from {@link share}, recorded in the calling thread's ledger
-   * in the claim's run (put it with {@link putTracked}; this thread's reaper puts it if it dies).
-   * Exactly one receive of a token succeeds. Threads: any attached thread. Throws EINVAL (not a
-   * token), EBADF (stale: received, withdrawn, or dropped with its dead sender; nothing changes), ENOMEM.
+   * Claims the reference behind a token from {@link share}, recorded in the calling thread's ledger in the
+   * claim's run (put it with {@link put}; this thread's reaper puts it if it dies). Exactly one receive of a token
+   * succeeds. Threads: any attached thread. Throws EINVAL (not a token), EBADF (stale: received, withdrawn, or
+   * dropped with its dead sender; nothing changes), ENOMEM.
    */
   static receive(arena: Arena, token: number): Fence {
     return new Fence(arena, receiveAt(arenaArg(arena, 'Fence.receive'), token));
@@ -396,5 +397,4 @@ export class Fence extends FenceBase {
 
 /** @internal for the library's other modules: wraps a payload word index (no check). */
 export const fenceView: (arena: Arena, fw: number) => Fence = Fence.view;
-
 setViewFactory(fenceView);

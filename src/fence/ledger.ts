@@ -18,7 +18,7 @@ import { Errors } from '../errors.js';
 import { fenceGet } from './core.js';
 import { dropRef, pushRelease } from './drop.js';
 import type { Fence } from './fence.js';
-import { putRefusedOrLocked, releaseFenceAt } from './release.js';
+import { putFence, putRefusedOrLocked, releaseFenceAt } from './release.js';
 import { setTrackedRefs } from './signal.js';
 
 const { LG_COUNT, LG_CAP, LG_ENTRIES, LG_STRIDE, LE_KIND, LE_VALUE, LE_GEN, T_LEDGER, T_LEDGER_SPARE, T_LEDGER_SPARE_GEN } = L;
@@ -256,6 +256,30 @@ export function ledgerPutRef(arena: Arena, fw: number, gen: number, view?: Fence
   return true;
 }
 
+/**
+ * Fence.put's check: when the calling thread's ledger records a reference on fence `fw` (at `gen`),
+ * puts it through {@link ledgerPutRef} and returns true; else false (the caller puts it plainly).
+ * References are not told apart, so a thread that holds a tracked and an untracked one drops the
+ * tracked one first: its ledger never records more references than it holds, which its reaper or
+ * detach() would drop a second time. Throws as ledgerPutRef.
+ */
+export function ledgerPutIfTracked(arena: Arena, fw: number, gen: number, view: Fence): boolean {
+  const lw = arena.i32[arena.slotBase + T_LEDGER];
+  return lw !== 0 && arena.i32[lw + LG_COUNT] !== 0 && ledgerPutRef(arena, fw, gen, view);
+}
+
+/**
+ * Forgets one record of a reference on fence `fw` (at its current generation) in the calling
+ * thread's ledger, if there is one: for a call that takes the caller's reference over (a container,
+ * a chain walk), which holds it untracked from then on. Called before the take-over: a thread
+ * terminated in between leaks that reference, never drops it twice. Plain reads and writes.
+ */
+export function ledgerForgetRef(arena: Arena, fw: number): void {
+  const i32 = arena.i32;
+  const lw = i32[arena.slotBase + T_LEDGER];
+  if (lw !== 0 && i32[lw + LG_COUNT] !== 0) ledgerRemove(arena, L.LGK_FENCE_REF, fw, i32[fw - BLOCK_HEADER_WORDS + A.B_GEN] & A.GEN_MASK);
+}
+
 /** Frees the calling thread's emptied ledger block (see freeInFlight). */
 function freeLedger(arena: Arena): void {
   arena.ledgerSeen = 0;
@@ -320,4 +344,6 @@ export function ledgerSize(arena: Arena): number {
 }
 
 // A deferred callback list holds a tracked reference on its fence (src/fence/signal.ts deferHolding).
-setTrackedRefs(ledgerGetRef, (arena, fw, gen) => ledgerPutRef(arena, fw, gen));
+// Its record may be gone when it is put: a put() of the thread's own, meanwhile, dropped the fence's
+// tracked reference first (ledgerPutIfTracked). The list's reference is then an untracked one.
+setTrackedRefs(ledgerGetRef, (arena, fw, gen) => ledgerPutRef(arena, fw, gen) || (putFence(arena, fw), true));

@@ -27,7 +27,6 @@ import { putFenceAt, releaseFenceAt } from '../fence/release.js';
 import { onReap, ReapStage } from '../arena/hooks.js';
 import { LGK_FENCE_REF } from '../fence/layout.js';
 import { LGK_JOB } from './layout.js';
-import { putTracked } from './ledger.js';
 import { requeue, schedPut } from './queue.js';
 import './queuereap.js'; // the dead pull loops' counts: reaped before their taken job (below)
 
@@ -111,7 +110,7 @@ export function finishJob(arena: Arena, jw: number, status: number, result: Enco
 /**
  * Finishes a job the calling pull loop ran (started with {@link startJob}): {@link finishSteps},
  * then the job's ledger record goes and the scheduler's reference — tracked in this thread's ledger
- * since the start — is put with putTracked, so a thread terminated anywhere in here leaves its
+ * since the start — is put through that record (Fence.put), so a thread terminated anywhere in here leaves its
  * reaper exactly what is left to do. `abortWaiter`: the task waits on its abort word (ctx.signal).
  */
 export function finishRun(arena: Arena, jw: number, status: number, result: Encoded | null, early: boolean, abortWaiter: boolean): void {
@@ -120,7 +119,7 @@ export function finishRun(arena: Arena, jw: number, status: number, result: Enco
     finishSteps(arena, jw, status, result, early, abortWaiter);
   } finally {
     ledgerRemove(arena, LGK_JOB, jw, arena.generationAt(jw - BLOCK_HEADER_WORDS));
-    putTracked(job);
+    job.put();
   }
 }
 
@@ -302,7 +301,7 @@ export function startJob(arena: Arena, jw: number): boolean {
   // pool's thread dying does not orphan a running job; if this worker dies, its LGK_JOB record ends
   // the job with -ENODEV.
   adoptSignalingAt(arena, jw);
-  putTracked(fenceView(arena, jw)); // the queue's (the scheduler's keeps a running job alive)
+  fenceView(arena, jw).put(); // the queue's, tracked (the scheduler's keeps a running job alive)
   return true;
 }
 
