@@ -156,6 +156,10 @@ describe('runWithFence and runGraph options', () => {
       rejects(arena, () => runGraph(pool, arena, { a: {}, b: bad<GraphNode>({ dep: ['a'] }) }), 'EINVAL');
       rejects(arena, () => runGraph(bad(5), arena, {}), 'EINVAL');
       rejects(arena, () => runGraph(pool, bad({}), { a: {} }), 'EINVAL');
+      // Object.keys of a revoked Proxy is the engine's TypeError: refused before it.
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      expect(rejects(arena, () => runGraph(pool, arena, bad<Record<string, GraphNode>>(proxy)), 'EINVAL').message).toMatch(/runGraph needs an object of stages, got a revoked proxy/);
       expect(dep.refcount).toBe(1);
       expect(pool.stats().queued).toBe(0);
       const e = await pool.destroy(bad(Symbol('x'))).catch((x: unknown) => x);
