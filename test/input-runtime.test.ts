@@ -70,6 +70,15 @@ describe('importFd of an fd that is not open', () => {
     const used = arena.stats().used;
     for (const fd of [12345, -1, 2 ** 40, bad<number>('x'), bad<number>(null)]) rejects(arena, () => importFd(arena, fd), 'EBADF');
     expect(arena.stats().used).toBe(used);
+    // Nor does it free an empty ledger the thread had before (the bytes in use stay as they were).
+    const f = fenceOf(arena);
+    trackRef(f);
+    putTracked(f);
+    const withLedger = arena.stats().used;
+    expect(withLedger).toBeGreaterThan(used);
+    rejects(arena, () => importFd(arena, 12345), 'EBADF');
+    expect(arena.stats().used).toBe(withLedger);
+    expect(ledgerCompact(arena)).toBe(0);
     expectClean(arena);
     arena.detach();
   });
