@@ -134,6 +134,14 @@ describe('an existing file is replaced only when fencelab wrote it', () => {
   }, 3 * SHORT_MS + 10_000);
 });
 
+describe('an empty file name and the help of an unknown command', () => {
+  it('are one line and exit code 2 naming the mistake', () => {
+    expectRefused(run(['inspect', '']), /inspect needs a dump file name, got an empty string/, 'inspect ""');
+    expectRefused(run(['bench', '--baseline', '']), /--baseline needs a file name/, 'bench --baseline ""');
+    expectRefused(run(['help', 'bogus']), /unknown command 'bogus'/, 'help bogus');
+  }, 3 * SHORT_MS + 10_000);
+});
+
 describe('fencelab --version and --help', () => {
   it('--version prints package.json\'s version', () => {
     const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

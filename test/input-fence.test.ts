@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { heldLockCount } from '../src/locks/lockword.js';
-import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SpinLock, SwTimeline, SyncFile, defineFenceOps, isContainer, ledgerSize, mergeFences, type FenceInit, type FenceOpsTable } from '../src/index.js';
+import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SpinLock, SwTimeline, SyncFile, dedupArray, defineFenceOps, isContainer, ledgerSize, mergeFences, type FenceInit, type FenceOpsTable } from '../src/index.js';
 import { expectClean, rejects } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
@@ -139,6 +139,99 @@ describe('fence arguments', () => {
     arena.detach();
   });
 });
+
+describe('container memory and the elements of an array of fences', () => {
+  it('FenceArray.alloc and FenceChain.alloc over blocks an sw_sync point and a fence with callbacks left: arena.check() clean, no fence in the dump', () => {
+    const arena = arenaOf();
+    for (const alloc of [() => FenceArray.alloc(arena, 1), () => FenceChain.alloc(arena)]) {
+      const tl = SwTimeline.create(arena, 'reuse');
+      SyncFile.close(arena, tl.createFence(1));
+      tl.close();
+      const f = fenceOf(arena);
+      f.addCallback(() => undefined);
+      f.addCallback(() => undefined);
+      f.signal();
+      f.put();
+      const fences = arena.describe().fences.length;
+      const mems = [alloc(), alloc()];
+      const report = arena.check();
+      expect(report.problems).toEqual([]);
+      expect(report.ok).toBe(true);
+      expect(arena.describe().fences).toHaveLength(fences);
+      // A refused init leaves the memory the caller's, still no fence.
+      const two = [fenceOf(arena), fenceOf(arena)];
+      if (mems[0].kind === 'array') rejects(arena, () => FenceArray.init(mems[0], two, { context: 1, seqno: 1 }), 'EINVAL');
+      for (const m of mems) m.free();
+      for (const x of two) x.put();
+    }
+    expectClean(arena);
+    arena.detach();
+  });
+
+  it("a getter of the caller's array that releases an element read before it: EBADF, nothing taken over", () => {
+    const arena = arenaOf();
+    const other = fenceOf(arena);
+    const entries: [string, (fences: Fence[]) => unknown][] = [
+      ['FenceArray.create', (fences) => FenceArray.create(arena, fences, { context: Fence.contextAlloc(arena), seqno: 1 })],
+      ['FenceArray.init', (fences) => {
+        const mem = FenceArray.alloc(arena, 2);
+        try {
+          return FenceArray.init(mem, fences, { context: Fence.contextAlloc(arena), seqno: 1 });
+        } finally {
+          if (mem.available) mem.free(); // refused: the memory is still the caller's
+        }
+      }],
+      ['mergeFences', (fences) => mergeFences(arena, fences)],
+      ['dedupArray', (fences) => dedupArray(fences)],
+    ];
+    for (const [name, call] of entries) {
+      const first = fenceOf(arena);
+      const fences = [first] as Fence[];
+      Object.defineProperty(fences, 1, { enumerable: true, get: () => (first.put(), other) });
+      const e = thrown(() => call(fences));
+      expect(e, name).toBeInstanceOf(FenceError);
+      expect((e as FenceError).code, name).toBe('EBADF');
+      expect(other.refcount, name).toBe(1);
+      const report = arena.check();
+      expect(report.problems, name).toEqual([]);
+    }
+    other.put();
+    expect(arena.check().leakedBytes).toBe(0);
+    arena.detach();
+  });
+
+  it('mergeFences and dedupArray read an array by index: its own map runs no code of the caller, a hole is EINVAL', () => {
+    const arena = arenaOf();
+    const f = fenceOf(arena);
+    const g = fenceOf(arena);
+    const withMap = Object.assign([f, g], { map: 5, forEach: 5 });
+    const merged = mergeFences(arena, withMap);
+    expect(FenceArray.fences(merged)).toHaveLength(2);
+    merged.put();
+    const holey = [f];
+    holey[2] = g;
+    expect(rejects(arena, () => mergeFences(arena, holey), 'EINVAL').message).toMatch(/fences\[1\] must be a Fence, got undefined/);
+    rejects(arena, () => dedupArray(holey), 'EINVAL');
+    const kept = dedupArray(Object.assign([f.get(), g.get()], { map: 5, forEach: 5 }));
+    expect(kept).toHaveLength(2);
+    for (const k of kept) k.put();
+    expect([f.refcount, g.refcount]).toEqual([1, 1]);
+    f.put();
+    g.put();
+    expectClean(arena);
+    arena.detach();
+  });
+});
+
+/** What `fn` throws (undefined when it returns). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
 
 describe('tokens', () => {
   it('what is no positive safe integer is EINVAL for receive and withdraw; a stale token is EBADF / false, a number that never was one EBADF for both', () => {

@@ -94,8 +94,9 @@ const ENTRIES: Entry[] = [
   ['trace.start categories', (x, p) => x.arena.trace.start({ categories: p })],
   ['trace.export', (x, p) => x.arena.trace.export(p), 'options'],
   ['Fence.create arena', (x, p) => Fence.create(p, { context: x.ctx, seqno: 2 })],
-  // Fence.create's fast path reads `init` with no test of its own (see createFenceAt): a revoked
-  // init there is the engine's TypeError. Its keyed inits and createTracked test every key.
+  // Fence.create's fast path reads `init` with no test of its own (see createFenceAt): the engine's
+  // TypeError of that read is answered there, out of line.
+  ['Fence.create init', (x, p) => Fence.create(x.arena, p)],
   ['Fence.create ops', (x, p) => Fence.create(x.arena, { context: x.ctx, seqno: 2, ops: p })],
   ['Fence.create lock', (x, p) => Fence.create(x.arena, { context: x.ctx, seqno: 2, lock: p })],
   ['Fence.create context', (x, p) => Fence.create(x.arena, { context: p, seqno: 2 })],
@@ -253,6 +254,7 @@ describe('a revoked Proxy at every public entry', () => {
     const x = fixture();
     const msg = async (call: () => unknown) => ((await outcome(call)) as Error).message;
     expect(await msg(() => Fence.create(revoked(), { context: x.ctx, seqno: 2 }))).toMatch(/Fence.create: arena must be an Arena, got a revoked proxy/);
+    expect(await msg(() => Fence.create(x.arena, revoked()))).toMatch(/Fence.create needs \{ context, seqno \}, got a revoked proxy/);
     expect(await msg(() => Fence.waitAny(revoked()))).toMatch(/waitAny needs a non-empty array of fences, got a revoked proxy/);
     expect(await msg(() => FenceArray.create(x.arena, revoked(), { context: x.ctx + 1, seqno: 1 }))).toMatch(/FenceArray.create .*got a revoked proxy/);
     expect(await msg(() => FenceChain.walk(revoked()))).toMatch(/fence must be a Fence, got a revoked proxy/);

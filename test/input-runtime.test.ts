@@ -70,6 +70,15 @@ describe('importFd of an fd that is not open', () => {
     const used = arena.stats().used;
     for (const fd of [12345, -1, 2 ** 40, bad<number>('x'), bad<number>(null)]) rejects(arena, () => importFd(arena, fd), 'EBADF');
     expect(arena.stats().used).toBe(used);
+    // Nor does it free an empty ledger the thread had before (the bytes in use stay as they were).
+    const f = fenceOf(arena);
+    trackRef(f);
+    putTracked(f);
+    const withLedger = arena.stats().used;
+    expect(withLedger).toBeGreaterThan(used);
+    rejects(arena, () => importFd(arena, 12345), 'EBADF');
+    expect(arena.stats().used).toBe(withLedger);
+    expect(ledgerCompact(arena)).toBe(0);
     expectClean(arena);
     arena.detach();
   });
@@ -156,6 +165,10 @@ describe('runWithFence and runGraph options', () => {
       rejects(arena, () => runGraph(pool, arena, { a: {}, b: bad<GraphNode>({ dep: ['a'] }) }), 'EINVAL');
       rejects(arena, () => runGraph(bad(5), arena, {}), 'EINVAL');
       rejects(arena, () => runGraph(pool, bad({}), { a: {} }), 'EINVAL');
+      // Object.keys of a revoked Proxy is the engine's TypeError: refused before it.
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      expect(rejects(arena, () => runGraph(pool, arena, bad<Record<string, GraphNode>>(proxy)), 'EINVAL').message).toMatch(/runGraph needs an object of stages, got a revoked proxy/);
       expect(dep.refcount).toBe(1);
       expect(pool.stats().queued).toBe(0);
       const e = await pool.destroy(bad(Symbol('x'))).catch((x: unknown) => x);

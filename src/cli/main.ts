@@ -134,6 +134,7 @@ program
   .addOption(new Option('--pid <pid>', 'the running stress to ask (default: the only one running)').argParser(intOption('--pid', 1, 2 ** 31 - 1)))
   .option('--json', 'print the dump as JSON', false)
   .action(async (file: string | undefined, o: { pid?: number; json: boolean }) => {
+    if (file !== undefined && file.trim() === '') program.error('error: inspect needs a dump file name, got an empty string', { exitCode: 2, code: 'fencelab.noDump' });
     if (file !== undefined && o.pid !== undefined) program.error('error: give a dump file or --pid, not both', { exitCode: 2, code: 'fencelab.conflictingOptions' });
     let pid = o.pid;
     if (file === undefined && pid === undefined) {
@@ -261,9 +262,11 @@ const COMMANDS = [...program.commands.map((c) => c.name()), 'help'];
 try {
   // `demo` is the default command, so commander would read an unknown command as a stray argument
   // of demo ("too many arguments"); name the real mistake instead.
+  // `help <command>` of an unknown one: commander prints the whole help as the error.
   const first = process.argv[2];
-  if (first !== undefined && !first.startsWith('-') && !COMMANDS.includes(first))
-    program.error(`error: unknown command '${first}' (commands: ${COMMANDS.join(', ')}; see fencelab --help)`, { exitCode: 2, code: 'fencelab.unknownCommand' });
+  const named = first === 'help' ? process.argv[3] : first;
+  if (named !== undefined && !named.startsWith('-') && !COMMANDS.includes(named))
+    program.error(`error: unknown command '${named}' (commands: ${COMMANDS.join(', ')}; see fencelab --help)`, { exitCode: 2, code: 'fencelab.unknownCommand' });
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof CommanderError) {

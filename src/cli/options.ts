@@ -123,6 +123,8 @@ export function fileOption(name: string): (text: string) => string {
 
 /** `--baseline`: an earlier run file, read and checked now, so a bad one is refused before anything runs. */
 export function baselineOption(text: string): { file: string; run: BenchRun } {
+  // An empty name would resolve to the current directory ("cannot be read (EISDIR)").
+  if (text.trim() === '') throw new InvalidArgumentError('--baseline needs a file name');
   const file = resolve(text);
   try {
     return { file, run: readRun(file) };

@@ -285,8 +285,13 @@ export class FenceArray {
 function initArray(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions, where: string): Fence {
   if (!isInstance(mem, FenceMemory)) throw Errors.invalid(`${where} needs memory from FenceArray.alloc`);
   const arena = mem.arena;
-  if (!isArrayArg(fences) || fences.length === 0) throw Errors.invalid(`${where} needs a non-empty array of fences, got ${describeValue(fences)}`);
-  if (fences.length !== mem.count) throw Errors.invalid(`${where}: memory for ${mem.count} fences, given ${fences.length}`);
+  const n = isArrayArg(fences) ? fences.length : 0;
+  if (n === 0) throw Errors.invalid(`${where} needs a non-empty array of fences, got ${describeValue(fences)}`);
+  if (n !== mem.count) throw Errors.invalid(`${where}: memory for ${mem.count} fences, given ${n}`);
+  // Every element read once before any is checked: a getter of the caller's array that releases
+  // an element already checked would leave the array a child that is no fence any more.
+  const list = new Array<unknown>(n);
+  for (let i = 0; i < n; i++) list[i] = fences[i];
   if (options === undefined || options === null) throw Errors.invalid(`${where} needs { context, seqno }`);
   options = optionsArg(options, where, ['context', 'seqno', 'signalOnAny']);
   const { context, seqno, signalOnAny } = options;
@@ -294,10 +299,9 @@ function initArray(mem: FenceMemory, fences: Fence[], options: FenceArrayOptions
   const seqno64 = typeof seqno === 'number' && seqno > 0xffffffff;
   checkContextSeqno(context, seqno, seqno64);
   const i32 = arena.i32;
-  const n = fences.length;
   const children: number[] = new Array<number>(n);
   for (let i = 0; i < n; i++) {
-    const c = fenceArg(arena, fences[i], `fences[${i}]`);
+    const c = fenceArg(arena, list[i], `fences[${i}]`);
     if (isArrayFw(i32, c) || isChainFw(i32, c)) throw Errors.invalid(`fences[${i}] is a container: arrays hold plain fences only (unwrap it first)`);
     children[i] = c;
   }

@@ -71,9 +71,10 @@ export function unwrapFences(f: Fence): Fence[] {
  */
 export function mergeFences(arena: Arena, fences: Fence[]): Fence {
   arenaArg(arena, 'mergeFences');
-  if (!isArrayArg(fences) || fences.length === 0) throw Errors.invalid(`mergeFences needs a non-empty array of fences, got ${describeValue(fences)}`);
+  const n = isArrayArg(fences) ? fences.length : 0;
+  if (!Number.isSafeInteger(n) || n <= 0) throw Errors.invalid(`mergeFences needs a non-empty array of fences, got ${describeValue(fences)}`);
   const i32 = arena.i32;
-  const heads = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
+  const heads = elementsOf(arena, fences, n, fences[0], 'mergeFences').map((f, i) => fenceArg(arena, f, `fences[${i}]`));
   flushDeferred(arena);
   const picked: number[] = [];
   let latest = 0n;
@@ -150,13 +151,31 @@ function dedupFw(arena: Arena, fws: number[]): number {
  * Fences of one arena), EBADF (a released fence) before anything is put.
  */
 export function dedupArray(fences: Fence[]): Fence[] {
-  if (!isArrayArg(fences)) throw Errors.invalid(`dedupArray needs an array of fences, got ${describeValue(fences)}`);
-  if (fences.length === 0) return [];
-  ownFenceArg(fences[0], 'fences[0]');
-  const arena = fences[0].arena;
-  const fws = fences.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
+  const n = isArrayArg(fences) ? fences.length : -1;
+  if (!Number.isSafeInteger(n) || n < 0) throw Errors.invalid(`dedupArray needs an array of fences, got ${describeValue(fences)}`);
+  if (n === 0) return [];
+  const first = fences[0];
+  ownFenceArg(first, 'fences[0]');
+  const arena = first.arena;
+  const list = elementsOf(arena, fences, n, first, 'dedupArray');
+  const fws = list.map((f, i) => fenceArg(arena, f, `fences[${i}]`));
   const byFw = new Map<number, Fence>();
-  fences.forEach((f, i) => byFw.set(fws[i], f));
+  list.forEach((f, i) => byFw.set(fws[i], f as Fence));
   dedupFw(arena, fws);
   return fws.map((fw) => byFw.get(fw)!);
+}
+
+/**
+ * The `n` elements of the caller's array `fences` (`first`: element 0, read already), each read
+ * once and by index: no method of the array runs (an own `map` is the caller's code, a hole is an
+ * element that is no Fence), and all are read before any is checked, so that a getter of the
+ * caller's cannot release an element already checked. Throws EINVAL when `n` is more fences than
+ * `arena` can hold (a length no array of fences has).
+ */
+function elementsOf(arena: Arena, fences: Fence[], n: number, first: unknown, where: string): unknown[] {
+  if (n > maxBlocks(arena)) throw Errors.invalid(`${where}: ${n} fences, more than the arena can hold`);
+  const list = new Array<unknown>(n);
+  list[0] = first;
+  for (let i = 1; i < n; i++) list[i] = fences[i];
+  return list;
 }

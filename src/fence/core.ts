@@ -87,10 +87,12 @@ export function fenceAlloc(arena: Arena, blockBytes: number, a: InitArgs): numbe
  * Allocates a fence block of `blockBytes` and leaves it uninitialised (flags 0: not INITIALIZED,
  * no inline lock for the reaper's walk to look at), for constructors that split allocation from
  * initialisation (kernel dma_fence_array_alloc, dma_fence_chain_alloc). Returns the payload word.
+ * The payload is zeroed: the block may have been a fence with callbacks or an sw_sync point, and
+ * {@link Arena.check} walks every fence block, so their words left in it would be reported as broken links.
  */
 export function fenceReserve(arena: Arena, blockBytes: number): number {
   const fw = arena.allocBlock(blockBytes, A.BlockType.FENCE) + BLOCK_HEADER_WORDS;
-  arena.i32[fw + F_FLAGS] = 0;
+  arena.i32.fill(0, fw, fw + ((blockBytes - A.BLOCK_HEADER_BYTES) >>> 2));
   return fw;
 }
 

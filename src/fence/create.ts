@@ -48,12 +48,28 @@ export function createFenceAt(arena: Arena, init: FenceInit, recordAt: number): 
   // create, and what it holds is spent from the caller's inlining budget (test/inline-budget.test.ts).
   // No key count here: the cheapest (a for-in) cost create+signal+put 2-9% (it also keeps V8 from
   // eliding the init literal), so an unknown key beside exactly context and seqno is not seen here.
-  if (init === null || typeof init !== 'object' || init.ops !== undefined || init.lock !== undefined || init.seqno64 !== undefined)
-    return createFenceSlow(arena, init, recordAt);
+  let slow: boolean;
+  try {
+    slow = init === null || typeof init !== 'object' || init.ops !== undefined || init.lock !== undefined || init.seqno64 !== undefined;
+  } catch (e) {
+    // A revoked Proxy: its first read is the engine's TypeError (out of line, see createRefusal).
+    throw createRefusal(init, e);
+  }
+  if (slow) return createFenceSlow(arena, init, recordAt);
   const context = init.context;
   const seqno = init.seqno;
   checkContextSeqno(context, seqno, false);
   return fenceAllocWith(arena, recordAt, defaultOps.id, context, seqno, 0, 0, 0);
+}
+
+/**
+ * What createFenceAt throws for `e`, thrown by its first read of `init`: EINVAL for a revoked Proxy
+ * (the fast path reads init with no test of its own: a test there would cost every create), `e`
+ * itself otherwise (a live Proxy's trap: the caller's own code). Nothing was allocated yet.
+ * Threads: any. Never throws.
+ */
+function createRefusal(init: unknown, e: unknown): unknown {
+  return init === null || typeof init !== 'object' || isLiveObject(init) ? e : Errors.invalid(`Fence.create needs { context, seqno }, got ${describeValue(init)}`);
 }
 
 /** The keys a {@link FenceInit} may have: another one is EINVAL (a misspelled `seqNo64` would be a silent default). */

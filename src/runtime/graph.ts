@@ -4,7 +4,7 @@
  * graph is submitted at once and the scheduler starts each stage when its inputs have signaled.
  */
 import type { Arena } from '../arena/arena.js';
-import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance } from '../errors.js';
+import { Errno, Errors, describeValue, optionsArg, isArrayArg, isInstance, isLiveObject } from '../errors.js';
 import type { Fence } from '../fence/fence.js';
 import { checkPool, encodeEnvelope, submitEncoded, taskResult, type FencePool } from './piscina.js';
 import { cancelJob } from './finish.js';
@@ -114,7 +114,8 @@ async function settle<K extends string>(order: K[], fences: Record<K, Fence>): P
 
 /** Stage names with every stage after its dependencies (Kahn). Throws EINVAL. */
 function topoOrder<K extends string>(spec: Readonly<Record<K, GraphNode>>): K[] {
-  if (spec === null || typeof spec !== 'object') throw Errors.invalid('runGraph needs an object of stages');
+  // isLiveObject: Object.keys of a revoked Proxy is the engine's TypeError.
+  if (typeof spec !== 'object' || !isLiveObject(spec)) throw Errors.invalid(`runGraph needs an object of stages, got ${describeValue(spec)}`);
   const names = Object.keys(spec) as K[];
   const indegree = new Map<K, number>();
   const dependents = new Map<K, K[]>();
@@ -127,7 +128,7 @@ function topoOrder<K extends string>(spec: Readonly<Record<K, GraphNode>>): K[] 
     if (node.task !== undefined && typeof node.task !== 'string') throw Errors.invalid(`stage '${n}': task must be a string`);
     const seen = new Set<string>();
     for (const d of deps as K[]) {
-      if (typeof d !== 'string' || !Object.hasOwn(spec, d)) throw Errors.invalid(`stage '${n}' depends on unknown stage '${describeValue(d)}'`);
+      if (typeof d !== 'string' || !Object.hasOwn(spec, d)) throw Errors.invalid(`stage '${n}' depends on unknown stage ${describeValue(d)}`);
       if (seen.has(d)) throw Errors.invalid(`stage '${n}' names '${d}' twice`);
       seen.add(d);
       let list = dependents.get(d);

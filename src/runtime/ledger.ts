@@ -60,12 +60,14 @@ export function putTracked(fence: Fence): void {
  * Throws EINVAL (not an Arena), EBADF (fd not open; a ledger made for it is freed again), ENOMEM.
  */
 export function importFd(arena: Arena, fd: number): Fence {
-  ledgerReserve(arenaArg(arena, 'importFd'));
+  const had = arenaArg(arena, 'importFd').i32[arena.slotBase + FL.T_LEDGER] !== 0;
+  ledgerReserve(arena);
   try {
     return fenceView(arena, syncFileFence(arena, fd, true));
   } catch (e) {
-    // A refused fd leaves nothing behind: not the ledger the reservation may have just made.
-    if (sizeAt(arena) === 0) compactAt(arena);
+    // A refused fd leaves nothing behind: not the ledger the reservation may have just made, and
+    // not one the thread had before either (an empty ledger it kept was freed here).
+    if (!had && sizeAt(arena) === 0) compactAt(arena);
     throw e;
   }
 }

@@ -231,7 +231,9 @@ class Walker {
       const p = blk.hw + A.BLOCK_HEADER_WORDS;
       try {
         if (blk.type === A.BlockType.FENCE) {
-          if (p !== stub) out.fences.push(this.fence(p, blk.hw));
+          // Memory reserved by FenceArray.alloc / FenceChain.alloc (or a create between its
+          // allocation and its init) is no fence yet.
+          if (p !== stub && (i32[p + FL.F_FLAGS] & FL.FLAG_INITIALIZED) !== 0) out.fences.push(this.fence(p, blk.hw));
         } else if (blk.type === A.BlockType.TIMELINE) {
           out.timelines.push(this.timeline(p, blk.hw));
         } else if (blk.type === A.BlockType.OPERATION) {
