@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Arena, Driver, Fence, FenceError, SpinLock, analyzeHang, assertDump, errnoName, mergeChromeTraces, renderDump, renderTimelinePage, toChromeTrace } from '../src/index.js';
 import { describeValue } from '../src/errors.js';
-import { expectClean, rejects } from './support/core.js';
+import { expectClean, rejects, thrown } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
 
@@ -94,16 +94,6 @@ describe("the caller's own code throwing while an entry reads its argument", () 
     arena.detach();
   });
 });
-
-/** What `fn` throws (undefined when it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 /** Asserts `fn` throws EINVAL whose message matches `text`. */
 function einval(fn: () => unknown, text: RegExp | string): void {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { heldLockCount } from '../src/locks/lockword.js';
 import { Arena, Driver, Errno, Fence, FenceArray, FenceChain, FenceError, FenceSlot, SpinLock, SwTimeline, SyncFile, dedupArray, defineFenceOps, isContainer, ledgerSize, mergeFences, type FenceInit, type FenceOpsTable } from '../src/index.js';
-import { expectClean, rejects } from './support/core.js';
+import { expectClean, rejects, thrown } from './support/core.js';
 
 const arenaOf = () => Arena.create({ bytes: 1 << 20, maxFds: 64 });
 const fenceOf = (arena: Arena) => Fence.create(arena, { context: Fence.contextAlloc(arena), seqno: 1 });
@@ -222,16 +222,6 @@ describe('container memory and the elements of an array of fences', () => {
     arena.detach();
   });
 });
-
-/** What `fn` throws (undefined when it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 describe('tokens', () => {
   it('what is no positive safe integer is EINVAL for receive and withdraw; a stale token is EBADF / false, a number that never was one EBADF for both', () => {

@@ -14,6 +14,16 @@ import { Worker } from 'node:worker_threads';
 import { expect } from 'vitest';
 import { FenceError, SyncFile, type Arena, type Fence, type SwTimeline } from '../../src/index.js';
 
+/** What `fn` throws (undefined when it returns). */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 /** Asserts `fn` throws a FenceError with `code` (a negative errno); returns it. */
 export function throwsCode(fn: () => unknown, code: string): FenceError {
   let caught: unknown;
