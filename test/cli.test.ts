@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { violationsOf, type ScenarioResult } from '../src/cli/scenario.js';
+import { renderStress, type StressReport } from '../src/cli/stress.js';
 import { LibraryWarnings } from '../src/cli/warnings.js';
 import { Errors, warn } from '../src/errors.js';
 import type { ArenaDump } from '../src/trace/index.js';
@@ -84,6 +85,21 @@ describe('fencelab stress', () => {
     expect(ra.cancelled).toBeGreaterThan(0);
     const rb = JSON.parse(run(args).stdout);
     expect(rb.cancelled).toBe(ra.cancelled); // cancel decisions come from the seeded PRNG
+  }, 2 * RUN_MS + 30_000);
+
+  it('a run in which no fence completed its lifecycle checked nothing: it says so instead of OK, and exits 1', () => {
+    // How short a --duration must be for that depends on how fast the workers start: the verdict is
+    // checked on a real run's report with its count set to 0, the exit code on a run too short to do anything.
+    const r = run(['stress', '--ops', '10', '--kill-rate', '0', '--seed', 'none', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as StressReport;
+    expect(renderStress(report)).toContain('\nOK: every invariant held');
+    const text = renderStress({ ...report, fenceLifecycles: 0 });
+    expect(text).toContain('NOTHING CHECKED: no fence completed its lifecycle');
+    expect(text).not.toContain('OK:');
+    const none = run(['stress', '--duration', '0.0001ms', '--kill-rate', '0', '--json']);
+    const seen = JSON.parse(none.stdout) as StressReport;
+    expect(none.code, none.stderr).toBe(seen.fenceLifecycles === 0 ? 1 : 0);
   }, 2 * RUN_MS + 30_000);
 
   // --kills fixes the number of kills (the run waits for them): the counts are exact by

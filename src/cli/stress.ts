@@ -129,6 +129,10 @@ export const CALLBACKS_NOT_ADDED =
   'nothing to run ' +
   '(the signal won the race; in a fast run most calls do), not an error. JSON: callbacks.late.';
 
+/** The verdict of a run in which no fence completed its lifecycle: it checked nothing, so it does not pass (exit 1). */
+const NOTHING_RAN =
+  'NOTHING CHECKED: no fence completed its lifecycle, so no invariant was tested (workers take tens of ms to start): give a longer --duration or more --ops.';
+
 export function renderStress(r: StressReport): string {
   const rows: [string, string | number][] = [
     ['elapsed', `${(r.elapsedMs / 1000).toFixed(1)} s`],
@@ -145,7 +149,8 @@ export function renderStress(r: StressReport): string {
     ['signal→wake p50 / p99', `${fmtMicros(r.wakeP50Us)} / ${fmtMicros(r.wakeP99Us)}`],
   ];
   const out = [`\nfencelab stress — seed ${r.seed}`, renderTable(['metric', 'value'], rows)];
-  if (r.violations.length === 0) out.push('\nOK: every invariant held (each fence signaled once, each callback at most once and exactly once unless removed, every reference dropped, no leak, no hang).');
+  if (r.violations.length === 0 && r.fenceLifecycles === 0) out.push(`\n${NOTHING_RAN}`);
+  else if (r.violations.length === 0) out.push('\nOK: every invariant held (each fence signaled once, each callback at most once and exactly once unless removed, every reference dropped, no leak, no hang).');
   else out.push(`\nVIOLATIONS (${r.violations.length}):`, ...r.violations.map((v) => `- ${v}`), `\nreplay: ${r.replay}`);
   if (r.hang) {
     // A stall the run got over (every invariant held) is reported, not failed: a loaded machine can
