@@ -177,7 +177,7 @@ describe('fencelab bench --quick', () => {
     expectRows(piscina.chain, [[awaitChain], [fenceChain, awaitChain]]);
     const sides = ['await pool.run', 'out-fence wait() (spin, then Atomics.wait)', 'out-fence waitAsync()', 'out-fence spin, then waitAsync()'];
     expect(piscina.variants.map((v) => [v.schedule, v.name, v.baseline])).toEqual(
-      ['back to back', 'after 1000 µs idle'].flatMap((s) => sides.map((n, i) => [s, n, i === 0 ? undefined : sides[0]])),
+      ['back to back', 'back to back, from idle', 'after 1000 µs idle'].flatMap((s) => sides.map((n, i) => [s, n, i === 0 ? undefined : sides[0]])),
     );
     for (const v of piscina.variants) {
       expect(positive(v.latencyNs.p50) && v.latencyNs.n >= piscina.tasks, v.name).toBe(true);

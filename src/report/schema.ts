@@ -252,7 +252,7 @@ export interface AllocResults extends RunInfo {
 export interface PiscinaVariant {
   /** How the main thread learns of the completion (`await pool.run`, an out-fence wait). */
   name: string;
-  /** `back to back` (a pull loop still lingers on the queue) or `after N µs idle` (the pool idle). */
+  /** `back to back` (a pull loop lingers on the queue; timed after `warmMs`), `…, from idle` or `after N µs idle`. */
   schedule: string;
   latencyNs: LatencyStat;
   /** The variant of the same schedule this one is measured against (`await pool.run`). */
@@ -271,8 +271,9 @@ export interface PiscinaResults extends RunInfo {
   rounds: number;
   /** Tasks per latency variant and schedule. */
   tasks: number;
-  /** The idle gap of the second schedule, µs. */
+  /** The idle gap of the last schedule, µs; the untimed stream before a steady round, ms (older files: none). */
   gapUs: number;
+  warmMs?: number;
   /** How long the main thread's fence wait spins before it sleeps (Fence.spinMicros). */
   spinMicros: number;
   /** The dependency chain: ns per task, fence-driven against the main thread awaiting each task. */
@@ -325,10 +326,7 @@ export interface BenchRun {
 /** The array each suite's results must hold: enough to tell them from some other JSON. */
 const REQUIRED_ARRAY: Record<Suite, string> = { core: 'rows', alloc: 'cells', wake: 'variants', chain: 'rows', contention: 'results', piscina: 'chain' };
 
-/**
- * Checks that `data` looks like `suite`'s results and brings an older file's fields up to date.
- * Throws an `Error` that starts with `where` when it does not.
- */
+/** Checks that `data` looks like `suite`'s results (or throws an `Error` starting with `where`) and updates old fields. */
 export function checkSuiteResults<S extends Suite>(suite: S, data: unknown, where: string): SuiteResults[S] {
   const d = data as Record<string, unknown> | null;
   if (d === null || typeof d !== 'object' || !Array.isArray(d[REQUIRED_ARRAY[suite]]))

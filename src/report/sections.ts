@@ -348,7 +348,7 @@ export function piscinaSection(r: PiscinaResults, base: Baseline<'piscina'> | un
     ]),
   );
   const chainCaption = `A ${r.chainLength}-task dependency chain on one pool of ${r.threads} threads: every task submitted at once with its predecessor's out-fence as dependency (the scheduler starts each in the worker that signaled the one before), against the main thread awaiting each pool.run and submitting the next. ${barLegend(base)}`;
-  const latencyCaption = `One task at a time, ${r.tasks} per variant and schedule: back to back (a pull loop still lingers on the queue), and after ${r.gapUs} µs idle (the pull loops asleep on the queue: a submission wakes one through shared memory, and the worker's core may have idled). The fence's wait() spins ${r.spinMicros} µs before it sleeps; ratios: variant ÷ await pool.run of the same schedule (lower is faster).${withBefore ? ' Light bars: the baseline run.' : ''}`;
+  const latencyCaption = `One task at a time, ${r.tasks} per variant and schedule: back to back (a pull loop still lingers on the queue), timed once the stream has run ${r.warmMs ?? 0} ms and from its first task after the pool idled, and after ${r.gapUs} µs idle (the pull loops asleep on the queue: a submission wakes one through shared memory, and the worker's core may have idled). The fence's wait() spins ${r.spinMicros} µs before it sleeps; ratios: variant ÷ await pool.run of the same schedule (lower is faster).${withBefore ? ' Light bars: the baseline run.' : ''}`;
   return {
     html: section('piscina', r, `${r.rounds} interleaved rounds`, [
       chartBlock('chart-piscina-chain', barsHeight(r.chain.length, base ? 2 : 1, base ? 2 : 1), chainCaption),

@@ -261,7 +261,7 @@ function piscinaText(r: PiscinaResults, baseline: BaselineFigures | undefined): 
     `${r.chainLength}-task dependency chain, ns per task`,
     rowTable(r.chain, baseline),
     '',
-    `one task at a time, submit → the main thread sees it done, µs (${r.tasks} tasks per variant and schedule; ratio = variant ÷ await pool.run of the same schedule; the fence wait spins ${r.spinMicros} µs before it sleeps)`,
+    `one task at a time, submit → the main thread sees it done, µs (${r.tasks} tasks per variant and schedule; back to back timed after ${r.warmMs ?? 0} ms of the stream and from its first task; ratio = variant ÷ await pool.run of the same schedule; the fence wait spins ${r.spinMicros} µs before it sleeps)`,
     latency,
     '',
     goalText(r.goals, baseline),
