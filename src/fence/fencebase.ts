@@ -209,18 +209,22 @@ export abstract class FenceBase {
   }
   /** Releases the fence lock. Throws EPERM when the caller does not hold it. */
   unlock(): void {
-    // Fast path: the word read as held by me, then one exchange to free. Only the holder frees a
-    // word it holds (other threads only add the waiters' bit), so the exchange cannot take a word
-    // from anyone else; an exchange is cheaper than a compare-exchange that must also cover the
-    // bit. Held by me with the waiters' bit (futex waiters, or a traced contended hold): wake one
-    // after the exchange (releaseInlineExchanged). A borrowed or stale lock, or a word we do not
+    // Fast path: one compare-exchange from "held by me" to free: no load before it (a separate
+    // look at the word cost ~1 ns a pair in the core bench: 1.22× of a raw TAS pair against 1.13×).
+    // Held by me with the waiters' bit (futex waiters, or a traced contended hold): only the holder
+    // frees a word it holds (other threads only add that bit), so an exchange frees it, then one
+    // waiter is woken (releaseInlineExchanged). A borrowed or stale lock, or a word we do not
     // hold, takes the full path, which reports the misuse; nothing was written.
     const i32 = this.i32;
     const idx = this.fastLockIdx;
     const me = this.me;
-    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached && (i32[idx] & K.LOCK_OWNER_MASK) === me) {
-      const seen = Atomics.exchange(i32, idx, 0);
-      if (seen !== me) releaseInlineExchanged(this.arena, idx, seen);
+    if (idx !== 0 && (i32[this.hw + B_GEN] & GEN_MASK) === this.gen && !this.arena.detached) {
+      let seen = Atomics.compareExchange(i32, idx, me, 0);
+      if (seen !== me) {
+        if ((seen & K.LOCK_OWNER_MASK) !== me) return this.unlockSlow();
+        seen = Atomics.exchange(i32, idx, 0);
+        releaseInlineExchanged(this.arena, idx, seen);
+      }
       i32[this.arena.slotBase + T_INLINE_HELD]--;
       return;
     }
