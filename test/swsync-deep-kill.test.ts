@@ -14,7 +14,10 @@
  * without polling (flags, not status()): every point its timeline's counter reached is signaled
  * without error, no other; every test callback of a signaled point ran exactly once. Then the
  * test closes the timelines (the rest -ENOENT, callbacks once), puts its points, and the arena is
- * clean with its bytes in use back to the baseline.
+ * clean with its bytes in use back to the baseline. Every PARK_EVERY-th round the worker parks in
+ * a callback of the deepest inc and is terminated there (the kill lands past SW_CAP records by
+ * construction: on a loaded machine seeded points alone landed there in 6 of 240 kills); the
+ * other rounds kill at seeded points.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Arena, BlockType, drain, Errno, SwTimeline, ledgerCompact, pendingCallbacks, setAutoDispatch, stopDispatcher } from '../src/index.js';
@@ -25,13 +28,15 @@ import { SW_CAP, T_SW_DEPTH, TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean, timelinePoint } from './support/core.js';
-import { adaptJitter, killRound, killTargets, moreKills } from './support/killloop.js';
+import { adaptJitter, KillTarget, killRound, killTargets, moreKills } from './support/killloop.js';
 
 const KILLS = 60;
 const LEVELS = 8; // timelines of the cascade
 const STEP = 4; // each inc's increment: the points it reaches
 const STEPS = 6; // the worker's incs of the first timeline per round
 const POINTS = STEP * STEPS; // per timeline, at 1..POINTS
+const PARK_EVERY = 4;
+const PARKED = SW_CELLS; // the cell the parked worker sets
 
 const targets = killTargets();
 afterEach(() => {
@@ -44,6 +49,21 @@ onReap(ReapStage.SIGNALS, (arena, slot) => {
   if (slot !== arena.slot && arena.i32[arena.slotWord(slot) + T_SW_DEPTH] > SW_CAP) deep++;
 });
 
+/** A round whose worker parks in the deepest inc (cells[PARKED]) and is terminated there. */
+async function parkedRound(arena: Arena, data: unknown, cells: Int32Array): Promise<{ at: number; done: number; errors: string[] }> {
+  const k = new KillTarget(arena, 'swsync-deep-kill', data);
+  targets.push(k);
+  cells.fill(0);
+  await k.ready;
+  k.go(cells, SW_GO);
+  const start = Date.now();
+  while (Atomics.load(cells, PARKED) === 0 && k.errors.length === 0 && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 1));
+  expect(Atomics.load(cells, PARKED), `parked within 10 s (errors: ${k.errors.join("; ")}; cells ${cells.join(",")})`).toBe(1);
+  await k.kill(0);
+  targets.splice(targets.indexOf(k), 1);
+  return { at: Atomics.load(cells, SW_AT), done: Atomics.load(cells, SW_DONE), errors: k.errors };
+}
+
 describe('sw_sync incs nested past the slot\'s timeline records', () => {
   it(`an inc cascade ${LEVELS} timelines deep cut off at seeded points (at least ${KILLS} kills): reached points signaled, callbacks once, nothing leaks`, async () => {
     const seed = process.env.FENCELAB_SEED ?? 'swsync-deep-kill-1';
@@ -53,7 +73,7 @@ describe('sw_sync incs nested past the slot\'s timeline records', () => {
     setAutoDispatch(false);
     stopDispatcher(arena);
     const baseline = arena.stats().used;
-    const cells = new Int32Array(new SharedArrayBuffer(SW_CELLS * 4));
+    const cells = new Int32Array(new SharedArrayBuffer((SW_CELLS + 1) * 4));
     deep = 0;
     let delay = 300;
     let inside = 0;
@@ -65,11 +85,17 @@ describe('sw_sync incs nested past the slot\'s timeline records', () => {
       points.forEach((ps, k) => ps.forEach((f, i) => expect(f.addCallback(() => counts[k][i]++)).not.toBeNull()));
       // The first point each inc reaches increments the next timeline: the nested inc starts before its parent's walk ends.
       const triggers = points.slice(0, -1).map((ps) => ps.filter((_, i) => i % STEP === 0).map((f) => f.handle));
-      const data = { buffer: arena.buffer, shared: cells.buffer, timelines: tls.map((tl) => tl.handle), triggers, step: STEP, steps: STEPS };
-      const { at, done, errors } = await killRound(arena, 'swsync-deep-kill', data, targets, cells, { go: SW_GO, at: SW_AT, done: SW_DONE }, rand(delay));
+      const parks = round % PARK_EVERY === PARK_EVERY - 1;
+      const park = parks ? { cell: PARKED, point: points[LEVELS - 1][0].handle } : null;
+      const data = { buffer: arena.buffer, shared: cells.buffer, timelines: tls.map((tl) => tl.handle), triggers, step: STEP, steps: STEPS, park };
+      const deepBefore = deep;
+      const { at, done, errors } = parks
+        ? await parkedRound(arena, data, cells)
+        : await killRound(arena, 'swsync-deep-kill', data, targets, cells, { go: SW_GO, at: SW_AT, done: SW_DONE }, rand(delay));
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
-      delay = adaptJitter(delay, done, STEPS);
+      if (parks) expect(deep, `round ${round}: parked in the deepest inc, reaped past ${SW_CAP} records`).toBe(deepBefore + 1);
+      else delay = adaptJitter(delay, done, STEPS);
       drain(arena); // the test's callbacks the worker (or its reaper) queued to this thread
       for (let k = 0; k < LEVELS; k++) {
         const tw = arena.resolve(tls[k].handle, BlockType.TIMELINE, 'timeline') + BLOCK_HEADER_WORDS;
