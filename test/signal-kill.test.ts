@@ -18,6 +18,7 @@ import { adaptJitter, KillTarget } from './support/killloop.js';
 
 const KILLS = 50;
 const FENCES = 120; // per round
+const PARK_EVERY = 5;
 
 const running: Worker[] = [];
 const probes: TestWorker[] = [];
@@ -117,7 +118,9 @@ describe('signal() kill window', () => {
   // and a terminate() lands at that Atomics call: the fence is left unsignaled, naming nobody. With
   // an inline lock the reaper finds it by the lock it held; with a borrowed (robust-listed) lock it
   // did not, and such a fence stayed unsignaled for good (see the test above: random kills rarely land
-  // there, so this one guards the rest of the window).
+  // there, so this one guards the rest of the window). Every PARK_EVERY-th round parks the worker
+  // before a seeded fence and kills it there, so that some kills land inside the batch by
+  // construction (under two busy loops all 50 seeded kills once came after the last signal).
   it(`the responsible signaler of fences with a borrowed lock terminated at random points (${KILLS} kills): the reaper signals every fence it left`, async () => {
     const seed = process.env.FENCELAB_SEED ?? 'signal-kill-borrowed-1';
     const rand = seededInt(seed);
@@ -129,15 +132,18 @@ describe('signal() kill window', () => {
       const lock = SpinLock.create(arena);
       const ctx = Fence.contextAlloc(arena);
       const fences = Array.from({ length: FENCES }, (_, i) => Fence.create(arena, { context: ctx, seqno: i + 1, lock }));
-      const shared = new SharedArrayBuffer(SK_CELLS * 4);
+      const shared = new SharedArrayBuffer((SK_CELLS + 1) * 4);
       const s = new Int32Array(shared);
-      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared, handles: fences.map((f) => f.handle), adopt: true });
+      const park = round % PARK_EVERY === PARK_EVERY - 1 ? { at: 1 + rand(FENCES - 1), cell: SK_CELLS } : undefined;
+      const k = new KillTarget(arena, 'signal-kill', { buffer: arena.buffer, shared, handles: fences.map((f) => f.handle), adopt: true, park });
       running.push(k.worker);
       await k.ready;
-      await k.killDuringWork(s, SK_GO, SK_AT, rand(delay));
+      if (park) await k.killParked(s, SK_GO, park.cell);
+      else await k.killDuringWork(s, SK_GO, SK_AT, rand(delay));
       running.splice(running.indexOf(k.worker), 1);
       expect(k.errors).toEqual([]);
-      delay = adaptJitter(delay, s[SK_DONE], FENCES);
+      if (park) expect(fences.slice(park.at).every((f) => f.error === Errno.EOWNERDEAD), `round ${round}: parked before fence ${park.at}`).toBe(true);
+      else delay = adaptJitter(delay, s[SK_DONE], FENCES);
       // Nobody else signals them: the worker did, or its reaper (-EOWNERDEAD), every one.
       const left = fences.flatMap((f, i) => (f.testSignaledFlag() ? [] : [i]));
       expect(left, `round ${round} (seed ${seed}): fences left unsignaled (the kill at ${s[SK_AT]})`).toEqual([]);

@@ -55,11 +55,7 @@ async function parkedRound(arena: Arena, data: unknown, cells: Int32Array): Prom
   targets.push(k);
   cells.fill(0);
   await k.ready;
-  k.go(cells, SW_GO);
-  const start = Date.now();
-  while (Atomics.load(cells, PARKED) === 0 && k.errors.length === 0 && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 1));
-  expect(Atomics.load(cells, PARKED), `parked within 10 s (errors: ${k.errors.join("; ")}; cells ${cells.join(",")})`).toBe(1);
-  await k.kill(0);
+  await k.killParked(cells, SW_GO, PARKED);
   targets.splice(targets.indexOf(k), 1);
   return { at: Atomics.load(cells, SW_AT), done: Atomics.load(cells, SW_DONE), errors: k.errors };
 }

@@ -82,6 +82,19 @@ export class KillTarget {
     await this.kill(jitterUs);
   }
 
+  /**
+   * Sets cells[go], waits (bounded: 10 s) until the fixture parked (cells[parked] = 1, see
+   * parkUntilKilled in test/fixtures/killsteps.ts), and terminates it there; resolves once it
+   * exited (and so was reaped). Fails the test when it did not park.
+   */
+  async killParked(cells: Int32Array, go: number, parked: number): Promise<void> {
+    this.go(cells, go);
+    const start = Date.now();
+    while (Atomics.load(cells, parked) === 0 && this.errors.length === 0 && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 1));
+    expect(Atomics.load(cells, parked), `the fixture parked within 10 s (errors: ${this.errors.join('; ')}; cells ${cells.join(',')})`).toBe(1);
+    await this.kill(0);
+  }
+
   /** After `jitterUs` of busy-waiting, terminates the worker; resolves once its 'exit' (and so its reap) happened. */
   async kill(jitterUs: number): Promise<void> {
     spin(jitterUs);
