@@ -21,11 +21,12 @@
  *     with their ratios but hold no goal: their figures are the VM's, below.
  *     Three schedules: back to back (the next task is submitted as soon as the last one is seen
  *     done: a worker's pull loop is still lingering on the queue and takes it from shared memory),
- *     once after WARM_MS of the stream and once from its first task, and after an idle gap longer than the linger (the pool's defaults: lingerUs 50 µs, idleMs
- *     250 ms). In that gap the pull loops are asleep on the scheduler's WORK word (Atomics.waitAsync
- *     in the workers): a submission wakes one with a futex notify, no piscina message. Only the
- *     first task of each round starts a loop with a message: settle() waits for the loops to end
- *     (idleMs), so every round starts from a pool left idle, as a user's would be.
+ *     once after WARM_MS of the stream and once from its first task, and after an idle gap longer
+ *     than the linger (the pool's defaults: lingerUs 50 µs, idleMs 250 ms). In that gap the pull
+ *     loops are asleep on the scheduler's WORK word (Atomics.waitAsync in the workers): a
+ *     submission wakes one with a futex notify, no piscina message. Only the first task of each
+ *     round starts a loop with a message: settle() waits for the loops to end (idleMs), so every
+ *     round starts from a pool left idle, as a user's would be.
  *
  * Where (b) can and cannot win: with the pool idle, handing a task to a sleeping worker is a
  * cross-thread wake-up (≈13 µs, ≈120 µs if the core idled) on both paths — piscina's message and the
@@ -55,9 +56,9 @@
  * main thread, still reads 15–35 µs. The cold stream is reported too (`back to back, from idle`:
  * timed from the first task after the pool idled, as this bench measured back to back before), with
  * no goal: its p50 follows the share of packed tasks (the wait() speed-up over pool.run read 0.55×
- * to 9.70× in full runs before this split). pool.run has
- * the transient too, the other way round: packed, its message wakes a thread on the same vCPU
- * (≈30 µs); spread, every wake crosses to a vCPU that had gone idle (≈100 µs).
+ * to 9.70× in full runs before this split). pool.run has the transient too, the other way round:
+ * packed, its message wakes a thread on the same vCPU (14–30 µs); spread, every wake crosses to a
+ * vCPU that had gone idle (78–104 µs). Hence the goal's baseline is the better of the two.
  *
  * Run: `node dist/bench/piscina.bench.js [--rounds N] [--tasks N] [--linger µs]` plus the options
  * every suite takes (bench/util.ts); --quick: 2 rounds, 120 tasks per variant and schedule, one
