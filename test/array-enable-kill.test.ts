@@ -61,7 +61,8 @@ describe('array enableSignaling kill window', () => {
       if (parks) {
         await k.killParked(cells, 0, PARKED);
         expect(k.errors).toEqual([]);
-        expect([cells[1], cells[2]], `${where}: parked arming array ${Math.floor(parkAt / CHILDREN)}`).toEqual([Math.floor(parkAt / CHILDREN) + 1, Math.floor(parkAt / CHILDREN)]);
+        const a = Math.floor(parkAt / CHILDREN); // parked arming array a: AT = a + 1, DONE = a
+        expect([cells[1], cells[2]], `${where}: parked arming array ${a}`).toEqual([a + 1, a]);
         inside++;
       } else {
         const r = await killInStep(k, cells, rand(jitter), jitter, ARRAYS);

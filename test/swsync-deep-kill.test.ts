@@ -28,7 +28,7 @@ import { SW_CAP, T_SW_DEPTH, TL_VALUE } from '../src/sync/layout.js';
 import { SW_AT, SW_CELLS, SW_DONE, SW_GO } from './fixtures/swsync-kill-cells.js';
 import { seededInt } from './fixtures/seeded.js';
 import { expectClean, timelinePoint } from './support/core.js';
-import { adaptJitter, KillTarget, killRound, killTargets, moreKills } from './support/killloop.js';
+import { adaptJitter, killRound, killTargets, moreKills } from './support/killloop.js';
 
 const KILLS = 60;
 const LEVELS = 8; // timelines of the cascade
@@ -48,17 +48,6 @@ let deep = 0;
 onReap(ReapStage.SIGNALS, (arena, slot) => {
   if (slot !== arena.slot && arena.i32[arena.slotWord(slot) + T_SW_DEPTH] > SW_CAP) deep++;
 });
-
-/** A round whose worker parks in the deepest inc (cells[PARKED]) and is terminated there. */
-async function parkedRound(arena: Arena, data: unknown, cells: Int32Array): Promise<{ at: number; done: number; errors: string[] }> {
-  const k = new KillTarget(arena, 'swsync-deep-kill', data);
-  targets.push(k);
-  cells.fill(0);
-  await k.ready;
-  await k.killParked(cells, SW_GO, PARKED);
-  targets.splice(targets.indexOf(k), 1);
-  return { at: Atomics.load(cells, SW_AT), done: Atomics.load(cells, SW_DONE), errors: k.errors };
-}
 
 describe('sw_sync incs nested past the slot\'s timeline records', () => {
   it(`an inc cascade ${LEVELS} timelines deep cut off at seeded points (at least ${KILLS} kills): reached points signaled, callbacks once, nothing leaks`, async () => {
@@ -85,9 +74,8 @@ describe('sw_sync incs nested past the slot\'s timeline records', () => {
       const park = parks ? { cell: PARKED, point: points[LEVELS - 1][0].handle } : null;
       const data = { buffer: arena.buffer, shared: cells.buffer, timelines: tls.map((tl) => tl.handle), triggers, step: STEP, steps: STEPS, park };
       const deepBefore = deep;
-      const { at, done, errors } = parks
-        ? await parkedRound(arena, data, cells)
-        : await killRound(arena, 'swsync-deep-kill', data, targets, cells, { go: SW_GO, at: SW_AT, done: SW_DONE }, rand(delay));
+      const steps = { go: SW_GO, at: SW_AT, done: SW_DONE };
+      const { at, done, errors } = await killRound(arena, 'swsync-deep-kill', data, targets, cells, steps, parks ? 0 : rand(delay), parks ? PARKED : undefined);
       expect(errors, `round ${round}`).toEqual([]);
       if (at > done) inside++;
       if (parks) expect(deep, `round ${round}: parked in the deepest inc, reaped past ${SW_CAP} records`).toBe(deepBefore + 1);

@@ -152,18 +152,20 @@ export interface KillRound {
 /**
  * One round of a kill loop: starts fixture `name` with `workerData` (listed in `targets` while it
  * lives, so a failing test's cleanup terminates it), clears `cells`, and once it is ready kills it
- * `jitterUs` after its first step (cells[go], cells[at], cells[done] as in the protocol above).
+ * `jitterUs` after its first step (cells[go], cells[at], cells[done] as in the protocol above) —
+ * or, given `parked`, where the fixture parked (KillTarget.killParked; `jitterUs` unused).
  * Resolves after its exit, so after its reap.
  */
 export async function killRound(
   arena: Arena, name: string, workerData: unknown, targets: KillTarget[],
-  cells: Int32Array, idx: { go: number; at: number; done: number }, jitterUs: number,
+  cells: Int32Array, idx: { go: number; at: number; done: number }, jitterUs: number, parked?: number,
 ): Promise<KillRound> {
   const k = new KillTarget(arena, name, workerData);
   targets.push(k);
   for (let c = 0; c < cells.length; c++) Atomics.store(cells, c, 0);
   await k.ready;
-  await k.killDuringWork(cells, idx.go, idx.at, jitterUs);
+  if (parked === undefined) await k.killDuringWork(cells, idx.go, idx.at, jitterUs);
+  else await k.killParked(cells, idx.go, parked);
   targets.splice(targets.indexOf(k), 1);
   return { at: Atomics.load(cells, idx.at), done: Atomics.load(cells, idx.done), errors: k.errors };
 }
