@@ -9,17 +9,23 @@ import { LOCK_DIED, LOCK_OWNER_MASK, LOCK_WAITERS } from './layout.js';
 import { watchOwner } from './owners.js';
 
 /**
- * Looks at the word before sleeping. With the backoff between them (below) they span about 2.5 µs:
- * enough for a short critical section, and a holder that was preempted (more threads than cores)
- * soon stops costing the waiter's core. Measured against other counts (fence inline lock, 2
- * workers pinned to the 2 cores, ÷ a bare test-and-set in the same rounds, ~100 rounds each): 12
- * looks 0.88–0.96, 6 looks 0.91, 9 looks 0.51 (and 0.71 with the backoff up to 1024), 24 looks
- * 0.70, 48 looks 0.38 (not monotonic, cause not found; same-build copies in the same rounds agree within 0.01).
+ * Looks at the word before sleeping. With the backoff between them (below) they span about 0.25 µs:
+ * a critical section already running on another core ends within that (the fence's own paths hold
+ * the lock for less). A word still held after it is being retaken back to back, or its holder was
+ * preempted, and then sleeping serves both threads better: the holder goes on at one thread's speed
+ * from its own cache instead of handing the line over at every acquisition.
+ * Measured in the contention bench's setting (2 workers, not pinned; the fence's inline lock ÷ a
+ * bare test-and-set, interleaved rounds in one process, median of 10), looks / backoff cap:
+ * 12 / 256 (~2.5 µs, the old setting) 1.03–1.10×, and 0.65–1.05× from one full bench run to the
+ * next; 20 / 32 0.90×; 40 / 32 0.87×; 12 / 64 1.31×; 12 / 32 1.52×; 6 / 64 2.09–2.51×; 4 / 64
+ * 2.31×; 2 / 256 2.75×. The shorter the spin, the more often a waiter sleeps: at 6 / 64 the two
+ * workers used 1.5 of the 2 cores, at 12 / 256 1.96. Shares stayed even over a 200 ms cell (Jain
+ * index ≥ 0.96). No shorter: every sleep costs the sleeper 13–120 µs before it runs again.
  */
-export const FUTEX_SPINS = 12;
+export const FUTEX_SPINS = 6;
 /**
  * Busy wait between two looks, in iterations of a multiply-add that touches no memory: it doubles
- * from SPIN_BACKOFF_MIN (a few ns) to SPIN_BACKOFF_MAX (~0.35 µs). Every look at a held word takes
+ * from SPIN_BACKOFF_MIN (a few ns) to SPIN_BACKOFF_MAX (~80 ns). Every look at a held word takes
  * a copy of its cache line, and the holder's next compare-exchange on it (its unlock, then its next
  * lock) has to take the line back first: a waiter that looks back to back makes every release a
  * hand-over, and with two threads the lock changed hands at every acquisition (measured: one
@@ -27,7 +33,7 @@ export const FUTEX_SPINS = 12;
  * lets the holder release and retake the word from its own cache now and then.
  */
 const SPIN_BACKOFF_MIN = 4;
-const SPIN_BACKOFF_MAX = 256;
+const SPIN_BACKOFF_MAX = 64;
 /** Where the backoff's busy work goes, so that the compiler cannot drop the loop. */
 let backoffSink = 0;
 
