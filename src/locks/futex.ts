@@ -10,17 +10,17 @@ import { watchOwner } from './owners.js';
 
 /**
  * Looks at the word before sleeping. With the backoff between them (below) they span about 0.25 µs:
- * a critical section already running on another core ends within that (the fence's own paths hold
- * the lock for less). A word still held after it is being retaken back to back, or its holder was
- * preempted, and then sleeping serves both threads better: the holder goes on at one thread's speed
- * from its own cache instead of handing the line over at every acquisition.
+ * a short critical section already running on another core ends within that. A word still held
+ * after it is being retaken back to back, or its holder was preempted, and then sleeping serves
+ * both threads better: the holder goes on at one thread's speed from its own cache instead of
+ * handing the line over at every acquisition.
  * Measured in the contention bench's setting (2 workers, not pinned; the fence's inline lock ÷ a
  * bare test-and-set, interleaved rounds in one process, median of 10), looks / backoff cap:
- * 12 / 256 (~2.5 µs, the old setting) 1.03–1.10×, and 0.65–1.05× from one full bench run to the
- * next; 20 / 32 0.90×; 40 / 32 0.87×; 12 / 64 1.31×; 12 / 32 1.52×; 6 / 64 2.09–2.51×; 4 / 64
- * 2.31×; 2 / 256 2.75×. The shorter the spin, the more often a waiter sleeps: at 6 / 64 the two
- * workers used 1.5 of the 2 cores, at 12 / 256 1.96. Shares stayed even over a 200 ms cell (Jain
- * index ≥ 0.96). No shorter: every sleep costs the sleeper 13–120 µs before it runs again.
+ * 12 / 256 (~2.5 µs, the old setting) 0.98–1.10×, and 0.65–1.10× from one full bench run to the
+ * next; 40 / 32 0.74–0.87×; 20 / 32 0.90×; 12 / 64 1.31×; 12 / 32 1.52–1.91×; 6 / 64 2.09–2.51×;
+ * 4 / 64 2.31×; 2 / 256 2.75×. The shorter the spin, the more often a waiter sleeps: at 6 / 64 the
+ * two workers used 1.3–1.6 of the 2 cores, at 12 / 256 1.9–2.0. Shares stayed even over a 200 ms
+ * cell (Jain index ≥ 0.96). No shorter: every sleep costs the sleeper 13–120 µs before it runs again.
  */
 export const FUTEX_SPINS = 6;
 /**
